@@ -1,0 +1,428 @@
+//! [`Client`]: connect, typed requests, events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use confab_protocol::{
+    Member, Millis, Request, ResumePoint, RoomEvent, RoomId, RoomInfo, Seq, ServerMsg, SessionUser,
+    UserId, Visibility, Welcome,
+};
+
+use crate::connection::establish;
+use crate::endpoint::Endpoint;
+use crate::event::{Event, Events};
+use crate::options::ConnectOptions;
+use crate::supervisor::{Command, IdGen, State, Supervisor};
+use crate::tracker::SeqTracker;
+use crate::Error;
+
+/// Capacity of the client → supervisor command queue; callers wait when
+/// it is full.
+const COMMAND_QUEUE: usize = 1024;
+
+/// An authenticated session, returned by [`Client::register`] and
+/// [`Client::login`]. The client remembers the token for reconnects; keep it
+/// to authenticate a later connection with [`ConnectOptions::token`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: UserId,
+    pub username: String,
+    /// Opaque session token (43 characters of base64url).
+    pub token: String,
+}
+
+/// The durable acknowledgement of a sent message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageAck {
+    pub room: RoomId,
+    /// The message's sequence number in the room.
+    pub seq: Seq,
+    /// The server's timestamp (ms since the Unix epoch).
+    pub at: Millis,
+}
+
+/// One page of a room's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub room: RoomId,
+    /// Newest first.
+    pub events: Vec<RoomEvent>,
+    /// Whether events older than the last one here exist.
+    pub has_more: bool,
+}
+
+/// A connection to a Confab server.
+///
+/// Cheap to clone: clones share the connection and the event stream. The
+/// connection closes when [`Client::close`] is called or the last clone is
+/// dropped. Every request method waits at most
+/// [`ConnectOptions::request_timeout`] for its reply.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The way to the supervisor task, which owns the connection.
+    commands: mpsc::Sender<Command>,
+    /// Welcome, session and token as the supervisor last published them.
+    state: watch::Receiver<State>,
+    events: Events,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.inner.state.borrow();
+        f.debug_struct("Client")
+            .field("server", &state.welcome.server)
+            .field("session", &state.session)
+            .field("connected", &state.connected)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects to `url` (`confab://host:port`), sends HELLO and waits for
+    /// WELCOME, all within [`ConnectOptions::connect_timeout`].
+    ///
+    /// With [`ConnectOptions::token`] the connection is authenticated at
+    /// once; an invalid or expired token fails with [`Error::Server`] code
+    /// `INVALID_TOKEN`. Must be called within a Tokio runtime.
+    pub async fn connect(url: &str, options: ConnectOptions) -> Result<Client, Error> {
+        let endpoint = Endpoint::parse(url)?;
+        let mut tracker = SeqTracker::new();
+        for p in &options.resume {
+            tracker.raise(p.room, p.after);
+        }
+        let mut ids = IdGen::default();
+        let hello = Supervisor::hello(options.token.clone(), tracker.resume_points());
+        let hello_id = ids.next(|_| false);
+        let live = tokio::time::timeout(
+            options.connect_timeout,
+            establish(&endpoint, hello, hello_id, options.max_inbound_frame_len),
+        )
+        .await
+        .map_err(|_| Error::Timeout)??;
+
+        let (state_tx, state) =
+            watch::channel(State::new(live.welcome.clone(), options.token.clone()));
+        let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let request_timeout = options.request_timeout;
+        let supervisor = Supervisor::new(
+            endpoint,
+            options,
+            commands_rx,
+            events_tx,
+            state_tx,
+            tracker,
+            ids,
+        );
+        tokio::spawn(supervisor.run(live));
+        Ok(Client {
+            inner: Arc::new(Inner {
+                commands,
+                state,
+                events: Events::new(events_rx),
+                request_timeout,
+            }),
+        })
+    }
+
+    /// WELCOME of the current connection (or the last one, while
+    /// disconnected): server name and limits.
+    pub fn welcome(&self) -> Welcome {
+        self.inner.state.borrow().welcome.clone()
+    }
+
+    /// Who this connection is authenticated as, if anyone.
+    pub fn session(&self) -> Option<SessionUser> {
+        self.inner.state.borrow().session.clone()
+    }
+
+    /// The remembered session token (from HELLO, REGISTER or LOGIN), used to
+    /// re-authenticate after a reconnect. Cleared by LOGOUT.
+    pub fn token(&self) -> Option<String> {
+        self.inner.state.borrow().token.clone()
+    }
+
+    /// Whether a connection is up right now.
+    pub fn is_connected(&self) -> bool {
+        self.inner.state.borrow().connected
+    }
+
+    /// Creates an account and authenticates this connection as it.
+    pub async fn register(&self, username: &str, password: &str) -> Result<Session, Error> {
+        let req = Request::Register {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        match self.request(req).await? {
+            ServerMsg::Session {
+                user,
+                username,
+                token,
+            } => Ok(Session {
+                user,
+                username,
+                token,
+            }),
+            other => Err(unexpected("register", &other)),
+        }
+    }
+
+    /// Authenticates this connection.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Session, Error> {
+        let req = Request::Login {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        match self.request(req).await? {
+            ServerMsg::Session {
+                user,
+                username,
+                token,
+            } => Ok(Session {
+                user,
+                username,
+                token,
+            }),
+            other => Err(unexpected("login", &other)),
+        }
+    }
+
+    /// Ends the session on the server. The server then closes every
+    /// connection using it, this one included ([`Event::Closed`] with
+    /// `LOGGED_OUT`), and the client does not reconnect.
+    pub async fn logout(&self) -> Result<(), Error> {
+        match self.request(Request::Logout).await? {
+            ServerMsg::Ok => Ok(()),
+            other => Err(unexpected("logout", &other)),
+        }
+    }
+
+    /// Creates a room owned by the caller; resolves once it is durable.
+    pub async fn create_room(
+        &self,
+        name: &str,
+        topic: &str,
+        visibility: Visibility,
+    ) -> Result<RoomInfo, Error> {
+        let req = Request::CreateRoom {
+            name: name.to_owned(),
+            topic: topic.to_owned(),
+            visibility,
+        };
+        match self.request(req).await? {
+            ServerMsg::Room(info) => Ok(info),
+            other => Err(unexpected("create_room", &other)),
+        }
+    }
+
+    /// Rooms visible to the caller whose name or topic contains `query`
+    /// (case-insensitive), ordered by id: one page and the total count.
+    /// `limit` must be 1–200.
+    pub async fn list_rooms(
+        &self,
+        query: &str,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<RoomInfo>, u32), Error> {
+        match self
+            .request(Request::ListRooms {
+                query: query.to_owned(),
+                offset,
+                limit,
+            })
+            .await?
+        {
+            ServerMsg::RoomList { rooms, total } => Ok((rooms, total)),
+            other => Err(unexpected("list_rooms", &other)),
+        }
+    }
+
+    /// Joins a room; resolves once the membership is durable.
+    pub async fn join_room(&self, room: RoomId) -> Result<RoomInfo, Error> {
+        match self.request(Request::JoinRoom { room }).await? {
+            ServerMsg::Room(info) => Ok(info),
+            other => Err(unexpected("join_room", &other)),
+        }
+    }
+
+    /// Leaves a room; resolves once that is durable.
+    pub async fn leave_room(&self, room: RoomId) -> Result<(), Error> {
+        match self.request(Request::LeaveRoom { room }).await? {
+            ServerMsg::Ok => Ok(()),
+            other => Err(unexpected("leave_room", &other)),
+        }
+    }
+
+    /// The room's members in join order (members only).
+    pub async fn members(&self, room: RoomId) -> Result<Vec<Member>, Error> {
+        match self.request(Request::ListMembers { room }).await? {
+            ServerMsg::MemberList { members, .. } => Ok(members),
+            other => Err(unexpected("members", &other)),
+        }
+    }
+
+    /// Sends a message; resolves on the server's durable acknowledgement.
+    /// The message's own [`Event::Room`] usually arrives before this returns.
+    pub async fn send_message(&self, room: RoomId, text: &str) -> Result<MessageAck, Error> {
+        match self
+            .request(Request::SendMessage {
+                room,
+                body: text.to_owned(),
+            })
+            .await?
+        {
+            ServerMsg::MessageAck { room, seq, at } => Ok(MessageAck { room, seq, at }),
+            other => Err(unexpected("send_message", &other)),
+        }
+    }
+
+    /// Up to `limit` (1–200) events with `seq < before`, newest first;
+    /// `before = Seq(0)` starts from the newest event.
+    pub async fn history(
+        &self,
+        room: RoomId,
+        before: Seq,
+        limit: u32,
+    ) -> Result<HistoryPage, Error> {
+        match self
+            .request(Request::History {
+                room,
+                before,
+                limit,
+            })
+            .await?
+        {
+            ServerMsg::HistoryPage {
+                room,
+                events,
+                has_more,
+            } => Ok(HistoryPage {
+                room,
+                events,
+                has_more,
+            }),
+            other => Err(unexpected("history", &other)),
+        }
+    }
+
+    /// The rooms the caller is a member of.
+    pub async fn my_rooms(&self) -> Result<Vec<RoomInfo>, Error> {
+        match self.request(Request::MyRooms).await? {
+            ServerMsg::RoomList { rooms, .. } => Ok(rooms),
+            other => Err(unexpected("my_rooms", &other)),
+        }
+    }
+
+    /// Sends PING and returns the round-trip time.
+    pub async fn ping(&self) -> Result<Duration, Error> {
+        let nonce = rand::random::<u64>();
+        let start = Instant::now();
+        match self.request(Request::Ping { nonce }).await? {
+            ServerMsg::Pong { nonce: echoed } if echoed == nonce => Ok(start.elapsed()),
+            other => Err(unexpected("ping", &other)),
+        }
+    }
+
+    /// Sends any request and returns the server's reply (an ERROR reply
+    /// becomes [`Error::Server`]). The typed methods are built on this; it
+    /// is here for tools and tests. Sending HELLO makes the server close
+    /// the connection.
+    pub async fn request(&self, req: Request) -> Result<ServerMsg, Error> {
+        let deadline = Instant::now() + self.inner.request_timeout;
+        let (reply, rx) = oneshot::channel();
+        match tokio::time::timeout_at(
+            deadline,
+            self.inner.commands.send(Command::Request { req, reply }),
+        )
+        .await
+        {
+            Err(_) => return Err(Error::Timeout),
+            Ok(Err(_)) => return Err(Error::Disconnected),
+            Ok(Ok(())) => {}
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Err(_) => Err(Error::Timeout),
+            Ok(Err(_)) => Err(Error::Disconnected),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    /// The event stream (shared by all clones of this client).
+    pub fn events(&self) -> Events {
+        self.inner.events.clone()
+    }
+
+    /// The next event; `None` once the client has stopped for good.
+    pub async fn next_event(&self) -> Option<Event> {
+        self.inner.events.next().await
+    }
+
+    /// The next event, or `None` if none arrives within `timeout` (or the
+    /// client has stopped for good).
+    pub async fn next_event_timeout(&self, timeout: Duration) -> Option<Event> {
+        self.inner.events.next_timeout(timeout).await
+    }
+
+    /// Declares that the application has seen `room` up to `seq` (from
+    /// [`Client::history`], say): later events at or below it are dropped,
+    /// and a reconnect resumes after it. Never lowers what was seen.
+    pub async fn track_room(&self, room: RoomId, seq: Seq) {
+        let _ = self.inner.commands.send(Command::Track { room, seq }).await;
+    }
+
+    /// The last seen seq of every tracked room: what a reconnect would ask
+    /// to resume from. Pass them in [`ConnectOptions::resume`] to resume on
+    /// a new client. Empty once the client has stopped.
+    pub async fn resume_points(&self) -> Vec<ResumePoint> {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .inner
+            .commands
+            .send(Command::ResumePoints { reply })
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// The last seen seq of `room`, if the room is tracked.
+    pub async fn last_seen(&self, room: RoomId) -> Option<Seq> {
+        self.resume_points()
+            .await
+            .into_iter()
+            .find(|p| p.room == room)
+            .map(|p| p.after)
+    }
+
+    /// Closes the connection and stops reconnecting. Requests in flight fail
+    /// with [`Error::Disconnected`]; the event stream ends. Idempotent.
+    pub async fn close(&self) {
+        let (done, rx) = oneshot::channel();
+        if self
+            .inner
+            .commands
+            .send(Command::Close { done })
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn unexpected(request: &'static str, reply: &ServerMsg) -> Error {
+    Error::UnexpectedReply {
+        request,
+        kind: reply.kind(),
+    }
+}

@@ -1,0 +1,227 @@
+//! Server addresses: `confab://host:port` and friends.
+//!
+//! Parsing knows every scheme Confab will speak; which of them can actually
+//! be dialled is decided in [`crate::transport`], so adding TLS or WebSocket
+//! touches only that module.
+
+use crate::Error;
+
+/// Port used when a `confab://` or `confabs://` URL names none.
+pub const DEFAULT_PORT: u16 = 7400;
+
+/// How the frames travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// `confab://`: plain TCP.
+    Tcp,
+    /// `confabs://`: TLS (ALPN `confab/1`). Not yet supported.
+    Tls,
+    /// `ws://`: WebSocket, one frame per binary message. Not yet supported.
+    Ws,
+    /// `wss://`: WebSocket over TLS. Not yet supported.
+    Wss,
+}
+
+impl Scheme {
+    /// The scheme as written in a URL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Tcp => "confab",
+            Scheme::Tls => "confabs",
+            Scheme::Ws => "ws",
+            Scheme::Wss => "wss",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Tcp | Scheme::Tls => DEFAULT_PORT,
+            Scheme::Ws => 80,
+            Scheme::Wss => 443,
+        }
+    }
+}
+
+/// A parsed server URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub scheme: Scheme,
+    /// Host name or IP address; IPv6 addresses without their brackets.
+    pub host: String,
+    pub port: u16,
+    /// The path (WebSocket upgrade target); `/` when the URL has none.
+    pub path: String,
+}
+
+impl Endpoint {
+    /// Parses `scheme://host[:port][/path]`. Unknown schemes are
+    /// [`Error::UnsupportedScheme`]; malformed URLs are [`Error::InvalidUrl`].
+    /// Only WebSocket URLs may carry a path other than `/`.
+    pub fn parse(url: &str) -> Result<Endpoint, Error> {
+        let invalid = |reason| Error::InvalidUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| invalid("expected scheme://host:port"))?;
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "confab" => Scheme::Tcp,
+            "confabs" => Scheme::Tls,
+            "ws" => Scheme::Ws,
+            "wss" => Scheme::Wss,
+            "" => return Err(invalid("missing scheme")),
+            _ => return Err(Error::UnsupportedScheme(scheme.to_owned())),
+        };
+        if rest.contains(['?', '#']) {
+            return Err(invalid("query strings and fragments are not supported"));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.contains('@') {
+            return Err(invalid("user information is not supported"));
+        }
+        if path != "/" && !matches!(scheme, Scheme::Ws | Scheme::Wss) {
+            return Err(invalid("only WebSocket URLs may have a path"));
+        }
+        let (host, port) = split_host_port(authority).map_err(invalid)?;
+        if host.is_empty() {
+            return Err(invalid("missing host"));
+        }
+        let port = match port {
+            None => scheme.default_port(),
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p != 0 => p,
+                _ => return Err(invalid("port must be a number from 1 to 65535")),
+            },
+        };
+        Ok(Endpoint {
+            scheme,
+            host: host.to_owned(),
+            port,
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// Splits `host[:port]` or `[v6][:port]`.
+fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), &'static str> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or("unclosed '[' in IPv6 address")?;
+        return match after {
+            "" => Ok((host, None)),
+            _ => after
+                .strip_prefix(':')
+                .map(|p| (host, Some(p)))
+                .ok_or("unexpected text after ']'"),
+        };
+    }
+    match authority.split_once(':') {
+        None => Ok((authority, None)),
+        Some((_, p)) if p.contains(':') => Err("IPv6 addresses must be written in brackets"),
+        Some((h, p)) => Ok((h, Some(p))),
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = self.scheme.as_str();
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)?;
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)?;
+        }
+        if self.path != "/" {
+            f.write_str(&self.path)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(url: &str) -> Endpoint {
+        match Endpoint::parse(url) {
+            Ok(e) => e,
+            Err(e) => panic!("{url}: {e}"),
+        }
+    }
+
+    fn invalid(url: &str) -> bool {
+        matches!(Endpoint::parse(url), Err(Error::InvalidUrl { .. }))
+    }
+
+    #[test]
+    fn plain_tcp_url_with_port() {
+        let e = ok("confab://127.0.0.1:7400");
+        assert_eq!(
+            (e.scheme, e.host.as_str(), e.port, e.path.as_str()),
+            (Scheme::Tcp, "127.0.0.1", 7400, "/")
+        );
+        assert_eq!(e.to_string(), "confab://127.0.0.1:7400");
+    }
+
+    #[test]
+    fn port_defaults_per_scheme() {
+        assert_eq!(ok("confab://chat.example").port, DEFAULT_PORT);
+        assert_eq!(ok("confabs://chat.example/").port, DEFAULT_PORT);
+        assert_eq!(ok("ws://chat.example").port, 80);
+        assert_eq!(ok("wss://chat.example").port, 443);
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive() {
+        assert_eq!(ok("CONFAB://localhost:1").scheme, Scheme::Tcp);
+    }
+
+    #[test]
+    fn ipv6_hosts_use_brackets() {
+        let e = ok("confab://[::1]:9000");
+        assert_eq!((e.host.as_str(), e.port), ("::1", 9000));
+        assert_eq!(e.to_string(), "confab://[::1]:9000");
+        assert_eq!(ok("confab://[::1]").port, DEFAULT_PORT);
+        assert!(invalid("confab://::1:9000"));
+        assert!(invalid("confab://[::1"));
+        assert!(invalid("confab://[::1]x"));
+    }
+
+    #[test]
+    fn websocket_urls_keep_their_path() {
+        let e = ok("wss://chat.example:8443/confab");
+        assert_eq!(
+            (e.scheme, e.port, e.path.as_str()),
+            (Scheme::Wss, 8443, "/confab")
+        );
+    }
+
+    #[test]
+    fn unknown_schemes_are_unsupported_not_invalid() {
+        assert!(
+            matches!(Endpoint::parse("http://x:1"), Err(Error::UnsupportedScheme(s)) if s == "http")
+        );
+    }
+
+    #[test]
+    fn malformed_urls_are_invalid() {
+        for url in [
+            "",
+            "127.0.0.1:7400",
+            "://host:1",
+            "confab://",
+            "confab://:7400",
+            "confab://host:",
+            "confab://host:0",
+            "confab://host:65536",
+            "confab://host:abc",
+            "confab://user@host:1",
+            "confab://host:1/path",
+            "confab://host:1?x=1",
+        ] {
+            assert!(invalid(url), "{url:?} should be invalid");
+        }
+    }
+}

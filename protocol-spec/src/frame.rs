@@ -1,0 +1,211 @@
+//! Framing (SPEC.md §2): every frame is
+//!
+//! ```text
+//! +----------------+-----------+----------------+-------------------+
+//! | length: u32 BE | type: u8  | request id: u32 BE | payload ...   |
+//! +----------------+-----------+----------------+-------------------+
+//! ```
+//!
+//! `length` counts the bytes after itself (type + request id + payload), so
+//! it is at least 5. The codec knows nothing of sockets or tasks: it turns
+//! bytes into [`RawFrame`]s and back.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+/// Bytes of the fixed header: length (4) + type (1) + request id (4).
+pub const HEADER_LEN: usize = 9;
+/// The smallest legal value of the length field.
+pub const MIN_LENGTH: u32 = 5;
+/// Default maximum value of the length field (64 KiB), announced in WELCOME.
+pub const DEFAULT_MAX_FRAME_LEN: u32 = 64 * 1024;
+
+/// Frame type numbers (SPEC.md §4). Ranges: `0x01..=0x3F` requests (client →
+/// server), `0x40..=0x7F` responses, `0x80..=0xBF` events (request id 0).
+pub mod kind {
+    pub const HELLO: u8 = 0x01;
+    pub const PING: u8 = 0x02;
+    pub const REGISTER: u8 = 0x03;
+    pub const LOGIN: u8 = 0x04;
+    pub const LOGOUT: u8 = 0x05;
+    pub const CREATE_ROOM: u8 = 0x10;
+    pub const LIST_ROOMS: u8 = 0x11;
+    pub const JOIN_ROOM: u8 = 0x12;
+    pub const LEAVE_ROOM: u8 = 0x13;
+    pub const LIST_MEMBERS: u8 = 0x14;
+    pub const SEND_MESSAGE: u8 = 0x15;
+    pub const HISTORY: u8 = 0x16;
+    pub const MY_ROOMS: u8 = 0x17;
+
+    pub const WELCOME: u8 = 0x40;
+    pub const PONG: u8 = 0x41;
+    pub const OK: u8 = 0x42;
+    pub const ERROR: u8 = 0x43;
+    pub const SESSION: u8 = 0x44;
+    pub const ROOM: u8 = 0x45;
+    pub const ROOM_LIST: u8 = 0x46;
+    pub const MEMBER_LIST: u8 = 0x47;
+    pub const MESSAGE_ACK: u8 = 0x48;
+    pub const HISTORY_PAGE: u8 = 0x49;
+
+    pub const EVENT: u8 = 0x80;
+    pub const RESUME_GAP: u8 = 0x81;
+    pub const CLOSE: u8 = 0x82;
+
+    /// Whether `t` lies in the request range.
+    pub fn is_request(t: u8) -> bool {
+        (0x01..=0x3f).contains(&t)
+    }
+}
+
+/// One undecoded frame: its type, request id and payload bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFrame {
+    pub kind: u8,
+    pub req_id: u32,
+    pub payload: Bytes,
+}
+
+/// Why a byte stream could not be split into frames. Every variant is fatal
+/// for the connection: framing is lost.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame length {len} exceeds the maximum {max}")]
+    TooLarge { len: u32, max: u32 },
+    #[error("frame length {0} is below the minimum of 5")]
+    TooShort(u32),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// tokio-util codec for [`RawFrame`]s with a maximum frame length.
+#[derive(Debug, Clone)]
+pub struct FrameCodec {
+    max_len: u32,
+}
+
+impl FrameCodec {
+    pub fn new(max_len: u32) -> Self {
+        FrameCodec { max_len }
+    }
+
+    pub fn max_len(&self) -> u32 {
+        self.max_len
+    }
+}
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        FrameCodec::new(DEFAULT_MAX_FRAME_LEN)
+    }
+}
+
+/// Splits one frame off the front of `src` if a whole one is buffered. Shared
+/// by the tokio codec and by transports that get whole messages (WebSocket).
+pub fn split_frame(src: &mut BytesMut, max_len: u32) -> Result<Option<RawFrame>, FrameError> {
+    if src.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]);
+    if len < MIN_LENGTH {
+        return Err(FrameError::TooShort(len));
+    }
+    if len > max_len {
+        return Err(FrameError::TooLarge { len, max: max_len });
+    }
+    let total = 4 + len as usize;
+    if src.len() < total {
+        src.reserve(total - src.len());
+        return Ok(None);
+    }
+    let mut frame = src.split_to(total);
+    frame.advance(4);
+    let kind = frame.get_u8();
+    let req_id = frame.get_u32();
+    Ok(Some(RawFrame {
+        kind,
+        req_id,
+        payload: frame.freeze(),
+    }))
+}
+
+impl Decoder for FrameCodec {
+    type Item = RawFrame;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<RawFrame>, FrameError> {
+        split_frame(src, self.max_len)
+    }
+}
+
+impl Encoder<RawFrame> for FrameCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, item: RawFrame, dst: &mut BytesMut) -> Result<(), FrameError> {
+        let len = MIN_LENGTH as usize + item.payload.len();
+        if len > self.max_len as usize {
+            return Err(FrameError::TooLarge {
+                len: len as u32,
+                max: self.max_len,
+            });
+        }
+        dst.reserve(4 + len);
+        dst.put_u32(len as u32);
+        dst.put_u8(item.kind);
+        dst.put_u32(item.req_id);
+        dst.put_slice(&item.payload);
+        Ok(())
+    }
+}
+
+/// Starts a frame in `buf`: writes a placeholder length, the type and the
+/// request id, and returns the offset to pass to [`end_frame`].
+#[inline]
+pub fn begin_frame(buf: &mut BytesMut, kind: u8, req_id: u32) -> usize {
+    let start = buf.len();
+    buf.put_u32(0);
+    buf.put_u8(kind);
+    buf.put_u32(req_id);
+    start
+}
+
+/// Back-patches the length of the frame begun at `start`.
+#[inline]
+pub fn end_frame(buf: &mut BytesMut, start: usize) {
+    let len = (buf.len() - start - 4) as u32;
+    buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_frames_wait_for_more_bytes() {
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::from(&[0u8, 0, 0, 6, kind::PING, 0, 0, 0][..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(&[7, 0x2a]);
+        let f = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            (f.kind, f.req_id, &f.payload[..]),
+            (kind::PING, 7, &[0x2a][..])
+        );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn oversize_and_undersize_lengths_are_errors() {
+        let mut codec = FrameCodec::new(100);
+        let mut big = BytesMut::from(&101u32.to_be_bytes()[..]);
+        assert!(matches!(
+            codec.decode(&mut big),
+            Err(FrameError::TooLarge { len: 101, max: 100 })
+        ));
+        let mut small = BytesMut::from(&4u32.to_be_bytes()[..]);
+        assert!(matches!(
+            codec.decode(&mut small),
+            Err(FrameError::TooShort(4))
+        ));
+    }
+}

@@ -1,0 +1,59 @@
+//! The Confab wire protocol, as specified normatively in `SPEC.md` beside
+//! this crate.
+//!
+//! - [`frame`]: length-prefixed framing and the tokio-util codec.
+//! - [`wire`]: primitive encodings (varints, strings, options).
+//! - [`msg`]: typed requests, responses and events.
+//! - [`error`]: stable error and close codes.
+//! - [`ids`]: newtypes for room ids, user ids and sequence numbers.
+//!
+//! **Architecture invariant:** this crate knows nothing of sockets, tasks or
+//! storage. It turns bytes into typed values and back, and never panics on
+//! any input.
+
+pub mod error;
+pub mod frame;
+pub mod ids;
+pub mod msg;
+pub mod wire;
+
+pub use error::ErrorCode;
+pub use frame::{FrameCodec, FrameError, RawFrame};
+pub use ids::{Millis, RoomId, Seq, UserId};
+pub use msg::*;
+
+/// Why a frame's payload could not be decoded. All are protocol errors
+/// (`MALFORMED_FRAME`), except [`DecodeError::UnknownFrameType`]
+/// (`UNKNOWN_FRAME_TYPE`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("payload ended early")]
+    Truncated,
+    #[error("varint longer than its type allows")]
+    VarintOverflow,
+    #[error("string is not valid UTF-8")]
+    InvalidUtf8,
+    #[error("invalid {field} value {value}")]
+    InvalidValue { field: &'static str, value: u64 },
+    #[error("unknown frame type 0x{0:02x}")]
+    UnknownFrameType(u8),
+}
+
+impl DecodeError {
+    /// The error code a server answers this decode failure with.
+    ///
+    /// A type in the response (`0x40..=0xBF`) or event range is a frame only
+    /// servers send, so a client sending one gets `UNEXPECTED_FRAME` (106),
+    /// not `UNKNOWN_FRAME_TYPE` (101): [`Request::decode`] reports both as
+    /// [`DecodeError::UnknownFrameType`], and SPEC.md §4 tells them apart by
+    /// range. (Fix: this used to answer 101 for every unknown type.)
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::UnknownFrameType(t) if (0x40..=0xbf).contains(t) => {
+                ErrorCode::UnexpectedFrame
+            }
+            DecodeError::UnknownFrameType(_) => ErrorCode::UnknownFrameType,
+            _ => ErrorCode::MalformedFrame,
+        }
+    }
+}

@@ -1,0 +1,759 @@
+//! The committed test vectors, as the generator builds them (SPEC.md §11).
+//!
+//! Round-trip vectors are typed messages encoded by the crate. Decode-only
+//! and reject vectors are hand-assembled bytes, because no conforming encoder
+//! produces them.
+
+use confab_protocol::frame::kind;
+use confab_protocol::{
+    ErrorCode, EventBody, Hello, Member, Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo,
+    Seq, ServerMsg, SessionUser, UserId, Visibility, Welcome,
+};
+
+/// A decoded frame and the side that sends it.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Client(Request),
+    Server(ServerMsg),
+}
+
+impl Msg {
+    pub fn direction(&self) -> &'static str {
+        match self {
+            Msg::Client(_) => "client_to_server",
+            Msg::Server(_) => "server_to_client",
+        }
+    }
+}
+
+/// A frame that encodes to exactly the committed bytes (`vectors/*.json`).
+pub struct RoundTrip {
+    pub file: &'static str,
+    pub name: &'static str,
+    pub req_id: u32,
+    pub msg: Msg,
+}
+
+/// Bytes that a decoder must accept as `msg`, though an encoder would write
+/// them differently (`vectors/decode_only/*.json`).
+pub struct DecodeOnly {
+    pub file: &'static str,
+    pub name: &'static str,
+    pub bytes: Vec<u8>,
+    pub msg: Msg,
+}
+
+/// Bytes that a decoder must reject with `error_code`
+/// (`vectors/reject/*.json`).
+pub struct Reject {
+    pub file: &'static str,
+    pub name: &'static str,
+    pub direction: &'static str,
+    pub max_frame_len: u32,
+    pub bytes: Vec<u8>,
+    pub error_code: ErrorCode,
+    /// Part of the crate's error message, so that a vector cannot pass by
+    /// failing for some other reason. Not written to the file.
+    pub detail: &'static str,
+}
+
+/// 2023-11-14T22:13:20Z, a fixed "now" for every timestamp.
+const NOW: u64 = 1_700_000_000_000;
+const TOKEN: &str = "9j_jxV46m6g-oZpOzpeOTTxt1E5aJyR3B3RZqK2F5tU";
+
+fn rust_cafe() -> RoomInfo {
+    RoomInfo {
+        id: RoomId(42),
+        name: "Rust Café".into(),
+        topic: "Systems programming, ☕ included".into(),
+        visibility: Visibility::Public,
+        owner: UserId(17),
+        member_count: 3,
+        last_seq: Seq(128),
+        created_at: NOW - 86_400_000,
+    }
+}
+
+fn core_team() -> RoomInfo {
+    RoomInfo {
+        id: RoomId(300),
+        name: "core-team".into(),
+        topic: String::new(),
+        visibility: Visibility::Private,
+        owner: UserId(17),
+        member_count: 2,
+        last_seq: Seq(9),
+        created_at: NOW - 3_600_000,
+    }
+}
+
+fn event(seq: u64, at: u64, actor: (u64, &str), body: EventBody) -> RoomEvent {
+    RoomEvent {
+        room: RoomId(42),
+        seq: Seq(seq),
+        at,
+        actor: UserId(actor.0),
+        actor_name: actor.1.into(),
+        body,
+    }
+}
+
+const ALICE: (u64, &str) = (17, "alice");
+const BOB: (u64, &str) = (23, "bob");
+const CAROL: (u64, &str) = (31, "carol");
+
+fn bob_says_hello() -> RoomEvent {
+    event(
+        129,
+        NOW,
+        BOB,
+        EventBody::Message {
+            text: "hello, world 👋".into(),
+        },
+    )
+}
+
+fn welcome(session: Option<SessionUser>) -> ServerMsg {
+    ServerMsg::Welcome(Welcome {
+        version: 1,
+        server: "confabd/0.1.0".into(),
+        max_frame_len: 65_536,
+        max_message_len: 4096,
+        heartbeat_ms: 30_000,
+        session,
+    })
+}
+
+pub fn round_trip() -> Vec<RoundTrip> {
+    use Msg::{Client as C, Server as S};
+    let v = |file, name, req_id, msg| RoundTrip {
+        file,
+        name,
+        req_id,
+        msg,
+    };
+    vec![
+        v(
+            "01_hello.json",
+            "HELLO without token or resume points",
+            1,
+            C(Request::Hello(Hello {
+                version: 1,
+                client: "confab-cli/0.1.0".into(),
+                token: None,
+                resume: vec![],
+            })),
+        ),
+        v(
+            "01_hello_with_token_and_resume.json",
+            "HELLO with a session token and two resume points",
+            1,
+            C(Request::Hello(Hello {
+                version: 1,
+                client: "confab-web/0.1.0".into(),
+                token: Some(TOKEN.into()),
+                resume: vec![
+                    ResumePoint {
+                        room: RoomId(42),
+                        after: Seq(128),
+                    },
+                    ResumePoint {
+                        room: RoomId(300),
+                        after: Seq(0),
+                    },
+                ],
+            })),
+        ),
+        v(
+            "02_ping.json",
+            "PING (request id shows big-endian order)",
+            0x0102_0304,
+            C(Request::Ping { nonce: 987_654_321 }),
+        ),
+        v(
+            "03_register.json",
+            "REGISTER",
+            2,
+            C(Request::Register {
+                username: "alice".into(),
+                password: "correct horse battery".into(),
+            }),
+        ),
+        v(
+            "04_login.json",
+            "LOGIN",
+            2,
+            C(Request::Login {
+                username: "alice".into(),
+                password: "correct horse battery".into(),
+            }),
+        ),
+        v(
+            "05_logout.json",
+            "LOGOUT (empty payload)",
+            40,
+            C(Request::Logout),
+        ),
+        v(
+            "10_create_room.json",
+            "CREATE_ROOM with non-ASCII name and topic",
+            3,
+            C(Request::CreateRoom {
+                name: "Rust Café".into(),
+                topic: "Systems programming, ☕ included".into(),
+                visibility: Visibility::Public,
+            }),
+        ),
+        v(
+            "10_create_room_private.json",
+            "CREATE_ROOM, private, empty topic",
+            4,
+            C(Request::CreateRoom {
+                name: "core-team".into(),
+                topic: String::new(),
+                visibility: Visibility::Private,
+            }),
+        ),
+        v(
+            "11_list_rooms.json",
+            "LIST_ROOMS",
+            5,
+            C(Request::ListRooms {
+                query: "rust".into(),
+                offset: 0,
+                limit: 50,
+            }),
+        ),
+        v(
+            "12_join_room.json",
+            "JOIN_ROOM",
+            6,
+            C(Request::JoinRoom { room: RoomId(42) }),
+        ),
+        v(
+            "13_leave_room.json",
+            "LEAVE_ROOM",
+            7,
+            C(Request::LeaveRoom { room: RoomId(42) }),
+        ),
+        v(
+            "14_list_members.json",
+            "LIST_MEMBERS",
+            8,
+            C(Request::ListMembers { room: RoomId(42) }),
+        ),
+        v(
+            "15_send_message.json",
+            "SEND_MESSAGE with a four-byte UTF-8 character",
+            9,
+            C(Request::SendMessage {
+                room: RoomId(42),
+                body: "hello, world 👋".into(),
+            }),
+        ),
+        v(
+            "16_history.json",
+            "HISTORY from the newest event",
+            10,
+            C(Request::History {
+                room: RoomId(42),
+                before: Seq(0),
+                limit: 50,
+            }),
+        ),
+        v(
+            "16_history_before.json",
+            "HISTORY, the page before seq 129",
+            11,
+            C(Request::History {
+                room: RoomId(42),
+                before: Seq(129),
+                limit: 2,
+            }),
+        ),
+        v(
+            "17_my_rooms.json",
+            "MY_ROOMS (empty payload)",
+            12,
+            C(Request::MyRooms),
+        ),
+        v(
+            "40_welcome.json",
+            "WELCOME to an unauthenticated connection",
+            1,
+            S(welcome(None)),
+        ),
+        v(
+            "40_welcome_with_session.json",
+            "WELCOME after HELLO with a valid token",
+            1,
+            S(welcome(Some(SessionUser {
+                user: UserId(17),
+                username: "alice".into(),
+            }))),
+        ),
+        v(
+            "41_pong.json",
+            "PONG echoing PING's nonce and request id",
+            0x0102_0304,
+            S(ServerMsg::Pong { nonce: 987_654_321 }),
+        ),
+        v("42_ok.json", "OK (empty payload)", 7, S(ServerMsg::Ok)),
+        v(
+            "43_error.json",
+            "ERROR NOT_A_MEMBER",
+            8,
+            S(ServerMsg::Error {
+                code: ErrorCode::NotAMember as u16,
+                message: ErrorCode::NotAMember.default_message().into(),
+            }),
+        ),
+        v(
+            "44_session.json",
+            "SESSION after REGISTER or LOGIN",
+            2,
+            S(ServerMsg::Session {
+                user: UserId(17),
+                username: "alice".into(),
+                token: TOKEN.into(),
+            }),
+        ),
+        v(
+            "45_room.json",
+            "ROOM after CREATE_ROOM",
+            3,
+            S(ServerMsg::Room(rust_cafe())),
+        ),
+        v(
+            "46_room_list.json",
+            "ROOM_LIST with two rooms, one private",
+            5,
+            S(ServerMsg::RoomList {
+                total: 2,
+                rooms: vec![rust_cafe(), core_team()],
+            }),
+        ),
+        v(
+            "46_room_list_empty_page.json",
+            "ROOM_LIST past the last match: total counts all matches",
+            5,
+            S(ServerMsg::RoomList {
+                total: 2,
+                rooms: vec![],
+            }),
+        ),
+        v(
+            "47_member_list.json",
+            "MEMBER_LIST in join order",
+            8,
+            S(ServerMsg::MemberList {
+                room: RoomId(42),
+                members: vec![
+                    Member {
+                        user: UserId(17),
+                        username: "alice".into(),
+                        role: Role::Owner,
+                        online: true,
+                        joined_at: NOW - 86_400_000,
+                    },
+                    Member {
+                        user: UserId(31),
+                        username: "carol".into(),
+                        role: Role::Admin,
+                        online: false,
+                        joined_at: NOW - 7_200_000,
+                    },
+                    Member {
+                        user: UserId(23),
+                        username: "bob".into(),
+                        role: Role::Member,
+                        online: true,
+                        joined_at: NOW - 60_000,
+                    },
+                ],
+            }),
+        ),
+        v(
+            "48_message_ack.json",
+            "MESSAGE_ACK",
+            9,
+            S(ServerMsg::MessageAck {
+                room: RoomId(42),
+                seq: Seq(129),
+                at: NOW,
+            }),
+        ),
+        v(
+            "49_history_page.json",
+            "HISTORY_PAGE with two events, newest first",
+            10,
+            S(ServerMsg::HistoryPage {
+                room: RoomId(42),
+                has_more: true,
+                events: vec![
+                    bob_says_hello(),
+                    event(128, NOW - 60_000, BOB, EventBody::MemberJoined),
+                ],
+            }),
+        ),
+        v(
+            "49_history_page_empty.json",
+            "HISTORY_PAGE with no events",
+            11,
+            S(ServerMsg::HistoryPage {
+                room: RoomId(42),
+                has_more: false,
+                events: vec![],
+            }),
+        ),
+        v(
+            "80_event_message.json",
+            "EVENT kind 1 MESSAGE",
+            0,
+            S(ServerMsg::Event(bob_says_hello())),
+        ),
+        v(
+            "80_event_member_joined.json",
+            "EVENT kind 2 MEMBER_JOINED",
+            0,
+            S(ServerMsg::Event(event(
+                128,
+                NOW - 60_000,
+                BOB,
+                EventBody::MemberJoined,
+            ))),
+        ),
+        v(
+            "80_event_member_left.json",
+            "EVENT kind 3 MEMBER_LEFT",
+            0,
+            S(ServerMsg::Event(event(
+                130,
+                NOW + 1_000,
+                CAROL,
+                EventBody::MemberLeft,
+            ))),
+        ),
+        v(
+            "80_event_room_created.json",
+            "EVENT kind 4 ROOM_CREATED, the first event of a room",
+            0,
+            S(ServerMsg::Event(RoomEvent {
+                room: RoomId(300),
+                seq: Seq(1),
+                at: NOW - 3_600_000,
+                actor: UserId(ALICE.0),
+                actor_name: ALICE.1.into(),
+                body: EventBody::RoomCreated {
+                    name: "core-team".into(),
+                    topic: String::new(),
+                },
+            })),
+        ),
+        v(
+            "80_event_unknown_kind.json",
+            "EVENT of unknown kind 99: clients keep or skip the bytes",
+            0,
+            S(ServerMsg::Event(event(
+                131,
+                NOW + 2_000,
+                ALICE,
+                EventBody::Unknown {
+                    kind: 99,
+                    data: vec![0x03, b'a', b'b', b'c', 0x01],
+                },
+            ))),
+        ),
+        v(
+            "81_resume_gap.json",
+            "RESUME_GAP: reload history of room 7",
+            0,
+            S(ServerMsg::ResumeGap {
+                room: RoomId(7),
+                last_seq: Seq(1024),
+            }),
+        ),
+        v(
+            "82_close.json",
+            "CLOSE SLOW_CONSUMER",
+            0,
+            S(ServerMsg::Close {
+                code: ErrorCode::SlowConsumer as u16,
+                message: ErrorCode::SlowConsumer.default_message().into(),
+            }),
+        ),
+    ]
+}
+
+/// Assembles a frame by hand: length, type, request id, payload.
+fn frame(t: u8, req_id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + payload.len());
+    out.extend_from_slice(&(5 + payload.len() as u32).to_be_bytes());
+    out.push(t);
+    out.extend_from_slice(&req_id.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The bytes the crate's encoder writes for `msg`, as a hand-editable
+/// payload (everything after the 9-byte header).
+fn encoded_payload(msg: &Msg) -> Vec<u8> {
+    let mut buf = bytes::BytesMut::new();
+    match msg {
+        Msg::Client(r) => r.encode(0, &mut buf),
+        Msg::Server(m) => m.encode(0, &mut buf),
+    }
+    buf[9..].to_vec()
+}
+
+pub fn decode_only() -> Vec<DecodeOnly> {
+    use Msg::{Client as C, Server as S};
+    let ping = C(Request::Ping { nonce: 5 });
+    let join = C(Request::JoinRoom { room: RoomId(5) });
+    let welcome = welcome(None);
+    let mut welcome_plus = encoded_payload(&S(welcome.clone()));
+    welcome_plus.extend_from_slice(&[0x2a, 0x00]);
+    let mut event_plus = encoded_payload(&S(ServerMsg::Event(bob_says_hello())));
+    event_plus.extend_from_slice(&[0x07]);
+    // A HISTORY_PAGE whose single nested event carries one extra byte inside
+    // its own length prefix.
+    let mut nested_event = encoded_payload(&S(ServerMsg::Event(bob_says_hello())));
+    nested_event.push(0x07);
+    let mut page = vec![42, 0x00, 0x01, nested_event.len() as u8];
+    page.extend_from_slice(&nested_event);
+    vec![
+        DecodeOnly {
+            file: "02_ping_trailing_bytes.json",
+            name: "PING with two unknown trailing bytes, which are ignored",
+            bytes: frame(kind::PING, 3, &[0x05, 0xaa, 0xbb]),
+            msg: ping,
+        },
+        DecodeOnly {
+            file: "05_logout_with_payload.json",
+            name: "LOGOUT with payload bytes, which are ignored",
+            bytes: frame(kind::LOGOUT, 4, &[0x00, 0x01]),
+            msg: C(Request::Logout),
+        },
+        DecodeOnly {
+            file: "12_join_room_non_minimal_varint.json",
+            name: "JOIN_ROOM whose room id 5 is written in three bytes (85 80 00)",
+            bytes: frame(kind::JOIN_ROOM, 5, &[0x85, 0x80, 0x00]),
+            msg: join,
+        },
+        DecodeOnly {
+            file: "40_welcome_with_appended_field.json",
+            name: "WELCOME from a newer server with an appended field, which is ignored",
+            bytes: frame(kind::WELCOME, 1, &welcome_plus),
+            msg: S(welcome),
+        },
+        DecodeOnly {
+            file: "49_history_page_event_with_appended_field.json",
+            name: "HISTORY_PAGE whose nested event carries an appended field, which is ignored",
+            bytes: frame(kind::HISTORY_PAGE, 10, &page),
+            msg: S(ServerMsg::HistoryPage {
+                room: RoomId(42),
+                has_more: false,
+                events: vec![bob_says_hello()],
+            }),
+        },
+        DecodeOnly {
+            file: "80_event_message_with_appended_field.json",
+            name: "EVENT of a known kind with an appended field, which is ignored",
+            bytes: frame(kind::EVENT, 0, &event_plus),
+            msg: S(ServerMsg::Event(bob_says_hello())),
+        },
+    ]
+}
+
+pub fn reject() -> Vec<Reject> {
+    const C2S: &str = "client_to_server";
+    const S2C: &str = "server_to_client";
+    const MAX: u32 = 65_536;
+    let r = |file, name, direction, bytes, error_code, detail| Reject {
+        file,
+        name,
+        direction,
+        max_frame_len: MAX,
+        bytes,
+        error_code,
+        detail,
+    };
+    let mut create_room_bad_visibility = encoded_payload(&Msg::Client(Request::CreateRoom {
+        name: "x".into(),
+        topic: String::new(),
+        visibility: Visibility::Public,
+    }));
+    *create_room_bad_visibility
+        .last_mut()
+        .expect("visibility byte") = 2;
+    let mut room_bad_visibility = encoded_payload(&Msg::Server(ServerMsg::Room(core_team())));
+    // Byte layout: nested length, id (2 bytes for 300), name, topic, visibility.
+    let vis_at = 1 + 2 + 1 + "core-team".len() + 1;
+    assert_eq!(
+        room_bad_visibility[vis_at], 1,
+        "the private visibility byte"
+    );
+    room_bad_visibility[vis_at] = 7;
+    vec![
+        r(
+            "length_below_minimum.json",
+            "length field 4: smaller than type + request id",
+            C2S,
+            vec![0x00, 0x00, 0x00, 0x04, 0x02, 0x00, 0x00, 0x00],
+            ErrorCode::MalformedFrame,
+            "below the minimum",
+        ),
+        r(
+            "length_above_maximum.json",
+            "length field 65537 with max_frame_len 65536: rejected from the header alone",
+            C2S,
+            vec![0x00, 0x01, 0x00, 0x01, 0x15, 0x00, 0x00, 0x00, 0x09],
+            ErrorCode::FrameTooLarge,
+            "exceeds the maximum",
+        ),
+        r(
+            "unassigned_request_type.json",
+            "type 0x3f: request range, unassigned",
+            C2S,
+            frame(0x3f, 1, &[]),
+            ErrorCode::UnknownFrameType,
+            "unknown frame type 0x3f",
+        ),
+        r(
+            "type_outside_all_ranges.json",
+            "type 0xc0: outside every range",
+            C2S,
+            frame(0xc0, 1, &[]),
+            ErrorCode::UnknownFrameType,
+            "unknown frame type 0xc0",
+        ),
+        r(
+            "type_zero.json",
+            "type 0x00: outside every range",
+            C2S,
+            frame(0x00, 1, &[]),
+            ErrorCode::UnknownFrameType,
+            "unknown frame type 0x00",
+        ),
+        r(
+            "response_type_from_client.json",
+            "a client sends ERROR (0x43), a server-only type",
+            C2S,
+            frame(kind::ERROR, 1, &[0x64, 0x00]),
+            ErrorCode::UnexpectedFrame,
+            "unknown frame type 0x43",
+        ),
+        r(
+            "event_type_from_client.json",
+            "a client sends type 0x80 (EVENT), a server-only type",
+            C2S,
+            frame(kind::EVENT, 0, &[]),
+            ErrorCode::UnexpectedFrame,
+            "unknown frame type 0x80",
+        ),
+        r(
+            "bool_out_of_range.json",
+            "HELLO whose token presence byte is 2",
+            C2S,
+            frame(kind::HELLO, 1, &[0x01, 0x00, 0x02]),
+            ErrorCode::MalformedFrame,
+            "invalid bool value 2",
+        ),
+        r(
+            "truncated_string.json",
+            "REGISTER whose username claims 10 bytes but has 3",
+            C2S,
+            frame(kind::REGISTER, 2, &[0x0a, b'b', b'o', b'b']),
+            ErrorCode::MalformedFrame,
+            "ended early",
+        ),
+        r(
+            "missing_field.json",
+            "JOIN_ROOM with an empty payload",
+            C2S,
+            frame(kind::JOIN_ROOM, 6, &[]),
+            ErrorCode::MalformedFrame,
+            "ended early",
+        ),
+        r(
+            "varint_eleven_bytes.json",
+            "PING whose nonce varint runs past ten bytes",
+            C2S,
+            frame(kind::PING, 3, &[0xff; 11]),
+            ErrorCode::MalformedFrame,
+            "varint longer",
+        ),
+        r(
+            "varint_tenth_byte_overflow.json",
+            "PING whose tenth varint byte is 0x02: more than 64 bits",
+            C2S,
+            frame(
+                kind::PING,
+                3,
+                &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+            ),
+            ErrorCode::MalformedFrame,
+            "varint longer",
+        ),
+        r(
+            "version_exceeds_u16.json",
+            "HELLO whose version 65536 does not fit the 16-bit field",
+            C2S,
+            frame(kind::HELLO, 1, &[0x80, 0x80, 0x04, 0x00, 0x00, 0x00]),
+            ErrorCode::MalformedFrame,
+            "varint longer",
+        ),
+        r(
+            "invalid_utf8.json",
+            "SEND_MESSAGE whose body is not UTF-8",
+            C2S,
+            frame(kind::SEND_MESSAGE, 9, &[42, 0x02, 0xc3, 0x28]),
+            ErrorCode::MalformedFrame,
+            "not valid UTF-8",
+        ),
+        r(
+            "invalid_visibility.json",
+            "CREATE_ROOM with visibility 2",
+            C2S,
+            frame(kind::CREATE_ROOM, 3, &create_room_bad_visibility),
+            ErrorCode::MalformedFrame,
+            "invalid visibility value 2",
+        ),
+        r(
+            "list_count_exceeds_payload.json",
+            "HELLO claiming 1000 resume points with 2 bytes left",
+            C2S,
+            frame(kind::HELLO, 1, &[0x01, 0x00, 0x00, 0xe8, 0x07, 0x01, 0x02]),
+            ErrorCode::MalformedFrame,
+            "ended early",
+        ),
+        r(
+            "error_code_exceeds_u16.json",
+            "ERROR whose code 70000 does not fit the 16-bit field",
+            S2C,
+            frame(kind::ERROR, 8, &[0xf0, 0xa2, 0x04, 0x00]),
+            ErrorCode::MalformedFrame,
+            "varint longer",
+        ),
+        r(
+            "room_invalid_visibility.json",
+            "ROOM whose visibility byte is 7",
+            S2C,
+            frame(kind::ROOM, 3, &room_bad_visibility),
+            ErrorCode::MalformedFrame,
+            "invalid visibility value 7",
+        ),
+        r(
+            "member_list_invalid_role.json",
+            "MEMBER_LIST whose member has role 3",
+            S2C,
+            frame(
+                kind::MEMBER_LIST,
+                8,
+                &[42, 0x01, 0x06, 17, 0x01, b'a', 0x03, 0x01, 0x00],
+            ),
+            ErrorCode::MalformedFrame,
+            "invalid role value 3",
+        ),
+    ]
+}

@@ -1,0 +1,360 @@
+//! The test vectors in `vectors/` (SPEC.md §11), checked against the crate.
+//!
+//! - Every round-trip vector decodes to its canonical JSON form, re-encodes
+//!   byte for byte, and re-encodes byte for byte from the JSON form too.
+//! - Every decode-only vector decodes to its canonical JSON form.
+//! - Every reject vector is rejected with its error code.
+//! - Every frame type has at least one round-trip vector.
+//! - The committed files are exactly what the generator writes.
+//!
+//! To (re)write the files after changing `support/vector_set.rs`:
+//! `CONFAB_WRITE_VECTORS=1 cargo test -p confab-protocol --test vectors`.
+
+#[path = "support/canonical.rs"]
+mod canonical;
+#[path = "support/vector_set.rs"]
+mod vector_set;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use bytes::BytesMut;
+use confab_protocol::frame::{kind, FrameError};
+use confab_protocol::{ErrorCode, FrameCodec, RawFrame, Request, ServerMsg};
+use serde_json::Value;
+use tokio_util::codec::Decoder;
+
+use canonical::J;
+use vector_set::Msg;
+
+/// Every frame type of protocol version 1 (SPEC.md §4).
+const ALL_TYPES: [u8; 26] = [
+    kind::HELLO,
+    kind::PING,
+    kind::REGISTER,
+    kind::LOGIN,
+    kind::LOGOUT,
+    kind::CREATE_ROOM,
+    kind::LIST_ROOMS,
+    kind::JOIN_ROOM,
+    kind::LEAVE_ROOM,
+    kind::LIST_MEMBERS,
+    kind::SEND_MESSAGE,
+    kind::HISTORY,
+    kind::MY_ROOMS,
+    kind::WELCOME,
+    kind::PONG,
+    kind::OK,
+    kind::ERROR,
+    kind::SESSION,
+    kind::ROOM,
+    kind::ROOM_LIST,
+    kind::MEMBER_LIST,
+    kind::MESSAGE_ACK,
+    kind::HISTORY_PAGE,
+    kind::EVENT,
+    kind::RESUME_GAP,
+    kind::CLOSE,
+];
+
+// ------------------------------------------------------------ file access
+
+fn vectors_dir() -> PathBuf {
+    static WRITE: Once = Once::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors");
+    // Tests run in parallel: write once, before any test reads.
+    WRITE.call_once(|| {
+        if std::env::var("CONFAB_WRITE_VECTORS").is_ok_and(|v| v == "1") {
+            write_all(&dir);
+        }
+    });
+    dir
+}
+
+/// Every `*.json` file directly in `dir`, parsed, in name order.
+fn load_dir(dir: &Path) -> Vec<(String, Value)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+            let value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()));
+            (
+                p.file_name()
+                    .expect("file name")
+                    .to_string_lossy()
+                    .into_owned(),
+                value,
+            )
+        })
+        .collect()
+}
+
+fn str_field<'a>(file: &str, v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{file}: {key:?} must be a string"))
+}
+
+fn num_field(file: &str, v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{file}: {key:?} must be a non-negative integer"))
+}
+
+// --------------------------------------------------------------- generator
+
+fn render(fields: Vec<(&'static str, J)>) -> String {
+    let mut out = String::new();
+    J::Obj(fields).render(0, &mut out);
+    out.push('\n');
+    out
+}
+
+fn canonical(msg: &Msg) -> J {
+    match msg {
+        Msg::Client(r) => canonical::request(r),
+        Msg::Server(m) => canonical::server_msg(m),
+    }
+}
+
+fn encode(msg: &Msg, req_id: u32) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    match msg {
+        Msg::Client(r) => r.encode(req_id, &mut buf),
+        Msg::Server(m) => m.encode(req_id, &mut buf),
+    }
+    buf.to_vec()
+}
+
+fn frame_file(name: &str, msg: &Msg, bytes: &[u8]) -> String {
+    render(vec![
+        ("name", J::Str(name.into())),
+        ("direction", J::Str(msg.direction().into())),
+        ("type", J::Num(bytes[4].into())),
+        (
+            "request_id",
+            J::Num(u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]).into()),
+        ),
+        ("hex", J::Str(hex::encode(bytes))),
+        ("decoded", canonical(msg)),
+    ])
+}
+
+/// What the generator writes: (path relative to `vectors/`, contents).
+fn generated_files() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for v in vector_set::round_trip() {
+        files.push((
+            v.file.to_owned(),
+            frame_file(v.name, &v.msg, &encode(&v.msg, v.req_id)),
+        ));
+    }
+    for v in vector_set::decode_only() {
+        files.push((
+            format!("decode_only/{}", v.file),
+            frame_file(v.name, &v.msg, &v.bytes),
+        ));
+    }
+    for v in vector_set::reject() {
+        let contents = render(vec![
+            ("name", J::Str(v.name.into())),
+            ("direction", J::Str(v.direction.into())),
+            ("max_frame_len", J::Num(v.max_frame_len.into())),
+            ("hex", J::Str(hex::encode(&v.bytes))),
+            ("error_code", J::Num(v.error_code as u64)),
+        ]);
+        files.push((format!("reject/{}", v.file), contents));
+    }
+    files
+}
+
+fn write_all(dir: &Path) {
+    for sub in ["", "decode_only", "reject"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("create vectors directory");
+    }
+    for (path, contents) in generated_files() {
+        std::fs::write(dir.join(&path), contents).unwrap_or_else(|e| panic!("writing {path}: {e}"));
+    }
+}
+
+// ------------------------------------------------------------------ checks
+
+/// Splits `bytes` into exactly one frame with the default codec.
+fn one_frame(file: &str, bytes: &[u8]) -> RawFrame {
+    let mut buf = BytesMut::from(bytes);
+    let frame = FrameCodec::default()
+        .decode(&mut buf)
+        .unwrap_or_else(|e| panic!("{file}: framing failed: {e}"))
+        .unwrap_or_else(|| panic!("{file}: hex holds less than one frame"));
+    assert!(buf.is_empty(), "{file}: hex holds more than one frame");
+    frame
+}
+
+/// Decodes the file's frame and compares it with `decoded`; returns the
+/// frame, the decoded message and its canonical JSON.
+fn check_decodes(file: &str, v: &Value) -> (RawFrame, Msg) {
+    let bytes =
+        hex::decode(str_field(file, v, "hex")).unwrap_or_else(|e| panic!("{file}: bad hex: {e}"));
+    let frame = one_frame(file, &bytes);
+    assert_eq!(
+        u64::from(frame.kind),
+        num_field(file, v, "type"),
+        "{file}: type"
+    );
+    assert_eq!(
+        u64::from(frame.req_id),
+        num_field(file, v, "request_id"),
+        "{file}: request_id"
+    );
+    let msg = match str_field(file, v, "direction") {
+        "client_to_server" => Msg::Client(
+            Request::decode(&frame).unwrap_or_else(|e| panic!("{file}: decoding request: {e}")),
+        ),
+        "server_to_client" => Msg::Server(
+            ServerMsg::decode(&frame)
+                .unwrap_or_else(|e| panic!("{file}: decoding server frame: {e}")),
+        ),
+        other => panic!("{file}: unknown direction {other:?}"),
+    };
+    assert_eq!(
+        canonical(&msg).to_value(),
+        v["decoded"],
+        "{file}: decoded form"
+    );
+    (frame, msg)
+}
+
+#[test]
+fn every_vector_decodes_to_its_canonical_form_and_re_encodes_byte_for_byte() {
+    let files = load_dir(&vectors_dir());
+    assert!(
+        files.len() >= ALL_TYPES.len(),
+        "expected at least one vector per frame type"
+    );
+    for (file, v) in &files {
+        let (frame, msg) = check_decodes(file, v);
+        let hex = str_field(file, v, "hex");
+        assert_eq!(
+            hex::encode(encode(&msg, frame.req_id)),
+            hex,
+            "{file}: re-encoding the decoded frame"
+        );
+
+        // The canonical form alone must be enough to rebuild the frame.
+        let from_json = match &msg {
+            Msg::Client(_) => Msg::Client(canonical::request_from(frame.kind, &v["decoded"])),
+            Msg::Server(_) => Msg::Server(canonical::server_msg_from(frame.kind, &v["decoded"])),
+        };
+        assert_eq!(
+            hex::encode(encode(&from_json, frame.req_id)),
+            hex,
+            "{file}: encoding the canonical form"
+        );
+    }
+}
+
+#[test]
+fn every_frame_type_has_a_round_trip_vector() {
+    let covered: BTreeSet<u64> = load_dir(&vectors_dir())
+        .iter()
+        .map(|(f, v)| num_field(f, v, "type"))
+        .collect();
+    let missing: Vec<String> = ALL_TYPES
+        .iter()
+        .filter(|t| !covered.contains(&u64::from(**t)))
+        .map(|t| format!("0x{t:02x}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "frame types without a vector: {missing:?}"
+    );
+}
+
+#[test]
+fn decode_only_vectors_decode_to_their_canonical_form() {
+    let files = load_dir(&vectors_dir().join("decode_only"));
+    assert!(!files.is_empty());
+    for (file, v) in &files {
+        let (frame, msg) = check_decodes(file, v);
+        // They are decode-only because a conforming encoder writes other bytes.
+        assert_ne!(
+            hex::encode(encode(&msg, frame.req_id)),
+            str_field(file, v, "hex"),
+            "{file}: is a round trip"
+        );
+    }
+}
+
+/// The code a server (or, for `server_to_client`, a client) reports for
+/// `bytes`, and the crate's error message.
+fn rejection(file: &str, direction: &str, max_frame_len: u32, bytes: &[u8]) -> (ErrorCode, String) {
+    let mut buf = BytesMut::from(bytes);
+    let frame = match FrameCodec::new(max_frame_len).decode(&mut buf) {
+        Err(e @ FrameError::TooShort(_)) => return (ErrorCode::MalformedFrame, e.to_string()),
+        Err(e @ FrameError::TooLarge { .. }) => return (ErrorCode::FrameTooLarge, e.to_string()),
+        Err(e) => panic!("{file}: unexpected framing error {e}"),
+        Ok(None) => panic!("{file}: incomplete frame, neither accepted nor rejected"),
+        Ok(Some(frame)) => frame,
+    };
+    let err = match direction {
+        "client_to_server" => Request::decode(&frame).err(),
+        "server_to_client" => ServerMsg::decode(&frame).err(),
+        other => panic!("{file}: unknown direction {other:?}"),
+    };
+    let err = err.unwrap_or_else(|| panic!("{file}: decoded, but must be rejected"));
+    (err.code(), err.to_string())
+}
+
+#[test]
+fn reject_vectors_are_rejected_with_their_code() {
+    let files = load_dir(&vectors_dir().join("reject"));
+    assert!(!files.is_empty());
+    for (file, v) in &files {
+        let bytes = hex::decode(str_field(file, v, "hex"))
+            .unwrap_or_else(|e| panic!("{file}: bad hex: {e}"));
+        let max =
+            u32::try_from(num_field(file, v, "max_frame_len")).expect("max_frame_len fits u32");
+        let (code, _) = rejection(file, str_field(file, v, "direction"), max, &bytes);
+        assert_eq!(
+            u64::from(code as u16),
+            num_field(file, v, "error_code"),
+            "{file}: rejected as {code}"
+        );
+    }
+}
+
+#[test]
+fn committed_vectors_are_what_the_generator_writes() {
+    let dir = vectors_dir();
+    for (path, contents) in generated_files() {
+        let on_disk = std::fs::read_to_string(dir.join(&path)).unwrap_or_else(|e| {
+            panic!("{path}: {e}; run CONFAB_WRITE_VECTORS=1 cargo test -p confab-protocol --test vectors")
+        });
+        assert_eq!(
+            on_disk, contents,
+            "{path} is stale; regenerate with CONFAB_WRITE_VECTORS=1"
+        );
+    }
+}
+
+#[test]
+fn reject_vectors_fail_for_the_stated_reason() {
+    for v in vector_set::reject() {
+        let (_, message) = rejection(v.file, v.direction, v.max_frame_len, &v.bytes);
+        assert!(
+            message.contains(v.detail),
+            "{}: rejected because {message:?}, expected {:?}",
+            v.file,
+            v.detail
+        );
+    }
+}

@@ -1,0 +1,562 @@
+//! Shards: the tasks that own rooms (DESIGN.md invariants 2-5).
+//!
+//! Room `r` lives on shard `shard_of(r)`, and only that shard's task ever
+//! touches it, one command at a time — no locks. For every command the shard
+//! runs the room state machine (`crate::room`), then carries out its
+//! effects: each event is encoded **once** into `Bytes` and a clone is
+//! pushed into each subscribed connection's bounded outbound queue; the
+//! room's tail keeps recent event frames for resume and history; state
+//! changes go to the batch writer, which sends the acknowledgement after
+//! commit.
+//!
+//! **Architecture invariant:** a shard never awaits I/O. Its only awaits are
+//! on its own command channel; replies are pushed, writes are queued.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use confab_protocol::{
+    ErrorCode, ResumePoint, RoomEvent, RoomId, Seq, ServerMsg, UserId, Visibility,
+};
+use confab_store::{StoredEvent, WriteOp};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::batch::{Ack, BatchHandle, WriteRequest};
+use crate::clock::now_ms;
+use crate::outbound::{Conn, ConnId};
+use crate::room::{Command, Effect, Room};
+
+/// Where a shard sends the answer to a request.
+pub struct ReplyTo {
+    pub conn: Arc<Conn>,
+    pub req_id: u32,
+}
+
+/// Recent events of a room, for HISTORY.
+#[derive(Debug)]
+pub struct TailSlice {
+    /// EVENT frames with `seq < before`, newest first.
+    pub frames: Vec<Bytes>,
+    /// The lowest sequence number the tail holds (`last_seq + 1` when the
+    /// tail is empty): older events must come from the store.
+    pub floor: Seq,
+}
+
+/// A command for a shard.
+pub enum ShardCmd {
+    Create {
+        room: RoomId,
+        name: String,
+        topic: String,
+        visibility: Visibility,
+        user: UserId,
+        username: String,
+        reply: ReplyTo,
+    },
+    /// Apply a room command; the reply is sent after the write commits.
+    Apply {
+        room: RoomId,
+        cmd: Command,
+        reply: ReplyTo,
+    },
+    Members {
+        room: RoomId,
+        user: UserId,
+        reply: ReplyTo,
+    },
+    Tail {
+        room: RoomId,
+        user: UserId,
+        before: Seq,
+        limit: usize,
+        reply: oneshot::Sender<Result<TailSlice, ErrorCode>>,
+    },
+    /// A connection of `user` is authenticated: deliver its rooms' events,
+    /// replaying from the resume points first.
+    Attach {
+        user: UserId,
+        conn: Arc<Conn>,
+        resume: Arc<[ResumePoint]>,
+    },
+    /// The connection has gone.
+    Detach { user: UserId, conn: ConnId },
+    /// Finish: the shard task returns after this.
+    Stop,
+}
+
+/// One recent event, already encoded as an EVENT frame.
+struct TailEntry {
+    seq: Seq,
+    frame: Bytes,
+}
+
+/// A room and its runtime state on the shard.
+pub struct RoomSlot {
+    room: Room,
+    /// Connections receiving this room's events.
+    subscribers: Vec<Arc<Conn>>,
+    /// Recent events, oldest first. Always holds every event not yet durable.
+    tail: VecDeque<TailEntry>,
+    /// Highest seq known to be committed (raised by the batch writer).
+    durable: Arc<AtomicU64>,
+}
+
+impl RoomSlot {
+    /// A slot for a room loaded from the store, with its recent events
+    /// (ascending seq, all durable).
+    pub fn restored(room: Room, recent: Vec<RoomEvent>) -> RoomSlot {
+        let durable = Arc::new(AtomicU64::new(room.last_seq.0));
+        let tail = recent
+            .into_iter()
+            .map(|ev| TailEntry {
+                seq: ev.seq,
+                frame: encode_event(&ev),
+            })
+            .collect();
+        RoomSlot {
+            room,
+            subscribers: Vec::new(),
+            tail,
+            durable,
+        }
+    }
+
+    pub fn id(&self) -> RoomId {
+        self.room.id
+    }
+}
+
+fn encode_event(ev: &RoomEvent) -> Bytes {
+    let mut buf = BytesMut::with_capacity(48 + ev.actor_name.len());
+    ev.encode_frame(&mut buf);
+    buf.freeze()
+}
+
+fn stored(ev: RoomEvent) -> StoredEvent {
+    let mut body = BytesMut::new();
+    ev.body.encode_fields(&mut body);
+    StoredEvent {
+        room: ev.room,
+        seq: ev.seq,
+        at: ev.at,
+        actor: ev.actor,
+        actor_name: ev.actor_name,
+        kind: ev.body.kind(),
+        body: body.to_vec(),
+    }
+}
+
+/// Maps rooms to shards and carries commands to them.
+#[derive(Clone)]
+pub struct Router {
+    shards: Arc<[mpsc::Sender<ShardCmd>]>,
+}
+
+impl Router {
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Sends `cmd` to the shard owning `room`. Waits if that shard is
+    /// backlogged (backpressure on the sending connection).
+    pub async fn send(&self, room: RoomId, cmd: ShardCmd) -> Result<(), ErrorCode> {
+        let idx = shard_of(room, self.shards.len());
+        self.shards[idx]
+            .send(cmd)
+            .await
+            .map_err(|_| ErrorCode::ShuttingDown)
+    }
+
+    /// Sends a command built by `make` to every shard.
+    pub async fn send_all(&self, make: impl Fn() -> ShardCmd) {
+        for tx in self.shards.iter() {
+            let _ = tx.send(make()).await;
+        }
+    }
+}
+
+/// The shard owning `room`: a multiplicative hash, so that sequential ids
+/// spread evenly.
+pub fn shard_of(room: RoomId, shards: usize) -> usize {
+    ((room.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % shards as u64) as usize
+}
+
+/// Shard settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardConfig {
+    pub tail_cap: usize,
+    pub queue_len: usize,
+}
+
+/// Starts `n` shards, giving each the restored rooms it owns.
+pub fn spawn_shards(
+    n: usize,
+    rooms: Vec<RoomSlot>,
+    batch: BatchHandle,
+    cfg: ShardConfig,
+) -> (Router, Vec<tokio::task::JoinHandle<()>>) {
+    let mut per_shard: Vec<Vec<RoomSlot>> = (0..n).map(|_| Vec::new()).collect();
+    for slot in rooms {
+        per_shard[shard_of(slot.id(), n)].push(slot);
+    }
+    let mut senders = Vec::with_capacity(n);
+    let mut tasks = Vec::with_capacity(n);
+    for (index, slots) in per_shard.into_iter().enumerate() {
+        let (tx, rx) = mpsc::channel(cfg.queue_len);
+        let shard = Shard::new(index, slots, batch.clone(), cfg.tail_cap);
+        tasks.push(tokio::spawn(shard.run(rx)));
+        senders.push(tx);
+    }
+    (
+        Router {
+            shards: senders.into(),
+        },
+        tasks,
+    )
+}
+
+/// One shard's state. Owned by its task alone.
+struct Shard {
+    index: usize,
+    rooms: HashMap<RoomId, RoomSlot>,
+    /// The rooms of this shard each user belongs to.
+    user_rooms: HashMap<UserId, Vec<RoomId>>,
+    /// Every authenticated connection, by user (all shards know all).
+    online: HashMap<UserId, Vec<Arc<Conn>>>,
+    batch: BatchHandle,
+    tail_cap: usize,
+}
+
+impl Shard {
+    fn new(index: usize, slots: Vec<RoomSlot>, batch: BatchHandle, tail_cap: usize) -> Shard {
+        let mut rooms = HashMap::with_capacity(slots.len());
+        let mut user_rooms: HashMap<UserId, Vec<RoomId>> = HashMap::new();
+        for slot in slots {
+            for m in slot.room.members() {
+                user_rooms.entry(m.user).or_default().push(slot.room.id);
+            }
+            rooms.insert(slot.room.id, slot);
+        }
+        Shard {
+            index,
+            rooms,
+            user_rooms,
+            online: HashMap::new(),
+            batch,
+            tail_cap,
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<ShardCmd>) {
+        tracing::debug!(
+            shard = self.index,
+            rooms = self.rooms.len(),
+            "shard started"
+        );
+        while let Some(cmd) = rx.recv().await {
+            if let ShardCmd::Stop = cmd {
+                break;
+            }
+            self.handle(cmd);
+        }
+        tracing::debug!(shard = self.index, "shard stopped");
+    }
+
+    fn handle(&mut self, cmd: ShardCmd) {
+        match cmd {
+            ShardCmd::Create {
+                room,
+                name,
+                topic,
+                visibility,
+                user,
+                username,
+                reply,
+            } => {
+                let (new_room, effects) =
+                    Room::create(room, name, topic, visibility, user, username, now_ms());
+                let slot = RoomSlot {
+                    room: new_room,
+                    subscribers: Vec::new(),
+                    tail: VecDeque::new(),
+                    durable: Arc::new(AtomicU64::new(0)),
+                };
+                self.rooms.insert(room, slot);
+                self.carry_out(room, effects, reply, AckKind::Room);
+            }
+            ShardCmd::Apply { room, cmd, reply } => {
+                let ack = match cmd {
+                    Command::Join { .. } => AckKind::Room,
+                    Command::Leave { .. } => AckKind::Ok,
+                    Command::Post { .. } => AckKind::Message,
+                };
+                let Some(slot) = self.rooms.get_mut(&room) else {
+                    reply.conn.error(
+                        reply.req_id,
+                        ErrorCode::RoomNotFound,
+                        format!("room {room} does not exist"),
+                    );
+                    return;
+                };
+                match slot.room.apply(cmd, now_ms()) {
+                    Ok(effects) => self.carry_out(room, effects, reply, ack),
+                    Err(code) => {
+                        reply.conn.error(reply.req_id, code, code.default_message());
+                    }
+                }
+            }
+            ShardCmd::Members { room, user, reply } => match self.rooms.get(&room) {
+                None => {
+                    reply.conn.error(
+                        reply.req_id,
+                        ErrorCode::RoomNotFound,
+                        format!("room {room} does not exist"),
+                    );
+                }
+                Some(slot) if !slot.room.is_member(user) => {
+                    reply.conn.error(
+                        reply.req_id,
+                        ErrorCode::NotAMember,
+                        ErrorCode::NotAMember.default_message(),
+                    );
+                }
+                Some(slot) => {
+                    let members = slot
+                        .room
+                        .members()
+                        .iter()
+                        .map(|m| confab_protocol::Member {
+                            user: m.user,
+                            username: m.username.clone(),
+                            role: m.role,
+                            online: self.online.contains_key(&m.user),
+                            joined_at: m.joined_at,
+                        })
+                        .collect();
+                    reply
+                        .conn
+                        .reply(reply.req_id, &ServerMsg::MemberList { room, members });
+                }
+            },
+            ShardCmd::Tail {
+                room,
+                user,
+                before,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(self.tail(room, user, before, limit));
+            }
+            ShardCmd::Attach { user, conn, resume } => self.attach(user, conn, &resume),
+            ShardCmd::Detach { user, conn } => self.detach(user, conn),
+            ShardCmd::Stop => {}
+        }
+    }
+
+    /// Carries out a room's effects in order and queues its writes with the
+    /// acknowledgement to send after commit.
+    fn carry_out(&mut self, room: RoomId, effects: Vec<Effect>, reply: ReplyTo, ack_kind: AckKind) {
+        let Shard {
+            rooms,
+            user_rooms,
+            online,
+            batch,
+            tail_cap,
+            ..
+        } = self;
+        let Some(slot) = rooms.get_mut(&room) else {
+            return;
+        };
+        let mut ops = Vec::with_capacity(effects.len());
+        let mut last_event: Option<(Seq, u64)> = None;
+        for effect in effects {
+            match effect {
+                Effect::Persist(op) => ops.push(op),
+                Effect::Event(ev) => {
+                    let frame = encode_event(&ev);
+                    for conn in &slot.subscribers {
+                        conn.push(frame.clone());
+                    }
+                    last_event = Some((ev.seq, ev.at));
+                    slot.tail.push_back(TailEntry { seq: ev.seq, frame });
+                    ops.push(WriteOp::AppendEvent(stored(ev)));
+                }
+                Effect::Subscribe(user) => {
+                    if let Some(conns) = online.get(&user) {
+                        slot.subscribers.extend(conns.iter().cloned());
+                    }
+                    let list = user_rooms.entry(user).or_default();
+                    if !list.contains(&room) {
+                        list.push(room);
+                    }
+                }
+                Effect::Unsubscribe(user) => {
+                    if let Some(conns) = online.get(&user) {
+                        slot.subscribers
+                            .retain(|c| !conns.iter().any(|o| o.id == c.id));
+                    }
+                    if let Some(list) = user_rooms.get_mut(&user) {
+                        list.retain(|r| *r != room);
+                        if list.is_empty() {
+                            user_rooms.remove(&user);
+                        }
+                    }
+                }
+            }
+        }
+        trim_tail(slot, *tail_cap);
+        let frame = match ack_kind {
+            AckKind::Room => encode_reply(reply.req_id, &ServerMsg::Room(slot.room.info())),
+            AckKind::Ok => encode_reply(reply.req_id, &ServerMsg::Ok),
+            AckKind::Message => {
+                let (seq, at) = last_event.unwrap_or((slot.room.last_seq, now_ms()));
+                encode_reply(reply.req_id, &ServerMsg::MessageAck { room, seq, at })
+            }
+        };
+        let durable = last_event.map(|(seq, _)| (slot.durable.clone(), seq));
+        let ack = Ack {
+            conn: reply.conn,
+            req_id: reply.req_id,
+            frame,
+        };
+        if !batch.submit(WriteRequest {
+            ops,
+            durable,
+            ack: Some(ack),
+            notify: None,
+        }) {
+            tracing::error!(%room, "batch writer is gone; write not persisted");
+        }
+    }
+
+    fn tail(
+        &self,
+        room: RoomId,
+        user: UserId,
+        before: Seq,
+        limit: usize,
+    ) -> Result<TailSlice, ErrorCode> {
+        let slot = self.rooms.get(&room).ok_or(ErrorCode::RoomNotFound)?;
+        if !slot.room.is_member(user) {
+            return Err(ErrorCode::NotAMember);
+        }
+        let upper = if before.0 == 0 { u64::MAX } else { before.0 };
+        let frames = slot
+            .tail
+            .iter()
+            .rev()
+            .filter(|e| e.seq.0 < upper)
+            .take(limit)
+            .map(|e| e.frame.clone())
+            .collect();
+        let floor = slot
+            .tail
+            .front()
+            .map(|e| e.seq)
+            .unwrap_or(Seq(slot.room.last_seq.0 + 1));
+        Ok(TailSlice { frames, floor })
+    }
+
+    fn attach(&mut self, user: UserId, conn: Arc<Conn>, resume: &[ResumePoint]) {
+        self.online.entry(user).or_default().push(conn.clone());
+        let Some(room_ids) = self.user_rooms.get(&user) else {
+            return;
+        };
+        for room_id in room_ids {
+            let Some(slot) = self.rooms.get_mut(room_id) else {
+                continue;
+            };
+            if let Some(point) = resume.iter().find(|p| p.room == *room_id) {
+                replay(slot, &conn, point.after);
+            }
+            slot.subscribers.push(conn.clone());
+        }
+    }
+
+    fn detach(&mut self, user: UserId, conn_id: ConnId) {
+        if let Some(conns) = self.online.get_mut(&user) {
+            conns.retain(|c| c.id != conn_id);
+            if conns.is_empty() {
+                self.online.remove(&user);
+            }
+        }
+        if let Some(room_ids) = self.user_rooms.get(&user) {
+            for room_id in room_ids {
+                if let Some(slot) = self.rooms.get_mut(room_id) {
+                    slot.subscribers.retain(|c| c.id != conn_id);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum AckKind {
+    Room,
+    Ok,
+    Message,
+}
+
+fn encode_reply(req_id: u32, msg: &ServerMsg) -> Bytes {
+    let mut buf = BytesMut::with_capacity(32);
+    msg.encode(req_id, &mut buf);
+    buf.freeze()
+}
+
+/// Sends `conn` the events after `after`, or RESUME_GAP if the tail no
+/// longer holds all of them. Runs before `conn` subscribes, on the shard, so
+/// replayed and live events neither overlap nor leave a gap.
+fn replay(slot: &RoomSlot, conn: &Conn, after: Seq) {
+    let last = slot.room.last_seq;
+    if after >= last {
+        return;
+    }
+    match slot.tail.front() {
+        Some(first) if first.seq.0 <= after.0 + 1 => {
+            for entry in slot.tail.iter().filter(|e| e.seq > after) {
+                conn.push(entry.frame.clone());
+            }
+        }
+        _ => {
+            conn.reply(
+                0,
+                &ServerMsg::ResumeGap {
+                    room: slot.room.id,
+                    last_seq: last,
+                },
+            );
+        }
+    }
+}
+
+/// Drops the oldest tail entries beyond the cap — but never one that is not
+/// yet durable, so readers always find uncommitted events in memory.
+fn trim_tail(slot: &mut RoomSlot, cap: usize) {
+    let durable = slot.durable.load(Ordering::Acquire);
+    while slot.tail.len() > cap {
+        match slot.tail.front() {
+            Some(e) if e.seq.0 <= durable => {
+                slot.tail.pop_front();
+            }
+            _ => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_of_spreads_sequential_rooms_evenly() {
+        let mut counts = [0usize; 4];
+        for id in 1..=4000u64 {
+            counts[shard_of(RoomId(id), 4)] += 1;
+        }
+        for c in counts {
+            assert!((800..1200).contains(&c), "uneven spread {counts:?}");
+        }
+    }
+}

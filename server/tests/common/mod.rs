@@ -1,0 +1,263 @@
+//! Test harness: starts the real server on an ephemeral port with a real
+//! SQLite file in a temp dir, and a raw protocol client that speaks bytes.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use confab_protocol::{FrameCodec, Hello, RawFrame, Request, ServerMsg, PROTOCOL_VERSION};
+use confab_server::{Config, ServerHandle};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+
+/// A server running on 127.0.0.1:0 over a temp data dir.
+pub struct TestServer {
+    pub handle: Option<ServerHandle>,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+}
+
+/// Fast settings for tests: cheap KDF (the real parameters are tested in
+/// unit tests), two shards so cross-shard paths run.
+pub fn test_config(data_dir: PathBuf) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir,
+        shards: 2,
+        kdf_memory_kib: 64,
+        kdf_iterations: 1,
+        ..Config::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(dir.path().to_path_buf());
+        tweak(&mut config);
+        let handle = confab_server::start(config.clone())
+            .await
+            .expect("server starts");
+        let addr = handle.tcp_addr();
+        TestServer {
+            handle: Some(handle),
+            addr,
+            dir,
+            config,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("confab://{}", self.addr)
+    }
+
+    /// Stops the server gracefully and starts it again on the same data
+    /// directory (a new port).
+    pub async fn restart(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+        let handle = confab_server::start(self.config.clone())
+            .await
+            .expect("server restarts");
+        self.addr = handle.tcp_addr();
+        self.handle = Some(handle);
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+    }
+}
+
+/// A client that writes raw bytes and reads decoded server frames.
+pub struct RawClient {
+    pub write: tokio::net::tcp::OwnedWriteHalf,
+    pub read: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+}
+
+pub const STEP: Duration = Duration::from_secs(5);
+
+impl RawClient {
+    pub async fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (r, w) = stream.into_split();
+        RawClient {
+            write: w,
+            read: FramedRead::new(r, FrameCodec::new(1 << 24)),
+        }
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.write.write_all(bytes).await.expect("write");
+    }
+
+    pub async fn send(&mut self, req_id: u32, req: &Request) {
+        let mut buf = BytesMut::new();
+        req.encode(req_id, &mut buf);
+        self.send_bytes(&buf).await;
+    }
+
+    pub async fn hello(&mut self, token: Option<String>) -> ServerMsg {
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            client: "raw-test".into(),
+            token,
+            resume: vec![],
+        };
+        self.send(1, &Request::Hello(hello)).await;
+        self.recv().await.1
+    }
+
+    /// The next frame, decoded. Panics if none arrives within [`STEP`].
+    pub async fn recv(&mut self) -> (u32, ServerMsg) {
+        let frame = self.recv_raw().await.expect("a frame, not end of stream");
+        (
+            frame.req_id,
+            ServerMsg::decode(&frame).expect("server frames decode"),
+        )
+    }
+
+    pub async fn recv_raw(&mut self) -> Option<RawFrame> {
+        match tokio::time::timeout(STEP, self.read.next()).await {
+            Ok(Some(Ok(f))) => Some(f),
+            Ok(Some(Err(e))) => panic!("framing error from server: {e}"),
+            Ok(None) => None,
+            Err(_) => panic!("no frame from server within {STEP:?}"),
+        }
+    }
+
+    /// Reads until a frame with `req_id` arrives, skipping events.
+    pub async fn reply_to(&mut self, req_id: u32) -> ServerMsg {
+        loop {
+            let (id, msg) = self.recv().await;
+            if id == req_id && !matches!(msg, ServerMsg::Event(_)) {
+                return msg;
+            }
+        }
+    }
+
+    /// Collects the replies to `ids`, in whatever order they arrive
+    /// (responses to pipelined requests may be reordered), skipping events.
+    pub async fn replies(&mut self, ids: &[u32]) -> std::collections::HashMap<u32, ServerMsg> {
+        let mut out = std::collections::HashMap::new();
+        while out.len() < ids.len() {
+            let (id, msg) = self.recv().await;
+            if ids.contains(&id) && !matches!(msg, ServerMsg::Event(_)) {
+                out.insert(id, msg);
+            }
+        }
+        out
+    }
+
+    /// Asserts that the server sends CLOSE with `code` and then closes.
+    pub async fn expect_close(&mut self, code: confab_protocol::ErrorCode) {
+        loop {
+            let (_, msg) = self.recv().await;
+            match msg {
+                ServerMsg::Close { code: c, .. } => {
+                    assert_eq!(c, code as u16, "close code");
+                    break;
+                }
+                ServerMsg::Event(_) | ServerMsg::Error { .. } => continue,
+                other => panic!("expected CLOSE {code}, got {other:?}"),
+            }
+        }
+        assert!(self.recv_raw().await.is_none(), "socket closes after CLOSE");
+    }
+
+    /// Registers (which also authenticates this connection).
+    pub async fn register(&mut self, req_id: u32, user: &str) -> ServerMsg {
+        self.send(
+            req_id,
+            &Request::Register {
+                username: user.into(),
+                password: "password123".into(),
+            },
+        )
+        .await;
+        self.reply_to(req_id).await
+    }
+}
+
+/// Asserts that `msg` is an ERROR with `code`.
+pub fn assert_error(msg: &ServerMsg, code: confab_protocol::ErrorCode) {
+    match msg {
+        ServerMsg::Error { code: c, message } => {
+            assert_eq!(*c, code as u16, "expected {code}, got {c}: {message}");
+            assert!(!message.is_empty(), "errors carry a human message");
+        }
+        other => panic!("expected ERROR {code}, got {other:?}"),
+    }
+}
+
+/// A loopback TCP proxy in front of the server whose live connections the
+/// test can cut, to drop a client's connection for real.
+pub struct CutProxy {
+    pub addr: SocketAddr,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accepting: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CutProxy {
+    pub async fn start(upstream: SocketAddr) -> CutProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy bind");
+        let addr = listener.local_addr().expect("proxy addr");
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accepting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (c2, a2) = (conns.clone(), accepting.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                if !a2.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(down);
+                    continue;
+                }
+                let handle = tokio::spawn(async move {
+                    if let Ok(mut up) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+                c2.lock().unwrap().push(handle.abort_handle());
+            }
+        });
+        CutProxy {
+            addr,
+            conns,
+            accepting,
+            task,
+        }
+    }
+
+    /// Drops every live connection through the proxy.
+    pub fn cut(&self) {
+        for h in self.conns.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+
+    /// While false, new connections are accepted and dropped at once.
+    pub fn set_accepting(&self, on: bool) {
+        self.accepting
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.task.abort();
+    }
+}
