@@ -1,7 +1,7 @@
 //! Server addresses: `confab://host:port` and friends.
 //!
 //! Parsing knows every scheme Confab will speak; which of them can actually
-//! be dialled is decided in [`crate::transport`], so adding TLS or WebSocket
+//! be dialled is decided in the `transport` module, so adding TLS or WebSocket
 //! touches only that module.
 
 use crate::Error;

@@ -57,3 +57,20 @@ impl DecodeError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_types_map_to_codes_by_range() {
+        let code = |t| DecodeError::UnknownFrameType(t).code();
+        for t in [0x00, 0x06, 0x3f, 0xc0, 0xff] {
+            assert_eq!(code(t), ErrorCode::UnknownFrameType, "type 0x{t:02x}");
+        }
+        for t in [0x40, 0x43, 0x7f, 0x80, 0x82, 0xbf] {
+            assert_eq!(code(t), ErrorCode::UnexpectedFrame, "type 0x{t:02x}");
+        }
+        assert_eq!(DecodeError::Truncated.code(), ErrorCode::MalformedFrame);
+    }
+}

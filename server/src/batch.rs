@@ -9,8 +9,10 @@
 //! watermark and send the acknowledgement frame to the requesting
 //! connection. An acknowledgement therefore always means durable.
 //!
-//! A batch that fails is retried with backoff; if it still fails, its
-//! requesters get `STORAGE_UNAVAILABLE` instead of an acknowledgement.
+//! A batch that fails is retried with backoff; if it still fails, each of
+//! its requests is committed on its own, so one bad operation fails only
+//! its own request. A request whose write cannot be committed gets
+//! `STORAGE_UNAVAILABLE` instead of an acknowledgement.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -118,29 +120,52 @@ async fn writer_loop(
                 Err(_) => break,
             }
         }
+        // Move every request's ops into one batch, remembering where each
+        // request's ops end so a failed batch can be split without copies.
+        let mut ends = Vec::with_capacity(pending.len());
         for req in pending.iter_mut() {
             ops.append(&mut req.ops);
+            ends.push(ops.len());
         }
-        let result = commit_with_retry(store.as_ref(), &ops).await;
+        let result = commit(store.as_ref(), &ops, RETRIES).await;
+        if result.is_err() && pending.len() > 1 {
+            // Isolate the failure: one bad request must not cost every other
+            // request of the batch its write. Commit each on its own, once
+            // (the batch already spent the retries).
+            tracing::warn!(
+                requests = pending.len(),
+                "batch failed: committing its requests one by one"
+            );
+            let mut start = 0;
+            for (req, end) in pending.drain(..).zip(ends) {
+                let result = commit(store.as_ref(), &ops[start..end], 1).await;
+                start = end;
+                complete(req, result);
+            }
+        } else {
+            for req in pending.drain(..) {
+                complete(req, result);
+            }
+        }
         ops.clear();
-        for req in pending.drain(..) {
-            complete(req, result);
-        }
     }
     tracing::debug!("batch writer stopped");
 }
 
-async fn commit_with_retry(store: &dyn Store, ops: &[WriteOp]) -> Result<(), ErrorCode> {
+/// Attempts per batch before its requests are tried one by one.
+const RETRIES: u32 = 4;
+
+async fn commit(store: &dyn Store, ops: &[WriteOp], attempts: u32) -> Result<(), ErrorCode> {
     if ops.is_empty() {
         return Ok(());
     }
     let mut delay = Duration::from_millis(10);
-    for attempt in 1..=4 {
+    for attempt in 1..=attempts {
         match store.apply_batch(ops).await {
             Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::warn!(attempt, ops = ops.len(), error = %e, "batch commit failed");
-                if attempt < 4 {
+                if attempt < attempts {
                     tokio::time::sleep(delay).await;
                     delay *= 4;
                 }
@@ -172,5 +197,111 @@ fn complete(req: WriteRequest, result: Result<(), ErrorCode>) {
     }
     if let Some(tx) = req.notify {
         let _ = tx.send(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_protocol::{Role, RoomId, UserId, Visibility};
+    use confab_store::sqlite::SqliteStore;
+    use confab_store::StoredEvent;
+
+    fn event(room: RoomId, seq: u64) -> WriteOp {
+        WriteOp::AppendEvent(StoredEvent {
+            room,
+            seq: Seq(seq),
+            at: 1,
+            actor: UserId(1),
+            actor_name: "alice".into(),
+            kind: 1,
+            body: vec![0],
+        })
+    }
+
+    fn request(ops: Vec<WriteOp>) -> (WriteRequest, oneshot::Receiver<Result<(), ErrorCode>>) {
+        let (tx, rx) = oneshot::channel();
+        (
+            WriteRequest {
+                ops,
+                durable: None,
+                ack: None,
+                notify: Some(tx),
+            },
+            rx,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_bad_request_fails_alone_and_its_batch_neighbours_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+        let alice = store.create_user("alice", "x", 0).await.unwrap();
+        let room = RoomId(1);
+        let create = WriteOp::CreateRoom {
+            room,
+            name: "r".into(),
+            topic: String::new(),
+            visibility: Visibility::Public,
+            owner: alice,
+            created_at: 0,
+        };
+        store.apply_batch(&[create]).await.unwrap();
+
+        let (batch, task) = spawn(
+            store.clone(),
+            BatchConfig {
+                max_items: 100,
+                max_delay: Duration::ZERO,
+            },
+        );
+        // On this single-threaded runtime the writer cannot run before all
+        // three are queued, so they share one batch.
+        let (a, a_rx) = request(vec![event(room, 1)]);
+        let bad_member = WriteOp::AddMember {
+            room: RoomId(99),
+            user: alice,
+            role: Role::Member,
+            joined_at: 0,
+        };
+        let (b, b_rx) = request(vec![bad_member]);
+        let (c, c_rx) = request(vec![event(room, 2)]);
+        assert!(batch.submit(a) && batch.submit(b) && batch.submit(c));
+        assert_eq!(a_rx.await.unwrap(), Ok(()));
+        assert_eq!(b_rx.await.unwrap(), Err(ErrorCode::StorageUnavailable));
+        assert_eq!(c_rx.await.unwrap(), Ok(()));
+        let stored: Vec<_> = store
+            .history(room, Seq(0), 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(stored, vec![Seq(2), Seq(1)]);
+        drop(batch);
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn durable_watermark_rises_only_after_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+        let (batch, _task) = spawn(
+            store,
+            BatchConfig {
+                max_items: 100,
+                max_delay: Duration::ZERO,
+            },
+        );
+        let mark = Arc::new(AtomicU64::new(0));
+        // An op that cannot commit (no such room) must not raise the mark.
+        let (mut req, rx) = request(vec![event(RoomId(5), 3)]);
+        req.durable = Some((mark.clone(), Seq(3)));
+        assert!(batch.submit(req));
+        assert!(rx.await.unwrap().is_err());
+        assert_eq!(mark.load(Ordering::Acquire), 0);
+        assert_eq!(batch.flush().await, Ok(()));
     }
 }
