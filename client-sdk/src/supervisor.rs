@@ -380,8 +380,10 @@ impl Supervisor {
             Ok(ServerMsg::Event(ev)) => self.on_room_event(ev),
             Ok(ServerMsg::ResumeGap { room, last_seq }) => {
                 // Live events continue after `last_seq`; the application
-                // reloads what came before from history.
-                self.tracker.raise(room, last_seq);
+                // reloads what came before from history. `last_seq` may be
+                // below what we saw (events lost in a server crash before
+                // they committed; their numbers are reused), so set, not raise.
+                self.tracker.set(room, last_seq);
                 self.emit(Event::ResumeGap { room, last_seq });
             }
             Ok(ServerMsg::Close { code, message }) => {

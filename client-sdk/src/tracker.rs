@@ -39,6 +39,12 @@ impl SeqTracker {
         *last = (*last).max(seq);
     }
 
+    /// Sets the last seen seq of a room, even lower than before (after
+    /// RESUME_GAP the server's numbering is authoritative).
+    pub(crate) fn set(&mut self, room: RoomId, seq: Seq) {
+        self.last.insert(room, seq);
+    }
+
     /// Stops tracking a room (the user left it).
     pub(crate) fn forget(&mut self, room: RoomId) {
         self.last.remove(&room);
@@ -96,6 +102,18 @@ mod tests {
         t.raise(A, Seq(4));
         assert_eq!(t.last_seen(A), Some(Seq(10)));
         assert!(t.observe(A, Seq(11)));
+    }
+
+    #[test]
+    fn set_may_lower_the_last_seen_seq() {
+        let mut t = SeqTracker::new();
+        t.observe(A, Seq(10));
+        t.set(A, Seq(7));
+        assert_eq!(t.last_seen(A), Some(Seq(7)));
+        assert!(
+            t.observe(A, Seq(8)),
+            "a reused number is delivered after the gap"
+        );
     }
 
     #[test]

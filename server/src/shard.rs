@@ -506,11 +506,24 @@ fn encode_reply(req_id: u32, msg: &ServerMsg) -> Bytes {
 }
 
 /// Sends `conn` the events after `after`, or RESUME_GAP if the tail no
-/// longer holds all of them. Runs before `conn` subscribes, on the shard, so
+/// longer holds all of them (or `after` lies beyond the last event). Runs before `conn` subscribes, on the shard, so
 /// replayed and live events neither overlap nor leave a gap.
 fn replay(slot: &RoomSlot, conn: &Conn, after: Seq) {
     let last = slot.room.last_seq;
-    if after >= last {
+    if after == last {
+        return;
+    }
+    // A resume point beyond the last stored event means the client saw
+    // events that were broadcast but lost in a crash before they
+    // committed: their numbers will be reused, so it must reload.
+    if after > last {
+        conn.reply(
+            0,
+            &ServerMsg::ResumeGap {
+                room: slot.room.id,
+                last_seq: last,
+            },
+        );
         return;
     }
     match slot.tail.front() {

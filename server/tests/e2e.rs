@@ -538,3 +538,36 @@ async fn listing_searches_pages_counts_members_and_hides_private_rooms() {
     assert!(bob.my_rooms().await.unwrap().is_empty());
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_resume_point_beyond_the_last_event_says_reload_history() {
+    // A client that saw events lost in a crash (broadcast before commit)
+    // resumes from a seq the server never stored: it must reload.
+    let srv = TestServer::start().await;
+    let alice = user(&srv.url(), "alice").await;
+    let room = alice
+        .create_room("ahead", "", Visibility::Public)
+        .await
+        .unwrap()
+        .id;
+    let mut raw = RawClient::connect(srv.addr).await;
+    let hello = confab_protocol::Hello {
+        version: 1,
+        client: "t".into(),
+        token: alice.token(),
+        resume: vec![confab_protocol::ResumePoint {
+            room,
+            after: Seq(40),
+        }],
+    };
+    raw.send(1, &Request::Hello(hello)).await;
+    assert!(matches!(raw.recv().await.1, ServerMsg::Welcome(_)));
+    assert_eq!(
+        raw.recv().await.1,
+        ServerMsg::ResumeGap {
+            room,
+            last_seq: Seq(1)
+        }
+    );
+    srv.stop().await;
+}
