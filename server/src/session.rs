@@ -120,6 +120,85 @@ where
     tracing::debug!(conn = id.0, %peer, reason = ?conn.close_reason(), "connection closed");
 }
 
+/// Runs one request through the same dispatch as a protocol connection and
+/// returns its reply — the door for request/response adapters such as the
+/// HTTP API. `token` authenticates like HELLO's token; REGISTER and LOGIN
+/// work without one. The reply is the frame a connection would get (an
+/// `Error` for refusals).
+pub async fn call(shared: Arc<Shared>, token: Option<&str>, req: Request) -> ServerMsg {
+    const REQ_ID: u32 = 1;
+    let id = ConnId(shared.next_conn_id.fetch_add(1, Ordering::Relaxed));
+    let (conn, mut out) = Conn::new(id, usize::MAX / 2);
+    let mut session = Session {
+        shared: shared.clone(),
+        conn: conn.clone(),
+        auth: None,
+        bucket: None,
+    };
+    if let Some(token) = token {
+        let hash = auth::token_hash(token);
+        match shared.store.session_user(&hash, now_ms()).await {
+            Ok(Some(user)) => {
+                session.auth = Some(Auth {
+                    user: user.id,
+                    username: user.username,
+                    token_hash: hash,
+                });
+            }
+            Ok(None) => return error_msg(ErrorCode::InvalidToken),
+            Err(e) => {
+                tracing::warn!(error = %e, "session lookup failed");
+                return error_msg(ErrorCode::StorageUnavailable);
+            }
+        }
+    }
+    if matches!(req, Request::Hello(_) | Request::Logout) && session.auth.is_none() {
+        return error_msg(if matches!(req, Request::Logout) {
+            ErrorCode::NotAuthenticated
+        } else {
+            ErrorCode::HandshakeRequired
+        });
+    }
+    let frame = {
+        let mut buf = BytesMut::new();
+        req.encode(REQ_ID, &mut buf);
+        let mut buf = buf;
+        match confab_protocol::frame::split_frame(&mut buf, u32::MAX) {
+            Ok(Some(f)) => f,
+            _ => return error_msg(ErrorCode::Internal),
+        }
+    };
+    session.handle(frame).await;
+    // A one-shot session is never attached to shards, so the only frames
+    // it receives are replies to this request (and, for LOGOUT, a CLOSE).
+    let reply = loop {
+        match tokio::time::timeout(Duration::from_secs(30), out.rx.recv()).await {
+            Ok(Some(bytes)) => {
+                let mut buf = BytesMut::from(&bytes[..]);
+                match confab_protocol::frame::split_frame(&mut buf, u32::MAX) {
+                    Ok(Some(f)) if f.req_id == REQ_ID => match ServerMsg::decode(&f) {
+                        Ok(msg) => break msg,
+                        Err(_) => break error_msg(ErrorCode::Internal),
+                    },
+                    _ => continue,
+                }
+            }
+            Ok(None) | Err(_) => break error_msg(ErrorCode::Internal),
+        }
+    };
+    // A session authenticated by REGISTER/LOGIN here must not linger in the
+    // shards' online sets.
+    session.cleanup().await;
+    reply
+}
+
+fn error_msg(code: ErrorCode) -> ServerMsg {
+    ServerMsg::Error {
+        code: code as u16,
+        message: code.default_message().into(),
+    }
+}
+
 struct Session {
     shared: Arc<Shared>,
     conn: Arc<Conn>,
