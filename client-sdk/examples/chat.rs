@@ -5,6 +5,11 @@
 //!     --user alice --password secret123 --room general
 //! ```
 //!
+//! Any URL the SDK speaks works: `confabs://127.0.0.1:7443` (TLS),
+//! `ws://127.0.0.1:7480/ws`, `wss://127.0.0.1:7443/ws`. For a server with a
+//! self-signed certificate add `--ca-cert confab-data/self-signed-cert.pem`
+//! or `--fingerprint AB:CD:…` (both printed by `confabd --tls-self-signed`).
+//!
 //! Registers (or logs in if the name is taken), finds the room by name or
 //! creates it, joins it, prints the last 20 events, then sends every stdin
 //! line as a message while printing the room's events as they arrive.
@@ -19,11 +24,12 @@ use confab_sdk::{
     RoomInfo, Seq, Visibility,
 };
 
-const USAGE: &str =
-    "usage: chat [--url confab://127.0.0.1:7400] --user NAME --password PASSWORD --room ROOM";
+const USAGE: &str = "usage: chat [--url confab://127.0.0.1:7400] [--ca-cert PEM | --fingerprint SHA256] --user NAME --password PASSWORD --room ROOM";
 
 struct Args {
     url: String,
+    ca_cert: Option<String>,
+    fingerprint: Option<String>,
     user: String,
     password: String,
     room: String,
@@ -31,12 +37,15 @@ struct Args {
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut url, mut user, mut password, mut room) = (None, None, None, None);
+    let (mut ca_cert, mut fingerprint) = (None, None);
     while let Some(flag) = args.next() {
         let slot = match flag.as_str() {
             "--url" => &mut url,
             "--user" => &mut user,
             "--password" => &mut password,
             "--room" => &mut room,
+            "--ca-cert" => &mut ca_cert,
+            "--fingerprint" => &mut fingerprint,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         };
@@ -44,6 +53,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     }
     Ok(Args {
         url: url.unwrap_or_else(|| "confab://127.0.0.1:7400".to_owned()),
+        ca_cert,
+        fingerprint,
         user: user.ok_or("--user is required")?,
         password: password.ok_or("--password is required")?,
         room: room.ok_or("--room is required")?,
@@ -63,10 +74,17 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
-    let options = ConnectOptions::default().with_reconnect(ReconnectPolicy::exponential(
+    let mut options = ConnectOptions::default().with_reconnect(ReconnectPolicy::exponential(
         Duration::from_millis(250),
         Duration::from_secs(10),
     ));
+    if let Some(path) = &args.ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+        options = options.with_trusted_pem(pem);
+    }
+    if let Some(fingerprint) = &args.fingerprint {
+        options = options.with_fingerprint(fingerprint)?;
+    }
     let client = Client::connect(&args.url, options)
         .await
         .with_context(|| format!("connecting to {}", args.url))?;
@@ -178,6 +196,13 @@ async fn print_events(client: Client, room: RoomId, mut shown: Seq) {
             Event::Closed { code, message } => {
                 eprintln!("* server closed the connection: {code}: {message}")
             }
+            Event::Notification(n) => eprintln!(
+                "* notification #{}: kind {} in {} from {}",
+                n.id, n.kind, n.room_name, n.actor_name
+            ),
+            Event::RoomAnnounced(info) => {
+                eprintln!("* new room {} ({}): {}", info.name, info.id, info.topic)
+            }
             Event::Disconnected => eprintln!("* disconnected"),
             Event::Reconnected => eprintln!("* reconnected"),
         }
@@ -192,6 +217,21 @@ fn print_event(ev: &RoomEvent) {
         EventBody::RoomCreated { name, .. } => {
             println!("[{}] * {} created #{}", ev.seq, ev.actor_name, name)
         }
+        EventBody::MemberKicked { target_name, .. } => {
+            println!("[{}] * {} kicked {}", ev.seq, ev.actor_name, target_name)
+        }
+        EventBody::MemberBanned { target_name, .. } => {
+            println!("[{}] * {} banned {}", ev.seq, ev.actor_name, target_name)
+        }
+        EventBody::RoleChanged {
+            target_name, role, ..
+        } => {
+            println!("[{}] * {} is now {:?}", ev.seq, target_name, role)
+        }
+        EventBody::RoomUpdated { name, topic } => {
+            println!("[{}] * room is now {name}: {topic}", ev.seq)
+        }
+        EventBody::RoomTerminated => println!("[{}] * the room has terminated", ev.seq),
         EventBody::Unknown { kind, .. } => println!("[{}] * event of kind {kind}", ev.seq),
     }
 }

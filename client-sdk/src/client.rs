@@ -7,8 +7,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use confab_protocol::{
-    Member, Millis, Request, ResumePoint, RoomEvent, RoomId, RoomInfo, Seq, ServerMsg, SessionUser,
-    UserId, Visibility, Welcome,
+    AuditItem, Member, Millis, Notification, Request, ResumePoint, Role, RoomEvent, RoomId,
+    RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId, UserRef, Visibility,
+    Welcome,
 };
 
 use crate::connection::establish;
@@ -103,7 +104,7 @@ impl Client {
         let hello_id = ids.next(|_| false);
         let live = tokio::time::timeout(
             options.connect_timeout,
-            establish(&endpoint, hello, hello_id, options.max_inbound_frame_len),
+            establish(&endpoint, hello, hello_id, options.dial()),
         )
         .await
         .map_err(|_| Error::Timeout)??;
@@ -416,6 +417,207 @@ impl Client {
             .is_ok()
         {
             let _ = rx.await;
+        }
+    }
+}
+
+/// One page of notifications, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationPage {
+    /// The user's unread count (the badge), whatever the page holds.
+    pub unread: u32,
+    pub items: Vec<Notification>,
+    /// Whether older notifications exist.
+    pub has_more: bool,
+}
+
+/// One page of a room's audit trail, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    pub room: RoomId,
+    pub items: Vec<AuditItem>,
+    pub has_more: bool,
+}
+
+/// Governance (SPEC.md §8): invitations, join requests, kick and ban,
+/// roles, notifications, the room log and the audit trail.
+impl Client {
+    /// Expects a plain OK for `request`.
+    async fn expect_ok(&self, name: &'static str, req: Request) -> Result<(), Error> {
+        match self.request(req).await? {
+            ServerMsg::Ok => Ok(()),
+            other => Err(unexpected(name, &other)),
+        }
+    }
+
+    /// Invites a user (by id or username) to a room; admins only.
+    pub async fn invite(&self, room: RoomId, user: UserRef) -> Result<(), Error> {
+        self.expect_ok("invite", Request::Invite { room, user })
+            .await
+    }
+
+    /// Accepts a pending invitation: joins the room.
+    pub async fn accept_invite(&self, room: RoomId) -> Result<RoomInfo, Error> {
+        match self
+            .request(Request::RespondInvite { room, accept: true })
+            .await?
+        {
+            ServerMsg::Room(info) => Ok(info),
+            other => Err(unexpected("accept_invite", &other)),
+        }
+    }
+
+    /// Declines a pending invitation.
+    pub async fn decline_invite(&self, room: RoomId) -> Result<(), Error> {
+        self.expect_ok(
+            "decline_invite",
+            Request::RespondInvite {
+                room,
+                accept: false,
+            },
+        )
+        .await
+    }
+
+    /// Asks the room's admins to let the caller in.
+    pub async fn request_join(&self, room: RoomId) -> Result<(), Error> {
+        self.expect_ok("request_join", Request::RequestJoin { room })
+            .await
+    }
+
+    /// Approves or denies a pending join request; admins only.
+    pub async fn decide_request(
+        &self,
+        room: RoomId,
+        user: UserId,
+        approve: bool,
+    ) -> Result<(), Error> {
+        self.expect_ok(
+            "decide_request",
+            Request::DecideRequest {
+                room,
+                user,
+                approve,
+            },
+        )
+        .await
+    }
+
+    pub async fn kick(&self, room: RoomId, user: UserId) -> Result<(), Error> {
+        self.expect_ok("kick", Request::Kick { room, user }).await
+    }
+
+    pub async fn ban(&self, room: RoomId, user: UserRef) -> Result<(), Error> {
+        self.expect_ok("ban", Request::Ban { room, user }).await
+    }
+
+    pub async fn unban(&self, room: RoomId, user: UserId) -> Result<(), Error> {
+        self.expect_ok("unban", Request::Unban { room, user }).await
+    }
+
+    /// Makes (`Role::Admin`) or unmakes (`Role::Member`) an admin; the owner only.
+    pub async fn set_role(&self, room: RoomId, user: UserId, role: Role) -> Result<(), Error> {
+        self.expect_ok("set_role", Request::SetRole { room, user, role })
+            .await
+    }
+
+    /// Renames the room or changes its topic; admins only.
+    pub async fn update_room(&self, room: RoomId, name: &str, topic: &str) -> Result<(), Error> {
+        let req = Request::UpdateRoom {
+            room,
+            name: name.to_owned(),
+            topic: topic.to_owned(),
+        };
+        self.expect_ok("update_room", req).await
+    }
+
+    async fn user_list(&self, name: &'static str, req: Request) -> Result<Vec<UserEntry>, Error> {
+        match self.request(req).await? {
+            ServerMsg::UserList { users, .. } => Ok(users),
+            other => Err(unexpected(name, &other)),
+        }
+    }
+
+    /// Pending join requests, oldest first; admins only.
+    pub async fn join_requests(&self, room: RoomId) -> Result<Vec<UserEntry>, Error> {
+        self.user_list("join_requests", Request::ListJoinRequests { room })
+            .await
+    }
+
+    /// The room's bans; admins only.
+    pub async fn bans(&self, room: RoomId) -> Result<Vec<UserEntry>, Error> {
+        self.user_list("bans", Request::ListBans { room }).await
+    }
+
+    /// Notifications with `id < before` (0: from the newest), newest first.
+    pub async fn notifications(
+        &self,
+        before: u64,
+        limit: u32,
+        unread_only: bool,
+    ) -> Result<NotificationPage, Error> {
+        match self
+            .request(Request::ListNotifications {
+                before,
+                limit,
+                unread_only,
+            })
+            .await?
+        {
+            ServerMsg::NotificationList {
+                unread,
+                has_more,
+                items,
+            } => Ok(NotificationPage {
+                unread,
+                items,
+                has_more,
+            }),
+            other => Err(unexpected("notifications", &other)),
+        }
+    }
+
+    /// Marks notifications up to `up_to` read; returns the unread count left.
+    pub async fn mark_read(&self, up_to: u64) -> Result<u32, Error> {
+        match self.request(Request::MarkRead { up_to }).await? {
+            ServerMsg::UnreadCount { unread } => Ok(unread),
+            other => Err(unexpected("mark_read", &other)),
+        }
+    }
+
+    /// Every room the caller was active in, most recently joined first.
+    pub async fn room_log(&self) -> Result<Vec<RoomLogItem>, Error> {
+        match self.request(Request::RoomLog).await? {
+            ServerMsg::RoomLogList { items } => Ok(items),
+            other => Err(unexpected("room_log", &other)),
+        }
+    }
+
+    /// The room's audit trail with `id < before` (0: from the newest); admins only.
+    pub async fn room_audit(
+        &self,
+        room: RoomId,
+        before: u64,
+        limit: u32,
+    ) -> Result<AuditPage, Error> {
+        match self
+            .request(Request::RoomAudit {
+                room,
+                before,
+                limit,
+            })
+            .await?
+        {
+            ServerMsg::AuditPage {
+                room,
+                has_more,
+                items,
+            } => Ok(AuditPage {
+                room,
+                items,
+                has_more,
+            }),
+            other => Err(unexpected("room_audit", &other)),
         }
     }
 }

@@ -103,9 +103,9 @@ pub(crate) async fn establish(
     endpoint: &Endpoint,
     hello: Hello,
     hello_id: u32,
-    max_inbound_frame_len: u32,
+    dial: transport::Dial,
 ) -> Result<Live, Error> {
-    let (mut source, mut sink) = transport::open(endpoint, max_inbound_frame_len).await?;
+    let (mut source, mut sink) = transport::open(endpoint, &dial).await?;
     let mut buf = BytesMut::new();
     Request::Hello(hello).encode(hello_id, &mut buf);
     sink.send_batch(&[buf.freeze()]).await?;

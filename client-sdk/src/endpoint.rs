@@ -1,24 +1,25 @@
 //! Server addresses: `confab://host:port` and friends.
 //!
-//! Parsing knows every scheme Confab will speak; which of them can actually
-//! be dialled is decided in the `transport` module, so adding TLS or WebSocket
-//! touches only that module.
+//! Parsing knows every scheme Confab speaks; how each is dialled is the
+//! `transport` module's business.
 
 use crate::Error;
 
-/// Port used when a `confab://` or `confabs://` URL names none.
+/// Port used when a `confab://` URL names none.
 pub const DEFAULT_PORT: u16 = 7400;
+/// Port used when a `confabs://` URL names none.
+pub const DEFAULT_TLS_PORT: u16 = 7443;
 
 /// How the frames travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
     /// `confab://`: plain TCP.
     Tcp,
-    /// `confabs://`: TLS (ALPN `confab/1`). Not yet supported.
+    /// `confabs://`: TLS (ALPN `confab/1`).
     Tls,
-    /// `ws://`: WebSocket, one frame per binary message. Not yet supported.
+    /// `ws://`: WebSocket, one frame per binary message.
     Ws,
-    /// `wss://`: WebSocket over TLS. Not yet supported.
+    /// `wss://`: WebSocket over TLS.
     Wss,
 }
 
@@ -35,7 +36,8 @@ impl Scheme {
 
     fn default_port(self) -> u16 {
         match self {
-            Scheme::Tcp | Scheme::Tls => DEFAULT_PORT,
+            Scheme::Tcp => DEFAULT_PORT,
+            Scheme::Tls => DEFAULT_TLS_PORT,
             Scheme::Ws => 80,
             Scheme::Wss => 443,
         }
@@ -168,7 +170,7 @@ mod tests {
     #[test]
     fn port_defaults_per_scheme() {
         assert_eq!(ok("confab://chat.example").port, DEFAULT_PORT);
-        assert_eq!(ok("confabs://chat.example/").port, DEFAULT_PORT);
+        assert_eq!(ok("confabs://chat.example/").port, DEFAULT_TLS_PORT);
         assert_eq!(ok("ws://chat.example").port, 80);
         assert_eq!(ok("wss://chat.example").port, 443);
     }

@@ -98,8 +98,17 @@ pub enum Error {
     /// this; they are never resent automatically.
     #[error("disconnected from the server")]
     Disconnected,
-    /// The URL's scheme is not (yet) supported by this SDK.
-    #[error("unsupported URL scheme {0:?} (supported: confab://)")]
+    /// TLS could not be set up: the handshake failed (untrusted
+    /// certificate, fingerprint mismatch, no common ALPN protocol…) or the
+    /// trust options are unusable.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The WebSocket upgrade was refused or failed, or the server broke
+    /// WebSocket framing.
+    #[error("WebSocket: {0}")]
+    WebSocket(String),
+    /// The URL's scheme is not supported by this SDK.
+    #[error("unsupported URL scheme {0:?} (supported: confab://, confabs://, ws://, wss://)")]
     UnsupportedScheme(String),
     /// The URL could not be parsed.
     #[error("invalid URL {url:?}: {reason}")]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, Mutex};
 
-use confab_protocol::{RoomEvent, RoomId, Seq};
+use confab_protocol::{Notification, RoomEvent, RoomId, RoomInfo, Seq};
 
 use crate::error::Code;
 
@@ -20,6 +20,14 @@ pub enum Event {
     /// events: reload its history up to `last_seq`; live events continue
     /// after it.
     ResumeGap { room: RoomId, last_seq: Seq },
+    /// A persistent notification for this user (invited, kicked, join
+    /// request, …), live or — right after connecting — one still unread.
+    /// The same notification may arrive twice around a reconnect; its `id`
+    /// identifies it.
+    Notification(Notification),
+    /// A room that concerns this user was created (every public room, and
+    /// private rooms this user created on another connection).
+    RoomAnnounced(RoomInfo),
     /// The server sent CLOSE; [`Event::Disconnected`] follows. Also sent,
     /// after [`Event::Disconnected`] and as the stream's last item, when a
     /// reconnect is refused for good (`INVALID_TOKEN`: the session expired

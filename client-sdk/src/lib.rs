@@ -41,9 +41,12 @@
 //!
 //! # How it works
 //!
-//! - [`endpoint`]: parses `confab://host:port` (and recognises `confabs://`,
-//!   `ws://`, `wss://`, which are not supported yet).
-//! - `transport`: the only module that knows how frames travel (TCP today).
+//! - [`endpoint`]: parses `confab://host:port`, `confabs://host:port` (TLS,
+//!   ALPN `confab/1`), `ws://host:port/ws` and `wss://host:port/ws`.
+//! - `transport`: the only module that knows how frames travel (TCP, TLS
+//!   with rustls/ring, WebSocket with fastwebsockets). Which certificates
+//!   TLS trusts is [`ConnectOptions::tls_trust`]: the public CAs by default,
+//!   or a PEM certificate, or a SHA-256 fingerprint for self-signed servers.
 //! - `connection`: HELLO/WELCOME handshake, then one reader task (reads and
 //!   decodes frames) and one writer task (coalesces queued frames into few
 //!   writes) per connection.
@@ -78,17 +81,18 @@ mod tracker;
 mod transport;
 
 pub use backoff::ReconnectPolicy;
-pub use client::{Client, HistoryPage, MessageAck, Session};
+pub use client::{AuditPage, Client, HistoryPage, MessageAck, NotificationPage, Session};
 pub use endpoint::{Endpoint, Scheme};
 pub use error::{Code, Error};
 pub use event::{Event, Events};
-pub use options::{ConnectOptions, DEFAULT_MAX_INBOUND_FRAME_LEN};
+pub use options::{ConnectOptions, TlsTrust, DEFAULT_MAX_INBOUND_FRAME_LEN};
 
 /// The wire protocol crate, for types not re-exported here.
 pub use confab_protocol as protocol;
 pub use confab_protocol::{
-    ErrorCode, EventBody, Member, Millis, Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo,
-    Seq, ServerMsg, SessionUser, UserId, Visibility, Welcome, PROTOCOL_VERSION,
+    leave_reason, notification_kind, AuditItem, ErrorCode, EventBody, Member, Millis, Notification,
+    Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg,
+    SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome, PROTOCOL_VERSION,
 };
 
 /// The client name this SDK announces in HELLO: `confab-sdk-rust/<version>`.

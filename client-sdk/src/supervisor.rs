@@ -386,6 +386,8 @@ impl Supervisor {
                 self.tracker.set(room, last_seq);
                 self.emit(Event::ResumeGap { room, last_seq });
             }
+            Ok(ServerMsg::Notification(n)) => self.emit(Event::Notification(n)),
+            Ok(ServerMsg::RoomAnnounced(room)) => self.emit(Event::RoomAnnounced(room)),
             Ok(ServerMsg::Close { code, message }) => {
                 return Some(End::ServerClosed {
                     code: Code::from_u16(code),
@@ -414,7 +416,15 @@ impl Supervisor {
             return;
         }
         let me = self.state.borrow().session.as_ref().map(|s| s.user);
-        if matches!(ev.body, EventBody::MemberLeft) && Some(ev.actor) == me {
+        let gone = match &ev.body {
+            EventBody::MemberLeft => Some(ev.actor) == me,
+            EventBody::MemberKicked { target, .. } | EventBody::MemberBanned { target, .. } => {
+                Some(*target) == me
+            }
+            EventBody::RoomTerminated => true,
+            _ => false,
+        };
+        if gone {
             // We get nothing more from this room; do not ask to resume it.
             self.tracker.forget(ev.room);
         }
@@ -513,12 +523,9 @@ impl Supervisor {
                 self.tracker.resume_points(),
             );
             let hello_id = self.ids.next(|_| false);
-            let (timeout, max_len) = (
-                self.options.connect_timeout,
-                self.options.max_inbound_frame_len,
-            );
+            let (timeout, dial) = (self.options.connect_timeout, self.options.dial());
             let attempt_fut = async move {
-                tokio::time::timeout(timeout, establish(&endpoint, hello, hello_id, max_len)).await
+                tokio::time::timeout(timeout, establish(&endpoint, hello, hello_id, dial)).await
             };
             match self.while_down(attempt_fut).await? {
                 Ok(Ok(live)) => return Some(live),

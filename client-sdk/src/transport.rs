@@ -1,11 +1,23 @@
 //! Byte transports that carry frames.
 //!
-//! **Invariant:** only this module knows how frames travel. The rest of the
-//! SDK sees a [`FrameSource`] that yields [`RawFrame`]s and a [`FrameSink`]
-//! that takes batches of whole encoded frames. Adding TLS (`confabs://`) is
-//! one more arm in [`open`] producing the `Stream` variants; adding
-//! WebSocket is a new variant of each enum (one frame per binary message,
-//! with reads in their own task, which the reader task already provides).
+//! **Invariant:** only this module (and its `tls` and `ws` children) knows
+//! how frames travel. The rest of the SDK sees a [`FrameSource`] that yields
+//! [`RawFrame`]s and a [`FrameSink`] that takes batches of whole encoded
+//! frames.
+//!
+//! | URL | transport |
+//! |---|---|
+//! | `confab://host:7400` | TCP, frames back to back |
+//! | `confabs://host:7443` | TLS with ALPN `confab/1`, frames back to back |
+//! | `ws://host:port/ws` | WebSocket, one frame per binary message |
+//! | `wss://host:port/ws` | WebSocket over TLS (ALPN `http/1.1`) |
+//!
+//! WebSocket reads are not cancel-safe; the connection's reader task is the
+//! only caller of [`FrameSource::next_frame`], so they never sit in a
+//! `select!`.
+
+mod tls;
+mod ws;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -16,23 +28,35 @@ use tokio_util::codec::FramedRead;
 use confab_protocol::{FrameCodec, FrameError, RawFrame};
 
 use crate::endpoint::{Endpoint, Scheme};
+use crate::options::TlsTrust;
 use crate::Error;
 
 type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
+/// What dialling needs from [`crate::ConnectOptions`].
+#[derive(Debug, Clone)]
+pub(crate) struct Dial {
+    /// Bound on frames accepted from the server.
+    pub(crate) max_inbound_frame_len: u32,
+    /// Which certificates TLS accepts.
+    pub(crate) tls_trust: TlsTrust,
+}
+
 /// The receiving half of a connection.
 pub(crate) enum FrameSource {
-    /// Any byte stream (TCP now, TLS later), split by the frame codec.
+    /// Any byte stream (TCP, TLS), split by the frame codec.
     Stream(FramedRead<BoxRead, FrameCodec>),
+    /// WebSocket: one frame per binary message.
+    Ws(ws::WsSource),
 }
 
 impl FrameSource {
-    /// The next frame; `None` at a clean end of stream. Cancel-safe for the
-    /// `Stream` variant, but the SDK reads only from a dedicated task anyway.
+    /// The next frame; `None` at a clean end of stream.
     pub(crate) async fn next_frame(&mut self) -> Option<Result<RawFrame, FrameError>> {
         match self {
             FrameSource::Stream(framed) => framed.next().await,
+            FrameSource::Ws(ws) => ws.next_frame().await,
         }
     }
 }
@@ -41,10 +65,13 @@ impl FrameSource {
 pub(crate) enum FrameSink {
     /// Any byte stream; a batch of frames is written as one buffer.
     Stream { io: BoxWrite, buf: BytesMut },
+    /// WebSocket: a batch becomes masked binary messages in one buffer.
+    Ws(ws::WsSink),
 }
 
 impl FrameSink {
-    /// Writes whole encoded frames (length prefix included) and flushes.
+    /// Writes whole encoded frames (length prefix included) and flushes
+    /// (TLS holds records back until flushed).
     pub(crate) async fn send_batch(&mut self, frames: &[Bytes]) -> std::io::Result<()> {
         match self {
             FrameSink::Stream { io, buf } => {
@@ -59,6 +86,7 @@ impl FrameSink {
                 }
                 io.flush().await
             }
+            FrameSink::Ws(ws) => ws.send_batch(frames).await,
         }
     }
 
@@ -66,32 +94,38 @@ impl FrameSink {
     pub(crate) async fn shutdown(&mut self) -> std::io::Result<()> {
         match self {
             FrameSink::Stream { io, .. } => io.shutdown().await,
+            FrameSink::Ws(ws) => ws.shutdown().await,
         }
     }
 }
 
-/// Dials `endpoint`. `max_inbound_frame_len` bounds the frames accepted from
-/// the server.
+/// Dials `endpoint`.
 pub(crate) async fn open(
     endpoint: &Endpoint,
-    max_inbound_frame_len: u32,
+    dial: &Dial,
 ) -> Result<(FrameSource, FrameSink), Error> {
+    let stream = TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await?;
+    // Requests are small and latency matters more than packet count; the
+    // writer task already coalesces what is queued.
+    stream.set_nodelay(true)?;
+    let max_len = dial.max_inbound_frame_len;
     match endpoint.scheme {
         Scheme::Tcp => {
-            let stream = TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await?;
-            // Requests are small and latency matters more than packet count;
-            // the writer task already coalesces what is queued.
-            stream.set_nodelay(true)?;
             let (read, write) = stream.into_split();
-            Ok(stream_halves(
-                Box::new(read),
-                Box::new(write),
-                max_inbound_frame_len,
-            ))
+            Ok(stream_halves(Box::new(read), Box::new(write), max_len))
         }
-        Scheme::Tls | Scheme::Ws | Scheme::Wss => Err(Error::UnsupportedScheme(
-            endpoint.scheme.as_str().to_owned(),
-        )),
+        Scheme::Tls => {
+            let tls =
+                tls::connect(stream, &endpoint.host, tls::ALPN_CONFAB, &dial.tls_trust).await?;
+            let (read, write) = tokio::io::split(tls);
+            Ok(stream_halves(Box::new(read), Box::new(write), max_len))
+        }
+        Scheme::Ws => ws::open(stream, endpoint, max_len).await,
+        Scheme::Wss => {
+            let tls =
+                tls::connect(stream, &endpoint.host, tls::ALPN_HTTP1, &dial.tls_trust).await?;
+            ws::open(tls, endpoint, max_len).await
+        }
     }
 }
 

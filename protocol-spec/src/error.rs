@@ -3,10 +3,10 @@
 //! A code never changes meaning once published; new codes are only added.
 //! The numeric ranges group codes by who is at fault and what to do next.
 
-/// Defines [`ErrorCode`] with its numeric value, stable name and default
-/// human message in one table, so the three can never drift apart.
+/// Defines [`ErrorCode`] with its numeric value, stable SCREAMING_SNAKE name
+/// and default human message in one table, so they can never drift apart.
 macro_rules! error_codes {
-    ($( $(#[$doc:meta])* $name:ident = $num:literal, $text:literal; )*) => {
+    ($( $(#[$doc:meta])* $name:ident = $num:literal, $snake:literal, $text:literal; )*) => {
         /// A stable numeric error code carried by `ERROR` and `CLOSE` frames.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[repr(u16)]
@@ -29,7 +29,7 @@ macro_rules! error_codes {
             /// and logs.
             pub fn name(self) -> &'static str {
                 match self {
-                    $( ErrorCode::$name => stringify!($name), )*
+                    $( ErrorCode::$name => $snake, )*
                 }
             }
 
@@ -47,77 +47,109 @@ macro_rules! error_codes {
 error_codes! {
     // 1xx — protocol violations. The server closes the connection after these.
     /// The frame or its payload could not be decoded.
-    MalformedFrame = 100, "malformed frame";
+    MalformedFrame = 100, "MALFORMED_FRAME", "malformed frame";
     /// The frame type is not one this server knows.
-    UnknownFrameType = 101, "unknown frame type";
+    UnknownFrameType = 101, "UNKNOWN_FRAME_TYPE", "unknown frame type";
     /// The frame's length exceeds the announced maximum.
-    FrameTooLarge = 102, "frame exceeds the maximum frame size";
+    FrameTooLarge = 102, "FRAME_TOO_LARGE", "frame exceeds the maximum frame size";
     /// The client's protocol version is not supported.
-    UnsupportedVersion = 103, "unsupported protocol version";
+    UnsupportedVersion = 103, "UNSUPPORTED_VERSION", "unsupported protocol version";
     /// A request was sent before HELLO, or HELLO was sent twice.
-    HandshakeRequired = 104, "HELLO must be the first frame, exactly once";
+    HandshakeRequired = 104, "HANDSHAKE_REQUIRED", "HELLO must be the first frame, exactly once";
     /// HELLO did not arrive in time.
-    HandshakeTimeout = 105, "handshake timed out";
+    HandshakeTimeout = 105, "HANDSHAKE_TIMEOUT", "handshake timed out";
     /// The client sent a frame type that only servers send.
-    UnexpectedFrame = 106, "frame type not valid from a client";
+    UnexpectedFrame = 106, "UNEXPECTED_FRAME", "frame type not valid from a client";
 
     // 2xx — authentication and accounts.
     /// The request needs an authenticated session.
-    NotAuthenticated = 200, "authentication required";
+    NotAuthenticated = 200, "NOT_AUTHENTICATED", "authentication required";
     /// The session token is unknown, expired or revoked.
-    InvalidToken = 201, "invalid or expired session token";
+    InvalidToken = 201, "INVALID_TOKEN", "invalid or expired session token";
     /// Username or password is wrong.
-    InvalidCredentials = 202, "invalid username or password";
+    InvalidCredentials = 202, "INVALID_CREDENTIALS", "invalid username or password";
     /// Registration with a username that already exists.
-    UsernameTaken = 203, "username is already taken";
+    UsernameTaken = 203, "USERNAME_TAKEN", "username is already taken";
     /// The username breaks the rules in SPEC.md §5.2.
-    InvalidUsername = 204, "username must be 3-32 characters of a-z, 0-9, '_', '-' or '.'";
+    InvalidUsername = 204, "INVALID_USERNAME", "username must be 3-32 characters of a-z, 0-9, '_', '-' or '.'";
     /// The password breaks the rules in SPEC.md §5.2.
-    InvalidPassword = 205, "password must be 8-256 bytes";
+    InvalidPassword = 205, "INVALID_PASSWORD", "password must be 8-256 bytes";
     /// LOGIN or REGISTER on a connection that is already authenticated.
-    AlreadyAuthenticated = 206, "connection is already authenticated";
+    AlreadyAuthenticated = 206, "ALREADY_AUTHENTICATED", "connection is already authenticated";
 
     // 3xx — rooms and membership.
-    /// No room with that id exists (or it has terminated).
-    RoomNotFound = 300, "room not found";
+    /// No room with that id exists. (A terminated room answers `RoomTerminated`.)
+    RoomNotFound = 300, "ROOM_NOT_FOUND", "room not found";
     /// The action needs membership of the room.
-    NotAMember = 301, "you are not a member of this room";
+    NotAMember = 301, "NOT_A_MEMBER", "you are not a member of this room";
     /// JOIN of a room the user already belongs to.
-    AlreadyMember = 302, "you are already a member of this room";
+    AlreadyMember = 302, "ALREADY_MEMBER", "you are already a member of this room";
     /// Room name empty, too long or containing control characters.
-    InvalidRoomName = 303, "room name must be 1-64 characters without control characters";
+    InvalidRoomName = 303, "INVALID_ROOM_NAME", "room name must be 1-64 characters without control characters";
     /// Room topic too long or containing control characters.
-    InvalidTopic = 304, "room topic must be at most 256 characters without control characters";
+    InvalidTopic = 304, "INVALID_TOPIC", "room topic must be at most 256 characters without control characters";
     /// JOIN of a private room without an invitation or approved request.
-    RoomPrivate = 305, "room is private: join by invitation or approved request";
+    RoomPrivate = 305, "ROOM_PRIVATE", "room is private: join by invitation or approved request";
     /// A paging parameter is out of range.
-    InvalidPaging = 306, "limit must be 1-200";
+    InvalidPaging = 306, "INVALID_PAGING", "limit must be 1-200";
+    /// The action needs the admin (or owner) role in the room.
+    NotAdmin = 307, "NOT_ADMIN", "only room admins may do this";
+    /// The action needs the owner role in the room.
+    NotOwner = 308, "NOT_OWNER", "only the room owner may do this";
+    /// The caller is banned from the room.
+    Banned = 309, "BANNED", "you are banned from this room";
+    /// RESPOND_INVITE without a pending invitation.
+    NotInvited = 310, "NOT_INVITED", "you have no pending invitation to this room";
+    /// The named or numbered user does not exist.
+    NoSuchUser = 311, "NO_SUCH_USER", "no such user";
+    /// The room has terminated; nothing can be done in it any more.
+    RoomTerminated = 312, "ROOM_TERMINATED", "this room has terminated";
+    /// The action cannot target the caller (kick, ban, role change of oneself).
+    CannotTargetSelf = 313, "CANNOT_TARGET_SELF", "you cannot do this to yourself";
+    /// The room owner cannot be kicked, banned or have their role changed.
+    CannotTargetOwner = 314, "CANNOT_TARGET_OWNER", "the room owner cannot be kicked, banned or have their role changed";
+    /// The user already has a pending invitation.
+    AlreadyInvited = 315, "ALREADY_INVITED", "that user is already invited";
+    /// The caller already has a pending join request.
+    AlreadyRequested = 316, "ALREADY_REQUESTED", "you have already asked to join this room";
+    /// DECIDE_REQUEST for a user with no pending request.
+    NoSuchRequest = 317, "NO_SUCH_REQUEST", "that user has no pending join request";
+    /// UNBAN of a user who is not banned.
+    NotBanned = 318, "NOT_BANNED", "that user is not banned";
+    /// The target user is not a member of the room.
+    TargetNotMember = 319, "TARGET_NOT_MEMBER", "that user is not a member of this room";
+    /// The target user is banned from the room (so cannot be invited).
+    TargetBanned = 320, "TARGET_BANNED", "that user is banned from this room";
+    /// BAN of a user who is already banned.
+    AlreadyBanned = 321, "ALREADY_BANNED", "that user is already banned";
+    /// SET_ROLE with a role other than member or admin.
+    InvalidRole = 322, "INVALID_ROLE", "role must be member or admin (ownership passes only by succession)";
 
     // 4xx — messages.
     /// Message body is empty or only whitespace.
-    MessageEmpty = 400, "message is empty";
+    MessageEmpty = 400, "MESSAGE_EMPTY", "message is empty";
     /// Message body exceeds the announced maximum.
-    MessageTooLong = 401, "message exceeds the maximum message size";
+    MessageTooLong = 401, "MESSAGE_TOO_LONG", "message exceeds the maximum message size";
     /// The sender exceeded the message rate limit; retry later.
-    RateLimited = 402, "too many messages: slow down";
+    RateLimited = 402, "RATE_LIMITED", "too many messages: slow down";
 
     // 5xx — server side. The request may be retried.
     /// An unexpected server error; details are in the server log.
-    Internal = 500, "internal server error";
+    Internal = 500, "INTERNAL", "internal server error";
     /// The store could not persist or read the data.
-    StorageUnavailable = 501, "storage is unavailable";
+    StorageUnavailable = 501, "STORAGE_UNAVAILABLE", "storage is unavailable";
     /// The server is overloaded; retry with backoff.
-    Overloaded = 502, "server is overloaded";
+    Overloaded = 502, "OVERLOADED", "server is overloaded";
     /// The server is shutting down.
-    ShuttingDown = 503, "server is shutting down";
+    ShuttingDown = 503, "SHUTTING_DOWN", "server is shutting down";
 
     // 6xx — close reasons (sent in CLOSE frames).
     /// The connection's outbound queue overflowed: it did not read fast enough.
-    SlowConsumer = 600, "connection closed: outbound queue overflowed (slow consumer)";
+    SlowConsumer = 600, "SLOW_CONSUMER", "connection closed: outbound queue overflowed (slow consumer)";
     /// No frame (not even PING) arrived within the idle timeout.
-    IdleTimeout = 601, "connection closed: idle timeout";
+    IdleTimeout = 601, "IDLE_TIMEOUT", "connection closed: idle timeout";
     /// The session was ended by LOGOUT (on this or another connection).
-    LoggedOut = 602, "connection closed: session logged out";
+    LoggedOut = 602, "LOGGED_OUT", "connection closed: session logged out";
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -147,6 +179,19 @@ mod tests {
             assert_eq!(ErrorCode::from_u16(c as u16), Some(c));
         }
         assert_eq!(ErrorCode::from_u16(999), None);
+    }
+
+    #[test]
+    fn names_are_screaming_snake_case() {
+        assert_eq!(ErrorCode::LoggedOut.name(), "LOGGED_OUT");
+        assert_eq!(ErrorCode::RoomNotFound.name(), "ROOM_NOT_FOUND");
+        for &c in ErrorCode::ALL {
+            let n = c.name();
+            assert!(
+                n.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
+                "{n}"
+            );
+        }
     }
 
     #[test]

@@ -36,6 +36,21 @@ pub mod kind {
     pub const SEND_MESSAGE: u8 = 0x15;
     pub const HISTORY: u8 = 0x16;
     pub const MY_ROOMS: u8 = 0x17;
+    pub const INVITE: u8 = 0x18;
+    pub const RESPOND_INVITE: u8 = 0x19;
+    pub const REQUEST_JOIN: u8 = 0x1a;
+    pub const DECIDE_REQUEST: u8 = 0x1b;
+    pub const KICK: u8 = 0x1c;
+    pub const BAN: u8 = 0x1d;
+    pub const UNBAN: u8 = 0x1e;
+    pub const SET_ROLE: u8 = 0x1f;
+    pub const LIST_JOIN_REQUESTS: u8 = 0x20;
+    pub const LIST_BANS: u8 = 0x21;
+    pub const LIST_NOTIFICATIONS: u8 = 0x22;
+    pub const MARK_READ: u8 = 0x23;
+    pub const ROOM_LOG: u8 = 0x24;
+    pub const ROOM_AUDIT: u8 = 0x25;
+    pub const UPDATE_ROOM: u8 = 0x26;
 
     pub const WELCOME: u8 = 0x40;
     pub const PONG: u8 = 0x41;
@@ -47,14 +62,27 @@ pub mod kind {
     pub const MEMBER_LIST: u8 = 0x47;
     pub const MESSAGE_ACK: u8 = 0x48;
     pub const HISTORY_PAGE: u8 = 0x49;
+    pub const USER_LIST: u8 = 0x4a;
+    pub const NOTIFICATION_LIST: u8 = 0x4b;
+    pub const UNREAD_COUNT: u8 = 0x4c;
+    pub const ROOM_LOG_LIST: u8 = 0x4d;
+    pub const AUDIT_PAGE: u8 = 0x4e;
 
     pub const EVENT: u8 = 0x80;
     pub const RESUME_GAP: u8 = 0x81;
     pub const CLOSE: u8 = 0x82;
+    pub const NOTIFICATION: u8 = 0x83;
+    pub const ROOM_ANNOUNCED: u8 = 0x84;
 
     /// Whether `t` lies in the request range.
     pub fn is_request(t: u8) -> bool {
         (0x01..=0x3f).contains(&t)
+    }
+
+    /// Whether `t` lies in the event range (request id 0); clients ignore
+    /// event types they do not know.
+    pub fn is_event(t: u8) -> bool {
+        (0x80..=0xbf).contains(&t)
     }
 }
 

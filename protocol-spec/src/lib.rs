@@ -3,7 +3,9 @@
 //!
 //! - [`frame`]: length-prefixed framing and the tokio-util codec.
 //! - [`wire`]: primitive encodings (varints, strings, options).
-//! - [`msg`]: typed requests, responses and events.
+//! - [`msg`]: payload types shared by all frames (rooms, members, events).
+//! - [`request`]: typed requests (client → server).
+//! - [`reply`]: typed responses and events (server → client).
 //! - [`error`]: stable error and close codes.
 //! - [`ids`]: newtypes for room ids, user ids and sequence numbers.
 //!
@@ -15,12 +17,16 @@ pub mod error;
 pub mod frame;
 pub mod ids;
 pub mod msg;
+pub mod reply;
+pub mod request;
 pub mod wire;
 
 pub use error::ErrorCode;
 pub use frame::{FrameCodec, FrameError, RawFrame};
 pub use ids::{Millis, RoomId, Seq, UserId};
 pub use msg::*;
+pub use reply::*;
+pub use request::*;
 
 /// Why a frame's payload could not be decoded. All are protocol errors
 /// (`MALFORMED_FRAME`), except [`DecodeError::UnknownFrameType`]

@@ -1,12 +1,12 @@
-//! Typed payloads (SPEC.md §5): [`Request`]s from clients and
-//! [`ServerMsg`]s (responses and events) from servers, each with an encoder
-//! that writes a whole frame and a decoder from a [`RawFrame`].
+//! Payload types shared by requests, responses and events (SPEC.md §5):
+//! rooms, members, room events and their kinds. Requests live in
+//! [`crate::request`], responses and events in [`crate::reply`].
 
 use bytes::{BufMut, BytesMut};
 
-use crate::frame::{begin_frame, end_frame, kind, RawFrame};
+use crate::frame::{begin_frame, end_frame, kind};
 use crate::ids::{Millis, RoomId, Seq, UserId};
-use crate::wire::{put_bool, put_nested, put_opt_str, put_str, put_varint, Reader};
+use crate::wire::{put_nested, put_str, put_varint, Reader};
 use crate::DecodeError;
 
 /// How many list elements a decoder reserves room for up front.
@@ -17,9 +17,9 @@ use crate::DecodeError;
 /// decoder allocate up to ~100x the frame's size before failing on the first
 /// element. (Fix: reserve at most this many; the vector grows as elements
 /// actually decode.)
-const MAX_PREALLOC: usize = 64;
+pub(crate) const MAX_PREALLOC: usize = 64;
 
-fn prealloc(count: usize) -> usize {
+pub(crate) fn prealloc(count: usize) -> usize {
     count.min(MAX_PREALLOC)
 }
 
@@ -36,7 +36,7 @@ pub enum Visibility {
 }
 
 impl Visibility {
-    fn decode(v: u8) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(v: u8) -> Result<Self, DecodeError> {
         match v {
             0 => Ok(Visibility::Public),
             1 => Ok(Visibility::Private),
@@ -57,7 +57,7 @@ pub enum Role {
 }
 
 impl Role {
-    fn decode(v: u8) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(v: u8) -> Result<Self, DecodeError> {
         match v {
             0 => Ok(Role::Member),
             1 => Ok(Role::Admin),
@@ -73,260 +73,6 @@ impl Role {
     pub fn is_admin(self) -> bool {
         self >= Role::Admin
     }
-}
-
-/// A position to resume a room's event stream from (in HELLO).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResumePoint {
-    pub room: RoomId,
-    /// The last sequence number the client has seen.
-    pub after: Seq,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hello {
-    pub version: u16,
-    /// Free-form client name and version, for logs.
-    pub client: String,
-    /// A session token to authenticate this connection with.
-    pub token: Option<String>,
-    /// Rooms whose missed events the client wants replayed.
-    pub resume: Vec<ResumePoint>,
-}
-
-/// A request frame from a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    Hello(Hello),
-    Ping {
-        nonce: u64,
-    },
-    Register {
-        username: String,
-        password: String,
-    },
-    Login {
-        username: String,
-        password: String,
-    },
-    Logout,
-    CreateRoom {
-        name: String,
-        topic: String,
-        visibility: Visibility,
-    },
-    ListRooms {
-        query: String,
-        offset: u32,
-        limit: u32,
-    },
-    JoinRoom {
-        room: RoomId,
-    },
-    LeaveRoom {
-        room: RoomId,
-    },
-    ListMembers {
-        room: RoomId,
-    },
-    SendMessage {
-        room: RoomId,
-        body: String,
-    },
-    /// Events with `seq < before` (0 = from the newest), newest first.
-    History {
-        room: RoomId,
-        before: Seq,
-        limit: u32,
-    },
-    MyRooms,
-}
-
-impl Request {
-    pub fn kind(&self) -> u8 {
-        match self {
-            Request::Hello(_) => kind::HELLO,
-            Request::Ping { .. } => kind::PING,
-            Request::Register { .. } => kind::REGISTER,
-            Request::Login { .. } => kind::LOGIN,
-            Request::Logout => kind::LOGOUT,
-            Request::CreateRoom { .. } => kind::CREATE_ROOM,
-            Request::ListRooms { .. } => kind::LIST_ROOMS,
-            Request::JoinRoom { .. } => kind::JOIN_ROOM,
-            Request::LeaveRoom { .. } => kind::LEAVE_ROOM,
-            Request::ListMembers { .. } => kind::LIST_MEMBERS,
-            Request::SendMessage { .. } => kind::SEND_MESSAGE,
-            Request::History { .. } => kind::HISTORY,
-            Request::MyRooms => kind::MY_ROOMS,
-        }
-    }
-
-    /// A short stable name for logs and metrics labels.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Request::Hello(_) => "hello",
-            Request::Ping { .. } => "ping",
-            Request::Register { .. } => "register",
-            Request::Login { .. } => "login",
-            Request::Logout => "logout",
-            Request::CreateRoom { .. } => "create_room",
-            Request::ListRooms { .. } => "list_rooms",
-            Request::JoinRoom { .. } => "join_room",
-            Request::LeaveRoom { .. } => "leave_room",
-            Request::ListMembers { .. } => "list_members",
-            Request::SendMessage { .. } => "send_message",
-            Request::History { .. } => "history",
-            Request::MyRooms => "my_rooms",
-        }
-    }
-
-    /// Appends this request as one whole frame.
-    pub fn encode(&self, req_id: u32, buf: &mut BytesMut) {
-        let start = begin_frame(buf, self.kind(), req_id);
-        match self {
-            Request::Hello(h) => {
-                put_varint(buf, h.version as u64);
-                put_str(buf, &h.client);
-                put_opt_str(buf, h.token.as_deref());
-                put_varint(buf, h.resume.len() as u64);
-                for p in &h.resume {
-                    put_varint(buf, p.room.0);
-                    put_varint(buf, p.after.0);
-                }
-            }
-            Request::Ping { nonce } => put_varint(buf, *nonce),
-            Request::Register { username, password } | Request::Login { username, password } => {
-                put_str(buf, username);
-                put_str(buf, password);
-            }
-            Request::Logout | Request::MyRooms => {}
-            Request::CreateRoom {
-                name,
-                topic,
-                visibility,
-            } => {
-                put_str(buf, name);
-                put_str(buf, topic);
-                buf.put_u8(*visibility as u8);
-            }
-            Request::ListRooms {
-                query,
-                offset,
-                limit,
-            } => {
-                put_str(buf, query);
-                put_varint(buf, *offset as u64);
-                put_varint(buf, *limit as u64);
-            }
-            Request::JoinRoom { room }
-            | Request::LeaveRoom { room }
-            | Request::ListMembers { room } => put_varint(buf, room.0),
-            Request::SendMessage { room, body } => {
-                put_varint(buf, room.0);
-                put_str(buf, body);
-            }
-            Request::History {
-                room,
-                before,
-                limit,
-            } => {
-                put_varint(buf, room.0);
-                put_varint(buf, before.0);
-                put_varint(buf, *limit as u64);
-            }
-        }
-        end_frame(buf, start);
-    }
-
-    /// Decodes a request frame. Fails with [`DecodeError::UnknownFrameType`]
-    /// for types outside the request set.
-    pub fn decode(frame: &RawFrame) -> Result<Request, DecodeError> {
-        let mut r = Reader::new(&frame.payload);
-        let req = match frame.kind {
-            kind::HELLO => {
-                let version = r.varint_u16()?;
-                let client = r.str()?;
-                let token = r.opt_str()?;
-                let n = r.count()?;
-                let mut resume = Vec::with_capacity(prealloc(n));
-                for _ in 0..n {
-                    resume.push(ResumePoint {
-                        room: RoomId(r.varint()?),
-                        after: Seq(r.varint()?),
-                    });
-                }
-                Request::Hello(Hello {
-                    version,
-                    client,
-                    token,
-                    resume,
-                })
-            }
-            kind::PING => Request::Ping { nonce: r.varint()? },
-            kind::REGISTER => Request::Register {
-                username: r.str()?,
-                password: r.str()?,
-            },
-            kind::LOGIN => Request::Login {
-                username: r.str()?,
-                password: r.str()?,
-            },
-            kind::LOGOUT => Request::Logout,
-            kind::CREATE_ROOM => Request::CreateRoom {
-                name: r.str()?,
-                topic: r.str()?,
-                visibility: Visibility::decode(r.u8()?)?,
-            },
-            kind::LIST_ROOMS => Request::ListRooms {
-                query: r.str()?,
-                offset: r.varint_u32()?,
-                limit: r.varint_u32()?,
-            },
-            kind::JOIN_ROOM => Request::JoinRoom {
-                room: RoomId(r.varint()?),
-            },
-            kind::LEAVE_ROOM => Request::LeaveRoom {
-                room: RoomId(r.varint()?),
-            },
-            kind::LIST_MEMBERS => Request::ListMembers {
-                room: RoomId(r.varint()?),
-            },
-            kind::SEND_MESSAGE => Request::SendMessage {
-                room: RoomId(r.varint()?),
-                body: r.str()?,
-            },
-            kind::HISTORY => Request::History {
-                room: RoomId(r.varint()?),
-                before: Seq(r.varint()?),
-                limit: r.varint_u32()?,
-            },
-            kind::MY_ROOMS => Request::MyRooms,
-            other => return Err(DecodeError::UnknownFrameType(other)),
-        };
-        Ok(req)
-    }
-}
-
-/// Limits and identity the server announces in WELCOME.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Welcome {
-    pub version: u16,
-    pub server: String,
-    /// Largest length field the server accepts.
-    pub max_frame_len: u32,
-    /// Largest message body in bytes.
-    pub max_message_len: u32,
-    /// The client should send PING at least this often; the server closes a
-    /// connection silent for three intervals.
-    pub heartbeat_ms: u32,
-    /// Present when HELLO carried a valid token.
-    pub session: Option<SessionUser>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionUser {
-    pub user: UserId,
-    pub username: String,
 }
 
 /// A room as listed or returned by CREATE_ROOM / JOIN_ROOM.
@@ -377,8 +123,23 @@ pub enum EventBody {
     MemberLeft,
     /// kind 4: the room was created by `actor`.
     RoomCreated { name: String, topic: String },
+    /// kind 5: `actor` kicked `target` out of the room.
+    MemberKicked { target: UserId, target_name: String },
+    /// kind 6: `actor` banned `target` (removing them if a member).
+    MemberBanned { target: UserId, target_name: String },
+    /// kind 7: `target`'s role became `role`; `actor` is 0 (the system) when
+    /// it changed by succession.
+    RoleChanged {
+        target: UserId,
+        target_name: String,
+        role: Role,
+    },
+    /// kind 8: `actor` renamed the room or changed its topic.
+    RoomUpdated { name: String, topic: String },
+    /// kind 9: the room terminated (the last event it ever has).
+    RoomTerminated,
     /// A kind this decoder does not know; the raw bytes are kept. Only
-    /// meaningful with a `kind` outside `1..=4`: one of those would encode to
+    /// meaningful with a `kind` outside `1..=9`: one of those would encode to
     /// bytes that decode as the known kind instead.
     Unknown { kind: u8, data: Vec<u8> },
 }
@@ -388,6 +149,11 @@ pub mod event_kind {
     pub const MEMBER_JOINED: u8 = 2;
     pub const MEMBER_LEFT: u8 = 3;
     pub const ROOM_CREATED: u8 = 4;
+    pub const MEMBER_KICKED: u8 = 5;
+    pub const MEMBER_BANNED: u8 = 6;
+    pub const ROLE_CHANGED: u8 = 7;
+    pub const ROOM_UPDATED: u8 = 8;
+    pub const ROOM_TERMINATED: u8 = 9;
 }
 
 impl EventBody {
@@ -397,6 +163,11 @@ impl EventBody {
             EventBody::MemberJoined => event_kind::MEMBER_JOINED,
             EventBody::MemberLeft => event_kind::MEMBER_LEFT,
             EventBody::RoomCreated { .. } => event_kind::ROOM_CREATED,
+            EventBody::MemberKicked { .. } => event_kind::MEMBER_KICKED,
+            EventBody::MemberBanned { .. } => event_kind::MEMBER_BANNED,
+            EventBody::RoleChanged { .. } => event_kind::ROLE_CHANGED,
+            EventBody::RoomUpdated { .. } => event_kind::ROOM_UPDATED,
+            EventBody::RoomTerminated => event_kind::ROOM_TERMINATED,
             EventBody::Unknown { kind, .. } => *kind,
         }
     }
@@ -405,10 +176,30 @@ impl EventBody {
     pub fn encode_fields(&self, buf: &mut BytesMut) {
         match self {
             EventBody::Message { text } => put_str(buf, text),
-            EventBody::MemberJoined | EventBody::MemberLeft => {}
-            EventBody::RoomCreated { name, topic } => {
+            EventBody::MemberJoined | EventBody::MemberLeft | EventBody::RoomTerminated => {}
+            EventBody::RoomCreated { name, topic } | EventBody::RoomUpdated { name, topic } => {
                 put_str(buf, name);
                 put_str(buf, topic);
+            }
+            EventBody::MemberKicked {
+                target,
+                target_name,
+            }
+            | EventBody::MemberBanned {
+                target,
+                target_name,
+            } => {
+                put_varint(buf, target.0);
+                put_str(buf, target_name);
+            }
+            EventBody::RoleChanged {
+                target,
+                target_name,
+                role,
+            } => {
+                put_varint(buf, target.0);
+                put_str(buf, target_name);
+                buf.put_u8(*role as u8);
             }
             EventBody::Unknown { data, .. } => buf.put_slice(data),
         }
@@ -424,6 +215,24 @@ impl EventBody {
                 name: r.str()?,
                 topic: r.str()?,
             },
+            event_kind::MEMBER_KICKED => EventBody::MemberKicked {
+                target: UserId(r.varint()?),
+                target_name: r.str()?,
+            },
+            event_kind::MEMBER_BANNED => EventBody::MemberBanned {
+                target: UserId(r.varint()?),
+                target_name: r.str()?,
+            },
+            event_kind::ROLE_CHANGED => EventBody::RoleChanged {
+                target: UserId(r.varint()?),
+                target_name: r.str()?,
+                role: Role::decode(r.u8()?)?,
+            },
+            event_kind::ROOM_UPDATED => EventBody::RoomUpdated {
+                name: r.str()?,
+                topic: r.str()?,
+            },
+            event_kind::ROOM_TERMINATED => EventBody::RoomTerminated,
             other => EventBody::Unknown {
                 kind: other,
                 data: r.bytes(r.remaining())?.to_vec(),
@@ -433,7 +242,7 @@ impl EventBody {
 }
 
 impl RoomEvent {
-    fn encode_fields(&self, buf: &mut BytesMut) {
+    pub(crate) fn encode_fields(&self, buf: &mut BytesMut) {
         put_varint(buf, self.room.0);
         put_varint(buf, self.seq.0);
         put_varint(buf, self.at);
@@ -443,7 +252,7 @@ impl RoomEvent {
         self.body.encode_fields(buf);
     }
 
-    fn decode_fields(r: &mut Reader<'_>) -> Result<RoomEvent, DecodeError> {
+    pub(crate) fn decode_fields(r: &mut Reader<'_>) -> Result<RoomEvent, DecodeError> {
         let room = RoomId(r.varint()?);
         let seq = Seq(r.varint()?);
         let at = r.varint()?;
@@ -470,61 +279,7 @@ impl RoomEvent {
     }
 }
 
-/// A response or event frame from a server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerMsg {
-    Welcome(Welcome),
-    Pong {
-        nonce: u64,
-    },
-    Ok,
-    /// `code` is kept raw so that codes newer than this crate survive;
-    /// see [`crate::ErrorCode::from_u16`].
-    Error {
-        code: u16,
-        message: String,
-    },
-    /// Reply to REGISTER and LOGIN: the connection is now authenticated.
-    Session {
-        user: UserId,
-        username: String,
-        token: String,
-    },
-    Room(RoomInfo),
-    RoomList {
-        rooms: Vec<RoomInfo>,
-        total: u32,
-    },
-    MemberList {
-        room: RoomId,
-        members: Vec<Member>,
-    },
-    /// The message is durable: its batch has committed.
-    MessageAck {
-        room: RoomId,
-        seq: Seq,
-        at: Millis,
-    },
-    /// Newest first.
-    HistoryPage {
-        room: RoomId,
-        events: Vec<RoomEvent>,
-        has_more: bool,
-    },
-    Event(RoomEvent),
-    /// Resume from HELLO is impossible for this room: reload its history.
-    ResumeGap {
-        room: RoomId,
-        last_seq: Seq,
-    },
-    /// The server is about to close the connection.
-    Close {
-        code: u16,
-        message: String,
-    },
-}
-
-fn put_room(buf: &mut BytesMut, r: &RoomInfo) {
+pub(crate) fn put_room(buf: &mut BytesMut, r: &RoomInfo) {
     put_nested(buf, |b| {
         put_varint(b, r.id.0);
         put_str(b, &r.name);
@@ -537,7 +292,7 @@ fn put_room(buf: &mut BytesMut, r: &RoomInfo) {
     });
 }
 
-fn get_room(r: &mut Reader<'_>) -> Result<RoomInfo, DecodeError> {
+pub(crate) fn get_room(r: &mut Reader<'_>) -> Result<RoomInfo, DecodeError> {
     let mut r = r.nested()?;
     Ok(RoomInfo {
         id: RoomId(r.varint()?),
@@ -551,204 +306,229 @@ fn get_room(r: &mut Reader<'_>) -> Result<RoomInfo, DecodeError> {
     })
 }
 
-impl ServerMsg {
-    pub fn kind(&self) -> u8 {
-        match self {
-            ServerMsg::Welcome(_) => kind::WELCOME,
-            ServerMsg::Pong { .. } => kind::PONG,
-            ServerMsg::Ok => kind::OK,
-            ServerMsg::Error { .. } => kind::ERROR,
-            ServerMsg::Session { .. } => kind::SESSION,
-            ServerMsg::Room(_) => kind::ROOM,
-            ServerMsg::RoomList { .. } => kind::ROOM_LIST,
-            ServerMsg::MemberList { .. } => kind::MEMBER_LIST,
-            ServerMsg::MessageAck { .. } => kind::MESSAGE_ACK,
-            ServerMsg::HistoryPage { .. } => kind::HISTORY_PAGE,
-            ServerMsg::Event(_) => kind::EVENT,
-            ServerMsg::ResumeGap { .. } => kind::RESUME_GAP,
-            ServerMsg::Close { .. } => kind::CLOSE,
+/// How a request names another user: by id, or by username when `id` is 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRef {
+    pub id: UserId,
+    pub username: String,
+}
+
+impl UserRef {
+    pub fn id(id: UserId) -> UserRef {
+        UserRef {
+            id,
+            username: String::new(),
         }
     }
 
-    /// Appends this message as one whole frame. Events and CLOSE carry
-    /// request id 0 by convention; the caller passes it.
-    pub fn encode(&self, req_id: u32, buf: &mut BytesMut) {
-        if let ServerMsg::Event(ev) = self {
-            ev.encode_frame(buf);
-            return;
+    pub fn name(username: impl Into<String>) -> UserRef {
+        UserRef {
+            id: UserId(0),
+            username: username.into(),
         }
-        let start = begin_frame(buf, self.kind(), req_id);
-        match self {
-            ServerMsg::Welcome(w) => {
-                put_varint(buf, w.version as u64);
-                put_str(buf, &w.server);
-                put_varint(buf, w.max_frame_len as u64);
-                put_varint(buf, w.max_message_len as u64);
-                put_varint(buf, w.heartbeat_ms as u64);
-                match &w.session {
-                    None => put_bool(buf, false),
-                    Some(s) => {
-                        put_bool(buf, true);
-                        put_varint(buf, s.user.0);
-                        put_str(buf, &s.username);
-                    }
-                }
-            }
-            ServerMsg::Pong { nonce } => put_varint(buf, *nonce),
-            ServerMsg::Ok => {}
-            ServerMsg::Error { code, message } | ServerMsg::Close { code, message } => {
-                put_varint(buf, *code as u64);
-                put_str(buf, message);
-            }
-            ServerMsg::Session {
-                user,
-                username,
-                token,
-            } => {
-                put_varint(buf, user.0);
-                put_str(buf, username);
-                put_str(buf, token);
-            }
-            ServerMsg::Room(r) => put_room(buf, r),
-            ServerMsg::RoomList { rooms, total } => {
-                put_varint(buf, *total as u64);
-                put_varint(buf, rooms.len() as u64);
-                for r in rooms {
-                    put_room(buf, r);
-                }
-            }
-            ServerMsg::MemberList { room, members } => {
-                put_varint(buf, room.0);
-                put_varint(buf, members.len() as u64);
-                for m in members {
-                    put_nested(buf, |b| {
-                        put_varint(b, m.user.0);
-                        put_str(b, &m.username);
-                        b.put_u8(m.role as u8);
-                        put_bool(b, m.online);
-                        put_varint(b, m.joined_at);
-                    });
-                }
-            }
-            ServerMsg::MessageAck { room, seq, at } => {
-                put_varint(buf, room.0);
-                put_varint(buf, seq.0);
-                put_varint(buf, *at);
-            }
-            ServerMsg::HistoryPage {
-                room,
-                events,
-                has_more,
-            } => {
-                put_varint(buf, room.0);
-                put_bool(buf, *has_more);
-                put_varint(buf, events.len() as u64);
-                for e in events {
-                    put_nested(buf, |b| e.encode_fields(b));
-                }
-            }
-            ServerMsg::ResumeGap { room, last_seq } => {
-                put_varint(buf, room.0);
-                put_varint(buf, last_seq.0);
-            }
-            ServerMsg::Event(_) => unreachable!("handled above"),
-        }
-        end_frame(buf, start);
     }
 
-    pub fn decode(frame: &RawFrame) -> Result<ServerMsg, DecodeError> {
-        let mut r = Reader::new(&frame.payload);
-        let msg = match frame.kind {
-            kind::WELCOME => {
-                let version = r.varint_u16()?;
-                let server = r.str()?;
-                let max_frame_len = r.varint_u32()?;
-                let max_message_len = r.varint_u32()?;
-                let heartbeat_ms = r.varint_u32()?;
-                let session = if r.bool()? {
-                    Some(SessionUser {
-                        user: UserId(r.varint()?),
-                        username: r.str()?,
-                    })
-                } else {
-                    None
-                };
-                ServerMsg::Welcome(Welcome {
-                    version,
-                    server,
-                    max_frame_len,
-                    max_message_len,
-                    heartbeat_ms,
-                    session,
-                })
-            }
-            kind::PONG => ServerMsg::Pong { nonce: r.varint()? },
-            kind::OK => ServerMsg::Ok,
-            kind::ERROR => ServerMsg::Error {
-                code: r.varint_u16()?,
-                message: r.str()?,
-            },
-            kind::CLOSE => ServerMsg::Close {
-                code: r.varint_u16()?,
-                message: r.str()?,
-            },
-            kind::SESSION => ServerMsg::Session {
-                user: UserId(r.varint()?),
-                username: r.str()?,
-                token: r.str()?,
-            },
-            kind::ROOM => ServerMsg::Room(get_room(&mut r)?),
-            kind::ROOM_LIST => {
-                let total = r.varint_u32()?;
-                let n = r.count()?;
-                let mut rooms = Vec::with_capacity(prealloc(n));
-                for _ in 0..n {
-                    rooms.push(get_room(&mut r)?);
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        put_varint(buf, self.id.0);
+        put_str(buf, &self.username);
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<UserRef, DecodeError> {
+        Ok(UserRef {
+            id: UserId(r.varint()?),
+            username: r.str()?,
+        })
+    }
+}
+
+/// Notification kinds (SPEC.md §5.8.1). Kept as raw numbers in
+/// [`Notification`] so that old clients survive new kinds.
+pub mod notification_kind {
+    /// An admin invited you (`actor`) to `room`.
+    pub const INVITED: u8 = 1;
+    /// `actor` asks to join `room` (sent to its admins).
+    pub const JOIN_REQUEST: u8 = 2;
+    pub const REQUEST_APPROVED: u8 = 3;
+    pub const REQUEST_DENIED: u8 = 4;
+    pub const KICKED: u8 = 5;
+    pub const BANNED: u8 = 6;
+    pub const UNBANNED: u8 = 7;
+    /// Your role in `room` changed (see the room's ROLE_CHANGED event).
+    pub const ROLE_CHANGED: u8 = 8;
+    pub const ROOM_TERMINATED: u8 = 9;
+}
+
+/// A persistent per-user notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// Increasing, never reused.
+    pub id: u64,
+    /// One of [`notification_kind`] (or a newer kind).
+    pub kind: u8,
+    pub room: RoomId,
+    pub room_name: String,
+    /// Who caused it (0 for the system).
+    pub actor: UserId,
+    pub actor_name: String,
+    pub at: Millis,
+    pub read: bool,
+}
+
+impl Notification {
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        put_nested(buf, |b| {
+            put_varint(b, self.id);
+            b.put_u8(self.kind);
+            put_varint(b, self.room.0);
+            put_str(b, &self.room_name);
+            put_varint(b, self.actor.0);
+            put_str(b, &self.actor_name);
+            put_varint(b, self.at);
+            crate::wire::put_bool(b, self.read);
+        });
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Notification, DecodeError> {
+        let mut r = r.nested()?;
+        Ok(Notification {
+            id: r.varint()?,
+            kind: r.u8()?,
+            room: RoomId(r.varint()?),
+            room_name: r.str()?,
+            actor: UserId(r.varint()?),
+            actor_name: r.str()?,
+            at: r.varint()?,
+            read: r.bool()?,
+        })
+    }
+}
+
+/// A user with a time: a pending join request or a ban (USER_LIST).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    pub user: UserId,
+    pub username: String,
+    pub at: Millis,
+}
+
+impl UserEntry {
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        put_nested(buf, |b| {
+            put_varint(b, self.user.0);
+            put_str(b, &self.username);
+            put_varint(b, self.at);
+        });
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<UserEntry, DecodeError> {
+        let mut r = r.nested()?;
+        Ok(UserEntry {
+            user: UserId(r.varint()?),
+            username: r.str()?,
+            at: r.varint()?,
+        })
+    }
+}
+
+/// Why a user's association with a room ended (ROOM_LOG).
+pub mod leave_reason {
+    /// Still a member.
+    pub const ACTIVE: u8 = 0;
+    pub const LEFT: u8 = 1;
+    pub const KICKED: u8 = 2;
+    pub const BANNED: u8 = 3;
+    pub const TERMINATED: u8 = 4;
+}
+
+/// One room of a user's room log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomLogItem {
+    pub room: RoomInfo,
+    pub first_joined_at: Millis,
+    pub last_joined_at: Millis,
+    /// `None` while still a member.
+    pub left_at: Option<Millis>,
+    /// One of [`leave_reason`].
+    pub reason: u8,
+    pub terminated: bool,
+}
+
+impl RoomLogItem {
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        put_nested(buf, |b| {
+            put_room(b, &self.room);
+            put_varint(b, self.first_joined_at);
+            put_varint(b, self.last_joined_at);
+            match self.left_at {
+                None => b.put_u8(0),
+                Some(at) => {
+                    b.put_u8(1);
+                    put_varint(b, at);
                 }
-                ServerMsg::RoomList { rooms, total }
             }
-            kind::MEMBER_LIST => {
-                let room = RoomId(r.varint()?);
-                let n = r.count()?;
-                let mut members = Vec::with_capacity(prealloc(n));
-                for _ in 0..n {
-                    let mut m = r.nested()?;
-                    members.push(Member {
-                        user: UserId(m.varint()?),
-                        username: m.str()?,
-                        role: Role::decode(m.u8()?)?,
-                        online: m.bool()?,
-                        joined_at: m.varint()?,
-                    });
-                }
-                ServerMsg::MemberList { room, members }
-            }
-            kind::MESSAGE_ACK => ServerMsg::MessageAck {
-                room: RoomId(r.varint()?),
-                seq: Seq(r.varint()?),
-                at: r.varint()?,
-            },
-            kind::HISTORY_PAGE => {
-                let room = RoomId(r.varint()?);
-                let has_more = r.bool()?;
-                let n = r.count()?;
-                let mut events = Vec::with_capacity(prealloc(n));
-                for _ in 0..n {
-                    events.push(RoomEvent::decode_fields(&mut r.nested()?)?);
-                }
-                ServerMsg::HistoryPage {
-                    room,
-                    events,
-                    has_more,
-                }
-            }
-            kind::EVENT => ServerMsg::Event(RoomEvent::decode_fields(&mut r)?),
-            kind::RESUME_GAP => ServerMsg::ResumeGap {
-                room: RoomId(r.varint()?),
-                last_seq: Seq(r.varint()?),
-            },
-            other => return Err(DecodeError::UnknownFrameType(other)),
-        };
-        Ok(msg)
+            b.put_u8(self.reason);
+            crate::wire::put_bool(b, self.terminated);
+        });
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<RoomLogItem, DecodeError> {
+        let mut r = r.nested()?;
+        let room = get_room(&mut r)?;
+        let first_joined_at = r.varint()?;
+        let last_joined_at = r.varint()?;
+        let left_at = if r.bool()? { Some(r.varint()?) } else { None };
+        Ok(RoomLogItem {
+            room,
+            first_joined_at,
+            last_joined_at,
+            left_at,
+            reason: r.u8()?,
+            terminated: r.bool()?,
+        })
+    }
+}
+
+/// One entry of a room's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditItem {
+    pub id: u64,
+    pub at: Millis,
+    /// 0 for the system.
+    pub actor: UserId,
+    pub actor_name: String,
+    /// Stable snake_case action name (SPEC.md §8.11).
+    pub action: String,
+    /// 0 when the action has no target user.
+    pub target: UserId,
+    pub target_name: String,
+    pub detail: String,
+}
+
+impl AuditItem {
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        put_nested(buf, |b| {
+            put_varint(b, self.id);
+            put_varint(b, self.at);
+            put_varint(b, self.actor.0);
+            put_str(b, &self.actor_name);
+            put_str(b, &self.action);
+            put_varint(b, self.target.0);
+            put_str(b, &self.target_name);
+            put_str(b, &self.detail);
+        });
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<AuditItem, DecodeError> {
+        let mut r = r.nested()?;
+        Ok(AuditItem {
+            id: r.varint()?,
+            at: r.varint()?,
+            actor: UserId(r.varint()?),
+            actor_name: r.str()?,
+            action: r.str()?,
+            target: UserId(r.varint()?),
+            target_name: r.str()?,
+            detail: r.str()?,
+        })
     }
 }

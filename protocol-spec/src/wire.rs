@@ -62,7 +62,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Bytes not yet consumed. Trailing bytes after the fields a decoder knows
-    /// are ignored (SPEC.md §10, forward compatibility).
+    /// are ignored (SPEC.md §11, forward compatibility).
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }

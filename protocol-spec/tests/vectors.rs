@@ -1,4 +1,4 @@
-//! The test vectors in `vectors/` (SPEC.md §11), checked against the crate.
+//! The test vectors in `vectors/` (SPEC.md §12), checked against the crate.
 //!
 //! - Every round-trip vector decodes to its canonical JSON form, re-encodes
 //!   byte for byte, and re-encodes byte for byte from the JSON form too.
@@ -29,7 +29,7 @@ use canonical::J;
 use vector_set::Msg;
 
 /// Every frame type of protocol version 1 (SPEC.md §4).
-const ALL_TYPES: [u8; 26] = [
+const ALL_TYPES: [u8; 48] = [
     kind::HELLO,
     kind::PING,
     kind::REGISTER,
@@ -43,6 +43,21 @@ const ALL_TYPES: [u8; 26] = [
     kind::SEND_MESSAGE,
     kind::HISTORY,
     kind::MY_ROOMS,
+    kind::INVITE,
+    kind::RESPOND_INVITE,
+    kind::REQUEST_JOIN,
+    kind::DECIDE_REQUEST,
+    kind::KICK,
+    kind::BAN,
+    kind::UNBAN,
+    kind::SET_ROLE,
+    kind::LIST_JOIN_REQUESTS,
+    kind::LIST_BANS,
+    kind::LIST_NOTIFICATIONS,
+    kind::MARK_READ,
+    kind::ROOM_LOG,
+    kind::ROOM_AUDIT,
+    kind::UPDATE_ROOM,
     kind::WELCOME,
     kind::PONG,
     kind::OK,
@@ -53,9 +68,44 @@ const ALL_TYPES: [u8; 26] = [
     kind::MEMBER_LIST,
     kind::MESSAGE_ACK,
     kind::HISTORY_PAGE,
+    kind::USER_LIST,
+    kind::NOTIFICATION_LIST,
+    kind::UNREAD_COUNT,
+    kind::ROOM_LOG_LIST,
+    kind::AUDIT_PAGE,
     kind::EVENT,
     kind::RESUME_GAP,
     kind::CLOSE,
+    kind::NOTIFICATION,
+    kind::ROOM_ANNOUNCED,
+];
+
+/// Every event kind of protocol version 1 (SPEC.md §5.5.2), by canonical
+/// name.
+const ALL_EVENT_KINDS: [&str; 9] = [
+    "message",
+    "member_joined",
+    "member_left",
+    "room_created",
+    "member_kicked",
+    "member_banned",
+    "role_changed",
+    "room_updated",
+    "room_terminated",
+];
+
+/// Every notification kind of protocol version 1 (SPEC.md §5.8.1), by
+/// canonical name.
+const ALL_NOTIFICATION_KINDS: [&str; 9] = [
+    "invited",
+    "join_request",
+    "request_approved",
+    "request_denied",
+    "kicked",
+    "banned",
+    "unbanned",
+    "role_changed",
+    "room_terminated",
 ];
 
 // ------------------------------------------------------------ file access
@@ -277,6 +327,52 @@ fn every_frame_type_has_a_round_trip_vector() {
         missing.is_empty(),
         "frame types without a vector: {missing:?}"
     );
+}
+
+/// Every `body.kind` of the EVENT vectors and every notification `kind` of
+/// the NOTIFICATION and NOTIFICATION_LIST vectors.
+fn covered_kinds() -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut events = BTreeSet::new();
+    let mut notifications = BTreeSet::new();
+    for (file, v) in load_dir(&vectors_dir()) {
+        let decoded = &v["decoded"];
+        let t = num_field(&file, &v, "type");
+        if t == u64::from(kind::EVENT) {
+            events.insert(decoded["body"]["kind"].to_string());
+        } else if t == u64::from(kind::NOTIFICATION) {
+            notifications.insert(decoded["notification"]["kind"].to_string());
+        } else if t == u64::from(kind::NOTIFICATION_LIST) {
+            for item in decoded["items"].as_array().expect("items") {
+                notifications.insert(item["kind"].to_string());
+            }
+        }
+    }
+    (events, notifications)
+}
+
+#[test]
+fn every_event_and_notification_kind_has_a_round_trip_vector() {
+    let (events, notifications) = covered_kinds();
+    for (covered, all, what) in [
+        (&events, &ALL_EVENT_KINDS, "event kinds"),
+        (
+            &notifications,
+            &ALL_NOTIFICATION_KINDS,
+            "notification kinds",
+        ),
+    ] {
+        let missing: Vec<&str> = all
+            .iter()
+            .filter(|k| !covered.contains(&format!("{k:?}")))
+            .copied()
+            .collect();
+        assert!(missing.is_empty(), "{what} without a vector: {missing:?}");
+        // And one of an unknown kind, written as a number.
+        assert!(
+            covered.iter().any(|k| k.parse::<u8>().is_ok()),
+            "{what}: no vector of an unknown kind"
+        );
+    }
 }
 
 #[test]

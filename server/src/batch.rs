@@ -13,6 +13,14 @@
 //! its requests is committed on its own, so one bad operation fails only
 //! its own request. A request whose write cannot be committed gets
 //! `STORAGE_UNAVAILABLE` instead of an acknowledgement.
+//!
+//! With a write spool (`spool.rs`), a batch the store cannot take because
+//! it is *unreachable* (`StoreError::Unavailable`) is appended to the
+//! spool instead and acknowledged once the spool has fsync'd it; while
+//! the spool holds batches, every new batch goes behind them, so the
+//! store receives them in order when the spool's replay task catches up.
+//! A batch the spool cannot take either (full, unwritable) is refused
+//! with `STORAGE_UNAVAILABLE` and a message saying so.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,6 +32,7 @@ use confab_store::{Store, WriteOp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::outbound::Conn;
+use crate::spool::Spool;
 
 /// The acknowledgement to send once a request's operations are durable.
 pub struct Ack {
@@ -40,8 +49,25 @@ pub struct WriteRequest {
     /// drop durable events from its in-memory tail).
     pub durable: Option<(Arc<AtomicU64>, Seq)>,
     pub ack: Option<Ack>,
+    /// Frames to push once the write is durable — notifications and room
+    /// announcements carry ids that must never be seen before they are
+    /// stored (a crash would hand them out again).
+    pub deliver: Vec<(Arc<Conn>, Bytes)>,
     /// For callers that wait on the commit themselves (tests, shutdown).
     pub notify: Option<oneshot::Sender<Result<(), ErrorCode>>>,
+}
+
+impl WriteRequest {
+    /// A write with no completion actions yet.
+    pub fn new(ops: Vec<WriteOp>) -> WriteRequest {
+        WriteRequest {
+            ops,
+            durable: None,
+            ack: None,
+            deliver: Vec::new(),
+            notify: None,
+        }
+    }
 }
 
 /// The handle shards use to submit writes.
@@ -63,6 +89,7 @@ impl BatchHandle {
             ops: Vec::new(),
             durable: None,
             ack: None,
+            deliver: Vec::new(),
             notify: Some(tx),
         };
         if !self.submit(req) {
@@ -85,14 +112,32 @@ pub fn spawn(
     store: Arc<dyn Store>,
     cfg: BatchConfig,
 ) -> (BatchHandle, tokio::task::JoinHandle<()>) {
+    spawn_with_spool(store, cfg, None)
+}
+
+/// [`spawn`], with a write spool for the batches the store cannot take
+/// while it is unreachable, and the spool's replay task (stopped once the
+/// writer has stopped).
+pub fn spawn_with_spool(
+    store: Arc<dyn Store>,
+    cfg: BatchConfig,
+    spool: Option<Arc<Spool>>,
+) -> (BatchHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(writer_loop(store, cfg, rx));
+    let task = tokio::spawn(async move {
+        let replayer = spool.as_ref().map(|s| s.spawn_replayer(store.clone()));
+        writer_loop(store, cfg, spool, rx).await;
+        if let Some(replayer) = replayer {
+            replayer.stop().await;
+        }
+    });
     (BatchHandle { tx }, task)
 }
 
 async fn writer_loop(
     store: Arc<dyn Store>,
     cfg: BatchConfig,
+    spool: Option<Arc<Spool>>,
     mut rx: mpsc::UnboundedReceiver<WriteRequest>,
 ) {
     let mut pending: Vec<WriteRequest> = Vec::new();
@@ -127,8 +172,11 @@ async fn writer_loop(
             ops.append(&mut req.ops);
             ends.push(ops.len());
         }
-        let result = commit(store.as_ref(), &ops, RETRIES).await;
-        if result.is_err() && pending.len() > 1 {
+        let started = std::time::Instant::now();
+        let spool = spool.as_deref();
+        let result = persist(store.as_ref(), spool, &ops, &ends, RETRIES).await;
+        crate::metrics::batch_committed(ops.len(), started.elapsed(), rx.len());
+        if result == Err(Failure::Store) && pending.len() > 1 {
             // Isolate the failure: one bad request must not cost every other
             // request of the batch its write. Commit each on its own, once
             // (the batch already spent the retries).
@@ -138,13 +186,14 @@ async fn writer_loop(
             );
             let mut start = 0;
             for (req, end) in pending.drain(..).zip(ends) {
-                let result = commit(store.as_ref(), &ops[start..end], 1).await;
+                let result =
+                    persist(store.as_ref(), spool, &ops[start..end], &[end - start], 1).await;
                 start = end;
                 complete(req, result);
             }
         } else {
             for req in pending.drain(..) {
-                complete(req, result);
+                complete(req, result.clone());
             }
         }
         ops.clear();
@@ -155,16 +204,80 @@ async fn writer_loop(
 /// Attempts per batch before its requests are tried one by one.
 const RETRIES: u32 = 4;
 
-async fn commit(store: &dyn Store, ops: &[WriteOp], attempts: u32) -> Result<(), ErrorCode> {
+/// Why a request's write is not durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Failure {
+    /// The store did not commit it (refused it, or — without a spool —
+    /// could not be reached). Worth isolating: commit requests one by one.
+    Store,
+    /// The store is unreachable and the spool could not take it either.
+    Spool(String),
+}
+
+impl Failure {
+    fn message(&self) -> String {
+        match self {
+            Failure::Store => ErrorCode::StorageUnavailable.default_message().to_owned(),
+            Failure::Spool(why) => {
+                format!("the database is unreachable and {why}: the write was not stored")
+            }
+        }
+    }
+}
+
+/// Makes `ops` (requests ending at `ends`) durable: committed to the
+/// store — or, with a spool, appended to it when it already holds earlier
+/// batches (they must reach the store first) or when the store is
+/// unreachable.
+async fn persist(
+    store: &dyn Store,
+    spool: Option<&Spool>,
+    ops: &[WriteOp],
+    ends: &[usize],
+    attempts: u32,
+) -> Result<(), Failure> {
     if ops.is_empty() {
         return Ok(());
     }
+    let refused = |e: crate::spool::SpoolError| Failure::Spool(e.to_string());
+    if let Some(spool) = spool {
+        if spool.append_if_active(ops, ends).await.map_err(refused)? {
+            return Ok(());
+        }
+    }
+    match (commit(store, ops, attempts, spool.is_some()).await, spool) {
+        (Ok(()), _) => Ok(()),
+        (Err(NotCommitted { unreachable: true }), Some(spool)) => {
+            spool.append(ops, ends).await.map_err(refused)
+        }
+        (Err(_), _) => Err(Failure::Store),
+    }
+}
+
+/// The store did not commit the batch; `unreachable`: because it could not
+/// be reached (so nothing says the operations are bad).
+struct NotCommitted {
+    unreachable: bool,
+}
+
+async fn commit(
+    store: &dyn Store,
+    ops: &[WriteOp],
+    attempts: u32,
+    spool_takes_unreachable: bool,
+) -> Result<(), NotCommitted> {
     let mut delay = Duration::from_millis(10);
     for attempt in 1..=attempts {
         match store.apply_batch(ops).await {
             Ok(()) => return Ok(()),
             Err(e) => {
+                crate::metrics::batch_error();
                 tracing::warn!(attempt, ops = ops.len(), error = %e, "batch commit failed");
+                // The spool is the retry for an unreachable store: waiting
+                // here would hold every acknowledgement back.
+                if spool_takes_unreachable && e.is_unavailable() {
+                    return Err(NotCommitted { unreachable: true });
+                }
                 if attempt < attempts {
                     tokio::time::sleep(delay).await;
                     delay *= 4;
@@ -176,13 +289,16 @@ async fn commit(store: &dyn Store, ops: &[WriteOp], attempts: u32) -> Result<(),
         ops = ops.len(),
         "batch dropped after retries: requesters get STORAGE_UNAVAILABLE"
     );
-    Err(ErrorCode::StorageUnavailable)
+    Err(NotCommitted { unreachable: false })
 }
 
-fn complete(req: WriteRequest, result: Result<(), ErrorCode>) {
+fn complete(req: WriteRequest, result: Result<(), Failure>) {
     if result.is_ok() {
         if let Some((mark, seq)) = req.durable {
             mark.fetch_max(seq.0, Ordering::AcqRel);
+        }
+        for (conn, frame) in req.deliver {
+            conn.push(frame);
         }
     }
     if let Some(ack) = req.ack {
@@ -190,13 +306,14 @@ fn complete(req: WriteRequest, result: Result<(), ErrorCode>) {
             Ok(()) => {
                 ack.conn.push(ack.frame);
             }
-            Err(code) => {
-                ack.conn.error(ack.req_id, code, code.default_message());
+            Err(ref failure) => {
+                ack.conn
+                    .error(ack.req_id, ErrorCode::StorageUnavailable, failure.message());
             }
         }
     }
     if let Some(tx) = req.notify {
-        let _ = tx.send(result);
+        let _ = tx.send(result.map_err(|_| ErrorCode::StorageUnavailable));
     }
 }
 
@@ -226,6 +343,7 @@ mod tests {
                 ops,
                 durable: None,
                 ack: None,
+                deliver: Vec::new(),
                 notify: Some(tx),
             },
             rx,

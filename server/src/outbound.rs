@@ -44,11 +44,21 @@ pub struct Conn {
     abort: CancellationToken,
     /// Cancelled when the writer has finished: the session stops reading.
     finished: CancellationToken,
+    /// Requests awaiting responses and other per-connection metric state.
+    pub(crate) stats: crate::metrics::ConnStats,
 }
 
 /// The receiving side, owned by the writer task.
 pub struct OutboundRx {
     pub(crate) rx: mpsc::UnboundedReceiver<Bytes>,
+}
+
+impl OutboundRx {
+    /// The next queued frame, if one is queued now (benches and tools that
+    /// drain a queue without a writer task).
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        self.rx.try_recv().ok()
+    }
 }
 
 impl Conn {
@@ -63,6 +73,7 @@ impl Conn {
             abort_reason: OnceLock::new(),
             abort: CancellationToken::new(),
             finished: CancellationToken::new(),
+            stats: crate::metrics::ConnStats::default(),
         };
         (std::sync::Arc::new(conn), OutboundRx { rx })
     }
@@ -135,6 +146,9 @@ impl Conn {
             return;
         }
         let _ = self.abort_reason.set(code);
+        if code == ErrorCode::SlowConsumer {
+            crate::metrics::slow_consumer();
+        }
         self.abort.cancel();
     }
 

@@ -23,14 +23,19 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{self, KdfParams};
 use crate::batch::{self, BatchConfig};
 use crate::config::Config;
-use crate::room::{MemberState, Room};
+use crate::room::{MemberState, Room, RoomSnapshot, UserMark};
 use crate::session::{self, Shared};
 use crate::shard::{spawn_shards, RoomSlot, ShardCmd, ShardConfig};
+use crate::spool::{Spool, SpoolConfig};
 use crate::transport::{frame_reader, StreamSink};
 
 /// A running server.
 pub struct ServerHandle {
     tcp_addr: SocketAddr,
+    /// The admin listener serving `/metrics`, if enabled.
+    metrics_addr: Option<SocketAddr>,
+    /// The TLS and HTTP doors' addresses (accessors in `net`).
+    pub(crate) net: crate::net::Addrs,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -39,6 +44,11 @@ impl ServerHandle {
     /// The address the plain TCP listener is bound to.
     pub fn tcp_addr(&self) -> SocketAddr {
         self.tcp_addr
+    }
+
+    /// The address of the admin listener serving `/metrics`, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Stops the server gracefully and waits until everything queued is
@@ -61,11 +71,28 @@ impl ServerHandle {
 
 /// Opens the store and restores the rooms, then starts serving.
 pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
-    let db_path = config.data_dir.join("confab.db");
-    let store = SqliteStore::open(&db_path)
-        .await
-        .with_context(|| format!("opening the SQLite store at {}", db_path.display()))?;
-    start_with_store(config, Arc::new(store)).await
+    // Postgres when a database URL is configured, else the embedded SQLite
+    // file. Errors name the URL without its password.
+    let store: Arc<dyn Store> = match &config.database_url {
+        Some(url) => {
+            let options = confab_store::postgres::PgStoreOptions {
+                batch_mode: config.pg_batch_mode,
+                ..Default::default()
+            };
+            let store = confab_store::postgres::PgStore::open(url.expose(), options)
+                .await
+                .with_context(|| format!("opening the Postgres store at {url}"))?;
+            Arc::new(store)
+        }
+        None => {
+            let db_path = config.data_dir.join("confab.db");
+            let store = SqliteStore::open(&db_path)
+                .await
+                .with_context(|| format!("opening the SQLite store at {}", db_path.display()))?;
+            Arc::new(store)
+        }
+    };
+    start_with_store(config, store).await
 }
 
 /// Starts serving on an already opened store.
@@ -73,16 +100,27 @@ pub async fn start_with_store(
     config: Config,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<ServerHandle> {
+    crate::metrics::install();
+    // Batches an earlier run spooled (acknowledged while the database was
+    // unreachable) reach the store before anything is loaded from it.
+    let spool = open_spool(&config, store.as_ref()).await?;
     let (slots, max_room) = restore(store.as_ref(), config.room_tail_events).await?;
     tracing::info!(rooms = slots.len(), "rooms restored");
+    let next_notification = store
+        .max_notification_id()
+        .await
+        .context("reading notification ids")?
+        + 1;
 
-    let (batch, batch_task) = batch::spawn(
+    let (batch, batch_task) = batch::spawn_with_spool(
         store.clone(),
         BatchConfig {
             max_items: config.batch_max_items,
             max_delay: config.batch_max_delay,
         },
+        spool,
     );
+    let batch_for_sessions = batch.clone();
     let (router, shard_tasks) = spawn_shards(
         config.shards,
         slots,
@@ -90,6 +128,7 @@ pub async fn start_with_store(
         ShardConfig {
             tail_cap: config.room_tail_events,
             queue_len: 8192,
+            notification_ids: Arc::new(AtomicU64::new(next_notification)),
         },
     );
 
@@ -103,8 +142,20 @@ pub async fn start_with_store(
         .with_context(|| format!("binding the TCP listener to {}", config.listen))?;
     let tcp_addr = listener.local_addr()?;
     tracing::info!(addr = %tcp_addr, shards = config.shards, "listening (plain TCP, binary protocol)");
+    let doors = crate::net::bind(&config).await?;
 
     let shutdown = CancellationToken::new();
+    let metrics_addr = match config.metrics_listen {
+        Some(addr) => Some(
+            crate::metrics::serve_admin(addr, shutdown.clone())
+                .await
+                .with_context(|| format!("binding the metrics listener to {addr}"))?,
+        ),
+        None => None,
+    };
+    if let Some(addr) = metrics_addr {
+        tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+    }
     let shared = Arc::new(Shared {
         config,
         store,
@@ -115,15 +166,29 @@ pub async fn start_with_store(
         shutdown: shutdown.clone(),
         kdf,
         dummy_hash,
+        batch: batch_for_sessions,
     });
+    crate::housekeeping::spawn(
+        shared.store.clone(),
+        crate::housekeeping::Retention {
+            room_log: shared.config.room_log_retention,
+            notifications: shared.config.notification_retention,
+        },
+        shared.config.housekeeping_interval,
+        shutdown.clone(),
+    );
     let tracker = TaskTracker::new();
     let accept = tokio::spawn(accept_tcp(listener, shared.clone(), tracker.clone()));
+    let (net, door_accepts) = doors.serve(shared.clone(), tracker.clone());
 
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
         token.cancelled().await;
         tracing::info!("shutting down: closing connections");
         let _ = accept.await;
+        for door in door_accepts {
+            let _ = door.await;
+        }
         tracker.close();
         if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
             .await
@@ -144,10 +209,42 @@ pub async fn start_with_store(
     });
     Ok(ServerHandle {
         tcp_addr,
+        metrics_addr,
+        net,
         shutdown,
         task,
     })
 }
+
+/// Opens the write spool (unless `spool_max_bytes` is 0) and replays what
+/// an earlier run left in it.
+async fn open_spool(config: &Config, store: &dyn Store) -> anyhow::Result<Option<Arc<Spool>>> {
+    if config.spool_max_bytes == 0 {
+        tracing::warn!("write spool disabled: writes fail while the database is unreachable");
+        return Ok(None);
+    }
+    let dir = config.spool_dir();
+    let spool = Spool::open(SpoolConfig {
+        dir: dir.clone(),
+        max_bytes: config.spool_max_bytes,
+    })
+    .await
+    .with_context(|| format!("opening the write spool in {}", dir.display()))?;
+    spool
+        .replay_at_startup(store, SPOOL_STARTUP_PATIENCE)
+        .await
+        .with_context(|| {
+            format!(
+                "replaying the write spool in {} (it holds acknowledged writes that are not in the \
+                 database yet; confabd will not serve without them)",
+                dir.display()
+            )
+        })?;
+    Ok(Some(Arc::new(spool)))
+}
+
+/// How long start-up waits for the store to take a leftover spool.
+const SPOOL_STARTUP_PATIENCE: Duration = Duration::from_secs(60);
 
 async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
     loop {
@@ -169,14 +266,16 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTra
 }
 
 async fn serve_tcp(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let _open = crate::metrics::connection_opened("tcp");
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
     let frames = frame_reader(read, shared.config.max_frame_len);
     session::serve(shared, frames, StreamSink::new(write), peer).await;
 }
 
-/// Loads rooms, members and recent events into room slots. Returns the
-/// slots and the highest room id seen.
+/// Loads rooms with their members, bans, invitations, join requests and
+/// recent events into room slots. Returns the slots and the highest room
+/// id seen (terminated rooms included: ids are never reused).
 async fn restore(store: &dyn Store, tail: usize) -> anyhow::Result<(Vec<RoomSlot>, u64)> {
     let rooms = store.load_rooms().await.context("loading rooms")?;
     let mut members: HashMap<RoomId, Vec<MemberState>> = HashMap::new();
@@ -186,6 +285,37 @@ async fn restore(store: &dyn Store, tail: usize) -> anyhow::Result<(Vec<RoomSlot
             username: m.username,
             role: m.role,
             joined_at: m.joined_at,
+        });
+    }
+    let mut bans: HashMap<RoomId, Vec<UserMark>> = HashMap::new();
+    for b in store.load_bans().await.context("loading bans")? {
+        bans.entry(b.room).or_default().push(UserMark {
+            user: b.user,
+            username: b.username,
+            by: b.by,
+            at: b.at,
+        });
+    }
+    let mut invites: HashMap<RoomId, Vec<UserMark>> = HashMap::new();
+    for i in store.load_invites().await.context("loading invitations")? {
+        invites.entry(i.room).or_default().push(UserMark {
+            user: i.user,
+            username: i.username,
+            by: i.by,
+            at: i.at,
+        });
+    }
+    let mut requests: HashMap<RoomId, Vec<UserMark>> = HashMap::new();
+    for r in store
+        .load_join_requests()
+        .await
+        .context("loading join requests")?
+    {
+        requests.entry(r.room).or_default().push(UserMark {
+            user: r.user,
+            username: r.username,
+            by: r.user,
+            at: r.at,
         });
     }
     let mut recent: HashMap<RoomId, Vec<RoomEvent>> = HashMap::new();
@@ -210,16 +340,21 @@ async fn restore(store: &dyn Store, tail: usize) -> anyhow::Result<(Vec<RoomSlot
     let mut slots = Vec::with_capacity(rooms.len());
     for r in rooms {
         max_room = max_room.max(r.id.0);
-        let room = Room::restore(
-            r.id,
-            r.name,
-            r.topic,
-            r.visibility,
-            r.owner,
-            r.created_at,
-            r.last_seq,
-            members.remove(&r.id).unwrap_or_default(),
-        );
+        let take = |m: &mut HashMap<RoomId, Vec<UserMark>>| m.remove(&r.id).unwrap_or_default();
+        let room = Room::restore(RoomSnapshot {
+            id: r.id,
+            name: r.name,
+            topic: r.topic,
+            visibility: r.visibility,
+            owner: r.owner,
+            created_at: r.created_at,
+            last_seq: r.last_seq,
+            terminated: r.terminated_at.is_some(),
+            members: members.remove(&r.id).unwrap_or_default(),
+            bans: take(&mut bans),
+            invites: take(&mut invites),
+            requests: take(&mut requests),
+        });
         slots.push(RoomSlot::restored(
             room,
             recent.remove(&r.id).unwrap_or_default(),

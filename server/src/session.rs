@@ -33,6 +33,12 @@ use crate::room::Command;
 use crate::shard::{ReplyTo, Router, ShardCmd};
 use crate::transport::FrameSink;
 
+/// Governance requests (invitations, requests, kick/ban, roles,
+/// notifications, room log, audit): a child module so that it shares the
+/// session's private state without growing this file.
+#[path = "session_governance.rs"]
+mod governance;
+
 /// State shared by all sessions.
 pub struct Shared {
     pub config: Config,
@@ -49,6 +55,8 @@ pub struct Shared {
     pub kdf: KdfParams,
     /// Verified against when a login names an unknown user (equal timing).
     pub dummy_hash: String,
+    /// For writes that belong to no room (the server-wide audit of logins).
+    pub batch: crate::batch::BatchHandle,
 }
 
 /// The authenticated identity of a session.
@@ -117,6 +125,7 @@ where
         conn.abort_with(ErrorCode::Internal);
     }
     let _ = writer.await;
+    crate::metrics::connection_ended(&conn.stats, conn.close_reason());
     tracing::debug!(conn = id.0, %peer, reason = ?conn.close_reason(), "connection closed");
 }
 
@@ -227,6 +236,7 @@ impl Session {
             Ok(Some(Err(e))) => return self.frame_error(e),
             Ok(Some(Ok(f))) => f,
         };
+        crate::metrics::hello_received(first.payload.len() + confab_protocol::frame::HEADER_LEN);
         if first.kind != kind::HELLO {
             return self.fatal(
                 ErrorCode::HandshakeRequired,
@@ -311,7 +321,8 @@ impl Session {
         let mut session = None;
         if let Some(token) = &hello.token {
             let hash = auth::token_hash(token);
-            match self.shared.store.session_user(&hash, now_ms()).await {
+            let lookup = self.shared.store.session_user(&hash, now_ms());
+            match crate::metrics::query("session_user", lookup).await {
                 Ok(Some(user)) => {
                     session = Some(SessionUser {
                         user: user.id,
@@ -324,6 +335,7 @@ impl Session {
                     });
                 }
                 Ok(None) => {
+                    crate::metrics::auth_failed("invalid_token");
                     self.conn.error(
                         req_id,
                         ErrorCode::InvalidToken,
@@ -355,6 +367,7 @@ impl Session {
             session,
         };
         self.conn.reply(req_id, &ServerMsg::Welcome(welcome));
+        crate::metrics::handshake_ok(&self.conn.stats);
         if self.auth.is_some() {
             self.attach(hello.resume.into()).await;
         }
@@ -380,6 +393,7 @@ impl Session {
                 resume: resume.clone(),
             })
             .await;
+        self.push_unread_notifications(user);
         tracing::info!(user = auth.user.0, username = %auth.username, conn = self.conn.id.0, "session attached");
     }
 
@@ -404,7 +418,17 @@ impl Session {
     async fn handle(&mut self, frame: RawFrame) -> bool {
         let req_id = frame.req_id;
         let req = match Request::decode(&frame) {
-            Ok(r) => r,
+            Ok(r) => {
+                let len = frame.payload.len() + confab_protocol::frame::HEADER_LEN;
+                crate::metrics::request_received(
+                    &self.conn.stats,
+                    frame.kind,
+                    r.name(),
+                    req_id,
+                    len,
+                );
+                r
+            }
             Err(DecodeError::UnknownFrameType(t)) => {
                 if (0x40..=0xbf).contains(&t) {
                     self.fatal(
@@ -546,6 +570,7 @@ impl Session {
                 }
                 if let Some(bucket) = &mut self.bucket {
                     if !bucket.try_take(Instant::now()) {
+                        crate::metrics::rate_limited();
                         return self.reject(req_id, ErrorCode::RateLimited);
                     }
                 }
@@ -571,7 +596,8 @@ impl Session {
                 }
                 let (store, conn) = (self.shared.store.clone(), self.conn.clone());
                 tokio::spawn(async move {
-                    match store.list_rooms(user, &query, offset, limit).await {
+                    let query = store.list_rooms(user, &query, offset, limit);
+                    match crate::metrics::query("list_rooms", query).await {
                         Ok((rooms, total)) => {
                             conn.reply(req_id, &ServerMsg::RoomList { rooms, total });
                         }
@@ -583,7 +609,7 @@ impl Session {
             Request::MyRooms => {
                 let (store, conn) = (self.shared.store.clone(), self.conn.clone());
                 tokio::spawn(async move {
-                    match store.rooms_of_user(user).await {
+                    match crate::metrics::query("rooms_of_user", store.rooms_of_user(user)).await {
                         Ok(rooms) => {
                             let total = rooms.len() as u32;
                             conn.reply(req_id, &ServerMsg::RoomList { rooms, total });
@@ -611,6 +637,7 @@ impl Session {
             | Request::Ping { .. }
             | Request::Register { .. }
             | Request::Login { .. } => Ok(()),
+            governance => self.governance(req_id, user, username, governance).await,
         };
         if let Err(code) = sent {
             self.error(req_id, code);
@@ -641,12 +668,8 @@ impl Session {
                 Ok(Ok(h)) => h,
                 _ => return self.error(req_id, ErrorCode::Internal),
             };
-        match self
-            .shared
-            .store
-            .create_user(&username, &hash, now_ms())
-            .await
-        {
+        let create = self.shared.store.create_user(&username, &hash, now_ms());
+        match crate::metrics::query("create_user", create).await {
             Ok(user) => {
                 tracing::info!(user = user.0, %username, "account registered");
                 self.start_session(req_id, user, username).await
@@ -661,10 +684,14 @@ impl Session {
             return self.error(req_id, ErrorCode::AlreadyAuthenticated);
         }
         let record = match auth::normalize_username(&username) {
-            Ok(name) => match self.shared.store.user_by_name(&name).await {
-                Ok(r) => r,
-                Err(e) => return storage_error(&self.conn, req_id, e),
-            },
+            Ok(name) => {
+                match crate::metrics::query("user_by_name", self.shared.store.user_by_name(&name))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(e) => return storage_error(&self.conn, req_id, e),
+                }
+            }
             Err(_) => None,
         };
         let phc = record
@@ -676,14 +703,37 @@ impl Session {
             .unwrap_or(false);
         match record {
             Some(user) if verified => {
-                tracing::info!(user = user.id.0, username = %user.username, "login");
+                tracing::info!(target: "confab::audit", action = "login", actor = user.id.0, "audit");
+                self.audit_login(user.id);
                 self.start_session(req_id, user.id, user.username).await
             }
             _ => {
                 tracing::info!(username = %username, "login failed");
+                crate::metrics::auth_failed("invalid_credentials");
                 self.error(req_id, ErrorCode::InvalidCredentials)
             }
         }
+    }
+
+    /// Appends a server-wide `login` audit row (no room), through the same
+    /// ordered pipeline as every other write.
+    fn audit_login(&self, user: UserId) {
+        let entry = confab_store::AuditEntry {
+            at: now_ms(),
+            actor: user,
+            action: "login".into(),
+            room: None,
+            target: None,
+            detail: String::new(),
+        };
+        let req = crate::batch::WriteRequest {
+            ops: vec![confab_store::WriteOp::Audit(entry)],
+            durable: None,
+            ack: None,
+            deliver: Vec::new(),
+            notify: None,
+        };
+        self.shared.batch.submit(req);
     }
 
     /// Creates a session token, answers SESSION and attaches the connection.
@@ -691,12 +741,8 @@ impl Session {
         let (token, hash) = auth::new_token();
         let now = now_ms();
         let expires = now + self.shared.config.session_ttl.as_millis() as u64;
-        if let Err(e) = self
-            .shared
-            .store
-            .create_session(&hash, user, now, expires)
-            .await
-        {
+        let create = self.shared.store.create_session(&hash, user, now, expires);
+        if let Err(e) = crate::metrics::query("create_session", create).await {
             return storage_error(&self.conn, req_id, e);
         }
         self.conn.reply(
@@ -742,6 +788,7 @@ impl Session {
 }
 
 fn storage_error(conn: &Conn, req_id: u32, e: StoreError) {
+    crate::metrics::query_error();
     tracing::warn!(error = %e, "store request failed");
     conn.error(
         req_id,
@@ -822,11 +869,10 @@ async fn history(
         } else {
             Seq(before.0.min(slice.floor.0))
         };
-        match shared
+        let older = shared
             .store
-            .history(room, upper, (want - frames.len()) as u32)
-            .await
-        {
+            .history(room, upper, (want - frames.len()) as u32);
+        match crate::metrics::query("history", older).await {
             Ok(events) => {
                 for ev in events {
                     match event_frame(ev) {
@@ -845,8 +891,18 @@ async fn history(
             Err(e) => return storage_error(&conn, req_id, e),
         }
     }
-    let has_more = frames.len() > limit;
+    let mut has_more = frames.len() > limit;
     frames.truncate(limit);
+    // Stay within the largest frame clients must accept: a page of huge
+    // messages ends early and says there is more.
+    let mut size = 64;
+    if let Some(fit) = frames.iter().position(|f| {
+        size += f.len() + 5;
+        size > MAX_SERVER_FRAME
+    }) {
+        frames.truncate(fit.max(1));
+        has_more = true;
+    }
     conn.push(history_page(req_id, room, has_more, &frames));
 }
 
@@ -883,6 +939,9 @@ fn history_page(req_id: u32, room: RoomId, has_more: bool, frames: &[Bytes]) -> 
     end_frame(&mut buf, start);
     buf.freeze()
 }
+
+/// The largest frame a server sends (SPEC.md: clients accept 16 MiB).
+pub const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
 
 /// Most frames coalesced into one write.
 const MAX_BATCH_FRAMES: usize = 512;
@@ -930,6 +989,7 @@ pub async fn writer_loop<K: FrameSink>(mut sink: K, mut out: OutboundRx, conn: A
             r = sink.write_frames(&batch) => r,
         };
         conn.written(counted);
+        crate::metrics::frames_written(&conn.stats, &batch, counted + conn.queued_bytes());
         batch.clear();
         if batch.capacity() > 64 {
             batch = Vec::new();

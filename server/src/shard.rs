@@ -18,15 +18,16 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use confab_protocol::{
-    ErrorCode, ResumePoint, RoomEvent, RoomId, Seq, ServerMsg, UserId, Visibility,
+    ErrorCode, ResumePoint, RoomEvent, RoomId, Seq, ServerMsg, UserEntry, UserId, Visibility,
 };
-use confab_store::{StoredEvent, WriteOp};
+use confab_store::{AuditEntry, NotificationRecord, StoredEvent, WriteOp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::{Ack, BatchHandle, WriteRequest};
 use crate::clock::now_ms;
 use crate::outbound::{Conn, ConnId};
 use crate::room::{Command, Effect, Room};
+use crate::views::notification;
 
 /// Where a shard sends the answer to a request.
 pub struct ReplyTo {
@@ -82,8 +83,29 @@ pub enum ShardCmd {
     },
     /// The connection has gone.
     Detach { user: UserId, conn: ConnId },
+    /// Admins list a room's pending join requests or bans (USER_LIST).
+    Marks {
+        room: RoomId,
+        user: UserId,
+        which: MarkList,
+        reply: ReplyTo,
+    },
+    /// Answers whether `user` administers the live `room` (for reads the
+    /// session then does against the store, like the audit trail).
+    CheckAdmin {
+        room: RoomId,
+        user: UserId,
+        reply: oneshot::Sender<Result<(), ErrorCode>>,
+    },
     /// Finish: the shard task returns after this.
     Stop,
+}
+
+/// Which user list LIST_JOIN_REQUESTS / LIST_BANS asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkList {
+    JoinRequests,
+    Bans,
 }
 
 /// One recent event, already encoded as an EVENT frame.
@@ -184,10 +206,12 @@ pub fn shard_of(room: RoomId, shards: usize) -> usize {
 }
 
 /// Shard settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ShardConfig {
     pub tail_cap: usize,
     pub queue_len: usize,
+    /// The next notification id (shared by every shard).
+    pub notification_ids: Arc<AtomicU64>,
 }
 
 /// Starts `n` shards, giving each the restored rooms it owns.
@@ -205,7 +229,7 @@ pub fn spawn_shards(
     let mut tasks = Vec::with_capacity(n);
     for (index, slots) in per_shard.into_iter().enumerate() {
         let (tx, rx) = mpsc::channel(cfg.queue_len);
-        let shard = Shard::new(index, slots, batch.clone(), cfg.tail_cap);
+        let shard = Shard::new(index, slots, batch.clone(), &cfg);
         tasks.push(tokio::spawn(shard.run(rx)));
         senders.push(tx);
     }
@@ -227,10 +251,12 @@ struct Shard {
     online: HashMap<UserId, Vec<Arc<Conn>>>,
     batch: BatchHandle,
     tail_cap: usize,
+    /// Next notification id, shared by all shards (ids are global).
+    notification_ids: Arc<AtomicU64>,
 }
 
 impl Shard {
-    fn new(index: usize, slots: Vec<RoomSlot>, batch: BatchHandle, tail_cap: usize) -> Shard {
+    fn new(index: usize, slots: Vec<RoomSlot>, batch: BatchHandle, cfg: &ShardConfig) -> Shard {
         let mut rooms = HashMap::with_capacity(slots.len());
         let mut user_rooms: HashMap<UserId, Vec<RoomId>> = HashMap::new();
         for slot in slots {
@@ -239,13 +265,15 @@ impl Shard {
             }
             rooms.insert(slot.room.id, slot);
         }
+        crate::metrics::restored(rooms.len(), user_rooms.values().map(Vec::len).sum());
         Shard {
             index,
             rooms,
             user_rooms,
             online: HashMap::new(),
             batch,
-            tail_cap,
+            tail_cap: cfg.tail_cap,
+            notification_ids: cfg.notification_ids.clone(),
         }
     }
 
@@ -259,6 +287,7 @@ impl Shard {
             if let ShardCmd::Stop = cmd {
                 break;
             }
+            crate::metrics::shard_command(self.index, rx.len());
             self.handle(cmd);
         }
         tracing::debug!(shard = self.index, "shard stopped");
@@ -283,14 +312,36 @@ impl Shard {
                     tail: VecDeque::new(),
                     durable: Arc::new(AtomicU64::new(0)),
                 };
+                // new_chat_room: a public room concerns everyone connected,
+                // a private one only its creator (their other connections).
+                // Sent once the room is durable: its id must never be seen
+                // before it is stored.
+                let announce = encode_reply(0, &ServerMsg::RoomAnnounced(slot.room.info()));
+                let audience: Vec<Arc<Conn>> = if visibility == Visibility::Public {
+                    self.online.values().flatten().cloned().collect()
+                } else {
+                    self.online
+                        .get(&user)
+                        .into_iter()
+                        .flatten()
+                        .cloned()
+                        .collect()
+                };
+                let deliver = audience
+                    .into_iter()
+                    .map(|c| (c, announce.clone()))
+                    .collect();
                 self.rooms.insert(room, slot);
-                self.carry_out(room, effects, reply, AckKind::Room);
+                crate::metrics::get().rooms.increment(1.0);
+                self.carry_out(room, effects, reply, AckKind::Room, deliver);
             }
             ShardCmd::Apply { room, cmd, reply } => {
                 let ack = match cmd {
-                    Command::Join { .. } => AckKind::Room,
-                    Command::Leave { .. } => AckKind::Ok,
+                    Command::Join { .. } | Command::RespondInvite { accept: true, .. } => {
+                        AckKind::Room
+                    }
                     Command::Post { .. } => AckKind::Message,
+                    _ => AckKind::Ok,
                 };
                 let Some(slot) = self.rooms.get_mut(&room) else {
                     reply.conn.error(
@@ -301,28 +352,17 @@ impl Shard {
                     return;
                 };
                 match slot.room.apply(cmd, now_ms()) {
-                    Ok(effects) => self.carry_out(room, effects, reply, ack),
+                    Ok(effects) => self.carry_out(room, effects, reply, ack, Vec::new()),
                     Err(code) => {
                         reply.conn.error(reply.req_id, code, code.default_message());
                     }
                 }
             }
-            ShardCmd::Members { room, user, reply } => match self.rooms.get(&room) {
-                None => {
-                    reply.conn.error(
-                        reply.req_id,
-                        ErrorCode::RoomNotFound,
-                        format!("room {room} does not exist"),
-                    );
+            ShardCmd::Members { room, user, reply } => match self.readable(room, user) {
+                Err(code) => {
+                    reply.conn.error(reply.req_id, code, code.default_message());
                 }
-                Some(slot) if !slot.room.is_member(user) => {
-                    reply.conn.error(
-                        reply.req_id,
-                        ErrorCode::NotAMember,
-                        ErrorCode::NotAMember.default_message(),
-                    );
-                }
-                Some(slot) => {
+                Ok(slot) => {
                     let members = slot
                         .room
                         .members()
@@ -349,6 +389,46 @@ impl Shard {
             } => {
                 let _ = reply.send(self.tail(room, user, before, limit));
             }
+            ShardCmd::Marks {
+                room,
+                user,
+                which,
+                reply,
+            } => {
+                let listed = self
+                    .rooms
+                    .get(&room)
+                    .ok_or(ErrorCode::RoomNotFound)
+                    .and_then(|slot| {
+                        slot.room.check_admin(user)?;
+                        let marks = match which {
+                            MarkList::JoinRequests => slot.room.requests(),
+                            MarkList::Bans => slot.room.bans(),
+                        };
+                        Ok(marks
+                            .iter()
+                            .map(|m| UserEntry {
+                                user: m.user,
+                                username: m.username.clone(),
+                                at: m.at,
+                            })
+                            .collect())
+                    });
+                match listed {
+                    Ok(users) => reply
+                        .conn
+                        .reply(reply.req_id, &ServerMsg::UserList { room, users }),
+                    Err(code) => reply.conn.error(reply.req_id, code, code.default_message()),
+                };
+            }
+            ShardCmd::CheckAdmin { room, user, reply } => {
+                let checked = self
+                    .rooms
+                    .get(&room)
+                    .ok_or(ErrorCode::RoomNotFound)
+                    .and_then(|s| s.room.check_admin(user));
+                let _ = reply.send(checked);
+            }
             ShardCmd::Attach { user, conn, resume } => self.attach(user, conn, &resume),
             ShardCmd::Detach { user, conn } => self.detach(user, conn),
             ShardCmd::Stop => {}
@@ -357,13 +437,21 @@ impl Shard {
 
     /// Carries out a room's effects in order and queues its writes with the
     /// acknowledgement to send after commit.
-    fn carry_out(&mut self, room: RoomId, effects: Vec<Effect>, reply: ReplyTo, ack_kind: AckKind) {
+    fn carry_out(
+        &mut self,
+        room: RoomId,
+        effects: Vec<Effect>,
+        reply: ReplyTo,
+        ack_kind: AckKind,
+        mut deliver: Vec<(Arc<Conn>, Bytes)>,
+    ) {
         let Shard {
             rooms,
             user_rooms,
             online,
             batch,
             tail_cap,
+            notification_ids,
             ..
         } = self;
         let Some(slot) = rooms.get_mut(&room) else {
@@ -376,14 +464,17 @@ impl Shard {
                 Effect::Persist(op) => ops.push(op),
                 Effect::Event(ev) => {
                     let frame = encode_event(&ev);
+                    let started = std::time::Instant::now();
                     for conn in &slot.subscribers {
                         conn.push(frame.clone());
                     }
+                    crate::metrics::broadcast(slot.subscribers.len(), started);
                     last_event = Some((ev.seq, ev.at));
                     slot.tail.push_back(TailEntry { seq: ev.seq, frame });
                     ops.push(WriteOp::AppendEvent(stored(ev)));
                 }
                 Effect::Subscribe(user) => {
+                    crate::metrics::get().memberships.increment(1.0);
                     if let Some(conns) = online.get(&user) {
                         slot.subscribers.extend(conns.iter().cloned());
                     }
@@ -392,7 +483,57 @@ impl Shard {
                         list.push(room);
                     }
                 }
+                Effect::Notify {
+                    user,
+                    kind,
+                    actor,
+                    actor_name,
+                } => {
+                    let note = NotificationRecord {
+                        id: notification_ids.fetch_add(1, Ordering::Relaxed),
+                        user,
+                        kind,
+                        room,
+                        room_name: slot.room.name.clone(),
+                        actor,
+                        actor_name,
+                        at: now_ms(),
+                        read: false,
+                    };
+                    // Delivered after commit: an id seen before it is stored
+                    // could be handed out again after a crash.
+                    if let Some(conns) = online.get(&user) {
+                        let frame = encode_reply(0, &ServerMsg::Notification(notification(&note)));
+                        deliver.extend(conns.iter().map(|c| (c.clone(), frame.clone())));
+                    }
+                    ops.push(WriteOp::AddNotification(note));
+                }
+                Effect::Audit {
+                    actor,
+                    action,
+                    target,
+                    detail,
+                } => {
+                    tracing::info!(
+                        target: "confab::audit",
+                        action,
+                        room = room.0,
+                        actor = actor.0,
+                        target = target.map(|t| t.0),
+                        detail = %detail,
+                        "audit"
+                    );
+                    ops.push(WriteOp::Audit(AuditEntry {
+                        at: now_ms(),
+                        actor,
+                        action: action.to_owned(),
+                        room: Some(room),
+                        target,
+                        detail,
+                    }));
+                }
                 Effect::Unsubscribe(user) => {
+                    crate::metrics::get().memberships.decrement(1.0);
                     if let Some(conns) = online.get(&user) {
                         slot.subscribers
                             .retain(|c| !conns.iter().any(|o| o.id == c.id));
@@ -425,10 +566,18 @@ impl Shard {
             ops,
             durable,
             ack: Some(ack),
+            deliver,
             notify: None,
         }) {
             tracing::error!(%room, "batch writer is gone; write not persisted");
         }
+    }
+
+    /// The room, if `user` may read it (a member of the live room).
+    fn readable(&self, room: RoomId, user: UserId) -> Result<&RoomSlot, ErrorCode> {
+        let slot = self.rooms.get(&room).ok_or(ErrorCode::RoomNotFound)?;
+        slot.room.check_reader(user)?;
+        Ok(slot)
     }
 
     fn tail(
@@ -438,10 +587,7 @@ impl Shard {
         before: Seq,
         limit: usize,
     ) -> Result<TailSlice, ErrorCode> {
-        let slot = self.rooms.get(&room).ok_or(ErrorCode::RoomNotFound)?;
-        if !slot.room.is_member(user) {
-            return Err(ErrorCode::NotAMember);
-        }
+        let slot = self.readable(room, user)?;
         let upper = if before.0 == 0 { u64::MAX } else { before.0 };
         let frames = slot
             .tail
@@ -460,7 +606,11 @@ impl Shard {
     }
 
     fn attach(&mut self, user: UserId, conn: Arc<Conn>, resume: &[ResumePoint]) {
-        self.online.entry(user).or_default().push(conn.clone());
+        let conns = self.online.entry(user).or_default();
+        if conns.is_empty() && self.index == 0 {
+            crate::metrics::get().online_users.increment(1.0);
+        }
+        conns.push(conn.clone());
         let Some(room_ids) = self.user_rooms.get(&user) else {
             return;
         };
@@ -480,6 +630,9 @@ impl Shard {
             conns.retain(|c| c.id != conn_id);
             if conns.is_empty() {
                 self.online.remove(&user);
+                if self.index == 0 {
+                    crate::metrics::get().online_users.decrement(1.0);
+                }
             }
         }
         if let Some(room_ids) = self.user_rooms.get(&user) {

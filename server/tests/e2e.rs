@@ -1,23 +1,25 @@
-//! End-to-end scenarios: the real server on an ephemeral port, real SQLite
+//! End-to-end scenarios: the real server on ephemeral ports, real SQLite
 //! file, driven through the Rust SDK over real sockets.
+//!
+//! Every scenario takes the [`Transport`] it runs over; the macro at the
+//! end generates one test per scenario and transport (`tcp::…`, `tls::…`,
+//! `ws::…`), so the same suite proves each door.
 
 mod common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{CutProxy, RawClient, TestServer};
+use common::{CutProxy, Door, RawClient, TestServer, Transport};
 use confab_protocol::{
     ErrorCode, EventBody, Request, RoomEvent, RoomId, Seq, ServerMsg, Visibility,
 };
-use confab_sdk::{Client, ConnectOptions, Event, ReconnectPolicy};
+use confab_sdk::{Client, Event, ReconnectPolicy};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-async fn user(url: &str, name: &str) -> Client {
-    let c = Client::connect(url, ConnectOptions::default())
-        .await
-        .expect("connect");
+async fn user(door: &Door, name: &str) -> Client {
+    let c = door.connect().await;
     c.register(name, "password123").await.expect("register");
     c
 }
@@ -63,14 +65,13 @@ async fn no_more_messages(c: &Client) {
     }
 }
 
-#[tokio::test]
-async fn users_receive_exactly_their_rooms_messages_in_order() {
+async fn users_receive_exactly_their_rooms_messages_in_order(t: Transport) {
     let srv = TestServer::start().await;
-    let url = srv.url();
+    let door = srv.door(t);
     let (alice, bob, carol) = (
-        user(&url, "alice").await,
-        user(&url, "bob").await,
-        user(&url, "carol").await,
+        user(&door, "alice").await,
+        user(&door, "bob").await,
+        user(&door, "carol").await,
     );
     // Enough rooms that both shards own some.
     let mut rooms = Vec::new();
@@ -120,11 +121,10 @@ async fn users_receive_exactly_their_rooms_messages_in_order() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn every_member_sees_sender_timestamp_and_consecutive_sequence_numbers() {
+async fn every_member_sees_sender_timestamp_and_consecutive_sequence_numbers(t: Transport) {
     let srv = TestServer::start().await;
-    let url = srv.url();
-    let (alice, bob) = (user(&url, "alice").await, user(&url, "bob").await);
+    let door = srv.door(t);
+    let (alice, bob) = (user(&door, "alice").await, user(&door, "bob").await);
     let room = alice
         .create_room("seq", "numbers", Visibility::Public)
         .await
@@ -164,15 +164,14 @@ async fn every_member_sees_sender_timestamp_and_consecutive_sequence_numbers() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn history_pages_backwards_across_memory_and_store() {
+async fn history_pages_backwards_across_memory_and_store(t: Transport) {
     // A tiny tail forces older pages to come from SQLite.
     let srv = TestServer::start_with(|c| {
         c.room_tail_events = 8;
         c.rate_limit_per_sec = 0;
     })
     .await;
-    let alice = user(&srv.url(), "alice").await;
+    let alice = user(&srv.door(t), "alice").await;
     let room = alice
         .create_room("history", "", Visibility::Public)
         .await
@@ -210,18 +209,21 @@ async fn history_pages_backwards_across_memory_and_store() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn a_dropped_connection_resumes_with_exactly_the_missed_events() {
+async fn a_dropped_connection_resumes_with_exactly_the_missed_events(t: Transport) {
     let srv = TestServer::start_with(|c| c.rate_limit_per_sec = 0).await;
-    let proxy = CutProxy::start(srv.addr).await;
-    let proxied = format!("confab://{}", proxy.addr);
-    let options = ConnectOptions::default().with_reconnect(ReconnectPolicy::exponential(
-        Duration::from_millis(50),
-        Duration::from_millis(200),
-    ));
-    let bob = Client::connect(&proxied, options).await.unwrap();
+    let proxy = CutProxy::start(srv.addr_for(t)).await;
+    let proxied = srv.door_via(t, proxy.addr);
+    let bob = proxied
+        .connect_with(|o| {
+            o.with_reconnect(ReconnectPolicy::exponential(
+                Duration::from_millis(50),
+                Duration::from_millis(200),
+            ))
+        })
+        .await
+        .unwrap();
     bob.register("bob", "password123").await.unwrap();
-    let alice = user(&srv.url(), "alice").await;
+    let alice = user(&srv.door(t), "alice").await;
     let room = alice
         .create_room("resume", "", Visibility::Public)
         .await
@@ -252,14 +254,13 @@ async fn a_dropped_connection_resumes_with_exactly_the_missed_events() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn resume_beyond_the_tail_says_reload_history() {
+async fn resume_beyond_the_tail_says_reload_history(t: Transport) {
     let srv = TestServer::start_with(|c| {
         c.room_tail_events = 4;
         c.rate_limit_per_sec = 0;
     })
     .await;
-    let alice = user(&srv.url(), "alice").await;
+    let alice = user(&srv.door(t), "alice").await;
     let room = alice
         .create_room("gap", "", Visibility::Public)
         .await
@@ -270,7 +271,7 @@ async fn resume_beyond_the_tail_says_reload_history() {
     }
     let token = alice.token().unwrap();
     // Resuming from seq 1 needs events 2..=11 but memory holds only 4.
-    let mut raw = RawClient::connect(srv.addr).await;
+    let mut raw = RawClient::connect_via(&srv, t).await;
     let hello = confab_protocol::Hello {
         version: 1,
         client: "t".into(),
@@ -290,7 +291,7 @@ async fn resume_beyond_the_tail_says_reload_history() {
         }
     );
     // From seq 8 the tail suffices: exactly 9, 10, 11.
-    let mut raw = RawClient::connect(srv.addr).await;
+    let mut raw = RawClient::connect_via(&srv, t).await;
     let hello = confab_protocol::Hello {
         version: 1,
         client: "t".into(),
@@ -311,11 +312,10 @@ async fn resume_beyond_the_tail_says_reload_history() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn a_restart_keeps_users_rooms_memberships_and_messages() {
+async fn a_restart_keeps_users_rooms_memberships_and_messages(t: Transport) {
     let mut srv = TestServer::start().await;
-    let alice = user(&srv.url(), "alice").await;
-    let bob = user(&srv.url(), "bob").await;
+    let alice = user(&srv.door(t), "alice").await;
+    let bob = user(&srv.door(t), "bob").await;
     let room = alice
         .create_room("durable", "kept", Visibility::Public)
         .await
@@ -333,13 +333,10 @@ async fn a_restart_keeps_users_rooms_memberships_and_messages() {
     srv.restart().await;
 
     // The old token still works; so does the password.
-    let bob = Client::connect(&srv.url(), ConnectOptions::default().with_token(token))
-        .await
-        .unwrap();
+    let door = srv.door(t);
+    let bob = door.connect_with(|o| o.with_token(token)).await.unwrap();
     assert_eq!(bob.session().map(|s| s.username), Some("bob".into()));
-    let alice = Client::connect(&srv.url(), ConnectOptions::default())
-        .await
-        .unwrap();
+    let alice = door.connect().await;
     alice.login("alice", "password123").await.unwrap();
     let mine: Vec<_> = alice
         .my_rooms()
@@ -381,8 +378,7 @@ async fn a_restart_keeps_users_rooms_memberships_and_messages() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn a_slow_reader_is_disconnected_while_the_others_keep_receiving() {
+async fn a_slow_reader_is_disconnected_while_the_others_keep_receiving(t: Transport) {
     let srv = TestServer::start_with(|c| {
         // Healthy readers absorb bursts of 10 x 50 KB; the slow one cannot.
         c.outbound_queue_bytes = 1024 * 1024;
@@ -390,8 +386,8 @@ async fn a_slow_reader_is_disconnected_while_the_others_keep_receiving() {
         c.rate_limit_per_sec = 0;
     })
     .await;
-    let alice = user(&srv.url(), "alice").await;
-    let bob = user(&srv.url(), "bob").await;
+    let alice = user(&srv.door(t), "alice").await;
+    let bob = user(&srv.door(t), "bob").await;
     let room = alice
         .create_room("firehose", "", Visibility::Public)
         .await
@@ -399,7 +395,7 @@ async fn a_slow_reader_is_disconnected_while_the_others_keep_receiving() {
         .id;
     bob.join_room(room).await.unwrap();
     // The slow reader joins, then never reads again.
-    let mut slow = RawClient::connect(srv.addr).await;
+    let mut slow = RawClient::connect_via(&srv, t).await;
     slow.hello(None).await;
     slow.register(2, "slowpoke").await;
     slow.send(3, &Request::JoinRoom { room }).await;
@@ -469,17 +465,15 @@ async fn a_slow_reader_is_disconnected_while_the_others_keep_receiving() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn logout_closes_every_connection_of_the_session() {
+async fn logout_closes_every_connection_of_the_session(t: Transport) {
     let srv = TestServer::start().await;
-    let first = user(&srv.url(), "alice").await;
+    let door = srv.door(t);
+    let first = user(&door, "alice").await;
     let token = first.token().unwrap();
-    let second = Client::connect(
-        &srv.url(),
-        ConnectOptions::default().with_token(token.clone()),
-    )
-    .await
-    .unwrap();
+    let second = door
+        .connect_with(|o| o.with_token(token.clone()))
+        .await
+        .unwrap();
     first.logout().await.unwrap();
     let closed = loop {
         match second.next_event_timeout(WAIT).await {
@@ -489,18 +483,18 @@ async fn logout_closes_every_connection_of_the_session() {
         }
     };
     assert_eq!(closed.known(), Some(ErrorCode::LoggedOut));
-    let err = Client::connect(&srv.url(), ConnectOptions::default().with_token(token))
+    let err = door
+        .connect_with(|o| o.with_token(token))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::InvalidToken));
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn listing_searches_pages_counts_members_and_hides_private_rooms() {
+async fn listing_searches_pages_counts_members_and_hides_private_rooms(t: Transport) {
     let srv = TestServer::start().await;
-    let alice = user(&srv.url(), "alice").await;
-    let bob = user(&srv.url(), "bob").await;
+    let alice = user(&srv.door(t), "alice").await;
+    let bob = user(&srv.door(t), "bob").await;
     let rust = alice
         .create_room("Rustaceans", "systems talk", Visibility::Public)
         .await
@@ -539,18 +533,17 @@ async fn listing_searches_pages_counts_members_and_hides_private_rooms() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn a_resume_point_beyond_the_last_event_says_reload_history() {
+async fn a_resume_point_beyond_the_last_event_says_reload_history(t: Transport) {
     // A client that saw events lost in a crash (broadcast before commit)
     // resumes from a seq the server never stored: it must reload.
     let srv = TestServer::start().await;
-    let alice = user(&srv.url(), "alice").await;
+    let alice = user(&srv.door(t), "alice").await;
     let room = alice
         .create_room("ahead", "", Visibility::Public)
         .await
         .unwrap()
         .id;
-    let mut raw = RawClient::connect(srv.addr).await;
+    let mut raw = RawClient::connect_via(&srv, t).await;
     let hello = confab_protocol::Hello {
         version: 1,
         client: "t".into(),
@@ -571,3 +564,36 @@ async fn a_resume_point_beyond_the_last_event_says_reload_history() {
     );
     srv.stop().await;
 }
+
+/// One test per scenario and transport: `tcp::…`, `tls::…`, `ws::…`.
+macro_rules! over_transports {
+    ($($scenario:ident),* $(,)?) => {
+        over_transports!(@suite tcp, Transport::Tcp, $($scenario),*);
+        over_transports!(@suite tls, Transport::Tls, $($scenario),*);
+        over_transports!(@suite ws, Transport::Ws, $($scenario),*);
+    };
+    (@suite $name:ident, $transport:expr, $($scenario:ident),*) => {
+        mod $name {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario($transport).await
+                }
+            )*
+        }
+    };
+}
+
+over_transports!(
+    users_receive_exactly_their_rooms_messages_in_order,
+    every_member_sees_sender_timestamp_and_consecutive_sequence_numbers,
+    history_pages_backwards_across_memory_and_store,
+    a_dropped_connection_resumes_with_exactly_the_missed_events,
+    resume_beyond_the_tail_says_reload_history,
+    a_restart_keeps_users_rooms_memberships_and_messages,
+    a_slow_reader_is_disconnected_while_the_others_keep_receiving,
+    logout_closes_every_connection_of_the_session,
+    listing_searches_pages_counts_members_and_hides_private_rooms,
+    a_resume_point_beyond_the_last_event_says_reload_history,
+);

@@ -1,13 +1,14 @@
-//! The canonical JSON form of decoded frames (SPEC.md §11.2), in both
+//! The canonical JSON form of decoded frames (SPEC.md §12.3), in both
 //! directions: typed message → JSON (to check a vector's `decoded`) and JSON
 //! → typed message (to prove the JSON form holds everything needed to
 //! re-encode the frame).
 
 use confab_protocol::frame::kind;
-use confab_protocol::Request;
+use confab_protocol::{leave_reason, notification_kind, Request};
 use confab_protocol::{
-    EventBody, Hello, Member, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, Seq, ServerMsg,
-    SessionUser, UserId, Visibility, Welcome,
+    AuditItem, EventBody, Hello, Member, Notification, ResumePoint, Role, RoomEvent, RoomId,
+    RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId, UserRef, Visibility,
+    Welcome,
 };
 use serde_json::Value;
 
@@ -124,6 +125,86 @@ fn member(m: &Member) -> J {
     ])
 }
 
+/// Names of the known notification kinds (SPEC.md §5.8.1), in kind order.
+const NOTIFICATION_KINDS: [(u8, &str); 9] = [
+    (notification_kind::INVITED, "invited"),
+    (notification_kind::JOIN_REQUEST, "join_request"),
+    (notification_kind::REQUEST_APPROVED, "request_approved"),
+    (notification_kind::REQUEST_DENIED, "request_denied"),
+    (notification_kind::KICKED, "kicked"),
+    (notification_kind::BANNED, "banned"),
+    (notification_kind::UNBANNED, "unbanned"),
+    (notification_kind::ROLE_CHANGED, "role_changed"),
+    (notification_kind::ROOM_TERMINATED, "room_terminated"),
+];
+
+/// Names of the known leave reasons (SPEC.md §5.8.1), in value order.
+const LEAVE_REASONS: [(u8, &str); 5] = [
+    (leave_reason::ACTIVE, "active"),
+    (leave_reason::LEFT, "left"),
+    (leave_reason::KICKED, "kicked"),
+    (leave_reason::BANNED, "banned"),
+    (leave_reason::TERMINATED, "terminated"),
+];
+
+/// A raw enumeration byte kept for forward compatibility: its name when
+/// known, else the number.
+fn named(table: &[(u8, &'static str)], v: u8) -> J {
+    match table.iter().find(|(k, _)| *k == v) {
+        Some((_, name)) => s(name),
+        None => n(v),
+    }
+}
+
+fn user_ref(u: &UserRef) -> J {
+    J::Obj(vec![("id", n(u.id.0)), ("username", s(&u.username))])
+}
+
+fn user_entry(u: &UserEntry) -> J {
+    J::Obj(vec![
+        ("user", n(u.user.0)),
+        ("username", s(&u.username)),
+        ("at", n(u.at)),
+    ])
+}
+
+fn notification(x: &Notification) -> J {
+    J::Obj(vec![
+        ("id", n(x.id)),
+        ("kind", named(&NOTIFICATION_KINDS, x.kind)),
+        ("room", n(x.room.0)),
+        ("room_name", s(&x.room_name)),
+        ("actor", n(x.actor.0)),
+        ("actor_name", s(&x.actor_name)),
+        ("at", n(x.at)),
+        ("read", J::Bool(x.read)),
+    ])
+}
+
+fn room_log_item(i: &RoomLogItem) -> J {
+    J::Obj(vec![
+        ("room", room_info(&i.room)),
+        ("first_joined_at", n(i.first_joined_at)),
+        ("last_joined_at", n(i.last_joined_at)),
+        ("left_at", i.left_at.map_or(J::Null, n)),
+        ("reason", named(&LEAVE_REASONS, i.reason)),
+        ("terminated", J::Bool(i.terminated)),
+    ])
+}
+
+fn audit_item(a: &AuditItem) -> J {
+    J::Obj(vec![
+        ("id", n(a.id)),
+        ("at", n(a.at)),
+        ("actor", n(a.actor.0)),
+        ("actor_name", s(&a.actor_name)),
+        ("action", s(&a.action)),
+        ("target", n(a.target.0)),
+        ("target_name", s(&a.target_name)),
+        ("detail", s(&a.detail)),
+    ])
+}
+
 fn body(b: &EventBody) -> J {
     match b {
         EventBody::Message { text } => J::Obj(vec![("kind", s("message")), ("text", s(text))]),
@@ -134,6 +215,38 @@ fn body(b: &EventBody) -> J {
             ("name", s(name)),
             ("topic", s(topic)),
         ]),
+        EventBody::MemberKicked {
+            target,
+            target_name,
+        } => J::Obj(vec![
+            ("kind", s("member_kicked")),
+            ("target", n(target.0)),
+            ("target_name", s(target_name)),
+        ]),
+        EventBody::MemberBanned {
+            target,
+            target_name,
+        } => J::Obj(vec![
+            ("kind", s("member_banned")),
+            ("target", n(target.0)),
+            ("target_name", s(target_name)),
+        ]),
+        EventBody::RoleChanged {
+            target,
+            target_name,
+            role: r,
+        } => J::Obj(vec![
+            ("kind", s("role_changed")),
+            ("target", n(target.0)),
+            ("target_name", s(target_name)),
+            ("role", role(*r)),
+        ]),
+        EventBody::RoomUpdated { name, topic } => J::Obj(vec![
+            ("kind", s("room_updated")),
+            ("name", s(name)),
+            ("topic", s(topic)),
+        ]),
+        EventBody::RoomTerminated => J::Obj(vec![("kind", s("room_terminated"))]),
         EventBody::Unknown { kind, data } => J::Obj(vec![
             ("kind", n(*kind)),
             ("data_hex", s(&hex::encode(data))),
@@ -172,7 +285,7 @@ pub fn request(r: &Request) -> J {
         Request::Register { username, password } | Request::Login { username, password } => {
             J::Obj(vec![("username", s(username)), ("password", s(password))])
         }
-        Request::Logout | Request::MyRooms => J::Obj(vec![]),
+        Request::Logout | Request::MyRooms | Request::RoomLog => J::Obj(vec![]),
         Request::CreateRoom {
             name,
             topic,
@@ -203,6 +316,60 @@ pub fn request(r: &Request) -> J {
             ("room", n(room.0)),
             ("before", n(before.0)),
             ("limit", n(*limit)),
+        ]),
+        Request::Invite { room, user } | Request::Ban { room, user } => {
+            J::Obj(vec![("room", n(room.0)), ("user", user_ref(user))])
+        }
+        Request::RespondInvite { room, accept } => {
+            J::Obj(vec![("room", n(room.0)), ("accept", J::Bool(*accept))])
+        }
+        Request::RequestJoin { room }
+        | Request::ListJoinRequests { room }
+        | Request::ListBans { room } => J::Obj(vec![("room", n(room.0))]),
+        Request::DecideRequest {
+            room,
+            user,
+            approve,
+        } => J::Obj(vec![
+            ("room", n(room.0)),
+            ("user", n(user.0)),
+            ("approve", J::Bool(*approve)),
+        ]),
+        Request::Kick { room, user } | Request::Unban { room, user } => {
+            J::Obj(vec![("room", n(room.0)), ("user", n(user.0))])
+        }
+        Request::SetRole {
+            room,
+            user,
+            role: r,
+        } => J::Obj(vec![
+            ("room", n(room.0)),
+            ("user", n(user.0)),
+            ("role", role(*r)),
+        ]),
+        Request::ListNotifications {
+            before,
+            limit,
+            unread_only,
+        } => J::Obj(vec![
+            ("before", n(*before)),
+            ("limit", n(*limit)),
+            ("unread_only", J::Bool(*unread_only)),
+        ]),
+        Request::MarkRead { up_to } => J::Obj(vec![("up_to", n(*up_to))]),
+        Request::RoomAudit {
+            room,
+            before,
+            limit,
+        } => J::Obj(vec![
+            ("room", n(room.0)),
+            ("before", n(*before)),
+            ("limit", n(*limit)),
+        ]),
+        Request::UpdateRoom { room, name, topic } => J::Obj(vec![
+            ("room", n(room.0)),
+            ("name", s(name)),
+            ("topic", s(topic)),
         ]),
     }
 }
@@ -261,6 +428,35 @@ pub fn server_msg(m: &ServerMsg) -> J {
         ServerMsg::ResumeGap { room, last_seq } => {
             J::Obj(vec![("room", n(room.0)), ("last_seq", n(last_seq.0))])
         }
+        ServerMsg::UserList { room, users } => J::Obj(vec![
+            ("room", n(room.0)),
+            ("users", J::Arr(users.iter().map(user_entry).collect())),
+        ]),
+        ServerMsg::NotificationList {
+            unread,
+            has_more,
+            items,
+        } => J::Obj(vec![
+            ("unread", n(*unread)),
+            ("has_more", J::Bool(*has_more)),
+            ("items", J::Arr(items.iter().map(notification).collect())),
+        ]),
+        ServerMsg::UnreadCount { unread } => J::Obj(vec![("unread", n(*unread))]),
+        ServerMsg::RoomLogList { items } => J::Obj(vec![(
+            "items",
+            J::Arr(items.iter().map(room_log_item).collect()),
+        )]),
+        ServerMsg::AuditPage {
+            room,
+            has_more,
+            items,
+        } => J::Obj(vec![
+            ("room", n(room.0)),
+            ("has_more", J::Bool(*has_more)),
+            ("items", J::Arr(items.iter().map(audit_item).collect())),
+        ]),
+        ServerMsg::Notification(x) => J::Obj(vec![("notification", notification(x))]),
+        ServerMsg::RoomAnnounced(info) => J::Obj(vec![("info", room_info(info))]),
     }
 }
 
@@ -334,6 +530,83 @@ fn room_info_from(v: &Value) -> RoomInfo {
     }
 }
 
+/// The byte of a raw enumeration field written by [`named`]: a known name
+/// or a number.
+fn named_from(table: &[(u8, &str)], v: &Value, key: &str) -> u8 {
+    match field(v, key) {
+        Value::String(name) => table
+            .iter()
+            .find(|(_, known)| known == name)
+            .map(|(k, _)| *k)
+            .unwrap_or_else(|| panic!("unknown {key} name {name:?}")),
+        Value::Number(_) => {
+            let k = u8::try_from(num(v, key))
+                .unwrap_or_else(|_| panic!("field {key:?} must fit in a byte in {v}"));
+            assert!(
+                table.iter().all(|(known, _)| *known != k),
+                "{key} {k} has a name and must be written as one"
+            );
+            k
+        }
+        other => panic!("field {key:?} must be a string or a number, not {other}"),
+    }
+}
+
+fn user_ref_from(v: &Value) -> UserRef {
+    UserRef {
+        id: UserId(num(v, "id")),
+        username: text(v, "username"),
+    }
+}
+
+fn user_entry_from(v: &Value) -> UserEntry {
+    UserEntry {
+        user: UserId(num(v, "user")),
+        username: text(v, "username"),
+        at: num(v, "at"),
+    }
+}
+
+fn notification_from(v: &Value) -> Notification {
+    Notification {
+        id: num(v, "id"),
+        kind: named_from(&NOTIFICATION_KINDS, v, "kind"),
+        room: RoomId(num(v, "room")),
+        room_name: text(v, "room_name"),
+        actor: UserId(num(v, "actor")),
+        actor_name: text(v, "actor_name"),
+        at: num(v, "at"),
+        read: flag(v, "read"),
+    }
+}
+
+fn room_log_item_from(v: &Value) -> RoomLogItem {
+    RoomLogItem {
+        room: room_info_from(field(v, "room")),
+        first_joined_at: num(v, "first_joined_at"),
+        last_joined_at: num(v, "last_joined_at"),
+        left_at: match field(v, "left_at") {
+            Value::Null => None,
+            _ => Some(num(v, "left_at")),
+        },
+        reason: named_from(&LEAVE_REASONS, v, "reason"),
+        terminated: flag(v, "terminated"),
+    }
+}
+
+fn audit_item_from(v: &Value) -> AuditItem {
+    AuditItem {
+        id: num(v, "id"),
+        at: num(v, "at"),
+        actor: UserId(num(v, "actor")),
+        actor_name: text(v, "actor_name"),
+        action: text(v, "action"),
+        target: UserId(num(v, "target")),
+        target_name: text(v, "target_name"),
+        detail: text(v, "detail"),
+    }
+}
+
 fn body_from(v: &Value) -> EventBody {
     match field(v, "kind") {
         Value::String(k) => match k.as_str() {
@@ -346,12 +619,39 @@ fn body_from(v: &Value) -> EventBody {
                 name: text(v, "name"),
                 topic: text(v, "topic"),
             },
+            "member_kicked" => EventBody::MemberKicked {
+                target: UserId(num(v, "target")),
+                target_name: text(v, "target_name"),
+            },
+            "member_banned" => EventBody::MemberBanned {
+                target: UserId(num(v, "target")),
+                target_name: text(v, "target_name"),
+            },
+            "role_changed" => EventBody::RoleChanged {
+                target: UserId(num(v, "target")),
+                target_name: text(v, "target_name"),
+                role: role_from(v),
+            },
+            "room_updated" => EventBody::RoomUpdated {
+                name: text(v, "name"),
+                topic: text(v, "topic"),
+            },
+            "room_terminated" => EventBody::RoomTerminated,
             other => panic!("unknown event kind name {other:?}"),
         },
-        Value::Number(_) => EventBody::Unknown {
-            kind: u8::try_from(num(v, "kind")).expect("event kind fits in a byte"),
-            data: hex::decode(text(v, "data_hex")).expect("data_hex is hex"),
-        },
+        Value::Number(_) => {
+            let kind = u8::try_from(num(v, "kind")).expect("event kind fits in a byte");
+            // A known kind is written by name; as a number it would not
+            // re-encode to bytes that decode as the same value.
+            assert!(
+                !(1..=9).contains(&kind),
+                "event kind {kind} has a name and must be written as one"
+            );
+            EventBody::Unknown {
+                kind,
+                data: hex::decode(text(v, "data_hex")).expect("data_hex is hex"),
+            }
+        }
         other => panic!("event kind must be a string or a number, not {other}"),
     }
 }
@@ -426,6 +726,64 @@ pub fn request_from(t: u8, v: &Value) -> Request {
             limit: num32(v, "limit"),
         },
         kind::MY_ROOMS => Request::MyRooms,
+        kind::INVITE => Request::Invite {
+            room: RoomId(num(v, "room")),
+            user: user_ref_from(field(v, "user")),
+        },
+        kind::RESPOND_INVITE => Request::RespondInvite {
+            room: RoomId(num(v, "room")),
+            accept: flag(v, "accept"),
+        },
+        kind::REQUEST_JOIN => Request::RequestJoin {
+            room: RoomId(num(v, "room")),
+        },
+        kind::DECIDE_REQUEST => Request::DecideRequest {
+            room: RoomId(num(v, "room")),
+            user: UserId(num(v, "user")),
+            approve: flag(v, "approve"),
+        },
+        kind::KICK => Request::Kick {
+            room: RoomId(num(v, "room")),
+            user: UserId(num(v, "user")),
+        },
+        kind::BAN => Request::Ban {
+            room: RoomId(num(v, "room")),
+            user: user_ref_from(field(v, "user")),
+        },
+        kind::UNBAN => Request::Unban {
+            room: RoomId(num(v, "room")),
+            user: UserId(num(v, "user")),
+        },
+        kind::SET_ROLE => Request::SetRole {
+            room: RoomId(num(v, "room")),
+            user: UserId(num(v, "user")),
+            role: role_from(v),
+        },
+        kind::LIST_JOIN_REQUESTS => Request::ListJoinRequests {
+            room: RoomId(num(v, "room")),
+        },
+        kind::LIST_BANS => Request::ListBans {
+            room: RoomId(num(v, "room")),
+        },
+        kind::LIST_NOTIFICATIONS => Request::ListNotifications {
+            before: num(v, "before"),
+            limit: num32(v, "limit"),
+            unread_only: flag(v, "unread_only"),
+        },
+        kind::MARK_READ => Request::MarkRead {
+            up_to: num(v, "up_to"),
+        },
+        kind::ROOM_LOG => Request::RoomLog,
+        kind::ROOM_AUDIT => Request::RoomAudit {
+            room: RoomId(num(v, "room")),
+            before: num(v, "before"),
+            limit: num32(v, "limit"),
+        },
+        kind::UPDATE_ROOM => Request::UpdateRoom {
+            room: RoomId(num(v, "room")),
+            name: text(v, "name"),
+            topic: text(v, "topic"),
+        },
         other => panic!("0x{other:02x} is not a request type"),
     }
 }
@@ -497,6 +855,28 @@ pub fn server_msg_from(t: u8, v: &Value) -> ServerMsg {
             code: num16(v, "code"),
             message: text(v, "message"),
         },
+        kind::USER_LIST => ServerMsg::UserList {
+            room: RoomId(num(v, "room")),
+            users: list(v, "users").iter().map(user_entry_from).collect(),
+        },
+        kind::NOTIFICATION_LIST => ServerMsg::NotificationList {
+            unread: num32(v, "unread"),
+            has_more: flag(v, "has_more"),
+            items: list(v, "items").iter().map(notification_from).collect(),
+        },
+        kind::UNREAD_COUNT => ServerMsg::UnreadCount {
+            unread: num32(v, "unread"),
+        },
+        kind::ROOM_LOG_LIST => ServerMsg::RoomLogList {
+            items: list(v, "items").iter().map(room_log_item_from).collect(),
+        },
+        kind::AUDIT_PAGE => ServerMsg::AuditPage {
+            room: RoomId(num(v, "room")),
+            has_more: flag(v, "has_more"),
+            items: list(v, "items").iter().map(audit_item_from).collect(),
+        },
+        kind::NOTIFICATION => ServerMsg::Notification(notification_from(field(v, "notification"))),
+        kind::ROOM_ANNOUNCED => ServerMsg::RoomAnnounced(room_info_from(field(v, "info"))),
         other => panic!("0x{other:02x} is not a server frame type"),
     }
 }

@@ -1,13 +1,15 @@
-//! The committed test vectors, as the generator builds them (SPEC.md §11).
+//! The committed test vectors, as the generator builds them (SPEC.md §12).
 //!
 //! Round-trip vectors are typed messages encoded by the crate. Decode-only
 //! and reject vectors are hand-assembled bytes, because no conforming encoder
 //! produces them.
 
 use confab_protocol::frame::kind;
+use confab_protocol::{leave_reason, notification_kind};
 use confab_protocol::{
-    ErrorCode, EventBody, Hello, Member, Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo,
-    Seq, ServerMsg, SessionUser, UserId, Visibility, Welcome,
+    AuditItem, ErrorCode, EventBody, Hello, Member, Notification, Request, ResumePoint, Role,
+    RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId,
+    UserRef, Visibility, Welcome,
 };
 
 /// A decoded frame and the side that sends it.
@@ -101,6 +103,99 @@ fn event(seq: u64, at: u64, actor: (u64, &str), body: EventBody) -> RoomEvent {
 const ALICE: (u64, &str) = (17, "alice");
 const BOB: (u64, &str) = (23, "bob");
 const CAROL: (u64, &str) = (31, "carol");
+const DAVE: (u64, &str) = (44, "dave");
+const MALLORY: (u64, &str) = (66, "mallory");
+/// The actor of system-made changes (succession, termination): user 0 with
+/// an empty name.
+const SYSTEM: (u64, &str) = (0, "");
+
+fn off_topic() -> RoomInfo {
+    RoomInfo {
+        id: RoomId(77),
+        name: "off-topic".into(),
+        topic: "anything goes".into(),
+        visibility: Visibility::Public,
+        owner: UserId(31),
+        member_count: 5,
+        last_seq: Seq(2_048),
+        created_at: NOW - 30 * 86_400_000,
+    }
+}
+
+/// core-team after its last member left: it terminated.
+fn core_team_terminated() -> RoomInfo {
+    RoomInfo {
+        member_count: 0,
+        last_seq: Seq(12),
+        ..core_team()
+    }
+}
+
+/// A public room just created by bob, as ROOM_ANNOUNCED shows it.
+fn gamedev() -> RoomInfo {
+    RoomInfo {
+        id: RoomId(301),
+        name: "rust-gamedev".into(),
+        topic: "Bevy, wgpu and friends".into(),
+        visibility: Visibility::Public,
+        owner: UserId(23),
+        member_count: 1,
+        last_seq: Seq(1),
+        created_at: NOW,
+    }
+}
+
+/// A notification for bob.
+fn note(
+    id: u64,
+    kind: u8,
+    room: &RoomInfo,
+    actor: (u64, &str),
+    at: u64,
+    read: bool,
+) -> Notification {
+    Notification {
+        id,
+        kind,
+        room: room.id,
+        room_name: room.name.clone(),
+        actor: UserId(actor.0),
+        actor_name: actor.1.into(),
+        at,
+        read,
+    }
+}
+
+fn invited_to_core_team() -> Notification {
+    note(
+        1_010,
+        notification_kind::INVITED,
+        &core_team(),
+        ALICE,
+        NOW,
+        false,
+    )
+}
+
+fn audit(
+    id: u64,
+    at: u64,
+    actor: (u64, &str),
+    action: &str,
+    target: (u64, &str),
+    detail: &str,
+) -> AuditItem {
+    AuditItem {
+        id,
+        at,
+        actor: UserId(actor.0),
+        actor_name: actor.1.into(),
+        action: action.into(),
+        target: UserId(target.0),
+        target_name: target.1.into(),
+        detail: detail.into(),
+    }
+}
 
 fn bob_says_hello() -> RoomEvent {
     event(
@@ -278,6 +373,198 @@ pub fn round_trip() -> Vec<RoundTrip> {
             C(Request::MyRooms),
         ),
         v(
+            "18_invite_by_id.json",
+            "INVITE by user id (username empty)",
+            20,
+            C(Request::Invite {
+                room: RoomId(300),
+                user: UserRef::id(UserId(BOB.0)),
+            }),
+        ),
+        v(
+            "18_invite_by_name.json",
+            "INVITE by username (user id 0)",
+            21,
+            C(Request::Invite {
+                room: RoomId(300),
+                user: UserRef::name(CAROL.1),
+            }),
+        ),
+        v(
+            "19_respond_invite_accept.json",
+            "RESPOND_INVITE accepting: joins the room",
+            22,
+            C(Request::RespondInvite {
+                room: RoomId(300),
+                accept: true,
+            }),
+        ),
+        v(
+            "19_respond_invite_decline.json",
+            "RESPOND_INVITE declining",
+            23,
+            C(Request::RespondInvite {
+                room: RoomId(300),
+                accept: false,
+            }),
+        ),
+        v(
+            "1a_request_join.json",
+            "REQUEST_JOIN of a private room",
+            24,
+            C(Request::RequestJoin { room: RoomId(300) }),
+        ),
+        v(
+            "1b_decide_request_approve.json",
+            "DECIDE_REQUEST approving dave's request",
+            25,
+            C(Request::DecideRequest {
+                room: RoomId(300),
+                user: UserId(DAVE.0),
+                approve: true,
+            }),
+        ),
+        v(
+            "1b_decide_request_deny.json",
+            "DECIDE_REQUEST denying carol's request",
+            26,
+            C(Request::DecideRequest {
+                room: RoomId(300),
+                user: UserId(CAROL.0),
+                approve: false,
+            }),
+        ),
+        v(
+            "1c_kick.json",
+            "KICK bob out of room 42",
+            27,
+            C(Request::Kick {
+                room: RoomId(42),
+                user: UserId(BOB.0),
+            }),
+        ),
+        v(
+            "1d_ban_by_id.json",
+            "BAN by user id",
+            28,
+            C(Request::Ban {
+                room: RoomId(42),
+                user: UserRef::id(UserId(BOB.0)),
+            }),
+        ),
+        v(
+            "1d_ban_by_name.json",
+            "BAN by username, of a user who is not a member",
+            29,
+            C(Request::Ban {
+                room: RoomId(42),
+                user: UserRef::name(MALLORY.1),
+            }),
+        ),
+        v(
+            "1e_unban.json",
+            "UNBAN",
+            30,
+            C(Request::Unban {
+                room: RoomId(42),
+                user: UserId(MALLORY.0),
+            }),
+        ),
+        v(
+            "1f_set_role_admin.json",
+            "SET_ROLE: the owner makes bob an admin",
+            31,
+            C(Request::SetRole {
+                room: RoomId(42),
+                user: UserId(BOB.0),
+                role: Role::Admin,
+            }),
+        ),
+        v(
+            "1f_set_role_member.json",
+            "SET_ROLE: the owner unmakes carol as admin",
+            32,
+            C(Request::SetRole {
+                room: RoomId(42),
+                user: UserId(CAROL.0),
+                role: Role::Member,
+            }),
+        ),
+        v(
+            "20_list_join_requests.json",
+            "LIST_JOIN_REQUESTS",
+            33,
+            C(Request::ListJoinRequests { room: RoomId(300) }),
+        ),
+        v(
+            "21_list_bans.json",
+            "LIST_BANS",
+            34,
+            C(Request::ListBans { room: RoomId(42) }),
+        ),
+        v(
+            "22_list_notifications.json",
+            "LIST_NOTIFICATIONS from the newest, read and unread",
+            35,
+            C(Request::ListNotifications {
+                before: 0,
+                limit: 50,
+                unread_only: false,
+            }),
+        ),
+        v(
+            "22_list_notifications_unread_before.json",
+            "LIST_NOTIFICATIONS, unread only, older than id 1001",
+            36,
+            C(Request::ListNotifications {
+                before: 1_001,
+                limit: 20,
+                unread_only: true,
+            }),
+        ),
+        v(
+            "23_mark_read.json",
+            "MARK_READ up to notification 1007",
+            37,
+            C(Request::MarkRead { up_to: 1_007 }),
+        ),
+        v(
+            "24_room_log.json",
+            "ROOM_LOG (empty payload)",
+            38,
+            C(Request::RoomLog),
+        ),
+        v(
+            "25_room_audit.json",
+            "ROOM_AUDIT from the newest entry",
+            39,
+            C(Request::RoomAudit {
+                room: RoomId(42),
+                before: 0,
+                limit: 100,
+            }),
+        ),
+        v(
+            "25_room_audit_before.json",
+            "ROOM_AUDIT, the page before entry 5004",
+            40,
+            C(Request::RoomAudit {
+                room: RoomId(42),
+                before: 5_004,
+                limit: 3,
+            }),
+        ),
+        v(
+            "26_update_room.json",
+            "UPDATE_ROOM: new name and topic",
+            41,
+            C(Request::UpdateRoom {
+                room: RoomId(42),
+                name: "Rust Café".into(),
+                topic: "Systems programming, 🦀 and ☕".into(),
+            }),
+        ),
+        v(
             "40_welcome.json",
             "WELCOME to an unauthenticated connection",
             1,
@@ -407,6 +694,204 @@ pub fn round_trip() -> Vec<RoundTrip> {
             }),
         ),
         v(
+            "4a_user_list.json",
+            "USER_LIST of pending join requests, oldest first",
+            33,
+            S(ServerMsg::UserList {
+                room: RoomId(300),
+                users: vec![
+                    UserEntry {
+                        user: UserId(CAROL.0),
+                        username: CAROL.1.into(),
+                        at: NOW - 120_000,
+                    },
+                    UserEntry {
+                        user: UserId(DAVE.0),
+                        username: DAVE.1.into(),
+                        at: NOW - 5_000,
+                    },
+                ],
+            }),
+        ),
+        v(
+            "4a_user_list_empty.json",
+            "USER_LIST of a room without bans",
+            34,
+            S(ServerMsg::UserList {
+                room: RoomId(42),
+                users: vec![],
+            }),
+        ),
+        v(
+            "4b_notification_list.json",
+            "NOTIFICATION_LIST with one notification of every kind, newest first",
+            35,
+            S(ServerMsg::NotificationList {
+                unread: 3,
+                has_more: true,
+                items: vec![
+                    note(
+                        1_009,
+                        notification_kind::ROOM_TERMINATED,
+                        &core_team(),
+                        SYSTEM,
+                        NOW - 60_000,
+                        false,
+                    ),
+                    note(
+                        1_008,
+                        notification_kind::ROLE_CHANGED,
+                        &rust_cafe(),
+                        ALICE,
+                        NOW - 120_000,
+                        false,
+                    ),
+                    note(
+                        1_007,
+                        notification_kind::UNBANNED,
+                        &off_topic(),
+                        CAROL,
+                        NOW - 180_000,
+                        false,
+                    ),
+                    note(
+                        1_006,
+                        notification_kind::BANNED,
+                        &off_topic(),
+                        CAROL,
+                        NOW - 240_000,
+                        true,
+                    ),
+                    note(
+                        1_005,
+                        notification_kind::KICKED,
+                        &off_topic(),
+                        CAROL,
+                        NOW - 300_000,
+                        true,
+                    ),
+                    note(
+                        1_004,
+                        notification_kind::REQUEST_DENIED,
+                        &core_team(),
+                        ALICE,
+                        NOW - 360_000,
+                        true,
+                    ),
+                    note(
+                        1_003,
+                        notification_kind::REQUEST_APPROVED,
+                        &rust_cafe(),
+                        ALICE,
+                        NOW - 420_000,
+                        true,
+                    ),
+                    note(
+                        1_002,
+                        notification_kind::JOIN_REQUEST,
+                        &off_topic(),
+                        DAVE,
+                        NOW - 480_000,
+                        true,
+                    ),
+                    note(
+                        1_001,
+                        notification_kind::INVITED,
+                        &core_team(),
+                        ALICE,
+                        NOW - 540_000,
+                        true,
+                    ),
+                ],
+            }),
+        ),
+        v(
+            "4b_notification_list_empty.json",
+            "NOTIFICATION_LIST with no (unread) notifications",
+            36,
+            S(ServerMsg::NotificationList {
+                unread: 0,
+                has_more: false,
+                items: vec![],
+            }),
+        ),
+        v(
+            "4c_unread_count.json",
+            "UNREAD_COUNT after MARK_READ",
+            37,
+            S(ServerMsg::UnreadCount { unread: 2 }),
+        ),
+        v(
+            "4d_room_log_list.json",
+            "ROOM_LOG_LIST: a room still joined, one kicked from, one terminated",
+            38,
+            S(ServerMsg::RoomLogList {
+                items: vec![
+                    RoomLogItem {
+                        room: rust_cafe(),
+                        first_joined_at: NOW - 7_200_000,
+                        last_joined_at: NOW - 60_000,
+                        left_at: None,
+                        reason: leave_reason::ACTIVE,
+                        terminated: false,
+                    },
+                    RoomLogItem {
+                        room: off_topic(),
+                        first_joined_at: NOW - 86_400_000,
+                        last_joined_at: NOW - 3_600_000,
+                        left_at: Some(NOW - 300_000),
+                        reason: leave_reason::KICKED,
+                        terminated: false,
+                    },
+                    RoomLogItem {
+                        room: core_team_terminated(),
+                        first_joined_at: NOW - 3_000_000,
+                        last_joined_at: NOW - 3_000_000,
+                        left_at: Some(NOW - 60_000),
+                        reason: leave_reason::TERMINATED,
+                        terminated: true,
+                    },
+                ],
+            }),
+        ),
+        v(
+            "4d_room_log_list_empty.json",
+            "ROOM_LOG_LIST of a user who was never in a room",
+            38,
+            S(ServerMsg::RoomLogList { items: vec![] }),
+        ),
+        v(
+            "4e_audit_page.json",
+            "AUDIT_PAGE, newest first, with system and targeted actions",
+            39,
+            S(ServerMsg::AuditPage {
+                room: RoomId(42),
+                has_more: true,
+                items: vec![
+                    audit(
+                        5_006,
+                        NOW + 3_000,
+                        SYSTEM,
+                        "ownership_transferred",
+                        CAROL,
+                        "owner",
+                    ),
+                    audit(5_005, NOW + 3_000, ALICE, "member_left", (0, ""), ""),
+                    audit(5_004, NOW + 2_000, ALICE, "role_changed", BOB, "admin"),
+                    audit(5_003, NOW + 1_000, ALICE, "member_banned", MALLORY, ""),
+                    audit(5_002, NOW, ALICE, "member_kicked", BOB, ""),
+                    audit(
+                        5_001,
+                        NOW - 1_000,
+                        CAROL,
+                        "room_updated",
+                        (0, ""),
+                        "Rust Café",
+                    ),
+                ],
+            }),
+        ),
+        v(
             "80_event_message.json",
             "EVENT kind 1 MESSAGE",
             0,
@@ -465,6 +950,91 @@ pub fn round_trip() -> Vec<RoundTrip> {
             ))),
         ),
         v(
+            "80_event_member_kicked.json",
+            "EVENT kind 5 MEMBER_KICKED: alice kicked bob",
+            0,
+            S(ServerMsg::Event(event(
+                132,
+                NOW + 3_000,
+                ALICE,
+                EventBody::MemberKicked {
+                    target: UserId(BOB.0),
+                    target_name: BOB.1.into(),
+                },
+            ))),
+        ),
+        v(
+            "80_event_member_banned.json",
+            "EVENT kind 6 MEMBER_BANNED: alice banned mallory",
+            0,
+            S(ServerMsg::Event(event(
+                133,
+                NOW + 4_000,
+                ALICE,
+                EventBody::MemberBanned {
+                    target: UserId(MALLORY.0),
+                    target_name: MALLORY.1.into(),
+                },
+            ))),
+        ),
+        v(
+            "80_event_role_changed.json",
+            "EVENT kind 7 ROLE_CHANGED: the owner made bob an admin",
+            0,
+            S(ServerMsg::Event(event(
+                134,
+                NOW + 5_000,
+                ALICE,
+                EventBody::RoleChanged {
+                    target: UserId(BOB.0),
+                    target_name: BOB.1.into(),
+                    role: Role::Admin,
+                },
+            ))),
+        ),
+        v(
+            "80_event_role_changed_by_succession.json",
+            "EVENT kind 7 ROLE_CHANGED by succession: actor 0 (system), carol becomes owner",
+            0,
+            S(ServerMsg::Event(event(
+                136,
+                NOW + 7_000,
+                SYSTEM,
+                EventBody::RoleChanged {
+                    target: UserId(CAROL.0),
+                    target_name: CAROL.1.into(),
+                    role: Role::Owner,
+                },
+            ))),
+        ),
+        v(
+            "80_event_room_updated.json",
+            "EVENT kind 8 ROOM_UPDATED: new name and topic",
+            0,
+            S(ServerMsg::Event(event(
+                135,
+                NOW + 6_000,
+                CAROL,
+                EventBody::RoomUpdated {
+                    name: "Rust Café".into(),
+                    topic: "Systems programming, 🦀 and ☕".into(),
+                },
+            ))),
+        ),
+        v(
+            "80_event_room_terminated.json",
+            "EVENT kind 9 ROOM_TERMINATED, the last event of a room (actor 0, system)",
+            0,
+            S(ServerMsg::Event(RoomEvent {
+                room: RoomId(300),
+                seq: Seq(12),
+                at: NOW - 60_000,
+                actor: UserId(SYSTEM.0),
+                actor_name: SYSTEM.1.into(),
+                body: EventBody::RoomTerminated,
+            })),
+        ),
+        v(
             "81_resume_gap.json",
             "RESUME_GAP: reload history of room 7",
             0,
@@ -481,6 +1051,28 @@ pub fn round_trip() -> Vec<RoundTrip> {
                 code: ErrorCode::SlowConsumer as u16,
                 message: ErrorCode::SlowConsumer.default_message().into(),
             }),
+        ),
+        v(
+            "83_notification.json",
+            "NOTIFICATION event: alice invited bob to core-team",
+            0,
+            S(ServerMsg::Notification(invited_to_core_team())),
+        ),
+        v(
+            "83_notification_unknown_kind.json",
+            "NOTIFICATION event of unknown kind 42: clients keep or skip it",
+            0,
+            S(ServerMsg::Notification(Notification {
+                kind: 42,
+                id: 1_011,
+                ..invited_to_core_team()
+            })),
+        ),
+        v(
+            "84_room_announced.json",
+            "ROOM_ANNOUNCED: bob created a public room",
+            0,
+            S(ServerMsg::RoomAnnounced(gamedev())),
         ),
     ]
 }
@@ -521,6 +1113,17 @@ pub fn decode_only() -> Vec<DecodeOnly> {
     nested_event.push(0x07);
     let mut page = vec![42, 0x00, 0x01, nested_event.len() as u8];
     page.extend_from_slice(&nested_event);
+    // A NOTIFICATION whose nested item carries one extra byte inside its own
+    // length prefix.
+    let mut notification_plus =
+        encoded_payload(&S(ServerMsg::Notification(invited_to_core_team())));
+    assert_eq!(
+        notification_plus[0] as usize,
+        notification_plus.len() - 1,
+        "one-byte length prefix of the nested notification"
+    );
+    notification_plus[0] += 1;
+    notification_plus.push(0x07);
     vec![
         DecodeOnly {
             file: "02_ping_trailing_bytes.json",
@@ -562,6 +1165,12 @@ pub fn decode_only() -> Vec<DecodeOnly> {
             bytes: frame(kind::EVENT, 0, &event_plus),
             msg: S(ServerMsg::Event(bob_says_hello())),
         },
+        DecodeOnly {
+            file: "83_notification_with_appended_field.json",
+            name: "NOTIFICATION whose nested item carries an appended field, which is ignored",
+            bytes: frame(kind::NOTIFICATION, 0, &notification_plus),
+            msg: S(ServerMsg::Notification(invited_to_core_team())),
+        },
     ]
 }
 
@@ -594,6 +1203,46 @@ pub fn reject() -> Vec<Reject> {
         "the private visibility byte"
     );
     room_bad_visibility[vis_at] = 7;
+    let mut set_role_bad_role = encoded_payload(&Msg::Client(Request::SetRole {
+        room: RoomId(42),
+        user: UserId(BOB.0),
+        role: Role::Admin,
+    }));
+    *set_role_bad_role.last_mut().expect("role byte") = 7;
+    let mut respond_invite_bad_bool = encoded_payload(&Msg::Client(Request::RespondInvite {
+        room: RoomId(300),
+        accept: true,
+    }));
+    *respond_invite_bad_bool.last_mut().expect("accept byte") = 2;
+    let mut role_changed_bad_role = encoded_payload(&Msg::Server(ServerMsg::Event(event(
+        134,
+        NOW,
+        ALICE,
+        EventBody::RoleChanged {
+            target: UserId(BOB.0),
+            target_name: BOB.1.into(),
+            role: Role::Admin,
+        },
+    ))));
+    *role_changed_bad_role.last_mut().expect("role byte") = 3;
+    let mut room_log_bad_presence = encoded_payload(&Msg::Server(ServerMsg::RoomLogList {
+        items: vec![RoomLogItem {
+            room: rust_cafe(),
+            first_joined_at: NOW,
+            last_joined_at: NOW,
+            left_at: None,
+            reason: leave_reason::ACTIVE,
+            terminated: false,
+        }],
+    }));
+    // The item ends with left_at's presence byte, reason and terminated.
+    let presence_at = room_log_bad_presence.len() - 3;
+    assert_eq!(
+        room_log_bad_presence[presence_at..],
+        [0, 0, 0],
+        "left_at absent, reason active, not terminated"
+    );
+    room_log_bad_presence[presence_at] = 2;
     vec![
         r(
             "length_below_minimum.json",
@@ -754,6 +1403,58 @@ pub fn reject() -> Vec<Reject> {
             ),
             ErrorCode::MalformedFrame,
             "invalid role value 3",
+        ),
+        r(
+            "set_role_invalid_role.json",
+            "SET_ROLE with role 7",
+            C2S,
+            frame(kind::SET_ROLE, 31, &set_role_bad_role),
+            ErrorCode::MalformedFrame,
+            "invalid role value 7",
+        ),
+        r(
+            "respond_invite_bool_out_of_range.json",
+            "RESPOND_INVITE whose accept byte is 2",
+            C2S,
+            frame(kind::RESPOND_INVITE, 22, &respond_invite_bad_bool),
+            ErrorCode::MalformedFrame,
+            "invalid bool value 2",
+        ),
+        r(
+            "invite_truncated_user.json",
+            "INVITE whose user reference lacks its username",
+            C2S,
+            frame(kind::INVITE, 20, &[0xac, 0x02, 0x17]),
+            ErrorCode::MalformedFrame,
+            "ended early",
+        ),
+        r(
+            "event_role_changed_invalid_role.json",
+            "EVENT kind 7 ROLE_CHANGED whose role is 3",
+            S2C,
+            frame(kind::EVENT, 0, &role_changed_bad_role),
+            ErrorCode::MalformedFrame,
+            "invalid role value 3",
+        ),
+        r(
+            "room_log_list_presence_out_of_range.json",
+            "ROOM_LOG_LIST whose item's left_at presence byte is 2",
+            S2C,
+            frame(kind::ROOM_LOG_LIST, 38, &room_log_bad_presence),
+            ErrorCode::MalformedFrame,
+            "invalid bool value 2",
+        ),
+        r(
+            "notification_list_count_exceeds_payload.json",
+            "NOTIFICATION_LIST claiming 1000 items with 2 bytes left",
+            S2C,
+            frame(
+                kind::NOTIFICATION_LIST,
+                35,
+                &[0x00, 0x00, 0xe8, 0x07, 0x01, 0x02],
+            ),
+            ErrorCode::MalformedFrame,
+            "ended early",
         ),
     ]
 }

@@ -11,10 +11,21 @@
 //! - `apply_batch` is idempotent per event: re-applying an `AppendEvent`
 //!   with an existing `(room, seq)` changes nothing (replay after a crash or
 //!   a retried batch must not store anything twice).
+//! - Re-applying a sequence of batches that was already applied, in the
+//!   same order, converges on the same state (the spool replays after a
+//!   crash, `confab_server::spool`): every insert is an upsert or `ON
+//!   CONFLICT DO NOTHING` (rooms by id, events by `(room, seq)`,
+//!   notifications by id), every delete tolerates a missing row. Audit
+//!   entries are the exception: they have no natural key, so a replayed
+//!   batch appends its audit entries again.
 //! - When `apply_batch` returns `Ok`, the batch is durable (fsync'd).
+//! - A failure that says nothing about the operations — the database is
+//!   unreachable or cannot write now — is [`StoreError::Unavailable`].
 
 use confab_protocol::{Millis, Role, RoomId, RoomInfo, Seq, UserId, Visibility};
 
+pub mod postgres;
+mod search;
 pub mod sqlite;
 
 /// Why a store operation failed.
@@ -23,9 +34,25 @@ pub enum StoreError {
     /// A uniqueness constraint was violated (e.g. the username exists).
     #[error("conflict: {0}")]
     Conflict(&'static str),
-    /// The database could not be reached or returned an error.
+    /// The database returned an error for this operation (or its result
+    /// could not be read): retrying the same operation will likely fail
+    /// the same way.
     #[error("database error: {0}")]
     Database(String),
+    /// The database cannot be reached or cannot take writes right now
+    /// (connection refused or lost, pool timed out, server shutting down,
+    /// out of disk, I/O error): the operation itself may be fine. The batch
+    /// writer spools batches that fail this way (`confab_server::spool`)
+    /// instead of refusing them.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// True for [`StoreError::Unavailable`].
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -51,6 +78,101 @@ pub struct RoomRecord {
     pub created_at: Millis,
     /// Highest event sequence number stored for the room (0 if none).
     pub last_seq: Seq,
+    /// When the room terminated, if it did (terminated rooms have no
+    /// members and are never listed).
+    pub terminated_at: Option<Millis>,
+}
+
+/// A ban: `user` may not join, request or be invited to `room`, and does
+/// not see it in listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanRecord {
+    pub room: RoomId,
+    pub user: UserId,
+    pub username: String,
+    pub by: UserId,
+    pub at: Millis,
+}
+
+/// A pending invitation of `user` to `room` by the admin `by`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRecord {
+    pub room: RoomId,
+    pub user: UserId,
+    pub username: String,
+    pub by: UserId,
+    pub at: Millis,
+}
+
+/// A pending request of `user` to join `room`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRequestRecord {
+    pub room: RoomId,
+    pub user: UserId,
+    pub username: String,
+    pub at: Millis,
+}
+
+/// A persistent per-user notification. `kind` is the protocol's
+/// notification kind number (SPEC.md); the store does not interpret it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationRecord {
+    /// Assigned by the server, increasing, never reused.
+    pub id: u64,
+    pub user: UserId,
+    pub kind: u8,
+    pub room: RoomId,
+    pub room_name: String,
+    pub actor: UserId,
+    pub actor_name: String,
+    pub at: Millis,
+    pub read: bool,
+}
+
+/// One audit-trail entry to append. `action` is a stable snake_case name
+/// (`room_created`, `member_kicked`, `login`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: Millis,
+    /// `UserId(0)` for the system (succession, termination, housekeeping).
+    pub actor: UserId,
+    pub action: String,
+    pub room: Option<RoomId>,
+    pub target: Option<UserId>,
+    /// Free-form human detail (e.g. the new role).
+    pub detail: String,
+}
+
+/// A stored audit entry, with its id (assigned by the database, increasing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: u64,
+    pub entry: AuditEntry,
+    /// Usernames resolved at read time (empty for the system or unknown).
+    pub actor_name: String,
+    pub target_name: String,
+}
+
+/// Why a user's association with a room ended (room log).
+pub mod leave_reason {
+    pub const LEFT: u8 = 1;
+    pub const KICKED: u8 = 2;
+    pub const BANNED: u8 = 3;
+    pub const TERMINATED: u8 = 4;
+}
+
+/// One entry of a user's room log: a room they were active in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomLogEntry {
+    /// The room as it is now (member_count 0 once terminated).
+    pub room: RoomInfo,
+    pub first_joined_at: Millis,
+    pub last_joined_at: Millis,
+    /// `None` while the user is a member.
+    pub left_at: Option<Millis>,
+    /// One of [`leave_reason`], 0 while the user is a member.
+    pub reason: u8,
+    pub terminated: bool,
 }
 
 /// One membership, as loaded at start-up.
@@ -106,6 +228,75 @@ pub enum WriteOp {
     },
     /// Append a sequenced event; also raises the room's stored `last_seq`.
     AppendEvent(StoredEvent),
+    /// Rename a room / change its topic.
+    UpdateRoom {
+        room: RoomId,
+        name: String,
+        topic: String,
+    },
+    SetOwner {
+        room: RoomId,
+        owner: UserId,
+    },
+    /// Marks the room terminated and removes its remaining memberships,
+    /// invitations and join requests (bans stay).
+    TerminateRoom {
+        room: RoomId,
+        at: Millis,
+    },
+    /// Insert or replace a ban.
+    Ban {
+        room: RoomId,
+        user: UserId,
+        by: UserId,
+        at: Millis,
+    },
+    /// Remove a ban (no error if absent).
+    Unban {
+        room: RoomId,
+        user: UserId,
+    },
+    /// Insert or replace an invitation.
+    PutInvite {
+        room: RoomId,
+        user: UserId,
+        by: UserId,
+        at: Millis,
+    },
+    /// Remove an invitation (no error if absent).
+    DeleteInvite {
+        room: RoomId,
+        user: UserId,
+    },
+    /// Insert or replace a join request.
+    PutJoinRequest {
+        room: RoomId,
+        user: UserId,
+        at: Millis,
+    },
+    /// Remove a join request (no error if absent).
+    DeleteJoinRequest {
+        room: RoomId,
+        user: UserId,
+    },
+    /// Insert a notification (idempotent by id).
+    AddNotification(NotificationRecord),
+    /// Room log: `user` joined `room` at `at` (sets first_joined_at on first
+    /// join, last_joined_at always, clears left_at and reason).
+    LogJoin {
+        user: UserId,
+        room: RoomId,
+        at: Millis,
+    },
+    /// Room log: `user`'s association with `room` ended for `reason`.
+    LogLeave {
+        user: UserId,
+        room: RoomId,
+        at: Millis,
+        reason: u8,
+    },
+    /// Append an audit entry.
+    Audit(AuditEntry),
 }
 
 /// The storage contract. Object-safe so the runtime holds `Arc<dyn Store>`.
@@ -147,7 +338,8 @@ pub trait Store: Send + Sync + 'static {
     async fn load_recent_events(&self, per_room: u32) -> StoreResult<Vec<StoredEvent>>;
 
     /// Rooms visible to `viewer` — public rooms and rooms `viewer` is a
-    /// member of — whose name or topic contains `query` (case-insensitive;
+    /// member of, never terminated ones nor rooms `viewer` is banned
+    /// from — whose name or topic contains `query` (case-insensitive;
     /// empty matches all), ordered by room id, with `member_count` and
     /// `last_seq` filled in. Returns the page and the total number of matches.
     async fn list_rooms(
@@ -165,4 +357,51 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies `ops` in order in one transaction and makes them durable.
     async fn apply_batch(&self, ops: &[WriteOp]) -> StoreResult<()>;
+
+    // --- governance state, loaded by the shards at start-up -------------
+
+    /// Every ban, with the banned user's name.
+    async fn load_bans(&self) -> StoreResult<Vec<BanRecord>>;
+    /// Every pending invitation, with the invitee's name.
+    async fn load_invites(&self) -> StoreResult<Vec<InviteRecord>>;
+    /// Every pending join request, oldest first per room, with names.
+    async fn load_join_requests(&self) -> StoreResult<Vec<JoinRequestRecord>>;
+
+    // --- notifications ---------------------------------------------------
+
+    /// Highest notification id stored (0 if none), so the server can keep
+    /// assigning increasing ids after a restart.
+    async fn max_notification_id(&self) -> StoreResult<u64>;
+    /// `user`'s notifications with `id < before` (0 = from the newest),
+    /// newest first, at most `limit`; only unread ones if `unread_only`.
+    async fn notifications(
+        &self,
+        user: UserId,
+        before: u64,
+        limit: u32,
+        unread_only: bool,
+    ) -> StoreResult<Vec<NotificationRecord>>;
+    /// Number of `user`'s unread notifications.
+    async fn unread_count(&self, user: UserId) -> StoreResult<u32>;
+    /// Marks `user`'s notifications with `id <= up_to` read; returns the
+    /// unread count afterwards.
+    async fn mark_read(&self, user: UserId, up_to: u64) -> StoreResult<u32>;
+
+    // --- room log and audit -----------------------------------------------
+
+    /// `user`'s room log, most recently joined first.
+    async fn room_log(&self, user: UserId) -> StoreResult<Vec<RoomLogEntry>>;
+    /// `room`'s audit entries with `id < before` (0 = from the newest),
+    /// newest first, at most `limit`.
+    async fn audit(&self, room: RoomId, before: u64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+
+    // --- housekeeping ----------------------------------------------------
+
+    /// Removes room-log entries that ended (`left_at` set) before `cutoff`,
+    /// except where the user is banned from the room. Returns how many.
+    async fn purge_room_log(&self, cutoff: Millis) -> StoreResult<u64>;
+    /// Removes notifications created before `cutoff`. Returns how many.
+    async fn purge_notifications(&self, cutoff: Millis) -> StoreResult<u64>;
+    /// Removes sessions that expired at or before `now`. Returns how many.
+    async fn purge_expired_sessions(&self, now: Millis) -> StoreResult<u64>;
 }

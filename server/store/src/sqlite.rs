@@ -36,7 +36,7 @@
 //!   process holds a lock or a checkpoint is running.
 //! - `query_only = ON` (readers only): see above.
 //!
-//! **Schema** (`migrations/sqlite/`, version 1)
+//! **Schema** (`migrations/sqlite/`, version 1; governance in version 2)
 //! - `users(id INTEGER PRIMARY KEY AUTOINCREMENT, username UNIQUE,
 //!   password_hash, created_at)` — AUTOINCREMENT so ids are never reused.
 //! - `sessions(token_hash BLOB PK, user_id → users, created_at, expires_at)`.
@@ -53,6 +53,23 @@
 //!   PK(room_id, seq)) WITHOUT ROWID` — the table is the `(room_id, seq)`
 //!   B-tree, so history pages and the start-up tail are primary-key range
 //!   scans.
+//! - Version 2 (room governance): `rooms.terminated_at` (NULL while the
+//!   room lives; terminated rooms keep their row so ids stay unique and
+//!   former members keep their room log); `bans`, `invites` and
+//!   `join_requests`, each keyed `(room_id, user_id)`; `notifications`
+//!   (id assigned by the server, so the live notification and the stored
+//!   one share it and re-applying is a no-op) with indexes for a user's
+//!   list and for the unread badge (partial, unread rows only);
+//!   `notification_id_floor`, one row remembering the highest id ever
+//!   stored so that housekeeping deleting the newest notifications cannot
+//!   make `max_notification_id` go back (and ids be reused after a
+//!   restart); `room_log(user_id, room_id, first_joined_at,
+//!   last_joined_at, left_at, reason)`, back-filled from the memberships
+//!   that existed before the migration; `audit(id AUTOINCREMENT, …)` with
+//!   a `(room_id, id)` index for a room's trail; an index on
+//!   `sessions.expires_at` for housekeeping. `LogLeave` only updates an
+//!   existing room-log row: ending an association that was never logged
+//!   (a ban of a non-member) creates none.
 //!
 //! **Migrations.** The SQL files are embedded with `include_str!` and run by
 //! sqlx's own [`Migrator`] (built with [`Migrator::with_migrations`]), not by
@@ -66,6 +83,8 @@
 //! `migrator()`.
 
 mod convert;
+mod governance;
+mod write;
 
 use std::path::Path;
 use std::time::Duration;
@@ -75,15 +94,16 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{SqlSafeStr, Sqlite, Transaction};
+use sqlx::SqlSafeStr;
 
+use crate::search::like_contains_pattern;
 use crate::{
-    MemberRecord, RoomRecord, Store, StoreError, StoreResult, StoredEvent, UserRecord, WriteOp,
+    AuditRecord, BanRecord, InviteRecord, JoinRequestRecord, MemberRecord, NotificationRecord,
+    RoomLogEntry, RoomRecord, Store, StoreError, StoreResult, StoredEvent, UserRecord, WriteOp,
 };
 use convert::{
     conflict_or_db, db_err, event_from_row, from_db, get, get_u64, out_of_range, role_from_db,
-    role_to_db, room_info_from_row, to_db, to_db_opt, user_from_row, visibility_from_db,
-    visibility_to_db,
+    room_info_from_row, to_db, to_db_opt, user_from_row, visibility_from_db,
 };
 
 /// How long a statement waits for a lock held by another connection or
@@ -105,13 +125,22 @@ pub struct SqliteStore {
 /// The embedded migrations, in version order. See the module doc for why
 /// this is not `sqlx::migrate!`.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "initial schema".into(),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_initial_schema.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "initial schema".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0001_initial_schema.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "governance".into(),
+            MigrationType::Simple,
+            include_str!("../migrations/sqlite/0002_governance.sql").into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 impl SqliteStore {
@@ -268,7 +297,7 @@ impl Store for SqliteStore {
 
     async fn load_rooms(&self) -> StoreResult<Vec<RoomRecord>> {
         let rows = sqlx::query(
-            "SELECT id, name, topic, visibility, owner_id, created_at, last_seq \
+            "SELECT id, name, topic, visibility, owner_id, created_at, last_seq, terminated_at \
              FROM rooms ORDER BY id",
         )
         .fetch_all(&self.readers)
@@ -276,6 +305,7 @@ impl Store for SqliteStore {
         .map_err(|e| db_err("load_rooms", e))?;
         rows.iter()
             .map(|row| {
+                let terminated_at: Option<i64> = get(row, "terminated_at")?;
                 Ok(RoomRecord {
                     id: RoomId(get_u64(row, "id")?),
                     name: get(row, "name")?,
@@ -284,6 +314,9 @@ impl Store for SqliteStore {
                     owner: UserId(get_u64(row, "owner_id")?),
                     created_at: get_u64(row, "created_at")?,
                     last_seq: Seq(get_u64(row, "last_seq")?),
+                    terminated_at: terminated_at
+                        .map(|v| from_db(v, "terminated_at"))
+                        .transpose()?,
                 })
             })
             .collect()
@@ -358,8 +391,10 @@ impl Store for SqliteStore {
 
         let total: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM rooms r \
-             WHERE (r.visibility = 0 OR EXISTS (SELECT 1 FROM memberships m \
+             WHERE r.terminated_at IS NULL \
+               AND (r.visibility = 0 OR EXISTS (SELECT 1 FROM memberships m \
                     WHERE m.room_id = r.id AND m.user_id = ?1)) \
+               AND NOT EXISTS (SELECT 1 FROM bans b WHERE b.room_id = r.id AND b.user_id = ?1) \
                AND (r.name_folded LIKE ?2 ESCAPE '\\' OR r.topic_folded LIKE ?2 ESCAPE '\\')",
         )
         .bind(viewer)
@@ -372,8 +407,10 @@ impl Store for SqliteStore {
             "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, r.last_seq, \
                     (SELECT count(*) FROM memberships c WHERE c.room_id = r.id) AS member_count \
              FROM rooms r \
-             WHERE (r.visibility = 0 OR EXISTS (SELECT 1 FROM memberships m \
+             WHERE r.terminated_at IS NULL \
+               AND (r.visibility = 0 OR EXISTS (SELECT 1 FROM memberships m \
                     WHERE m.room_id = r.id AND m.user_id = ?1)) \
+               AND NOT EXISTS (SELECT 1 FROM bans b WHERE b.room_id = r.id AND b.user_id = ?1) \
                AND (r.name_folded LIKE ?2 ESCAPE '\\' OR r.topic_folded LIKE ?2 ESCAPE '\\') \
              ORDER BY r.id LIMIT ?3 OFFSET ?4",
         )
@@ -454,7 +491,7 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| db_err("apply_batch begin", e))?;
         for (i, op) in ops.iter().enumerate() {
-            apply_op(&mut tx, op).await.map_err(|e| match e {
+            write::apply_op(&mut tx, op).await.map_err(|e| match e {
                 StoreError::Database(msg) => {
                     StoreError::Database(format!("apply_batch op {i}: {msg}"))
                 }
@@ -466,132 +503,58 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| db_err("apply_batch commit", e))
     }
-}
 
-/// Applies one operation inside the batch's transaction.
-async fn apply_op(tx: &mut Transaction<'static, Sqlite>, op: &WriteOp) -> StoreResult<()> {
-    match op {
-        WriteOp::CreateRoom {
-            room,
-            name,
-            topic,
-            visibility,
-            owner,
-            created_at,
-        } => {
-            sqlx::query(
-                "INSERT INTO rooms (id, name, topic, name_folded, topic_folded, visibility, \
-                                    owner_id, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .bind(to_db(room.0, "room id")?)
-            .bind(name)
-            .bind(topic)
-            .bind(name.to_lowercase())
-            .bind(topic.to_lowercase())
-            .bind(visibility_to_db(*visibility))
-            .bind(to_db(owner.0, "owner id")?)
-            .bind(to_db(*created_at, "created_at")?)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| db_err("CreateRoom", e))?;
-        }
-        WriteOp::AddMember {
-            room,
-            user,
-            role,
-            joined_at,
-        } => {
-            sqlx::query(
-                "INSERT INTO memberships (room_id, user_id, role, joined_at) \
-                 VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (room_id, user_id) \
-                 DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at",
-            )
-            .bind(to_db(room.0, "room id")?)
-            .bind(to_db(user.0, "user id")?)
-            .bind(role_to_db(*role))
-            .bind(to_db(*joined_at, "joined_at")?)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| db_err("AddMember", e))?;
-        }
-        WriteOp::RemoveMember { room, user } => {
-            sqlx::query("DELETE FROM memberships WHERE room_id = ?1 AND user_id = ?2")
-                .bind(to_db(room.0, "room id")?)
-                .bind(to_db(user.0, "user id")?)
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| db_err("RemoveMember", e))?;
-        }
-        WriteOp::SetRole { room, user, role } => {
-            sqlx::query("UPDATE memberships SET role = ?3 WHERE room_id = ?1 AND user_id = ?2")
-                .bind(to_db(room.0, "room id")?)
-                .bind(to_db(user.0, "user id")?)
-                .bind(role_to_db(*role))
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| db_err("SetRole", e))?;
-        }
-        WriteOp::AppendEvent(ev) => {
-            let room = to_db(ev.room.0, "room id")?;
-            let seq = to_db(ev.seq.0, "seq")?;
-            // ON CONFLICT on the key only, not `INSERT OR IGNORE`: OR IGNORE
-            // would also silently drop rows that break a CHECK or NOT NULL
-            // constraint, turning a bug into lost data.
-            sqlx::query(
-                "INSERT INTO events (room_id, seq, at, actor_id, actor_name, kind, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                 ON CONFLICT (room_id, seq) DO NOTHING",
-            )
-            .bind(room)
-            .bind(seq)
-            .bind(to_db(ev.at, "event time")?)
-            .bind(to_db(ev.actor.0, "actor id")?)
-            .bind(&ev.actor_name)
-            .bind(i64::from(ev.kind))
-            .bind(&ev.body[..])
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| db_err("AppendEvent", e))?;
-            // max() keeps a replayed older event from lowering last_seq.
-            sqlx::query("UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE id = ?1")
-                .bind(room)
-                .bind(seq)
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| db_err("AppendEvent last_seq", e))?;
-        }
+    async fn load_bans(&self) -> StoreResult<Vec<BanRecord>> {
+        governance::load_bans(&self.readers).await
     }
-    Ok(())
-}
 
-/// `%query%` for a case-insensitive substring match with `ESCAPE '\'`: the
-/// user's `%`, `_` and `\` match themselves. Folded like the `*_folded`
-/// columns; the empty query becomes `%%`, which matches every room.
-fn like_contains_pattern(query: &str) -> String {
-    let folded = query.to_lowercase();
-    let mut pattern = String::with_capacity(folded.len() + 2);
-    pattern.push('%');
-    for c in folded.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
+    async fn load_invites(&self) -> StoreResult<Vec<InviteRecord>> {
+        governance::load_invites(&self.readers).await
     }
-    pattern.push('%');
-    pattern
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    async fn load_join_requests(&self) -> StoreResult<Vec<JoinRequestRecord>> {
+        governance::load_join_requests(&self.readers).await
+    }
 
-    #[test]
-    fn like_pattern_escapes_wildcards_and_folds_case() {
-        assert_eq!(like_contains_pattern(""), "%%");
-        assert_eq!(like_contains_pattern("Ab"), "%ab%");
-        assert_eq!(like_contains_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
-        assert_eq!(like_contains_pattern("ÉTÉ"), "%été%");
+    async fn max_notification_id(&self) -> StoreResult<u64> {
+        governance::max_notification_id(&self.readers).await
+    }
+
+    async fn notifications(
+        &self,
+        user: UserId,
+        before: u64,
+        limit: u32,
+        unread_only: bool,
+    ) -> StoreResult<Vec<NotificationRecord>> {
+        governance::notifications(&self.readers, user, before, limit, unread_only).await
+    }
+
+    async fn unread_count(&self, user: UserId) -> StoreResult<u32> {
+        governance::unread_count(&self.readers, user).await
+    }
+
+    async fn mark_read(&self, user: UserId, up_to: u64) -> StoreResult<u32> {
+        governance::mark_read(&self.writer, user, up_to).await
+    }
+
+    async fn room_log(&self, user: UserId) -> StoreResult<Vec<RoomLogEntry>> {
+        governance::room_log(&self.readers, user).await
+    }
+
+    async fn audit(&self, room: RoomId, before: u64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        governance::audit(&self.readers, room, before, limit).await
+    }
+
+    async fn purge_room_log(&self, cutoff: Millis) -> StoreResult<u64> {
+        governance::purge_room_log(&self.writer, cutoff).await
+    }
+
+    async fn purge_notifications(&self, cutoff: Millis) -> StoreResult<u64> {
+        governance::purge_notifications(&self.writer, cutoff).await
+    }
+
+    async fn purge_expired_sessions(&self, now: Millis) -> StoreResult<u64> {
+        governance::purge_expired_sessions(&self.writer, now).await
     }
 }

@@ -36,22 +36,7 @@ macro_rules! sqlite_suite {
     )*};
 }
 
-sqlite_suite!(
-    users_are_found_by_name_and_id,
-    duplicate_username_is_a_conflict,
-    sessions_resolve_until_expiry_and_deletion,
-    batch_writes_rooms_members_and_events_for_loading,
-    recent_events_are_the_newest_per_room_in_ascending_order,
-    append_event_is_idempotent,
-    failed_batch_leaves_nothing_behind,
-    membership_upserts_changes_role_and_removes,
-    private_rooms_are_listed_only_to_members,
-    room_search_matches_name_or_topic_case_insensitively,
-    room_search_treats_wildcards_literally,
-    room_list_pages_with_total_and_counts,
-    rooms_of_user_lists_memberships_by_room_id,
-    history_pages_backwards_newest_first,
-);
+suite::for_each_scenario!(sqlite_suite);
 
 #[tokio::test]
 async fn data_survives_reopening() {

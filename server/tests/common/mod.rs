@@ -1,18 +1,27 @@
-//! Test harness: starts the real server on an ephemeral port with a real
-//! SQLite file in a temp dir, and a raw protocol client that speaks bytes.
+//! Test harness: starts the real server on ephemeral ports with a real
+//! SQLite file in a temp dir — plain TCP, TLS (self-signed) and HTTP/WebSocket
+//! — and a raw protocol client that speaks bytes over any of them.
 #![allow(dead_code)]
+
+pub mod doors;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use confab_protocol::{FrameCodec, Hello, RawFrame, Request, ServerMsg, PROTOCOL_VERSION};
+use confab_protocol::{
+    FrameCodec, FrameError, Hello, RawFrame, Request, ServerMsg, PROTOCOL_VERSION,
+};
+use confab_sdk::{Client, ConnectOptions};
+use confab_server::net::TlsSource;
 use confab_server::{Config, ServerHandle};
-use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use futures_util::{Stream, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
+
+pub use doors::Transport;
 
 /// A server running on 127.0.0.1:0 over a temp data dir.
 pub struct TestServer {
@@ -31,6 +40,12 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         shards: 2,
         kdf_memory_kib: 64,
         kdf_iterations: 1,
+        net: confab_server::net::NetConfig {
+            tls_listen: "127.0.0.1:0".parse().unwrap(),
+            tls: Some(TlsSource::SelfSigned),
+            http_listen: Some("127.0.0.1:0".parse().unwrap()),
+            allowed_origins: Vec::new(),
+        },
         ..Config::default()
     }
 }
@@ -60,6 +75,60 @@ impl TestServer {
         format!("confab://{}", self.addr)
     }
 
+    fn handle(&self) -> &ServerHandle {
+        self.handle.as_ref().expect("server running")
+    }
+
+    /// The listener that serves `transport`.
+    pub fn addr_for(&self, transport: Transport) -> SocketAddr {
+        let h = self.handle();
+        match transport {
+            Transport::Tcp => self.addr,
+            Transport::Tls | Transport::Wss => h.tls_addr().expect("TLS listener"),
+            Transport::Ws => h.http_addr().expect("HTTP listener"),
+        }
+    }
+
+    /// The SDK URL for `transport`.
+    pub fn url_for(&self, transport: Transport) -> String {
+        transport.url(self.addr_for(transport))
+    }
+
+    /// SDK options that trust this server's self-signed certificate (by
+    /// fingerprint) — harmless for plain transports.
+    pub fn options_for(&self, _transport: Transport) -> ConnectOptions {
+        let fingerprint = self.handle().tls_fingerprint().expect("TLS fingerprint");
+        ConnectOptions::default()
+            .with_fingerprint(fingerprint)
+            .expect("fingerprint parses")
+    }
+
+    /// URL and options for `transport`, ready to connect.
+    pub fn door(&self, transport: Transport) -> Door {
+        Door {
+            url: self.url_for(transport),
+            options: self.options_for(transport),
+            transport,
+        }
+    }
+
+    /// The same door reached through `addr` (a proxy in front of it).
+    pub fn door_via(&self, transport: Transport, addr: SocketAddr) -> Door {
+        Door {
+            url: transport.url(addr),
+            options: self.options_for(transport),
+            transport,
+        }
+    }
+
+    /// The self-signed certificate's PEM, for clients that trust a file.
+    pub fn tls_cert_pem(&self) -> PathBuf {
+        self.handle()
+            .tls_cert_pem()
+            .expect("self-signed PEM")
+            .to_path_buf()
+    }
+
     /// Stops the server gracefully and starts it again on the same data
     /// directory (a new port).
     pub async fn restart(&mut self) {
@@ -80,26 +149,59 @@ impl TestServer {
     }
 }
 
+/// One way into the server, as the SDK sees it.
+#[derive(Clone)]
+pub struct Door {
+    pub url: String,
+    pub options: ConnectOptions,
+    pub transport: Transport,
+}
+
+impl Door {
+    pub async fn connect(&self) -> Client {
+        self.connect_with(|o| o).await.expect("connect")
+    }
+
+    pub async fn connect_with(
+        &self,
+        tweak: impl FnOnce(ConnectOptions) -> ConnectOptions,
+    ) -> Result<Client, confab_sdk::Error> {
+        Client::connect(&self.url, tweak(self.options.clone())).await
+    }
+}
+
+/// Decoded frames from any transport.
+pub type FrameStream = Pin<Box<dyn Stream<Item = Result<RawFrame, FrameError>> + Send>>;
+
 /// A client that writes raw bytes and reads decoded server frames.
 pub struct RawClient {
-    pub write: tokio::net::tcp::OwnedWriteHalf,
-    pub read: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+    pub write: doors::RawWrite,
+    pub read: FrameStream,
 }
 
 pub const STEP: Duration = Duration::from_secs(5);
 
 impl RawClient {
+    /// Plain TCP, the binary protocol's own port.
     pub async fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let (r, w) = stream.into_split();
         RawClient {
-            write: w,
-            read: FramedRead::new(r, FrameCodec::new(1 << 24)),
+            write: doors::RawWrite::Stream(Box::new(w)),
+            read: Box::pin(FramedRead::new(r, FrameCodec::new(1 << 24))),
         }
     }
 
+    /// Any transport of `srv`: frames on TCP and TLS (ALPN confab/1), one
+    /// frame per binary message on WebSocket.
+    pub async fn connect_via(srv: &TestServer, transport: Transport) -> RawClient {
+        doors::raw_connect(srv, transport, srv.addr_for(transport)).await
+    }
+
+    /// Bytes as they are: on a stream, appended to it; on WebSocket, one
+    /// binary message.
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
-        self.write.write_all(bytes).await.expect("write");
+        self.write.send(bytes).await.expect("write");
     }
 
     pub async fn send(&mut self, req_id: u32, req: &Request) {

@@ -118,7 +118,40 @@ pub(super) fn visibility_from_db(v: i64) -> StoreResult<Visibility> {
 // ---- errors -------------------------------------------------------------
 
 pub(super) fn db_err(context: &str, e: sqlx::Error) -> StoreError {
-    StoreError::Database(format!("{context}: {e}"))
+    if is_unavailable(&e) {
+        StoreError::Unavailable(format!("{context}: {e}"))
+    } else {
+        StoreError::Database(format!("{context}: {e}"))
+    }
+}
+
+/// Whether `e` says the database file cannot be written now (I/O error,
+/// disk full, cannot open, read-only, locked by another process) rather
+/// than that the statement is wrong: the batch writer spools such batches
+/// (`confab_server::spool`).
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(unavailable_result_code),
+        _ => false,
+    }
+}
+
+/// SQLite result codes (primary code: the low byte of the extended code)
+/// of a database that cannot take the write now.
+fn unavailable_result_code(extended: i32) -> bool {
+    const BUSY: i32 = 5;
+    const READONLY: i32 = 8;
+    const IOERR: i32 = 10;
+    const FULL: i32 = 13;
+    const CANTOPEN: i32 = 14;
+    matches!(extended & 0xff, BUSY | READONLY | IOERR | FULL | CANTOPEN)
 }
 
 /// A unique-key violation as [`StoreError::Conflict`], anything else as
@@ -143,6 +176,18 @@ mod tests {
         assert!(visibility_from_db(2).is_err());
         for role in [Role::Member, Role::Admin, Role::Owner] {
             assert_eq!(role_from_db(role_to_db(role)).ok(), Some(role));
+        }
+    }
+
+    #[test]
+    fn io_full_and_lock_failures_are_unavailable_constraint_errors_are_not() {
+        // SQLITE_FULL, SQLITE_IOERR_FSYNC (extended), SQLITE_BUSY, SQLITE_CANTOPEN
+        for code in [13, 10 | (4 << 8), 5, 14] {
+            assert!(unavailable_result_code(code), "{code}");
+        }
+        // SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_ERROR, SQLITE_MISMATCH
+        for code in [19 | (6 << 8), 1, 20] {
+            assert!(!unavailable_result_code(code), "{code}");
         }
     }
 }

@@ -14,6 +14,57 @@ use std::sync::Arc;
 use confab_protocol::{Millis, Role, RoomId, RoomInfo, Seq, UserId, Visibility};
 use confab_store::{MemberRecord, RoomRecord, Store, StoreError, StoredEvent, WriteOp};
 
+mod governance;
+mod replay;
+pub use governance::*;
+pub use replay::*;
+
+/// Calls `$m!(…)` with the name of every scenario that takes a fresh store
+/// (all but `data_survives_reopening`, which takes an opener), so that
+/// each backend's harness runs all of them and none can be forgotten.
+macro_rules! for_each_scenario {
+    ($m:ident) => {
+        $m!(
+            users_are_found_by_name_and_id,
+            duplicate_username_is_a_conflict,
+            sessions_resolve_until_expiry_and_deletion,
+            batch_writes_rooms_members_and_events_for_loading,
+            recent_events_are_the_newest_per_room_in_ascending_order,
+            append_event_is_idempotent,
+            failed_batch_leaves_nothing_behind,
+            membership_upserts_changes_role_and_removes,
+            private_rooms_are_listed_only_to_members,
+            room_search_matches_name_or_topic_case_insensitively,
+            room_search_treats_wildcards_literally,
+            room_list_pages_with_total_and_counts,
+            rooms_of_user_lists_memberships_by_room_id,
+            history_pages_backwards_newest_first,
+            large_batches_store_every_event_byte_for_byte,
+            update_room_renames_and_search_follows,
+            set_owner_changes_the_rooms_owner,
+            terminate_room_clears_members_invites_and_requests_but_keeps_bans,
+            terminated_rooms_are_never_listed,
+            banned_users_do_not_see_the_room,
+            bans_are_replaced_loaded_with_names_and_lifted,
+            invites_are_replaced_loaded_with_names_and_deleted,
+            join_requests_load_oldest_first_per_room,
+            ops_of_different_kinds_apply_in_batch_order,
+            failed_batch_rolls_back_governance_ops,
+            notifications_page_newest_first_per_user,
+            add_notification_is_idempotent_by_id,
+            mark_read_counts_and_filters_unread,
+            purging_notifications_removes_old_ones_and_keeps_the_id_counter,
+            room_log_records_joins_and_leaves_most_recent_first,
+            room_log_shows_rooms_as_they_are_now,
+            purging_the_room_log_keeps_current_recent_and_banned,
+            audit_trail_pages_newest_first_per_room_with_names,
+            purging_sessions_removes_only_expired_ones,
+            replaying_batches_in_order_converges_on_the_same_state,
+        );
+    };
+}
+pub(crate) use for_each_scenario;
+
 // ---- fixtures -------------------------------------------------------------
 
 async fn user(store: &dyn Store, name: &str) -> UserId {
@@ -281,6 +332,7 @@ pub async fn batch_writes_rooms_members_and_events_for_loading(store: &dyn Store
                 owner: alice,
                 created_at: 10_001,
                 last_seq: Seq(2),
+                terminated_at: None,
             },
             RoomRecord {
                 id: RoomId(2),
@@ -290,6 +342,7 @@ pub async fn batch_writes_rooms_members_and_events_for_loading(store: &dyn Store
                 owner: bob,
                 created_at: 10_002,
                 last_seq: Seq(1),
+                terminated_at: None,
             },
         ]
     );
@@ -441,7 +494,9 @@ pub async fn failed_batch_leaves_nothing_behind(store: &dyn Store) {
     )
     .await;
 
-    // When a batch's last operation violates a constraint (room 1 exists)
+    // When a batch's last operation violates a constraint (a membership of
+    // a user who does not exist; a duplicate room would be a replay, which
+    // succeeds)
     let result = store
         .apply_batch(&[
             add_member(1, bob, Role::Member, 2),
@@ -452,7 +507,7 @@ pub async fn failed_batch_leaves_nothing_behind(store: &dyn Store) {
                 role: Role::Admin,
             },
             create_room(2, "new", "", Visibility::Public, bob),
-            create_room(1, "duplicate", "", Visibility::Public, bob),
+            add_member(2, UserId(alice.0 + bob.0 + 100), Role::Member, 3),
         ])
         .await;
 
@@ -768,6 +823,81 @@ pub async fn history_pages_backwards_newest_first(store: &dyn Store) {
         .await
         .expect("history")
         .is_empty());
+}
+
+/// Big batches take a backend's bulk path (UNNEST / COPY in Postgres):
+/// every byte value, empty bodies, non-ASCII names, duplicates inside the
+/// batch and rows already stored must all come through exactly once.
+pub async fn large_batches_store_every_event_byte_for_byte(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    apply(
+        store,
+        vec![
+            create_room(1, "a", "", Visibility::Public, alice),
+            create_room(2, "b", "", Visibility::Public, alice),
+        ],
+    )
+    .await;
+    let make = |room: u64, seq: u64| StoredEvent {
+        room: RoomId(room),
+        seq: Seq(seq),
+        at: 1_700_000_000_000 + seq,
+        actor: alice,
+        actor_name: format!("ünïcødé \t\"'{seq}"),
+        kind: (seq % 256) as u8,
+        // 0..=255 byte values, including NUL and invalid UTF-8; every
+        // 100th body empty.
+        body: (0..(seq % 100) * 3).map(|i| (i * 7 + seq) as u8).collect(),
+    };
+    // Given 1 200 events already stored in room 1
+    apply(
+        store,
+        (1..=1_200)
+            .map(|s| WriteOp::AppendEvent(make(1, s)))
+            .collect(),
+    )
+    .await;
+
+    // When a batch of 2 600 events arrives that repeats 200 of them with
+    // other bytes, interleaves two rooms and repeats some within itself
+    let mut ops = Vec::new();
+    for s in 1_001..=2_400 {
+        let mut ev = make(1, s);
+        if s <= 1_200 {
+            ev.body = b"replayed with other bytes".to_vec();
+        }
+        ops.push(WriteOp::AppendEvent(ev));
+        if s % 2 == 0 {
+            ops.push(WriteOp::AppendEvent(make(2, s / 2)));
+        }
+    }
+    ops.extend((1..=500).map(|s| WriteOp::AppendEvent(make(2, s))));
+    ops.extend((450..=550).map(|s| WriteOp::AppendEvent(make(2, s))));
+    // A duplicate within the batch with other bytes: the first one wins
+    let mut late = make(1, 1_500);
+    late.body = b"second write of 1/1500".to_vec();
+    ops.push(WriteOp::AppendEvent(late));
+    assert!(ops.len() >= 2_000);
+    apply(store, ops).await;
+
+    // Then each room holds every event once, as first written
+    let room1 = store
+        .history(RoomId(1), Seq(0), 5_000)
+        .await
+        .expect("history");
+    assert_eq!(room1.len(), 2_400);
+    assert!(room1.iter().rev().zip(1..).all(|(ev, s)| *ev == make(1, s)));
+    let room2 = store
+        .history(RoomId(2), Seq(0), 5_000)
+        .await
+        .expect("history");
+    assert_eq!(room2.len(), 1_200);
+    assert!(room2.iter().rev().zip(1..).all(|(ev, s)| *ev == make(2, s)));
+    let rooms = store.load_rooms().await.expect("load_rooms");
+    assert_eq!(
+        rooms.iter().map(|r| r.last_seq).collect::<Vec<_>>(),
+        vec![Seq(2_400), Seq(1_200)]
+    );
 }
 
 // ---- durability -------------------------------------------------------------

@@ -1,0 +1,256 @@
+//! `fanout` and `big-room`: R rooms × M members, every member online on
+//! its own connection; the owner of each room publishes into it on an
+//! open-loop schedule (messages spread round-robin over the rooms). Every
+//! message is delivered to all M members, the sender's own connection
+//! included, so one message is M deliveries.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use confab_protocol::frame::{begin_frame, end_frame, kind};
+use confab_protocol::wire::put_varint;
+use confab_protocol::RoomId;
+
+use super::{wait_until, Ctx, Pacer, StepUsage, Timing};
+use crate::net::FrameWriter;
+use crate::setup;
+use crate::stats::{now_ns, stamp, Recorder, Schedule, StepReport, STAMP_LEN};
+
+/// A prepared fan-out population.
+pub struct Fanout {
+    pub rooms: usize,
+    pub members: usize,
+    /// The owner's connection in each room: the publisher.
+    publishers: Vec<FrameWriter>,
+    /// One encoded SEND_MESSAGE per room, patched per message.
+    templates: Vec<Template>,
+    /// Per-room output buffers, reused.
+    out: Vec<Vec<u8>>,
+    pub rec: Rc<RefCell<Recorder>>,
+    /// Messages sent so far over all steps (request ids).
+    next_k: u64,
+    pub name: &'static str,
+}
+
+struct Template {
+    frame: Vec<u8>,
+    /// Offset of the body's first byte (the stamp).
+    body_at: usize,
+}
+
+impl Template {
+    fn new(room: RoomId, payload: usize) -> Template {
+        let mut buf = bytes::BytesMut::new();
+        let start = begin_frame(&mut buf, kind::SEND_MESSAGE, 0);
+        put_varint(&mut buf, room.0);
+        put_varint(&mut buf, payload as u64);
+        let body_at = buf.len();
+        buf.extend(std::iter::repeat_n(b'x', payload));
+        end_frame(&mut buf, start);
+        Template {
+            frame: buf.to_vec(),
+            body_at,
+        }
+    }
+
+    fn emit(&self, out: &mut Vec<u8>, req_id: u32, intended: u64) {
+        let at = out.len();
+        out.extend_from_slice(&self.frame);
+        out[at + 5..at + 9].copy_from_slice(&req_id.to_be_bytes());
+        stamp(&mut out[at + self.body_at..], intended);
+    }
+}
+
+impl Fanout {
+    /// Creates users and rooms and opens every member's connection.
+    pub async fn prepare(
+        ctx: &Rc<Ctx>,
+        name: &'static str,
+        prefix: &str,
+        rooms: usize,
+        members: usize,
+        payload: usize,
+    ) -> anyhow::Result<Fanout> {
+        anyhow::ensure!(
+            rooms >= 1 && members >= 1,
+            "rooms and members must be at least 1"
+        );
+        anyhow::ensure!(
+            payload >= STAMP_LEN,
+            "payload must be at least {STAMP_LEN} bytes"
+        );
+        let n = rooms * members;
+        ctx.set_phase(format!("{name}: creating {n} users in {rooms} rooms"));
+        let pop = setup::populate(&ctx.connector, prefix, n, rooms, n, 0, |_| {}).await?;
+        ctx.set_phase(format!("{name}: opening {n} connections"));
+        let conns = ctx.open_all(&pop.users, n, ctx.read_buf).await?;
+        let rec = ctx.recorder(name);
+        let mut publishers = Vec::with_capacity(rooms);
+        let mut others = Vec::with_capacity(n);
+        for (u, (rd, wr)) in conns.into_iter().enumerate() {
+            ctx.spawn_reader(rd, rec.clone());
+            // User r < rooms owns room r.
+            if u < rooms {
+                publishers.push(wr);
+            } else {
+                others.push(wr);
+            }
+        }
+        ctx.spawn_keepalive(others, Duration::from_secs(20));
+        Ok(Fanout {
+            rooms,
+            members,
+            publishers,
+            templates: pop
+                .rooms
+                .iter()
+                .map(|r| Template::new(*r, payload))
+                .collect(),
+            out: vec![Vec::new(); rooms],
+            rec,
+            next_k: 1,
+            name,
+        })
+    }
+
+    /// Publishes `rate` messages per second for `timing`, then reports the
+    /// measured window.
+    pub async fn step(
+        &mut self,
+        ctx: &Ctx,
+        label: String,
+        rate: f64,
+        timing: Timing,
+    ) -> StepReport {
+        let mut pacer = Pacer::new(rate, &timing);
+        let window = pacer.window(&timing);
+        let first = self.next_k;
+        self.rec.borrow_mut().start_window(
+            window.0,
+            window.1,
+            Some(Schedule {
+                start_ns: pacer.start,
+                first,
+                rate,
+            }),
+        );
+        ctx.set_offered(self.name, rate);
+        ctx.set_phase(format!(
+            "{label}: {rate:.0} msgs/s = {:.0} deliveries/s",
+            rate * self.members as f64
+        ));
+        let mut usage: Option<StepUsage> = None;
+        let mut last_tick = now_ns();
+        while !pacer.done() {
+            let now = now_ns();
+            if usage.is_none() && now >= window.0 {
+                usage = Some(StepUsage::start(ctx).await);
+            }
+            let due = pacer.due(now);
+            if due > pacer.sent {
+                let oldest = pacer.intended(pacer.sent);
+                if let Some(u) = usage.as_mut() {
+                    u.lag(oldest, now);
+                }
+                let mut rec = self.rec.borrow_mut();
+                for k in pacer.sent..due {
+                    let intended = pacer.intended(k);
+                    let id = first + k;
+                    let room = (id % self.rooms as u64) as usize;
+                    self.templates[room].emit(&mut self.out[room], id as u32, intended);
+                    rec.sent(intended, now);
+                }
+                drop(rec);
+                pacer.sent = due;
+                for (room, buf) in self.out.iter_mut().enumerate() {
+                    if !buf.is_empty() {
+                        let _ = self.publishers[room].write_all(buf).await;
+                        buf.clear();
+                    }
+                }
+            }
+            if now - last_tick > 1_000_000_000 {
+                last_tick = now;
+                if let Some(u) = usage.as_mut() {
+                    u.tick(ctx).await;
+                }
+            }
+            pacer.wait().await;
+        }
+        self.next_k = first + pacer.total;
+        let usage = match usage {
+            Some(u) => u,
+            None => StepUsage::start(ctx).await,
+        };
+        ctx.set_phase(format!("{label}: draining"));
+        let members = self.members as u64;
+        let rec = self.rec.clone();
+        wait_until(timing.drain, || {
+            let r = rec.borrow();
+            r.received_in_window >= r.sent_in_window * members
+                && r.acks_in_window >= r.sent_in_window
+        })
+        .await;
+        let (server, me) = usage.finish(ctx).await;
+        let seconds = timing.duration.as_secs_f64();
+        let mut report = StepReport::from_recorder(&label, &self.rec.borrow(), seconds, members);
+        report.offered_per_s = rate;
+        report.offered_deliveries_per_s = rate * self.members as f64;
+        report.connections = ctx.connections.get();
+        report.loadgen = me;
+        report.with_server(server)
+    }
+}
+
+/// Sweep settings: geometric rate steps until a step fails its bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Sweep {
+    pub start: f64,
+    pub factor: f64,
+    pub max_steps: usize,
+    pub p99_ms: f64,
+    pub min_delivered: f64,
+}
+
+impl Sweep {
+    pub fn passes(&self, s: &StepReport) -> bool {
+        s.delivered_ratio >= self.min_delivered && s.latency.p99_ms <= self.p99_ms && s.errors == 0
+    }
+}
+
+/// Runs `sweep` on a prepared population; returns the steps and the best
+/// passing one.
+pub async fn run_sweep(
+    ctx: &Ctx,
+    f: &mut Fanout,
+    sweep: Sweep,
+    timing: Timing,
+    notes: &mut Vec<String>,
+) -> (Vec<StepReport>, Option<StepReport>) {
+    let mut steps = Vec::new();
+    let mut best: Option<StepReport> = None;
+    let mut rate = sweep.start;
+    for i in 0..sweep.max_steps {
+        let mut s = f.step(ctx, format!("sweep{i}"), rate, timing).await;
+        let pass = sweep.passes(&s);
+        s.pass = Some(pass);
+        let saturated = s.loadgen.saturated;
+        steps.push(s.clone());
+        if pass {
+            best = Some(s);
+        } else {
+            break;
+        }
+        if saturated {
+            notes.push(format!(
+                "sweep stopped at {rate:.0} msgs/s: the load generator is saturated (its own CPU), so higher rates would measure it, not the server"
+            ));
+            break;
+        }
+        // Let queues empty before the next, higher step.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rate *= sweep.factor;
+    }
+    (steps, best)
+}

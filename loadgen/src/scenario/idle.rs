@@ -1,0 +1,100 @@
+//! `idle`: N authenticated connections, each joined to a room, doing
+//! nothing but an occasional PING; measures the server's RSS growth per
+//! connection.
+//!
+//! Users and memberships are created first (on short-lived set-up
+//! connections), the server's RSS is read once it settles, then the idle
+//! connections authenticate by token alone and the RSS is read again: the
+//! difference is what idle connections cost, not what registration cost.
+//!
+//! A process here may hold at most about 20,000 open files (a hard limit),
+//! so both sides stay below it: measure at ~19,000 and extrapolate.
+//! Connections are spread over several 127.0.0.x source addresses so that
+//! set-up and idle connections together do not run out of ephemeral ports.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::Ctx;
+use crate::probe;
+use crate::setup;
+use crate::stats::IdleReport;
+
+pub struct IdleArgs {
+    pub connections: usize,
+    pub rooms: usize,
+    pub hold: Duration,
+    pub source_ips: usize,
+}
+
+pub async fn run(ctx: &Rc<Ctx>, args: &IdleArgs) -> anyhow::Result<IdleReport> {
+    let n = args.connections;
+    let rooms = args.rooms.clamp(1, n.max(1));
+    ctx.set_phase(format!("idle: creating {n} users in {rooms} rooms"));
+    let pop = setup::populate(&ctx.connector, &ctx.prefix, n, rooms, n, 0, |done| {
+        if done % 1000 == 0 {
+            ctx.set_phase(format!("idle: {done}/{n} users ready"));
+        }
+    })
+    .await?;
+    ctx.set_phase("idle: letting the server settle");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = ctx.probe.sample().await;
+
+    ctx.set_phase(format!("idle: opening {n} connections"));
+    let rec = ctx.recorder("idle");
+    let started = Instant::now();
+    let mut writers = Vec::with_capacity(n);
+    let mut failed = 0;
+    // Small read buffers here: idle connections receive almost nothing.
+    for chunk in pop.users.chunks(1000) {
+        match ctx.open_all(chunk, n + writers.len() + failed, 512).await {
+            Ok(conns) => {
+                for (rd, wr) in conns {
+                    ctx.spawn_reader(rd, rec.clone());
+                    writers.push(wr);
+                }
+            }
+            Err(e) => {
+                failed += chunk.len();
+                tracing_like(&format!("idle: a batch of connections failed: {e:#}"));
+            }
+        }
+        ctx.set_phase(format!("idle: {}/{n} connections open", writers.len()));
+    }
+    let connect_seconds = started.elapsed().as_secs_f64();
+    ctx.spawn_keepalive(writers, Duration::from_secs(20));
+    ctx.set_phase(format!(
+        "idle: holding {} connections",
+        ctx.connections.get()
+    ));
+    tokio::time::sleep(args.hold).await;
+    let after = ctx.probe.sample().await;
+    let open = ctx.connections.get();
+    let (rss_before, rss_after) = (
+        before.map(|s| s.rss_bytes).unwrap_or(0),
+        after.map(|s| s.rss_bytes).unwrap_or(0),
+    );
+    Ok(IdleReport {
+        connections: open,
+        failed,
+        rooms,
+        source_addresses: args.source_ips,
+        connect_seconds,
+        server_rss_before_bytes: rss_before,
+        server_rss_after_bytes: rss_after,
+        server_rss_per_connection_bytes: if open == 0 {
+            0.0
+        } else {
+            rss_after.saturating_sub(rss_before) as f64 / open as f64
+        },
+        server_open_fds: after
+            .and_then(|s| s.open_fds)
+            .or_else(|| probe::fds_of(&ctx.probe)),
+        loadgen_rss_bytes: probe::self_sample().rss_bytes,
+    })
+}
+
+fn tracing_like(msg: &str) {
+    eprintln!("{msg}");
+}

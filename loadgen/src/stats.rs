@@ -1,0 +1,577 @@
+//! What a run measures: latency histograms, counters and the report.
+//!
+//! Latency is always measured from a message's **intended** send time (its
+//! slot in the open-loop schedule), which the message carries in its body,
+//! to the moment the frame is parsed — so a loaded server or a loaded load
+//! generator shows up as latency instead of silently lowering the offered
+//! rate (no coordinated omission).
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use confab_protocol::frame::kind;
+use confab_protocol::wire::Reader;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::net::Frame;
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Nanoseconds since the process's time base.
+#[inline]
+pub fn now_ns() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Bytes of a message body that carry its intended send time (hex).
+pub const STAMP_LEN: usize = 16;
+
+/// Writes a message body of `len` bytes (at least [`STAMP_LEN`]) carrying
+/// `intended_ns`.
+pub fn stamp(body: &mut [u8], intended_ns: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in body[..STAMP_LEN].iter_mut().enumerate() {
+        *b = HEX[((intended_ns >> (60 - 4 * i)) & 0xf) as usize];
+    }
+}
+
+/// The intended send time stamped into a MESSAGE event, parsed in place.
+#[inline]
+pub fn event_stamp(payload: &[u8]) -> Option<u64> {
+    let mut r = Reader::new(payload);
+    r.varint().ok()?; // room
+    r.varint().ok()?; // seq
+    r.varint().ok()?; // at
+    r.varint().ok()?; // actor
+    let name_len = r.varint().ok()? as usize;
+    r.bytes(name_len).ok()?;
+    if r.u8().ok()? != confab_protocol::event_kind::MESSAGE {
+        return None;
+    }
+    let text_len = r.varint().ok()? as usize;
+    let text = r.bytes(text_len).ok()?;
+    parse_stamp(text)
+}
+
+fn parse_stamp(text: &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for &c in text.get(..STAMP_LEN)? {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | d as u64;
+    }
+    Some(v)
+}
+
+fn new_hist() -> Histogram<u64> {
+    // 1 ns .. 100 s at 3 significant digits.
+    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("static histogram bounds")
+}
+
+/// Maps a request id to the time its request was meant to go out.
+#[derive(Clone, Copy, Debug)]
+pub struct Schedule {
+    /// Intended time of request number `first`.
+    pub start_ns: u64,
+    pub first: u64,
+    /// Requests per second.
+    pub rate: f64,
+}
+
+impl Schedule {
+    pub fn intended(&self, k: u64) -> u64 {
+        self.start_ns + ((k - self.first) as f64 * 1e9 / self.rate) as u64
+    }
+}
+
+/// Counters and histograms of one traffic kind (deliveries, history pages,
+/// churn cycles). Shared by the tasks of one runtime thread.
+pub struct Recorder {
+    /// Intended-time window being measured, `[from, to)`.
+    pub window: (u64, u64),
+    /// Latency of deliveries/responses whose intended time is in the window.
+    pub latency: Histogram<u64>,
+    /// Latency of acknowledgements (MESSAGE_ACK) in the window.
+    pub ack_latency: Histogram<u64>,
+    /// How late the load generator itself sent requests (actual − intended
+    /// send time): its timer resolution and its own load, included in
+    /// `latency`.
+    pub send_lateness: Histogram<u64>,
+    /// Every latency since start (for the /metrics endpoint).
+    pub latency_total: Histogram<u64>,
+    pub received_in_window: u64,
+    pub received_total: u64,
+    pub sent_in_window: u64,
+    pub sent_total: u64,
+    pub acks_in_window: u64,
+    /// ERROR replies by code.
+    pub errors: BTreeMap<u16, u64>,
+    /// CLOSE frames by code, and connections that ended without one.
+    pub closes: BTreeMap<u16, u64>,
+    pub disconnects: u64,
+    /// Every error since start (for the /metrics endpoint).
+    pub errors_total: u64,
+    pub frames_total: u64,
+    /// The schedule that request ids of acknowledgements refer to.
+    pub schedule: Option<Schedule>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            window: (u64::MAX, u64::MAX),
+            latency: new_hist(),
+            ack_latency: new_hist(),
+            send_lateness: new_hist(),
+            latency_total: new_hist(),
+            received_in_window: 0,
+            received_total: 0,
+            sent_in_window: 0,
+            sent_total: 0,
+            acks_in_window: 0,
+            errors: BTreeMap::new(),
+            closes: BTreeMap::new(),
+            disconnects: 0,
+            errors_total: 0,
+            frames_total: 0,
+            schedule: None,
+        }
+    }
+}
+
+impl Recorder {
+    /// Starts measuring a new window; cumulative totals are kept.
+    pub fn start_window(&mut self, from: u64, to: u64, schedule: Option<Schedule>) {
+        self.window = (from, to);
+        self.latency.reset();
+        self.ack_latency.reset();
+        self.send_lateness.reset();
+        self.received_in_window = 0;
+        self.sent_in_window = 0;
+        self.acks_in_window = 0;
+        self.errors.clear();
+        self.closes.clear();
+        self.disconnects = 0;
+        self.schedule = schedule;
+    }
+
+    #[inline]
+    pub fn in_window(&self, t: u64) -> bool {
+        t >= self.window.0 && t < self.window.1
+    }
+
+    /// A request or message meant for `intended` was sent at `now`.
+    #[inline]
+    pub fn sent(&mut self, intended: u64, now: u64) {
+        self.sent_total += 1;
+        if self.in_window(intended) {
+            self.sent_in_window += 1;
+            self.send_lateness
+                .saturating_record(now.saturating_sub(intended).max(1));
+        }
+    }
+
+    /// Something meant for `intended` arrived at `now`.
+    #[inline]
+    pub fn received(&mut self, intended: u64, now: u64) {
+        let lat = now.saturating_sub(intended).max(1);
+        self.received_total += 1;
+        self.latency_total.saturating_record(lat);
+        if self.in_window(intended) {
+            self.received_in_window += 1;
+            self.latency.saturating_record(lat);
+        }
+    }
+
+    /// Counts an ERROR or CLOSE frame.
+    pub fn failure(&mut self, frame: &Frame<'_>) {
+        let code = Reader::new(frame.payload).varint().unwrap_or(0) as u16;
+        if frame.kind == kind::CLOSE {
+            self.errors_total += 1;
+            *self.closes.entry(code).or_default() += 1;
+        } else {
+            self.error(code);
+        }
+    }
+
+    /// Counts an error with `code` (0: a client-side failure or timeout).
+    pub fn error(&mut self, code: u16) {
+        self.errors_total += 1;
+        *self.errors.entry(code).or_default() += 1;
+    }
+
+    /// Handles one frame on a connection receiving room traffic: EVENT
+    /// deliveries, MESSAGE_ACKs for the current schedule, errors.
+    #[inline]
+    pub fn on_traffic_frame(&mut self, frame: Frame<'_>, now: u64) {
+        self.frames_total += 1;
+        match frame.kind {
+            kind::EVENT => {
+                if let Some(t) = event_stamp(frame.payload) {
+                    self.received(t, now);
+                }
+            }
+            kind::MESSAGE_ACK => {
+                if let Some(s) = self.schedule {
+                    let k = frame.req_id as u64;
+                    if k >= s.first {
+                        let t = s.intended(k);
+                        if self.in_window(t) {
+                            self.acks_in_window += 1;
+                            self.ack_latency
+                                .saturating_record(now.saturating_sub(t).max(1));
+                        }
+                    }
+                }
+            }
+            kind::ERROR | kind::CLOSE => self.failure(&frame),
+            _ => {}
+        }
+    }
+
+    pub fn total_errors(&self) -> u64 {
+        self.errors.values().sum::<u64>() + self.closes.values().sum::<u64>()
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let ms = |ns: u64| ns as f64 / 1e6;
+        Percentiles {
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p90_ms: ms(h.value_at_quantile(0.9)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+/// The load generator's own CPU use over a window.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SelfUsage {
+    /// CPU seconds per wall second (1.0 = one core busy).
+    pub cpu_utilization: f64,
+    /// Whether the load generator itself was the bottleneck (≥ 90 % of a
+    /// core, or it fell behind its send schedule). Results are then a lower
+    /// bound on what the server can do.
+    pub saturated: bool,
+    /// Largest delay of a send behind its intended time, in ms.
+    pub max_send_lag_ms: f64,
+}
+
+/// The server's resource use over a window.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ServerUsage {
+    pub cpu_seconds: f64,
+    /// CPU seconds per wall second.
+    pub cpu_utilization: f64,
+    pub rss_start_bytes: u64,
+    pub rss_end_bytes: u64,
+    pub rss_max_bytes: u64,
+    pub open_fds: Option<u64>,
+}
+
+/// One measured window of one traffic kind.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct StepReport {
+    pub name: String,
+    pub seconds: f64,
+    /// Requests (messages, pages, cycles) per second offered.
+    pub offered_per_s: f64,
+    /// Deliveries per second offered (messages × recipients).
+    pub offered_deliveries_per_s: f64,
+    pub sent: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    pub delivered_per_s: f64,
+    pub delivered_ratio: f64,
+    pub lost: u64,
+    pub errors: u64,
+    pub error_codes: BTreeMap<u16, u64>,
+    pub close_codes: BTreeMap<u16, u64>,
+    pub latency: Percentiles,
+    pub ack_latency: Option<Percentiles>,
+    /// How late the load generator sent (part of `latency`).
+    pub send_lateness: Percentiles,
+    pub server: Option<ServerUsage>,
+    /// Deliveries per server CPU-second.
+    pub deliveries_per_server_cpu_s: Option<f64>,
+    pub connections: usize,
+    /// Server RSS per open connection at the end of the window.
+    pub server_rss_per_connection_bytes: Option<f64>,
+    pub loadgen: SelfUsage,
+    /// Whether the step met the sweep's bounds (sweeps only).
+    pub pass: Option<bool>,
+}
+
+impl StepReport {
+    /// Fills the delivery figures from a recorder after its window closed.
+    pub fn from_recorder(name: &str, r: &Recorder, seconds: f64, fanout: u64) -> StepReport {
+        let expected = r.sent_in_window * fanout;
+        let delivered = r.received_in_window;
+        StepReport {
+            name: name.to_owned(),
+            seconds,
+            sent: r.sent_in_window,
+            expected,
+            delivered,
+            delivered_per_s: delivered as f64 / seconds,
+            delivered_ratio: if expected == 0 {
+                0.0
+            } else {
+                delivered as f64 / expected as f64
+            },
+            lost: expected.saturating_sub(delivered),
+            errors: r.total_errors(),
+            error_codes: r.errors.clone(),
+            close_codes: r.closes.clone(),
+            latency: Percentiles::of(&r.latency),
+            ack_latency: (!r.ack_latency.is_empty()).then(|| Percentiles::of(&r.ack_latency)),
+            send_lateness: Percentiles::of(&r.send_lateness),
+            ..StepReport::default()
+        }
+    }
+
+    /// Adds server usage and what follows from it.
+    pub fn with_server(mut self, server: Option<ServerUsage>) -> StepReport {
+        if let Some(s) = &server {
+            if s.cpu_seconds > 0.0 {
+                self.deliveries_per_server_cpu_s = Some(self.delivered as f64 / s.cpu_seconds);
+            }
+            if self.connections > 0 {
+                self.server_rss_per_connection_bytes =
+                    Some(s.rss_end_bytes as f64 / self.connections as f64);
+            }
+        }
+        self.server = server;
+        self
+    }
+}
+
+/// A whole run: its parameters and every measured step.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub scenario: String,
+    pub url: String,
+    pub params: serde_json::Value,
+    pub steps: Vec<StepReport>,
+    /// Sweeps: the highest offered rate whose step passed.
+    pub best_passing: Option<StepReport>,
+    /// Idle runs: server RSS growth per idle connection.
+    pub idle: Option<IdleReport>,
+    pub notes: Vec<String>,
+}
+
+/// Memory cost of idle authenticated connections.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleReport {
+    pub connections: usize,
+    pub failed: usize,
+    pub rooms: usize,
+    pub source_addresses: usize,
+    pub connect_seconds: f64,
+    pub server_rss_before_bytes: u64,
+    pub server_rss_after_bytes: u64,
+    pub server_rss_per_connection_bytes: f64,
+    pub server_open_fds: Option<u64>,
+    pub loadgen_rss_bytes: u64,
+}
+
+fn kib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+}
+
+impl RunReport {
+    /// A readable table of the run.
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "scenario {} against {}", self.scenario, self.url);
+        let _ = writeln!(
+            out,
+            "{:<10} {:>10} {:>11} {:>11} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>6} {:>5}",
+            "step", "offer/s", "offer dl/s", "deliv/s", "deliv%", "errors", "p50 ms", "p90 ms",
+            "p99 ms", "p99.9ms", "max ms", "srv cpu%", "dl/srvCPUs", "lg cpu", "pass"
+        );
+        for s in &self.steps {
+            let srv = s
+                .server
+                .as_ref()
+                .map(|u| format!("{:.0}", u.cpu_utilization * 100.0))
+                .unwrap_or_else(|| "-".into());
+            let eff = s
+                .deliveries_per_server_cpu_s
+                .map(|e| format!("{:.0}", e))
+                .unwrap_or_else(|| "-".into());
+            let lg = format!(
+                "{:.0}%{}",
+                s.loadgen.cpu_utilization * 100.0,
+                if s.loadgen.saturated { "!" } else { "" }
+            );
+            let pass = match s.pass {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "",
+            };
+            let _ = writeln!(
+                out,
+                "{:<10} {:>10.0} {:>11.0} {:>11.0} {:>7.2} {:>7} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>9} {:>10} {:>6} {:>5}",
+                s.name,
+                s.offered_per_s,
+                s.offered_deliveries_per_s,
+                s.delivered_per_s,
+                s.delivered_ratio * 100.0,
+                s.errors,
+                s.latency.p50_ms,
+                s.latency.p90_ms,
+                s.latency.p99_ms,
+                s.latency.p999_ms,
+                s.latency.max_ms,
+                srv,
+                eff,
+                lg,
+                pass
+            );
+            if let Some(a) = &s.ack_latency {
+                let _ = writeln!(
+                    out,
+                    "{:<10} ack (durable) latency p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                    "", a.p50_ms, a.p99_ms, a.max_ms
+                );
+            }
+            if s.send_lateness.count > 0 {
+                let l = &s.send_lateness;
+                let _ = writeln!(
+                    out,
+                    "{:<10} load generator send lateness (included above) p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                    "", l.p50_ms, l.p99_ms, l.max_ms
+                );
+            }
+            if let Some(u) = &s.server {
+                let per_conn = s
+                    .server_rss_per_connection_bytes
+                    .map(|b| format!(", {:.0} B RSS per connection", b))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "{:<10} server: {:.2} CPU-s, RSS {} -> {} (max {}){}; lost {}",
+                    "",
+                    u.cpu_seconds,
+                    kib(u.rss_start_bytes),
+                    kib(u.rss_end_bytes),
+                    kib(u.rss_max_bytes),
+                    per_conn,
+                    s.lost
+                );
+            }
+            if !s.error_codes.is_empty() || !s.close_codes.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "{:<10} error codes {:?}, close codes {:?}",
+                    "", s.error_codes, s.close_codes
+                );
+            }
+        }
+        if let Some(b) = &self.best_passing {
+            let _ = writeln!(
+                out,
+                "highest passing rate: {:.0} msgs/s = {:.0} deliveries/s offered, {:.0} delivered/s, p99 {:.3} ms{}",
+                b.offered_per_s,
+                b.offered_deliveries_per_s,
+                b.delivered_per_s,
+                b.latency.p99_ms,
+                b.deliveries_per_server_cpu_s
+                    .map(|e| format!(", {:.0} deliveries per server CPU-second", e))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(i) = &self.idle {
+            let _ = writeln!(
+                out,
+                "idle: {} connections ({} failed) in {} rooms from {} source addresses, opened in {:.1} s",
+                i.connections, i.failed, i.rooms, i.source_addresses, i.connect_seconds
+            );
+            let _ = writeln!(
+                out,
+                "idle: server RSS {} -> {}: {:.0} bytes ({:.2} KiB) per idle connection; server fds {:?}; loadgen RSS {}",
+                kib(i.server_rss_before_bytes),
+                kib(i.server_rss_after_bytes),
+                i.server_rss_per_connection_bytes,
+                i.server_rss_per_connection_bytes / 1024.0,
+                i.server_open_fds,
+                kib(i.loadgen_rss_bytes)
+            );
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "note: {n}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use confab_protocol::{EventBody, RoomEvent, RoomId, Seq, UserId};
+
+    #[test]
+    fn a_stamp_survives_the_event_encoding() {
+        let mut body = vec![b'x'; 100];
+        stamp(&mut body, 0x0123_4567_89ab_cdef);
+        let ev = RoomEvent {
+            room: RoomId(300),
+            seq: Seq(70_000),
+            at: 1_700_000_000_000,
+            actor: UserId(5),
+            actor_name: "lg-5".into(),
+            body: EventBody::Message {
+                text: String::from_utf8(body).unwrap(),
+            },
+        };
+        let mut buf = BytesMut::new();
+        ev.encode_frame(&mut buf);
+        assert_eq!(event_stamp(&buf[9..]), Some(0x0123_4567_89ab_cdef));
+        let joined = RoomEvent {
+            body: EventBody::MemberJoined,
+            ..ev
+        };
+        let mut buf = BytesMut::new();
+        joined.encode_frame(&mut buf);
+        assert_eq!(event_stamp(&buf[9..]), None, "only messages carry stamps");
+    }
+
+    #[test]
+    fn only_the_window_counts_towards_the_step() {
+        let mut r = Recorder::default();
+        r.start_window(100, 200, None);
+        r.sent(50, 60);
+        r.sent(150, 160);
+        r.received(50, 1_000);
+        r.received(150, 1_000);
+        assert_eq!((r.sent_in_window, r.received_in_window), (1, 1));
+        assert_eq!((r.sent_total, r.received_total), (2, 2));
+        assert_eq!(r.latency.max(), 850);
+    }
+}

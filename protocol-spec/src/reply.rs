@@ -1,0 +1,413 @@
+//! Responses and events: every frame a server sends (SPEC.md §5), with its
+//! encoder and decoder.
+
+use bytes::{BufMut, BytesMut};
+
+use crate::frame::{begin_frame, end_frame, kind, RawFrame};
+use crate::ids::{Millis, RoomId, Seq, UserId};
+use crate::msg::{
+    get_room, prealloc, put_room, AuditItem, Member, Notification, Role, RoomEvent, RoomInfo,
+    RoomLogItem, UserEntry,
+};
+use crate::wire::{put_bool, put_nested, put_str, put_varint, Reader};
+use crate::DecodeError;
+
+/// Limits and identity the server announces in WELCOME.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    pub version: u16,
+    pub server: String,
+    /// Largest length field the server accepts.
+    pub max_frame_len: u32,
+    /// Largest message body in bytes.
+    pub max_message_len: u32,
+    /// The client should send PING at least this often; the server closes a
+    /// connection silent for three intervals.
+    pub heartbeat_ms: u32,
+    /// Present when HELLO carried a valid token.
+    pub session: Option<SessionUser>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionUser {
+    pub user: UserId,
+    pub username: String,
+}
+
+/// A response or event frame from a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerMsg {
+    Welcome(Welcome),
+    Pong {
+        nonce: u64,
+    },
+    Ok,
+    /// `code` is kept raw so that codes newer than this crate survive;
+    /// see [`crate::ErrorCode::from_u16`].
+    Error {
+        code: u16,
+        message: String,
+    },
+    /// Reply to REGISTER and LOGIN: the connection is now authenticated.
+    Session {
+        user: UserId,
+        username: String,
+        token: String,
+    },
+    Room(RoomInfo),
+    RoomList {
+        rooms: Vec<RoomInfo>,
+        total: u32,
+    },
+    MemberList {
+        room: RoomId,
+        members: Vec<Member>,
+    },
+    /// The message is durable: its batch has committed.
+    MessageAck {
+        room: RoomId,
+        seq: Seq,
+        at: Millis,
+    },
+    /// Newest first.
+    HistoryPage {
+        room: RoomId,
+        events: Vec<RoomEvent>,
+        has_more: bool,
+    },
+    Event(RoomEvent),
+    /// Resume from HELLO is impossible for this room: reload its history.
+    ResumeGap {
+        room: RoomId,
+        last_seq: Seq,
+    },
+    /// The server is about to close the connection.
+    Close {
+        code: u16,
+        message: String,
+    },
+    /// Pending join requests or bans of a room (LIST_JOIN_REQUESTS, LIST_BANS).
+    UserList {
+        room: RoomId,
+        users: Vec<UserEntry>,
+    },
+    /// Newest first, with the caller's unread count (the badge).
+    NotificationList {
+        unread: u32,
+        has_more: bool,
+        items: Vec<Notification>,
+    },
+    /// Reply to MARK_READ: the unread count afterwards.
+    UnreadCount {
+        unread: u32,
+    },
+    /// The caller's room log, most recently joined first.
+    RoomLogList {
+        items: Vec<RoomLogItem>,
+    },
+    /// Newest first.
+    AuditPage {
+        room: RoomId,
+        has_more: bool,
+        items: Vec<AuditItem>,
+    },
+    /// Event: a new notification for the connection's user.
+    Notification(Notification),
+    /// Event: a room that concerns the user was created (`new_chat_room`).
+    RoomAnnounced(RoomInfo),
+}
+
+impl ServerMsg {
+    pub fn kind(&self) -> u8 {
+        match self {
+            ServerMsg::Welcome(_) => kind::WELCOME,
+            ServerMsg::Pong { .. } => kind::PONG,
+            ServerMsg::Ok => kind::OK,
+            ServerMsg::Error { .. } => kind::ERROR,
+            ServerMsg::Session { .. } => kind::SESSION,
+            ServerMsg::Room(_) => kind::ROOM,
+            ServerMsg::RoomList { .. } => kind::ROOM_LIST,
+            ServerMsg::MemberList { .. } => kind::MEMBER_LIST,
+            ServerMsg::MessageAck { .. } => kind::MESSAGE_ACK,
+            ServerMsg::HistoryPage { .. } => kind::HISTORY_PAGE,
+            ServerMsg::Event(_) => kind::EVENT,
+            ServerMsg::ResumeGap { .. } => kind::RESUME_GAP,
+            ServerMsg::Close { .. } => kind::CLOSE,
+            ServerMsg::UserList { .. } => kind::USER_LIST,
+            ServerMsg::NotificationList { .. } => kind::NOTIFICATION_LIST,
+            ServerMsg::UnreadCount { .. } => kind::UNREAD_COUNT,
+            ServerMsg::RoomLogList { .. } => kind::ROOM_LOG_LIST,
+            ServerMsg::AuditPage { .. } => kind::AUDIT_PAGE,
+            ServerMsg::Notification(_) => kind::NOTIFICATION,
+            ServerMsg::RoomAnnounced(_) => kind::ROOM_ANNOUNCED,
+        }
+    }
+
+    /// Appends this message as one whole frame. Events and CLOSE carry
+    /// request id 0 by convention; the caller passes it.
+    pub fn encode(&self, req_id: u32, buf: &mut BytesMut) {
+        if let ServerMsg::Event(ev) = self {
+            ev.encode_frame(buf);
+            return;
+        }
+        let start = begin_frame(buf, self.kind(), req_id);
+        match self {
+            ServerMsg::Welcome(w) => {
+                put_varint(buf, w.version as u64);
+                put_str(buf, &w.server);
+                put_varint(buf, w.max_frame_len as u64);
+                put_varint(buf, w.max_message_len as u64);
+                put_varint(buf, w.heartbeat_ms as u64);
+                match &w.session {
+                    None => put_bool(buf, false),
+                    Some(s) => {
+                        put_bool(buf, true);
+                        put_varint(buf, s.user.0);
+                        put_str(buf, &s.username);
+                    }
+                }
+            }
+            ServerMsg::Pong { nonce } => put_varint(buf, *nonce),
+            ServerMsg::Ok => {}
+            ServerMsg::Error { code, message } | ServerMsg::Close { code, message } => {
+                put_varint(buf, *code as u64);
+                put_str(buf, message);
+            }
+            ServerMsg::Session {
+                user,
+                username,
+                token,
+            } => {
+                put_varint(buf, user.0);
+                put_str(buf, username);
+                put_str(buf, token);
+            }
+            ServerMsg::Room(r) => put_room(buf, r),
+            ServerMsg::RoomList { rooms, total } => {
+                put_varint(buf, *total as u64);
+                put_varint(buf, rooms.len() as u64);
+                for r in rooms {
+                    put_room(buf, r);
+                }
+            }
+            ServerMsg::MemberList { room, members } => {
+                put_varint(buf, room.0);
+                put_varint(buf, members.len() as u64);
+                for m in members {
+                    put_nested(buf, |b| {
+                        put_varint(b, m.user.0);
+                        put_str(b, &m.username);
+                        b.put_u8(m.role as u8);
+                        put_bool(b, m.online);
+                        put_varint(b, m.joined_at);
+                    });
+                }
+            }
+            ServerMsg::MessageAck { room, seq, at } => {
+                put_varint(buf, room.0);
+                put_varint(buf, seq.0);
+                put_varint(buf, *at);
+            }
+            ServerMsg::HistoryPage {
+                room,
+                events,
+                has_more,
+            } => {
+                put_varint(buf, room.0);
+                put_bool(buf, *has_more);
+                put_varint(buf, events.len() as u64);
+                for e in events {
+                    put_nested(buf, |b| e.encode_fields(b));
+                }
+            }
+            ServerMsg::ResumeGap { room, last_seq } => {
+                put_varint(buf, room.0);
+                put_varint(buf, last_seq.0);
+            }
+            ServerMsg::UserList { room, users } => {
+                put_varint(buf, room.0);
+                put_varint(buf, users.len() as u64);
+                for u in users {
+                    u.encode(buf);
+                }
+            }
+            ServerMsg::NotificationList {
+                unread,
+                has_more,
+                items,
+            } => {
+                put_varint(buf, *unread as u64);
+                put_bool(buf, *has_more);
+                put_varint(buf, items.len() as u64);
+                for n in items {
+                    n.encode(buf);
+                }
+            }
+            ServerMsg::UnreadCount { unread } => put_varint(buf, *unread as u64),
+            ServerMsg::RoomLogList { items } => {
+                put_varint(buf, items.len() as u64);
+                for i in items {
+                    i.encode(buf);
+                }
+            }
+            ServerMsg::AuditPage {
+                room,
+                has_more,
+                items,
+            } => {
+                put_varint(buf, room.0);
+                put_bool(buf, *has_more);
+                put_varint(buf, items.len() as u64);
+                for i in items {
+                    i.encode(buf);
+                }
+            }
+            ServerMsg::Notification(n) => n.encode(buf),
+            ServerMsg::RoomAnnounced(r) => put_room(buf, r),
+            ServerMsg::Event(_) => unreachable!("handled above"),
+        }
+        end_frame(buf, start);
+    }
+
+    pub fn decode(frame: &RawFrame) -> Result<ServerMsg, DecodeError> {
+        let mut r = Reader::new(&frame.payload);
+        let msg = match frame.kind {
+            kind::WELCOME => {
+                let version = r.varint_u16()?;
+                let server = r.str()?;
+                let max_frame_len = r.varint_u32()?;
+                let max_message_len = r.varint_u32()?;
+                let heartbeat_ms = r.varint_u32()?;
+                let session = if r.bool()? {
+                    Some(SessionUser {
+                        user: UserId(r.varint()?),
+                        username: r.str()?,
+                    })
+                } else {
+                    None
+                };
+                ServerMsg::Welcome(Welcome {
+                    version,
+                    server,
+                    max_frame_len,
+                    max_message_len,
+                    heartbeat_ms,
+                    session,
+                })
+            }
+            kind::PONG => ServerMsg::Pong { nonce: r.varint()? },
+            kind::OK => ServerMsg::Ok,
+            kind::ERROR => ServerMsg::Error {
+                code: r.varint_u16()?,
+                message: r.str()?,
+            },
+            kind::CLOSE => ServerMsg::Close {
+                code: r.varint_u16()?,
+                message: r.str()?,
+            },
+            kind::SESSION => ServerMsg::Session {
+                user: UserId(r.varint()?),
+                username: r.str()?,
+                token: r.str()?,
+            },
+            kind::ROOM => ServerMsg::Room(get_room(&mut r)?),
+            kind::ROOM_LIST => {
+                let total = r.varint_u32()?;
+                let n = r.count()?;
+                let mut rooms = Vec::with_capacity(prealloc(n));
+                for _ in 0..n {
+                    rooms.push(get_room(&mut r)?);
+                }
+                ServerMsg::RoomList { rooms, total }
+            }
+            kind::MEMBER_LIST => {
+                let room = RoomId(r.varint()?);
+                let n = r.count()?;
+                let mut members = Vec::with_capacity(prealloc(n));
+                for _ in 0..n {
+                    let mut m = r.nested()?;
+                    members.push(Member {
+                        user: UserId(m.varint()?),
+                        username: m.str()?,
+                        role: Role::decode(m.u8()?)?,
+                        online: m.bool()?,
+                        joined_at: m.varint()?,
+                    });
+                }
+                ServerMsg::MemberList { room, members }
+            }
+            kind::MESSAGE_ACK => ServerMsg::MessageAck {
+                room: RoomId(r.varint()?),
+                seq: Seq(r.varint()?),
+                at: r.varint()?,
+            },
+            kind::HISTORY_PAGE => {
+                let room = RoomId(r.varint()?);
+                let has_more = r.bool()?;
+                let n = r.count()?;
+                let mut events = Vec::with_capacity(prealloc(n));
+                for _ in 0..n {
+                    events.push(RoomEvent::decode_fields(&mut r.nested()?)?);
+                }
+                ServerMsg::HistoryPage {
+                    room,
+                    events,
+                    has_more,
+                }
+            }
+            kind::EVENT => ServerMsg::Event(RoomEvent::decode_fields(&mut r)?),
+            kind::RESUME_GAP => ServerMsg::ResumeGap {
+                room: RoomId(r.varint()?),
+                last_seq: Seq(r.varint()?),
+            },
+            kind::USER_LIST => {
+                let room = RoomId(r.varint()?);
+                let users = list(&mut r, UserEntry::decode)?;
+                ServerMsg::UserList { room, users }
+            }
+            kind::NOTIFICATION_LIST => {
+                let unread = r.varint_u32()?;
+                let has_more = r.bool()?;
+                let items = list(&mut r, Notification::decode)?;
+                ServerMsg::NotificationList {
+                    unread,
+                    has_more,
+                    items,
+                }
+            }
+            kind::UNREAD_COUNT => ServerMsg::UnreadCount {
+                unread: r.varint_u32()?,
+            },
+            kind::ROOM_LOG_LIST => ServerMsg::RoomLogList {
+                items: list(&mut r, RoomLogItem::decode)?,
+            },
+            kind::AUDIT_PAGE => {
+                let room = RoomId(r.varint()?);
+                let has_more = r.bool()?;
+                let items = list(&mut r, AuditItem::decode)?;
+                ServerMsg::AuditPage {
+                    room,
+                    has_more,
+                    items,
+                }
+            }
+            kind::NOTIFICATION => ServerMsg::Notification(Notification::decode(&mut r)?),
+            kind::ROOM_ANNOUNCED => ServerMsg::RoomAnnounced(get_room(&mut r)?),
+            other => return Err(DecodeError::UnknownFrameType(other)),
+        };
+        Ok(msg)
+    }
+}
+
+/// Decodes a counted list of nested items.
+fn list<T>(
+    r: &mut Reader<'_>,
+    item: impl Fn(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let n = r.count()?;
+    let mut out = Vec::with_capacity(prealloc(n));
+    for _ in 0..n {
+        out.push(item(r)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,446 @@
+//! Requests: every frame a client sends (SPEC.md §5), with its encoder and
+//! decoder.
+
+use bytes::{BufMut, BytesMut};
+
+use crate::frame::{begin_frame, end_frame, kind, RawFrame};
+use crate::ids::{RoomId, Seq, UserId};
+use crate::msg::{prealloc, Role, UserRef, Visibility};
+use crate::wire::{put_bool, put_opt_str, put_str, put_varint, Reader};
+use crate::DecodeError;
+
+/// A position to resume a room's event stream from (in HELLO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumePoint {
+    pub room: RoomId,
+    /// The last sequence number the client has seen.
+    pub after: Seq,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    pub version: u16,
+    /// Free-form client name and version, for logs.
+    pub client: String,
+    /// A session token to authenticate this connection with.
+    pub token: Option<String>,
+    /// Rooms whose missed events the client wants replayed.
+    pub resume: Vec<ResumePoint>,
+}
+
+/// A request frame from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Hello(Hello),
+    Ping {
+        nonce: u64,
+    },
+    Register {
+        username: String,
+        password: String,
+    },
+    Login {
+        username: String,
+        password: String,
+    },
+    Logout,
+    CreateRoom {
+        name: String,
+        topic: String,
+        visibility: Visibility,
+    },
+    ListRooms {
+        query: String,
+        offset: u32,
+        limit: u32,
+    },
+    JoinRoom {
+        room: RoomId,
+    },
+    LeaveRoom {
+        room: RoomId,
+    },
+    ListMembers {
+        room: RoomId,
+    },
+    SendMessage {
+        room: RoomId,
+        body: String,
+    },
+    /// Events with `seq < before` (0 = from the newest), newest first.
+    History {
+        room: RoomId,
+        before: Seq,
+        limit: u32,
+    },
+    MyRooms,
+    /// Admins invite a user by id or username.
+    Invite {
+        room: RoomId,
+        user: UserRef,
+    },
+    /// Accept (join) or decline a pending invitation.
+    RespondInvite {
+        room: RoomId,
+        accept: bool,
+    },
+    RequestJoin {
+        room: RoomId,
+    },
+    /// Admins approve or deny a pending join request.
+    DecideRequest {
+        room: RoomId,
+        user: UserId,
+        approve: bool,
+    },
+    Kick {
+        room: RoomId,
+        user: UserId,
+    },
+    Ban {
+        room: RoomId,
+        user: UserRef,
+    },
+    Unban {
+        room: RoomId,
+        user: UserId,
+    },
+    /// The owner makes (`Admin`) or unmakes (`Member`) an admin.
+    SetRole {
+        room: RoomId,
+        user: UserId,
+        role: Role,
+    },
+    ListJoinRequests {
+        room: RoomId,
+    },
+    ListBans {
+        room: RoomId,
+    },
+    /// Notifications with `id < before` (0 = from the newest), newest first.
+    ListNotifications {
+        before: u64,
+        limit: u32,
+        unread_only: bool,
+    },
+    /// Marks notifications with `id <= up_to` read.
+    MarkRead {
+        up_to: u64,
+    },
+    RoomLog,
+    /// Audit entries with `id < before` (0 = from the newest), newest first.
+    RoomAudit {
+        room: RoomId,
+        before: u64,
+        limit: u32,
+    },
+    UpdateRoom {
+        room: RoomId,
+        name: String,
+        topic: String,
+    },
+}
+
+impl Request {
+    pub fn kind(&self) -> u8 {
+        match self {
+            Request::Hello(_) => kind::HELLO,
+            Request::Ping { .. } => kind::PING,
+            Request::Register { .. } => kind::REGISTER,
+            Request::Login { .. } => kind::LOGIN,
+            Request::Logout => kind::LOGOUT,
+            Request::CreateRoom { .. } => kind::CREATE_ROOM,
+            Request::ListRooms { .. } => kind::LIST_ROOMS,
+            Request::JoinRoom { .. } => kind::JOIN_ROOM,
+            Request::LeaveRoom { .. } => kind::LEAVE_ROOM,
+            Request::ListMembers { .. } => kind::LIST_MEMBERS,
+            Request::SendMessage { .. } => kind::SEND_MESSAGE,
+            Request::History { .. } => kind::HISTORY,
+            Request::MyRooms => kind::MY_ROOMS,
+            Request::Invite { .. } => kind::INVITE,
+            Request::RespondInvite { .. } => kind::RESPOND_INVITE,
+            Request::RequestJoin { .. } => kind::REQUEST_JOIN,
+            Request::DecideRequest { .. } => kind::DECIDE_REQUEST,
+            Request::Kick { .. } => kind::KICK,
+            Request::Ban { .. } => kind::BAN,
+            Request::Unban { .. } => kind::UNBAN,
+            Request::SetRole { .. } => kind::SET_ROLE,
+            Request::ListJoinRequests { .. } => kind::LIST_JOIN_REQUESTS,
+            Request::ListBans { .. } => kind::LIST_BANS,
+            Request::ListNotifications { .. } => kind::LIST_NOTIFICATIONS,
+            Request::MarkRead { .. } => kind::MARK_READ,
+            Request::RoomLog => kind::ROOM_LOG,
+            Request::RoomAudit { .. } => kind::ROOM_AUDIT,
+            Request::UpdateRoom { .. } => kind::UPDATE_ROOM,
+        }
+    }
+
+    /// A short stable name for logs and metrics labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Hello(_) => "hello",
+            Request::Ping { .. } => "ping",
+            Request::Register { .. } => "register",
+            Request::Login { .. } => "login",
+            Request::Logout => "logout",
+            Request::CreateRoom { .. } => "create_room",
+            Request::ListRooms { .. } => "list_rooms",
+            Request::JoinRoom { .. } => "join_room",
+            Request::LeaveRoom { .. } => "leave_room",
+            Request::ListMembers { .. } => "list_members",
+            Request::SendMessage { .. } => "send_message",
+            Request::History { .. } => "history",
+            Request::MyRooms => "my_rooms",
+            Request::Invite { .. } => "invite",
+            Request::RespondInvite { .. } => "respond_invite",
+            Request::RequestJoin { .. } => "request_join",
+            Request::DecideRequest { .. } => "decide_request",
+            Request::Kick { .. } => "kick",
+            Request::Ban { .. } => "ban",
+            Request::Unban { .. } => "unban",
+            Request::SetRole { .. } => "set_role",
+            Request::ListJoinRequests { .. } => "list_join_requests",
+            Request::ListBans { .. } => "list_bans",
+            Request::ListNotifications { .. } => "list_notifications",
+            Request::MarkRead { .. } => "mark_read",
+            Request::RoomLog => "room_log",
+            Request::RoomAudit { .. } => "room_audit",
+            Request::UpdateRoom { .. } => "update_room",
+        }
+    }
+
+    /// Appends this request as one whole frame.
+    pub fn encode(&self, req_id: u32, buf: &mut BytesMut) {
+        let start = begin_frame(buf, self.kind(), req_id);
+        match self {
+            Request::Hello(h) => {
+                put_varint(buf, h.version as u64);
+                put_str(buf, &h.client);
+                put_opt_str(buf, h.token.as_deref());
+                put_varint(buf, h.resume.len() as u64);
+                for p in &h.resume {
+                    put_varint(buf, p.room.0);
+                    put_varint(buf, p.after.0);
+                }
+            }
+            Request::Ping { nonce } => put_varint(buf, *nonce),
+            Request::Register { username, password } | Request::Login { username, password } => {
+                put_str(buf, username);
+                put_str(buf, password);
+            }
+            Request::Logout | Request::MyRooms | Request::RoomLog => {}
+            Request::Invite { room, user } | Request::Ban { room, user } => {
+                put_varint(buf, room.0);
+                user.encode(buf);
+            }
+            Request::RespondInvite { room, accept } => {
+                put_varint(buf, room.0);
+                put_bool(buf, *accept);
+            }
+            Request::RequestJoin { room }
+            | Request::ListJoinRequests { room }
+            | Request::ListBans { room } => put_varint(buf, room.0),
+            Request::DecideRequest {
+                room,
+                user,
+                approve,
+            } => {
+                put_varint(buf, room.0);
+                put_varint(buf, user.0);
+                put_bool(buf, *approve);
+            }
+            Request::Kick { room, user } | Request::Unban { room, user } => {
+                put_varint(buf, room.0);
+                put_varint(buf, user.0);
+            }
+            Request::SetRole { room, user, role } => {
+                put_varint(buf, room.0);
+                put_varint(buf, user.0);
+                buf.put_u8(*role as u8);
+            }
+            Request::ListNotifications {
+                before,
+                limit,
+                unread_only,
+            } => {
+                put_varint(buf, *before);
+                put_varint(buf, *limit as u64);
+                put_bool(buf, *unread_only);
+            }
+            Request::MarkRead { up_to } => put_varint(buf, *up_to),
+            Request::RoomAudit {
+                room,
+                before,
+                limit,
+            } => {
+                put_varint(buf, room.0);
+                put_varint(buf, *before);
+                put_varint(buf, *limit as u64);
+            }
+            Request::UpdateRoom { room, name, topic } => {
+                put_varint(buf, room.0);
+                put_str(buf, name);
+                put_str(buf, topic);
+            }
+            Request::CreateRoom {
+                name,
+                topic,
+                visibility,
+            } => {
+                put_str(buf, name);
+                put_str(buf, topic);
+                buf.put_u8(*visibility as u8);
+            }
+            Request::ListRooms {
+                query,
+                offset,
+                limit,
+            } => {
+                put_str(buf, query);
+                put_varint(buf, *offset as u64);
+                put_varint(buf, *limit as u64);
+            }
+            Request::JoinRoom { room }
+            | Request::LeaveRoom { room }
+            | Request::ListMembers { room } => put_varint(buf, room.0),
+            Request::SendMessage { room, body } => {
+                put_varint(buf, room.0);
+                put_str(buf, body);
+            }
+            Request::History {
+                room,
+                before,
+                limit,
+            } => {
+                put_varint(buf, room.0);
+                put_varint(buf, before.0);
+                put_varint(buf, *limit as u64);
+            }
+        }
+        end_frame(buf, start);
+    }
+
+    /// Decodes a request frame. Fails with [`DecodeError::UnknownFrameType`]
+    /// for types outside the request set.
+    pub fn decode(frame: &RawFrame) -> Result<Request, DecodeError> {
+        let mut r = Reader::new(&frame.payload);
+        let req = match frame.kind {
+            kind::HELLO => {
+                let version = r.varint_u16()?;
+                let client = r.str()?;
+                let token = r.opt_str()?;
+                let n = r.count()?;
+                let mut resume = Vec::with_capacity(prealloc(n));
+                for _ in 0..n {
+                    resume.push(ResumePoint {
+                        room: RoomId(r.varint()?),
+                        after: Seq(r.varint()?),
+                    });
+                }
+                Request::Hello(Hello {
+                    version,
+                    client,
+                    token,
+                    resume,
+                })
+            }
+            kind::PING => Request::Ping { nonce: r.varint()? },
+            kind::REGISTER => Request::Register {
+                username: r.str()?,
+                password: r.str()?,
+            },
+            kind::LOGIN => Request::Login {
+                username: r.str()?,
+                password: r.str()?,
+            },
+            kind::LOGOUT => Request::Logout,
+            kind::CREATE_ROOM => Request::CreateRoom {
+                name: r.str()?,
+                topic: r.str()?,
+                visibility: Visibility::decode(r.u8()?)?,
+            },
+            kind::LIST_ROOMS => Request::ListRooms {
+                query: r.str()?,
+                offset: r.varint_u32()?,
+                limit: r.varint_u32()?,
+            },
+            kind::JOIN_ROOM => Request::JoinRoom {
+                room: RoomId(r.varint()?),
+            },
+            kind::LEAVE_ROOM => Request::LeaveRoom {
+                room: RoomId(r.varint()?),
+            },
+            kind::LIST_MEMBERS => Request::ListMembers {
+                room: RoomId(r.varint()?),
+            },
+            kind::SEND_MESSAGE => Request::SendMessage {
+                room: RoomId(r.varint()?),
+                body: r.str()?,
+            },
+            kind::HISTORY => Request::History {
+                room: RoomId(r.varint()?),
+                before: Seq(r.varint()?),
+                limit: r.varint_u32()?,
+            },
+            kind::MY_ROOMS => Request::MyRooms,
+            kind::INVITE => Request::Invite {
+                room: RoomId(r.varint()?),
+                user: UserRef::decode(&mut r)?,
+            },
+            kind::RESPOND_INVITE => Request::RespondInvite {
+                room: RoomId(r.varint()?),
+                accept: r.bool()?,
+            },
+            kind::REQUEST_JOIN => Request::RequestJoin {
+                room: RoomId(r.varint()?),
+            },
+            kind::DECIDE_REQUEST => Request::DecideRequest {
+                room: RoomId(r.varint()?),
+                user: UserId(r.varint()?),
+                approve: r.bool()?,
+            },
+            kind::KICK => Request::Kick {
+                room: RoomId(r.varint()?),
+                user: UserId(r.varint()?),
+            },
+            kind::BAN => Request::Ban {
+                room: RoomId(r.varint()?),
+                user: UserRef::decode(&mut r)?,
+            },
+            kind::UNBAN => Request::Unban {
+                room: RoomId(r.varint()?),
+                user: UserId(r.varint()?),
+            },
+            kind::SET_ROLE => Request::SetRole {
+                room: RoomId(r.varint()?),
+                user: UserId(r.varint()?),
+                role: Role::decode(r.u8()?)?,
+            },
+            kind::LIST_JOIN_REQUESTS => Request::ListJoinRequests {
+                room: RoomId(r.varint()?),
+            },
+            kind::LIST_BANS => Request::ListBans {
+                room: RoomId(r.varint()?),
+            },
+            kind::LIST_NOTIFICATIONS => Request::ListNotifications {
+                before: r.varint()?,
+                limit: r.varint_u32()?,
+                unread_only: r.bool()?,
+            },
+            kind::MARK_READ => Request::MarkRead { up_to: r.varint()? },
+            kind::ROOM_LOG => Request::RoomLog,
+            kind::ROOM_AUDIT => Request::RoomAudit {
+                room: RoomId(r.varint()?),
+                before: r.varint()?,
+                limit: r.varint_u32()?,
+            },
+            kind::UPDATE_ROOM => Request::UpdateRoom {
+                room: RoomId(r.varint()?),
+                name: r.str()?,
+                topic: r.str()?,
+            },
+            other => return Err(DecodeError::UnknownFrameType(other)),
+        };
+        Ok(req)
+    }
+}

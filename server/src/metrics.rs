@@ -1,0 +1,745 @@
+//! Prometheus metrics (DESIGN.md invariant 9): every definition in one
+//! place, the admin listener that serves them, and the cheap recording
+//! helpers the hot path calls. `docs/METRICS.md` explains each metric.
+//!
+//! Design constraints:
+//!
+//! - **Handles, not lookups.** `metrics::counter!(...)` hashes its key into
+//!   the registry on every call. Everything the hot path touches is a
+//!   [`Counter`]/[`Gauge`]/[`Histogram`] handle created once, after the
+//!   recorder is installed, and kept in [`Metrics`] (or in a per-kind or
+//!   per-shard slot). Rare events (errors, connection open/close) may use
+//!   the macros directly.
+//! - **Per broadcast, never per recipient.** Fan-out records one
+//!   histogram sample and one counter add per event; writers count frames
+//!   and bytes per coalesced write, not per frame.
+//! - **Bounded labels.** Labels are transports, request kinds, error-code
+//!   names, shard indexes and store operations. Never a room or user id.
+//! - **Real histograms.** Every histogram has explicit buckets (otherwise
+//!   the exporter renders summaries, which cannot be aggregated), and a
+//!   background thread runs `run_upkeep()` so samples do not pile up
+//!   between scrapes.
+//!
+//! The recorder is process-global: [`install`] is idempotent, so tests that
+//! start many servers in one process share it.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use ::metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Gauge, Histogram, Unit,
+};
+use bytes::Bytes;
+use confab_protocol::frame::kind;
+use confab_protocol::wire::Reader;
+use confab_protocol::ErrorCode;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Default address of the admin listener serving `/metrics`.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Latency buckets in seconds: 50 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+/// Fan-out durations are microseconds: finer buckets, 1 µs to 100 ms.
+const FANOUT_SECONDS_BUCKETS: &[f64] = &[
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002_5,
+    0.01,
+    0.1,
+];
+const RECIPIENT_BUCKETS: &[f64] = &[
+    0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
+    50000.0,
+];
+const BATCH_OPS_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
+const WRITE_FRAMES_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+/// Metric names, so docs, dashboards and code agree on one spelling.
+pub mod name {
+    pub const CONNECTIONS: &str = "confab_connections";
+    pub const CONNECTIONS_OPENED: &str = "confab_connections_opened_total";
+    pub const DISCONNECTS: &str = "confab_disconnects_total";
+    pub const HANDSHAKES: &str = "confab_handshakes_total";
+    pub const AUTH_FAILURES: &str = "confab_auth_failures_total";
+    pub const FRAMES_RECEIVED: &str = "confab_frames_received_total";
+    pub const FRAMES_SENT: &str = "confab_frames_sent_total";
+    pub const BYTES_RECEIVED: &str = "confab_received_bytes_total";
+    pub const BYTES_SENT: &str = "confab_sent_bytes_total";
+    pub const WRITE_FRAMES: &str = "confab_write_frames";
+    pub const REQUESTS: &str = "confab_requests_total";
+    pub const REQUEST_DURATION: &str = "confab_request_duration_seconds";
+    pub const RATE_LIMITED: &str = "confab_rate_limited_total";
+    pub const BROADCASTS: &str = "confab_broadcast_recipients";
+    pub const BROADCAST_DURATION: &str = "confab_broadcast_duration_seconds";
+    pub const DELIVERIES: &str = "confab_deliveries_total";
+    pub const SHARD_QUEUE_DEPTH: &str = "confab_shard_queue_depth";
+    pub const SHARD_COMMANDS: &str = "confab_shard_commands_total";
+    pub const OUTBOUND_QUEUED: &str = "confab_outbound_queued_bytes";
+    pub const SLOW_CONSUMERS: &str = "confab_slow_consumer_disconnects_total";
+    pub const BATCH_OPS: &str = "confab_batch_operations";
+    pub const BATCH_COMMIT: &str = "confab_batch_commit_duration_seconds";
+    pub const BATCH_PENDING: &str = "confab_batch_pending_requests";
+    pub const SPOOL_BYTES: &str = "confab_spool_bytes";
+    pub const DB_ERRORS: &str = "confab_db_errors_total";
+    pub const STORE_QUERY: &str = "confab_store_query_duration_seconds";
+    pub const ROOMS: &str = "confab_rooms";
+    pub const MEMBERSHIPS: &str = "confab_room_memberships";
+    pub const ONLINE_USERS: &str = "confab_online_users";
+    pub const BUILD_INFO: &str = "confab_build_info";
+}
+
+/// The handles the hot path uses, created once after the recorder exists.
+pub struct Metrics {
+    pub frames_received: Counter,
+    pub bytes_received: Counter,
+    pub frames_sent: Counter,
+    pub bytes_sent: Counter,
+    pub write_frames: Histogram,
+    pub rate_limited: Counter,
+    pub broadcast_recipients: Histogram,
+    pub broadcast_duration: Histogram,
+    pub deliveries: Counter,
+    pub outbound_queued: Gauge,
+    pub slow_consumers: Counter,
+    pub batch_ops: Histogram,
+    pub batch_commit: Histogram,
+    pub batch_pending: Gauge,
+    pub batch_errors: Counter,
+    pub query_errors: Counter,
+    pub rooms: Gauge,
+    pub memberships: Gauge,
+    pub online_users: Gauge,
+}
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// Installs the Prometheus recorder (once per process), starts its upkeep
+/// thread and creates the handles. If another recorder is already
+/// installed, metrics go to it and this server's `/metrics` is empty.
+pub fn install() -> &'static Metrics {
+    HANDLE.get_or_init(|| {
+        let handle = build_recorder()
+            .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+            .ok()?;
+        describe();
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                upkeep.run_upkeep();
+            });
+        Some(handle)
+    });
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// The hot-path handles (installing the recorder first if needed).
+#[inline]
+pub fn get() -> &'static Metrics {
+    match METRICS.get() {
+        Some(m) => m,
+        None => install(),
+    }
+}
+
+fn build_recorder() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
+    use name::*;
+    let full = |n: &str| Matcher::Full(n.to_owned());
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(full(BROADCAST_DURATION), FANOUT_SECONDS_BUCKETS)?
+        .set_buckets_for_metric(full(BROADCASTS), RECIPIENT_BUCKETS)?
+        .set_buckets_for_metric(full(BATCH_OPS), BATCH_OPS_BUCKETS)?
+        .set_buckets_for_metric(full(WRITE_FRAMES), WRITE_FRAMES_BUCKETS)?
+        .install_recorder()
+}
+
+fn describe() {
+    use name::*;
+    describe_gauge!(CONNECTIONS, "Open client connections, by transport.");
+    describe_counter!(
+        CONNECTIONS_OPENED,
+        "Client connections accepted, by transport."
+    );
+    describe_counter!(
+        DISCONNECTS,
+        "Connections ended, by reason: the CLOSE code name, or `peer` when the client went away."
+    );
+    describe_counter!(
+        HANDSHAKES,
+        "HELLO handshakes, by result: `ok` or the code that ended the connection."
+    );
+    describe_counter!(
+        AUTH_FAILURES,
+        "Failed authentications, by reason (`invalid_token`, `invalid_credentials`)."
+    );
+    describe_counter!(FRAMES_RECEIVED, "Frames received from clients.");
+    describe_counter!(
+        BYTES_RECEIVED,
+        Unit::Bytes,
+        "Bytes of frames received from clients."
+    );
+    describe_counter!(FRAMES_SENT, "Frames written to clients.");
+    describe_counter!(BYTES_SENT, Unit::Bytes, "Bytes written to clients.");
+    describe_histogram!(WRITE_FRAMES, "Frames coalesced into one transport write.");
+    describe_counter!(
+        REQUESTS,
+        "Requests answered, by kind and result code (`ok` or the error code name)."
+    );
+    describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Time from a request's arrival to its response being written, by kind."
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "SEND_MESSAGE requests refused by the per-connection rate limit."
+    );
+    describe_histogram!(
+        BROADCASTS,
+        "Recipients (connections) per broadcast room event."
+    );
+    describe_histogram!(
+        BROADCAST_DURATION,
+        Unit::Seconds,
+        "Time to queue one room event to all its recipients."
+    );
+    describe_counter!(
+        DELIVERIES,
+        "Event frames queued to connections (sum of broadcast recipients)."
+    );
+    describe_gauge!(
+        SHARD_QUEUE_DEPTH,
+        "Commands waiting in a shard's queue, by shard."
+    );
+    describe_counter!(SHARD_COMMANDS, "Commands processed, by shard.");
+    describe_gauge!(
+        OUTBOUND_QUEUED,
+        Unit::Bytes,
+        "Bytes waiting in all outbound queues (sampled by each writer when it wakes)."
+    );
+    describe_counter!(
+        SLOW_CONSUMERS,
+        "Connections closed because their outbound queue overflowed."
+    );
+    describe_histogram!(BATCH_OPS, "Write operations per batch commit.");
+    describe_histogram!(
+        BATCH_COMMIT,
+        Unit::Seconds,
+        "Duration of one batch commit (transaction and fsync)."
+    );
+    describe_gauge!(
+        BATCH_PENDING,
+        "Write requests waiting for the batch writer after it took a batch."
+    );
+    describe_gauge!(
+        SPOOL_BYTES,
+        Unit::Bytes,
+        "Bytes in the on-disk spool of not-yet-committed writes."
+    );
+    describe_counter!(
+        DB_ERRORS,
+        "Database errors, by source (`batch` commit attempts, `query` reads)."
+    );
+    describe_histogram!(
+        STORE_QUERY,
+        Unit::Seconds,
+        "Store read/account query latency, by operation."
+    );
+    describe_gauge!(ROOMS, "Live rooms.");
+    describe_gauge!(
+        MEMBERSHIPS,
+        "Room memberships (sum of members over all rooms)."
+    );
+    describe_gauge!(
+        ONLINE_USERS,
+        "Users with at least one authenticated connection."
+    );
+    describe_gauge!(BUILD_INFO, "Always 1; labels carry the server version.");
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        use name::*;
+        gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        // Registered now so that it exists (at 0) before the spool does.
+        gauge!(SPOOL_BYTES).set(0.0);
+        // Known label values start at zero, so rates exist before the first event.
+        for reason in ["invalid_token", "invalid_credentials"] {
+            counter!(AUTH_FAILURES, "reason" => reason).absolute(0);
+        }
+        Metrics {
+            frames_received: counter!(FRAMES_RECEIVED),
+            bytes_received: counter!(BYTES_RECEIVED),
+            frames_sent: counter!(FRAMES_SENT),
+            bytes_sent: counter!(BYTES_SENT),
+            write_frames: histogram!(WRITE_FRAMES),
+            rate_limited: counter!(RATE_LIMITED),
+            broadcast_recipients: histogram!(BROADCASTS),
+            broadcast_duration: histogram!(BROADCAST_DURATION),
+            deliveries: counter!(DELIVERIES),
+            outbound_queued: gauge!(OUTBOUND_QUEUED),
+            slow_consumers: counter!(SLOW_CONSUMERS),
+            batch_ops: histogram!(BATCH_OPS),
+            batch_commit: histogram!(BATCH_COMMIT),
+            batch_pending: gauge!(BATCH_PENDING),
+            batch_errors: counter!(DB_ERRORS, "source" => "batch"),
+            query_errors: counter!(DB_ERRORS, "source" => "query"),
+            rooms: gauge!(ROOMS),
+            memberships: gauge!(MEMBERSHIPS),
+            online_users: gauge!(ONLINE_USERS),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Connections
+
+/// Counts one open connection of a transport (`"tcp"`, `"tls"`, `"ws"` …)
+/// for as long as it lives. Listeners create one per accepted connection.
+#[must_use = "the connection counts as open while the guard lives"]
+pub struct ConnectionGuard {
+    open: Gauge,
+}
+
+/// A connection of `transport` was accepted.
+pub fn connection_opened(transport: &'static str) -> ConnectionGuard {
+    get();
+    counter!(name::CONNECTIONS_OPENED, "transport" => transport).increment(1);
+    let open = gauge!(name::CONNECTIONS, "transport" => transport);
+    open.increment(1.0);
+    ConnectionGuard { open }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.open.decrement(1.0);
+    }
+}
+
+/// Per-connection bookkeeping for metrics, embedded in `outbound::Conn`:
+/// requests awaiting their response (for latency and result codes), whether
+/// the handshake completed, and the queue size this connection last
+/// contributed to the global outbound gauge.
+#[derive(Default)]
+pub struct ConnStats {
+    in_flight: Mutex<VecDeque<Pending>>,
+    handshaken: AtomicBool,
+    observed_queue: AtomicUsize,
+}
+
+/// A request waiting for its response.
+struct Pending {
+    req_id: u32,
+    kind: u8,
+    since: Instant,
+}
+
+/// Most requests tracked per connection; beyond, requests go untimed (a
+/// client pipelining this deep is measuring the server itself).
+const MAX_IN_FLIGHT: usize = 4096;
+
+impl ConnStats {
+    /// The writer observed `queued` bytes in this connection's queue.
+    fn observe_queue(&self, queued: usize) {
+        let before = self.observed_queue.swap(queued, Ordering::Relaxed);
+        if before != queued {
+            get()
+                .outbound_queued
+                .increment(queued as f64 - before as f64);
+        }
+    }
+}
+
+/// The handshake succeeded (WELCOME queued).
+pub fn handshake_ok(stats: &ConnStats) {
+    stats.handshaken.store(true, Ordering::Relaxed);
+    counter!(name::HANDSHAKES, "result" => "ok").increment(1);
+}
+
+/// An authentication attempt failed (`reason`: `invalid_token`,
+/// `invalid_credentials`).
+pub fn auth_failed(reason: &'static str) {
+    counter!(name::AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+/// The connection has ended; `reason` is why the server closed it (`None`
+/// when the peer went away first).
+pub fn connection_ended(stats: &ConnStats, reason: Option<ErrorCode>) {
+    let reason = reason.map(ErrorCode::name).unwrap_or("peer");
+    if !stats.handshaken.load(Ordering::Relaxed) {
+        counter!(name::HANDSHAKES, "result" => reason).increment(1);
+    }
+    counter!(name::DISCONNECTS, "reason" => reason).increment(1);
+    stats.observe_queue(0);
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+
+/// Handles of one request kind, created the first time the kind is seen.
+struct KindMetrics {
+    name: &'static str,
+    ok: Counter,
+    latency: Histogram,
+}
+
+/// Indexed by the request's frame type (requests are `0x01..=0x3F`).
+static KINDS: [OnceLock<KindMetrics>; 64] = [const { OnceLock::new() }; 64];
+
+/// The HELLO frame arrived (it is the handshake, not a request).
+pub fn hello_received(len: usize) {
+    let m = get();
+    m.frames_received.increment(1);
+    m.bytes_received.increment(len as u64);
+}
+
+/// A request frame of `len` bytes was decoded as `name`; its response will
+/// be matched by `req_id` when written (see [`frames_written`]).
+pub fn request_received(
+    stats: &ConnStats,
+    frame_kind: u8,
+    name: &'static str,
+    req_id: u32,
+    len: usize,
+) {
+    let m = get();
+    m.frames_received.increment(1);
+    m.bytes_received.increment(len as u64);
+    let slot = (frame_kind & 0x3f) as usize;
+    KINDS[slot].get_or_init(|| KindMetrics {
+        name,
+        ok: counter!(name::REQUESTS, "kind" => name, "code" => "ok"),
+        latency: histogram!(name::REQUEST_DURATION, "kind" => name),
+    });
+    if let Ok(mut q) = stats.in_flight.lock() {
+        if q.len() < MAX_IN_FLIGHT {
+            q.push_back(Pending {
+                req_id,
+                kind: slot as u8,
+                since: Instant::now(),
+            });
+        }
+    }
+}
+
+/// A SEND_MESSAGE was refused by the rate limit.
+pub fn rate_limited() {
+    get().rate_limited.increment(1);
+}
+
+/// The writer wrote `frames` (`bytes` of them counted against the queue,
+/// which held `queued` bytes when it woke): counts them and completes the
+/// requests whose responses were among them.
+pub fn frames_written(stats: &ConnStats, frames: &[Bytes], queued: usize) {
+    let m = get();
+    let bytes: usize = frames.iter().map(Bytes::len).sum();
+    m.frames_sent.increment(frames.len() as u64);
+    m.bytes_sent.increment(bytes as u64);
+    m.write_frames.record(frames.len() as f64);
+    stats.observe_queue(queued);
+    let mut responses = frames
+        .iter()
+        .filter(|f| f.len() >= 9 && (0x40..0x80).contains(&f[4]))
+        .peekable();
+    if responses.peek().is_none() {
+        return;
+    }
+    let Ok(mut q) = stats.in_flight.lock() else {
+        return;
+    };
+    let now = Instant::now();
+    for f in responses {
+        let req_id = u32::from_be_bytes([f[5], f[6], f[7], f[8]]);
+        // Responses mostly come back in request order: search from the front.
+        let Some(pos) = q.iter().position(|p| p.req_id == req_id) else {
+            continue;
+        };
+        let Some(p) = q.remove(pos) else { continue };
+        let Some(km) = KINDS[p.kind as usize].get() else {
+            continue;
+        };
+        km.latency.record(now.duration_since(p.since).as_secs_f64());
+        if f[4] == kind::ERROR {
+            let code = Reader::new(&f[9..])
+                .varint()
+                .ok()
+                .and_then(|c| u16::try_from(c).ok())
+                .and_then(ErrorCode::from_u16)
+                .map(ErrorCode::name)
+                .unwrap_or("other");
+            counter!(name::REQUESTS, "kind" => km.name, "code" => code).increment(1);
+        } else {
+            km.ok.increment(1);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fan-out and shards
+
+/// One room event was queued to `recipients` connections, starting at
+/// `started`.
+#[inline]
+pub fn broadcast(recipients: usize, started: Instant) {
+    let m = get();
+    m.broadcast_duration.record(started.elapsed().as_secs_f64());
+    m.broadcast_recipients.record(recipients as f64);
+    m.deliveries.increment(recipients as u64);
+}
+
+/// Handles of one shard.
+pub struct ShardMetrics {
+    commands: Counter,
+    queue_depth: Gauge,
+}
+
+/// Shards are at most 1024 (`config::validate`).
+static SHARDS: [OnceLock<ShardMetrics>; 1024] = [const { OnceLock::new() }; 1024];
+
+/// Shard `index` took a command; `queued` more are waiting.
+#[inline]
+pub fn shard_command(index: usize, queued: usize) {
+    let Some(slot) = SHARDS.get(index) else {
+        return;
+    };
+    let m = slot.get_or_init(|| {
+        get();
+        let shard = index.to_string();
+        ShardMetrics {
+            commands: counter!(name::SHARD_COMMANDS, "shard" => shard.clone()),
+            queue_depth: gauge!(name::SHARD_QUEUE_DEPTH, "shard" => shard),
+        }
+    });
+    m.commands.increment(1);
+    m.queue_depth.set(queued as f64);
+}
+
+/// A connection was closed as a slow consumer.
+pub fn slow_consumer() {
+    get().slow_consumers.increment(1);
+}
+
+// ---------------------------------------------------------------------------
+// Storage
+
+/// The batch writer committed `ops` operations in `took`, leaving `pending`
+/// requests queued.
+pub fn batch_committed(ops: usize, took: Duration, pending: usize) {
+    let m = get();
+    m.batch_pending.set(pending as f64);
+    if ops == 0 {
+        return; // a flush marker: nothing was written
+    }
+    m.batch_ops.record(ops as f64);
+    m.batch_commit.record(took.as_secs_f64());
+}
+
+/// A batch commit attempt failed.
+pub fn batch_error() {
+    get().batch_errors.increment(1);
+}
+
+/// A store query failed.
+pub fn query_error() {
+    get().query_errors.increment(1);
+}
+
+/// Runs a store query, recording its latency under `op`.
+pub async fn query<F: Future>(op: &'static str, fut: F) -> F::Output {
+    let started = Instant::now();
+    let out = fut.await;
+    histogram!(name::STORE_QUERY, "op" => op).record(started.elapsed().as_secs_f64());
+    out
+}
+
+/// Rooms and memberships restored at start-up.
+pub fn restored(rooms: usize, memberships: usize) {
+    let m = get();
+    m.rooms.increment(rooms as f64);
+    m.memberships.increment(memberships as f64);
+}
+
+// ---------------------------------------------------------------------------
+// The admin listener
+
+/// Binds the admin listener and serves `GET /metrics` until `shutdown`.
+/// Returns the bound address.
+///
+/// A hand-written HTTP/1.1 responder for one read-only route, not hyper:
+/// the exporter's own listener would own the global recorder (servers in
+/// one test process share it), and one route does not justify an HTTP stack
+/// in the server's dependency tree. Each request is answered and the
+/// connection closed; requests are bounded in size and time.
+pub async fn serve_admin(
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    install();
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let collector = metrics_process::Collector::default();
+    collector.describe();
+    let collector = std::sync::Arc::new(collector);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = listener.accept() => r,
+            };
+            let Ok((stream, _)) = accepted else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let collector = collector.clone();
+            tokio::spawn(async move {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(10), answer(stream, &collector)).await;
+            });
+        }
+    });
+    Ok(local)
+}
+
+/// Reads one request head and answers it.
+async fn answer(
+    mut stream: tokio::net::TcpStream,
+    collector: &metrics_process::Collector,
+) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 || head.len() + n > 16 * 1024 {
+            return Ok(());
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|b| *b == b' ');
+    let (method, target) = (parts.next(), parts.next());
+    let path = target.map(|t| t.split(|b| *b == b'?').next().unwrap_or_default());
+    let (status, body) = match (method, path) {
+        (Some(b"GET"), Some(b"/metrics")) => {
+            collector.collect();
+            let body = HANDLE
+                .get()
+                .and_then(Option::as_ref)
+                .map(PrometheusHandle::render)
+                .unwrap_or_default();
+            ("200 OK", body)
+        }
+        (Some(b"GET"), Some(b"/")) => ("200 OK", "confabd admin: see /metrics\n".to_owned()),
+        (Some(b"GET"), _) => ("404 Not Found", "not found\n".to_owned()),
+        _ => ("405 Method Not Allowed", "only GET\n".to_owned()),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_protocol::ServerMsg;
+
+    fn frame(msg: &ServerMsg, req_id: u32) -> Bytes {
+        let mut buf = bytes::BytesMut::new();
+        msg.encode(req_id, &mut buf);
+        buf.freeze()
+    }
+
+    #[test]
+    fn responses_complete_their_requests_in_any_order() {
+        install();
+        let stats = ConnStats::default();
+        request_received(&stats, kind::PING, "ping", 7, 10);
+        request_received(&stats, kind::PING, "ping", 8, 10);
+        request_received(&stats, kind::PING, "ping", 9, 10);
+        let error = ServerMsg::Error {
+            code: ErrorCode::RateLimited as u16,
+            message: "x".into(),
+        };
+        let frames = [
+            frame(&ServerMsg::Pong { nonce: 1 }, 8),
+            frame(&error, 7),
+            frame(&ServerMsg::Pong { nonce: 1 }, 99),
+        ];
+        frames_written(&stats, &frames, 0);
+        let left: Vec<u32> = stats
+            .in_flight
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|p| p.req_id)
+            .collect();
+        assert_eq!(left, vec![9], "7 and 8 answered; 99 was never asked");
+        let text = HANDLE.get().unwrap().as_ref().unwrap().render();
+        let line = format!(
+            r#"confab_requests_total{{kind="ping",code="{}"}} "#,
+            ErrorCode::RateLimited.name()
+        );
+        assert!(text.contains(&line), "{text}");
+    }
+
+    #[tokio::test]
+    async fn admin_listener_serves_metrics_and_nothing_else() {
+        let stop = CancellationToken::new();
+        let addr = serve_admin("127.0.0.1:0".parse().unwrap(), stop.clone())
+            .await
+            .unwrap();
+        broadcast(10, Instant::now());
+        let get = |path: &'static str| async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        };
+        let metrics = get("/metrics").await;
+        assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+        assert!(
+            metrics.contains("confab_broadcast_recipients_bucket"),
+            "histograms have buckets"
+        );
+        assert!(
+            metrics.contains("process_cpu_seconds_total"),
+            "process metrics"
+        );
+        assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
+        stop.cancel();
+    }
+}

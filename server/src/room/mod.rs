@@ -1,0 +1,918 @@
+//! The room state machine: every rule about a room, with no I/O.
+//!
+//! `Room::apply(command, now)` checks a command against the room's state,
+//! mutates it and returns the [`Effect`]s for the shard to carry out
+//! (broadcast and persist events, persist state changes, change fan-out
+//! subscriptions, notify users, audit). It knows nothing of sockets, tasks
+//! or databases, so every rule is tested here, fast and deterministically,
+//! with explicit clocks.
+//!
+//! The governance rules (SPEC.md §8) in one place:
+//! - roles: owner > admin > member; the owner is an admin; only the owner
+//!   makes and unmakes admins; admins invite, decide requests, kick, ban;
+//! - private rooms are joined only by invitation or approved request;
+//!   banned users cannot join, request or be invited;
+//! - succession: whenever the owner is gone and members remain, ownership
+//!   passes to the earliest-joined admin, else the earliest-joined member;
+//! - termination: no member left, or one non-admin member left (who is
+//!   removed and notified); a lone admin keeps the room until they leave.
+//!
+//! **Invariants:** sequence numbers are 1, 2, 3, … without gaps; a live room
+//! with members has exactly one owner, who is a member; a terminated room
+//! accepts no command.
+
+use confab_protocol::{
+    notification_kind as notify, ErrorCode, EventBody, Millis, Role, RoomEvent, RoomId, RoomInfo,
+    Seq, UserId, Visibility,
+};
+use confab_store::{leave_reason, WriteOp};
+
+/// The actor of system-made changes (succession, termination).
+pub const SYSTEM: UserId = UserId(0);
+
+/// One member of a room, in join order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberState {
+    pub user: UserId,
+    pub username: String,
+    pub role: Role,
+    pub joined_at: Millis,
+}
+
+/// A user attached to a room by something pending or restrictive: an
+/// invitation, a join request or a ban.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserMark {
+    pub user: UserId,
+    pub username: String,
+    /// Who invited or banned (the requester themself for a request).
+    pub by: UserId,
+    pub at: Millis,
+}
+
+/// What a shard must do after a command was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// A new sequenced event: broadcast it to the room's online members,
+    /// keep it in the room's tail and persist it.
+    Event(RoomEvent),
+    /// A state change to persist, ordered with the events around it.
+    Persist(WriteOp),
+    /// Start delivering the room's events to this user's connections.
+    Subscribe(UserId),
+    /// Stop delivering the room's events to this user's connections.
+    Unsubscribe(UserId),
+    /// Create (persist and deliver) a notification for `user`.
+    Notify {
+        user: UserId,
+        kind: u8,
+        actor: UserId,
+        actor_name: String,
+    },
+    /// Record an audit-trail entry about this room.
+    Audit {
+        actor: UserId,
+        action: &'static str,
+        target: Option<UserId>,
+        detail: String,
+    },
+}
+
+/// A request to change a room, already authenticated (and with target
+/// users resolved to ids by the session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Join {
+        user: UserId,
+        username: String,
+    },
+    Leave {
+        user: UserId,
+    },
+    Post {
+        user: UserId,
+        text: String,
+    },
+    Invite {
+        by: UserId,
+        target: UserId,
+        target_name: String,
+    },
+    RespondInvite {
+        user: UserId,
+        username: String,
+        accept: bool,
+    },
+    RequestJoin {
+        user: UserId,
+        username: String,
+    },
+    Decide {
+        by: UserId,
+        target: UserId,
+        approve: bool,
+    },
+    Kick {
+        by: UserId,
+        target: UserId,
+    },
+    Ban {
+        by: UserId,
+        target: UserId,
+        target_name: String,
+    },
+    Unban {
+        by: UserId,
+        target: UserId,
+    },
+    SetRole {
+        by: UserId,
+        target: UserId,
+        role: Role,
+    },
+    Update {
+        by: UserId,
+        name: String,
+        topic: String,
+    },
+}
+
+/// Everything needed to rebuild a room from the store.
+#[derive(Debug, Clone)]
+pub struct RoomSnapshot {
+    pub id: RoomId,
+    pub name: String,
+    pub topic: String,
+    pub visibility: Visibility,
+    pub owner: UserId,
+    pub created_at: Millis,
+    pub last_seq: Seq,
+    pub terminated: bool,
+    /// In join order.
+    pub members: Vec<MemberState>,
+    pub bans: Vec<UserMark>,
+    pub invites: Vec<UserMark>,
+    /// Oldest first.
+    pub requests: Vec<UserMark>,
+}
+
+/// A room's state, owned by exactly one shard.
+#[derive(Debug, Clone)]
+pub struct Room {
+    pub id: RoomId,
+    pub name: String,
+    pub topic: String,
+    pub visibility: Visibility,
+    pub owner: UserId,
+    pub created_at: Millis,
+    /// The sequence number of the latest event.
+    pub last_seq: Seq,
+    pub terminated: bool,
+    /// Members in join order.
+    members: Vec<MemberState>,
+    bans: Vec<UserMark>,
+    invites: Vec<UserMark>,
+    /// Pending join requests, oldest first.
+    requests: Vec<UserMark>,
+}
+
+type Outcome = Result<Vec<Effect>, ErrorCode>;
+
+impl Room {
+    /// A new room created by `creator`, who becomes owner and first member.
+    pub fn create(
+        id: RoomId,
+        name: String,
+        topic: String,
+        visibility: Visibility,
+        creator: UserId,
+        creator_name: String,
+        now: Millis,
+    ) -> (Room, Vec<Effect>) {
+        let mut room = Room {
+            id,
+            name: name.clone(),
+            topic: topic.clone(),
+            visibility,
+            owner: creator,
+            created_at: now,
+            last_seq: Seq(0),
+            terminated: false,
+            members: vec![MemberState {
+                user: creator,
+                username: creator_name.clone(),
+                role: Role::Owner,
+                joined_at: now,
+            }],
+            bans: Vec::new(),
+            invites: Vec::new(),
+            requests: Vec::new(),
+        };
+        let mut fx = vec![
+            Effect::Persist(WriteOp::CreateRoom {
+                room: id,
+                name: name.clone(),
+                topic: topic.clone(),
+                visibility,
+                owner: creator,
+                created_at: now,
+            }),
+            Effect::Persist(WriteOp::AddMember {
+                room: id,
+                user: creator,
+                role: Role::Owner,
+                joined_at: now,
+            }),
+            Effect::Persist(WriteOp::LogJoin {
+                user: creator,
+                room: id,
+                at: now,
+            }),
+            Effect::Subscribe(creator),
+        ];
+        let ev = room.event(
+            creator,
+            creator_name,
+            now,
+            EventBody::RoomCreated { name, topic },
+        );
+        fx.push(ev);
+        fx.push(audit(creator, "room_created", None, ""));
+        (room, fx)
+    }
+
+    /// A room reloaded from the store at start-up.
+    pub fn restore(s: RoomSnapshot) -> Room {
+        Room {
+            id: s.id,
+            name: s.name,
+            topic: s.topic,
+            visibility: s.visibility,
+            owner: s.owner,
+            created_at: s.created_at,
+            last_seq: s.last_seq,
+            terminated: s.terminated,
+            members: s.members,
+            bans: s.bans,
+            invites: s.invites,
+            requests: s.requests,
+        }
+    }
+
+    pub fn members(&self) -> &[MemberState] {
+        &self.members
+    }
+
+    pub fn member(&self, user: UserId) -> Option<&MemberState> {
+        self.members.iter().find(|m| m.user == user)
+    }
+
+    pub fn is_member(&self, user: UserId) -> bool {
+        self.member(user).is_some()
+    }
+
+    pub fn is_admin(&self, user: UserId) -> bool {
+        self.member(user).is_some_and(|m| m.role.is_admin())
+    }
+
+    pub fn is_banned(&self, user: UserId) -> bool {
+        self.bans.iter().any(|b| b.user == user)
+    }
+
+    pub fn bans(&self) -> &[UserMark] {
+        &self.bans
+    }
+
+    pub fn invites(&self) -> &[UserMark] {
+        &self.invites
+    }
+
+    pub fn requests(&self) -> &[UserMark] {
+        &self.requests
+    }
+
+    pub fn info(&self) -> RoomInfo {
+        RoomInfo {
+            id: self.id,
+            name: self.name.clone(),
+            topic: self.topic.clone(),
+            visibility: self.visibility,
+            owner: self.owner,
+            member_count: self.members.len() as u32,
+            last_seq: self.last_seq,
+            created_at: self.created_at,
+        }
+    }
+
+    /// Checks that `user` may read the room (members of a live room).
+    pub fn check_reader(&self, user: UserId) -> Result<(), ErrorCode> {
+        self.live()?;
+        self.member(user).map(|_| ()).ok_or(ErrorCode::NotAMember)
+    }
+
+    /// Checks that `user` administers the live room.
+    pub fn check_admin(&self, user: UserId) -> Result<(), ErrorCode> {
+        self.admin(user).map(|_| ())
+    }
+
+    /// Applies `cmd` at time `now`. On error the room is unchanged.
+    pub fn apply(&mut self, cmd: Command, now: Millis) -> Outcome {
+        self.live()?;
+        match cmd {
+            Command::Join { user, username } => self.join(user, username, now),
+            Command::Leave { user } => self.leave(user, now),
+            Command::Post { user, text } => self.post(user, text, now),
+            Command::Invite {
+                by,
+                target,
+                target_name,
+            } => self.invite(by, target, target_name, now),
+            Command::RespondInvite {
+                user,
+                username,
+                accept,
+            } => self.respond_invite(user, username, accept, now),
+            Command::RequestJoin { user, username } => self.request_join(user, username, now),
+            Command::Decide {
+                by,
+                target,
+                approve,
+            } => self.decide(by, target, approve, now),
+            Command::Kick { by, target } => self.kick(by, target, now),
+            Command::Ban {
+                by,
+                target,
+                target_name,
+            } => self.ban(by, target, target_name, now),
+            Command::Unban { by, target } => self.unban(by, target),
+            Command::SetRole { by, target, role } => self.set_role(by, target, role, now),
+            Command::Update { by, name, topic } => self.update(by, name, topic, now),
+        }
+    }
+
+    fn live(&self) -> Result<(), ErrorCode> {
+        if self.terminated {
+            Err(ErrorCode::RoomTerminated)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn admin(&self, user: UserId) -> Result<&MemberState, ErrorCode> {
+        self.live()?;
+        let m = self.member(user).ok_or(ErrorCode::NotAMember)?;
+        if m.role.is_admin() {
+            Ok(m)
+        } else {
+            Err(ErrorCode::NotAdmin)
+        }
+    }
+
+    fn join(&mut self, user: UserId, username: String, now: Millis) -> Outcome {
+        if self.is_banned(user) {
+            return Err(ErrorCode::Banned);
+        }
+        if self.is_member(user) {
+            return Err(ErrorCode::AlreadyMember);
+        }
+        let invited = self.invites.iter().any(|i| i.user == user);
+        if self.visibility == Visibility::Private && !invited {
+            return Err(ErrorCode::RoomPrivate);
+        }
+        let mut fx = Vec::new();
+        self.add_member(user, username, &mut fx, now);
+        Ok(fx)
+    }
+
+    /// Adds a member (clearing their invitation and request) and announces it.
+    fn add_member(&mut self, user: UserId, username: String, fx: &mut Vec<Effect>, now: Millis) {
+        self.clear_pending(user, fx);
+        self.members.push(MemberState {
+            user,
+            username: username.clone(),
+            role: Role::Member,
+            joined_at: now,
+        });
+        fx.push(Effect::Persist(WriteOp::AddMember {
+            room: self.id,
+            user,
+            role: Role::Member,
+            joined_at: now,
+        }));
+        fx.push(Effect::Persist(WriteOp::LogJoin {
+            user,
+            room: self.id,
+            at: now,
+        }));
+        fx.push(Effect::Subscribe(user));
+        let ev = self.event(user, username, now, EventBody::MemberJoined);
+        fx.push(ev);
+        fx.push(audit(user, "member_joined", None, ""));
+    }
+
+    /// Drops `user`'s pending invitation and join request, if any.
+    fn clear_pending(&mut self, user: UserId, fx: &mut Vec<Effect>) {
+        if let Some(i) = self.invites.iter().position(|i| i.user == user) {
+            self.invites.remove(i);
+            fx.push(Effect::Persist(WriteOp::DeleteInvite {
+                room: self.id,
+                user,
+            }));
+        }
+        if let Some(i) = self.requests.iter().position(|r| r.user == user) {
+            self.requests.remove(i);
+            fx.push(Effect::Persist(WriteOp::DeleteJoinRequest {
+                room: self.id,
+                user,
+            }));
+        }
+    }
+
+    /// Removes a member; `announce` is the event the room sees (the removed
+    /// user's connections still receive it, then nothing more).
+    fn remove_member(
+        &mut self,
+        user: UserId,
+        reason: u8,
+        actor: (UserId, String),
+        announce: EventBody,
+        now: Millis,
+    ) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if let Some(idx) = self.members.iter().position(|m| m.user == user) {
+            self.members.remove(idx);
+            fx.push(Effect::Persist(WriteOp::RemoveMember {
+                room: self.id,
+                user,
+            }));
+            fx.push(Effect::Persist(WriteOp::LogLeave {
+                user,
+                room: self.id,
+                at: now,
+                reason,
+            }));
+        }
+        let ev = self.event(actor.0, actor.1, now, announce);
+        fx.push(ev);
+        fx.push(Effect::Unsubscribe(user));
+        fx
+    }
+
+    fn leave(&mut self, user: UserId, now: Millis) -> Outcome {
+        let name = self
+            .member(user)
+            .ok_or(ErrorCode::NotAMember)?
+            .username
+            .clone();
+        let mut fx = self.remove_member(
+            user,
+            leave_reason::LEFT,
+            (user, name),
+            EventBody::MemberLeft,
+            now,
+        );
+        fx.push(audit(user, "member_left", None, ""));
+        self.after_removal(&mut fx, now);
+        Ok(fx)
+    }
+
+    fn post(&mut self, user: UserId, text: String, now: Millis) -> Outcome {
+        let name = self
+            .member(user)
+            .ok_or(ErrorCode::NotAMember)?
+            .username
+            .clone();
+        Ok(vec![self.event(
+            user,
+            name,
+            now,
+            EventBody::Message { text },
+        )])
+    }
+
+    fn invite(&mut self, by: UserId, target: UserId, target_name: String, now: Millis) -> Outcome {
+        let by_name = self.admin(by)?.username.clone();
+        if self.is_member(target) {
+            return Err(ErrorCode::AlreadyMember);
+        }
+        if self.is_banned(target) {
+            return Err(ErrorCode::TargetBanned);
+        }
+        if self.invites.iter().any(|i| i.user == target) {
+            return Err(ErrorCode::AlreadyInvited);
+        }
+        self.invites.push(UserMark {
+            user: target,
+            username: target_name,
+            by,
+            at: now,
+        });
+        Ok(vec![
+            Effect::Persist(WriteOp::PutInvite {
+                room: self.id,
+                user: target,
+                by,
+                at: now,
+            }),
+            Effect::Notify {
+                user: target,
+                kind: notify::INVITED,
+                actor: by,
+                actor_name: by_name,
+            },
+            audit(by, "invited", Some(target), ""),
+        ])
+    }
+
+    fn respond_invite(
+        &mut self,
+        user: UserId,
+        username: String,
+        accept: bool,
+        now: Millis,
+    ) -> Outcome {
+        if !self.invites.iter().any(|i| i.user == user) {
+            return Err(ErrorCode::NotInvited);
+        }
+        if accept {
+            return self.join(user, username, now);
+        }
+        let mut fx = Vec::new();
+        self.clear_pending(user, &mut fx);
+        fx.push(audit(user, "invite_declined", None, ""));
+        Ok(fx)
+    }
+
+    fn request_join(&mut self, user: UserId, username: String, now: Millis) -> Outcome {
+        if self.is_banned(user) {
+            return Err(ErrorCode::Banned);
+        }
+        if self.is_member(user) {
+            return Err(ErrorCode::AlreadyMember);
+        }
+        if self.requests.iter().any(|r| r.user == user) {
+            return Err(ErrorCode::AlreadyRequested);
+        }
+        self.requests.push(UserMark {
+            user,
+            username: username.clone(),
+            by: user,
+            at: now,
+        });
+        let mut fx = vec![Effect::Persist(WriteOp::PutJoinRequest {
+            room: self.id,
+            user,
+            at: now,
+        })];
+        for admin in self.members.iter().filter(|m| m.role.is_admin()) {
+            fx.push(Effect::Notify {
+                user: admin.user,
+                kind: notify::JOIN_REQUEST,
+                actor: user,
+                actor_name: username.clone(),
+            });
+        }
+        fx.push(audit(user, "join_requested", None, ""));
+        Ok(fx)
+    }
+
+    fn decide(&mut self, by: UserId, target: UserId, approve: bool, now: Millis) -> Outcome {
+        let by_name = self.admin(by)?.username.clone();
+        let idx = self
+            .requests
+            .iter()
+            .position(|r| r.user == target)
+            .ok_or(ErrorCode::NoSuchRequest)?;
+        let mut fx = Vec::new();
+        if approve {
+            let username = self.requests[idx].username.clone();
+            self.add_member(target, username, &mut fx, now);
+            fx.push(Effect::Notify {
+                user: target,
+                kind: notify::REQUEST_APPROVED,
+                actor: by,
+                actor_name: by_name,
+            });
+            fx.push(audit(by, "request_approved", Some(target), ""));
+        } else {
+            self.clear_pending(target, &mut fx);
+            fx.push(Effect::Notify {
+                user: target,
+                kind: notify::REQUEST_DENIED,
+                actor: by,
+                actor_name: by_name,
+            });
+            fx.push(audit(by, "request_denied", Some(target), ""));
+        }
+        Ok(fx)
+    }
+
+    /// Checks that `by` may kick or ban `target` (which need not be a member).
+    fn check_power_over(&self, by: UserId, target: UserId) -> Result<String, ErrorCode> {
+        let by_member = self.admin(by)?;
+        if target == by {
+            return Err(ErrorCode::CannotTargetSelf);
+        }
+        if target == self.owner {
+            return Err(ErrorCode::CannotTargetOwner);
+        }
+        if self.is_admin(target) && by_member.role != Role::Owner {
+            return Err(ErrorCode::NotOwner);
+        }
+        Ok(by_member.username.clone())
+    }
+
+    fn kick(&mut self, by: UserId, target: UserId, now: Millis) -> Outcome {
+        let by_name = self.check_power_over(by, target)?;
+        let target_name = self
+            .member(target)
+            .ok_or(ErrorCode::TargetNotMember)?
+            .username
+            .clone();
+        let announce = EventBody::MemberKicked {
+            target,
+            target_name,
+        };
+        let mut fx = self.remove_member(
+            target,
+            leave_reason::KICKED,
+            (by, by_name.clone()),
+            announce,
+            now,
+        );
+        fx.push(Effect::Notify {
+            user: target,
+            kind: notify::KICKED,
+            actor: by,
+            actor_name: by_name,
+        });
+        fx.push(audit(by, "member_kicked", Some(target), ""));
+        self.after_removal(&mut fx, now);
+        Ok(fx)
+    }
+
+    fn ban(&mut self, by: UserId, target: UserId, target_name: String, now: Millis) -> Outcome {
+        let by_name = self.check_power_over(by, target)?;
+        if self.is_banned(target) {
+            return Err(ErrorCode::AlreadyBanned);
+        }
+        let mut fx = Vec::new();
+        self.clear_pending(target, &mut fx);
+        self.bans.push(UserMark {
+            user: target,
+            username: target_name.clone(),
+            by,
+            at: now,
+        });
+        fx.push(Effect::Persist(WriteOp::Ban {
+            room: self.id,
+            user: target,
+            by,
+            at: now,
+        }));
+        let announce = EventBody::MemberBanned {
+            target,
+            target_name,
+        };
+        let was_member = self.is_member(target);
+        if was_member {
+            fx.extend(self.remove_member(
+                target,
+                leave_reason::BANNED,
+                (by, by_name.clone()),
+                announce,
+                now,
+            ));
+        } else {
+            let ev = self.event(by, by_name.clone(), now, announce);
+            fx.push(ev);
+        }
+        fx.push(Effect::Notify {
+            user: target,
+            kind: notify::BANNED,
+            actor: by,
+            actor_name: by_name,
+        });
+        fx.push(audit(by, "member_banned", Some(target), ""));
+        if was_member {
+            self.after_removal(&mut fx, now);
+        }
+        Ok(fx)
+    }
+
+    fn unban(&mut self, by: UserId, target: UserId) -> Outcome {
+        let by_name = self.admin(by)?.username.clone();
+        let idx = self
+            .bans
+            .iter()
+            .position(|b| b.user == target)
+            .ok_or(ErrorCode::NotBanned)?;
+        self.bans.remove(idx);
+        Ok(vec![
+            Effect::Persist(WriteOp::Unban {
+                room: self.id,
+                user: target,
+            }),
+            Effect::Notify {
+                user: target,
+                kind: notify::UNBANNED,
+                actor: by,
+                actor_name: by_name,
+            },
+            audit(by, "member_unbanned", Some(target), ""),
+        ])
+    }
+
+    fn set_role(&mut self, by: UserId, target: UserId, role: Role, now: Millis) -> Outcome {
+        let by_member = self.member(by).ok_or(ErrorCode::NotAMember)?;
+        if by_member.role != Role::Owner {
+            return Err(ErrorCode::NotOwner);
+        }
+        let by_name = by_member.username.clone();
+        if role == Role::Owner {
+            return Err(ErrorCode::InvalidRole);
+        }
+        if target == by {
+            return Err(ErrorCode::CannotTargetSelf);
+        }
+        let member = self
+            .members
+            .iter_mut()
+            .find(|m| m.user == target)
+            .ok_or(ErrorCode::TargetNotMember)?;
+        if member.role == role {
+            return Ok(Vec::new());
+        }
+        member.role = role;
+        let target_name = member.username.clone();
+        let detail = role_name(role);
+        let ev = self.event(
+            by,
+            by_name.clone(),
+            now,
+            EventBody::RoleChanged {
+                target,
+                target_name,
+                role,
+            },
+        );
+        Ok(vec![
+            Effect::Persist(WriteOp::SetRole {
+                room: self.id,
+                user: target,
+                role,
+            }),
+            ev,
+            Effect::Notify {
+                user: target,
+                kind: notify::ROLE_CHANGED,
+                actor: by,
+                actor_name: by_name,
+            },
+            audit(by, "role_changed", Some(target), detail),
+        ])
+    }
+
+    fn update(&mut self, by: UserId, name: String, topic: String, now: Millis) -> Outcome {
+        let by_name = self.admin(by)?.username.clone();
+        self.name = name.clone();
+        self.topic = topic.clone();
+        let ev = self.event(
+            by,
+            by_name,
+            now,
+            EventBody::RoomUpdated {
+                name: name.clone(),
+                topic: topic.clone(),
+            },
+        );
+        Ok(vec![
+            Effect::Persist(WriteOp::UpdateRoom {
+                room: self.id,
+                name: name.clone(),
+                topic,
+            }),
+            ev,
+            audit(by, "room_updated", None, &name),
+        ])
+    }
+
+    /// Succession and termination, after a member was removed.
+    fn after_removal(&mut self, fx: &mut Vec<Effect>, now: Millis) {
+        match self.members.len() {
+            0 => self.terminate(fx, now),
+            1 if !self.members[0].role.is_admin() => {
+                // The last member is not an admin: they are removed and told
+                // that the room terminated.
+                let last = self.members.remove(0);
+                fx.push(Effect::Persist(WriteOp::RemoveMember {
+                    room: self.id,
+                    user: last.user,
+                }));
+                fx.push(Effect::Persist(WriteOp::LogLeave {
+                    user: last.user,
+                    room: self.id,
+                    at: now,
+                    reason: leave_reason::TERMINATED,
+                }));
+                fx.push(Effect::Notify {
+                    user: last.user,
+                    kind: notify::ROOM_TERMINATED,
+                    actor: SYSTEM,
+                    actor_name: String::new(),
+                });
+                self.terminate(fx, now);
+                fx.push(Effect::Unsubscribe(last.user));
+            }
+            _ if !self.is_member(self.owner) => self.pass_ownership(fx, now),
+            _ => {}
+        }
+    }
+
+    /// The owner is gone: the earliest-joined admin, else the earliest-joined
+    /// member, becomes owner.
+    fn pass_ownership(&mut self, fx: &mut Vec<Effect>, now: Millis) {
+        let idx = self
+            .members
+            .iter()
+            .position(|m| m.role == Role::Admin)
+            .unwrap_or(0);
+        let heir = &mut self.members[idx];
+        heir.role = Role::Owner;
+        let (user, name) = (heir.user, heir.username.clone());
+        self.owner = user;
+        fx.push(Effect::Persist(WriteOp::SetRole {
+            room: self.id,
+            user,
+            role: Role::Owner,
+        }));
+        fx.push(Effect::Persist(WriteOp::SetOwner {
+            room: self.id,
+            owner: user,
+        }));
+        let ev = self.event(
+            SYSTEM,
+            String::new(),
+            now,
+            EventBody::RoleChanged {
+                target: user,
+                target_name: name,
+                role: Role::Owner,
+            },
+        );
+        fx.push(ev);
+        fx.push(Effect::Notify {
+            user,
+            kind: notify::ROLE_CHANGED,
+            actor: SYSTEM,
+            actor_name: String::new(),
+        });
+        fx.push(audit(SYSTEM, "ownership_transferred", Some(user), "owner"));
+    }
+
+    fn terminate(&mut self, fx: &mut Vec<Effect>, now: Millis) {
+        self.terminated = true;
+        self.invites.clear();
+        self.requests.clear();
+        let ev = self.event(SYSTEM, String::new(), now, EventBody::RoomTerminated);
+        fx.push(ev);
+        fx.push(Effect::Persist(WriteOp::TerminateRoom {
+            room: self.id,
+            at: now,
+        }));
+        fx.push(audit(SYSTEM, "room_terminated", None, ""));
+    }
+
+    /// Numbers the next event of this room.
+    fn event(&mut self, actor: UserId, actor_name: String, at: Millis, body: EventBody) -> Effect {
+        self.last_seq = Seq(self.last_seq.0 + 1);
+        Effect::Event(RoomEvent {
+            room: self.id,
+            seq: self.last_seq,
+            at,
+            actor,
+            actor_name,
+            body,
+        })
+    }
+}
+
+fn audit(actor: UserId, action: &'static str, target: Option<UserId>, detail: &str) -> Effect {
+    Effect::Audit {
+        actor,
+        action,
+        target,
+        detail: detail.to_owned(),
+    }
+}
+
+/// The role's stable lowercase name (audit details, logs).
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Member => "member",
+        Role::Admin => "admin",
+        Role::Owner => "owner",
+    }
+}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1369 @@
+//! Room state machine tests: one behaviour each, explicit clocks.
+use super::*;
+
+const ALICE: UserId = UserId(1);
+const BOB: UserId = UserId(2);
+const CAROL: UserId = UserId(3);
+
+fn public_room() -> Room {
+    Room::create(
+        RoomId(7),
+        "general".into(),
+        "chat".into(),
+        Visibility::Public,
+        ALICE,
+        "alice".into(),
+        1_000,
+    )
+    .0
+}
+
+fn events(fx: &[Effect]) -> Vec<&RoomEvent> {
+    fx.iter()
+        .filter_map(|e| {
+            if let Effect::Event(ev) = e {
+                Some(ev)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn creator_becomes_owner_member_and_first_event_is_room_created() {
+    let (room, fx) = Room::create(
+        RoomId(7),
+        "general".into(),
+        "chat".into(),
+        Visibility::Public,
+        ALICE,
+        "alice".into(),
+        1_000,
+    );
+    assert_eq!(room.member(ALICE).map(|m| m.role), Some(Role::Owner));
+    assert_eq!(room.owner, ALICE);
+    let evs = events(&fx);
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].seq, Seq(1));
+    assert!(matches!(evs[0].body, EventBody::RoomCreated { .. }));
+    assert!(fx.contains(&Effect::Subscribe(ALICE)));
+    assert!(
+        matches!(fx[0], Effect::Persist(WriteOp::CreateRoom { .. })),
+        "room row persisted before its event"
+    );
+}
+
+#[test]
+fn join_adds_member_subscribes_and_announces() {
+    let mut room = public_room();
+    let fx = room
+        .apply(
+            Command::Join {
+                user: BOB,
+                username: "bob".into(),
+            },
+            2_000,
+        )
+        .unwrap();
+    assert_eq!(
+        room.member(BOB).map(|m| (m.role, m.joined_at)),
+        Some((Role::Member, 2_000))
+    );
+    assert!(fx.contains(&Effect::Subscribe(BOB)));
+    let evs = events(&fx);
+    assert_eq!(
+        (evs[0].seq, evs[0].actor, &evs[0].body),
+        (Seq(2), BOB, &EventBody::MemberJoined)
+    );
+}
+
+#[test]
+fn joining_twice_is_already_member_and_changes_nothing() {
+    let mut room = public_room();
+    room.apply(
+        Command::Join {
+            user: BOB,
+            username: "bob".into(),
+        },
+        2_000,
+    )
+    .unwrap();
+    let seq = room.last_seq;
+    assert_eq!(
+        room.apply(
+            Command::Join {
+                user: BOB,
+                username: "bob".into()
+            },
+            3_000
+        ),
+        Err(ErrorCode::AlreadyMember)
+    );
+    assert_eq!(room.last_seq, seq);
+    assert_eq!(room.members().len(), 2);
+}
+
+#[test]
+fn private_room_refuses_direct_join() {
+    let (mut room, _) = Room::create(
+        RoomId(8),
+        "secret".into(),
+        String::new(),
+        Visibility::Private,
+        ALICE,
+        "alice".into(),
+        0,
+    );
+    assert_eq!(
+        room.apply(
+            Command::Join {
+                user: BOB,
+                username: "bob".into()
+            },
+            1
+        ),
+        Err(ErrorCode::RoomPrivate)
+    );
+    assert!(!room.is_member(BOB));
+}
+
+#[test]
+fn only_members_may_post_and_posts_are_numbered_in_order() {
+    let mut room = public_room();
+    assert_eq!(
+        room.apply(
+            Command::Post {
+                user: BOB,
+                text: "hi".into()
+            },
+            5
+        ),
+        Err(ErrorCode::NotAMember)
+    );
+    room.apply(
+        Command::Join {
+            user: BOB,
+            username: "bob".into(),
+        },
+        6,
+    )
+    .unwrap();
+    let a = room
+        .apply(
+            Command::Post {
+                user: BOB,
+                text: "one".into(),
+            },
+            7,
+        )
+        .unwrap();
+    let b = room
+        .apply(
+            Command::Post {
+                user: ALICE,
+                text: "two".into(),
+            },
+            8,
+        )
+        .unwrap();
+    let (a, b) = (events(&a)[0].clone(), events(&b)[0].clone());
+    assert_eq!((a.seq, b.seq), (Seq(3), Seq(4)));
+    assert_eq!(a.actor_name, "bob");
+    assert_eq!(b.body, EventBody::Message { text: "two".into() });
+    assert_eq!(b.at, 8);
+}
+
+#[test]
+fn leave_announces_then_unsubscribes_and_non_members_cannot_leave() {
+    let mut room = public_room();
+    room.apply(
+        Command::Join {
+            user: BOB,
+            username: "bob".into(),
+        },
+        6,
+    )
+    .unwrap();
+    assert_eq!(
+        room.apply(Command::Leave { user: CAROL }, 7),
+        Err(ErrorCode::NotAMember)
+    );
+    let fx = room.apply(Command::Leave { user: BOB }, 8).unwrap();
+    assert!(!room.is_member(BOB));
+    let ev_pos = fx
+        .iter()
+        .position(|e| matches!(e, Effect::Event(_)))
+        .unwrap();
+    let unsub_pos = fx
+        .iter()
+        .position(|e| *e == Effect::Unsubscribe(BOB))
+        .unwrap();
+    assert!(ev_pos < unsub_pos, "the leaver sees its own MEMBER_LEFT");
+    assert!(fx.contains(&Effect::Persist(WriteOp::RemoveMember {
+        room: RoomId(7),
+        user: BOB
+    })));
+    assert_eq!(
+        room.apply(
+            Command::Post {
+                user: BOB,
+                text: "x".into()
+            },
+            9
+        ),
+        Err(ErrorCode::NotAMember)
+    );
+}
+
+#[test]
+fn a_user_who_left_may_join_again_and_keeps_join_order_at_the_end() {
+    let mut room = public_room();
+    room.apply(
+        Command::Join {
+            user: BOB,
+            username: "bob".into(),
+        },
+        2,
+    )
+    .unwrap();
+    room.apply(
+        Command::Join {
+            user: CAROL,
+            username: "carol".into(),
+        },
+        3,
+    )
+    .unwrap();
+    room.apply(Command::Leave { user: BOB }, 4).unwrap();
+    room.apply(
+        Command::Join {
+            user: BOB,
+            username: "bob".into(),
+        },
+        5,
+    )
+    .unwrap();
+    let order: Vec<_> = room.members().iter().map(|m| m.user).collect();
+    assert_eq!(order, vec![ALICE, CAROL, BOB]);
+}
+
+#[test]
+fn info_reflects_members_and_last_seq() {
+    let mut room = public_room();
+    room.apply(
+        Command::Join {
+            user: BOB,
+            username: "bob".into(),
+        },
+        2,
+    )
+    .unwrap();
+    let info = room.info();
+    assert_eq!(
+        (info.member_count, info.last_seq, info.owner),
+        (2, Seq(2), ALICE)
+    );
+}
+
+// ---- governance -----------------------------------------------------------
+
+const DAVE: UserId = UserId(4);
+
+fn join(room: &mut Room, user: UserId, name: &str, at: Millis) {
+    room.apply(
+        Command::Join {
+            user,
+            username: name.into(),
+        },
+        at,
+    )
+    .expect("join");
+}
+
+/// alice (owner), bob, carol, in that order.
+fn trio() -> Room {
+    let mut room = public_room();
+    join(&mut room, BOB, "bob", 2);
+    join(&mut room, CAROL, "carol", 3);
+    room
+}
+
+fn private_room() -> Room {
+    Room::create(
+        RoomId(8),
+        "secret".into(),
+        String::new(),
+        Visibility::Private,
+        ALICE,
+        "alice".into(),
+        0,
+    )
+    .0
+}
+
+fn notifications(fx: &[Effect]) -> Vec<(UserId, u8)> {
+    fx.iter()
+        .filter_map(|e| {
+            if let Effect::Notify { user, kind, .. } = e {
+                Some((*user, *kind))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn bodies(fx: &[Effect]) -> Vec<EventBody> {
+    events(fx).into_iter().map(|e| e.body.clone()).collect()
+}
+
+fn roles(room: &Room) -> Vec<(UserId, Role)> {
+    room.members().iter().map(|m| (m.user, m.role)).collect()
+}
+
+fn audits(fx: &[Effect]) -> Vec<&'static str> {
+    fx.iter()
+        .filter_map(|e| {
+            if let Effect::Audit { action, .. } = e {
+                Some(*action)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn make_admin(room: &mut Room, user: UserId) {
+    room.apply(
+        Command::SetRole {
+            by: ALICE,
+            target: user,
+            role: Role::Admin,
+        },
+        10,
+    )
+    .expect("promote");
+}
+
+#[test]
+fn only_admins_invite_and_the_invitee_is_notified() {
+    let mut room = private_room();
+    let fx = room
+        .apply(
+            Command::Invite {
+                by: ALICE,
+                target: BOB,
+                target_name: "bob".into(),
+            },
+            5,
+        )
+        .unwrap();
+    assert_eq!(notifications(&fx), vec![(BOB, notify::INVITED)]);
+    assert_eq!(audits(&fx), vec!["invited"]);
+    assert!(fx.contains(&Effect::Persist(WriteOp::PutInvite {
+        room: RoomId(8),
+        user: BOB,
+        by: ALICE,
+        at: 5
+    })));
+    room.apply(
+        Command::RespondInvite {
+            user: BOB,
+            username: "bob".into(),
+            accept: true,
+        },
+        6,
+    )
+    .unwrap();
+    assert_eq!(
+        room.apply(
+            Command::Invite {
+                by: BOB,
+                target: CAROL,
+                target_name: "carol".into()
+            },
+            7
+        ),
+        Err(ErrorCode::NotAdmin)
+    );
+    assert_eq!(
+        room.apply(
+            Command::Invite {
+                by: DAVE,
+                target: CAROL,
+                target_name: "carol".into()
+            },
+            7
+        ),
+        Err(ErrorCode::NotAMember)
+    );
+}
+
+#[test]
+fn accepting_an_invitation_joins_a_private_room_and_consumes_it() {
+    let mut room = private_room();
+    room.apply(
+        Command::Invite {
+            by: ALICE,
+            target: BOB,
+            target_name: "bob".into(),
+        },
+        5,
+    )
+    .unwrap();
+    let fx = room
+        .apply(
+            Command::RespondInvite {
+                user: BOB,
+                username: "bob".into(),
+                accept: true,
+            },
+            6,
+        )
+        .unwrap();
+    assert!(room.is_member(BOB));
+    assert!(room.invites().is_empty());
+    assert!(fx.contains(&Effect::Subscribe(BOB)));
+    assert!(fx.contains(&Effect::Persist(WriteOp::DeleteInvite {
+        room: RoomId(8),
+        user: BOB
+    })));
+    assert_eq!(bodies(&fx), vec![EventBody::MemberJoined]);
+}
+
+#[test]
+fn a_direct_join_of_a_private_room_works_with_an_invitation() {
+    let mut room = private_room();
+    room.apply(
+        Command::Invite {
+            by: ALICE,
+            target: BOB,
+            target_name: "bob".into(),
+        },
+        5,
+    )
+    .unwrap();
+    room.apply(
+        Command::Join {
+            user: BOB,
+            username: "bob".into(),
+        },
+        6,
+    )
+    .unwrap();
+    assert!(room.is_member(BOB));
+    assert_eq!(
+        room.apply(
+            Command::Join {
+                user: CAROL,
+                username: "carol".into()
+            },
+            7
+        ),
+        Err(ErrorCode::RoomPrivate)
+    );
+}
+
+#[test]
+fn declining_removes_the_invitation_and_responding_without_one_fails() {
+    let mut room = private_room();
+    room.apply(
+        Command::Invite {
+            by: ALICE,
+            target: BOB,
+            target_name: "bob".into(),
+        },
+        5,
+    )
+    .unwrap();
+    let fx = room
+        .apply(
+            Command::RespondInvite {
+                user: BOB,
+                username: "bob".into(),
+                accept: false,
+            },
+            6,
+        )
+        .unwrap();
+    assert!(!room.is_member(BOB) && room.invites().is_empty());
+    assert_eq!(audits(&fx), vec!["invite_declined"]);
+    assert_eq!(
+        room.apply(
+            Command::RespondInvite {
+                user: BOB,
+                username: "bob".into(),
+                accept: true
+            },
+            7
+        ),
+        Err(ErrorCode::NotInvited)
+    );
+}
+
+#[test]
+fn inviting_members_twice_or_banned_users_is_refused() {
+    let mut room = trio();
+    let invite = |t: UserId| Command::Invite {
+        by: ALICE,
+        target: t,
+        target_name: "x".into(),
+    };
+    assert_eq!(room.apply(invite(BOB), 5), Err(ErrorCode::AlreadyMember));
+    room.apply(invite(DAVE), 5).unwrap();
+    assert_eq!(room.apply(invite(DAVE), 6), Err(ErrorCode::AlreadyInvited));
+    room.apply(
+        Command::Ban {
+            by: ALICE,
+            target: UserId(9),
+            target_name: "eve".into(),
+        },
+        7,
+    )
+    .unwrap();
+    assert_eq!(
+        room.apply(invite(UserId(9)), 8),
+        Err(ErrorCode::TargetBanned)
+    );
+}
+
+#[test]
+fn join_requests_notify_every_admin_and_approval_adds_the_member() {
+    let mut room = private_room();
+    room.apply(
+        Command::Invite {
+            by: ALICE,
+            target: BOB,
+            target_name: "bob".into(),
+        },
+        1,
+    )
+    .unwrap();
+    room.apply(
+        Command::RespondInvite {
+            user: BOB,
+            username: "bob".into(),
+            accept: true,
+        },
+        2,
+    )
+    .unwrap();
+    make_admin(&mut room, BOB);
+    let fx = room
+        .apply(
+            Command::RequestJoin {
+                user: CAROL,
+                username: "carol".into(),
+            },
+            3,
+        )
+        .unwrap();
+    assert_eq!(
+        notifications(&fx),
+        vec![(ALICE, notify::JOIN_REQUEST), (BOB, notify::JOIN_REQUEST)]
+    );
+    assert_eq!(
+        room.apply(
+            Command::RequestJoin {
+                user: CAROL,
+                username: "carol".into()
+            },
+            4
+        ),
+        Err(ErrorCode::AlreadyRequested)
+    );
+    assert_eq!(room.requests().len(), 1);
+    let fx = room
+        .apply(
+            Command::Decide {
+                by: BOB,
+                target: CAROL,
+                approve: true,
+            },
+            5,
+        )
+        .unwrap();
+    assert!(room.is_member(CAROL) && room.requests().is_empty());
+    assert_eq!(notifications(&fx), vec![(CAROL, notify::REQUEST_APPROVED)]);
+    assert!(fx.contains(&Effect::Subscribe(CAROL)));
+    assert_eq!(
+        room.apply(
+            Command::Decide {
+                by: BOB,
+                target: CAROL,
+                approve: true
+            },
+            6
+        ),
+        Err(ErrorCode::NoSuchRequest)
+    );
+}
+
+#[test]
+fn denial_notifies_and_only_admins_decide() {
+    let mut room = private_room();
+    room.apply(
+        Command::RequestJoin {
+            user: BOB,
+            username: "bob".into(),
+        },
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        room.apply(
+            Command::Decide {
+                by: CAROL,
+                target: BOB,
+                approve: true
+            },
+            2
+        ),
+        Err(ErrorCode::NotAMember)
+    );
+    let fx = room
+        .apply(
+            Command::Decide {
+                by: ALICE,
+                target: BOB,
+                approve: false,
+            },
+            3,
+        )
+        .unwrap();
+    assert_eq!(notifications(&fx), vec![(BOB, notify::REQUEST_DENIED)]);
+    assert!(!room.is_member(BOB) && room.requests().is_empty());
+    // A denied user may ask again.
+    room.apply(
+        Command::RequestJoin {
+            user: BOB,
+            username: "bob".into(),
+        },
+        4,
+    )
+    .unwrap();
+}
+
+#[test]
+fn members_cannot_request_to_join_their_own_room() {
+    let mut room = trio();
+    assert_eq!(
+        room.apply(
+            Command::RequestJoin {
+                user: BOB,
+                username: "bob".into()
+            },
+            5
+        ),
+        Err(ErrorCode::AlreadyMember)
+    );
+}
+
+#[test]
+fn kick_removes_notifies_and_the_kicked_may_request_again_or_be_invited() {
+    let mut room = trio();
+    let fx = room
+        .apply(
+            Command::Kick {
+                by: ALICE,
+                target: BOB,
+            },
+            5,
+        )
+        .unwrap();
+    assert!(!room.is_member(BOB));
+    assert_eq!(notifications(&fx), vec![(BOB, notify::KICKED)]);
+    let ev = events(&fx)[0].clone();
+    assert_eq!(ev.actor, ALICE);
+    assert_eq!(
+        ev.body,
+        EventBody::MemberKicked {
+            target: BOB,
+            target_name: "bob".into()
+        }
+    );
+    let ev_pos = fx
+        .iter()
+        .position(|e| matches!(e, Effect::Event(_)))
+        .unwrap();
+    let unsub = fx
+        .iter()
+        .position(|e| *e == Effect::Unsubscribe(BOB))
+        .unwrap();
+    assert!(ev_pos < unsub, "the kicked user sees the kick");
+    assert!(fx.contains(&Effect::Persist(WriteOp::LogLeave {
+        user: BOB,
+        room: RoomId(7),
+        at: 5,
+        reason: leave_reason::KICKED
+    })));
+    room.apply(
+        Command::RequestJoin {
+            user: BOB,
+            username: "bob".into(),
+        },
+        6,
+    )
+    .unwrap();
+    room.apply(
+        Command::Invite {
+            by: ALICE,
+            target: BOB,
+            target_name: "bob".into(),
+        },
+        7,
+    )
+    .unwrap();
+}
+
+#[test]
+fn kick_rules_self_owner_non_member_and_admins() {
+    let mut room = trio();
+    make_admin(&mut room, BOB);
+    assert_eq!(
+        room.apply(
+            Command::Kick {
+                by: BOB,
+                target: BOB
+            },
+            5
+        ),
+        Err(ErrorCode::CannotTargetSelf)
+    );
+    assert_eq!(
+        room.apply(
+            Command::Kick {
+                by: BOB,
+                target: ALICE
+            },
+            5
+        ),
+        Err(ErrorCode::CannotTargetOwner)
+    );
+    assert_eq!(
+        room.apply(
+            Command::Kick {
+                by: BOB,
+                target: DAVE
+            },
+            5
+        ),
+        Err(ErrorCode::TargetNotMember)
+    );
+    assert_eq!(
+        room.apply(
+            Command::Kick {
+                by: CAROL,
+                target: BOB
+            },
+            5
+        ),
+        Err(ErrorCode::NotAdmin)
+    );
+    make_admin(&mut room, CAROL);
+    assert_eq!(
+        room.apply(
+            Command::Kick {
+                by: CAROL,
+                target: BOB
+            },
+            5
+        ),
+        Err(ErrorCode::NotOwner),
+        "admins cannot kick admins"
+    );
+    room.apply(
+        Command::Kick {
+            by: ALICE,
+            target: BOB,
+        },
+        6,
+    )
+    .unwrap();
+}
+
+#[test]
+fn ban_removes_hides_and_blocks_join_request_and_invite_until_unban() {
+    let mut room = trio();
+    room.apply(
+        Command::RequestJoin {
+            user: DAVE,
+            username: "dave".into(),
+        },
+        4,
+    )
+    .unwrap();
+    let fx = room
+        .apply(
+            Command::Ban {
+                by: ALICE,
+                target: BOB,
+                target_name: "bob".into(),
+            },
+            5,
+        )
+        .unwrap();
+    assert!(!room.is_member(BOB) && room.is_banned(BOB));
+    assert_eq!(notifications(&fx), vec![(BOB, notify::BANNED)]);
+    assert_eq!(
+        bodies(&fx),
+        vec![EventBody::MemberBanned {
+            target: BOB,
+            target_name: "bob".into()
+        }]
+    );
+    assert!(fx.contains(&Effect::Unsubscribe(BOB)));
+    assert_eq!(
+        room.apply(
+            Command::Join {
+                user: BOB,
+                username: "bob".into()
+            },
+            6
+        ),
+        Err(ErrorCode::Banned)
+    );
+    assert_eq!(
+        room.apply(
+            Command::RequestJoin {
+                user: BOB,
+                username: "bob".into()
+            },
+            6
+        ),
+        Err(ErrorCode::Banned)
+    );
+    assert_eq!(
+        room.apply(
+            Command::Ban {
+                by: ALICE,
+                target: BOB,
+                target_name: "bob".into()
+            },
+            6
+        ),
+        Err(ErrorCode::AlreadyBanned)
+    );
+    // A pending request is dropped by a ban.
+    room.apply(
+        Command::Ban {
+            by: ALICE,
+            target: DAVE,
+            target_name: "dave".into(),
+        },
+        7,
+    )
+    .unwrap();
+    assert!(room.requests().is_empty());
+
+    let fx = room
+        .apply(
+            Command::Unban {
+                by: ALICE,
+                target: BOB,
+            },
+            8,
+        )
+        .unwrap();
+    assert_eq!(notifications(&fx), vec![(BOB, notify::UNBANNED)]);
+    assert_eq!(
+        room.apply(
+            Command::Unban {
+                by: ALICE,
+                target: BOB
+            },
+            9
+        ),
+        Err(ErrorCode::NotBanned)
+    );
+    room.apply(
+        Command::RequestJoin {
+            user: BOB,
+            username: "bob".into(),
+        },
+        10,
+    )
+    .unwrap();
+    room.apply(
+        Command::Join {
+            user: BOB,
+            username: "bob".into(),
+        },
+        11,
+    )
+    .unwrap();
+}
+
+#[test]
+fn banning_the_owner_or_oneself_is_refused() {
+    let mut room = trio();
+    make_admin(&mut room, BOB);
+    assert_eq!(
+        room.apply(
+            Command::Ban {
+                by: BOB,
+                target: ALICE,
+                target_name: "alice".into()
+            },
+            5
+        ),
+        Err(ErrorCode::CannotTargetOwner)
+    );
+    assert_eq!(
+        room.apply(
+            Command::Ban {
+                by: BOB,
+                target: BOB,
+                target_name: "bob".into()
+            },
+            5
+        ),
+        Err(ErrorCode::CannotTargetSelf)
+    );
+    assert_eq!(
+        room.apply(
+            Command::Ban {
+                by: CAROL,
+                target: BOB,
+                target_name: "bob".into()
+            },
+            5
+        ),
+        Err(ErrorCode::NotAdmin)
+    );
+}
+
+#[test]
+fn only_the_owner_makes_and_unmakes_admins() {
+    let mut room = trio();
+    make_admin(&mut room, BOB);
+    assert_eq!(
+        room.apply(
+            Command::SetRole {
+                by: BOB,
+                target: CAROL,
+                role: Role::Admin
+            },
+            5
+        ),
+        Err(ErrorCode::NotOwner),
+        "promotion by a non-owner admin"
+    );
+    assert_eq!(
+        room.apply(
+            Command::SetRole {
+                by: CAROL,
+                target: BOB,
+                role: Role::Member
+            },
+            5
+        ),
+        Err(ErrorCode::NotOwner)
+    );
+    assert_eq!(
+        room.apply(
+            Command::SetRole {
+                by: ALICE,
+                target: BOB,
+                role: Role::Owner
+            },
+            5
+        ),
+        Err(ErrorCode::InvalidRole)
+    );
+    assert_eq!(
+        room.apply(
+            Command::SetRole {
+                by: ALICE,
+                target: ALICE,
+                role: Role::Member
+            },
+            5
+        ),
+        Err(ErrorCode::CannotTargetSelf)
+    );
+    assert_eq!(
+        room.apply(
+            Command::SetRole {
+                by: ALICE,
+                target: DAVE,
+                role: Role::Admin
+            },
+            5
+        ),
+        Err(ErrorCode::TargetNotMember)
+    );
+    let fx = room
+        .apply(
+            Command::SetRole {
+                by: ALICE,
+                target: BOB,
+                role: Role::Member,
+            },
+            6,
+        )
+        .unwrap();
+    assert_eq!(notifications(&fx), vec![(BOB, notify::ROLE_CHANGED)]);
+    assert_eq!(
+        bodies(&fx),
+        vec![EventBody::RoleChanged {
+            target: BOB,
+            target_name: "bob".into(),
+            role: Role::Member
+        }]
+    );
+    assert!(room
+        .apply(
+            Command::SetRole {
+                by: ALICE,
+                target: BOB,
+                role: Role::Member
+            },
+            7
+        )
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn when_the_owner_leaves_the_earliest_admin_becomes_owner() {
+    let mut room = trio();
+    join(&mut room, DAVE, "dave", 4);
+    make_admin(&mut room, CAROL);
+    let fx = room.apply(Command::Leave { user: ALICE }, 20).unwrap();
+    assert_eq!(room.owner, CAROL, "the admin, although bob joined earlier");
+    assert_eq!(
+        roles(&room),
+        vec![
+            (BOB, Role::Member),
+            (CAROL, Role::Owner),
+            (DAVE, Role::Member)
+        ]
+    );
+    let last = events(&fx).last().cloned().unwrap();
+    assert_eq!(last.actor, SYSTEM);
+    assert_eq!(
+        last.body,
+        EventBody::RoleChanged {
+            target: CAROL,
+            target_name: "carol".into(),
+            role: Role::Owner
+        }
+    );
+    assert!(fx.contains(&Effect::Persist(WriteOp::SetOwner {
+        room: RoomId(7),
+        owner: CAROL
+    })));
+    assert_eq!(notifications(&fx), vec![(CAROL, notify::ROLE_CHANGED)]);
+}
+
+#[test]
+fn owner_leaving_with_only_non_admins_passes_ownership_by_join_order() {
+    let mut room = trio();
+    room.apply(Command::Leave { user: ALICE }, 20).unwrap();
+    assert_eq!(room.owner, BOB);
+    assert_eq!(
+        roles(&room),
+        vec![(BOB, Role::Owner), (CAROL, Role::Member)]
+    );
+    assert!(!room.terminated);
+}
+
+#[test]
+fn two_admins_one_leaves_the_other_stays_admin_and_nobody_else_is_promoted() {
+    let mut room = trio();
+    make_admin(&mut room, BOB);
+    join(&mut room, DAVE, "dave", 4);
+    let fx = room.apply(Command::Leave { user: BOB }, 20).unwrap();
+    assert_eq!(
+        roles(&room),
+        vec![
+            (ALICE, Role::Owner),
+            (CAROL, Role::Member),
+            (DAVE, Role::Member)
+        ]
+    );
+    assert!(notifications(&fx).is_empty());
+}
+
+#[test]
+fn when_one_non_admin_is_left_the_room_terminates_and_tells_them() {
+    let mut room = public_room();
+    join(&mut room, BOB, "bob", 2);
+    let fx = room.apply(Command::Leave { user: ALICE }, 20).unwrap();
+    assert!(room.terminated);
+    assert!(room.members().is_empty());
+    assert_eq!(notifications(&fx), vec![(BOB, notify::ROOM_TERMINATED)]);
+    assert_eq!(
+        bodies(&fx),
+        vec![EventBody::MemberLeft, EventBody::RoomTerminated]
+    );
+    let term = fx
+        .iter()
+        .position(|e| matches!(e, Effect::Event(ev) if ev.body == EventBody::RoomTerminated))
+        .unwrap();
+    let unsub = fx
+        .iter()
+        .position(|e| *e == Effect::Unsubscribe(BOB))
+        .unwrap();
+    assert!(term < unsub, "the last member sees the termination");
+    assert!(fx.contains(&Effect::Persist(WriteOp::TerminateRoom {
+        room: RoomId(7),
+        at: 20
+    })));
+    assert!(fx.contains(&Effect::Persist(WriteOp::LogLeave {
+        user: BOB,
+        room: RoomId(7),
+        at: 20,
+        reason: leave_reason::TERMINATED
+    })));
+}
+
+#[test]
+fn a_lone_admin_keeps_the_room_until_they_leave() {
+    let mut room = public_room();
+    join(&mut room, BOB, "bob", 2);
+    room.apply(Command::Leave { user: BOB }, 3).unwrap();
+    assert!(!room.terminated, "the owner alone keeps the room");
+    let fx = room.apply(Command::Leave { user: ALICE }, 4).unwrap();
+    assert!(room.terminated);
+    assert_eq!(
+        bodies(&fx),
+        vec![EventBody::MemberLeft, EventBody::RoomTerminated]
+    );
+}
+
+#[test]
+fn a_lone_admin_left_by_the_owner_becomes_owner() {
+    let mut room = public_room();
+    join(&mut room, BOB, "bob", 2);
+    make_admin(&mut room, BOB);
+    room.apply(Command::Leave { user: ALICE }, 3).unwrap();
+    assert!(!room.terminated);
+    assert_eq!(roles(&room), vec![(BOB, Role::Owner)]);
+    assert_eq!(room.owner, BOB);
+}
+
+#[test]
+fn the_last_two_members_leaving_at_once_terminate_the_room_either_way() {
+    // Commands are applied one at a time; whichever order, the room ends
+    // terminated with nobody left and never without an admin meanwhile.
+    for first in [ALICE, BOB] {
+        let mut room = public_room();
+        join(&mut room, BOB, "bob", 2);
+        let other = if first == ALICE { BOB } else { ALICE };
+        room.apply(Command::Leave { user: first }, 3).unwrap();
+        if !room.terminated {
+            assert!(
+                room.members().iter().all(|m| m.role.is_admin()),
+                "only an admin may remain alone"
+            );
+            room.apply(Command::Leave { user: other }, 3).unwrap();
+        } else {
+            assert_eq!(
+                room.apply(Command::Leave { user: other }, 3),
+                Err(ErrorCode::RoomTerminated)
+            );
+        }
+        assert!(room.terminated && room.members().is_empty());
+    }
+}
+
+#[test]
+fn kicking_down_to_one_member_keeps_the_room_because_the_kicker_is_admin() {
+    let mut room = public_room();
+    join(&mut room, BOB, "bob", 2);
+    room.apply(
+        Command::Kick {
+            by: ALICE,
+            target: BOB,
+        },
+        3,
+    )
+    .unwrap();
+    assert!(!room.terminated);
+    assert_eq!(roles(&room), vec![(ALICE, Role::Owner)]);
+}
+
+#[test]
+fn every_command_on_a_terminated_room_is_refused() {
+    let mut room = public_room();
+    room.apply(Command::Leave { user: ALICE }, 3).unwrap();
+    assert!(room.terminated);
+    let seq = room.last_seq;
+    let commands = vec![
+        Command::Join {
+            user: BOB,
+            username: "bob".into(),
+        },
+        Command::Leave { user: ALICE },
+        Command::Post {
+            user: ALICE,
+            text: "x".into(),
+        },
+        Command::Invite {
+            by: ALICE,
+            target: BOB,
+            target_name: "bob".into(),
+        },
+        Command::RespondInvite {
+            user: BOB,
+            username: "bob".into(),
+            accept: true,
+        },
+        Command::RequestJoin {
+            user: BOB,
+            username: "bob".into(),
+        },
+        Command::Decide {
+            by: ALICE,
+            target: BOB,
+            approve: true,
+        },
+        Command::Kick {
+            by: ALICE,
+            target: BOB,
+        },
+        Command::Ban {
+            by: ALICE,
+            target: BOB,
+            target_name: "bob".into(),
+        },
+        Command::Unban {
+            by: ALICE,
+            target: BOB,
+        },
+        Command::SetRole {
+            by: ALICE,
+            target: BOB,
+            role: Role::Admin,
+        },
+        Command::Update {
+            by: ALICE,
+            name: "n".into(),
+            topic: String::new(),
+        },
+    ];
+    for cmd in commands {
+        assert_eq!(
+            room.apply(cmd.clone(), 4),
+            Err(ErrorCode::RoomTerminated),
+            "{cmd:?}"
+        );
+    }
+    assert_eq!(room.last_seq, seq);
+    assert_eq!(room.check_reader(ALICE), Err(ErrorCode::RoomTerminated));
+}
+
+#[test]
+fn only_admins_rename_and_the_room_sees_it() {
+    let mut room = trio();
+    assert_eq!(
+        room.apply(
+            Command::Update {
+                by: BOB,
+                name: "x".into(),
+                topic: String::new()
+            },
+            5
+        ),
+        Err(ErrorCode::NotAdmin)
+    );
+    let fx = room
+        .apply(
+            Command::Update {
+                by: ALICE,
+                name: "lounge".into(),
+                topic: "t".into(),
+            },
+            5,
+        )
+        .unwrap();
+    assert_eq!(room.info().name, "lounge");
+    assert_eq!(
+        bodies(&fx),
+        vec![EventBody::RoomUpdated {
+            name: "lounge".into(),
+            topic: "t".into()
+        }]
+    );
+}
+
+#[test]
+fn a_room_is_never_left_without_an_owner_among_its_members() {
+    // A deterministic pseudo-random walk of joins, leaves, kicks, bans and
+    // role changes: after every applied command, a live room with members
+    // has exactly one owner, who is a member, and seqs have no gaps.
+    let mut room = public_room();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut last_seq = room.last_seq;
+    for step in 0..4_000u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let user = UserId(1 + x % 6);
+        let other = UserId(1 + (x >> 8) % 6);
+        let cmd = match (x >> 16) % 6 {
+            0 | 1 => Command::Join {
+                user,
+                username: format!("u{}", user.0),
+            },
+            2 => Command::Leave { user },
+            3 => Command::Kick {
+                by: user,
+                target: other,
+            },
+            4 => Command::Ban {
+                by: user,
+                target: other,
+                target_name: format!("u{}", other.0),
+            },
+            _ => Command::SetRole {
+                by: user,
+                target: other,
+                role: if x % 2 == 0 {
+                    Role::Admin
+                } else {
+                    Role::Member
+                },
+            },
+        };
+        if let Ok(fx) = room.apply(cmd, step) {
+            for ev in events(&fx) {
+                assert_eq!(ev.seq.0, last_seq.0 + 1, "no gaps");
+                last_seq = ev.seq;
+            }
+        }
+        if room.terminated {
+            assert!(room.members().is_empty());
+            room = public_room();
+            last_seq = room.last_seq;
+            continue;
+        }
+        let owners: Vec<_> = room
+            .members()
+            .iter()
+            .filter(|m| m.role == Role::Owner)
+            .collect();
+        assert_eq!(
+            owners.len(),
+            1,
+            "exactly one owner at step {step}: {:?}",
+            roles(&room)
+        );
+        assert_eq!(owners[0].user, room.owner);
+        if step % 97 == 0 {
+            // Unban everyone now and then so that the walk keeps moving.
+            for u in 1..=6 {
+                let _ = room.apply(
+                    Command::Unban {
+                        by: room.owner,
+                        target: UserId(u),
+                    },
+                    step,
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The write spool: where acknowledged writes wait, on local disk, while
+//! the database cannot take them.
+//!
+//! When the store is unreachable (`StoreError::Unavailable`: connection
+//! refused or lost, pool timed out, database shutting down or out of
+//! disk), the batch writer appends the batch to this spool, fsyncs, and
+//! only then acknowledges its requests. A replay task retries the store
+//! with backoff and, once it answers, applies the spooled batches in order
+//! and empties the spool. A restart replays whatever an earlier run left,
+//! before the server loads its state from the store.
+//!
+//! **Design constraints**
+//! - *An acknowledgement means durable* (DESIGN.md invariant 6): a spooled
+//!   batch is acknowledged only after its record is written and
+//!   `fdatasync`ed. If the record cannot be written (spool full: more than
+//!   `spool_max_bytes`; directory or disk unwritable), its requests are
+//!   refused with `STORAGE_UNAVAILABLE` and a message saying why — never
+//!   acknowledged.
+//! - *Order is preserved*: while the spool holds records, every new batch
+//!   goes to the spool behind them, even if the store is back; the store
+//!   sees the batches in the order the shards produced them. The replay
+//!   task empties the spool under the same lock the writer appends under,
+//!   so no batch can slip between the last replayed record and the
+//!   truncation.
+//! - *Replay is idempotent*: a record may be applied twice (a crash after
+//!   the store committed it but before the checkpoint recorded that; a
+//!   commit whose reply was lost). The store's `apply_batch` upserts,
+//!   ignores existing events by `(room, seq)`, and re-applying a sequence
+//!   of batches in order converges (`confab_store` contract; tested on
+//!   both backends). Audit entries are the exception: they have no key,
+//!   and a record applied twice appends its audit entries twice.
+//! - *Replay is in batches*: consecutive records are merged into one
+//!   `apply_batch` (up to `REPLAY_MAX_OPS` operations), so the replay can
+//!   outrun new writes arriving one small batch at a time.
+//! - *A record the store refuses is not retried forever*: it was
+//!   acknowledged, so refusing it is a loss, reported as an error log and
+//!   `confab_spool_dropped_requests_total`; the replay applies the group
+//!   request by request, drops only the requests the store still refuses,
+//!   and goes on (a stuck spool would refuse every later write).
+//! - *Corruption is never skipped*: a torn last record (the append in
+//!   flight when the process died, never acknowledged) is cut off at
+//!   start-up; any other invalid record makes start-up fail with the file
+//!   and offset, rather than silently lose acknowledged writes.
+//! - *No schema evolution in rkyv 0.8*: the version, length and checksum
+//!   of each record live outside its archive, in a fixed frame.
+//!
+//! **On-disk layout**: one file, `SPOOL_DIR/spool.log` (`SPOOL_DIR`
+//! defaults to `DATA_DIR/spool`): a 32-byte header holding the replay
+//! checkpoint (`spool/log.rs`), then the records, back to back. The
+//! checkpoint is the offset before which every record is in the store; it
+//! advances (and is fsync'd) after each replayed group, so a crash during
+//! a replay re-applies at most one group. Once everything is replayed the
+//! file is cut back to its header.
+//!
+//! **Record structure** (`spool/record.rs`): a 16-byte frame — magic
+//! `CFSR`, format version, flags, payload length, CRC-32C of the frame
+//! fields and payload — then the rkyv archive of one batch: its
+//! operations, and where each request's operations end.
+//!
+//! **Metrics**: `confab_spool_bytes` (not yet replayed), and the counters
+//! named in [`name`].
+
+mod log;
+mod record;
+mod replay;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use confab_store::WriteOp;
+use tokio::sync::{Mutex, Notify};
+
+use log::{LogError, SpoolFile};
+pub use replay::Replayer;
+
+/// Spool metric names (besides `confab_spool_bytes`, registered by
+/// `metrics.rs`).
+pub mod name {
+    /// Batches appended to the spool.
+    pub const RECORDS: &str = "confab_spool_records_total";
+    /// Spooled batches applied to the store by a replay.
+    pub const REPLAYED_RECORDS: &str = "confab_spool_replayed_records_total";
+    /// Replays that emptied the spool.
+    pub const REPLAYS: &str = "confab_spool_replays_total";
+    /// Batches refused because the spool could not take them, by reason
+    /// (`full`, `unwritable`).
+    pub const REFUSED: &str = "confab_spool_refused_total";
+    /// Acknowledged requests the store refused at replay (lost writes).
+    pub const DROPPED: &str = "confab_spool_dropped_requests_total";
+}
+
+/// Where the spool lives and how big it may grow.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    /// Record bytes the spool file may hold; a batch that would exceed it
+    /// is refused.
+    pub max_bytes: u64,
+}
+
+/// Why the spool could not take a batch, or could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpoolError {
+    #[error("the write spool is full ({used} of {max} bytes used)")]
+    Full { used: u64, max: u64 },
+    #[error("the write spool is unwritable ({0})")]
+    Unwritable(String),
+    #[error("the write spool is unreadable: {0}")]
+    Unreadable(String),
+}
+
+/// The spool. One per server; shared by the batch writer (appends) and
+/// the replay task.
+pub struct Spool {
+    config: SpoolConfig,
+    /// True while the file holds records, replayed or not: new batches
+    /// must queue behind them. Changed only under `state`'s lock; read
+    /// without it on the batch writer's fast path.
+    active: AtomicBool,
+    state: Mutex<State>,
+    /// Serialises replays (start-up replay, the replay task, tests).
+    replaying: Mutex<()>,
+    /// Wakes the replay task when a batch was spooled.
+    spooled: Notify,
+}
+
+struct State {
+    /// `None` while the file cannot be created (retried on each append)
+    /// or after a blocking file task failed (reopened, with recovery).
+    file: Option<SpoolFile>,
+    /// Why `file` is `None`.
+    why_not: String,
+}
+
+impl Spool {
+    /// Opens the spool, recovering what an earlier run left. A spool file
+    /// that exists but cannot be read or is corrupt is an error (it may
+    /// hold acknowledged writes). A directory that cannot be created is
+    /// not: the server runs, and refuses writes only when it would need
+    /// the spool.
+    pub async fn open(config: SpoolConfig) -> Result<Spool, SpoolError> {
+        let dir = config.dir.clone();
+        let existed = dir.join(log::FILE_NAME).exists();
+        let opened = tokio::task::spawn_blocking(move || SpoolFile::open(&dir))
+            .await
+            .map_err(|e| SpoolError::Unreadable(e.to_string()))?;
+        let state = match opened {
+            Ok((file, recovery)) => {
+                if recovery.pending_records > 0 {
+                    tracing::info!(
+                        path = %file.path().display(),
+                        records = recovery.pending_records,
+                        bytes = file.pending_bytes(),
+                        "write spool holds batches from an earlier run"
+                    );
+                }
+                State {
+                    file: Some(file),
+                    why_not: String::new(),
+                }
+            }
+            Err(e @ LogError::Io { .. }) if !existed => {
+                tracing::error!(
+                    error = %e,
+                    "write spool unwritable: writes will be refused while the database is unreachable"
+                );
+                State {
+                    file: None,
+                    why_not: e.to_string(),
+                }
+            }
+            Err(e) => return Err(SpoolError::Unreadable(e.to_string())),
+        };
+        let spool = Spool {
+            config,
+            active: AtomicBool::new(false),
+            state: Mutex::new(state),
+            replaying: Mutex::new(()),
+            spooled: Notify::new(),
+        };
+        for (metric, help) in [
+            (name::RECORDS, "Batches appended to the write spool while the database was unreachable."),
+            (name::REPLAYED_RECORDS, "Spooled batches applied to the database by a replay."),
+            (name::REPLAYS, "Replays that emptied the write spool."),
+            (name::REFUSED, "Batches refused because the write spool was full or unwritable, by reason."),
+            (name::DROPPED, "Acknowledged write requests the database refused when the spool replayed them (lost)."),
+        ] {
+            ::metrics::describe_counter!(metric, help);
+        }
+        spool.publish(&*spool.state.lock().await);
+        Ok(spool)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    /// Whether the spool holds batches (new batches must go behind them).
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Bytes of spooled batches not yet replayed.
+    pub async fn pending_bytes(&self) -> u64 {
+        self.state
+            .lock()
+            .await
+            .file
+            .as_ref()
+            .map_or(0, SpoolFile::pending_bytes)
+    }
+
+    /// Appends the requests' operations (`ends`: where each request's
+    /// operations end) as one durable record, if the spool already holds
+    /// batches: `Ok(true)`. `Ok(false)` when it is empty — the caller
+    /// commits to the store as usual.
+    pub async fn append_if_active(
+        &self,
+        ops: &[WriteOp],
+        ends: &[usize],
+    ) -> Result<bool, SpoolError> {
+        if !self.is_active() {
+            return Ok(false);
+        }
+        let record = encode(ops, ends)?;
+        let mut state = self.state.lock().await;
+        // The replay may have emptied the spool while we waited.
+        if !self.is_active() {
+            return Ok(false);
+        }
+        self.append_locked(&mut state, record).await.map(|()| true)
+    }
+
+    /// Appends the requests' operations as one durable record (the store
+    /// is unreachable). Returns once the record is fsync'd.
+    pub async fn append(&self, ops: &[WriteOp], ends: &[usize]) -> Result<(), SpoolError> {
+        let record = encode(ops, ends)?;
+        let mut state = self.state.lock().await;
+        self.append_locked(&mut state, record).await
+    }
+
+    async fn append_locked(&self, state: &mut State, record: Vec<u8>) -> Result<(), SpoolError> {
+        if state.file.is_none() {
+            self.reopen(state).await;
+        }
+        let Some(file) = state.file.as_ref() else {
+            return Err(refused(
+                "unwritable",
+                SpoolError::Unwritable(state.why_not.clone()),
+            ));
+        };
+        let used = file.record_bytes();
+        if used + record.len() as u64 > self.config.max_bytes {
+            return Err(refused(
+                "full",
+                SpoolError::Full {
+                    used,
+                    max: self.config.max_bytes,
+                },
+            ));
+        }
+        match with_file(state, move |f| f.append(&record)).await {
+            Some(Ok(())) => {
+                ::metrics::counter!(name::RECORDS).increment(1);
+                self.publish(state);
+                self.spooled.notify_one();
+                Ok(())
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, dir = %self.config.dir.display(), "write spool append failed");
+                Err(refused("unwritable", SpoolError::Unwritable(e.to_string())))
+            }
+            None => Err(refused(
+                "unwritable",
+                SpoolError::Unwritable(state.why_not.clone()),
+            )),
+        }
+    }
+
+    /// Tries to (re)open the file after it could not be created, or after
+    /// a file task failed.
+    async fn reopen(&self, state: &mut State) {
+        let dir = self.config.dir.clone();
+        match tokio::task::spawn_blocking(move || SpoolFile::open(&dir)).await {
+            Ok(Ok((file, _))) => {
+                state.file = Some(file);
+                state.why_not.clear();
+            }
+            Ok(Err(e)) => state.why_not = e.to_string(),
+            Err(e) => state.why_not = e.to_string(),
+        }
+    }
+
+    /// Mirrors the file's state into `active` and the bytes gauge.
+    fn publish(&self, state: &State) {
+        let (records, pending) = state
+            .file
+            .as_ref()
+            .map_or((0, 0), |f| (f.record_bytes(), f.pending_bytes()));
+        self.active.store(records > 0, Ordering::Release);
+        ::metrics::gauge!(crate::metrics::name::SPOOL_BYTES).set(pending as f64);
+    }
+}
+
+fn encode(ops: &[WriteOp], ends: &[usize]) -> Result<Vec<u8>, SpoolError> {
+    record::encode(ops, ends)
+        .map_err(|e| refused("unwritable", SpoolError::Unwritable(e.to_string())))
+}
+
+fn refused(reason: &'static str, e: SpoolError) -> SpoolError {
+    ::metrics::counter!(name::REFUSED, "reason" => reason).increment(1);
+    e
+}
+
+/// Runs `f` on the file on the blocking pool (fsync must not stall a
+/// runtime thread). `None` if there is no file or the task failed; the
+/// file is then dropped and reopened (with recovery) on next use.
+async fn with_file<T: Send + 'static>(
+    state: &mut State,
+    f: impl FnOnce(&mut SpoolFile) -> T + Send + 'static,
+) -> Option<T> {
+    let mut file = state.file.take()?;
+    match tokio::task::spawn_blocking(move || {
+        let out = f(&mut file);
+        (file, out)
+    })
+    .await
+    {
+        Ok((file, out)) => {
+            state.file = Some(file);
+            Some(out)
+        }
+        Err(e) => {
+            state.why_not = format!("spool file task failed: {e}");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,327 @@
+//! Persistence throughput and commit latency of the stores (issue 4,
+//! "Measure"): the batch writer's loop, alone — one `apply_batch` at a
+//! time, each one durable before the next starts — for a range of batch
+//! sizes, against SQLite and against Postgres in both batch modes.
+//!
+//! ```text
+//! cargo run --release -p confab-store --example store_bench -- --help
+//! cargo run --release -p confab-store --example store_bench
+//! ```
+//!
+//! Each backend/mode gets a fresh database (a temp-dir SQLite file; a
+//! Postgres database created on `--database-url`'s server and dropped at
+//! the end). Output is Markdown, ready for benches/BENCHMARKS.md.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use confab_protocol::{Role, RoomId, Seq, UserId, Visibility};
+use confab_store::postgres::{PgBatchMode, PgStore, PgStoreOptions};
+use confab_store::sqlite::SqliteStore;
+use confab_store::{AuditEntry, Store, StoredEvent, WriteOp};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, Executor};
+
+#[derive(Parser)]
+#[command(
+    about = "Sustained persisted messages/s and commit latency per batch size, \
+                   for SQLite and Postgres (UNNEST and COPY)"
+)]
+struct Args {
+    /// Which stores to measure.
+    #[arg(long, value_enum, default_value = "all")]
+    backend: Backend,
+    /// Postgres server (and a database this user can CREATE DATABASE from).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    database_url: String,
+    /// Postgres batch modes to measure.
+    #[arg(long, value_enum, default_value = "both")]
+    pg_batch_mode: Modes,
+    /// Batch sizes (operations per apply_batch), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000,5000")]
+    batch_sizes: Vec<usize>,
+    /// Seconds measured per batch size (after a warm-up of a tenth of it).
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Message body size in bytes.
+    #[arg(long, default_value_t = 100)]
+    body_bytes: usize,
+    /// Rooms the messages are spread over (round robin).
+    #[arg(long, default_value_t = 100)]
+    rooms: u64,
+    /// What a batch holds: chat messages only, or joins (each join is 4
+    /// ops: AddMember, LogJoin, the MEMBER_JOINED event and an audit entry).
+    #[arg(long, value_enum, default_value = "messages")]
+    workload: Workload,
+    /// Directory for the SQLite file (a temp dir inside it; default: the
+    /// system temp dir — use the disk you mean to measure, not a tmpfs).
+    #[arg(long)]
+    sqlite_dir: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Sqlite,
+    Postgres,
+    All,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Modes {
+    Unnest,
+    Copy,
+    Both,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+enum Workload {
+    Messages,
+    Joins,
+}
+
+/// Generates the operations, with per-room sequence numbers.
+struct Generator {
+    rooms: u64,
+    users: Vec<UserId>,
+    body: Vec<u8>,
+    next_seq: Vec<u64>,
+    n: u64,
+    workload: Workload,
+}
+
+impl Generator {
+    fn batch(&mut self, size: usize) -> Vec<WriteOp> {
+        let mut ops = Vec::with_capacity(size);
+        while ops.len() < size {
+            let room = self.n % self.rooms;
+            let user = self.users[(self.n % self.users.len() as u64) as usize];
+            self.n += 1;
+            self.next_seq[room as usize] += 1;
+            let seq = self.next_seq[room as usize];
+            let event = WriteOp::AppendEvent(StoredEvent {
+                room: RoomId(room + 1),
+                seq: Seq(seq),
+                at: 1_700_000_000_000 + self.n,
+                actor: user,
+                actor_name: format!("user{}", user.0),
+                kind: 1,
+                body: self.body.clone(),
+            });
+            match self.workload {
+                Workload::Messages => ops.push(event),
+                Workload::Joins => ops.extend([
+                    WriteOp::AddMember {
+                        room: RoomId(room + 1),
+                        user,
+                        role: Role::Member,
+                        joined_at: self.n,
+                    },
+                    WriteOp::LogJoin {
+                        user,
+                        room: RoomId(room + 1),
+                        at: self.n,
+                    },
+                    event,
+                    WriteOp::Audit(AuditEntry {
+                        at: self.n,
+                        actor: user,
+                        action: "member_joined".into(),
+                        room: Some(RoomId(room + 1)),
+                        target: None,
+                        detail: String::new(),
+                    }),
+                ]),
+            }
+        }
+        ops
+    }
+}
+
+/// Rooms and the users that post in them.
+async fn prepare(store: &dyn Store, rooms: u64) -> Result<Vec<UserId>, Box<dyn std::error::Error>> {
+    let mut users = Vec::new();
+    for i in 0..50 {
+        users.push(store.create_user(&format!("user{i}"), "x", 0).await?);
+    }
+    let ops: Vec<WriteOp> = (1..=rooms)
+        .map(|id| WriteOp::CreateRoom {
+            room: RoomId(id),
+            name: format!("room {id}"),
+            topic: String::new(),
+            visibility: Visibility::Public,
+            owner: users[0],
+            created_at: 0,
+        })
+        .collect();
+    store.apply_batch(&ops).await?;
+    Ok(users)
+}
+
+struct Point {
+    batch: usize,
+    batches: usize,
+    messages_per_sec: f64,
+    ops_per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+async fn measure(
+    store: &dyn Store,
+    gen: &mut Generator,
+    batch: usize,
+    seconds: f64,
+) -> Result<Point, Box<dyn std::error::Error>> {
+    let ops_per_message = match gen.workload {
+        Workload::Messages => 1,
+        Workload::Joins => 4,
+    };
+    // Batch sizes count messages (units); a joins batch holds 4 ops each.
+    let warmup = Instant::now();
+    while warmup.elapsed().as_secs_f64() < seconds / 10.0 {
+        store
+            .apply_batch(&gen.batch(batch * ops_per_message))
+            .await?;
+    }
+    let mut latencies = Vec::new();
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < seconds {
+        let ops = gen.batch(batch * ops_per_message);
+        let t = Instant::now();
+        store.apply_batch(&ops).await?;
+        latencies.push(t.elapsed());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    let messages = (latencies.len() * batch) as f64;
+    Ok(Point {
+        batch,
+        batches: latencies.len(),
+        messages_per_sec: messages / elapsed,
+        ops_per_sec: messages * ops_per_message as f64 / elapsed,
+        p50: pct(0.5),
+        p99: pct(0.99),
+        max: *latencies.last().unwrap_or(&Duration::ZERO),
+    })
+}
+
+async fn run_one(
+    label: &str,
+    store: Arc<dyn Store>,
+    args: &Args,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let users = prepare(store.as_ref(), args.rooms).await?;
+    let mut gen = Generator {
+        rooms: args.rooms,
+        users,
+        body: (0..args.body_bytes).map(|i| (i * 31 % 251) as u8).collect(),
+        next_seq: vec![0; args.rooms as usize],
+        n: 0,
+        workload: args.workload,
+    };
+    println!(
+        "\n### {label} — {:?}, {}-byte bodies\n",
+        args.workload, args.body_bytes
+    );
+    println!("| batch size | batches | messages/s | ops/s | commit p50 | commit p99 | max |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for &batch in &args.batch_sizes {
+        let p = measure(store.as_ref(), &mut gen, batch, args.seconds).await?;
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms |",
+            p.batch,
+            p.batches,
+            p.messages_per_sec,
+            p.ops_per_sec,
+            ms(p.p50),
+            ms(p.p99),
+            ms(p.max)
+        );
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    if args.batch_sizes.iter().any(|&b| b == 0) {
+        return Err("batch sizes must be at least 1".into());
+    }
+
+    if matches!(args.backend, Backend::Sqlite | Backend::All) {
+        let base = args.sqlite_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let dir = tempfile::tempdir_in(&base)?;
+        let store = SqliteStore::open(&dir.path().join("bench.db")).await?;
+        let label = format!("SQLite (WAL, synchronous=FULL, file in {})", base.display());
+        run_one(&label, Arc::new(store.clone()), &args).await?;
+        store.close().await;
+    }
+
+    if matches!(args.backend, Backend::Postgres | Backend::All) {
+        let modes: &[PgBatchMode] = match args.pg_batch_mode {
+            Modes::Unnest => &[PgBatchMode::Unnest],
+            Modes::Copy => &[PgBatchMode::Copy],
+            Modes::Both => &[PgBatchMode::Unnest, PgBatchMode::Copy],
+        };
+        let admin = PgConnectOptions::from_str(&args.database_url)?;
+        let mut conn = admin.connect().await?;
+        let version: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&mut conn)
+            .await?;
+        let fsync: String = sqlx::query_scalar("SHOW fsync")
+            .fetch_one(&mut conn)
+            .await?;
+        for &mode in modes {
+            let name = format!("confab_bench_{}_{mode}", std::process::id());
+            conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await?;
+            let url = with_database(&args.database_url, &name);
+            let result = async {
+                let store = PgStore::open(
+                    &url,
+                    PgStoreOptions {
+                        batch_mode: mode,
+                        ..PgStoreOptions::default()
+                    },
+                )
+                .await?;
+                let label =
+                    format!("Postgres {version} ({mode}, synchronous_commit=on, fsync={fsync})");
+                run_one(&label, Arc::new(store.clone()), &args).await?;
+                store.close().await;
+                Ok::<(), Box<dyn std::error::Error>>(())
+            }
+            .await;
+            conn.execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE {name} WITH (FORCE)"
+            )))
+            .await?;
+            result?;
+        }
+        let _ = conn.close().await;
+    }
+    Ok(())
+}
+
+/// `url` with its database replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
+    let server = base.rsplit_once('/').map_or(base, |(s, _)| s);
+    if query.is_empty() {
+        format!("{server}/{name}")
+    } else {
+        format!("{server}/{name}?{query}")
+    }
+}

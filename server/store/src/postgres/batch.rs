@@ -1,0 +1,390 @@
+//! `apply_batch` for Postgres: a batch of [`WriteOp`]s becomes the columns
+//! (arrays) of one call of the `confab_apply_batch` SQL function
+//! (`migrations/postgres/0002_apply_batch.sql`, which also explains why
+//! applying the three groups below one after the other keeps the batch's
+//! meaning):
+//!
+//! - *state ops* (rooms, memberships, bans, invitations, join requests,
+//!   room log): one array element per op, applied in batch order by the
+//!   function;
+//! - *events*: the bulk, either as arrays inserted with
+//!   `INSERT … SELECT FROM unnest(…)` ([`PgBatchMode::Unnest`]) or streamed
+//!   with `COPY … FROM STDIN (FORMAT binary)` into a per-connection
+//!   temporary staging table that the function then inserts from
+//!   ([`PgBatchMode::Copy`]); either way `ON CONFLICT (room_id, seq) DO
+//!   NOTHING` keeps replays idempotent;
+//! - *notifications* and *audit entries*: arrays, inserted in bulk.
+//!
+//! Round trips per batch: UNNEST mode sends one statement, which commits
+//! on its own (autocommit: one statement is one transaction). COPY mode
+//! needs an explicit transaction around the COPY and the call (the staging
+//! rows must survive until the call): BEGIN, COPY, COPY's end, the call,
+//! COMMIT — five. Batches without events take the one-statement path in
+//! both modes.
+
+use sqlx::postgres::{PgArguments, PgConnection, PgPool};
+use sqlx::Postgres;
+
+use super::convert::{db_err, role_to_db, to_db, visibility_to_db};
+use super::copy::EventCopyEncoder;
+use super::PgBatchMode;
+use crate::{StoreError, StoreResult, StoredEvent, WriteOp};
+
+/// The statement that fills the staging table (created by
+/// [`STAGING_TABLE_DDL`] on every connection in COPY mode).
+const COPY_EVENTS: &str = "COPY confab_events_staging \
+     (ord, room_id, seq, at, actor_id, actor_name, kind, body) FROM STDIN (FORMAT binary)";
+
+/// The per-connection staging table for COPY mode. `ON COMMIT DELETE ROWS`
+/// empties it at the end of every batch's transaction; a temporary table
+/// writes no WAL.
+pub(super) const STAGING_TABLE_DDL: &str =
+    "CREATE TEMP TABLE IF NOT EXISTS confab_events_staging (\
+     ord integer NOT NULL, room_id bigint NOT NULL, seq bigint NOT NULL, at bigint NOT NULL, \
+     actor_id bigint NOT NULL, actor_name text NOT NULL, kind smallint NOT NULL, \
+     body bytea NOT NULL) ON COMMIT DELETE ROWS";
+
+const CALL: &str = "SELECT confab_apply_batch(\
+     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     $12, $13, $14, $15, $16, $17, $18, $19, \
+     $20, $21, $22, $23, $24, $25, $26, $27, $28, \
+     $29, $30, $31, $32, $33, $34)";
+
+/// State op kinds, as numbered in `0002_apply_batch.sql`.
+mod kind {
+    pub const CREATE_ROOM: i16 = 1;
+    pub const ADD_MEMBER: i16 = 2;
+    pub const REMOVE_MEMBER: i16 = 3;
+    pub const SET_ROLE: i16 = 4;
+    pub const UPDATE_ROOM: i16 = 5;
+    pub const SET_OWNER: i16 = 6;
+    pub const TERMINATE_ROOM: i16 = 7;
+    pub const BAN: i16 = 8;
+    pub const UNBAN: i16 = 9;
+    pub const PUT_INVITE: i16 = 10;
+    pub const DELETE_INVITE: i16 = 11;
+    pub const PUT_JOIN_REQUEST: i16 = 12;
+    pub const DELETE_JOIN_REQUEST: i16 = 13;
+    pub const LOG_JOIN: i16 = 14;
+    pub const LOG_LEAVE: i16 = 15;
+}
+
+/// Applies `ops` atomically, in as few round trips as `mode` allows.
+pub(super) async fn apply(pool: &PgPool, mode: PgBatchMode, ops: &[WriteOp]) -> StoreResult<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let copy_events = mode == PgBatchMode::Copy && ops.iter().any(is_event);
+    let cols = Columns::build(ops, !copy_events)?;
+    if !copy_events {
+        return cols
+            .call(false)
+            .execute(pool)
+            .await
+            .map(drop)
+            .map_err(|e| db_err("apply_batch", e));
+    }
+
+    let mut data = EventCopyEncoder::new();
+    for (ord, ev) in ops.iter().filter_map(as_event).enumerate() {
+        data.push(ord, ev)?;
+    }
+    let mut conn = pool.acquire().await.map_err(|e| db_err("apply_batch", e))?;
+    let result = copy_and_call(&mut conn, data.finish(), &cols).await;
+    if result.is_err() {
+        // A COPY interrupted half-way can leave the connection mid-protocol:
+        // never hand it to the next batch.
+        conn.close_on_drop();
+    }
+    result
+}
+
+async fn copy_and_call(
+    conn: &mut PgConnection,
+    data: Vec<u8>,
+    cols: &Columns<'_>,
+) -> StoreResult<()> {
+    use sqlx::Connection;
+    let mut tx = conn
+        .begin()
+        .await
+        .map_err(|e| db_err("apply_batch begin", e))?;
+    let mut copy = tx
+        .copy_in_raw(COPY_EVENTS)
+        .await
+        .map_err(|e| db_err("apply_batch COPY", e))?;
+    copy.send(data)
+        .await
+        .map_err(|e| db_err("apply_batch COPY", e))?;
+    copy.finish()
+        .await
+        .map_err(|e| db_err("apply_batch COPY", e))?;
+    cols.call(true)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db_err("apply_batch", e))?;
+    tx.commit()
+        .await
+        .map_err(|e| db_err("apply_batch commit", e))
+}
+
+fn is_event(op: &WriteOp) -> bool {
+    matches!(op, WriteOp::AppendEvent(_))
+}
+
+fn as_event(op: &WriteOp) -> Option<&StoredEvent> {
+    match op {
+        WriteOp::AppendEvent(ev) => Some(ev),
+        _ => None,
+    }
+}
+
+/// The batch as the function's parameters: one `Vec` per array argument.
+/// State op columns have one element per state op; fields an op does not
+/// use hold 0 or "".
+#[derive(Default)]
+struct Columns<'a> {
+    op_kind: Vec<i16>,
+    op_pos: Vec<i32>,
+    op_room: Vec<i64>,
+    op_user: Vec<i64>,
+    op_by: Vec<i64>,
+    op_at: Vec<i64>,
+    op_code: Vec<i16>,
+    op_name: Vec<&'a str>,
+    op_topic: Vec<&'a str>,
+    op_name_folded: Vec<String>,
+    op_topic_folded: Vec<String>,
+    ev_room: Vec<i64>,
+    ev_seq: Vec<i64>,
+    ev_at: Vec<i64>,
+    ev_actor: Vec<i64>,
+    ev_actor_name: Vec<&'a str>,
+    ev_kind: Vec<i16>,
+    ev_body: Vec<&'a [u8]>,
+    nt_id: Vec<i64>,
+    nt_user: Vec<i64>,
+    nt_kind: Vec<i16>,
+    nt_room: Vec<i64>,
+    nt_room_name: Vec<&'a str>,
+    nt_actor: Vec<i64>,
+    nt_actor_name: Vec<&'a str>,
+    nt_at: Vec<i64>,
+    nt_read: Vec<bool>,
+    au_at: Vec<i64>,
+    au_actor: Vec<i64>,
+    au_action: Vec<&'a str>,
+    au_room: Vec<Option<i64>>,
+    au_target: Vec<Option<i64>>,
+    au_detail: Vec<&'a str>,
+}
+
+/// One state op's fields, before they are spread over the columns.
+struct StateOp<'a> {
+    kind: i16,
+    room: u64,
+    user: u64,
+    by: u64,
+    at: u64,
+    code: i16,
+    name: &'a str,
+    topic: &'a str,
+}
+
+impl<'a> StateOp<'a> {
+    fn new(kind: i16, room: u64, user: u64) -> StateOp<'a> {
+        StateOp {
+            kind,
+            room,
+            user,
+            by: 0,
+            at: 0,
+            code: 0,
+            name: "",
+            topic: "",
+        }
+    }
+}
+
+impl<'a> Columns<'a> {
+    /// Spreads `ops` over the columns; events go to the arrays only if
+    /// `events_as_arrays` (otherwise they are COPY'd).
+    fn build(ops: &'a [WriteOp], events_as_arrays: bool) -> StoreResult<Columns<'a>> {
+        let mut c = Columns::default();
+        for (pos, op) in ops.iter().enumerate() {
+            let state = match op {
+                WriteOp::AppendEvent(ev) => {
+                    if events_as_arrays {
+                        c.ev_room.push(to_db(ev.room.0, "room id")?);
+                        c.ev_seq.push(to_db(ev.seq.0, "seq")?);
+                        c.ev_at.push(to_db(ev.at, "event time")?);
+                        c.ev_actor.push(to_db(ev.actor.0, "actor id")?);
+                        c.ev_actor_name.push(&ev.actor_name);
+                        c.ev_kind.push(i16::from(ev.kind));
+                        c.ev_body.push(&ev.body);
+                    }
+                    continue;
+                }
+                WriteOp::AddNotification(n) => {
+                    c.nt_id.push(to_db(n.id, "notification id")?);
+                    c.nt_user.push(to_db(n.user.0, "user id")?);
+                    c.nt_kind.push(i16::from(n.kind));
+                    c.nt_room.push(to_db(n.room.0, "room id")?);
+                    c.nt_room_name.push(&n.room_name);
+                    c.nt_actor.push(to_db(n.actor.0, "actor id")?);
+                    c.nt_actor_name.push(&n.actor_name);
+                    c.nt_at.push(to_db(n.at, "notification time")?);
+                    c.nt_read.push(n.read);
+                    continue;
+                }
+                WriteOp::Audit(a) => {
+                    c.au_at.push(to_db(a.at, "audit time")?);
+                    c.au_actor.push(to_db(a.actor.0, "actor id")?);
+                    c.au_action.push(&a.action);
+                    c.au_room
+                        .push(a.room.map(|r| to_db(r.0, "room id")).transpose()?);
+                    c.au_target
+                        .push(a.target.map(|u| to_db(u.0, "target id")).transpose()?);
+                    c.au_detail.push(&a.detail);
+                    continue;
+                }
+                WriteOp::CreateRoom {
+                    room,
+                    name,
+                    topic,
+                    visibility,
+                    owner,
+                    created_at,
+                } => StateOp {
+                    at: *created_at,
+                    code: visibility_to_db(*visibility),
+                    name,
+                    topic,
+                    ..StateOp::new(kind::CREATE_ROOM, room.0, owner.0)
+                },
+                WriteOp::AddMember {
+                    room,
+                    user,
+                    role,
+                    joined_at,
+                } => StateOp {
+                    at: *joined_at,
+                    code: role_to_db(*role),
+                    ..StateOp::new(kind::ADD_MEMBER, room.0, user.0)
+                },
+                WriteOp::RemoveMember { room, user } => {
+                    StateOp::new(kind::REMOVE_MEMBER, room.0, user.0)
+                }
+                WriteOp::SetRole { room, user, role } => StateOp {
+                    code: role_to_db(*role),
+                    ..StateOp::new(kind::SET_ROLE, room.0, user.0)
+                },
+                WriteOp::UpdateRoom { room, name, topic } => StateOp {
+                    name,
+                    topic,
+                    ..StateOp::new(kind::UPDATE_ROOM, room.0, 0)
+                },
+                WriteOp::SetOwner { room, owner } => StateOp::new(kind::SET_OWNER, room.0, owner.0),
+                WriteOp::TerminateRoom { room, at } => StateOp {
+                    at: *at,
+                    ..StateOp::new(kind::TERMINATE_ROOM, room.0, 0)
+                },
+                WriteOp::Ban { room, user, by, at } => StateOp {
+                    by: by.0,
+                    at: *at,
+                    ..StateOp::new(kind::BAN, room.0, user.0)
+                },
+                WriteOp::Unban { room, user } => StateOp::new(kind::UNBAN, room.0, user.0),
+                WriteOp::PutInvite { room, user, by, at } => StateOp {
+                    by: by.0,
+                    at: *at,
+                    ..StateOp::new(kind::PUT_INVITE, room.0, user.0)
+                },
+                WriteOp::DeleteInvite { room, user } => {
+                    StateOp::new(kind::DELETE_INVITE, room.0, user.0)
+                }
+                WriteOp::PutJoinRequest { room, user, at } => StateOp {
+                    at: *at,
+                    ..StateOp::new(kind::PUT_JOIN_REQUEST, room.0, user.0)
+                },
+                WriteOp::DeleteJoinRequest { room, user } => {
+                    StateOp::new(kind::DELETE_JOIN_REQUEST, room.0, user.0)
+                }
+                WriteOp::LogJoin { user, room, at } => StateOp {
+                    at: *at,
+                    ..StateOp::new(kind::LOG_JOIN, room.0, user.0)
+                },
+                WriteOp::LogLeave {
+                    user,
+                    room,
+                    at,
+                    reason,
+                } => StateOp {
+                    at: *at,
+                    code: i16::from(*reason),
+                    ..StateOp::new(kind::LOG_LEAVE, room.0, user.0)
+                },
+            };
+            c.push_state(pos, state)?;
+        }
+        Ok(c)
+    }
+
+    fn push_state(&mut self, pos: usize, op: StateOp<'a>) -> StoreResult<()> {
+        self.op_kind.push(op.kind);
+        self.op_pos
+            .push(i32::try_from(pos).map_err(|_| {
+                StoreError::Database(format!("batch of over {pos} ops is too big"))
+            })?);
+        self.op_room.push(to_db(op.room, "room id")?);
+        self.op_user.push(to_db(op.user, "user id")?);
+        self.op_by.push(to_db(op.by, "by id")?);
+        self.op_at.push(to_db(op.at, "time")?);
+        self.op_code.push(op.code);
+        self.op_name.push(op.name);
+        self.op_topic.push(op.topic);
+        // Folded as in SQLite (see the schema): one search, two backends.
+        self.op_name_folded.push(op.name.to_lowercase());
+        self.op_topic_folded.push(op.topic.to_lowercase());
+        Ok(())
+    }
+
+    /// The call of `confab_apply_batch` with these columns.
+    fn call(&self, events_staged: bool) -> sqlx::query::Query<'_, Postgres, PgArguments> {
+        sqlx::query(CALL)
+            .bind(&self.op_kind)
+            .bind(&self.op_pos)
+            .bind(&self.op_room)
+            .bind(&self.op_user)
+            .bind(&self.op_by)
+            .bind(&self.op_at)
+            .bind(&self.op_code)
+            .bind(&self.op_name)
+            .bind(&self.op_topic)
+            .bind(&self.op_name_folded)
+            .bind(&self.op_topic_folded)
+            .bind(&self.ev_room)
+            .bind(&self.ev_seq)
+            .bind(&self.ev_at)
+            .bind(&self.ev_actor)
+            .bind(&self.ev_actor_name)
+            .bind(&self.ev_kind)
+            .bind(&self.ev_body)
+            .bind(events_staged)
+            .bind(&self.nt_id)
+            .bind(&self.nt_user)
+            .bind(&self.nt_kind)
+            .bind(&self.nt_room)
+            .bind(&self.nt_room_name)
+            .bind(&self.nt_actor)
+            .bind(&self.nt_actor_name)
+            .bind(&self.nt_at)
+            .bind(&self.nt_read)
+            .bind(&self.au_at)
+            .bind(&self.au_actor)
+            .bind(&self.au_action)
+            .bind(&self.au_room)
+            .bind(&self.au_target)
+            .bind(&self.au_detail)
+    }
+}

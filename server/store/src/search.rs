@@ -1,0 +1,38 @@
+//! The room search, shared by both backends so they answer alike.
+//!
+//! Rooms store their name and topic twice: as given, and folded with
+//! Rust's `str::to_lowercase` (`name_folded`, `topic_folded`). A search
+//! folds the query the same way and matches it as a substring with `LIKE`.
+//! Folding in Rust rather than in SQL is what makes the backends agree:
+//! SQLite's `lower()` folds ASCII only, and Postgres' depends on the
+//! database's ctype.
+
+/// `%query%` for a case-insensitive substring match with `ESCAPE '\'`: the
+/// user's `%`, `_` and `\` match themselves. Folded like the `*_folded`
+/// columns; the empty query becomes `%%`, which matches every room.
+pub(crate) fn like_contains_pattern(query: &str) -> String {
+    let folded = query.to_lowercase();
+    let mut pattern = String::with_capacity(folded.len() + 2);
+    pattern.push('%');
+    for c in folded.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_pattern_escapes_wildcards_and_folds_case() {
+        assert_eq!(like_contains_pattern(""), "%%");
+        assert_eq!(like_contains_pattern("Ab"), "%ab%");
+        assert_eq!(like_contains_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+        assert_eq!(like_contains_pattern("ÉTÉ"), "%été%");
+    }
+}

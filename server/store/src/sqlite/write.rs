@@ -1,0 +1,309 @@
+//! [`WriteOp`]s as SQLite statements, applied inside the batch's
+//! transaction (one at a time, in order; see `apply_batch`).
+//!
+//! Every "insert or replace" op is an `INSERT … ON CONFLICT (key) DO
+//! UPDATE`, and every "remove (no error if absent)" op a plain `DELETE`,
+//! so replaying a batch after a crash converges on the same state.
+
+use sqlx::{Sqlite, Transaction};
+
+use super::convert::{db_err, role_to_db, to_db, visibility_to_db};
+use crate::{StoreResult, WriteOp};
+
+/// Applies one operation inside the batch's transaction.
+pub(super) async fn apply_op(
+    tx: &mut Transaction<'static, Sqlite>,
+    op: &WriteOp,
+) -> StoreResult<()> {
+    match op {
+        WriteOp::CreateRoom {
+            room,
+            name,
+            topic,
+            visibility,
+            owner,
+            created_at,
+        } => {
+            // Room ids are never reused, so a conflict is a replay of this
+            // very op (spool, crash): keep the row, whose later changes
+            // (rename, owner, termination) are replayed after it.
+            sqlx::query(
+                "INSERT INTO rooms (id, name, topic, name_folded, topic_folded, visibility, \
+                                    owner_id, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(to_db(room.0, "room id")?)
+            .bind(name)
+            .bind(topic)
+            .bind(name.to_lowercase())
+            .bind(topic.to_lowercase())
+            .bind(visibility_to_db(*visibility))
+            .bind(to_db(owner.0, "owner id")?)
+            .bind(to_db(*created_at, "created_at")?)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_err("CreateRoom", e))?;
+        }
+        WriteOp::AddMember {
+            room,
+            user,
+            role,
+            joined_at,
+        } => {
+            sqlx::query(
+                "INSERT INTO memberships (room_id, user_id, role, joined_at) \
+                 VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (room_id, user_id) \
+                 DO UPDATE SET role = excluded.role, joined_at = excluded.joined_at",
+            )
+            .bind(to_db(room.0, "room id")?)
+            .bind(to_db(user.0, "user id")?)
+            .bind(role_to_db(*role))
+            .bind(to_db(*joined_at, "joined_at")?)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_err("AddMember", e))?;
+        }
+        WriteOp::RemoveMember { room, user } => {
+            delete_pair(tx, "memberships", room.0, user.0, "RemoveMember").await?;
+        }
+        WriteOp::SetRole { room, user, role } => {
+            sqlx::query("UPDATE memberships SET role = ?3 WHERE room_id = ?1 AND user_id = ?2")
+                .bind(to_db(room.0, "room id")?)
+                .bind(to_db(user.0, "user id")?)
+                .bind(role_to_db(*role))
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| db_err("SetRole", e))?;
+        }
+        WriteOp::AppendEvent(ev) => {
+            let room = to_db(ev.room.0, "room id")?;
+            let seq = to_db(ev.seq.0, "seq")?;
+            // ON CONFLICT on the key only, not `INSERT OR IGNORE`: OR IGNORE
+            // would also silently drop rows that break a CHECK or NOT NULL
+            // constraint, turning a bug into lost data.
+            sqlx::query(
+                "INSERT INTO events (room_id, seq, at, actor_id, actor_name, kind, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (room_id, seq) DO NOTHING",
+            )
+            .bind(room)
+            .bind(seq)
+            .bind(to_db(ev.at, "event time")?)
+            .bind(to_db(ev.actor.0, "actor id")?)
+            .bind(&ev.actor_name)
+            .bind(i64::from(ev.kind))
+            .bind(&ev.body[..])
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_err("AppendEvent", e))?;
+            // max() keeps a replayed older event from lowering last_seq.
+            sqlx::query("UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE id = ?1")
+                .bind(room)
+                .bind(seq)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| db_err("AppendEvent last_seq", e))?;
+        }
+        WriteOp::UpdateRoom { room, name, topic } => {
+            // The folded copies change in the same statement (schema v1).
+            sqlx::query(
+                "UPDATE rooms SET name = ?2, topic = ?3, name_folded = ?4, topic_folded = ?5 \
+                 WHERE id = ?1",
+            )
+            .bind(to_db(room.0, "room id")?)
+            .bind(name)
+            .bind(topic)
+            .bind(name.to_lowercase())
+            .bind(topic.to_lowercase())
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_err("UpdateRoom", e))?;
+        }
+        WriteOp::SetOwner { room, owner } => {
+            sqlx::query("UPDATE rooms SET owner_id = ?2 WHERE id = ?1")
+                .bind(to_db(room.0, "room id")?)
+                .bind(to_db(owner.0, "owner id")?)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| db_err("SetOwner", e))?;
+        }
+        WriteOp::TerminateRoom { room, at } => {
+            let room = to_db(room.0, "room id")?;
+            // coalesce: a replayed termination keeps the first time.
+            sqlx::query(
+                "UPDATE rooms SET terminated_at = coalesce(terminated_at, ?2) WHERE id = ?1",
+            )
+            .bind(room)
+            .bind(to_db(*at, "terminated_at")?)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_err("TerminateRoom", e))?;
+            // Bans stay: a banned user must not see a room come back.
+            for table in ["memberships", "invites", "join_requests"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE room_id = ?1"
+                )))
+                .bind(room)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| db_err("TerminateRoom", e))?;
+            }
+        }
+        WriteOp::Ban { room, user, by, at } => {
+            put_pair(tx, "bans", room.0, user.0, Some(by.0), *at, "Ban").await?;
+        }
+        WriteOp::Unban { room, user } => {
+            delete_pair(tx, "bans", room.0, user.0, "Unban").await?;
+        }
+        WriteOp::PutInvite { room, user, by, at } => {
+            put_pair(tx, "invites", room.0, user.0, Some(by.0), *at, "PutInvite").await?;
+        }
+        WriteOp::DeleteInvite { room, user } => {
+            delete_pair(tx, "invites", room.0, user.0, "DeleteInvite").await?;
+        }
+        WriteOp::PutJoinRequest { room, user, at } => {
+            put_pair(
+                tx,
+                "join_requests",
+                room.0,
+                user.0,
+                None,
+                *at,
+                "PutJoinRequest",
+            )
+            .await?;
+        }
+        WriteOp::DeleteJoinRequest { room, user } => {
+            delete_pair(tx, "join_requests", room.0, user.0, "DeleteJoinRequest").await?;
+        }
+        WriteOp::AddNotification(n) => {
+            // Idempotent by id: a replayed batch stores nothing twice, and
+            // the first write (its read flag included) wins.
+            sqlx::query(
+                "INSERT INTO notifications \
+                     (id, user_id, kind, room_id, room_name, actor_id, actor_name, at, read) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(to_db(n.id, "notification id")?)
+            .bind(to_db(n.user.0, "user id")?)
+            .bind(i64::from(n.kind))
+            .bind(to_db(n.room.0, "room id")?)
+            .bind(&n.room_name)
+            .bind(to_db(n.actor.0, "actor id")?)
+            .bind(&n.actor_name)
+            .bind(to_db(n.at, "notification time")?)
+            .bind(i64::from(n.read))
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_err("AddNotification", e))?;
+        }
+        WriteOp::LogJoin { user, room, at } => {
+            sqlx::query(
+                "INSERT INTO room_log \
+                     (user_id, room_id, first_joined_at, last_joined_at, left_at, reason) \
+                 VALUES (?1, ?2, ?3, ?3, NULL, 0) \
+                 ON CONFLICT (user_id, room_id) DO UPDATE SET \
+                     last_joined_at = excluded.last_joined_at, left_at = NULL, reason = 0",
+            )
+            .bind(to_db(user.0, "user id")?)
+            .bind(to_db(room.0, "room id")?)
+            .bind(to_db(*at, "joined_at")?)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_err("LogJoin", e))?;
+        }
+        WriteOp::LogLeave {
+            user,
+            room,
+            at,
+            reason,
+        } => {
+            // An update only: an association that was never logged as a
+            // join has nothing to end (a ban of a non-member logs nothing).
+            sqlx::query(
+                "UPDATE room_log SET left_at = ?3, reason = ?4 \
+                 WHERE user_id = ?1 AND room_id = ?2",
+            )
+            .bind(to_db(user.0, "user id")?)
+            .bind(to_db(room.0, "room id")?)
+            .bind(to_db(*at, "left_at")?)
+            .bind(i64::from(*reason))
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_err("LogLeave", e))?;
+        }
+        WriteOp::Audit(a) => {
+            sqlx::query(
+                "INSERT INTO audit (at, actor_id, action, room_id, target_id, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .bind(to_db(a.at, "audit time")?)
+            .bind(to_db(a.actor.0, "actor id")?)
+            .bind(&a.action)
+            .bind(a.room.map(|r| to_db(r.0, "room id")).transpose()?)
+            .bind(a.target.map(|u| to_db(u.0, "target id")).transpose()?)
+            .bind(&a.detail)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_err("Audit", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Inserts or replaces a `(room_id, user_id)` row of `table` (bans,
+/// invites: with `by_id`; join requests: without).
+async fn put_pair(
+    tx: &mut Transaction<'static, Sqlite>,
+    table: &'static str,
+    room: u64,
+    user: u64,
+    by: Option<u64>,
+    at: u64,
+    context: &'static str,
+) -> StoreResult<()> {
+    let sql = match by {
+        Some(_) => format!(
+            "INSERT INTO {table} (room_id, user_id, at, by_id) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (room_id, user_id) DO UPDATE SET at = excluded.at, by_id = excluded.by_id"
+        ),
+        None => format!(
+            "INSERT INTO {table} (room_id, user_id, at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (room_id, user_id) DO UPDATE SET at = excluded.at"
+        ),
+    };
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(to_db(room, "room id")?)
+        .bind(to_db(user, "user id")?)
+        .bind(to_db(at, "time")?);
+    if let Some(by) = by {
+        query = query.bind(to_db(by, "by id")?);
+    }
+    query
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| db_err(context, e))?;
+    Ok(())
+}
+
+/// Deletes the `(room_id, user_id)` row of `table`, if any.
+async fn delete_pair(
+    tx: &mut Transaction<'static, Sqlite>,
+    table: &'static str,
+    room: u64,
+    user: u64,
+    context: &'static str,
+) -> StoreResult<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE room_id = ?1 AND user_id = ?2"
+    )))
+    .bind(to_db(room, "room id")?)
+    .bind(to_db(user, "user id")?)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| db_err(context, e))?;
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! A throwaway PostgreSQL cluster per test, which the test may stop and
+//! start again (fault tests). Same approach as the store suite's harness
+//! (`server/store/tests/postgres.rs`), which shares one cluster per test
+//! binary and never stops it: `initdb` + `pg_ctl` from the PATH or
+//! `/usr/lib/postgresql/*/bin`, as the `postgres` user when run as root
+//! (initdb refuses root), data under `/tmp`, a spare loopback port, and a
+//! watchdog that stops and deletes the cluster when the test process ends
+//! however it ends. Only this cluster is ever stopped — never a server the
+//! machine runs.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Writes straight to stderr: a test that did not run must say so even
+/// when the harness captures output.
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+pub struct PgCluster {
+    dir: PathBuf,
+    data: PathBuf,
+    pg_ctl: PathBuf,
+    as_postgres: bool,
+    port: u16,
+}
+
+fn find_pg_bin(name: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin").join(name);
+            bin.is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn command(as_postgres: bool, program: &Path) -> Command {
+    if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(mut cmd: Command, what: &str) -> Result<String, String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(format!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+impl PgCluster {
+    /// Creates and starts a cluster, or says why there is none (then the
+    /// caller reports the test as not run).
+    pub fn start(test: &str) -> Option<PgCluster> {
+        match Self::try_start() {
+            Ok(c) => Some(c),
+            Err(why) => {
+                say(&format!(
+                    "durability: NOT RUN {test} (no PostgreSQL to stop and start: {why})"
+                ));
+                None
+            }
+        }
+    }
+
+    fn try_start() -> Result<PgCluster, String> {
+        let (Some(initdb), Some(pg_ctl)) = (find_pg_bin("initdb"), find_pg_bin("pg_ctl")) else {
+            return Err("PostgreSQL's initdb/pg_ctl are not installed".into());
+        };
+        let as_postgres = is_root();
+        let mut mktemp = if as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "mktemp"]);
+            c
+        } else {
+            Command::new("mktemp")
+        };
+        mktemp.args(["-d", "/tmp/confab-pg-fault-XXXXXX"]);
+        let dir = PathBuf::from(run(mktemp, "mktemp")?);
+        let data = dir.join("data");
+        let mut init = command(as_postgres, &initdb);
+        init.arg("-D").arg(&data).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
+        run(init, "initdb")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("finding a spare port: {e}"))?
+            .port();
+        let cluster = PgCluster {
+            dir,
+            data,
+            pg_ctl,
+            as_postgres,
+            port,
+        };
+        // Stop and delete the cluster once this test process is gone.
+        let runuser = if as_postgres {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        let watchdog = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+             {runuser}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
+            pid = std::process::id(),
+            pg_ctl = cluster.pg_ctl.display(),
+            data = cluster.data.display(),
+            dir = cluster.dir.display(),
+        );
+        Command::new("setsid")
+            .args(["sh", "-c", &watchdog])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting the cluster's watchdog: {e}"))?;
+        cluster.resume()?;
+        Ok(cluster)
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the (stopped) server and waits until it accepts connections.
+    pub fn resume(&self) -> Result<(), String> {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            self.port,
+            self.dir.display()
+        );
+        let mut start = command(self.as_postgres, &self.pg_ctl);
+        start
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .args(["-w", "-t", "60", "-o", &opts, "start"]);
+        run(start, "pg_ctl start").map(drop)
+    }
+
+    /// Stops the server the way an operator would (`-m fast`: sessions
+    /// are terminated, the port closes) and waits until it is down.
+    pub fn halt(&self) {
+        let mut stop = command(self.as_postgres, &self.pg_ctl);
+        stop.arg("-D")
+            .arg(&self.data)
+            .args(["-w", "-t", "60", "-m", "fast", "stop"]);
+        run(stop, "pg_ctl stop").expect("stopping the test's own Postgres");
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let mut stop = command(self.as_postgres, &self.pg_ctl);
+        stop.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"]);
+        let _ = stop
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
