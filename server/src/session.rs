@@ -67,7 +67,7 @@ struct Auth {
 }
 
 /// Messages per second per connection.
-struct TokenBucket {
+pub(crate) struct TokenBucket {
     rate: f64,
     burst: f64,
     tokens: f64,
@@ -75,7 +75,7 @@ struct TokenBucket {
 }
 
 impl TokenBucket {
-    fn new(rate: u32, burst: u32) -> Option<TokenBucket> {
+    pub(crate) fn new(rate: u32, burst: u32) -> Option<TokenBucket> {
         (rate > 0).then(|| TokenBucket {
             rate: rate as f64,
             burst: burst as f64,
@@ -84,7 +84,7 @@ impl TokenBucket {
         })
     }
 
-    fn try_take(&mut self, now: Instant) -> bool {
+    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
@@ -116,6 +116,8 @@ where
         conn: conn.clone(),
         auth: None,
         bucket,
+        one_shot: false,
+        limit: None,
     };
     tracing::debug!(conn = id.0, %peer, "connection opened");
     session.run(frames).await;
@@ -135,6 +137,21 @@ where
 /// work without one. The reply is the frame a connection would get (an
 /// `Error` for refusals).
 pub async fn call(shared: Arc<Shared>, token: Option<&str>, req: Request) -> ServerMsg {
+    call_limited(shared, token, req, None).await
+}
+
+/// Decides whether a one-shot caller's user may send one more message now
+/// (the HTTP door's per-user token buckets, `net/api/limit.rs`).
+pub type MessageLimit = Arc<dyn Fn(UserId) -> bool + Send + Sync>;
+
+/// [`call`], with SEND_MESSAGE subject to `limit` (a connection has its
+/// own bucket; one-shot callers share one across their requests).
+pub async fn call_limited(
+    shared: Arc<Shared>,
+    token: Option<&str>,
+    req: Request,
+    limit: Option<MessageLimit>,
+) -> ServerMsg {
     const REQ_ID: u32 = 1;
     let id = ConnId(shared.next_conn_id.fetch_add(1, Ordering::Relaxed));
     let (conn, mut out) = Conn::new(id, usize::MAX / 2);
@@ -143,6 +160,8 @@ pub async fn call(shared: Arc<Shared>, token: Option<&str>, req: Request) -> Ser
         conn: conn.clone(),
         auth: None,
         bucket: None,
+        one_shot: true,
+        limit,
     };
     if let Some(token) = token {
         let hash = auth::token_hash(token);
@@ -195,9 +214,8 @@ pub async fn call(shared: Arc<Shared>, token: Option<&str>, req: Request) -> Ser
             Ok(None) | Err(_) => break error_msg(ErrorCode::Internal),
         }
     };
-    // A session authenticated by REGISTER/LOGIN here must not linger in the
-    // shards' online sets.
-    session.cleanup().await;
+    // Nothing to clean up: a one-shot session never attaches (even when
+    // REGISTER/LOGIN authenticates it), so it never shows as online.
     reply
 }
 
@@ -213,6 +231,11 @@ struct Session {
     conn: Arc<Conn>,
     auth: Option<Auth>,
     bucket: Option<TokenBucket>,
+    /// A session of [`call`]: one request, no connection behind it. It is
+    /// never attached to the shards — no presence flicker, no live events.
+    one_shot: bool,
+    /// For one-shot sessions: the caller's message limit.
+    limit: Option<MessageLimit>,
 }
 
 impl Session {
@@ -378,6 +401,9 @@ impl Session {
     /// rooms on every shard.
     async fn attach(&self, resume: Arc<[ResumePoint]>) {
         let Some(auth) = &self.auth else { return };
+        if self.one_shot {
+            return;
+        }
         if let Ok(mut sessions) = self.shared.sessions.lock() {
             sessions
                 .entry(auth.token_hash)
@@ -568,11 +594,14 @@ impl Session {
                     );
                     return true;
                 }
-                if let Some(bucket) = &mut self.bucket {
-                    if !bucket.try_take(Instant::now()) {
-                        crate::metrics::rate_limited();
-                        return self.reject(req_id, ErrorCode::RateLimited);
-                    }
+                let allowed = match (&mut self.bucket, &self.limit) {
+                    (Some(bucket), _) => bucket.try_take(Instant::now()),
+                    (None, Some(limit)) => limit(user),
+                    (None, None) => true,
+                };
+                if !allowed {
+                    crate::metrics::rate_limited();
+                    return self.reject(req_id, ErrorCode::RateLimited);
                 }
                 let cmd = Command::Post { user, text: body };
                 router

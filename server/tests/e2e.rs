@@ -10,7 +10,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{CutProxy, Door, RawClient, TestServer, Transport};
+use common::{Backend, CutProxy, Door, RawClient, TestServer, Transport};
 use confab_protocol::{
     ErrorCode, EventBody, Request, RoomEvent, RoomId, Seq, ServerMsg, Visibility,
 };
@@ -65,8 +65,16 @@ async fn no_more_messages(c: &Client) {
     }
 }
 
-async fn users_receive_exactly_their_rooms_messages_in_order(t: Transport) {
-    let srv = TestServer::start().await;
+async fn users_receive_exactly_their_rooms_messages_in_order(t: Transport, backend: Backend) {
+    let Some(srv) = TestServer::start_on(
+        backend,
+        "users_receive_exactly_their_rooms_messages_in_order",
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
     let door = srv.door(t);
     let (alice, bob, carol) = (
         user(&door, "alice").await,
@@ -121,8 +129,19 @@ async fn users_receive_exactly_their_rooms_messages_in_order(t: Transport) {
     srv.stop().await;
 }
 
-async fn every_member_sees_sender_timestamp_and_consecutive_sequence_numbers(t: Transport) {
-    let srv = TestServer::start().await;
+async fn every_member_sees_sender_timestamp_and_consecutive_sequence_numbers(
+    t: Transport,
+    backend: Backend,
+) {
+    let Some(srv) = TestServer::start_on(
+        backend,
+        "every_member_sees_sender_timestamp_and_consecutive_sequence_numbers",
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
     let door = srv.door(t);
     let (alice, bob) = (user(&door, "alice").await, user(&door, "bob").await);
     let room = alice
@@ -164,13 +183,20 @@ async fn every_member_sees_sender_timestamp_and_consecutive_sequence_numbers(t: 
     srv.stop().await;
 }
 
-async fn history_pages_backwards_across_memory_and_store(t: Transport) {
+async fn history_pages_backwards_across_memory_and_store(t: Transport, backend: Backend) {
     // A tiny tail forces older pages to come from SQLite.
-    let srv = TestServer::start_with(|c| {
-        c.room_tail_events = 8;
-        c.rate_limit_per_sec = 0;
-    })
-    .await;
+    let Some(srv) = TestServer::start_on(
+        backend,
+        "history_pages_backwards_across_memory_and_store",
+        |c| {
+            c.room_tail_events = 8;
+            c.rate_limit_per_sec = 0;
+        },
+    )
+    .await
+    else {
+        return;
+    };
     let alice = user(&srv.door(t), "alice").await;
     let room = alice
         .create_room("history", "", Visibility::Public)
@@ -209,8 +235,19 @@ async fn history_pages_backwards_across_memory_and_store(t: Transport) {
     srv.stop().await;
 }
 
-async fn a_dropped_connection_resumes_with_exactly_the_missed_events(t: Transport) {
-    let srv = TestServer::start_with(|c| c.rate_limit_per_sec = 0).await;
+async fn a_dropped_connection_resumes_with_exactly_the_missed_events(
+    t: Transport,
+    backend: Backend,
+) {
+    let Some(srv) = TestServer::start_on(
+        backend,
+        "a_dropped_connection_resumes_with_exactly_the_missed_events",
+        |c| c.rate_limit_per_sec = 0,
+    )
+    .await
+    else {
+        return;
+    };
     let proxy = CutProxy::start(srv.addr_for(t)).await;
     let proxied = srv.door_via(t, proxy.addr);
     let bob = proxied
@@ -254,12 +291,16 @@ async fn a_dropped_connection_resumes_with_exactly_the_missed_events(t: Transpor
     srv.stop().await;
 }
 
-async fn resume_beyond_the_tail_says_reload_history(t: Transport) {
-    let srv = TestServer::start_with(|c| {
-        c.room_tail_events = 4;
-        c.rate_limit_per_sec = 0;
-    })
-    .await;
+async fn resume_beyond_the_tail_says_reload_history(t: Transport, backend: Backend) {
+    let Some(srv) =
+        TestServer::start_on(backend, "resume_beyond_the_tail_says_reload_history", |c| {
+            c.room_tail_events = 4;
+            c.rate_limit_per_sec = 0;
+        })
+        .await
+    else {
+        return;
+    };
     let alice = user(&srv.door(t), "alice").await;
     let room = alice
         .create_room("gap", "", Visibility::Public)
@@ -312,8 +353,16 @@ async fn resume_beyond_the_tail_says_reload_history(t: Transport) {
     srv.stop().await;
 }
 
-async fn a_restart_keeps_users_rooms_memberships_and_messages(t: Transport) {
-    let mut srv = TestServer::start().await;
+async fn a_restart_keeps_users_rooms_memberships_and_messages(t: Transport, backend: Backend) {
+    let Some(mut srv) = TestServer::start_on(
+        backend,
+        "a_restart_keeps_users_rooms_memberships_and_messages",
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
     let alice = user(&srv.door(t), "alice").await;
     let bob = user(&srv.door(t), "bob").await;
     let room = alice
@@ -378,14 +427,24 @@ async fn a_restart_keeps_users_rooms_memberships_and_messages(t: Transport) {
     srv.stop().await;
 }
 
-async fn a_slow_reader_is_disconnected_while_the_others_keep_receiving(t: Transport) {
-    let srv = TestServer::start_with(|c| {
-        // Healthy readers absorb bursts of 10 x 50 KB; the slow one cannot.
-        c.outbound_queue_bytes = 1024 * 1024;
-        c.max_message_len = 60_000;
-        c.rate_limit_per_sec = 0;
-    })
-    .await;
+async fn a_slow_reader_is_disconnected_while_the_others_keep_receiving(
+    t: Transport,
+    backend: Backend,
+) {
+    let Some(srv) = TestServer::start_on(
+        backend,
+        "a_slow_reader_is_disconnected_while_the_others_keep_receiving",
+        |c| {
+            // Healthy readers absorb bursts of 10 x 50 KB; the slow one cannot.
+            c.outbound_queue_bytes = 1024 * 1024;
+            c.max_message_len = 60_000;
+            c.rate_limit_per_sec = 0;
+        },
+    )
+    .await
+    else {
+        return;
+    };
     let alice = user(&srv.door(t), "alice").await;
     let bob = user(&srv.door(t), "bob").await;
     let room = alice
@@ -465,8 +524,16 @@ async fn a_slow_reader_is_disconnected_while_the_others_keep_receiving(t: Transp
     srv.stop().await;
 }
 
-async fn logout_closes_every_connection_of_the_session(t: Transport) {
-    let srv = TestServer::start().await;
+async fn logout_closes_every_connection_of_the_session(t: Transport, backend: Backend) {
+    let Some(srv) = TestServer::start_on(
+        backend,
+        "logout_closes_every_connection_of_the_session",
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
     let door = srv.door(t);
     let first = user(&door, "alice").await;
     let token = first.token().unwrap();
@@ -491,8 +558,19 @@ async fn logout_closes_every_connection_of_the_session(t: Transport) {
     srv.stop().await;
 }
 
-async fn listing_searches_pages_counts_members_and_hides_private_rooms(t: Transport) {
-    let srv = TestServer::start().await;
+async fn listing_searches_pages_counts_members_and_hides_private_rooms(
+    t: Transport,
+    backend: Backend,
+) {
+    let Some(srv) = TestServer::start_on(
+        backend,
+        "listing_searches_pages_counts_members_and_hides_private_rooms",
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
     let alice = user(&srv.door(t), "alice").await;
     let bob = user(&srv.door(t), "bob").await;
     let rust = alice
@@ -533,10 +611,18 @@ async fn listing_searches_pages_counts_members_and_hides_private_rooms(t: Transp
     srv.stop().await;
 }
 
-async fn a_resume_point_beyond_the_last_event_says_reload_history(t: Transport) {
+async fn a_resume_point_beyond_the_last_event_says_reload_history(t: Transport, backend: Backend) {
     // A client that saw events lost in a crash (broadcast before commit)
     // resumes from a seq the server never stored: it must reload.
-    let srv = TestServer::start().await;
+    let Some(srv) = TestServer::start_on(
+        backend,
+        "a_resume_point_beyond_the_last_event_says_reload_history",
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
     let alice = user(&srv.door(t), "alice").await;
     let room = alice
         .create_room("ahead", "", Visibility::Public)
@@ -565,20 +651,25 @@ async fn a_resume_point_beyond_the_last_event_says_reload_history(t: Transport) 
     srv.stop().await;
 }
 
-/// One test per scenario and transport: `tcp::…`, `tls::…`, `ws::…`.
+/// One test per scenario and transport on SQLite (`tcp::…`, `tls::…`,
+/// `ws::…`), and each scenario once more on Postgres (`tcp_postgres::…`).
 macro_rules! over_transports {
     ($($scenario:ident),* $(,)?) => {
         over_transports!(@suite tcp, Transport::Tcp, $($scenario),*);
         over_transports!(@suite tls, Transport::Tls, $($scenario),*);
         over_transports!(@suite ws, Transport::Ws, $($scenario),*);
+        over_transports!(@suite tcp_postgres, Transport::Tcp, Backend::Postgres, $($scenario),*);
     };
     (@suite $name:ident, $transport:expr, $($scenario:ident),*) => {
+        over_transports!(@suite $name, $transport, Backend::Sqlite, $($scenario),*);
+    };
+    (@suite $name:ident, $transport:expr, $backend:expr, $($scenario:ident),*) => {
         mod $name {
             use super::*;
             $(
                 #[tokio::test]
                 async fn $scenario() {
-                    super::$scenario($transport).await
+                    super::$scenario($transport, $backend).await
                 }
             )*
         }

@@ -1,12 +1,13 @@
 //! Governance end to end: the real server, real sockets, the SDK. The rules
 //! themselves are unit-tested in the room state machine; these scenarios
-//! check that they hold through every layer and survive a restart.
+//! check that they hold through every layer and survive a restart — each
+//! one against both stores (SQLite and Postgres), from one body.
 
 mod common;
 
 use std::time::Duration;
 
-use common::TestServer;
+use common::{Backend, TestServer};
 use confab_protocol::{
     notification_kind as kind, ErrorCode, EventBody, Role, RoomId, Seq, UserRef, Visibility,
 };
@@ -56,9 +57,13 @@ fn code(err: confab_sdk::Error) -> Option<ErrorCode> {
     err.code()
 }
 
-#[tokio::test]
-async fn invite_accept_chat_kick_request_approve() {
-    let srv = TestServer::start().await;
+async fn invite_accept_chat_kick_request_approve(backend: Backend) {
+    let srv = match TestServer::start_on(backend, "invite_accept_chat_kick_request_approve", |_| {})
+        .await
+    {
+        Some(srv) => srv,
+        None => return,
+    };
     let url = srv.url();
     let alice = user(&url, "alice").await;
     let bob = user(&url, "bob").await;
@@ -140,9 +145,17 @@ async fn invite_accept_chat_kick_request_approve() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn a_banned_user_cannot_return_and_does_not_see_the_room_until_unbanned() {
-    let srv = TestServer::start().await;
+async fn a_banned_user_cannot_return_and_does_not_see_the_room_until_unbanned(backend: Backend) {
+    let srv = match TestServer::start_on(
+        backend,
+        "a_banned_user_cannot_return_and_does_not_see_the_room_until_unbanned",
+        |_| {},
+    )
+    .await
+    {
+        Some(srv) => srv,
+        None => return,
+    };
     let url = srv.url();
     let alice = user(&url, "alice").await;
     let mallory = user(&url, "mallory").await;
@@ -192,9 +205,17 @@ async fn a_banned_user_cannot_return_and_does_not_see_the_room_until_unbanned() 
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn a_kick_while_offline_is_notified_on_connect() {
-    let srv = TestServer::start().await;
+async fn a_kick_while_offline_is_notified_on_connect(backend: Backend) {
+    let srv = match TestServer::start_on(
+        backend,
+        "a_kick_while_offline_is_notified_on_connect",
+        |_| {},
+    )
+    .await
+    {
+        Some(srv) => srv,
+        None => return,
+    };
     let url = srv.url();
     let alice = user(&url, "alice").await;
     let bob = user(&url, "bob").await;
@@ -225,9 +246,17 @@ async fn a_kick_while_offline_is_notified_on_connect() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn succession_then_termination_when_one_non_admin_is_left() {
-    let srv = TestServer::start().await;
+async fn succession_then_termination_when_one_non_admin_is_left(backend: Backend) {
+    let srv = match TestServer::start_on(
+        backend,
+        "succession_then_termination_when_one_non_admin_is_left",
+        |_| {},
+    )
+    .await
+    {
+        Some(srv) => srv,
+        None => return,
+    };
     let url = srv.url();
     let (alice, bob, carol) = (
         user(&url, "alice").await,
@@ -308,9 +337,17 @@ async fn succession_then_termination_when_one_non_admin_is_left() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn only_the_owner_promotes_and_admins_read_the_audit_trail() {
-    let srv = TestServer::start().await;
+async fn only_the_owner_promotes_and_admins_read_the_audit_trail(backend: Backend) {
+    let srv = match TestServer::start_on(
+        backend,
+        "only_the_owner_promotes_and_admins_read_the_audit_trail",
+        |_| {},
+    )
+    .await
+    {
+        Some(srv) => srv,
+        None => return,
+    };
     let url = srv.url();
     let (alice, bob, carol) = (
         user(&url, "alice").await,
@@ -367,9 +404,17 @@ async fn only_the_owner_promotes_and_admins_read_the_audit_trail() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn new_public_rooms_are_announced_to_connected_users() {
-    let srv = TestServer::start().await;
+async fn new_public_rooms_are_announced_to_connected_users(backend: Backend) {
+    let srv = match TestServer::start_on(
+        backend,
+        "new_public_rooms_are_announced_to_connected_users",
+        |_| {},
+    )
+    .await
+    {
+        Some(srv) => srv,
+        None => return,
+    };
     let url = srv.url();
     let alice = user(&url, "alice").await;
     let bob = user(&url, "bob").await;
@@ -402,9 +447,12 @@ async fn new_public_rooms_are_announced_to_connected_users() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn governance_state_survives_a_restart() {
-    let mut srv = TestServer::start().await;
+async fn governance_state_survives_a_restart(backend: Backend) {
+    let mut srv =
+        match TestServer::start_on(backend, "governance_state_survives_a_restart", |_| {}).await {
+            Some(srv) => srv,
+            None => return,
+        };
     let url = srv.url();
     let alice = user(&url, "alice").await;
     let (bob, carol, dave) = (
@@ -452,9 +500,17 @@ async fn governance_state_survives_a_restart() {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn unknown_users_and_rooms_get_specific_errors() {
-    let srv = TestServer::start().await;
+async fn unknown_users_and_rooms_get_specific_errors(backend: Backend) {
+    let srv = match TestServer::start_on(
+        backend,
+        "unknown_users_and_rooms_get_specific_errors",
+        |_| {},
+    )
+    .await
+    {
+        Some(srv) => srv,
+        None => return,
+    };
     let alice = user(&srv.url(), "alice").await;
     let room = alice
         .create_room("r", "", Visibility::Public)
@@ -502,3 +558,26 @@ async fn unknown_users_and_rooms_get_specific_errors() {
     );
     srv.stop().await;
 }
+
+/// Every scenario, once per store.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_stores!(
+    invite_accept_chat_kick_request_approve,
+    a_banned_user_cannot_return_and_does_not_see_the_room_until_unbanned,
+    a_kick_while_offline_is_notified_on_connect,
+    succession_then_termination_when_one_non_admin_is_left,
+    only_the_owner_promotes_and_admins_read_the_audit_trail,
+    new_public_rooms_are_announced_to_connected_users,
+    governance_state_survives_a_restart,
+    unknown_users_and_rooms_get_specific_errors,
+);

@@ -203,7 +203,8 @@ impl Fanout {
     }
 }
 
-/// Sweep settings: geometric rate steps until a step fails its bounds.
+/// Sweep settings: geometric rate steps until two steps in a row miss the
+/// bounds (or deliveries fall below the minimum).
 #[derive(Debug, Clone, Copy)]
 pub struct Sweep {
     pub start: f64,
@@ -231,16 +232,24 @@ pub async fn run_sweep(
     let mut steps = Vec::new();
     let mut best: Option<StepReport> = None;
     let mut rate = sweep.start;
+    let mut misses = 0;
     for i in 0..sweep.max_steps {
         let mut s = f.step(ctx, format!("sweep{i}"), rate, timing).await;
         let pass = sweep.passes(&s);
         s.pass = Some(pass);
         let saturated = s.loadgen.saturated;
+        let collapsed = s.delivered_ratio < sweep.min_delivered;
         steps.push(s.clone());
         if pass {
+            misses = 0;
             best = Some(s);
         } else {
-            break;
+            // One miss may be noise (a latency spike); two in a row, or
+            // losing deliveries, is the limit.
+            misses += 1;
+            if misses == 2 || collapsed {
+                break;
+            }
         }
         if saturated {
             notes.push(format!(

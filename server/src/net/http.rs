@@ -25,15 +25,23 @@ pub struct HttpState {
     pub tracker: TaskTracker,
     /// `--allowed-origins`; empty: any.
     pub allowed_origins: Arc<[String]>,
+    /// The API's per-user message rate limit (`api/limit.rs`); `None` when
+    /// `rate_limit_per_sec` is 0.
+    pub message_limit: Option<crate::session::MessageLimit>,
 }
 
 impl HttpState {
     pub fn new(shared: Arc<Shared>, tracker: TaskTracker) -> HttpState {
         let allowed_origins = shared.config.net.allowed_origins.clone().into();
+        let cfg = &shared.config;
+        let message_limit =
+            api::limit::UserLimiter::new(cfg.rate_limit_per_sec, cfg.rate_limit_burst)
+                .map(api::limit::UserLimiter::into_message_limit);
         HttpState {
             shared,
             tracker,
             allowed_origins,
+            message_limit,
         }
     }
 }

@@ -10,7 +10,11 @@
 //!
 //! Each backend/mode gets a fresh database (a temp-dir SQLite file; a
 //! Postgres database created on `--database-url`'s server and dropped at
-//! the end). Output is Markdown, ready for benches/BENCHMARKS.md.
+//! the end). For each batch size the stores take turns in short slices, so
+//! that load from elsewhere on the machine falls on all of them alike.
+//! messages/s is per second spent in `apply_batch`: the rate of a batch
+//! writer that always has a full batch waiting. Output is Markdown, ready
+//! for benches/BENCHMARKS.md.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -46,9 +50,14 @@ struct Args {
     /// Batch sizes (operations per apply_batch), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000,5000")]
     batch_sizes: Vec<usize>,
-    /// Seconds measured per batch size (after a warm-up of a tenth of it).
-    #[arg(long, default_value_t = 3.0)]
+    /// Seconds measured per batch size and store, split into `rounds`
+    /// slices; the stores take turns slice by slice, so that they share
+    /// the machine's other load alike.
+    #[arg(long, default_value_t = 6.0)]
     seconds: f64,
+    /// Slices per batch size and store.
+    #[arg(long, default_value_t = 6)]
+    rounds: usize,
     /// Message body size in bytes.
     #[arg(long, default_value_t = 100)]
     body_bytes: usize,
@@ -83,6 +92,15 @@ enum Modes {
 enum Workload {
     Messages,
     Joins,
+}
+
+impl Workload {
+    fn ops_per_message(self) -> usize {
+        match self {
+            Workload::Messages => 1,
+            Workload::Joins => 4,
+        }
+    }
 }
 
 /// Generates the operations, with per-room sequence numbers.
@@ -163,88 +181,35 @@ async fn prepare(store: &dyn Store, rooms: u64) -> Result<Vec<UserId>, Box<dyn s
     Ok(users)
 }
 
-struct Point {
-    batch: usize,
-    batches: usize,
-    messages_per_sec: f64,
-    ops_per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-    max: Duration,
+/// One store under test, with its own operation stream.
+struct Subject {
+    label: String,
+    store: Arc<dyn Store>,
+    gen: Generator,
 }
 
-async fn measure(
-    store: &dyn Store,
-    gen: &mut Generator,
-    batch: usize,
+/// Latencies of one subject at one batch size, over all rounds.
+#[derive(Default)]
+struct Samples {
+    latencies: Vec<Duration>,
+    busy: Duration,
+}
+
+/// `apply_batch` in a loop for `seconds`; appends to `samples`.
+async fn slice(
+    subject: &mut Subject,
+    units: usize,
     seconds: f64,
-) -> Result<Point, Box<dyn std::error::Error>> {
-    let ops_per_message = match gen.workload {
-        Workload::Messages => 1,
-        Workload::Joins => 4,
-    };
-    // Batch sizes count messages (units); a joins batch holds 4 ops each.
-    let warmup = Instant::now();
-    while warmup.elapsed().as_secs_f64() < seconds / 10.0 {
-        store
-            .apply_batch(&gen.batch(batch * ops_per_message))
-            .await?;
-    }
-    let mut latencies = Vec::new();
+    samples: &mut Samples,
+) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     while start.elapsed().as_secs_f64() < seconds {
-        let ops = gen.batch(batch * ops_per_message);
+        let ops = subject.gen.batch(units);
         let t = Instant::now();
-        store.apply_batch(&ops).await?;
-        latencies.push(t.elapsed());
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
-    let messages = (latencies.len() * batch) as f64;
-    Ok(Point {
-        batch,
-        batches: latencies.len(),
-        messages_per_sec: messages / elapsed,
-        ops_per_sec: messages * ops_per_message as f64 / elapsed,
-        p50: pct(0.5),
-        p99: pct(0.99),
-        max: *latencies.last().unwrap_or(&Duration::ZERO),
-    })
-}
-
-async fn run_one(
-    label: &str,
-    store: Arc<dyn Store>,
-    args: &Args,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let users = prepare(store.as_ref(), args.rooms).await?;
-    let mut gen = Generator {
-        rooms: args.rooms,
-        users,
-        body: (0..args.body_bytes).map(|i| (i * 31 % 251) as u8).collect(),
-        next_seq: vec![0; args.rooms as usize],
-        n: 0,
-        workload: args.workload,
-    };
-    println!(
-        "\n### {label} — {:?}, {}-byte bodies\n",
-        args.workload, args.body_bytes
-    );
-    println!("| batch size | batches | messages/s | ops/s | commit p50 | commit p99 | max |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
-    for &batch in &args.batch_sizes {
-        let p = measure(store.as_ref(), &mut gen, batch, args.seconds).await?;
-        println!(
-            "| {} | {} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms |",
-            p.batch,
-            p.batches,
-            p.messages_per_sec,
-            p.ops_per_sec,
-            ms(p.p50),
-            ms(p.p99),
-            ms(p.max)
-        );
+        subject.store.apply_batch(&ops).await?;
+        let took = t.elapsed();
+        samples.latencies.push(took);
+        samples.busy += took;
     }
     Ok(())
 }
@@ -253,29 +218,61 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+fn print_table(label: &str, workload: Workload, body: usize, rows: &[(usize, Samples)]) {
+    let ops_per_message = workload.ops_per_message();
+    println!("\n### {label} — {workload:?}, {body}-byte bodies\n");
+    println!("| batch size | batches | messages/s | ops/s | commit p50 | commit p99 | max |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for (batch, samples) in rows {
+        let mut l = samples.latencies.clone();
+        l.sort();
+        let pct = |p: f64| l[((l.len() - 1) as f64 * p).round() as usize];
+        // Throughput of the writer loop: messages per second of time spent
+        // committing (the loop does nothing else).
+        let messages = (l.len() * batch) as f64;
+        let secs = samples.busy.as_secs_f64();
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms |",
+            batch,
+            l.len(),
+            messages / secs,
+            messages * ops_per_message as f64 / secs,
+            ms(pct(0.5)),
+            ms(pct(0.99)),
+            ms(*l.last().unwrap_or(&Duration::ZERO)),
+        );
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    if args.batch_sizes.iter().any(|&b| b == 0) {
-        return Err("batch sizes must be at least 1".into());
+    if args.batch_sizes.iter().any(|&b| b == 0) || args.rounds == 0 {
+        return Err("batch sizes and rounds must be at least 1".into());
     }
 
+    let mut subjects = Vec::new();
+    let mut sqlite_dir = None;
+    let mut sqlite = None;
     if matches!(args.backend, Backend::Sqlite | Backend::All) {
         let base = args.sqlite_dir.clone().unwrap_or_else(std::env::temp_dir);
         let dir = tempfile::tempdir_in(&base)?;
         let store = SqliteStore::open(&dir.path().join("bench.db")).await?;
         let label = format!("SQLite (WAL, synchronous=FULL, file in {})", base.display());
-        run_one(&label, Arc::new(store.clone()), &args).await?;
-        store.close().await;
+        subjects.push(subject(label, Arc::new(store.clone()), &args).await?);
+        sqlite_dir = Some(dir);
+        sqlite = Some(store);
     }
 
+    let mut pg_databases = Vec::new();
+    let mut pg_stores = Vec::new();
+    let admin = PgConnectOptions::from_str(&args.database_url)?;
     if matches!(args.backend, Backend::Postgres | Backend::All) {
         let modes: &[PgBatchMode] = match args.pg_batch_mode {
             Modes::Unnest => &[PgBatchMode::Unnest],
             Modes::Copy => &[PgBatchMode::Copy],
             Modes::Both => &[PgBatchMode::Unnest, PgBatchMode::Copy],
         };
-        let admin = PgConnectOptions::from_str(&args.database_url)?;
         let mut conn = admin.connect().await?;
         let version: String = sqlx::query_scalar("SHOW server_version")
             .fetch_one(&mut conn)
@@ -283,36 +280,97 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let fsync: String = sqlx::query_scalar("SHOW fsync")
             .fetch_one(&mut conn)
             .await?;
+        let via = if args.database_url.contains("host=/") {
+            "Unix socket"
+        } else {
+            "TCP"
+        };
         for &mode in modes {
             let name = format!("confab_bench_{}_{mode}", std::process::id());
             conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .await?;
-            let url = with_database(&args.database_url, &name);
-            let result = async {
-                let store = PgStore::open(
-                    &url,
-                    PgStoreOptions {
-                        batch_mode: mode,
-                        ..PgStoreOptions::default()
-                    },
-                )
-                .await?;
-                let label =
-                    format!("Postgres {version} ({mode}, synchronous_commit=on, fsync={fsync})");
-                run_one(&label, Arc::new(store.clone()), &args).await?;
-                store.close().await;
-                Ok::<(), Box<dyn std::error::Error>>(())
+            pg_databases.push(name.clone());
+            let options = PgStoreOptions {
+                batch_mode: mode,
+                ..PgStoreOptions::default()
+            };
+            let store = PgStore::open(&with_database(&args.database_url, &name), options).await?;
+            let label =
+                format!("Postgres {version} ({mode}, {via}, synchronous_commit=on, fsync={fsync})");
+            subjects.push(subject(label, Arc::new(store.clone()), &args).await?);
+            pg_stores.push(store);
+        }
+        let _ = conn.close().await;
+    }
+
+    // Each batch size: a warm-up, then `rounds` slices per subject, the
+    // subjects taking turns, so that they share whatever else the machine
+    // is doing at the time.
+    let units = args.workload.ops_per_message();
+    let slice_secs = args.seconds / args.rounds as f64;
+    let mut results: Vec<Vec<(usize, Samples)>> = subjects.iter().map(|_| Vec::new()).collect();
+    for &batch in &args.batch_sizes {
+        for subject in subjects.iter_mut() {
+            slice(
+                subject,
+                batch * units,
+                slice_secs / 2.0,
+                &mut Samples::default(),
+            )
+            .await?;
+        }
+        let mut samples: Vec<Samples> = subjects.iter().map(|_| Samples::default()).collect();
+        for _ in 0..args.rounds {
+            for (subject, samples) in subjects.iter_mut().zip(samples.iter_mut()) {
+                slice(subject, batch * units, slice_secs, samples).await?;
             }
-            .await;
+        }
+        for (result, samples) in results.iter_mut().zip(samples) {
+            result.push((batch, samples));
+        }
+    }
+    for (subject, rows) in subjects.iter().zip(&results) {
+        print_table(&subject.label, args.workload, args.body_bytes, rows);
+    }
+
+    drop(subjects);
+    if let Some(store) = sqlite {
+        store.close().await;
+    }
+    drop(sqlite_dir);
+    for store in pg_stores {
+        store.close().await;
+    }
+    if !pg_databases.is_empty() {
+        let mut conn = admin.connect().await?;
+        for name in pg_databases {
             conn.execute(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE {name} WITH (FORCE)"
             )))
             .await?;
-            result?;
         }
-        let _ = conn.close().await;
     }
     Ok(())
+}
+
+async fn subject(
+    label: String,
+    store: Arc<dyn Store>,
+    args: &Args,
+) -> Result<Subject, Box<dyn std::error::Error>> {
+    let users = prepare(store.as_ref(), args.rooms).await?;
+    Ok(Subject {
+        label,
+        store,
+        gen: Generator {
+            rooms: args.rooms,
+            users,
+            body: (0..args.body_bytes).map(|i| (i * 31 % 251) as u8).collect(),
+            next_seq: vec![0; args.rooms as usize],
+            n: 0,
+            workload: args.workload,
+        },
+    })
 }
 
 /// `url` with its database replaced by `name`.

@@ -404,4 +404,13 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_notifications(&self, cutoff: Millis) -> StoreResult<u64>;
     /// Removes sessions that expired at or before `now`. Returns how many.
     async fn purge_expired_sessions(&self, now: Millis) -> StoreResult<u64>;
+
+    // --- health ------------------------------------------------------------
+
+    /// One round trip to the database (readiness probes). The backends
+    /// override this with a trivial query; the default is a primary-key
+    /// lookup, for stores that wrap another.
+    async fn ping(&self) -> StoreResult<()> {
+        self.user_by_id(UserId(1)).await.map(|_| ())
+    }
 }

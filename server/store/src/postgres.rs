@@ -640,6 +640,14 @@ impl Store for PgStore {
     async fn purge_expired_sessions(&self, now: Millis) -> StoreResult<u64> {
         governance::purge_expired_sessions(&self.pool, now).await
     }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| db_err("ping", e))
+    }
 }
 
 #[cfg(test)]

@@ -557,4 +557,14 @@ impl Store for SqliteStore {
     async fn purge_expired_sessions(&self, now: Millis) -> StoreResult<u64> {
         governance::purge_expired_sessions(&self.writer, now).await
     }
+
+    async fn ping(&self) -> StoreResult<()> {
+        // Reads the schema page, so the database file must be readable
+        // (a bare SELECT 1 would not touch it).
+        sqlx::query("SELECT 1 FROM sqlite_master LIMIT 1")
+            .fetch_optional(&self.readers)
+            .await
+            .map(|_| ())
+            .map_err(|e| db_err("ping", e))
+    }
 }

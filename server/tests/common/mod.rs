@@ -3,7 +3,9 @@
 //! — and a raw protocol client that speaks bytes over any of them.
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod doors;
+pub mod pg_cluster;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +23,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
+pub use backend::Backend;
 pub use doors::Transport;
 
 /// A server running on 127.0.0.1:0 over a temp data dir.
@@ -29,6 +32,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub config: Config,
+    /// The Postgres database created for this server, dropped by `stop`.
+    pub pg_database: Option<String>,
 }
 
 /// Fast settings for tests: cheap KDF (the real parameters are tested in
@@ -68,6 +73,29 @@ impl TestServer {
             addr,
             dir,
             config,
+            pg_database: None,
+        }
+    }
+
+    /// A server on `backend`; `None` (after saying why) when that backend
+    /// is not available here.
+    pub async fn start_on(
+        backend: Backend,
+        test: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Option<TestServer> {
+        match backend {
+            Backend::Sqlite => Some(Self::start_with(tweak).await),
+            Backend::Postgres => {
+                let (url, name) = backend::create_database(test).await?;
+                let mut srv = Self::start_with(|c| {
+                    c.database_url = confab_store::postgres::DatabaseUrl::postgres(&url);
+                    tweak(c);
+                })
+                .await;
+                srv.pg_database = Some(name);
+                Some(srv)
+            }
         }
     }
 
@@ -145,6 +173,9 @@ impl TestServer {
     pub async fn stop(mut self) {
         if let Some(h) = self.handle.take() {
             h.shutdown().await;
+        }
+        if let Some(name) = self.pg_database.take() {
+            backend::drop_database(&name).await;
         }
     }
 }

@@ -64,9 +64,22 @@ pub fn status_for(code: u16) -> StatusCode {
         }
         UsernameTaken | AlreadyAuthenticated | AlreadyMember => StatusCode::CONFLICT,
         InvalidUsername | InvalidPassword | InvalidRoomName | InvalidTopic | InvalidPaging
-        | MessageEmpty => StatusCode::BAD_REQUEST,
+        | InvalidRole | MessageEmpty => StatusCode::BAD_REQUEST,
         RoomNotFound => StatusCode::NOT_FOUND,
         NotAMember | RoomPrivate => StatusCode::FORBIDDEN,
+        // Governance (SPEC.md §8): not allowed to …
+        NotAdmin | NotOwner | Banned | CannotTargetSelf | CannotTargetOwner => {
+            StatusCode::FORBIDDEN
+        }
+        // … the thing acted on does not exist (no such user, invitation,
+        // request, ban or member) …
+        NoSuchUser | NotInvited | NoSuchRequest | NotBanned | TargetNotMember => {
+            StatusCode::NOT_FOUND
+        }
+        // … it exists already, or the target's state forbids it …
+        AlreadyInvited | AlreadyRequested | AlreadyBanned | TargetBanned => StatusCode::CONFLICT,
+        // … or the room is gone for good.
+        RoomTerminated => StatusCode::GONE,
         RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
         StorageUnavailable | Overloaded | ShuttingDown | SlowConsumer => {
@@ -220,6 +233,13 @@ mod tests {
         assert_eq!(status_for(402), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(status_for(401), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(status_for(501), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status_for(307), StatusCode::FORBIDDEN);
+        assert_eq!(status_for(310), StatusCode::NOT_FOUND);
+        assert_eq!(status_for(311), StatusCode::NOT_FOUND);
+        assert_eq!(status_for(312), StatusCode::GONE);
+        assert_eq!(status_for(315), StatusCode::CONFLICT);
+        assert_eq!(status_for(320), StatusCode::CONFLICT);
+        assert_eq!(status_for(322), StatusCode::BAD_REQUEST);
         assert_eq!(status_for(999), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

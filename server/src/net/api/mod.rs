@@ -14,6 +14,8 @@
 //! against the live server to keep it true.
 
 pub mod error;
+mod governance;
+pub mod limit;
 pub mod types;
 
 use std::sync::OnceLock;
@@ -23,9 +25,9 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
-use confab_protocol::{ErrorCode, Request, RoomId, Seq, ServerMsg, UserId};
+use confab_protocol::{ErrorCode, Request, RoomId, Seq, ServerMsg};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -51,6 +53,46 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/rooms/{id}/members", get(list_members))
         .route("/api/rooms/{id}/messages", get(history).post(post_message))
         .route("/api/me/rooms", get(my_rooms))
+        // Governance (governance.rs).
+        .route("/api/rooms/{id}", patch(governance::update_room))
+        .route("/api/rooms/{id}/invitations", post(governance::invite))
+        .route(
+            "/api/rooms/{id}/invitation/accept",
+            post(governance::accept_invitation),
+        )
+        .route(
+            "/api/rooms/{id}/invitation/decline",
+            post(governance::decline_invitation),
+        )
+        .route(
+            "/api/rooms/{id}/join-requests",
+            get(governance::list_join_requests).post(governance::request_join),
+        )
+        .route(
+            "/api/rooms/{id}/join-requests/{user_id}/approve",
+            post(governance::approve_request),
+        )
+        .route(
+            "/api/rooms/{id}/join-requests/{user_id}/deny",
+            post(governance::deny_request),
+        )
+        .route(
+            "/api/rooms/{id}/members/{user_id}",
+            delete(governance::kick),
+        )
+        .route(
+            "/api/rooms/{id}/members/{user_id}/role",
+            put(governance::set_role),
+        )
+        .route(
+            "/api/rooms/{id}/bans",
+            get(governance::list_bans).post(governance::ban),
+        )
+        .route("/api/rooms/{id}/bans/{user_id}", delete(governance::unban))
+        .route("/api/rooms/{id}/audit", get(governance::audit))
+        .route("/api/me/notifications", get(governance::notifications))
+        .route("/api/me/notifications/read", post(governance::mark_read))
+        .route("/api/me/room-log", get(governance::room_log))
 }
 
 /// The session token from `Authorization: Bearer <token>`.
@@ -81,8 +123,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     }
 }
 
+/// Runs `req` through the protocol dispatch, with the caller's user's
+/// message rate limit (limit.rs).
 async fn call(state: &HttpState, token: Option<&str>, req: Request) -> ServerMsg {
-    session::call(state.shared.clone(), token, req).await
+    session::call_limited(
+        state.shared.clone(),
+        token,
+        req,
+        state.message_limit.clone(),
+    )
+    .await
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -252,9 +302,10 @@ async fn create_room(
         (status = 200, description = "Joined, durably.", body = RoomBody),
         (status = 400, description = "Bad room id.", body = ErrorBody),
         (status = 401, description = "Missing or invalid token.", body = ErrorBody),
-        (status = 403, description = "ROOM_PRIVATE.", body = ErrorBody),
+        (status = 403, description = "ROOM_PRIVATE or BANNED.", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND.", body = ErrorBody),
         (status = 409, description = "ALREADY_MEMBER.", body = ErrorBody),
+        (status = 410, description = "ROOM_TERMINATED.", body = ErrorBody),
         (status = 503, description = "Storage unavailable or shutting down.", body = ErrorBody),
     ))]
 async fn join_room(
@@ -278,6 +329,7 @@ async fn join_room(
         (status = 401, description = "Missing or invalid token.", body = ErrorBody),
         (status = 403, description = "NOT_A_MEMBER.", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND.", body = ErrorBody),
+        (status = 410, description = "ROOM_TERMINATED.", body = ErrorBody),
         (status = 503, description = "Storage unavailable or shutting down.", body = ErrorBody),
     ))]
 async fn leave_room(
@@ -301,6 +353,7 @@ async fn leave_room(
         (status = 401, description = "Missing or invalid token.", body = ErrorBody),
         (status = 403, description = "NOT_A_MEMBER (members only).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND.", body = ErrorBody),
+        (status = 410, description = "ROOM_TERMINATED.", body = ErrorBody),
         (status = 503, description = "Storage unavailable or shutting down.", body = ErrorBody),
     ))]
 async fn list_members(
@@ -327,6 +380,7 @@ async fn list_members(
         (status = 401, description = "Missing or invalid token.", body = ErrorBody),
         (status = 403, description = "NOT_A_MEMBER (members only).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND.", body = ErrorBody),
+        (status = 410, description = "ROOM_TERMINATED.", body = ErrorBody),
         (status = 503, description = "Storage unavailable or shutting down.", body = ErrorBody),
     ))]
 async fn history(
@@ -370,6 +424,7 @@ async fn history(
         (status = 401, description = "Missing or invalid token.", body = ErrorBody),
         (status = 403, description = "NOT_A_MEMBER.", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND.", body = ErrorBody),
+        (status = 410, description = "ROOM_TERMINATED.", body = ErrorBody),
         (status = 413, description = "MESSAGE_TOO_LONG or body too large.", body = ErrorBody),
         (status = 415, description = "Not JSON.", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED.", body = ErrorBody),
@@ -421,14 +476,10 @@ pub async fn readyz(State(st): State<HttpState>) -> Response {
     if shared.shutdown.is_cancelled() {
         return ApiError::code(ErrorCode::ShuttingDown, "shutting down").into_response();
     }
-    // The cheapest query every store answers: a primary-key lookup.
-    let probe = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        shared.store.user_by_id(UserId(0)),
-    )
-    .await;
+    // A round trip to the database (SELECT 1).
+    let probe = tokio::time::timeout(std::time::Duration::from_secs(2), shared.store.ping()).await;
     match probe {
-        Ok(Ok(_)) => Json(StatusBody {
+        Ok(Ok(())) => Json(StatusBody {
             status: "ready".into(),
         })
         .into_response(),
@@ -483,17 +534,25 @@ impl Modify for BearerScheme {
 #[openapi(
     info(
         title = "Confab HTTP API",
-        description = "The JSON door to Confab: the same accounts, rooms and messages as the binary protocol (SPEC.md), request by request. Errors are {\"error\": {\"code\", \"name\", \"message\"}} with the protocol's codes (SPEC.md §6). Authenticate with Authorization: Bearer <token> from /api/register or /api/login."
+        description = "The JSON door to Confab: the same accounts, rooms, messages and room governance as the binary protocol (SPEC.md), request by request. Errors are {\"error\": {\"code\", \"name\", \"message\"}} with the protocol's codes (SPEC.md §6). Authenticate with Authorization: Bearer <token> from /api/register or /api/login."
     ),
     paths(
         register, login, logout, list_rooms, create_room, join_room, leave_room,
-        list_members, history, post_message, my_rooms, healthz, readyz
+        list_members, history, post_message, my_rooms, healthz, readyz,
+        governance::update_room, governance::invite, governance::accept_invitation,
+        governance::decline_invitation, governance::request_join,
+        governance::list_join_requests, governance::approve_request,
+        governance::deny_request, governance::kick, governance::set_role, governance::ban,
+        governance::list_bans, governance::unban, governance::audit,
+        governance::notifications, governance::mark_read, governance::room_log
     ),
     modifiers(&BearerScheme),
     tags(
         (name = "accounts", description = "Register, log in, log out."),
         (name = "rooms", description = "Find, create, join and leave rooms."),
         (name = "messages", description = "Post and read messages."),
+        (name = "governance", description = "Room governance (SPEC.md §8): invitations, join requests, kicks, bans, roles, room updates, the audit trail."),
+        (name = "notifications", description = "The caller's notifications and room log."),
         (name = "operations", description = "Health checks for load balancers."),
     )
 )]

@@ -2,7 +2,10 @@
 //! SPEC.md §11.3 where the protocol has one (room events, visibility,
 //! roles). Conversions from the protocol types only; no rules here.
 
-use confab_protocol::{EventBody, Member, Role, RoomEvent, RoomInfo, Visibility};
+use confab_protocol::{
+    leave_reason, notification_kind, AuditItem, EventBody, Member, Notification, Role, RoomEvent,
+    RoomInfo, RoomLogItem, UserEntry, UserId, UserRef, Visibility,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -57,12 +60,22 @@ impl From<VisibilityJson> for Visibility {
 }
 
 /// A member's role in a room.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoleJson {
     Member,
     Admin,
     Owner,
+}
+
+impl From<RoleJson> for Role {
+    fn from(r: RoleJson) -> Self {
+        match r {
+            RoleJson::Member => Role::Member,
+            RoleJson::Admin => Role::Admin,
+            RoleJson::Owner => Role::Owner,
+        }
+    }
 }
 
 impl From<Role> for RoleJson {
@@ -218,6 +231,30 @@ pub enum EventBodyJson {
         name: String,
         topic: String,
     },
+    /// `actor` (an admin) removed `target` from the room.
+    MemberKicked {
+        target: u64,
+        target_name: String,
+    },
+    /// `actor` (an admin) banned `target`, removing them if a member.
+    MemberBanned {
+        target: u64,
+        target_name: String,
+    },
+    /// `target`'s role became `role`; `actor` is 0 when it changed by
+    /// succession (SPEC.md §8.5).
+    RoleChanged {
+        target: u64,
+        target_name: String,
+        role: RoleJson,
+    },
+    /// `actor` (an admin) set the room's name and topic.
+    RoomUpdated {
+        name: String,
+        topic: String,
+    },
+    /// The room terminated: its last event (SPEC.md §8.6).
+    RoomTerminated,
     /// A kind this API does not spell out: its number and its fields as
     /// encoded on the wire (SPEC.md §5.5), in hex.
     Other {
@@ -233,6 +270,31 @@ impl From<EventBody> for EventBodyJson {
             EventBody::MemberJoined => EventBodyJson::MemberJoined,
             EventBody::MemberLeft => EventBodyJson::MemberLeft,
             EventBody::RoomCreated { name, topic } => EventBodyJson::RoomCreated { name, topic },
+            EventBody::MemberKicked {
+                target,
+                target_name,
+            } => EventBodyJson::MemberKicked {
+                target: target.0,
+                target_name,
+            },
+            EventBody::MemberBanned {
+                target,
+                target_name,
+            } => EventBodyJson::MemberBanned {
+                target: target.0,
+                target_name,
+            },
+            EventBody::RoleChanged {
+                target,
+                target_name,
+                role,
+            } => EventBodyJson::RoleChanged {
+                target: target.0,
+                target_name,
+                role: role.into(),
+            },
+            EventBody::RoomUpdated { name, topic } => EventBodyJson::RoomUpdated { name, topic },
+            EventBody::RoomTerminated => EventBodyJson::RoomTerminated,
             other => {
                 let mut fields = bytes::BytesMut::new();
                 other.encode_fields(&mut fields);
@@ -285,4 +347,314 @@ pub struct HistoryBody {
 pub struct StatusBody {
     #[schema(example = "ok")]
     pub status: String,
+}
+
+// --- Room governance (SPEC.md §8) -------------------------------------------
+
+/// Names another user: `{"user_id": …}` or `{"username": …}`, exactly one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum UserRefBody {
+    #[schema(title = "by id")]
+    ById(UserById),
+    #[schema(title = "by username")]
+    ByName(UserByName),
+}
+
+/// A user named by id.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserById {
+    #[schema(example = 2)]
+    pub user_id: u64,
+}
+
+/// A user named by username (lowercased by the server).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserByName {
+    #[schema(example = "bob")]
+    pub username: String,
+}
+
+impl From<UserRefBody> for UserRef {
+    fn from(b: UserRefBody) -> UserRef {
+        match b {
+            UserRefBody::ById(u) => UserRef::id(UserId(u.user_id)),
+            UserRefBody::ByName(u) => UserRef::name(u.username),
+        }
+    }
+}
+
+/// `PUT /api/rooms/{id}/members/{user_id}/role`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetRoleBody {
+    /// `admin` or `member`; `owner` is refused with INVALID_ROLE
+    /// (ownership passes only by succession).
+    pub role: RoleJson,
+}
+
+/// `PATCH /api/rooms/{id}`: the fields to change; at least one.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateRoomBody {
+    /// 1-64 characters after trimming, no control characters.
+    #[schema(example = "general")]
+    pub name: Option<String>,
+    /// At most 256 characters, no control characters.
+    #[schema(example = "anything goes")]
+    pub topic: Option<String>,
+}
+
+/// A user with a time: a pending join request (`at` = when asked) or a
+/// ban (`at` = when banned).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserEntryBody {
+    pub user: u64,
+    pub username: String,
+    /// Milliseconds since the Unix epoch.
+    pub at: u64,
+}
+
+impl From<UserEntry> for UserEntryBody {
+    fn from(u: UserEntry) -> Self {
+        UserEntryBody {
+            user: u.user.0,
+            username: u.username,
+            at: u.at,
+        }
+    }
+}
+
+/// A room's pending join requests (oldest first) or bans.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserListBody {
+    pub room: u64,
+    pub users: Vec<UserEntryBody>,
+}
+
+/// What a notification is about (SPEC.md §5.8.1).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKindJson {
+    /// `actor` invited you to `room`.
+    Invited,
+    /// `actor` asks to join `room`, which you administer.
+    JoinRequest,
+    RequestApproved,
+    RequestDenied,
+    Kicked,
+    Banned,
+    Unbanned,
+    /// Your role in `room` changed (see the room's `role_changed` event).
+    RoleChanged,
+    /// `room` terminated and you, its last member, were removed.
+    RoomTerminated,
+    /// A kind newer than this server build.
+    Unknown,
+}
+
+impl NotificationKindJson {
+    pub fn from_code(kind: u8) -> NotificationKindJson {
+        use notification_kind as k;
+        match kind {
+            k::INVITED => Self::Invited,
+            k::JOIN_REQUEST => Self::JoinRequest,
+            k::REQUEST_APPROVED => Self::RequestApproved,
+            k::REQUEST_DENIED => Self::RequestDenied,
+            k::KICKED => Self::Kicked,
+            k::BANNED => Self::Banned,
+            k::UNBANNED => Self::Unbanned,
+            k::ROLE_CHANGED => Self::RoleChanged,
+            k::ROOM_TERMINATED => Self::RoomTerminated,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// A persistent notification of the caller's.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationBody {
+    /// Increasing, never reused; page and mark read by it.
+    pub id: u64,
+    pub kind: NotificationKindJson,
+    pub room: u64,
+    /// The room's name when the notification was created.
+    pub room_name: String,
+    /// Who caused it; 0 for the server (succession, termination).
+    pub actor: u64,
+    pub actor_name: String,
+    /// Milliseconds since the Unix epoch.
+    pub at: u64,
+    pub read: bool,
+}
+
+impl From<Notification> for NotificationBody {
+    fn from(n: Notification) -> Self {
+        NotificationBody {
+            id: n.id,
+            kind: NotificationKindJson::from_code(n.kind),
+            room: n.room.0,
+            room_name: n.room_name,
+            actor: n.actor.0,
+            actor_name: n.actor_name,
+            at: n.at,
+            read: n.read,
+        }
+    }
+}
+
+/// A page of notifications, newest first. Page back with `before` = the
+/// smallest `id` of this page while `has_more`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationListBody {
+    /// All the caller's unread notifications, not only this page's (the
+    /// badge count).
+    pub unread: u32,
+    pub has_more: bool,
+    pub items: Vec<NotificationBody>,
+}
+
+/// `GET /api/me/notifications` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NotificationsQuery {
+    /// Notifications with id below this; absent or 0: from the newest.
+    #[param(value_type = Option<i64>, minimum = 0)]
+    pub before: Option<u64>,
+    /// 1-200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// Only notifications not yet marked read (default false).
+    pub unread_only: Option<bool>,
+}
+
+/// `POST /api/me/notifications/read`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MarkReadBody {
+    /// Marks every notification with `id <= up_to` read.
+    #[schema(value_type = i64, minimum = 0, example = 17)]
+    pub up_to: u64,
+}
+
+/// The caller's unread notifications.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnreadCountBody {
+    pub unread: u32,
+}
+
+/// How the caller's last membership of a room ended.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReasonJson {
+    /// Still a member.
+    Active,
+    Left,
+    Kicked,
+    Banned,
+    /// Removed as the room's last, non-admin member when it terminated.
+    Terminated,
+    /// A reason newer than this server build.
+    Unknown,
+}
+
+impl LeaveReasonJson {
+    pub fn from_code(reason: u8) -> LeaveReasonJson {
+        use leave_reason as r;
+        match reason {
+            r::ACTIVE => Self::Active,
+            r::LEFT => Self::Left,
+            r::KICKED => Self::Kicked,
+            r::BANNED => Self::Banned,
+            r::TERMINATED => Self::Terminated,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// One room of the caller's room log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomLogItemBody {
+    /// The room as it is now (as it was, for a terminated room).
+    pub room: RoomBody,
+    /// Milliseconds since the Unix epoch.
+    pub first_joined_at: u64,
+    pub last_joined_at: u64,
+    /// When the last membership ended; null while a member.
+    pub left_at: Option<u64>,
+    pub reason: LeaveReasonJson,
+    pub terminated: bool,
+}
+
+impl From<RoomLogItem> for RoomLogItemBody {
+    fn from(i: RoomLogItem) -> Self {
+        RoomLogItemBody {
+            room: i.room.into(),
+            first_joined_at: i.first_joined_at,
+            last_joined_at: i.last_joined_at,
+            left_at: i.left_at,
+            reason: LeaveReasonJson::from_code(i.reason),
+            terminated: i.terminated,
+        }
+    }
+}
+
+/// The rooms the caller has been a member of, most recently joined first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomLogBody {
+    pub items: Vec<RoomLogItemBody>,
+}
+
+/// One entry of a room's audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditItemBody {
+    pub id: u64,
+    /// Milliseconds since the Unix epoch.
+    pub at: u64,
+    /// Who did it; 0 for the server.
+    pub actor: u64,
+    pub actor_name: String,
+    /// Stable snake_case name (SPEC.md §8.11), e.g. `member_kicked`.
+    #[schema(example = "member_kicked")]
+    pub action: String,
+    /// The user acted upon; 0 when none.
+    pub target: u64,
+    pub target_name: String,
+    /// Free-form, for people; do not parse.
+    pub detail: String,
+}
+
+impl From<AuditItem> for AuditItemBody {
+    fn from(a: AuditItem) -> Self {
+        AuditItemBody {
+            id: a.id,
+            at: a.at,
+            actor: a.actor.0,
+            actor_name: a.actor_name,
+            action: a.action,
+            target: a.target.0,
+            target_name: a.target_name,
+            detail: a.detail,
+        }
+    }
+}
+
+/// A page of a room's audit trail, newest first. Page back with `before` =
+/// the smallest `id` of this page while `has_more`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPageBody {
+    pub room: u64,
+    pub has_more: bool,
+    pub items: Vec<AuditItemBody>,
+}
+
+/// `GET /api/rooms/{id}/audit` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Entries with id below this; absent or 0: from the newest.
+    #[param(value_type = Option<i64>, minimum = 0)]
+    pub before: Option<u64>,
+    /// 1-200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
 }

@@ -1,0 +1,489 @@
+//! Room governance through the HTTP JSON API (`server/src/net/api/
+//! governance.rs`): every action, its JSON, its error statuses; and the
+//! HTTP door's own guarantees — a per-user message rate limit, no presence
+//! flicker from one-shot logins. (The main flow also runs under curl in
+//! `foreign_clients.rs`.)
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{TestServer, Transport, STEP};
+use confab_protocol::{ErrorCode, RoomId, Visibility};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One HTTP/1.1 request (Connection: close) with an optional bearer token
+/// and JSON body; returns the status and the JSON body (`null` if empty).
+async fn api(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        req.push_str("content-type: application/json\r\n");
+    }
+    if let Some(t) = token {
+        req.push_str(&format!("authorization: Bearer {t}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(req.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read");
+        raw
+    };
+    let raw = tokio::time::timeout(STEP, exchange)
+        .await
+        .expect("response in time");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let body = &raw[split + 4..];
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+    };
+    (status, json)
+}
+
+/// Asserts an error response: status and protocol code name.
+#[track_caller]
+fn assert_err((status, v): (u16, Value), want: u16, code: ErrorCode) {
+    assert_eq!(status, want, "{v}");
+    assert_eq!(v["error"]["code"], json!(code as u16), "{v}");
+    assert_eq!(v["error"]["name"], json!(code.name()), "{v}");
+}
+
+/// Registers over HTTP; returns (user id, token).
+async fn register(addr: SocketAddr, name: &str) -> (u64, String) {
+    let (status, v) = api(
+        addr,
+        "POST",
+        "/api/register",
+        None,
+        Some(json!({"username": name, "password": "password123"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    (
+        v["user"].as_u64().unwrap(),
+        v["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The bodies of a room's history, oldest first.
+async fn bodies(addr: SocketAddr, token: &str, room: u64) -> Vec<Value> {
+    let path = format!("/api/rooms/{room}/messages?limit=200");
+    let (status, v) = api(addr, "GET", &path, Some(token), None).await;
+    assert_eq!(status, 200, "{v}");
+    let mut events: Vec<Value> = v["events"].as_array().unwrap().clone();
+    events.reverse();
+    events.into_iter().map(|e| e["body"].clone()).collect()
+}
+
+#[tokio::test]
+async fn every_governance_action_over_http_with_its_json_and_errors() {
+    let srv = TestServer::start().await;
+    let addr = srv.addr_for(Transport::Ws);
+    let (_olga, olga) = register(addr, "olga").await;
+    let (max_id, max) = register(addr, "max").await;
+    let (nina_id, nina) = register(addr, "nina").await;
+    let (status, room) = api(
+        addr,
+        "POST",
+        "/api/rooms",
+        Some(&olga),
+        Some(json!({"name": "plaza", "topic": "old topic"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{room}");
+    let id = room["id"].as_u64().unwrap();
+    let r = |p: &str| format!("/api/rooms/{id}{p}");
+    for t in [&max, &nina] {
+        assert_eq!(api(addr, "POST", &r("/join"), Some(t), None).await.0, 200);
+    }
+
+    // Roles: only the owner, only admin/member.
+    let role = |u: u64| r(&format!("/members/{u}/role"));
+    let admin = Some(json!({"role": "admin"}));
+    assert_err(
+        api(addr, "PUT", &role(nina_id), Some(&max), admin.clone()).await,
+        403,
+        ErrorCode::NotOwner,
+    );
+    assert_eq!(
+        api(addr, "PUT", &role(max_id), Some(&olga), admin.clone())
+            .await
+            .0,
+        204
+    );
+    assert_err(
+        api(addr, "PUT", &role(nina_id), Some(&olga), Some(json!({"role": "owner"}))).await,
+        400,
+        ErrorCode::InvalidRole,
+    );
+    assert_err(
+        api(addr, "PUT", &role(nina_id), Some(&olga), Some(json!({"role": "boss"}))).await,
+        400,
+        ErrorCode::MalformedFrame,
+    );
+
+    // PATCH: a field left out keeps its value; at least one is needed.
+    assert_eq!(
+        api(addr, "PATCH", &r(""), Some(&max), Some(json!({"topic": "new topic"})))
+            .await
+            .0,
+        204,
+        "admins (not only the owner) update the room"
+    );
+    let (_, mine) = api(addr, "GET", "/api/me/rooms", Some(&nina), None).await;
+    assert_eq!(mine["rooms"][0]["name"], "plaza");
+    assert_eq!(mine["rooms"][0]["topic"], "new topic");
+    assert_err(
+        api(addr, "PATCH", &r(""), Some(&olga), Some(json!({}))).await,
+        400,
+        ErrorCode::MalformedFrame,
+    );
+    assert_err(
+        api(addr, "PATCH", &r(""), Some(&olga), Some(json!({"name": "  "}))).await,
+        400,
+        ErrorCode::InvalidRoomName,
+    );
+    assert_err(
+        api(addr, "PATCH", &r(""), Some(&nina), Some(json!({"name": "mine"}))).await,
+        403,
+        ErrorCode::NotAdmin,
+    );
+    assert_err(
+        api(addr, "PATCH", "/api/rooms/4242", Some(&olga), Some(json!({"topic": "x"}))).await,
+        404,
+        ErrorCode::RoomNotFound,
+    );
+
+    // Kick, then ban by username, unban; each twice.
+    let member = r(&format!("/members/{nina_id}"));
+    assert_err(
+        api(addr, "DELETE", &member, Some(&nina), None).await,
+        403,
+        ErrorCode::NotAdmin,
+    );
+    assert_eq!(api(addr, "DELETE", &member, Some(&olga), None).await.0, 204);
+    assert_err(
+        api(addr, "DELETE", &member, Some(&olga), None).await,
+        404,
+        ErrorCode::TargetNotMember,
+    );
+    let by_name = Some(json!({"username": "NINA"}));
+    assert_eq!(
+        api(addr, "POST", &r("/bans"), Some(&olga), by_name.clone())
+            .await
+            .0,
+        204
+    );
+    assert_err(
+        api(addr, "POST", &r("/bans"), Some(&olga), by_name).await,
+        409,
+        ErrorCode::AlreadyBanned,
+    );
+    assert_err(
+        api(addr, "POST", &r("/join"), Some(&nina), None).await,
+        403,
+        ErrorCode::Banned,
+    );
+    assert_err(
+        api(addr, "POST", &r("/invitations"), Some(&olga), Some(json!({"user_id": nina_id}))).await,
+        409,
+        ErrorCode::TargetBanned,
+    );
+    let (status, bans) = api(addr, "GET", &r("/bans"), Some(&max), None).await;
+    assert_eq!(status, 200, "{bans}");
+    assert_eq!(bans["users"][0]["user"], json!(nina_id));
+    assert_eq!(bans["users"][0]["username"], "nina");
+    let ban = r(&format!("/bans/{nina_id}"));
+    assert_eq!(api(addr, "DELETE", &ban, Some(&olga), None).await.0, 204);
+    assert_err(
+        api(addr, "DELETE", &ban, Some(&olga), None).await,
+        404,
+        ErrorCode::NotBanned,
+    );
+
+    // Invitation declined; join request denied.
+    let invite = Some(json!({"user_id": nina_id}));
+    assert_eq!(
+        api(addr, "POST", &r("/invitations"), Some(&olga), invite.clone())
+            .await
+            .0,
+        204
+    );
+    assert_err(
+        api(addr, "POST", &r("/invitations"), Some(&olga), invite).await,
+        409,
+        ErrorCode::AlreadyInvited,
+    );
+    for body in [json!({"user_id": 987654}), json!({"username": "nobody"})] {
+        assert_err(
+            api(addr, "POST", &r("/invitations"), Some(&olga), Some(body)).await,
+            404,
+            ErrorCode::NoSuchUser,
+        );
+    }
+    for body in [json!({}), json!({"user_id": nina_id, "username": "nina"})] {
+        assert_err(
+            api(addr, "POST", &r("/invitations"), Some(&olga), Some(body)).await,
+            400,
+            ErrorCode::MalformedFrame,
+        );
+    }
+    let decline = r("/invitation/decline");
+    assert_eq!(api(addr, "POST", &decline, Some(&nina), None).await.0, 204);
+    assert_err(
+        api(addr, "POST", &decline, Some(&nina), None).await,
+        404,
+        ErrorCode::NotInvited,
+    );
+    assert_eq!(
+        api(addr, "POST", &r("/join-requests"), Some(&nina), None)
+            .await
+            .0,
+        204
+    );
+    assert_err(
+        api(addr, "POST", &r("/join-requests"), Some(&nina), None).await,
+        409,
+        ErrorCode::AlreadyRequested,
+    );
+    let (status, pending) = api(addr, "GET", &r("/join-requests"), Some(&olga), None).await;
+    assert_eq!(status, 200, "{pending}");
+    assert_eq!(pending["room"], json!(id));
+    assert_eq!(pending["users"][0]["username"], "nina");
+    let deny = r(&format!("/join-requests/{nina_id}/deny"));
+    assert_eq!(api(addr, "POST", &deny, Some(&max), None).await.0, 204);
+    assert_err(
+        api(addr, "POST", &deny, Some(&max), None).await,
+        404,
+        ErrorCode::NoSuchRequest,
+    );
+
+    // nina's notifications, newest first, and the badge.
+    let (status, n) = api(addr, "GET", "/api/me/notifications", Some(&nina), None).await;
+    assert_eq!(status, 200, "{n}");
+    let kinds: Vec<&str> = n["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["request_denied", "invited", "unbanned", "banned", "kicked"]
+    );
+    assert_eq!(n["unread"], 5);
+    assert_eq!(n["items"][0]["actor_name"], "max");
+    assert_eq!(n["items"][0]["room"], json!(id));
+    assert_eq!(n["items"][0]["room_name"], "plaza");
+    assert_eq!(n["items"][0]["read"], false);
+    let unbanned = n["items"][2]["id"].as_u64().unwrap();
+    let (status, count) = api(
+        addr,
+        "POST",
+        "/api/me/notifications/read",
+        Some(&nina),
+        Some(json!({"up_to": unbanned})),
+    )
+    .await;
+    assert_eq!((status, count), (200, json!({"unread": 2})));
+    let (_, unread) = api(
+        addr,
+        "GET",
+        "/api/me/notifications?unread_only=true&limit=1",
+        Some(&nina),
+        None,
+    )
+    .await;
+    assert_eq!(unread["items"][0]["kind"], "request_denied");
+    assert_eq!((unread["unread"].clone(), unread["has_more"].clone()), (json!(2), json!(true)));
+    let before = unread["items"][0]["id"].as_u64().unwrap();
+    let (_, older) = api(
+        addr,
+        "GET",
+        &format!("/api/me/notifications?unread_only=true&before={before}"),
+        Some(&nina),
+        None,
+    )
+    .await;
+    assert_eq!(older["items"][0]["kind"], "invited");
+    assert_eq!(older["has_more"], false);
+    assert_err(
+        api(addr, "GET", "/api/me/notifications?limit=0", Some(&nina), None).await,
+        400,
+        ErrorCode::InvalidPaging,
+    );
+
+    // The room's events, kinds 5-8 by name.
+    let events = bodies(addr, &olga, id).await;
+    assert!(events.contains(&json!({"kind": "role_changed", "target": max_id, "target_name": "max", "role": "admin"})), "{events:?}");
+    assert!(events.contains(&json!({"kind": "room_updated", "name": "plaza", "topic": "new topic"})), "{events:?}");
+    assert!(events.contains(&json!({"kind": "member_kicked", "target": nina_id, "target_name": "nina"})), "{events:?}");
+    assert!(events.contains(&json!({"kind": "member_banned", "target": nina_id, "target_name": "nina"})), "{events:?}");
+    assert!(!events.iter().any(|b| b["kind"] == "other"), "{events:?}");
+
+    // The audit trail: admins only, newest first, paged.
+    assert_err(
+        api(addr, "GET", &r("/audit"), Some(&nina), None).await,
+        403,
+        ErrorCode::NotAMember,
+    );
+    let (status, audit) = api(addr, "GET", &r("/audit?limit=2"), Some(&max), None).await;
+    assert_eq!(status, 200, "{audit}");
+    assert_eq!(audit["items"][0]["action"], "request_denied");
+    assert_eq!(audit["items"][0]["target"], json!(nina_id));
+    assert_eq!(audit["items"][1]["action"], "join_requested");
+    assert_eq!(audit["has_more"], true);
+
+    // Succession and termination: the owner leaves, the admin inherits
+    // (actor 0), then leaves too; the room is gone (410) and the room log
+    // says so.
+    assert_eq!(api(addr, "POST", &r("/leave"), Some(&olga), None).await.0, 204);
+    let events = bodies(addr, &max, id).await;
+    assert_eq!(
+        events.last().unwrap(),
+        &json!({"kind": "role_changed", "target": max_id, "target_name": "max", "role": "owner"})
+    );
+    assert_eq!(api(addr, "POST", &r("/leave"), Some(&max), None).await.0, 204);
+    assert_err(
+        api(addr, "GET", &r("/messages"), Some(&max), None).await,
+        410,
+        ErrorCode::RoomTerminated,
+    );
+    assert_err(
+        api(addr, "POST", &r("/join-requests"), Some(&nina), None).await,
+        410,
+        ErrorCode::RoomTerminated,
+    );
+    let (status, log) = api(addr, "GET", "/api/me/room-log", Some(&max), None).await;
+    assert_eq!(status, 200, "{log}");
+    let item = &log["items"][0];
+    assert_eq!(item["room"]["id"], json!(id));
+    assert_eq!((item["reason"].as_str(), item["terminated"].as_bool()), (Some("left"), Some(true)));
+    assert!(item["left_at"].as_u64().is_some());
+    let (_, log) = api(addr, "GET", "/api/me/room-log", Some(&nina), None).await;
+    assert_eq!(log["items"][0]["reason"], "kicked");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn http_messages_are_rate_limited_per_user_with_the_connection_settings() {
+    let srv = TestServer::start_with(|c| {
+        c.rate_limit_per_sec = 1;
+        c.rate_limit_burst = 3;
+    })
+    .await;
+    let addr = srv.addr_for(Transport::Ws);
+    let (_, token) = register(addr, "chatty").await;
+    let (_, room) = api(addr, "POST", "/api/rooms", Some(&token), Some(json!({"name": "r"}))).await;
+    let path = format!("/api/rooms/{}/messages", room["id"]);
+    let post = |t: String, n: u32| {
+        let path = path.clone();
+        async move {
+            api(addr, "POST", &path, Some(&t), Some(json!({"text": format!("m{n}")}))).await
+        }
+    };
+    // A second token of the same user, taken before the burst is spent.
+    let (status, login) = api(
+        addr,
+        "POST",
+        "/api/login",
+        None,
+        Some(json!({"username": "chatty", "password": "password123"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let second = login["token"].as_str().unwrap().to_owned();
+    for n in 0..3 {
+        let (status, v) = post(token.clone(), n).await;
+        assert_eq!(status, 201, "the burst: {v}");
+    }
+    assert_err(post(token.clone(), 3).await, 429, ErrorCode::RateLimited);
+    // The other token does not buy a new bucket: the limit is per user.
+    assert_err(post(second.clone(), 4).await, 429, ErrorCode::RateLimited);
+    // Another user has their own bucket, and so has a connection.
+    let (_, other) = register(addr, "quiet").await;
+    let join = format!("/api/rooms/{}/join", room["id"]);
+    assert_eq!(api(addr, "POST", &join, Some(&other), None).await.0, 200);
+    assert_eq!(post(other, 0).await.0, 201);
+    let sdk = srv.door(Transport::Tcp).connect().await;
+    sdk.login("chatty", "password123").await.unwrap();
+    sdk.send_message(RoomId(room["id"].as_u64().unwrap()), "over tcp")
+        .await
+        .expect("a connection's bucket is its own");
+    // The bucket refills at the configured rate (1/s).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(post(second, 5).await.0, 201);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn http_logins_never_show_the_user_online() {
+    let srv = TestServer::start().await;
+    let addr = srv.addr_for(Transport::Ws);
+    let watcher = srv.door(Transport::Tcp).connect().await;
+    watcher.register("watcher", "password123").await.unwrap();
+    let room = watcher
+        .create_room("lookout", "", Visibility::Public)
+        .await
+        .unwrap()
+        .id;
+    let (ghost_id, ghost) = register(addr, "ghost").await;
+    let join = format!("/api/rooms/{}/join", room.0);
+    assert_eq!(api(addr, "POST", &join, Some(&ghost), None).await.0, 200);
+    // The ghost logs in over HTTP again and again while the watcher looks
+    // at the member list: it must never see the ghost online, since no
+    // connection of theirs is open.
+    let logins = tokio::spawn(async move {
+        for _ in 0..25 {
+            let (status, _) = api(
+                addr,
+                "POST",
+                "/api/login",
+                None,
+                Some(json!({"username": "ghost", "password": "password123"})),
+            )
+            .await;
+            assert_eq!(status, 200);
+        }
+    });
+    let mut looks = 0;
+    while !logins.is_finished() {
+        let members = watcher.members(room).await.unwrap();
+        let ghost = members
+            .iter()
+            .find(|m| m.user.0 == ghost_id)
+            .expect("ghost is a member");
+        assert!(!ghost.online, "an HTTP login showed the user online");
+        looks += 1;
+    }
+    logins.await.expect("logins succeed");
+    assert!(looks > 5, "the watcher looked only {looks} times");
+    srv.stop().await;
+}
