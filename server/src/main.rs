@@ -12,10 +12,14 @@ fn main() -> anyhow::Result<()> {
     if log_format == "json" {
         tracing_subscriber::fmt()
             .json()
+            .with_writer(std::io::stderr)
             .with_env_filter(filter)
             .init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init();
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -307,6 +307,160 @@ async fn curl_drives_the_http_api_end_to_end_over_https() {
     srv.stop().await;
 }
 
+/// One API call through curl: `method` on `path` with an optional bearer
+/// token and JSON body; returns (status, JSON).
+async fn curl_api(
+    pem: &Path,
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let url = format!("{base}{path}");
+    let auth = token.map(|t| format!("authorization: Bearer {t}"));
+    let mut args = vec!["-X", method];
+    if let Some(a) = &auth {
+        args.extend(["-H", a.as_str()]);
+    }
+    if let Some(b) = body {
+        args.extend(["-H", "content-type: application/json", "-d", b]);
+    }
+    args.push(&url);
+    curl(pem, &args).await
+}
+
+#[tokio::test]
+async fn curl_drives_room_governance_end_to_end() {
+    let srv = TestServer::start().await;
+    let pem = srv.tls_cert_pem();
+    let base = format!("https://{}", srv.addr_for(Transport::Tls));
+    let call = |method: &'static str, path: String, token: Option<String>, body: Option<String>| {
+        let (pem, base) = (pem.clone(), base.clone());
+        async move {
+            curl_api(&pem, &base, method, &path, token.as_deref(), body.as_deref()).await
+        }
+    };
+    let mut tokens = Vec::new();
+    let mut ids = Vec::new();
+    for name in ["ada", "bo"] {
+        let creds = format!(r#"{{"username":"{name}","password":"password123"}}"#);
+        let (status, v) = call("POST", "/api/register".into(), None, Some(creds)).await;
+        assert_eq!(status, 201, "{v}");
+        tokens.push(Some(v["token"].as_str().unwrap().to_owned()));
+        ids.push(v["user"].as_u64().unwrap());
+    }
+    let (ada, bo, bo_id) = (tokens[0].clone(), tokens[1].clone(), ids[1]);
+    let code = |v: &Value| v["error"]["name"].as_str().unwrap_or("").to_owned();
+
+    // A private room: bo cannot see it or walk in.
+    let body = r#"{"name":"back room","visibility":"private"}"#.to_owned();
+    let (status, room) = call("POST", "/api/rooms".into(), ada.clone(), Some(body)).await;
+    assert_eq!(status, 201, "{room}");
+    let id = room["id"].as_u64().unwrap();
+    let r = |p: &str| format!("/api/rooms/{id}{p}");
+    let (status, v) = call("POST", r("/join"), bo.clone(), None).await;
+    assert_eq!((status, code(&v)), (403, "ROOM_PRIVATE".into()));
+
+    // Invite by username -> bo is notified -> accepts.
+    let (status, v) = call("POST", r("/invitations"), ada.clone(), Some(r#"{"username":"bo"}"#.into())).await;
+    assert_eq!(status, 204, "{v}");
+    let (status, n) = call("GET", "/api/me/notifications".into(), bo.clone(), None).await;
+    assert_eq!(status, 200, "{n}");
+    assert_eq!(
+        (n["items"][0]["kind"].as_str(), n["items"][0]["actor_name"].as_str()),
+        (Some("invited"), Some("ada"))
+    );
+    let (status, joined) = call("POST", r("/invitation/accept"), bo.clone(), None).await;
+    assert_eq!((status, joined["name"].as_str()), (200, Some("back room")), "{joined}");
+
+    // A member cannot read the audit trail.
+    let (status, v) = call("GET", r("/audit"), bo.clone(), None).await;
+    assert_eq!((status, code(&v)), (403, "NOT_ADMIN".into()));
+
+    // Kick -> bo is out -> asks to come back -> ada approves.
+    let (status, v) = call("DELETE", r(&format!("/members/{bo_id}")), ada.clone(), None).await;
+    assert_eq!(status, 204, "{v}");
+    let (status, v) = call("GET", r("/messages"), bo.clone(), None).await;
+    assert_eq!((status, code(&v)), (403, "NOT_A_MEMBER".into()));
+    let (status, v) = call("POST", r("/join-requests"), bo.clone(), None).await;
+    assert_eq!(status, 204, "{v}");
+    let (status, pending) = call("GET", r("/join-requests"), ada.clone(), None).await;
+    assert_eq!((status, pending["users"][0]["user"].as_u64()), (200, Some(bo_id)), "{pending}");
+    let (status, v) = call("POST", r(&format!("/join-requests/{bo_id}/approve")), ada.clone(), None).await;
+    assert_eq!(status, 204, "{v}");
+    let (status, listed) = call("GET", "/api/rooms?q=back".into(), bo.clone(), None).await;
+    assert_eq!((status, listed["rooms"][0]["id"].as_u64()), (200, Some(id)), "{listed}");
+
+    // Ban: the room vanishes from bo's search, public or not.
+    let body = r#"{"name":"back yard"}"#.to_owned();
+    let (_, yard) = call("POST", "/api/rooms".into(), ada.clone(), Some(body)).await;
+    let yard = yard["id"].as_u64().unwrap();
+    let search = |token: Option<String>| {
+        let call = &call;
+        async move {
+            let (status, v) = call("GET", "/api/rooms?q=back".into(), token, None).await;
+            assert_eq!(status, 200, "{v}");
+            let mut ids: Vec<u64> = v["rooms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_u64().unwrap())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(search(bo.clone()).await, [id, yard]);
+    let ban = format!(r#"{{"user_id":{bo_id}}}"#);
+    for room in [id, yard] {
+        let path = format!("/api/rooms/{room}/bans");
+        let (status, v) = call("POST", path, ada.clone(), Some(ban.clone())).await;
+        assert_eq!(status, 204, "{v}");
+    }
+    assert_eq!(search(bo.clone()).await, Vec::<u64>::new());
+    assert_eq!(search(ada.clone()).await, [id, yard], "hidden from bo only");
+    let (status, v) = call("POST", r("/join-requests"), bo.clone(), None).await;
+    assert_eq!((status, code(&v)), (403, "BANNED".into()));
+
+    // The admin reads what happened: audit newest first, events by name.
+    let (status, audit) = call("GET", r("/audit"), ada.clone(), None).await;
+    assert_eq!(status, 200, "{audit}");
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "member_banned",
+            "request_approved",
+            "member_joined",
+            "join_requested",
+            "member_kicked",
+            "member_joined",
+            "invited",
+            "room_created",
+        ]
+    );
+    let (status, page) = call("GET", r("/messages"), ada.clone(), None).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        page["events"][0]["body"],
+        serde_json::json!({"kind": "member_banned", "target": bo_id, "target_name": "bo"})
+    );
+    // bo's room log remembers how it ended.
+    let (status, log) = call("GET", "/api/me/room-log".into(), bo.clone(), None).await;
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(
+        (log["items"][0]["room"]["id"].as_u64(), log["items"][0]["reason"].as_str()),
+        (Some(id), Some("banned"))
+    );
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn schemathesis_finds_the_running_server_true_to_its_openapi_document() {
     let venv = venv();
@@ -353,7 +507,7 @@ async fn schemathesis_finds_the_running_server_true_to_its_openapi_document() {
         text(&out.stderr)
     );
     assert!(
-        report.contains("Tested: 12"),
+        report.contains("Tested: 29"),
         "every operation but logout ran:\n{report}"
     );
     srv.stop().await;

@@ -139,21 +139,41 @@ async fn every_governance_action_over_http_with_its_json_and_errors() {
         204
     );
     assert_err(
-        api(addr, "PUT", &role(nina_id), Some(&olga), Some(json!({"role": "owner"}))).await,
+        api(
+            addr,
+            "PUT",
+            &role(nina_id),
+            Some(&olga),
+            Some(json!({"role": "owner"})),
+        )
+        .await,
         400,
         ErrorCode::InvalidRole,
     );
     assert_err(
-        api(addr, "PUT", &role(nina_id), Some(&olga), Some(json!({"role": "boss"}))).await,
+        api(
+            addr,
+            "PUT",
+            &role(nina_id),
+            Some(&olga),
+            Some(json!({"role": "boss"})),
+        )
+        .await,
         400,
         ErrorCode::MalformedFrame,
     );
 
     // PATCH: a field left out keeps its value; at least one is needed.
     assert_eq!(
-        api(addr, "PATCH", &r(""), Some(&max), Some(json!({"topic": "new topic"})))
-            .await
-            .0,
+        api(
+            addr,
+            "PATCH",
+            &r(""),
+            Some(&max),
+            Some(json!({"topic": "new topic"}))
+        )
+        .await
+        .0,
         204,
         "admins (not only the owner) update the room"
     );
@@ -166,17 +186,38 @@ async fn every_governance_action_over_http_with_its_json_and_errors() {
         ErrorCode::MalformedFrame,
     );
     assert_err(
-        api(addr, "PATCH", &r(""), Some(&olga), Some(json!({"name": "  "}))).await,
+        api(
+            addr,
+            "PATCH",
+            &r(""),
+            Some(&olga),
+            Some(json!({"name": "  "})),
+        )
+        .await,
         400,
         ErrorCode::InvalidRoomName,
     );
     assert_err(
-        api(addr, "PATCH", &r(""), Some(&nina), Some(json!({"name": "mine"}))).await,
+        api(
+            addr,
+            "PATCH",
+            &r(""),
+            Some(&nina),
+            Some(json!({"name": "mine"})),
+        )
+        .await,
         403,
         ErrorCode::NotAdmin,
     );
     assert_err(
-        api(addr, "PATCH", "/api/rooms/4242", Some(&olga), Some(json!({"topic": "x"}))).await,
+        api(
+            addr,
+            "PATCH",
+            "/api/rooms/4242",
+            Some(&olga),
+            Some(json!({"topic": "x"})),
+        )
+        .await,
         404,
         ErrorCode::RoomNotFound,
     );
@@ -212,7 +253,14 @@ async fn every_governance_action_over_http_with_its_json_and_errors() {
         ErrorCode::Banned,
     );
     assert_err(
-        api(addr, "POST", &r("/invitations"), Some(&olga), Some(json!({"user_id": nina_id}))).await,
+        api(
+            addr,
+            "POST",
+            &r("/invitations"),
+            Some(&olga),
+            Some(json!({"user_id": nina_id})),
+        )
+        .await,
         409,
         ErrorCode::TargetBanned,
     );
@@ -231,9 +279,15 @@ async fn every_governance_action_over_http_with_its_json_and_errors() {
     // Invitation declined; join request denied.
     let invite = Some(json!({"user_id": nina_id}));
     assert_eq!(
-        api(addr, "POST", &r("/invitations"), Some(&olga), invite.clone())
-            .await
-            .0,
+        api(
+            addr,
+            "POST",
+            &r("/invitations"),
+            Some(&olga),
+            invite.clone()
+        )
+        .await
+        .0,
         204
     );
     assert_err(
@@ -322,7 +376,10 @@ async fn every_governance_action_over_http_with_its_json_and_errors() {
     )
     .await;
     assert_eq!(unread["items"][0]["kind"], "request_denied");
-    assert_eq!((unread["unread"].clone(), unread["has_more"].clone()), (json!(2), json!(true)));
+    assert_eq!(
+        (unread["unread"].clone(), unread["has_more"].clone()),
+        (json!(2), json!(true))
+    );
     let before = unread["items"][0]["id"].as_u64().unwrap();
     let (_, older) = api(
         addr,
@@ -335,7 +392,14 @@ async fn every_governance_action_over_http_with_its_json_and_errors() {
     assert_eq!(older["items"][0]["kind"], "invited");
     assert_eq!(older["has_more"], false);
     assert_err(
-        api(addr, "GET", "/api/me/notifications?limit=0", Some(&nina), None).await,
+        api(
+            addr,
+            "GET",
+            "/api/me/notifications?limit=0",
+            Some(&nina),
+            None,
+        )
+        .await,
         400,
         ErrorCode::InvalidPaging,
     );
@@ -343,9 +407,20 @@ async fn every_governance_action_over_http_with_its_json_and_errors() {
     // The room's events, kinds 5-8 by name.
     let events = bodies(addr, &olga, id).await;
     assert!(events.contains(&json!({"kind": "role_changed", "target": max_id, "target_name": "max", "role": "admin"})), "{events:?}");
-    assert!(events.contains(&json!({"kind": "room_updated", "name": "plaza", "topic": "new topic"})), "{events:?}");
-    assert!(events.contains(&json!({"kind": "member_kicked", "target": nina_id, "target_name": "nina"})), "{events:?}");
-    assert!(events.contains(&json!({"kind": "member_banned", "target": nina_id, "target_name": "nina"})), "{events:?}");
+    assert!(
+        events.contains(&json!({"kind": "room_updated", "name": "plaza", "topic": "new topic"})),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .contains(&json!({"kind": "member_kicked", "target": nina_id, "target_name": "nina"})),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .contains(&json!({"kind": "member_banned", "target": nina_id, "target_name": "nina"})),
+        "{events:?}"
+    );
     assert!(!events.iter().any(|b| b["kind"] == "other"), "{events:?}");
 
     // The audit trail: admins only, newest first, paged.
@@ -364,13 +439,19 @@ async fn every_governance_action_over_http_with_its_json_and_errors() {
     // Succession and termination: the owner leaves, the admin inherits
     // (actor 0), then leaves too; the room is gone (410) and the room log
     // says so.
-    assert_eq!(api(addr, "POST", &r("/leave"), Some(&olga), None).await.0, 204);
+    assert_eq!(
+        api(addr, "POST", &r("/leave"), Some(&olga), None).await.0,
+        204
+    );
     let events = bodies(addr, &max, id).await;
     assert_eq!(
         events.last().unwrap(),
         &json!({"kind": "role_changed", "target": max_id, "target_name": "max", "role": "owner"})
     );
-    assert_eq!(api(addr, "POST", &r("/leave"), Some(&max), None).await.0, 204);
+    assert_eq!(
+        api(addr, "POST", &r("/leave"), Some(&max), None).await.0,
+        204
+    );
     assert_err(
         api(addr, "GET", &r("/messages"), Some(&max), None).await,
         410,
@@ -385,7 +466,10 @@ async fn every_governance_action_over_http_with_its_json_and_errors() {
     assert_eq!(status, 200, "{log}");
     let item = &log["items"][0];
     assert_eq!(item["room"]["id"], json!(id));
-    assert_eq!((item["reason"].as_str(), item["terminated"].as_bool()), (Some("left"), Some(true)));
+    assert_eq!(
+        (item["reason"].as_str(), item["terminated"].as_bool()),
+        (Some("left"), Some(true))
+    );
     assert!(item["left_at"].as_u64().is_some());
     let (_, log) = api(addr, "GET", "/api/me/room-log", Some(&nina), None).await;
     assert_eq!(log["items"][0]["reason"], "kicked");
@@ -401,12 +485,26 @@ async fn http_messages_are_rate_limited_per_user_with_the_connection_settings() 
     .await;
     let addr = srv.addr_for(Transport::Ws);
     let (_, token) = register(addr, "chatty").await;
-    let (_, room) = api(addr, "POST", "/api/rooms", Some(&token), Some(json!({"name": "r"}))).await;
+    let (_, room) = api(
+        addr,
+        "POST",
+        "/api/rooms",
+        Some(&token),
+        Some(json!({"name": "r"})),
+    )
+    .await;
     let path = format!("/api/rooms/{}/messages", room["id"]);
     let post = |t: String, n: u32| {
         let path = path.clone();
         async move {
-            api(addr, "POST", &path, Some(&t), Some(json!({"text": format!("m{n}")}))).await
+            api(
+                addr,
+                "POST",
+                &path,
+                Some(&t),
+                Some(json!({"text": format!("m{n}")})),
+            )
+            .await
         }
     };
     // A second token of the same user, taken before the burst is spent.
