@@ -110,7 +110,13 @@ def main():
             # error panels have series to show.
             "--rate-limit-per-sec", "100", "--rate-limit-burst", "20",
             "--shards", "2",
-        ], env={**os.environ, "RUST_LOG": "warn"})
+            # Only the binary protocol and the admin port: no fixed ports.
+            "--http-listen", "off",
+        # Its own SQLite store in the temp dir, whatever DATABASE_URL the
+        # caller exports (scripts/test points it at a shared Postgres).
+        ], env={**{k: v for k, v in os.environ.items()
+                   if k not in ("DATABASE_URL", "CONFAB_DATABASE_URL")},
+                "RUST_LOG": "warn"})
         wait_port(server, 30, "confabd")
         wait_port(admin, 10, "confabd's admin listener")
 

@@ -614,7 +614,7 @@ fn spawn_progress(ctx: Rc<Ctx>) -> indicatif::ProgressBar {
             if tty {
                 b.set_message(line);
                 b.tick();
-            } else if ticks % 10 == 0 {
+            } else if ticks.is_multiple_of(10) {
                 eprintln!("{line}");
             }
         }

@@ -593,11 +593,13 @@ pub fn restored(rooms: usize, memberships: usize) {
 /// Binds the admin listener and serves `GET /metrics` until `shutdown`.
 /// Returns the bound address.
 ///
-/// A hand-written HTTP/1.1 responder for one read-only route, not hyper:
-/// the exporter's own listener would own the global recorder (servers in
-/// one test process share it), and one route does not justify an HTTP stack
-/// in the server's dependency tree. Each request is answered and the
-/// connection closed; requests are bounded in size and time.
+/// A small HTTP/1.1 responder for one read-only route rather than the
+/// exporter's own listener or the public HTTP API (`net/`): the exporter's
+/// listener would own the process-global recorder (servers in one test
+/// process share it), and the admin port must stay separate from, and
+/// independent of, the client-facing doors (loopback by default, served
+/// even when the API is off). Each request is answered and the connection
+/// closed; request heads are bounded in size and time.
 pub async fn serve_admin(
     addr: SocketAddr,
     shutdown: CancellationToken,

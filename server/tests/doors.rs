@@ -681,6 +681,10 @@ async fn health_readiness_and_the_openapi_document_are_served() {
         "/api/rooms/{id}/messages",
         "/api/me/rooms",
         "/readyz",
+        "/api/rooms/{id}/invitations",
+        "/api/rooms/{id}/bans/{user_id}",
+        "/api/rooms/{id}/audit",
+        "/api/me/notifications",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} documented");
     }

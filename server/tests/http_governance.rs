@@ -302,7 +302,12 @@ async fn every_governance_action_over_http_with_its_json_and_errors() {
             ErrorCode::NoSuchUser,
         );
     }
-    for body in [json!({}), json!({"user_id": nina_id, "username": "nina"})] {
+    for body in [
+        json!({}),
+        json!({"user_id": nina_id, "username": "nina"}),
+        json!({"user_id": null, "username": "nina"}),
+        json!({"user_id": -1}),
+    ] {
         assert_err(
             api(addr, "POST", &r("/invitations"), Some(&olga), Some(body)).await,
             400,
@@ -557,7 +562,10 @@ async fn http_logins_never_show_the_user_online() {
     assert_eq!(api(addr, "POST", &join, Some(&ghost), None).await.0, 200);
     // The ghost logs in over HTTP again and again while the watcher looks
     // at the member list: it must never see the ghost online, since no
-    // connection of theirs is open.
+    // connection of theirs is open. (One-shot sessions never attach to the
+    // shards, so nothing detaches them either: were one attached, the ghost
+    // would stay online for good and this fails at once. The old attach-
+    // then-detach flicker lasted microseconds, too short to catch here.)
     let logins = tokio::spawn(async move {
         for _ in 0..25 {
             let (status, _) = api(

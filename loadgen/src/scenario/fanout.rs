@@ -153,15 +153,16 @@ impl Fanout {
                 if let Some(u) = usage.as_mut() {
                     u.lag(oldest, now);
                 }
-                let mut rec = self.rec.borrow_mut();
-                for k in pacer.sent..due {
-                    let intended = pacer.intended(k);
-                    let id = first + k;
-                    let room = (id % self.rooms as u64) as usize;
-                    self.templates[room].emit(&mut self.out[room], id as u32, intended);
-                    rec.sent(intended, now);
+                {
+                    let mut rec = self.rec.borrow_mut();
+                    for k in pacer.sent..due {
+                        let intended = pacer.intended(k);
+                        let id = first + k;
+                        let room = (id % self.rooms as u64) as usize;
+                        self.templates[room].emit(&mut self.out[room], id as u32, intended);
+                        rec.sent(intended, now);
+                    }
                 }
-                drop(rec);
                 pacer.sent = due;
                 for (room, buf) in self.out.iter_mut().enumerate() {
                     if !buf.is_empty() {

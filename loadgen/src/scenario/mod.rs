@@ -18,6 +18,9 @@ use crate::probe::{self, ServerProbe, UsageWindow};
 use crate::setup::User;
 use crate::stats::{now_ns, Recorder, SelfUsage, ServerUsage};
 
+/// Recorders by traffic kind (`fanout`, `churn`, …).
+pub type Recorders = Vec<(&'static str, Rc<RefCell<Recorder>>)>;
+
 /// What every scenario needs.
 pub struct Ctx {
     pub connector: Connector,
@@ -26,7 +29,7 @@ pub struct Ctx {
     /// Read buffer per receiving connection.
     pub read_buf: usize,
     /// Recorders shown by the progress line and `/metrics`, by traffic kind.
-    pub recorders: RefCell<Vec<(&'static str, Rc<RefCell<Recorder>>)>>,
+    pub recorders: RefCell<Recorders>,
     /// Open measured connections (for `/metrics` and reports).
     pub connections: Cell<usize>,
     /// Current offered rate per traffic kind (for `/metrics`).

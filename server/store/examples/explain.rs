@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release -p confab-store --example explain -- --help
 //! cargo run --release -p confab-store --example explain -- \
-//!     --database-url postgres://postgres@127.0.0.1:5432/test
+//!     --database-url postgres://postgres@127.0.0.1:5432/confab_bench
 //! ```
 //!
 //! Data: 100 000 users; 20 000 rooms (every fifth private) named after 8
@@ -31,7 +31,7 @@ struct Args {
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/test"
+        default_value = "postgres://postgres@127.0.0.1:5432/confab_bench"
     )]
     database_url: String,
     /// Keep the database afterwards (its name is printed).

@@ -41,7 +41,7 @@ struct Args {
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/test"
+        default_value = "postgres://postgres@127.0.0.1:5432/confab_bench"
     )]
     database_url: String,
     /// Postgres batch modes to measure.
@@ -247,7 +247,7 @@ fn print_table(label: &str, workload: Workload, body: usize, rows: &[(usize, Sam
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    if args.batch_sizes.iter().any(|&b| b == 0) || args.rounds == 0 {
+    if args.batch_sizes.contains(&0) || args.rounds == 0 {
         return Err("batch sizes and rounds must be at least 1".into());
     }
 

@@ -490,13 +490,26 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| db_err("apply_batch begin", e))?;
-        for (i, op) in ops.iter().enumerate() {
-            write::apply_op(&mut tx, op).await.map_err(|e| match e {
+        let mut i = 0;
+        while i < ops.len() {
+            // A run of consecutive events goes in as multi-row INSERTs
+            // (write::append_events): the bulk of every batch.
+            let run = ops[i..]
+                .iter()
+                .take_while(|op| matches!(op, WriteOp::AppendEvent(_)))
+                .count();
+            let applied = if run > 1 {
+                write::append_events(&mut tx, &ops[i..i + run]).await
+            } else {
+                write::apply_op(&mut tx, &ops[i]).await
+            };
+            applied.map_err(|e| match e {
                 StoreError::Database(msg) => {
                     StoreError::Database(format!("apply_batch op {i}: {msg}"))
                 }
                 other => other,
             })?;
+            i += run.max(1);
         }
         // Dropping `tx` on any error above rolls the whole batch back.
         tx.commit()

@@ -372,3 +372,16 @@ async fn unreachable_database_is_a_clear_error_without_the_password() {
     );
     assert!(!msg.contains("hunter2"), "{msg}");
 }
+
+/// The readiness probe's round trip: answers while open, fails once closed.
+#[tokio::test]
+async fn ping_answers_until_the_store_is_closed() {
+    let Some(db) = TestDb::create("ping_answers_until_the_store_is_closed").await else {
+        return;
+    };
+    let store = db.open(PgBatchMode::Unnest).await;
+    store.ping().await.expect("an open store answers");
+    store.close().await;
+    assert!(store.ping().await.is_err(), "a closed store does not");
+    db.drop_now().await;
+}

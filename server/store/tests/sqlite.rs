@@ -78,3 +78,12 @@ async fn reopening_keeps_schema_and_enforces_foreign_keys() {
     // The WAL file sits beside the database
     assert!(path.with_extension("db-wal").exists(), "WAL journal in use");
 }
+
+/// The readiness probe's round trip: answers while open, fails once closed.
+#[tokio::test]
+async fn ping_answers_until_the_store_is_closed() {
+    let (_dir, store) = fresh().await;
+    store.ping().await.expect("an open store answers");
+    store.close().await;
+    assert!(store.ping().await.is_err(), "a closed store does not");
+}

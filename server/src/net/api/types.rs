@@ -353,11 +353,9 @@ pub struct StatusBody {
 
 /// Names another user: `{"user_id": …}` or `{"username": …}`, exactly one.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(untagged)]
+#[serde(untagged, try_from = "UserRefFields")]
 pub enum UserRefBody {
-    #[schema(title = "by id")]
     ById(UserById),
-    #[schema(title = "by username")]
     ByName(UserByName),
 }
 
@@ -375,6 +373,42 @@ pub struct UserById {
 pub struct UserByName {
     #[schema(example = "bob")]
     pub username: String,
+}
+
+/// What [`UserRefBody`] is read from, for clear messages when the body
+/// names no user, two, or one with a value of the wrong type (null too).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRefFields {
+    #[serde(default, deserialize_with = "present")]
+    user_id: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    username: Option<serde_json::Value>,
+}
+
+/// A field that is there, `null` included (a plain `Option` reads `null`
+/// as absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+impl TryFrom<UserRefFields> for UserRefBody {
+    type Error = &'static str;
+
+    fn try_from(f: UserRefFields) -> Result<UserRefBody, &'static str> {
+        use serde_json::Value;
+        match (f.user_id, f.username) {
+            (Some(id), None) => match id.as_u64() {
+                Some(user_id) => Ok(UserRefBody::ById(UserById { user_id })),
+                None => Err("user_id must be a user id (a non-negative integer)"),
+            },
+            (None, Some(Value::String(username))) => {
+                Ok(UserRefBody::ByName(UserByName { username }))
+            }
+            (None, Some(_)) => Err("username must be a string"),
+            _ => Err("name the user with either user_id or username"),
+        }
+    }
 }
 
 impl From<UserRefBody> for UserRef {
@@ -657,4 +691,95 @@ pub struct AuditQuery {
     /// 1-200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(b: EventBody) -> serde_json::Value {
+        serde_json::to_value(EventBodyJson::from(b)).unwrap()
+    }
+
+    #[test]
+    fn governance_events_are_spelled_out_by_name() {
+        let (target, target_name) = (UserId(7), "bob".to_owned());
+        assert_eq!(
+            body(EventBody::MemberKicked {
+                target,
+                target_name: target_name.clone()
+            }),
+            json!({"kind": "member_kicked", "target": 7, "target_name": "bob"})
+        );
+        assert_eq!(
+            body(EventBody::MemberBanned {
+                target,
+                target_name: target_name.clone()
+            }),
+            json!({"kind": "member_banned", "target": 7, "target_name": "bob"})
+        );
+        assert_eq!(
+            body(EventBody::RoleChanged {
+                target,
+                target_name,
+                role: Role::Owner
+            }),
+            json!({"kind": "role_changed", "target": 7, "target_name": "bob", "role": "owner"})
+        );
+        assert_eq!(
+            body(EventBody::RoomUpdated {
+                name: "n".into(),
+                topic: "t".into()
+            }),
+            json!({"kind": "room_updated", "name": "n", "topic": "t"})
+        );
+        assert_eq!(
+            body(EventBody::RoomTerminated),
+            json!({"kind": "room_terminated"})
+        );
+        assert_eq!(
+            body(EventBody::Unknown {
+                kind: 42,
+                data: vec![1, 2]
+            }),
+            json!({"kind": "other", "code": 42, "data_hex": "0102"})
+        );
+    }
+
+    #[test]
+    fn notification_kinds_and_leave_reasons_have_their_spec_names() {
+        let kinds: Vec<_> = (1..=10)
+            .map(|k| serde_json::to_value(NotificationKindJson::from_code(k)).unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "invited",
+                "join_request",
+                "request_approved",
+                "request_denied",
+                "kicked",
+                "banned",
+                "unbanned",
+                "role_changed",
+                "room_terminated",
+                "unknown"
+            ]
+        );
+        let reasons: Vec<_> = (0..=5)
+            .map(|r| serde_json::to_value(LeaveReasonJson::from_code(r)).unwrap())
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "active",
+                "left",
+                "kicked",
+                "banned",
+                "terminated",
+                "unknown"
+            ]
+        );
+    }
 }

@@ -867,6 +867,13 @@ pub async fn large_batches_store_every_event_byte_for_byte(store: &dyn Store) {
             ev.body = b"replayed with other bytes".to_vec();
         }
         ops.push(WriteOp::AppendEvent(ev));
+        if s == 1_500 {
+            // A duplicate right behind the original, with other bytes:
+            // the first one wins however the backend groups rows
+            let mut again = make(1, s);
+            again.body = b"second write, adjacent".to_vec();
+            ops.push(WriteOp::AppendEvent(again));
+        }
         if s % 2 == 0 {
             ops.push(WriteOp::AppendEvent(make(2, s / 2)));
         }

@@ -1,0 +1,204 @@
+//! The load generator against a real server (in-process, on an ephemeral
+//! port): short runs of each scenario complete, deliver everything and
+//! write a JSON report. Bounded by `--max-seconds`.
+
+use std::process::Command;
+
+use confab_server::Config;
+
+async fn server(rate_limit: u32) -> (confab_server::ServerHandle, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        data_dir: dir.path().to_path_buf(),
+        shards: 2,
+        kdf_memory_kib: 8,
+        kdf_iterations: 1,
+        rate_limit_per_sec: rate_limit,
+        metrics_listen: Some("127.0.0.1:0".parse().expect("address")),
+        ..Config::default()
+    };
+    let handle = confab_server::start(config).await.expect("server starts");
+    (handle, dir)
+}
+
+/// Runs `confab-loadgen ARGS` against `url`; returns its JSON report.
+fn loadgen(url: &str, args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_confab-loadgen"))
+        .args(args)
+        .args([
+            "--url",
+            url,
+            "--metrics-listen",
+            "off",
+            "--max-seconds",
+            "60",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("loadgen runs");
+    assert!(
+        out.status.success(),
+        "loadgen failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(&json).expect("report written"))
+        .expect("JSON report")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_delivers_every_message_to_every_member_and_reports_it() {
+    let (server, _dir) = server(0).await;
+    let url = format!("confab://{}", server.tcp_addr());
+    let metrics = server.metrics_addr().expect("metrics listener").to_string();
+    let report = tokio::task::spawn_blocking(move || {
+        loadgen(
+            &url,
+            &[
+                "fanout",
+                "--rooms",
+                "3",
+                "--members",
+                "4",
+                "--rate",
+                "300",
+                "--warmup",
+                "0.5",
+                "--duration",
+                "1.5",
+                "--drain",
+                "3",
+                "--server-metrics",
+                &metrics,
+            ],
+        )
+    })
+    .await
+    .expect("loadgen task");
+    let step = &report["steps"][0];
+    assert_eq!(step["errors"], 0, "{report:#}");
+    assert!(step["sent"].as_u64().unwrap() > 300, "{report:#}");
+    assert_eq!(
+        step["expected"].as_u64().unwrap(),
+        step["sent"].as_u64().unwrap() * 4
+    );
+    assert_eq!(
+        step["delivered"], step["expected"],
+        "nothing lost: {report:#}"
+    );
+    assert!(step["latency"]["p99_ms"].as_f64().unwrap() > 0.0);
+    assert!(
+        step["ack_latency"]["count"].as_u64().unwrap() > 0,
+        "acks are timed"
+    );
+    assert!(
+        step["server"]["cpu_seconds"].as_f64().unwrap() > 0.0,
+        "server usage from /metrics"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_history_and_idle_complete() {
+    let (server, _dir) = server(0).await;
+    let url = format!("confab://{}", server.tcp_addr());
+    let report = tokio::task::spawn_blocking(move || {
+        let churn = loadgen(
+            &url,
+            &[
+                "churn",
+                "--rate",
+                "20",
+                "--users",
+                "10",
+                "--warmup",
+                "0.2",
+                "--duration",
+                "1",
+                "--drain",
+                "3",
+            ],
+        );
+        let history = loadgen(
+            &url,
+            &[
+                "history",
+                "--rate",
+                "50",
+                "--readers",
+                "2",
+                "--messages",
+                "300",
+                "--warmup",
+                "0.2",
+                "--duration",
+                "1",
+                "--drain",
+                "3",
+            ],
+        );
+        let idle = loadgen(
+            &url,
+            &[
+                "idle",
+                "--connections",
+                "50",
+                "--rooms",
+                "5",
+                "--hold",
+                "0.5",
+            ],
+        );
+        (churn, history, idle)
+    })
+    .await
+    .expect("loadgen task");
+    let (churn, history, idle) = report;
+    for r in [&churn, &history] {
+        let step = &r["steps"][0];
+        assert_eq!(step["errors"], 0, "{r:#}");
+        assert_eq!(step["delivered"], step["expected"], "{r:#}");
+    }
+    assert_eq!(idle["idle"]["connections"], 50, "{idle:#}");
+    assert_eq!(idle["idle"]["failed"], 0, "{idle:#}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_server_shows_up_as_errors_and_a_note() {
+    let (server, _dir) = server(20).await;
+    let url = format!("confab://{}", server.tcp_addr());
+    let report = tokio::task::spawn_blocking(move || {
+        loadgen(
+            &url,
+            &[
+                "fanout",
+                "--rooms",
+                "1",
+                "--members",
+                "2",
+                "--rate",
+                "400",
+                "--warmup",
+                "0",
+                "--duration",
+                "1",
+                "--drain",
+                "2",
+            ],
+        )
+    })
+    .await
+    .expect("loadgen task");
+    assert!(
+        report["steps"][0]["error_codes"]["402"].as_u64().unwrap() > 0,
+        "{report:#}"
+    );
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("--rate-limit-per-sec 0"), "{notes}");
+    server.shutdown().await;
+}
