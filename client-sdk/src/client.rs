@@ -31,7 +31,7 @@ const COMMAND_QUEUE: usize = 1024;
 pub struct Session {
     pub user: UserId,
     pub username: String,
-    /// Opaque session token (43 characters of base64url).
+    /// Opaque session token (today 64 hex characters; treat it as opaque).
     pub token: String,
 }
 

@@ -265,7 +265,8 @@ impl Shard {
             }
             rooms.insert(slot.room.id, slot);
         }
-        crate::metrics::restored(rooms.len(), user_rooms.values().map(Vec::len).sum());
+        let live = rooms.values().filter(|s: &&RoomSlot| !s.room.terminated).count();
+        crate::metrics::restored(live, user_rooms.values().map(Vec::len).sum());
         Shard {
             index,
             rooms,
@@ -352,7 +353,14 @@ impl Shard {
                     return;
                 };
                 match slot.room.apply(cmd, now_ms()) {
-                    Ok(effects) => self.carry_out(room, effects, reply, ack, Vec::new()),
+                    Ok(effects) => {
+                        if slot.room.terminated {
+                            // Only a live room accepts commands, so this one
+                            // terminated just now.
+                            crate::metrics::get().rooms.decrement(1.0);
+                        }
+                        self.carry_out(room, effects, reply, ack, Vec::new())
+                    }
                     Err(code) => {
                         reply.conn.error(reply.req_id, code, code.default_message());
                     }

@@ -27,7 +27,7 @@ pub struct Credentials {
 pub struct SessionBody {
     pub user: u64,
     pub username: String,
-    /// The session token (43 characters); also valid in the binary
+    /// The session token (64 hex characters); also valid in the binary
     /// protocol's HELLO.
     pub token: String,
 }
