@@ -46,9 +46,15 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// Server URL (loopback only).
+    /// Server URL (loopback only): confab://, confabs:// (TLS), ws://HOST:PORT/ws or wss://HOST:PORT/ws.
     #[arg(long, default_value = "confab://127.0.0.1:7400")]
     url: String,
+    /// confabs:// and wss://: trust this PEM certificate (e.g. the server's DATA_DIR/self-signed-cert.pem).
+    #[arg(long, conflicts_with = "tls_fingerprint")]
+    ca_cert: Option<std::path::PathBuf>,
+    /// confabs:// and wss://: trust exactly the certificate with this SHA-256 fingerprint (64 hex digits, colons optional).
+    #[arg(long)]
+    tls_fingerprint: Option<String>,
     /// The server's process id: its CPU and RSS are read from /proc (exact).
     #[arg(long)]
     server_pid: Option<u32>,
@@ -304,6 +310,20 @@ fn main() -> anyhow::Result<()> {
 
 type Output = Option<(RunReport, Option<String>)>;
 
+/// `--ca-cert` or `--tls-fingerprint`, if given.
+fn tls_trust(common: &Common) -> anyhow::Result<Option<confab_sdk::TlsTrust>> {
+    Ok(match (&common.ca_cert, &common.tls_fingerprint) {
+        (Some(path), _) => Some(confab_sdk::TlsTrust::Pem(
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        )),
+        (None, Some(hex)) => Some(
+            confab_sdk::TlsTrust::fingerprint(hex)
+                .map_err(|e| anyhow::anyhow!("--tls-fingerprint: {e}"))?,
+        ),
+        (None, None) => None,
+    })
+}
+
 async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
     let probe = match (common.server_pid, common.server_metrics) {
         (Some(pid), _) => probe::ServerProbe::Pid(pid),
@@ -321,7 +341,7 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
         _ => common.source_ips,
     };
     let ctx = Rc::new(Ctx {
-        connector: net::Connector::new(&common.url, source_ips)?,
+        connector: net::Connector::new(&common.url, source_ips, tls_trust(common)?)?,
         probe,
         prefix: common.prefix.clone(),
         read_buf: common.read_buf.clamp(4096, 16 << 20),

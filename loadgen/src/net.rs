@@ -3,22 +3,49 @@
 //! **Invariant:** only this module knows how bytes travel. Everything above
 //! sees a [`FrameReader`] that hands out whole frames parsed in place from a
 //! large read buffer (no allocation per frame) and a [`FrameWriter`] that
-//! writes already-encoded frames. Plain TCP (`confab://`) is implemented;
-//! TLS and WebSocket are one more variant of [`ReadHalf`]/[`WriteHalf`] each
-//! and one more arm in [`Connector::connect`]: a WebSocket read copies each
-//! binary message (exactly one frame, length prefix included) into the same
-//! buffer, so the frame parsing below serves every transport.
+//! writes already-encoded frames. Transports:
+//!
+//! - `confab://`: plain TCP.
+//! - `confabs://`: TLS with ALPN `confab/1` (rustls, ring provider only),
+//!   trusting a PEM (`--ca-cert`) or one pinned certificate fingerprint
+//!   (`--tls-fingerprint`), like the SDK's `TlsTrust`.
+//! - `ws://…/ws`, `wss://…/ws`: WebSocket (fastwebsockets' client
+//!   handshake; `wss` offers ALPN `http/1.1`), one protocol frame per binary
+//!   message. Reads stay in place: the raw stream lands in the same large
+//!   buffer and each message header is stepped over, so the payload (one
+//!   whole frame, length prefix included) is handed out where it lies, with
+//!   no copy and no allocation. Writes wrap every frame of an already
+//!   coalesced batch as a masked binary message in one reused buffer: one
+//!   write, one flush.
+//!
+//! The server never pings, fragments or sends text on WebSocket; a
+//! fragmented or text message is an error here, pings and pongs are skipped,
+//! and a close frame ends the stream like EOF.
 
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use confab_protocol::frame::{kind, HEADER_LEN};
 use confab_protocol::{Hello, RawFrame, Request, ServerMsg, PROTOCOL_VERSION};
 use confab_sdk::endpoint::{Endpoint, Scheme};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{tcp, TcpSocket};
+use confab_sdk::TlsTrust;
+use fastwebsockets::{OpCode, Payload};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{tcp, TcpSocket, TcpStream};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
 use crate::stats::now_ns;
 
@@ -32,6 +59,11 @@ const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
 pub struct Connector {
     scheme: Scheme,
     addr: SocketAddr,
+    /// The endpoint as parsed (WebSocket host header and path).
+    ep: Endpoint,
+    /// For `confabs://` and `wss://`: the client configuration (with the
+    /// ALPN id the scheme needs) and the name the certificate must carry.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
     /// Local addresses to bind before connecting, used round-robin; empty
     /// lets the kernel choose.
     sources: Vec<IpAddr>,
@@ -40,15 +72,33 @@ pub struct Connector {
 impl Connector {
     /// Parses `url` and resolves it. Refuses anything but a loopback
     /// address: the load generator never targets another machine.
-    pub fn new(url: &str, source_ips: usize) -> anyhow::Result<Connector> {
+    /// `trust` is required for `confabs://` and `wss://` (a PEM or a
+    /// fingerprint: a loopback server has no publicly trusted certificate)
+    /// and ignored otherwise.
+    pub fn new(url: &str, source_ips: usize, trust: Option<TlsTrust>) -> anyhow::Result<Connector> {
         let ep = Endpoint::parse(url).map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
         let addr = resolve_loopback(&ep)?;
-        if !matches!(ep.scheme, Scheme::Tcp) {
-            bail!(
-                "{}:// is not supported by the load generator yet (plain TCP only: confab://)",
-                ep.scheme.as_str()
-            );
-        }
+        let tls = match ep.scheme {
+            Scheme::Tcp | Scheme::Ws => None,
+            Scheme::Tls | Scheme::Wss => {
+                let alpn: &[u8] = if ep.scheme == Scheme::Tls {
+                    b"confab/1"
+                } else {
+                    b"http/1.1"
+                };
+                let trust = match trust {
+                    Some(t) if t != TlsTrust::PublicRoots => t,
+                    _ => bail!(
+                        "{}:// needs --ca-cert PEM (e.g. DATA_DIR/self-signed-cert.pem) or --tls-fingerprint SHA256",
+                        ep.scheme.as_str()
+                    ),
+                };
+                let config = client_config(&trust, alpn)?;
+                let name = ServerName::try_from(ep.host.clone())
+                    .map_err(|_| anyhow::anyhow!("{:?} is not a valid TLS server name", ep.host))?;
+                Some((TlsConnector::from(Arc::new(config)), name))
+            }
+        };
         let sources = match (addr.ip(), source_ips) {
             (IpAddr::V4(_), n) if n > 1 => (0..n)
                 .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i % 250) as u8)))
@@ -58,38 +108,183 @@ impl Connector {
         Ok(Connector {
             scheme: ep.scheme,
             addr,
+            ep,
+            tls,
             sources,
         })
+    }
+
+    async fn tcp(&self, n: usize) -> io::Result<TcpStream> {
+        let socket = match self.addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        if !self.sources.is_empty() {
+            let ip = self.sources[n % self.sources.len()];
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        let stream = socket.connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    async fn tls(&self, stream: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+        let (connector, name) = self.tls.as_ref().expect("TLS configured for this scheme");
+        connector.connect(name.clone(), stream).await.map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("TLS handshake with {} failed: {e}", self.ep.host),
+            )
+        })
+    }
+
+    /// The WebSocket upgrade at the endpoint's path.
+    async fn upgrade<S>(&self, io: S) -> io::Result<TokioIo<Upgraded>>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let ep = &self.ep;
+        let host = if ep.host.contains(':') {
+            format!("[{}]:{}", ep.host, ep.port)
+        } else {
+            format!("{}:{}", ep.host, ep.port)
+        };
+        let request = hyper::Request::builder()
+            .method("GET")
+            .uri(ep.path.as_str())
+            .header(hyper::header::HOST, host)
+            .header(hyper::header::UPGRADE, "websocket")
+            .header(hyper::header::CONNECTION, "upgrade")
+            .header(
+                "Sec-WebSocket-Key",
+                fastwebsockets::handshake::generate_key(),
+            )
+            .header("Sec-WebSocket-Version", "13")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .map_err(|e| io::Error::other(format!("building the upgrade request: {e}")))?;
+        let (ws, _) = fastwebsockets::handshake::client(&SpawnExecutor, request, io)
+            .await
+            .map_err(|e| {
+                io::Error::other(format!("WebSocket upgrade at {} failed: {e}", ep.path))
+            })?;
+        Ok(ws.into_inner())
     }
 
     /// Opens connection number `n` (which picks its source address) with a
     /// read buffer of `buf` bytes.
     pub async fn connect(&self, n: usize, buf: usize) -> io::Result<(FrameReader, FrameWriter)> {
-        match self.scheme {
+        let stream = self.tcp(n).await?;
+        let (rd, wr, ws) = match self.scheme {
             Scheme::Tcp => {
-                let socket = match self.addr {
-                    SocketAddr::V4(_) => TcpSocket::new_v4()?,
-                    SocketAddr::V6(_) => TcpSocket::new_v6()?,
-                };
-                if !self.sources.is_empty() {
-                    let ip = self.sources[n % self.sources.len()];
-                    socket.bind(SocketAddr::new(ip, 0))?;
-                }
-                let stream = socket.connect(self.addr).await?;
-                stream.set_nodelay(true)?;
                 let (rd, wr) = stream.into_split();
-                Ok((
-                    FrameReader::new(ReadHalf::Tcp(rd), buf),
-                    FrameWriter {
-                        wr: WriteHalf::Tcp(wr),
-                    },
-                ))
+                (ReadHalf::Tcp(rd), WriteHalf::Tcp(wr), false)
             }
-            other => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("{}:// not supported yet", other.as_str()),
-            )),
+            Scheme::Tls => {
+                let (rd, wr) = tokio::io::split(self.tls(stream).await?);
+                (ReadHalf::Tls(rd), WriteHalf::Tls(wr), false)
+            }
+            Scheme::Ws => {
+                let (rd, wr) = tokio::io::split(self.upgrade(stream).await?);
+                (ReadHalf::Ws(rd), WriteHalf::Ws(wr, Vec::new()), true)
+            }
+            Scheme::Wss => {
+                let tls = self.tls(stream).await?;
+                let (rd, wr) = tokio::io::split(self.upgrade(tls).await?);
+                (ReadHalf::Ws(rd), WriteHalf::Ws(wr, Vec::new()), true)
+            }
+        };
+        Ok((FrameReader::new(rd, buf, ws), FrameWriter { wr }))
+    }
+}
+
+/// hyper's connection task for the upgrade runs on Tokio.
+struct SpawnExecutor;
+
+impl<Fut> hyper::rt::Executor<Fut> for SpawnExecutor
+where
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    fn execute(&self, fut: Fut) {
+        tokio::task::spawn(fut);
+    }
+}
+
+/// rustls with the ring provider (passed explicitly), offering exactly
+/// `alpn`.
+fn client_config(trust: &TlsTrust, alpn: &[u8]) -> anyhow::Result<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let mut config = match trust {
+        TlsTrust::Pem(pem) => {
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                roots.add(cert.context("--ca-cert")?)?;
+            }
+            anyhow::ensure!(!roots.is_empty(), "--ca-cert holds no certificate");
+            builder.with_root_certificates(roots).with_no_client_auth()
         }
+        TlsTrust::Fingerprint(fingerprint) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedCertificate {
+                fingerprint: *fingerprint,
+                algorithms: provider.signature_verification_algorithms,
+            }))
+            .with_no_client_auth(),
+        TlsTrust::PublicRoots => bail!("no TLS trust given"),
+    };
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Ok(config)
+}
+
+/// Accepts exactly one certificate, by its SHA-256 digest; the handshake
+/// signatures are still verified, so the server must hold the key.
+#[derive(Debug)]
+struct PinnedCertificate {
+    fingerprint: [u8; 32],
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinnedCertificate {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let digest: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        if digest == self.fingerprint {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "the server certificate's SHA-256 fingerprint is not --tls-fingerprint".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
     }
 }
 
@@ -111,11 +306,27 @@ fn resolve_loopback(ep: &Endpoint) -> anyhow::Result<SocketAddr> {
 /// The receiving half of a transport.
 pub enum ReadHalf {
     Tcp(tcp::OwnedReadHalf),
+    Tls(tokio::io::ReadHalf<TlsStream<TcpStream>>),
+    /// The raw upgraded stream: WebSocket headers are parsed in place.
+    Ws(tokio::io::ReadHalf<TokioIo<Upgraded>>),
+}
+
+impl ReadHalf {
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ReadHalf::Tcp(rd) => rd.read(buf).await,
+            ReadHalf::Tls(rd) => rd.read(buf).await,
+            ReadHalf::Ws(rd) => rd.read(buf).await,
+        }
+    }
 }
 
 /// The sending half of a transport.
 pub enum WriteHalf {
     Tcp(tcp::OwnedWriteHalf),
+    Tls(tokio::io::WriteHalf<TlsStream<TcpStream>>),
+    /// With the reused buffer that batches become WebSocket messages in.
+    Ws(tokio::io::WriteHalf<TokioIo<Upgraded>>, Vec<u8>),
 }
 
 /// Reads frames into one large buffer and parses them where they lie.
@@ -125,6 +336,10 @@ pub struct FrameReader {
     /// Unparsed bytes are `buf[start..end]`.
     start: usize,
     end: usize,
+    /// The stream carries WebSocket messages (each wrapping one frame).
+    ws: bool,
+    /// A WebSocket close frame arrived: the stream has ended.
+    closed: bool,
     /// Bytes read so far.
     pub bytes: u64,
 }
@@ -136,13 +351,32 @@ pub struct Frame<'a> {
     pub payload: &'a [u8],
 }
 
+/// What starts at `start` in the read buffer.
+enum Unit {
+    /// Not all buffered; `need` is the whole unit's length when known.
+    Partial { need: usize },
+    /// A protocol frame of `len` bytes at `start + skip`; `total` bytes
+    /// make up the unit (WebSocket header included).
+    Frame {
+        skip: usize,
+        len: usize,
+        total: usize,
+    },
+    /// A WebSocket ping or pong, skipped.
+    Control { total: usize },
+    /// A WebSocket close frame.
+    Close,
+}
+
 impl FrameReader {
-    fn new(rd: ReadHalf, capacity: usize) -> FrameReader {
+    fn new(rd: ReadHalf, capacity: usize, ws: bool) -> FrameReader {
         FrameReader {
             rd,
             buf: vec![0; capacity.max(64)],
             start: 0,
             end: 0,
+            ws,
+            closed: false,
             bytes: 0,
         }
     }
@@ -151,63 +385,120 @@ impl FrameReader {
     /// now buffered, with the time the read returned ([`now_ns`]).
     /// `Ok(false)` at end of stream.
     pub async fn read_frames(&mut self, mut f: impl FnMut(Frame<'_>, u64)) -> io::Result<bool> {
+        if self.closed {
+            return Ok(false);
+        }
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         } else if self.end == self.buf.len() {
             self.make_room()?;
         }
-        let n = match &mut self.rd {
-            ReadHalf::Tcp(rd) => rd.read(&mut self.buf[self.end..]).await?,
-        };
+        let n = self.rd.read(&mut self.buf[self.end..]).await?;
         if n == 0 {
             return Ok(false);
         }
         self.end += n;
         self.bytes += n as u64;
         let now = now_ns();
-        while let Some(total) = self.whole_frame()? {
-            let b = &self.buf[self.start..self.start + total];
-            f(
-                Frame {
-                    kind: b[4],
-                    req_id: u32::from_be_bytes([b[5], b[6], b[7], b[8]]),
-                    payload: &b[HEADER_LEN..],
-                },
-                now,
-            );
-            self.start += total;
-        }
-        Ok(true)
-    }
-
-    /// The length of the whole frame at `start`, if it is all buffered.
-    fn whole_frame(&self) -> io::Result<Option<usize>> {
-        let avail = self.end - self.start;
-        if avail < 4 {
-            return Ok(None);
-        }
-        let b = &self.buf[self.start..];
-        let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        if !(5..=MAX_SERVER_FRAME).contains(&len) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("server frame length {len} out of bounds"),
-            ));
-        }
-        Ok((avail >= 4 + len).then_some(4 + len))
-    }
-
-    /// Moves the partial frame to the front, growing the buffer if one
-    /// frame is larger than it.
-    fn make_room(&mut self) -> io::Result<()> {
-        let need = match self.whole_frame()? {
-            Some(_) => 0,
-            None if self.end - self.start >= 4 => {
-                let b = &self.buf[self.start..];
-                4 + u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
+        loop {
+            match self.unit()? {
+                Unit::Partial { .. } => return Ok(true),
+                Unit::Frame { skip, len, total } => {
+                    let b = &self.buf[self.start + skip..self.start + skip + len];
+                    f(
+                        Frame {
+                            kind: b[4],
+                            req_id: u32::from_be_bytes([b[5], b[6], b[7], b[8]]),
+                            payload: &b[HEADER_LEN..],
+                        },
+                        now,
+                    );
+                    self.start += total;
+                }
+                Unit::Control { total } => self.start += total,
+                Unit::Close => {
+                    self.closed = true;
+                    return Ok(false);
+                }
             }
-            None => 0,
+        }
+    }
+
+    /// The unit at `start`: a whole protocol frame (TCP, TLS) or one
+    /// WebSocket message wrapping exactly one.
+    #[inline]
+    fn unit(&self) -> io::Result<Unit> {
+        let avail = self.end - self.start;
+        let b = &self.buf[self.start..self.end];
+        if !self.ws {
+            if avail < 4 {
+                return Ok(Unit::Partial { need: 0 });
+            }
+            let len = frame_len(b)?;
+            return Ok(if avail >= 4 + len {
+                Unit::Frame {
+                    skip: 0,
+                    len: 4 + len,
+                    total: 4 + len,
+                }
+            } else {
+                Unit::Partial { need: 4 + len }
+            });
+        }
+        // RFC 6455 §5.2; server frames are unmasked.
+        if avail < 2 {
+            return Ok(Unit::Partial { need: 0 });
+        }
+        let (fin, rsv, opcode) = (b[0] & 0x80 != 0, b[0] & 0x70, b[0] & 0x0f);
+        if rsv != 0 || b[1] & 0x80 != 0 {
+            return Err(bad("WebSocket: reserved bits or a masked server frame"));
+        }
+        let (skip, plen) = match b[1] & 0x7f {
+            126 if avail < 4 => return Ok(Unit::Partial { need: 0 }),
+            126 => (4, u16::from_be_bytes([b[2], b[3]]) as u64),
+            127 if avail < 10 => return Ok(Unit::Partial { need: 0 }),
+            127 => (
+                10,
+                u64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]),
+            ),
+            n => (2, n as u64),
+        };
+        if plen > (MAX_SERVER_FRAME + 4) as u64 {
+            return Err(bad("WebSocket message larger than one frame may be"));
+        }
+        let total = skip + plen as usize;
+        if avail < total {
+            return Ok(Unit::Partial { need: total });
+        }
+        match opcode {
+            0x2 if fin => {
+                let p = &b[skip..total];
+                if p.len() < 4 || 4 + frame_len(p)? != p.len() {
+                    return Err(bad(
+                        "a WebSocket message did not hold exactly one protocol frame",
+                    ));
+                }
+                Ok(Unit::Frame {
+                    skip,
+                    len: p.len(),
+                    total,
+                })
+            }
+            0x9 | 0xA => Ok(Unit::Control { total }),
+            0x8 => Ok(Unit::Close),
+            _ => Err(bad(
+                "WebSocket: a text or fragmented message (the server sends neither)",
+            )),
+        }
+    }
+
+    /// Moves the partial unit to the front, growing the buffer if one
+    /// unit is larger than it.
+    fn make_room(&mut self) -> io::Result<()> {
+        let need = match self.unit()? {
+            Unit::Partial { need } => need,
+            _ => 0,
         };
         self.buf.copy_within(self.start..self.end, 0);
         self.end -= self.start;
@@ -221,22 +512,34 @@ impl FrameReader {
     /// The next frame as an owned [`RawFrame`] (for set-up, not hot paths).
     pub async fn next_frame(&mut self) -> io::Result<RawFrame> {
         loop {
-            if let Some(total) = self.whole_frame()? {
-                let b = &self.buf[self.start..self.start + total];
-                let frame = RawFrame {
-                    kind: b[4],
-                    req_id: u32::from_be_bytes([b[5], b[6], b[7], b[8]]),
-                    payload: bytes::Bytes::copy_from_slice(&b[HEADER_LEN..]),
-                };
-                self.start += total;
-                return Ok(frame);
+            if self.closed {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            match self.unit()? {
+                Unit::Frame { skip, len, total } => {
+                    let b = &self.buf[self.start + skip..self.start + skip + len];
+                    let frame = RawFrame {
+                        kind: b[4],
+                        req_id: u32::from_be_bytes([b[5], b[6], b[7], b[8]]),
+                        payload: bytes::Bytes::copy_from_slice(&b[HEADER_LEN..]),
+                    };
+                    self.start += total;
+                    return Ok(frame);
+                }
+                Unit::Control { total } => {
+                    self.start += total;
+                    continue;
+                }
+                Unit::Close => {
+                    self.closed = true;
+                    continue;
+                }
+                Unit::Partial { .. } => {}
             }
             if self.end == self.buf.len() {
                 self.make_room()?;
             }
-            let n = match &mut self.rd {
-                ReadHalf::Tcp(rd) => rd.read(&mut self.buf[self.end..]).await?,
-            };
+            let n = self.rd.read(&mut self.buf[self.end..]).await?;
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
@@ -272,6 +575,23 @@ impl FrameReader {
     }
 }
 
+/// The length field of the frame starting `b` (at least 4 bytes).
+#[inline]
+fn frame_len(b: &[u8]) -> io::Result<usize> {
+    let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    if !(5..=MAX_SERVER_FRAME).contains(&len) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("server frame length {len} out of bounds"),
+        ));
+    }
+    Ok(len)
+}
+
+fn bad(reason: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, reason)
+}
+
 /// An ERROR reply.
 #[derive(Debug)]
 pub struct ServerError {
@@ -293,9 +613,37 @@ pub struct FrameWriter {
 }
 
 impl FrameWriter {
+    /// Writes `bytes`, whole encoded frames (one or a coalesced batch):
+    /// one write (and, with TLS, one flush); on WebSocket each frame
+    /// becomes one masked binary message.
     pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &mut self.wr {
             WriteHalf::Tcp(wr) => wr.write_all(bytes).await,
+            WriteHalf::Tls(wr) => {
+                wr.write_all(bytes).await?;
+                wr.flush().await
+            }
+            WriteHalf::Ws(wr, buf) => {
+                buf.clear();
+                let mut rest = bytes;
+                while !rest.is_empty() {
+                    if rest.len() < 4 {
+                        return Err(io::ErrorKind::InvalidInput.into());
+                    }
+                    let len = 4 + u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                    if rest.len() < len {
+                        return Err(io::ErrorKind::InvalidInput.into());
+                    }
+                    push_masked(buf, OpCode::Binary, &rest[..len]);
+                    rest = &rest[len..];
+                }
+                let result = wr.write_all(buf).await;
+                if buf.capacity() > 1 << 20 {
+                    *buf = Vec::new();
+                }
+                result?;
+                wr.flush().await
+            }
         }
     }
 
@@ -305,6 +653,18 @@ impl FrameWriter {
         req.encode(req_id, &mut buf);
         self.write_all(&buf).await
     }
+}
+
+/// Appends one masked (client) WebSocket message.
+fn push_masked(buf: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    let mask: [u8; 4] = rand::random();
+    let mut head = [0u8; 16];
+    let n = fastwebsockets::Frame::new(true, opcode, Some(mask), Payload::Borrowed(payload))
+        .fmt_head(&mut head);
+    buf.extend_from_slice(&head[..n]);
+    let start = buf.len();
+    buf.extend_from_slice(payload);
+    fastwebsockets::unmask(&mut buf[start..], mask);
 }
 
 /// Opens a connection and completes HELLO (with `token` if given).
@@ -325,5 +685,100 @@ pub async fn open(
     match rd.reply(1).await? {
         ServerMsg::Welcome(_) => Ok((rd, wr)),
         other => bail!("expected WELCOME, got {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unmasked (server) WebSocket message.
+    fn ws_message(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x80 | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(n as u8),
+            n if n < 65536 => {
+                out.push(126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn frame(kind: u8, req_id: u32, payload_len: usize) -> Vec<u8> {
+        let mut f = ((5 + payload_len) as u32).to_be_bytes().to_vec();
+        f.push(kind);
+        f.extend_from_slice(&req_id.to_be_bytes());
+        f.extend(std::iter::repeat_n(0xAB, payload_len));
+        f
+    }
+
+    /// WebSocket messages parsed in place from a small buffer, whatever
+    /// the read boundaries: small, 16-bit and 64-bit lengths, control
+    /// frames skipped, a frame larger than the buffer, close ends it.
+    #[tokio::test]
+    async fn websocket_messages_are_parsed_in_place_across_reads() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sizes = [0usize, 10, 200, 70_000, 3];
+        let mut stream = ws_message(0x9, b"ping");
+        for (i, n) in sizes.iter().enumerate() {
+            stream.extend(ws_message(0x2, &frame(0x81, i as u32, *n)));
+            stream.extend(ws_message(0xA, b""));
+        }
+        stream.extend(ws_message(0x8, &1000u16.to_be_bytes()));
+        stream.extend(ws_message(0x2, &frame(0x81, 99, 1)));
+        let writer = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            for chunk in stream.chunks(7) {
+                s.write_all(chunk).await.unwrap();
+                s.flush().await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+        let s = TcpStream::connect(addr).await.unwrap();
+        let (rd, _wr) = s.into_split();
+        let mut reader = FrameReader::new(ReadHalf::Tcp(rd), 64, true);
+        let mut seen = Vec::new();
+        while reader
+            .read_frames(|f, _| seen.push((f.req_id, f.payload.len())))
+            .await
+            .unwrap()
+        {}
+        writer.await.unwrap();
+        let want: Vec<(u32, usize)> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as u32, *n))
+            .collect();
+        assert_eq!(seen, want);
+    }
+
+    #[tokio::test]
+    async fn a_websocket_message_must_hold_exactly_one_frame() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut two = frame(0x81, 1, 1);
+        two.extend(frame(0x81, 2, 1));
+        let bytes = ws_message(0x2, &two);
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            s.write_all(&bytes).await.unwrap();
+        });
+        let (rd, _wr) = TcpStream::connect(addr).await.unwrap().into_split();
+        let mut reader = FrameReader::new(ReadHalf::Tcp(rd), 4096, true);
+        let err = loop {
+            match reader.read_frames(|_, _| {}).await {
+                Ok(true) => continue,
+                Ok(false) => panic!("no error"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 }

@@ -1,6 +1,7 @@
 //! The load generator against a real server (in-process, on an ephemeral
 //! port): short runs of each scenario complete, deliver everything and
-//! write a JSON report. Bounded by `--max-seconds`.
+//! write a JSON report. Bounded by `--max-seconds`. Fan-out also runs over
+//! TLS (`confabs://`) and WebSocket (`ws://`, `wss://`).
 
 use std::process::Command;
 
@@ -20,6 +21,67 @@ async fn server(rate_limit: u32) -> (confab_server::ServerHandle, tempfile::Temp
     };
     let handle = confab_server::start(config).await.expect("server starts");
     (handle, dir)
+}
+
+/// A server that also listens for TLS (self-signed) and HTTP/WebSocket, on
+/// ephemeral ports.
+async fn server_all_transports() -> (confab_server::ServerHandle, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        data_dir: dir.path().to_path_buf(),
+        shards: 2,
+        kdf_memory_kib: 8,
+        kdf_iterations: 1,
+        rate_limit_per_sec: 0,
+        net: confab_server::net::NetConfig {
+            tls_listen: "127.0.0.1:0".parse().expect("address"),
+            tls: Some(confab_server::net::TlsSource::SelfSigned),
+            http_listen: Some("127.0.0.1:0".parse().expect("address")),
+            allowed_origins: Vec::new(),
+        },
+        ..Config::default()
+    };
+    let handle = confab_server::start(config).await.expect("server starts");
+    (handle, dir)
+}
+
+/// A short fan-out over `url` (with `extra` arguments) that must deliver
+/// everything.
+async fn short_fanout_delivers_everything(url: String, extra: Vec<String>) {
+    let report = tokio::task::spawn_blocking(move || {
+        let mut args: Vec<&str> = vec![
+            "fanout",
+            "--rooms",
+            "3",
+            "--members",
+            "4",
+            "--rate",
+            "300",
+            "--warmup",
+            "0.5",
+            "--duration",
+            "1.5",
+            "--drain",
+            "3",
+        ];
+        args.extend(extra.iter().map(String::as_str));
+        loadgen(&url, &args)
+    })
+    .await
+    .expect("loadgen task");
+    let step = &report["steps"][0];
+    assert_eq!(step["errors"], 0, "{report:#}");
+    assert!(step["sent"].as_u64().unwrap() > 300, "{report:#}");
+    assert_eq!(
+        step["expected"].as_u64().unwrap(),
+        step["sent"].as_u64().unwrap() * 4
+    );
+    assert_eq!(
+        step["delivered"], step["expected"],
+        "nothing lost: {report:#}"
+    );
+    assert!(step["latency"]["p99_ms"].as_f64().unwrap() > 0.0);
 }
 
 /// Runs `confab-loadgen ARGS` against `url`; returns its JSON report.
@@ -201,4 +263,58 @@ async fn a_rate_limited_server_shows_up_as_errors_and_a_note() {
     let notes = report["notes"].to_string();
     assert!(notes.contains("--rate-limit-per-sec 0"), "{notes}");
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_over_tls_delivers_everything_with_a_pinned_fingerprint() {
+    let (server, _dir) = server_all_transports().await;
+    let url = format!("confabs://{}", server.tls_addr().expect("TLS listener"));
+    let fingerprint = server.tls_fingerprint().expect("fingerprint").to_owned();
+    short_fanout_delivers_everything(url, vec!["--tls-fingerprint".into(), fingerprint]).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_over_websocket_delivers_everything_plain_and_over_tls() {
+    let (server, _dir) = server_all_transports().await;
+    let ws = format!("ws://{}/ws", server.http_addr().expect("HTTP listener"));
+    short_fanout_delivers_everything(ws, Vec::new()).await;
+    // wss:// trusting the PEM the server wrote (its certificate names
+    // localhost, which resolves to loopback).
+    let port = server.tls_addr().expect("TLS listener").port();
+    let pem = server
+        .tls_cert_pem()
+        .expect("PEM written")
+        .display()
+        .to_string();
+    let wss = format!("wss://localhost:{port}/ws");
+    short_fanout_delivers_everything(wss, vec!["--ca-cert".into(), pem]).await;
+    server.shutdown().await;
+}
+
+#[test]
+fn tls_needs_a_trust_option_and_remote_targets_are_refused() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_confab-loadgen"))
+            .args(["fanout", "--metrics-listen", "off", "--max-seconds", "5"])
+            .args(args)
+            .output()
+            .expect("loadgen runs")
+    };
+    let out = run(&["--url", "confabs://127.0.0.1:1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--tls-fingerprint"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for url in ["wss://192.0.2.1:443/ws", "ws://192.0.2.1:80/ws"] {
+        let out = run(&["--url", url, "--tls-fingerprint", &"AB".repeat(32)]);
+        assert!(!out.status.success(), "{url}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not a loopback address"),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
