@@ -265,7 +265,10 @@ impl Shard {
             }
             rooms.insert(slot.room.id, slot);
         }
-        let live = rooms.values().filter(|s: &&RoomSlot| !s.room.terminated).count();
+        let live = rooms
+            .values()
+            .filter(|s: &&RoomSlot| !s.room.terminated)
+            .count();
         crate::metrics::restored(live, user_rooms.values().map(Vec::len).sum());
         Shard {
             index,
