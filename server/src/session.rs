@@ -300,7 +300,10 @@ impl Session {
                 Ok(None) => return,
                 Ok(Some(Err(e))) => return self.frame_error(e),
                 Ok(Some(Ok(frame))) => {
-                    if !self.handle(frame).await {
+                    // Boxed: the dispatch future nests every request's
+                    // state; held inline it would make every idle
+                    // connection's long-lived future that large.
+                    if !Box::pin(self.handle(frame)).await {
                         return;
                     }
                 }

@@ -67,7 +67,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> FrameSink for StreamSink<W> {
 
 /// Initial read buffer per connection: small, grown only when a large frame
 /// arrives (idle connections should cost little memory).
-pub const READ_BUF: usize = 1024;
+pub const READ_BUF: usize = 256;
 
 /// Frames read from a byte stream with the protocol codec.
 pub fn frame_reader<R: AsyncRead>(reader: R, max_frame_len: u32) -> FramedRead<R, FrameCodec> {
