@@ -27,6 +27,7 @@ pub mod auth;
 pub mod batch;
 pub mod clock;
 pub mod config;
+pub mod history;
 pub mod housekeeping;
 pub mod metrics;
 pub mod net;
@@ -38,6 +39,7 @@ pub mod shard;
 pub mod spool;
 pub mod transport;
 pub mod views;
+pub mod writer;
 
 pub use config::Config;
 pub use server::{start, start_with_store, ServerHandle};

@@ -7,7 +7,7 @@
 //! aborts the connection with `SLOW_CONSUMER` instead of blocking the pusher:
 //! a slow reader never slows its shard or its room.
 //!
-//! The connection's writer task (see `session::writer_loop`) is the only
+//! The connection's writer task (see `writer::writer_loop`) is the only
 //! consumer; it coalesces whatever is queued into few writes.
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};

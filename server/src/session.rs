@@ -4,7 +4,7 @@
 //! store queries) and routes room commands to the owning shard. Requests
 //! are pipelined: the session does not wait for a room command's result —
 //! the shard or the batch writer pushes the reply into this connection's
-//! outbound queue. A separate writer task ([`writer_loop`]) owns the
+//! outbound queue. A separate writer task ([`crate::writer::writer_loop`]) owns the
 //! transport's write side.
 
 use std::collections::HashMap;
@@ -13,22 +13,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use confab_protocol::frame::{begin_frame, end_frame, kind};
-use confab_protocol::wire::{put_bool, put_varint, Reader};
+use bytes::BytesMut;
+use confab_protocol::frame::kind;
 use confab_protocol::{
-    DecodeError, ErrorCode, EventBody, FrameError, Hello, RawFrame, Request, ResumePoint,
-    RoomEvent, RoomId, Seq, ServerMsg, SessionUser, UserId, Welcome, PROTOCOL_VERSION,
+    DecodeError, ErrorCode, FrameError, Hello, RawFrame, Request, ResumePoint, RoomId, ServerMsg,
+    SessionUser, UserId, Welcome, PROTOCOL_VERSION,
 };
-use confab_store::{Store, StoreError, StoredEvent};
+use confab_store::{Store, StoreError};
 use futures_util::{Stream, StreamExt};
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{self, KdfParams};
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::outbound::{Conn, ConnId, OutboundRx};
+use crate::outbound::{Conn, ConnId};
 use crate::room::Command;
 use crate::shard::{ReplyTo, Router, ShardCmd};
 use crate::transport::FrameSink;
@@ -106,7 +104,7 @@ where
 {
     let id = ConnId(shared.next_conn_id.fetch_add(1, Ordering::Relaxed));
     let (conn, rx) = Conn::new(id, shared.config.outbound_queue_bytes);
-    let writer = tokio::spawn(writer_loop(sink, rx, conn.clone()));
+    let writer = tokio::spawn(crate::writer::writer_loop(sink, rx, conn.clone()));
     let bucket = TokenBucket::new(
         shared.config.rate_limit_per_sec,
         shared.config.rate_limit_burst,
@@ -661,7 +659,16 @@ impl Session {
                 }
                 let (shared, conn) = (self.shared.clone(), self.conn.clone());
                 tokio::spawn(async move {
-                    history(shared, conn, req_id, user, room, before, limit as usize).await
+                    crate::history::history(
+                        shared,
+                        conn,
+                        req_id,
+                        user,
+                        room,
+                        before,
+                        limit as usize,
+                    )
+                    .await
                 });
                 Ok(())
             }
@@ -819,7 +826,7 @@ impl Session {
     }
 }
 
-fn storage_error(conn: &Conn, req_id: u32, e: StoreError) {
+pub(crate) fn storage_error(conn: &Conn, req_id: u32, e: StoreError) {
     crate::metrics::query_error();
     tracing::warn!(error = %e, "store request failed");
     conn.error(
@@ -849,204 +856,6 @@ pub fn check_topic(topic: &str) -> Result<(), ErrorCode> {
         return Err(ErrorCode::InvalidTopic);
     }
     Ok(())
-}
-
-/// Serves HISTORY: recent events from the owning shard's tail (which holds
-/// every not-yet-durable event), older ones from the store.
-async fn history(
-    shared: Arc<Shared>,
-    conn: Arc<Conn>,
-    req_id: u32,
-    user: UserId,
-    room: RoomId,
-    before: Seq,
-    limit: usize,
-) {
-    let (tx, rx) = oneshot::channel();
-    let cmd = ShardCmd::Tail {
-        room,
-        user,
-        before,
-        limit: limit + 1,
-        reply: tx,
-    };
-    if shared.router.send(room, cmd).await.is_err() {
-        conn.error(
-            req_id,
-            ErrorCode::ShuttingDown,
-            ErrorCode::ShuttingDown.default_message(),
-        );
-        return;
-    }
-    let slice = match rx.await {
-        Ok(Ok(slice)) => slice,
-        Ok(Err(code)) => {
-            conn.error(req_id, code, code.default_message());
-            return;
-        }
-        Err(_) => {
-            conn.error(
-                req_id,
-                ErrorCode::ShuttingDown,
-                ErrorCode::ShuttingDown.default_message(),
-            );
-            return;
-        }
-    };
-    let mut frames = slice.frames;
-    let want = limit + 1;
-    if frames.len() < want && slice.floor.0 > 1 {
-        let upper = if before.0 == 0 {
-            slice.floor
-        } else {
-            Seq(before.0.min(slice.floor.0))
-        };
-        let older = shared
-            .store
-            .history(room, upper, (want - frames.len()) as u32);
-        match crate::metrics::query("history", older).await {
-            Ok(events) => {
-                for ev in events {
-                    match event_frame(ev) {
-                        Some(f) => frames.push(f),
-                        None => {
-                            conn.error(
-                                req_id,
-                                ErrorCode::Internal,
-                                "a stored event could not be decoded",
-                            );
-                            return;
-                        }
-                    }
-                }
-            }
-            Err(e) => return storage_error(&conn, req_id, e),
-        }
-    }
-    let mut has_more = frames.len() > limit;
-    frames.truncate(limit);
-    // Stay within the largest frame clients must accept: a page of huge
-    // messages ends early and says there is more.
-    let mut size = 64;
-    if let Some(fit) = frames.iter().position(|f| {
-        size += f.len() + 5;
-        size > MAX_SERVER_FRAME
-    }) {
-        frames.truncate(fit.max(1));
-        has_more = true;
-    }
-    conn.push(history_page(req_id, room, has_more, &frames));
-}
-
-/// A stored event as an EVENT frame.
-fn event_frame(ev: StoredEvent) -> Option<Bytes> {
-    let body = EventBody::decode_fields(ev.kind, &mut Reader::new(&ev.body)).ok()?;
-    let ev = RoomEvent {
-        room: ev.room,
-        seq: ev.seq,
-        at: ev.at,
-        actor: ev.actor,
-        actor_name: ev.actor_name,
-        body,
-    };
-    let mut buf = BytesMut::new();
-    ev.encode_frame(&mut buf);
-    Some(buf.freeze())
-}
-
-/// Builds a HISTORY_PAGE from EVENT frames without decoding them: an
-/// event's fields are the EVENT frame minus its 9-byte header.
-fn history_page(req_id: u32, room: RoomId, has_more: bool, frames: &[Bytes]) -> Bytes {
-    let size: usize = frames.iter().map(|f| f.len()).sum();
-    let mut buf = BytesMut::with_capacity(32 + size);
-    let start = begin_frame(&mut buf, kind::HISTORY_PAGE, req_id);
-    put_varint(&mut buf, room.0);
-    put_bool(&mut buf, has_more);
-    put_varint(&mut buf, frames.len() as u64);
-    for f in frames {
-        let fields = &f[confab_protocol::frame::HEADER_LEN..];
-        put_varint(&mut buf, fields.len() as u64);
-        buf.extend_from_slice(fields);
-    }
-    end_frame(&mut buf, start);
-    buf.freeze()
-}
-
-/// The largest frame a server sends (SPEC.md: clients accept 16 MiB).
-pub const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
-
-/// Most frames coalesced into one write.
-const MAX_BATCH_FRAMES: usize = 512;
-/// Most bytes coalesced into one write.
-const MAX_BATCH_BYTES: usize = 256 * 1024;
-
-fn is_close(frame: &Bytes) -> bool {
-    frame.len() > 4 && frame[4] == kind::CLOSE
-}
-
-/// Drains a connection's outbound queue into its transport, coalescing
-/// whatever is queued into one write. Ends after writing CLOSE, on a write
-/// error, or at once when the connection is aborted (slow consumer).
-pub async fn writer_loop<K: FrameSink>(mut sink: K, mut out: OutboundRx, conn: Arc<Conn>) {
-    let mut batch: Vec<Bytes> = Vec::new();
-    let mut aborted_mid_write = false;
-    let abort = conn.abort_token().clone();
-    loop {
-        let first = tokio::select! {
-            biased;
-            _ = abort.cancelled() => break,
-            f = out.rx.recv() => match f { Some(f) => f, None => break },
-        };
-        let mut counted = 0usize;
-        let mut closing = is_close(&first);
-        if !closing {
-            counted += first.len();
-        }
-        batch.push(first);
-        while !closing && batch.len() < MAX_BATCH_FRAMES && counted < MAX_BATCH_BYTES {
-            match out.rx.try_recv() {
-                Ok(f) => {
-                    closing = is_close(&f);
-                    if !closing {
-                        counted += f.len();
-                    }
-                    batch.push(f);
-                }
-                Err(_) => break,
-            }
-        }
-        let result = tokio::select! {
-            biased;
-            _ = abort.cancelled() => { aborted_mid_write = true; break }
-            r = sink.write_frames(&batch) => r,
-        };
-        conn.written(counted);
-        crate::metrics::frames_written(&conn.stats, &batch, counted + conn.queued_bytes());
-        batch.clear();
-        if batch.capacity() > 64 {
-            batch = Vec::new();
-        }
-        if result.is_err() || closing {
-            break;
-        }
-    }
-    if abort.is_cancelled() && !aborted_mid_write {
-        if let Some(code) = conn.close_reason() {
-            let mut buf = BytesMut::new();
-            ServerMsg::Close {
-                code: code as u16,
-                message: code.default_message().into(),
-            }
-            .encode(0, &mut buf);
-            let _ = tokio::time::timeout(
-                Duration::from_millis(500),
-                sink.write_frames(&[buf.freeze()]),
-            )
-            .await;
-        }
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
-    conn.finished_token().cancel();
 }
 
 #[cfg(test)]
@@ -1087,33 +896,5 @@ mod tests {
         );
         assert!(!b.try_take(t0 + Duration::from_millis(100)));
         assert!(TokenBucket::new(0, 0).is_none(), "0 disables the limit");
-    }
-
-    #[test]
-    fn history_page_from_event_frames_decodes_to_the_events() {
-        let ev = RoomEvent {
-            room: RoomId(3),
-            seq: Seq(9),
-            at: 5,
-            actor: UserId(1),
-            actor_name: "a".into(),
-            body: EventBody::Message { text: "hi".into() },
-        };
-        let mut buf = BytesMut::new();
-        ev.encode_frame(&mut buf);
-        let page = history_page(4, RoomId(3), true, &[buf.freeze()]);
-        let mut bm = BytesMut::from(&page[..]);
-        let raw = confab_protocol::frame::split_frame(&mut bm, 1 << 20)
-            .unwrap()
-            .unwrap();
-        assert_eq!(raw.req_id, 4);
-        assert_eq!(
-            ServerMsg::decode(&raw).unwrap(),
-            ServerMsg::HistoryPage {
-                room: RoomId(3),
-                events: vec![ev],
-                has_more: true
-            }
-        );
     }
 }
