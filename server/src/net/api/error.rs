@@ -202,6 +202,20 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+/// An id from a URL path. Ids are stored as signed 64-bit numbers, and the
+/// OpenAPI document says so (`format: int64`): a larger number is malformed
+/// input, refused like any other undecodable path parameter.
+pub fn path_id(v: u64) -> Result<u64, ApiError> {
+    if v <= i64::MAX as u64 {
+        Ok(v)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "bad path parameter: {v} is larger than the largest id, {}",
+            i64::MAX
+        )))
+    }
+}
+
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> ApiError {
         ApiError::bad_request(format!("bad path parameter: {}", r.body_text()))
@@ -211,6 +225,13 @@ impl From<PathRejection> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_ids_above_the_int64_range_are_malformed() {
+        assert_eq!(path_id(7).ok(), Some(7));
+        assert_eq!(path_id(i64::MAX as u64).ok(), Some(i64::MAX as u64));
+        assert!(path_id(i64::MAX as u64 + 1).is_err());
+    }
 
     #[test]
     fn names_are_spelled_as_in_the_spec() {

@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use confab_protocol::{ErrorCode, Request, RoomId, RoomInfo, ServerMsg, UserId};
 
+use super::error::path_id;
 use super::types::*;
 use super::{call, ApiError, ApiResult, Bearer, ErrorBody, DEFAULT_LIMIT};
 use crate::net::http::HttpState;
@@ -70,7 +71,7 @@ pub(super) async fn invite(
     id: Result<Path<u64>, PathRejection>,
     body: Result<Json<UserRefBody>, JsonRejection>,
 ) -> ApiResult<StatusCode> {
-    let Path(id) = id?;
+    let id = path_id(id?.0)?;
     let Json(who) = body?;
     let req = Request::Invite {
         room: RoomId(id),
@@ -97,7 +98,7 @@ pub(super) async fn accept_invitation(
     Bearer(token): Bearer,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<Json<RoomBody>> {
-    let Path(id) = id?;
+    let id = path_id(id?.0)?;
     let req = Request::RespondInvite {
         room: RoomId(id),
         accept: true,
@@ -124,7 +125,7 @@ pub(super) async fn decline_invitation(
     Bearer(token): Bearer,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<StatusCode> {
-    let Path(id) = id?;
+    let id = path_id(id?.0)?;
     let req = Request::RespondInvite {
         room: RoomId(id),
         accept: false,
@@ -152,7 +153,7 @@ pub(super) async fn request_join(
     Bearer(token): Bearer,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<StatusCode> {
-    let Path(id) = id?;
+    let id = path_id(id?.0)?;
     let req = Request::RequestJoin { room: RoomId(id) };
     no_content(call(&st, Some(&token), req).await)
 }
@@ -174,7 +175,7 @@ pub(super) async fn list_join_requests(
     Bearer(token): Bearer,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<Json<UserListBody>> {
-    let Path(id) = id?;
+    let id = path_id(id?.0)?;
     let req = Request::ListJoinRequests { room: RoomId(id) };
     user_list(call(&st, Some(&token), req).await)
 }
@@ -186,6 +187,7 @@ async fn decide(
     approve: bool,
 ) -> ApiResult<StatusCode> {
     let Path((id, user)) = path?;
+    let (id, user) = (path_id(id)?, path_id(user)?);
     let req = Request::DecideRequest {
         room: RoomId(id),
         user: UserId(user),
@@ -263,6 +265,7 @@ pub(super) async fn kick(
     path: Result<Path<(u64, u64)>, PathRejection>,
 ) -> ApiResult<StatusCode> {
     let Path((id, user)) = path?;
+    let (id, user) = (path_id(id)?, path_id(user)?);
     let req = Request::Kick {
         room: RoomId(id),
         user: UserId(user),
@@ -295,6 +298,7 @@ pub(super) async fn set_role(
     body: Result<Json<SetRoleBody>, JsonRejection>,
 ) -> ApiResult<StatusCode> {
     let Path((id, user)) = path?;
+    let (id, user) = (path_id(id)?, path_id(user)?);
     let Json(b) = body?;
     let req = Request::SetRole {
         room: RoomId(id),
@@ -328,7 +332,7 @@ pub(super) async fn ban(
     id: Result<Path<u64>, PathRejection>,
     body: Result<Json<UserRefBody>, JsonRejection>,
 ) -> ApiResult<StatusCode> {
-    let Path(id) = id?;
+    let id = path_id(id?.0)?;
     let Json(who) = body?;
     let req = Request::Ban {
         room: RoomId(id),
@@ -354,7 +358,7 @@ pub(super) async fn list_bans(
     Bearer(token): Bearer,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<Json<UserListBody>> {
-    let Path(id) = id?;
+    let id = path_id(id?.0)?;
     let req = Request::ListBans { room: RoomId(id) };
     user_list(call(&st, Some(&token), req).await)
 }
@@ -380,6 +384,7 @@ pub(super) async fn unban(
     path: Result<Path<(u64, u64)>, PathRejection>,
 ) -> ApiResult<StatusCode> {
     let Path((id, user)) = path?;
+    let (id, user) = (path_id(id)?, path_id(user)?);
     let req = Request::Unban {
         room: RoomId(id),
         user: UserId(user),
@@ -410,7 +415,7 @@ pub(super) async fn update_room(
     id: Result<Path<u64>, PathRejection>,
     body: Result<Json<UpdateRoomBody>, JsonRejection>,
 ) -> ApiResult<StatusCode> {
-    let Path(id) = id?;
+    let id = path_id(id?.0)?;
     let Json(b) = body?;
     // UPDATE_ROOM always carries both; PATCH may leave one out, which then
     // keeps its current value.
@@ -477,7 +482,7 @@ pub(super) async fn audit(
     id: Result<Path<u64>, PathRejection>,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> ApiResult<Json<AuditPageBody>> {
-    let Path(id) = id?;
+    let id = path_id(id?.0)?;
     let Query(q) = query?;
     let req = Request::RoomAudit {
         room: RoomId(id),

@@ -31,7 +31,7 @@ use confab_protocol::{ErrorCode, Request, RoomId, Seq, ServerMsg};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-pub use error::{error_json, ApiError, ErrorBody};
+pub use error::{error_json, path_id, ApiError, ErrorBody};
 use types::*;
 
 use super::http::HttpState;
@@ -313,7 +313,7 @@ async fn join_room(
     Bearer(token): Bearer,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<Json<RoomBody>> {
-    let Path(id) = id?;
+    let id = path_id(id?.0)?;
     match call(&st, Some(&token), Request::JoinRoom { room: RoomId(id) }).await {
         ServerMsg::Room(info) => Ok(Json(info.into())),
         other => Err(ApiError::from_reply(other)),
@@ -337,7 +337,7 @@ async fn leave_room(
     Bearer(token): Bearer,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<StatusCode> {
-    let Path(id) = id?;
+    let id = path_id(id?.0)?;
     match call(&st, Some(&token), Request::LeaveRoom { room: RoomId(id) }).await {
         ServerMsg::Ok => Ok(StatusCode::NO_CONTENT),
         other => Err(ApiError::from_reply(other)),
@@ -361,7 +361,7 @@ async fn list_members(
     Bearer(token): Bearer,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<Json<MemberListBody>> {
-    let Path(id) = id?;
+    let id = path_id(id?.0)?;
     match call(&st, Some(&token), Request::ListMembers { room: RoomId(id) }).await {
         ServerMsg::MemberList { room, members } => Ok(Json(MemberListBody {
             room: room.0,
@@ -389,7 +389,7 @@ async fn history(
     id: Result<Path<u64>, PathRejection>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Json<HistoryBody>> {
-    let Path(id) = id?;
+    let id = path_id(id?.0)?;
     let Query(q) = query?;
     let before = q.before.unwrap_or(0);
     if before > i64::MAX as u64 {
@@ -436,7 +436,7 @@ async fn post_message(
     id: Result<Path<u64>, PathRejection>,
     body: Result<Json<PostMessageBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<MessageAckBody>)> {
-    let Path(id) = id?;
+    let id = path_id(id?.0)?;
     let Json(b) = body?;
     let req = Request::SendMessage {
         room: RoomId(id),
