@@ -13,15 +13,16 @@
 
 mod suite;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+#[path = "../../tests/common/pg_cluster.rs"]
+mod pg_cluster;
+
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use confab_store::postgres::{PgBatchMode, PgStore, PgStoreOptions};
 use confab_store::Store;
+use pg_cluster::{say, PgCluster};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor};
 
@@ -36,150 +37,20 @@ fn server() -> &'static Result<String, String> {
     })
 }
 
-/// Writes straight to stderr: the test harness captures `eprintln!` of
-/// passing tests, and a test that did not run must say so visibly.
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-fn find_pg_bin(name: &str) -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
-    }
-    // Debian/Ubuntu keep the server binaries off the PATH.
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let bin = e.path().join("bin").join(name);
-            bin.is_file().then_some((version, bin))
-        })
-        .collect();
-    versions.sort();
-    versions.pop().map(|(_, bin)| bin)
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-/// `program args…`, as the `postgres` user when we are root.
-fn pg_command(as_postgres: bool, program: &Path) -> Command {
-    if as_postgres {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
-}
-
-fn run(mut cmd: Command, what: &str) -> Result<String, String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{what}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    } else {
-        Err(format!(
-            "{what} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
+/// A throwaway cluster for this test binary (the same harness the server's
+/// fault tests use), kept for the binary's lifetime; its watchdog stops and
+/// deletes it when the binary exits.
 fn start_throwaway_cluster() -> Result<String, String> {
-    let (Some(initdb), Some(pg_ctl)) = (find_pg_bin("initdb"), find_pg_bin("pg_ctl")) else {
-        return Err(
-            "DATABASE_URL is not set and PostgreSQL's initdb/pg_ctl are not installed".into(),
-        );
-    };
-    let as_postgres = is_root();
-
-    // A directory the cluster's user owns: data, socket and log inside.
-    let mut mktemp = if as_postgres {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", "mktemp"]);
-        c
-    } else {
-        Command::new("mktemp")
-    };
-    mktemp.args(["-d", "/tmp/confab-pg-test-XXXXXX"]);
-    let dir = PathBuf::from(run(mktemp, "mktemp")?);
-    let data = dir.join("data");
-
-    let mut init = pg_command(as_postgres, &initdb);
-    init.arg("-D").arg(&data).args([
-        "-A",
-        "trust",
-        "-U",
-        "postgres",
-        "-E",
-        "UTF8",
-        "--locale=C",
-        "--no-sync",
-    ]);
-    run(init, "initdb")?;
-
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("finding a spare port: {e}"))?
-        .port();
-    // fsync off: a throwaway cluster; the tests check behaviour, not crashes.
-    let server_opts = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-        dir.display()
-    );
-    let mut start = pg_command(as_postgres, &pg_ctl);
-    start
-        .arg("-D")
-        .arg(&data)
-        .arg("-l")
-        .arg(dir.join("log"))
-        .args(["-w", "-o", &server_opts, "start"]);
-    run(start, "pg_ctl start")?;
-
-    // Stop and delete the cluster once this test process is gone, however
-    // it ends. setsid: a Ctrl-C to the test's process group spares it.
-    let runuser = if as_postgres {
-        "runuser -u postgres -- "
-    } else {
-        ""
-    };
-    let watchdog = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-         {runuser}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
-        pid = std::process::id(),
-        pg_ctl = pg_ctl.display(),
-        data = data.display(),
-        dir = dir.display(),
-    );
-    Command::new("setsid")
-        .args(["sh", "-c", &watchdog])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting the cluster's watchdog: {e}"))?;
-
+    static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
+    // Many tests run at once, each with its own database and pool.
+    let cluster = PgCluster::try_start(200).map_err(|why| {
+        format!("DATABASE_URL is not set and no throwaway cluster could start: {why}")
+    })?;
     say(&format!(
-        "postgres suite: throwaway cluster ({}) on 127.0.0.1:{port} in {}",
-        initdb.display(),
-        dir.display()
+        "postgres suite: throwaway cluster at {}",
+        cluster.url()
     ));
-    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+    Ok(CLUSTER.get_or_init(|| cluster).url())
 }
 
 // ---- a database per test ----------------------------------------------------

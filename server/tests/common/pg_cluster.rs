@@ -25,6 +25,9 @@ pub struct PgCluster {
     pg_ctl: PathBuf,
     as_postgres: bool,
     port: u16,
+    /// The server's `max_connections` (suites that run many tests at once
+    /// on one cluster need more).
+    max_connections: u32,
 }
 
 fn find_pg_bin(name: &str) -> Option<PathBuf> {
@@ -87,7 +90,7 @@ impl PgCluster {
     /// Creates and starts a cluster, or says why there is none (then the
     /// caller reports the test as not run).
     pub fn start(test: &str) -> Option<PgCluster> {
-        match Self::try_start() {
+        match Self::try_start(50) {
             Ok(c) => Some(c),
             Err(why) => {
                 say(&format!(
@@ -98,7 +101,9 @@ impl PgCluster {
         }
     }
 
-    fn try_start() -> Result<PgCluster, String> {
+    /// Creates and starts a cluster allowing `max_connections`, or says why
+    /// it cannot.
+    pub fn try_start(max_connections: u32) -> Result<PgCluster, String> {
         let (Some(initdb), Some(pg_ctl)) = (find_pg_bin("initdb"), find_pg_bin("pg_ctl")) else {
             return Err("PostgreSQL's initdb/pg_ctl are not installed".into());
         };
@@ -135,6 +140,7 @@ impl PgCluster {
             pg_ctl,
             as_postgres,
             port,
+            max_connections,
         };
         // Stop and delete the cluster once this test process is gone.
         let runuser = if as_postgres {
@@ -168,9 +174,10 @@ impl PgCluster {
     /// Starts the (stopped) server and waits until it accepts connections.
     pub fn resume(&self) -> Result<(), String> {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections={}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.max_connections
         );
         let mut start = command(self.as_postgres, &self.pg_ctl);
         start
