@@ -197,8 +197,11 @@ async fn print_events(client: Client, room: RoomId, mut shown: Seq) {
                 eprintln!("* server closed the connection: {code}: {message}")
             }
             Event::Notification(n) => eprintln!(
-                "* notification #{}: kind {} in {} from {}",
-                n.id, n.kind, n.room_name, n.actor_name
+                "* notification #{}: {} in {} from {}",
+                n.id,
+                n.kind.name().unwrap_or("(newer kind)"),
+                n.room_name,
+                n.actor_name
             ),
             Event::RoomAnnounced(info) => {
                 eprintln!("* new room {} ({}): {}", info.name, info.id, info.topic)

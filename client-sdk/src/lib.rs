@@ -90,9 +90,9 @@ pub use options::{ConnectOptions, TlsTrust, DEFAULT_MAX_INBOUND_FRAME_LEN};
 /// The wire protocol crate, for types not re-exported here.
 pub use confab_protocol as protocol;
 pub use confab_protocol::{
-    leave_reason, notification_kind, AuditItem, ErrorCode, EventBody, Member, Millis, Notification,
-    Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg,
-    SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome, PROTOCOL_VERSION,
+    AuditAction, AuditItem, ErrorCode, EventBody, LeaveReason, Member, Millis, Notification,
+    NotificationKind, Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq,
+    ServerMsg, SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome, PROTOCOL_VERSION,
 };
 
 /// The client name this SDK announces in HELLO: `confab-sdk-rust/<version>`.

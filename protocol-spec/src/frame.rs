@@ -18,7 +18,39 @@ pub const HEADER_LEN: usize = 9;
 /// The smallest legal value of the length field.
 pub const MIN_LENGTH: u32 = 5;
 /// Default maximum value of the length field (64 KiB), announced in WELCOME.
+/// Servers never announce less (clients send HELLO before they know).
 pub const DEFAULT_MAX_FRAME_LEN: u32 = 64 * 1024;
+/// Largest length field of a server frame, which clients MUST accept
+/// (SPEC.md §10.1); also the most a server may announce as `max_frame_len`.
+pub const MAX_SERVER_FRAME_LEN: u32 = 16 * 1024 * 1024;
+/// The TLS ALPN protocol name of the binary protocol (SPEC.md §1.4.1).
+pub const ALPN_CONFAB: &[u8] = b"confab/1";
+
+/// The fixed header of a frame, read without consuming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// The length field: bytes after itself (type + request id + payload).
+    pub len: u32,
+    pub kind: u8,
+    pub req_id: u32,
+}
+
+impl Header {
+    /// The header at the front of `bytes`, if all nine bytes are there.
+    pub fn peek(bytes: &[u8]) -> Option<Header> {
+        let h: &[u8; HEADER_LEN] = bytes.get(..HEADER_LEN)?.try_into().ok()?;
+        Some(Header {
+            len: u32::from_be_bytes([h[0], h[1], h[2], h[3]]),
+            kind: h[4],
+            req_id: u32::from_be_bytes([h[5], h[6], h[7], h[8]]),
+        })
+    }
+
+    /// Bytes of the whole frame, length field included.
+    pub fn frame_len(&self) -> usize {
+        4 + self.len as usize
+    }
+}
 
 /// Frame type numbers (SPEC.md §4). Ranges: `0x01..=0x3F` requests (client →
 /// server), `0x40..=0x7F` responses, `0x80..=0xBF` events (request id 0).
@@ -77,6 +109,17 @@ pub mod kind {
     /// Whether `t` lies in the request range.
     pub fn is_request(t: u8) -> bool {
         (0x01..=0x3f).contains(&t)
+    }
+
+    /// Whether `t` lies in the response range (answers carry the request's
+    /// id).
+    pub fn is_response(t: u8) -> bool {
+        (0x40..=0x7f).contains(&t)
+    }
+
+    /// Whether `t` is a type only servers send (a response or an event).
+    pub fn is_server_frame(t: u8) -> bool {
+        is_response(t) || is_event(t)
     }
 
     /// Whether `t` lies in the event range (request id 0); clients ignore
@@ -220,6 +263,24 @@ mod tests {
             (kind::PING, 7, &[0x2a][..])
         );
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn header_peek_reads_the_fixed_header_without_consuming() {
+        let bytes = [0u8, 0, 0, 6, kind::PONG, 0, 0, 1, 2, 0x2a];
+        let h = Header::peek(&bytes).unwrap();
+        assert_eq!(
+            h,
+            Header {
+                len: 6,
+                kind: kind::PONG,
+                req_id: 258
+            }
+        );
+        assert_eq!(h.frame_len(), 10);
+        assert_eq!(Header::peek(&bytes[..8]), None);
+        assert!(kind::is_response(kind::PONG) && !kind::is_response(kind::EVENT));
+        assert!(kind::is_server_frame(kind::CLOSE) && !kind::is_server_frame(kind::PING));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! - [`msg`]: payload types shared by all frames (rooms, members, events).
 //! - [`request`]: typed requests (client → server).
 //! - [`reply`]: typed responses and events (server → client).
+//! - [`codes`]: small enumerations with stable numbers and names (roles,
+//!   visibility, notification kinds, leave reasons, audit actions).
 //! - [`error`]: stable error and close codes.
 //! - [`ids`]: newtypes for room ids, user ids and sequence numbers.
 //!
@@ -13,6 +15,7 @@
 //! storage. It turns bytes into typed values and back, and never panics on
 //! any input.
 
+pub mod codes;
 pub mod error;
 pub mod frame;
 pub mod ids;
@@ -21,6 +24,7 @@ pub mod reply;
 pub mod request;
 pub mod wire;
 
+pub use codes::{AuditAction, LeaveReason, NotificationKind};
 pub use error::ErrorCode;
 pub use frame::{FrameCodec, FrameError, RawFrame};
 pub use ids::{Millis, RoomId, Seq, UserId};
@@ -52,10 +56,10 @@ impl DecodeError {
     /// servers send, so a client sending one gets `UNEXPECTED_FRAME` (106),
     /// not `UNKNOWN_FRAME_TYPE` (101): [`Request::decode`] reports both as
     /// [`DecodeError::UnknownFrameType`], and SPEC.md §4 tells them apart by
-    /// range. (Fix: this used to answer 101 for every unknown type.)
+    /// range.
     pub fn code(&self) -> ErrorCode {
         match self {
-            DecodeError::UnknownFrameType(t) if (0x40..=0xbf).contains(t) => {
+            DecodeError::UnknownFrameType(t) if frame::kind::is_server_frame(*t) => {
                 ErrorCode::UnexpectedFrame
             }
             DecodeError::UnknownFrameType(_) => ErrorCode::UnknownFrameType,

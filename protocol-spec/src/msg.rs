@@ -4,6 +4,7 @@
 
 use bytes::{BufMut, BytesMut};
 
+use crate::codes::{LeaveReason, NotificationKind};
 use crate::frame::{begin_frame, end_frame, kind};
 use crate::ids::{Millis, RoomId, Seq, UserId};
 use crate::wire::{put_nested, put_str, put_varint, Reader};
@@ -13,10 +14,10 @@ use crate::DecodeError;
 ///
 /// [`Reader::count`] bounds a list's count by the bytes left in the payload,
 /// but one byte of input can become a ~100-byte element (a [`RoomInfo`] or
-/// [`RoomEvent`]), so reserving `count` elements let a forged count make the
+/// [`RoomEvent`]), so reserving `count` elements would let a forged count make the
 /// decoder allocate up to ~100x the frame's size before failing on the first
-/// element. (Fix: reserve at most this many; the vector grows as elements
-/// actually decode.)
+/// element. Decoders reserve at most this many; the vector grows as elements
+/// actually decode.
 pub(crate) const MAX_PREALLOC: usize = 64;
 
 pub(crate) fn prealloc(count: usize) -> usize {
@@ -37,14 +38,10 @@ pub enum Visibility {
 
 impl Visibility {
     pub(crate) fn decode(v: u8) -> Result<Self, DecodeError> {
-        match v {
-            0 => Ok(Visibility::Public),
-            1 => Ok(Visibility::Private),
-            v => Err(DecodeError::InvalidValue {
-                field: "visibility",
-                value: v as u64,
-            }),
-        }
+        Visibility::from_code(v).ok_or(DecodeError::InvalidValue {
+            field: "visibility",
+            value: v as u64,
+        })
     }
 }
 
@@ -58,15 +55,10 @@ pub enum Role {
 
 impl Role {
     pub(crate) fn decode(v: u8) -> Result<Self, DecodeError> {
-        match v {
-            0 => Ok(Role::Member),
-            1 => Ok(Role::Admin),
-            2 => Ok(Role::Owner),
-            v => Err(DecodeError::InvalidValue {
-                field: "role",
-                value: v as u64,
-            }),
-        }
+        Role::from_code(v).ok_or(DecodeError::InvalidValue {
+            field: "role",
+            value: v as u64,
+        })
     }
 
     /// Owners are admins too.
@@ -199,7 +191,7 @@ impl EventBody {
             } => {
                 put_varint(buf, target.0);
                 put_str(buf, target_name);
-                buf.put_u8(*role as u8);
+                buf.put_u8(role.code());
             }
             EventBody::Unknown { data, .. } => buf.put_slice(data),
         }
@@ -284,7 +276,7 @@ pub(crate) fn put_room(buf: &mut BytesMut, r: &RoomInfo) {
         put_varint(b, r.id.0);
         put_str(b, &r.name);
         put_str(b, &r.topic);
-        b.put_u8(r.visibility as u8);
+        b.put_u8(r.visibility.code());
         put_varint(b, r.owner.0);
         put_varint(b, r.member_count as u64);
         put_varint(b, r.last_seq.0);
@@ -306,56 +298,47 @@ pub(crate) fn get_room(r: &mut Reader<'_>) -> Result<RoomInfo, DecodeError> {
     })
 }
 
-/// How a request names another user: by id, or by username when `id` is 0.
+/// How a request names another user (SPEC.md §5.7.1). On the wire: the
+/// id, or 0 followed by the username; a username sent beside a non-zero id
+/// is ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRef {
-    pub id: UserId,
-    pub username: String,
+pub enum UserRef {
+    Id(UserId),
+    /// A username, lowercased by the server before the lookup.
+    Name(String),
 }
 
 impl UserRef {
     pub fn id(id: UserId) -> UserRef {
-        UserRef {
-            id,
-            username: String::new(),
-        }
+        UserRef::Id(id)
     }
 
     pub fn name(username: impl Into<String>) -> UserRef {
-        UserRef {
-            id: UserId(0),
-            username: username.into(),
-        }
+        UserRef::Name(username.into())
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
-        put_varint(buf, self.id.0);
-        put_str(buf, &self.username);
+        match self {
+            UserRef::Id(id) => {
+                put_varint(buf, id.0);
+                put_str(buf, "");
+            }
+            UserRef::Name(name) => {
+                put_varint(buf, 0);
+                put_str(buf, name);
+            }
+        }
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<UserRef, DecodeError> {
-        Ok(UserRef {
-            id: UserId(r.varint()?),
-            username: r.str()?,
+        let id = r.varint()?;
+        let username = r.str()?;
+        Ok(if id == 0 {
+            UserRef::Name(username)
+        } else {
+            UserRef::Id(UserId(id))
         })
     }
-}
-
-/// Notification kinds (SPEC.md §5.8.1). Kept as raw numbers in
-/// [`Notification`] so that old clients survive new kinds.
-pub mod notification_kind {
-    /// An admin invited you (`actor`) to `room`.
-    pub const INVITED: u8 = 1;
-    /// `actor` asks to join `room` (sent to its admins).
-    pub const JOIN_REQUEST: u8 = 2;
-    pub const REQUEST_APPROVED: u8 = 3;
-    pub const REQUEST_DENIED: u8 = 4;
-    pub const KICKED: u8 = 5;
-    pub const BANNED: u8 = 6;
-    pub const UNBANNED: u8 = 7;
-    /// Your role in `room` changed (see the room's ROLE_CHANGED event).
-    pub const ROLE_CHANGED: u8 = 8;
-    pub const ROOM_TERMINATED: u8 = 9;
 }
 
 /// A persistent per-user notification.
@@ -363,8 +346,9 @@ pub mod notification_kind {
 pub struct Notification {
     /// Increasing, never reused.
     pub id: u64,
-    /// One of [`notification_kind`] (or a newer kind).
-    pub kind: u8,
+    /// What it is about (a kind this version does not know stays
+    /// `Unknown`).
+    pub kind: NotificationKind,
     pub room: RoomId,
     pub room_name: String,
     /// Who caused it (0 for the system).
@@ -378,7 +362,7 @@ impl Notification {
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
         put_nested(buf, |b| {
             put_varint(b, self.id);
-            b.put_u8(self.kind);
+            b.put_u8(self.kind.code());
             put_varint(b, self.room.0);
             put_str(b, &self.room_name);
             put_varint(b, self.actor.0);
@@ -392,7 +376,7 @@ impl Notification {
         let mut r = r.nested()?;
         Ok(Notification {
             id: r.varint()?,
-            kind: r.u8()?,
+            kind: NotificationKind::from_code(r.u8()?),
             room: RoomId(r.varint()?),
             room_name: r.str()?,
             actor: UserId(r.varint()?),
@@ -430,16 +414,6 @@ impl UserEntry {
     }
 }
 
-/// Why a user's association with a room ended (ROOM_LOG).
-pub mod leave_reason {
-    /// Still a member.
-    pub const ACTIVE: u8 = 0;
-    pub const LEFT: u8 = 1;
-    pub const KICKED: u8 = 2;
-    pub const BANNED: u8 = 3;
-    pub const TERMINATED: u8 = 4;
-}
-
 /// One room of a user's room log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomLogItem {
@@ -448,8 +422,9 @@ pub struct RoomLogItem {
     pub last_joined_at: Millis,
     /// `None` while still a member.
     pub left_at: Option<Millis>,
-    /// One of [`leave_reason`].
-    pub reason: u8,
+    /// How the last membership ended ([`LeaveReason::Active`] while a
+    /// member).
+    pub reason: LeaveReason,
     pub terminated: bool,
 }
 
@@ -466,7 +441,7 @@ impl RoomLogItem {
                     put_varint(b, at);
                 }
             }
-            b.put_u8(self.reason);
+            b.put_u8(self.reason.code());
             crate::wire::put_bool(b, self.terminated);
         });
     }
@@ -482,7 +457,7 @@ impl RoomLogItem {
             first_joined_at,
             last_joined_at,
             left_at,
-            reason: r.u8()?,
+            reason: LeaveReason::from_code(r.u8()?),
             terminated: r.bool()?,
         })
     }

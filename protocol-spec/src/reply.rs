@@ -197,7 +197,7 @@ impl ServerMsg {
                     put_nested(buf, |b| {
                         put_varint(b, m.user.0);
                         put_str(b, &m.username);
-                        b.put_u8(m.role as u8);
+                        b.put_u8(m.role.code());
                         put_bool(b, m.online);
                         put_varint(b, m.joined_at);
                     });

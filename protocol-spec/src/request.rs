@@ -256,7 +256,7 @@ impl Request {
             Request::SetRole { room, user, role } => {
                 put_varint(buf, room.0);
                 put_varint(buf, user.0);
-                buf.put_u8(*role as u8);
+                buf.put_u8(role.code());
             }
             Request::ListNotifications {
                 before,
@@ -289,7 +289,7 @@ impl Request {
             } => {
                 put_str(buf, name);
                 put_str(buf, topic);
-                buf.put_u8(*visibility as u8);
+                buf.put_u8(visibility.code());
             }
             Request::ListRooms {
                 query,

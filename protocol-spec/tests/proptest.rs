@@ -6,9 +6,9 @@
 use bytes::BytesMut;
 use confab_protocol::frame::{kind, FrameCodec, RawFrame};
 use confab_protocol::{
-    AuditItem, EventBody, Hello, Member, Notification, Request, ResumePoint, Role, RoomEvent,
-    RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId, UserRef,
-    Visibility, Welcome,
+    AuditItem, EventBody, Hello, LeaveReason, Member, Notification, NotificationKind, Request,
+    ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser,
+    UserEntry, UserId, UserRef, Visibility, Welcome,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -55,13 +55,11 @@ fn user_id() -> impl Strategy<Value = UserId> {
     any::<u64>().prop_map(UserId)
 }
 
-/// By id (empty username), by name (id 0), and values no client sends but
-/// the codec must carry all the same (both set).
+/// By id (never 0: id 0 on the wire means "by name") or by name.
 fn user_ref() -> impl Strategy<Value = UserRef> {
     prop_oneof![
-        user_id().prop_map(UserRef::id),
+        (1..=u64::MAX).prop_map(|id| UserRef::id(UserId(id))),
         text().prop_map(UserRef::name),
-        (user_id(), text()).prop_map(|(id, username)| UserRef { id, username }),
     ]
 }
 
@@ -257,7 +255,7 @@ fn notification() -> impl Strategy<Value = Notification> {
         .prop_map(
             |(id, kind, room, room_name, actor, actor_name, at, read)| Notification {
                 id,
-                kind,
+                kind: NotificationKind::from_code(kind),
                 room: RoomId(room),
                 room_name,
                 actor,
@@ -285,7 +283,7 @@ fn room_log_item() -> impl Strategy<Value = RoomLogItem> {
                 first_joined_at,
                 last_joined_at,
                 left_at,
-                reason,
+                reason: LeaveReason::from_code(reason),
                 terminated,
             },
         )

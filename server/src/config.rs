@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use confab_protocol::frame::DEFAULT_MAX_FRAME_LEN;
+use confab_protocol::frame::{DEFAULT_MAX_FRAME_LEN, MAX_SERVER_FRAME_LEN};
 use serde::Deserialize;
 
 /// Everything the server needs to know at start-up.
@@ -460,7 +460,7 @@ impl Config {
         }
         // 64 KiB minimum: clients send HELLO before WELCOME announces the
         // limit, so every server accepts at least the default.
-        if self.max_frame_len < DEFAULT_MAX_FRAME_LEN || self.max_frame_len > 16 * 1024 * 1024 {
+        if self.max_frame_len < DEFAULT_MAX_FRAME_LEN || self.max_frame_len > MAX_SERVER_FRAME_LEN {
             return bad("max_frame_len", "must be 65536 bytes - 16 MiB");
         }
         if self.max_message_len == 0

@@ -17,7 +17,7 @@ use crate::session::{storage_error, Shared};
 use crate::shard::ShardCmd;
 
 /// The largest frame a server sends (SPEC.md: clients accept 16 MiB).
-pub const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
+const MAX_SERVER_FRAME: usize = confab_protocol::frame::MAX_SERVER_FRAME_LEN as usize;
 
 /// Serves HISTORY: recent events from the owning shard's tail (which holds
 /// every not-yet-durable event), older ones from the store.

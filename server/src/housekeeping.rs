@@ -87,9 +87,10 @@ pub fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use confab_protocol::{LeaveReason, NotificationKind};
     use confab_protocol::{Role, RoomId, UserId, Visibility};
     use confab_store::sqlite::SqliteStore;
-    use confab_store::{leave_reason, NotificationRecord, WriteOp};
+    use confab_store::{NotificationRecord, WriteOp};
 
     const DAY: Millis = 24 * 3600 * 1000;
     const RETENTION: Retention = Retention {
@@ -115,7 +116,7 @@ mod tests {
             created_at: t0,
         }];
         // bob left on day 0, carol was banned on day 0, alice is still in.
-        for (user, reason) in [(bob, leave_reason::LEFT), (carol, leave_reason::BANNED)] {
+        for (user, reason) in [(bob, LeaveReason::Left), (carol, LeaveReason::Banned)] {
             ops.push(WriteOp::LogJoin { user, room, at: t0 });
             ops.push(WriteOp::LogLeave {
                 user,
@@ -144,7 +145,7 @@ mod tests {
         ops.push(WriteOp::AddNotification(NotificationRecord {
             id: 1,
             user: bob,
-            kind: 5,
+            kind: NotificationKind::Kicked,
             room,
             room_name: "r".into(),
             actor: alice,

@@ -760,7 +760,7 @@ impl Session {
         let entry = confab_store::AuditEntry {
             at: now_ms(),
             actor: user,
-            action: "login".into(),
+            action: confab_protocol::AuditAction::Login,
             room: None,
             target: None,
             detail: String::new(),

@@ -297,13 +297,12 @@ fn check_limit(limit: u32) -> Result<(), ErrorCode> {
 
 /// Resolves a user named by id or username to (id, username).
 async fn resolve(store: &dyn Store, who: &UserRef) -> Result<(UserId, String), ErrorCode> {
-    let found = if who.id.0 != 0 {
-        store.user_by_id(who.id).await
-    } else {
-        match auth::normalize_username(&who.username) {
+    let found = match who {
+        UserRef::Id(id) => store.user_by_id(*id).await,
+        UserRef::Name(name) => match auth::normalize_username(name) {
             Ok(name) => store.user_by_name(&name).await,
             Err(_) => return Err(ErrorCode::NoSuchUser),
-        }
+        },
     };
     match found {
         Ok(Some(u)) => Ok((u.id, u.username)),

@@ -500,6 +500,7 @@ impl Shard {
                     kind,
                     actor,
                     actor_name,
+                    at,
                 } => {
                     let note = NotificationRecord {
                         id: notification_ids.fetch_add(1, Ordering::Relaxed),
@@ -509,7 +510,7 @@ impl Shard {
                         room_name: slot.room.name.clone(),
                         actor,
                         actor_name,
-                        at: now_ms(),
+                        at,
                         read: false,
                     };
                     // Delivered after commit: an id seen before it is stored
@@ -525,10 +526,11 @@ impl Shard {
                     action,
                     target,
                     detail,
+                    at,
                 } => {
                     tracing::info!(
                         target: "confab::audit",
-                        action,
+                        action = action.as_str(),
                         room = room.0,
                         actor = actor.0,
                         target = target.map(|t| t.0),
@@ -536,9 +538,9 @@ impl Shard {
                         "audit"
                     );
                     ops.push(WriteOp::Audit(AuditEntry {
-                        at: now_ms(),
+                        at,
                         actor,
-                        action: action.to_owned(),
+                        action,
                         room: Some(room),
                         target,
                         detail,

@@ -33,7 +33,7 @@ pub fn audit_item(r: AuditRecord) -> AuditItem {
         at: r.entry.at,
         actor: r.entry.actor,
         actor_name: r.actor_name,
-        action: r.entry.action,
+        action: r.entry.action.as_str().to_owned(),
         target: r.entry.target.unwrap_or_default(),
         target_name: r.target_name,
         detail: r.entry.detail,

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::{Backend, TestServer};
 use confab_protocol::{
-    notification_kind as kind, ErrorCode, EventBody, Role, RoomId, Seq, UserRef, Visibility,
+    ErrorCode, EventBody, NotificationKind as kind, Role, RoomId, Seq, UserRef, Visibility,
 };
-use confab_sdk::{leave_reason, Client, ConnectOptions, Event, Notification};
+use confab_sdk::{Client, ConnectOptions, Event, Notification};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -83,7 +83,7 @@ async fn invite_accept_chat_kick_request_approve(backend: Backend) {
     let n = next_notification(&bob).await;
     assert_eq!(
         (n.kind, n.room, n.actor_name.as_str(), n.room_name.as_str()),
-        (kind::INVITED, room, "alice", "inner circle")
+        (kind::Invited, room, "alice", "inner circle")
     );
     let info = bob.accept_invite(room).await.unwrap();
     assert_eq!(info.member_count, 2);
@@ -110,7 +110,7 @@ async fn invite_accept_chat_kick_request_approve(backend: Backend) {
             target_name: "bob".into()
         }
     );
-    assert_eq!(next_notification(&bob).await.kind, kind::KICKED);
+    assert_eq!(next_notification(&bob).await.kind, kind::Kicked);
     assert_eq!(
         code(bob.send_message(room, "hello?").await.unwrap_err()),
         Some(ErrorCode::NotAMember)
@@ -119,7 +119,7 @@ async fn invite_accept_chat_kick_request_approve(backend: Backend) {
     // He asks to come back; the admin sees the request and approves it.
     bob.request_join(room).await.unwrap();
     let n = next_notification(&alice).await;
-    assert_eq!((n.kind, n.actor), (kind::JOIN_REQUEST, bob_id));
+    assert_eq!((n.kind, n.actor), (kind::JoinRequest, bob_id));
     let pending = alice.join_requests(room).await.unwrap();
     assert_eq!(
         pending
@@ -129,7 +129,7 @@ async fn invite_accept_chat_kick_request_approve(backend: Backend) {
         vec!["bob"]
     );
     alice.decide_request(room, bob_id, true).await.unwrap();
-    assert_eq!(next_notification(&bob).await.kind, kind::REQUEST_APPROVED);
+    assert_eq!(next_notification(&bob).await.kind, kind::RequestApproved);
     bob.send_message(room, "back again").await.unwrap();
     let members: Vec<_> = alice
         .members(room)
@@ -169,7 +169,7 @@ async fn a_banned_user_cannot_return_and_does_not_see_the_room_until_unbanned(ba
     assert_eq!(found.len(), 1);
 
     alice.ban(room, UserRef::name("mallory")).await.unwrap();
-    assert_eq!(next_notification(&mallory).await.kind, kind::BANNED);
+    assert_eq!(next_notification(&mallory).await.kind, kind::Banned);
     let (found, total) = mallory.list_rooms("garden", 0, 10).await.unwrap();
     assert!(
         found.is_empty() && total == 0,
@@ -198,7 +198,7 @@ async fn a_banned_user_cannot_return_and_does_not_see_the_room_until_unbanned(ba
     assert_eq!(bans.len(), 1);
 
     alice.unban(room, bans[0].user).await.unwrap();
-    assert_eq!(next_notification(&mallory).await.kind, kind::UNBANNED);
+    assert_eq!(next_notification(&mallory).await.kind, kind::Unbanned);
     let (found, _) = mallory.list_rooms("garden", 0, 10).await.unwrap();
     assert_eq!(found.len(), 1);
     mallory.request_join(room).await.unwrap();
@@ -232,7 +232,7 @@ async fn a_kick_while_offline_is_notified_on_connect(backend: Backend) {
 
     let bob = login(&url, "bob").await;
     let n = next_notification(&bob).await;
-    assert_eq!((n.kind, n.room, n.read), (kind::KICKED, room, false));
+    assert_eq!((n.kind, n.room, n.read), (kind::Kicked, room, false));
     let page = bob.notifications(0, 10, false).await.unwrap();
     assert_eq!(page.unread, 1);
     assert_eq!(page.items[0].id, n.id);
@@ -297,7 +297,7 @@ async fn succession_then_termination_when_one_non_admin_is_left(backend: Backend
     while !(saw_event && saw_notification) {
         match carol.next_event_timeout(WAIT).await {
             Some(Event::Room(ev)) if ev.body == EventBody::RoomTerminated => saw_event = true,
-            Some(Event::Notification(n)) if n.kind == kind::ROOM_TERMINATED => {
+            Some(Event::Notification(n)) if n.kind == kind::RoomTerminated => {
                 assert_eq!(n.room, room);
                 saw_notification = true;
             }
@@ -328,11 +328,11 @@ async fn succession_then_termination_when_one_non_admin_is_left(backend: Backend
         .find(|e| e.room.id == room)
         .expect("in the room log");
     assert!(entry.terminated);
-    assert_eq!(entry.reason, leave_reason::TERMINATED);
+    assert_eq!(entry.reason, confab_sdk::LeaveReason::Terminated);
     let log = alice.room_log().await.unwrap();
     assert_eq!(
         log.iter().find(|e| e.room.id == room).map(|e| e.reason),
-        Some(leave_reason::LEFT)
+        Some(confab_sdk::LeaveReason::Left)
     );
     srv.stop().await;
 }
@@ -368,7 +368,7 @@ async fn only_the_owner_promotes_and_admins_read_the_audit_trail(backend: Backen
         Some(ErrorCode::NotAdmin)
     );
     alice.set_role(room, bob_id, Role::Admin).await.unwrap();
-    assert_eq!(next_notification(&bob).await.kind, kind::ROLE_CHANGED);
+    assert_eq!(next_notification(&bob).await.kind, kind::RoleChanged);
     assert_eq!(
         code(bob.set_role(room, carol_id, Role::Admin).await.unwrap_err()),
         Some(ErrorCode::NotOwner)

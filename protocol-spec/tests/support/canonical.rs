@@ -4,12 +4,12 @@
 //! re-encode the frame).
 
 use confab_protocol::frame::kind;
-use confab_protocol::{leave_reason, notification_kind, Request};
 use confab_protocol::{
     AuditItem, EventBody, Hello, Member, Notification, ResumePoint, Role, RoomEvent, RoomId,
     RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId, UserRef, Visibility,
     Welcome,
 };
+use confab_protocol::{LeaveReason, NotificationKind, Request};
 use serde_json::Value;
 
 /// A JSON value whose objects keep their keys in the order written, so the
@@ -125,39 +125,21 @@ fn member(m: &Member) -> J {
     ])
 }
 
-/// Names of the known notification kinds (SPEC.md §5.8.1), in kind order.
-const NOTIFICATION_KINDS: [(u8, &str); 9] = [
-    (notification_kind::INVITED, "invited"),
-    (notification_kind::JOIN_REQUEST, "join_request"),
-    (notification_kind::REQUEST_APPROVED, "request_approved"),
-    (notification_kind::REQUEST_DENIED, "request_denied"),
-    (notification_kind::KICKED, "kicked"),
-    (notification_kind::BANNED, "banned"),
-    (notification_kind::UNBANNED, "unbanned"),
-    (notification_kind::ROLE_CHANGED, "role_changed"),
-    (notification_kind::ROOM_TERMINATED, "room_terminated"),
-];
-
-/// Names of the known leave reasons (SPEC.md §5.8.1), in value order.
-const LEAVE_REASONS: [(u8, &str); 5] = [
-    (leave_reason::ACTIVE, "active"),
-    (leave_reason::LEFT, "left"),
-    (leave_reason::KICKED, "kicked"),
-    (leave_reason::BANNED, "banned"),
-    (leave_reason::TERMINATED, "terminated"),
-];
-
 /// A raw enumeration byte kept for forward compatibility: its name when
 /// known, else the number.
-fn named(table: &[(u8, &'static str)], v: u8) -> J {
-    match table.iter().find(|(k, _)| *k == v) {
-        Some((_, name)) => s(name),
-        None => n(v),
+fn named(code: u8, name: Option<&'static str>) -> J {
+    match name {
+        Some(name) => s(name),
+        None => n(code),
     }
 }
 
 fn user_ref(u: &UserRef) -> J {
-    J::Obj(vec![("id", n(u.id.0)), ("username", s(&u.username))])
+    let (id, username) = match u {
+        UserRef::Id(id) => (id.0, ""),
+        UserRef::Name(name) => (0, name.as_str()),
+    };
+    J::Obj(vec![("id", n(id)), ("username", s(username))])
 }
 
 fn user_entry(u: &UserEntry) -> J {
@@ -171,7 +153,7 @@ fn user_entry(u: &UserEntry) -> J {
 fn notification(x: &Notification) -> J {
     J::Obj(vec![
         ("id", n(x.id)),
-        ("kind", named(&NOTIFICATION_KINDS, x.kind)),
+        ("kind", named(x.kind.code(), x.kind.name())),
         ("room", n(x.room.0)),
         ("room_name", s(&x.room_name)),
         ("actor", n(x.actor.0)),
@@ -187,7 +169,7 @@ fn room_log_item(i: &RoomLogItem) -> J {
         ("first_joined_at", n(i.first_joined_at)),
         ("last_joined_at", n(i.last_joined_at)),
         ("left_at", i.left_at.map_or(J::Null, n)),
-        ("reason", named(&LEAVE_REASONS, i.reason)),
+        ("reason", named(i.reason.code(), i.reason.name())),
         ("terminated", J::Bool(i.terminated)),
     ])
 }
@@ -532,30 +514,37 @@ fn room_info_from(v: &Value) -> RoomInfo {
 
 /// The byte of a raw enumeration field written by [`named`]: a known name
 /// or a number.
-fn named_from(table: &[(u8, &str)], v: &Value, key: &str) -> u8 {
+/// An open enumeration (`from_code`, `from_name`) read from its name, or
+/// from its number when it has no name.
+fn named_from<T: Copy>(
+    from_code: fn(u8) -> T,
+    from_name: fn(&str) -> Option<T>,
+    has_name: fn(T) -> bool,
+    v: &Value,
+    key: &str,
+) -> T {
     match field(v, key) {
-        Value::String(name) => table
-            .iter()
-            .find(|(_, known)| known == name)
-            .map(|(k, _)| *k)
-            .unwrap_or_else(|| panic!("unknown {key} name {name:?}")),
+        Value::String(name) => {
+            from_name(name).unwrap_or_else(|| panic!("unknown {key} name {name:?}"))
+        }
         Value::Number(_) => {
             let k = u8::try_from(num(v, key))
                 .unwrap_or_else(|_| panic!("field {key:?} must fit in a byte in {v}"));
+            let value = from_code(k);
             assert!(
-                table.iter().all(|(known, _)| *known != k),
+                !has_name(value),
                 "{key} {k} has a name and must be written as one"
             );
-            k
+            value
         }
         other => panic!("field {key:?} must be a string or a number, not {other}"),
     }
 }
 
 fn user_ref_from(v: &Value) -> UserRef {
-    UserRef {
-        id: UserId(num(v, "id")),
-        username: text(v, "username"),
+    match num(v, "id") {
+        0 => UserRef::Name(text(v, "username")),
+        id => UserRef::Id(UserId(id)),
     }
 }
 
@@ -570,7 +559,13 @@ fn user_entry_from(v: &Value) -> UserEntry {
 fn notification_from(v: &Value) -> Notification {
     Notification {
         id: num(v, "id"),
-        kind: named_from(&NOTIFICATION_KINDS, v, "kind"),
+        kind: named_from(
+            NotificationKind::from_code,
+            NotificationKind::from_name,
+            |k| k.name().is_some(),
+            v,
+            "kind",
+        ),
         room: RoomId(num(v, "room")),
         room_name: text(v, "room_name"),
         actor: UserId(num(v, "actor")),
@@ -589,7 +584,13 @@ fn room_log_item_from(v: &Value) -> RoomLogItem {
             Value::Null => None,
             _ => Some(num(v, "left_at")),
         },
-        reason: named_from(&LEAVE_REASONS, v, "reason"),
+        reason: named_from(
+            LeaveReason::from_code,
+            LeaveReason::from_name,
+            |r| r.name().is_some(),
+            v,
+            "reason",
+        ),
         terminated: flag(v, "terminated"),
     }
 }

@@ -5,12 +5,12 @@
 //! produces them.
 
 use confab_protocol::frame::kind;
-use confab_protocol::{leave_reason, notification_kind};
 use confab_protocol::{
     AuditItem, ErrorCode, EventBody, Hello, Member, Notification, Request, ResumePoint, Role,
     RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId,
     UserRef, Visibility, Welcome,
 };
+use confab_protocol::{LeaveReason, NotificationKind};
 
 /// A decoded frame and the side that sends it.
 #[derive(Debug, Clone)]
@@ -148,7 +148,7 @@ fn gamedev() -> RoomInfo {
 /// A notification for bob.
 fn note(
     id: u64,
-    kind: u8,
+    kind: NotificationKind,
     room: &RoomInfo,
     actor: (u64, &str),
     at: u64,
@@ -169,7 +169,7 @@ fn note(
 fn invited_to_core_team() -> Notification {
     note(
         1_010,
-        notification_kind::INVITED,
+        NotificationKind::Invited,
         &core_team(),
         ALICE,
         NOW,
@@ -732,7 +732,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                 items: vec![
                     note(
                         1_009,
-                        notification_kind::ROOM_TERMINATED,
+                        NotificationKind::RoomTerminated,
                         &core_team(),
                         SYSTEM,
                         NOW - 60_000,
@@ -740,7 +740,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                     ),
                     note(
                         1_008,
-                        notification_kind::ROLE_CHANGED,
+                        NotificationKind::RoleChanged,
                         &rust_cafe(),
                         ALICE,
                         NOW - 120_000,
@@ -748,7 +748,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                     ),
                     note(
                         1_007,
-                        notification_kind::UNBANNED,
+                        NotificationKind::Unbanned,
                         &off_topic(),
                         CAROL,
                         NOW - 180_000,
@@ -756,7 +756,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                     ),
                     note(
                         1_006,
-                        notification_kind::BANNED,
+                        NotificationKind::Banned,
                         &off_topic(),
                         CAROL,
                         NOW - 240_000,
@@ -764,7 +764,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                     ),
                     note(
                         1_005,
-                        notification_kind::KICKED,
+                        NotificationKind::Kicked,
                         &off_topic(),
                         CAROL,
                         NOW - 300_000,
@@ -772,7 +772,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                     ),
                     note(
                         1_004,
-                        notification_kind::REQUEST_DENIED,
+                        NotificationKind::RequestDenied,
                         &core_team(),
                         ALICE,
                         NOW - 360_000,
@@ -780,7 +780,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                     ),
                     note(
                         1_003,
-                        notification_kind::REQUEST_APPROVED,
+                        NotificationKind::RequestApproved,
                         &rust_cafe(),
                         ALICE,
                         NOW - 420_000,
@@ -788,7 +788,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                     ),
                     note(
                         1_002,
-                        notification_kind::JOIN_REQUEST,
+                        NotificationKind::JoinRequest,
                         &off_topic(),
                         DAVE,
                         NOW - 480_000,
@@ -796,7 +796,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                     ),
                     note(
                         1_001,
-                        notification_kind::INVITED,
+                        NotificationKind::Invited,
                         &core_team(),
                         ALICE,
                         NOW - 540_000,
@@ -832,7 +832,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                         first_joined_at: NOW - 7_200_000,
                         last_joined_at: NOW - 60_000,
                         left_at: None,
-                        reason: leave_reason::ACTIVE,
+                        reason: LeaveReason::Active,
                         terminated: false,
                     },
                     RoomLogItem {
@@ -840,7 +840,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                         first_joined_at: NOW - 86_400_000,
                         last_joined_at: NOW - 3_600_000,
                         left_at: Some(NOW - 300_000),
-                        reason: leave_reason::KICKED,
+                        reason: LeaveReason::Kicked,
                         terminated: false,
                     },
                     RoomLogItem {
@@ -848,7 +848,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                         first_joined_at: NOW - 3_000_000,
                         last_joined_at: NOW - 3_000_000,
                         left_at: Some(NOW - 60_000),
-                        reason: leave_reason::TERMINATED,
+                        reason: LeaveReason::Terminated,
                         terminated: true,
                     },
                 ],
@@ -1063,7 +1063,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
             "NOTIFICATION event of unknown kind 42: clients keep or skip it",
             0,
             S(ServerMsg::Notification(Notification {
-                kind: 42,
+                kind: NotificationKind::Unknown(42),
                 id: 1_011,
                 ..invited_to_core_team()
             })),
@@ -1231,7 +1231,7 @@ pub fn reject() -> Vec<Reject> {
             first_joined_at: NOW,
             last_joined_at: NOW,
             left_at: None,
-            reason: leave_reason::ACTIVE,
+            reason: LeaveReason::Active,
             terminated: false,
         }],
     }));

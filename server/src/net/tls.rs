@@ -37,8 +37,7 @@ use super::http;
 use crate::session::{self, Shared};
 use crate::transport::{frame_reader, StreamSink};
 
-/// ALPN id of the binary protocol.
-pub const ALPN_CONFAB: &[u8] = b"confab/1";
+use confab_protocol::frame::ALPN_CONFAB;
 /// ALPN id of HTTP/1.1 (JSON API and WebSocket upgrades).
 pub const ALPN_HTTP1: &[u8] = b"http/1.1";
 

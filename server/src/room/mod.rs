@@ -22,10 +22,10 @@
 //! accepts no command.
 
 use confab_protocol::{
-    notification_kind as notify, ErrorCode, EventBody, Millis, Role, RoomEvent, RoomId, RoomInfo,
-    Seq, UserId, Visibility,
+    AuditAction, ErrorCode, EventBody, LeaveReason, Millis, NotificationKind as Notify, Role,
+    RoomEvent, RoomId, RoomInfo, Seq, UserId, Visibility,
 };
-use confab_store::{leave_reason, WriteOp};
+use confab_store::WriteOp;
 
 /// The actor of system-made changes (succession, termination).
 pub const SYSTEM: UserId = UserId(0);
@@ -62,19 +62,22 @@ pub enum Effect {
     Subscribe(UserId),
     /// Stop delivering the room's events to this user's connections.
     Unsubscribe(UserId),
-    /// Create (persist and deliver) a notification for `user`.
+    /// Create (persist and deliver) a notification for `user`, made at
+    /// `at`.
     Notify {
         user: UserId,
-        kind: u8,
+        kind: Notify,
         actor: UserId,
         actor_name: String,
+        at: Millis,
     },
-    /// Record an audit-trail entry about this room.
+    /// Record an audit-trail entry about this room, made at `at`.
     Audit {
         actor: UserId,
-        action: &'static str,
+        action: AuditAction,
         target: Option<UserId>,
         detail: String,
+        at: Millis,
     },
 }
 
@@ -237,7 +240,7 @@ impl Room {
             EventBody::RoomCreated { name, topic },
         );
         fx.push(ev);
-        fx.push(audit(creator, "room_created", None, ""));
+        fx.push(audit(now, creator, AuditAction::RoomCreated, None, ""));
         (room, fx)
     }
 
@@ -344,7 +347,7 @@ impl Room {
                 target,
                 target_name,
             } => self.ban(by, target, target_name, now),
-            Command::Unban { by, target } => self.unban(by, target),
+            Command::Unban { by, target } => self.unban(by, target, now),
             Command::SetRole { by, target, role } => self.set_role(by, target, role, now),
             Command::Update { by, name, topic } => self.update(by, name, topic, now),
         }
@@ -407,7 +410,7 @@ impl Room {
         fx.push(Effect::Subscribe(user));
         let ev = self.event(user, username, now, EventBody::MemberJoined);
         fx.push(ev);
-        fx.push(audit(user, "member_joined", None, ""));
+        fx.push(audit(now, user, AuditAction::MemberJoined, None, ""));
     }
 
     /// Drops `user`'s pending invitation and join request, if any.
@@ -433,7 +436,7 @@ impl Room {
     fn remove_member(
         &mut self,
         user: UserId,
-        reason: u8,
+        reason: LeaveReason,
         actor: (UserId, String),
         announce: EventBody,
         now: Millis,
@@ -466,12 +469,12 @@ impl Room {
             .clone();
         let mut fx = self.remove_member(
             user,
-            leave_reason::LEFT,
+            LeaveReason::Left,
             (user, name),
             EventBody::MemberLeft,
             now,
         );
-        fx.push(audit(user, "member_left", None, ""));
+        fx.push(audit(now, user, AuditAction::MemberLeft, None, ""));
         self.after_removal(&mut fx, now);
         Ok(fx)
     }
@@ -516,11 +519,12 @@ impl Room {
             }),
             Effect::Notify {
                 user: target,
-                kind: notify::INVITED,
+                kind: Notify::Invited,
                 actor: by,
                 actor_name: by_name,
+                at: now,
             },
-            audit(by, "invited", Some(target), ""),
+            audit(now, by, AuditAction::Invited, Some(target), ""),
         ])
     }
 
@@ -539,7 +543,7 @@ impl Room {
         }
         let mut fx = Vec::new();
         self.clear_pending(user, &mut fx);
-        fx.push(audit(user, "invite_declined", None, ""));
+        fx.push(audit(now, user, AuditAction::InviteDeclined, None, ""));
         Ok(fx)
     }
 
@@ -567,12 +571,13 @@ impl Room {
         for admin in self.members.iter().filter(|m| m.role.is_admin()) {
             fx.push(Effect::Notify {
                 user: admin.user,
-                kind: notify::JOIN_REQUEST,
+                kind: Notify::JoinRequest,
                 actor: user,
                 actor_name: username.clone(),
+                at: now,
             });
         }
-        fx.push(audit(user, "join_requested", None, ""));
+        fx.push(audit(now, user, AuditAction::JoinRequested, None, ""));
         Ok(fx)
     }
 
@@ -589,20 +594,28 @@ impl Room {
             self.add_member(target, username, &mut fx, now);
             fx.push(Effect::Notify {
                 user: target,
-                kind: notify::REQUEST_APPROVED,
+                kind: Notify::RequestApproved,
                 actor: by,
                 actor_name: by_name,
+                at: now,
             });
-            fx.push(audit(by, "request_approved", Some(target), ""));
+            fx.push(audit(
+                now,
+                by,
+                AuditAction::RequestApproved,
+                Some(target),
+                "",
+            ));
         } else {
             self.clear_pending(target, &mut fx);
             fx.push(Effect::Notify {
                 user: target,
-                kind: notify::REQUEST_DENIED,
+                kind: Notify::RequestDenied,
                 actor: by,
                 actor_name: by_name,
+                at: now,
             });
-            fx.push(audit(by, "request_denied", Some(target), ""));
+            fx.push(audit(now, by, AuditAction::RequestDenied, Some(target), ""));
         }
         Ok(fx)
     }
@@ -635,18 +648,19 @@ impl Room {
         };
         let mut fx = self.remove_member(
             target,
-            leave_reason::KICKED,
+            LeaveReason::Kicked,
             (by, by_name.clone()),
             announce,
             now,
         );
         fx.push(Effect::Notify {
             user: target,
-            kind: notify::KICKED,
+            kind: Notify::Kicked,
             actor: by,
             actor_name: by_name,
+            at: now,
         });
-        fx.push(audit(by, "member_kicked", Some(target), ""));
+        fx.push(audit(now, by, AuditAction::MemberKicked, Some(target), ""));
         self.after_removal(&mut fx, now);
         Ok(fx)
     }
@@ -678,7 +692,7 @@ impl Room {
         if was_member {
             fx.extend(self.remove_member(
                 target,
-                leave_reason::BANNED,
+                LeaveReason::Banned,
                 (by, by_name.clone()),
                 announce,
                 now,
@@ -689,18 +703,19 @@ impl Room {
         }
         fx.push(Effect::Notify {
             user: target,
-            kind: notify::BANNED,
+            kind: Notify::Banned,
             actor: by,
             actor_name: by_name,
+            at: now,
         });
-        fx.push(audit(by, "member_banned", Some(target), ""));
+        fx.push(audit(now, by, AuditAction::MemberBanned, Some(target), ""));
         if was_member {
             self.after_removal(&mut fx, now);
         }
         Ok(fx)
     }
 
-    fn unban(&mut self, by: UserId, target: UserId) -> Outcome {
+    fn unban(&mut self, by: UserId, target: UserId, now: Millis) -> Outcome {
         let by_name = self.admin(by)?.username.clone();
         let idx = self
             .bans
@@ -715,11 +730,12 @@ impl Room {
             }),
             Effect::Notify {
                 user: target,
-                kind: notify::UNBANNED,
+                kind: Notify::Unbanned,
                 actor: by,
                 actor_name: by_name,
+                at: now,
             },
-            audit(by, "member_unbanned", Some(target), ""),
+            audit(now, by, AuditAction::MemberUnbanned, Some(target), ""),
         ])
     }
 
@@ -745,7 +761,7 @@ impl Room {
         }
         member.role = role;
         let target_name = member.username.clone();
-        let detail = role_name(role);
+        let detail = role.as_str();
         let ev = self.event(
             by,
             by_name.clone(),
@@ -765,11 +781,12 @@ impl Room {
             ev,
             Effect::Notify {
                 user: target,
-                kind: notify::ROLE_CHANGED,
+                kind: Notify::RoleChanged,
                 actor: by,
                 actor_name: by_name,
+                at: now,
             },
-            audit(by, "role_changed", Some(target), detail),
+            audit(now, by, AuditAction::RoleChanged, Some(target), detail),
         ])
     }
 
@@ -793,7 +810,7 @@ impl Room {
                 topic,
             }),
             ev,
-            audit(by, "room_updated", None, &name),
+            audit(now, by, AuditAction::RoomUpdated, None, &name),
         ])
     }
 
@@ -813,13 +830,14 @@ impl Room {
                     user: last.user,
                     room: self.id,
                     at: now,
-                    reason: leave_reason::TERMINATED,
+                    reason: LeaveReason::Terminated,
                 }));
                 fx.push(Effect::Notify {
                     user: last.user,
-                    kind: notify::ROOM_TERMINATED,
+                    kind: Notify::RoomTerminated,
                     actor: SYSTEM,
                     actor_name: String::new(),
+                    at: now,
                 });
                 self.terminate(fx, now);
                 fx.push(Effect::Unsubscribe(last.user));
@@ -863,11 +881,18 @@ impl Room {
         fx.push(ev);
         fx.push(Effect::Notify {
             user,
-            kind: notify::ROLE_CHANGED,
+            kind: Notify::RoleChanged,
             actor: SYSTEM,
             actor_name: String::new(),
+            at: now,
         });
-        fx.push(audit(SYSTEM, "ownership_transferred", Some(user), "owner"));
+        fx.push(audit(
+            now,
+            SYSTEM,
+            AuditAction::OwnershipTransferred,
+            Some(user),
+            "owner",
+        ));
     }
 
     fn terminate(&mut self, fx: &mut Vec<Effect>, now: Millis) {
@@ -880,7 +905,7 @@ impl Room {
             room: self.id,
             at: now,
         }));
-        fx.push(audit(SYSTEM, "room_terminated", None, ""));
+        fx.push(audit(now, SYSTEM, AuditAction::RoomTerminated, None, ""));
     }
 
     /// Numbers the next event of this room.
@@ -897,21 +922,19 @@ impl Room {
     }
 }
 
-fn audit(actor: UserId, action: &'static str, target: Option<UserId>, detail: &str) -> Effect {
+fn audit(
+    at: Millis,
+    actor: UserId,
+    action: AuditAction,
+    target: Option<UserId>,
+    detail: &str,
+) -> Effect {
     Effect::Audit {
         actor,
         action,
         target,
         detail: detail.to_owned(),
-    }
-}
-
-/// The role's stable lowercase name (audit details, logs).
-pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Member => "member",
-        Role::Admin => "admin",
-        Role::Owner => "owner",
+        at,
     }
 }
 #[cfg(test)]

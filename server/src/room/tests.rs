@@ -302,7 +302,7 @@ fn private_room() -> Room {
     .0
 }
 
-fn notifications(fx: &[Effect]) -> Vec<(UserId, u8)> {
+fn notifications(fx: &[Effect]) -> Vec<(UserId, Notify)> {
     fx.iter()
         .filter_map(|e| {
             if let Effect::Notify { user, kind, .. } = e {
@@ -326,7 +326,7 @@ fn audits(fx: &[Effect]) -> Vec<&'static str> {
     fx.iter()
         .filter_map(|e| {
             if let Effect::Audit { action, .. } = e {
-                Some(*action)
+                Some(action.as_str())
             } else {
                 None
             }
@@ -359,7 +359,7 @@ fn only_admins_invite_and_the_invitee_is_notified() {
             5,
         )
         .unwrap();
-    assert_eq!(notifications(&fx), vec![(BOB, notify::INVITED)]);
+    assert_eq!(notifications(&fx), vec![(BOB, Notify::Invited)]);
     assert_eq!(audits(&fx), vec!["invited"]);
     assert!(fx.contains(&Effect::Persist(WriteOp::PutInvite {
         room: RoomId(8),
@@ -561,7 +561,7 @@ fn join_requests_notify_every_admin_and_approval_adds_the_member() {
         .unwrap();
     assert_eq!(
         notifications(&fx),
-        vec![(ALICE, notify::JOIN_REQUEST), (BOB, notify::JOIN_REQUEST)]
+        vec![(ALICE, Notify::JoinRequest), (BOB, Notify::JoinRequest)]
     );
     assert_eq!(
         room.apply(
@@ -585,7 +585,7 @@ fn join_requests_notify_every_admin_and_approval_adds_the_member() {
         )
         .unwrap();
     assert!(room.is_member(CAROL) && room.requests().is_empty());
-    assert_eq!(notifications(&fx), vec![(CAROL, notify::REQUEST_APPROVED)]);
+    assert_eq!(notifications(&fx), vec![(CAROL, Notify::RequestApproved)]);
     assert!(fx.contains(&Effect::Subscribe(CAROL)));
     assert_eq!(
         room.apply(
@@ -632,7 +632,7 @@ fn denial_notifies_and_only_admins_decide() {
             3,
         )
         .unwrap();
-    assert_eq!(notifications(&fx), vec![(BOB, notify::REQUEST_DENIED)]);
+    assert_eq!(notifications(&fx), vec![(BOB, Notify::RequestDenied)]);
     assert!(!room.is_member(BOB) && room.requests().is_empty());
     // A denied user may ask again.
     room.apply(
@@ -673,7 +673,7 @@ fn kick_removes_notifies_and_the_kicked_may_request_again_or_be_invited() {
         )
         .unwrap();
     assert!(!room.is_member(BOB));
-    assert_eq!(notifications(&fx), vec![(BOB, notify::KICKED)]);
+    assert_eq!(notifications(&fx), vec![(BOB, Notify::Kicked)]);
     let ev = events(&fx)[0].clone();
     assert_eq!(ev.actor, ALICE);
     assert_eq!(
@@ -696,7 +696,7 @@ fn kick_removes_notifies_and_the_kicked_may_request_again_or_be_invited() {
         user: BOB,
         room: RoomId(7),
         at: 5,
-        reason: leave_reason::KICKED
+        reason: LeaveReason::Kicked
     })));
     room.apply(
         Command::RequestJoin {
@@ -805,7 +805,7 @@ fn ban_removes_hides_and_blocks_join_request_and_invite_until_unban() {
         )
         .unwrap();
     assert!(!room.is_member(BOB) && room.is_banned(BOB));
-    assert_eq!(notifications(&fx), vec![(BOB, notify::BANNED)]);
+    assert_eq!(notifications(&fx), vec![(BOB, Notify::Banned)]);
     assert_eq!(
         bodies(&fx),
         vec![EventBody::MemberBanned {
@@ -866,7 +866,7 @@ fn ban_removes_hides_and_blocks_join_request_and_invite_until_unban() {
             8,
         )
         .unwrap();
-    assert_eq!(notifications(&fx), vec![(BOB, notify::UNBANNED)]);
+    assert_eq!(notifications(&fx), vec![(BOB, Notify::Unbanned)]);
     assert_eq!(
         room.apply(
             Command::Unban {
@@ -1004,7 +1004,7 @@ fn only_the_owner_makes_and_unmakes_admins() {
             6,
         )
         .unwrap();
-    assert_eq!(notifications(&fx), vec![(BOB, notify::ROLE_CHANGED)]);
+    assert_eq!(notifications(&fx), vec![(BOB, Notify::RoleChanged)]);
     assert_eq!(
         bodies(&fx),
         vec![EventBody::RoleChanged {
@@ -1055,7 +1055,7 @@ fn when_the_owner_leaves_the_earliest_admin_becomes_owner() {
         room: RoomId(7),
         owner: CAROL
     })));
-    assert_eq!(notifications(&fx), vec![(CAROL, notify::ROLE_CHANGED)]);
+    assert_eq!(notifications(&fx), vec![(CAROL, Notify::RoleChanged)]);
 }
 
 #[test]
@@ -1094,7 +1094,7 @@ fn when_one_non_admin_is_left_the_room_terminates_and_tells_them() {
     let fx = room.apply(Command::Leave { user: ALICE }, 20).unwrap();
     assert!(room.terminated);
     assert!(room.members().is_empty());
-    assert_eq!(notifications(&fx), vec![(BOB, notify::ROOM_TERMINATED)]);
+    assert_eq!(notifications(&fx), vec![(BOB, Notify::RoomTerminated)]);
     assert_eq!(
         bodies(&fx),
         vec![EventBody::MemberLeft, EventBody::RoomTerminated]
@@ -1116,7 +1116,7 @@ fn when_one_non_admin_is_left_the_room_terminates_and_tells_them() {
         user: BOB,
         room: RoomId(7),
         at: 20,
-        reason: leave_reason::TERMINATED
+        reason: LeaveReason::Terminated
     })));
 }
 

@@ -20,7 +20,9 @@
 //! decoder must keep reading the old one. The conversions match on every
 //! variant, so a new `WriteOp` does not compile until it is mapped here.
 
-use confab_protocol::{Role, RoomId, Seq, UserId, Visibility};
+use confab_protocol::{
+    AuditAction, LeaveReason, NotificationKind, Role, RoomId, Seq, UserId, Visibility,
+};
 use confab_store::{AuditEntry, NotificationRecord, StoredEvent, WriteOp};
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
@@ -290,36 +292,25 @@ pub(super) fn decode(payload: &[u8]) -> Result<Vec<Vec<WriteOp>>, RecordError> {
     Ok(requests)
 }
 
+// The v1 record stores roles, visibilities, notification kinds and leave
+// reasons by their wire numbers and audit actions by their names, so these
+// conversions are the protocol's own (and frozen with it).
+
 fn role_code(role: Role) -> u8 {
-    match role {
-        Role::Member => 0,
-        Role::Admin => 1,
-        Role::Owner => 2,
-    }
+    role.code()
 }
 
 fn role_from(code: u8) -> Result<Role, RecordError> {
-    match code {
-        0 => Ok(Role::Member),
-        1 => Ok(Role::Admin),
-        2 => Ok(Role::Owner),
-        c => Err(RecordError::Payload(format!("unknown role code {c}"))),
-    }
+    Role::from_code(code).ok_or_else(|| RecordError::Payload(format!("unknown role code {code}")))
 }
 
 fn visibility_code(v: Visibility) -> u8 {
-    match v {
-        Visibility::Public => 0,
-        Visibility::Private => 1,
-    }
+    v.code()
 }
 
 fn visibility_from(code: u8) -> Result<Visibility, RecordError> {
-    match code {
-        0 => Ok(Visibility::Public),
-        1 => Ok(Visibility::Private),
-        c => Err(RecordError::Payload(format!("unknown visibility code {c}"))),
-    }
+    Visibility::from_code(code)
+        .ok_or_else(|| RecordError::Payload(format!("unknown visibility code {code}")))
 }
 
 impl From<&WriteOp> for SpoolOp {
@@ -414,7 +405,7 @@ impl From<&WriteOp> for SpoolOp {
             WriteOp::AddNotification(n) => SpoolOp::AddNotification {
                 id: n.id,
                 user: n.user.0,
-                kind: n.kind,
+                kind: n.kind.code(),
                 room: n.room.0,
                 room_name: n.room_name.clone(),
                 actor: n.actor.0,
@@ -436,12 +427,12 @@ impl From<&WriteOp> for SpoolOp {
                 user: user.0,
                 room: room.0,
                 at: *at,
-                reason: *reason,
+                reason: reason.code(),
             },
             WriteOp::Audit(a) => SpoolOp::Audit {
                 at: a.at,
                 actor: a.actor.0,
-                action: a.action.clone(),
+                action: a.action.as_str().to_owned(),
                 room: a.room.map(|r| r.0),
                 target: a.target.map(|u| u.0),
                 detail: a.detail.clone(),
@@ -562,7 +553,7 @@ impl TryFrom<SpoolOp> for WriteOp {
             } => WriteOp::AddNotification(NotificationRecord {
                 id,
                 user: UserId(user),
-                kind,
+                kind: NotificationKind::from_code(kind),
                 room: RoomId(room),
                 room_name,
                 actor: UserId(actor),
@@ -584,7 +575,7 @@ impl TryFrom<SpoolOp> for WriteOp {
                 user: UserId(user),
                 room: RoomId(room),
                 at,
-                reason,
+                reason: LeaveReason::from_code(reason),
             },
             SpoolOp::Audit {
                 at,
@@ -596,7 +587,9 @@ impl TryFrom<SpoolOp> for WriteOp {
             } => WriteOp::Audit(AuditEntry {
                 at,
                 actor: UserId(actor),
-                action,
+                action: AuditAction::from_name(&action).ok_or_else(|| {
+                    RecordError::Payload(format!("unknown audit action {action:?}"))
+                })?,
                 room: room.map(RoomId),
                 target: target.map(UserId),
                 detail,
@@ -672,7 +665,7 @@ mod tests {
             WriteOp::AddNotification(NotificationRecord {
                 id: 11,
                 user: v,
-                kind: 2,
+                kind: NotificationKind::JoinRequest,
                 room: r,
                 room_name: "n".into(),
                 actor: u,
@@ -689,12 +682,12 @@ mod tests {
                 user: v,
                 room: r,
                 at: 10,
-                reason: 3,
+                reason: LeaveReason::Banned,
             },
             WriteOp::Audit(AuditEntry {
                 at: 12,
                 actor: u,
-                action: "member_banned".into(),
+                action: AuditAction::MemberBanned,
                 room: Some(r),
                 target: None,
                 detail: "d".into(),

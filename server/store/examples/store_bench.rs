@@ -149,7 +149,7 @@ impl Generator {
                     WriteOp::Audit(AuditEntry {
                         at: self.n,
                         actor: user,
-                        action: "member_joined".into(),
+                        action: confab_protocol::AuditAction::MemberJoined,
                         room: Some(RoomId(room + 1)),
                         target: None,
                         detail: String::new(),

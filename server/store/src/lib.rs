@@ -22,7 +22,10 @@
 //! - A failure that says nothing about the operations — the database is
 //!   unreachable or cannot write now — is [`StoreError::Unavailable`].
 
-use confab_protocol::{Millis, Role, RoomId, RoomInfo, Seq, UserId, Visibility};
+use confab_protocol::{
+    AuditAction, LeaveReason, Millis, NotificationKind, Role, RoomId, RoomInfo, Seq, UserId,
+    Visibility,
+};
 
 pub mod postgres;
 mod search;
@@ -56,6 +59,13 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A stored audit action name as the enum (a name this version does not
+/// know means the row was written by something else).
+pub(crate) fn audit_action(name: String) -> StoreResult<AuditAction> {
+    AuditAction::from_name(&name)
+        .ok_or_else(|| StoreError::Database(format!("stored audit action {name:?} is unknown")))
+}
 
 /// A registered account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,14 +123,14 @@ pub struct JoinRequestRecord {
     pub at: Millis,
 }
 
-/// A persistent per-user notification. `kind` is the protocol's
-/// notification kind number (SPEC.md); the store does not interpret it.
+/// A persistent per-user notification. `kind` is stored as its wire
+/// number; the store does not interpret it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationRecord {
     /// Assigned by the server, increasing, never reused.
     pub id: u64,
     pub user: UserId,
-    pub kind: u8,
+    pub kind: NotificationKind,
     pub room: RoomId,
     pub room_name: String,
     pub actor: UserId,
@@ -129,14 +139,14 @@ pub struct NotificationRecord {
     pub read: bool,
 }
 
-/// One audit-trail entry to append. `action` is a stable snake_case name
-/// (`room_created`, `member_kicked`, `login`, …).
+/// One audit-trail entry to append; the action is stored by its stable
+/// snake_case name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
     pub at: Millis,
     /// `UserId(0)` for the system (succession, termination, housekeeping).
     pub actor: UserId,
-    pub action: String,
+    pub action: AuditAction,
     pub room: Option<RoomId>,
     pub target: Option<UserId>,
     /// Free-form human detail (e.g. the new role).
@@ -153,14 +163,6 @@ pub struct AuditRecord {
     pub target_name: String,
 }
 
-/// Why a user's association with a room ended (room log).
-pub mod leave_reason {
-    pub const LEFT: u8 = 1;
-    pub const KICKED: u8 = 2;
-    pub const BANNED: u8 = 3;
-    pub const TERMINATED: u8 = 4;
-}
-
 /// One entry of a user's room log: a room they were active in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomLogEntry {
@@ -170,8 +172,9 @@ pub struct RoomLogEntry {
     pub last_joined_at: Millis,
     /// `None` while the user is a member.
     pub left_at: Option<Millis>,
-    /// One of [`leave_reason`], 0 while the user is a member.
-    pub reason: u8,
+    /// How the last membership ended; [`LeaveReason::Active`] while the
+    /// user is a member.
+    pub reason: LeaveReason,
     pub terminated: bool,
 }
 
@@ -293,7 +296,7 @@ pub enum WriteOp {
         user: UserId,
         room: RoomId,
         at: Millis,
-        reason: u8,
+        reason: LeaveReason,
     },
     /// Append an audit entry.
     Audit(AuditEntry),

@@ -3,7 +3,7 @@
 //! roles). Conversions from the protocol types only; no rules here.
 
 use confab_protocol::{
-    leave_reason, notification_kind, AuditItem, EventBody, Member, Notification, Role, RoomEvent,
+    AuditItem, EventBody, LeaveReason, Member, Notification, NotificationKind, Role, RoomEvent,
     RoomInfo, RoomLogItem, UserEntry, UserId, UserRef, Visibility,
 };
 use serde::{Deserialize, Serialize};
@@ -487,20 +487,20 @@ pub enum NotificationKindJson {
     Unknown,
 }
 
-impl NotificationKindJson {
-    pub fn from_code(kind: u8) -> NotificationKindJson {
-        use notification_kind as k;
+impl From<NotificationKind> for NotificationKindJson {
+    fn from(kind: NotificationKind) -> NotificationKindJson {
+        use NotificationKind as K;
         match kind {
-            k::INVITED => Self::Invited,
-            k::JOIN_REQUEST => Self::JoinRequest,
-            k::REQUEST_APPROVED => Self::RequestApproved,
-            k::REQUEST_DENIED => Self::RequestDenied,
-            k::KICKED => Self::Kicked,
-            k::BANNED => Self::Banned,
-            k::UNBANNED => Self::Unbanned,
-            k::ROLE_CHANGED => Self::RoleChanged,
-            k::ROOM_TERMINATED => Self::RoomTerminated,
-            _ => Self::Unknown,
+            K::Invited => Self::Invited,
+            K::JoinRequest => Self::JoinRequest,
+            K::RequestApproved => Self::RequestApproved,
+            K::RequestDenied => Self::RequestDenied,
+            K::Kicked => Self::Kicked,
+            K::Banned => Self::Banned,
+            K::Unbanned => Self::Unbanned,
+            K::RoleChanged => Self::RoleChanged,
+            K::RoomTerminated => Self::RoomTerminated,
+            K::Unknown(_) => Self::Unknown,
         }
     }
 }
@@ -526,7 +526,7 @@ impl From<Notification> for NotificationBody {
     fn from(n: Notification) -> Self {
         NotificationBody {
             id: n.id,
-            kind: NotificationKindJson::from_code(n.kind),
+            kind: n.kind.into(),
             room: n.room.0,
             room_name: n.room_name,
             actor: n.actor.0,
@@ -591,16 +591,15 @@ pub enum LeaveReasonJson {
     Unknown,
 }
 
-impl LeaveReasonJson {
-    pub fn from_code(reason: u8) -> LeaveReasonJson {
-        use leave_reason as r;
+impl From<LeaveReason> for LeaveReasonJson {
+    fn from(reason: LeaveReason) -> LeaveReasonJson {
         match reason {
-            r::ACTIVE => Self::Active,
-            r::LEFT => Self::Left,
-            r::KICKED => Self::Kicked,
-            r::BANNED => Self::Banned,
-            r::TERMINATED => Self::Terminated,
-            _ => Self::Unknown,
+            LeaveReason::Active => Self::Active,
+            LeaveReason::Left => Self::Left,
+            LeaveReason::Kicked => Self::Kicked,
+            LeaveReason::Banned => Self::Banned,
+            LeaveReason::Terminated => Self::Terminated,
+            LeaveReason::Unknown(_) => Self::Unknown,
         }
     }
 }
@@ -626,7 +625,7 @@ impl From<RoomLogItem> for RoomLogItemBody {
             first_joined_at: i.first_joined_at,
             last_joined_at: i.last_joined_at,
             left_at: i.left_at,
-            reason: LeaveReasonJson::from_code(i.reason),
+            reason: i.reason.into(),
             terminated: i.terminated,
         }
     }
@@ -749,37 +748,14 @@ mod tests {
 
     #[test]
     fn notification_kinds_and_leave_reasons_have_their_spec_names() {
-        let kinds: Vec<_> = (1..=10)
-            .map(|k| serde_json::to_value(NotificationKindJson::from_code(k)).unwrap())
-            .collect();
-        assert_eq!(
-            kinds,
-            [
-                "invited",
-                "join_request",
-                "request_approved",
-                "request_denied",
-                "kicked",
-                "banned",
-                "unbanned",
-                "role_changed",
-                "room_terminated",
-                "unknown"
-            ]
-        );
-        let reasons: Vec<_> = (0..=5)
-            .map(|r| serde_json::to_value(LeaveReasonJson::from_code(r)).unwrap())
-            .collect();
-        assert_eq!(
-            reasons,
-            [
-                "active",
-                "left",
-                "kicked",
-                "banned",
-                "terminated",
-                "unknown"
-            ]
-        );
+        // The JSON names are the protocol's own (SPEC.md §12.3).
+        for k in (1..=10).map(NotificationKind::from_code) {
+            let json = serde_json::to_value(NotificationKindJson::from(k)).unwrap();
+            assert_eq!(json, k.name().unwrap_or("unknown"), "kind {}", k.code());
+        }
+        for r in (0..=5).map(LeaveReason::from_code) {
+            let json = serde_json::to_value(LeaveReasonJson::from(r)).unwrap();
+            assert_eq!(json, r.name().unwrap_or("unknown"), "reason {}", r.code());
+        }
     }
 }

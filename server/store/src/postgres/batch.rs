@@ -228,7 +228,7 @@ impl<'a> Columns<'a> {
                 WriteOp::AddNotification(n) => {
                     c.nt_id.push(to_db(n.id, "notification id")?);
                     c.nt_user.push(to_db(n.user.0, "user id")?);
-                    c.nt_kind.push(i16::from(n.kind));
+                    c.nt_kind.push(i16::from(n.kind.code()));
                     c.nt_room.push(to_db(n.room.0, "room id")?);
                     c.nt_room_name.push(&n.room_name);
                     c.nt_actor.push(to_db(n.actor.0, "actor id")?);
@@ -240,7 +240,7 @@ impl<'a> Columns<'a> {
                 WriteOp::Audit(a) => {
                     c.au_at.push(to_db(a.at, "audit time")?);
                     c.au_actor.push(to_db(a.actor.0, "actor id")?);
-                    c.au_action.push(&a.action);
+                    c.au_action.push(a.action.as_str());
                     c.au_room
                         .push(a.room.map(|r| to_db(r.0, "room id")).transpose()?);
                     c.au_target
@@ -321,7 +321,7 @@ impl<'a> Columns<'a> {
                     reason,
                 } => StateOp {
                     at: *at,
-                    code: i16::from(*reason),
+                    code: i16::from(reason.code()),
                     ..StateOp::new(kind::LOG_LEAVE, room.0, user.0)
                 },
             };

@@ -2,7 +2,7 @@
 //! invitations, join requests, notifications, the room log and the audit
 //! trail. The trait methods in `postgres.rs` delegate here.
 
-use confab_protocol::{RoomId, UserId};
+use confab_protocol::{LeaveReason, NotificationKind, RoomId, UserId};
 use sqlx::postgres::PgRow;
 use sqlx::PgPool;
 
@@ -11,8 +11,8 @@ use super::convert::{
     room_info_from_row, to_db_opt,
 };
 use crate::{
-    AuditEntry, AuditRecord, BanRecord, InviteRecord, JoinRequestRecord, NotificationRecord,
-    RoomLogEntry, StoreResult,
+    audit_action, AuditEntry, AuditRecord, BanRecord, InviteRecord, JoinRequestRecord,
+    NotificationRecord, RoomLogEntry, StoreResult,
 };
 
 pub(super) async fn load_bans(pool: &PgPool) -> StoreResult<Vec<BanRecord>> {
@@ -129,7 +129,7 @@ fn notification_from_row(row: &PgRow) -> StoreResult<NotificationRecord> {
     Ok(NotificationRecord {
         id: get_u64(row, "id")?,
         user: UserId(get_u64(row, "user_id")?),
-        kind: get_u8(row, "kind")?,
+        kind: NotificationKind::from_code(get_u8(row, "kind")?),
         room: RoomId(get_u64(row, "room_id")?),
         room_name: get(row, "room_name")?,
         actor: UserId(get_u64(row, "actor_id")?),
@@ -206,7 +206,7 @@ pub(super) async fn room_log(pool: &PgPool, user: UserId) -> StoreResult<Vec<Roo
                 first_joined_at: get_u64(row, "first_joined_at")?,
                 last_joined_at: get_u64(row, "last_joined_at")?,
                 left_at: get_opt_u64(row, "left_at")?,
-                reason: get_u8(row, "reason")?,
+                reason: LeaveReason::from_code(get_u8(row, "reason")?),
                 terminated: get_opt_u64(row, "terminated_at")?.is_some(),
             })
         })
@@ -245,7 +245,7 @@ pub(super) async fn audit(
                 entry: AuditEntry {
                     at: get_u64(row, "at")?,
                     actor: UserId(get_u64(row, "actor_id")?),
-                    action: get(row, "action")?,
+                    action: audit_action(get(row, "action")?)?,
                     room: get_opt_u64(row, "room_id")?.map(RoomId),
                     target: get_opt_u64(row, "target_id")?.map(UserId),
                     detail: get(row, "detail")?,

@@ -2,14 +2,14 @@
 //! invitations, join requests, notifications, the room log and the audit
 //! trail (schema version 2). The trait methods in `sqlite.rs` delegate here.
 
-use confab_protocol::{RoomId, UserId};
+use confab_protocol::{LeaveReason, NotificationKind, RoomId, UserId};
 use sqlx::sqlite::SqliteRow;
 use sqlx::SqlitePool;
 
 use super::convert::{db_err, from_db, get, get_u64, out_of_range, room_info_from_row, to_db_opt};
 use crate::{
-    AuditEntry, AuditRecord, BanRecord, InviteRecord, JoinRequestRecord, NotificationRecord,
-    RoomLogEntry, StoreResult,
+    audit_action, AuditEntry, AuditRecord, BanRecord, InviteRecord, JoinRequestRecord,
+    NotificationRecord, RoomLogEntry, StoreResult,
 };
 
 /// `id < before`, with 0 (and anything beyond i64::MAX) meaning no bound,
@@ -139,7 +139,9 @@ fn notification_from_row(row: &SqliteRow) -> StoreResult<NotificationRecord> {
     Ok(NotificationRecord {
         id: get_u64(row, "id")?,
         user: UserId(get_u64(row, "user_id")?),
-        kind: u8::try_from(kind).map_err(|_| out_of_range("notifications.kind", kind))?,
+        kind: NotificationKind::from_code(
+            u8::try_from(kind).map_err(|_| out_of_range("notifications.kind", kind))?,
+        ),
         room: RoomId(get_u64(row, "room_id")?),
         room_name: get(row, "room_name")?,
         actor: UserId(get_u64(row, "actor_id")?),
@@ -219,8 +221,9 @@ pub(super) async fn room_log(readers: &SqlitePool, user: UserId) -> StoreResult<
                 first_joined_at: get_u64(row, "first_joined_at")?,
                 last_joined_at: get_u64(row, "last_joined_at")?,
                 left_at: left_at.map(|v| from_db(v, "left_at")).transpose()?,
-                reason: u8::try_from(reason)
-                    .map_err(|_| out_of_range("room_log.reason", reason))?,
+                reason: LeaveReason::from_code(
+                    u8::try_from(reason).map_err(|_| out_of_range("room_log.reason", reason))?,
+                ),
                 terminated: terminated_at.is_some(),
             })
         })
@@ -261,7 +264,7 @@ pub(super) async fn audit(
                 entry: AuditEntry {
                     at: get_u64(row, "at")?,
                     actor: UserId(get_u64(row, "actor_id")?),
-                    action: get(row, "action")?,
+                    action: audit_action(get(row, "action")?)?,
                     room: room
                         .map(|r| from_db(r, "audit.room_id").map(RoomId))
                         .transpose()?,

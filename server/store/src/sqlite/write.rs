@@ -189,7 +189,7 @@ pub(super) async fn apply_op(
             )
             .bind(to_db(n.id, "notification id")?)
             .bind(to_db(n.user.0, "user id")?)
-            .bind(i64::from(n.kind))
+            .bind(i64::from(n.kind.code()))
             .bind(to_db(n.room.0, "room id")?)
             .bind(&n.room_name)
             .bind(to_db(n.actor.0, "actor id")?)
@@ -230,7 +230,7 @@ pub(super) async fn apply_op(
             .bind(to_db(user.0, "user id")?)
             .bind(to_db(room.0, "room id")?)
             .bind(to_db(*at, "left_at")?)
-            .bind(i64::from(*reason))
+            .bind(i64::from(reason.code()))
             .execute(&mut **tx)
             .await
             .map_err(|e| db_err("LogLeave", e))?;
@@ -242,7 +242,7 @@ pub(super) async fn apply_op(
             )
             .bind(to_db(a.at, "audit time")?)
             .bind(to_db(a.actor.0, "actor id")?)
-            .bind(&a.action)
+            .bind(a.action.as_str())
             .bind(a.room.map(|r| to_db(r.0, "room id")).transpose()?)
             .bind(a.target.map(|u| to_db(u.0, "target id")).transpose()?)
             .bind(&a.detail)

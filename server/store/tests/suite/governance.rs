@@ -2,10 +2,12 @@
 //! termination, bans, invitations, join requests, notifications, the room
 //! log, the audit trail and housekeeping.
 
-use confab_protocol::{Millis, Role, RoomId, Seq, UserId, Visibility};
+use confab_protocol::{
+    AuditAction, LeaveReason, Millis, NotificationKind, Role, RoomId, Seq, UserId, Visibility,
+};
 use confab_store::{
-    leave_reason, AuditEntry, BanRecord, InviteRecord, JoinRequestRecord, NotificationRecord,
-    Store, StoreError, WriteOp,
+    AuditEntry, BanRecord, InviteRecord, JoinRequestRecord, NotificationRecord, Store, StoreError,
+    WriteOp,
 };
 
 use super::{add_member, append, apply, create_room, ids, list, user};
@@ -52,7 +54,7 @@ fn terminate(room: u64, at: Millis) -> WriteOp {
     }
 }
 
-fn notification(id: u64, user: UserId, kind: u8, at: Millis) -> NotificationRecord {
+fn notification(id: u64, user: UserId, kind: NotificationKind, at: Millis) -> NotificationRecord {
     NotificationRecord {
         id,
         user,
@@ -67,7 +69,7 @@ fn notification(id: u64, user: UserId, kind: u8, at: Millis) -> NotificationReco
 }
 
 fn notify(id: u64, user: UserId, at: Millis) -> WriteOp {
-    WriteOp::AddNotification(notification(id, user, 1, at))
+    WriteOp::AddNotification(notification(id, user, NotificationKind::Invited, at))
 }
 
 fn log_join(user: UserId, room: u64, at: Millis) -> WriteOp {
@@ -78,7 +80,7 @@ fn log_join(user: UserId, room: u64, at: Millis) -> WriteOp {
     }
 }
 
-fn log_leave(user: UserId, room: u64, at: Millis, reason: u8) -> WriteOp {
+fn log_leave(user: UserId, room: u64, at: Millis, reason: LeaveReason) -> WriteOp {
     WriteOp::LogLeave {
         user,
         room: RoomId(room),
@@ -87,11 +89,11 @@ fn log_leave(user: UserId, room: u64, at: Millis, reason: u8) -> WriteOp {
     }
 }
 
-fn audit_entry(at: Millis, actor: UserId, action: &str, room: Option<u64>) -> AuditEntry {
+fn audit_entry(at: Millis, actor: UserId, action: AuditAction, room: Option<u64>) -> AuditEntry {
     AuditEntry {
         at,
         actor,
-        action: action.to_owned(),
+        action,
         room: room.map(RoomId),
         target: None,
         detail: String::new(),
@@ -119,7 +121,7 @@ async fn notification_ids(store: &dyn Store, user: UserId, before: u64, limit: u
 }
 
 /// `(room id, left_at, reason)` of `user`'s room log, in its order.
-async fn log_keys(store: &dyn Store, user: UserId) -> Vec<(u64, Option<Millis>, u8)> {
+async fn log_keys(store: &dyn Store, user: UserId) -> Vec<(u64, Option<Millis>, LeaveReason)> {
     store
         .room_log(user)
         .await
@@ -503,7 +505,7 @@ pub async fn ops_of_different_kinds_apply_in_batch_order(store: &dyn Store) {
                 user: alice,
             },
             log_join(bob, 1, 6),
-            log_leave(bob, 1, 7, leave_reason::LEFT),
+            log_leave(bob, 1, 7, LeaveReason::Left),
             log_join(bob, 1, 8),
             append(1, 1, bob, "first"),
             append(1, 2, bob, "second"),
@@ -526,7 +528,10 @@ pub async fn ops_of_different_kinds_apply_in_batch_order(store: &dyn Store) {
     );
     assert_eq!(ban_keys(store).await, vec![(1, alice)]);
     assert!(store.load_invites().await.expect("invites").is_empty());
-    assert_eq!(log_keys(store, bob).await, vec![(1, None, 0)]);
+    assert_eq!(
+        log_keys(store, bob).await,
+        vec![(1, None, LeaveReason::Active)]
+    );
     let rooms = store.load_rooms().await.expect("load_rooms");
     assert_eq!(
         rooms
@@ -554,7 +559,7 @@ pub async fn failed_batch_rolls_back_governance_ops(store: &dyn Store) {
             request(1, bob, 1),
             notify(1, bob, 1),
             log_join(bob, 1, 1),
-            WriteOp::Audit(audit_entry(1, alice, "member_banned", Some(1))),
+            WriteOp::Audit(audit_entry(1, alice, AuditAction::MemberBanned, Some(1))),
             WriteOp::UpdateRoom {
                 room: RoomId(1),
                 name: "renamed".into(),
@@ -602,7 +607,7 @@ pub async fn notifications_page_newest_first_per_user(store: &dyn Store) {
     )
     .await;
     // Given alice's notifications 1, 2, 4, 5, 7 and bob's 3 and 6
-    let mut full = notification(7, alice, 9, 700);
+    let mut full = notification(7, alice, NotificationKind::RoomTerminated, 700);
     full.actor = bob;
     full.actor_name = "bob".into();
     apply(
@@ -642,7 +647,7 @@ pub async fn add_notification_is_idempotent_by_id(store: &dyn Store) {
     let alice = user(store, "alice").await;
     apply(store, vec![notify(1, alice, 100), notify(1, alice, 100)]).await;
     // A replay with other content changes nothing
-    let mut forged = notification(1, alice, 42, 999);
+    let mut forged = notification(1, alice, NotificationKind::Unknown(42), 999);
     forged.room_name = "forged".into();
     apply(store, vec![WriteOp::AddNotification(forged)]).await;
 
@@ -650,7 +655,10 @@ pub async fn add_notification_is_idempotent_by_id(store: &dyn Store) {
         .notifications(alice, 0, 10, false)
         .await
         .expect("notifications");
-    assert_eq!(stored, vec![notification(1, alice, 1, 100)]);
+    assert_eq!(
+        stored,
+        vec![notification(1, alice, NotificationKind::Invited, 100)]
+    );
 }
 
 pub async fn mark_read_counts_and_filters_unread(store: &dyn Store) {
@@ -745,8 +753,8 @@ pub async fn room_log_records_joins_and_leaves_most_recent_first(store: &dyn Sto
             log_join(bob, 1, 10),
             log_join(bob, 2, 20),
             log_join(bob, 3, 30),
-            log_leave(bob, 2, 25, leave_reason::KICKED),
-            log_leave(bob, 3, 35, leave_reason::BANNED),
+            log_leave(bob, 2, 25, LeaveReason::Kicked),
+            log_leave(bob, 3, 35, LeaveReason::Banned),
         ],
     )
     .await;
@@ -755,9 +763,9 @@ pub async fn room_log_records_joins_and_leaves_most_recent_first(store: &dyn Sto
     assert_eq!(
         log_keys(store, bob).await,
         vec![
-            (3, Some(35), leave_reason::BANNED),
-            (2, Some(25), leave_reason::KICKED),
-            (1, None, 0),
+            (3, Some(35), LeaveReason::Banned),
+            (2, Some(25), LeaveReason::Kicked),
+            (1, None, LeaveReason::Active),
         ]
     );
 
@@ -770,10 +778,10 @@ pub async fn room_log_records_joins_and_leaves_most_recent_first(store: &dyn Sto
             .collect::<Vec<_>>(),
         vec![(2, 20, 40, None), (3, 30, 30, Some(35)), (1, 10, 10, None),]
     );
-    assert_eq!(log[0].reason, 0);
+    assert_eq!(log[0].reason, LeaveReason::Active);
 
     // Ending an association never logged creates no entry
-    apply(store, vec![log_leave(alice, 1, 50, leave_reason::BANNED)]).await;
+    apply(store, vec![log_leave(alice, 1, 50, LeaveReason::Banned)]).await;
     assert!(store.room_log(alice).await.expect("room_log").is_empty());
 }
 
@@ -804,7 +812,7 @@ pub async fn room_log_shows_rooms_as_they_are_now(store: &dyn Store) {
                 name: "after".into(),
                 topic: "t2".into(),
             },
-            log_leave(bob, 2, 9, leave_reason::TERMINATED),
+            log_leave(bob, 2, 9, LeaveReason::Terminated),
             terminate(2, 9),
         ],
     )
@@ -828,8 +836,8 @@ pub async fn room_log_shows_rooms_as_they_are_now(store: &dyn Store) {
     assert_eq!(
         summary,
         vec![
-            (2, "ending", 0, Seq(0), true, leave_reason::TERMINATED),
-            (1, "after", 2, Seq(1), false, 0),
+            (2, "ending", 0, Seq(0), true, LeaveReason::Terminated),
+            (1, "after", 2, Seq(1), false, LeaveReason::Active),
         ]
     );
     assert_eq!(
@@ -852,9 +860,9 @@ pub async fn purging_the_room_log_keeps_current_recent_and_banned(store: &dyn St
             log_join(bob, 2, 10),
             log_join(bob, 3, 10),
             log_join(bob, 4, 10),
-            log_leave(bob, 2, 100, leave_reason::LEFT),
-            log_leave(bob, 3, 1_000, leave_reason::KICKED),
-            log_leave(bob, 4, 100, leave_reason::BANNED),
+            log_leave(bob, 2, 100, LeaveReason::Left),
+            log_leave(bob, 3, 1_000, LeaveReason::Kicked),
+            log_leave(bob, 4, 100, LeaveReason::Banned),
             ban(4, bob, alice, 100),
         ],
     )
@@ -892,7 +900,7 @@ pub async fn audit_trail_pages_newest_first_per_room_with_names(store: &dyn Stor
     let kicked = AuditEntry {
         at: 30,
         actor: alice,
-        action: "member_kicked".into(),
+        action: AuditAction::MemberKicked,
         room: Some(RoomId(1)),
         target: Some(bob),
         detail: "spam".into(),
@@ -900,12 +908,17 @@ pub async fn audit_trail_pages_newest_first_per_room_with_names(store: &dyn Stor
     apply(
         store,
         vec![
-            WriteOp::Audit(audit_entry(10, alice, "room_created", Some(1))),
-            WriteOp::Audit(audit_entry(15, bob, "login", None)),
-            WriteOp::Audit(audit_entry(20, bob, "member_joined", Some(1))),
-            WriteOp::Audit(audit_entry(25, alice, "room_created", Some(2))),
+            WriteOp::Audit(audit_entry(10, alice, AuditAction::RoomCreated, Some(1))),
+            WriteOp::Audit(audit_entry(15, bob, AuditAction::Login, None)),
+            WriteOp::Audit(audit_entry(20, bob, AuditAction::MemberJoined, Some(1))),
+            WriteOp::Audit(audit_entry(25, alice, AuditAction::RoomCreated, Some(2))),
             WriteOp::Audit(kicked.clone()),
-            WriteOp::Audit(audit_entry(40, UserId(0), "role_changed", Some(1))),
+            WriteOp::Audit(audit_entry(
+                40,
+                UserId(0),
+                AuditAction::RoleChanged,
+                Some(1),
+            )),
         ],
     )
     .await;

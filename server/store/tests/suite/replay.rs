@@ -3,8 +3,10 @@
 //! their original order. Every backend must converge on the same state
 //! however often a prefix of the batch sequence is applied again.
 
-use confab_protocol::{Role, RoomId, Seq, UserId, Visibility};
-use confab_store::{leave_reason, AuditEntry, NotificationRecord, Store, WriteOp};
+use confab_protocol::{
+    AuditAction, LeaveReason, NotificationKind, Role, RoomId, Seq, UserId, Visibility,
+};
+use confab_store::{AuditEntry, NotificationRecord, Store, WriteOp};
 
 use super::{add_member, append, create_room, user};
 
@@ -59,11 +61,11 @@ async fn snapshot(store: &dyn Store, users: &[UserId]) -> Snapshot {
     }
 }
 
-fn audit(at: u64, actor: UserId, action: &str, room: u64) -> WriteOp {
+fn audit(at: u64, actor: UserId, action: AuditAction, room: u64) -> WriteOp {
     WriteOp::Audit(AuditEntry {
         at,
         actor,
-        action: action.into(),
+        action,
         room: Some(RoomId(room)),
         target: None,
         detail: String::new(),
@@ -74,7 +76,7 @@ fn notification(id: u64, user: UserId, actor: UserId) -> WriteOp {
     WriteOp::AddNotification(NotificationRecord {
         id,
         user,
-        kind: 1,
+        kind: NotificationKind::Invited,
         room: RoomId(1),
         room_name: "general".into(),
         actor,
@@ -102,7 +104,7 @@ pub async fn replaying_batches_in_order_converges_on_the_same_state(store: &dyn 
                 room: r1,
                 at: 100,
             },
-            audit(100, alice, "room_created", 1),
+            audit(100, alice, AuditAction::RoomCreated, 1),
             append(1, 1, alice, "hello"),
         ],
         vec![
@@ -146,7 +148,7 @@ pub async fn replaying_batches_in_order_converges_on_the_same_state(store: &dyn 
                 user: dave,
             },
             append(1, 3, alice, "renamed"),
-            audit(300, alice, "room_renamed", 1),
+            audit(300, alice, AuditAction::RoomUpdated, 1),
         ],
         vec![
             WriteOp::RemoveMember {
@@ -157,7 +159,7 @@ pub async fn replaying_batches_in_order_converges_on_the_same_state(store: &dyn 
                 user: bob,
                 room: r1,
                 at: 400,
-                reason: leave_reason::BANNED,
+                reason: LeaveReason::Banned,
             },
             WriteOp::Ban {
                 room: r1,
@@ -196,7 +198,7 @@ pub async fn replaying_batches_in_order_converges_on_the_same_state(store: &dyn 
                 user: carol,
                 room: r2,
                 at: 520,
-                reason: leave_reason::TERMINATED,
+                reason: LeaveReason::Terminated,
             },
         ],
     ];
