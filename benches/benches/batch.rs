@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use confab_protocol::{RoomId, Seq, UserId, Visibility};
-use confab_server::batch::{self, BatchConfig, BatchHandle, WriteRequest};
+use confab_server::persist::batch::{self, BatchConfig, BatchHandle, WriteRequest};
 use confab_store::{Store, StoredEvent, WriteOp};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 

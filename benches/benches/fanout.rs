@@ -6,7 +6,7 @@
 
 use bytes::BytesMut;
 use confab_protocol::{EventBody, RoomEvent, RoomId, Seq, UserId};
-use confab_server::outbound::{Conn, ConnId};
+use confab_server::outbound::{ConnId, OutboundQueue};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,7 @@ fn fanout(c: &mut Criterion) {
     for members in [10usize, 1_000, 10_000] {
         // Effectively unbounded: the bench drains queues itself.
         let (conns, mut rxs): (Vec<_>, Vec<_>) = (0..members)
-            .map(|i| Conn::new(ConnId(i as u64), usize::MAX / 2))
+            .map(|i| OutboundQueue::new(ConnId(i as u64), usize::MAX / 2))
             .unzip();
         g.throughput(Throughput::Elements(members as u64));
         g.bench_with_input(BenchmarkId::new("push", members), &members, |b, _| {

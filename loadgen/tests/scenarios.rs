@@ -10,14 +10,12 @@ use confab_server::Config;
 async fn server(rate_limit: u32) -> (confab_server::ServerHandle, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = Config {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        data_dir: dir.path().to_path_buf(),
         shards: 2,
         kdf_memory_kib: 8,
         kdf_iterations: 1,
         rate_limit_per_sec: rate_limit,
-        metrics_listen: Some("127.0.0.1:0".parse().expect("address")),
-        ..Config::default()
+        metrics_listen: "127.0.0.1:0".parse().expect("address"),
+        ..Config::embedded(dir.path())
     };
     let handle = confab_server::start(config).await.expect("server starts");
     (handle, dir)
@@ -27,21 +25,16 @@ async fn server(rate_limit: u32) -> (confab_server::ServerHandle, tempfile::Temp
 /// ephemeral ports.
 async fn server_all_transports() -> (confab_server::ServerHandle, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        data_dir: dir.path().to_path_buf(),
+    let mut config = Config {
         shards: 2,
         kdf_memory_kib: 8,
         kdf_iterations: 1,
         rate_limit_per_sec: 0,
-        net: confab_server::net::NetConfig {
-            tls_listen: "127.0.0.1:0".parse().expect("address"),
-            tls: Some(confab_server::net::TlsSource::SelfSigned),
-            http_listen: Some("127.0.0.1:0".parse().expect("address")),
-            allowed_origins: Vec::new(),
-        },
-        ..Config::default()
+        tls_listen: "127.0.0.1:0".parse().expect("address"),
+        http_listen: "127.0.0.1:0".parse().expect("address"),
+        ..Config::embedded(dir.path())
     };
+    config.set_tls(confab_server::config::TlsSource::SelfSigned);
     let handle = confab_server::start(config).await.expect("server starts");
     (handle, dir)
 }

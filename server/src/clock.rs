@@ -1,12 +1,61 @@
-//! Wall-clock time in protocol units. The room state machine never reads
-//! the clock itself: the shard passes `now` in, so tests can step time.
+//! Wall-clock time in protocol units (milliseconds since the Unix epoch).
+//!
+//! The server reads the time through one [`Clock`] shared by its sessions,
+//! shards and housekeeping, so that a test can move the server's time
+//! forward (an expired session, an old notification) instead of sleeping.
+//! The room state machine never reads a clock at all: the shard passes
+//! `now` in.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use confab_protocol::Millis;
 
-/// Milliseconds since the Unix epoch.
+/// The system's time, plus an offset that only ever grows.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    /// Milliseconds added to the system time ([`Clock::advance`]).
+    ahead_ms: Arc<AtomicU64>,
+}
+
+impl Clock {
+    /// Milliseconds since the Unix epoch, as this clock reads them.
+    pub fn now_ms(&self) -> Millis {
+        now_ms().saturating_add(self.ahead_ms.load(Ordering::Relaxed))
+    }
+
+    /// Moves this clock (and every server part reading it: session
+    /// expiry, rate limits, housekeeping) `by` forward.
+    pub fn advance(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.ahead_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// How far [`Clock::advance`] has moved this clock.
+    pub fn ahead(&self) -> Duration {
+        Duration::from_millis(self.ahead_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Milliseconds since the Unix epoch, by the system's clock.
 pub fn now_ms() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as Millis)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_advanced_clock_runs_ahead_of_the_system_by_exactly_the_advance() {
+        let clock = Clock::default();
+        let copy = clock.clone();
+        clock.advance(Duration::from_secs(3600));
+        let ahead = copy.now_ms() - now_ms();
+        assert!((3_599_000..=3_600_000).contains(&ahead), "{ahead}");
+    }
 }

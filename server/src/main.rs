@@ -2,14 +2,13 @@
 //! SIGINT or SIGTERM, then shuts down gracefully.
 
 use anyhow::Context;
-use clap::Parser;
-use confab_server::config::Cli;
+use confab_server::config::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
-    let (config, log_format) = Cli::parse().resolve()?;
+    let config = Cli::parse_args().resolve()?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if log_format == "json" {
+    if config.log_format == LogFormat::Json {
         tracing_subscriber::fmt()
             .json()
             .with_writer(std::io::stderr)

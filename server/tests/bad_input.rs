@@ -7,6 +7,7 @@ mod common;
 use common::{assert_error, RawClient, TestServer};
 use confab_protocol::frame::kind;
 use confab_protocol::{ErrorCode, Request, RoomId, ServerMsg, Visibility};
+use confab_server::config::{Hours, Millis};
 
 /// After each abuse, a well-behaved client must still be served.
 async fn server_still_serves(addr: std::net::SocketAddr) {
@@ -77,9 +78,7 @@ async fn a_second_hello_and_a_wrong_version_are_refused() {
 
 #[tokio::test]
 async fn silence_after_connecting_hits_the_handshake_timeout() {
-    let srv =
-        TestServer::start_with(|c| c.handshake_timeout = std::time::Duration::from_millis(200))
-            .await;
+    let srv = TestServer::start_with(|c| c.handshake_timeout_ms = Millis(200)).await;
     let mut c = RawClient::connect(srv.addr).await;
     c.expect_close(ErrorCode::HandshakeTimeout).await;
     srv.stop().await;
@@ -148,8 +147,7 @@ async fn bad_tokens_are_refused_with_invalid_token() {
 
 #[tokio::test]
 async fn expired_tokens_are_refused_with_invalid_token() {
-    let srv =
-        TestServer::start_with(|c| c.session_ttl = std::time::Duration::from_millis(300)).await;
+    let srv = TestServer::start_with(|c| c.session_ttl_hours = Hours(1)).await;
     let mut c = RawClient::connect(srv.addr).await;
     c.hello(None).await;
     let ServerMsg::Session { token, .. } = c.register(2, "shortlived").await else {
@@ -160,7 +158,9 @@ async fn expired_tokens_are_refused_with_invalid_token() {
     assert!(
         matches!(again.hello(Some(token.clone())).await, ServerMsg::Welcome(w) if w.session.is_some())
     );
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // An hour and a second later, by the server's clock.
+    let handle = srv.handle.as_ref().expect("running");
+    handle.clock().advance(std::time::Duration::from_secs(3601));
     let mut late = RawClient::connect(srv.addr).await;
     assert_error(&late.hello(Some(token)).await, ErrorCode::InvalidToken);
     late.expect_close(ErrorCode::InvalidToken).await;
@@ -391,7 +391,12 @@ async fn message_rate_limit_answers_rate_limited_and_recovers() {
         );
     }
     assert_error(&replies[&13], ErrorCode::RateLimited);
-    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    // A quarter of a second later, by the server's clock.
+    srv.handle
+        .as_ref()
+        .expect("running")
+        .clock()
+        .advance(std::time::Duration::from_millis(250));
     a.send(
         20,
         &Request::SendMessage {
@@ -406,7 +411,7 @@ async fn message_rate_limit_answers_rate_limited_and_recovers() {
 
 #[tokio::test]
 async fn idle_connections_are_closed_after_three_heartbeats() {
-    let srv = TestServer::start_with(|c| c.heartbeat = std::time::Duration::from_millis(100)).await;
+    let srv = TestServer::start_with(|c| c.heartbeat_ms = Millis(100)).await;
     let mut c = RawClient::connect(srv.addr).await;
     match c.hello(None).await {
         ServerMsg::Welcome(w) => assert_eq!(w.heartbeat_ms, 100),

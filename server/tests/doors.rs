@@ -297,7 +297,7 @@ async fn certificates_from_pem_files_are_served() {
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
     let srv = TestServer::start_with(|c| {
-        c.net.tls = Some(confab_server::net::TlsSource::Pem {
+        c.set_tls(confab_server::config::TlsSource::Pem {
             cert: cert_path.clone(),
             key: key_path.clone(),
         })
@@ -518,7 +518,7 @@ async fn malformed_upgrades_get_clear_http_statuses() {
 #[tokio::test]
 async fn allowed_origins_are_checked_on_upgrade() {
     let srv = TestServer::start_with(|c| {
-        c.net.allowed_origins = vec!["https://chat.example".into()];
+        c.allowed_origins = "https://chat.example".parse().unwrap();
     })
     .await;
     let addr = srv.addr_for(Transport::Ws);

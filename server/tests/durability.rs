@@ -18,7 +18,7 @@ use common::{TestServer, Transport};
 use confab_protocol::{RoomId, Visibility};
 use confab_sdk::Client;
 use confab_server::Config;
-use confab_store::postgres::{DatabaseUrl, PgStore, PgStoreOptions};
+use confab_store::postgres::{PgStore, PgStoreOptions};
 use pg_cluster::PgCluster;
 
 /// Generous: the first write after Postgres stops waits out the pool's
@@ -28,7 +28,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 async fn start_server(pg: &PgCluster, tweak: impl FnOnce(&mut Config)) -> TestServer {
     let url = pg.url();
     TestServer::start_with(move |c| {
-        c.database_url = DatabaseUrl::postgres(&url);
+        c.database_url = url.parse().expect("a postgres:// URL");
         c.rate_limit_per_sec = 0;
         tweak(c);
     })
@@ -227,7 +227,8 @@ async fn an_unwritable_spool_refuses_writes_with_a_clear_error_instead_of_acknow
     // there, not even by root.
     let srv = start_server(&cluster, |c| {
         std::fs::write(c.data_dir.join("not-a-dir"), b"x").expect("write file");
-        c.spool_dir = Some(c.data_dir.join("not-a-dir").join("spool"));
+        let spool = c.data_dir.join("not-a-dir").join("spool");
+        c.spool_dir = confab_server::config::Opt(Some(confab_server::config::Path(spool)));
     })
     .await;
     let (clients, room) = users_in_a_room(&srv, 1).await;

@@ -14,12 +14,12 @@ use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
 use super::{api, ws};
-use crate::session::Shared;
+use crate::app::ServerState;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct HttpState {
-    pub shared: Arc<Shared>,
+    pub server: Arc<ServerState>,
     /// WebSocket sessions outlive their HTTP request: they run on the
     /// server's tracker so that shutdown waits for them.
     pub tracker: TaskTracker,
@@ -27,18 +27,17 @@ pub struct HttpState {
     pub allowed_origins: Arc<[String]>,
     /// The API's per-user message rate limit (`api/limit.rs`); `None` when
     /// `rate_limit_per_sec` is 0.
-    pub message_limit: Option<crate::session::MessageLimit>,
+    pub message_limit: Option<crate::limit::MessageLimit>,
 }
 
 impl HttpState {
-    pub fn new(shared: Arc<Shared>, tracker: TaskTracker) -> HttpState {
-        let allowed_origins = shared.config.net.allowed_origins.clone().into();
-        let cfg = &shared.config;
+    pub fn new(server: Arc<ServerState>, tracker: TaskTracker) -> HttpState {
+        let allowed_origins = server.config.allowed_origins.0.clone().into();
+        let cfg = &server.config;
         let message_limit =
-            api::limit::UserLimiter::new(cfg.rate_limit_per_sec, cfg.rate_limit_burst)
-                .map(api::limit::UserLimiter::into_message_limit);
+            api::limit::per_user(cfg.rate_limit_per_sec, cfg.rate_limit_burst, &server.clock);
         HttpState {
-            shared,
+            server,
             tracker,
             allowed_origins,
             message_limit,
@@ -57,7 +56,7 @@ pub struct ConnInfo {
 /// The whole HTTP surface.
 pub fn router(state: HttpState) -> Router {
     // The API's bodies are small; nothing needs more than a protocol frame.
-    let body_limit = state.shared.config.max_frame_len as usize;
+    let body_limit = state.server.config.max_frame_len as usize;
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(api::healthz))
@@ -71,7 +70,7 @@ pub fn router(state: HttpState) -> Router {
 
 /// Serves HTTP/1.1 on `io` until the peer closes, an upgrade takes the
 /// connection over, or the server shuts down (in-flight requests finish).
-pub async fn serve_connection<I>(shared: Arc<Shared>, router: Router, io: I, conn: ConnInfo)
+pub async fn serve_connection<I>(server: Arc<ServerState>, router: Router, io: I, conn: ConnInfo)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -84,13 +83,13 @@ where
     let http = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         // Slow or silent clients cannot hold a connection open for free.
-        .header_read_timeout(shared.config.handshake_timeout)
+        .header_read_timeout(server.config.handshake_timeout_ms.get())
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(http);
     let result = tokio::select! {
         r = http.as_mut() => r,
-        _ = shared.shutdown.cancelled() => {
+        _ = server.shutdown.cancelled() => {
             http.as_mut().graceful_shutdown();
             http.await
         }

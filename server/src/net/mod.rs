@@ -1,13 +1,15 @@
-//! The doors besides plain TCP: TLS, HTTP (JSON API) and WebSocket.
+//! Every door: plain TCP, TLS, HTTP (JSON API) and WebSocket — the only
+//! code that opens client sockets.
 //!
-//! **Invariant: only `net/` knows about TLS, HTTP and WebSocket.** Every door
-//! ends in the same two functions of [`crate::session`]: `serve` for
-//! connections that speak frames (TLS with ALPN `confab/1`, WebSocket) and
-//! `call` for one request at a time (the HTTP API). No door has rules of
-//! its own.
+//! **Invariant: only `net/` knows about TCP listeners, TLS, HTTP and
+//! WebSocket.** Every door ends in the same two functions of
+//! [`crate::session`]: `serve` for connections that speak frames (TCP, TLS
+//! with ALPN `confab/1`, WebSocket) and `call` for one request at a time
+//! (the HTTP API). No door has rules of its own.
 //!
-//! - [`config`]: the doors' settings (`--tls-*`, `--http-listen`,
-//!   `--allowed-origins`).
+//! - [`tcp`]: plain TCP connections: frames back to back.
+//! - [`frames`]: the seam between byte transports and sessions — a
+//!   stream of frames in, a [`frames::FrameSink`] out.
 //! - [`tls`]: the crypto provider (ring), certificates (PEM or
 //!   self-signed), and the TLS port: ALPN picks the protocol.
 //! - [`http`]: one HTTP/1.1 connection (hyper) serving the axum router:
@@ -16,14 +18,15 @@
 //!   message; queued frames coalesced into one buffer and one flush.
 //! - [`api`]: the JSON API and its OpenAPI document.
 //!
-//! Listeners: [`bind`] binds the HTTP and TLS listeners (so that start-up
-//! fails early on a busy port or a bad certificate), [`Doors::serve`]
-//! starts their accept loops on the server's task tracker, so graceful
-//! shutdown waits for their connections too.
+//! Listeners: [`bind`] binds every listener (so that start-up fails early
+//! on a busy port or a bad certificate), [`Doors::serve`] starts their
+//! accept loops on the server's task tracker, so graceful shutdown waits
+//! for their connections too.
 
 pub mod api;
-pub mod config;
+pub mod frames;
 pub mod http;
+pub mod tcp;
 pub mod tls;
 pub mod ws;
 
@@ -36,21 +39,20 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-pub use config::{NetConfig, NetFlags, TlsSource};
-
+use crate::app::ServerState;
 use crate::config::Config;
-use crate::server::ServerHandle;
-use crate::session::Shared;
 
 /// Bound but not yet accepting listeners.
 pub struct Doors {
+    tcp: TcpListener,
     http: Option<TcpListener>,
     tls: Option<(TcpListener, tls::TlsSetup)>,
 }
 
-/// Where the doors listen, for [`ServerHandle`].
-#[derive(Debug, Clone, Default)]
+/// Where the doors listen, for [`crate::ServerHandle`].
+#[derive(Debug, Clone)]
 pub struct Addrs {
+    pub tcp: SocketAddr,
     pub http: Option<SocketAddr>,
     pub tls: Option<SocketAddr>,
     /// SHA-256 of the TLS certificate (DER), `AB:CD:…` as openssl prints it.
@@ -60,11 +62,13 @@ pub struct Addrs {
 }
 
 /// Installs the crypto provider, loads or makes the certificate, and binds
-/// the HTTP and TLS listeners.
+/// the TCP, HTTP and TLS listeners.
 pub async fn bind(config: &Config) -> anyhow::Result<Doors> {
     tls::install_crypto_provider();
-    let net = &config.net;
-    let http = match net.http_listen {
+    let tcp = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding the TCP listener to {}", config.listen))?;
+    let http = match config.http_listen.addr() {
         Some(addr) => Some(
             TcpListener::bind(addr)
                 .await
@@ -72,39 +76,60 @@ pub async fn bind(config: &Config) -> anyhow::Result<Doors> {
         ),
         None => None,
     };
-    let tls = match &net.tls {
+    let tls = match config.tls() {
         Some(source) => {
-            let setup = tls::TlsSetup::load(source, &config.data_dir)?;
-            let listener = TcpListener::bind(net.tls_listen)
+            let setup = tls::TlsSetup::load(&source, &config.data_dir)?;
+            let listener = TcpListener::bind(config.tls_listen)
                 .await
-                .with_context(|| format!("binding the TLS listener to {}", net.tls_listen))?;
+                .with_context(|| format!("binding the TLS listener to {}", config.tls_listen))?;
             Some((listener, setup))
         }
         None => None,
     };
-    Ok(Doors { http, tls })
+    Ok(Doors { tcp, http, tls })
 }
 
 impl Doors {
     /// Starts accepting. Returns the addresses and the accept loops, which
     /// end when the server shuts down.
-    pub fn serve(self, shared: Arc<Shared>, tracker: TaskTracker) -> (Addrs, Vec<JoinHandle<()>>) {
-        let mut addrs = Addrs::default();
+    pub fn serve(
+        self,
+        server: Arc<ServerState>,
+        tracker: TaskTracker,
+    ) -> anyhow::Result<(Addrs, Vec<JoinHandle<()>>)> {
+        let mut addrs = Addrs {
+            tcp: self.tcp.local_addr()?,
+            http: None,
+            tls: None,
+            tls_fingerprint: None,
+            tls_cert_pem: None,
+        };
+        tracing::info!(addr = %addrs.tcp, shards = server.config.shards, "listening (plain TCP, binary protocol)");
         let mut tasks = Vec::new();
-        let router = http::router(http::HttpState::new(shared.clone(), tracker.clone()));
+        {
+            let (server, tracker) = (server.clone(), tracker.clone());
+            tasks.push(tokio::spawn(accept_loop(
+                self.tcp,
+                server.clone(),
+                move |stream, peer| {
+                    tracker.spawn(tcp::serve(server.clone(), stream, peer));
+                },
+            )));
+        }
+        let router = http::router(http::HttpState::new(server.clone(), tracker.clone()));
         if let Some(listener) = self.http {
             addrs.http = listener.local_addr().ok();
             if let Some(addr) = addrs.http {
                 tracing::info!(%addr, "listening (HTTP: JSON API at /api, WebSocket at /ws)");
             }
-            let (shared, tracker, router) = (shared.clone(), tracker.clone(), router.clone());
+            let (server, tracker, router) = (server.clone(), tracker.clone(), router.clone());
             tasks.push(tokio::spawn(accept_loop(
                 listener,
-                shared.clone(),
+                server.clone(),
                 move |stream, peer| {
                     let _ = stream.set_nodelay(true);
                     tracker.spawn(http::serve_connection(
-                        shared.clone(),
+                        server.clone(),
                         router.clone(),
                         stream,
                         http::ConnInfo { peer, tls: false },
@@ -124,14 +149,14 @@ impl Doors {
                 );
             }
             let acceptor = setup.acceptor.clone();
-            let (shared2, tracker2) = (shared.clone(), tracker.clone());
+            let (server2, tracker2) = (server.clone(), tracker.clone());
             tasks.push(tokio::spawn(accept_loop(
                 listener,
-                shared2.clone(),
+                server2.clone(),
                 move |stream, peer| {
                     let _ = stream.set_nodelay(true);
                     tracker2.spawn(tls::serve_connection(
-                        shared2.clone(),
+                        server2.clone(),
                         router.clone(),
                         acceptor.clone(),
                         stream,
@@ -140,19 +165,19 @@ impl Doors {
                 },
             )));
         }
-        (addrs, tasks)
+        Ok((addrs, tasks))
     }
 }
 
 /// Accepts until shutdown, handing each connection to `on_accept`.
 async fn accept_loop(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    server: Arc<ServerState>,
     mut on_accept: impl FnMut(tokio::net::TcpStream, SocketAddr) + Send + 'static,
 ) {
     loop {
         let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
+            _ = server.shutdown.cancelled() => return,
             r = listener.accept() => r,
         };
         match accepted {
@@ -163,27 +188,5 @@ async fn accept_loop(
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-    }
-}
-
-impl ServerHandle {
-    /// The plain HTTP listener's address (JSON API, `ws://…/ws`), if enabled.
-    pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.net.http
-    }
-
-    /// The TLS listener's address, if a certificate is configured.
-    pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.net.tls
-    }
-
-    /// SHA-256 fingerprint of the TLS certificate, `AB:CD:…`.
-    pub fn tls_fingerprint(&self) -> Option<&str> {
-        self.net.tls_fingerprint.as_deref()
-    }
-
-    /// The PEM file `--tls-self-signed` wrote, for clients to trust.
-    pub fn tls_cert_pem(&self) -> Option<&std::path::Path> {
-        self.net.tls_cert_pem.as_deref()
     }
 }

@@ -32,10 +32,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use super::config::TlsSource;
 use super::http;
-use crate::session::{self, Shared};
-use crate::transport::{frame_reader, StreamSink};
+use crate::app::ServerState;
+use crate::config::TlsSource;
+use crate::net::frames::{frame_reader, StreamSink};
+use crate::session;
 
 use confab_protocol::frame::ALPN_CONFAB;
 /// ALPN id of HTTP/1.1 (JSON API and WebSocket upgrades).
@@ -135,13 +136,13 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
 
 /// Serves one connection on the TLS port.
 pub async fn serve_connection(
-    shared: Arc<Shared>,
+    server: Arc<ServerState>,
     router: axum::Router,
     acceptor: TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
 ) {
-    let timeout = shared.config.handshake_timeout;
+    let timeout = server.config.handshake_timeout_ms.get();
     // A client that speaks plaintext to this port gets told so, in the
     // protocol it seems to speak, instead of a TLS alert it cannot read.
     let mut first = [0u8; 1];
@@ -166,14 +167,14 @@ pub async fn serve_connection(
         Some(ALPN_CONFAB) => {
             let _open = crate::metrics::connection_opened("tls");
             let (read, write) = tokio::io::split(tls);
-            let frames = frame_reader(read, shared.config.max_frame_len);
+            let frames = frame_reader(read, server.config.max_frame_len);
             // StreamSink flushes after every batch, which TLS needs: rustls
             // buffers records until flushed.
-            session::serve(shared, frames, StreamSink::new(write), peer).await;
+            session::serve(server, frames, StreamSink::new(write), peer).await;
         }
         // rustls refuses every other id during the handshake.
         _ => {
-            http::serve_connection(shared, router, tls, http::ConnInfo { peer, tls: true }).await;
+            http::serve_connection(server, router, tls, http::ConnInfo { peer, tls: true }).await;
         }
     }
 }

@@ -11,7 +11,7 @@
 //!   per frame; fan-out would pay a syscall per event. [`WsSink`] encodes
 //!   every frame of a batch as a WebSocket binary message into one buffer,
 //!   writes it once and flushes (TLS needs the flush).
-//! - **One writer, shared with the reader for control frames.** Pongs and
+//! - **One writer, server with the reader for control frames.** Pongs and
 //!   the close echo the reader owes go through the same [`WsOut`] (a mutex
 //!   that is uncontended except for those rare frames).
 //! - **Limits before allocation.** A message may hold at most one frame of
@@ -35,8 +35,8 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use bytes::{Bytes, BytesMut};
-use confab_protocol::frame::{kind, split_frame};
+use bytes::BytesMut;
+use confab_protocol::frame::split_frame;
 use confab_protocol::{ErrorCode, FrameError, RawFrame, ServerMsg};
 use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocketError, WebSocketRead};
 use hyper::upgrade::Upgraded;
@@ -46,8 +46,10 @@ use tokio::sync::{mpsc, Mutex};
 
 use super::api::ApiError;
 use super::http::{ConnInfo, HttpState};
-use crate::session::{self, Shared};
-use crate::transport::FrameSink;
+use crate::app::ServerState;
+use crate::net::frames::FrameSink;
+use crate::outbound::Outbound;
+use crate::session;
 
 /// RFC 6455 close codes used here.
 pub mod close_code {
@@ -138,10 +140,10 @@ pub async fn upgrade(
             return resp;
         }
     };
-    let shared = state.shared.clone();
+    let server = state.server.clone();
     state.tracker.spawn(async move {
         match upgrade.await {
-            Ok(ws) => serve(shared, ws.into_inner(), conn.peer).await,
+            Ok(ws) => serve(server, ws.into_inner(), conn.peer).await,
             Err(e) => tracing::debug!(peer = %conn.peer, error = %e, "WebSocket upgrade failed"),
         }
     });
@@ -149,9 +151,9 @@ pub async fn upgrade(
 }
 
 /// Runs one protocol session over an upgraded connection.
-pub async fn serve(shared: Arc<Shared>, io: TokioIo<Upgraded>, peer: SocketAddr) {
+pub async fn serve(server: Arc<ServerState>, io: TokioIo<Upgraded>, peer: SocketAddr) {
     let _open = crate::metrics::connection_opened("ws");
-    let max_frame_len = shared.config.max_frame_len;
+    let max_frame_len = server.config.max_frame_len;
     let (read, write) = tokio::io::split(io);
     // Writes go through `WsOut` (coalescing); fastwebsockets' own writer
     // half is not used.
@@ -165,7 +167,7 @@ pub async fn serve(shared: Arc<Shared>, io: TokioIo<Upgraded>, peer: SocketAddr)
     let (tx, mut rx) = mpsc::channel(16);
     let reader = tokio::spawn(read_messages(ws, out.clone(), tx, max_frame_len));
     let frames = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    session::serve(shared, frames, WsSink { out }, peer).await;
+    session::serve(server, frames, WsSink { out }, peer).await;
     reader.abort();
 }
 
@@ -208,16 +210,17 @@ impl<W: AsyncWrite + Unpin + Send> WsOut<W> {
 
     /// Writes each protocol frame as one binary message: one buffer, one
     /// write, one flush.
-    async fn write_frames(&mut self, frames: &[Bytes]) -> io::Result<()> {
+    async fn write_frames(&mut self, frames: &[Outbound]) -> io::Result<()> {
         if self.closed {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         self.buf.clear();
         for f in frames {
-            if f.len() > 4 && f[4] == kind::CLOSE {
-                self.close = decode_close(f);
+            if let Outbound::Close { code, message, .. } = f {
+                let code = *code as u16;
+                self.close = Some((ws_close_code(code), close_reason(code, message)));
             }
-            push_message(&mut self.buf, OpCode::Binary, f);
+            push_message(&mut self.buf, OpCode::Binary, f.frame());
         }
         self.io.write_all(&self.buf).await?;
         if self.buf.capacity() > KEEP_BUF {
@@ -255,27 +258,13 @@ impl<W: AsyncWrite + Unpin + Send> WsOut<W> {
     /// Refuses the connection from the reader's side: a protocol CLOSE
     /// (`code`, `message`), then the WebSocket close frame `ws_code`.
     async fn refuse(&mut self, code: ErrorCode, message: &str, ws_code: u16) {
-        let mut buf = BytesMut::new();
-        ServerMsg::Close {
+        let close = ServerMsg::Close {
             code: code as u16,
             message: message.into(),
-        }
-        .encode(0, &mut buf);
-        let _ = self.write_frames(&[buf.freeze()]).await;
+        };
+        let _ = self.write_frames(&[Outbound::encode(0, &close)]).await;
         self.close(ws_code, &close_reason(code as u16, message))
             .await;
-    }
-}
-
-fn decode_close(frame: &Bytes) -> Option<(u16, String)> {
-    let mut buf = BytesMut::from(&frame[..]);
-    let raw = split_frame(&mut buf, u32::MAX).ok()??;
-    match ServerMsg::decode(&raw) {
-        Ok(ServerMsg::Close { code, message }) => {
-            let reason = close_reason(code, &message);
-            Some((ws_close_code(code), reason))
-        }
-        _ => None,
     }
 }
 
@@ -285,7 +274,7 @@ pub struct WsSink<W> {
 }
 
 impl<W: AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<W> {
-    async fn write_frames(&mut self, frames: &[Bytes]) -> io::Result<()> {
+    async fn write_frames(&mut self, frames: &[Outbound]) -> io::Result<()> {
         self.out.lock().await.write_frames(frames).await
     }
 
@@ -513,8 +502,8 @@ mod tests {
         let mut sink = WsSink {
             out: Arc::new(Mutex::new(WsOut::new(counting))),
         };
-        let event = Bytes::from(vec![1u8; 200]);
-        let batch: Vec<Bytes> = (0..100).map(|_| event.clone()).collect();
+        let event = Outbound::Event(bytes::Bytes::from(vec![1u8; 200]));
+        let batch: Vec<Outbound> = (0..100).map(|_| event.clone()).collect();
         sink.write_frames(&batch).await.unwrap();
         use std::sync::atomic::Ordering::SeqCst;
         assert_eq!(writes.load(SeqCst), 1, "100 frames, one write");
@@ -527,16 +516,14 @@ mod tests {
         let mut sink = WsSink {
             out: Arc::new(Mutex::new(WsOut::new(server))),
         };
-        let mut close = BytesMut::new();
-        ServerMsg::Close {
+        let close = ServerMsg::Close {
             code: ErrorCode::LoggedOut as u16,
             message: "bye".into(),
-        }
-        .encode(0, &mut close);
+        };
         let frames = [
-            Bytes::from_static(&[0, 0, 0, 5, 0x42, 0, 0, 0, 7]),
-            Bytes::from(vec![7u8; 300]),
-            close.freeze(),
+            Outbound::encode(7, &ServerMsg::Ok),
+            Outbound::Event(bytes::Bytes::from(vec![7u8; 300])),
+            Outbound::encode(0, &close),
         ];
         sink.write_frames(&frames).await.unwrap();
         sink.close().await;
@@ -548,9 +535,9 @@ mod tests {
             .unwrap();
         // 9-byte frame: 2-byte head; 300-byte frame: 4-byte head.
         assert_eq!(&got[..2], &[0x82, 9]);
-        assert_eq!(&got[2..11], &frames[0][..]);
+        assert_eq!(&got[2..11], &frames[0].frame()[..]);
         assert_eq!(&got[11..15], &[0x82, 126, 1, 44]);
-        let after = 15 + 300 + 2 + frames[2].len();
+        let after = 15 + 300 + 2 + frames[2].frame().len();
         let close_frame = &got[after..];
         assert_eq!(close_frame[0], 0x88, "close opcode, fin");
         assert_eq!(&close_frame[2..4], &1000u16.to_be_bytes());

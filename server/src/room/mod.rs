@@ -42,7 +42,7 @@ pub struct MemberState {
 /// A user attached to a room by something pending or restrictive: an
 /// invitation, a join request or a ban.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserMark {
+pub struct PendingUser {
     pub user: UserId,
     pub username: String,
     /// Who invited or banned (the requester themself for a request).
@@ -153,10 +153,10 @@ pub struct RoomSnapshot {
     pub terminated: bool,
     /// In join order.
     pub members: Vec<MemberState>,
-    pub bans: Vec<UserMark>,
-    pub invites: Vec<UserMark>,
+    pub bans: Vec<PendingUser>,
+    pub invites: Vec<PendingUser>,
     /// Oldest first.
-    pub requests: Vec<UserMark>,
+    pub requests: Vec<PendingUser>,
 }
 
 /// A room's state, owned by exactly one shard.
@@ -173,10 +173,10 @@ pub struct Room {
     pub terminated: bool,
     /// Members in join order.
     members: Vec<MemberState>,
-    bans: Vec<UserMark>,
-    invites: Vec<UserMark>,
+    bans: Vec<PendingUser>,
+    invites: Vec<PendingUser>,
     /// Pending join requests, oldest first.
-    requests: Vec<UserMark>,
+    requests: Vec<PendingUser>,
 }
 
 type Outcome = Result<Vec<Effect>, ErrorCode>;
@@ -282,15 +282,15 @@ impl Room {
         self.bans.iter().any(|b| b.user == user)
     }
 
-    pub fn bans(&self) -> &[UserMark] {
+    pub fn bans(&self) -> &[PendingUser] {
         &self.bans
     }
 
-    pub fn invites(&self) -> &[UserMark] {
+    pub fn invites(&self) -> &[PendingUser] {
         &self.invites
     }
 
-    pub fn requests(&self) -> &[UserMark] {
+    pub fn requests(&self) -> &[PendingUser] {
         &self.requests
     }
 
@@ -504,7 +504,7 @@ impl Room {
         if self.invites.iter().any(|i| i.user == target) {
             return Err(ErrorCode::AlreadyInvited);
         }
-        self.invites.push(UserMark {
+        self.invites.push(PendingUser {
             user: target,
             username: target_name,
             by,
@@ -557,7 +557,7 @@ impl Room {
         if self.requests.iter().any(|r| r.user == user) {
             return Err(ErrorCode::AlreadyRequested);
         }
-        self.requests.push(UserMark {
+        self.requests.push(PendingUser {
             user,
             username: username.clone(),
             by: user,
@@ -672,7 +672,7 @@ impl Room {
         }
         let mut fx = Vec::new();
         self.clear_pending(target, &mut fx);
-        self.bans.push(UserMark {
+        self.bans.push(PendingUser {
             user: target,
             username: target_name.clone(),
             by,

@@ -1322,7 +1322,7 @@ fn a_room_is_never_left_without_an_owner_among_its_members() {
             _ => Command::SetRole {
                 by: user,
                 target: other,
-                role: if x % 2 == 0 {
+                role: if x.is_multiple_of(2) {
                     Role::Admin
                 } else {
                     Role::Member

@@ -3,7 +3,7 @@
 //! [`Store`] is the whole contract between the runtime and a database. The
 //! runtime never issues SQL itself: reads go through the query methods, and
 //! every state change goes through [`Store::apply_batch`], called only by the
-//! batch writer (`confab_server::batch`) with operations in the order the shards
+//! batch writer (`confab_server::persist::batch`) with operations in the order the shards
 //! produced them.
 //!
 //! **Invariants every backend upholds**
@@ -13,7 +13,7 @@
 //!   a retried batch must not store anything twice).
 //! - Re-applying a sequence of batches that was already applied, in the
 //!   same order, converges on the same state (the spool replays after a
-//!   crash, `confab_server::spool`): every insert is an upsert or `ON
+//!   crash, `confab_server::persist::spool`): every insert is an upsert or `ON
 //!   CONFLICT DO NOTHING` (rooms by id, events by `(room, seq)`,
 //!   notifications by id), every delete tolerates a missing row. Audit
 //!   entries are the exception: they have no natural key, so a replayed
@@ -45,7 +45,7 @@ pub enum StoreError {
     /// The database cannot be reached or cannot take writes right now
     /// (connection refused or lost, pool timed out, server shutting down,
     /// out of disk, I/O error): the operation itself may be fine. The batch
-    /// writer spools batches that fail this way (`confab_server::spool`)
+    /// writer spools batches that fail this way (`confab_server::persist::spool`)
     /// instead of refusing them.
     #[error("database unavailable: {0}")]
     Unavailable(String),

@@ -17,7 +17,7 @@ use confab_protocol::{
     FrameCodec, FrameError, Hello, RawFrame, Request, ServerMsg, PROTOCOL_VERSION,
 };
 use confab_sdk::{Client, ConnectOptions};
-use confab_server::net::TlsSource;
+use confab_server::config::TlsSource;
 use confab_server::{Config, ServerHandle};
 use futures_util::{Stream, StreamExt};
 use tokio::net::TcpStream;
@@ -39,20 +39,16 @@ pub struct TestServer {
 /// Fast settings for tests: cheap KDF (the real parameters are tested in
 /// unit tests), two shards so cross-shard paths run.
 pub fn test_config(data_dir: PathBuf) -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir,
+    let mut config = Config {
         shards: 2,
         kdf_memory_kib: 64,
         kdf_iterations: 1,
-        net: confab_server::net::NetConfig {
-            tls_listen: "127.0.0.1:0".parse().unwrap(),
-            tls: Some(TlsSource::SelfSigned),
-            http_listen: Some("127.0.0.1:0".parse().unwrap()),
-            allowed_origins: Vec::new(),
-        },
-        ..Config::default()
-    }
+        tls_listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::embedded(data_dir)
+    };
+    config.set_tls(TlsSource::SelfSigned);
+    config
 }
 
 impl TestServer {
@@ -89,7 +85,7 @@ impl TestServer {
             Backend::Postgres => {
                 let (url, name) = backend::create_database(test).await?;
                 let mut srv = Self::start_with(|c| {
-                    c.database_url = confab_store::postgres::DatabaseUrl::postgres(&url);
+                    c.database_url = url.parse().expect("a postgres:// URL");
                     tweak(c);
                 })
                 .await;

@@ -127,7 +127,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
 /// message rate limit (limit.rs).
 async fn call(state: &HttpState, token: Option<&str>, req: Request) -> ServerMsg {
     session::call_limited(
-        state.shared.clone(),
+        state.server.clone(),
         token,
         req,
         state.message_limit.clone(),
@@ -472,12 +472,12 @@ pub async fn healthz() -> Json<StatusBody> {
         (status = 503, description = "STORAGE_UNAVAILABLE or SHUTTING_DOWN.", body = ErrorBody),
     ))]
 pub async fn readyz(State(st): State<HttpState>) -> Response {
-    let shared = &st.shared;
-    if shared.shutdown.is_cancelled() {
+    let server = &st.server;
+    if server.shutdown.is_cancelled() {
         return ApiError::code(ErrorCode::ShuttingDown, "shutting down").into_response();
     }
     // A round trip to the database (SELECT 1).
-    let probe = tokio::time::timeout(std::time::Duration::from_secs(2), shared.store.ping()).await;
+    let probe = tokio::time::timeout(std::time::Duration::from_secs(2), server.store.ping()).await;
     match probe {
         Ok(Ok(())) => Json(StatusBody {
             status: "ready".into(),

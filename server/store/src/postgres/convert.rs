@@ -150,7 +150,7 @@ pub(super) fn db_err(context: &str, e: sqlx::Error) -> StoreError {
 
 /// Whether `e` says the database cannot be reached or cannot write now,
 /// rather than that the statement is wrong: the batch writer spools such
-/// batches instead of refusing them (`confab_server::spool`).
+/// batches instead of refusing them (`confab_server::persist::spool`).
 fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)

@@ -128,7 +128,7 @@ pub(super) fn db_err(context: &str, e: sqlx::Error) -> StoreError {
 /// Whether `e` says the database file cannot be written now (I/O error,
 /// disk full, cannot open, read-only, locked by another process) rather
 /// than that the statement is wrong: the batch writer spools such batches
-/// (`confab_server::spool`).
+/// (`confab_server::persist::spool`).
 fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)

@@ -8,16 +8,17 @@
 use std::future::Future;
 use std::io;
 
-use bytes::Bytes;
 use confab_protocol::FrameCodec;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
+
+use crate::outbound::Outbound;
 
 /// Writes batches of already-encoded frames.
 pub trait FrameSink: Send + 'static {
     /// Writes all `frames`, in order, as few writes as the transport allows,
     /// and flushes.
-    fn write_frames(&mut self, frames: &[Bytes]) -> impl Future<Output = io::Result<()>> + Send;
+    fn write_frames(&mut self, frames: &[Outbound]) -> impl Future<Output = io::Result<()>> + Send;
     /// Closes the transport's write side.
     fn close(&mut self) -> impl Future<Output = ()> + Send;
 }
@@ -44,13 +45,13 @@ impl<W> StreamSink<W> {
 }
 
 impl<W: AsyncWrite + Unpin + Send + 'static> FrameSink for StreamSink<W> {
-    async fn write_frames(&mut self, frames: &[Bytes]) -> io::Result<()> {
+    async fn write_frames(&mut self, frames: &[Outbound]) -> io::Result<()> {
         if let [one] = frames {
-            self.writer.write_all(one).await?;
+            self.writer.write_all(one.frame()).await?;
         } else {
             self.buf.clear();
             for f in frames {
-                self.buf.extend_from_slice(f);
+                self.buf.extend_from_slice(f.frame());
             }
             self.writer.write_all(&self.buf).await?;
             if self.buf.capacity() > KEEP_BUF {

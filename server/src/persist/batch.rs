@@ -31,12 +31,12 @@ use confab_protocol::{ErrorCode, Seq};
 use confab_store::{Store, WriteOp};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::outbound::Conn;
-use crate::spool::Spool;
+use crate::outbound::OutboundQueue;
+use crate::persist::spool::Spool;
 
 /// The acknowledgement to send once a request's operations are durable.
 pub struct Ack {
-    pub conn: Arc<Conn>,
+    pub conn: Arc<OutboundQueue>,
     pub req_id: u32,
     /// The encoded success frame.
     pub frame: Bytes,
@@ -52,7 +52,7 @@ pub struct WriteRequest {
     /// Frames to push once the write is durable — notifications and room
     /// announcements carry ids that must never be seen before they are
     /// stored (a crash would hand them out again).
-    pub deliver: Vec<(Arc<Conn>, Bytes)>,
+    pub deliver: Vec<(Arc<OutboundQueue>, Bytes)>,
     /// For callers that wait on the commit themselves (tests, shutdown).
     pub notify: Option<oneshot::Sender<Result<(), ErrorCode>>>,
 }
@@ -77,6 +77,14 @@ pub struct BatchHandle {
 }
 
 impl BatchHandle {
+    /// A handle whose writes the caller receives itself instead of a
+    /// writer task (tests that drive shards directly).
+    #[cfg(test)]
+    pub(crate) fn detached() -> (BatchHandle, mpsc::UnboundedReceiver<WriteRequest>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (BatchHandle { tx }, rx)
+    }
+
     /// Queues a write. Returns `false` if the writer has stopped.
     pub fn submit(&self, req: WriteRequest) -> bool {
         self.tx.send(req).is_ok()
@@ -239,7 +247,7 @@ async fn persist(
     if ops.is_empty() {
         return Ok(());
     }
-    let refused = |e: crate::spool::SpoolError| Failure::Spool(e.to_string());
+    let refused = |e: crate::persist::spool::SpoolError| Failure::Spool(e.to_string());
     if let Some(spool) = spool {
         if spool.append_if_active(ops, ends).await.map_err(refused)? {
             return Ok(());
@@ -304,7 +312,7 @@ fn complete(req: WriteRequest, result: Result<(), Failure>) {
     if let Some(ack) = req.ack {
         match result {
             Ok(()) => {
-                ack.conn.push(ack.frame);
+                ack.conn.push_reply(ack.req_id, ack.frame);
             }
             Err(ref failure) => {
                 ack.conn

@@ -12,7 +12,7 @@ use confab_store::*;
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::batch::{self, BatchConfig, BatchHandle, WriteRequest};
+use crate::persist::batch::{self, BatchConfig, BatchHandle, WriteRequest};
 
 /// SQLite, except that `apply_batch` answers `Unavailable` while `down`.
 /// Records the event seqs of every batch it commits, in order.

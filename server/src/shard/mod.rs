@@ -12,7 +12,12 @@
 //! **Architecture invariant:** a shard never awaits I/O. Its only awaits are
 //! on its own command channel; replies are pushed, writes are queued.
 
-use std::collections::{HashMap, VecDeque};
+mod router;
+pub mod tail;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -23,26 +28,21 @@ use confab_protocol::{
 use confab_store::{AuditEntry, NotificationRecord, StoredEvent, WriteOp};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::batch::{Ack, BatchHandle, WriteRequest};
-use crate::clock::now_ms;
-use crate::outbound::{Conn, ConnId};
+use crate::clock::Clock;
+use crate::outbound::{ConnId, OutboundQueue};
+use crate::persist::batch::{Ack, BatchHandle, WriteRequest};
 use crate::room::{Command, Effect, Room};
-use crate::views::notification;
+use crate::session::notification;
+
+pub use router::{shard_of, spawn_shards, Router};
+
+pub use tail::TailSlice;
+use tail::{Resume, Tail, TailEntry};
 
 /// Where a shard sends the answer to a request.
 pub struct ReplyTo {
-    pub conn: Arc<Conn>,
+    pub conn: Arc<OutboundQueue>,
     pub req_id: u32,
-}
-
-/// Recent events of a room, for HISTORY.
-#[derive(Debug)]
-pub struct TailSlice {
-    /// EVENT frames with `seq < before`, newest first.
-    pub frames: Vec<Bytes>,
-    /// The lowest sequence number the tail holds (`last_seq + 1` when the
-    /// tail is empty): older events must come from the store.
-    pub floor: Seq,
 }
 
 /// A command for a shard.
@@ -78,16 +78,16 @@ pub enum ShardCmd {
     /// replaying from the resume points first.
     Attach {
         user: UserId,
-        conn: Arc<Conn>,
+        conn: Arc<OutboundQueue>,
         resume: Arc<[ResumePoint]>,
     },
     /// The connection has gone.
     Detach { user: UserId, conn: ConnId },
     /// Admins list a room's pending join requests or bans (USER_LIST).
-    Marks {
+    Roster {
         room: RoomId,
         user: UserId,
-        which: MarkList,
+        which: RosterList,
         reply: ReplyTo,
     },
     /// Answers whether `user` administers the live `room` (for reads the
@@ -103,24 +103,18 @@ pub enum ShardCmd {
 
 /// Which user list LIST_JOIN_REQUESTS / LIST_BANS asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MarkList {
+pub enum RosterList {
     JoinRequests,
     Bans,
-}
-
-/// One recent event, already encoded as an EVENT frame.
-struct TailEntry {
-    seq: Seq,
-    frame: Bytes,
 }
 
 /// A room and its runtime state on the shard.
 pub struct RoomSlot {
     room: Room,
     /// Connections receiving this room's events.
-    subscribers: Vec<Arc<Conn>>,
-    /// Recent events, oldest first. Always holds every event not yet durable.
-    tail: VecDeque<TailEntry>,
+    subscribers: Vec<Arc<OutboundQueue>>,
+    /// Recent events. Always holds every event not yet durable.
+    tail: Tail,
     /// Highest seq known to be committed (raised by the batch writer).
     durable: Arc<AtomicU64>,
 }
@@ -130,13 +124,10 @@ impl RoomSlot {
     /// (ascending seq, all durable).
     pub fn restored(room: Room, recent: Vec<RoomEvent>) -> RoomSlot {
         let durable = Arc::new(AtomicU64::new(room.last_seq.0));
-        let tail = recent
-            .into_iter()
-            .map(|ev| TailEntry {
-                seq: ev.seq,
-                frame: encode_event(&ev),
-            })
-            .collect();
+        let tail = Tail::from_entries(recent.into_iter().map(|ev| TailEntry {
+            seq: ev.seq,
+            frame: encode_event(&ev),
+        }));
         RoomSlot {
             room,
             subscribers: Vec::new(),
@@ -171,41 +162,6 @@ fn stored(ev: RoomEvent) -> StoredEvent {
     }
 }
 
-/// Maps rooms to shards and carries commands to them.
-#[derive(Clone)]
-pub struct Router {
-    shards: Arc<[mpsc::Sender<ShardCmd>]>,
-}
-
-impl Router {
-    pub fn shard_count(&self) -> usize {
-        self.shards.len()
-    }
-
-    /// Sends `cmd` to the shard owning `room`. Waits if that shard is
-    /// backlogged (backpressure on the sending connection).
-    pub async fn send(&self, room: RoomId, cmd: ShardCmd) -> Result<(), ErrorCode> {
-        let idx = shard_of(room, self.shards.len());
-        self.shards[idx]
-            .send(cmd)
-            .await
-            .map_err(|_| ErrorCode::ShuttingDown)
-    }
-
-    /// Sends a command built by `make` to every shard.
-    pub async fn send_all(&self, make: impl Fn() -> ShardCmd) {
-        for tx in self.shards.iter() {
-            let _ = tx.send(make()).await;
-        }
-    }
-}
-
-/// The shard owning `room`: a multiplicative hash, so that sequential ids
-/// spread evenly.
-pub fn shard_of(room: RoomId, shards: usize) -> usize {
-    ((room.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % shards as u64) as usize
-}
-
 /// Shard settings.
 #[derive(Debug, Clone)]
 pub struct ShardConfig {
@@ -213,33 +169,8 @@ pub struct ShardConfig {
     pub queue_len: usize,
     /// The next notification id (shared by every shard).
     pub notification_ids: Arc<AtomicU64>,
-}
-
-/// Starts `n` shards, giving each the restored rooms it owns.
-pub fn spawn_shards(
-    n: usize,
-    rooms: Vec<RoomSlot>,
-    batch: BatchHandle,
-    cfg: ShardConfig,
-) -> (Router, Vec<tokio::task::JoinHandle<()>>) {
-    let mut per_shard: Vec<Vec<RoomSlot>> = (0..n).map(|_| Vec::new()).collect();
-    for slot in rooms {
-        per_shard[shard_of(slot.id(), n)].push(slot);
-    }
-    let mut senders = Vec::with_capacity(n);
-    let mut tasks = Vec::with_capacity(n);
-    for (index, slots) in per_shard.into_iter().enumerate() {
-        let (tx, rx) = mpsc::channel(cfg.queue_len);
-        let shard = Shard::new(index, slots, batch.clone(), &cfg);
-        tasks.push(tokio::spawn(shard.run(rx)));
-        senders.push(tx);
-    }
-    (
-        Router {
-            shards: senders.into(),
-        },
-        tasks,
-    )
+    /// The server's clock: the `now` of every room command.
+    pub clock: Clock,
 }
 
 /// One shard's state. Owned by its task alone.
@@ -249,11 +180,12 @@ struct Shard {
     /// The rooms of this shard each user belongs to.
     user_rooms: HashMap<UserId, Vec<RoomId>>,
     /// Every authenticated connection, by user (all shards know all).
-    online: HashMap<UserId, Vec<Arc<Conn>>>,
+    online: HashMap<UserId, Vec<Arc<OutboundQueue>>>,
     batch: BatchHandle,
     tail_cap: usize,
     /// Next notification id, shared by all shards (ids are global).
     notification_ids: Arc<AtomicU64>,
+    clock: Clock,
 }
 
 impl Shard {
@@ -279,6 +211,7 @@ impl Shard {
             batch,
             tail_cap: cfg.tail_cap,
             notification_ids: cfg.notification_ids.clone(),
+            clock: cfg.clock.clone(),
         }
     }
 
@@ -309,12 +242,19 @@ impl Shard {
                 username,
                 reply,
             } => {
-                let (new_room, effects) =
-                    Room::create(room, name, topic, visibility, user, username, now_ms());
+                let (new_room, effects) = Room::create(
+                    room,
+                    name,
+                    topic,
+                    visibility,
+                    user,
+                    username,
+                    self.clock.now_ms(),
+                );
                 let slot = RoomSlot {
                     room: new_room,
                     subscribers: Vec::new(),
-                    tail: VecDeque::new(),
+                    tail: Tail::default(),
                     durable: Arc::new(AtomicU64::new(0)),
                 };
                 // new_chat_room: a public room concerns everyone connected,
@@ -322,7 +262,7 @@ impl Shard {
                 // Sent once the room is durable: its id must never be seen
                 // before it is stored.
                 let announce = encode_reply(0, &ServerMsg::RoomAnnounced(slot.room.info()));
-                let audience: Vec<Arc<Conn>> = if visibility == Visibility::Public {
+                let audience: Vec<Arc<OutboundQueue>> = if visibility == Visibility::Public {
                     self.online.values().flatten().cloned().collect()
                 } else {
                     self.online
@@ -356,7 +296,7 @@ impl Shard {
                     );
                     return;
                 };
-                match slot.room.apply(cmd, now_ms()) {
+                match slot.room.apply(cmd, self.clock.now_ms()) {
                     Ok(effects) => {
                         if slot.room.terminated {
                             // Only a live room accepts commands, so this one
@@ -401,7 +341,7 @@ impl Shard {
             } => {
                 let _ = reply.send(self.tail(room, user, before, limit));
             }
-            ShardCmd::Marks {
+            ShardCmd::Roster {
                 room,
                 user,
                 which,
@@ -414,8 +354,8 @@ impl Shard {
                     .and_then(|slot| {
                         slot.room.check_admin(user)?;
                         let marks = match which {
-                            MarkList::JoinRequests => slot.room.requests(),
-                            MarkList::Bans => slot.room.bans(),
+                            RosterList::JoinRequests => slot.room.requests(),
+                            RosterList::Bans => slot.room.bans(),
                         };
                         Ok(marks
                             .iter()
@@ -455,7 +395,7 @@ impl Shard {
         effects: Vec<Effect>,
         reply: ReplyTo,
         ack_kind: AckKind,
-        mut deliver: Vec<(Arc<Conn>, Bytes)>,
+        mut deliver: Vec<(Arc<OutboundQueue>, Bytes)>,
     ) {
         let Shard {
             rooms,
@@ -464,6 +404,7 @@ impl Shard {
             batch,
             tail_cap,
             notification_ids,
+            clock,
             ..
         } = self;
         let Some(slot) = rooms.get_mut(&room) else {
@@ -482,7 +423,7 @@ impl Shard {
                     }
                     crate::metrics::broadcast(slot.subscribers.len(), started);
                     last_event = Some((ev.seq, ev.at));
-                    slot.tail.push_back(TailEntry { seq: ev.seq, frame });
+                    slot.tail.push(ev.seq, frame);
                     ops.push(WriteOp::AppendEvent(stored(ev)));
                 }
                 Effect::Subscribe(user) => {
@@ -561,12 +502,13 @@ impl Shard {
                 }
             }
         }
-        trim_tail(slot, *tail_cap);
+        slot.tail
+            .trim(*tail_cap, Seq(slot.durable.load(Ordering::Acquire)));
         let frame = match ack_kind {
             AckKind::Room => encode_reply(reply.req_id, &ServerMsg::Room(slot.room.info())),
             AckKind::Ok => encode_reply(reply.req_id, &ServerMsg::Ok),
             AckKind::Message => {
-                let (seq, at) = last_event.unwrap_or((slot.room.last_seq, now_ms()));
+                let (seq, at) = last_event.unwrap_or((slot.room.last_seq, clock.now_ms()));
                 encode_reply(reply.req_id, &ServerMsg::MessageAck { room, seq, at })
             }
         };
@@ -602,24 +544,10 @@ impl Shard {
         limit: usize,
     ) -> Result<TailSlice, ErrorCode> {
         let slot = self.readable(room, user)?;
-        let upper = if before.0 == 0 { u64::MAX } else { before.0 };
-        let frames = slot
-            .tail
-            .iter()
-            .rev()
-            .filter(|e| e.seq.0 < upper)
-            .take(limit)
-            .map(|e| e.frame.clone())
-            .collect();
-        let floor = slot
-            .tail
-            .front()
-            .map(|e| e.seq)
-            .unwrap_or(Seq(slot.room.last_seq.0 + 1));
-        Ok(TailSlice { frames, floor })
+        Ok(slot.tail.slice(before, limit, slot.room.last_seq))
     }
 
-    fn attach(&mut self, user: UserId, conn: Arc<Conn>, resume: &[ResumePoint]) {
+    fn attach(&mut self, user: UserId, conn: Arc<OutboundQueue>, resume: &[ResumePoint]) {
         let conns = self.online.entry(user).or_default();
         if conns.is_empty() && self.index == 0 {
             crate::metrics::get().online_users.increment(1.0);
@@ -673,33 +601,19 @@ fn encode_reply(req_id: u32, msg: &ServerMsg) -> Bytes {
 }
 
 /// Sends `conn` the events after `after`, or RESUME_GAP if the tail no
-/// longer holds all of them (or `after` lies beyond the last event). Runs before `conn` subscribes, on the shard, so
-/// replayed and live events neither overlap nor leave a gap.
-fn replay(slot: &RoomSlot, conn: &Conn, after: Seq) {
+/// longer holds all of them (or `after` lies beyond the last event). Runs
+/// before `conn` subscribes, on the shard, so replayed and live events
+/// neither overlap nor leave a gap.
+fn replay(slot: &RoomSlot, conn: &OutboundQueue, after: Seq) {
     let last = slot.room.last_seq;
-    if after == last {
-        return;
-    }
-    // A resume point beyond the last stored event means the client saw
-    // events that were broadcast but lost in a crash before they
-    // committed: their numbers will be reused, so it must reload.
-    if after > last {
-        conn.reply(
-            0,
-            &ServerMsg::ResumeGap {
-                room: slot.room.id,
-                last_seq: last,
-            },
-        );
-        return;
-    }
-    match slot.tail.front() {
-        Some(first) if first.seq.0 <= after.0 + 1 => {
-            for entry in slot.tail.iter().filter(|e| e.seq > after) {
-                conn.push(entry.frame.clone());
+    match slot.tail.resume(after, last) {
+        Resume::UpToDate => {}
+        Resume::Replay(frames) => {
+            for frame in frames {
+                conn.push(frame);
             }
         }
-        _ => {
+        Resume::Gap => {
             conn.reply(
                 0,
                 &ServerMsg::ResumeGap {
@@ -707,36 +621,6 @@ fn replay(slot: &RoomSlot, conn: &Conn, after: Seq) {
                     last_seq: last,
                 },
             );
-        }
-    }
-}
-
-/// Drops the oldest tail entries beyond the cap — but never one that is not
-/// yet durable, so readers always find uncommitted events in memory.
-fn trim_tail(slot: &mut RoomSlot, cap: usize) {
-    let durable = slot.durable.load(Ordering::Acquire);
-    while slot.tail.len() > cap {
-        match slot.tail.front() {
-            Some(e) if e.seq.0 <= durable => {
-                slot.tail.pop_front();
-            }
-            _ => break,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shard_of_spreads_sequential_rooms_evenly() {
-        let mut counts = [0usize; 4];
-        for id in 1..=4000u64 {
-            counts[shard_of(RoomId(id), 4)] += 1;
-        }
-        for c in counts {
-            assert!((800..1200).contains(&c), "uneven spread {counts:?}");
         }
     }
 }

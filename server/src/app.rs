@@ -1,10 +1,11 @@
-//! Start-up, listeners and graceful shutdown.
+//! The running server: its shared state ([`ServerState`]), start-up
+//! ([`start`]), the [`ServerHandle`] and graceful shutdown.
 //!
-//! [`start`] opens the store, restores every room into its shard, starts
-//! the batch writer and the shards, binds the listeners and returns a
-//! [`ServerHandle`]. Shutdown runs in reverse: stop accepting, close every
-//! connection (`SHUTTING_DOWN`), stop the shards, let the batch writer
-//! commit what is queued, then return.
+//! [`start`] opens the store, replays a leftover write spool, restores
+//! every room into its shard, starts the batch writer and the shards, binds
+//! the listeners (`net`) and returns a [`ServerHandle`]. Shutdown runs in
+//! reverse: stop accepting, close every connection (`SHUTTING_DOWN`), stop
+//! the shards, let the batch writer commit what is queued, then return.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,29 +14,90 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use confab_protocol::{EventBody, RoomEvent, RoomId};
+use confab_protocol::{RoomEvent, RoomId};
 use confab_store::sqlite::SqliteStore;
 use confab_store::Store;
-use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{self, KdfParams};
-use crate::batch::{self, BatchConfig};
+use crate::clock::Clock;
 use crate::config::Config;
-use crate::room::{MemberState, Room, RoomSnapshot, UserMark};
-use crate::session::{self, Shared};
-use crate::shard::{spawn_shards, RoomSlot, ShardCmd, ShardConfig};
-use crate::spool::{Spool, SpoolConfig};
-use crate::transport::{frame_reader, StreamSink};
+use crate::outbound::{ConnId, OutboundQueue};
+use crate::persist::batch::{self, BatchConfig, BatchHandle};
+use crate::persist::spool::{Spool, SpoolConfig};
+use crate::room::{MemberState, PendingUser, Room, RoomSnapshot};
+use crate::shard::{spawn_shards, RoomSlot, Router, ShardCmd, ShardConfig};
+
+/// What every session, door and background task of one server shares.
+pub struct ServerState {
+    /// The validated configuration the server started with.
+    pub config: Config,
+    /// Reads and account writes go here directly; room writes go through
+    /// `batch`.
+    pub store: Arc<dyn Store>,
+    /// Carries room commands to the shard that owns the room.
+    pub router: Router,
+    /// The next room id to assign (ids are never reused, even after a
+    /// restart: start-up continues after the highest stored id).
+    pub next_room_id: AtomicU64,
+    /// The next connection number, for logs and registries.
+    pub next_conn_id: AtomicU64,
+    /// Authenticated connections by session token, so LOGOUT can close
+    /// every connection of a session.
+    pub sessions: SessionRegistry,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// argon2id costs for new password hashes.
+    pub kdf: KdfParams,
+    /// Verified against when a login names an unknown user, so that it
+    /// costs what a wrong password costs (timing reveals no usernames).
+    pub dummy_hash: String,
+    /// For writes that belong to no room (the server-wide login audit).
+    pub batch: BatchHandle,
+    /// The time every part of the server reads (tests move it forward).
+    pub clock: Clock,
+}
+
+/// Authenticated connections by the SHA-256 of their session token.
+/// Touched only when a connection authenticates, ends or logs out.
+#[derive(Default)]
+pub struct SessionRegistry {
+    by_token: Mutex<HashMap<[u8; 32], Vec<Arc<OutboundQueue>>>>,
+}
+
+impl SessionRegistry {
+    /// Records that `conn` runs under the session `token_hash`.
+    pub fn register(&self, token_hash: [u8; 32], conn: Arc<OutboundQueue>) {
+        let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(token_hash).or_default().push(conn);
+    }
+
+    /// Forgets `conn` (it ended).
+    pub fn unregister(&self, token_hash: &[u8; 32], conn: ConnId) {
+        let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = map.get_mut(token_hash) {
+            list.retain(|c| c.id != conn);
+            if list.is_empty() {
+                map.remove(token_hash);
+            }
+        }
+    }
+
+    /// Removes and returns every connection of the session (LOGOUT).
+    pub fn take(&self, token_hash: &[u8; 32]) -> Vec<Arc<OutboundQueue>> {
+        let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(token_hash).unwrap_or_default()
+    }
+}
 
 /// A running server.
 pub struct ServerHandle {
-    tcp_addr: SocketAddr,
+    /// Where each door listens.
+    addrs: crate::net::Addrs,
     /// The admin listener serving `/metrics`, if enabled.
     metrics_addr: Option<SocketAddr>,
-    /// The TLS and HTTP doors' addresses (accessors in `net`).
-    pub(crate) net: crate::net::Addrs,
+    clock: Clock,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -43,12 +105,38 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// The address the plain TCP listener is bound to.
     pub fn tcp_addr(&self) -> SocketAddr {
-        self.tcp_addr
+        self.addrs.tcp
+    }
+
+    /// The plain HTTP listener's address (JSON API, `ws://…/ws`), if enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.addrs.http
+    }
+
+    /// The TLS listener's address, if a certificate is configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.addrs.tls
+    }
+
+    /// SHA-256 fingerprint of the TLS certificate, `AB:CD:…`.
+    pub fn tls_fingerprint(&self) -> Option<&str> {
+        self.addrs.tls_fingerprint.as_deref()
+    }
+
+    /// The PEM file `--tls-self-signed` wrote, for clients to trust.
+    pub fn tls_cert_pem(&self) -> Option<&std::path::Path> {
+        self.addrs.tls_cert_pem.as_deref()
     }
 
     /// The address of the admin listener serving `/metrics`, if enabled.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The server's clock: advancing it moves the server's time forward
+    /// (session expiry, housekeeping), for tests that must not sleep.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Stops the server gracefully and waits until everything queued is
@@ -73,13 +161,13 @@ impl ServerHandle {
 pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     // Postgres when a database URL is configured, else the embedded SQLite
     // file. Errors name the URL without its password.
-    let store: Arc<dyn Store> = match &config.database_url {
+    let store: Arc<dyn Store> = match config.database_url.as_ref() {
         Some(url) => {
             let options = confab_store::postgres::PgStoreOptions {
                 batch_mode: config.pg_batch_mode,
                 ..Default::default()
             };
-            let store = confab_store::postgres::PgStore::open(url.expose(), options)
+            let store = confab_store::postgres::PgStore::open(url.0.expose(), options)
                 .await
                 .with_context(|| format!("opening the Postgres store at {url}"))?;
             Arc::new(store)
@@ -116,19 +204,20 @@ pub async fn start_with_store(
         store.clone(),
         BatchConfig {
             max_items: config.batch_max_items,
-            max_delay: config.batch_max_delay,
+            max_delay: config.batch_max_delay_ms.get(),
         },
         spool,
     );
-    let batch_for_sessions = batch.clone();
+    let clock = Clock::default();
     let (router, shard_tasks) = spawn_shards(
         config.shards,
         slots,
-        batch,
+        batch.clone(),
         ShardConfig {
             tail_cap: config.room_tail_events,
             queue_len: 8192,
             notification_ids: Arc::new(AtomicU64::new(next_notification)),
+            clock: clock.clone(),
         },
     );
 
@@ -137,17 +226,12 @@ pub async fn start_with_store(
         iterations: config.kdf_iterations,
     };
     let dummy_hash = tokio::task::spawn_blocking(move || auth::dummy_hash(kdf)).await?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding the TCP listener to {}", config.listen))?;
-    let tcp_addr = listener.local_addr()?;
-    tracing::info!(addr = %tcp_addr, shards = config.shards, "listening (plain TCP, binary protocol)");
     let doors = crate::net::bind(&config).await?;
 
     let shutdown = CancellationToken::new();
-    let metrics_addr = match config.metrics_listen {
+    let metrics_addr = match config.metrics_listen.addr() {
         Some(addr) => Some(
-            crate::metrics::serve_admin(addr, shutdown.clone())
+            crate::metrics::admin::serve(addr, shutdown.clone())
                 .await
                 .with_context(|| format!("binding the metrics listener to {addr}"))?,
         ),
@@ -156,38 +240,38 @@ pub async fn start_with_store(
     if let Some(addr) = metrics_addr {
         tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     }
-    let shared = Arc::new(Shared {
+    let state = Arc::new(ServerState {
         config,
         store,
         router: router.clone(),
         next_room_id: AtomicU64::new(max_room + 1),
         next_conn_id: AtomicU64::new(1),
-        sessions: Mutex::new(HashMap::new()),
+        sessions: SessionRegistry::default(),
         shutdown: shutdown.clone(),
         kdf,
         dummy_hash,
-        batch: batch_for_sessions,
+        batch,
+        clock: clock.clone(),
     });
-    crate::housekeeping::spawn(
-        shared.store.clone(),
-        crate::housekeeping::Retention {
-            room_log: shared.config.room_log_retention,
-            notifications: shared.config.notification_retention,
+    crate::persist::housekeeping::spawn(
+        state.store.clone(),
+        crate::persist::housekeeping::Retention {
+            room_log: state.config.room_log_retention_days.get(),
+            notifications: state.config.notification_retention_days.get(),
         },
-        shared.config.housekeeping_interval,
+        state.config.housekeeping_interval_secs.get(),
+        clock.clone(),
         shutdown.clone(),
     );
     let tracker = TaskTracker::new();
-    let accept = tokio::spawn(accept_tcp(listener, shared.clone(), tracker.clone()));
-    let (net, door_accepts) = doors.serve(shared.clone(), tracker.clone());
+    let (addrs, accepts) = doors.serve(state.clone(), tracker.clone())?;
 
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
         token.cancelled().await;
         tracing::info!("shutting down: closing connections");
-        let _ = accept.await;
-        for door in door_accepts {
-            let _ = door.await;
+        for accept in accepts {
+            let _ = accept.await;
         }
         tracker.close();
         if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
@@ -201,16 +285,16 @@ pub async fn start_with_store(
             let _ = t.await;
         }
         drop(router);
-        drop(shared);
+        drop(state);
         // The shards held the last batch handles: the writer commits what is
         // queued and stops.
         let _ = batch_task.await;
         tracing::info!("shutdown complete");
     });
     Ok(ServerHandle {
-        tcp_addr,
+        addrs,
         metrics_addr,
-        net,
+        clock,
         shutdown,
         task,
     })
@@ -246,33 +330,6 @@ async fn open_spool(config: &Config, store: &dyn Store) -> anyhow::Result<Option
 /// How long start-up waits for the store to take a leftover spool.
 const SPOOL_STARTUP_PATIENCE: Duration = Duration::from_secs(60);
 
-async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                tracker.spawn(serve_tcp(shared.clone(), stream, peer));
-            }
-            Err(e) => {
-                // Usually EMFILE: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-async fn serve_tcp(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    let _open = crate::metrics::connection_opened("tcp");
-    let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
-    let frames = frame_reader(read, shared.config.max_frame_len);
-    session::serve(shared, frames, StreamSink::new(write), peer).await;
-}
-
 /// Loads rooms with their members, bans, invitations, join requests and
 /// recent events into room slots. Returns the slots and the highest room
 /// id seen (terminated rooms included: ids are never reused).
@@ -287,31 +344,31 @@ async fn restore(store: &dyn Store, tail: usize) -> anyhow::Result<(Vec<RoomSlot
             joined_at: m.joined_at,
         });
     }
-    let mut bans: HashMap<RoomId, Vec<UserMark>> = HashMap::new();
+    let mut bans: HashMap<RoomId, Vec<PendingUser>> = HashMap::new();
     for b in store.load_bans().await.context("loading bans")? {
-        bans.entry(b.room).or_default().push(UserMark {
+        bans.entry(b.room).or_default().push(PendingUser {
             user: b.user,
             username: b.username,
             by: b.by,
             at: b.at,
         });
     }
-    let mut invites: HashMap<RoomId, Vec<UserMark>> = HashMap::new();
+    let mut invites: HashMap<RoomId, Vec<PendingUser>> = HashMap::new();
     for i in store.load_invites().await.context("loading invitations")? {
-        invites.entry(i.room).or_default().push(UserMark {
+        invites.entry(i.room).or_default().push(PendingUser {
             user: i.user,
             username: i.username,
             by: i.by,
             at: i.at,
         });
     }
-    let mut requests: HashMap<RoomId, Vec<UserMark>> = HashMap::new();
+    let mut requests: HashMap<RoomId, Vec<PendingUser>> = HashMap::new();
     for r in store
         .load_join_requests()
         .await
         .context("loading join requests")?
     {
-        requests.entry(r.room).or_default().push(UserMark {
+        requests.entry(r.room).or_default().push(PendingUser {
             user: r.user,
             username: r.username,
             by: r.user,
@@ -324,23 +381,16 @@ async fn restore(store: &dyn Store, tail: usize) -> anyhow::Result<(Vec<RoomSlot
         .await
         .context("loading recent events")?
     {
-        let body =
-            EventBody::decode_fields(ev.kind, &mut confab_protocol::wire::Reader::new(&ev.body))
-                .with_context(|| format!("stored event {}/{} is corrupt", ev.room, ev.seq))?;
-        recent.entry(ev.room).or_default().push(RoomEvent {
-            room: ev.room,
-            seq: ev.seq,
-            at: ev.at,
-            actor: ev.actor,
-            actor_name: ev.actor_name,
-            body,
-        });
+        let (room, seq) = (ev.room, ev.seq);
+        let ev = crate::session::room_event(ev)
+            .with_context(|| format!("stored event {room}/{seq} is corrupt"))?;
+        recent.entry(room).or_default().push(ev);
     }
     let mut max_room = 0;
     let mut slots = Vec::with_capacity(rooms.len());
     for r in rooms {
         max_room = max_room.max(r.id.0);
-        let take = |m: &mut HashMap<RoomId, Vec<UserMark>>| m.remove(&r.id).unwrap_or_default();
+        let take = |m: &mut HashMap<RoomId, Vec<PendingUser>>| m.remove(&r.id).unwrap_or_default();
         let room = Room::restore(RoomSnapshot {
             id: r.id,
             name: r.name,

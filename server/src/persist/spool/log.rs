@@ -378,7 +378,7 @@ impl SpoolFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spool::record::encode;
+    use crate::persist::spool::record::encode;
     use confab_protocol::{RoomId, Seq, UserId};
     use confab_store::StoredEvent;
 

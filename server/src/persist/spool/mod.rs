@@ -73,22 +73,6 @@ use tokio::sync::{Mutex, Notify};
 use log::{LogError, SpoolFile};
 pub use replay::Replayer;
 
-/// Spool metric names (besides `confab_spool_bytes`, registered by
-/// `metrics.rs`).
-pub mod name {
-    /// Batches appended to the spool.
-    pub const RECORDS: &str = "confab_spool_records_total";
-    /// Spooled batches applied to the store by a replay.
-    pub const REPLAYED_RECORDS: &str = "confab_spool_replayed_records_total";
-    /// Replays that emptied the spool.
-    pub const REPLAYS: &str = "confab_spool_replays_total";
-    /// Batches refused because the spool could not take them, by reason
-    /// (`full`, `unwritable`).
-    pub const REFUSED: &str = "confab_spool_refused_total";
-    /// Acknowledged requests the store refused at replay (lost writes).
-    pub const DROPPED: &str = "confab_spool_dropped_requests_total";
-}
-
 /// Where the spool lives and how big it may grow.
 #[derive(Debug, Clone)]
 pub struct SpoolConfig {
@@ -178,15 +162,6 @@ impl Spool {
             replaying: Mutex::new(()),
             spooled: Notify::new(),
         };
-        for (metric, help) in [
-            (name::RECORDS, "Batches appended to the write spool while the database was unreachable."),
-            (name::REPLAYED_RECORDS, "Spooled batches applied to the database by a replay."),
-            (name::REPLAYS, "Replays that emptied the write spool."),
-            (name::REFUSED, "Batches refused because the write spool was full or unwritable, by reason."),
-            (name::DROPPED, "Acknowledged write requests the database refused when the spool replayed them (lost)."),
-        ] {
-            ::metrics::describe_counter!(metric, help);
-        }
         spool.publish(&*spool.state.lock().await);
         Ok(spool)
     }
@@ -261,7 +236,7 @@ impl Spool {
         }
         match with_file(state, move |f| f.append(&record)).await {
             Some(Ok(())) => {
-                ::metrics::counter!(name::RECORDS).increment(1);
+                crate::metrics::spool_recorded();
                 self.publish(state);
                 self.spooled.notify_one();
                 Ok(())
@@ -298,7 +273,7 @@ impl Spool {
             .as_ref()
             .map_or((0, 0), |f| (f.record_bytes(), f.pending_bytes()));
         self.active.store(records > 0, Ordering::Release);
-        ::metrics::gauge!(crate::metrics::name::SPOOL_BYTES).set(pending as f64);
+        crate::metrics::spool_bytes(pending);
     }
 }
 
@@ -308,7 +283,7 @@ fn encode(ops: &[WriteOp], ends: &[usize]) -> Result<Vec<u8>, SpoolError> {
 }
 
 fn refused(reason: &'static str, e: SpoolError) -> SpoolError {
-    ::metrics::counter!(name::REFUSED, "reason" => reason).increment(1);
+    crate::metrics::spool_refused(reason);
     e
 }
 

@@ -1,6 +1,9 @@
-//! Prometheus metrics (DESIGN.md invariant 9): every definition in one
-//! place, the admin listener that serves them, and the cheap recording
-//! helpers the hot path calls. `docs/METRICS.md` explains each metric.
+//! Prometheus metrics (DESIGN.md invariant 9): every metric name and
+//! description in one place ([`name`], `describe`), the handles and cheap
+//! recording helpers the rest of the server calls, per-request timing
+//! ([`requests`]) and the admin listener that serves `/metrics`
+//! ([`admin`]). No other module names a metric. `docs/METRICS.md` explains
+//! each one.
 //!
 //! Design constraints:
 //!
@@ -23,25 +26,23 @@
 //! The recorder is process-global: [`install`] is idempotent, so tests that
 //! start many servers in one process share it.
 
-use std::collections::VecDeque;
+pub mod admin;
+mod requests;
+
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ::metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
     Gauge, Histogram, Unit,
 };
-use bytes::Bytes;
-use confab_protocol::frame::kind;
-use confab_protocol::wire::Reader;
-use confab_protocol::ErrorCode;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+
+pub use requests::{
+    auth_failed, connection_ended, frames_written, handshake_ok, hello_received, request_received,
+    ConnStats,
+};
 
 /// Default address of the admin listener serving `/metrics`.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
@@ -105,6 +106,13 @@ pub mod name {
     pub const BATCH_COMMIT: &str = "confab_batch_commit_duration_seconds";
     pub const BATCH_PENDING: &str = "confab_batch_pending_requests";
     pub const SPOOL_BYTES: &str = "confab_spool_bytes";
+    pub const SPOOL_RECORDS: &str = "confab_spool_records_total";
+    pub const SPOOL_REPLAYED_RECORDS: &str = "confab_spool_replayed_records_total";
+    pub const SPOOL_REPLAYS: &str = "confab_spool_replays_total";
+    pub const SPOOL_REFUSED: &str = "confab_spool_refused_total";
+    pub const SPOOL_DROPPED: &str = "confab_spool_dropped_requests_total";
+    pub const HOUSEKEEPING_REMOVED: &str = "confab_housekeeping_removed_total";
+    pub const HOUSEKEEPING_RUNS: &str = "confab_housekeeping_runs_total";
     pub const DB_ERRORS: &str = "confab_db_errors_total";
     pub const STORE_QUERY: &str = "confab_store_query_duration_seconds";
     pub const ROOMS: &str = "confab_rooms";
@@ -265,6 +273,28 @@ fn describe() {
         "Bytes in the on-disk spool of not-yet-committed writes."
     );
     describe_counter!(
+        SPOOL_RECORDS,
+        "Batches appended to the write spool while the database was unreachable."
+    );
+    describe_counter!(
+        SPOOL_REPLAYED_RECORDS,
+        "Spooled batches applied to the database by a replay."
+    );
+    describe_counter!(SPOOL_REPLAYS, "Replays that emptied the write spool.");
+    describe_counter!(
+        SPOOL_REFUSED,
+        "Batches refused because the write spool was full or unwritable, by reason."
+    );
+    describe_counter!(
+        SPOOL_DROPPED,
+        "Acknowledged write requests the database refused when the spool replayed them (lost)."
+    );
+    describe_counter!(
+        HOUSEKEEPING_REMOVED,
+        "Rows removed by housekeeping, by kind (`room_log`, `notifications`, `sessions`)."
+    );
+    describe_counter!(HOUSEKEEPING_RUNS, "Housekeeping passes run.");
+    describe_counter!(
         DB_ERRORS,
         "Database errors, by source (`batch` commit attempts, `query` reads)."
     );
@@ -344,162 +374,9 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// Per-connection bookkeeping for metrics, embedded in `outbound::Conn`:
-/// requests awaiting their response (for latency and result codes), whether
-/// the handshake completed, and the queue size this connection last
-/// contributed to the global outbound gauge.
-#[derive(Default)]
-pub struct ConnStats {
-    in_flight: Mutex<VecDeque<Pending>>,
-    handshaken: AtomicBool,
-    observed_queue: AtomicUsize,
-}
-
-/// A request waiting for its response.
-struct Pending {
-    req_id: u32,
-    kind: u8,
-    since: Instant,
-}
-
-/// Most requests tracked per connection; beyond, requests go untimed (a
-/// client pipelining this deep is measuring the server itself).
-const MAX_IN_FLIGHT: usize = 4096;
-
-impl ConnStats {
-    /// The writer observed `queued` bytes in this connection's queue.
-    fn observe_queue(&self, queued: usize) {
-        let before = self.observed_queue.swap(queued, Ordering::Relaxed);
-        if before != queued {
-            get()
-                .outbound_queued
-                .increment(queued as f64 - before as f64);
-        }
-    }
-}
-
-/// The handshake succeeded (WELCOME queued).
-pub fn handshake_ok(stats: &ConnStats) {
-    stats.handshaken.store(true, Ordering::Relaxed);
-    counter!(name::HANDSHAKES, "result" => "ok").increment(1);
-}
-
-/// An authentication attempt failed (`reason`: `invalid_token`,
-/// `invalid_credentials`).
-pub fn auth_failed(reason: &'static str) {
-    counter!(name::AUTH_FAILURES, "reason" => reason).increment(1);
-}
-
-/// The connection has ended; `reason` is why the server closed it (`None`
-/// when the peer went away first).
-pub fn connection_ended(stats: &ConnStats, reason: Option<ErrorCode>) {
-    let reason = reason.map(ErrorCode::name).unwrap_or("peer");
-    if !stats.handshaken.load(Ordering::Relaxed) {
-        counter!(name::HANDSHAKES, "result" => reason).increment(1);
-    }
-    counter!(name::DISCONNECTS, "reason" => reason).increment(1);
-    stats.observe_queue(0);
-}
-
-// ---------------------------------------------------------------------------
-// Requests
-
-/// Handles of one request kind, created the first time the kind is seen.
-struct KindMetrics {
-    name: &'static str,
-    ok: Counter,
-    latency: Histogram,
-}
-
-/// Indexed by the request's frame type (requests are `0x01..=0x3F`).
-static KINDS: [OnceLock<KindMetrics>; 64] = [const { OnceLock::new() }; 64];
-
-/// The HELLO frame arrived (it is the handshake, not a request).
-pub fn hello_received(len: usize) {
-    let m = get();
-    m.frames_received.increment(1);
-    m.bytes_received.increment(len as u64);
-}
-
-/// A request frame of `len` bytes was decoded as `name`; its response will
-/// be matched by `req_id` when written (see [`frames_written`]).
-pub fn request_received(
-    stats: &ConnStats,
-    frame_kind: u8,
-    name: &'static str,
-    req_id: u32,
-    len: usize,
-) {
-    let m = get();
-    m.frames_received.increment(1);
-    m.bytes_received.increment(len as u64);
-    let slot = (frame_kind & 0x3f) as usize;
-    KINDS[slot].get_or_init(|| KindMetrics {
-        name,
-        ok: counter!(name::REQUESTS, "kind" => name, "code" => "ok"),
-        latency: histogram!(name::REQUEST_DURATION, "kind" => name),
-    });
-    if let Ok(mut q) = stats.in_flight.lock() {
-        if q.len() < MAX_IN_FLIGHT {
-            q.push_back(Pending {
-                req_id,
-                kind: slot as u8,
-                since: Instant::now(),
-            });
-        }
-    }
-}
-
 /// A SEND_MESSAGE was refused by the rate limit.
 pub fn rate_limited() {
     get().rate_limited.increment(1);
-}
-
-/// The writer wrote `frames` (`bytes` of them counted against the queue,
-/// which held `queued` bytes when it woke): counts them and completes the
-/// requests whose responses were among them.
-pub fn frames_written(stats: &ConnStats, frames: &[Bytes], queued: usize) {
-    let m = get();
-    let bytes: usize = frames.iter().map(Bytes::len).sum();
-    m.frames_sent.increment(frames.len() as u64);
-    m.bytes_sent.increment(bytes as u64);
-    m.write_frames.record(frames.len() as f64);
-    stats.observe_queue(queued);
-    let mut responses = frames
-        .iter()
-        .filter(|f| f.len() >= 9 && (0x40..0x80).contains(&f[4]))
-        .peekable();
-    if responses.peek().is_none() {
-        return;
-    }
-    let Ok(mut q) = stats.in_flight.lock() else {
-        return;
-    };
-    let now = Instant::now();
-    for f in responses {
-        let req_id = u32::from_be_bytes([f[5], f[6], f[7], f[8]]);
-        // Responses mostly come back in request order: search from the front.
-        let Some(pos) = q.iter().position(|p| p.req_id == req_id) else {
-            continue;
-        };
-        let Some(p) = q.remove(pos) else { continue };
-        let Some(km) = KINDS[p.kind as usize].get() else {
-            continue;
-        };
-        km.latency.record(now.duration_since(p.since).as_secs_f64());
-        if f[4] == kind::ERROR {
-            let code = Reader::new(&f[9..])
-                .varint()
-                .ok()
-                .and_then(|c| u16::try_from(c).ok())
-                .and_then(ErrorCode::from_u16)
-                .map(ErrorCode::name)
-                .unwrap_or("other");
-            counter!(name::REQUESTS, "kind" => km.name, "code" => code).increment(1);
-        } else {
-            km.ok.increment(1);
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -588,160 +465,57 @@ pub fn restored(rooms: usize, memberships: usize) {
 }
 
 // ---------------------------------------------------------------------------
-// The admin listener
+// Persistence
 
-/// Binds the admin listener and serves `GET /metrics` until `shutdown`.
-/// Returns the bound address.
-///
-/// A small HTTP/1.1 responder for one read-only route rather than the
-/// exporter's own listener or the public HTTP API (`net/`): the exporter's
-/// listener would own the process-global recorder (servers in one test
-/// process share it), and the admin port must stay separate from, and
-/// independent of, the client-facing doors (loopback by default, served
-/// even when the API is off). Each request is answered and the connection
-/// closed; request heads are bounded in size and time.
-pub async fn serve_admin(
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-) -> std::io::Result<SocketAddr> {
+/// The spool appended a batch.
+pub fn spool_recorded() {
+    counter!(name::SPOOL_RECORDS).increment(1);
+}
+
+/// `records` spooled batches reached the database.
+pub fn spool_replayed(records: usize) {
+    counter!(name::SPOOL_REPLAYED_RECORDS).increment(records as u64);
+}
+
+/// A replay emptied the spool.
+pub fn spool_emptied() {
+    counter!(name::SPOOL_REPLAYS).increment(1);
+}
+
+/// The spool refused a batch (`reason`: `full`, `unwritable`).
+pub fn spool_refused(reason: &'static str) {
+    counter!(name::SPOOL_REFUSED, "reason" => reason).increment(1);
+}
+
+/// An acknowledged request the database refused at replay was dropped.
+pub fn spool_dropped() {
+    counter!(name::SPOOL_DROPPED).increment(1);
+}
+
+/// The spool holds `bytes` not yet replayed.
+pub fn spool_bytes(bytes: u64) {
+    gauge!(name::SPOOL_BYTES).set(bytes as f64);
+}
+
+/// A housekeeping pass removed `n` rows of `kind`.
+pub fn housekeeping_removed(kind: &'static str, n: u64) {
+    counter!(name::HOUSEKEEPING_REMOVED, "kind" => kind).increment(n);
+}
+
+/// A housekeeping pass finished.
+pub fn housekeeping_ran() {
+    counter!(name::HOUSEKEEPING_RUNS).increment(1);
+}
+
+/// The recorder's handle, to render `/metrics` (`None` if another recorder
+/// was installed first).
+pub(crate) fn handle() -> Option<&'static PrometheusHandle> {
     install();
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let collector = metrics_process::Collector::default();
-    collector.describe();
-    let collector = std::sync::Arc::new(collector);
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = listener.accept() => r,
-            };
-            let Ok((stream, _)) = accepted else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            };
-            let collector = collector.clone();
-            tokio::spawn(async move {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(10), answer(stream, &collector)).await;
-            });
-        }
-    });
-    Ok(local)
+    HANDLE.get().and_then(Option::as_ref)
 }
 
-/// Reads one request head and answers it.
-async fn answer(
-    mut stream: tokio::net::TcpStream,
-    collector: &metrics_process::Collector,
-) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 || head.len() + n > 16 * 1024 {
-            return Ok(());
-        }
-        head.extend_from_slice(&chunk[..n]);
-    }
-    let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
-    let mut parts = line.split(|b| *b == b' ');
-    let (method, target) = (parts.next(), parts.next());
-    let path = target.map(|t| t.split(|b| *b == b'?').next().unwrap_or_default());
-    let (status, body) = match (method, path) {
-        (Some(b"GET"), Some(b"/metrics")) => {
-            collector.collect();
-            let body = HANDLE
-                .get()
-                .and_then(Option::as_ref)
-                .map(PrometheusHandle::render)
-                .unwrap_or_default();
-            ("200 OK", body)
-        }
-        (Some(b"GET"), Some(b"/")) => ("200 OK", "confabd admin: see /metrics\n".to_owned()),
-        (Some(b"GET"), _) => ("404 Not Found", "not found\n".to_owned()),
-        _ => ("405 Method Not Allowed", "only GET\n".to_owned()),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
-}
-
+/// The handle, for tests that read what was recorded.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use confab_protocol::ServerMsg;
-
-    fn frame(msg: &ServerMsg, req_id: u32) -> Bytes {
-        let mut buf = bytes::BytesMut::new();
-        msg.encode(req_id, &mut buf);
-        buf.freeze()
-    }
-
-    #[test]
-    fn responses_complete_their_requests_in_any_order() {
-        install();
-        let stats = ConnStats::default();
-        request_received(&stats, kind::PING, "ping", 7, 10);
-        request_received(&stats, kind::PING, "ping", 8, 10);
-        request_received(&stats, kind::PING, "ping", 9, 10);
-        let error = ServerMsg::Error {
-            code: ErrorCode::RateLimited as u16,
-            message: "x".into(),
-        };
-        let frames = [
-            frame(&ServerMsg::Pong { nonce: 1 }, 8),
-            frame(&error, 7),
-            frame(&ServerMsg::Pong { nonce: 1 }, 99),
-        ];
-        frames_written(&stats, &frames, 0);
-        let left: Vec<u32> = stats
-            .in_flight
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|p| p.req_id)
-            .collect();
-        assert_eq!(left, vec![9], "7 and 8 answered; 99 was never asked");
-        let text = HANDLE.get().unwrap().as_ref().unwrap().render();
-        let line = format!(
-            r#"confab_requests_total{{kind="ping",code="{}"}} "#,
-            ErrorCode::RateLimited.name()
-        );
-        assert!(text.contains(&line), "{text}");
-    }
-
-    #[tokio::test]
-    async fn admin_listener_serves_metrics_and_nothing_else() {
-        let stop = CancellationToken::new();
-        let addr = serve_admin("127.0.0.1:0".parse().unwrap(), stop.clone())
-            .await
-            .unwrap();
-        broadcast(10, Instant::now());
-        let get = |path: &'static str| async move {
-            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-                .await
-                .unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            out
-        };
-        let metrics = get("/metrics").await;
-        assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
-        assert!(
-            metrics.contains("confab_broadcast_recipients_bucket"),
-            "histograms have buckets"
-        );
-        assert!(
-            metrics.contains("process_cpu_seconds_total"),
-            "process metrics"
-        );
-        assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
-        stop.cancel();
-    }
+pub(crate) fn install_for_tests() -> &'static PrometheusHandle {
+    handle().expect("the Prometheus recorder is installed")
 }

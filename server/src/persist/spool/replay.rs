@@ -8,7 +8,7 @@ use confab_store::{Store, StoreError, WriteOp};
 use tokio_util::sync::CancellationToken;
 
 use super::log::ReadRecord;
-use super::{name, with_file, Spool};
+use super::{with_file, Spool};
 
 /// Operations merged into one `apply_batch` when replaying.
 const REPLAY_MAX_OPS: usize = 4096;
@@ -83,7 +83,7 @@ impl Spool {
                         .await
                         .ok_or_else(|| ReplayError::Spool(state.why_not.clone()))?
                         .map_err(|e| ReplayError::Spool(format!("truncating: {e}")))?;
-                    ::metrics::counter!(name::REPLAYS).increment(1);
+                    crate::metrics::spool_emptied();
                 }
                 self.publish(&state);
                 return Ok(replayed);
@@ -103,7 +103,7 @@ impl Spool {
                 .ok_or_else(|| ReplayError::Spool(state.why_not.clone()))?
                 .map_err(|e| ReplayError::Spool(format!("checkpoint: {e}")))?;
             replayed += group.len() as u64;
-            ::metrics::counter!(name::REPLAYED_RECORDS).increment(group.len() as u64);
+            crate::metrics::spool_replayed(group.len());
             self.publish(&state);
             // The last group: empty the file before the writer, waiting
             // for this lock, can append.
@@ -112,7 +112,7 @@ impl Spool {
                     .await
                     .ok_or_else(|| ReplayError::Spool(state.why_not.clone()))?
                     .map_err(|e| ReplayError::Spool(format!("truncating: {e}")))?;
-                ::metrics::counter!(name::REPLAYS).increment(1);
+                crate::metrics::spool_emptied();
                 self.publish(&state);
                 return Ok(replayed);
             }
@@ -227,7 +227,7 @@ async fn apply_group(store: &dyn Store, group: &[ReadRecord]) -> Result<(), Repl
     tracing::warn!(error = %refusal, ops = merged.len(), "spool replay: the store refused a group; applying request by request");
     for request in group.iter().flat_map(|r| r.requests.iter()) {
         if let Err(refusal) = apply(store, request).await? {
-            ::metrics::counter!(name::DROPPED).increment(1);
+            crate::metrics::spool_dropped();
             tracing::error!(
                 error = %refusal,
                 ops = ?request,

@@ -50,9 +50,9 @@ pub async fn run_once(
         ("notifications", removed.notifications),
         ("sessions", removed.sessions),
     ] {
-        ::metrics::counter!("confab_housekeeping_removed_total", "kind" => kind).increment(n);
+        crate::metrics::housekeeping_removed(kind, n);
     }
-    ::metrics::counter!("confab_housekeeping_runs_total").increment(1);
+    crate::metrics::housekeeping_ran();
     Ok(removed)
 }
 
@@ -61,6 +61,7 @@ pub fn spawn(
     store: Arc<dyn Store>,
     retention: Retention,
     interval: Duration,
+    clock: crate::clock::Clock,
     stop: CancellationToken,
 ) {
     tokio::spawn(async move {
@@ -71,7 +72,7 @@ pub fn spawn(
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            match run_once(store.as_ref(), retention, crate::clock::now_ms()).await {
+            match run_once(store.as_ref(), retention, clock.now_ms()).await {
                 Ok(r) => tracing::info!(
                     room_log = r.room_log,
                     notifications = r.notifications,

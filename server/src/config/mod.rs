@@ -1,0 +1,554 @@
+//! Configuration: defaults < a TOML file < `CONFAB_*` environment
+//! variables < command-line flags.
+//!
+//! Every setting is written **once**, in the [`settings!`] table below: its
+//! name (the flag `--max-message-len`, the TOML key `max_message_len`),
+//! its type, its default, its environment variable and its documentation.
+//! The table generates [`Config`] (what the server reads), [`Flags`] (what
+//! clap parses; `--help` shows each real default, taken from
+//! `Config::default()`), the file's keys and the fold of the three. Every
+//! value parses from text the same way wherever it comes from
+//! (`values.rs`).
+
+pub mod values;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+use confab_protocol::frame::{DEFAULT_MAX_FRAME_LEN, MAX_SERVER_FRAME_LEN};
+use confab_store::postgres::PgBatchMode;
+use serde::Deserialize;
+
+pub use values::{
+    Count, Days, Hours, Listen, LogFormat, Millis, Opt, Origins, Path, PostgresUrl, Secs,
+};
+
+/// Where the TLS listener's certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    /// A PEM certificate chain and its PEM private key.
+    Pem { cert: PathBuf, key: PathBuf },
+    /// A certificate for `localhost` and `127.0.0.1` generated at start-up
+    /// (development only; its fingerprint is logged).
+    SelfSigned,
+}
+
+/// Generates [`Config`], [`Flags`], [`FileSettings`] and their fold from
+/// one line per setting.
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])+
+        $(#[arg($($arg:tt)*)])?
+        $name:ident: $ty:ty = $default:expr, env $env:literal;
+    )+) => {
+        /// Everything the server needs to know at start-up, validated.
+        /// `Config::default()` holds the defaults `confabd --help` shows.
+        #[derive(Debug, Clone)]
+        pub struct Config {
+            $( $(#[doc = $doc])+ pub $name: $ty, )+
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config { $( $name: $default, )+ }
+            }
+        }
+
+        /// The settings as command-line flags; each also reads its
+        /// environment variable. Absent flags leave the file's value or
+        /// the default.
+        #[derive(Debug, Default, clap::Args)]
+        pub struct Flags {
+            $(
+                $(#[doc = $doc])+
+                #[arg(long, env = $env, value_name = "VALUE" $(, $($arg)*)?)]
+                pub $name: Option<$ty>,
+            )+
+        }
+
+        /// The settings a `--config` TOML file may give, under the flags'
+        /// names with underscores. Unknown keys are errors, so a typo does
+        /// not silently fall back to a default.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct FileSettings {
+            $(
+                #[serde(default, deserialize_with = "from_text")]
+                pub $name: Option<$ty>,
+            )+
+        }
+
+        impl Config {
+            /// Flags over the file over the defaults (not yet validated).
+            fn fold(flags: Flags, file: FileSettings) -> Config {
+                let d = Config::default();
+                Config { $( $name: flags.$name.or(file.$name).unwrap_or(d.$name), )+ }
+            }
+
+            /// Each setting's flag id and default, for `--help`.
+            fn help_defaults() -> Vec<(&'static str, String)> {
+                let d = Config::default();
+                vec![ $( (stringify!($name), d.$name.to_string()), )+ ]
+            }
+        }
+    };
+}
+
+settings! {
+    /// Address of the plain TCP listener for the binary protocol.
+    listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 7400)), env "CONFAB_LISTEN";
+    /// Data directory; the embedded SQLite store lives in DATA_DIR/confab.db.
+    data_dir: Path = Path(PathBuf::from("confab-data")), env "CONFAB_DATA_DIR";
+    /// Postgres database (postgres://user:password@host:port/db) instead of the embedded SQLite file; DATABASE_URL is read too when it names a Postgres database.
+    database_url: Opt<PostgresUrl> = Opt(None), env "CONFAB_DATABASE_URL";
+    /// How each batch sends its events to Postgres: unnest (INSERT … SELECT FROM unnest) or copy (COPY … FROM STDIN binary).
+    pg_batch_mode: PgBatchMode = PgBatchMode::Unnest, env "CONFAB_PG_BATCH_MODE";
+    /// Number of room shards (tasks that own rooms); the default is the number of CPU cores.
+    shards: usize = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), env "CONFAB_SHARDS";
+    /// Maximum frame length in bytes (the length field of client frames).
+    max_frame_len: u32 = DEFAULT_MAX_FRAME_LEN, env "CONFAB_MAX_FRAME_LEN";
+    /// Maximum message body in bytes.
+    max_message_len: u32 = 4096, env "CONFAB_MAX_MESSAGE_LEN";
+    /// Heartbeat interval in milliseconds announced to clients; silent connections are closed after 3 intervals.
+    heartbeat_ms: Millis = Millis(30_000), env "CONFAB_HEARTBEAT_MS";
+    /// Milliseconds a new connection has to send HELLO.
+    handshake_timeout_ms: Millis = Millis(10_000), env "CONFAB_HANDSHAKE_TIMEOUT_MS";
+    /// Per-connection outbound queue bound in bytes; a connection that falls this far behind is closed.
+    outbound_queue_bytes: usize = 4 * 1024 * 1024, env "CONFAB_OUTBOUND_QUEUE_BYTES";
+    /// Maximum operations per storage commit (group commit).
+    batch_max_items: usize = 1024, env "CONFAB_BATCH_MAX_ITEMS";
+    /// Milliseconds the batch writer may wait to fill a batch; 0 commits as soon as the writer is free.
+    batch_max_delay_ms: Millis = Millis(0), env "CONFAB_BATCH_MAX_DELAY_MS";
+    /// Recent events kept in memory per room for resume and fast history.
+    room_tail_events: usize = 256, env "CONFAB_ROOM_TAIL_EVENTS";
+    /// Directory of the write spool, where writes wait (fsync'd) while the database is unreachable; none means DATA_DIR/spool.
+    spool_dir: Opt<Path> = Opt(None), env "CONFAB_SPOOL_DIR";
+    /// Largest size of the write spool in bytes; when it is full (or unwritable) writes are refused with STORAGE_UNAVAILABLE while the database is unreachable; 0 disables the spool.
+    spool_max_bytes: Count = 1024 * 1024 * 1024, env "CONFAB_SPOOL_MAX_BYTES";
+    /// Messages per second allowed per connection (and per user over HTTP); 0 disables the limit.
+    rate_limit_per_sec: u32 = 50, env "CONFAB_RATE_LIMIT_PER_SEC";
+    /// Burst of messages allowed above the rate.
+    rate_limit_burst: u32 = 100, env "CONFAB_RATE_LIMIT_BURST";
+    /// Session token lifetime in hours.
+    session_ttl_hours: Hours = Hours(30 * 24), env "CONFAB_SESSION_TTL_HOURS";
+    /// argon2id memory cost in KiB.
+    kdf_memory_kib: u32 = 19 * 1024, env "CONFAB_KDF_MEMORY_KIB";
+    /// argon2id iterations.
+    kdf_iterations: u32 = 2, env "CONFAB_KDF_ITERATIONS";
+    /// Days after which a user's ended association with a room (not a ban) is forgotten.
+    room_log_retention_days: Days = Days(30), env "CONFAB_ROOM_LOG_RETENTION_DAYS";
+    /// Days after which notifications are deleted.
+    notification_retention_days: Days = Days(90), env "CONFAB_NOTIFICATION_RETENTION_DAYS";
+    /// Seconds between housekeeping passes.
+    housekeeping_interval_secs: Secs = Secs(3600), env "CONFAB_HOUSEKEEPING_INTERVAL_SECS";
+    /// Log format: text or json. Levels come from RUST_LOG (default "info").
+    log_format: LogFormat = LogFormat::Text, env "CONFAB_LOG_FORMAT";
+    /// Admin listener serving Prometheus metrics at /metrics, or "off".
+    metrics_listen: Listen = Listen::On(SocketAddr::from(([127, 0, 0, 1], 9464))), env "CONFAB_METRICS_LISTEN";
+    /// PEM certificate chain for the TLS listener (needs --tls-key).
+    tls_cert: Opt<Path> = Opt(None), env "CONFAB_TLS_CERT";
+    /// PEM private key of --tls-cert.
+    tls_key: Opt<Path> = Opt(None), env "CONFAB_TLS_KEY";
+    /// Generate a certificate for localhost and 127.0.0.1 at start-up (for development): its SHA-256 fingerprint is logged and its PEM written to DATA_DIR/self-signed-cert.pem.
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    tls_self_signed: bool = false, env "CONFAB_TLS_SELF_SIGNED";
+    /// Address of the TLS listener; ALPN confab/1 → binary protocol, http/1.1 → HTTP API and WebSocket. Bound only with a certificate.
+    tls_listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 7443)), env "CONFAB_TLS_LISTEN";
+    /// Address of the plain HTTP listener (JSON API, ws:// at /ws, /healthz, /readyz), or "off".
+    http_listen: Listen = Listen::On(SocketAddr::from(([127, 0, 0, 1], 7480))), env "CONFAB_HTTP_LISTEN";
+    /// Comma-separated Origins allowed to open WebSocket connections, e.g. "https://chat.example"; empty allows every origin (clients that send no Origin, which are not browsers, are always allowed).
+    allowed_origins: Origins = Origins::default(), env "CONFAB_ALLOWED_ORIGINS";
+}
+
+/// Reads a TOML value (string, number, boolean, or an array of strings
+/// joined with commas) as text and parses it like a flag.
+fn from_text<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    use serde::de::Error;
+    let text = match toml::Value::deserialize(d)? {
+        toml::Value::String(s) => s,
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| D::Error::custom("expected a list of strings"))?
+            .join(","),
+        other => return Err(D::Error::custom(format!("unexpected value {other}"))),
+    };
+    text.parse().map(Some).map_err(D::Error::custom)
+}
+
+/// `confabd` command line: a configuration file and every setting.
+#[derive(Debug, Parser, Default)]
+#[command(
+    name = "confabd",
+    version,
+    about = "Confab: a fast, durable real-time chat-room server",
+    after_help = "Every setting can also be given as its environment variable or in the --config file under the flag's name with underscores (max_message_len = 8192)."
+)]
+pub struct Cli {
+    /// TOML configuration file (flags and environment variables override it).
+    #[arg(long, env = "CONFAB_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: Flags,
+}
+
+impl Cli {
+    /// Parses the process's arguments; `--help` shows each setting's
+    /// default as `Config::default()` has it.
+    pub fn parse_args() -> Cli {
+        let mut cmd = Cli::command();
+        for (id, default) in Config::help_defaults() {
+            cmd = cmd.mut_arg(id, |a| {
+                let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+                a.help(format!("{help} [default: {default}]"))
+            });
+        }
+        let matches = cmd.get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Folds defaults, the config file (if any) and these flags into a
+    /// validated [`Config`].
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str::<FileSettings>(&text).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            None => FileSettings::default(),
+        };
+        // The generic DATABASE_URL (which other tools set too) counts only
+        // when it names a Postgres database; it yields to Confab's own flag
+        // or variable, and beats the file.
+        let generic = match &self.settings.database_url {
+            Some(_) => None,
+            None => std::env::var("DATABASE_URL")
+                .ok()
+                .and_then(|url| url.parse::<PostgresUrl>().ok()),
+        };
+        let mut config = Config::fold(self.settings, file);
+        if let Some(url) = generic {
+            config.database_url = Opt(Some(url));
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// A configuration value that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid setting {name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+impl Config {
+    /// A configuration for a server embedded in another program or a test:
+    /// the defaults, with every listener on an ephemeral loopback port (TCP)
+    /// or off (HTTP, metrics), and data in `data_dir`.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: Path(data_dir.into()),
+            http_listen: Listen::Off,
+            metrics_listen: Listen::Off,
+            ..Config::default()
+        }
+    }
+
+    /// The write spool's directory: `spool_dir`, or `DATA_DIR/spool`.
+    pub fn spool_dir(&self) -> PathBuf {
+        match self.spool_dir.as_ref() {
+            Some(dir) => dir.0.clone(),
+            None => self.data_dir.join("spool"),
+        }
+    }
+
+    /// The TLS listener's certificate, if TLS is on (checked by
+    /// [`Config::validate`]).
+    pub fn tls(&self) -> Option<TlsSource> {
+        match (self.tls_cert.as_ref(), self.tls_key.as_ref()) {
+            (Some(cert), Some(key)) => Some(TlsSource::Pem {
+                cert: cert.0.clone(),
+                key: key.0.clone(),
+            }),
+            _ if self.tls_self_signed => Some(TlsSource::SelfSigned),
+            _ => None,
+        }
+    }
+
+    /// Turns TLS on with `source` (tests and embedding programs).
+    pub fn set_tls(&mut self, source: TlsSource) {
+        match source {
+            TlsSource::Pem { cert, key } => {
+                self.tls_cert = Opt(Some(Path(cert)));
+                self.tls_key = Opt(Some(Path(key)));
+                self.tls_self_signed = false;
+            }
+            TlsSource::SelfSigned => {
+                self.tls_cert = Opt(None);
+                self.tls_key = Opt(None);
+                self.tls_self_signed = true;
+            }
+        }
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        self.heartbeat_ms.get()
+    }
+
+    /// Rejects settings that cannot work, with the reason.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |name, reason: &str| {
+            Err(ConfigError::Invalid {
+                name,
+                reason: reason.into(),
+            })
+        };
+        if self.shards == 0 || self.shards > 1024 {
+            return bad("shards", "must be 1-1024");
+        }
+        // 64 KiB minimum: clients send HELLO before WELCOME announces the
+        // limit, so every server accepts at least the default.
+        if self.max_frame_len < DEFAULT_MAX_FRAME_LEN || self.max_frame_len > MAX_SERVER_FRAME_LEN {
+            return bad("max_frame_len", "must be 65536 bytes - 16 MiB");
+        }
+        if self.max_message_len == 0
+            || self.max_message_len as u64 + 1024 > self.max_frame_len as u64
+        {
+            return bad(
+                "max_message_len",
+                "must be at least 1 and 1 KiB below max_frame_len",
+            );
+        }
+        if !(100..=3_600_000).contains(&self.heartbeat_ms.0) {
+            return bad("heartbeat_ms", "must be 100 ms - 1 hour");
+        }
+        if self.handshake_timeout_ms.0 == 0 || self.handshake_timeout_ms.0 > 3_600_000 {
+            return bad("handshake_timeout_ms", "must be 1 ms - 1 hour");
+        }
+        if self.outbound_queue_bytes < self.max_frame_len as usize {
+            return bad("outbound_queue_bytes", "must be at least max_frame_len");
+        }
+        if self.batch_max_items == 0 {
+            return bad("batch_max_items", "must be at least 1");
+        }
+        if self.batch_max_delay_ms.0 > 10_000 {
+            return bad("batch_max_delay_ms", "must be at most 10000");
+        }
+        if self.room_tail_events == 0 {
+            return bad("room_tail_events", "must be at least 1");
+        }
+        if self.rate_limit_per_sec > 0 && self.rate_limit_burst == 0 {
+            return bad(
+                "rate_limit_burst",
+                "must be at least 1 when rate_limit_per_sec is set",
+            );
+        }
+        if self.session_ttl_hours.0 == 0 || self.session_ttl_hours.0 > 24 * 3650 {
+            return bad("session_ttl_hours", "must be 1 hour - 10 years");
+        }
+        if self.room_log_retention_days.0 > 36_500 || self.notification_retention_days.0 > 36_500 {
+            return bad("retention", "must be at most 100 years");
+        }
+        if !(1..=7 * 86_400).contains(&self.housekeeping_interval_secs.0) {
+            return bad("housekeeping_interval_secs", "must be 1 s - 1 week");
+        }
+        if self.kdf_memory_kib < 8 || self.kdf_iterations == 0 {
+            return bad(
+                "kdf",
+                "memory must be at least 8 KiB and iterations at least 1",
+            );
+        }
+        match (
+            self.tls_cert.as_ref(),
+            self.tls_key.as_ref(),
+            self.tls_self_signed,
+        ) {
+            (Some(_), Some(_), true) => {
+                return bad(
+                    "tls_self_signed",
+                    "give either --tls-cert/--tls-key or --tls-self-signed, not both",
+                )
+            }
+            (Some(_), None, _) => return bad("tls_key", "--tls-cert needs --tls-key"),
+            (None, Some(_), _) => return bad("tls_cert", "--tls-key needs --tls-cert"),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(flags: Flags) -> Result<Config, ConfigError> {
+        Cli {
+            config: None,
+            settings: flags,
+        }
+        .resolve()
+    }
+
+    #[test]
+    fn no_arguments_gives_the_documented_defaults() {
+        let cfg = resolve(Flags::default()).unwrap();
+        // (`::<SocketAddr>`: rkyv's `PartialEq<ArchivedSocketAddr>` makes
+        // the comparison ambiguous otherwise)
+        assert_eq!(cfg.listen, "127.0.0.1:7400".parse::<SocketAddr>().unwrap());
+        assert_eq!(cfg.data_dir.0, PathBuf::from("confab-data"));
+        assert_eq!(
+            cfg.metrics_listen.addr(),
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        assert_eq!(
+            cfg.http_listen.addr(),
+            Some("127.0.0.1:7480".parse().unwrap())
+        );
+        assert_eq!(
+            cfg.tls_listen,
+            "127.0.0.1:7443".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(cfg.tls(), None);
+        assert!(cfg.allowed_origins.0.is_empty());
+        assert_eq!(cfg.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn help_shows_every_setting_with_its_real_default() {
+        let defaults = Config::help_defaults();
+        let d = Config::default();
+        assert!(defaults.contains(&("max_message_len", d.max_message_len.to_string())));
+        assert!(defaults.contains(&("shards", d.shards.to_string())));
+        assert!(defaults.contains(&("http_listen", "127.0.0.1:7480".to_owned())));
+        // Every flag the table makes exists under the id `--help` patches.
+        let cmd = Cli::command();
+        for (id, _) in defaults {
+            assert!(
+                cmd.get_arguments().any(|a| a.get_id() == id),
+                "no flag for {id}"
+            );
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("confab.toml");
+        std::fs::write(
+            &path,
+            "max_message_len = 2000\nshards = 3\nallowed_origins = [\"https://a\", \"https://b/\"]\nmetrics_listen = \"off\"\n",
+        )
+        .unwrap();
+        let cli = Cli {
+            config: Some(path),
+            settings: Flags {
+                shards: Some(5),
+                ..Flags::default()
+            },
+        };
+        let cfg = cli.resolve().unwrap();
+        assert_eq!((cfg.max_message_len, cfg.shards), (2000, 5));
+        assert_eq!(cfg.allowed_origins.0, ["https://a", "https://b"]);
+        assert_eq!(cfg.metrics_listen, Listen::Off);
+    }
+
+    #[test]
+    fn unknown_file_keys_and_impossible_values_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("confab.toml");
+        std::fs::write(&path, "max_mesage_len = 2000\n").unwrap();
+        let err = Cli {
+            config: Some(path.clone()),
+            ..Cli::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("max_mesage_len"), "{err}");
+        std::fs::write(&path, "http_listen = \"localhost\"\n").unwrap();
+        let err = Cli {
+            config: Some(path),
+            ..Cli::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("not an address"), "{err}");
+        let err = resolve(Flags {
+            shards: Some(0),
+            ..Flags::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("shards"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_both_files_or_self_signed_alone() {
+        let pem = |s: &str| Some(Opt(Some(Path(s.into()))));
+        let err = resolve(Flags {
+            tls_cert: pem("c.pem"),
+            ..Flags::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("--tls-key"), "{err}");
+        let err = resolve(Flags {
+            tls_cert: pem("c.pem"),
+            tls_key: pem("k.pem"),
+            tls_self_signed: Some(true),
+            ..Flags::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("not both"), "{err}");
+        let cfg = resolve(Flags {
+            tls_self_signed: Some(true),
+            ..Flags::default()
+        })
+        .unwrap();
+        assert_eq!(cfg.tls(), Some(TlsSource::SelfSigned));
+    }
+
+    #[test]
+    fn switches_take_no_value_and_values_parse_like_the_file() {
+        let cli = Cli::try_parse_from([
+            "confabd",
+            "--tls-self-signed",
+            "--heartbeat-ms",
+            "500",
+            "--http-listen",
+            "off",
+        ])
+        .unwrap();
+        let cfg = cli.resolve().unwrap();
+        assert!(cfg.tls_self_signed);
+        assert_eq!(cfg.heartbeat(), Duration::from_millis(500));
+        assert_eq!(cfg.http_listen, Listen::Off);
+        assert!(Cli::try_parse_from(["confabd", "--heartbeat-ms", "soon"]).is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! Per-connection request timing and results: a request's latency runs
+//! from its arrival to the moment the writer wrote its response, and its
+//! result is the response's code. Responses are matched by request id
+//! from the typed outbound items (`crate::outbound::Outbound`), never by
+//! reading frame bytes.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use ::metrics::{counter, histogram, Counter, Histogram};
+use confab_protocol::ErrorCode;
+
+use super::{get, name};
+use crate::outbound::Outbound;
+
+/// Per-connection bookkeeping for metrics, embedded in `outbound::OutboundQueue`:
+/// requests awaiting their response (for latency and result codes), whether
+/// the handshake completed, and the queue size this connection last
+/// contributed to the global outbound gauge.
+#[derive(Default)]
+pub struct ConnStats {
+    in_flight: Mutex<VecDeque<Pending>>,
+    handshaken: AtomicBool,
+    observed_queue: AtomicUsize,
+}
+
+/// A request waiting for its response.
+struct Pending {
+    req_id: u32,
+    kind: u8,
+    since: Instant,
+}
+
+/// Most requests tracked per connection; beyond, requests go untimed (a
+/// client pipelining this deep is measuring the server itself).
+const MAX_IN_FLIGHT: usize = 4096;
+
+impl ConnStats {
+    /// The writer observed `queued` bytes in this connection's queue.
+    fn observe_queue(&self, queued: usize) {
+        let before = self.observed_queue.swap(queued, Ordering::Relaxed);
+        if before != queued {
+            get()
+                .outbound_queued
+                .increment(queued as f64 - before as f64);
+        }
+    }
+}
+
+/// The handshake succeeded (WELCOME queued).
+pub fn handshake_ok(stats: &ConnStats) {
+    stats.handshaken.store(true, Ordering::Relaxed);
+    counter!(name::HANDSHAKES, "result" => "ok").increment(1);
+}
+
+/// An authentication attempt failed (`reason`: `invalid_token`,
+/// `invalid_credentials`).
+pub fn auth_failed(reason: &'static str) {
+    counter!(name::AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+/// The connection has ended; `reason` is why the server closed it (`None`
+/// when the peer went away first).
+pub fn connection_ended(stats: &ConnStats, reason: Option<ErrorCode>) {
+    let reason = reason.map(ErrorCode::name).unwrap_or("peer");
+    if !stats.handshaken.load(Ordering::Relaxed) {
+        counter!(name::HANDSHAKES, "result" => reason).increment(1);
+    }
+    counter!(name::DISCONNECTS, "reason" => reason).increment(1);
+    stats.observe_queue(0);
+}
+
+/// Handles of one request kind, created the first time the kind is seen.
+struct KindMetrics {
+    name: &'static str,
+    ok: Counter,
+    latency: Histogram,
+}
+
+/// Indexed by the request's frame type (requests are `0x01..=0x3F`).
+static KINDS: [OnceLock<KindMetrics>; 64] = [const { OnceLock::new() }; 64];
+
+/// The HELLO frame arrived (it is the handshake, not a request).
+pub fn hello_received(len: usize) {
+    let m = get();
+    m.frames_received.increment(1);
+    m.bytes_received.increment(len as u64);
+}
+
+/// A request frame of `len` bytes was decoded as `name`; its response will
+/// be matched by `req_id` when written (see [`frames_written`]).
+pub fn request_received(
+    stats: &ConnStats,
+    frame_kind: u8,
+    name: &'static str,
+    req_id: u32,
+    len: usize,
+) {
+    let m = get();
+    m.frames_received.increment(1);
+    m.bytes_received.increment(len as u64);
+    let slot = (frame_kind & 0x3f) as usize;
+    KINDS[slot].get_or_init(|| KindMetrics {
+        name,
+        ok: counter!(name::REQUESTS, "kind" => name, "code" => "ok"),
+        latency: histogram!(name::REQUEST_DURATION, "kind" => name),
+    });
+    let mut q = stats.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+    if q.len() < MAX_IN_FLIGHT {
+        q.push_back(Pending {
+            req_id,
+            kind: slot as u8,
+            since: Instant::now(),
+        });
+    }
+}
+
+/// The writer wrote `items` (`bytes` of them counted against the queue,
+/// which held `queued` bytes when it woke): counts them and completes the
+/// requests whose responses were among them.
+pub fn frames_written(stats: &ConnStats, items: &[Outbound], queued: usize) {
+    let m = get();
+    let bytes: usize = items.iter().map(|i| i.frame().len()).sum();
+    m.frames_sent.increment(items.len() as u64);
+    m.bytes_sent.increment(bytes as u64);
+    m.write_frames.record(items.len() as f64);
+    stats.observe_queue(queued);
+    let mut responses = items
+        .iter()
+        .filter_map(|i| match i {
+            Outbound::Reply { req_id, error, .. } => Some((*req_id, *error)),
+            _ => None,
+        })
+        .peekable();
+    if responses.peek().is_none() {
+        return;
+    }
+    let mut q = stats.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    for (req_id, error) in responses {
+        // Responses mostly come back in request order: search from the front.
+        let Some(pos) = q.iter().position(|p| p.req_id == req_id) else {
+            continue;
+        };
+        let Some(p) = q.remove(pos) else { continue };
+        let Some(km) = KINDS[p.kind as usize].get() else {
+            continue;
+        };
+        km.latency.record(now.duration_since(p.since).as_secs_f64());
+        match error {
+            None => km.ok.increment(1),
+            Some(code) => {
+                counter!(name::REQUESTS, "kind" => km.name, "code" => code.name()).increment(1)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_protocol::frame::kind;
+    use confab_protocol::ServerMsg;
+
+    #[test]
+    fn responses_complete_their_requests_in_any_order() {
+        let handle = super::super::install_for_tests();
+        let stats = ConnStats::default();
+        request_received(&stats, kind::PING, "ping", 7, 10);
+        request_received(&stats, kind::PING, "ping", 8, 10);
+        request_received(&stats, kind::PING, "ping", 9, 10);
+        let error = ServerMsg::Error {
+            code: ErrorCode::RateLimited as u16,
+            message: "x".into(),
+        };
+        let items = [
+            Outbound::encode(8, &ServerMsg::Pong { nonce: 1 }),
+            Outbound::encode(7, &error),
+            Outbound::encode(99, &ServerMsg::Pong { nonce: 1 }),
+        ];
+        frames_written(&stats, &items, 0);
+        let left: Vec<u32> = stats
+            .in_flight
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|p| p.req_id)
+            .collect();
+        assert_eq!(left, vec![9], "7 and 8 answered; 99 was never asked");
+        let text = handle.render();
+        let line = format!(
+            r#"confab_requests_total{{kind="ping",code="{}"}} "#,
+            ErrorCode::RateLimited.name()
+        );
+        assert!(text.contains(&line), "{text}");
+    }
+}

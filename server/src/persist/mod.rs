@@ -1,0 +1,13 @@
+//! Persistence in front of the store: everything that makes a write
+//! durable, in the order the shards produced it.
+//!
+//! - [`batch`]: the group-commit batch writer — one transaction per batch,
+//!   the acknowledgement only after commit.
+//! - [`spool`]: the fsync'd on-disk spool that takes batches while the
+//!   database is unreachable, and replays them in order.
+//! - [`housekeeping`]: the periodic clean-up of old notifications, ended
+//!   room-log entries and expired sessions.
+
+pub mod batch;
+pub mod housekeeping;
+pub mod spool;

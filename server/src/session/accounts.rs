@@ -1,0 +1,159 @@
+//! Accounts: REGISTER, LOGIN and LOGOUT, and the session tokens they hand
+//! out. Password hashing runs on the blocking pool (`crate::auth`).
+
+use confab_protocol::{AuditAction, ErrorCode, ServerMsg, UserId, UserRef};
+use confab_store::{AuditEntry, StoreError, WriteOp};
+
+use super::{storage_error, Auth, Session};
+use crate::auth;
+use crate::persist::batch::WriteRequest;
+
+impl Session {
+    pub(super) async fn register(&mut self, req_id: u32, username: String, password: String) {
+        if self.auth.is_some() {
+            return self.error(req_id, ErrorCode::AlreadyAuthenticated);
+        }
+        let username = match auth::normalize_username(&username) {
+            Ok(u) => u,
+            Err(code) => return self.error(req_id, code),
+        };
+        if let Err(code) = auth::check_password_rules(&password) {
+            return self.error(req_id, code);
+        }
+        let kdf = self.state.kdf;
+        let hash =
+            match tokio::task::spawn_blocking(move || auth::hash_password(&password, kdf)).await {
+                Ok(Ok(h)) => h,
+                _ => return self.error(req_id, ErrorCode::Internal),
+            };
+        let create = self
+            .state
+            .store
+            .create_user(&username, &hash, self.state.clock.now_ms());
+        match crate::metrics::query("create_user", create).await {
+            Ok(user) => {
+                tracing::info!(user = user.0, username = ?username, "account registered");
+                self.start_session(req_id, user, username).await
+            }
+            Err(StoreError::Conflict(_)) => self.error(req_id, ErrorCode::UsernameTaken),
+            Err(e) => storage_error(&self.conn, req_id, e),
+        }
+    }
+
+    pub(super) async fn login(&mut self, req_id: u32, username: String, password: String) {
+        if self.auth.is_some() {
+            return self.error(req_id, ErrorCode::AlreadyAuthenticated);
+        }
+        let record = match auth::normalize_username(&username) {
+            Ok(name) => {
+                let lookup = self.state.store.user_by_name(&name);
+                match crate::metrics::query("user_by_name", lookup).await {
+                    Ok(r) => r,
+                    Err(e) => return storage_error(&self.conn, req_id, e),
+                }
+            }
+            Err(_) => None,
+        };
+        let phc = record
+            .as_ref()
+            .map(|r| r.password_hash.clone())
+            .unwrap_or_else(|| self.state.dummy_hash.clone());
+        let verified = tokio::task::spawn_blocking(move || auth::verify_password(&password, &phc))
+            .await
+            .unwrap_or(false);
+        match record {
+            Some(user) if verified => {
+                tracing::info!(target: "confab::audit", action = "login", actor = user.id.0, "audit");
+                self.audit_login(user.id);
+                self.start_session(req_id, user.id, user.username).await
+            }
+            _ => {
+                tracing::info!(username = ?username, "login failed");
+                crate::metrics::auth_failed("invalid_credentials");
+                self.error(req_id, ErrorCode::InvalidCredentials)
+            }
+        }
+    }
+
+    /// Appends a server-wide `login` audit row (no room), through the same
+    /// ordered pipeline as every other write.
+    fn audit_login(&self, user: UserId) {
+        let entry = AuditEntry {
+            at: self.state.clock.now_ms(),
+            actor: user,
+            action: AuditAction::Login,
+            room: None,
+            target: None,
+            detail: String::new(),
+        };
+        self.state
+            .batch
+            .submit(WriteRequest::new(vec![WriteOp::Audit(entry)]));
+    }
+
+    /// Creates a session token, answers SESSION and attaches the connection.
+    async fn start_session(&mut self, req_id: u32, user: UserId, username: String) {
+        let (token, hash) = auth::new_token();
+        let now = self.state.clock.now_ms();
+        let expires = now + self.state.config.session_ttl_hours.get().as_millis() as u64;
+        let create = self.state.store.create_session(&hash, user, now, expires);
+        if let Err(e) = crate::metrics::query("create_session", create).await {
+            return storage_error(&self.conn, req_id, e);
+        }
+        self.conn.reply(
+            req_id,
+            &ServerMsg::Session {
+                user,
+                username: username.clone(),
+                token,
+            },
+        );
+        self.auth = Some(Auth {
+            user,
+            username,
+            token_hash: hash,
+        });
+        self.attach(std::sync::Arc::from(Vec::new())).await;
+    }
+
+    /// Ends the session everywhere: every connection using its token
+    /// closes. Returns `false`: this connection ends too.
+    pub(super) async fn logout(&mut self, req_id: u32) -> bool {
+        let Some(auth) = &self.auth else { return true };
+        let delete = self.state.store.delete_session(&auth.token_hash);
+        if let Err(e) = crate::metrics::query("delete_session", delete).await {
+            storage_error(&self.conn, req_id, e);
+            return true;
+        }
+        tracing::info!(user = auth.user.0, "logout");
+        self.conn.reply(req_id, &ServerMsg::Ok);
+        for c in self.state.sessions.take(&auth.token_hash) {
+            c.close(ErrorCode::LoggedOut, "the session was logged out");
+        }
+        self.conn
+            .close(ErrorCode::LoggedOut, "the session was logged out");
+        false
+    }
+
+    /// Resolves a user named by id or username to (id, username), for
+    /// INVITE and BAN (the shards never wait on the store).
+    pub(super) async fn resolve(&self, who: &UserRef) -> Result<(UserId, String), ErrorCode> {
+        let store = &self.state.store;
+        let found = match who {
+            UserRef::Id(id) => crate::metrics::query("user_by_id", store.user_by_id(*id)).await,
+            UserRef::Name(name) => match auth::normalize_username(name) {
+                Ok(name) => crate::metrics::query("user_by_name", store.user_by_name(&name)).await,
+                Err(_) => return Err(ErrorCode::NoSuchUser),
+            },
+        };
+        match found {
+            Ok(Some(u)) => Ok((u.id, u.username)),
+            Ok(None) => Err(ErrorCode::NoSuchUser),
+            Err(e) => {
+                crate::metrics::query_error();
+                tracing::warn!(error = %e, "user lookup failed");
+                Err(ErrorCode::StorageUnavailable)
+            }
+        }
+    }
+}

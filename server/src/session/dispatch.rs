@@ -1,0 +1,307 @@
+//! Request dispatch: decode a frame, then one table from each request to
+//! what handles it — the session itself (accounts, PING), the owning shard
+//! (every room command: the room state machine decides), or a store read.
+//!
+//! Shapes (lengths, emptiness, paging, rate) are checked here, before
+//! anything is routed (`validate`); rules are the room's. Nothing is routed
+//! or stored for a refused request.
+
+use std::sync::atomic::Ordering;
+
+use confab_protocol::frame::{kind, HEADER_LEN};
+use confab_protocol::{DecodeError, ErrorCode, RawFrame, Request, RoomId, ServerMsg, UserId};
+
+use super::validate::{self, check_room_name, check_topic};
+use super::Session;
+use crate::room::Command;
+use crate::shard::{ReplyTo, RosterList, ShardCmd};
+
+impl Session {
+    /// Handles one frame after the handshake. `false` ends the connection.
+    pub(super) async fn handle(&mut self, frame: RawFrame) -> bool {
+        match Request::decode(&frame) {
+            Ok(req) => {
+                let len = frame.payload.len() + HEADER_LEN;
+                crate::metrics::request_received(
+                    &self.conn.stats,
+                    frame.kind,
+                    req.name(),
+                    frame.req_id,
+                    len,
+                );
+                self.dispatch(frame.req_id, req).await
+            }
+            Err(e) => {
+                let what = match &e {
+                    DecodeError::UnknownFrameType(t) if kind::is_server_frame(*t) => {
+                        format!("frame type 0x{t:02x} is sent by servers only")
+                    }
+                    DecodeError::UnknownFrameType(t) => format!("unknown frame type 0x{t:02x}"),
+                    e => format!("malformed frame type 0x{:02x}: {e}", frame.kind),
+                };
+                self.fatal(e.code(), &what);
+                false
+            }
+        }
+    }
+
+    /// Carries out one decoded request. `false` ends the connection.
+    pub(super) async fn dispatch(&mut self, req_id: u32, req: Request) -> bool {
+        // Before authentication: the handshake's own frames and accounts.
+        let req = match req {
+            Request::Hello(_) => {
+                self.fatal(ErrorCode::HandshakeRequired, "HELLO may be sent only once");
+                return false;
+            }
+            Request::Ping { nonce } => {
+                self.conn.reply(req_id, &ServerMsg::Pong { nonce });
+                return true;
+            }
+            Request::Register { username, password } => {
+                self.register(req_id, username, password).await;
+                return true;
+            }
+            Request::Login { username, password } => {
+                self.login(req_id, username, password).await;
+                return true;
+            }
+            other => other,
+        };
+        let Some(auth) = &self.auth else {
+            self.error(req_id, ErrorCode::NotAuthenticated);
+            return true;
+        };
+        let (user, username) = (auth.user, auth.username.clone());
+        let routed = match req {
+            Request::Logout => return self.logout(req_id).await,
+
+            // Rooms: the owning shard applies every rule.
+            Request::CreateRoom {
+                name,
+                topic,
+                visibility,
+            } => {
+                let name = match check_room_name(&name).and_then(|n| {
+                    check_topic(&topic)?;
+                    Ok(n)
+                }) {
+                    Ok(n) => n,
+                    Err(code) => return self.reject(req_id, code),
+                };
+                let room = RoomId(self.state.next_room_id.fetch_add(1, Ordering::Relaxed));
+                let cmd = ShardCmd::Create {
+                    room,
+                    name,
+                    topic,
+                    visibility,
+                    user,
+                    username,
+                    reply: self.reply_to(req_id),
+                };
+                self.state.router.send(room, cmd).await
+            }
+            Request::JoinRoom { room } => {
+                self.apply(req_id, room, Command::Join { user, username })
+                    .await
+            }
+            Request::LeaveRoom { room } => self.apply(req_id, room, Command::Leave { user }).await,
+            Request::SendMessage { room, body } => {
+                if let Err((code, message)) =
+                    validate::check_message(&body, self.state.config.max_message_len)
+                {
+                    self.conn.error(req_id, code, message);
+                    return true;
+                }
+                if !self.may_send(user) {
+                    crate::metrics::rate_limited();
+                    return self.reject(req_id, ErrorCode::RateLimited);
+                }
+                self.apply(req_id, room, Command::Post { user, text: body })
+                    .await
+            }
+            Request::Invite { room, user: target } => match self.resolve(&target).await {
+                Ok((target, target_name)) => {
+                    let cmd = Command::Invite {
+                        by: user,
+                        target,
+                        target_name,
+                    };
+                    self.apply(req_id, room, cmd).await
+                }
+                Err(code) => Err(code),
+            },
+            Request::RespondInvite { room, accept } => {
+                let cmd = Command::RespondInvite {
+                    user,
+                    username,
+                    accept,
+                };
+                self.apply(req_id, room, cmd).await
+            }
+            Request::RequestJoin { room } => {
+                self.apply(req_id, room, Command::RequestJoin { user, username })
+                    .await
+            }
+            Request::DecideRequest {
+                room,
+                user: target,
+                approve,
+            } => {
+                let cmd = Command::Decide {
+                    by: user,
+                    target,
+                    approve,
+                };
+                self.apply(req_id, room, cmd).await
+            }
+            Request::Kick { room, user: target } => {
+                self.apply(req_id, room, Command::Kick { by: user, target })
+                    .await
+            }
+            Request::Ban { room, user: target } => match self.resolve(&target).await {
+                Ok((target, target_name)) => {
+                    let cmd = Command::Ban {
+                        by: user,
+                        target,
+                        target_name,
+                    };
+                    self.apply(req_id, room, cmd).await
+                }
+                Err(code) => Err(code),
+            },
+            Request::Unban { room, user: target } => {
+                self.apply(req_id, room, Command::Unban { by: user, target })
+                    .await
+            }
+            Request::SetRole {
+                room,
+                user: target,
+                role,
+            } => {
+                let cmd = Command::SetRole {
+                    by: user,
+                    target,
+                    role,
+                };
+                self.apply(req_id, room, cmd).await
+            }
+            Request::UpdateRoom { room, name, topic } => {
+                let name = match check_room_name(&name).and_then(|n| {
+                    check_topic(&topic)?;
+                    Ok(n)
+                }) {
+                    Ok(n) => n,
+                    Err(code) => return self.reject(req_id, code),
+                };
+                let cmd = Command::Update {
+                    by: user,
+                    name,
+                    topic,
+                };
+                self.apply(req_id, room, cmd).await
+            }
+
+            // Reads the owning shard answers from memory.
+            Request::ListMembers { room } => {
+                let cmd = ShardCmd::Members {
+                    room,
+                    user,
+                    reply: self.reply_to(req_id),
+                };
+                self.state.router.send(room, cmd).await
+            }
+            Request::ListJoinRequests { room } => {
+                self.roster(req_id, room, user, RosterList::JoinRequests)
+                    .await
+            }
+            Request::ListBans { room } => self.roster(req_id, room, user, RosterList::Bans).await,
+
+            // Reads from the store (`reads.rs`).
+            Request::ListRooms {
+                query,
+                offset,
+                limit,
+            } => self.list_rooms(req_id, user, query, offset, limit),
+            Request::MyRooms => self.my_rooms(req_id, user),
+            Request::History {
+                room,
+                before,
+                limit,
+            } => self.history(req_id, user, room, before, limit),
+            Request::ListNotifications {
+                before,
+                limit,
+                unread_only,
+            } => self.notifications(req_id, user, before, limit, unread_only),
+            Request::MarkRead { up_to } => self.mark_read(req_id, user, up_to),
+            Request::RoomLog => self.room_log(req_id, user),
+            Request::RoomAudit {
+                room,
+                before,
+                limit,
+            } => self.room_audit(req_id, user, room, before, limit).await,
+
+            // Handled above, before authentication.
+            Request::Hello(_)
+            | Request::Ping { .. }
+            | Request::Register { .. }
+            | Request::Login { .. } => Ok(()),
+        };
+        if let Err(code) = routed {
+            self.error(req_id, code);
+        }
+        true
+    }
+
+    /// Answers a request with a non-fatal error; the connection goes on.
+    pub(super) fn reject(&self, req_id: u32, code: ErrorCode) -> bool {
+        self.error(req_id, code);
+        true
+    }
+
+    /// Where the shard or the batch writer sends this request's answer.
+    fn reply_to(&self, req_id: u32) -> ReplyTo {
+        ReplyTo {
+            conn: self.conn.clone(),
+            req_id,
+        }
+    }
+
+    /// Routes a room command to the room's shard; the answer comes from
+    /// the shard (refusals) or the batch writer (after commit).
+    async fn apply(&self, req_id: u32, room: RoomId, cmd: Command) -> Result<(), ErrorCode> {
+        let cmd = ShardCmd::Apply {
+            room,
+            cmd,
+            reply: self.reply_to(req_id),
+        };
+        self.state.router.send(room, cmd).await
+    }
+
+    /// LIST_JOIN_REQUESTS / LIST_BANS: the shard answers (admins only).
+    async fn roster(
+        &self,
+        req_id: u32,
+        room: RoomId,
+        user: UserId,
+        which: RosterList,
+    ) -> Result<(), ErrorCode> {
+        let cmd = ShardCmd::Roster {
+            room,
+            user,
+            which,
+            reply: self.reply_to(req_id),
+        };
+        self.state.router.send(room, cmd).await
+    }
+
+    /// Whether `user` may send one more message now: the connection's own
+    /// bucket, or a one-shot caller's shared limit.
+    fn may_send(&mut self, user: UserId) -> bool {
+        match (&mut self.bucket, &self.limit) {
+            (Some(bucket), _) => bucket.try_take(),
+            (None, Some(limit)) => limit(user),
+            (None, None) => true,
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! One client connection: handshake, authentication, request dispatch.
+//!
+//! A session reads frames, answers what it can itself (PING, accounts,
+//! store reads) and routes room commands to the owning shard. Requests are
+//! pipelined: the session does not wait for a room command's result — the
+//! shard or the batch writer pushes the reply into this connection's
+//! outbound queue, which the connection's writer
+//! ([`crate::outbound::writer`]) drains into the transport.
+//!
+//! - this file: [`serve`] — the connection loop, the handshake, attaching
+//!   to and detaching from the shards;
+//! - `dispatch`: one table from a decoded request to what handles it;
+//! - `accounts`: REGISTER, LOGIN, LOGOUT and session tokens;
+//! - `reads`: requests answered from the store (listings, history,
+//!   notifications, room log, audit trail);
+//! - `oneshot`: [`call`], one request without a connection (the HTTP API);
+//! - `validate`: the shape rules checked before anything is routed.
+
+mod accounts;
+mod dispatch;
+mod oneshot;
+mod reads;
+pub(crate) mod validate;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use confab_protocol::frame::kind;
+use confab_protocol::{
+    ErrorCode, FrameError, Hello, RawFrame, Request, ResumePoint, ServerMsg, SessionUser, UserId,
+    Welcome, PROTOCOL_VERSION,
+};
+use confab_store::StoreError;
+use futures_util::{Stream, StreamExt};
+
+use crate::app::ServerState;
+use crate::auth;
+use crate::limit::{MessageLimit, TokenBucket};
+use crate::net::frames::FrameSink;
+use crate::outbound::{ConnId, OutboundQueue};
+use crate::shard::ShardCmd;
+
+pub use oneshot::{call, call_limited};
+pub(crate) use reads::{notification, room_event};
+pub use validate::{check_room_name, check_topic};
+
+/// The authenticated identity of a session.
+struct Auth {
+    user: UserId,
+    username: String,
+    /// SHA-256 of the session token: the key LOGOUT closes connections by.
+    token_hash: [u8; 32],
+}
+
+/// One connection's (or one-shot call's) session state.
+struct Session {
+    state: Arc<ServerState>,
+    /// Where replies and events for this connection are queued.
+    conn: Arc<OutboundQueue>,
+    auth: Option<Auth>,
+    /// The connection's own message rate limit (`None`: unlimited, or a
+    /// one-shot session, which uses `limit`).
+    bucket: Option<TokenBucket>,
+    /// A session of [`call`]: one request, no connection behind it. It is
+    /// never attached to the shards — no presence flicker, no live events.
+    one_shot: bool,
+    /// For one-shot sessions: the caller's message limit, shared across
+    /// its requests (the HTTP door keeps one per user).
+    limit: Option<MessageLimit>,
+}
+
+/// Serves one connection until it closes. `frames` yields decoded frames
+/// from the transport; `sink` writes to it.
+pub async fn serve<S, K>(state: Arc<ServerState>, frames: S, sink: K, peer: SocketAddr)
+where
+    S: Stream<Item = Result<RawFrame, FrameError>> + Unpin + Send,
+    K: FrameSink,
+{
+    let id = ConnId(state.next_conn_id.fetch_add(1, Ordering::Relaxed));
+    let (conn, rx) = OutboundQueue::new(id, state.config.outbound_queue_bytes);
+    let writer = tokio::spawn(crate::outbound::writer::run(sink, rx, conn.clone()));
+    let bucket = TokenBucket::new(
+        state.config.rate_limit_per_sec,
+        state.config.rate_limit_burst,
+        &state.clock,
+    );
+    let mut session = Session {
+        state,
+        conn: conn.clone(),
+        auth: None,
+        bucket,
+        one_shot: false,
+        limit: None,
+    };
+    tracing::debug!(conn = id.0, %peer, "connection opened");
+    session.run(frames).await;
+    session.detach().await;
+    if conn.is_open() {
+        // The peer went away (or the reader failed): nothing left to say.
+        conn.abort_with(ErrorCode::Internal);
+    }
+    let _ = writer.await;
+    crate::metrics::connection_ended(&conn.stats, conn.close_reason());
+    tracing::debug!(conn = id.0, %peer, reason = ?conn.close_reason(), "connection closed");
+}
+
+impl Session {
+    async fn run<S>(&mut self, mut frames: S)
+    where
+        S: Stream<Item = Result<RawFrame, FrameError>> + Unpin + Send,
+    {
+        let handshake_timeout = self.state.config.handshake_timeout_ms.get();
+        let first = tokio::select! {
+            _ = self.conn.finished() => return,
+            r = tokio::time::timeout(handshake_timeout, frames.next()) => r,
+        };
+        let first = match first {
+            Err(_) => {
+                return self.fatal(
+                    ErrorCode::HandshakeTimeout,
+                    "no HELLO within the handshake timeout",
+                )
+            }
+            Ok(None) => return,
+            Ok(Some(Err(e))) => return self.frame_error(e),
+            Ok(Some(Ok(f))) => f,
+        };
+        crate::metrics::hello_received(first.payload.len() + confab_protocol::frame::HEADER_LEN);
+        if first.kind != kind::HELLO {
+            return self.fatal(
+                ErrorCode::HandshakeRequired,
+                "the first frame must be HELLO",
+            );
+        }
+        let hello = match Request::decode(&first) {
+            Ok(Request::Hello(h)) => h,
+            Ok(_) => {
+                return self.fatal(
+                    ErrorCode::HandshakeRequired,
+                    "the first frame must be HELLO",
+                )
+            }
+            Err(e) => return self.fatal(e.code(), &format!("bad HELLO: {e}")),
+        };
+        if !self.handshake(first.req_id, hello).await {
+            return;
+        }
+
+        let idle = self.state.config.heartbeat() * 3;
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.conn.finished() => return,
+                _ = self.state.shutdown.cancelled() => {
+                    return self.fatal(ErrorCode::ShuttingDown, ErrorCode::ShuttingDown.default_message());
+                }
+                r = tokio::time::timeout(idle, frames.next()) => r,
+            };
+            match next {
+                Err(_) => {
+                    return self.fatal(
+                        ErrorCode::IdleTimeout,
+                        "nothing received within three heartbeat intervals",
+                    )
+                }
+                Ok(None) => return,
+                Ok(Some(Err(e))) => return self.frame_error(e),
+                Ok(Some(Ok(frame))) => {
+                    // Boxed: the dispatch future nests every request's
+                    // state; held inline it would make every idle
+                    // connection's long-lived future that large.
+                    if !Box::pin(self.handle(frame)).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a CLOSE with `code`; the writer closes after it.
+    fn fatal(&self, code: ErrorCode, message: &str) {
+        tracing::debug!(conn = self.conn.id.0, %code, message, "closing connection");
+        self.conn.close(code, message);
+    }
+
+    fn frame_error(&self, e: FrameError) {
+        match e {
+            FrameError::TooLarge { len, max } => self.fatal(
+                ErrorCode::FrameTooLarge,
+                &format!("frame length {len} exceeds the maximum {max}"),
+            ),
+            FrameError::TooShort(len) => self.fatal(
+                ErrorCode::MalformedFrame,
+                &format!("frame length {len} is below the minimum 5"),
+            ),
+            FrameError::Io(_) => {}
+        }
+    }
+
+    /// Answers a request with a non-fatal error; the connection goes on.
+    fn error(&self, req_id: u32, code: ErrorCode) {
+        self.conn.error(req_id, code, code.default_message());
+    }
+
+    /// Validates HELLO, authenticates by token if given, sends WELCOME and
+    /// attaches the connection to its rooms. `false` ends the connection.
+    async fn handshake(&mut self, req_id: u32, hello: Hello) -> bool {
+        if hello.version != PROTOCOL_VERSION {
+            self.fatal(
+                ErrorCode::UnsupportedVersion,
+                &format!(
+                    "protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}",
+                    hello.version
+                ),
+            );
+            return false;
+        }
+        let mut session = None;
+        if let Some(token) = &hello.token {
+            let hash = auth::token_hash(token);
+            let lookup = self
+                .state
+                .store
+                .session_user(&hash, self.state.clock.now_ms());
+            match crate::metrics::query("session_user", lookup).await {
+                Ok(Some(user)) => {
+                    session = Some(SessionUser {
+                        user: user.id,
+                        username: user.username.clone(),
+                    });
+                    self.auth = Some(Auth {
+                        user: user.id,
+                        username: user.username,
+                        token_hash: hash,
+                    });
+                }
+                Ok(None) => {
+                    crate::metrics::auth_failed("invalid_token");
+                    self.error(req_id, ErrorCode::InvalidToken);
+                    self.fatal(
+                        ErrorCode::InvalidToken,
+                        ErrorCode::InvalidToken.default_message(),
+                    );
+                    return false;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "session lookup failed");
+                    self.fatal(
+                        ErrorCode::StorageUnavailable,
+                        "cannot check the session token now; retry",
+                    );
+                    return false;
+                }
+            }
+        }
+        let cfg = &self.state.config;
+        let welcome = Welcome {
+            version: PROTOCOL_VERSION,
+            server: concat!("confabd/", env!("CARGO_PKG_VERSION")).into(),
+            max_frame_len: cfg.max_frame_len,
+            max_message_len: cfg.max_message_len,
+            heartbeat_ms: u32::try_from(cfg.heartbeat_ms.0).unwrap_or(u32::MAX),
+            session,
+        };
+        self.conn.reply(req_id, &ServerMsg::Welcome(welcome));
+        crate::metrics::handshake_ok(&self.conn.stats);
+        if self.auth.is_some() {
+            self.attach(hello.resume.into()).await;
+        }
+        true
+    }
+
+    /// Registers the authenticated connection and subscribes it to its
+    /// rooms on every shard (replaying from its resume points first).
+    async fn attach(&self, resume: Arc<[ResumePoint]>) {
+        let Some(auth) = &self.auth else { return };
+        if self.one_shot {
+            return;
+        }
+        self.state
+            .sessions
+            .register(auth.token_hash, self.conn.clone());
+        let (user, conn) = (auth.user, self.conn.clone());
+        self.state
+            .router
+            .send_all(|| ShardCmd::Attach {
+                user,
+                conn: conn.clone(),
+                resume: resume.clone(),
+            })
+            .await;
+        self.push_unread_notifications(user);
+        tracing::info!(user = auth.user.0, username = ?auth.username, conn = self.conn.id.0, "session attached");
+    }
+
+    /// Undoes [`Session::attach`] when the connection ends.
+    async fn detach(&mut self) {
+        let Some(auth) = self.auth.take() else { return };
+        if self.one_shot {
+            return;
+        }
+        self.state
+            .sessions
+            .unregister(&auth.token_hash, self.conn.id);
+        let (user, conn) = (auth.user, self.conn.id);
+        self.state
+            .router
+            .send_all(|| ShardCmd::Detach { user, conn })
+            .await;
+    }
+}
+
+/// Answers `req_id` with STORAGE_UNAVAILABLE after a failed store call.
+pub(crate) fn storage_error(conn: &OutboundQueue, req_id: u32, e: StoreError) {
+    crate::metrics::query_error();
+    tracing::warn!(error = %e, "store request failed");
+    conn.error(
+        req_id,
+        ErrorCode::StorageUnavailable,
+        ErrorCode::StorageUnavailable.default_message(),
+    );
+}

@@ -1,0 +1,105 @@
+//! One request without a connection: the door for request/response
+//! adapters such as the HTTP API. The request runs through the same
+//! dispatch as a connection's, so every rule, limit and error code is the
+//! session's own.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_protocol::{ErrorCode, Request, ServerMsg};
+
+use super::{Auth, Session};
+use crate::app::ServerState;
+use crate::auth;
+use crate::limit::MessageLimit;
+use crate::outbound::{ConnId, Outbound, OutboundQueue};
+
+/// The request id a one-shot request runs under.
+const REQ_ID: u32 = 1;
+
+/// How long a one-shot request may take before it is answered INTERNAL.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Runs one request through the same dispatch as a protocol connection and
+/// returns its reply. `token` authenticates like HELLO's token; REGISTER and
+/// LOGIN work without one. The reply is the frame a connection would get
+/// (an `Error` for refusals).
+pub async fn call(state: Arc<ServerState>, token: Option<&str>, req: Request) -> ServerMsg {
+    call_limited(state, token, req, None).await
+}
+
+/// [`call`], with SEND_MESSAGE subject to `limit` (a connection has its
+/// own bucket; one-shot callers share one across their requests).
+pub async fn call_limited(
+    state: Arc<ServerState>,
+    token: Option<&str>,
+    req: Request,
+    limit: Option<MessageLimit>,
+) -> ServerMsg {
+    let id = ConnId(state.next_conn_id.fetch_add(1, Ordering::Relaxed));
+    let (conn, mut out) = OutboundQueue::new(id, usize::MAX / 2);
+    let mut session = Session {
+        state: state.clone(),
+        conn: conn.clone(),
+        auth: None,
+        bucket: None,
+        one_shot: true,
+        limit,
+    };
+    if let Some(token) = token {
+        let hash = auth::token_hash(token);
+        let lookup = state.store.session_user(&hash, state.clock.now_ms());
+        match crate::metrics::query("session_user", lookup).await {
+            Ok(Some(user)) => {
+                session.auth = Some(Auth {
+                    user: user.id,
+                    username: user.username,
+                    token_hash: hash,
+                });
+            }
+            Ok(None) => return error_msg(ErrorCode::InvalidToken),
+            Err(e) => {
+                tracing::warn!(error = %e, "session lookup failed");
+                return error_msg(ErrorCode::StorageUnavailable);
+            }
+        }
+    }
+    match &req {
+        Request::Hello(_) if session.auth.is_none() => {
+            return error_msg(ErrorCode::HandshakeRequired)
+        }
+        Request::Logout if session.auth.is_none() => return error_msg(ErrorCode::NotAuthenticated),
+        _ => {}
+    }
+    session.dispatch(REQ_ID, req).await;
+    // A one-shot session is never attached to shards, so the only items it
+    // receives are replies to this request (and, for LOGOUT, a CLOSE).
+    loop {
+        match tokio::time::timeout(PATIENCE, out.recv()).await {
+            Ok(Some(Outbound::Reply { req_id, frame, .. })) if req_id == REQ_ID => {
+                return decode_reply(&frame);
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return error_msg(ErrorCode::Internal),
+        }
+    }
+    // Nothing to clean up: a one-shot session never attaches (even when
+    // REGISTER/LOGIN authenticates it), so it never shows as online.
+}
+
+/// Decodes a reply frame this server encoded.
+fn decode_reply(frame: &bytes::Bytes) -> ServerMsg {
+    let mut buf = bytes::BytesMut::from(&frame[..]);
+    match confab_protocol::frame::split_frame(&mut buf, u32::MAX) {
+        Ok(Some(raw)) => ServerMsg::decode(&raw).unwrap_or_else(|_| error_msg(ErrorCode::Internal)),
+        _ => error_msg(ErrorCode::Internal),
+    }
+}
+
+fn error_msg(code: ErrorCode) -> ServerMsg {
+    ServerMsg::Error {
+        code: code as u16,
+        message: code.default_message().into(),
+    }
+}

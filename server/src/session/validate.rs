@@ -1,0 +1,103 @@
+//! Shape rules a request must meet before it is routed anywhere
+//! (SPEC.md §10.1): names, topics, message bodies, page sizes.
+
+use confab_protocol::ErrorCode;
+
+/// The largest page LIST_ROOMS, HISTORY, LIST_NOTIFICATIONS and ROOM_AUDIT
+/// return (and the smallest is 1).
+pub const PAGE_LIMIT: u32 = 200;
+
+/// Room names: 1-64 characters after trimming, no control characters.
+pub fn check_room_name(name: &str) -> Result<String, ErrorCode> {
+    let name = name.trim();
+    let n = name.chars().count();
+    if n == 0 || n > 64 || has_control(name) {
+        return Err(ErrorCode::InvalidRoomName);
+    }
+    Ok(name.to_owned())
+}
+
+/// Topics: at most 256 characters, no control characters.
+pub fn check_topic(topic: &str) -> Result<(), ErrorCode> {
+    if topic.chars().count() > 256 || has_control(topic) {
+        return Err(ErrorCode::InvalidTopic);
+    }
+    Ok(())
+}
+
+/// A message body: not blank, at most `max_len` bytes. The error comes
+/// with the message to send.
+pub fn check_message(body: &str, max_len: u32) -> Result<(), (ErrorCode, String)> {
+    if body.trim().is_empty() {
+        return Err((
+            ErrorCode::MessageEmpty,
+            ErrorCode::MessageEmpty.default_message().to_owned(),
+        ));
+    }
+    if body.len() > max_len as usize {
+        return Err((
+            ErrorCode::MessageTooLong,
+            format!("message exceeds {max_len} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// A page size: 1 to [`PAGE_LIMIT`].
+pub fn check_page_limit(limit: u32) -> Result<(), ErrorCode> {
+    if (1..=PAGE_LIMIT).contains(&limit) {
+        Ok(())
+    } else {
+        Err(ErrorCode::InvalidPaging)
+    }
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names_are_trimmed_and_bounded() {
+        assert_eq!(check_room_name("  general ").unwrap(), "general");
+        assert_eq!(check_room_name("   "), Err(ErrorCode::InvalidRoomName));
+        assert_eq!(
+            check_room_name(&"x".repeat(65)),
+            Err(ErrorCode::InvalidRoomName)
+        );
+        assert_eq!(check_room_name("a\u{7}b"), Err(ErrorCode::InvalidRoomName));
+        assert!(
+            check_room_name(&"é".repeat(64)).is_ok(),
+            "limit counts characters, not bytes"
+        );
+    }
+
+    #[test]
+    fn topics_are_bounded() {
+        assert!(check_topic("").is_ok());
+        assert_eq!(check_topic(&"x".repeat(257)), Err(ErrorCode::InvalidTopic));
+        assert_eq!(check_topic("line\nbreak"), Err(ErrorCode::InvalidTopic));
+    }
+
+    #[test]
+    fn messages_must_have_text_and_fit() {
+        assert!(check_message("hi", 10).is_ok());
+        assert_eq!(
+            check_message(" \n\t", 10).unwrap_err().0,
+            ErrorCode::MessageEmpty
+        );
+        let (code, message) = check_message("hello world", 10).unwrap_err();
+        assert_eq!(code, ErrorCode::MessageTooLong);
+        assert!(message.contains("10 bytes"), "{message}");
+    }
+
+    #[test]
+    fn pages_hold_one_to_two_hundred() {
+        assert_eq!(check_page_limit(0), Err(ErrorCode::InvalidPaging));
+        assert!(check_page_limit(1).is_ok() && check_page_limit(200).is_ok());
+        assert_eq!(check_page_limit(201), Err(ErrorCode::InvalidPaging));
+    }
+}

@@ -1,0 +1,71 @@
+//! Which shard owns a room, and carrying commands to it.
+
+use std::sync::Arc;
+
+use confab_protocol::{ErrorCode, RoomId};
+use tokio::sync::mpsc;
+
+use super::{RoomSlot, Shard, ShardCmd, ShardConfig};
+use crate::persist::batch::BatchHandle;
+
+/// Maps rooms to shards and carries commands to them.
+#[derive(Clone)]
+pub struct Router {
+    shards: Arc<[mpsc::Sender<ShardCmd>]>,
+}
+
+impl Router {
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Sends `cmd` to the shard owning `room`. Waits if that shard is
+    /// backlogged (backpressure on the sending connection).
+    pub async fn send(&self, room: RoomId, cmd: ShardCmd) -> Result<(), ErrorCode> {
+        let idx = shard_of(room, self.shards.len());
+        self.shards[idx]
+            .send(cmd)
+            .await
+            .map_err(|_| ErrorCode::ShuttingDown)
+    }
+
+    /// Sends a command built by `make` to every shard.
+    pub async fn send_all(&self, make: impl Fn() -> ShardCmd) {
+        for tx in self.shards.iter() {
+            let _ = tx.send(make()).await;
+        }
+    }
+}
+
+/// The shard owning `room`: a multiplicative hash, so that sequential ids
+/// spread evenly.
+pub fn shard_of(room: RoomId, shards: usize) -> usize {
+    ((room.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % shards as u64) as usize
+}
+
+/// Starts `n` shards, giving each the restored rooms it owns.
+pub fn spawn_shards(
+    n: usize,
+    rooms: Vec<RoomSlot>,
+    batch: BatchHandle,
+    cfg: ShardConfig,
+) -> (Router, Vec<tokio::task::JoinHandle<()>>) {
+    let mut per_shard: Vec<Vec<RoomSlot>> = (0..n).map(|_| Vec::new()).collect();
+    for slot in rooms {
+        per_shard[shard_of(slot.id(), n)].push(slot);
+    }
+    let mut senders = Vec::with_capacity(n);
+    let mut tasks = Vec::with_capacity(n);
+    for (index, slots) in per_shard.into_iter().enumerate() {
+        let (tx, rx) = mpsc::channel(cfg.queue_len);
+        let shard = Shard::new(index, slots, batch.clone(), &cfg);
+        tasks.push(tokio::spawn(shard.run(rx)));
+        senders.push(tx);
+    }
+    (
+        Router {
+            shards: senders.into(),
+        },
+        tasks,
+    )
+}
