@@ -156,6 +156,7 @@ impl std::error::Error for Elapsed {}
 /// [`Events::try_next`] found no event ready: none is buffered, or another
 /// handle is waiting for one. The stream has not ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Empty;
 
 impl fmt::Display for Empty {
@@ -178,11 +179,19 @@ pub(crate) async fn recv(shared: Shared) -> Option<Event> {
 /// A handle on a client's event stream: a [`Stream`] of [`Event`]s.
 ///
 /// ```no_run
-/// use futures_util::StreamExt;
+/// use confab_sdk::Event;
+/// use futures_util::{future, StreamExt};
+///
 /// # async fn run(client: confab_sdk::Client) {
-/// let mut events = client.events();
-/// while let Some(event) = events.next().await {
-///     println!("{event:?}");
+/// // Room events only, with the Stream combinators.
+/// let mut room_events = client.events().filter_map(|event| {
+///     future::ready(match event {
+///         Event::Room(ev) => Some(ev),
+///         _ => None,
+///     })
+/// });
+/// while let Some(ev) = room_events.next().await {
+///     println!("#{} in room {}", ev.seq, ev.room);
 /// }
 /// // The client stopped for good.
 /// # }

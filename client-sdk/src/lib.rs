@@ -142,3 +142,9 @@ pub mod raw {
 
 /// The client name this SDK announces in HELLO: `confab-sdk-rust/<version>`.
 pub const CLIENT_NAME: &str = supervisor::CLIENT_NAME;
+
+/// The workspace README, whose "Use the SDK" snippet is compiled as a
+/// doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

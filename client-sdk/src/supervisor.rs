@@ -166,7 +166,8 @@ pub(crate) struct Supervisor {
     events: mpsc::Sender<Event>,
     /// Events waiting for room in a full event buffer, in order: dropped
     /// events merged into [`Event::Overflow`] items, and connection-state
-    /// events, which are never dropped. A handful at most.
+    /// events, which are never dropped. Small: at most one overflow between
+    /// two connection-state events, and those come a few per reconnect.
     held: VecDeque<Event>,
     state: watch::Sender<State>,
     tracker: SeqTracker,

@@ -298,3 +298,65 @@ async fn the_event_stream_yields_everything_in_order_then_ends() {
     want.push(Event::Disconnected);
     assert_eq!(events, want);
 }
+
+/// A server that reads what the client sends first, answers `reply` and
+/// keeps the connection open until the client gives up.
+async fn answer_once(reply: &'static [u8]) -> (std::net::SocketAddr, JoinHandle<()>) {
+    use tokio::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let _ = stream.read(&mut buf).await.unwrap();
+        stream.write_all(reply).await.unwrap();
+        // Until the client closes.
+        while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+    });
+    (addr, task)
+}
+
+/// A failed TLS handshake keeps rustls' error as its source, and says
+/// what failed in `Display`.
+#[tokio::test]
+async fn tls_errors_keep_their_source() {
+    use std::error::Error as _;
+    let (addr, server) = answer_once(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+    let options = ConnectOptions::new().with_tls_trust(confab_sdk::TlsTrust::Fingerprint([1; 32]));
+    let err = Client::connect(&format!("confabs://{addr}"), options)
+        .await
+        .unwrap_err();
+    let confab_sdk::Error::Tls(tls) = &err else {
+        panic!("expected a TLS error, got {err:?}")
+    };
+    assert_eq!(tls.kind(), confab_sdk::TlsErrorKind::Handshake);
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("TLS handshake with 127.0.0.1 failed: "),
+        "{shown}"
+    );
+    let source = err.source().expect("the underlying error");
+    assert!(
+        source
+            .downcast_ref::<confab_sdk::tls::rustls::Error>()
+            .is_some(),
+        "{source:?}"
+    );
+    server.await.unwrap();
+}
+
+/// A refused WebSocket upgrade is typed, with the HTTP status.
+#[tokio::test]
+async fn a_refused_websocket_upgrade_tells_the_status() {
+    let (addr, server) = answer_once(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await;
+    let err = Client::connect(&format!("ws://{addr}/ws"), ConnectOptions::new())
+        .await
+        .unwrap_err();
+    let confab_sdk::Error::WebSocket(ws) = &err else {
+        panic!("expected a WebSocket error, got {err:?}")
+    };
+    assert_eq!(ws.kind(), confab_sdk::WebSocketErrorKind::Refused);
+    assert_eq!(ws.status(), Some(404));
+    assert!(err.to_string().contains("HTTP 404"), "{err}");
+    server.await.unwrap();
+}
