@@ -74,10 +74,12 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
-    let mut options = ConnectOptions::default().with_reconnect(ReconnectPolicy::exponential(
-        Duration::from_millis(250),
-        Duration::from_secs(10),
-    ));
+    let mut options = ConnectOptions::new()
+        .with_event_buffer(1024)
+        .with_reconnect(ReconnectPolicy::exponential(
+            Duration::from_millis(250),
+            Duration::from_secs(10),
+        ));
     if let Some(path) = &args.ca_cert {
         let pem = std::fs::read(path).with_context(|| format!("reading {path}"))?;
         options = options.with_trusted_pem(pem);
@@ -106,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
 
     // History comes newest first; print oldest first.
     let page = client
-        .history(room.id, Seq(0), 20)
+        .history(room.id, None, 20)
         .await
         .context("loading history")?;
     let mut shown = Seq(0);
@@ -140,10 +142,11 @@ async fn enter_room(client: &Client, name: &str) -> anyhow::Result<RoomInfo> {
     const PAGE: u32 = 200;
     let mut offset = 0;
     loop {
-        let (rooms, total) = client
+        let page = client
             .list_rooms(name, offset, PAGE)
             .await
             .context("listing rooms")?;
+        let rooms = page.rooms;
         if let Some(room) = rooms.iter().find(|r| r.name == name) {
             return match client.join_room(room.id).await {
                 Ok(info) => Ok(info),
@@ -155,7 +158,7 @@ async fn enter_room(client: &Client, name: &str) -> anyhow::Result<RoomInfo> {
             break;
         }
         offset += rooms.len() as u32;
-        if offset >= total {
+        if offset >= page.total {
             break;
         }
     }
@@ -170,7 +173,8 @@ async fn enter_room(client: &Client, name: &str) -> anyhow::Result<RoomInfo> {
 }
 
 async fn print_events(client: Client, room: RoomId, mut shown: Seq) {
-    while let Some(event) = client.next_event().await {
+    let mut events = client.events();
+    while let Some(event) = events.next().await {
         match event {
             Event::Room(ev) if ev.room == room && ev.seq > shown => {
                 shown = ev.seq;
@@ -182,17 +186,16 @@ async fn print_events(client: Client, room: RoomId, mut shown: Seq) {
                 last_seq,
             } if gap_room == room => {
                 eprintln!("* missed events up to #{last_seq} while away; reloading");
-                match client.history(room, Seq(0), 20).await {
-                    Ok(page) => {
-                        for ev in page.events.iter().rev().filter(|ev| ev.seq > shown) {
-                            print_event(ev);
-                        }
-                        shown = shown.max(last_seq);
-                    }
-                    Err(e) => eprintln!("* could not reload history: {e}"),
-                }
+                shown = reload(&client, room, shown, last_seq).await;
             }
             Event::ResumeGap { .. } => {}
+            Event::Overflow(overflow) => match overflow.rooms.get(&room) {
+                Some(&last_seq) => {
+                    eprintln!("* fell behind by {} events; reloading", overflow.dropped);
+                    shown = reload(&client, room, shown, last_seq).await;
+                }
+                None => eprintln!("* fell behind by {} events", overflow.dropped),
+            },
             Event::Closed { code, message } => {
                 eprintln!("* server closed the connection: {code}: {message}")
             }
@@ -208,6 +211,24 @@ async fn print_events(client: Client, room: RoomId, mut shown: Seq) {
             }
             Event::Disconnected => eprintln!("* disconnected"),
             Event::Reconnected => eprintln!("* reconnected"),
+            _ => {}
+        }
+    }
+}
+
+/// Prints the recent events after `shown` that were missed up to
+/// `last_seq`; returns the new last shown seq.
+async fn reload(client: &Client, room: RoomId, shown: Seq, last_seq: Seq) -> Seq {
+    match client.history(room, None, 20).await {
+        Ok(page) => {
+            for ev in page.events.iter().rev().filter(|ev| ev.seq > shown) {
+                print_event(ev);
+            }
+            shown.max(last_seq)
+        }
+        Err(e) => {
+            eprintln!("* could not reload history: {e}");
+            shown
         }
     }
 }

@@ -8,7 +8,12 @@ use std::time::Duration;
 /// "equal jitter": attempt `n` waits a random time in `[d/2, d]` where
 /// `d = min(max_backoff, initial_backoff * 2^n)`, so that many clients
 /// dropped at once do not reconnect in lockstep.
+///
+/// Build it with [`ReconnectPolicy::exponential`] (or
+/// [`ReconnectPolicy::disabled`]) and [`ReconnectPolicy::with_max_attempts`];
+/// it is non-exhaustive, so later versions may add settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReconnectPolicy {
     /// Off by default: a dropped connection ends the client.
     pub enabled: bool,
@@ -37,6 +42,12 @@ impl ReconnectPolicy {
             max_backoff,
             max_attempts: None,
         }
+    }
+
+    /// Gives up after `attempts` failed attempts in a row.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = Some(attempts);
+        self
     }
 
     /// The delay before reconnect attempt `attempt` (0-based), given a jitter

@@ -1,9 +1,10 @@
 //! [`Client`]: connect, typed requests, events.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Mutex, Semaphore};
 use tokio::time::Instant;
 
 use confab_protocol::{
@@ -14,8 +15,8 @@ use confab_protocol::{
 
 use crate::connection::establish;
 use crate::endpoint::Endpoint;
-use crate::event::{Event, Events};
-use crate::options::ConnectOptions;
+use crate::event::{self, Elapsed, Event, Events};
+use crate::options::{redacted, ConnectOptions};
 use crate::supervisor::{Command, IdGen, State, Supervisor};
 use crate::tracker::SeqTracker;
 use crate::Error;
@@ -27,17 +28,46 @@ const COMMAND_QUEUE: usize = 1024;
 /// An authenticated session, returned by [`Client::register`] and
 /// [`Client::login`]. The client remembers the token for reconnects; keep it
 /// to authenticate a later connection with [`ConnectOptions::token`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` never shows the token.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Session {
+    /// The user's id.
     pub user: UserId,
+    /// The user's name as the server stored it (lower case).
     pub username: String,
     /// Opaque session token (today 64 hex characters; treat it as opaque).
     pub token: String,
 }
 
+impl Session {
+    /// A session as the server would return it (for tests and fakes).
+    pub fn new(user: UserId, username: impl Into<String>, token: impl Into<String>) -> Session {
+        Session {
+            user,
+            username: username.into(),
+            token: token.into(),
+        }
+    }
+}
+
+impl fmt::Debug for Session {
+    /// User id and name; the token shows as `<redacted>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("user", &self.user)
+            .field("username", &self.username)
+            .field("token", &redacted())
+            .finish()
+    }
+}
+
 /// The durable acknowledgement of a sent message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MessageAck {
+    /// The room the message went to.
     pub room: RoomId,
     /// The message's sequence number in the room.
     pub seq: Seq,
@@ -45,14 +75,61 @@ pub struct MessageAck {
     pub at: Millis,
 }
 
-/// One page of a room's history.
+impl MessageAck {
+    /// An acknowledgement as the server would send it (for tests and fakes).
+    pub fn new(room: RoomId, seq: Seq, at: Millis) -> MessageAck {
+        MessageAck { room, seq, at }
+    }
+}
+
+/// One page of a room's history, from [`Client::history`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HistoryPage {
+    /// The room.
     pub room: RoomId,
     /// Newest first.
     pub events: Vec<RoomEvent>,
     /// Whether events older than the last one here exist.
     pub has_more: bool,
+}
+
+impl HistoryPage {
+    /// A page as the server would send it (for tests and fakes).
+    pub fn new(room: RoomId, events: Vec<RoomEvent>, has_more: bool) -> HistoryPage {
+        HistoryPage {
+            room,
+            events,
+            has_more,
+        }
+    }
+}
+
+/// One page of a room search, from [`Client::list_rooms`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoomPage {
+    /// The rooms on this page, ordered by id.
+    pub rooms: Vec<RoomInfo>,
+    /// How many rooms match the search in all, across every page.
+    pub total: u32,
+}
+
+impl RoomPage {
+    /// A page as the server would send it (for tests and fakes).
+    pub fn new(rooms: Vec<RoomInfo>, total: u32) -> RoomPage {
+        RoomPage { rooms, total }
+    }
+}
+
+/// The value sent for an optional "before" bound: 0 asks for the newest
+/// (SPEC.md §5), so "before the first" (0) becomes 1, which no id or seq
+/// is below either, since the server never assigns 0.
+fn before_on_wire(before: Option<u64>) -> u64 {
+    match before {
+        None => 0,
+        Some(n) => n.max(1),
+    }
 }
 
 /// A connection to a Confab server.
@@ -71,7 +148,8 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     /// Welcome, session and token as the supervisor last published them.
     state: watch::Receiver<State>,
-    events: Events,
+    /// The event buffer's receiving end, shared with every [`Events`].
+    events: event::Shared,
     request_timeout: Duration,
 }
 
@@ -112,7 +190,12 @@ impl Client {
         let (state_tx, state) =
             watch::channel(State::new(live.welcome.clone(), options.token.clone()));
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        // Unbounded is a bound nobody reaches: tokio allocates the channel's
+        // blocks as they fill, not up front.
+        let capacity = options.event_buffer.map_or(Semaphore::MAX_PERMITS, |n| {
+            n.get().min(Semaphore::MAX_PERMITS)
+        });
+        let (events_tx, events_rx) = mpsc::channel(capacity);
         let request_timeout = options.request_timeout;
         let supervisor = Supervisor::new(
             endpoint,
@@ -128,7 +211,7 @@ impl Client {
             inner: Arc::new(Inner {
                 commands,
                 state,
-                events: Events::new(events_rx),
+                events: Arc::new(Mutex::new(events_rx)),
                 request_timeout,
             }),
         })
@@ -225,14 +308,14 @@ impl Client {
     }
 
     /// Rooms visible to the caller whose name or topic contains `query`
-    /// (case-insensitive), ordered by id: one page and the total count.
-    /// `limit` must be 1–200.
+    /// (case-insensitive), ordered by id: the page of up to `limit` (1–200)
+    /// rooms starting at `offset`, and the total count.
     pub async fn list_rooms(
         &self,
         query: &str,
         offset: u32,
         limit: u32,
-    ) -> Result<(Vec<RoomInfo>, u32), Error> {
+    ) -> Result<RoomPage, Error> {
         match self
             .request(Request::ListRooms {
                 query: query.to_owned(),
@@ -241,7 +324,7 @@ impl Client {
             })
             .await?
         {
-            ServerMsg::RoomList { rooms, total } => Ok((rooms, total)),
+            ServerMsg::RoomList { rooms, total } => Ok(RoomPage { rooms, total }),
             other => Err(unexpected("list_rooms", &other)),
         }
     }
@@ -285,18 +368,19 @@ impl Client {
         }
     }
 
-    /// Up to `limit` (1–200) events with `seq < before`, newest first;
-    /// `before = Seq(0)` starts from the newest event.
+    /// Up to `limit` (1–200) of the room's events, newest first: the
+    /// newest ones with `before = None`, else those with `seq < before`.
+    /// To page back, pass the smallest seq of the previous page.
     pub async fn history(
         &self,
         room: RoomId,
-        before: Seq,
+        before: Option<Seq>,
         limit: u32,
     ) -> Result<HistoryPage, Error> {
         match self
             .request(Request::History {
                 room,
-                before,
+                before: Seq(before_on_wire(before.map(|s| s.0))),
                 limit,
             })
             .await?
@@ -332,11 +416,19 @@ impl Client {
         }
     }
 
-    /// Sends any request and returns the server's reply (an ERROR reply
-    /// becomes [`Error::Server`]). The typed methods are built on this; it
-    /// is here for tools and tests. Sending HELLO makes the server close
-    /// the connection.
-    pub async fn request(&self, req: Request) -> Result<ServerMsg, Error> {
+    /// Sends any wire request and returns the server's reply (an ERROR
+    /// reply becomes [`Error::Server`]). The typed methods are built on
+    /// this; it is here for tools and tests, and its types follow the wire
+    /// protocol crate's versions ([`crate::raw`]). Sending HELLO makes the
+    /// server close the connection.
+    pub async fn raw_request(
+        &self,
+        req: crate::raw::Request,
+    ) -> Result<crate::raw::ServerMsg, Error> {
+        self.request(req).await
+    }
+
+    async fn request(&self, req: Request) -> Result<ServerMsg, Error> {
         let deadline = Instant::now() + self.inner.request_timeout;
         let (reply, rx) = oneshot::channel();
         match tokio::time::timeout_at(
@@ -356,20 +448,24 @@ impl Client {
         }
     }
 
-    /// The event stream (shared by all clones of this client).
+    /// A handle on the event stream, which every clone of this client and
+    /// every handle share: each event goes to one of them.
     pub fn events(&self) -> Events {
-        self.inner.events.clone()
+        Events::new(self.inner.events.clone())
     }
 
     /// The next event; `None` once the client has stopped for good.
+    /// Cancel-safe.
     pub async fn next_event(&self) -> Option<Event> {
-        self.inner.events.next().await
+        event::recv(self.inner.events.clone()).await
     }
 
-    /// The next event, or `None` if none arrives within `timeout` (or the
-    /// client has stopped for good).
-    pub async fn next_event_timeout(&self, timeout: Duration) -> Option<Event> {
-        self.inner.events.next_timeout(timeout).await
+    /// The next event: `Err(Elapsed)` if none arrives within `timeout`,
+    /// `Ok(None)` once the client has stopped for good. Cancel-safe.
+    pub async fn next_event_timeout(&self, timeout: Duration) -> Result<Option<Event>, Elapsed> {
+        tokio::time::timeout(timeout, self.next_event())
+            .await
+            .map_err(|_| Elapsed::new(timeout))
     }
 
     /// Declares that the application has seen `room` up to `seq` (from
@@ -421,22 +517,50 @@ impl Client {
     }
 }
 
-/// One page of notifications, newest first.
+/// One page of notifications, from [`Client::notifications`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NotificationPage {
     /// The user's unread count (the badge), whatever the page holds.
     pub unread: u32,
+    /// Newest first.
     pub items: Vec<Notification>,
     /// Whether older notifications exist.
     pub has_more: bool,
 }
 
-/// One page of a room's audit trail, newest first.
+impl NotificationPage {
+    /// A page as the server would send it (for tests and fakes).
+    pub fn new(unread: u32, items: Vec<Notification>, has_more: bool) -> NotificationPage {
+        NotificationPage {
+            unread,
+            items,
+            has_more,
+        }
+    }
+}
+
+/// One page of a room's audit trail, from [`Client::room_audit`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuditPage {
+    /// The room.
     pub room: RoomId,
+    /// Newest first.
     pub items: Vec<AuditItem>,
+    /// Whether older entries exist.
     pub has_more: bool,
+}
+
+impl AuditPage {
+    /// A page as the server would send it (for tests and fakes).
+    pub fn new(room: RoomId, items: Vec<AuditItem>, has_more: bool) -> AuditPage {
+        AuditPage {
+            room,
+            items,
+            has_more,
+        }
+    }
 }
 
 /// Governance (SPEC.md §8): invitations, join requests, kick and ban,
@@ -503,14 +627,19 @@ impl Client {
         .await
     }
 
+    /// Removes a member from the room; admins only (only the owner may
+    /// kick an admin).
     pub async fn kick(&self, room: RoomId, user: UserId) -> Result<(), Error> {
         self.expect_ok("kick", Request::Kick { room, user }).await
     }
 
+    /// Bans a user (by id or username) from the room, removing them if
+    /// they are a member; admins only (only the owner may ban an admin).
     pub async fn ban(&self, room: RoomId, user: UserRef) -> Result<(), Error> {
         self.expect_ok("ban", Request::Ban { room, user }).await
     }
 
+    /// Lifts a ban; admins only.
     pub async fn unban(&self, room: RoomId, user: UserId) -> Result<(), Error> {
         self.expect_ok("unban", Request::Unban { room, user }).await
     }
@@ -549,16 +678,19 @@ impl Client {
         self.user_list("bans", Request::ListBans { room }).await
     }
 
-    /// Notifications with `id < before` (0: from the newest), newest first.
+    /// Up to `limit` (1–200) of the caller's notifications (only unread
+    /// ones with `unread_only`), newest first: the newest with
+    /// `before = None`, else those with `id < before`. To page back, pass
+    /// the smallest id of the previous page.
     pub async fn notifications(
         &self,
-        before: u64,
+        before: Option<u64>,
         limit: u32,
         unread_only: bool,
     ) -> Result<NotificationPage, Error> {
         match self
             .request(Request::ListNotifications {
-                before,
+                before: before_on_wire(before),
                 limit,
                 unread_only,
             })
@@ -593,17 +725,20 @@ impl Client {
         }
     }
 
-    /// The room's audit trail with `id < before` (0: from the newest); admins only.
+    /// Up to `limit` (1–200) entries of the room's audit trail, newest
+    /// first: the newest with `before = None`, else those with
+    /// `id < before`; admins only. To page back, pass the smallest id of
+    /// the previous page.
     pub async fn room_audit(
         &self,
         room: RoomId,
-        before: u64,
+        before: Option<u64>,
         limit: u32,
     ) -> Result<AuditPage, Error> {
         match self
             .request(Request::RoomAudit {
                 room,
-                before,
+                before: before_on_wire(before),
                 limit,
             })
             .await?
@@ -626,5 +761,29 @@ fn unexpected(request: &'static str, reply: &ServerMsg) -> Error {
     Error::UnexpectedReply {
         request,
         kind: reply.kind(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn before_bounds_have_no_sentinel() {
+        assert_eq!(before_on_wire(None), 0, "the wire's 'from the newest'");
+        assert_eq!(before_on_wire(Some(0)), 1, "before the first: nothing");
+        assert_eq!(before_on_wire(Some(1)), 1);
+        assert_eq!(before_on_wire(Some(42)), 42);
+    }
+
+    #[test]
+    fn session_debug_never_shows_the_token() {
+        let token = "0123456789abcdef0123456789abcdef";
+        let session = Session::new(UserId(7), "alice", token);
+        for shown in [format!("{session:?}"), format!("{session:#?}")] {
+            assert!(!shown.contains(token), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+            assert!(shown.contains("alice"), "{shown}");
+        }
     }
 }

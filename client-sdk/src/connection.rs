@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use confab_protocol::frame::kind::is_event;
 use confab_protocol::{DecodeError, Hello, RawFrame, Request, ServerMsg, Welcome};
 
 use crate::endpoint::Endpoint;
@@ -47,12 +48,6 @@ impl Inbound {
             msg: ServerMsg::decode(&frame),
         }
     }
-}
-
-/// Whether `k` is in the event range (0x80–0xBF), whose unknown members a
-/// client must ignore.
-pub(crate) fn is_event_kind(k: u8) -> bool {
-    (0x80..=0xbf).contains(&k)
 }
 
 /// An established, handshaken connection.
@@ -131,12 +126,12 @@ pub(crate) async fn establish(
                     message,
                 })
             }
-            Ok(msg) if is_event_kind(frame_kind) => early.push(Inbound::Frame {
+            Ok(msg) if is_event(frame_kind) => early.push(Inbound::Frame {
                 req_id,
                 kind: frame_kind,
                 msg: Ok(msg),
             }),
-            Err(DecodeError::UnknownFrameType(k)) if is_event_kind(k) => {}
+            Err(DecodeError::UnknownFrameType(k)) if is_event(k) => {}
             Err(e) => return Err(Error::Protocol(e)),
             Ok(_) => {
                 return Err(Error::UnexpectedReply {

@@ -11,7 +11,10 @@ pub const DEFAULT_PORT: u16 = 7400;
 pub const DEFAULT_TLS_PORT: u16 = 7443;
 
 /// How the frames travel.
+///
+/// Non-exhaustive: later versions may add transports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Scheme {
     /// `confab://`: plain TCP.
     Tcp,
@@ -44,12 +47,15 @@ impl Scheme {
     }
 }
 
-/// A parsed server URL.
+/// A parsed server URL, from [`Endpoint::parse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Endpoint {
+    /// How the frames travel.
     pub scheme: Scheme,
     /// Host name or IP address; IPv6 addresses without their brackets.
     pub host: String,
+    /// The port, the scheme's default when the URL names none.
     pub port: u16,
     /// The path (WebSocket upgrade target); `/` when the URL has none.
     pub path: String,

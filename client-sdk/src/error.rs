@@ -9,6 +9,9 @@ use confab_protocol::{DecodeError, ErrorCode, FrameError};
 ///
 /// Compares equal to the matching [`ErrorCode`], so tests can write
 /// `assert_eq!(code, ErrorCode::LoggedOut)`.
+///
+/// Deliberately exhaustive: every code is either known or not, so these
+/// two variants are all there will ever be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
     /// A code listed in [`ErrorCode`].
@@ -64,16 +67,34 @@ impl fmt::Display for Code {
     }
 }
 
+/// A boxed error, the underlying cause kept by [`TlsError`] and
+/// [`WebSocketError`].
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything that can go wrong talking to a Confab server.
+///
+/// Non-exhaustive: later versions may add variants, so a `match` needs a
+/// wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The server refused the request with an ERROR frame. The connection
     /// stays usable.
     #[error("server error {code}: {message}")]
-    Server { code: Code, message: String },
+    Server {
+        /// The ERROR frame's code.
+        code: Code,
+        /// The server's explanation, for humans.
+        message: String,
+    },
     /// The server sent CLOSE and closed the connection.
     #[error("connection closed by the server, {code}: {message}")]
-    Closed { code: Code, message: String },
+    Closed {
+        /// The CLOSE frame's code.
+        code: Code,
+        /// The server's explanation, for humans.
+        message: String,
+    },
     /// No reply arrived within the request (or connect) timeout.
     #[error("timed out waiting for the server")]
     Timeout,
@@ -88,11 +109,21 @@ pub enum Error {
     Framing(#[from] FrameError),
     /// The server answered with a frame of the wrong type for the request.
     #[error("unexpected reply to {request}: frame type 0x{kind:02x}")]
-    UnexpectedReply { request: &'static str, kind: u8 },
+    UnexpectedReply {
+        /// The request method that got the reply.
+        request: &'static str,
+        /// The reply's frame type.
+        kind: u8,
+    },
     /// The request would exceed the frame size the server announced in
     /// WELCOME; it was not sent (the server would have closed the connection).
     #[error("request of {len} bytes exceeds the server's maximum frame length {max}")]
-    FrameTooLarge { len: usize, max: u32 },
+    FrameTooLarge {
+        /// The encoded request's length field.
+        len: usize,
+        /// The server's announced `max_frame_len`.
+        max: u32,
+    },
     /// The connection is gone (dropped, closed by [`crate::Client::close`], or
     /// being re-established). Requests in flight when it dropped fail with
     /// this; they are never resent automatically.
@@ -100,19 +131,164 @@ pub enum Error {
     Disconnected,
     /// TLS could not be set up: the handshake failed (untrusted
     /// certificate, fingerprint mismatch, no common ALPN protocol…) or the
-    /// trust options are unusable.
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// The WebSocket upgrade was refused or failed, or the server broke
-    /// WebSocket framing.
-    #[error("WebSocket: {0}")]
-    WebSocket(String),
+    /// trust options are unusable. [`TlsError::kind`] says which;
+    /// `source()` is the underlying error (a `rustls::Error`, say).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The WebSocket upgrade was refused or failed.
+    /// [`WebSocketError::kind`] says which; `source()` is the underlying
+    /// error, if any.
+    #[error(transparent)]
+    WebSocket(#[from] WebSocketError),
     /// The URL's scheme is not supported by this SDK.
     #[error("unsupported URL scheme {0:?} (supported: confab://, confabs://, ws://, wss://)")]
     UnsupportedScheme(String),
     /// The URL could not be parsed.
     #[error("invalid URL {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: &'static str },
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// What kind of TLS failure a [`TlsError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsErrorKind {
+    /// The trust options are unusable: a PEM that does not parse or holds
+    /// no certificate, or text that is not a SHA-256 fingerprint.
+    InvalidTrust,
+    /// The URL's host cannot be a TLS server name.
+    InvalidServerName,
+    /// rustls refused the client configuration.
+    Config,
+    /// The handshake failed: the certificate is not trusted or not the
+    /// pinned one, no common ALPN protocol, the connection dropped…
+    Handshake,
+}
+
+/// A TLS failure: its [`TlsErrorKind`], a message saying what was being
+/// done, and the underlying error as [`std::error::Error::source`].
+///
+/// `Display` shows the message followed by the underlying error.
+#[derive(Debug)]
+pub struct TlsError {
+    kind: TlsErrorKind,
+    context: String,
+    source: Option<BoxError>,
+}
+
+impl TlsError {
+    pub(crate) fn new(
+        kind: TlsErrorKind,
+        context: impl Into<String>,
+        source: Option<BoxError>,
+    ) -> TlsError {
+        TlsError {
+            kind,
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> TlsErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.context)?;
+        match &self.source {
+            Some(source) => write!(f, ": {source}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// What kind of WebSocket failure a [`WebSocketError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WebSocketErrorKind {
+    /// The upgrade request could not be built (an unusable path, say).
+    Request,
+    /// The server answered the upgrade with an HTTP status other than 101;
+    /// [`WebSocketError::status`] has it.
+    Refused,
+    /// The upgrade failed otherwise: the connection dropped, or the answer
+    /// was not a valid upgrade.
+    Handshake,
+}
+
+/// A WebSocket failure: its [`WebSocketErrorKind`], a message saying what
+/// was being done, and the underlying error, if any, as
+/// [`std::error::Error::source`].
+///
+/// `Display` shows the message followed by the underlying error.
+#[derive(Debug)]
+pub struct WebSocketError {
+    kind: WebSocketErrorKind,
+    context: String,
+    status: Option<u16>,
+    source: Option<BoxError>,
+}
+
+impl WebSocketError {
+    pub(crate) fn new(
+        kind: WebSocketErrorKind,
+        context: impl Into<String>,
+        source: Option<BoxError>,
+    ) -> WebSocketError {
+        WebSocketError {
+            kind,
+            context: context.into(),
+            status: None,
+            source,
+        }
+    }
+
+    pub(crate) fn refused(status: u16, context: impl Into<String>) -> WebSocketError {
+        WebSocketError {
+            status: Some(status),
+            ..WebSocketError::new(WebSocketErrorKind::Refused, context, None)
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> WebSocketErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status the server refused the upgrade with
+    /// ([`WebSocketErrorKind::Refused`] only).
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+}
+
+impl fmt::Display for WebSocketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.context)?;
+        match &self.source {
+            Some(source) => write!(f, ": {source}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for WebSocketError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
 }
 
 impl Error {

@@ -1,19 +1,40 @@
 //! Connection options.
 
+use std::fmt;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use confab_protocol::frame::MAX_SERVER_FRAME_LEN;
 use confab_protocol::ResumePoint;
 
 use crate::backoff::ReconnectPolicy;
+use crate::error::TlsError;
+use crate::tls::TlsTrust;
 
-/// Default bound on the size of a frame accepted from the server (16 MiB).
-/// Larger than the server's own 64 KiB request limit because replies such
-/// as a page of history can be much bigger than any request.
-pub const DEFAULT_MAX_INBOUND_FRAME_LEN: u32 = 16 * 1024 * 1024;
-
-/// How to connect and behave. `ConnectOptions::default()` suits most uses;
-/// change fields directly or with the `with_*` builders.
-#[derive(Debug, Clone)]
+/// How to connect and behave. [`ConnectOptions::new`] (the same as
+/// `ConnectOptions::default()`) suits most uses; change it with the
+/// `with_*` builders:
+///
+/// ```
+/// use std::time::Duration;
+/// use confab_sdk::{ConnectOptions, ReconnectPolicy};
+///
+/// let options = ConnectOptions::new()
+///     .with_request_timeout(Duration::from_secs(5))
+///     .with_event_buffer(1024)
+///     .with_reconnect(ReconnectPolicy::exponential(
+///         Duration::from_millis(200),
+///         Duration::from_secs(10),
+///     ));
+/// assert_eq!(options.request_timeout, Duration::from_secs(5));
+/// ```
+///
+/// The fields are public to read and assign; the struct is
+/// non-exhaustive (later versions may add options), so it cannot be built
+/// with a struct literal outside this crate. `Debug` never shows the
+/// session token.
+#[derive(Clone)]
+#[non_exhaustive]
 pub struct ConnectOptions {
     /// A session token from an earlier [`crate::Session`]: the connection is
     /// authenticated in HELLO, without LOGIN.
@@ -32,55 +53,26 @@ pub struct ConnectOptions {
     /// Whether to reconnect after the connection drops. Default: disabled.
     pub reconnect: ReconnectPolicy,
     /// Largest frame accepted from the server; a larger one drops the
-    /// connection. Default [`DEFAULT_MAX_INBOUND_FRAME_LEN`].
+    /// connection. Default 16 MiB, the most a server may send (SPEC.md
+    /// §10.1). Larger than the server's own 64 KiB request limit because
+    /// replies such as a page of history can be much bigger than any request.
     pub max_inbound_frame_len: u32,
     /// Which certificates `confabs://` and `wss://` accept. Default: those
     /// of the public CAs ([`TlsTrust::PublicRoots`]).
     pub tls_trust: TlsTrust,
-}
-
-/// Which server certificates a TLS connection (`confabs://`, `wss://`)
-/// accepts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum TlsTrust {
-    /// Certificates of the public certificate authorities (the Mozilla root
-    /// program, built in); the host name must match.
-    #[default]
-    PublicRoots,
-    /// Certificates issued by (or equal to) these PEM certificates instead:
-    /// a private CA, or a server's self-signed certificate such as the one
-    /// `confabd --tls-self-signed` writes. The host name must match.
-    Pem(Vec<u8>),
-    /// Exactly the certificate whose DER has this SHA-256 digest (the
-    /// fingerprint `confabd --tls-self-signed` logs). No CA and no host name
-    /// are checked: the pin is the identity.
-    Fingerprint([u8; 32]),
-}
-
-impl TlsTrust {
-    /// Parses a SHA-256 fingerprint written as 64 hex digits, with or
-    /// without colons (`AB:CD:…` as openssl and confabd print it).
-    pub fn fingerprint(text: &str) -> Result<TlsTrust, crate::Error> {
-        let hex: String = text
-            .trim()
-            .trim_start_matches("sha256:")
-            .chars()
-            .filter(|c| *c != ':')
-            .collect();
-        let bad = || {
-            crate::Error::Tls(format!(
-                "{text:?} is not a SHA-256 fingerprint (64 hex digits)"
-            ))
-        };
-        if hex.len() != 64 || !hex.is_ascii() {
-            return Err(bad());
-        }
-        let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-        }
-        Ok(TlsTrust::Fingerprint(out))
-    }
+    /// How many events the client buffers for the application
+    /// ([`crate::Events`]). `None` (default): no bound, so an application
+    /// that never reads events keeps them all in memory.
+    ///
+    /// With a bound, a full buffer never holds up the connection (replies
+    /// keep arriving, heartbeats keep flowing): events that find it full are
+    /// dropped, and the next item the application reads is one
+    /// [`crate::Event::Overflow`] that counts them and names, per room, the
+    /// last room event dropped, so that the application can reload those
+    /// rooms' history. Connection-state events ([`crate::Event::Closed`],
+    /// [`crate::Event::Disconnected`], [`crate::Event::Reconnected`]) are
+    /// never dropped: they wait, in order, for room in the buffer.
+    pub event_buffer: Option<NonZeroUsize>,
 }
 
 impl Default for ConnectOptions {
@@ -92,13 +84,56 @@ impl Default for ConnectOptions {
             request_timeout: Duration::from_secs(10),
             heartbeat_interval: None,
             reconnect: ReconnectPolicy::disabled(),
-            max_inbound_frame_len: DEFAULT_MAX_INBOUND_FRAME_LEN,
+            max_inbound_frame_len: MAX_SERVER_FRAME_LEN,
             tls_trust: TlsTrust::PublicRoots,
+            event_buffer: None,
         }
     }
 }
 
+/// Shows `<redacted>` for a secret that is present.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A token as `Debug` may show it: whether there is one, never what it is.
+pub(crate) fn redact(token: &Option<String>) -> impl fmt::Debug {
+    token.as_ref().map(|_| Redacted)
+}
+
+/// A secret that is always present, redacted.
+pub(crate) fn redacted() -> impl fmt::Debug {
+    Redacted
+}
+
+impl fmt::Debug for ConnectOptions {
+    /// Every option except the token, which shows as `Some(<redacted>)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("token", &redact(&self.token))
+            .field("resume", &self.resume)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("reconnect", &self.reconnect)
+            .field("max_inbound_frame_len", &self.max_inbound_frame_len)
+            .field("tls_trust", &self.tls_trust)
+            .field("event_buffer", &self.event_buffer)
+            .finish()
+    }
+}
+
 impl ConnectOptions {
+    /// The defaults: no token, 10 s timeouts, the server's heartbeat, no
+    /// reconnection, public CAs, an unbounded event buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Authenticates with a session token in HELLO.
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
@@ -129,18 +164,52 @@ impl ConnectOptions {
         self
     }
 
+    /// Sets the reconnect policy.
+    pub fn with_reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    /// Sets the largest frame accepted from the server.
+    pub fn with_max_inbound_frame_len(mut self, len: u32) -> Self {
+        self.max_inbound_frame_len = len;
+        self
+    }
+
+    /// Sets which certificates `confabs://` and `wss://` accept.
+    pub fn with_tls_trust(mut self, trust: TlsTrust) -> Self {
+        self.tls_trust = trust;
+        self
+    }
+
     /// Trusts these PEM certificates (a private CA, or a self-signed server
     /// certificate) for `confabs://` and `wss://`, instead of the public CAs.
-    pub fn with_trusted_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.tls_trust = TlsTrust::Pem(pem.into());
-        self
+    pub fn with_trusted_pem(self, pem: impl Into<Vec<u8>>) -> Self {
+        self.with_tls_trust(TlsTrust::Pem(pem.into()))
     }
 
     /// Trusts exactly the server certificate with this SHA-256 fingerprint
     /// (`AB:CD:…` or plain hex), for self-signed development servers.
-    pub fn with_fingerprint(mut self, fingerprint: &str) -> Result<Self, crate::Error> {
-        self.tls_trust = TlsTrust::fingerprint(fingerprint)?;
-        Ok(self)
+    pub fn with_fingerprint(self, fingerprint: &str) -> Result<Self, TlsError> {
+        Ok(self.with_tls_trust(TlsTrust::fingerprint(fingerprint)?))
+    }
+
+    /// Buffers at most `capacity` events for the application; see
+    /// [`ConnectOptions::event_buffer`] for what happens when it is full.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0.
+    pub fn with_event_buffer(mut self, capacity: usize) -> Self {
+        self.event_buffer =
+            Some(NonZeroUsize::new(capacity).expect("the event buffer holds at least one event"));
+        self
+    }
+
+    /// Lets events accumulate without bound until read (the default).
+    pub fn with_unbounded_event_buffer(mut self) -> Self {
+        self.event_buffer = None;
+        self
     }
 
     /// How the transport dials (the part of the options it needs).
@@ -150,35 +219,54 @@ impl ConnectOptions {
             tls_trust: self.tls_trust.clone(),
         }
     }
-
-    /// Sets the reconnect policy.
-    pub fn with_reconnect(mut self, policy: ReconnectPolicy) -> Self {
-        self.reconnect = policy;
-        self
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const TOKEN: &str = "5ec7e75ec7e75ec7e75ec7e75ec7e7";
+
     #[test]
-    fn fingerprints_parse_with_or_without_colons() {
-        let colons = (0..32)
-            .map(|i| format!("{i:02X}"))
-            .collect::<Vec<_>>()
-            .join(":");
-        let plain: String = (0..32).map(|i| format!("{i:02x}")).collect();
-        let expected: [u8; 32] = std::array::from_fn(|i| i as u8);
+    fn debug_never_shows_the_token() {
+        let options = ConnectOptions::new().with_token(TOKEN);
+        for shown in [format!("{options:?}"), format!("{options:#?}")] {
+            assert!(!shown.contains(TOKEN), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+        let shown = format!("{options:?}");
+        assert!(shown.contains("token: Some(<redacted>)"), "{shown}");
+        let shown = format!("{:?}", ConnectOptions::new());
+        assert!(shown.contains("token: None"), "{shown}");
+    }
+
+    #[test]
+    fn builders_set_every_option() {
+        let o = ConnectOptions::new()
+            .with_token("t")
+            .with_connect_timeout(Duration::from_secs(1))
+            .with_request_timeout(Duration::from_secs(2))
+            .with_heartbeat_interval(Duration::from_secs(3))
+            .with_max_inbound_frame_len(1000)
+            .with_tls_trust(TlsTrust::Fingerprint([9; 32]))
+            .with_event_buffer(8);
+        assert_eq!(o.token.as_deref(), Some("t"));
+        assert_eq!(o.connect_timeout, Duration::from_secs(1));
+        assert_eq!(o.request_timeout, Duration::from_secs(2));
+        assert_eq!(o.heartbeat_interval, Some(Duration::from_secs(3)));
+        assert_eq!(o.max_inbound_frame_len, 1000);
+        assert_eq!(o.tls_trust, TlsTrust::Fingerprint([9; 32]));
+        assert_eq!(o.event_buffer, NonZeroUsize::new(8));
+        assert_eq!(o.with_unbounded_event_buffer().event_buffer, None);
         assert_eq!(
-            TlsTrust::fingerprint(&colons).unwrap(),
-            TlsTrust::Fingerprint(expected)
+            ConnectOptions::new().max_inbound_frame_len,
+            MAX_SERVER_FRAME_LEN
         );
-        assert_eq!(
-            TlsTrust::fingerprint(&plain).unwrap(),
-            TlsTrust::Fingerprint(expected)
-        );
-        assert!(TlsTrust::fingerprint("AB:CD").is_err());
-        assert!(TlsTrust::fingerprint(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "at least one event")]
+    fn an_event_buffer_holds_at_least_one_event() {
+        let _ = ConnectOptions::new().with_event_buffer(0);
     }
 }

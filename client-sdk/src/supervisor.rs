@@ -6,7 +6,7 @@
 //! the connection's reader and writer tasks talk to it through
 //! [`Live::inbound`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::time::Duration;
 
@@ -14,16 +14,16 @@ use bytes::BytesMut;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use confab_protocol::frame::kind;
+use confab_protocol::frame::kind::{self, is_event};
 use confab_protocol::{
     DecodeError, ErrorCode, EventBody, Hello, Request, ResumePoint, RoomEvent, RoomId, Seq,
     ServerMsg, SessionUser, Welcome, PROTOCOL_VERSION,
 };
 
-use crate::connection::{establish, is_event_kind, Inbound, Live};
+use crate::connection::{establish, Inbound, Live};
 use crate::endpoint::Endpoint;
 use crate::error::Code;
-use crate::event::Event;
+use crate::event::{Event, Overflow};
 use crate::options::ConnectOptions;
 use crate::tracker::SeqTracker;
 use crate::Error;
@@ -54,8 +54,9 @@ pub(crate) enum Command {
     },
 }
 
-/// What clients can read without asking the supervisor.
-#[derive(Debug, Clone)]
+/// What clients can read without asking the supervisor. Not `Debug`: it
+/// holds the token.
+#[derive(Clone)]
 pub(crate) struct State {
     /// WELCOME of the current (or last) connection.
     pub(crate) welcome: Welcome,
@@ -124,6 +125,14 @@ impl IdGen {
     }
 }
 
+/// Why the supervisor stops without a connection.
+enum Stop {
+    /// [`crate::Client::close`] was called, or every `Client` was dropped.
+    ByClient,
+    /// Out of reconnect attempts, or the reconnect was refused for good.
+    GaveUp,
+}
+
 /// Why a connection's drive loop ended.
 enum End {
     /// Every `Client` handle was dropped.
@@ -153,7 +162,13 @@ pub(crate) struct Supervisor {
     endpoint: Endpoint,
     options: ConnectOptions,
     commands: mpsc::Receiver<Command>,
-    events: mpsc::UnboundedSender<Event>,
+    /// The event buffer the application reads ([`crate::Events`]).
+    events: mpsc::Sender<Event>,
+    /// Events waiting for room in a full event buffer, in order: dropped
+    /// events merged into [`Event::Overflow`] items, and connection-state
+    /// events, which are never dropped. Small: at most one overflow between
+    /// two connection-state events, and those come a few per reconnect.
+    held: VecDeque<Event>,
     state: watch::Sender<State>,
     tracker: SeqTracker,
     ids: IdGen,
@@ -167,7 +182,7 @@ impl Supervisor {
         endpoint: Endpoint,
         options: ConnectOptions,
         commands: mpsc::Receiver<Command>,
-        events: mpsc::UnboundedSender<Event>,
+        events: mpsc::Sender<Event>,
         state: watch::Sender<State>,
         tracker: SeqTracker,
         ids: IdGen,
@@ -177,6 +192,7 @@ impl Supervisor {
             options,
             commands,
             events,
+            held: VecDeque::new(),
             state,
             tracker,
             ids,
@@ -234,10 +250,11 @@ impl Supervisor {
                 }
             }
             if !(self.options.reconnect.enabled && self.may_reconnect) {
+                self.drain().await;
                 return;
             }
             match self.reconnect().await {
-                Some(new) => {
+                Ok(new) => {
                     live = new;
                     let welcome = live.welcome.clone();
                     self.state.send_modify(|s| {
@@ -247,7 +264,11 @@ impl Supervisor {
                     });
                     self.emit(Event::Reconnected);
                 }
-                None => return,
+                Err(Stop::ByClient) => return,
+                Err(Stop::GaveUp) => {
+                    self.drain().await;
+                    return;
+                }
             }
         }
     }
@@ -269,6 +290,7 @@ impl Supervisor {
                     Some(Command::Request { req, reply }) => self.send_request(live, req, reply),
                     Some(other) => self.on_local(other),
                 },
+                () = deliver_held(&self.events, &mut self.held), if !self.held.is_empty() => {}
                 inbound = live.inbound.recv() => {
                     let Some(inbound) = inbound else {
                         return End::Lost("connection tasks stopped".to_owned());
@@ -395,7 +417,7 @@ impl Supervisor {
                 })
             }
             Ok(reply) => self.on_reply(req_id, reply),
-            Err(DecodeError::UnknownFrameType(k)) if is_event_kind(k) => {
+            Err(DecodeError::UnknownFrameType(k)) if is_event(k) => {
                 tracing::trace!(kind = k, "ignoring unknown event frame type");
             }
             Err(e) => match self.pending.remove(&req_id).filter(|_| req_id != 0) {
@@ -498,24 +520,56 @@ impl Supervisor {
         }
     }
 
-    fn emit(&self, event: Event) {
-        // Nobody listening means every handle is gone; we are stopping.
-        let _ = self.events.send(event);
+    /// Hands `event` to the application, or holds it back (merged into an
+    /// [`Event::Overflow`] if it may be dropped) while the buffer is full
+    /// or earlier events are held back.
+    fn emit(&mut self, event: Event) {
+        let event = if self.held.is_empty() {
+            match self.events.try_send(event) {
+                Ok(()) => return,
+                // Nobody listening means every handle is gone; we are stopping.
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(event)) => event,
+            }
+        } else {
+            event
+        };
+        if !event.droppable() {
+            self.held.push_back(event);
+            return;
+        }
+        tracing::debug!("event buffer full: dropping an event");
+        match self.held.back_mut() {
+            Some(Event::Overflow(overflow)) => overflow.absorb(&event),
+            _ => {
+                let mut overflow = Overflow::new();
+                overflow.absorb(&event);
+                self.held.push_back(Event::Overflow(overflow));
+            }
+        }
     }
 
-    /// Re-establishes the connection with backoff. `None`: give up (closed,
-    /// dropped, session ended, or out of attempts).
-    async fn reconnect(&mut self) -> Option<Live> {
+    /// Before stopping on its own: waits until every held-back event is in
+    /// the buffer, answering commands as a disconnected client would,
+    /// unless the client is closed or dropped meanwhile.
+    async fn drain(&mut self) {
+        while !self.held.is_empty() && self.serve_down().await {}
+    }
+
+    /// Re-establishes the connection with backoff, or says why not.
+    async fn reconnect(&mut self) -> Result<Live, Stop> {
         let policy = self.options.reconnect.clone();
         let mut attempt = 0u32;
         loop {
             if policy.max_attempts.is_some_and(|max| attempt >= max) {
                 tracing::debug!(attempt, "giving up reconnecting");
-                return None;
+                return Err(Stop::GaveUp);
             }
             let delay = policy.jittered_delay(attempt);
             attempt = attempt.saturating_add(1);
-            self.while_down(tokio::time::sleep(delay)).await?;
+            self.while_down(tokio::time::sleep(delay))
+                .await
+                .ok_or(Stop::ByClient)?;
 
             let endpoint = self.endpoint.clone();
             let hello = Self::hello(
@@ -527,8 +581,8 @@ impl Supervisor {
             let attempt_fut = async move {
                 tokio::time::timeout(timeout, establish(&endpoint, hello, hello_id, dial)).await
             };
-            match self.while_down(attempt_fut).await? {
-                Ok(Ok(live)) => return Some(live),
+            match self.while_down(attempt_fut).await.ok_or(Stop::ByClient)? {
+                Ok(Ok(live)) => return Ok(live),
                 Ok(Err(e)) => {
                     if let Some(code) = e.raw_code().filter(|&c| !may_reconnect_after(c)) {
                         let message = match e {
@@ -541,7 +595,7 @@ impl Supervisor {
                             self.state.send_modify(|s| s.token = None);
                         }
                         self.emit(Event::Closed { code, message });
-                        return None;
+                        return Err(Stop::GaveUp);
                     }
                     tracing::debug!(attempt, error = %e, "reconnect failed");
                 }
@@ -550,24 +604,54 @@ impl Supervisor {
         }
     }
 
-    /// Runs `fut` while answering commands as a disconnected client would:
-    /// requests fail at once with [`Error::Disconnected`]. `None` if the
-    /// client was closed or dropped meanwhile.
+    /// Runs `fut` while answering commands as a disconnected client would
+    /// (requests fail at once with [`Error::Disconnected`]) and handing
+    /// held-back events over as room appears. `None` if the client was
+    /// closed or dropped meanwhile.
     async fn while_down<F: Future>(&mut self, fut: F) -> Option<F::Output> {
         tokio::pin!(fut);
         loop {
             tokio::select! {
                 out = &mut fut => return Some(out),
-                cmd = self.commands.recv() => match cmd {
-                    None => return None,
-                    Some(Command::Close { done }) => {
-                        let _ = done.send(());
-                        return None;
-                    }
-                    Some(other) => self.on_local(other),
+                alive = self.serve_down() => if !alive {
+                    return None;
                 },
             }
         }
+    }
+
+    /// Does one thing a client without a connection does: hands a held-back
+    /// event over once the buffer has room, or answers a command. `false`
+    /// if the client was closed or dropped. Cancel-safe.
+    async fn serve_down(&mut self) -> bool {
+        tokio::select! {
+            () = deliver_held(&self.events, &mut self.held), if !self.held.is_empty() => true,
+            cmd = self.commands.recv() => match cmd {
+                None => false,
+                Some(Command::Close { done }) => {
+                    let _ = done.send(());
+                    false
+                }
+                Some(other) => {
+                    self.on_local(other);
+                    true
+                }
+            },
+        }
+    }
+}
+
+/// Hands the oldest held-back event over once the buffer has room.
+/// Cancel-safe: nothing is taken from `held` before there is room.
+async fn deliver_held(events: &mpsc::Sender<Event>, held: &mut VecDeque<Event>) {
+    match events.reserve().await {
+        Ok(permit) => {
+            if let Some(event) = held.pop_front() {
+                permit.send(event);
+            }
+        }
+        // Every handle is gone: nobody will read them.
+        Err(_) => held.clear(),
     }
 }
 

@@ -28,7 +28,7 @@ use tokio_util::codec::FramedRead;
 use confab_protocol::{FrameCodec, FrameError, RawFrame};
 
 use crate::endpoint::{Endpoint, Scheme};
-use crate::options::TlsTrust;
+use crate::tls::{TlsTrust, ALPN_CONFAB, ALPN_HTTP1};
 use crate::Error;
 
 type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
@@ -115,15 +115,13 @@ pub(crate) async fn open(
             Ok(stream_halves(Box::new(read), Box::new(write), max_len))
         }
         Scheme::Tls => {
-            let tls =
-                tls::connect(stream, &endpoint.host, tls::ALPN_CONFAB, &dial.tls_trust).await?;
+            let tls = tls::connect(stream, &endpoint.host, ALPN_CONFAB, &dial.tls_trust).await?;
             let (read, write) = tokio::io::split(tls);
             Ok(stream_halves(Box::new(read), Box::new(write), max_len))
         }
         Scheme::Ws => ws::open(stream, endpoint, max_len).await,
         Scheme::Wss => {
-            let tls =
-                tls::connect(stream, &endpoint.host, tls::ALPN_HTTP1, &dial.tls_trust).await?;
+            let tls = tls::connect(stream, &endpoint.host, ALPN_HTTP1, &dial.tls_trust).await?;
             ws::open(tls, endpoint, max_len).await
         }
     }

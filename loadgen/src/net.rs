@@ -8,7 +8,9 @@
 //! - `confab://`: plain TCP.
 //! - `confabs://`: TLS with ALPN `confab/1` (rustls, ring provider only),
 //!   trusting a PEM (`--ca-cert`) or one pinned certificate fingerprint
-//!   (`--tls-fingerprint`), like the SDK's `TlsTrust`.
+//!   (`--tls-fingerprint`): the SDK's own client configuration
+//!   (`confab_sdk::tls`), so the load generator trusts servers exactly as
+//!   clients do.
 //! - `ws://…/ws`, `wss://…/ws`: WebSocket (fastwebsockets' client
 //!   handshake; `wss` offers ALPN `http/1.1`), one protocol frame per binary
 //!   message. Reads stay in place: the raw stream lands in the same large
@@ -29,28 +31,20 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use bytes::{Bytes, BytesMut};
-use confab_protocol::frame::{kind, HEADER_LEN};
+use confab_protocol::frame::{kind, HEADER_LEN, MAX_SERVER_FRAME_LEN};
 use confab_protocol::{Hello, RawFrame, Request, ServerMsg, PROTOCOL_VERSION};
 use confab_sdk::endpoint::{Endpoint, Scheme};
-use confab_sdk::TlsTrust;
+use confab_sdk::tls::{self, TlsTrust, ALPN_CONFAB, ALPN_HTTP1};
 use fastwebsockets::{OpCode, Payload};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use sha2::{Digest, Sha256};
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{tcp, TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::stats::now_ns;
-
-/// Largest server frame accepted (SPEC.md §2.2 recommends 16 MiB).
-const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;
 
 /// Dials one server address, optionally from several local source
 /// addresses (so that tens of thousands of connections do not exhaust one
@@ -81,10 +75,10 @@ impl Connector {
         let tls = match ep.scheme {
             Scheme::Tcp | Scheme::Ws => None,
             Scheme::Tls | Scheme::Wss => {
-                let alpn: &[u8] = if ep.scheme == Scheme::Tls {
-                    b"confab/1"
+                let alpn = if ep.scheme == Scheme::Tls {
+                    ALPN_CONFAB
                 } else {
-                    b"http/1.1"
+                    ALPN_HTTP1
                 };
                 let trust = match trust {
                     Some(t) if t != TlsTrust::PublicRoots => t,
@@ -93,11 +87,12 @@ impl Connector {
                         ep.scheme.as_str()
                     ),
                 };
-                let config = client_config(&trust, alpn)?;
+                let config = tls::client_config(&trust, alpn).context("TLS trust")?;
                 let name = ServerName::try_from(ep.host.clone())
                     .map_err(|_| anyhow::anyhow!("{:?} is not a valid TLS server name", ep.host))?;
                 Some((TlsConnector::from(Arc::new(config)), name))
             }
+            other => bail!("{}:// is not supported here", other.as_str()),
         };
         let sources = match (addr.ip(), source_ips) {
             (IpAddr::V4(_), n) if n > 1 => (0..n)
@@ -192,6 +187,13 @@ impl Connector {
                 let (rd, wr) = tokio::io::split(self.upgrade(tls).await?);
                 (ReadHalf::Ws(rd), WriteHalf::Ws(wr, Vec::new()), true)
             }
+            // Connector::new refuses every other scheme.
+            other => {
+                return Err(io::Error::other(format!(
+                    "{}:// is not supported here",
+                    other.as_str()
+                )))
+            }
         };
         Ok((FrameReader::new(rd, buf, ws), FrameWriter { wr }))
     }
@@ -207,84 +209,6 @@ where
 {
     fn execute(&self, fut: Fut) {
         tokio::task::spawn(fut);
-    }
-}
-
-/// rustls with the ring provider (passed explicitly), offering exactly
-/// `alpn`.
-fn client_config(trust: &TlsTrust, alpn: &[u8]) -> anyhow::Result<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let mut config = match trust {
-        TlsTrust::Pem(pem) => {
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(pem) {
-                roots.add(cert.context("--ca-cert")?)?;
-            }
-            anyhow::ensure!(!roots.is_empty(), "--ca-cert holds no certificate");
-            builder.with_root_certificates(roots).with_no_client_auth()
-        }
-        TlsTrust::Fingerprint(fingerprint) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedCertificate {
-                fingerprint: *fingerprint,
-                algorithms: provider.signature_verification_algorithms,
-            }))
-            .with_no_client_auth(),
-        TlsTrust::PublicRoots => bail!("no TLS trust given"),
-    };
-    config.alpn_protocols = vec![alpn.to_vec()];
-    Ok(config)
-}
-
-/// Accepts exactly one certificate, by its SHA-256 digest; the handshake
-/// signatures are still verified, so the server must hold the key.
-#[derive(Debug)]
-struct PinnedCertificate {
-    fingerprint: [u8; 32],
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for PinnedCertificate {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let digest: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
-        if digest == self.fingerprint {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "the server certificate's SHA-256 fingerprint is not --tls-fingerprint".into(),
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
     }
 }
 
@@ -464,7 +388,7 @@ impl FrameReader {
             ),
             n => (2, n as u64),
         };
-        if plen > (MAX_SERVER_FRAME + 4) as u64 {
+        if plen > u64::from(MAX_SERVER_FRAME_LEN) + 4 {
             return Err(bad("WebSocket message larger than one frame may be"));
         }
         let total = skip + plen as usize;
@@ -579,7 +503,7 @@ impl FrameReader {
 #[inline]
 fn frame_len(b: &[u8]) -> io::Result<usize> {
     let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-    if !(5..=MAX_SERVER_FRAME).contains(&len) {
+    if !(5..=MAX_SERVER_FRAME_LEN as usize).contains(&len) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("server frame length {len} out of bounds"),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use confab_protocol::frame::split_frame;
 use confab_protocol::{FrameError, RawFrame};
-use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocketError, WebSocketRead};
+use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocketError as WsError, WebSocketRead};
 use http_body_util::Empty;
 use hyper::header::{CONNECTION, HOST, UPGRADE};
 use hyper::upgrade::Upgraded;
@@ -23,6 +23,7 @@ use tokio::sync::Mutex;
 
 use super::{FrameSink, FrameSource};
 use crate::endpoint::Endpoint;
+use crate::error::{WebSocketError, WebSocketErrorKind};
 use crate::Error;
 
 type Io = TokioIo<Upgraded>;
@@ -53,15 +54,31 @@ where
         )
         .header("Sec-WebSocket-Version", "13")
         .body(Empty::<Bytes>::new())
-        .map_err(|e| Error::WebSocket(format!("building the upgrade request: {e}")))?;
+        .map_err(|e| {
+            WebSocketError::new(
+                WebSocketErrorKind::Request,
+                format!(
+                    "building the WebSocket upgrade request for {}",
+                    endpoint.path
+                ),
+                Some(Box::new(e)),
+            )
+        })?;
     let (ws, _) = fastwebsockets::handshake::client(&SpawnExecutor, request, io)
         .await
         .map_err(|e| match e {
-            WebSocketError::InvalidStatusCode(status) => Error::WebSocket(format!(
-                "the server refused the upgrade to {} with HTTP {status}",
-                endpoint.path
-            )),
-            other => Error::WebSocket(format!("upgrade failed: {other}")),
+            WsError::InvalidStatusCode(status) => WebSocketError::refused(
+                status,
+                format!(
+                    "the server refused the WebSocket upgrade at {} with HTTP {status}",
+                    endpoint.path
+                ),
+            ),
+            other => WebSocketError::new(
+                WebSocketErrorKind::Handshake,
+                format!("the WebSocket upgrade at {} failed", endpoint.path),
+                Some(Box::new(other)),
+            ),
         })?;
     let (read, write) = tokio::io::split(ws.into_inner());
     let (mut read, _) =
@@ -189,10 +206,8 @@ impl WsSource {
         loop {
             let frame = match self.read.read_frame(&mut send).await {
                 Ok(frame) => frame,
-                Err(WebSocketError::UnexpectedEOF | WebSocketError::ConnectionClosed) => {
-                    return None
-                }
-                Err(WebSocketError::IoError(e)) => return Some(Err(FrameError::Io(e))),
+                Err(WsError::UnexpectedEOF | WsError::ConnectionClosed) => return None,
+                Err(WsError::IoError(e)) => return Some(Err(FrameError::Io(e))),
                 Err(e) => return Some(Err(broken(format!("WebSocket: {e}")))),
             };
             let payload = match frame.payload {
