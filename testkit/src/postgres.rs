@@ -40,7 +40,10 @@ pub fn postgres_required() -> bool {
 /// failure), and the caller returns without running the test.
 pub fn no_postgres(test: &str, why: &str) {
     if postgres_required() {
-        panic!("{test}: no Postgres, and {REQUIRE_POSTGRES}=1 requires one: {why}");
+        panic!(
+            "{}: no Postgres, and {REQUIRE_POSTGRES}=1 requires one: {why}",
+            full_name(test)
+        );
     }
     static REASON: Once = Once::new();
     REASON.call_once(|| {
@@ -49,7 +52,17 @@ pub fn no_postgres(test: &str, why: &str) {
              (with {REQUIRE_POSTGRES}=1 they fail instead)"
         ));
     });
-    say(&format!("SKIPPED (no Postgres): {test}"));
+    say(&format!("SKIPPED (no Postgres): {}", full_name(test)));
+}
+
+/// `test` as the test harness names it: libtest runs each test on a
+/// thread named by the test's path (`tcp_postgres::history_pages…`), which
+/// says more than the name a scenario passes in — when it is that test's.
+fn full_name(test: &str) -> String {
+    match std::thread::current().name() {
+        Some(path) if path.ends_with(test) => path.to_owned(),
+        _ => test.to_owned(),
+    }
 }
 
 /// The admin URL of the server the tests create their databases on, or
