@@ -79,7 +79,8 @@ pub const MAX_NOTIFICATION_ID: &str = "SELECT coalesce(max(m), 0) AS id FROM ( \
 /// escaped with `!`, which needs no quoting in either dialect), `$3` limit,
 /// `$4` offset. One statement, hence one snapshot: `total` matches the
 /// page. The page is LEFT JOINed so that the total comes back (with NULL
-/// room columns) even when the page is empty. On Postgres the visibility
+/// room columns) even when the page is empty. `r.visibility = 0` is
+/// `Visibility::Public.code()` (a unit test holds that). On Postgres the visibility
 /// check is one hashed subplan of the viewer's memberships, the ban check
 /// an anti-join on `bans`' key, and the `LIKE`s use the `pg_trgm` indexes
 /// where migration 0003 could create them; on SQLite it is a scan of
@@ -176,3 +177,16 @@ pub const PURGE_ROOM_LOG: &str = "DELETE FROM room_log \
 
 /// `$1` now.
 pub const PURGE_EXPIRED_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at <= $1";
+
+#[cfg(test)]
+mod tests {
+    use confab_protocol::Visibility;
+
+    /// The one protocol code written into the shared statements as a
+    /// literal (a constant lets the planners fold it): public rooms.
+    #[test]
+    fn literal_codes_are_the_protocols() {
+        assert_eq!(Visibility::Public.code(), 0);
+        assert!(super::LIST_ROOMS.contains("r.visibility = 0 OR"));
+    }
+}

@@ -5,6 +5,7 @@
 //! UPDATE`, and every "remove (no error if absent)" op a plain `DELETE`,
 //! so replaying a batch after a crash converges on the same state.
 
+use confab_protocol::LeaveReason;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::common::{to_db, Dialect};
@@ -239,13 +240,15 @@ async fn apply_op(tx: &mut Transaction<'static, Sqlite>, op: &WriteOp) -> StoreR
             sqlx::query(
                 "INSERT INTO room_log \
                      (user_id, room_id, first_joined_at, last_joined_at, left_at, reason) \
-                 VALUES (?1, ?2, ?3, ?3, NULL, 0) \
+                 VALUES (?1, ?2, ?3, ?3, NULL, ?4) \
                  ON CONFLICT (user_id, room_id) DO UPDATE SET \
-                     last_joined_at = excluded.last_joined_at, left_at = NULL, reason = 0",
+                     last_joined_at = excluded.last_joined_at, left_at = NULL, \
+                     reason = excluded.reason",
             )
             .bind(to_db(user.0, "user id")?)
             .bind(to_db(room.0, "room id")?)
             .bind(to_db(*at, "joined_at")?)
+            .bind(i64::from(LeaveReason::Active.code()))
             .execute(&mut **tx)
             .await
             .map_err(|e| Sqlite::error("LogJoin", e))?;
