@@ -253,11 +253,11 @@ impl<'a> Columns<'a> {
                 }
                 WriteOp::CreateRoom {
                     room,
-                    name,
-                    topic,
-                    visibility,
                     owner,
                     created_at,
+                    visibility,
+                    name,
+                    topic,
                 } => StateOp {
                     at: *created_at,
                     code: i16::from(visibility.code()),
