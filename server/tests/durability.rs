@@ -1,25 +1,25 @@
 //! Fault tests against a real PostgreSQL that each test starts for itself
-//! (a throwaway cluster on a spare loopback port: `common/pg_cluster.rs`)
+//! (a throwaway cluster on a spare loopback port: `confab_testkit::PgCluster`)
 //! and stops in the middle of a steady message load: the server keeps
 //! acknowledging writes from its on-disk spool, replays them in order once
 //! Postgres is back, and refuses — never acknowledges — what the spool
-//! cannot take. Without `initdb`/`pg_ctl` each test says it did not run.
+//! cannot take. Without `initdb`/`pg_ctl` each test prints that it was
+//! skipped — or fails, under `CONFAB_REQUIRE_POSTGRES=1` (CI).
 
 mod common;
 #[path = "common/load.rs"]
 mod load;
-#[path = "common/pg_cluster.rs"]
-mod pg_cluster;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{TestServer, Transport};
-use confab_protocol::{RoomId, Visibility};
+use confab_protocol::RoomId;
 use confab_sdk::Client;
 use confab_server::Config;
 use confab_store::postgres::{PgStore, PgStoreOptions};
-use pg_cluster::PgCluster;
+use confab_testkit::clients::users_in_a_room;
+use confab_testkit::PgCluster;
 
 /// Generous: the first write after Postgres stops waits out the pool's
 /// acquire timeout (3 s) before the writer turns to the spool.
@@ -35,35 +35,11 @@ async fn start_server(pg: &PgCluster, tweak: impl FnOnce(&mut Config)) -> TestSe
     .await
 }
 
-/// `n` registered users, each connected, all members of one public room.
-async fn users_in_a_room(srv: &TestServer, n: usize) -> (Vec<Client>, RoomId) {
+/// `n` users connected over TCP, all members of one public room.
+async fn users(srv: &TestServer, n: usize) -> (Vec<Client>, RoomId) {
     let door = srv.door(Transport::Tcp);
-    let mut clients = Vec::with_capacity(n);
-    let mut room = None;
-    for i in 0..n {
-        let c = door
-            .connect_with(|o| o.with_request_timeout(REQUEST_TIMEOUT))
-            .await
-            .expect("connect");
-        c.register(&format!("user{i}"), "password123")
-            .await
-            .expect("register");
-        let id = match room {
-            None => {
-                c.create_room("load", "", Visibility::Public)
-                    .await
-                    .expect("create room")
-                    .id
-            }
-            Some(id) => {
-                c.join_room(id).await.expect("join");
-                id
-            }
-        };
-        room = Some(id);
-        clients.push(c);
-    }
-    (clients, room.expect("n > 0"))
+    let options = door.options.with_request_timeout(REQUEST_TIMEOUT);
+    users_in_a_room(&door.url, &options, n).await
 }
 
 /// Runs a blocking `pg_ctl` without stalling the runtime.
@@ -119,7 +95,7 @@ async fn postgres_stopped_mid_load_then_started_loses_no_acknowledged_message() 
     let cluster = std::sync::Arc::new(cluster);
     let srv = start_server(&cluster, |_| {}).await;
     let spool = spool_file(srv.dir.path());
-    let (clients, room) = users_in_a_room(&srv, 3).await;
+    let (clients, room) = users(&srv, 3).await;
 
     // Given a steady load on a healthy server
     let load = load::start(clients, room, Duration::from_millis(5));
@@ -160,7 +136,7 @@ async fn postgres_stopped_mid_load_then_started_loses_no_acknowledged_message() 
     // And every acknowledged message is in Postgres exactly once, in order
     let events = stored(&cluster, room).await;
     let checked = load::check_stored(&outcome, &events);
-    pg_cluster::say(&format!(
+    confab_testkit::say(&format!(
         "durability: {checked} acknowledged messages checked, {during} of them while Postgres was down"
     ));
 }
@@ -176,7 +152,7 @@ async fn a_full_spool_refuses_writes_with_a_clear_error_instead_of_acknowledging
     // A spool of 16 KiB: about a hundred single-message batches
     let srv = start_server(&cluster, |c| c.spool_max_bytes = 16 * 1024).await;
     let spool = spool_file(srv.dir.path());
-    let (clients, room) = users_in_a_room(&srv, 2).await;
+    let (clients, room) = users(&srv, 2).await;
     let last = clients[0].clone();
 
     // Given Postgres is down
@@ -231,7 +207,7 @@ async fn an_unwritable_spool_refuses_writes_with_a_clear_error_instead_of_acknow
         c.spool_dir = confab_server::config::Opt(Some(confab_server::config::Path(spool)));
     })
     .await;
-    let (clients, room) = users_in_a_room(&srv, 1).await;
+    let (clients, room) = users(&srv, 1).await;
     let c = &clients[0];
     // Given a server that writes fine while Postgres is up
     let before = c

@@ -4,11 +4,8 @@
 //! being spooled), and SIGTERM under load (graceful shutdown). In each,
 //! every acknowledged message must be stored exactly once, in order.
 
-mod common;
 #[path = "common/load.rs"]
 mod load;
-#[path = "common/pg_cluster.rs"]
-mod pg_cluster;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -16,11 +13,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confab_protocol::{RoomId, Visibility};
+use confab_protocol::RoomId;
 use confab_sdk::{Client, ConnectOptions};
 use confab_store::postgres::{PgStore, PgStoreOptions};
 use confab_store::sqlite::SqliteStore;
-use pg_cluster::PgCluster;
+use confab_testkit::PgCluster;
 
 /// A `confabd` child process.
 struct Confabd {
@@ -139,40 +136,18 @@ impl Drop for Confabd {
     }
 }
 
+/// Generous: a request may wait out the server's restart.
+fn options() -> ConnectOptions {
+    ConnectOptions::default().with_request_timeout(Duration::from_secs(30))
+}
+
 async fn connect(url: &str) -> Client {
-    Client::connect(
-        url,
-        ConnectOptions::default().with_request_timeout(Duration::from_secs(30)),
-    )
-    .await
-    .expect("connect")
+    Client::connect(url, options()).await.expect("connect")
 }
 
 /// `n` users connected to `url`, all in one public room.
 async fn users_in_a_room(url: &str, n: usize) -> (Vec<Client>, RoomId) {
-    let mut clients = Vec::new();
-    let mut room = None;
-    for i in 0..n {
-        let c = connect(url).await;
-        c.register(&format!("user{i}"), "password123")
-            .await
-            .expect("register");
-        let id = match room {
-            None => {
-                c.create_room("load", "", Visibility::Public)
-                    .await
-                    .expect("create")
-                    .id
-            }
-            Some(id) => {
-                c.join_room(id).await.expect("join");
-                id
-            }
-        };
-        room = Some(id);
-        clients.push(c);
-    }
-    (clients, room.expect("n > 0"))
+    confab_testkit::clients::users_in_a_room(url, &options(), n).await
 }
 
 async fn sqlite_events(data_dir: &Path, room: RoomId) -> Vec<confab_store::StoredEvent> {
@@ -232,7 +207,7 @@ async fn kill_9_under_load_then_restart_loses_no_acknowledged_message() {
     let (status, _, log) = server.terminate(Duration::from_secs(30));
     assert!(status.success(), "exit {status}:\n{log}");
     let checked = load::check_stored(&outcome, &sqlite_events(dir.path(), room).await);
-    pg_cluster::say(&format!(
+    confab_testkit::say(&format!(
         "process faults: kill -9 (SQLite): {checked} acknowledged messages checked"
     ));
 }
@@ -292,7 +267,7 @@ async fn kill_9_while_spooling_then_restart_replays_the_spool() {
     let events = load::stored_events(&store, room).await;
     store.close().await;
     let checked = load::check_stored(&outcome, &events);
-    pg_cluster::say(&format!(
+    confab_testkit::say(&format!(
         "process faults: kill -9 while spooling: {checked} acknowledged messages checked, {during} spooled"
     ));
 }
@@ -331,7 +306,7 @@ async fn sigterm_under_load_drains_every_acknowledged_write_and_exits_zero() {
     );
     // And every acknowledged message is stored exactly once, in order
     let checked = load::check_stored(&outcome, &sqlite_events(dir.path(), room).await);
-    pg_cluster::say(&format!(
+    confab_testkit::say(&format!(
         "process faults: SIGTERM: exited 0 in {took:?}; {checked} acknowledged messages checked"
     ));
 }

@@ -4,7 +4,7 @@
 //! Shards hand [`WriteRequest`]s to one writer task, in order. The writer
 //! takes everything queued (up to `batch_max_items` operations, waiting at
 //! most `batch_max_delay` for more), applies it with one
-//! `Store::apply_batch` call — one transaction, one fsync — and only then
+//! `BatchSink::apply_batch` call — one transaction, one fsync — and only then
 //! carries out each request's completion: raise the room's durable
 //! watermark and send the acknowledgement frame to the requesting
 //! connection. An acknowledgement therefore always means durable.
@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use confab_protocol::{ErrorCode, Seq};
-use confab_store::{Store, WriteOp};
+use confab_store::{BatchSink, WriteOp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::outbound::OutboundQueue;
@@ -117,7 +117,7 @@ pub struct BatchConfig {
 /// Starts the writer task. It runs until every [`BatchHandle`] is dropped,
 /// committing whatever is still queued before it returns.
 pub fn spawn(
-    store: Arc<dyn Store>,
+    store: Arc<dyn BatchSink>,
     cfg: BatchConfig,
 ) -> (BatchHandle, tokio::task::JoinHandle<()>) {
     spawn_with_spool(store, cfg, None)
@@ -127,7 +127,7 @@ pub fn spawn(
 /// while it is unreachable, and the spool's replay task (stopped once the
 /// writer has stopped).
 pub fn spawn_with_spool(
-    store: Arc<dyn Store>,
+    store: Arc<dyn BatchSink>,
     cfg: BatchConfig,
     spool: Option<Arc<Spool>>,
 ) -> (BatchHandle, tokio::task::JoinHandle<()>) {
@@ -143,7 +143,7 @@ pub fn spawn_with_spool(
 }
 
 async fn writer_loop(
-    store: Arc<dyn Store>,
+    store: Arc<dyn BatchSink>,
     cfg: BatchConfig,
     spool: Option<Arc<Spool>>,
     mut rx: mpsc::UnboundedReceiver<WriteRequest>,
@@ -238,7 +238,7 @@ impl Failure {
 /// batches (they must reach the store first) or when the store is
 /// unreachable.
 async fn persist(
-    store: &dyn Store,
+    store: &dyn BatchSink,
     spool: Option<&Spool>,
     ops: &[WriteOp],
     ends: &[usize],
@@ -269,7 +269,7 @@ struct NotCommitted {
 }
 
 async fn commit(
-    store: &dyn Store,
+    store: &dyn BatchSink,
     ops: &[WriteOp],
     attempts: u32,
     spool_takes_unreachable: bool,
@@ -330,7 +330,7 @@ mod tests {
     use super::*;
     use confab_protocol::{Role, RoomId, UserId, Visibility};
     use confab_store::sqlite::SqliteStore;
-    use confab_store::StoredEvent;
+    use confab_store::{Store, StoredEvent};
 
     fn event(room: RoomId, seq: u64) -> WriteOp {
         WriteOp::AppendEvent(StoredEvent {

@@ -91,7 +91,7 @@ mod tests {
     use confab_protocol::{LeaveReason, NotificationKind};
     use confab_protocol::{Role, RoomId, UserId, Visibility};
     use confab_store::sqlite::SqliteStore;
-    use confab_store::{NotificationRecord, WriteOp};
+    use confab_store::{AccountStore, BatchSink, NotificationRecord, RoomReads, WriteOp};
 
     const DAY: Millis = 24 * 3600 * 1000;
     const RETENTION: Retention = Retention {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use confab_protocol::{RoomId, Seq, UserId};
 use confab_store::postgres::{sql, PgStore, PgStoreOptions};
-use confab_store::Store;
+use confab_store::RoomReads;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor, Row};
 

@@ -1,10 +1,29 @@
-//! Confab persistence behind one trait (DESIGN.md invariant 7).
+//! Confab persistence behind a few small traits (DESIGN.md invariant 7).
 //!
-//! [`Store`] is the whole contract between the runtime and a database. The
-//! runtime never issues SQL itself: reads go through the query methods, and
-//! every state change goes through [`Store::apply_batch`], called only by the
-//! batch writer (`confab_server::persist::batch`) with operations in the order the shards
-//! produced them.
+//! The contract between the runtime and a database is split by who needs
+//! what, so that a test double implements only the part it stands in for:
+//!
+//! - [`AccountStore`]: accounts, sessions and read marks — the writes a
+//!   session makes itself, and the lookups that authenticate it;
+//! - [`RoomReads`]: every read — the start-up loads, room listing and
+//!   search, history, notifications, the room log, the audit trail, and
+//!   the readiness probe;
+//! - [`BatchSink`]: [`BatchSink::apply_batch`], through which every state
+//!   change goes, called only by the batch writer (`confab_server::persist::batch`)
+//!   and the write spool's replay, with operations in the order the shards
+//!   produced them;
+//! - [`Housekeeping`]: the periodic purges.
+//!
+//! [`Store`] is all four, implemented for anything that implements them,
+//! so the runtime keeps holding one `Arc<dyn Store>` (and hands the batch
+//! writer that same store as an `Arc<dyn BatchSink>`). The runtime never
+//! issues SQL itself.
+//!
+//! **Layout.** Both backends share their reads (`common/`: the statements,
+//! written once with `$N` placeholders, the row mappers and the trait
+//! implementations); each backend keeps only its connection set-up, its
+//! `apply_batch`, and the few statements that must differ (`sqlite.rs`,
+//! `postgres.rs`).
 //!
 //! **Invariants every backend upholds**
 //! - `apply_batch` is atomic: all operations of a batch commit, or none do.
@@ -21,17 +40,27 @@
 //! - When `apply_batch` returns `Ok`, the batch is durable (fsync'd).
 //! - A failure that says nothing about the operations — the database is
 //!   unreachable or cannot write now — is [`StoreError::Unavailable`].
+#![forbid(unsafe_code)]
 
 use confab_protocol::{
     AuditAction, LeaveReason, Millis, NotificationKind, Role, RoomId, RoomInfo, Seq, UserId,
     Visibility,
 };
 
+mod common;
 pub mod postgres;
 mod search;
 pub mod sqlite;
 
+/// The error underneath a [`StoreError`]: the database driver's own.
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a store operation failed.
+///
+/// `message` says what failed in words and already ends with the driver's
+/// error text, so a log line that shows only `Display` loses nothing;
+/// [`std::error::Error::source`] gives the driver's error itself (a
+/// `sqlx::Error`), e.g. to read its SQLSTATE.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness constraint was violated (e.g. the username exists).
@@ -40,32 +69,50 @@ pub enum StoreError {
     /// The database returned an error for this operation (or its result
     /// could not be read): retrying the same operation will likely fail
     /// the same way.
-    #[error("database error: {0}")]
-    Database(String),
+    #[error("database error: {message}")]
+    Database {
+        message: String,
+        #[source]
+        source: Option<Source>,
+    },
     /// The database cannot be reached or cannot take writes right now
     /// (connection refused or lost, pool timed out, server shutting down,
     /// out of disk, I/O error): the operation itself may be fine. The batch
     /// writer spools batches that fail this way (`confab_server::persist::spool`)
     /// instead of refusing them.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
+    #[error("database unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<Source>,
+    },
 }
 
 impl StoreError {
+    /// A [`StoreError::Database`] without an underlying error.
+    pub fn database(message: impl Into<String>) -> StoreError {
+        StoreError::Database {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A [`StoreError::Unavailable`] without an underlying error (a store
+    /// that wraps another and is switched off, say).
+    pub fn unavailable(message: impl Into<String>) -> StoreError {
+        StoreError::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
     /// True for [`StoreError::Unavailable`].
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Unavailable { .. })
     }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
-
-/// A stored audit action name as the enum (a name this version does not
-/// know means the row was written by something else).
-pub(crate) fn audit_action(name: String) -> StoreResult<AuditAction> {
-    AuditAction::from_name(&name)
-        .ok_or_else(|| StoreError::Database(format!("stored audit action {name:?} is unknown")))
-}
 
 /// A registered account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,9 +349,11 @@ pub enum WriteOp {
     Audit(AuditEntry),
 }
 
-/// The storage contract. Object-safe so the runtime holds `Arc<dyn Store>`.
+/// Accounts, sessions and read marks: the lookups that authenticate a
+/// session and the writes a session makes itself rather than through the
+/// batch writer.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait AccountStore: Send + Sync + 'static {
     /// Creates an account. `Err(Conflict)` if the username exists
     /// (usernames are stored lowercase; callers normalise).
     async fn create_user(
@@ -333,12 +382,30 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a session; removing an unknown one is not an error.
     async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<()>;
 
+    /// Marks `user`'s notifications with `id <= up_to` read; returns the
+    /// unread count afterwards.
+    async fn mark_read(&self, user: UserId, up_to: u64) -> StoreResult<u32>;
+}
+
+/// Every read: what the shards load at start-up, and what sessions read
+/// for their clients.
+#[async_trait::async_trait]
+pub trait RoomReads: Send + Sync + 'static {
     /// Every room, for the shards to load at start-up.
     async fn load_rooms(&self) -> StoreResult<Vec<RoomRecord>>;
     /// Every membership, ordered by room then join order (joined_at, then user id).
     async fn load_members(&self) -> StoreResult<Vec<MemberRecord>>;
     /// Up to `per_room` newest events of every room, in ascending seq order per room.
     async fn load_recent_events(&self, per_room: u32) -> StoreResult<Vec<StoredEvent>>;
+    /// Every ban, with the banned user's name.
+    async fn load_bans(&self) -> StoreResult<Vec<BanRecord>>;
+    /// Every pending invitation, with the invitee's name.
+    async fn load_invites(&self) -> StoreResult<Vec<InviteRecord>>;
+    /// Every pending join request, oldest first per room, with names.
+    async fn load_join_requests(&self) -> StoreResult<Vec<JoinRequestRecord>>;
+    /// Highest notification id stored (0 if none), so the server can keep
+    /// assigning increasing ids after a restart.
+    async fn max_notification_id(&self) -> StoreResult<u64>;
 
     /// Rooms visible to `viewer` — public rooms and rooms `viewer` is a
     /// member of, never terminated ones nor rooms `viewer` is banned
@@ -358,23 +425,6 @@ pub trait Store: Send + Sync + 'static {
     async fn history(&self, room: RoomId, before: Seq, limit: u32)
         -> StoreResult<Vec<StoredEvent>>;
 
-    /// Applies `ops` in order in one transaction and makes them durable.
-    async fn apply_batch(&self, ops: &[WriteOp]) -> StoreResult<()>;
-
-    // --- governance state, loaded by the shards at start-up -------------
-
-    /// Every ban, with the banned user's name.
-    async fn load_bans(&self) -> StoreResult<Vec<BanRecord>>;
-    /// Every pending invitation, with the invitee's name.
-    async fn load_invites(&self) -> StoreResult<Vec<InviteRecord>>;
-    /// Every pending join request, oldest first per room, with names.
-    async fn load_join_requests(&self) -> StoreResult<Vec<JoinRequestRecord>>;
-
-    // --- notifications ---------------------------------------------------
-
-    /// Highest notification id stored (0 if none), so the server can keep
-    /// assigning increasing ids after a restart.
-    async fn max_notification_id(&self) -> StoreResult<u64>;
     /// `user`'s notifications with `id < before` (0 = from the newest),
     /// newest first, at most `limit`; only unread ones if `unread_only`.
     async fn notifications(
@@ -386,20 +436,27 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<NotificationRecord>>;
     /// Number of `user`'s unread notifications.
     async fn unread_count(&self, user: UserId) -> StoreResult<u32>;
-    /// Marks `user`'s notifications with `id <= up_to` read; returns the
-    /// unread count afterwards.
-    async fn mark_read(&self, user: UserId, up_to: u64) -> StoreResult<u32>;
-
-    // --- room log and audit -----------------------------------------------
-
     /// `user`'s room log, most recently joined first.
     async fn room_log(&self, user: UserId) -> StoreResult<Vec<RoomLogEntry>>;
     /// `room`'s audit entries with `id < before` (0 = from the newest),
     /// newest first, at most `limit`.
     async fn audit(&self, room: RoomId, before: u64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
 
-    // --- housekeeping ----------------------------------------------------
+    /// One round trip to the database (readiness probes).
+    async fn ping(&self) -> StoreResult<()>;
+}
 
+/// Where every state change goes: the batch writer and the spool's replay
+/// need nothing else.
+#[async_trait::async_trait]
+pub trait BatchSink: Send + Sync + 'static {
+    /// Applies `ops` in order in one transaction and makes them durable.
+    async fn apply_batch(&self, ops: &[WriteOp]) -> StoreResult<()>;
+}
+
+/// The periodic clean-up (`confab_server::housekeeping`).
+#[async_trait::async_trait]
+pub trait Housekeeping: Send + Sync + 'static {
     /// Removes room-log entries that ended (`left_at` set) before `cutoff`,
     /// except where the user is banned from the room. Returns how many.
     async fn purge_room_log(&self, cutoff: Millis) -> StoreResult<u64>;
@@ -407,13 +464,12 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_notifications(&self, cutoff: Millis) -> StoreResult<u64>;
     /// Removes sessions that expired at or before `now`. Returns how many.
     async fn purge_expired_sessions(&self, now: Millis) -> StoreResult<u64>;
-
-    // --- health ------------------------------------------------------------
-
-    /// One round trip to the database (readiness probes). The backends
-    /// override this with a trivial query; the default is a primary-key
-    /// lookup, for stores that wrap another.
-    async fn ping(&self) -> StoreResult<()> {
-        self.user_by_id(UserId(1)).await.map(|_| ())
-    }
 }
+
+/// The whole contract: what the runtime holds, as `Arc<dyn Store>`.
+/// Implemented for every type that implements the four parts; a
+/// `dyn Store` converts to any of them (`Arc<dyn Store>` to
+/// `Arc<dyn BatchSink>`, say).
+pub trait Store: AccountStore + RoomReads + BatchSink + Housekeeping {}
+
+impl<T: AccountStore + RoomReads + BatchSink + Housekeeping> Store for T {}

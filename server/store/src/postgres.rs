@@ -23,7 +23,12 @@
 //! - *The search matches SQLite's*: name and topic are stored folded by
 //!   Rust (`search.rs`), not by Postgres' `lower()`.
 //! - *No panics on anything read from the database*: the same checked
-//!   conversions as SQLite (`postgres/convert.rs`).
+//!   conversions as SQLite (`common/`).
+//! - *Shared reads*: every read, the account and session writes and the
+//!   purges are `common/`'s, the same statements as SQLite's; this file
+//!   holds the connection set-up, the few statements whose best Postgres
+//!   form differs ([`Backend`] below) and the error classification, and
+//!   `postgres/batch.rs` the write path, `apply_batch`.
 //! - *Startup errors name the database without its password*
 //!   ([`redact_url`]).
 //!
@@ -47,28 +52,18 @@
 //! migrate once.
 
 mod batch;
-mod convert;
 mod copy;
-mod governance;
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use confab_protocol::{Millis, RoomId, RoomInfo, Seq, UserId};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Executor, SqlSafeStr};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::{Connection, Executor, Postgres};
 
-use crate::search::like_contains_pattern;
-use crate::{
-    AuditRecord, BanRecord, InviteRecord, JoinRequestRecord, MemberRecord, NotificationRecord,
-    RoomLogEntry, RoomRecord, Store, StoreError, StoreResult, StoredEvent, UserRecord, WriteOp,
-};
-use convert::{
-    conflict_or_db, db_err, event_from_row, from_db, get, get_opt_u64, get_u64, out_of_range,
-    role_from_db, room_info_from_row, to_db, to_db_opt, user_from_row, visibility_from_db,
-};
+use crate::common::{self, sql as shared, Arg, Backend, Columns, Dialect, Sql};
+use crate::{BatchSink, StoreError, StoreResult, WriteOp};
 
 /// How `apply_batch` sends a batch's events (see `postgres/batch.rs`).
 /// Both are idempotent and atomic; they differ only in speed, measured in
@@ -143,27 +138,21 @@ pub struct PgStore {
 
 /// The embedded migrations, in version order.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![
-        Migration::new(
+    common::migrator(&[
+        (
             1,
-            "schema".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/postgres/0001_schema.sql").into_sql_str(),
-            false,
+            "schema",
+            include_str!("../migrations/postgres/0001_schema.sql"),
         ),
-        Migration::new(
+        (
             2,
-            "apply batch".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/postgres/0002_apply_batch.sql").into_sql_str(),
-            false,
+            "apply batch",
+            include_str!("../migrations/postgres/0002_apply_batch.sql"),
         ),
-        Migration::new(
+        (
             3,
-            "room search trigram indexes".into(),
-            MigrationType::Simple,
-            include_str!("../migrations/postgres/0003_room_search_trgm.sql").into_sql_str(),
-            false,
+            "room search trigram indexes",
+            include_str!("../migrations/postgres/0003_room_search_trgm.sql"),
         ),
     ])
 }
@@ -175,7 +164,7 @@ impl PgStore {
     pub async fn open(url: &str, options: PgStoreOptions) -> StoreResult<PgStore> {
         let shown = redact_url(url);
         let connect = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Database(format!("invalid database URL {shown}: {e}")))?
+            .map_err(|e| Postgres::error(&format!("invalid database URL {shown}"), e))?
             .application_name("confabd")
             .options([("synchronous_commit", "on"), ("jit", "off")]);
 
@@ -188,17 +177,17 @@ impl PgStore {
         )
         .await
         .map_err(|_| {
-            StoreError::Database(format!(
+            StoreError::database(format!(
                 "cannot connect to Postgres at {shown}: no answer within {:?}",
                 options.connect_timeout
             ))
         })?
-        .map_err(|e| StoreError::Database(format!("cannot connect to Postgres at {shown}: {e}")))?;
+        .map_err(|e| cannot_connect(&shown, e))?;
 
         let fsync: String = sqlx::query_scalar("SHOW fsync")
             .fetch_one(&mut conn)
             .await
-            .map_err(|e| db_err(&format!("checking {shown}"), e))?;
+            .map_err(|e| Postgres::error(&format!("checking {shown}"), e))?;
         if fsync != "on" {
             tracing::warn!(
                 database = %shown,
@@ -222,13 +211,14 @@ impl PgStore {
             })
             .connect_with(connect)
             .await
-            .map_err(|e| {
-                StoreError::Database(format!("cannot connect to Postgres at {shown}: {e}"))
-            })?;
+            .map_err(|e| cannot_connect(&shown, e))?;
         migrator()
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Database(format!("migrating {shown}: {e}")))?;
+            .map_err(|e| StoreError::Database {
+                message: format!("migrating {shown}: {e}"),
+                source: Some(Box::new(e)),
+            })?;
 
         tracing::info!(database = %shown, batch_mode = %options.batch_mode, "postgres store open");
         Ok(PgStore {
@@ -310,47 +300,21 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// Start-up failed to connect: the message names the database without
+/// its password.
+fn cannot_connect(shown: &str, e: sqlx::Error) -> StoreError {
+    StoreError::Database {
+        message: format!("cannot connect to Postgres at {shown}: {e}"),
+        source: Some(Box::new(e)),
+    }
+}
+
 /// The statements of the main read paths, public (but hidden) so that
 /// `examples/explain.rs` shows the plans of exactly what the store runs.
+/// All but the start-up tail are shared with SQLite (`common/sql.rs`).
 #[doc(hidden)]
 pub mod sql {
-    /// `$1` room, `$2` highest seq wanted (inclusive), `$3` limit.
-    pub const HISTORY: &str =
-        "SELECT room_id, seq, at, actor_id, actor_name, kind, body FROM events \
-     WHERE room_id = $1 AND seq <= $2 \
-     ORDER BY seq DESC LIMIT $3";
-
-    /// `$1` viewer, `$2` LIKE pattern, `$3` limit, `$4` offset. One
-    /// statement, hence one snapshot: `total` matches the page. The page
-    /// is LEFT JOINed so that the total comes back (with NULL room
-    /// columns) even when the page is empty.
-    pub const LIST_ROOMS: &str = "WITH matches AS ( \
-         SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, \
-                r.last_seq \
-         FROM rooms r \
-         WHERE r.terminated_at IS NULL \
-           AND (r.visibility = 0 OR EXISTS (SELECT 1 FROM memberships m \
-                WHERE m.room_id = r.id AND m.user_id = $1)) \
-           AND NOT EXISTS (SELECT 1 FROM bans b \
-                WHERE b.room_id = r.id AND b.user_id = $1) \
-           AND (r.name_folded LIKE $2 ESCAPE E'\\\\' \
-                OR r.topic_folded LIKE $2 ESCAPE E'\\\\')) \
-     SELECT t.total, p.* \
-     FROM (SELECT count(*) AS total FROM matches) t \
-     LEFT JOIN LATERAL ( \
-         SELECT x.*, \
-                (SELECT count(*) FROM memberships c WHERE c.room_id = x.id) \
-                    AS member_count \
-         FROM matches x ORDER BY x.id LIMIT $3 OFFSET $4) p ON true \
-     ORDER BY p.id";
-
-    /// `$1` user.
-    pub const ROOMS_OF_USER: &str =
-        "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, r.last_seq, \
-            (SELECT count(*) FROM memberships c WHERE c.room_id = r.id) AS member_count \
-     FROM memberships m JOIN rooms r ON r.id = m.room_id \
-     WHERE m.user_id = $1 \
-     ORDER BY m.room_id";
+    pub use crate::common::sql::{HISTORY, LIST_ROOMS, ROOMS_OF_USER};
 
     /// `$1` events per room. Per room, a backward scan of the primary key
     /// stopping after `$1` rows: O(rooms × per_room), whatever the
@@ -366,293 +330,97 @@ pub mod sql {
      ORDER BY r.id, e.seq";
 }
 
+impl Dialect for Postgres {
+    /// SQLSTATEs of a database that is there but cannot take the
+    /// operation now.
+    fn unavailable_code(code: &str) -> bool {
+        code.starts_with("08") // connection exception
+            || code.starts_with("53") // insufficient resources: disk full, out of memory, too many connections
+            || code == "57P01" // admin_shutdown
+            || code == "57P02" // crash_shutdown
+            || code == "57P03" // cannot_connect_now (starting up, recovering)
+            || code == "25006" // read_only_sql_transaction (a standby after a failover)
+    }
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+}
+
+impl Backend for PgStore {
+    type Pool = PgPool;
+
+    const RECENT_EVENTS: &'static str = sql::RECENT_EVENTS;
+    /// `NOT read`, the predicate of the `notifications_unread` partial index.
+    const UNREAD_NOTIFICATIONS: &'static str = shared::notifications_page!(" AND NOT read");
+    const UNREAD_COUNT: &'static str = shared::unread_count!("NOT read");
+    const PING: &'static str = "SELECT 1";
+
+    /// One pool serves reads and writes (the default `writer`): Postgres
+    /// has no single-writer lock, and only the batch writer calls
+    /// `apply_batch`.
+    fn readers(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// One statement: the main query sees the snapshot from before the
+    /// update, so the count afterwards is the count before minus the rows
+    /// this update marked.
+    async fn mark_read_then_count(&self, user: i64, up_to: i64) -> StoreResult<i64> {
+        const MARK_READ: &str = "WITH marked AS ( \
+                 UPDATE notifications SET read = true \
+                 WHERE user_id = $1 AND id <= $2 AND NOT read RETURNING 1) \
+             SELECT (SELECT count(*) FROM notifications WHERE user_id = $1 AND NOT read) \
+                  - (SELECT count(*) FROM marked) AS n";
+        let args = [Arg::Int(user), Arg::Int(up_to)];
+        match self.pool.row("mark_read", MARK_READ, &args).await? {
+            Some(row) => row.int("n"),
+            None => Ok(0),
+        }
+    }
+
+    /// One statement, one transaction: the floor remembers the highest id
+    /// before the delete may remove it (see the schema).
+    async fn purge_notifications_before(&self, cutoff: i64) -> StoreResult<u64> {
+        const PURGE: &str = "WITH floor AS ( \
+                 UPDATE notification_id_floor \
+                 SET max_id = greatest(max_id, coalesce((SELECT max(id) FROM notifications), 0)) \
+                 WHERE one = 1), \
+             gone AS (DELETE FROM notifications WHERE at < $1 RETURNING 1) \
+             SELECT count(*) AS n FROM gone";
+        let args = [Arg::Int(cutoff)];
+        match self.pool.row("purge_notifications", PURGE, &args).await? {
+            Some(row) => row.u64("n"),
+            None => Ok(0),
+        }
+    }
+}
+
 #[async_trait::async_trait]
-impl Store for PgStore {
-    async fn create_user(
-        &self,
-        username: &str,
-        password_hash: &str,
-        now: Millis,
-    ) -> StoreResult<UserId> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3) \
-             RETURNING id",
-        )
-        .bind(username)
-        .bind(password_hash)
-        .bind(to_db(now, "created_at")?)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| conflict_or_db(e, "username", "create_user"))?;
-        Ok(UserId(from_db(id, "users.id")?))
-    }
-
-    async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db_err("user_by_name", e))?
-            .map(|row| user_from_row(&row))
-            .transpose()
-    }
-
-    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        let Some(id) = to_db_opt(id.0) else {
-            return Ok(None);
-        };
-        sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db_err("user_by_id", e))?
-            .map(|row| user_from_row(&row))
-            .transpose()
-    }
-
-    async fn create_session(
-        &self,
-        token_hash: &[u8; 32],
-        user: UserId,
-        now: Millis,
-        expires_at: Millis,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&token_hash[..])
-        .bind(to_db(user.0, "user id")?)
-        .bind(to_db(now, "created_at")?)
-        .bind(to_db(expires_at, "expires_at")?)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict_or_db(e, "session token", "create_session"))?;
-        Ok(())
-    }
-
-    async fn session_user(
-        &self,
-        token_hash: &[u8; 32],
-        now: Millis,
-    ) -> StoreResult<Option<UserRecord>> {
-        // A `now` beyond i64::MAX is past every storable expiry.
-        let Some(now) = to_db_opt(now) else {
-            return Ok(None);
-        };
-        sqlx::query(
-            "SELECT u.id, u.username, u.password_hash, u.created_at \
-             FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > $2",
-        )
-        .bind(&token_hash[..])
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| db_err("session_user", e))?
-        .map(|row| user_from_row(&row))
-        .transpose()
-    }
-
-    async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-            .bind(&token_hash[..])
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db_err("delete_session", e))?;
-        Ok(())
-    }
-
-    async fn load_rooms(&self) -> StoreResult<Vec<RoomRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, name, topic, visibility, owner_id, created_at, last_seq, terminated_at \
-             FROM rooms ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_err("load_rooms", e))?;
-        rows.iter()
-            .map(|row| {
-                Ok(RoomRecord {
-                    id: RoomId(get_u64(row, "id")?),
-                    name: get(row, "name")?,
-                    topic: get(row, "topic")?,
-                    visibility: visibility_from_db(get(row, "visibility")?)?,
-                    owner: UserId(get_u64(row, "owner_id")?),
-                    created_at: get_u64(row, "created_at")?,
-                    last_seq: Seq(get_u64(row, "last_seq")?),
-                    terminated_at: get_opt_u64(row, "terminated_at")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn load_members(&self) -> StoreResult<Vec<MemberRecord>> {
-        let rows = sqlx::query(
-            "SELECT m.room_id, m.user_id, u.username, m.role, m.joined_at \
-             FROM memberships m JOIN users u ON u.id = m.user_id \
-             ORDER BY m.room_id, m.joined_at, m.user_id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| db_err("load_members", e))?;
-        rows.iter()
-            .map(|row| {
-                Ok(MemberRecord {
-                    room: RoomId(get_u64(row, "room_id")?),
-                    user: UserId(get_u64(row, "user_id")?),
-                    username: get(row, "username")?,
-                    role: role_from_db(get(row, "role")?)?,
-                    joined_at: get_u64(row, "joined_at")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn load_recent_events(&self, per_room: u32) -> StoreResult<Vec<StoredEvent>> {
-        if per_room == 0 {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(sql::RECENT_EVENTS)
-            .bind(i64::from(per_room))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_err("load_recent_events", e))?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    async fn list_rooms(
-        &self,
-        viewer: UserId,
-        query: &str,
-        offset: u32,
-        limit: u32,
-    ) -> StoreResult<(Vec<RoomInfo>, u32)> {
-        // An unrepresentable viewer id belongs to no room: public rooms only.
-        let viewer = to_db_opt(viewer.0).unwrap_or(-1);
-        let pattern = like_contains_pattern(query);
-        let rows = sqlx::query(sql::LIST_ROOMS)
-            .bind(viewer)
-            .bind(&pattern)
-            .bind(i64::from(limit))
-            .bind(i64::from(offset))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_err("list_rooms", e))?;
-
-        let mut total = 0;
-        let mut rooms = Vec::with_capacity(rows.len());
-        for row in &rows {
-            total = get::<i64>(row, "total")?;
-            if get::<Option<i64>>(row, "id")?.is_some() {
-                rooms.push(room_info_from_row(row)?);
-            }
-        }
-        let total = u32::try_from(total).map_err(|_| out_of_range("room count", total))?;
-        Ok((rooms, total))
-    }
-
-    async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<RoomInfo>> {
-        let Some(user) = to_db_opt(user.0) else {
-            return Ok(Vec::new());
-        };
-        let rows = sqlx::query(sql::ROOMS_OF_USER)
-            .bind(user)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_err("rooms_of_user", e))?;
-        rows.iter().map(room_info_from_row).collect()
-    }
-
-    async fn history(
-        &self,
-        room: RoomId,
-        before: Seq,
-        limit: u32,
-    ) -> StoreResult<Vec<StoredEvent>> {
-        let Some(room) = to_db_opt(room.0) else {
-            return Ok(Vec::new());
-        };
-        let rows = sqlx::query(sql::HISTORY)
-            .bind(room)
-            .bind(convert::max_below(before.0))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_err("history", e))?;
-        rows.iter().map(event_from_row).collect()
-    }
-
+impl BatchSink for PgStore {
     async fn apply_batch(&self, ops: &[WriteOp]) -> StoreResult<()> {
         batch::apply(&self.pool, self.batch_mode, ops).await
-    }
-
-    async fn load_bans(&self) -> StoreResult<Vec<BanRecord>> {
-        governance::load_bans(&self.pool).await
-    }
-
-    async fn load_invites(&self) -> StoreResult<Vec<InviteRecord>> {
-        governance::load_invites(&self.pool).await
-    }
-
-    async fn load_join_requests(&self) -> StoreResult<Vec<JoinRequestRecord>> {
-        governance::load_join_requests(&self.pool).await
-    }
-
-    async fn max_notification_id(&self) -> StoreResult<u64> {
-        governance::max_notification_id(&self.pool).await
-    }
-
-    async fn notifications(
-        &self,
-        user: UserId,
-        before: u64,
-        limit: u32,
-        unread_only: bool,
-    ) -> StoreResult<Vec<NotificationRecord>> {
-        governance::notifications(&self.pool, user, before, limit, unread_only).await
-    }
-
-    async fn unread_count(&self, user: UserId) -> StoreResult<u32> {
-        governance::unread_count(&self.pool, user).await
-    }
-
-    async fn mark_read(&self, user: UserId, up_to: u64) -> StoreResult<u32> {
-        governance::mark_read(&self.pool, user, up_to).await
-    }
-
-    async fn room_log(&self, user: UserId) -> StoreResult<Vec<RoomLogEntry>> {
-        governance::room_log(&self.pool, user).await
-    }
-
-    async fn audit(&self, room: RoomId, before: u64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
-        governance::audit(&self.pool, room, before, limit).await
-    }
-
-    async fn purge_room_log(&self, cutoff: Millis) -> StoreResult<u64> {
-        governance::purge_room_log(&self.pool, cutoff).await
-    }
-
-    async fn purge_notifications(&self, cutoff: Millis) -> StoreResult<u64> {
-        governance::purge_notifications(&self.pool, cutoff).await
-    }
-
-    async fn purge_expired_sessions(&self, now: Millis) -> StoreResult<u64> {
-        governance::purge_expired_sessions(&self.pool, now).await
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| db_err("ping", e))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_and_resource_failures_are_unavailable_statement_errors_are_not() {
+        for code in [
+            "08006", "08001", "57P01", "57P03", "53100", "53300", "25006",
+        ] {
+            assert!(Postgres::unavailable_code(code), "{code}");
+        }
+        // unique violation, foreign key, syntax, deadlock
+        for code in ["23505", "23503", "42601", "40P01"] {
+            assert!(!Postgres::unavailable_code(code), "{code}");
+        }
+        assert!(Postgres::error("x", sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(!Postgres::error("x", sqlx::Error::RowNotFound).is_unavailable());
+    }
 
     #[test]
     fn redact_url_hides_passwords_only() {

@@ -7,16 +7,20 @@
 //! SQLite's `lower()` folds ASCII only, and Postgres' depends on the
 //! database's ctype.
 
-/// `%query%` for a case-insensitive substring match with `ESCAPE '\'`: the
-/// user's `%`, `_` and `\` match themselves. Folded like the `*_folded`
+/// `%query%` for a case-insensitive substring match with `ESCAPE '!'`: the
+/// user's `%`, `_` and `!` match themselves. Folded like the `*_folded`
 /// columns; the empty query becomes `%%`, which matches every room.
+///
+/// `!` rather than the customary backslash: `'!'` is the same one-character
+/// string literal in SQLite and in Postgres whatever its
+/// `standard_conforming_strings`, so both backends run the same statement.
 pub(crate) fn like_contains_pattern(query: &str) -> String {
     let folded = query.to_lowercase();
     let mut pattern = String::with_capacity(folded.len() + 2);
     pattern.push('%');
     for c in folded.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
+        if matches!(c, '%' | '_' | '!') {
+            pattern.push('!');
         }
         pattern.push(c);
     }
@@ -32,7 +36,8 @@ mod tests {
     fn like_pattern_escapes_wildcards_and_folds_case() {
         assert_eq!(like_contains_pattern(""), "%%");
         assert_eq!(like_contains_pattern("Ab"), "%ab%");
-        assert_eq!(like_contains_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+        assert_eq!(like_contains_pattern("50%_a!b"), "%50!%!_a!!b%");
+        assert_eq!(like_contains_pattern("a\\b"), "%a\\b%");
         assert_eq!(like_contains_pattern("ÉTÉ"), "%été%");
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use confab_store::sqlite::SqliteStore;
-use confab_store::Store;
+use confab_store::{AccountStore, BatchSink, RoomReads, Store};
 
 /// A fresh store in a new temp dir, in a subdirectory that does not exist
 /// yet (so every test also checks that `open` creates it). The dir must

@@ -5,7 +5,6 @@
 
 pub mod backend;
 pub mod doors;
-pub mod pg_cluster;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +18,7 @@ use confab_protocol::{
 use confab_sdk::{Client, ConnectOptions};
 use confab_server::config::TlsSource;
 use confab_server::{Config, ServerHandle};
+use confab_testkit::postgres::TestDatabase;
 use futures_util::{Stream, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
@@ -33,7 +33,7 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub config: Config,
     /// The Postgres database created for this server, dropped by `stop`.
-    pub pg_database: Option<String>,
+    pub pg_database: Option<TestDatabase>,
 }
 
 /// Fast settings for tests: cheap KDF (the real parameters are tested in
@@ -73,8 +73,9 @@ impl TestServer {
         }
     }
 
-    /// A server on `backend`; `None` (after saying why) when that backend
-    /// is not available here.
+    /// A server on `backend`; `None` when that backend is not available
+    /// here (after `confab_testkit::postgres::no_postgres` had its say:
+    /// `test` is skipped, or fails under `CONFAB_REQUIRE_POSTGRES=1`).
     pub async fn start_on(
         backend: Backend,
         test: &str,
@@ -83,13 +84,13 @@ impl TestServer {
         match backend {
             Backend::Sqlite => Some(Self::start_with(tweak).await),
             Backend::Postgres => {
-                let (url, name) = backend::create_database(test).await?;
+                let db = TestDatabase::create(test).await?;
                 let mut srv = Self::start_with(|c| {
-                    c.database_url = url.parse().expect("a postgres:// URL");
+                    c.database_url = db.url().parse().expect("a postgres:// URL");
                     tweak(c);
                 })
                 .await;
-                srv.pg_database = Some(name);
+                srv.pg_database = Some(db);
                 Some(srv)
             }
         }
@@ -170,8 +171,8 @@ impl TestServer {
         if let Some(h) = self.handle.take() {
             h.shutdown().await;
         }
-        if let Some(name) = self.pg_database.take() {
-            backend::drop_database(&name).await;
+        if let Some(db) = self.pg_database.take() {
+            db.drop_now().await;
         }
     }
 }

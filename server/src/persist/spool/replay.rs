@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_store::{Store, StoreError, WriteOp};
+use confab_store::{BatchSink, StoreError, WriteOp};
 use tokio_util::sync::CancellationToken;
 
 use super::log::ReadRecord;
@@ -47,7 +47,7 @@ impl Spool {
     /// would stall every acknowledgement for the store's timeout.
     pub async fn replay(
         &self,
-        store: &dyn Store,
+        store: &dyn BatchSink,
         stop: &CancellationToken,
     ) -> Result<u64, ReplayError> {
         let _one_at_a_time = self.replaying.lock().await;
@@ -125,7 +125,7 @@ impl Spool {
     /// at most `patience`.
     pub async fn replay_at_startup(
         &self,
-        store: &dyn Store,
+        store: &dyn BatchSink,
         patience: Duration,
     ) -> Result<(), ReplayError> {
         if !self.is_active() {
@@ -156,7 +156,7 @@ impl Spool {
 
     /// Starts the task that replays the spool whenever it holds batches,
     /// retrying with backoff while the store is unavailable.
-    pub fn spawn_replayer(self: &Arc<Self>, store: Arc<dyn Store>) -> Replayer {
+    pub fn spawn_replayer(self: &Arc<Self>, store: Arc<dyn BatchSink>) -> Replayer {
         let stop = CancellationToken::new();
         let task = tokio::spawn(replay_loop(self.clone(), store, stop.clone()));
         Replayer { stop, task }
@@ -177,7 +177,7 @@ impl Replayer {
     }
 }
 
-async fn replay_loop(spool: Arc<Spool>, store: Arc<dyn Store>, stop: CancellationToken) {
+async fn replay_loop(spool: Arc<Spool>, store: Arc<dyn BatchSink>, stop: CancellationToken) {
     loop {
         while !spool.is_active() {
             tokio::select! {
@@ -216,7 +216,7 @@ async fn replay_loop(spool: Arc<Spool>, store: Arc<dyn Store>, stop: Cancellatio
 /// Applies a group of records: merged into one batch, or — if the store
 /// refuses that — request by request, dropping (loudly) the requests the
 /// store still refuses.
-async fn apply_group(store: &dyn Store, group: &[ReadRecord]) -> Result<(), ReplayError> {
+async fn apply_group(store: &dyn BatchSink, group: &[ReadRecord]) -> Result<(), ReplayError> {
     let merged: Vec<WriteOp> = group
         .iter()
         .flat_map(|r| r.requests.iter().flatten().cloned())
@@ -240,13 +240,18 @@ async fn apply_group(store: &dyn Store, group: &[ReadRecord]) -> Result<(), Repl
 
 /// `Ok(Ok(()))` applied; `Ok(Err(e))` refused by the store (after
 /// retries); `Err` the store is unavailable.
-async fn apply(store: &dyn Store, ops: &[WriteOp]) -> Result<Result<(), StoreError>, ReplayError> {
+async fn apply(
+    store: &dyn BatchSink,
+    ops: &[WriteOp],
+) -> Result<Result<(), StoreError>, ReplayError> {
     let mut delay = Duration::from_millis(50);
     let mut attempt = 1;
     loop {
         match store.apply_batch(ops).await {
             Ok(()) => return Ok(Ok(())),
-            Err(StoreError::Unavailable(e)) => return Err(ReplayError::StoreUnavailable(e)),
+            Err(StoreError::Unavailable { message, .. }) => {
+                return Err(ReplayError::StoreUnavailable(message))
+            }
             Err(e) if attempt >= REFUSED_ATTEMPTS => return Ok(Err(e)),
             Err(_) => {
                 tokio::time::sleep(delay).await;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use confab_protocol::{ErrorCode, Millis, Role, RoomId, RoomInfo, Seq, UserId, Visibility};
+use confab_protocol::{ErrorCode, Role, RoomId, Seq, UserId, Visibility};
 use confab_store::sqlite::SqliteStore;
 use confab_store::*;
 use tokio::sync::oneshot;
@@ -32,10 +32,10 @@ impl Switchable {
 }
 
 #[async_trait::async_trait]
-impl Store for Switchable {
+impl BatchSink for Switchable {
     async fn apply_batch(&self, ops: &[WriteOp]) -> StoreResult<()> {
         if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("switched off".into()));
+            return Err(StoreError::unavailable("switched off"));
         }
         self.inner.apply_batch(ops).await?;
         let seqs = ops
@@ -47,96 +47,6 @@ impl Store for Switchable {
             .collect();
         self.committed.lock().unwrap().push(seqs);
         Ok(())
-    }
-    async fn create_user(&self, u: &str, h: &str, now: Millis) -> StoreResult<UserId> {
-        self.inner.create_user(u, h, now).await
-    }
-    async fn user_by_name(&self, u: &str) -> StoreResult<Option<UserRecord>> {
-        self.inner.user_by_name(u).await
-    }
-    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        self.inner.user_by_id(id).await
-    }
-    async fn create_session(
-        &self,
-        t: &[u8; 32],
-        u: UserId,
-        now: Millis,
-        exp: Millis,
-    ) -> StoreResult<()> {
-        self.inner.create_session(t, u, now, exp).await
-    }
-    async fn session_user(&self, t: &[u8; 32], now: Millis) -> StoreResult<Option<UserRecord>> {
-        self.inner.session_user(t, now).await
-    }
-    async fn delete_session(&self, t: &[u8; 32]) -> StoreResult<()> {
-        self.inner.delete_session(t).await
-    }
-    async fn load_rooms(&self) -> StoreResult<Vec<RoomRecord>> {
-        self.inner.load_rooms().await
-    }
-    async fn load_members(&self) -> StoreResult<Vec<MemberRecord>> {
-        self.inner.load_members().await
-    }
-    async fn load_recent_events(&self, n: u32) -> StoreResult<Vec<StoredEvent>> {
-        self.inner.load_recent_events(n).await
-    }
-    async fn list_rooms(
-        &self,
-        v: UserId,
-        q: &str,
-        o: u32,
-        l: u32,
-    ) -> StoreResult<(Vec<RoomInfo>, u32)> {
-        self.inner.list_rooms(v, q, o, l).await
-    }
-    async fn rooms_of_user(&self, u: UserId) -> StoreResult<Vec<RoomInfo>> {
-        self.inner.rooms_of_user(u).await
-    }
-    async fn history(&self, r: RoomId, before: Seq, limit: u32) -> StoreResult<Vec<StoredEvent>> {
-        self.inner.history(r, before, limit).await
-    }
-    async fn load_bans(&self) -> StoreResult<Vec<BanRecord>> {
-        self.inner.load_bans().await
-    }
-    async fn load_invites(&self) -> StoreResult<Vec<InviteRecord>> {
-        self.inner.load_invites().await
-    }
-    async fn load_join_requests(&self) -> StoreResult<Vec<JoinRequestRecord>> {
-        self.inner.load_join_requests().await
-    }
-    async fn max_notification_id(&self) -> StoreResult<u64> {
-        self.inner.max_notification_id().await
-    }
-    async fn notifications(
-        &self,
-        u: UserId,
-        b: u64,
-        l: u32,
-        unread: bool,
-    ) -> StoreResult<Vec<NotificationRecord>> {
-        self.inner.notifications(u, b, l, unread).await
-    }
-    async fn unread_count(&self, u: UserId) -> StoreResult<u32> {
-        self.inner.unread_count(u).await
-    }
-    async fn mark_read(&self, u: UserId, up_to: u64) -> StoreResult<u32> {
-        self.inner.mark_read(u, up_to).await
-    }
-    async fn room_log(&self, u: UserId) -> StoreResult<Vec<RoomLogEntry>> {
-        self.inner.room_log(u).await
-    }
-    async fn audit(&self, r: RoomId, b: u64, l: u32) -> StoreResult<Vec<AuditRecord>> {
-        self.inner.audit(r, b, l).await
-    }
-    async fn purge_room_log(&self, c: Millis) -> StoreResult<u64> {
-        self.inner.purge_room_log(c).await
-    }
-    async fn purge_notifications(&self, c: Millis) -> StoreResult<u64> {
-        self.inner.purge_notifications(c).await
-    }
-    async fn purge_expired_sessions(&self, now: Millis) -> StoreResult<u64> {
-        self.inner.purge_expired_sessions(now).await
     }
 }
 
@@ -212,6 +122,7 @@ async fn write(batch: &BatchHandle, ops: Vec<WriteOp>) -> Result<(), ErrorCode> 
 
 async fn stored_seqs(store: &Switchable) -> Vec<u64> {
     let mut seqs: Vec<u64> = store
+        .inner
         .history(ROOM, Seq(0), 1000)
         .await
         .unwrap()

@@ -25,9 +25,9 @@
 use sqlx::postgres::{PgArguments, PgConnection, PgPool};
 use sqlx::Postgres;
 
-use super::convert::{db_err, role_to_db, to_db, visibility_to_db};
 use super::copy::EventCopyEncoder;
 use super::PgBatchMode;
+use crate::common::{to_db, Dialect};
 use crate::{StoreError, StoreResult, StoredEvent, WriteOp};
 
 /// The statement that fills the staging table (created by
@@ -82,14 +82,17 @@ pub(super) async fn apply(pool: &PgPool, mode: PgBatchMode, ops: &[WriteOp]) -> 
             .execute(pool)
             .await
             .map(drop)
-            .map_err(|e| db_err("apply_batch", e));
+            .map_err(|e| Postgres::error("apply_batch", e));
     }
 
     let mut data = EventCopyEncoder::new();
     for (ord, ev) in ops.iter().filter_map(as_event).enumerate() {
         data.push(ord, ev)?;
     }
-    let mut conn = pool.acquire().await.map_err(|e| db_err("apply_batch", e))?;
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| Postgres::error("apply_batch", e))?;
     let result = copy_and_call(&mut conn, data.finish(), &cols).await;
     if result.is_err() {
         // A COPY interrupted half-way can leave the connection mid-protocol:
@@ -108,24 +111,24 @@ async fn copy_and_call(
     let mut tx = conn
         .begin()
         .await
-        .map_err(|e| db_err("apply_batch begin", e))?;
+        .map_err(|e| Postgres::error("apply_batch begin", e))?;
     let mut copy = tx
         .copy_in_raw(COPY_EVENTS)
         .await
-        .map_err(|e| db_err("apply_batch COPY", e))?;
+        .map_err(|e| Postgres::error("apply_batch COPY", e))?;
     copy.send(data)
         .await
-        .map_err(|e| db_err("apply_batch COPY", e))?;
+        .map_err(|e| Postgres::error("apply_batch COPY", e))?;
     copy.finish()
         .await
-        .map_err(|e| db_err("apply_batch COPY", e))?;
+        .map_err(|e| Postgres::error("apply_batch COPY", e))?;
     cols.call(true)
         .execute(&mut *tx)
         .await
-        .map_err(|e| db_err("apply_batch", e))?;
+        .map_err(|e| Postgres::error("apply_batch", e))?;
     tx.commit()
         .await
-        .map_err(|e| db_err("apply_batch commit", e))
+        .map_err(|e| Postgres::error("apply_batch commit", e))
 }
 
 fn is_event(op: &WriteOp) -> bool {
@@ -250,14 +253,14 @@ impl<'a> Columns<'a> {
                 }
                 WriteOp::CreateRoom {
                     room,
-                    name,
-                    topic,
-                    visibility,
                     owner,
                     created_at,
+                    visibility,
+                    name,
+                    topic,
                 } => StateOp {
                     at: *created_at,
-                    code: visibility_to_db(*visibility),
+                    code: i16::from(visibility.code()),
                     name,
                     topic,
                     ..StateOp::new(kind::CREATE_ROOM, room.0, owner.0)
@@ -269,14 +272,14 @@ impl<'a> Columns<'a> {
                     joined_at,
                 } => StateOp {
                     at: *joined_at,
-                    code: role_to_db(*role),
+                    code: i16::from(role.code()),
                     ..StateOp::new(kind::ADD_MEMBER, room.0, user.0)
                 },
                 WriteOp::RemoveMember { room, user } => {
                     StateOp::new(kind::REMOVE_MEMBER, room.0, user.0)
                 }
                 WriteOp::SetRole { room, user, role } => StateOp {
-                    code: role_to_db(*role),
+                    code: i16::from(role.code()),
                     ..StateOp::new(kind::SET_ROLE, room.0, user.0)
                 },
                 WriteOp::UpdateRoom { room, name, topic } => StateOp {
@@ -334,7 +337,7 @@ impl<'a> Columns<'a> {
         self.op_kind.push(op.kind);
         self.op_pos
             .push(i32::try_from(pos).map_err(|_| {
-                StoreError::Database(format!("batch of over {pos} ops is too big"))
+                StoreError::database(format!("batch of over {pos} ops is too big"))
             })?);
         self.op_room.push(to_db(op.room, "room id")?);
         self.op_user.push(to_db(op.user, "user id")?);

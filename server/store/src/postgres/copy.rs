@@ -8,7 +8,7 @@
 //! int8, seq int8, at int8, actor_id int8, actor_name text, kind int2,
 //! body bytea`.
 
-use super::convert::to_db;
+use crate::common::to_db;
 use crate::{StoreError, StoreResult, StoredEvent};
 
 /// `PGCOPY\n\377\r\n\0`, then 32-bit flags (0: no OIDs) and a 32-bit
@@ -34,7 +34,7 @@ impl EventCopyEncoder {
     /// events, so the insert from the staging table keeps batch order.
     pub(super) fn push(&mut self, ord: usize, ev: &StoredEvent) -> StoreResult<()> {
         let ord = i32::try_from(ord)
-            .map_err(|_| StoreError::Database(format!("batch of over {ord} events is too big")))?;
+            .map_err(|_| StoreError::database(format!("batch of over {ord} events is too big")))?;
         self.buf.extend_from_slice(&FIELDS.to_be_bytes());
         self.field(&ord.to_be_bytes())?;
         self.field(&to_db(ev.room.0, "room id")?.to_be_bytes())?;
@@ -48,7 +48,7 @@ impl EventCopyEncoder {
 
     fn field(&mut self, value: &[u8]) -> StoreResult<()> {
         let len = i32::try_from(value.len())
-            .map_err(|_| StoreError::Database("a COPY field exceeds 2 GiB".to_owned()))?;
+            .map_err(|_| StoreError::database("a COPY field exceeds 2 GiB".to_owned()))?;
         self.buf.extend_from_slice(&len.to_be_bytes());
         self.buf.extend_from_slice(value);
         Ok(())

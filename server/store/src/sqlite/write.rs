@@ -5,16 +5,52 @@
 //! UPDATE`, and every "remove (no error if absent)" op a plain `DELETE`,
 //! so replaying a batch after a crash converges on the same state.
 
-use sqlx::{Sqlite, Transaction};
+use confab_protocol::LeaveReason;
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use super::convert::{db_err, role_to_db, to_db, visibility_to_db};
+use crate::common::{to_db, Dialect};
 use crate::{StoreError, StoreResult, WriteOp};
 
+/// Applies `ops` in order in one `BEGIN IMMEDIATE` transaction on the
+/// writer connection.
+pub(super) async fn apply_batch(writer: &SqlitePool, ops: &[WriteOp]) -> StoreResult<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let mut tx = writer
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(|e| Sqlite::error("apply_batch begin", e))?;
+    let mut i = 0;
+    while i < ops.len() {
+        // A run of consecutive events goes in as multi-row INSERTs
+        // (append_events): the bulk of every batch.
+        let run = ops[i..]
+            .iter()
+            .take_while(|op| matches!(op, WriteOp::AppendEvent(_)))
+            .count();
+        let applied = if run > 1 {
+            append_events(&mut tx, &ops[i..i + run]).await
+        } else {
+            apply_op(&mut tx, &ops[i]).await
+        };
+        applied.map_err(|e| match e {
+            StoreError::Database { message, source } => StoreError::Database {
+                message: format!("apply_batch op {i}: {message}"),
+                source,
+            },
+            other => other,
+        })?;
+        i += run.max(1);
+    }
+    // Dropping `tx` on any error above rolls the whole batch back.
+    tx.commit()
+        .await
+        .map_err(|e| Sqlite::error("apply_batch commit", e))
+}
+
 /// Applies one operation inside the batch's transaction.
-pub(super) async fn apply_op(
-    tx: &mut Transaction<'static, Sqlite>,
-    op: &WriteOp,
-) -> StoreResult<()> {
+async fn apply_op(tx: &mut Transaction<'static, Sqlite>, op: &WriteOp) -> StoreResult<()> {
     match op {
         WriteOp::CreateRoom {
             room,
@@ -38,12 +74,12 @@ pub(super) async fn apply_op(
             .bind(topic)
             .bind(name.to_lowercase())
             .bind(topic.to_lowercase())
-            .bind(visibility_to_db(*visibility))
+            .bind(i64::from(visibility.code()))
             .bind(to_db(owner.0, "owner id")?)
             .bind(to_db(*created_at, "created_at")?)
             .execute(&mut **tx)
             .await
-            .map_err(|e| db_err("CreateRoom", e))?;
+            .map_err(|e| Sqlite::error("CreateRoom", e))?;
         }
         WriteOp::AddMember {
             room,
@@ -59,11 +95,11 @@ pub(super) async fn apply_op(
             )
             .bind(to_db(room.0, "room id")?)
             .bind(to_db(user.0, "user id")?)
-            .bind(role_to_db(*role))
+            .bind(i64::from(role.code()))
             .bind(to_db(*joined_at, "joined_at")?)
             .execute(&mut **tx)
             .await
-            .map_err(|e| db_err("AddMember", e))?;
+            .map_err(|e| Sqlite::error("AddMember", e))?;
         }
         WriteOp::RemoveMember { room, user } => {
             delete_pair(tx, "memberships", room.0, user.0, "RemoveMember").await?;
@@ -72,10 +108,10 @@ pub(super) async fn apply_op(
             sqlx::query("UPDATE memberships SET role = ?3 WHERE room_id = ?1 AND user_id = ?2")
                 .bind(to_db(room.0, "room id")?)
                 .bind(to_db(user.0, "user id")?)
-                .bind(role_to_db(*role))
+                .bind(i64::from(role.code()))
                 .execute(&mut **tx)
                 .await
-                .map_err(|e| db_err("SetRole", e))?;
+                .map_err(|e| Sqlite::error("SetRole", e))?;
         }
         WriteOp::AppendEvent(ev) => {
             let room = to_db(ev.room.0, "room id")?;
@@ -97,14 +133,14 @@ pub(super) async fn apply_op(
             .bind(&ev.body[..])
             .execute(&mut **tx)
             .await
-            .map_err(|e| db_err("AppendEvent", e))?;
+            .map_err(|e| Sqlite::error("AppendEvent", e))?;
             // max() keeps a replayed older event from lowering last_seq.
             sqlx::query("UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE id = ?1")
                 .bind(room)
                 .bind(seq)
                 .execute(&mut **tx)
                 .await
-                .map_err(|e| db_err("AppendEvent last_seq", e))?;
+                .map_err(|e| Sqlite::error("AppendEvent last_seq", e))?;
         }
         WriteOp::UpdateRoom { room, name, topic } => {
             // The folded copies change in the same statement (schema v1).
@@ -119,7 +155,7 @@ pub(super) async fn apply_op(
             .bind(topic.to_lowercase())
             .execute(&mut **tx)
             .await
-            .map_err(|e| db_err("UpdateRoom", e))?;
+            .map_err(|e| Sqlite::error("UpdateRoom", e))?;
         }
         WriteOp::SetOwner { room, owner } => {
             sqlx::query("UPDATE rooms SET owner_id = ?2 WHERE id = ?1")
@@ -127,7 +163,7 @@ pub(super) async fn apply_op(
                 .bind(to_db(owner.0, "owner id")?)
                 .execute(&mut **tx)
                 .await
-                .map_err(|e| db_err("SetOwner", e))?;
+                .map_err(|e| Sqlite::error("SetOwner", e))?;
         }
         WriteOp::TerminateRoom { room, at } => {
             let room = to_db(room.0, "room id")?;
@@ -139,7 +175,7 @@ pub(super) async fn apply_op(
             .bind(to_db(*at, "terminated_at")?)
             .execute(&mut **tx)
             .await
-            .map_err(|e| db_err("TerminateRoom", e))?;
+            .map_err(|e| Sqlite::error("TerminateRoom", e))?;
             // Bans stay: a banned user must not see a room come back.
             for table in ["memberships", "invites", "join_requests"] {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -148,7 +184,7 @@ pub(super) async fn apply_op(
                 .bind(room)
                 .execute(&mut **tx)
                 .await
-                .map_err(|e| db_err("TerminateRoom", e))?;
+                .map_err(|e| Sqlite::error("TerminateRoom", e))?;
             }
         }
         WriteOp::Ban { room, user, by, at } => {
@@ -198,22 +234,24 @@ pub(super) async fn apply_op(
             .bind(i64::from(n.read))
             .execute(&mut **tx)
             .await
-            .map_err(|e| db_err("AddNotification", e))?;
+            .map_err(|e| Sqlite::error("AddNotification", e))?;
         }
         WriteOp::LogJoin { user, room, at } => {
             sqlx::query(
                 "INSERT INTO room_log \
                      (user_id, room_id, first_joined_at, last_joined_at, left_at, reason) \
-                 VALUES (?1, ?2, ?3, ?3, NULL, 0) \
+                 VALUES (?1, ?2, ?3, ?3, NULL, ?4) \
                  ON CONFLICT (user_id, room_id) DO UPDATE SET \
-                     last_joined_at = excluded.last_joined_at, left_at = NULL, reason = 0",
+                     last_joined_at = excluded.last_joined_at, left_at = NULL, \
+                     reason = excluded.reason",
             )
             .bind(to_db(user.0, "user id")?)
             .bind(to_db(room.0, "room id")?)
             .bind(to_db(*at, "joined_at")?)
+            .bind(i64::from(LeaveReason::Active.code()))
             .execute(&mut **tx)
             .await
-            .map_err(|e| db_err("LogJoin", e))?;
+            .map_err(|e| Sqlite::error("LogJoin", e))?;
         }
         WriteOp::LogLeave {
             user,
@@ -233,7 +271,7 @@ pub(super) async fn apply_op(
             .bind(i64::from(reason.code()))
             .execute(&mut **tx)
             .await
-            .map_err(|e| db_err("LogLeave", e))?;
+            .map_err(|e| Sqlite::error("LogLeave", e))?;
         }
         WriteOp::Audit(a) => {
             sqlx::query(
@@ -248,7 +286,7 @@ pub(super) async fn apply_op(
             .bind(&a.detail)
             .execute(&mut **tx)
             .await
-            .map_err(|e| db_err("Audit", e))?;
+            .map_err(|e| Sqlite::error("Audit", e))?;
         }
     }
     Ok(())
@@ -266,19 +304,12 @@ const EVENT_CHUNKS: [usize; 4] = [256, 32, 4, 1];
 /// same `(room, seq)` wins as it would one by one, then one `last_seq`
 /// update per room. The same effect as `apply_op` per event, with a
 /// statement per 256 events instead of two per event.
-pub(super) async fn append_events(
-    tx: &mut Transaction<'static, Sqlite>,
-    ops: &[WriteOp],
-) -> StoreResult<()> {
+async fn append_events(tx: &mut Transaction<'static, Sqlite>, ops: &[WriteOp]) -> StoreResult<()> {
     let mut events = Vec::with_capacity(ops.len());
     for op in ops {
         match op {
             WriteOp::AppendEvent(ev) => events.push(ev),
-            _ => {
-                return Err(StoreError::Database(
-                    "append_events: not an event".to_owned(),
-                ))
-            }
+            _ => return Err(StoreError::database("append_events: not an event")),
         }
     }
 
@@ -315,7 +346,7 @@ pub(super) async fn append_events(
         query
             .execute(&mut **tx)
             .await
-            .map_err(|e| db_err("AppendEvent", e))?;
+            .map_err(|e| Sqlite::error("AppendEvent", e))?;
         rest = tail;
     }
 
@@ -331,7 +362,7 @@ pub(super) async fn append_events(
             .bind(to_db(seq, "seq")?)
             .execute(&mut **tx)
             .await
-            .map_err(|e| db_err("AppendEvent last_seq", e))?;
+            .map_err(|e| Sqlite::error("AppendEvent last_seq", e))?;
     }
     Ok(())
 }
@@ -367,7 +398,7 @@ async fn put_pair(
     query
         .execute(&mut **tx)
         .await
-        .map_err(|e| db_err(context, e))?;
+        .map_err(|e| Sqlite::error(context, e))?;
     Ok(())
 }
 
@@ -386,6 +417,6 @@ async fn delete_pair(
     .bind(to_db(user, "user id")?)
     .execute(&mut **tx)
     .await
-    .map_err(|e| db_err(context, e))?;
+    .map_err(|e| Sqlite::error(context, e))?;
     Ok(())
 }

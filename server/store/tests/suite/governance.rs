@@ -571,7 +571,7 @@ pub async fn failed_batch_rolls_back_governance_ops(store: &dyn Store) {
         ])
         .await;
     assert!(
-        matches!(result, Err(StoreError::Database(_))),
+        matches!(result, Err(StoreError::Database { .. })),
         "got {result:?}"
     );
 

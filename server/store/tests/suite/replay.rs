@@ -1,4 +1,4 @@
-//! Replay safety: the server's write spool (`confab_server::spool`) and a
+//! Replay safety: the server's write spool (`confab_server::persist::spool`) and a
 //! crash during its replay re-apply batches that may already be stored, in
 //! their original order. Every backend must converge on the same state
 //! however often a prefix of the batch sequence is applied again.

@@ -1,24 +1,20 @@
-//! A throwaway PostgreSQL cluster per test, which the test may stop and
-//! start again (fault tests). Same approach as the store suite's harness
-//! (`server/store/tests/postgres.rs`), which shares one cluster per test
-//! binary and never stops it: `initdb` + `pg_ctl` from the PATH or
+//! A throwaway PostgreSQL cluster: `initdb` + `pg_ctl` from the PATH or
 //! `/usr/lib/postgresql/*/bin`, as the `postgres` user when run as root
 //! (initdb refuses root), data under `/tmp`, a spare loopback port, and a
 //! watchdog that stops and deletes the cluster when the test process ends
-//! however it ends. Only this cluster is ever stopped — never a server the
-//! machine runs.
-#![allow(dead_code)]
+//! however it ends. Fault tests start one each and stop and start it
+//! under load ([`PgCluster::halt`], [`PgCluster::resume`]); the suites
+//! that only need *a* Postgres share one per test binary
+//! ([`crate::postgres`]). Only such a cluster is ever stopped — never a
+//! server the machine runs.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Writes straight to stderr: a test that did not run must say so even
-/// when the harness captures output.
-pub fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
+use crate::postgres::no_postgres;
 
+/// A running throwaway cluster; dropping it stops it and deletes its
+/// files.
 pub struct PgCluster {
     dir: PathBuf,
     data: PathBuf,
@@ -87,15 +83,14 @@ fn run(mut cmd: Command, what: &str) -> Result<String, String> {
 }
 
 impl PgCluster {
-    /// Creates and starts a cluster, or says why there is none (then the
-    /// caller reports the test as not run).
+    /// A cluster of `test`'s own, or `None` when none can start here —
+    /// after [`no_postgres`] had its say (which fails `test` when
+    /// `CONFAB_REQUIRE_POSTGRES=1`).
     pub fn start(test: &str) -> Option<PgCluster> {
         match Self::try_start(50) {
             Ok(c) => Some(c),
             Err(why) => {
-                say(&format!(
-                    "durability: NOT RUN {test} (no PostgreSQL to stop and start: {why})"
-                ));
+                no_postgres(test, &format!("no PostgreSQL to stop and start: {why}"));
                 None
             }
         }

@@ -1,0 +1,192 @@
+//! The statements both backends run, with `$N` placeholders (see the
+//! module doc of `common` for why SQLite binds them too). Public, but
+//! hidden, so that `examples/explain.rs` shows the plans of exactly what
+//! the store runs (through `confab_store::postgres::sql`).
+//!
+//! The plans they are written for (ARCHITECTURE.md, "Queries and
+//! indexes"): history is a backward range scan of the `(room_id, seq)`
+//! primary key, stopping after the page; memberships by user use
+//! `memberships_by_user (user_id, room_id)`; a user's notifications and a
+//! room's audit trail are index ranges on `(user_id, id)` and
+//! `(room_id, id)`, bounded by `id <= $2` (see `max_below`) rather than a
+//! special case for "from the newest".
+
+// ---- accounts and sessions ------------------------------------------------
+
+/// `$1` username, `$2` password hash, `$3` now. Returns `id`.
+pub const CREATE_USER: &str = "INSERT INTO users (username, password_hash, created_at) \
+     VALUES ($1, $2, $3) RETURNING id";
+
+/// `$1` username.
+pub const USER_BY_NAME: &str =
+    "SELECT id, username, password_hash, created_at FROM users WHERE username = $1";
+
+/// `$1` user id.
+pub const USER_BY_ID: &str =
+    "SELECT id, username, password_hash, created_at FROM users WHERE id = $1";
+
+/// `$1` token hash, `$2` user, `$3` now, `$4` expiry.
+pub const CREATE_SESSION: &str = "INSERT INTO sessions (token_hash, user_id, created_at, \
+     expires_at) VALUES ($1, $2, $3, $4)";
+
+/// `$1` token hash, `$2` now.
+pub const SESSION_USER: &str = "SELECT u.id, u.username, u.password_hash, u.created_at \
+     FROM sessions s JOIN users u ON u.id = s.user_id \
+     WHERE s.token_hash = $1 AND s.expires_at > $2";
+
+/// `$1` token hash.
+pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1";
+
+// ---- start-up loads -------------------------------------------------------
+
+pub const LOAD_ROOMS: &str =
+    "SELECT id, name, topic, visibility, owner_id, created_at, last_seq, terminated_at \
+     FROM rooms ORDER BY id";
+
+pub const LOAD_MEMBERS: &str = "SELECT m.room_id, m.user_id, u.username, m.role, m.joined_at \
+     FROM memberships m JOIN users u ON u.id = m.user_id \
+     ORDER BY m.room_id, m.joined_at, m.user_id";
+
+/// Bans, invitations and join requests are alike: `(room_id, user_id)`
+/// rows, loaded with the user's name, ordered by room, then `$order`.
+macro_rules! pending {
+    ($columns:literal, $table:literal, $order:literal) => {
+        concat!(
+            "SELECT t.room_id, t.user_id, u.username, ",
+            $columns,
+            " FROM ",
+            $table,
+            " t JOIN users u ON u.id = t.user_id ORDER BY t.room_id, ",
+            $order
+        )
+    };
+}
+
+pub const LOAD_BANS: &str = pending!("t.by_id, t.at", "bans", "t.user_id");
+pub const LOAD_INVITES: &str = pending!("t.by_id, t.at", "invites", "t.user_id");
+/// Oldest first per room.
+pub const LOAD_JOIN_REQUESTS: &str = pending!("t.at", "join_requests", "t.at, t.user_id");
+
+/// The highest notification id ever stored: the floor remembers ids that
+/// housekeeping has since deleted. Returns `id`.
+pub const MAX_NOTIFICATION_ID: &str = "SELECT coalesce(max(m), 0) AS id FROM ( \
+         SELECT max_id AS m FROM notification_id_floor WHERE one = 1 \
+         UNION ALL SELECT max(id) FROM notifications) AS ids";
+
+// ---- rooms and history ----------------------------------------------------
+
+/// `$1` viewer, `$2` LIKE pattern (`search::like_contains_pattern`:
+/// escaped with `!`, which needs no quoting in either dialect), `$3` limit,
+/// `$4` offset. One statement, hence one snapshot: `total` matches the
+/// page. The page is LEFT JOINed so that the total comes back (with NULL
+/// room columns) even when the page is empty. `r.visibility = 0` is
+/// `Visibility::Public.code()` (a unit test holds that). On Postgres the visibility
+/// check is one hashed subplan of the viewer's memberships, the ban check
+/// an anti-join on `bans`' key, and the `LIKE`s use the `pg_trgm` indexes
+/// where migration 0003 could create them; on SQLite it is a scan of
+/// `rooms`.
+pub const LIST_ROOMS: &str = "WITH matches AS ( \
+         SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, r.last_seq \
+         FROM rooms r \
+         WHERE r.terminated_at IS NULL \
+           AND (r.visibility = 0 OR EXISTS (SELECT 1 FROM memberships m \
+                WHERE m.room_id = r.id AND m.user_id = $1)) \
+           AND NOT EXISTS (SELECT 1 FROM bans b \
+                WHERE b.room_id = r.id AND b.user_id = $1) \
+           AND (r.name_folded LIKE $2 ESCAPE '!' OR r.topic_folded LIKE $2 ESCAPE '!')) \
+     SELECT t.total, p.* \
+     FROM (SELECT count(*) AS total FROM matches) t \
+     LEFT JOIN ( \
+         SELECT x.*, \
+                (SELECT count(*) FROM memberships c WHERE c.room_id = x.id) AS member_count \
+         FROM matches x ORDER BY x.id LIMIT $3 OFFSET $4) p ON true \
+     ORDER BY p.id";
+
+/// `$1` user. Ordered by `m.room_id` (= `r.id`), the order of
+/// `memberships_by_user`: no sort.
+pub const ROOMS_OF_USER: &str =
+    "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, r.last_seq, \
+            (SELECT count(*) FROM memberships c WHERE c.room_id = r.id) AS member_count \
+     FROM memberships m JOIN rooms r ON r.id = m.room_id \
+     WHERE m.user_id = $1 \
+     ORDER BY m.room_id";
+
+/// `$1` room, `$2` highest seq wanted (inclusive), `$3` limit.
+pub const HISTORY: &str = "SELECT room_id, seq, at, actor_id, actor_name, kind, body \
+     FROM events WHERE room_id = $1 AND seq <= $2 \
+     ORDER BY seq DESC LIMIT $3";
+
+// ---- notifications, room log, audit ---------------------------------------
+
+/// A user's notifications: `$1` user, `$2` highest id wanted (inclusive),
+/// `$3` limit; `$only_unread` is the backend's `AND …` that keeps unread
+/// rows (its partial index's predicate, literally), or "".
+macro_rules! notifications_page {
+    ($only_unread:literal) => {
+        concat!(
+            "SELECT id, user_id, kind, room_id, room_name, actor_id, actor_name, at, read \
+             FROM notifications WHERE user_id = $1 AND id <= $2",
+            $only_unread,
+            " ORDER BY id DESC LIMIT $3"
+        )
+    };
+}
+pub(crate) use notifications_page;
+
+/// `$1` user, `$2` highest id wanted, `$3` limit.
+pub const NOTIFICATIONS: &str = notifications_page!("");
+
+/// `$1` user; `$unread` is the backend's predicate of unread rows. Returns `n`.
+macro_rules! unread_count {
+    ($unread:literal) => {
+        concat!(
+            "SELECT count(*) AS n FROM notifications WHERE user_id = $1 AND ",
+            $unread
+        )
+    };
+}
+pub(crate) use unread_count;
+
+/// `$1` user. Most recently joined first, rooms as they are now.
+pub const ROOM_LOG: &str =
+    "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, r.last_seq, \
+            r.terminated_at, \
+            (SELECT count(*) FROM memberships c WHERE c.room_id = r.id) AS member_count, \
+            l.first_joined_at, l.last_joined_at, l.left_at, l.reason \
+     FROM room_log l JOIN rooms r ON r.id = l.room_id \
+     WHERE l.user_id = $1 \
+     ORDER BY l.last_joined_at DESC, l.room_id DESC";
+
+/// `$1` room, `$2` highest id wanted (inclusive), `$3` limit.
+pub const AUDIT: &str = "SELECT a.id, a.at, a.actor_id, a.action, a.room_id, a.target_id, \
+            a.detail, coalesce(ua.username, '') AS actor_name, \
+            coalesce(ut.username, '') AS target_name \
+     FROM audit a \
+     LEFT JOIN users ua ON ua.id = a.actor_id \
+     LEFT JOIN users ut ON ut.id = a.target_id \
+     WHERE a.room_id = $1 AND a.id <= $2 \
+     ORDER BY a.id DESC LIMIT $3";
+
+// ---- housekeeping -----------------------------------------------------------
+
+/// `$1` cutoff: associations that ended before it, except bans.
+pub const PURGE_ROOM_LOG: &str = "DELETE FROM room_log \
+     WHERE left_at IS NOT NULL AND left_at < $1 \
+       AND NOT EXISTS (SELECT 1 FROM bans b \
+                       WHERE b.room_id = room_log.room_id AND b.user_id = room_log.user_id)";
+
+/// `$1` now.
+pub const PURGE_EXPIRED_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at <= $1";
+
+#[cfg(test)]
+mod tests {
+    use confab_protocol::Visibility;
+
+    /// The one protocol code written into the shared statements as a
+    /// literal (a constant lets the planners fold it): public rooms.
+    #[test]
+    fn literal_codes_are_the_protocols() {
+        assert_eq!(Visibility::Public.code(), 0);
+        assert!(super::LIST_ROOMS.contains("r.visibility = 0 OR"));
+    }
+}

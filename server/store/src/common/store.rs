@@ -1,0 +1,328 @@
+//! [`AccountStore`], [`RoomReads`] and [`Housekeeping`] for every
+//! [`Backend`], written once: reads on [`Backend::readers`], writes on
+//! [`Backend::writer`].
+
+use confab_protocol::{Millis, RoomId, RoomInfo, Seq, UserId};
+
+use super::convert::count;
+use super::sql;
+use super::{max_below, rows, to_db, to_db_opt, Arg, Backend, Columns, Sql};
+use crate::search::like_contains_pattern;
+use crate::{
+    AccountStore, AuditRecord, BanRecord, Housekeeping, InviteRecord, JoinRequestRecord,
+    MemberRecord, NotificationRecord, RoomLogEntry, RoomReads, RoomRecord, StoreError, StoreResult,
+    StoredEvent, UserRecord,
+};
+
+use Arg::{Bytes, Int, Text};
+
+/// Every row through `map`.
+fn all<R, T>(rows: Vec<R>, map: impl Fn(&R) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+    rows.iter().map(map).collect()
+}
+
+#[async_trait::async_trait]
+impl<B: Backend> AccountStore for B {
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now: Millis,
+    ) -> StoreResult<UserId> {
+        let now = to_db(now, "created_at")?;
+        let args = [Text(username), Text(password_hash), Int(now)];
+        let row = self
+            .writer()
+            .insert_unique("create_user", "username", sql::CREATE_USER, &args)
+            .await?
+            .ok_or_else(|| StoreError::database("create_user: no id returned"))?;
+        Ok(UserId(row.u64("id")?))
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let args = [Text(username)];
+        let row = self
+            .readers()
+            .row("user_by_name", sql::USER_BY_NAME, &args)
+            .await?;
+        row.map(|row| rows::user(&row)).transpose()
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let Some(id) = to_db_opt(id.0) else {
+            return Ok(None);
+        };
+        let row = self
+            .readers()
+            .row("user_by_id", sql::USER_BY_ID, &[Int(id)])
+            .await?;
+        row.map(|row| rows::user(&row)).transpose()
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &[u8; 32],
+        user: UserId,
+        now: Millis,
+        expires_at: Millis,
+    ) -> StoreResult<()> {
+        let args = [
+            Bytes(token_hash),
+            Int(to_db(user.0, "user id")?),
+            Int(to_db(now, "created_at")?),
+            Int(to_db(expires_at, "expires_at")?),
+        ];
+        self.writer()
+            .insert_unique(
+                "create_session",
+                "session token",
+                sql::CREATE_SESSION,
+                &args,
+            )
+            .await
+            .map(drop)
+    }
+
+    async fn session_user(
+        &self,
+        token_hash: &[u8; 32],
+        now: Millis,
+    ) -> StoreResult<Option<UserRecord>> {
+        // A `now` beyond i64::MAX is past every storable expiry.
+        let Some(now) = to_db_opt(now) else {
+            return Ok(None);
+        };
+        let args = [Bytes(token_hash), Int(now)];
+        let row = self
+            .readers()
+            .row("session_user", sql::SESSION_USER, &args)
+            .await?;
+        row.map(|row| rows::user(&row)).transpose()
+    }
+
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<()> {
+        let args = [Bytes(token_hash)];
+        self.writer()
+            .execute("delete_session", sql::DELETE_SESSION, &args)
+            .await
+            .map(drop)
+    }
+
+    async fn mark_read(&self, user: UserId, up_to: u64) -> StoreResult<u32> {
+        let Some(user) = to_db_opt(user.0) else {
+            return Ok(0);
+        };
+        // An `up_to` beyond i64::MAX is above every stored id.
+        let up_to = to_db_opt(up_to).unwrap_or(i64::MAX);
+        count(
+            self.mark_read_then_count(user, up_to).await?,
+            "unread count",
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl<B: Backend> RoomReads for B {
+    async fn load_rooms(&self) -> StoreResult<Vec<RoomRecord>> {
+        let found = self
+            .readers()
+            .rows("load_rooms", sql::LOAD_ROOMS, &[])
+            .await?;
+        all(found, rows::room)
+    }
+
+    async fn load_members(&self) -> StoreResult<Vec<MemberRecord>> {
+        let found = self
+            .readers()
+            .rows("load_members", sql::LOAD_MEMBERS, &[])
+            .await?;
+        all(found, rows::member)
+    }
+
+    async fn load_recent_events(&self, per_room: u32) -> StoreResult<Vec<StoredEvent>> {
+        if per_room == 0 {
+            return Ok(Vec::new());
+        }
+        let args = [Int(i64::from(per_room))];
+        let found = self
+            .readers()
+            .rows("load_recent_events", B::RECENT_EVENTS, &args)
+            .await?;
+        all(found, rows::event)
+    }
+
+    async fn load_bans(&self) -> StoreResult<Vec<BanRecord>> {
+        let found = self
+            .readers()
+            .rows("load_bans", sql::LOAD_BANS, &[])
+            .await?;
+        all(found, rows::ban)
+    }
+
+    async fn load_invites(&self) -> StoreResult<Vec<InviteRecord>> {
+        let found = self
+            .readers()
+            .rows("load_invites", sql::LOAD_INVITES, &[])
+            .await?;
+        all(found, rows::invite)
+    }
+
+    async fn load_join_requests(&self) -> StoreResult<Vec<JoinRequestRecord>> {
+        let found = self
+            .readers()
+            .rows("load_join_requests", sql::LOAD_JOIN_REQUESTS, &[])
+            .await?;
+        all(found, rows::join_request)
+    }
+
+    async fn max_notification_id(&self) -> StoreResult<u64> {
+        let found = self
+            .readers()
+            .row("max_notification_id", sql::MAX_NOTIFICATION_ID, &[])
+            .await?;
+        match found {
+            Some(row) => row.u64("id"),
+            None => Ok(0),
+        }
+    }
+
+    async fn list_rooms(
+        &self,
+        viewer: UserId,
+        query: &str,
+        offset: u32,
+        limit: u32,
+    ) -> StoreResult<(Vec<RoomInfo>, u32)> {
+        // An unrepresentable viewer id belongs to no room: public rooms only.
+        let viewer = to_db_opt(viewer.0).unwrap_or(-1);
+        let pattern = like_contains_pattern(query);
+        let args = [
+            Int(viewer),
+            Text(&pattern),
+            Int(i64::from(limit)),
+            Int(i64::from(offset)),
+        ];
+        let found = self
+            .readers()
+            .rows("list_rooms", sql::LIST_ROOMS, &args)
+            .await?;
+        let mut total = 0;
+        let mut rooms = Vec::with_capacity(limit.min(1024) as usize);
+        for row in found {
+            total = row.int("total")?;
+            // An empty page is one row with the total and NULL rooms.
+            if row.opt_int("id")?.is_some() {
+                rooms.push(rows::room_info(&row)?);
+            }
+        }
+        Ok((rooms, count(total, "room count")?))
+    }
+
+    async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<RoomInfo>> {
+        let Some(user) = to_db_opt(user.0) else {
+            return Ok(Vec::new());
+        };
+        let found = self
+            .readers()
+            .rows("rooms_of_user", sql::ROOMS_OF_USER, &[Int(user)])
+            .await?;
+        all(found, rows::room_info)
+    }
+
+    async fn history(
+        &self,
+        room: RoomId,
+        before: Seq,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let Some(room) = to_db_opt(room.0) else {
+            return Ok(Vec::new());
+        };
+        let args = [Int(room), Int(max_below(before.0)), Int(i64::from(limit))];
+        let found = self.readers().rows("history", sql::HISTORY, &args).await?;
+        all(found, rows::event)
+    }
+
+    async fn notifications(
+        &self,
+        user: UserId,
+        before: u64,
+        limit: u32,
+        unread_only: bool,
+    ) -> StoreResult<Vec<NotificationRecord>> {
+        let Some(user) = to_db_opt(user.0) else {
+            return Ok(Vec::new());
+        };
+        // Two statements rather than a flag in one, so that the unread-only
+        // one matches the partial index on unread rows.
+        let sql = match unread_only {
+            true => B::UNREAD_NOTIFICATIONS,
+            false => sql::NOTIFICATIONS,
+        };
+        let args = [Int(user), Int(max_below(before)), Int(i64::from(limit))];
+        let found = self.readers().rows("notifications", sql, &args).await?;
+        all(found, rows::notification)
+    }
+
+    async fn unread_count(&self, user: UserId) -> StoreResult<u32> {
+        let Some(user) = to_db_opt(user.0) else {
+            return Ok(0);
+        };
+        let found = self
+            .readers()
+            .row("unread_count", B::UNREAD_COUNT, &[Int(user)])
+            .await?;
+        match found {
+            Some(row) => count(row.int("n")?, "unread count"),
+            None => Ok(0),
+        }
+    }
+
+    async fn room_log(&self, user: UserId) -> StoreResult<Vec<RoomLogEntry>> {
+        let Some(user) = to_db_opt(user.0) else {
+            return Ok(Vec::new());
+        };
+        let found = self
+            .readers()
+            .rows("room_log", sql::ROOM_LOG, &[Int(user)])
+            .await?;
+        all(found, rows::room_log_entry)
+    }
+
+    async fn audit(&self, room: RoomId, before: u64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        let Some(room) = to_db_opt(room.0) else {
+            return Ok(Vec::new());
+        };
+        let args = [Int(room), Int(max_below(before)), Int(i64::from(limit))];
+        let found = self.readers().rows("audit", sql::AUDIT, &args).await?;
+        all(found, rows::audit)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.readers().row("ping", B::PING, &[]).await.map(drop)
+    }
+}
+
+#[async_trait::async_trait]
+impl<B: Backend> Housekeeping for B {
+    async fn purge_room_log(&self, cutoff: Millis) -> StoreResult<u64> {
+        let cutoff = to_db_opt(cutoff).unwrap_or(i64::MAX);
+        let args = [Int(cutoff)];
+        self.writer()
+            .execute("purge_room_log", sql::PURGE_ROOM_LOG, &args)
+            .await
+    }
+
+    async fn purge_notifications(&self, cutoff: Millis) -> StoreResult<u64> {
+        let cutoff = to_db_opt(cutoff).unwrap_or(i64::MAX);
+        self.purge_notifications_before(cutoff).await
+    }
+
+    async fn purge_expired_sessions(&self, now: Millis) -> StoreResult<u64> {
+        let now = to_db_opt(now).unwrap_or(i64::MAX);
+        let args = [Int(now)];
+        self.writer()
+            .execute("purge_expired_sessions", sql::PURGE_EXPIRED_SESSIONS, &args)
+            .await
+    }
+}
