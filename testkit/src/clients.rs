@@ -1,7 +1,7 @@
 //! SDK clients set up as the server's fault tests need them.
 
-use confab_sdk::{RoomId, Visibility};
 use confab_sdk::{Client, ConnectOptions};
+use confab_sdk::{RoomId, Visibility};
 
 /// `n` (> 0) users, `user0` … `user{n-1}`, each registered through its
 /// own client connected to `url` with `options`, all members of one
