@@ -1,5 +1,5 @@
-//! The running server: its shared state ([`ServerState`]), start-up
-//! ([`start`]), the [`ServerHandle`] and graceful shutdown.
+//! Start-up ([`start`]), the running server's [`ServerHandle`] and graceful
+//! shutdown: the one module that wires every part together.
 //!
 //! [`start`] opens the store, replays a leftover write spool, restores
 //! every room into its shard, starts the batch writer and the shards, binds
@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,73 +23,11 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{self, KdfParams};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::outbound::{ConnId, OutboundQueue};
-use crate::persist::batch::{self, BatchConfig, BatchHandle};
+use crate::persist::batch::{self, BatchConfig};
 use crate::persist::spool::{Spool, SpoolConfig};
 use crate::room::{MemberState, PendingUser, Room, RoomSnapshot};
-use crate::shard::{spawn_shards, RoomSlot, Router, ShardCmd, ShardConfig};
-
-/// What every session, door and background task of one server shares.
-pub struct ServerState {
-    /// The validated configuration the server started with.
-    pub config: Config,
-    /// Reads and account writes go here directly; room writes go through
-    /// `batch`.
-    pub store: Arc<dyn Store>,
-    /// Carries room commands to the shard that owns the room.
-    pub router: Router,
-    /// The next room id to assign (ids are never reused, even after a
-    /// restart: start-up continues after the highest stored id).
-    pub next_room_id: AtomicU64,
-    /// The next connection number, for logs and registries.
-    pub next_conn_id: AtomicU64,
-    /// Authenticated connections by session token, so LOGOUT can close
-    /// every connection of a session.
-    pub sessions: SessionRegistry,
-    /// Cancelled when the server shuts down.
-    pub shutdown: CancellationToken,
-    /// argon2id costs for new password hashes.
-    pub kdf: KdfParams,
-    /// Verified against when a login names an unknown user, so that it
-    /// costs what a wrong password costs (timing reveals no usernames).
-    pub dummy_hash: String,
-    /// For writes that belong to no room (the server-wide login audit).
-    pub batch: BatchHandle,
-    /// The time every part of the server reads (tests move it forward).
-    pub clock: Clock,
-}
-
-/// Authenticated connections by the SHA-256 of their session token.
-/// Touched only when a connection authenticates, ends or logs out.
-#[derive(Default)]
-pub struct SessionRegistry {
-    by_token: Mutex<HashMap<[u8; 32], Vec<Arc<OutboundQueue>>>>,
-}
-
-impl SessionRegistry {
-    /// Records that `conn` runs under the session `token_hash`.
-    pub fn register(&self, token_hash: [u8; 32], conn: Arc<OutboundQueue>) {
-        let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(token_hash).or_default().push(conn);
-    }
-
-    /// Forgets `conn` (it ended).
-    pub fn unregister(&self, token_hash: &[u8; 32], conn: ConnId) {
-        let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(list) = map.get_mut(token_hash) {
-            list.retain(|c| c.id != conn);
-            if list.is_empty() {
-                map.remove(token_hash);
-            }
-        }
-    }
-
-    /// Removes and returns every connection of the session (LOGOUT).
-    pub fn take(&self, token_hash: &[u8; 32]) -> Vec<Arc<OutboundQueue>> {
-        let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(token_hash).unwrap_or_default()
-    }
-}
+use crate::shard::{spawn_shards, RoomSlot, ShardCmd, ShardConfig};
+use crate::state::{ServerState, SessionRegistry};
 
 /// A running server.
 pub struct ServerHandle {
@@ -382,7 +320,8 @@ async fn restore(store: &dyn Store, tail: usize) -> anyhow::Result<(Vec<RoomSlot
         .context("loading recent events")?
     {
         let (room, seq) = (ev.room, ev.seq);
-        let ev = crate::session::room_event(ev)
+        let ev = ev
+            .to_event()
             .with_context(|| format!("stored event {room}/{seq} is corrupt"))?;
         recent.entry(room).or_default().push(ev);
     }

@@ -19,8 +19,9 @@
 //!   periodic housekeeping.
 //! - [`metrics`]: every Prometheus metric name and handle, per-request
 //!   timing, and the admin listener serving `/metrics`.
-//! - [`app`]: the server-wide state, start-up (restore rooms from the
-//!   store), the [`ServerHandle`], graceful shutdown.
+//! - [`state`]: what every session and door shares ([`state::ServerState`]).
+//! - [`app`]: start-up (restore rooms from the store), the
+//!   [`ServerHandle`], graceful shutdown — the wiring of everything above.
 //! - [`config`]: flags, `CONFAB_*` environment variables, TOML file.
 //! - [`clock`]: wall-clock time in protocol units.
 //!
@@ -29,18 +30,22 @@
 
 #![forbid(unsafe_code)]
 
+// Public: what embedding programs, tests and benches use. The rest is
+// the server's own.
 pub mod app;
-pub mod auth;
 pub mod clock;
 pub mod config;
-pub mod limit;
-pub mod metrics;
-pub mod net;
 pub mod outbound;
 pub mod persist;
 pub mod room;
-pub mod session;
-pub mod shard;
+
+mod auth;
+mod limit;
+mod metrics;
+mod net;
+mod session;
+mod shard;
+mod state;
 
 pub use app::{start, start_with_store, ServerHandle};
 pub use config::Config;

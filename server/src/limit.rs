@@ -119,6 +119,7 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
     }
 
     /// Keys with a remembered state now.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.limiter.len()
     }

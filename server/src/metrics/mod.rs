@@ -44,9 +44,6 @@ pub use requests::{
     ConnStats,
 };
 
-/// Default address of the admin listener serving `/metrics`.
-pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
-
 /// How often histogram samples are folded into their buckets.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 

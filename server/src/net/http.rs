@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
 use super::{api, ws};
-use crate::app::ServerState;
+use crate::state::ServerState;
 
 /// What every handler can reach.
 #[derive(Clone)]

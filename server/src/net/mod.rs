@@ -39,8 +39,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::app::ServerState;
 use crate::config::Config;
+use crate::state::ServerState;
 
 /// Bound but not yet accepting listeners.
 pub struct Doors {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 use super::frames::{frame_reader, StreamSink};
-use crate::app::ServerState;
 use crate::session;
+use crate::state::ServerState;
 
 /// Serves one accepted TCP connection until it closes.
 pub async fn serve(server: Arc<ServerState>, stream: TcpStream, peer: SocketAddr) {

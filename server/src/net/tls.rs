@@ -33,10 +33,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::http;
-use crate::app::ServerState;
 use crate::config::TlsSource;
 use crate::net::frames::{frame_reader, StreamSink};
 use crate::session;
+use crate::state::ServerState;
 
 use confab_protocol::frame::ALPN_CONFAB;
 /// ALPN id of HTTP/1.1 (JSON API and WebSocket upgrades).

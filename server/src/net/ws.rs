@@ -27,7 +27,6 @@
 //! `"NAME: message"`.
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -46,10 +45,10 @@ use tokio::sync::{mpsc, Mutex};
 
 use super::api::ApiError;
 use super::http::{ConnInfo, HttpState};
-use crate::app::ServerState;
 use crate::net::frames::FrameSink;
 use crate::outbound::Outbound;
 use crate::session;
+use crate::state::ServerState;
 
 /// RFC 6455 close codes used here.
 pub mod close_code {
@@ -143,7 +142,7 @@ pub async fn upgrade(
     let server = state.server.clone();
     state.tracker.spawn(async move {
         match upgrade.await {
-            Ok(ws) => serve(server, ws.into_inner(), conn.peer).await,
+            Ok(ws) => serve(server, ws.into_inner(), conn).await,
             Err(e) => tracing::debug!(peer = %conn.peer, error = %e, "WebSocket upgrade failed"),
         }
     });
@@ -151,8 +150,9 @@ pub async fn upgrade(
 }
 
 /// Runs one protocol session over an upgraded connection.
-pub async fn serve(server: Arc<ServerState>, io: TokioIo<Upgraded>, peer: SocketAddr) {
-    let _open = crate::metrics::connection_opened("ws");
+pub async fn serve(server: Arc<ServerState>, io: TokioIo<Upgraded>, conn: ConnInfo) {
+    let _open = crate::metrics::connection_opened(if conn.tls { "wss" } else { "ws" });
+    let peer = conn.peer;
     let max_frame_len = server.config.max_frame_len;
     let (read, write) = tokio::io::split(io);
     // Writes go through `WsOut` (coalescing); fastwebsockets' own writer

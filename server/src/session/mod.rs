@@ -34,16 +34,14 @@ use confab_protocol::{
 use confab_store::StoreError;
 use futures_util::{Stream, StreamExt};
 
-use crate::app::ServerState;
 use crate::auth;
 use crate::limit::{MessageLimit, TokenBucket};
 use crate::net::frames::FrameSink;
 use crate::outbound::{ConnId, OutboundQueue};
 use crate::shard::ShardCmd;
+use crate::state::ServerState;
 
-pub use oneshot::{call, call_limited};
-pub(crate) use reads::{notification, room_event};
-pub use validate::{check_room_name, check_topic};
+pub use oneshot::call;
 
 /// The authenticated identity of a session.
 struct Auth {

@@ -10,10 +10,10 @@ use std::time::Duration;
 use confab_protocol::{ErrorCode, Request, ServerMsg};
 
 use super::{Auth, Session};
-use crate::app::ServerState;
 use crate::auth;
 use crate::limit::MessageLimit;
 use crate::outbound::{ConnId, Outbound, OutboundQueue};
+use crate::state::ServerState;
 
 /// The request id a one-shot request runs under.
 const REQ_ID: u32 = 1;
@@ -24,14 +24,10 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// Runs one request through the same dispatch as a protocol connection and
 /// returns its reply. `token` authenticates like HELLO's token; REGISTER and
 /// LOGIN work without one. The reply is the frame a connection would get
-/// (an `Error` for refusals).
-pub async fn call(state: Arc<ServerState>, token: Option<&str>, req: Request) -> ServerMsg {
-    call_limited(state, token, req, None).await
-}
-
-/// [`call`], with SEND_MESSAGE subject to `limit` (a connection has its
-/// own bucket; one-shot callers share one across their requests).
-pub async fn call_limited(
+/// (an `Error` for refusals). SEND_MESSAGE is subject to `limit` (a
+/// connection has its own bucket; one-shot callers share one across their
+/// requests).
+pub async fn call(
     state: Arc<ServerState>,
     token: Option<&str>,
     req: Request,

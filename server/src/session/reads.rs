@@ -10,19 +10,18 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use confab_protocol::frame::{begin_frame, end_frame, kind, HEADER_LEN, MAX_SERVER_FRAME_LEN};
-use confab_protocol::wire::{put_bool, put_varint, Reader};
+use confab_protocol::wire::{put_bool, put_varint};
 use confab_protocol::{
-    AuditItem, ErrorCode, EventBody, Notification, RoomEvent, RoomId, RoomLogItem, Seq, ServerMsg,
-    UserId,
+    AuditItem, ErrorCode, Notification, RoomId, RoomLogItem, Seq, ServerMsg, UserId,
 };
-use confab_store::{AuditRecord, NotificationRecord, RoomLogEntry, StoredEvent};
+use confab_store::StoredEvent;
 use tokio::sync::oneshot;
 
 use super::validate::check_page_limit;
 use super::{storage_error, Session};
-use crate::app::ServerState;
 use crate::outbound::OutboundQueue;
 use crate::shard::ShardCmd;
+use crate::state::ServerState;
 
 /// Unread notifications pushed to a connection when it authenticates.
 const UNREAD_ON_CONNECT: u32 = 50;
@@ -108,7 +107,7 @@ impl Session {
                 (Ok(mut items), Ok(unread)) => {
                     let has_more = items.len() > limit as usize;
                     items.truncate(limit as usize);
-                    let items = items.iter().map(notification).collect();
+                    let items = items.iter().map(Notification::from).collect();
                     conn.reply(
                         req_id,
                         &ServerMsg::NotificationList {
@@ -142,7 +141,7 @@ impl Session {
         tokio::spawn(async move {
             match crate::metrics::query("room_log", state.store.room_log(user)).await {
                 Ok(entries) => {
-                    let items = entries.into_iter().map(room_log_item).collect();
+                    let items = entries.into_iter().map(RoomLogItem::from).collect();
                     conn.reply(req_id, &ServerMsg::RoomLogList { items });
                 }
                 Err(e) => storage_error(&conn, req_id, e),
@@ -191,7 +190,7 @@ impl Session {
                 Ok(mut records) => {
                     let has_more = records.len() > limit as usize;
                     records.truncate(limit as usize);
-                    let items = records.into_iter().map(audit_item).collect();
+                    let items = records.into_iter().map(AuditItem::from).collect();
                     conn.reply(
                         req_id,
                         &ServerMsg::AuditPage {
@@ -217,7 +216,7 @@ impl Session {
                 Ok(mut unread) => {
                     unread.reverse();
                     for n in &unread {
-                        conn.reply(0, &ServerMsg::Notification(notification(n)));
+                        conn.reply(0, &ServerMsg::Notification(n.into()));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not load unread notifications"),
@@ -302,23 +301,9 @@ async fn history(
     conn.push_reply(req_id, history_page(req_id, room, has_more, &frames));
 }
 
-/// A stored event as the protocol's event, or `None` if its body is not
-/// a valid encoding of its kind.
-pub(crate) fn room_event(ev: StoredEvent) -> Option<RoomEvent> {
-    let body = EventBody::decode_fields(ev.kind, &mut Reader::new(&ev.body)).ok()?;
-    Some(RoomEvent {
-        room: ev.room,
-        seq: ev.seq,
-        at: ev.at,
-        actor: ev.actor,
-        actor_name: ev.actor_name,
-        body,
-    })
-}
-
 /// A stored event as an EVENT frame.
 fn event_frame(ev: StoredEvent) -> Option<Bytes> {
-    let ev = room_event(ev)?;
+    let ev = ev.to_event().ok()?;
     let mut buf = BytesMut::new();
     ev.encode_frame(&mut buf);
     Some(buf.freeze())
@@ -342,47 +327,10 @@ fn history_page(req_id: u32, room: RoomId, has_more: bool, frames: &[Bytes]) -> 
     buf.freeze()
 }
 
-/// A stored notification as the protocol's view of it.
-pub(crate) fn notification(r: &NotificationRecord) -> Notification {
-    Notification {
-        id: r.id,
-        kind: r.kind,
-        room: r.room,
-        room_name: r.room_name.clone(),
-        actor: r.actor,
-        actor_name: r.actor_name.clone(),
-        at: r.at,
-        read: r.read,
-    }
-}
-
-fn room_log_item(e: RoomLogEntry) -> RoomLogItem {
-    RoomLogItem {
-        room: e.room,
-        first_joined_at: e.first_joined_at,
-        last_joined_at: e.last_joined_at,
-        left_at: e.left_at,
-        reason: e.reason,
-        terminated: e.terminated,
-    }
-}
-
-fn audit_item(r: AuditRecord) -> AuditItem {
-    AuditItem {
-        id: r.id,
-        at: r.entry.at,
-        actor: r.entry.actor,
-        actor_name: r.actor_name,
-        action: r.entry.action.as_str().to_owned(),
-        target: r.entry.target.unwrap_or_default(),
-        target_name: r.target_name,
-        detail: r.entry.detail,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use confab_protocol::{EventBody, RoomEvent};
 
     #[test]
     fn history_page_from_event_frames_decodes_to_the_events() {

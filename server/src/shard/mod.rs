@@ -32,9 +32,8 @@ use crate::clock::Clock;
 use crate::outbound::{ConnId, OutboundQueue};
 use crate::persist::batch::{Ack, BatchHandle, WriteRequest};
 use crate::room::{Command, Effect, Room};
-use crate::session::notification;
 
-pub use router::{shard_of, spawn_shards, Router};
+pub use router::{spawn_shards, Router};
 
 pub use tail::TailSlice;
 use tail::{Resume, Tail, TailEntry};
@@ -145,21 +144,6 @@ fn encode_event(ev: &RoomEvent) -> Bytes {
     let mut buf = BytesMut::with_capacity(48 + ev.actor_name.len());
     ev.encode_frame(&mut buf);
     buf.freeze()
-}
-
-fn stored(ev: RoomEvent) -> StoredEvent {
-    let mut body = BytesMut::new();
-    ev.body.encode_fields(&mut body);
-    StoredEvent {
-        room: ev.room,
-        seq: ev.seq,
-        at: ev.at,
-        actor: ev.actor,
-        actor_name: ev.actor_name,
-        kind: ev.body.kind(),
-        // Takes the buffer over (no second allocation and copy per event).
-        body: Vec::from(body),
-    }
 }
 
 /// Shard settings.
@@ -424,7 +408,7 @@ impl Shard {
                     crate::metrics::broadcast(slot.subscribers.len(), started);
                     last_event = Some((ev.seq, ev.at));
                     slot.tail.push(ev.seq, frame);
-                    ops.push(WriteOp::AppendEvent(stored(ev)));
+                    ops.push(WriteOp::AppendEvent(StoredEvent::from_event(ev)));
                 }
                 Effect::Subscribe(user) => {
                     crate::metrics::get().memberships.increment(1.0);
@@ -457,7 +441,7 @@ impl Shard {
                     // Delivered after commit: an id seen before it is stored
                     // could be handed out again after a crash.
                     if let Some(conns) = online.get(&user) {
-                        let frame = encode_reply(0, &ServerMsg::Notification(notification(&note)));
+                        let frame = encode_reply(0, &ServerMsg::Notification((&note).into()));
                         deliver.extend(conns.iter().map(|c| (c.clone(), frame.clone())));
                     }
                     ops.push(WriteOp::AddNotification(note));

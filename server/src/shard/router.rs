@@ -15,10 +15,6 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn shard_count(&self) -> usize {
-        self.shards.len()
-    }
-
     /// Sends `cmd` to the shard owning `room`. Waits if that shard is
     /// backlogged (backpressure on the sending connection).
     pub async fn send(&self, room: RoomId, cmd: ShardCmd) -> Result<(), ErrorCode> {

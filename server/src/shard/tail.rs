@@ -66,12 +66,9 @@ impl Tail {
     }
 
     /// Events held now.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// Up to `limit` events with `seq < before` (`before` 0: from the
@@ -128,7 +125,8 @@ impl Tail {
         }
     }
 
-    /// The sequence numbers held, oldest first (tests and diagnostics).
+    /// The sequence numbers held, oldest first.
+    #[cfg(test)]
     pub fn seqs(&self) -> impl Iterator<Item = Seq> + '_ {
         self.entries.iter().map(|e| e.seq)
     }

@@ -51,6 +51,7 @@ mod common;
 pub mod postgres;
 mod search;
 pub mod sqlite;
+mod views;
 
 /// The error underneath a [`StoreError`]: the database driver's own.
 pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;

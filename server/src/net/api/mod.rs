@@ -126,7 +126,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
 /// Runs `req` through the protocol dispatch, with the caller's user's
 /// message rate limit (limit.rs).
 async fn call(state: &HttpState, token: Option<&str>, req: Request) -> ServerMsg {
-    session::call_limited(
+    session::call(
         state.server.clone(),
         token,
         req,
