@@ -316,14 +316,35 @@ impl Client {
         offset: u32,
         limit: u32,
     ) -> Result<RoomPage, Error> {
-        match self
-            .request(Request::ListRooms {
-                query: query.to_owned(),
-                offset,
-                limit,
-            })
-            .await?
-        {
+        self.room_list(query, false, offset, limit).await
+    }
+
+    /// Rooms visible to the caller named exactly `name` (case-insensitively,
+    /// ignoring white space around it), ordered by id. Room names are not
+    /// unique, so there may be several.
+    pub async fn rooms_named(
+        &self,
+        name: &str,
+        offset: u32,
+        limit: u32,
+    ) -> Result<RoomPage, Error> {
+        self.room_list(name, true, offset, limit).await
+    }
+
+    async fn room_list(
+        &self,
+        query: &str,
+        exact: bool,
+        offset: u32,
+        limit: u32,
+    ) -> Result<RoomPage, Error> {
+        let req = Request::ListRooms {
+            query: query.to_owned(),
+            offset,
+            limit,
+            exact,
+        };
+        match self.request(req).await? {
             ServerMsg::RoomList { rooms, total } => Ok(RoomPage { rooms, total }),
             other => Err(unexpected("list_rooms", &other)),
         }

@@ -122,7 +122,7 @@ pub use tls::TlsTrust;
 
 pub use confab_protocol::{
     AuditAction, AuditItem, ErrorCode, EventBody, LeaveReason, Member, Millis, Notification,
-    NotificationKind, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq,
+    NotificationKind, RateLimit, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq,
     SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome, PROTOCOL_VERSION,
 };
 

@@ -66,6 +66,7 @@ impl Peer {
             max_message_len: 4096,
             heartbeat_ms: 0,
             session,
+            rate_limit: None,
         };
         self.send(id, ServerMsg::Welcome(welcome)).await;
     }

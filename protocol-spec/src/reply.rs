@@ -26,6 +26,17 @@ pub struct Welcome {
     pub heartbeat_ms: u32,
     /// Present when HELLO carried a valid token.
     pub session: Option<SessionUser>,
+    /// The connection's SEND_MESSAGE rate limit; `None` from servers that
+    /// predate the field (SPEC.md §5.1.2).
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A message rate limit: `per_sec` messages per second on average, bursts
+/// of up to `burst`. `per_sec` 0 means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_sec: u32,
+    pub burst: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +177,10 @@ impl ServerMsg {
                         put_str(buf, &s.username);
                     }
                 }
+                if let Some(limit) = &w.rate_limit {
+                    put_varint(buf, limit.per_sec as u64);
+                    put_varint(buf, limit.burst as u64);
+                }
             }
             ServerMsg::Pong { nonce } => put_varint(buf, *nonce),
             ServerMsg::Ok => {}
@@ -286,6 +301,16 @@ impl ServerMsg {
                 } else {
                     None
                 };
+                // Appended to version 1 after its release (SPEC.md §5.1.2): absent from
+                // older servers.
+                let rate_limit = if r.remaining() > 0 {
+                    Some(RateLimit {
+                        per_sec: r.varint_u32()?,
+                        burst: r.varint_u32()?,
+                    })
+                } else {
+                    None
+                };
                 ServerMsg::Welcome(Welcome {
                     version,
                     server,
@@ -293,6 +318,7 @@ impl ServerMsg {
                     max_message_len,
                     heartbeat_ms,
                     session,
+                    rate_limit,
                 })
             }
             kind::PONG => ServerMsg::Pong { nonce: r.varint()? },

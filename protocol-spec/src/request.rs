@@ -53,6 +53,9 @@ pub enum Request {
         query: String,
         offset: u32,
         limit: u32,
+        /// Match `query` against whole room names instead of searching
+        /// names and topics for it (appended field; absent means false).
+        exact: bool,
     },
     JoinRoom {
         room: RoomId,
@@ -295,10 +298,12 @@ impl Request {
                 query,
                 offset,
                 limit,
+                exact,
             } => {
                 put_str(buf, query);
                 put_varint(buf, *offset as u64);
                 put_varint(buf, *limit as u64);
+                put_bool(buf, *exact);
             }
             Request::JoinRoom { room }
             | Request::LeaveRoom { room }
@@ -363,6 +368,8 @@ impl Request {
                 query: r.str()?,
                 offset: r.varint_u32()?,
                 limit: r.varint_u32()?,
+                // Appended field (SPEC.md §5.3.3): absent means substring search.
+                exact: r.remaining() > 0 && r.bool()?,
             },
             kind::JOIN_ROOM => Request::JoinRoom {
                 room: RoomId(r.varint()?),

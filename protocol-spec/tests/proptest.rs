@@ -6,9 +6,9 @@
 use bytes::BytesMut;
 use confab_protocol::frame::{kind, FrameCodec, RawFrame};
 use confab_protocol::{
-    AuditItem, EventBody, Hello, LeaveReason, Member, Notification, NotificationKind, Request,
-    ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser,
-    UserEntry, UserId, UserRef, Visibility, Welcome,
+    AuditItem, EventBody, Hello, LeaveReason, Member, Notification, NotificationKind, RateLimit,
+    Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg,
+    SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -76,13 +76,14 @@ fn request() -> impl Strategy<Value = Request> {
             topic,
             visibility
         }),
-        (text(), any::<u32>(), any::<u32>()).prop_map(|(query, offset, limit)| {
-            Request::ListRooms {
+        (text(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(
+            |(query, offset, limit, exact)| Request::ListRooms {
                 query,
                 offset,
                 limit,
+                exact,
             }
-        }),
+        ),
         room.clone().prop_map(|room| Request::JoinRoom { room }),
         room.clone().prop_map(|room| Request::LeaveRoom { room }),
         room.clone().prop_map(|room| Request::ListMembers { room }),
@@ -323,9 +324,10 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         any::<u32>(),
         any::<u32>(),
         proptest::option::of((any::<u64>(), text())),
+        proptest::option::of((any::<u32>(), any::<u32>())),
     )
         .prop_map(
-            |(version, server, max_frame_len, max_message_len, heartbeat_ms, session)| {
+            |(version, server, max_frame_len, max_message_len, heartbeat_ms, session, limit)| {
                 ServerMsg::Welcome(Welcome {
                     version,
                     server,
@@ -336,6 +338,7 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
                         user: UserId(user),
                         username,
                     }),
+                    rate_limit: limit.map(|(per_sec, burst)| RateLimit { per_sec, burst }),
                 })
             },
         );

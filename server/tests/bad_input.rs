@@ -272,6 +272,16 @@ async fn room_and_message_rules_give_specific_errors() {
     )
     .await;
     assert_error(&a.reply_to(9).await, ErrorCode::MessageEmpty);
+    // Invisible characters alone are blank too (SPEC.md §5.4.1).
+    a.send(
+        19,
+        &Request::SendMessage {
+            room: room.id,
+            body: "\u{200b}\u{feff} \u{2060}".into(),
+        },
+    )
+    .await;
+    assert_error(&a.reply_to(19).await, ErrorCode::MessageEmpty);
     let too_long = "x".repeat(srv.config.max_message_len as usize + 1);
     a.send(
         10,
@@ -358,7 +368,17 @@ async fn message_rate_limit_answers_rate_limited_and_recovers() {
     })
     .await;
     let mut a = RawClient::connect(srv.addr).await;
-    a.hello(None).await;
+    // WELCOME announces the limit, so a client need not learn it by error.
+    match a.hello(None).await {
+        ServerMsg::Welcome(w) => assert_eq!(
+            w.rate_limit,
+            Some(confab_protocol::RateLimit {
+                per_sec: 5,
+                burst: 3
+            })
+        ),
+        other => panic!("expected WELCOME, got {other:?}"),
+    }
     a.register(2, "alice").await;
     a.send(
         3,

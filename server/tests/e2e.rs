@@ -620,6 +620,17 @@ async fn listing_searches_pages_counts_members_and_hides_private_rooms(
     assert_eq!(err.code(), Some(ErrorCode::RoomPrivate));
     bob.leave_room(rust.id).await.unwrap();
     assert!(bob.my_rooms().await.unwrap().is_empty());
+    // By exact name: names are not unique, any case, whole names only.
+    let twin = bob
+        .create_room("RUST-CORE", "another", Visibility::Public)
+        .await
+        .unwrap();
+    let named = alice.rooms_named(" Rust-Core ", 0, 50).await.unwrap();
+    let ids: Vec<_> = named.rooms.iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec![private.id, twin.id]);
+    let named = bob.rooms_named("rust-core", 0, 50).await.unwrap();
+    assert_eq!(named.total, 1, "the private one stays hidden");
+    assert_eq!(bob.rooms_named("rust", 0, 50).await.unwrap().total, 0);
     srv.stop().await;
 }
 

@@ -5,9 +5,9 @@
 
 use confab_protocol::frame::kind;
 use confab_protocol::{
-    AuditItem, EventBody, Hello, Member, Notification, ResumePoint, Role, RoomEvent, RoomId,
-    RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId, UserRef, Visibility,
-    Welcome,
+    AuditItem, EventBody, Hello, Member, Notification, RateLimit, ResumePoint, Role, RoomEvent,
+    RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId, UserRef,
+    Visibility, Welcome,
 };
 use confab_protocol::{LeaveReason, NotificationKind, Request};
 use serde_json::Value;
@@ -281,8 +281,10 @@ pub fn request(r: &Request) -> J {
             query,
             offset,
             limit,
+            exact,
         } => J::Obj(vec![
             ("query", s(query)),
+            ("exact", J::Bool(*exact)),
             ("offset", n(*offset)),
             ("limit", n(*limit)),
         ]),
@@ -369,6 +371,14 @@ pub fn server_msg(m: &ServerMsg) -> J {
                 w.session.as_ref().map_or(J::Null, |u| {
                     J::Obj(vec![("user", n(u.user.0)), ("username", s(&u.username))])
                 }),
+            ),
+            (
+                "rate_limit_per_sec",
+                w.rate_limit.map_or(J::Null, |l| n(l.per_sec)),
+            ),
+            (
+                "rate_limit_burst",
+                w.rate_limit.map_or(J::Null, |l| n(l.burst)),
             ),
         ]),
         ServerMsg::Pong { nonce } => J::Obj(vec![("nonce", n(*nonce))]),
@@ -707,6 +717,7 @@ pub fn request_from(t: u8, v: &Value) -> Request {
             query: text(v, "query"),
             offset: num32(v, "offset"),
             limit: num32(v, "limit"),
+            exact: flag(v, "exact"),
         },
         kind::JOIN_ROOM => Request::JoinRoom {
             room: RoomId(num(v, "room")),
@@ -803,6 +814,13 @@ pub fn server_msg_from(t: u8, v: &Value) -> ServerMsg {
                 u => Some(SessionUser {
                     user: UserId(num(u, "user")),
                     username: text(u, "username"),
+                }),
+            },
+            rate_limit: match field(v, "rate_limit_per_sec") {
+                Value::Null => None,
+                _ => Some(RateLimit {
+                    per_sec: num32(v, "rate_limit_per_sec"),
+                    burst: num32(v, "rate_limit_burst"),
                 }),
             },
         }),

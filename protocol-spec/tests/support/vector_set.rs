@@ -6,8 +6,8 @@
 
 use confab_protocol::frame::kind;
 use confab_protocol::{
-    AuditItem, ErrorCode, EventBody, Hello, Member, Notification, Request, ResumePoint, Role,
-    RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId,
+    AuditItem, ErrorCode, EventBody, Hello, Member, Notification, RateLimit, Request, ResumePoint,
+    Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId,
     UserRef, Visibility, Welcome,
 };
 use confab_protocol::{LeaveReason, NotificationKind};
@@ -210,13 +210,24 @@ fn bob_says_hello() -> RoomEvent {
 
 fn welcome(session: Option<SessionUser>) -> ServerMsg {
     ServerMsg::Welcome(Welcome {
+        session,
+        ..welcome_fields()
+    })
+}
+
+fn welcome_fields() -> Welcome {
+    Welcome {
         version: 1,
         server: "confabd/0.1.0".into(),
         max_frame_len: 65_536,
         max_message_len: 4096,
         heartbeat_ms: 30_000,
-        session,
-    })
+        session: None,
+        rate_limit: Some(RateLimit {
+            per_sec: 50,
+            burst: 100,
+        }),
+    }
 }
 
 pub fn round_trip() -> Vec<RoundTrip> {
@@ -317,6 +328,27 @@ pub fn round_trip() -> Vec<RoundTrip> {
                 query: "rust".into(),
                 offset: 0,
                 limit: 50,
+                exact: false,
+            }),
+        ),
+        v(
+            "40_welcome_without_rate_limit.json",
+            "WELCOME from a server that predates the rate-limit fields: none announced",
+            1,
+            S(ServerMsg::Welcome(Welcome {
+                rate_limit: None,
+                ..welcome_fields()
+            })),
+        ),
+        v(
+            "11_list_rooms_exact.json",
+            "LIST_ROOMS for rooms named exactly \"General\" (any case)",
+            17,
+            C(Request::ListRooms {
+                query: "General".into(),
+                offset: 0,
+                limit: 10,
+                exact: true,
             }),
         ),
         v(
@@ -1105,6 +1137,13 @@ pub fn decode_only() -> Vec<DecodeOnly> {
     let welcome = welcome(None);
     let mut welcome_plus = encoded_payload(&S(welcome.clone()));
     welcome_plus.extend_from_slice(&[0x2a, 0x00]);
+    let mut old_list_rooms = encoded_payload(&C(Request::ListRooms {
+        query: "rust".into(),
+        offset: 0,
+        limit: 50,
+        exact: false,
+    }));
+    assert_eq!(old_list_rooms.pop(), Some(0), "the appended `exact` byte");
     let mut event_plus = encoded_payload(&S(ServerMsg::Event(bob_says_hello())));
     event_plus.extend_from_slice(&[0x07]);
     // A HISTORY_PAGE whose single nested event carries one extra byte inside
@@ -1142,6 +1181,17 @@ pub fn decode_only() -> Vec<DecodeOnly> {
             name: "JOIN_ROOM whose room id 5 is written in three bytes (85 80 00)",
             bytes: frame(kind::JOIN_ROOM, 5, &[0x85, 0x80, 0x00]),
             msg: join,
+        },
+        DecodeOnly {
+            file: "11_list_rooms_without_exact.json",
+            name: "LIST_ROOMS from a client that predates the `exact` field: a substring search",
+            bytes: frame(kind::LIST_ROOMS, 16, &old_list_rooms),
+            msg: C(Request::ListRooms {
+                query: "rust".into(),
+                offset: 0,
+                limit: 50,
+                exact: false,
+            }),
         },
         DecodeOnly {
             file: "40_welcome_with_appended_field.json",

@@ -587,6 +587,8 @@ fn join_requests_notify_every_admin_and_approval_adds_the_member() {
     assert!(room.is_member(CAROL) && room.requests().is_empty());
     assert_eq!(notifications(&fx), vec![(CAROL, Notify::RequestApproved)]);
     assert!(fx.contains(&Effect::Subscribe(CAROL)));
+    // SPEC.md §8.11: the join, then the decision.
+    assert_eq!(audits(&fx), vec!["member_joined", "request_approved"]);
     assert_eq!(
         room.apply(
             Command::Decide {

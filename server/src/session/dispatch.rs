@@ -221,7 +221,8 @@ impl Session {
                 query,
                 offset,
                 limit,
-            } => self.list_rooms(req_id, user, query, offset, limit),
+                exact,
+            } => self.list_rooms(req_id, user, query, exact, offset, limit),
             Request::MyRooms => self.my_rooms(req_id, user),
             Request::History {
                 room,

@@ -28,8 +28,8 @@ use std::sync::Arc;
 
 use confab_protocol::frame::kind;
 use confab_protocol::{
-    ErrorCode, FrameError, Hello, RawFrame, Request, ResumePoint, ServerMsg, SessionUser, UserId,
-    Welcome, PROTOCOL_VERSION,
+    ErrorCode, FrameError, Hello, RateLimit, RawFrame, Request, ResumePoint, ServerMsg,
+    SessionUser, UserId, Welcome, PROTOCOL_VERSION,
 };
 use confab_store::StoreError;
 use futures_util::{Stream, StreamExt};
@@ -244,10 +244,9 @@ impl Session {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "session lookup failed");
-                    self.fatal(
-                        ErrorCode::StorageUnavailable,
-                        "cannot check the session token now; retry",
-                    );
+                    let why = "cannot check the session token now; retry";
+                    self.conn.error(req_id, ErrorCode::StorageUnavailable, why);
+                    self.fatal(ErrorCode::StorageUnavailable, why);
                     return false;
                 }
             }
@@ -260,6 +259,10 @@ impl Session {
             max_message_len: cfg.max_message_len,
             heartbeat_ms: u32::try_from(cfg.heartbeat_ms.0).unwrap_or(u32::MAX),
             session,
+            rate_limit: Some(RateLimit {
+                per_sec: cfg.rate_limit_per_sec,
+                burst: cfg.rate_limit_burst,
+            }),
         };
         self.conn.reply(req_id, &ServerMsg::Welcome(welcome));
         crate::metrics::handshake_ok(&self.conn.stats);

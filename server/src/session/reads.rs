@@ -14,7 +14,7 @@ use confab_protocol::wire::{put_bool, put_varint};
 use confab_protocol::{
     AuditItem, ErrorCode, Notification, RoomId, RoomLogItem, Seq, ServerMsg, UserId,
 };
-use confab_store::StoredEvent;
+use confab_store::{RoomFilter, StoredEvent};
 use tokio::sync::oneshot;
 
 use super::validate::check_page_limit;
@@ -35,13 +35,19 @@ impl Session {
         req_id: u32,
         user: UserId,
         query: String,
+        exact: bool,
         offset: u32,
         limit: u32,
     ) -> Result<(), ErrorCode> {
         check_page_limit(limit)?;
         let (state, conn) = (self.state.clone(), self.conn.clone());
         tokio::spawn(async move {
-            let query = state.store.list_rooms(user, &query, offset, limit);
+            let filter = if exact {
+                RoomFilter::Named(&query)
+            } else {
+                RoomFilter::Contains(&query)
+            };
+            let query = state.store.list_rooms(user, filter, offset, limit);
             match crate::metrics::query("list_rooms", query).await {
                 Ok((rooms, total)) => {
                     conn.reply(req_id, &ServerMsg::RoomList { rooms, total });

@@ -28,7 +28,7 @@ pub fn check_topic(topic: &str) -> Result<(), ErrorCode> {
 /// A message body: not blank, at most `max_len` bytes. The error comes
 /// with the message to send.
 pub fn check_message(body: &str, max_len: u32) -> Result<(), (ErrorCode, String)> {
-    if body.trim().is_empty() {
+    if is_blank(body) {
         return Err((
             ErrorCode::MessageEmpty,
             ErrorCode::MessageEmpty.default_message().to_owned(),
@@ -54,6 +54,19 @@ pub fn check_page_limit(limit: u32) -> Result<(), ErrorCode> {
 
 fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
+}
+
+/// Whether `text` shows nothing (SPEC.md §5.4.1): every character is
+/// Unicode white space (the White_Space property) or an invisible format
+/// character — U+00AD SOFT HYPHEN, U+180E MONGOLIAN VOWEL SEPARATOR,
+/// U+200B-U+200F (zero-width space, non-joiner, joiner, direction
+/// marks), U+2060-U+2064 (word joiner, invisible operators), U+FEFF
+/// (zero-width no-break space).
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| {
+        c.is_whitespace()
+            || matches!(c, '\u{ad}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+    })
 }
 
 #[cfg(test)]
@@ -92,6 +105,27 @@ mod tests {
         let (code, message) = check_message("hello world", 10).unwrap_err();
         assert_eq!(code, ErrorCode::MessageTooLong);
         assert!(message.contains("10 bytes"), "{message}");
+    }
+
+    #[test]
+    fn invisible_text_is_blank_and_visible_text_is_not() {
+        for blank in [
+            "",
+            " ",
+            "\t\n",
+            "\u{200b}",
+            " \u{200b}\u{feff}\u{2060} ",
+            "\u{3000}",
+        ] {
+            assert!(is_blank(blank), "{blank:?}");
+            assert_eq!(
+                check_message(blank, 10).unwrap_err().0,
+                ErrorCode::MessageEmpty
+            );
+        }
+        for shown in ["a", " x ", "\u{200b}.", "🙂", "\u{200d}🙂"] {
+            assert!(!is_blank(shown), "{shown:?}");
+        }
     }
 
     #[test]

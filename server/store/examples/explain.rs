@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use confab_protocol::{RoomId, Seq, UserId};
 use confab_store::postgres::{sql, PgStore, PgStoreOptions};
+use confab_store::RoomFilter;
 use confab_store::RoomReads;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor, Row};
@@ -192,7 +193,7 @@ async fn run(url: &str, db: PgConnectOptions) -> Result<(), Box<dyn std::error::
     .await?;
     timed("store.list_rooms(\"chess\")", || async {
         store
-            .list_rooms(UserId(viewer as u64), "chess", 0, 50)
+            .list_rooms(UserId(viewer as u64), RoomFilter::Contains("chess"), 0, 50)
             .await
             .map(drop)
     })
@@ -204,7 +205,12 @@ async fn run(url: &str, db: PgConnectOptions) -> Result<(), Box<dyn std::error::
     .await?;
     timed("store.list_rooms(\"room 1234 \")", || async {
         store
-            .list_rooms(UserId(viewer as u64), "room 1234 ", 0, 50)
+            .list_rooms(
+                UserId(viewer as u64),
+                RoomFilter::Contains("room 1234 "),
+                0,
+                50,
+            )
             .await
             .map(drop)
     })
@@ -216,7 +222,7 @@ async fn run(url: &str, db: PgConnectOptions) -> Result<(), Box<dyn std::error::
     .await?;
     timed("store.list_rooms(\"\")", || async {
         store
-            .list_rooms(UserId(viewer as u64), "", 0, 50)
+            .list_rooms(UserId(viewer as u64), RoomFilter::Contains(""), 0, 50)
             .await
             .map(drop)
     })
@@ -240,7 +246,7 @@ async fn run(url: &str, db: PgConnectOptions) -> Result<(), Box<dyn std::error::
                 &format!("store.list_rooms({word:?}) without pg_trgm"),
                 || async {
                     store
-                        .list_rooms(UserId(viewer as u64), word, 0, 50)
+                        .list_rooms(UserId(viewer as u64), RoomFilter::Contains(word), 0, 50)
                         .await
                         .map(drop)
                 },

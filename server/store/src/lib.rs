@@ -50,6 +50,7 @@ use confab_protocol::{
 mod common;
 pub mod postgres;
 mod search;
+pub use search::RoomFilter;
 pub mod sqlite;
 mod views;
 
@@ -410,13 +411,13 @@ pub trait RoomReads: Send + Sync + 'static {
 
     /// Rooms visible to `viewer` — public rooms and rooms `viewer` is a
     /// member of, never terminated ones nor rooms `viewer` is banned
-    /// from — whose name or topic contains `query` (case-insensitive;
-    /// empty matches all), ordered by room id, with `member_count` and
-    /// `last_seq` filled in. Returns the page and the total number of matches.
+    /// from — that `filter` matches, ordered by room id, with
+    /// `member_count` and `last_seq` filled in. Returns the page and the
+    /// total number of matches.
     async fn list_rooms(
         &self,
         viewer: UserId,
-        query: &str,
+        filter: RoomFilter<'_>,
         offset: u32,
         limit: u32,
     ) -> StoreResult<(Vec<RoomInfo>, u32)>;

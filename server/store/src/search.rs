@@ -7,6 +7,22 @@
 //! SQLite's `lower()` folds ASCII only, and Postgres' depends on the
 //! database's ctype.
 
+/// How LIST_ROOMS matches rooms (SPEC.md §5.3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomFilter<'a> {
+    /// Name or topic contains the text, case-insensitively; empty matches
+    /// every room.
+    Contains(&'a str),
+    /// The name is the text, case-insensitively, ignoring white space
+    /// around it.
+    Named(&'a str),
+}
+
+/// A room name as the `name_folded` column holds it, for an exact match.
+pub(crate) fn folded_name(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
 /// `%query%` for a case-insensitive substring match with `ESCAPE '!'`: the
 /// user's `%`, `_` and `!` match themselves. Folded like the `*_folded`
 /// columns; the empty query becomes `%%`, which matches every room.

@@ -239,6 +239,7 @@ async fn list_rooms(
         query: q.q.unwrap_or_default(),
         offset: q.offset.unwrap_or(0),
         limit: q.limit.unwrap_or(DEFAULT_LIMIT),
+        exact: q.exact.unwrap_or(false),
     };
     room_list(call(&st, Some(&token), req).await)
 }

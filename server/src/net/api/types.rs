@@ -146,8 +146,12 @@ pub struct RoomListBody {
 #[into_params(parameter_in = Query)]
 pub struct ListRoomsQuery {
     /// Case-insensitive substring of the name or topic; empty or absent
-    /// matches every room.
+    /// matches every room. With `exact=true`: the whole room name.
     pub q: Option<String>,
+    /// Match `q` against whole room names only (case-insensitively,
+    /// ignoring white space around it). Room names are not unique: several
+    /// rooms may match. Default false.
+    pub exact: Option<bool>,
     /// Matches to skip (default 0).
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295.0)]
     pub offset: Option<u32>,

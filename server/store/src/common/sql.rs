@@ -75,17 +75,19 @@ pub const MAX_NOTIFICATION_ID: &str = "SELECT coalesce(max(m), 0) AS id FROM ( \
 
 // ---- rooms and history ----------------------------------------------------
 
-/// `$1` viewer, `$2` LIKE pattern (`search::like_contains_pattern`:
-/// escaped with `!`, which needs no quoting in either dialect), `$3` limit,
-/// `$4` offset. One statement, hence one snapshot: `total` matches the
-/// page. The page is LEFT JOINed so that the total comes back (with NULL
-/// room columns) even when the page is empty. `r.visibility = 0` is
-/// `Visibility::Public.code()` (a unit test holds that). On Postgres the visibility
-/// check is one hashed subplan of the viewer's memberships, the ban check
-/// an anti-join on `bans`' key, and the `LIKE`s use the `pg_trgm` indexes
-/// where migration 0003 could create them; on SQLite it is a scan of
-/// `rooms`.
-pub const LIST_ROOMS: &str = "WITH matches AS ( \
+/// The rooms viewer `$1` may see whose `$match` clause holds (on `$2`),
+/// with the total, paged by `$3` limit and `$4` offset. One statement,
+/// hence one snapshot: `total` matches the page. The page is LEFT JOINed
+/// so that the total comes back (with NULL room columns) even when the
+/// page is empty. `r.visibility = 0` is `Visibility::Public.code()` (a unit
+/// test holds that). On Postgres the visibility check is one hashed
+/// subplan of the viewer's memberships, the ban check an anti-join on
+/// `bans`' key, and the `LIKE`s use the `pg_trgm` indexes where migration
+/// 0003 could create them; on SQLite it is a scan of `rooms`.
+macro_rules! list_rooms {
+    ($match:literal) => {
+        concat!(
+            "WITH matches AS ( \
          SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, r.last_seq \
          FROM rooms r \
          WHERE r.terminated_at IS NULL \
@@ -93,14 +95,28 @@ pub const LIST_ROOMS: &str = "WITH matches AS ( \
                 WHERE m.room_id = r.id AND m.user_id = $1)) \
            AND NOT EXISTS (SELECT 1 FROM bans b \
                 WHERE b.room_id = r.id AND b.user_id = $1) \
-           AND (r.name_folded LIKE $2 ESCAPE '!' OR r.topic_folded LIKE $2 ESCAPE '!')) \
+           AND ",
+            $match,
+            ") \
      SELECT t.total, p.* \
      FROM (SELECT count(*) AS total FROM matches) t \
      LEFT JOIN ( \
          SELECT x.*, \
                 (SELECT count(*) FROM memberships c WHERE c.room_id = x.id) AS member_count \
          FROM matches x ORDER BY x.id LIMIT $3 OFFSET $4) p ON true \
-     ORDER BY p.id";
+     ORDER BY p.id"
+        )
+    };
+}
+
+/// Rooms whose folded name or topic contains `$2`, a `LIKE` pattern
+/// (`search::like_contains_pattern`: escaped with `!`, which needs no
+/// quoting in either dialect).
+pub const LIST_ROOMS: &str =
+    list_rooms!("(r.name_folded LIKE $2 ESCAPE '!' OR r.topic_folded LIKE $2 ESCAPE '!')");
+
+/// Rooms whose folded name is `$2` (`search::folded_name`).
+pub const LIST_ROOMS_NAMED: &str = list_rooms!("r.name_folded = $2");
 
 /// `$1` user. Ordered by `m.room_id` (= `r.id`), the order of
 /// `memberships_by_user`: no sort.

@@ -7,7 +7,7 @@ use confab_protocol::{Millis, RoomId, RoomInfo, Seq, UserId};
 use super::convert::count;
 use super::sql;
 use super::{max_below, rows, to_db, to_db_opt, Arg, Backend, Columns, Sql};
-use crate::search::like_contains_pattern;
+use crate::search::{folded_name, like_contains_pattern, RoomFilter};
 use crate::{
     AccountStore, AuditRecord, BanRecord, Housekeeping, InviteRecord, JoinRequestRecord,
     MemberRecord, NotificationRecord, RoomLogEntry, RoomReads, RoomRecord, StoreError, StoreResult,
@@ -189,23 +189,23 @@ impl<B: Backend> RoomReads for B {
     async fn list_rooms(
         &self,
         viewer: UserId,
-        query: &str,
+        filter: RoomFilter<'_>,
         offset: u32,
         limit: u32,
     ) -> StoreResult<(Vec<RoomInfo>, u32)> {
         // An unrepresentable viewer id belongs to no room: public rooms only.
         let viewer = to_db_opt(viewer.0).unwrap_or(-1);
-        let pattern = like_contains_pattern(query);
+        let (statement, pattern) = match filter {
+            RoomFilter::Contains(text) => (sql::LIST_ROOMS, like_contains_pattern(text)),
+            RoomFilter::Named(name) => (sql::LIST_ROOMS_NAMED, folded_name(name)),
+        };
         let args = [
             Int(viewer),
             Text(&pattern),
             Int(i64::from(limit)),
             Int(i64::from(offset)),
         ];
-        let found = self
-            .readers()
-            .rows("list_rooms", sql::LIST_ROOMS, &args)
-            .await?;
+        let found = self.readers().rows("list_rooms", statement, &args).await?;
         let mut total = 0;
         let mut rooms = Vec::with_capacity(limit.min(1024) as usize);
         for row in found {

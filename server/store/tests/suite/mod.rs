@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use confab_protocol::{Millis, Role, RoomId, RoomInfo, Seq, UserId, Visibility};
-use confab_store::{MemberRecord, RoomRecord, Store, StoreError, StoredEvent, WriteOp};
+use confab_store::{MemberRecord, RoomFilter, RoomRecord, Store, StoreError, StoredEvent, WriteOp};
 
 mod governance;
 mod replay;
@@ -34,6 +34,7 @@ macro_rules! for_each_scenario {
             private_rooms_are_listed_only_to_members,
             room_search_matches_name_or_topic_case_insensitively,
             room_search_treats_wildcards_literally,
+            rooms_are_found_by_exact_name_whatever_the_case,
             room_list_pages_with_total_and_counts,
             rooms_of_user_lists_memberships_by_room_id,
             history_pages_backwards_newest_first,
@@ -122,14 +123,18 @@ async fn apply(store: &dyn Store, ops: Vec<WriteOp>) {
 }
 
 async fn list(store: &dyn Store, viewer: UserId, query: &str) -> Vec<u64> {
+    list_by(store, viewer, RoomFilter::Contains(query)).await
+}
+
+async fn list_by(store: &dyn Store, viewer: UserId, filter: RoomFilter<'_>) -> Vec<u64> {
     let (rooms, total) = store
-        .list_rooms(viewer, query, 0, 100)
+        .list_rooms(viewer, filter, 0, 100)
         .await
         .expect("list_rooms");
     assert_eq!(
         total as usize,
         rooms.len(),
-        "total for {query:?} disagrees with a full page"
+        "total for {filter:?} disagrees with a full page"
     );
     ids(&rooms)
 }
@@ -692,6 +697,34 @@ pub async fn room_search_treats_wildcards_literally(store: &dyn Store) {
     assert_eq!(list(store, alice, "w!").await, vec![6]);
 }
 
+pub async fn rooms_are_found_by_exact_name_whatever_the_case(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    apply(
+        store,
+        vec![
+            create_room(1, "General", "", Visibility::Public, alice),
+            create_room(2, "general chat", "General", Visibility::Public, alice),
+            create_room(3, "GENERAL", "", Visibility::Public, alice),
+            create_room(4, "Straße", "", Visibility::Public, alice),
+        ],
+    )
+    .await;
+    let named = |name| list_by(store, alice, RoomFilter::Named(name));
+    // Names are not unique: both rooms named "general" in any case match,
+    // not the one that merely contains it, nor a topic.
+    assert_eq!(named("general").await, vec![1, 3]);
+    assert_eq!(named("  GeNeRaL ").await, vec![1, 3], "trimmed, any case");
+    assert_eq!(named("gen").await, Vec::<u64>::new(), "whole names only");
+    // Lowercasing, not case folding (SPEC.md §5.3.3): ß is not "ss".
+    assert_eq!(named("STRASSE").await, Vec::<u64>::new());
+    assert_eq!(named("STRAßE").await, vec![4]);
+    assert_eq!(
+        named("").await,
+        Vec::<u64>::new(),
+        "no room has an empty name"
+    );
+}
+
 pub async fn room_list_pages_with_total_and_counts(store: &dyn Store) {
     let alice = user(store, "alice").await;
     let bob = user(store, "bob").await;
@@ -709,7 +742,7 @@ pub async fn room_list_pages_with_total_and_counts(store: &dyn Store) {
 
     // A middle page: the right rooms by id, and the total of all matches
     let (page, total) = store
-        .list_rooms(bob, "room", 1, 2)
+        .list_rooms(bob, RoomFilter::Contains("room"), 1, 2)
         .await
         .expect("list_rooms");
     assert_eq!((ids(&page), total), (vec![2, 3], 5));
@@ -727,18 +760,21 @@ pub async fn room_list_pages_with_total_and_counts(store: &dyn Store) {
 
     // The last, partial page
     let (page, total) = store
-        .list_rooms(bob, "room", 4, 2)
+        .list_rooms(bob, RoomFilter::Contains("room"), 4, 2)
         .await
         .expect("list_rooms");
     assert_eq!((ids(&page), total), (vec![5], 5));
     // Past the end: no rooms, but still the total
     let (page, total) = store
-        .list_rooms(bob, "room", 10, 2)
+        .list_rooms(bob, RoomFilter::Contains("room"), 10, 2)
         .await
         .expect("list_rooms");
     assert_eq!((ids(&page), total), (vec![], 5));
     // A zero limit still counts
-    let (page, total) = store.list_rooms(bob, "", 0, 0).await.expect("list_rooms");
+    let (page, total) = store
+        .list_rooms(bob, RoomFilter::Contains(""), 0, 0)
+        .await
+        .expect("list_rooms");
     assert_eq!((ids(&page), total), (vec![], 6));
 }
 
