@@ -154,6 +154,11 @@ fn migrator() -> Migrator {
             "room search trigram indexes",
             include_str!("../migrations/postgres/0003_room_search_trgm.sql"),
         ),
+        (
+            4,
+            "read marks",
+            include_str!("../migrations/postgres/0004_read_marks.sql"),
+        ),
     ])
 }
 
@@ -352,7 +357,9 @@ impl Backend for PgStore {
 
     const RECENT_EVENTS: &'static str = sql::RECENT_EVENTS;
     /// `NOT read`, the predicate of the `notifications_unread` partial index.
-    const UNREAD_NOTIFICATIONS: &'static str = shared::notifications_page!(" AND NOT read");
+    const UNREAD_NOTIFICATIONS: &'static str = shared::notifications_page!(
+        " AND NOT read AND id > coalesce((SELECT k.up_to FROM notification_marks k WHERE k.user_id = $1), 0)"
+    );
     const UNREAD_COUNT: &'static str = shared::unread_count!("NOT read");
     const PING: &'static str = "SELECT 1";
 
@@ -364,14 +371,16 @@ impl Backend for PgStore {
     }
 
     /// One statement: the main query sees the snapshot from before the
-    /// update, so the count afterwards is the count before minus the rows
-    /// this update marked.
+    /// upsert, so it counts against the mark the upsert returns (which
+    /// never moves back).
     async fn mark_read_then_count(&self, user: i64, up_to: i64) -> StoreResult<i64> {
-        const MARK_READ: &str = "WITH marked AS ( \
-                 UPDATE notifications SET read = true \
-                 WHERE user_id = $1 AND id <= $2 AND NOT read RETURNING 1) \
-             SELECT (SELECT count(*) FROM notifications WHERE user_id = $1 AND NOT read) \
-                  - (SELECT count(*) FROM marked) AS n";
+        const MARK_READ: &str = "WITH mark AS ( \
+                 INSERT INTO notification_marks (user_id, up_to) VALUES ($1, $2) \
+                 ON CONFLICT (user_id) DO UPDATE \
+                     SET up_to = greatest(notification_marks.up_to, excluded.up_to) \
+                 RETURNING up_to) \
+             SELECT count(*) AS n FROM notifications \
+             WHERE user_id = $1 AND NOT read AND id > (SELECT up_to FROM mark)";
         let args = [Arg::Int(user), Arg::Int(up_to)];
         match self.pool.row("mark_read", MARK_READ, &args).await? {
             Some(row) => row.int("n"),

@@ -132,6 +132,11 @@ fn migrator() -> Migrator {
             "governance",
             include_str!("../migrations/sqlite/0002_governance.sql"),
         ),
+        (
+            3,
+            "read marks",
+            include_str!("../migrations/sqlite/0003_read_marks.sql"),
+        ),
     ])
 }
 
@@ -237,7 +242,8 @@ impl Backend for SqliteStore {
     /// `read = 0`, literally the predicate of the `notifications_unread`
     /// partial index: SQLite uses a partial index only for a query whose
     /// terms contain the index's (`NOT read` would not do).
-    const UNREAD_NOTIFICATIONS: &'static str = sql::notifications_page!(" AND read = 0");
+    const UNREAD_NOTIFICATIONS: &'static str =
+        sql::notifications_page!(" AND read = 0 AND id > (SELECT coalesce(max(k.up_to), 0) FROM notification_marks k WHERE k.user_id = $1)");
     const UNREAD_COUNT: &'static str = sql::unread_count!("read = 0");
     /// Reads the schema page, so the database file must be readable (a
     /// bare `SELECT 1` would not touch it).
@@ -253,15 +259,17 @@ impl Backend for SqliteStore {
 
     async fn mark_read_then_count(&self, user: i64, up_to: i64) -> StoreResult<i64> {
         let err = |e| Sqlite::error("mark_read", e);
-        // The update and the count in one transaction on the writer, so the
-        // count reflects this update and no batch commits in between.
+        // The mark and the count in one transaction on the writer, so the
+        // count reflects this mark and no batch commits in between. The
+        // mark never moves back.
         let mut tx = self
             .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(err)?;
         sqlx::query(
-            "UPDATE notifications SET read = 1 WHERE user_id = $1 AND id <= $2 AND read = 0",
+            "INSERT INTO notification_marks (user_id, up_to) VALUES ($1, $2) \
+             ON CONFLICT (user_id) DO UPDATE SET up_to = max(up_to, excluded.up_to)",
         )
         .bind(user)
         .bind(up_to)

@@ -134,13 +134,27 @@ pub const HISTORY: &str = "SELECT room_id, seq, at, actor_id, actor_name, kind, 
 
 // ---- notifications, room log, audit ---------------------------------------
 
+/// User `$1`'s read mark (MARK_READ): every notification with an id up to
+/// it is read, whenever it was stored — ids are handed out by the shards
+/// but committed by the batch writer, not necessarily in id order. A row's
+/// own `read` flag is from before marks existed.
+macro_rules! read_mark {
+    () => {
+        "coalesce((SELECT k.up_to FROM notification_marks k WHERE k.user_id = $1), 0)"
+    };
+}
+
 /// A user's notifications: `$1` user, `$2` highest id wanted (inclusive),
 /// `$3` limit; `$only_unread` is the backend's `AND …` that keeps unread
-/// rows (its partial index's predicate, literally), or "".
+/// rows (its partial index's predicate, literally), or "". `read` is the
+/// row's flag or the user's mark.
 macro_rules! notifications_page {
     ($only_unread:literal) => {
         concat!(
-            "SELECT id, user_id, kind, room_id, room_name, actor_id, actor_name, at, read \
+            "SELECT id, user_id, kind, room_id, room_name, actor_id, actor_name, at, \
+                    (read OR id <= ",
+            $crate::common::sql::read_mark!(),
+            ") AS read \
              FROM notifications WHERE user_id = $1 AND id <= $2",
             $only_unread,
             " ORDER BY id DESC LIMIT $3"
@@ -152,16 +166,19 @@ pub(crate) use notifications_page;
 /// `$1` user, `$2` highest id wanted, `$3` limit.
 pub const NOTIFICATIONS: &str = notifications_page!("");
 
-/// `$1` user; `$unread` is the backend's predicate of unread rows. Returns `n`.
+/// `$1` user; `$unread` is the backend's predicate of unread rows (its
+/// partial index's, literally). Returns `n`.
 macro_rules! unread_count {
     ($unread:literal) => {
         concat!(
             "SELECT count(*) AS n FROM notifications WHERE user_id = $1 AND ",
-            $unread
+            $unread,
+            " AND id > ",
+            $crate::common::sql::read_mark!()
         )
     };
 }
-pub(crate) use unread_count;
+pub(crate) use {read_mark, unread_count};
 
 /// `$1` user. Most recently joined first, rooms as they are now.
 pub const ROOM_LOG: &str =

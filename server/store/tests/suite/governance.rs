@@ -670,6 +670,42 @@ pub async fn add_notification_is_idempotent_by_id(store: &dyn Store) {
     );
 }
 
+/// Notification ids are handed out by the shards, but each shard's writes
+/// reach the store on their own: a notification can commit after a mark
+/// that covers its id (SPEC.md §5.8.3: a mark covers every id up to it).
+pub async fn a_mark_covers_notifications_committed_after_it(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    apply(store, vec![notify(11, alice, 1_100)]).await;
+    assert_eq!(store.mark_read(alice, 11).await.expect("mark"), 0);
+
+    // When notification 10, made earlier by another shard, commits now
+    apply(
+        store,
+        vec![notify(10, alice, 1_000), notify(12, alice, 1_200)],
+    )
+    .await;
+
+    // Then it is read, as the mark said; 12 is not
+    assert_eq!(store.unread_count(alice).await.expect("unread"), 1);
+    let all = store
+        .notifications(alice, 0, 10, false)
+        .await
+        .expect("notifications");
+    assert_eq!(
+        all.iter().map(|n| (n.id, n.read)).collect::<Vec<_>>(),
+        vec![(12, false), (11, true), (10, true)]
+    );
+    let unread = store
+        .notifications(alice, 0, 10, true)
+        .await
+        .expect("notifications");
+    assert_eq!(unread.iter().map(|n| n.id).collect::<Vec<_>>(), vec![12]);
+    // A lower mark never moves the mark back
+    assert_eq!(store.mark_read(alice, 5).await.expect("mark"), 1);
+    apply(store, vec![notify(9, alice, 900)]).await;
+    assert_eq!(store.unread_count(alice).await.expect("unread"), 1);
+}
+
 pub async fn mark_read_counts_and_filters_unread(store: &dyn Store) {
     let alice = user(store, "alice").await;
     let bob = user(store, "bob").await;

@@ -52,6 +52,7 @@ macro_rules! for_each_scenario {
             notifications_page_newest_first_per_user,
             add_notification_is_idempotent_by_id,
             mark_read_counts_and_filters_unread,
+            a_mark_covers_notifications_committed_after_it,
             purging_notifications_removes_old_ones_and_keeps_the_id_counter,
             room_log_records_joins_and_leaves_most_recent_first,
             room_log_shows_rooms_as_they_are_now,
