@@ -1,5 +1,7 @@
 //! Shared inputs of the criterion benches in `benches/` (see BENCHMARKS.md).
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 /// One canonical frame from `protocol-spec/vectors/`.

@@ -15,6 +15,8 @@
 //! storage. It turns bytes into typed values and back, and never panics on
 //! any input.
 
+#![forbid(unsafe_code)]
+
 pub mod codes;
 pub mod error;
 pub mod frame;

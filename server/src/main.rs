@@ -1,6 +1,8 @@
 //! `confabd`: parses configuration, sets up logging, runs the server until
 //! SIGINT or SIGTERM, then shuts down gracefully.
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use confab_server::config::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
