@@ -30,7 +30,7 @@ fn fanout(c: &mut Criterion) {
     for members in [10usize, 1_000, 10_000] {
         // Effectively unbounded: the bench drains queues itself.
         let (conns, mut rxs): (Vec<_>, Vec<_>) = (0..members)
-            .map(|i| OutboundQueue::new(ConnId(i as u64), usize::MAX / 2))
+            .map(|i| OutboundQueue::detached(ConnId(i as u64), usize::MAX / 2))
             .unzip();
         g.throughput(Throughput::Elements(members as u64));
         g.bench_with_input(BenchmarkId::new("push", members), &members, |b, _| {

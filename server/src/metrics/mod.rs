@@ -40,8 +40,8 @@ use ::metrics::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub use requests::{
-    auth_failed, connection_ended, frames_written, handshake_ok, hello_received, request_received,
-    ConnStats,
+    auth_failed, connection_ended, ending_label, frames_written, handshake_ok, hello_received,
+    observe_queue, request_received, ConnStats,
 };
 
 /// How often histogram samples are folded into their buckets.
@@ -97,6 +97,7 @@ pub mod name {
     pub const DELIVERIES: &str = "confab_deliveries_total";
     pub const SHARD_QUEUE_DEPTH: &str = "confab_shard_queue_depth";
     pub const SHARD_COMMANDS: &str = "confab_shard_commands_total";
+    pub const SHARD_PASS: &str = "confab_shard_pass_commands";
     pub const OUTBOUND_QUEUED: &str = "confab_outbound_queued_bytes";
     pub const SLOW_CONSUMERS: &str = "confab_slow_consumer_disconnects_total";
     pub const BATCH_OPS: &str = "confab_batch_operations";
@@ -132,6 +133,7 @@ pub struct Metrics {
     pub outbound_queued: Gauge,
     pub slow_consumers: Counter,
     pub batch_ops: Histogram,
+    pub shard_pass: Histogram,
     pub batch_commit: Histogram,
     pub batch_pending: Gauge,
     pub batch_errors: Counter,
@@ -182,6 +184,7 @@ fn build_recorder() -> Result<PrometheusHandle, metrics_exporter_prometheus::Bui
         .set_buckets_for_metric(full(BROADCAST_DURATION), FANOUT_SECONDS_BUCKETS)?
         .set_buckets_for_metric(full(BROADCASTS), RECIPIENT_BUCKETS)?
         .set_buckets_for_metric(full(BATCH_OPS), BATCH_OPS_BUCKETS)?
+        .set_buckets_for_metric(full(SHARD_PASS), BATCH_OPS_BUCKETS)?
         .set_buckets_for_metric(full(WRITE_FRAMES), WRITE_FRAMES_BUCKETS)?
         .install_recorder()
 }
@@ -195,7 +198,7 @@ fn describe() {
     );
     describe_counter!(
         DISCONNECTS,
-        "Connections ended, by reason: the CLOSE code name, or `peer` when the client went away."
+        "Connections ended, by reason: `client_closed` (the client closed or went away), `slow_consumer`, `idle_timeout`, `handshake_timeout`, `shutdown`, `logged_out`, `invalid_token`, `protocol_error` (a frame broke the protocol), `storage_unavailable`, `internal`, `server_closed` (another CLOSE), `write_failed`."
     );
     describe_counter!(
         HANDSHAKES,
@@ -245,6 +248,10 @@ fn describe() {
         "Commands waiting in a shard's queue, by shard."
     );
     describe_counter!(SHARD_COMMANDS, "Commands processed, by shard.");
+    describe_histogram!(
+        SHARD_PASS,
+        "Commands a shard applied in one pass before writing to the connections they touched."
+    );
     describe_gauge!(
         OUTBOUND_QUEUED,
         Unit::Bytes,
@@ -335,6 +342,7 @@ impl Metrics {
             outbound_queued: gauge!(OUTBOUND_QUEUED),
             slow_consumers: counter!(SLOW_CONSUMERS),
             batch_ops: histogram!(BATCH_OPS),
+            shard_pass: histogram!(SHARD_PASS),
             batch_commit: histogram!(BATCH_COMMIT),
             batch_pending: gauge!(BATCH_PENDING),
             batch_errors: counter!(DB_ERRORS, "source" => "batch"),
@@ -398,9 +406,10 @@ pub struct ShardMetrics {
 /// Shards are at most 1024 (`config::validate`).
 static SHARDS: [OnceLock<ShardMetrics>; 1024] = [const { OnceLock::new() }; 1024];
 
-/// Shard `index` took a command; `queued` more are waiting.
+/// Shard `index` applied `taken` commands in one pass, then wrote to the
+/// connections they touched; `queued` more are waiting.
 #[inline]
-pub fn shard_command(index: usize, queued: usize) {
+pub fn shard_pass(index: usize, taken: usize, queued: usize) {
     let Some(slot) = SHARDS.get(index) else {
         return;
     };
@@ -412,8 +421,9 @@ pub fn shard_command(index: usize, queued: usize) {
             queue_depth: gauge!(name::SHARD_QUEUE_DEPTH, "shard" => shard),
         }
     });
-    m.commands.increment(1);
+    m.commands.increment(taken as u64);
     m.queue_depth.set(queued as f64);
+    get().shard_pass.record(taken as f64);
 }
 
 /// A connection was closed as a slow consumer.

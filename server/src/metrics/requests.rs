@@ -13,7 +13,7 @@ use ::metrics::{counter, histogram, Counter, Histogram};
 use confab_protocol::ErrorCode;
 
 use super::{get, name};
-use crate::outbound::Outbound;
+use crate::outbound::Ending;
 
 /// Per-connection bookkeeping for metrics, embedded in `outbound::OutboundQueue`:
 /// requests awaiting their response (for latency and result codes), whether
@@ -37,8 +37,12 @@ struct Pending {
 /// client pipelining this deep is measuring the server itself).
 const MAX_IN_FLIGHT: usize = 4096;
 
+/// The writer observed `queued` bytes in this connection's backlog.
+pub fn observe_queue(stats: &ConnStats, queued: usize) {
+    stats.observe_queue(queued);
+}
+
 impl ConnStats {
-    /// The writer observed `queued` bytes in this connection's queue.
     fn observe_queue(&self, queued: usize) {
         let before = self.observed_queue.swap(queued, Ordering::Relaxed);
         if before != queued {
@@ -61,15 +65,34 @@ pub fn auth_failed(reason: &'static str) {
     counter!(name::AUTH_FAILURES, "reason" => reason).increment(1);
 }
 
-/// The connection has ended; `reason` is why the server closed it (`None`
-/// when the peer went away first).
-pub fn connection_ended(stats: &ConnStats, reason: Option<ErrorCode>) {
-    let reason = reason.map(ErrorCode::name).unwrap_or("peer");
+/// The connection has ended, and how.
+pub fn connection_ended(stats: &ConnStats, ending: Option<Ending>) {
+    let reason = ending_label(ending);
     if !stats.handshaken.load(Ordering::Relaxed) {
         counter!(name::HANDSHAKES, "result" => reason).increment(1);
     }
     counter!(name::DISCONNECTS, "reason" => reason).increment(1);
     stats.observe_queue(0);
+}
+
+/// The `reason` label of a disconnect: what happened, in a small fixed set.
+pub fn ending_label(ending: Option<Ending>) -> &'static str {
+    match ending {
+        None | Some(Ending::ClientClosed) => "client_closed",
+        Some(Ending::WriteFailed) => "write_failed",
+        Some(Ending::Server(code)) => match code {
+            ErrorCode::SlowConsumer => "slow_consumer",
+            ErrorCode::IdleTimeout => "idle_timeout",
+            ErrorCode::HandshakeTimeout => "handshake_timeout",
+            ErrorCode::ShuttingDown => "shutdown",
+            ErrorCode::LoggedOut => "logged_out",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::StorageUnavailable => "storage_unavailable",
+            ErrorCode::Internal => "internal",
+            code if (code as u16) < 200 => "protocol_error",
+            _ => "server_closed",
+        },
+    }
 }
 
 /// Handles of one request kind, created the first time the kind is seen.
@@ -117,29 +140,25 @@ pub fn request_received(
     }
 }
 
-/// The writer wrote `items` (`bytes` of them counted against the queue,
-/// which held `queued` bytes when it woke): counts them and completes the
-/// requests whose responses were among them.
-pub fn frames_written(stats: &ConnStats, items: &[Outbound], queued: usize) {
+/// One write carried `frames` frames of `bytes` bytes, among them the
+/// replies to `replies` (request id, error code if any): counts them and
+/// completes those requests.
+pub fn frames_written(
+    stats: &ConnStats,
+    frames: usize,
+    bytes: usize,
+    replies: &[(u32, Option<ErrorCode>)],
+) {
     let m = get();
-    let bytes: usize = items.iter().map(|i| i.frame().len()).sum();
-    m.frames_sent.increment(items.len() as u64);
+    m.frames_sent.increment(frames as u64);
     m.bytes_sent.increment(bytes as u64);
-    m.write_frames.record(items.len() as f64);
-    stats.observe_queue(queued);
-    let mut responses = items
-        .iter()
-        .filter_map(|i| match i {
-            Outbound::Reply { req_id, error, .. } => Some((*req_id, *error)),
-            _ => None,
-        })
-        .peekable();
-    if responses.peek().is_none() {
+    m.write_frames.record(frames as f64);
+    if replies.is_empty() {
         return;
     }
     let mut q = stats.in_flight.lock().unwrap_or_else(|e| e.into_inner());
     let now = Instant::now();
-    for (req_id, error) in responses {
+    for &(req_id, error) in replies {
         // Responses mostly come back in request order: search from the front.
         let Some(pos) = q.iter().position(|p| p.req_id == req_id) else {
             continue;
@@ -162,7 +181,6 @@ pub fn frames_written(stats: &ConnStats, items: &[Outbound], queued: usize) {
 mod tests {
     use super::*;
     use confab_protocol::frame::kind;
-    use confab_protocol::ServerMsg;
 
     #[test]
     fn responses_complete_their_requests_in_any_order() {
@@ -171,16 +189,8 @@ mod tests {
         request_received(&stats, kind::PING, "ping", 7, 10);
         request_received(&stats, kind::PING, "ping", 8, 10);
         request_received(&stats, kind::PING, "ping", 9, 10);
-        let error = ServerMsg::Error {
-            code: ErrorCode::RateLimited as u16,
-            message: "x".into(),
-        };
-        let items = [
-            Outbound::encode(8, &ServerMsg::Pong { nonce: 1 }),
-            Outbound::encode(7, &error),
-            Outbound::encode(99, &ServerMsg::Pong { nonce: 1 }),
-        ];
-        frames_written(&stats, &items, 0);
+        let replies = [(8, None), (7, Some(ErrorCode::RateLimited)), (99, None)];
+        frames_written(&stats, 3, 30, &replies);
         let left: Vec<u32> = stats
             .in_flight
             .lock()

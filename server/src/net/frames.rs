@@ -1,76 +1,404 @@
-//! The seam between byte transports and sessions.
+//! The seam between byte transports and sessions, and the connection I/O
+//! they share.
 //!
-//! A session reads a stream of [`RawFrame`]s and writes through a
-//! [`FrameSink`]; it never knows whether the bytes travel over TCP, TLS or
-//! WebSocket. Stream transports use [`StreamSink`] and `FramedRead` with the
-//! protocol's `FrameCodec`; message transports (WebSocket) provide their own.
+//! A connection's bytes travel over a [`Channel`]: plain TCP, or TLS over
+//! TCP with the rustls connection behind a mutex that the reader (decrypt)
+//! and the writer (encrypt) each hold for a moment. The session reads
+//! frames from a [`FrameSource`] and its frames leave through a
+//! [`ChannelSink`], which the connection's outbound queue drives
+//! (`crate::outbound`). Both work on tokio's readiness API (`readable()`,
+//! `try_read`, `try_write`), so a connection needs no task but its
+//! session's, reads are cancel-safe, and writes never block the pusher.
+//!
+//! Framing: protocol frames back to back ([`Framing::Raw`], TCP and TLS
+//! with ALPN `confab/1`), or one per WebSocket binary message
+//! ([`Framing::WebSocket`]; the reading side is `net/ws.rs`).
 
+use std::cell::RefCell;
 use std::future::Future;
-use std::io;
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use confab_protocol::FrameCodec;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio_util::codec::FramedRead;
+use bytes::{Buf, BytesMut};
+use confab_protocol::frame::split_frame;
+use confab_protocol::{FrameError, RawFrame};
+use rustls::ServerConnection;
+use tokio::net::TcpStream;
 
-use crate::outbound::Outbound;
+use super::ws;
+use crate::outbound::writer::{Sink, Writable};
+use crate::outbound::{Outbound, OutboundQueue};
 
-/// Writes batches of already-encoded frames.
-pub trait FrameSink: Send + 'static {
-    /// Writes all `frames`, in order, as few writes as the transport allows,
-    /// and flushes.
-    fn write_frames(&mut self, frames: &[Outbound]) -> impl Future<Output = io::Result<()>> + Send;
-    /// Closes the transport's write side.
-    fn close(&mut self) -> impl Future<Output = ()> + Send;
+/// Frames in: what a session reads.
+pub trait FrameSource: Send {
+    /// The next frame; `None` at the end of the stream. Cancel-safe: all
+    /// state lives in `self`. `conn` is the connection's own queue, for
+    /// what the transport must answer by itself (TLS alerts, WebSocket
+    /// pongs).
+    fn next_frame(
+        &mut self,
+        conn: &Arc<OutboundQueue>,
+    ) -> impl Future<Output = Option<Result<RawFrame, FrameError>>> + Send;
 }
 
-/// A [`FrameSink`] over any byte stream: coalesces a batch of frames into
-/// one buffer and one write (a single frame is written without copying).
-pub struct StreamSink<W> {
-    writer: W,
-    /// Reused across batches; released when it grew large, so idle
-    /// connections hold no big buffers.
-    buf: Vec<u8>,
+/// A connection's bytes: plain TCP, or TLS over it.
+#[derive(Clone)]
+pub enum Channel {
+    Plain(Arc<TcpStream>),
+    Tls(Arc<TcpStream>, Arc<Mutex<ServerConnection>>),
 }
 
-/// Largest coalescing buffer kept between batches.
-const KEEP_BUF: usize = 16 * 1024;
+/// Bytes read from a socket at once (per thread, reused).
+const READ_CHUNK: usize = 16 * 1024;
 
-impl<W> StreamSink<W> {
-    pub fn new(writer: W) -> Self {
-        StreamSink {
-            writer,
-            buf: Vec::new(),
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
+}
+
+fn lock(tls: &Mutex<ServerConnection>) -> MutexGuard<'_, ServerConnection> {
+    tls.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Channel {
+    pub fn plain(tcp: TcpStream) -> Channel {
+        Channel::Plain(Arc::new(tcp))
+    }
+
+    pub fn tls(tcp: TcpStream, conn: ServerConnection) -> Channel {
+        Channel::Tls(Arc::new(tcp), Arc::new(Mutex::new(conn)))
+    }
+
+    fn tcp(&self) -> &Arc<TcpStream> {
+        match self {
+            Channel::Plain(tcp) | Channel::Tls(tcp, _) => tcp,
+        }
+    }
+
+    /// Appends what the peer sent to `buf` (plaintext, for TLS); `Ok(0)`
+    /// at the end of the stream. Cancel-safe.
+    pub async fn read(&self, buf: &mut BytesMut, conn: &Arc<OutboundQueue>) -> io::Result<usize> {
+        loop {
+            if let Channel::Tls(_, tls) = self {
+                // Plaintext rustls decrypted earlier (or during the
+                // handshake) comes first.
+                match take_plaintext(&mut lock(tls), buf)? {
+                    Plaintext::Some(n) => return Ok(n),
+                    Plaintext::Closed => return Ok(0),
+                    Plaintext::None => {}
+                }
+            }
+            self.tcp().readable().await?;
+            let got = match self {
+                Channel::Plain(tcp) => {
+                    if buf.capacity() - buf.len() < 1024 {
+                        buf.reserve(4096);
+                    }
+                    match tcp.try_read_buf(buf) {
+                        Ok(n) => Some(n),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Channel::Tls(tcp, tls) => {
+                    let (got, wants_write) = SCRATCH.with(|scratch| {
+                        let mut scratch = scratch.borrow_mut();
+                        match tcp.try_read(&mut scratch) {
+                            Ok(0) => Ok((Some(0), false)),
+                            Ok(n) => {
+                                let mut tls = lock(tls);
+                                decrypt(&mut tls, &scratch[..n])?;
+                                let got = match take_plaintext(&mut tls, buf)? {
+                                    // Records without application data
+                                    // (a ticket, a key update).
+                                    Plaintext::None => None,
+                                    Plaintext::Some(n) => Some(n),
+                                    Plaintext::Closed => Some(0),
+                                };
+                                Ok((got, tls.wants_write()))
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((None, false)),
+                            Err(e) => Err(e),
+                        }
+                    })?;
+                    if wants_write {
+                        // rustls has something to send back (an alert, a
+                        // key update): the writer sends it.
+                        conn.flush();
+                    }
+                    got
+                }
+            };
+            if let Some(n) = got {
+                return Ok(n);
+            }
         }
     }
 }
 
-impl<W: AsyncWrite + Unpin + Send + 'static> FrameSink for StreamSink<W> {
-    async fn write_frames(&mut self, frames: &[Outbound]) -> io::Result<()> {
-        if let [one] = frames {
-            self.writer.write_all(one.frame()).await?;
+enum Plaintext {
+    None,
+    Some(usize),
+    Closed,
+}
+
+/// Feeds ciphertext to rustls and processes it.
+fn decrypt(tls: &mut ServerConnection, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        tls.read_tls(&mut data)?;
+        tls.process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    }
+    Ok(())
+}
+
+/// Moves the plaintext rustls holds into `buf`.
+fn take_plaintext(tls: &mut ServerConnection, buf: &mut BytesMut) -> io::Result<Plaintext> {
+    let mut total = 0;
+    loop {
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(4096);
+        }
+        // Read into a zeroed window of the spare capacity.
+        let window = (buf.capacity() - buf.len()).min(READ_CHUNK);
+        let start = buf.len();
+        buf.resize(start + window, 0);
+        match tls.reader().read(&mut buf[start..]) {
+            Ok(0) => {
+                buf.truncate(start);
+                return Ok(if total > 0 {
+                    Plaintext::Some(total)
+                } else {
+                    Plaintext::Closed
+                });
+            }
+            Ok(n) => {
+                buf.truncate(start + n);
+                total += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                buf.truncate(start);
+                return Ok(if total > 0 {
+                    Plaintext::Some(total)
+                } else {
+                    Plaintext::None
+                });
+            }
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Protocol frames back to back (TCP, TLS with ALPN `confab/1`).
+pub struct ProtocolFrames {
+    channel: Channel,
+    /// Bytes read and not yet framed. Empty (no allocation) on an idle
+    /// connection.
+    buf: BytesMut,
+    max_frame_len: u32,
+}
+
+impl ProtocolFrames {
+    pub fn new(channel: Channel, max_frame_len: u32) -> ProtocolFrames {
+        ProtocolFrames {
+            channel,
+            buf: BytesMut::new(),
+            max_frame_len,
+        }
+    }
+}
+
+impl FrameSource for ProtocolFrames {
+    async fn next_frame(
+        &mut self,
+        conn: &Arc<OutboundQueue>,
+    ) -> Option<Result<RawFrame, FrameError>> {
+        loop {
+            match split_frame(&mut self.buf, self.max_frame_len) {
+                Ok(Some(frame)) => {
+                    if self.buf.is_empty() && self.buf.capacity() > 0 {
+                        // Idle connections keep no read buffer.
+                        self.buf = BytesMut::new();
+                    }
+                    return Some(Ok(frame));
+                }
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+            match self.channel.read(&mut self.buf, conn).await {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(Err(FrameError::Io(e))),
+            }
+        }
+    }
+}
+
+/// How frames are laid out on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Protocol frames back to back.
+    Raw,
+    /// One protocol frame per WebSocket binary message (server frames are
+    /// unmasked); a protocol CLOSE is followed by the WebSocket close.
+    WebSocket,
+}
+
+/// The write side of a [`Channel`]: stages frames into one buffer and
+/// hands it to the socket (through rustls for TLS) without blocking.
+pub struct ChannelSink {
+    channel: Channel,
+    framing: Framing,
+    /// Staged bytes (plaintext, for TLS), written from `pos`.
+    out: Vec<u8>,
+    pos: usize,
+}
+
+/// Largest staging buffer kept between writes: idle connections hold no
+/// big buffers.
+const KEEP_STAGE: usize = 4 * 1024;
+
+impl ChannelSink {
+    pub fn new(channel: Channel, framing: Framing) -> ChannelSink {
+        ChannelSink {
+            channel,
+            framing,
+            out: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    fn reset_if_done(&mut self) {
+        if self.pos == self.out.len() {
+            self.pos = 0;
+            if self.out.capacity() > KEEP_STAGE {
+                self.out = Vec::new();
+            } else {
+                self.out.clear();
+            }
+        }
+    }
+}
+
+/// `io::Write` over a non-blocking socket (for rustls' `write_tls`).
+struct NonBlocking<'a>(&'a TcpStream);
+
+impl Write for NonBlocking<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for ChannelSink {
+    fn stage(&mut self, item: &Outbound) {
+        match (self.framing, item) {
+            (Framing::Raw, item) => self.out.extend_from_slice(item.frame()),
+            (Framing::WebSocket, Outbound::Wire(bytes)) => self.out.extend_from_slice(bytes),
+            (
+                Framing::WebSocket,
+                Outbound::Close {
+                    code,
+                    message,
+                    frame,
+                    transport_code,
+                },
+            ) => {
+                let code = *code as u16;
+                ws::put_binary_message(&mut self.out, frame);
+                let ws_code = transport_code.unwrap_or_else(|| ws::ws_close_code(code));
+                ws::put_close(&mut self.out, ws_code, &ws::close_reason(code, message));
+            }
+            (Framing::WebSocket, item) => ws::put_binary_message(&mut self.out, item.frame()),
+        }
+    }
+
+    fn staged(&self) -> usize {
+        let tls_pending = match &self.channel {
+            Channel::Tls(_, tls) => usize::from(lock(tls).wants_write()),
+            Channel::Plain(_) => 0,
+        };
+        self.out.len() - self.pos + tls_pending
+    }
+
+    fn write(&mut self) -> io::Result<bool> {
+        match &self.channel {
+            Channel::Plain(tcp) => {
+                while self.pos < self.out.len() {
+                    match tcp.try_write(&self.out[self.pos..]) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => self.pos += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Channel::Tls(tcp, tls) => {
+                let mut tls = lock(tls);
+                loop {
+                    while tls.wants_write() {
+                        match tls.write_tls(&mut NonBlocking(tcp)) {
+                            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    if self.pos == self.out.len() {
+                        break;
+                    }
+                    // rustls takes what fits its buffer limit; the rest
+                    // goes in after the records are out.
+                    let n = tls.writer().write(&self.out[self.pos..])?;
+                    self.pos += n;
+                    if n == 0 && !tls.wants_write() {
+                        return Err(io::ErrorKind::WriteZero.into());
+                    }
+                }
+            }
+        }
+        self.reset_if_done();
+        Ok(true)
+    }
+
+    fn writable(&self) -> Writable {
+        let tcp = self.channel.tcp().clone();
+        Box::pin(async move { tcp.writable().await })
+    }
+
+    fn shutdown(&mut self, abortive: bool) {
+        let how = if abortive {
+            std::net::Shutdown::Both
         } else {
-            self.buf.clear();
-            for f in frames {
-                self.buf.extend_from_slice(f.frame());
+            if let Channel::Tls(tcp, tls) = &self.channel {
+                let mut tls = lock(tls);
+                tls.send_close_notify();
+                let _ = tls.write_tls(&mut NonBlocking(tcp));
             }
-            self.writer.write_all(&self.buf).await?;
-            if self.buf.capacity() > KEEP_BUF {
-                self.buf = Vec::new();
-            }
-        }
-        self.writer.flush().await
-    }
-
-    async fn close(&mut self) {
-        let _ = self.writer.shutdown().await;
+            std::net::Shutdown::Write
+        };
+        let _ = socket2::SockRef::from(self.channel.tcp().as_ref()).shutdown(how);
+        self.out = Vec::new();
+        self.pos = 0;
     }
 }
 
-/// Initial read buffer per connection: small, grown only when a large frame
-/// arrives (idle connections should cost little memory).
-pub const READ_BUF: usize = 256;
-
-/// Frames read from a byte stream with the protocol codec.
-pub fn frame_reader<R: AsyncRead>(reader: R, max_frame_len: u32) -> FramedRead<R, FrameCodec> {
-    FramedRead::with_capacity(reader, FrameCodec::new(max_frame_len), READ_BUF)
+/// Moves already-read bytes (read ahead by the HTTP server before an
+/// upgrade) in front of a source's buffer.
+pub fn prepend(buf: &mut BytesMut, ahead: impl Buf) {
+    if ahead.has_remaining() {
+        let mut joined = BytesMut::with_capacity(ahead.remaining() + buf.len());
+        joined.extend_from_slice(ahead.chunk());
+        joined.extend_from_slice(buf);
+        *buf = joined;
+    }
 }

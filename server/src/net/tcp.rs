@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
-use super::frames::{frame_reader, StreamSink};
+use super::frames::{Channel, ChannelSink, Framing, ProtocolFrames};
+use crate::outbound::Writer;
 use crate::session;
 use crate::state::ServerState;
 
@@ -13,7 +14,8 @@ use crate::state::ServerState;
 pub async fn serve(server: Arc<ServerState>, stream: TcpStream, peer: SocketAddr) {
     let _open = crate::metrics::connection_opened("tcp");
     let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
-    let frames = frame_reader(read, server.config.max_frame_len);
-    session::serve(server, frames, StreamSink::new(write), peer).await;
+    let channel = Channel::plain(stream);
+    let frames = ProtocolFrames::new(channel.clone(), server.config.max_frame_len);
+    let writer = Writer::new(ChannelSink::new(channel, Framing::Raw));
+    session::serve(server, frames, writer, peer).await;
 }

@@ -34,7 +34,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::http;
 use crate::config::TlsSource;
-use crate::net::frames::{frame_reader, StreamSink};
+use crate::net::frames::{Channel, ChannelSink, Framing, ProtocolFrames};
+use crate::outbound::Writer;
 use crate::session;
 use crate::state::ServerState;
 
@@ -166,11 +167,14 @@ pub async fn serve_connection(
     match alpn.as_deref() {
         Some(ALPN_CONFAB) => {
             let _open = crate::metrics::connection_opened("tls");
-            let (read, write) = tokio::io::split(tls);
-            let frames = frame_reader(read, server.config.max_frame_len);
-            // StreamSink flushes after every batch, which TLS needs: rustls
-            // buffers records until flushed.
-            session::serve(server, frames, StreamSink::new(write), peer).await;
+            // The socket and the rustls connection are taken back from
+            // tokio-rustls: the session reads and its queue writes them
+            // directly (`net/frames.rs`).
+            let (tcp, conn) = tls.into_inner();
+            let channel = Channel::tls(tcp, conn);
+            let frames = ProtocolFrames::new(channel.clone(), server.config.max_frame_len);
+            let writer = Writer::new(ChannelSink::new(channel, Framing::Raw));
+            session::serve(server, frames, writer, peer).await;
         }
         // rustls refuses every other id during the handshake.
         _ => {

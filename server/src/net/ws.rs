@@ -1,32 +1,34 @@
 //! WebSocket: the upgrade at `GET /ws`, and sessions whose frames travel
-//! one per binary message (SPEC.md §1.4).
+//! one per binary message (SPEC.md §1.4.2).
 //!
-//! Design constraints (see DESIGN.md, fastwebsockets pitfalls):
+//! Design constraints:
 //!
-//! - **Reads have their own task.** `read_frame` is not cancel-safe, and the
-//!   session waits on its frame stream inside `select!` (idle timeout,
-//!   shutdown). The reader task turns messages into [`RawFrame`]s and hands
-//!   them over a small bounded channel, which the session reads.
-//! - **Writes are coalesced.** fastwebsockets' `write_frame` costs one write
-//!   per frame; fan-out would pay a syscall per event. [`WsSink`] encodes
-//!   every frame of a batch as a WebSocket binary message into one buffer,
-//!   writes it once and flushes (TLS needs the flush).
-//! - **One writer, server with the reader for control frames.** Pongs and
-//!   the close echo the reader owes go through the same [`WsOut`] (a mutex
-//!   that is uncontended except for those rare frames).
+//! - **The upgrade is fastwebsockets', the framing is ours.** fastwebsockets
+//!   checks the upgrade request and computes the accept key. After the
+//!   upgrade the connection's raw socket (and, over TLS, its rustls
+//!   connection) is taken back from hyper, and frames are read and written
+//!   here: the session's one task reads ([`WsFrames`], cancel-safe, so no
+//!   reader task of its own), and its outbound queue writes through the
+//!   shared [`ChannelSink`](super::frames::ChannelSink), which puts a batch
+//!   of queued frames into one buffer, each as a binary message — one
+//!   write per batch, as on TCP (fastwebsockets' writer costs a write per
+//!   frame, and its reader is not cancel-safe).
+//! - **Strict framing (RFC 6455 §5).** A client frame that is unmasked, has
+//!   a reserved bit set, an unknown opcode, or is a fragmented or oversized
+//!   (over 125 bytes) control frame closes the connection: protocol CLOSE
+//!   100, WebSocket code 1002.
 //! - **Limits before allocation.** A message may hold at most one frame of
 //!   `max_frame_len`, so the message limit is `max_frame_len + 4`: larger
-//!   messages are refused from their header (fastwebsockets checks the
-//!   length first), fragmented ones as soon as the sum passes the limit.
+//!   messages are refused from their frame header, fragmented ones as soon
+//!   as the sum passes the limit.
 //! - **Origin is ours to check** (fastwebsockets does not): browsers send
 //!   it; it must be one of `--allowed-origins` when that list is set.
 //!
 //! Close codes: a protocol CLOSE frame is sent as a binary message first
 //! (so every transport ends the same way), then the WebSocket close frame
-//! with a code derived from it ([`ws_close_code`]) and the reason
-//! `"NAME: message"`.
+//! with a code derived from it ([`ws_close_code`], or the violation's own)
+//! and the reason `"NAME: message"`.
 
-use std::io;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -34,19 +36,18 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use confab_protocol::frame::split_frame;
-use confab_protocol::{ErrorCode, FrameError, RawFrame, ServerMsg};
-use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocketError, WebSocketRead};
+use confab_protocol::{ErrorCode, FrameError, RawFrame};
+use fastwebsockets::WebSocketError;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Mutex};
+use tokio::net::TcpStream;
 
 use super::api::ApiError;
+use super::frames::{prepend, Channel, ChannelSink, FrameSource, Framing};
 use super::http::{ConnInfo, HttpState};
-use crate::net::frames::FrameSink;
-use crate::outbound::Outbound;
+use crate::outbound::{OutboundQueue, Writer};
 use crate::session;
 use crate::state::ServerState;
 
@@ -77,7 +78,7 @@ pub fn ws_close_code(code: u16) -> u16 {
 }
 
 /// Close reasons are at most 123 bytes (a control frame's 125 minus the code).
-fn close_reason(code: u16, message: &str) -> String {
+pub fn close_reason(code: u16, message: &str) -> String {
     let name = super::api::error::code_name(code);
     let mut reason = format!("{name}: {message}");
     if reason.len() > 123 {
@@ -88,6 +89,48 @@ fn close_reason(code: u16, message: &str) -> String {
         reason.truncate(end);
     }
     reason
+}
+
+const OP_CONTINUATION: u8 = 0x0;
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
+
+/// Appends an unmasked frame header with FIN set.
+fn put_header(out: &mut Vec<u8>, opcode: u8, len: usize) {
+    out.push(0x80 | opcode);
+    if len < 126 {
+        out.push(len as u8);
+    } else if len <= u16::MAX as usize {
+        out.push(126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
+/// Appends `payload` as one unmasked binary message.
+pub fn put_binary_message(out: &mut Vec<u8>, payload: &[u8]) {
+    put_header(out, OP_BINARY, payload.len());
+    out.extend_from_slice(payload);
+}
+
+/// Appends a close frame with `code` and `reason` (at most 123 bytes).
+pub fn put_close(out: &mut Vec<u8>, code: u16, reason: &str) {
+    put_header(out, OP_CLOSE, 2 + reason.len());
+    out.extend_from_slice(&code.to_be_bytes());
+    out.extend_from_slice(reason.as_bytes());
+}
+
+/// A control frame (pong, close echo) with `payload`.
+fn control(opcode: u8, payload: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(payload.len() + 2);
+    put_header(&mut out, opcode, payload.len());
+    out.extend_from_slice(payload);
+    out.into()
 }
 
 /// `GET /ws`: checks the request, answers `101 Switching Protocols` and
@@ -149,26 +192,30 @@ pub async fn upgrade(
     response.map(Body::new)
 }
 
-/// Runs one protocol session over an upgraded connection.
+/// Runs one protocol session over an upgraded connection: takes the raw
+/// socket (and rustls connection) back from hyper.
 pub async fn serve(server: Arc<ServerState>, io: TokioIo<Upgraded>, conn: ConnInfo) {
+    let upgraded = io.into_inner();
+    let (channel, ahead) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => (Channel::plain(parts.io.into_inner()), parts.read_buf),
+        Err(upgraded) => {
+            match upgraded.downcast::<TokioIo<tokio_rustls::server::TlsStream<TcpStream>>>() {
+                Ok(parts) => {
+                    let (tcp, tls) = parts.io.into_inner().into_inner();
+                    (Channel::tls(tcp, tls), parts.read_buf)
+                }
+                Err(_) => {
+                    tracing::error!(peer = %conn.peer, "WebSocket over an unknown transport");
+                    return;
+                }
+            }
+        }
+    };
     let _open = crate::metrics::connection_opened(if conn.tls { "wss" } else { "ws" });
-    let peer = conn.peer;
-    let max_frame_len = server.config.max_frame_len;
-    let (read, write) = tokio::io::split(io);
-    // Writes go through `WsOut` (coalescing); fastwebsockets' own writer
-    // half is not used.
-    let (mut ws, _) = fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
-    // fastwebsockets refuses payloads >= the limit; a whole frame is
-    // max_frame_len + 4 bytes, which must pass.
-    ws.set_max_message_size(max_message_len(max_frame_len) + 1);
-    ws.set_auto_pong(true);
-    ws.set_auto_close(true);
-    let out = Arc::new(Mutex::new(WsOut::new(write)));
-    let (tx, mut rx) = mpsc::channel(16);
-    let reader = tokio::spawn(read_messages(ws, out.clone(), tx, max_frame_len));
-    let frames = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    session::serve(server, frames, WsSink { out }, peer).await;
-    reader.abort();
+    let mut frames = WsFrames::new(channel.clone(), server.config.max_frame_len);
+    prepend(&mut frames.buf, ahead);
+    let writer = Writer::new(ChannelSink::new(channel, Framing::WebSocket));
+    session::serve(server, frames, writer, conn.peer).await;
 }
 
 /// The largest WebSocket message: one frame of `max_frame_len`.
@@ -176,261 +223,224 @@ fn max_message_len(max_frame_len: u32) -> usize {
     max_frame_len as usize + 4
 }
 
-/// The write side of one WebSocket connection.
-pub struct WsOut<W> {
-    io: W,
-    /// Reused across batches; released when it grew large.
-    buf: Vec<u8>,
-    /// A close frame was sent: nothing more may be.
-    closed: bool,
-    /// Code and reason for the close frame, from the last protocol CLOSE.
-    close: Option<(u16, String)>,
-}
-
-/// Largest coalescing buffer kept between batches.
-const KEEP_BUF: usize = 16 * 1024;
-
-/// Appends one unmasked (server) WebSocket frame.
-fn push_message(buf: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
-    let mut head = [0u8; 16];
-    let n = Frame::new(true, opcode, None, Payload::Borrowed(payload)).fmt_head(&mut head);
-    buf.extend_from_slice(&head[..n]);
-    buf.extend_from_slice(payload);
-}
-
-impl<W: AsyncWrite + Unpin + Send> WsOut<W> {
-    pub fn new(io: W) -> WsOut<W> {
-        WsOut {
-            io,
-            buf: Vec::new(),
-            closed: false,
-            close: None,
-        }
-    }
-
-    /// Writes each protocol frame as one binary message: one buffer, one
-    /// write, one flush.
-    async fn write_frames(&mut self, frames: &[Outbound]) -> io::Result<()> {
-        if self.closed {
-            return Err(io::ErrorKind::BrokenPipe.into());
-        }
-        self.buf.clear();
-        for f in frames {
-            if let Outbound::Close { code, message, .. } = f {
-                let code = *code as u16;
-                self.close = Some((ws_close_code(code), close_reason(code, message)));
-            }
-            push_message(&mut self.buf, OpCode::Binary, f.frame());
-        }
-        self.io.write_all(&self.buf).await?;
-        if self.buf.capacity() > KEEP_BUF {
-            self.buf = Vec::new();
-        }
-        self.io.flush().await
-    }
-
-    /// Sends a control frame the reader owes (pong, close echo).
-    async fn control(&mut self, frame: Frame<'_>) -> io::Result<()> {
-        if self.closed {
-            return Ok(());
-        }
-        let mut buf = Vec::with_capacity(frame.payload.len() + 16);
-        push_message(&mut buf, frame.opcode, &frame.payload);
-        self.closed = frame.opcode == OpCode::Close;
-        self.io.write_all(&buf).await?;
-        self.io.flush().await
-    }
-
-    /// Sends the close frame (once) and shuts the stream down.
-    async fn close(&mut self, code: u16, reason: &str) {
-        if !self.closed {
-            self.closed = true;
-            let mut payload = code.to_be_bytes().to_vec();
-            payload.extend_from_slice(reason.as_bytes());
-            let mut buf = Vec::with_capacity(payload.len() + 4);
-            push_message(&mut buf, OpCode::Close, &payload);
-            let _ = self.io.write_all(&buf).await;
-            let _ = self.io.flush().await;
-        }
-        let _ = self.io.shutdown().await;
-    }
-
-    /// Refuses the connection from the reader's side: a protocol CLOSE
-    /// (`code`, `message`), then the WebSocket close frame `ws_code`.
-    async fn refuse(&mut self, code: ErrorCode, message: &str, ws_code: u16) {
-        let close = ServerMsg::Close {
-            code: code as u16,
-            message: message.into(),
-        };
-        let _ = self.write_frames(&[Outbound::encode(0, &close)]).await;
-        self.close(ws_code, &close_reason(code as u16, message))
-            .await;
-    }
-}
-
-/// The session's [`FrameSink`] over WebSocket.
-pub struct WsSink<W> {
-    out: Arc<Mutex<WsOut<W>>>,
-}
-
-impl<W: AsyncWrite + Unpin + Send + 'static> FrameSink for WsSink<W> {
-    async fn write_frames(&mut self, frames: &[Outbound]) -> io::Result<()> {
-        self.out.lock().await.write_frames(frames).await
-    }
-
-    async fn close(&mut self) {
-        let mut out = self.out.lock().await;
-        let (code, reason) = out
-            .close
-            .take()
-            .unwrap_or((close_code::NORMAL, String::new()));
-        out.close(code, &reason).await;
-    }
-}
-
-/// The reader task: messages in, frames out to the session. Ends at the
-/// peer's close or end of stream, or after refusing a bad message.
-async fn read_messages<R, W>(
-    mut ws: WebSocketRead<R>,
-    out: Arc<Mutex<WsOut<W>>>,
-    tx: mpsc::Sender<Result<RawFrame, FrameError>>,
+/// Protocol frames read from WebSocket binary messages.
+pub struct WsFrames {
+    channel: Channel,
+    /// Bytes read and not yet parsed.
+    buf: BytesMut,
+    /// A binary message arriving in fragments.
+    message: Option<BytesMut>,
     max_frame_len: u32,
-) where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin + Send,
-{
-    let max_message = max_message_len(max_frame_len);
-    // A binary message arriving in fragments.
-    let mut partial: Option<BytesMut> = None;
-    let send_out = out.clone();
-    let mut send = move |frame: Frame<'static>| {
-        let out = send_out.clone();
-        async move { out.lock().await.control(frame).await }
-    };
-    loop {
-        let (fin, opcode, payload) = match ws.read_frame(&mut send).await {
-            Ok(frame) => (frame.fin, frame.opcode, into_bytes(frame.payload)),
-            Err(WebSocketError::FrameTooLarge) => {
-                let message =
-                    format!("a WebSocket message may hold one frame: at most {max_message} bytes");
-                out.lock()
-                    .await
-                    .refuse(
-                        ErrorCode::FrameTooLarge,
-                        &message,
-                        close_code::MESSAGE_TOO_BIG,
-                    )
-                    .await;
-                return;
-            }
-            Err(
-                WebSocketError::UnexpectedEOF
-                | WebSocketError::IoError(_)
-                | WebSocketError::ConnectionClosed
-                | WebSocketError::SendError(_),
-            ) => return,
-            Err(e) => {
-                let message = format!("WebSocket protocol error: {e}");
-                out.lock()
-                    .await
-                    .refuse(
-                        ErrorCode::MalformedFrame,
-                        &message,
-                        close_code::PROTOCOL_ERROR,
-                    )
-                    .await;
-                return;
-            }
-        };
-        let message = match (opcode, partial.take()) {
-            (OpCode::Binary, None) if fin => payload,
-            (OpCode::Binary, None) => {
-                partial = Some(payload);
-                continue;
-            }
-            (OpCode::Continuation, Some(mut started)) => {
-                if started.len() + payload.len() > max_message {
-                    let message = format!(
-                        "a WebSocket message may hold one frame: at most {max_message} bytes"
-                    );
-                    out.lock()
-                        .await
-                        .refuse(
-                            ErrorCode::FrameTooLarge,
-                            &message,
-                            close_code::MESSAGE_TOO_BIG,
-                        )
-                        .await;
-                    return;
+}
+
+/// One WebSocket frame from a client, unmasked.
+struct WsFrame {
+    fin: bool,
+    opcode: u8,
+    payload: BytesMut,
+}
+
+/// Why a client's WebSocket stream is refused: the protocol CLOSE code,
+/// the WebSocket close code and a message.
+struct Refusal(ErrorCode, u16, String);
+
+fn broken(what: &str) -> Refusal {
+    Refusal(
+        ErrorCode::MalformedFrame,
+        close_code::PROTOCOL_ERROR,
+        format!("WebSocket protocol error: {what}"),
+    )
+}
+
+impl WsFrames {
+    pub fn new(channel: Channel, max_frame_len: u32) -> WsFrames {
+        WsFrames {
+            channel,
+            buf: BytesMut::new(),
+            message: None,
+            max_frame_len,
+        }
+    }
+
+    /// The next whole frame in the buffer (`None`: more bytes needed).
+    fn parse(&mut self) -> Result<Option<WsFrame>, Refusal> {
+        let b = &self.buf[..];
+        if b.len() < 2 {
+            return Ok(None);
+        }
+        let (fin, rsv, opcode) = (b[0] & 0x80 != 0, b[0] & 0x70, b[0] & 0x0f);
+        let (masked, len7) = (b[1] & 0x80 != 0, (b[1] & 0x7f) as u64);
+        if rsv != 0 {
+            return Err(broken(
+                "reserved bits are set (no extension was negotiated)",
+            ));
+        }
+        if !matches!(
+            opcode,
+            OP_CONTINUATION | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG
+        ) {
+            return Err(broken(&format!("unknown opcode {opcode:#x}")));
+        }
+        if !masked {
+            return Err(broken("client frames must be masked"));
+        }
+        let control = opcode >= OP_CLOSE;
+        if control && !fin {
+            return Err(broken("control frames cannot be fragmented"));
+        }
+        if control && len7 > 125 {
+            return Err(broken("control frames carry at most 125 bytes"));
+        }
+        let (len, at) = match len7 {
+            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as u64, 4),
+            127 if b.len() >= 10 => {
+                let len = u64::from_be_bytes(b[2..10].try_into().unwrap_or_default());
+                if len >> 63 != 0 {
+                    return Err(broken("the payload length's top bit is set"));
                 }
+                (len, 10)
+            }
+            126 | 127 => return Ok(None),
+            n => (n, 2),
+        };
+        if !control {
+            // Refused from the header, before the payload is buffered.
+            let max = max_message_len(self.max_frame_len) as u64;
+            let so_far = self.message.as_ref().map_or(0, |m| m.len() as u64);
+            if so_far + len > max {
+                return Err(Refusal(
+                    ErrorCode::FrameTooLarge,
+                    close_code::MESSAGE_TOO_BIG,
+                    format!("a WebSocket message may hold one frame: at most {max} bytes"),
+                ));
+            }
+        }
+        let total = at + 4 + len as usize;
+        if b.len() < total {
+            self.buf.reserve(total - b.len());
+            return Ok(None);
+        }
+        let mask = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        self.buf.advance(at + 4);
+        let mut payload = self.buf.split_to(len as usize);
+        for (i, byte) in payload.iter_mut().enumerate() {
+            *byte ^= mask[i & 3];
+        }
+        Ok(Some(WsFrame {
+            fin,
+            opcode,
+            payload,
+        }))
+    }
+
+    /// What one WebSocket frame means for the stream: a whole message, or
+    /// nothing yet (a fragment, a ping), or the end.
+    fn take(&mut self, frame: WsFrame, conn: &Arc<OutboundQueue>) -> Result<Option<Step>, Refusal> {
+        let WsFrame {
+            fin,
+            opcode,
+            payload,
+        } = frame;
+        match opcode {
+            OP_PING => {
+                conn.push_wire(control(OP_PONG, &payload));
+                conn.flush();
+                Ok(None)
+            }
+            OP_PONG => Ok(None),
+            OP_CLOSE => {
+                // Echo the code (RFC 6455 §5.5.1); the session then ends.
+                let echo = if payload.len() >= 2 {
+                    &payload[..2]
+                } else {
+                    &[][..]
+                };
+                conn.push_wire(control(OP_CLOSE, echo));
+                Ok(Some(Step::End))
+            }
+            OP_TEXT => Err(Refusal(
+                ErrorCode::MalformedFrame,
+                close_code::UNSUPPORTED_DATA,
+                "text messages are not accepted: send each protocol frame as one binary message"
+                    .into(),
+            )),
+            OP_BINARY if self.message.is_some() => Err(broken(
+                "a new message began before the fragmented one ended",
+            )),
+            OP_BINARY if fin => Ok(Some(Step::Message(payload))),
+            OP_BINARY => {
+                self.message = Some(payload);
+                Ok(None)
+            }
+            _ => {
+                // OP_CONTINUATION
+                let Some(mut started) = self.message.take() else {
+                    return Err(broken("a continuation frame with no message to continue"));
+                };
                 started.extend_from_slice(&payload);
-                if !fin {
-                    partial = Some(started);
-                    continue;
+                if fin {
+                    Ok(Some(Step::Message(started)))
+                } else {
+                    self.message = Some(started);
+                    Ok(None)
                 }
-                started
             }
-            (OpCode::Text, _) => {
-                out.lock()
-                    .await
-                    .refuse(
-                        ErrorCode::MalformedFrame,
-                        "text messages are not accepted: send each protocol frame as one binary message",
-                        close_code::UNSUPPORTED_DATA,
-                    )
-                    .await;
-                return;
-            }
-            (OpCode::Close, _) => return, // echoed by auto-close
-            (OpCode::Ping | OpCode::Pong, started) => {
-                partial = started;
-                continue;
-            }
-            (OpCode::Binary | OpCode::Continuation, _) => {
-                out.lock()
-                    .await
-                    .refuse(
-                        ErrorCode::MalformedFrame,
-                        "WebSocket fragments out of order",
-                        close_code::PROTOCOL_ERROR,
-                    )
-                    .await;
-                return;
-            }
-        };
-        let size = message.len();
-        let mut buf = message;
-        let frame = match split_frame(&mut buf, max_frame_len) {
-            Ok(Some(frame)) if buf.is_empty() => Ok(frame),
-            // Length violations: the session answers them as on any
-            // transport (CLOSE 100 or 102).
-            Err(e @ (FrameError::TooLarge { .. } | FrameError::TooShort(_))) => Err(e),
-            Ok(Some(_)) | Ok(None) | Err(FrameError::Io(_)) => {
-                let message = format!(
-                    "a WebSocket message must hold exactly one whole protocol frame; this one ({size} bytes) does not"
-                );
-                out.lock()
-                    .await
-                    .refuse(
-                        ErrorCode::MalformedFrame,
-                        &message,
-                        close_code::INVALID_PAYLOAD,
-                    )
-                    .await;
-                return;
-            }
-        };
-        let fatal = frame.is_err();
-        if tx.send(frame).await.is_err() || fatal {
-            return;
         }
     }
 }
 
-fn into_bytes(payload: Payload<'_>) -> BytesMut {
-    match payload {
-        Payload::Bytes(b) => b,
-        other => BytesMut::from(&other[..]),
+enum Step {
+    Message(BytesMut),
+    End,
+}
+
+impl FrameSource for WsFrames {
+    async fn next_frame(
+        &mut self,
+        conn: &Arc<OutboundQueue>,
+    ) -> Option<Result<RawFrame, FrameError>> {
+        loop {
+            let step = match self.parse() {
+                Ok(Some(frame)) => self.take(frame, conn),
+                Ok(None) => match self.channel.read(&mut self.buf, conn).await {
+                    Ok(0) => return None,
+                    Ok(_) => continue,
+                    Err(e) => return Some(Err(FrameError::Io(e))),
+                },
+                Err(refusal) => Err(refusal),
+            };
+            let mut message = match step {
+                Ok(None) => continue,
+                Ok(Some(Step::End)) => return None,
+                Ok(Some(Step::Message(m))) => m,
+                Err(Refusal(code, ws_code, message)) => {
+                    tracing::debug!(conn = conn.id.0, %code, ws_code, %message, "WebSocket refused");
+                    conn.close_transport(code, message, Some(ws_code));
+                    return None;
+                }
+            };
+            if self.buf.is_empty() && self.buf.capacity() > 0 {
+                // Idle connections keep no read buffer.
+                self.buf = BytesMut::new();
+            }
+            let size = message.len();
+            return match split_frame(&mut message, self.max_frame_len) {
+                Ok(Some(frame)) if message.is_empty() => Some(Ok(frame)),
+                // Length violations: the session answers them as on any
+                // transport (CLOSE 100 or 102).
+                Err(e @ (FrameError::TooLarge { .. } | FrameError::TooShort(_))) => Some(Err(e)),
+                Ok(Some(_)) | Ok(None) | Err(FrameError::Io(_)) => {
+                    conn.close_transport(
+                        ErrorCode::MalformedFrame,
+                        format!(
+                            "a WebSocket message must hold exactly one whole protocol frame; this one ({size} bytes) does not"
+                        ),
+                        Some(close_code::INVALID_PAYLOAD),
+                    );
+                    None
+                }
+            };
+        }
     }
 }
 
@@ -457,90 +467,131 @@ mod tests {
         assert!(long.starts_with("MALFORMED_FRAME: é"));
     }
 
-    /// Counts the writes and flushes that reach the socket.
-    struct Counting {
-        inner: tokio::io::DuplexStream,
-        writes: Arc<std::sync::atomic::AtomicUsize>,
-        flushes: Arc<std::sync::atomic::AtomicUsize>,
+    #[test]
+    fn server_messages_are_unmasked_binary_with_the_shortest_length() {
+        let mut out = Vec::new();
+        put_binary_message(&mut out, &[7; 9]);
+        assert_eq!(&out[..2], &[0x82, 9]);
+        out.clear();
+        put_binary_message(&mut out, &[7; 300]);
+        assert_eq!(&out[..4], &[0x82, 126, 1, 44]);
+        out.clear();
+        put_binary_message(&mut out, &vec![7; 70_000]);
+        assert_eq!(&out[..2], &[0x82, 127]);
+        assert_eq!(&out[2..10], &70_000u64.to_be_bytes());
+        out.clear();
+        put_close(&mut out, 1000, "LOGGED_OUT: bye");
+        assert_eq!(out[0], 0x88, "close opcode, fin");
+        assert_eq!(&out[2..4], &1000u16.to_be_bytes());
+        assert_eq!(&out[4..], b"LOGGED_OUT: bye");
     }
 
-    impl AsyncWrite for Counting {
-        fn poll_write(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-            buf: &[u8],
-        ) -> std::task::Poll<io::Result<usize>> {
-            self.writes
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    /// A masked client frame.
+    fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [1, 2, 3, 4];
+        let mut out = vec![first];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
         }
-        fn poll_flush(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<io::Result<()>> {
-            self.flushes
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-        }
-        fn poll_shutdown(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<io::Result<()>> {
-            std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+        out
     }
 
-    #[tokio::test]
-    async fn fan_out_costs_one_write_and_one_flush_per_batch_not_per_frame() {
-        let (_client, server) = tokio::io::duplex(1 << 20);
-        let (writes, flushes) = (Arc::default(), Arc::default());
-        let counting = Counting {
-            inner: server,
-            writes: Arc::clone(&writes),
-            flushes: Arc::clone(&flushes),
-        };
-        let mut sink = WsSink {
-            out: Arc::new(Mutex::new(WsOut::new(counting))),
-        };
-        let event = Outbound::Event(bytes::Bytes::from(vec![1u8; 200]));
-        let batch: Vec<Outbound> = (0..100).map(|_| event.clone()).collect();
-        sink.write_frames(&batch).await.unwrap();
-        use std::sync::atomic::Ordering::SeqCst;
-        assert_eq!(writes.load(SeqCst), 1, "100 frames, one write");
-        assert_eq!(flushes.load(SeqCst), 1, "and one flush (TLS needs it)");
-    }
-
-    #[tokio::test]
-    async fn a_batch_becomes_binary_messages_in_one_buffer_then_the_close_frame() {
-        let (client, server) = tokio::io::duplex(1 << 16);
-        let mut sink = WsSink {
-            out: Arc::new(Mutex::new(WsOut::new(server))),
-        };
-        let close = ServerMsg::Close {
-            code: ErrorCode::LoggedOut as u16,
-            message: "bye".into(),
-        };
-        let frames = [
-            Outbound::encode(7, &ServerMsg::Ok),
-            Outbound::Event(bytes::Bytes::from(vec![7u8; 300])),
-            Outbound::encode(0, &close),
-        ];
-        sink.write_frames(&frames).await.unwrap();
-        sink.close().await;
-        assert!(sink.write_frames(&frames[..1]).await.is_err(), "closed");
-        let mut got = Vec::new();
-        let mut client = client;
-        tokio::io::AsyncReadExt::read_to_end(&mut client, &mut got)
-            .await
+    fn frames_over(bytes: &[u8]) -> WsFrames {
+        // The channel is never read: every test's bytes are buffered.
+        let std = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std.local_addr().unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let (server, _) = std.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
             .unwrap();
-        // 9-byte frame: 2-byte head; 300-byte frame: 4-byte head.
-        assert_eq!(&got[..2], &[0x82, 9]);
-        assert_eq!(&got[2..11], &frames[0].frame()[..]);
-        assert_eq!(&got[11..15], &[0x82, 126, 1, 44]);
-        let after = 15 + 300 + 2 + frames[2].frame().len();
-        let close_frame = &got[after..];
-        assert_eq!(close_frame[0], 0x88, "close opcode, fin");
-        assert_eq!(&close_frame[2..4], &1000u16.to_be_bytes());
-        assert_eq!(&close_frame[4..], b"LOGGED_OUT: bye");
+        let tcp = rt.block_on(async { TcpStream::from_std(server).unwrap() });
+        std::mem::forget(rt);
+        let mut frames = WsFrames::new(Channel::plain(tcp), 1024);
+        frames.buf.extend_from_slice(bytes);
+        frames
+    }
+
+    fn refusal_of(bytes: &[u8]) -> (ErrorCode, u16) {
+        let mut f = frames_over(bytes);
+        match f.parse() {
+            Err(Refusal(code, ws, _)) => (code, ws),
+            Ok(Some(frame)) => {
+                let (conn, _rx) = OutboundQueue::detached(crate::outbound::ConnId(1), 1 << 20);
+                match f.take(frame, &conn) {
+                    Err(Refusal(code, ws, _)) => (code, ws),
+                    _ => panic!("accepted {bytes:02x?}"),
+                }
+            }
+            Ok(None) => panic!("incomplete {bytes:02x?}"),
+        }
+    }
+
+    #[test]
+    fn broken_client_frames_are_refused_with_1002() {
+        let ping = client_frame(0x89, b"hi");
+        let mut unmasked = ping.clone();
+        unmasked[1] &= 0x7f;
+        unmasked.drain(2..6);
+        assert_eq!(refusal_of(&unmasked), (ErrorCode::MalformedFrame, 1002));
+        let mut rsv = ping.clone();
+        rsv[0] |= 0x40;
+        assert_eq!(refusal_of(&rsv), (ErrorCode::MalformedFrame, 1002));
+        assert_eq!(
+            refusal_of(&client_frame(0x83, b"x")),
+            (ErrorCode::MalformedFrame, 1002),
+            "reserved opcode"
+        );
+        assert_eq!(
+            refusal_of(&client_frame(0x09, b"x")),
+            (ErrorCode::MalformedFrame, 1002),
+            "fragmented ping"
+        );
+        assert_eq!(
+            refusal_of(&client_frame(0x89, &[0; 126])),
+            (ErrorCode::MalformedFrame, 1002),
+            "a ping over 125 bytes"
+        );
+        assert_eq!(
+            refusal_of(&client_frame(0x80, b"x")),
+            (ErrorCode::MalformedFrame, 1002),
+            "a continuation of nothing"
+        );
+        assert_eq!(
+            refusal_of(&client_frame(0x81, b"{}")),
+            (ErrorCode::MalformedFrame, 1003),
+            "text"
+        );
+        assert_eq!(
+            refusal_of(&client_frame(0x82, &[0; 1100])),
+            (ErrorCode::FrameTooLarge, 1009),
+            "over max_frame_len + 4"
+        );
+    }
+
+    #[test]
+    fn fragments_and_pings_make_one_message() {
+        let mut bytes = client_frame(0x02, &[0, 0, 0, 5, 0x02]);
+        bytes.extend(client_frame(0x89, b"ping"));
+        bytes.extend(client_frame(0x80, &[0, 0, 0, 9]));
+        let mut f = frames_over(&bytes);
+        let (conn, mut rx) = OutboundQueue::detached(crate::outbound::ConnId(1), 1 << 20);
+        let mut got = None;
+        while let Ok(Some(frame)) = f.parse() {
+            if let Ok(Some(Step::Message(m))) = f.take(frame, &conn) {
+                got = Some(m);
+            }
+        }
+        assert_eq!(got.as_deref(), Some(&[0, 0, 0, 5, 2, 0, 0, 0, 9][..]));
+        let pong = rx.try_recv().expect("the ping was answered");
+        assert_eq!(&pong.frame()[..], &[0x8a, 4, b'p', b'i', b'n', b'g']);
     }
 }

@@ -1,26 +1,41 @@
-//! Per-connection outbound queues (DESIGN.md invariants 3 and 4).
+//! Per-connection outbound queues and the direct write path (DESIGN.md
+//! invariants 3 and 4).
 //!
 //! An [`OutboundQueue`] is the handle through which shards, the batch
 //! writer and the session push already-encoded frames to one connection,
-//! as typed [`Outbound`] items — so the writer, the WebSocket sink and the
-//! metrics read fields, never bytes at offsets. Pushing is lock-free: an
-//! unbounded mpsc of items holding reference-counted [`Bytes`], plus an
-//! atomic byte counter that bounds the queue. A push that would exceed the
-//! bound aborts the connection with `SLOW_CONSUMER` instead of blocking the
-//! pusher: a slow reader never slows its shard or its room.
+//! as typed [`Outbound`] items — so the writer and the metrics read fields,
+//! never bytes at offsets.
 //!
-//! The connection's writer task ([`writer`]) is the only consumer; it
-//! coalesces whatever is queued into few writes.
+//! **Pushing never blocks and never writes.** A push is an atomic add on
+//! the connection's byte backlog plus a lock-free queue push of an item
+//! holding a reference-counted [`Bytes`]: encode once, fan out without
+//! locks. A push that would take the backlog past its bound aborts the
+//! connection (`SLOW_CONSUMER`) instead of blocking the pusher: a slow
+//! reader never slows its shard or its room.
+//!
+//! **Writing happens once per batch, from whoever pushed.** A pusher notes
+//! every connection it touched in a [`Touched`] list and, when its batch of
+//! work is done (a shard's whole command queue, a commit's
+//! acknowledgements, a session's reply), flushes each of them once:
+//! [`OutboundQueue::flush`] takes the connection's writer (a `try_lock`:
+//! whoever holds it writes for everyone), moves every queued frame into one
+//! staging buffer and hands it to the socket in one non-blocking write.
+//! There is no writer task per connection: only when the socket would block
+//! does a short-lived task wait for it to drain ([`writer`]).
 
 pub mod writer;
 
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use confab_protocol::{ErrorCode, ServerMsg};
-use tokio::sync::mpsc;
+use crossbeam_queue::SegQueue;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use writer::Progress;
+pub use writer::Writer;
 
 /// A process-unique connection number, for logs and registries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,6 +46,18 @@ const OPEN: u8 = 0;
 const CLOSING: u8 = 1;
 /// Aborted: queued frames are dropped; the writer sends CLOSE if it can.
 const ABORTED: u8 = 2;
+
+/// Why a connection ended, for logs and the disconnect metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The client closed its side (end of stream) or went away.
+    ClientClosed,
+    /// The server closed it with this code (logout, shutdown, a protocol
+    /// violation, idle timeout, …).
+    Server(ErrorCode),
+    /// Writing failed (the socket broke).
+    WriteFailed,
+}
 
 /// One queued frame, with what the writer and the metrics need to know of
 /// it.
@@ -47,21 +74,28 @@ pub enum Outbound {
         frame: Bytes,
     },
     /// CLOSE with `code` and `message`: the last frame the connection
-    /// gets.
+    /// gets. `transport_code`: the transport's own close code when the
+    /// reason is the transport's (a broken WebSocket frame); else the
+    /// transport derives one from `code`.
     Close {
         code: ErrorCode,
         message: String,
         frame: Bytes,
+        transport_code: Option<u16>,
     },
+    /// Bytes of the transport itself, written as they are (a WebSocket
+    /// control frame: a pong, the close echo).
+    Wire(Bytes),
 }
 
 impl Outbound {
-    /// The encoded frame.
+    /// The encoded frame (or transport bytes).
     pub fn frame(&self) -> &Bytes {
         match self {
             Outbound::Event(frame)
             | Outbound::Reply { frame, .. }
-            | Outbound::Close { frame, .. } => frame,
+            | Outbound::Close { frame, .. }
+            | Outbound::Wire(frame) => frame,
         }
     }
 
@@ -76,6 +110,7 @@ impl Outbound {
                 code: ErrorCode::from_u16(*code).unwrap_or(ErrorCode::Internal),
                 message: message.clone(),
                 frame,
+                transport_code: None,
             },
             _ if req_id == 0 => Outbound::Event(frame),
             ServerMsg::Error { code, .. } => Outbound::Reply {
@@ -95,61 +130,105 @@ impl Outbound {
 /// The sending side of one connection.
 pub struct OutboundQueue {
     pub id: ConnId,
-    /// Items waiting for the writer task.
-    tx: mpsc::UnboundedSender<Outbound>,
-    /// Bytes pushed but not yet written; bounded by `limit`.
-    queued: AtomicUsize,
+    /// Items waiting to be written.
+    items: SegQueue<Outbound>,
+    /// Bytes pushed and not yet written (queued or staged in the writer);
+    /// bounded by `limit`.
+    backlog: AtomicUsize,
     /// The outbound byte bound (`outbound_queue_bytes`).
     limit: usize,
     state: AtomicU8,
-    /// Why the connection was aborted, for the CLOSE frame and logs.
-    abort_reason: OnceLock<ErrorCode>,
-    /// Cancelled on abort: the writer stops writing queued frames at once.
-    abort: CancellationToken,
-    /// Cancelled when the writer has finished: the session stops reading.
+    /// Why the connection was aborted or closed, for the CLOSE frame and logs.
+    reason: OnceLock<ErrorCode>,
+    /// Whether a [`Touched`] list holds this connection for its next flush.
+    scheduled: AtomicBool,
+    /// A flush was asked for while someone else held the writer: they write
+    /// again before letting go.
+    again: AtomicBool,
+    /// The transport's write side; `None` for a detached queue (one-shot
+    /// calls, tests) or once the connection is finished.
+    writer: Mutex<Option<Writer>>,
+    /// Wakes a detached queue's receiver.
+    detached: Option<Notify>,
+    /// Requests received whose reply is not written yet (a client that
+    /// half-closes still gets them).
+    unanswered: AtomicU32,
+    /// Notified when `unanswered` drops to zero.
+    answered: Notify,
+    /// Cancelled by an abort: wakes a drain task waiting for the socket.
+    aborting: CancellationToken,
+    /// Cancelled when the writer is done (socket closed or failed): the
+    /// session stops reading.
     finished: CancellationToken,
+    ending: OnceLock<Ending>,
     /// Requests awaiting responses and other per-connection metric state.
     pub(crate) stats: crate::metrics::ConnStats,
 }
 
-/// The receiving side, owned by the writer task.
+/// The receiving side of a detached queue (one-shot calls, tests).
 pub struct OutboundRx {
-    rx: mpsc::UnboundedReceiver<Outbound>,
+    conn: Arc<OutboundQueue>,
 }
 
 impl OutboundRx {
-    /// The next queued item, if one is queued now (also for benches and
-    /// tools that drain a queue without a writer task).
+    /// The next queued item, if one is queued now.
     pub fn try_recv(&mut self) -> Option<Outbound> {
-        self.rx.try_recv().ok()
+        let item = self.conn.items.pop()?;
+        self.conn.written(item.frame().len());
+        Some(item)
     }
 
-    /// The next item; `None` once every sender is gone.
+    /// The next item.
     pub async fn recv(&mut self) -> Option<Outbound> {
-        self.rx.recv().await
+        let conn = self.conn.clone();
+        let notify = conn.detached.as_ref()?;
+        loop {
+            let notified = notify.notified();
+            if let Some(item) = self.try_recv() {
+                return Some(item);
+            }
+            notified.await;
+        }
     }
 }
 
 impl OutboundQueue {
-    pub fn new(id: ConnId, limit: usize) -> (Arc<OutboundQueue>, OutboundRx) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let conn = OutboundQueue {
+    fn with(id: ConnId, limit: usize, writer: Option<Writer>) -> OutboundQueue {
+        OutboundQueue {
             id,
-            tx,
-            queued: AtomicUsize::new(0),
+            items: SegQueue::new(),
+            backlog: AtomicUsize::new(0),
             limit,
             state: AtomicU8::new(OPEN),
-            abort_reason: OnceLock::new(),
-            abort: CancellationToken::new(),
+            reason: OnceLock::new(),
+            scheduled: AtomicBool::new(false),
+            again: AtomicBool::new(false),
+            detached: writer.is_none().then(Notify::new),
+            writer: Mutex::new(writer),
+            unanswered: AtomicU32::new(0),
+            answered: Notify::new(),
+            aborting: CancellationToken::new(),
             finished: CancellationToken::new(),
+            ending: OnceLock::new(),
             stats: crate::metrics::ConnStats::default(),
-        };
-        (Arc::new(conn), OutboundRx { rx })
+        }
+    }
+
+    /// The queue of a connection whose frames `writer` writes.
+    pub fn new(id: ConnId, limit: usize, writer: Writer) -> Arc<OutboundQueue> {
+        Arc::new(OutboundQueue::with(id, limit, Some(writer)))
+    }
+
+    /// A queue without a transport: its items are read from the returned
+    /// receiver (one-shot calls, benches, tests).
+    pub fn detached(id: ConnId, limit: usize) -> (Arc<OutboundQueue>, OutboundRx) {
+        let conn = Arc::new(OutboundQueue::with(id, limit, None));
+        (conn.clone(), OutboundRx { conn })
     }
 
     /// Queues an encoded frame with request id 0 (an event). Returns
     /// `false` if the connection is closing or the frame would overflow
-    /// the queue (which aborts the connection).
+    /// the backlog (which aborts the connection). Does not write: flush.
     #[inline]
     pub fn push(&self, frame: Bytes) -> bool {
         self.push_item(Outbound::Event(frame))
@@ -164,33 +243,39 @@ impl OutboundQueue {
         })
     }
 
+    /// Queues transport bytes (a WebSocket control frame) to be written
+    /// as they are, ahead of nothing and behind what is queued.
+    pub fn push_wire(&self, bytes: Bytes) -> bool {
+        self.push_item(Outbound::Wire(bytes))
+    }
+
     #[inline]
     fn push_item(&self, item: Outbound) -> bool {
         if self.state.load(Ordering::Acquire) != OPEN {
             return false;
         }
         let len = item.frame().len();
-        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        let before = self.backlog.fetch_add(len, Ordering::AcqRel);
         if before + len > self.limit {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
+            self.backlog.fetch_sub(len, Ordering::AcqRel);
             self.abort_with(ErrorCode::SlowConsumer);
             return false;
         }
-        if self.tx.send(item).is_err() {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
-            return false;
+        self.items.push(item);
+        if let Some(n) = &self.detached {
+            n.notify_one();
         }
         true
     }
 
     /// Encodes and queues one server message: the response to `req_id`,
     /// or an event-like push (notification, announcement, resume notice)
-    /// when `req_id` is 0.
+    /// when `req_id` is 0. Does not write: flush.
     pub fn reply(&self, req_id: u32, msg: &ServerMsg) -> bool {
         self.push_item(Outbound::encode(req_id, msg))
     }
 
-    /// Queues an ERROR reply for `req_id`.
+    /// Queues an ERROR reply for `req_id`. Does not write: flush.
     pub fn error(&self, req_id: u32, code: ErrorCode, message: impl Into<String>) -> bool {
         self.reply(
             req_id,
@@ -201,9 +286,35 @@ impl OutboundQueue {
         )
     }
 
-    /// Queues a CLOSE frame after everything already queued and refuses
-    /// further frames; the writer flushes, then closes the socket.
-    pub fn close(&self, code: ErrorCode, message: impl Into<String>) {
+    /// [`OutboundQueue::reply`], then a flush: for whoever answers one
+    /// request outside a batch (a session, a store read).
+    pub fn reply_now(self: &Arc<Self>, req_id: u32, msg: &ServerMsg) -> bool {
+        let queued = self.reply(req_id, msg);
+        self.flush();
+        queued
+    }
+
+    /// [`OutboundQueue::error`], then a flush.
+    pub fn error_now(self: &Arc<Self>, req_id: u32, code: ErrorCode, message: impl Into<String>) {
+        self.error(req_id, code, message);
+        self.flush();
+    }
+
+    /// Queues a CLOSE frame after everything already queued, refuses
+    /// further frames and flushes; the writer shuts the transport down
+    /// once CLOSE is written.
+    pub fn close(self: &Arc<Self>, code: ErrorCode, message: impl Into<String>) {
+        self.close_transport(code, message, None)
+    }
+
+    /// [`OutboundQueue::close`], with the transport's own close code (a
+    /// WebSocket protocol violation is 1002 whatever the protocol code).
+    pub fn close_transport(
+        self: &Arc<Self>,
+        code: ErrorCode,
+        message: impl Into<String>,
+        transport_code: Option<u16>,
+    ) {
         if self
             .state
             .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire)
@@ -211,58 +322,226 @@ impl OutboundQueue {
         {
             return;
         }
-        let _ = self.abort_reason.set(code);
+        let _ = self.reason.set(code);
         let close = ServerMsg::Close {
             code: code as u16,
             message: message.into(),
         };
         // The CLOSE frame bypasses the byte bound: it is small and final.
-        let _ = self.tx.send(Outbound::encode(0, &close));
+        let mut item = Outbound::encode(0, &close);
+        if let Outbound::Close {
+            transport_code: t, ..
+        } = &mut item
+        {
+            *t = transport_code;
+        }
+        self.backlog.fetch_add(item.frame().len(), Ordering::AcqRel);
+        self.items.push(item);
+        if let Some(n) = &self.detached {
+            n.notify_one();
+        }
+        self.flush();
     }
 
-    /// Drops everything queued and closes as soon as possible: used when the
-    /// peer cannot keep up, so waiting for the queue to drain is pointless.
+    /// Drops everything queued and closes as soon as possible: used when
+    /// the peer cannot keep up, so waiting for the queue to drain is
+    /// pointless. The writer sends CLOSE with `code` if it is between two
+    /// frames, then shuts the transport down.
     pub fn abort_with(&self, code: ErrorCode) {
         let prev = self.state.swap(ABORTED, Ordering::AcqRel);
         if prev == ABORTED {
             return;
         }
-        let _ = self.abort_reason.set(code);
+        let _ = self.reason.set(code);
         if code == ErrorCode::SlowConsumer {
             crate::metrics::slow_consumer();
         }
-        self.abort.cancel();
+        // Whoever writes next (the pusher's flush, or a drain task waiting
+        // for the socket, woken here) sees ABORTED and finishes.
+        self.again.store(true, Ordering::SeqCst);
+        self.aborting.cancel();
+    }
+
+    /// Writes what is queued, if the transport takes it now. Cheap when
+    /// there is nothing to write or someone else is writing (they write
+    /// this connection's frames too before they let go).
+    pub fn flush(self: &Arc<Self>) {
+        loop {
+            let mut guard = match self.writer.try_lock() {
+                Ok(g) => g,
+                Err(_) => {
+                    // Held by another flusher: it looks at `again` after it
+                    // lets go, and writes what we queued.
+                    self.again.store(true, Ordering::SeqCst);
+                    return;
+                }
+            };
+            self.again.store(false, Ordering::SeqCst);
+            let Some(w) = guard.as_mut() else { return };
+            let progress = w.write(self);
+            drop(guard);
+            match progress {
+                Progress::Idle => {
+                    if !self.again.load(Ordering::SeqCst) && self.items.is_empty() {
+                        return;
+                    }
+                }
+                // A drain task waits for the socket and writes on.
+                Progress::Blocked(Some(writable)) => {
+                    tokio::spawn(writer::drain(self.clone(), writable));
+                    return;
+                }
+                Progress::Blocked(None) => return,
+                Progress::Done(ending) => return self.finish(ending),
+            }
+        }
+    }
+
+    /// The writer is done for good: drop it (closing the socket once the
+    /// reader lets go too) and stop the session.
+    fn finish(&self, ending: Ending) {
+        let _ = self.ending.set(ending);
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        while self.items.pop().is_some() {}
+        self.finished.cancel();
+    }
+
+    /// Ends a connection whose reader is done (end of stream, a read
+    /// error): nothing more will be read, so nothing more need be written
+    /// once what is queued is out.
+    pub fn end_reading(self: &Arc<Self>) {
+        let _ = self.ending.set(Ending::ClientClosed);
+        self.state
+            .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire)
+            .ok();
+        if self.detached.is_some() {
+            self.finished.cancel();
+            return;
+        }
+        if let Ok(mut w) = self.writer.lock() {
+            if let Some(w) = w.as_mut() {
+                w.shut_after_queue();
+            }
+        }
+        self.flush();
+    }
+
+    /// How the connection ended (once it has).
+    pub fn ending(&self) -> Option<Ending> {
+        self.ending.get().copied().or_else(|| {
+            self.reason
+                .get()
+                .map(|c| Ending::Server(*c))
+                .filter(|_| self.finished.is_cancelled())
+        })
     }
 
     /// The reason given to `close` or `abort_with`, if any.
     pub fn close_reason(&self) -> Option<ErrorCode> {
-        self.abort_reason.get().copied()
+        self.reason.get().copied()
     }
 
     pub fn is_open(&self) -> bool {
         self.state.load(Ordering::Acquire) == OPEN
     }
 
-    /// Bytes currently queued.
+    fn is_aborted(&self) -> bool {
+        self.state.load(Ordering::Acquire) == ABORTED
+    }
+
+    /// Bytes pushed and not yet written.
     pub fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
+        self.backlog.load(Ordering::Acquire)
     }
 
-    pub(crate) fn written(&self, bytes: usize) {
-        self.queued.fetch_sub(bytes, Ordering::AcqRel);
+    fn written(&self, bytes: usize) {
+        self.backlog.fetch_sub(bytes, Ordering::AcqRel);
     }
 
-    pub(crate) fn abort_token(&self) -> &CancellationToken {
-        &self.abort
+    /// A request arrived that will be answered.
+    pub(crate) fn request_received(&self) {
+        self.unanswered.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub(crate) fn finished_token(&self) -> &CancellationToken {
-        &self.finished
+    fn reply_written(&self) {
+        let left = self
+            .unanswered
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if left == Ok(1) {
+            self.answered.notify_waiters();
+        }
+    }
+
+    /// Requests received and not answered yet.
+    pub fn unanswered(&self) -> u32 {
+        self.unanswered.load(Ordering::Acquire)
+    }
+
+    /// Waits (at most `patience`) until every request received so far is
+    /// answered; `false` if some still are not.
+    pub async fn all_answered(&self, patience: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let answered = self.answered.notified();
+            if self.unanswered() == 0 {
+                return true;
+            }
+            if self.is_finished() || tokio::time::timeout_at(deadline, answered).await.is_err() {
+                return self.unanswered() == 0;
+            }
+        }
     }
 
     /// Resolves once the writer has finished (socket closed or failed).
     pub async fn finished(&self) {
         self.finished.cancelled().await
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished.is_cancelled()
+    }
+}
+
+/// The connections a pusher touched in its current batch of work, each
+/// listed once (across pushers too: a connection another pusher already
+/// listed is flushed by that one). Flushing writes each once.
+#[derive(Default)]
+pub struct Touched {
+    conns: Vec<Arc<OutboundQueue>>,
+}
+
+impl Touched {
+    /// Notes that frames were pushed to `conn`.
+    #[inline]
+    pub fn note(&mut self, conn: &Arc<OutboundQueue>) {
+        if !conn.scheduled.swap(true, Ordering::AcqRel) {
+            self.conns.push(conn.clone());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Writes every noted connection once.
+    pub fn flush_all(&mut self) {
+        for conn in self.conns.drain(..) {
+            // Cleared before writing: a push after this point is either
+            // written now or noted (and flushed) by its own pusher.
+            conn.scheduled.store(false, Ordering::Release);
+            conn.flush();
+        }
+        if self.conns.capacity() > 4096 {
+            self.conns = Vec::new();
+        }
+    }
+}
+
+impl Drop for Touched {
+    fn drop(&mut self) {
+        self.flush_all();
     }
 }
 
@@ -272,14 +551,13 @@ mod tests {
 
     #[test]
     fn overflow_aborts_with_slow_consumer_and_refuses_more() {
-        let (conn, mut rx) = OutboundQueue::new(ConnId(1), 10);
+        let (conn, mut rx) = OutboundQueue::detached(ConnId(1), 10);
         assert!(conn.push(Bytes::from_static(b"123456")));
         assert!(
             !conn.push(Bytes::from_static(b"123456")),
             "second push exceeds 10 bytes"
         );
         assert_eq!(conn.close_reason(), Some(ErrorCode::SlowConsumer));
-        assert!(conn.abort_token().is_cancelled());
         assert!(!conn.push(Bytes::from_static(b"1")));
         assert_eq!(
             rx.try_recv().unwrap().frame(),
@@ -289,17 +567,17 @@ mod tests {
     }
 
     #[test]
-    fn written_bytes_free_room_in_the_queue() {
-        let (conn, _rx) = OutboundQueue::new(ConnId(1), 10);
+    fn taken_bytes_free_room_in_the_backlog() {
+        let (conn, mut rx) = OutboundQueue::detached(ConnId(1), 10);
         assert!(conn.push(Bytes::from_static(b"12345678")));
-        conn.written(8);
+        rx.try_recv();
         assert!(conn.push(Bytes::from_static(b"12345678")));
         assert_eq!(conn.queued_bytes(), 8);
     }
 
     #[test]
     fn close_queues_a_final_close_frame_and_refuses_more() {
-        let (conn, mut rx) = OutboundQueue::new(ConnId(1), 1000);
+        let (conn, mut rx) = OutboundQueue::detached(ConnId(1), 1000);
         assert!(conn.push(Bytes::from_static(b"x")));
         conn.close(ErrorCode::LoggedOut, "bye");
         assert!(!conn.push(Bytes::from_static(b"y")));
@@ -316,7 +594,7 @@ mod tests {
 
     #[test]
     fn replies_and_errors_are_typed_by_what_they_answer() {
-        let (conn, mut rx) = OutboundQueue::new(ConnId(1), 1000);
+        let (conn, mut rx) = OutboundQueue::detached(ConnId(1), 1000);
         conn.reply(7, &ServerMsg::Ok);
         conn.error(8, ErrorCode::NotAMember, "no");
         conn.reply(
@@ -343,5 +621,22 @@ mod tests {
             })
         ));
         assert!(matches!(rx.try_recv(), Some(Outbound::Event(_))));
+    }
+
+    #[test]
+    fn a_touched_list_holds_each_connection_once() {
+        let (a, _ra) = OutboundQueue::detached(ConnId(1), 1000);
+        let (b, _rb) = OutboundQueue::detached(ConnId(2), 1000);
+        let mut t = Touched::default();
+        let mut u = Touched::default();
+        t.note(&a);
+        t.note(&a);
+        u.note(&a);
+        t.note(&b);
+        assert_eq!(t.conns.len(), 2);
+        assert!(u.is_empty(), "listed by another pusher already");
+        t.flush_all();
+        u.note(&a);
+        assert!(!u.is_empty(), "listed again once flushed");
     }
 }

@@ -1,78 +1,217 @@
-//! The writer task of a connection: drains its outbound queue into the
-//! transport, coalescing whatever is queued into one write.
+//! The write side of a connection: what [`OutboundQueue::flush`] drives.
+//!
+//! A [`Writer`] owns the transport's [`Sink`] (implemented in `net/`: plain
+//! or TLS bytes, protocol frames back to back or one per WebSocket
+//! message). Each flush moves what is queued into the sink's staging — one
+//! buffer, or rustls' records — and writes it with one non-blocking write.
+//! When the socket takes only part of it, the writer is *blocked*: flushes
+//! leave the queue alone, and a short-lived drain task waits until the
+//! socket is writable and writes on. A connection that never blocks never
+//! has a task of its own for writing.
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_protocol::ServerMsg;
+use confab_protocol::{ErrorCode, ServerMsg};
 
-use super::{Outbound, OutboundQueue, OutboundRx};
-use crate::net::frames::FrameSink;
+use super::{Ending, Outbound, OutboundQueue};
 
-/// Most frames coalesced into one write.
-const MAX_BATCH_FRAMES: usize = 512;
-/// Most bytes coalesced into one write.
-const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// Most bytes staged per write: a slow reader's backlog stays in the
+/// bounded queue, not in the staging buffer.
+const MAX_STAGE: usize = 256 * 1024;
 
-/// Drains a connection's outbound queue into its transport, coalescing
-/// whatever is queued into one write. Ends after writing CLOSE, on a write
-/// error, or at once when the connection is aborted (slow consumer).
-pub async fn run<K: FrameSink>(mut sink: K, mut out: OutboundRx, conn: Arc<OutboundQueue>) {
-    let mut batch: Vec<Outbound> = Vec::new();
-    let mut aborted_mid_write = false;
-    let abort = conn.abort_token().clone();
-    loop {
-        let first = tokio::select! {
-            biased;
-            _ = abort.cancelled() => break,
-            f = out.recv() => match f { Some(f) => f, None => break },
-        };
-        // CLOSE bypasses the byte bound, so it is not counted against it.
-        let counted = |item: &Outbound| match item {
-            Outbound::Close { .. } => 0,
-            other => other.frame().len(),
-        };
-        let mut closing = matches!(first, Outbound::Close { .. });
-        let mut bytes = counted(&first);
-        batch.push(first);
-        while !closing && batch.len() < MAX_BATCH_FRAMES && bytes < MAX_BATCH_BYTES {
-            match out.try_recv() {
-                Some(item) => {
-                    closing = matches!(item, Outbound::Close { .. });
-                    bytes += counted(&item);
-                    batch.push(item);
-                }
-                None => break,
-            }
-        }
-        let result = tokio::select! {
-            biased;
-            _ = abort.cancelled() => { aborted_mid_write = true; break }
-            r = sink.write_frames(&batch) => r,
-        };
-        conn.written(bytes);
-        crate::metrics::frames_written(&conn.stats, &batch, bytes + conn.queued_bytes());
-        batch.clear();
-        if batch.capacity() > 64 {
-            batch = Vec::new();
-        }
-        if result.is_err() || closing {
-            break;
+/// How long a connection that cannot take its final frames is waited for.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Resolves when the socket can take more bytes.
+pub type Writable = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+/// A transport's write side, driven by the [`Writer`] under the queue's
+/// writer lock. No method may block.
+pub trait Sink: Send + 'static {
+    /// Encodes `item` into the staging (framing it as the transport wants).
+    fn stage(&mut self, item: &Outbound);
+    /// Bytes staged and not yet written.
+    fn staged(&self) -> usize;
+    /// Writes staged bytes without blocking: `Ok(true)` when all are
+    /// written, `Ok(false)` when the socket would block first.
+    fn write(&mut self) -> io::Result<bool>;
+    /// A future that resolves when the socket is writable again.
+    fn writable(&self) -> Writable;
+    /// Ends the stream: after the last frame (`abortive` false: a graceful
+    /// shutdown of the write side), or at once (`abortive` true).
+    fn shutdown(&mut self, abortive: bool);
+}
+
+/// What a write achieved.
+pub(super) enum Progress {
+    /// Everything queued is written.
+    Idle,
+    /// The socket would block; the drain task writes on (given the future
+    /// that says when, if this write is the one that blocked).
+    Blocked(Option<Writable>),
+    /// The connection is over.
+    Done(Ending),
+}
+
+/// The writer of one connection.
+pub struct Writer {
+    sink: Box<dyn Sink>,
+    /// The socket took only part of the staging: flushes wait for the
+    /// drain task.
+    blocked: bool,
+    /// A CLOSE is staged: nothing is staged after it, and the transport
+    /// shuts once it is written.
+    last: Option<Ending>,
+    /// The reader is done: shut once everything queued is written.
+    shut_when_drained: bool,
+    /// What was staged since the last write, for the metrics.
+    frames: usize,
+    bytes: usize,
+    replies: Vec<(u32, Option<ErrorCode>)>,
+}
+
+impl Writer {
+    pub fn new(sink: impl Sink) -> Writer {
+        Writer {
+            sink: Box::new(sink),
+            blocked: false,
+            last: None,
+            shut_when_drained: false,
+            frames: 0,
+            bytes: 0,
+            replies: Vec::new(),
         }
     }
-    if abort.is_cancelled() && !aborted_mid_write {
-        if let Some(code) = conn.close_reason() {
+
+    /// Shut down (without a CLOSE frame, unless one is queued) once what
+    /// is queued is written.
+    pub(super) fn shut_after_queue(&mut self) {
+        self.shut_when_drained = true;
+    }
+
+    /// Writes what is queued: stages up to [`MAX_STAGE`] bytes, writes,
+    /// and goes on until the queue is empty or the socket would block.
+    pub(super) fn write(&mut self, q: &Arc<OutboundQueue>) -> Progress {
+        if q.is_aborted() {
+            return self.abort(q);
+        }
+        if self.blocked {
+            return Progress::Blocked(None);
+        }
+        loop {
+            self.stage(q);
+            if self.sink.staged() > 0 {
+                match self.sink.write() {
+                    Ok(true) => self.written(q),
+                    Ok(false) => {
+                        self.blocked = true;
+                        return Progress::Blocked(Some(self.sink.writable()));
+                    }
+                    Err(_) => {
+                        self.sink.shutdown(true);
+                        return Progress::Done(Ending::WriteFailed);
+                    }
+                }
+            }
+            if self.sink.staged() == 0 && (self.last.is_some() || q.items.is_empty()) {
+                if self.last.is_some() || self.shut_when_drained {
+                    self.sink.shutdown(false);
+                    return Progress::Done(self.last.unwrap_or(Ending::ClientClosed));
+                }
+                return Progress::Idle;
+            }
+        }
+    }
+
+    /// Moves queued items into the sink's staging, up to the bound; a
+    /// staged CLOSE is the last.
+    fn stage(&mut self, q: &OutboundQueue) {
+        while self.last.is_none() && self.sink.staged() < MAX_STAGE {
+            let Some(item) = q.items.pop() else { break };
+            self.frames += 1;
+            self.bytes += item.frame().len();
+            match item {
+                Outbound::Reply { req_id, error, .. } => self.replies.push((req_id, error)),
+                Outbound::Close { code, .. } => self.last = Some(Ending::Server(code)),
+                Outbound::Event(_) | Outbound::Wire(_) => {}
+            }
+            self.sink.stage(&item);
+        }
+    }
+
+    /// Everything staged reached the socket: account for it.
+    fn written(&mut self, q: &OutboundQueue) {
+        q.written(self.bytes);
+        for _ in 0..self.replies.len() {
+            q.reply_written();
+        }
+        crate::metrics::frames_written(&q.stats, self.frames, self.bytes, &self.replies);
+        crate::metrics::observe_queue(&q.stats, q.queued_bytes());
+        self.frames = 0;
+        self.bytes = 0;
+        self.replies.clear();
+        if self.replies.capacity() > 64 {
+            self.replies = Vec::new();
+        }
+    }
+
+    /// The connection is aborted (slow consumer, shutdown): a CLOSE if the
+    /// stream is between two frames, then the socket is shut.
+    fn abort(&mut self, q: &OutboundQueue) -> Progress {
+        while q.items.pop().is_some() {}
+        let code = q.close_reason().unwrap_or(ErrorCode::Internal);
+        if self.sink.staged() == 0 && !self.blocked {
             let close = ServerMsg::Close {
                 code: code as u16,
                 message: code.default_message().into(),
             };
-            let _ = tokio::time::timeout(
-                Duration::from_millis(500),
-                sink.write_frames(&[Outbound::encode(0, &close)]),
-            )
-            .await;
+            self.sink.stage(&Outbound::encode(0, &close));
+            let _ = self.sink.write();
+        }
+        self.sink.shutdown(true);
+        Progress::Done(Ending::Server(code))
+    }
+}
+
+/// Waits while the socket cannot take more, then writes on; ends when the
+/// backlog is written (or the connection is over).
+pub(super) async fn drain(q: Arc<OutboundQueue>, mut writable: Writable) {
+    loop {
+        let ready = tokio::select! {
+            r = &mut writable => r.is_ok(),
+            // An abort (slow consumer) must not wait for a reader that may
+            // never read again.
+            _ = q.aborting.cancelled() => true,
+            _ = tokio::time::sleep(DRAIN_PATIENCE), if !q.is_open() => false,
+        };
+        let mut guard = match q.writer.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Some(w) = guard.as_mut() else { return };
+        if !ready {
+            w.sink.shutdown(true);
+            drop(guard);
+            return q.finish(Ending::WriteFailed);
+        }
+        w.blocked = false;
+        let progress = w.write(&q);
+        drop(guard);
+        match progress {
+            Progress::Idle => {
+                // Frames pushed while blocked were left queued: write them.
+                q.again.store(true, Ordering::SeqCst);
+                return q.flush();
+            }
+            // Blocked again: this task carries on.
+            Progress::Blocked(Some(next)) => writable = next,
+            Progress::Blocked(None) => {}
+            Progress::Done(ending) => return q.finish(ending),
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
-    conn.finished_token().cancel();
 }

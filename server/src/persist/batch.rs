@@ -31,7 +31,7 @@ use confab_protocol::{ErrorCode, Seq};
 use confab_store::{BatchSink, WriteOp};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::outbound::OutboundQueue;
+use crate::outbound::{OutboundQueue, Touched};
 use crate::persist::spool::Spool;
 
 /// The acknowledgement to send once a request's operations are durable.
@@ -150,6 +150,9 @@ async fn writer_loop(
 ) {
     let mut pending: Vec<WriteRequest> = Vec::new();
     let mut ops: Vec<WriteOp> = Vec::new();
+    // The connections a commit's acknowledgements and deliveries went to:
+    // written once each when the commit's requests are all completed.
+    let mut touched = Touched::default();
     loop {
         let Some(first) = rx.recv().await else { break };
         let mut n_ops = first.ops.len();
@@ -197,13 +200,14 @@ async fn writer_loop(
                 let result =
                     persist(store.as_ref(), spool, &ops[start..end], &[end - start], 1).await;
                 start = end;
-                complete(req, result);
+                complete(req, result, &mut touched);
             }
         } else {
             for req in pending.drain(..) {
-                complete(req, result.clone());
+                complete(req, result.clone(), &mut touched);
             }
         }
+        touched.flush_all();
         ops.clear();
     }
     tracing::debug!("batch writer stopped");
@@ -300,16 +304,18 @@ async fn commit(
     Err(NotCommitted { unreachable: false })
 }
 
-fn complete(req: WriteRequest, result: Result<(), Failure>) {
+fn complete(req: WriteRequest, result: Result<(), Failure>, touched: &mut Touched) {
     if result.is_ok() {
         if let Some((mark, seq)) = req.durable {
             mark.fetch_max(seq.0, Ordering::AcqRel);
         }
         for (conn, frame) in req.deliver {
             conn.push(frame);
+            touched.note(&conn);
         }
     }
     if let Some(ack) = req.ack {
+        touched.note(&ack.conn);
         match result {
             Ok(()) => {
                 ack.conn.push_reply(ack.req_id, ack.frame);

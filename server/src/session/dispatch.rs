@@ -21,6 +21,10 @@ impl Session {
     pub(super) async fn handle(&mut self, frame: RawFrame) -> bool {
         match Request::decode(&frame) {
             Ok(req) => {
+                if !matches!(req, Request::Hello(_)) {
+                    // Every other request is answered exactly once.
+                    self.conn.request_received();
+                }
                 let len = frame.payload.len() + HEADER_LEN;
                 crate::metrics::request_received(
                     &self.conn.stats,

@@ -25,19 +25,19 @@ pub(crate) mod validate;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use confab_protocol::frame::kind;
 use confab_protocol::{
-    ErrorCode, FrameError, Hello, RateLimit, RawFrame, Request, ResumePoint, ServerMsg,
-    SessionUser, UserId, Welcome, PROTOCOL_VERSION,
+    ErrorCode, FrameError, Hello, RateLimit, Request, ResumePoint, ServerMsg, SessionUser, UserId,
+    Welcome, PROTOCOL_VERSION,
 };
 use confab_store::StoreError;
-use futures_util::{Stream, StreamExt};
 
 use crate::auth;
 use crate::limit::{MessageLimit, TokenBucket};
-use crate::net::frames::FrameSink;
-use crate::outbound::{ConnId, OutboundQueue};
+use crate::net::frames::FrameSource;
+use crate::outbound::{ConnId, OutboundQueue, Writer};
 use crate::shard::ShardCmd;
 use crate::state::ServerState;
 
@@ -68,16 +68,24 @@ struct Session {
     limit: Option<MessageLimit>,
 }
 
-/// Serves one connection until it closes. `frames` yields decoded frames
-/// from the transport; `sink` writes to it.
-pub async fn serve<S, K>(state: Arc<ServerState>, frames: S, sink: K, peer: SocketAddr)
-where
-    S: Stream<Item = Result<RawFrame, FrameError>> + Unpin + Send,
-    K: FrameSink,
-{
+/// How long a connection whose client stopped sending is kept open to
+/// answer the requests it had already sent.
+const ANSWER_PATIENCE: Duration = Duration::from_secs(5);
+
+/// How long the writer is given to send the last frames of a connection.
+const CLOSE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Serves one connection until it closes: reads frames from `frames` on
+/// this task; `writer` is the transport's write side, which the
+/// connection's outbound queue drives.
+pub async fn serve<S: FrameSource>(
+    state: Arc<ServerState>,
+    frames: S,
+    writer: Writer,
+    peer: SocketAddr,
+) {
     let id = ConnId(state.next_conn_id.fetch_add(1, Ordering::Relaxed));
-    let (conn, rx) = OutboundQueue::new(id, state.config.outbound_queue_bytes);
-    let writer = tokio::spawn(crate::outbound::writer::run(sink, rx, conn.clone()));
+    let conn = OutboundQueue::new(id, state.config.outbound_queue_bytes, writer);
     let bucket = TokenBucket::new(
         state.config.rate_limit_per_sec,
         state.config.rate_limit_burst,
@@ -93,25 +101,32 @@ where
     };
     tracing::debug!(conn = id.0, %peer, "connection opened");
     session.run(frames).await;
-    session.detach().await;
-    if conn.is_open() {
-        // The peer went away (or the reader failed): nothing left to say.
-        conn.abort_with(ErrorCode::Internal);
+    if conn.is_open() && !conn.is_finished() {
+        // The client stopped sending (it closed its side, or went away):
+        // what it asked before is still answered, where it can be.
+        conn.all_answered(ANSWER_PATIENCE).await;
     }
-    let _ = writer.await;
-    crate::metrics::connection_ended(&conn.stats, conn.close_reason());
-    tracing::debug!(conn = id.0, %peer, reason = ?conn.close_reason(), "connection closed");
+    session.detach().await;
+    // Ends once what is queued is written (a CLOSE, if one was sent).
+    conn.end_reading();
+    if tokio::time::timeout(CLOSE_PATIENCE, conn.finished())
+        .await
+        .is_err()
+    {
+        conn.abort_with(ErrorCode::Internal);
+        conn.flush();
+    }
+    let ending = conn.ending();
+    crate::metrics::connection_ended(&conn.stats, ending);
+    tracing::debug!(conn = id.0, %peer, ending = crate::metrics::ending_label(ending), "connection closed");
 }
 
 impl Session {
-    async fn run<S>(&mut self, mut frames: S)
-    where
-        S: Stream<Item = Result<RawFrame, FrameError>> + Unpin + Send,
-    {
+    async fn run<S: FrameSource>(&mut self, mut frames: S) {
         let handshake_timeout = self.state.config.handshake_timeout_ms.get();
         let first = tokio::select! {
             _ = self.conn.finished() => return,
-            r = tokio::time::timeout(handshake_timeout, frames.next()) => r,
+            r = tokio::time::timeout(handshake_timeout, frames.next_frame(&self.conn)) => r,
         };
         let first = match first {
             Err(_) => {
@@ -141,7 +156,9 @@ impl Session {
             }
             Err(e) => return self.fatal(e.code(), &format!("bad HELLO: {e}")),
         };
-        if !self.handshake(first.req_id, hello).await {
+        let welcomed = self.handshake(first.req_id, hello).await;
+        self.conn.flush();
+        if !welcomed {
             return;
         }
 
@@ -153,7 +170,7 @@ impl Session {
                 _ = self.state.shutdown.cancelled() => {
                     return self.fatal(ErrorCode::ShuttingDown, ErrorCode::ShuttingDown.default_message());
                 }
-                r = tokio::time::timeout(idle, frames.next()) => r,
+                r = tokio::time::timeout(idle, frames.next_frame(&self.conn)) => r,
             };
             match next {
                 Err(_) => {
@@ -168,7 +185,10 @@ impl Session {
                     // Boxed: the dispatch future nests every request's
                     // state; held inline it would make every idle
                     // connection's long-lived future that large.
-                    if !Box::pin(self.handle(frame)).await {
+                    let go_on = Box::pin(self.handle(frame)).await;
+                    // What the session answered itself goes out now.
+                    self.conn.flush();
+                    if !go_on {
                         return;
                     }
                 }

@@ -34,7 +34,7 @@ pub async fn call(
     limit: Option<MessageLimit>,
 ) -> ServerMsg {
     let id = ConnId(state.next_conn_id.fetch_add(1, Ordering::Relaxed));
-    let (conn, mut out) = OutboundQueue::new(id, usize::MAX / 2);
+    let (conn, mut out) = OutboundQueue::detached(id, usize::MAX / 2);
     let mut session = Session {
         state: state.clone(),
         conn: conn.clone(),

@@ -41,7 +41,7 @@ impl Session {
     ) -> Result<(), ErrorCode> {
         check_page_limit(limit)?;
         let (state, conn) = (self.state.clone(), self.conn.clone());
-        tokio::spawn(async move {
+        tokio::spawn(answer(conn.clone(), async move {
             let filter = if exact {
                 RoomFilter::Named(&query)
             } else {
@@ -54,13 +54,13 @@ impl Session {
                 }
                 Err(e) => storage_error(&conn, req_id, e),
             }
-        });
+        }));
         Ok(())
     }
 
     pub(super) fn my_rooms(&self, req_id: u32, user: UserId) -> Result<(), ErrorCode> {
         let (state, conn) = (self.state.clone(), self.conn.clone());
-        tokio::spawn(async move {
+        tokio::spawn(answer(conn.clone(), async move {
             match crate::metrics::query("rooms_of_user", state.store.rooms_of_user(user)).await {
                 Ok(rooms) => {
                     let total = rooms.len() as u32;
@@ -68,7 +68,7 @@ impl Session {
                 }
                 Err(e) => storage_error(&conn, req_id, e),
             }
-        });
+        }));
         Ok(())
     }
 
@@ -82,15 +82,16 @@ impl Session {
     ) -> Result<(), ErrorCode> {
         check_page_limit(limit)?;
         let (state, conn) = (self.state.clone(), self.conn.clone());
-        tokio::spawn(history(
+        let work = history(
             state,
-            conn,
+            conn.clone(),
             req_id,
             user,
             room,
             before,
             limit as usize,
-        ));
+        );
+        tokio::spawn(answer(conn, work));
         Ok(())
     }
 
@@ -104,7 +105,7 @@ impl Session {
     ) -> Result<(), ErrorCode> {
         check_page_limit(limit)?;
         let (state, conn) = (self.state.clone(), self.conn.clone());
-        tokio::spawn(async move {
+        tokio::spawn(answer(conn.clone(), async move {
             let store = &state.store;
             let page = store.notifications(user, before, limit + 1, unread_only);
             let page = crate::metrics::query("notifications", page).await;
@@ -125,26 +126,26 @@ impl Session {
                 }
                 (Err(e), _) | (_, Err(e)) => storage_error(&conn, req_id, e),
             }
-        });
+        }));
         Ok(())
     }
 
     pub(super) fn mark_read(&self, req_id: u32, user: UserId, up_to: u64) -> Result<(), ErrorCode> {
         let (state, conn) = (self.state.clone(), self.conn.clone());
-        tokio::spawn(async move {
+        tokio::spawn(answer(conn.clone(), async move {
             match crate::metrics::query("mark_read", state.store.mark_read(user, up_to)).await {
                 Ok(unread) => {
                     conn.reply(req_id, &ServerMsg::UnreadCount { unread });
                 }
                 Err(e) => storage_error(&conn, req_id, e),
             }
-        });
+        }));
         Ok(())
     }
 
     pub(super) fn room_log(&self, req_id: u32, user: UserId) -> Result<(), ErrorCode> {
         let (state, conn) = (self.state.clone(), self.conn.clone());
-        tokio::spawn(async move {
+        tokio::spawn(answer(conn.clone(), async move {
             match crate::metrics::query("room_log", state.store.room_log(user)).await {
                 Ok(entries) => {
                     let items = entries.into_iter().map(RoomLogItem::from).collect();
@@ -152,7 +153,7 @@ impl Session {
                 }
                 Err(e) => storage_error(&conn, req_id, e),
             }
-        });
+        }));
         Ok(())
     }
 
@@ -175,7 +176,7 @@ impl Session {
         };
         self.state.router.send(room, check).await?;
         let (state, conn) = (self.state.clone(), self.conn.clone());
-        tokio::spawn(async move {
+        tokio::spawn(answer(conn.clone(), async move {
             match rx.await {
                 Ok(Ok(())) => {}
                 Ok(Err(code)) => {
@@ -208,7 +209,7 @@ impl Session {
                 }
                 Err(e) => storage_error(&conn, req_id, e),
             }
-        });
+        }));
         Ok(())
     }
 
@@ -216,7 +217,7 @@ impl Session {
     /// the connection authenticated, so nothing waits for a poll.
     pub(super) fn push_unread_notifications(&self, user: UserId) {
         let (state, conn) = (self.state.clone(), self.conn.clone());
-        tokio::spawn(async move {
+        tokio::spawn(answer(conn.clone(), async move {
             let unread = state.store.notifications(user, 0, UNREAD_ON_CONNECT, true);
             match crate::metrics::query("notifications", unread).await {
                 Ok(mut unread) => {
@@ -227,8 +228,14 @@ impl Session {
                 }
                 Err(e) => tracing::warn!(error = %e, "could not load unread notifications"),
             }
-        });
+        }));
     }
+}
+
+/// Runs `work`, which answers on `conn`, then writes the answer.
+async fn answer(conn: Arc<OutboundQueue>, work: impl std::future::Future<Output = ()>) {
+    work.await;
+    conn.flush();
 }
 
 /// Serves HISTORY: recent events from the owning shard's tail (which holds

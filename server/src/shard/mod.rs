@@ -29,7 +29,7 @@ use confab_store::{AuditEntry, NotificationRecord, StoredEvent, WriteOp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::outbound::{ConnId, OutboundQueue};
+use crate::outbound::{ConnId, OutboundQueue, Touched};
 use crate::persist::batch::{Ack, BatchHandle, WriteRequest};
 use crate::room::{Command, Effect, Room};
 
@@ -42,6 +42,23 @@ use tail::{Resume, Tail, TailEntry};
 pub struct ReplyTo {
     pub conn: Arc<OutboundQueue>,
     pub req_id: u32,
+}
+
+impl ShardCmd {
+    /// Where the command's answer goes, if it has one on a connection.
+    fn reply_to(&self) -> Option<&ReplyTo> {
+        match self {
+            ShardCmd::Create { reply, .. }
+            | ShardCmd::Apply { reply, .. }
+            | ShardCmd::Members { reply, .. }
+            | ShardCmd::Roster { reply, .. } => Some(reply),
+            ShardCmd::Tail { .. }
+            | ShardCmd::Attach { .. }
+            | ShardCmd::Detach { .. }
+            | ShardCmd::CheckAdmin { .. }
+            | ShardCmd::Stop => None,
+        }
+    }
 }
 
 /// A command for a shard.
@@ -157,6 +174,10 @@ pub struct ShardConfig {
     pub clock: Clock,
 }
 
+/// Most commands a shard applies before it writes to the connections they
+/// touched: bounds the delay a long backlog adds to the first of them.
+const MAX_PASS: usize = 4096;
+
 /// One shard's state. Owned by its task alone.
 struct Shard {
     index: usize,
@@ -170,6 +191,9 @@ struct Shard {
     /// Next notification id, shared by all shards (ids are global).
     notification_ids: Arc<AtomicU64>,
     clock: Clock,
+    /// The connections this batch of commands pushed frames to, written
+    /// once each when the batch is done.
+    touched: Touched,
 }
 
 impl Shard {
@@ -196,6 +220,7 @@ impl Shard {
             tail_cap: cfg.tail_cap,
             notification_ids: cfg.notification_ids.clone(),
             clock: cfg.clock.clone(),
+            touched: Touched::default(),
         }
     }
 
@@ -205,17 +230,40 @@ impl Shard {
             rooms = self.rooms.len(),
             "shard started"
         );
-        while let Some(cmd) = rx.recv().await {
-            if let ShardCmd::Stop = cmd {
-                break;
+        // Each pass takes every command queued (up to a bound), then
+        // writes each connection it touched once: under load a pass grows,
+        // and so does what one write to a connection carries.
+        'run: while let Some(first) = rx.recv().await {
+            let mut cmd = first;
+            let mut taken = 0;
+            loop {
+                if let ShardCmd::Stop = cmd {
+                    self.touched.flush_all();
+                    break 'run;
+                }
+                self.handle(cmd);
+                taken += 1;
+                if taken == MAX_PASS {
+                    break;
+                }
+                match rx.try_recv() {
+                    Ok(next) => cmd = next,
+                    Err(_) => break,
+                }
             }
-            crate::metrics::shard_command(self.index, rx.len());
-            self.handle(cmd);
+            crate::metrics::shard_pass(self.index, taken, rx.len());
+            self.touched.flush_all();
         }
         tracing::debug!(shard = self.index, "shard stopped");
     }
 
     fn handle(&mut self, cmd: ShardCmd) {
+        // The requester is flushed with the batch whether the shard
+        // answers now (an error, a list) or the batch writer does later
+        // (then there is nothing to write yet, which costs nothing).
+        if let Some(reply) = cmd.reply_to() {
+            self.touched.note(&reply.conn);
+        }
         match cmd {
             ShardCmd::Create {
                 room,
@@ -389,6 +437,7 @@ impl Shard {
             tail_cap,
             notification_ids,
             clock,
+            touched,
             ..
         } = self;
         let Some(slot) = rooms.get_mut(&room) else {
@@ -404,6 +453,7 @@ impl Shard {
                     let started = std::time::Instant::now();
                     for conn in &slot.subscribers {
                         conn.push(frame.clone());
+                        touched.note(conn);
                     }
                     crate::metrics::broadcast(slot.subscribers.len(), started);
                     last_event = Some((ev.seq, ev.at));
@@ -537,6 +587,8 @@ impl Shard {
             crate::metrics::get().online_users.increment(1.0);
         }
         conns.push(conn.clone());
+        // Replayed events and resume notices go out with this batch.
+        self.touched.note(&conn);
         let Some(room_ids) = self.user_rooms.get(&user) else {
             return;
         };

@@ -72,7 +72,7 @@ impl Harness {
     }
 
     fn client(&mut self) -> Client {
-        let (conn, rx) = OutboundQueue::new(ConnId(self.next_conn), 1 << 20);
+        let (conn, rx) = OutboundQueue::detached(ConnId(self.next_conn), 1 << 20);
         self.next_conn += 1;
         Client { conn, rx }
     }
