@@ -481,6 +481,59 @@ async fn every_governance_action_over_http_with_its_json_and_errors() {
     srv.stop().await;
 }
 
+/// Ids, sequence numbers and cursors are stored as signed 64-bit numbers
+/// (the OpenAPI document says `format: int64`): one past 2^63 - 1 is
+/// malformed (400, MALFORMED_FRAME) wherever it comes, path, query or body,
+/// and 2^63 - 1 itself is a number like any other.
+#[tokio::test]
+async fn numbers_past_63_bits_are_malformed_in_paths_queries_and_bodies() {
+    let srv = TestServer::start().await;
+    let addr = srv.addr_for(Transport::Ws);
+    let (_, token) = register(addr, "ivan").await;
+    let t = Some(token.as_str());
+    let (status, room) = api(addr, "POST", "/api/rooms", t, Some(json!({"name": "ids"}))).await;
+    assert_eq!(status, 201, "{room}");
+    let id = room["id"].as_u64().unwrap();
+    let (max, over) = (i64::MAX as u64, i64::MAX as u64 + 1);
+    let malformed = ErrorCode::MalformedFrame;
+    for path in [
+        format!("/api/rooms/{over}/join"),
+        format!("/api/rooms/{over}/members"),
+        format!("/api/rooms/{id}/messages?before={over}"),
+        format!("/api/rooms/{id}/audit?before={over}"),
+        format!("/api/me/notifications?before={over}"),
+    ] {
+        let method = if path.ends_with("/join") {
+            "POST"
+        } else {
+            "GET"
+        };
+        assert_err(api(addr, method, &path, t, None).await, 400, malformed);
+    }
+    for path in [
+        format!("/api/rooms/{over}/members/1"),
+        format!("/api/rooms/{id}/members/{over}"),
+        format!("/api/rooms/{id}/bans/{over}"),
+    ] {
+        assert_err(api(addr, "DELETE", &path, t, None).await, 400, malformed);
+    }
+    let read = "/api/me/notifications/read";
+    let (status, v) = api(addr, "POST", read, t, Some(json!({"up_to": over}))).await;
+    assert_err((status, v), 400, malformed);
+    // The largest number that fits is an id like any other.
+    let max_room = format!("/api/rooms/{max}/join");
+    assert_err(
+        api(addr, "POST", &max_room, t, None).await,
+        404,
+        ErrorCode::RoomNotFound,
+    );
+    let history = format!("/api/rooms/{id}/messages?before={max}");
+    assert_eq!(api(addr, "GET", &history, t, None).await.0, 200);
+    let (status, v) = api(addr, "POST", read, t, Some(json!({"up_to": max}))).await;
+    assert_eq!((status, &v["unread"]), (200, &json!(0)), "{v}");
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn http_messages_are_rate_limited_per_user_with_the_connection_settings() {
     let srv = TestServer::start_with(|c| {

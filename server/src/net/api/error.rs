@@ -1,13 +1,17 @@
 //! Errors of the JSON API: `{"error": {"code", "name", "message"}}` with the
-//! protocol's codes, and the one table that maps a code to an HTTP status.
+//! protocol's codes, the one table that maps a code to an HTTP status, and
+//! the OpenAPI rows of the errors many endpoints share.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_protocol::{ErrorCode, ServerMsg};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::openapi::{self, RefOr};
+use utoipa::{IntoResponses, ToSchema};
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,17 +42,15 @@ pub struct ApiError {
     pub message: String,
 }
 
-/// The HTTP status for a protocol code. The one table; codes without a row
-/// fall back on their hundreds group.
+/// The HTTP status for a protocol code: the one table. Every code this
+/// build knows has its row, and the match has no catch-all, so a code added
+/// to the protocol does not compile until it is mapped here. A number this
+/// build does not know (a newer peer's) gets its hundreds group's status,
+/// [`group_status`].
 pub fn status_for(code: u16) -> StatusCode {
     use ErrorCode::*;
     let Some(known) = ErrorCode::from_u16(code) else {
-        return match code / 100 {
-            1 | 3 | 4 => StatusCode::BAD_REQUEST,
-            2 => StatusCode::FORBIDDEN,
-            5 | 6 => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        return group_status(code);
     };
     match known {
         // Over HTTP: a body, path or query that cannot be decoded, or a
@@ -85,12 +87,31 @@ pub fn status_for(code: u16) -> StatusCode {
         StorageUnavailable | Overloaded | ShuttingDown | SlowConsumer => {
             StatusCode::SERVICE_UNAVAILABLE
         }
-        #[allow(unreachable_patterns)] // codes added after this table
-        _ => match code / 100 {
-            2 | 3 => StatusCode::FORBIDDEN,
-            1 | 4 => StatusCode::BAD_REQUEST,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        },
+    }
+}
+
+/// The status for a code this build does not know, by its hundreds group
+/// (SPEC.md §11.4: clients act on the group of an unknown code):
+///
+/// | group | what the protocol puts there | status |
+/// | --- | --- | --- |
+/// | 1xx | a request that does not decode | 400 |
+/// | 2xx | accounts and authentication: a refusal | 403 |
+/// | 3xx | rooms and their governance: a refusal | 403 |
+/// | 4xx | a message that is refused | 400 |
+/// | 5xx | the server cannot serve now; retry | 503 |
+/// | 6xx | the connection is ended; reconnect | 503 |
+/// | other | not a protocol code | 500 |
+///
+/// 2xx and 3xx answer 403: the request was understood and is not allowed
+/// as it stands, which is what most of those groups' known codes mean;
+/// sending it again unchanged does not help.
+pub fn group_status(code: u16) -> StatusCode {
+    match code / 100 {
+        1 | 4 => StatusCode::BAD_REQUEST,
+        2 | 3 => StatusCode::FORBIDDEN,
+        5 | 6 => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -180,58 +201,69 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> ApiError {
-        match r.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::code(ErrorCode::FrameTooLarge, "request body too large")
-            }
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                ErrorCode::MalformedFrame,
-                "send a JSON body with Content-Type: application/json",
-            ),
-            _ => ApiError::bad_request(format!("malformed JSON body: {}", r.body_text())),
-        }
+// --- the error rows endpoints share in the OpenAPI document ---------------
+//
+// An endpoint lists its own statuses and adds the sets that apply:
+// `responses((status = 200, …), (status = 404, …), RoomErrors, JsonBodyErrors)`.
+// An endpoint's own row for a status a set also has must come after the
+// set (utoipa keeps the last row per status). These types only describe;
+// the errors themselves are `ApiError`s.
+
+/// 503: the store is unavailable or the server is shutting down; any
+/// endpoint that reaches the store.
+#[derive(IntoResponses)]
+#[response(status = 503, description = "Storage unavailable or shutting down.")]
+#[allow(dead_code)] // described, never built
+pub struct StoreErrors(ErrorBody);
+
+/// 401: the bearer token is missing, malformed, unknown or ended.
+#[derive(IntoResponses)]
+#[response(status = 401, description = "Missing or invalid token.")]
+#[allow(dead_code)] // described, never built
+pub struct TokenErrors(ErrorBody);
+
+/// Every endpoint behind a bearer token: 401 and 503.
+pub type AuthedErrors = Both<TokenErrors, StoreErrors>;
+
+/// 410: the room has terminated (SPEC.md §8.6); every request that names
+/// a room can get it (SPEC.md §6, code 312).
+#[derive(IntoResponses)]
+#[response(status = 410, description = "ROOM_TERMINATED.")]
+#[allow(dead_code)] // described, never built
+pub struct TerminatedErrors(ErrorBody);
+
+/// Every endpoint on a room (`/api/rooms/{id}…`): 401, 503 and 410. Its
+/// 400 (bad id) and 404 (ROOM_NOT_FOUND, and what else the endpoint can
+/// miss) the endpoint lists itself, in its own words.
+pub type RoomErrors = Both<AuthedErrors, TerminatedErrors>;
+
+/// The rows of two sets (`B`'s where both have a status).
+#[allow(dead_code)] // described, never built
+pub struct Both<A, B>(PhantomData<(A, B)>);
+
+impl<A: IntoResponses, B: IntoResponses> IntoResponses for Both<A, B> {
+    fn responses() -> BTreeMap<String, RefOr<openapi::Response>> {
+        let mut rows = A::responses();
+        rows.extend(B::responses());
+        rows
     }
 }
 
-impl From<QueryRejection> for ApiError {
-    fn from(r: QueryRejection) -> ApiError {
-        ApiError::bad_request(format!("bad query parameters: {}", r.body_text()))
-    }
-}
-
-/// An id from a URL path. Ids are stored as signed 64-bit numbers, and the
-/// OpenAPI document says so (`format: int64`): a larger number is malformed
-/// input, refused like any other undecodable path parameter.
-pub fn path_id(v: u64) -> Result<u64, ApiError> {
-    if v <= i64::MAX as u64 {
-        Ok(v)
-    } else {
-        Err(ApiError::bad_request(format!(
-            "bad path parameter: {v} is larger than the largest id, {}",
-            i64::MAX
-        )))
-    }
-}
-
-impl From<PathRejection> for ApiError {
-    fn from(r: PathRejection) -> ApiError {
-        ApiError::bad_request(format!("bad path parameter: {}", r.body_text()))
-    }
+/// Every endpoint with a JSON body: 413 over the body limit (a protocol
+/// frame), 415 without `Content-Type: application/json`. (Its 400,
+/// malformed JSON, the endpoint says with its own 400s.)
+#[derive(IntoResponses)]
+#[allow(dead_code)] // described, never built
+pub enum JsonBodyErrors {
+    #[response(status = 413, description = "Body too large.")]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "Not JSON.")]
+    NotJson(ErrorBody),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn path_ids_above_the_int64_range_are_malformed() {
-        assert_eq!(path_id(7).ok(), Some(7));
-        assert_eq!(path_id(i64::MAX as u64).ok(), Some(i64::MAX as u64));
-        assert!(path_id(i64::MAX as u64 + 1).is_err());
-    }
 
     #[test]
     fn names_are_spelled_as_in_the_spec() {
@@ -261,6 +293,27 @@ mod tests {
         assert_eq!(status_for(315), StatusCode::CONFLICT);
         assert_eq!(status_for(320), StatusCode::CONFLICT);
         assert_eq!(status_for(322), StatusCode::BAD_REQUEST);
-        assert_eq!(status_for(999), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn unknown_codes_get_their_hundreds_group_status() {
+        let unknown = |code: u16| {
+            assert_eq!(ErrorCode::from_u16(code), None, "{code} is known");
+            status_for(code)
+        };
+        for (group, want) in [
+            (1, StatusCode::BAD_REQUEST),
+            (2, StatusCode::FORBIDDEN),
+            (3, StatusCode::FORBIDDEN),
+            (4, StatusCode::BAD_REQUEST),
+            (5, StatusCode::SERVICE_UNAVAILABLE),
+            (6, StatusCode::SERVICE_UNAVAILABLE),
+        ] {
+            assert_eq!(unknown(group * 100 + 99), want, "{group}xx");
+            assert_eq!(group_status(group * 100), want, "{group}xx");
+        }
+        for code in [0, 42, 700, 999, u16::MAX] {
+            assert_eq!(unknown(code), StatusCode::INTERNAL_SERVER_ERROR, "{code}");
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! The JSON shapes of the API: snake_case, the canonical JSON form of
 //! SPEC.md §11.3 where the protocol has one (room events, visibility,
-//! roles). Conversions from the protocol types only; no rules here.
+//! roles). Conversions from the protocol types only; no rules here. The
+//! bodies that mirror a protocol type field for field (or variant for
+//! variant) are declared with `mirror!` and `mirror_enum!`, which write the
+//! conversion from the same list.
 
 use confab_protocol::{
     AuditItem, EventBody, LeaveReason, Member, Notification, NotificationKind, Role, RoomEvent,
@@ -8,6 +11,98 @@ use confab_protocol::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+
+use super::extract::Id63;
+
+/// A JSON body that mirrors a protocol struct: each field is declared once,
+/// with its type, its docs (for the OpenAPI schema) and how it is read from
+/// the protocol value `$v`.
+macro_rules! mirror {
+    (
+        $(#[$meta:meta])*
+        pub struct $json:ident from $proto:ty as $v:ident {
+            $( $(#[$fmeta:meta])* $field:ident: $ty:ty = $value:expr, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $json {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        impl From<$proto> for $json {
+            fn from($v: $proto) -> Self {
+                $json { $( $field: $value, )* }
+            }
+        }
+    };
+}
+
+/// A JSON enum that mirrors a protocol enum variant for variant, in
+/// snake_case: `<=>` converts both ways (the enum is read from requests
+/// too); `from … else Unknown` converts from the protocol, whose values
+/// newer than this build become `Unknown`.
+macro_rules! mirror_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $json:ident <=> $proto:ident { $( $(#[$vmeta:meta])* $variant:ident, )* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $json {
+            $( $(#[$vmeta])* $variant, )*
+        }
+
+        impl From<$proto> for $json {
+            fn from(v: $proto) -> Self {
+                match v {
+                    $( $proto::$variant => $json::$variant, )*
+                }
+            }
+        }
+
+        impl From<$json> for $proto {
+            fn from(v: $json) -> Self {
+                match v {
+                    $( $json::$variant => $proto::$variant, )*
+                }
+            }
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        pub enum $json:ident from $proto:ident { $( $(#[$vmeta:meta])* $variant:ident, )* }
+        $(#[$umeta:meta])*
+        else $unknown:ident
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $json {
+            $( $(#[$vmeta])* $variant, )*
+            $(#[$umeta])*
+            $unknown,
+        }
+
+        impl From<$proto> for $json {
+            fn from(v: $proto) -> Self {
+                match v {
+                    $( $proto::$variant => $json::$variant, )*
+                    $proto::$unknown(_) => $json::$unknown,
+                }
+            }
+        }
+    };
+}
+
+/// Default page size when `limit` is absent.
+pub const DEFAULT_LIMIT: u32 = 50;
+
+/// A list of protocol values as their JSON shapes.
+pub fn list<T, J: From<T>>(items: Vec<T>) -> Vec<J> {
+    items.into_iter().map(J::from).collect()
+}
 
 /// `POST /api/register` and `POST /api/login`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -32,59 +127,22 @@ pub struct SessionBody {
     pub token: String,
 }
 
-/// Public rooms are listed to everyone and open to join.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum VisibilityJson {
-    #[default]
-    Public,
-    Private,
-}
-
-impl From<Visibility> for VisibilityJson {
-    fn from(v: Visibility) -> Self {
-        match v {
-            Visibility::Public => VisibilityJson::Public,
-            Visibility::Private => VisibilityJson::Private,
-        }
+mirror_enum! {
+    /// Public rooms are listed to everyone and open to join.
+    #[derive(Default)]
+    pub enum VisibilityJson <=> Visibility {
+        #[default]
+        Public,
+        Private,
     }
 }
 
-impl From<VisibilityJson> for Visibility {
-    fn from(v: VisibilityJson) -> Self {
-        match v {
-            VisibilityJson::Public => Visibility::Public,
-            VisibilityJson::Private => Visibility::Private,
-        }
-    }
-}
-
-/// A member's role in a room.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RoleJson {
-    Member,
-    Admin,
-    Owner,
-}
-
-impl From<RoleJson> for Role {
-    fn from(r: RoleJson) -> Self {
-        match r {
-            RoleJson::Member => Role::Member,
-            RoleJson::Admin => Role::Admin,
-            RoleJson::Owner => Role::Owner,
-        }
-    }
-}
-
-impl From<Role> for RoleJson {
-    fn from(r: Role) -> Self {
-        match r {
-            Role::Member => RoleJson::Member,
-            Role::Admin => RoleJson::Admin,
-            Role::Owner => RoleJson::Owner,
-        }
+mirror_enum! {
+    /// A member's role in a room.
+    pub enum RoleJson <=> Role {
+        Member,
+        Admin,
+        Owner,
     }
 }
 
@@ -102,34 +160,20 @@ pub struct CreateRoomBody {
     pub visibility: VisibilityJson,
 }
 
-/// A room.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RoomBody {
-    pub id: u64,
-    pub name: String,
-    pub topic: String,
-    pub visibility: VisibilityJson,
-    /// The owner's user id.
-    pub owner: u64,
-    pub member_count: u32,
-    /// Seq of the room's latest event.
-    pub last_seq: u64,
-    /// Milliseconds since the Unix epoch.
-    pub created_at: u64,
-}
-
-impl From<RoomInfo> for RoomBody {
-    fn from(r: RoomInfo) -> Self {
-        RoomBody {
-            id: r.id.0,
-            name: r.name,
-            topic: r.topic,
-            visibility: r.visibility.into(),
-            owner: r.owner.0,
-            member_count: r.member_count,
-            last_seq: r.last_seq.0,
-            created_at: r.created_at,
-        }
+mirror! {
+    /// A room.
+    pub struct RoomBody from RoomInfo as r {
+        id: u64 = r.id.0,
+        name: String = r.name,
+        topic: String = r.topic,
+        visibility: VisibilityJson = r.visibility.into(),
+        /// The owner's user id.
+        owner: u64 = r.owner.0,
+        member_count: u32 = r.member_count,
+        /// Seq of the room's latest event.
+        last_seq: u64 = r.last_seq.0,
+        /// Milliseconds since the Unix epoch.
+        created_at: u64 = r.created_at,
     }
 }
 
@@ -160,40 +204,38 @@ pub struct ListRoomsQuery {
     pub limit: Option<u32>,
 }
 
-/// `GET /api/rooms/{id}/messages` query.
+/// `before` and `limit`: a page of a list, newest first (a room's history,
+/// its audit trail, the caller's notifications).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
-    /// Return events with seq below this; absent or 0: from the newest.
-    /// (Sequence numbers fit in 63 bits.)
+pub struct PageQuery {
+    /// Items below this: events with a lower `seq` (history), entries or
+    /// notifications with a lower `id`; absent or 0: from the newest.
+    /// (Sequence numbers and ids fit in 63 bits.)
     #[param(value_type = Option<i64>, minimum = 0)]
-    pub before: Option<u64>,
+    pub before: Option<Id63>,
     /// 1-200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
-/// A room member.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MemberBody {
-    pub user: u64,
-    pub username: String,
-    pub role: RoleJson,
-    /// Whether the user has a connection open now.
-    pub online: bool,
-    /// Milliseconds since the Unix epoch.
-    pub joined_at: u64,
+impl PageQuery {
+    /// `before`; absent is 0, from the newest.
+    pub fn before(&self) -> u64 {
+        self.before.map_or(0, Id63::get)
+    }
 }
 
-impl From<Member> for MemberBody {
-    fn from(m: Member) -> Self {
-        MemberBody {
-            user: m.user.0,
-            username: m.username,
-            role: m.role.into(),
-            online: m.online,
-            joined_at: m.joined_at,
-        }
+mirror! {
+    /// A room member.
+    pub struct MemberBody from Member as m {
+        user: u64 = m.user.0,
+        username: String = m.username,
+        role: RoleJson = m.role.into(),
+        /// Whether the user has a connection open now.
+        online: bool = m.online,
+        /// Milliseconds since the Unix epoch.
+        joined_at: u64 = m.joined_at,
     }
 }
 
@@ -311,29 +353,17 @@ impl From<EventBody> for EventBodyJson {
     }
 }
 
-/// A sequenced room event.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventJson {
-    pub room: u64,
-    pub seq: u64,
-    /// Milliseconds since the Unix epoch.
-    pub at: u64,
-    /// The user who caused the event.
-    pub actor: u64,
-    pub actor_name: String,
-    pub body: EventBodyJson,
-}
-
-impl From<RoomEvent> for EventJson {
-    fn from(e: RoomEvent) -> Self {
-        EventJson {
-            room: e.room.0,
-            seq: e.seq.0,
-            at: e.at,
-            actor: e.actor.0,
-            actor_name: e.actor_name,
-            body: e.body.into(),
-        }
+mirror! {
+    /// A sequenced room event.
+    pub struct EventJson from RoomEvent as e {
+        room: u64 = e.room.0,
+        seq: u64 = e.seq.0,
+        /// Milliseconds since the Unix epoch.
+        at: u64 = e.at,
+        /// The user who caused the event.
+        actor: u64 = e.actor.0,
+        actor_name: String = e.actor_name,
+        body: EventBodyJson = e.body.into(),
     }
 }
 
@@ -443,23 +473,14 @@ pub struct UpdateRoomBody {
     pub topic: Option<String>,
 }
 
-/// A user with a time: a pending join request (`at` = when asked) or a
-/// ban (`at` = when banned).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserEntryBody {
-    pub user: u64,
-    pub username: String,
-    /// Milliseconds since the Unix epoch.
-    pub at: u64,
-}
-
-impl From<UserEntry> for UserEntryBody {
-    fn from(u: UserEntry) -> Self {
-        UserEntryBody {
-            user: u.user.0,
-            username: u.username,
-            at: u.at,
-        }
+mirror! {
+    /// A user with a time: a pending join request (`at` = when asked) or a
+    /// ban (`at` = when banned).
+    pub struct UserEntryBody from UserEntry as u {
+        user: u64 = u.user.0,
+        username: String = u.username,
+        /// Milliseconds since the Unix epoch.
+        at: u64 = u.at,
     }
 }
 
@@ -470,74 +491,42 @@ pub struct UserListBody {
     pub users: Vec<UserEntryBody>,
 }
 
-/// What a notification is about (SPEC.md §5.8.1).
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum NotificationKindJson {
-    /// `actor` invited you to `room`.
-    Invited,
-    /// `actor` asks to join `room`, which you administer.
-    JoinRequest,
-    RequestApproved,
-    RequestDenied,
-    Kicked,
-    Banned,
-    Unbanned,
-    /// Your role in `room` changed (see the room's `role_changed` event).
-    RoleChanged,
-    /// `room` terminated and you, its last member, were removed.
-    RoomTerminated,
-    /// A kind newer than this server build.
-    Unknown,
-}
-
-impl From<NotificationKind> for NotificationKindJson {
-    fn from(kind: NotificationKind) -> NotificationKindJson {
-        use NotificationKind as K;
-        match kind {
-            K::Invited => Self::Invited,
-            K::JoinRequest => Self::JoinRequest,
-            K::RequestApproved => Self::RequestApproved,
-            K::RequestDenied => Self::RequestDenied,
-            K::Kicked => Self::Kicked,
-            K::Banned => Self::Banned,
-            K::Unbanned => Self::Unbanned,
-            K::RoleChanged => Self::RoleChanged,
-            K::RoomTerminated => Self::RoomTerminated,
-            K::Unknown(_) => Self::Unknown,
-        }
+mirror_enum! {
+    /// What a notification is about (SPEC.md §5.8.1).
+    pub enum NotificationKindJson from NotificationKind {
+        /// `actor` invited you to `room`.
+        Invited,
+        /// `actor` asks to join `room`, which you administer.
+        JoinRequest,
+        RequestApproved,
+        RequestDenied,
+        Kicked,
+        Banned,
+        Unbanned,
+        /// Your role in `room` changed (see the room's `role_changed` event).
+        RoleChanged,
+        /// `room` terminated and you, its last member, were removed.
+        RoomTerminated,
     }
+    /// A kind newer than this server build.
+    else Unknown
 }
 
-/// A persistent notification of the caller's.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NotificationBody {
-    /// Increasing, never reused; page and mark read by it.
-    pub id: u64,
-    pub kind: NotificationKindJson,
-    pub room: u64,
-    /// The room's name when the notification was created.
-    pub room_name: String,
-    /// Who caused it; 0 for the server (succession, termination).
-    pub actor: u64,
-    pub actor_name: String,
-    /// Milliseconds since the Unix epoch.
-    pub at: u64,
-    pub read: bool,
-}
-
-impl From<Notification> for NotificationBody {
-    fn from(n: Notification) -> Self {
-        NotificationBody {
-            id: n.id,
-            kind: n.kind.into(),
-            room: n.room.0,
-            room_name: n.room_name,
-            actor: n.actor.0,
-            actor_name: n.actor_name,
-            at: n.at,
-            read: n.read,
-        }
+mirror! {
+    /// A persistent notification of the caller's.
+    pub struct NotificationBody from Notification as n {
+        /// Increasing, never reused; page and mark read by it.
+        id: u64 = n.id,
+        kind: NotificationKindJson = n.kind.into(),
+        room: u64 = n.room.0,
+        /// The room's name when the notification was created.
+        room_name: String = n.room_name,
+        /// Who caused it; 0 for the server (succession, termination).
+        actor: u64 = n.actor.0,
+        actor_name: String = n.actor_name,
+        /// Milliseconds since the Unix epoch.
+        at: u64 = n.at,
+        read: bool = n.read,
     }
 }
 
@@ -552,16 +541,10 @@ pub struct NotificationListBody {
     pub items: Vec<NotificationBody>,
 }
 
-/// `GET /api/me/notifications` query.
+/// `GET /api/me/notifications`: besides the page ([`PageQuery`]).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct NotificationsQuery {
-    /// Notifications with id below this; absent or 0: from the newest.
-    #[param(value_type = Option<i64>, minimum = 0)]
-    pub before: Option<u64>,
-    /// 1-200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
+pub struct UnreadOnlyQuery {
     /// Only notifications not yet marked read (default false).
     pub unread_only: Option<bool>,
 }
@@ -571,7 +554,7 @@ pub struct NotificationsQuery {
 pub struct MarkReadBody {
     /// Marks every notification with `id <= up_to` read.
     #[schema(value_type = i64, minimum = 0, example = 17)]
-    pub up_to: u64,
+    pub up_to: Id63,
 }
 
 /// The caller's unread notifications.
@@ -580,58 +563,33 @@ pub struct UnreadCountBody {
     pub unread: u32,
 }
 
-/// How the caller's last membership of a room ended.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum LeaveReasonJson {
-    /// Still a member.
-    Active,
-    Left,
-    Kicked,
-    Banned,
-    /// Removed as the room's last, non-admin member when it terminated.
-    Terminated,
-    /// A reason newer than this server build.
-    Unknown,
-}
-
-impl From<LeaveReason> for LeaveReasonJson {
-    fn from(reason: LeaveReason) -> LeaveReasonJson {
-        match reason {
-            LeaveReason::Active => Self::Active,
-            LeaveReason::Left => Self::Left,
-            LeaveReason::Kicked => Self::Kicked,
-            LeaveReason::Banned => Self::Banned,
-            LeaveReason::Terminated => Self::Terminated,
-            LeaveReason::Unknown(_) => Self::Unknown,
-        }
+mirror_enum! {
+    /// How the caller's last membership of a room ended.
+    pub enum LeaveReasonJson from LeaveReason {
+        /// Still a member.
+        Active,
+        Left,
+        Kicked,
+        Banned,
+        /// Removed as the room's last, non-admin member when it terminated.
+        Terminated,
     }
+    /// A reason newer than this server build.
+    else Unknown
 }
 
-/// One room of the caller's room log.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RoomLogItemBody {
-    /// The room as it is now (as it was, for a terminated room).
-    pub room: RoomBody,
-    /// Milliseconds since the Unix epoch.
-    pub first_joined_at: u64,
-    pub last_joined_at: u64,
-    /// When the last membership ended; null while a member.
-    pub left_at: Option<u64>,
-    pub reason: LeaveReasonJson,
-    pub terminated: bool,
-}
-
-impl From<RoomLogItem> for RoomLogItemBody {
-    fn from(i: RoomLogItem) -> Self {
-        RoomLogItemBody {
-            room: i.room.into(),
-            first_joined_at: i.first_joined_at,
-            last_joined_at: i.last_joined_at,
-            left_at: i.left_at,
-            reason: i.reason.into(),
-            terminated: i.terminated,
-        }
+mirror! {
+    /// One room of the caller's room log.
+    pub struct RoomLogItemBody from RoomLogItem as i {
+        /// The room as it is now (as it was, for a terminated room).
+        room: RoomBody = i.room.into(),
+        /// Milliseconds since the Unix epoch.
+        first_joined_at: u64 = i.first_joined_at,
+        last_joined_at: u64 = i.last_joined_at,
+        /// When the last membership ended; null while a member.
+        left_at: Option<u64> = i.left_at,
+        reason: LeaveReasonJson = i.reason.into(),
+        terminated: bool = i.terminated,
     }
 }
 
@@ -641,37 +599,23 @@ pub struct RoomLogBody {
     pub items: Vec<RoomLogItemBody>,
 }
 
-/// One entry of a room's audit trail.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditItemBody {
-    pub id: u64,
-    /// Milliseconds since the Unix epoch.
-    pub at: u64,
-    /// Who did it; 0 for the server.
-    pub actor: u64,
-    pub actor_name: String,
-    /// Stable snake_case name (SPEC.md §8.11), e.g. `member_kicked`.
-    #[schema(example = "member_kicked")]
-    pub action: String,
-    /// The user acted upon; 0 when none.
-    pub target: u64,
-    pub target_name: String,
-    /// Free-form, for people; do not parse.
-    pub detail: String,
-}
-
-impl From<AuditItem> for AuditItemBody {
-    fn from(a: AuditItem) -> Self {
-        AuditItemBody {
-            id: a.id,
-            at: a.at,
-            actor: a.actor.0,
-            actor_name: a.actor_name,
-            action: a.action,
-            target: a.target.0,
-            target_name: a.target_name,
-            detail: a.detail,
-        }
+mirror! {
+    /// One entry of a room's audit trail.
+    pub struct AuditItemBody from AuditItem as a {
+        id: u64 = a.id,
+        /// Milliseconds since the Unix epoch.
+        at: u64 = a.at,
+        /// Who did it; 0 for the server.
+        actor: u64 = a.actor.0,
+        actor_name: String = a.actor_name,
+        /// Stable snake_case name (SPEC.md §8.11), e.g. `member_kicked`.
+        #[schema(example = "member_kicked")]
+        action: String = a.action,
+        /// The user acted upon; 0 when none.
+        target: u64 = a.target.0,
+        target_name: String = a.target_name,
+        /// Free-form, for people; do not parse.
+        detail: String = a.detail,
     }
 }
 
@@ -682,18 +626,6 @@ pub struct AuditPageBody {
     pub room: u64,
     pub has_more: bool,
     pub items: Vec<AuditItemBody>,
-}
-
-/// `GET /api/rooms/{id}/audit` query.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AuditQuery {
-    /// Entries with id below this; absent or 0: from the newest.
-    #[param(value_type = Option<i64>, minimum = 0)]
-    pub before: Option<u64>,
-    /// 1-200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
 }
 
 #[cfg(test)]
