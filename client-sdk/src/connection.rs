@@ -114,12 +114,11 @@ pub(crate) async fn establish(
         let (req_id, frame_kind) = (frame.req_id, frame.kind);
         match ServerMsg::decode(&frame) {
             Ok(ServerMsg::Welcome(w)) if req_id == hello_id => break w,
-            Ok(ServerMsg::Error { code, message }) if req_id == hello_id => {
-                return Err(Error::Server {
-                    code: Code::from_u16(code),
-                    message,
-                })
-            }
+            Ok(ServerMsg::Error {
+                code,
+                message,
+                retry_after_ms,
+            }) if req_id == hello_id => return Err(Error::server(code, message, retry_after_ms)),
             Ok(ServerMsg::Close { code, message }) => {
                 return Err(Error::Closed {
                     code: Code::from_u16(code),

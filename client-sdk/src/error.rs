@@ -86,6 +86,9 @@ pub enum Error {
         code: Code,
         /// The server's explanation, for humans.
         message: String,
+        /// When the server says to try again (TOO_MANY_ATTEMPTS,
+        /// OVERLOADED, RATE_LIMITED), if it says.
+        retry_after: Option<std::time::Duration>,
     },
     /// The server sent CLOSE and closed the connection.
     #[error("connection closed by the server, {code}: {message}")]
@@ -298,7 +301,27 @@ impl Error {
         self.raw_code().and_then(Code::known)
     }
 
-    /// The server's code for [`Error::Server`] and [`Error::Closed`], known or
+    /// How long the server asked the client to wait before trying again
+    /// ([`Error::Server`] with TOO_MANY_ATTEMPTS, OVERLOADED or
+    /// RATE_LIMITED), when it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Server { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The error an ERROR frame's fields stand for.
+    pub(crate) fn server(code: u16, message: String, retry_after_ms: u32) -> Error {
+        Error::Server {
+            code: Code::from_u16(code),
+            message,
+            retry_after: (retry_after_ms > 0)
+                .then(|| std::time::Duration::from_millis(retry_after_ms.into())),
+        }
+    }
+
+    /// The raw code of a `Server` or `Closed` error, known to this build or
     /// not.
     pub fn raw_code(&self) -> Option<Code> {
         match self {
@@ -325,6 +348,7 @@ mod tests {
         let e = Error::Server {
             code: Code::from_u16(302),
             message: "x".into(),
+            retry_after: None,
         };
         assert_eq!(e.code(), Some(ErrorCode::AlreadyMember));
         let e = Error::Closed {

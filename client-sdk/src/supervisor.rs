@@ -470,10 +470,11 @@ impl Supervisor {
             return; // A heartbeat PONG.
         };
         let result = match msg {
-            ServerMsg::Error { code, message } => Err(Error::Server {
-                code: Code::from_u16(code),
+            ServerMsg::Error {
+                code,
                 message,
-            }),
+                retry_after_ms,
+            } => Err(Error::server(code, message, retry_after_ms)),
             msg => {
                 self.learn(req_kind, &msg);
                 Ok(msg)

@@ -487,7 +487,7 @@ impl FrameReader {
                 continue;
             }
             let msg = ServerMsg::decode(&frame)?;
-            if let ServerMsg::Error { code, message } = &msg {
+            if let ServerMsg::Error { code, message, .. } = &msg {
                 return Err(ServerError {
                     code: *code,
                     message: message.clone(),

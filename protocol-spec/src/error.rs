@@ -76,6 +76,10 @@ error_codes! {
     InvalidPassword = 205, "INVALID_PASSWORD", "password must be 8-256 bytes";
     /// LOGIN or REGISTER on a connection that is already authenticated.
     AlreadyAuthenticated = 206, "ALREADY_AUTHENTICATED", "connection is already authenticated";
+    /// Too many failed logins from this address or for this username, or
+    /// too many registrations from this address; retry after the ERROR's
+    /// `retry_after_ms`.
+    TooManyAttempts = 207, "TOO_MANY_ATTEMPTS", "too many attempts: retry later";
 
     // 3xx — rooms and membership.
     /// No room with that id exists. (A terminated room answers `RoomTerminated`.)

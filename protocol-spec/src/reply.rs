@@ -58,6 +58,11 @@ pub enum ServerMsg {
     Error {
         code: u16,
         message: String,
+        /// When to retry, in milliseconds (TOO_MANY_ATTEMPTS, OVERLOADED,
+        /// RATE_LIMITED); 0: no hint. Appended to version 1 after its
+        /// first release: absent on the wire means 0, and a server omits
+        /// it when 0.
+        retry_after_ms: u32,
     },
     /// Reply to REGISTER and LOGIN: the connection is now authenticated.
     Session {
@@ -129,6 +134,15 @@ pub enum ServerMsg {
 }
 
 impl ServerMsg {
+    /// An ERROR frame without a retry hint.
+    pub fn error(code: crate::ErrorCode, message: impl Into<String>) -> ServerMsg {
+        ServerMsg::Error {
+            code: code as u16,
+            message: message.into(),
+            retry_after_ms: 0,
+        }
+    }
+
     pub fn kind(&self) -> u8 {
         match self {
             ServerMsg::Welcome(_) => kind::WELCOME,
@@ -184,7 +198,18 @@ impl ServerMsg {
             }
             ServerMsg::Pong { nonce } => put_varint(buf, *nonce),
             ServerMsg::Ok => {}
-            ServerMsg::Error { code, message } | ServerMsg::Close { code, message } => {
+            ServerMsg::Error {
+                code,
+                message,
+                retry_after_ms,
+            } => {
+                put_varint(buf, *code as u64);
+                put_str(buf, message);
+                if *retry_after_ms > 0 {
+                    put_varint(buf, *retry_after_ms as u64);
+                }
+            }
+            ServerMsg::Close { code, message } => {
                 put_varint(buf, *code as u64);
                 put_str(buf, message);
             }
@@ -326,6 +351,11 @@ impl ServerMsg {
             kind::ERROR => ServerMsg::Error {
                 code: r.varint_u16()?,
                 message: r.str()?,
+                retry_after_ms: if r.remaining() > 0 {
+                    r.varint_u32()?
+                } else {
+                    0
+                },
             },
             kind::CLOSE => ServerMsg::Close {
                 code: r.varint_u16()?,

@@ -346,7 +346,13 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         welcome,
         any::<u64>().prop_map(|nonce| ServerMsg::Pong { nonce }),
         Just(ServerMsg::Ok),
-        (any::<u16>(), text()).prop_map(|(code, message)| ServerMsg::Error { code, message }),
+        (any::<u16>(), text(), any::<u32>()).prop_map(|(code, message, retry_after_ms)| {
+            ServerMsg::Error {
+                code,
+                message,
+                retry_after_ms,
+            }
+        }),
         (any::<u64>(), text(), text()).prop_map(|(user, username, token)| ServerMsg::Session {
             user: UserId(user),
             username,

@@ -20,7 +20,7 @@ use confab_store::Store;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{self, KdfParams};
+use crate::auth::{self, GuardLimits, Kdf, KdfLimits, KdfParams, LoginGuard};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::persist::batch::{self, BatchConfig};
@@ -159,11 +159,38 @@ pub async fn start_with_store(
         },
     );
 
-    let kdf = KdfParams {
-        memory_kib: config.kdf_memory_kib,
-        iterations: config.kdf_iterations,
-    };
-    let dummy_hash = tokio::task::spawn_blocking(move || auth::dummy_hash(kdf)).await?;
+    let kdf = Kdf::new(
+        KdfParams {
+            memory_kib: config.kdf_memory_kib,
+            iterations: config.kdf_iterations,
+        },
+        KdfLimits {
+            workers: config.kdf_workers,
+            queue: config.kdf_queue,
+            patience: config.kdf_wait_ms.get(),
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+    let dummy_hash: Arc<str> = kdf
+        .hash(auth::DUMMY_PASSWORD.into())
+        .await
+        .map_err(|e| anyhow::anyhow!("hashing the dummy password: {e:?}"))?
+        .into();
+    tracing::info!(
+        workers = config.kdf_workers,
+        memory_mib = kdf.memory_bound() / (1024 * 1024),
+        "password hashing bounded"
+    );
+    let guard = LoginGuard::new(
+        GuardLimits {
+            per_address: config.login_failures_per_address,
+            per_username: config.login_failures_per_username,
+            window: config.login_window_secs.get(),
+            registrations_per_hour: config.registrations_per_address_per_hour,
+            exempt: config.auth_limit_exempt.clone(),
+        },
+        clock.clone(),
+    );
     let doors = crate::net::bind(&config).await?;
 
     let shutdown = CancellationToken::new();
@@ -188,6 +215,7 @@ pub async fn start_with_store(
         shutdown: shutdown.clone(),
         kdf,
         dummy_hash,
+        guard,
         batch,
         clock: clock.clone(),
     });

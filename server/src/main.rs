@@ -3,6 +3,8 @@
 
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use confab_server::config::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
@@ -17,7 +19,9 @@ fn main() -> anyhow::Result<()> {
             .with_env_filter(filter)
             .init();
     } else {
+        // Colours only on a terminal: a log file gets plain text.
         tracing_subscriber::fmt()
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .with_env_filter(filter)
             .init();

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use confab_store::Store;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::KdfParams;
+use crate::auth::{Kdf, LoginGuard};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::outbound::{ConnId, OutboundQueue};
@@ -38,11 +38,13 @@ pub struct ServerState {
     pub sessions: SessionRegistry,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
-    /// argon2id costs for new password hashes.
-    pub kdf: KdfParams,
+    /// The password hasher: a fixed number of workers with reused memory.
+    pub kdf: Arc<Kdf>,
     /// Verified against when a login names an unknown user, so that it
     /// costs what a wrong password costs (timing reveals no usernames).
-    pub dummy_hash: String,
+    pub dummy_hash: Arc<str>,
+    /// Failed-login and registration limits.
+    pub guard: LoginGuard,
     /// For writes that belong to no room (the server-wide login audit).
     pub batch: BatchHandle,
     /// The time every part of the server reads (tests move it forward).

@@ -99,7 +99,7 @@ async fn postgres_stopped_mid_load_then_started_loses_no_acknowledged_message() 
 
     // Given a steady load on a healthy server
     let load = load::start(clients, room, Duration::from_millis(5));
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    load.until_acked(100).await;
     // When Postgres stops for a while
     pg(&cluster, false).await;
     let down = Instant::now();

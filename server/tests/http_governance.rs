@@ -9,63 +9,10 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{TestServer, Transport, STEP};
+use common::http::api;
+use common::{TestServer, Transport};
 use confab_protocol::{ErrorCode, RoomId, Visibility};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// One HTTP/1.1 request (Connection: close) with an optional bearer token
-/// and JSON body; returns the status and the JSON body (`null` if empty).
-async fn api(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    if !body.is_empty() {
-        req.push_str("content-type: application/json\r\n");
-    }
-    if let Some(t) = token {
-        req.push_str(&format!("authorization: Bearer {t}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(&body);
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        stream.write_all(req.as_bytes()).await.expect("write");
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.expect("read");
-        raw
-    };
-    let raw = tokio::time::timeout(STEP, exchange)
-        .await
-        .expect("response in time");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let body = &raw[split + 4..];
-    let json = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
-    };
-    (status, json)
-}
 
 /// Asserts an error response: status and protocol code name.
 #[track_caller]

@@ -4,12 +4,13 @@
 //! being spooled), and SIGTERM under load (graceful shutdown). In each,
 //! every acknowledged message must be stored exactly once, in order.
 
+#[path = "common/confabd.rs"]
+mod confabd;
 #[path = "common/load.rs"]
 mod load;
 
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::net::TcpStream;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,123 +19,7 @@ use confab_sdk::{Client, ConnectOptions};
 use confab_store::postgres::{PgStore, PgStoreOptions};
 use confab_store::sqlite::SqliteStore;
 use confab_testkit::PgCluster;
-
-/// A `confabd` child process.
-struct Confabd {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Confabd {
-    /// Starts `confabd` on `data_dir` (and Postgres at `database_url`, if
-    /// given) and waits until it accepts connections.
-    fn start(data_dir: &Path, database_url: Option<&str>) -> Confabd {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("spare port")
-            .port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let log = data_dir.join(format!("confabd-{port}.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_confabd"));
-        // Hermetic: only the flags below configure it.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("CONFAB_") || k == "DATABASE_URL" {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.arg("--listen")
-            .arg(addr.to_string())
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "--metrics-listen",
-                "off",
-                "--http-listen",
-                "off",
-                "--shards",
-                "2",
-            ])
-            .args([
-                "--kdf-memory-kib",
-                "64",
-                "--kdf-iterations",
-                "1",
-                "--rate-limit-per-sec",
-                "0",
-            ])
-            .env("RUST_LOG", "info,sqlx=warn")
-            .stdin(Stdio::null());
-        // Logs go to stdout (tracing-subscriber's default); both to one file.
-        let file = std::fs::File::create(&log).expect("log file");
-        cmd.stdout(file.try_clone().expect("log file")).stderr(file);
-        if let Some(url) = database_url {
-            cmd.arg("--database-url").arg(url);
-        }
-        let child = cmd.spawn().expect("spawn confabd");
-        let mut server = Confabd { child, addr, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(addr).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "confabd exited at start-up ({status}):\n{}",
-                    server.log_text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "confabd not listening within 60 s:\n{}",
-                server.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("confab://{}", self.addr)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGKILL: no shutdown of any kind.
-    fn kill_9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then waits (bounded) for the process to exit.
-    fn terminate(mut self, within: Duration) -> (ExitStatus, Duration, String) {
-        let started = Instant::now();
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return (status, started.elapsed(), self.log_text());
-            }
-            if started.elapsed() > within {
-                let _ = self.child.kill();
-                panic!(
-                    "confabd did not exit within {within:?} of SIGTERM:\n{}",
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Confabd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use confabd::Confabd;
 
 /// Generous: a request may wait out the server's restart.
 fn options() -> ConnectOptions {
@@ -190,7 +75,7 @@ async fn kill_9_under_load_then_restart_loses_no_acknowledged_message() {
 
     // Given a steady load
     let load = load::start(clients, room, Duration::from_millis(2));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    load.until_acked(200).await;
     // When the server is killed outright
     server.kill_9();
     let outcome = load.stop().await;
@@ -226,7 +111,7 @@ async fn kill_9_while_spooling_then_restart_replays_the_spool() {
 
     // Given a steady load, and Postgres stopping under it
     let load = load::start(clients, room, Duration::from_millis(2));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    load.until_acked(100).await;
     let c = cluster.clone();
     tokio::task::spawn_blocking(move || c.halt())
         .await
@@ -281,7 +166,7 @@ async fn sigterm_under_load_drains_every_acknowledged_write_and_exits_zero() {
 
     // Given a steady load
     let load = load::start(clients, room, Duration::from_millis(2));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    load.until_acked(200).await;
     // When the server gets SIGTERM
     let (status, took, log) =
         tokio::task::spawn_blocking(move || server.terminate(Duration::from_secs(20)))

@@ -383,7 +383,16 @@ pub fn server_msg(m: &ServerMsg) -> J {
         ]),
         ServerMsg::Pong { nonce } => J::Obj(vec![("nonce", n(*nonce))]),
         ServerMsg::Ok => J::Obj(vec![]),
-        ServerMsg::Error { code, message } | ServerMsg::Close { code, message } => {
+        ServerMsg::Error {
+            code,
+            message,
+            retry_after_ms,
+        } => J::Obj(vec![
+            ("code", n(*code)),
+            ("message", s(message)),
+            ("retry_after_ms", n(*retry_after_ms)),
+        ]),
+        ServerMsg::Close { code, message } => {
             J::Obj(vec![("code", n(*code)), ("message", s(message))])
         }
         ServerMsg::Session {
@@ -831,6 +840,7 @@ pub fn server_msg_from(t: u8, v: &Value) -> ServerMsg {
         kind::ERROR => ServerMsg::Error {
             code: num16(v, "code"),
             message: text(v, "message"),
+            retry_after_ms: num32(v, "retry_after_ms"),
         },
         kind::SESSION => ServerMsg::Session {
             user: UserId(num(v, "user")),

@@ -625,6 +625,17 @@ pub fn round_trip() -> Vec<RoundTrip> {
             S(ServerMsg::Error {
                 code: ErrorCode::NotAMember as u16,
                 message: ErrorCode::NotAMember.default_message().into(),
+                retry_after_ms: 0,
+            }),
+        ),
+        v(
+            "43_error_retry_after.json",
+            "ERROR TOO_MANY_ATTEMPTS with a retry-after of 300 s (field 3, appended)",
+            9,
+            S(ServerMsg::Error {
+                code: ErrorCode::TooManyAttempts as u16,
+                message: ErrorCode::TooManyAttempts.default_message().into(),
+                retry_after_ms: 300_000,
             }),
         ),
         v(

@@ -22,7 +22,7 @@ use confab_store::postgres::PgBatchMode;
 use serde::Deserialize;
 
 pub use values::{
-    Count, Days, Hours, Listen, LogFormat, Millis, Opt, Origins, Path, PostgresUrl, Secs,
+    Count, Days, Hours, Listen, LogFormat, Millis, Networks, Opt, Origins, Path, PostgresUrl, Secs,
 };
 
 /// Where the TLS listener's certificate comes from.
@@ -137,6 +137,22 @@ settings! {
     kdf_memory_kib: u32 = 19 * 1024, env "CONFAB_KDF_MEMORY_KIB";
     /// argon2id iterations.
     kdf_iterations: u32 = 2, env "CONFAB_KDF_ITERATIONS";
+    /// Password hashes computed at once (each holds kdf_memory_kib of memory); the default is the number of CPU cores.
+    kdf_workers: usize = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), env "CONFAB_KDF_WORKERS";
+    /// Logins and registrations that may wait for a hashing worker; more are refused at once with OVERLOADED and a retry-after.
+    kdf_queue: usize = 64, env "CONFAB_KDF_QUEUE";
+    /// Milliseconds a login or registration waits for a hashing worker before it is refused with OVERLOADED.
+    kdf_wait_ms: Millis = Millis(2_000), env "CONFAB_KDF_WAIT_MS";
+    /// Failed logins from one address (IPv6: one /64) within login_window_secs before it must wait out the window (TOO_MANY_ATTEMPTS); 0 disables.
+    login_failures_per_address: u32 = 10, env "CONFAB_LOGIN_FAILURES_PER_ADDRESS";
+    /// Failed logins for one username within login_window_secs before addresses that have failed may no longer try it (addresses with no failures still may); 0 disables.
+    login_failures_per_username: u32 = 50, env "CONFAB_LOGIN_FAILURES_PER_USERNAME";
+    /// The window and cool-down of the failed-login limits, in seconds.
+    login_window_secs: Secs = Secs(300), env "CONFAB_LOGIN_WINDOW_SECS";
+    /// Registrations allowed from one address (IPv6: one /64) per hour; 0 disables.
+    registrations_per_address_per_hour: u32 = 20, env "CONFAB_REGISTRATIONS_PER_ADDRESS_PER_HOUR";
+    /// Networks exempt from the per-address login and registration limits (comma-separated CIDR, or "none"); behind a reverse proxy on the same host, set "none".
+    auth_limit_exempt: Networks = "127.0.0.0/8,::1".parse().unwrap_or_default(), env "CONFAB_AUTH_LIMIT_EXEMPT";
     /// Days after which a user's ended association with a room (not a ban) is forgotten.
     room_log_retention_days: Days = Days(30), env "CONFAB_ROOM_LOG_RETENTION_DAYS";
     /// Days after which notifications are deleted.
@@ -386,6 +402,15 @@ impl Config {
                 "kdf",
                 "memory must be at least 8 KiB and iterations at least 1",
             );
+        }
+        if !(1..=256).contains(&self.kdf_workers) {
+            return bad("kdf_workers", "must be 1-256");
+        }
+        if self.kdf_wait_ms.0 > 60_000 {
+            return bad("kdf_wait_ms", "must be at most 60000");
+        }
+        if !(1..=7 * 86_400).contains(&self.login_window_secs.0) {
+            return bad("login_window_secs", "must be 1 s - 1 week");
         }
         match (
             self.tls_cert.as_ref(),

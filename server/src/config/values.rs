@@ -219,6 +219,76 @@ impl fmt::Display for Origins {
     }
 }
 
+/// A comma-separated list of networks in CIDR notation (`10.0.0.0/8`,
+/// `::1`, `fd00::/8`); a bare address is a network of one. "none" or
+/// empty: no networks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Networks(pub Vec<(std::net::IpAddr, u8)>);
+
+impl Networks {
+    /// Whether `ip` is in one of the networks (an IPv4-mapped IPv6
+    /// address counts as its IPv4 address).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.0.iter().any(|&(net, bits)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - bits as u32).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - bits as u32).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        })
+    }
+}
+
+impl FromStr for Networks {
+    type Err = String;
+
+    fn from_str(list: &str) -> Result<Self, Self::Err> {
+        if list.trim() == "none" {
+            return Ok(Networks::default());
+        }
+        let mut nets = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (addr, bits) = match item.split_once('/') {
+                Some((a, b)) => (a, Some(b)),
+                None => (item, None),
+            };
+            let addr: std::net::IpAddr = addr
+                .parse()
+                .map_err(|_| format!("{item:?} is not an IP address or network"))?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                None => max,
+                Some(b) => b
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|&b| b <= max)
+                    .ok_or_else(|| format!("{item:?}: the prefix length must be 0-{max}"))?,
+            };
+            nets.push((addr, bits));
+        }
+        Ok(Networks(nets))
+    }
+}
+
+impl fmt::Display for Networks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let items: Vec<String> = self.0.iter().map(|(a, b)| format!("{a}/{b}")).collect();
+        f.write_str(&items.join(","))
+    }
+}
+
 /// A `postgres://` (or `postgresql://`) URL; shown without its password.
 #[derive(Debug, Clone)]
 pub struct PostgresUrl(pub DatabaseUrl);
@@ -289,6 +359,27 @@ mod tests {
             .unwrap();
         assert_eq!(o.0, ["https://a.example", "http://b.example:8080"]);
         assert!("".parse::<Origins>().unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn networks_parse_and_match() {
+        let n: Networks = "127.0.0.0/8, ::1, 10.1.2.3, fd00::/8".parse().unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(n.contains(ip("127.9.9.9")) && n.contains(ip("::1")) && n.contains(ip("10.1.2.3")));
+        assert!(n.contains(ip("::ffff:127.0.0.1")), "IPv4-mapped");
+        assert!(n.contains(ip("fdab::1")));
+        assert!(
+            !n.contains(ip("10.1.2.4")) && !n.contains(ip("::2")) && !n.contains(ip("128.0.0.1"))
+        );
+        assert_eq!(n.to_string(), "127.0.0.0/8,::1/128,10.1.2.3/32,fd00::/8");
+        assert_eq!(n.to_string().parse::<Networks>().unwrap(), n, "round trip");
+        assert!("0.0.0.0/0"
+            .parse::<Networks>()
+            .unwrap()
+            .contains(ip("8.8.8.8")));
+        assert!("none".parse::<Networks>().unwrap().0.is_empty());
+        assert!("10.0.0.0/33".parse::<Networks>().is_err());
+        assert!("example.com".parse::<Networks>().is_err());
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub mod name {
     pub const DISCONNECTS: &str = "confab_disconnects_total";
     pub const HANDSHAKES: &str = "confab_handshakes_total";
     pub const AUTH_FAILURES: &str = "confab_auth_failures_total";
+    pub const AUTH_REFUSED: &str = "confab_auth_refused_total";
+    pub const AUTH_UNTRACKED: &str = "confab_auth_untracked_total";
+    pub const KDF_REFUSED: &str = "confab_kdf_refused_total";
     pub const FRAMES_RECEIVED: &str = "confab_frames_received_total";
     pub const FRAMES_SENT: &str = "confab_frames_sent_total";
     pub const BYTES_RECEIVED: &str = "confab_received_bytes_total";
@@ -208,6 +211,18 @@ fn describe() {
         AUTH_FAILURES,
         "Failed authentications, by reason (`invalid_token`, `invalid_credentials`)."
     );
+    describe_counter!(
+        AUTH_REFUSED,
+        "Logins and registrations refused before the password was checked, by the limit that refused them (`address`, `username`, `registrations`)."
+    );
+    describe_counter!(
+        AUTH_UNTRACKED,
+        "Failed logins or registrations not counted because a limit's table was full (100,000 keys)."
+    );
+    describe_counter!(
+        KDF_REFUSED,
+        "Logins and registrations refused with OVERLOADED because every password-hashing worker was busy and the queue full (or the wait ran out)."
+    );
     describe_counter!(FRAMES_RECEIVED, "Frames received from clients.");
     describe_counter!(
         BYTES_RECEIVED,
@@ -329,6 +344,11 @@ impl Metrics {
         for reason in ["invalid_token", "invalid_credentials"] {
             counter!(AUTH_FAILURES, "reason" => reason).absolute(0);
         }
+        for limit in ["address", "username", "registrations"] {
+            counter!(AUTH_REFUSED, "limit" => limit).absolute(0);
+        }
+        counter!(AUTH_UNTRACKED).absolute(0);
+        counter!(KDF_REFUSED).absolute(0);
         Metrics {
             frames_received: counter!(FRAMES_RECEIVED),
             bytes_received: counter!(BYTES_RECEIVED),
@@ -449,6 +469,22 @@ pub fn batch_committed(ops: usize, took: Duration, pending: usize) {
 /// A batch commit attempt failed.
 pub fn batch_error() {
     get().batch_errors.increment(1);
+}
+
+/// A login or registration was refused by a brute-force limit.
+pub fn auth_refused(limit: &'static str) {
+    counter!(name::AUTH_REFUSED, "limit" => limit).increment(1);
+}
+
+/// A failed login or registration could not be counted (a limit's table
+/// was full).
+pub fn auth_untracked() {
+    counter!(name::AUTH_UNTRACKED).increment(1);
+}
+
+/// A password hash was refused: every worker busy, the queue full.
+pub fn kdf_refused() {
+    counter!(name::KDF_REFUSED).increment(1);
 }
 
 /// A store query failed.

@@ -277,11 +277,24 @@ impl OutboundQueue {
 
     /// Queues an ERROR reply for `req_id`. Does not write: flush.
     pub fn error(&self, req_id: u32, code: ErrorCode, message: impl Into<String>) -> bool {
+        self.reply(req_id, &ServerMsg::error(code, message))
+    }
+
+    /// Queues an ERROR reply for `req_id` that tells the client when to
+    /// try again. Does not write: flush.
+    pub fn error_retry(
+        &self,
+        req_id: u32,
+        code: ErrorCode,
+        retry_after: std::time::Duration,
+    ) -> bool {
+        let retry_after_ms = retry_after.as_millis().clamp(1, u32::MAX as u128) as u32;
         self.reply(
             req_id,
             &ServerMsg::Error {
                 code: code as u16,
-                message: message.into(),
+                message: code.default_message().into(),
+                retry_after_ms,
             },
         )
     }

@@ -1,11 +1,13 @@
 //! Accounts: REGISTER, LOGIN and LOGOUT, and the session tokens they hand
-//! out. Password hashing runs on the blocking pool (`crate::auth`).
+//! out. Password hashing runs within the KDF's budget (`crate::auth::kdf`),
+//! after the brute-force limits have let the attempt through
+//! (`crate::auth::guard`).
 
 use confab_protocol::{AuditAction, ErrorCode, ServerMsg, UserId, UserRef};
 use confab_store::{AuditEntry, StoreError, WriteOp};
 
 use super::{storage_error, Auth, Session};
-use crate::auth;
+use crate::auth::{self, KdfError};
 use crate::persist::batch::WriteRequest;
 
 impl Session {
@@ -20,19 +22,24 @@ impl Session {
         if let Err(code) = auth::check_password_rules(&password) {
             return self.error(req_id, code);
         }
-        let kdf = self.state.kdf;
-        let hash =
-            match tokio::task::spawn_blocking(move || auth::hash_password(&password, kdf)).await {
-                Ok(Ok(h)) => h,
-                _ => return self.error(req_id, ErrorCode::Internal),
-            };
+        if let Err(refusal) = self.state.guard.register(self.peer) {
+            return self.refused(req_id, refusal);
+        }
+        let hash = match self.state.kdf.hash(password).await {
+            Ok(h) => h,
+            Err(e) => return self.kdf_error(req_id, e),
+        };
         let create = self
             .state
             .store
             .create_user(&username, &hash, self.state.clock.now_ms());
         match crate::metrics::query("create_user", create).await {
             Ok(user) => {
-                tracing::info!(user = user.0, username = ?username, "account registered");
+                tracing::info!(
+                    user = user.0,
+                    username = username.as_str(),
+                    "account registered"
+                );
                 self.start_session(req_id, user, username).await
             }
             Err(StoreError::Conflict(_)) => self.error(req_id, ErrorCode::UsernameTaken),
@@ -44,23 +51,34 @@ impl Session {
         if self.auth.is_some() {
             return self.error(req_id, ErrorCode::AlreadyAuthenticated);
         }
-        let record = match auth::normalize_username(&username) {
-            Ok(name) => {
-                let lookup = self.state.store.user_by_name(&name);
+        // A name that breaks the rules names no account; it still costs a
+        // hash and counts against the address (not against any username).
+        let name = auth::normalize_username(&username).ok();
+        let guard = &self.state.guard;
+        if let Err(refusal) = guard.check_login(self.peer, name.as_deref()) {
+            return self.refused(req_id, refusal);
+        }
+        let record = match &name {
+            Some(name) => {
+                let lookup = self.state.store.user_by_name(name);
                 match crate::metrics::query("user_by_name", lookup).await {
                     Ok(r) => r,
                     Err(e) => return storage_error(&self.conn, req_id, e),
                 }
             }
-            Err(_) => None,
+            None => None,
         };
-        let phc = record
-            .as_ref()
-            .map(|r| r.password_hash.clone())
-            .unwrap_or_else(|| self.state.dummy_hash.clone());
-        let verified = tokio::task::spawn_blocking(move || auth::verify_password(&password, &phc))
-            .await
-            .unwrap_or(false);
+        let phc: std::sync::Arc<str> = match &record {
+            Some(r) => r.password_hash.as_str().into(),
+            None => self.state.dummy_hash.clone(),
+        };
+        let verified = match self.state.kdf.verify(password, phc).await {
+            Ok(v) => v,
+            Err(e) => return self.kdf_error(req_id, e),
+        };
+        if !(verified && record.is_some()) {
+            guard.failed_login(self.peer, name.as_deref());
+        }
         match record {
             Some(user) if verified => {
                 tracing::info!(target: "confab::audit", action = "login", actor = user.id.0, "audit");
@@ -68,9 +86,35 @@ impl Session {
                 self.start_session(req_id, user.id, user.username).await
             }
             _ => {
-                tracing::info!(username = ?username, "login failed");
+                tracing::info!(username = username.as_str(), "login failed");
                 crate::metrics::auth_failed("invalid_credentials");
                 self.error(req_id, ErrorCode::InvalidCredentials)
+            }
+        }
+    }
+
+    /// Answers a login or registration a brute-force limit refused.
+    fn refused(&self, req_id: u32, refusal: auth::guard::Refusal) {
+        tracing::info!(
+            peer = %self.peer,
+            limit = refusal.limit.label(),
+            retry_after_s = refusal.retry_after.as_secs(),
+            "login or registration refused"
+        );
+        self.conn
+            .error_retry(req_id, ErrorCode::TooManyAttempts, refusal.retry_after);
+    }
+
+    /// Answers a login or registration whose password could not be hashed.
+    fn kdf_error(&self, req_id: u32, e: KdfError) {
+        match e {
+            KdfError::Busy { retry_after } => {
+                self.conn
+                    .error_retry(req_id, ErrorCode::Overloaded, retry_after);
+            }
+            KdfError::Failed => {
+                tracing::error!("password hashing failed");
+                self.error(req_id, ErrorCode::Internal)
             }
         }
     }

@@ -22,7 +22,7 @@ mod oneshot;
 mod reads;
 pub(crate) mod validate;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +66,8 @@ struct Session {
     /// For one-shot sessions: the caller's message limit, shared across
     /// its requests (the HTTP door keeps one per user).
     limit: Option<MessageLimit>,
+    /// Where the client connects from (login and registration limits).
+    peer: IpAddr,
 }
 
 /// How long a connection whose client stopped sending is kept open to
@@ -98,6 +100,7 @@ pub async fn serve<S: FrameSource>(
         bucket,
         one_shot: false,
         limit: None,
+        peer: peer.ip(),
     };
     tracing::debug!(conn = id.0, %peer, "connection opened");
     session.run(frames).await;
@@ -198,7 +201,7 @@ impl Session {
 
     /// Sends a CLOSE with `code`; the writer closes after it.
     fn fatal(&self, code: ErrorCode, message: &str) {
-        tracing::debug!(conn = self.conn.id.0, %code, message, "closing connection");
+        tracing::debug!(conn = self.conn.id.0, %code, reason = message, "closing connection");
         self.conn.close(code, message);
     }
 
@@ -312,7 +315,12 @@ impl Session {
             })
             .await;
         self.push_unread_notifications(user);
-        tracing::info!(user = auth.user.0, username = ?auth.username, conn = self.conn.id.0, "session attached");
+        tracing::info!(
+            user = auth.user.0,
+            username = auth.username.as_str(),
+            conn = self.conn.id.0,
+            "session attached"
+        );
     }
 
     /// Undoes [`Session::attach`] when the connection ends.

@@ -22,13 +22,15 @@ const REQ_ID: u32 = 1;
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Runs one request through the same dispatch as a protocol connection and
-/// returns its reply. `token` authenticates like HELLO's token; REGISTER and
-/// LOGIN work without one. The reply is the frame a connection would get
-/// (an `Error` for refusals). SEND_MESSAGE is subject to `limit` (a
+/// returns its reply. `peer` is where the request came from (login and
+/// registration limits count by address). `token` authenticates like
+/// HELLO's token; REGISTER and LOGIN work without one. The reply is the
+/// frame a connection would get (an `Error` for refusals). SEND_MESSAGE is subject to `limit` (a
 /// connection has its own bucket; one-shot callers share one across their
 /// requests).
 pub async fn call(
     state: Arc<ServerState>,
+    peer: std::net::IpAddr,
     token: Option<&str>,
     req: Request,
     limit: Option<MessageLimit>,
@@ -42,6 +44,7 @@ pub async fn call(
         bucket: None,
         one_shot: true,
         limit,
+        peer,
     };
     if let Some(token) = token {
         let hash = auth::token_hash(token);
@@ -94,8 +97,5 @@ fn decode_reply(frame: &bytes::Bytes) -> ServerMsg {
 }
 
 fn error_msg(code: ErrorCode) -> ServerMsg {
-    ServerMsg::Error {
-        code: code as u16,
-        message: code.default_message().into(),
-    }
+    ServerMsg::error(code, code.default_message())
 }

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,8 @@ pub struct Outcome {
 
 pub struct Load {
     stop: Arc<AtomicBool>,
+    /// Acknowledgements so far, over all clients.
+    acks: Arc<AtomicUsize>,
     tasks: Vec<tokio::task::JoinHandle<Outcome>>,
 }
 
@@ -50,12 +52,16 @@ pub struct Load {
 /// A client stops on its own once its connection is gone.
 pub fn start(clients: Vec<Client>, room: RoomId, pace: Duration) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(AtomicUsize::new(0));
     let tasks = clients
         .into_iter()
         .enumerate()
-        .map(|(i, c)| tokio::spawn(send_loop(i, c, room, pace, stop.clone())))
+        .map(|(i, c)| {
+            let (stop, acks) = (stop.clone(), acks.clone());
+            tokio::spawn(send_loop(i, c, room, pace, stop, acks))
+        })
         .collect();
-    Load { stop, tasks }
+    Load { stop, acks, tasks }
 }
 
 async fn send_loop(
@@ -64,6 +70,7 @@ async fn send_loop(
     room: RoomId,
     pace: Duration,
     stop: Arc<AtomicBool>,
+    acks: Arc<AtomicUsize>,
 ) -> Outcome {
     let mut out = Outcome::default();
     let mut n = 0;
@@ -71,13 +78,16 @@ async fn send_loop(
     while !stop.load(Ordering::Relaxed) && n < 100_000 {
         n += 1;
         match c.send_message(room, &format!("c{client}-m{n}")).await {
-            Ok(ack) => out.acked.push(Acked {
-                client,
-                n,
-                seq: ack.seq,
-                at: Instant::now(),
-            }),
-            Err(Error::Server { code, message }) => out.refused.push(Refused {
+            Ok(ack) => {
+                acks.fetch_add(1, Ordering::Relaxed);
+                out.acked.push(Acked {
+                    client,
+                    n,
+                    seq: ack.seq,
+                    at: Instant::now(),
+                })
+            }
+            Err(Error::Server { code, message, .. }) => out.refused.push(Refused {
                 client,
                 n,
                 error: format!("{code}: {message}"),
@@ -95,6 +105,20 @@ async fn send_loop(
 }
 
 impl Load {
+    /// Waits until at least `n` messages have been acknowledged (the load
+    /// is steady), however slow the machine; panics after 60 s.
+    pub async fn until_acked(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.acks.load(Ordering::Relaxed) < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} messages acknowledged in 60 s",
+                self.acks.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops sending and collects what every client saw.
     pub async fn stop(self) -> Outcome {
         self.stop.store(true, Ordering::Relaxed);

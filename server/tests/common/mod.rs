@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod doors;
+pub mod http;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -212,7 +213,12 @@ pub const STEP: Duration = Duration::from_secs(5);
 impl RawClient {
     /// Plain TCP, the binary protocol's own port.
     pub async fn connect(addr: SocketAddr) -> RawClient {
-        let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::connect_from(addr, None).await
+    }
+
+    /// Plain TCP from a given source address (any of 127.0.0.0/8).
+    pub async fn connect_from(addr: SocketAddr, from: Option<std::net::IpAddr>) -> RawClient {
+        let stream = http::connect_from(addr, from).await;
         let (r, w) = stream.into_split();
         RawClient {
             write: doors::RawWrite::Stream(Box::new(w)),
@@ -323,7 +329,9 @@ impl RawClient {
 /// Asserts that `msg` is an ERROR with `code`.
 pub fn assert_error(msg: &ServerMsg, code: confab_protocol::ErrorCode) {
     match msg {
-        ServerMsg::Error { code: c, message } => {
+        ServerMsg::Error {
+            code: c, message, ..
+        } => {
             assert_eq!(*c, code as u16, "expected {code}, got {c}: {message}");
             assert!(!message.is_empty(), "errors carry a human message");
         }

@@ -40,6 +40,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: u16,
     pub message: String,
+    /// Sent as `Retry-After` (whole seconds, rounded up) when set.
+    pub retry_after_ms: u32,
 }
 
 /// The HTTP status for a protocol code: the one table. Every code this
@@ -82,7 +84,7 @@ pub fn status_for(code: u16) -> StatusCode {
         AlreadyInvited | AlreadyRequested | AlreadyBanned | TargetBanned => StatusCode::CONFLICT,
         // … or the room is gone for good.
         RoomTerminated => StatusCode::GONE,
-        RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        RateLimited | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
         StorageUnavailable | Overloaded | ShuttingDown | SlowConsumer => {
             StatusCode::SERVICE_UNAVAILABLE
@@ -121,6 +123,7 @@ impl ApiError {
             status,
             code: code as u16,
             message: message.into(),
+            retry_after_ms: 0,
         }
     }
 
@@ -130,6 +133,7 @@ impl ApiError {
             status: status_for(code as u16),
             code: code as u16,
             message: message.into(),
+            retry_after_ms: 0,
         }
     }
 
@@ -142,10 +146,15 @@ impl ApiError {
     /// becomes its status; anything else is a server bug.
     pub fn from_reply(reply: ServerMsg) -> ApiError {
         match reply {
-            ServerMsg::Error { code, message } => ApiError {
+            ServerMsg::Error {
+                code,
+                message,
+                retry_after_ms,
+            } => ApiError {
                 status: status_for(code),
                 code,
                 message,
+                retry_after_ms,
             },
             other => {
                 tracing::error!(reply = ?other, "unexpected reply for an HTTP request");
@@ -196,6 +205,11 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.retry_after_ms > 0 {
+            let secs = self.retry_after_ms.div_ceil(1000);
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

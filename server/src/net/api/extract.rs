@@ -10,6 +10,7 @@
 //! (401).
 
 use std::fmt;
+use std::net::IpAddr;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request as HttpRequest};
@@ -22,7 +23,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::ApiError;
-use crate::net::http::HttpState;
+use crate::net::http::{ConnInfo, HttpState};
 use crate::session;
 
 /// A number that fits in 63 bits. Ids and sequence numbers are stored as
@@ -139,6 +140,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
 pub struct Caller {
     state: HttpState,
     token: String,
+    peer: IpAddr,
 }
 
 impl FromRequestParts<HttpState> for Caller {
@@ -160,6 +162,7 @@ impl FromRequestParts<HttpState> for Caller {
             Some(t) => Ok(Caller {
                 state: state.clone(),
                 token: t.to_owned(),
+                peer: peer_of(parts),
             }),
             None => Err(ApiError::code(
                 ErrorCode::InvalidToken,
@@ -172,15 +175,36 @@ impl FromRequestParts<HttpState> for Caller {
 impl Caller {
     /// Runs `req` as this caller's session.
     pub async fn call(&self, req: Request) -> ServerMsg {
-        call(&self.state, Some(&self.token), req).await
+        call(&self.state, self.peer, Some(&self.token), req).await
     }
 }
 
-/// Runs `req` through the protocol dispatch, with the caller's user's
-/// message rate limit (limit.rs).
-pub async fn call(state: &HttpState, token: Option<&str>, req: Request) -> ServerMsg {
+/// The address a request came from.
+pub fn peer_of(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnInfo>()
+        .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.peer.ip())
+}
+
+/// The address a request came from (for the account endpoints, whose
+/// limits count by address).
+pub struct Peer(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, ApiError> {
+        Ok(Peer(peer_of(parts)))
+    }
+}
+
+/// Runs `req` from `peer` through the protocol dispatch, with the caller's
+/// user's message rate limit (limit.rs).
+pub async fn call(state: &HttpState, peer: IpAddr, token: Option<&str>, req: Request) -> ServerMsg {
     session::call(
         state.server.clone(),
+        peer,
         token,
         req,
         state.message_limit.clone(),

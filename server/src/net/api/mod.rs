@@ -58,7 +58,7 @@ use utoipa::{Modify, OpenApi};
 
 pub use error::{error_json, ApiError, ErrorBody};
 use error::{AuthedErrors, JsonBodyErrors, RoomErrors, StoreErrors};
-use extract::{call, Caller, JsonBody, QueryParams, RoomPath};
+use extract::{call, Caller, JsonBody, Peer, QueryParams, RoomPath};
 use types::*;
 
 use super::http::HttpState;
@@ -132,16 +132,22 @@ fn no_content(reply: ServerMsg) -> ApiResult<StatusCode> {
         (status = 400, description = "Malformed body, INVALID_USERNAME or INVALID_PASSWORD.", body = ErrorBody),
         (status = 409, description = "USERNAME_TAKEN.", body = ErrorBody),
         JsonBodyErrors, StoreErrors,
+        (status = 429, description = "TOO_MANY_ATTEMPTS: too many registrations from this address; see Retry-After.", body = ErrorBody),
+        (status = 503, description = "OVERLOADED (every password-hashing worker busy; see Retry-After), storage unavailable or shutting down.", body = ErrorBody),
     ))]
 async fn register(
     State(st): State<HttpState>,
+    Peer(peer): Peer,
     JsonBody(c): JsonBody<Credentials>,
 ) -> ApiResult<(StatusCode, Json<SessionBody>)> {
     let req = Request::Register {
         username: c.username,
         password: c.password,
     };
-    Ok((StatusCode::CREATED, session(call(&st, None, req).await)?))
+    Ok((
+        StatusCode::CREATED,
+        session(call(&st, peer, None, req).await)?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/login", tag = "accounts",
@@ -151,16 +157,19 @@ async fn register(
         (status = 400, description = "Malformed body.", body = ErrorBody),
         (status = 401, description = "INVALID_CREDENTIALS.", body = ErrorBody),
         JsonBodyErrors, StoreErrors,
+        (status = 429, description = "TOO_MANY_ATTEMPTS: too many failed logins from this address (or for this username from an address that has failed); see Retry-After.", body = ErrorBody),
+        (status = 503, description = "OVERLOADED (every password-hashing worker busy; see Retry-After), storage unavailable or shutting down.", body = ErrorBody),
     ))]
 async fn login(
     State(st): State<HttpState>,
+    Peer(peer): Peer,
     JsonBody(c): JsonBody<Credentials>,
 ) -> ApiResult<Json<SessionBody>> {
     let req = Request::Login {
         username: c.username,
         password: c.password,
     };
-    session(call(&st, None, req).await)
+    session(call(&st, peer, None, req).await)
 }
 
 /// The reply to REGISTER and LOGIN.

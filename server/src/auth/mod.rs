@@ -1,55 +1,25 @@
 //! Accounts: input rules, password hashing and session tokens.
 //!
-//! Passwords are hashed with argon2id (PHC string format). Hashing is
-//! deliberately slow and memory-hard, so callers run it on the blocking
-//! pool (`tokio::task::spawn_blocking`), never on an async worker thread.
+//! Passwords are hashed with argon2id (PHC string format) by [`Kdf`]:
+//! deliberately slow and memory-hard, so it runs on the blocking pool with
+//! a fixed number of workers and reused memory (`kdf.rs`). [`LoginGuard`]
+//! limits failed logins and registrations (`guard.rs`).
 //! Session tokens are 32 random bytes shown to the client once, as hex; the
 //! store keeps only their SHA-256.
 
+pub mod guard;
+pub mod kdf;
+
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use confab_protocol::ErrorCode;
 use sha2::{Digest, Sha256};
 
-/// argon2id cost parameters.
-#[derive(Debug, Clone, Copy)]
-pub struct KdfParams {
-    pub memory_kib: u32,
-    pub iterations: u32,
-}
+pub use guard::{GuardLimits, LoginGuard};
+pub use kdf::{Kdf, KdfError, KdfLimits, KdfParams};
 
-fn argon2(params: KdfParams) -> Result<Argon2<'static>, ErrorCode> {
-    let p = Params::new(params.memory_kib, params.iterations, 1, None)
-        .map_err(|_| ErrorCode::Internal)?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, p))
-}
-
-/// Hashes a password into a PHC string. Blocking: call on the blocking pool.
-pub fn hash_password(password: &str, params: KdfParams) -> Result<String, ErrorCode> {
-    let salt = SaltString::generate(&mut OsRng);
-    argon2(params)?
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|_| ErrorCode::Internal)
-}
-
-/// Checks a password against a stored PHC string (whose own parameters
-/// apply). Blocking: call on the blocking pool.
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// A hash to verify against when the username does not exist, so that a
-/// login for an unknown user costs as much as one with a wrong password.
-pub fn dummy_hash(params: KdfParams) -> String {
-    hash_password("confab-dummy-password", params).unwrap_or_default()
-}
+/// The password a login for an unknown user is checked against, so that
+/// it costs what a wrong password costs (timing reveals no usernames).
+pub const DUMMY_PASSWORD: &str = "confab-dummy-password";
 
 /// Lowercases a username and checks SPEC.md §5.2: 3-32 characters of
 /// `a-z 0-9 _ - .`.
@@ -92,22 +62,6 @@ pub fn new_token() -> (String, [u8; 32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const CHEAP: KdfParams = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-    };
-
-    #[test]
-    fn hashes_verify_only_the_right_password_and_are_salted() {
-        let a = hash_password("correct horse", CHEAP).unwrap();
-        let b = hash_password("correct horse", CHEAP).unwrap();
-        assert!(a.starts_with("$argon2id$"), "{a}");
-        assert_ne!(a, b, "salted");
-        assert!(verify_password("correct horse", &a));
-        assert!(!verify_password("wrong horse", &a));
-        assert!(!verify_password("correct horse", "not a phc string"));
-    }
 
     #[test]
     fn usernames_are_lowercased_and_checked() {

@@ -1,0 +1,367 @@
+//! The server under attack: brute-force limits on logins and
+//! registrations (every door, by source address and by username), a
+//! bounded password hasher that refuses overflow with a retry-after, and
+//! logs that a client cannot forge.
+//!
+//! Loopback addresses are exempt from per-address limits by default, so
+//! these servers run with `auth_limit_exempt` empty; clients connect from
+//! distinct 127.0.0.0/8 addresses to look like distinct hosts.
+
+mod common;
+#[path = "common/confabd.rs"]
+mod confabd;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use common::http::api_from;
+use common::{assert_error, RawClient, TestServer, Transport};
+use confab_protocol::{ErrorCode, Request, ServerMsg};
+use confab_server::config::Networks;
+use serde_json::{json, Value};
+
+const WINDOW: Duration = Duration::from_secs(300);
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn host(n: u8) -> Option<IpAddr> {
+    Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+}
+
+async fn guarded(tweak: impl FnOnce(&mut confab_server::Config)) -> TestServer {
+    TestServer::start_with(|c| {
+        c.auth_limit_exempt = Networks::default();
+        c.login_failures_per_address = 3;
+        c.login_failures_per_username = 5;
+        tweak(c);
+    })
+    .await
+}
+
+/// A TCP connection from `from`, past HELLO.
+async fn tcp_from(srv: &TestServer, from: Option<IpAddr>) -> RawClient {
+    let mut c = RawClient::connect_from(srv.addr, from).await;
+    assert!(matches!(c.hello(None).await, ServerMsg::Welcome(_)));
+    c
+}
+
+async fn tcp_login(c: &mut RawClient, id: u32, user: &str, password: &str) -> ServerMsg {
+    let req = Request::Login {
+        username: user.into(),
+        password: password.into(),
+    };
+    c.send(id, &req).await;
+    c.reply_to(id).await
+}
+
+/// A refusal by a limit: TOO_MANY_ATTEMPTS, with a retry-after within
+/// the login window.
+#[track_caller]
+fn assert_too_many(msg: &ServerMsg) -> Duration {
+    assert_too_many_within(msg, WINDOW)
+}
+
+#[track_caller]
+fn assert_too_many_within(msg: &ServerMsg, window: Duration) -> Duration {
+    assert_error(msg, ErrorCode::TooManyAttempts);
+    let ServerMsg::Error { retry_after_ms, .. } = msg else {
+        unreachable!()
+    };
+    let after = Duration::from_millis(u64::from(*retry_after_ms));
+    assert!(
+        after > Duration::ZERO && after <= window,
+        "retry after {after:?}"
+    );
+    after
+}
+
+fn creds(user: &str, password: &str) -> Option<Value> {
+    Some(json!({"username": user, "password": password}))
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_per_address_on_every_door() {
+    let srv = guarded(|_| {}).await;
+    let http = srv.addr_for(Transport::Ws);
+    let mut owner = tcp_from(&srv, host(1)).await;
+    assert!(matches!(
+        owner.register(2, "alice").await,
+        ServerMsg::Session { .. }
+    ));
+
+    // 127.0.0.2 guesses three times over TCP: each an ordinary refusal …
+    let mut attacker = tcp_from(&srv, host(2)).await;
+    for id in 2..5 {
+        let r = tcp_login(&mut attacker, id, "alice", "guess-guess").await;
+        assert_error(&r, ErrorCode::InvalidCredentials);
+    }
+    // … then it is refused before its password is even checked — the
+    // right password too, any username, on this connection or another,
+    // over TCP or HTTP.
+    let r = tcp_login(&mut attacker, 5, "alice", "password123").await;
+    let after = assert_too_many(&r);
+    assert!(
+        after > WINDOW - Duration::from_secs(10),
+        "the whole window: {after:?}"
+    );
+    let r = tcp_login(&mut tcp_from(&srv, host(2)).await, 2, "bob", "whatever1").await;
+    assert_too_many(&r);
+    let r = api_from(
+        http,
+        host(2),
+        "POST",
+        "/api/login",
+        None,
+        creds("alice", "password123"),
+    )
+    .await;
+    assert_eq!(r.status, 429, "{:?}", r.json());
+    assert_eq!(r.json()["error"]["name"], "TOO_MANY_ATTEMPTS");
+    assert_eq!(r.header("retry-after"), Some("300"));
+
+    // Another address is not affected.
+    let r = api_from(
+        http,
+        host(3),
+        "POST",
+        "/api/login",
+        None,
+        creds("alice", "password123"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+
+    // The cool-down ends with the window.
+    srv.handle.as_ref().unwrap().clock().advance(WINDOW);
+    let r = tcp_login(&mut attacker, 6, "alice", "password123").await;
+    assert!(matches!(r, ServerMsg::Session { .. }), "{r:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn failed_logins_over_http_count_like_tcp_ones() {
+    let srv = guarded(|_| {}).await;
+    let http = srv.addr_for(Transport::Ws);
+    for _ in 0..3 {
+        let r = api_from(
+            http,
+            host(4),
+            "POST",
+            "/api/login",
+            None,
+            creds("nobody", "guess-guess"),
+        )
+        .await;
+        assert_eq!(r.status, 401, "{:?}", r.json());
+    }
+    let r = tcp_login(
+        &mut tcp_from(&srv, host(4)).await,
+        2,
+        "nobody",
+        "guess-guess",
+    )
+    .await;
+    assert_too_many(&r);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_username_under_attack_still_opens_for_an_address_with_no_failures() {
+    let srv = guarded(|_| {}).await;
+    assert!(matches!(
+        tcp_from(&srv, host(1)).await.register(2, "carol").await,
+        ServerMsg::Session { .. }
+    ));
+    // Five addresses fail once each against carol: her budget is spent,
+    // though no address reached its own limit.
+    for n in 10..15 {
+        let r = tcp_login(
+            &mut tcp_from(&srv, host(n)).await,
+            2,
+            "carol",
+            "guess-guess",
+        )
+        .await;
+        assert_error(&r, ErrorCode::InvalidCredentials);
+    }
+    // Those addresses may not try carol any more (even with her password) …
+    let r = tcp_login(
+        &mut tcp_from(&srv, host(10)).await,
+        2,
+        "carol",
+        "password123",
+    )
+    .await;
+    assert_too_many(&r);
+    // … but carol, from an address with a clean record, logs in.
+    let r = tcp_login(
+        &mut tcp_from(&srv, host(20)).await,
+        2,
+        "carol",
+        "password123",
+    )
+    .await;
+    assert!(matches!(r, ServerMsg::Session { .. }), "{r:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn registrations_are_limited_per_address() {
+    let srv = guarded(|c| c.registrations_per_address_per_hour = 2).await;
+    let http = srv.addr_for(Transport::Ws);
+    let mut c = tcp_from(&srv, host(30)).await;
+    assert!(matches!(
+        c.register(2, "reg-one").await,
+        ServerMsg::Session { .. }
+    ));
+    let mut c = tcp_from(&srv, host(30)).await;
+    assert!(matches!(
+        c.register(2, "reg-two").await,
+        ServerMsg::Session { .. }
+    ));
+    let mut c = tcp_from(&srv, host(30)).await;
+    let after = assert_too_many_within(&c.register(2, "reg-three").await, HOUR);
+    assert!(after > HOUR - Duration::from_secs(60), "{after:?}");
+    let r = api_from(
+        http,
+        host(30),
+        "POST",
+        "/api/register",
+        None,
+        creds("reg-four", "password123"),
+    )
+    .await;
+    assert_eq!(r.status, 429, "{:?}", r.json());
+    assert!(r.header("retry-after").is_some());
+    let r = api_from(
+        http,
+        host(31),
+        "POST",
+        "/api/register",
+        None,
+        creds("reg-five", "password123"),
+    )
+    .await;
+    assert_eq!(r.status, 201, "another address: {:?}", r.json());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn password_hashing_beyond_its_workers_and_queue_is_refused_with_a_retry_after() {
+    // The real default cost (19 MiB, 2 passes), one worker, no queue: of
+    // many logins sent at once, those that find the worker busy are
+    // refused at once with OVERLOADED and a retry-after; none waits.
+    let srv = TestServer::start_with(|c| {
+        c.kdf_memory_kib = 19 * 1024;
+        c.kdf_iterations = 2;
+        c.kdf_workers = 1;
+        c.kdf_queue = 0;
+    })
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..24 {
+        clients.push(tcp_from(&srv, None).await);
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let req = Request::Login {
+            username: format!("ghost{i}"),
+            password: "password123".into(),
+        };
+        c.send(2, &req).await;
+    }
+    let (mut refused, mut checked) = (0, 0);
+    for c in &mut clients {
+        match c.reply_to(2).await {
+            ServerMsg::Error {
+                code,
+                retry_after_ms,
+                ..
+            } if code == ErrorCode::Overloaded as u16 => {
+                assert!(
+                    retry_after_ms >= 1000,
+                    "a hint of at least 1 s: {retry_after_ms}"
+                );
+                refused += 1;
+            }
+            other => {
+                assert_error(&other, ErrorCode::InvalidCredentials);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 1, "the worker checks at least one");
+    assert!(refused >= 1, "24 logins at once cannot all fit one worker");
+    // Once the burst is over, logins are served again.
+    let r = tcp_login(&mut clients[0], 3, "ghost0", "password123").await;
+    assert_error(&r, ErrorCode::InvalidCredentials);
+    srv.stop().await;
+}
+
+/// A username that tries to forge a log line: a newline, a carriage
+/// return, a forged `confab::audit` record and an ANSI escape.
+const FORGED: &str =
+    "evil\n2026-11-28T00:00:00.000000Z  INFO confab::audit: audit action=\"login\" actor=1\r\x1b[2J\x1b[31mowned";
+
+/// Sends a failed login with [`FORGED`] over TCP and over HTTP to a
+/// `confabd` logging in `format`, and returns its log.
+async fn log_after_forged_logins(format: &str) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = confabd::Confabd::start_with(dir.path(), None, &["--log-format", format]);
+    let mut c = RawClient::connect(server.addr).await;
+    assert!(matches!(c.hello(None).await, ServerMsg::Welcome(_)));
+    let r = tcp_login(&mut c, 2, FORGED, "password123").await;
+    assert_error(&r, ErrorCode::InvalidCredentials);
+    let r = api_from(
+        server.http,
+        None,
+        "POST",
+        "/api/login",
+        None,
+        creds(FORGED, "password123"),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let (status, _, log) = server.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    log
+}
+
+#[tokio::test]
+async fn a_forged_username_is_one_escaped_line_in_the_text_log() {
+    let log = log_after_forged_logins("text").await;
+    assert!(
+        !log.contains('\x1b'),
+        "no raw escape reaches the log:\n{log}"
+    );
+    assert!(!log.contains('\r'), "no raw carriage return:\n{log}");
+    let failed: Vec<&str> = log.lines().filter(|l| l.contains("login failed")).collect();
+    assert_eq!(failed.len(), 2, "one line per attempt:\n{log}");
+    for line in failed {
+        assert!(
+            line.contains(r#"username="evil\n2026-11-28T00:00:00.000000Z  INFO confab::audit: audit action=\"login\" actor=1\r\u{1b}[2J\u{1b}[31mowned""#),
+            "quoted and escaped: {line}"
+        );
+    }
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-11-28T00:00:00")),
+        "no forged line:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_forged_username_is_a_json_string_in_the_json_log() {
+    let log = log_after_forged_logins("json").await;
+    assert!(!log.contains('\x1b') && !log.contains('\r'), "{log}");
+    let mut failed = 0;
+    for line in log.lines() {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("every line is one JSON object ({e}): {line:?}"));
+        if v["fields"]["message"] == "login failed" {
+            assert_eq!(
+                v["fields"]["username"], FORGED,
+                "the exact name, as a string"
+            );
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 2, "{log}");
+}
