@@ -23,7 +23,7 @@ fn message(room: RoomId, seq: u64) -> WriteRequest {
             kind: confab_protocol::event_kind::MESSAGE,
             body: vec![b'x'; 101],
         })],
-        durable: None,
+        stored: None,
         ack: None,
         deliver: Vec::new(),
         notify: None,

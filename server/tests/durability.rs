@@ -261,3 +261,177 @@ async fn an_unwritable_spool_refuses_writes_with_a_clear_error_instead_of_acknow
         "{texts:?}"
     );
 }
+
+/// The whole history of `room` as HISTORY pages give it, oldest first.
+async fn paged_history(c: &Client, room: RoomId) -> Result<Vec<u64>, confab_sdk::Error> {
+    let mut seqs = Vec::new();
+    let mut before = None;
+    loop {
+        let page = c.history(room, before, 200).await?;
+        seqs.extend(page.events.iter().map(|e| e.seq.0));
+        match page.events.last() {
+            Some(oldest) if page.has_more => before = Some(oldest.seq),
+            _ => break,
+        }
+    }
+    seqs.reverse();
+    Ok(seqs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_read_while_the_spool_replays_has_no_hole_and_no_duplicate() {
+    let Some(cluster) =
+        PgCluster::start("history_read_while_the_spool_replays_has_no_hole_and_no_duplicate")
+    else {
+        return;
+    };
+    let cluster = std::sync::Arc::new(cluster);
+    let srv = start_server(&cluster, |_| {}).await;
+    let spool = spool_file(srv.dir.path());
+    let (mut clients, room) = users(&srv, 5).await;
+    let reader = clients.pop().expect("a reader");
+
+    // Given four senders, and Postgres stopped under them long enough for
+    // the spool to hold far more events than a room's tail keeps by size
+    let load = load::start(clients, room, Duration::from_millis(2));
+    load.until_acked(100).await;
+    pg(&cluster, false).await;
+    let acked_before_outage = load.acks();
+    load.until_acked(acked_before_outage + 1500).await;
+    assert!(file_len(&spool) > 32, "the outage filled the spool");
+
+    // When Postgres comes back, history is read at once and again and again
+    // while the spool replays
+    pg(&cluster, true).await;
+    let mut reads = 0;
+    let mut during_replay = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let replaying = file_len(&spool) > 32;
+        let acked_so_far = load.acks();
+        match paged_history(&reader, room).await {
+            Ok(seqs) => {
+                // Then every read is 1, 2, 3, … without a hole or a repeat,
+                // and holds at least the messages acknowledged before it
+                let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+                assert!(
+                    seqs == expected,
+                    "history read {reads} has a hole or a duplicate: {:?}",
+                    first_break(&seqs)
+                );
+                assert!(
+                    seqs.len() >= acked_so_far,
+                    "read {reads}: {} events, {acked_so_far} acknowledged before it",
+                    seqs.len()
+                );
+                reads += 1;
+                during_replay += replaying as usize;
+            }
+            Err(e) => assert_eq!(
+                e.code(),
+                Some(confab_protocol::ErrorCode::StorageUnavailable),
+                "a read that cannot be served fails with STORAGE_UNAVAILABLE: {e}"
+            ),
+        }
+        if !replaying && reads > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the spool did not drain in 60 s");
+    }
+    let outcome = load.stop().await;
+    srv.stop().await;
+    assert!(during_replay > 0, "no read happened during the replay");
+    let events = stored(&cluster, room).await;
+    let checked = load::check_stored(&outcome, &events);
+    confab_testkit::say(&format!(
+        "history during replay: {reads} complete reads ({during_replay} while replaying), {checked} acknowledged messages stored"
+    ));
+}
+
+/// Where a sequence stops being 1, 2, 3, …: (index, value) and a few
+/// around it.
+fn first_break(seqs: &[u64]) -> Option<(usize, Vec<u64>)> {
+    let i = seqs
+        .iter()
+        .enumerate()
+        .position(|(i, &s)| s != i as u64 + 1)?;
+    Some((
+        i,
+        seqs[i.saturating_sub(2)..(i + 3).min(seqs.len())].to_vec(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_that_need_postgres_while_it_is_down_fail_fast() {
+    let Some(cluster) = PgCluster::start("reads_that_need_postgres_while_it_is_down_fail_fast")
+    else {
+        return;
+    };
+    let cluster = std::sync::Arc::new(cluster);
+    let srv = start_server(&cluster, |c| c.room_tail_events = 16).await;
+    let (clients, room) = users(&srv, 1).await;
+    let c = &clients[0];
+    let token = c.token().expect("a session token");
+    // Enough messages that the oldest are only in the database.
+    for i in 0..40 {
+        c.send_message(room, &format!("m{i}")).await.expect("send");
+    }
+
+    // Given Postgres is down and the server has found out (a write, which
+    // the spool acknowledges, waits out the pool's timeout once)
+    pg(&cluster, false).await;
+    c.send_message(room, "during the outage")
+        .await
+        .expect("acknowledged from the spool");
+
+    // When a read needs the database, it fails at once
+    let started = Instant::now();
+    let e = c
+        .history(room, Some(confab_protocol::Seq(5)), 3)
+        .await
+        .expect_err("the old events are only in the database");
+    assert_eq!(
+        e.code(),
+        Some(confab_protocol::ErrorCode::StorageUnavailable),
+        "{e}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "took {:?}",
+        started.elapsed()
+    );
+    // and HELLO with a token answers ERROR then CLOSE 501 at once
+    let mut raw = common::RawClient::connect(srv.addr).await;
+    let started = Instant::now();
+    let reply = raw.hello(Some(token)).await;
+    common::assert_error(&reply, confab_protocol::ErrorCode::StorageUnavailable);
+    raw.expect_close(confab_protocol::ErrorCode::StorageUnavailable)
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "took {:?}",
+        started.elapsed()
+    );
+    // while recent history is still served from memory, the outage's
+    // message included
+    let page = c.history(room, None, 5).await.expect("recent history");
+    assert_eq!(page.events.len(), 5);
+
+    // Then, with Postgres back, the same read succeeds again (bounded wait
+    // for the server to notice)
+    pg(&cluster, true).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let page = loop {
+        match c.history(room, Some(confab_protocol::Seq(5)), 3).await {
+            Ok(page) => break page,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "still failing 30 s after: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let seqs: Vec<u64> = page.events.iter().map(|e| e.seq.0).collect();
+    assert_eq!(seqs, [4, 3, 2]);
+    drop(clients);
+    srv.stop().await;
+}

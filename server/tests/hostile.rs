@@ -365,3 +365,243 @@ async fn a_forged_username_is_a_json_string_in_the_json_log() {
     }
     assert_eq!(failed, 2, "{log}");
 }
+
+/// The value of a Prometheus sample line `name{labels} value`, if present.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?;
+        rest.trim().parse().ok()
+    })
+}
+
+#[tokio::test]
+async fn a_client_that_closes_its_side_gets_every_answer_and_is_counted_as_client_closed() {
+    use confab_protocol::{FrameCodec, Hello, Visibility, PROTOCOL_VERSION};
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let metrics: std::net::SocketAddr = ([127, 0, 0, 1], confabd::spare_port()).into();
+    let server = confabd::Confabd::start_with(
+        dir.path(),
+        None,
+        &["--metrics-listen", &metrics.to_string()],
+    );
+    // Given a client that pipelines seven requests, a write among them,
+    // and closes its sending side at once
+    let requests = [
+        Request::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            client: "half-close".into(),
+            token: None,
+            resume: vec![],
+        }),
+        Request::Register {
+            username: "closer".into(),
+            password: "password123".into(),
+        },
+        Request::CreateRoom {
+            name: "last words".into(),
+            topic: String::new(),
+            visibility: Visibility::Public,
+        },
+        Request::ListRooms {
+            query: String::new(),
+            offset: 0,
+            limit: 10,
+            exact: false,
+        },
+        Request::Ping { nonce: 5 },
+        Request::Login {
+            username: "closer".into(),
+            password: "password123".into(),
+        },
+        Request::MyRooms,
+    ];
+    let mut bytes = bytes::BytesMut::new();
+    for (i, req) in requests.iter().enumerate() {
+        req.encode(i as u32 + 1, &mut bytes);
+    }
+    let stream = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let (read, mut write) = stream.into_split();
+    write.write_all(&bytes).await.expect("write");
+    write.shutdown().await.expect("half-close");
+
+    // Then every request is answered, and the server closes without a
+    // CLOSE of its own
+    let mut frames = tokio_util::codec::FramedRead::new(read, FrameCodec::new(1 << 24));
+    let mut answered = std::collections::BTreeMap::new();
+    let reading = async {
+        while let Some(frame) = frames.next().await {
+            let frame = frame.expect("well-formed frames");
+            let msg = ServerMsg::decode(&frame).expect("decodes");
+            assert!(!matches!(msg, ServerMsg::Close { .. }), "no CLOSE: {msg:?}");
+            if frame.req_id != 0 {
+                answered.insert(frame.req_id, msg);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), reading)
+        .await
+        .expect("the server closes once it has answered");
+    assert_eq!(
+        answered.keys().copied().collect::<Vec<_>>(),
+        (1..=7).collect::<Vec<u32>>()
+    );
+    assert!(
+        matches!(answered[&3], ServerMsg::Room(_)),
+        "{:?}",
+        answered[&3]
+    );
+    assert_error(&answered[&6], ErrorCode::AlreadyAuthenticated);
+
+    // And the metrics call it a client close, not a server fault
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let r = common::http::exchange(metrics, None, "GET", "/metrics", &[], b"").await;
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        if sample(&text, "confab_disconnects_total{reason=\"client_closed\"}").is_some() {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no client_closed disconnect:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // (start-up's readiness probe, which connects and leaves, is one too)
+    let closed = sample(&text, "confab_disconnects_total{reason=\"client_closed\"}");
+    assert!(closed >= Some(1.0), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("confab_disconnects_total") && l.contains("internal")),
+        "{text}"
+    );
+    let (status, _, log) = server.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+}
+
+/// A client frame as bytes: `first` is FIN/RSV/opcode, then the length
+/// (7-bit or 16-bit) with the mask bit when `mask` is given.
+fn ws_frame(first: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
+    let m = if mask.is_some() { 0x80 } else { 0 };
+    let mut out = vec![first];
+    if payload.len() < 126 {
+        out.push(m | payload.len() as u8);
+    } else {
+        out.push(m | 126);
+        out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    }
+    match mask {
+        Some(key) => {
+            out.extend_from_slice(&key);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// Reads server frames (unmasked, RFC 6455 §5.2) until a close frame:
+/// the binary messages before it and the close code.
+async fn server_frames_until_close<R: tokio::io::AsyncRead + Unpin>(
+    io: &mut R,
+) -> (Vec<Vec<u8>>, Option<u16>) {
+    use tokio::io::AsyncReadExt;
+    let mut messages = Vec::new();
+    loop {
+        let mut head = [0u8; 2];
+        if io.read_exact(&mut head).await.is_err() {
+            return (messages, None);
+        }
+        let opcode = head[0] & 0x0f;
+        assert_eq!(head[1] & 0x80, 0, "server frames are unmasked");
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut l = [0u8; 2];
+                io.read_exact(&mut l).await.expect("length");
+                u16::from_be_bytes(l) as usize
+            }
+            127 => {
+                let mut l = [0u8; 8];
+                io.read_exact(&mut l).await.expect("length");
+                u64::from_be_bytes(l) as usize
+            }
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        io.read_exact(&mut payload).await.expect("payload");
+        match opcode {
+            0x8 => {
+                let code =
+                    (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                return (messages, code);
+            }
+            0x2 => messages.push(payload),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_frames_that_break_rfc_6455_close_with_100_and_1002() {
+    use tokio::io::AsyncWriteExt;
+    let srv = TestServer::start().await;
+    let mut ping = bytes::BytesMut::new();
+    Request::Ping { nonce: 1 }.encode(1, &mut ping);
+    let key = Some([1, 2, 3, 4]);
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("an unmasked binary frame", ws_frame(0x82, None, &ping)),
+        (
+            "reserved bit 1 set",
+            ws_frame(0x80 | 0x40 | 0x2, key, &ping),
+        ),
+        (
+            "reserved bit 3 set",
+            ws_frame(0x80 | 0x10 | 0x2, key, &ping),
+        ),
+        ("the unknown opcode 0x3", ws_frame(0x83, key, &ping)),
+        ("a fragmented ping", ws_frame(0x09, key, b"part")),
+        ("a ping of 126 bytes", ws_frame(0x89, key, &[7u8; 126])),
+    ];
+    for (what, bytes) in cases {
+        let tcp = tokio::net::TcpStream::connect(srv.addr_for(Transport::Ws))
+            .await
+            .expect("connect");
+        let mut io = common::doors::ws_upgrade(tcp, "/ws", &[])
+            .await
+            .expect("upgrade");
+        io.write_all(&bytes).await.expect("write");
+        io.flush().await.expect("flush");
+        let (messages, code) =
+            tokio::time::timeout(Duration::from_secs(5), server_frames_until_close(&mut io))
+                .await
+                .unwrap_or_else(|_| panic!("{what}: no close within 5 s"));
+        assert_eq!(
+            code,
+            Some(1002),
+            "{what}: WebSocket close 1002 (protocol error)"
+        );
+        let last = messages
+            .last()
+            .unwrap_or_else(|| panic!("{what}: a protocol CLOSE first"));
+        let raw =
+            confab_protocol::frame::split_frame(&mut bytes::BytesMut::from(&last[..]), 1 << 20)
+                .expect("a frame")
+                .expect("a whole frame");
+        match ServerMsg::decode(&raw).expect("decodes") {
+            ServerMsg::Close { code, .. } => {
+                assert_eq!(code, ErrorCode::MalformedFrame as u16, "{what}")
+            }
+            other => panic!("{what}: expected CLOSE 100, got {other:?}"),
+        }
+        assert!(
+            messages.len() == 1,
+            "{what}: nothing was processed before the close: {messages:?}"
+        );
+    }
+    srv.stop().await;
+}

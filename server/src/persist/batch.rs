@@ -5,7 +5,7 @@
 //! takes everything queued (up to `batch_max_items` operations, waiting at
 //! most `batch_max_delay` for more), applies it with one
 //! `BatchSink::apply_batch` call — one transaction, one fsync — and only then
-//! carries out each request's completion: raise the room's durable
+//! carries out each request's completion: raise the room's stored
 //! watermark and send the acknowledgement frame to the requesting
 //! connection. An acknowledgement therefore always means durable.
 //!
@@ -20,7 +20,10 @@
 //! the spool holds batches, every new batch goes behind them, so the
 //! store receives them in order when the spool's replay task catches up.
 //! A batch the spool cannot take either (full, unwritable) is refused
-//! with `STORAGE_UNAVAILABLE` and a message saying so.
+//! with `STORAGE_UNAVAILABLE` and a message saying so. A spooled batch's
+//! stored watermarks are handed to the spool, which raises them once the
+//! replay has applied the batch: until then the rooms' tails keep its
+//! events, so HISTORY never has a hole between tail and database.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -45,9 +48,11 @@ pub struct Ack {
 /// Operations from one shard command, with what to do once they commit.
 pub struct WriteRequest {
     pub ops: Vec<WriteOp>,
-    /// Raise this room watermark to `Seq` after commit (lets the shard
-    /// drop durable events from its in-memory tail).
-    pub durable: Option<(Arc<AtomicU64>, Seq)>,
+    /// Raise this room watermark to `Seq` once the events are in the
+    /// database (lets the shard drop them from its in-memory tail): at
+    /// commit, or — when the batch went to the spool — once the replay
+    /// has applied it, not before.
+    pub stored: Option<(Arc<AtomicU64>, Seq)>,
     pub ack: Option<Ack>,
     /// Frames to push once the write is durable — notifications and room
     /// announcements carry ids that must never be seen before they are
@@ -62,7 +67,7 @@ impl WriteRequest {
     pub fn new(ops: Vec<WriteOp>) -> WriteRequest {
         WriteRequest {
             ops,
-            durable: None,
+            stored: None,
             ack: None,
             deliver: Vec::new(),
             notify: None,
@@ -95,7 +100,7 @@ impl BatchHandle {
         let (tx, rx) = oneshot::channel();
         let req = WriteRequest {
             ops: Vec::new(),
-            durable: None,
+            stored: None,
             ack: None,
             deliver: Vec::new(),
             notify: Some(tx),
@@ -185,8 +190,16 @@ async fn writer_loop(
         }
         let started = std::time::Instant::now();
         let spool = spool.as_deref();
-        let result = persist(store.as_ref(), spool, &ops, &ends, RETRIES).await;
+        let landed = persist(store.as_ref(), spool, &ops, &ends, RETRIES).await;
         crate::metrics::batch_committed(ops.len(), started.elapsed(), rx.len());
+        let result = landed.clone().map(|_| ());
+        if let (Ok(Landed::Spool(record)), Some(spool)) = (&landed, spool) {
+            // Durable, not yet in the database: the rooms' tails keep the
+            // events (history reads the database below the tail) until the
+            // replay has put this record there.
+            let marks = pending.iter_mut().filter_map(|r| r.stored.take()).collect();
+            spool.defer_marks(*record, marks);
+        }
         if result == Err(Failure::Store) && pending.len() > 1 {
             // Isolate the failure: one bad request must not cost every other
             // request of the batch its write. Commit each on its own, once
@@ -197,8 +210,22 @@ async fn writer_loop(
             );
             let mut start = 0;
             for (req, end) in pending.drain(..).zip(ends) {
-                let result =
-                    persist(store.as_ref(), spool, &ops[start..end], &[end - start], 1).await;
+                let one = &ops[start..end];
+                // Only without a spool, or with the store reachable: a
+                // request that lands in the spool here keeps its mark
+                // until replayed, like a whole spooled batch.
+                let result = match persist(store.as_ref(), spool, one, &[end - start], 1).await {
+                    Ok(Landed::Spool(record)) => {
+                        let mut req = req;
+                        if let (Some(mark), Some(spool)) = (req.stored.take(), spool) {
+                            spool.defer_marks(record, vec![mark]);
+                        }
+                        start = end;
+                        complete(req, Ok(()), &mut touched);
+                        continue;
+                    }
+                    other => other.map(|_| ()),
+                };
                 start = end;
                 complete(req, result, &mut touched);
             }
@@ -237,6 +264,16 @@ impl Failure {
     }
 }
 
+/// Where a durable write is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Landed {
+    /// Committed to the store.
+    Store,
+    /// In the spool as this record (its number counts every record ever
+    /// spooled by this run), waiting for the replay.
+    Spool(u64),
+}
+
 /// Makes `ops` (requests ending at `ends`) durable: committed to the
 /// store — or, with a spool, appended to it when it already holds earlier
 /// batches (they must reach the store first) or when the store is
@@ -247,21 +284,23 @@ async fn persist(
     ops: &[WriteOp],
     ends: &[usize],
     attempts: u32,
-) -> Result<(), Failure> {
+) -> Result<Landed, Failure> {
     if ops.is_empty() {
-        return Ok(());
+        return Ok(Landed::Store);
     }
     let refused = |e: crate::persist::spool::SpoolError| Failure::Spool(e.to_string());
     if let Some(spool) = spool {
-        if spool.append_if_active(ops, ends).await.map_err(refused)? {
-            return Ok(());
+        if let Some(record) = spool.append_if_active(ops, ends).await.map_err(refused)? {
+            return Ok(Landed::Spool(record));
         }
     }
     match (commit(store, ops, attempts, spool.is_some()).await, spool) {
-        (Ok(()), _) => Ok(()),
-        (Err(NotCommitted { unreachable: true }), Some(spool)) => {
-            spool.append(ops, ends).await.map_err(refused)
-        }
+        (Ok(()), _) => Ok(Landed::Store),
+        (Err(NotCommitted { unreachable: true }), Some(spool)) => spool
+            .append(ops, ends)
+            .await
+            .map(Landed::Spool)
+            .map_err(refused),
         (Err(_), _) => Err(Failure::Store),
     }
 }
@@ -306,7 +345,7 @@ async fn commit(
 
 fn complete(req: WriteRequest, result: Result<(), Failure>, touched: &mut Touched) {
     if result.is_ok() {
-        if let Some((mark, seq)) = req.durable {
+        if let Some((mark, seq)) = req.stored {
             mark.fetch_max(seq.0, Ordering::AcqRel);
         }
         for (conn, frame) in req.deliver {
@@ -355,7 +394,7 @@ mod tests {
         (
             WriteRequest {
                 ops,
-                durable: None,
+                stored: None,
                 ack: None,
                 deliver: Vec::new(),
                 notify: Some(tx),
@@ -416,7 +455,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn durable_watermark_rises_only_after_commit() {
+    async fn the_stored_watermark_rises_only_after_commit() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
@@ -430,7 +469,7 @@ mod tests {
         let mark = Arc::new(AtomicU64::new(0));
         // An op that cannot commit (no such room) must not raise the mark.
         let (mut req, rx) = request(vec![event(RoomId(5), 3)]);
-        req.durable = Some((mark.clone(), Seq(3)));
+        req.stored = Some((mark.clone(), Seq(3)));
         assert!(batch.submit(req));
         assert!(rx.await.unwrap().is_err());
         assert_eq!(mark.load(Ordering::Acquire), 0);

@@ -129,17 +129,18 @@ pub struct RoomSlot {
     room: Room,
     /// Connections receiving this room's events.
     subscribers: Vec<Arc<OutboundQueue>>,
-    /// Recent events. Always holds every event not yet durable.
+    /// Recent events. Always holds every event not yet in the database.
     tail: Tail,
-    /// Highest seq known to be committed (raised by the batch writer).
-    durable: Arc<AtomicU64>,
+    /// Highest seq known to be in the database (raised by the batch
+    /// writer at commit, or by the spool's replay).
+    stored: Arc<AtomicU64>,
 }
 
 impl RoomSlot {
     /// A slot for a room loaded from the store, with its recent events
-    /// (ascending seq, all durable).
+    /// (ascending seq, all in the database).
     pub fn restored(room: Room, recent: Vec<RoomEvent>) -> RoomSlot {
-        let durable = Arc::new(AtomicU64::new(room.last_seq.0));
+        let stored = Arc::new(AtomicU64::new(room.last_seq.0));
         let tail = Tail::from_entries(recent.into_iter().map(|ev| TailEntry {
             seq: ev.seq,
             frame: encode_event(&ev),
@@ -148,7 +149,7 @@ impl RoomSlot {
             room,
             subscribers: Vec::new(),
             tail,
-            durable,
+            stored,
         }
     }
 
@@ -287,7 +288,7 @@ impl Shard {
                     room: new_room,
                     subscribers: Vec::new(),
                     tail: Tail::default(),
-                    durable: Arc::new(AtomicU64::new(0)),
+                    stored: Arc::new(AtomicU64::new(0)),
                 };
                 // new_chat_room: a public room concerns everyone connected,
                 // a private one only its creator (their other connections).
@@ -537,7 +538,7 @@ impl Shard {
             }
         }
         slot.tail
-            .trim(*tail_cap, Seq(slot.durable.load(Ordering::Acquire)));
+            .trim(*tail_cap, Seq(slot.stored.load(Ordering::Acquire)));
         let frame = match ack_kind {
             AckKind::Room => encode_reply(reply.req_id, &ServerMsg::Room(slot.room.info())),
             AckKind::Ok => encode_reply(reply.req_id, &ServerMsg::Ok),
@@ -546,7 +547,7 @@ impl Shard {
                 encode_reply(reply.req_id, &ServerMsg::MessageAck { room, seq, at })
             }
         };
-        let durable = last_event.map(|(seq, _)| (slot.durable.clone(), seq));
+        let stored = last_event.map(|(seq, _)| (slot.stored.clone(), seq));
         let ack = Ack {
             conn: reply.conn,
             req_id: reply.req_id,
@@ -554,7 +555,7 @@ impl Shard {
         };
         if !batch.submit(WriteRequest {
             ops,
-            durable,
+            stored,
             ack: Some(ack),
             deliver,
             notify: None,

@@ -1,11 +1,14 @@
 //! A room's tail: its most recent events, already encoded as EVENT frames,
 //! in sequence order. It serves three things without touching the store:
 //! the recent part of HISTORY, resume after a reconnect, and readers of
-//! events that are broadcast but not yet durable.
+//! events that are broadcast but not yet in the database.
 //!
-//! **Invariant:** the tail never drops an event that is not yet durable,
-//! whatever its capacity — so every event a client may have seen is in
-//! memory or in the database.
+//! **Invariant:** the tail never drops an event that is not yet in the
+//! database, whatever its capacity — so every event a client may have
+//! seen is in memory or in the database, and HISTORY (tail above, database
+//! below) has no holes. An event in the write spool is durable (it was
+//! acknowledged) but not yet in the database: the tail keeps it until the
+//! replay has applied it.
 //!
 //! Pure data: no I/O, no tasks; the shard owns one per room.
 
@@ -113,11 +116,11 @@ impl Tail {
     }
 
     /// Drops the oldest entries beyond `cap` — but never one newer than
-    /// `durable`, the highest sequence number known to be committed.
-    pub fn trim(&mut self, cap: usize, durable: Seq) {
+    /// `stored`, the highest sequence number known to be in the database.
+    pub fn trim(&mut self, cap: usize, stored: Seq) {
         while self.entries.len() > cap {
             match self.entries.front() {
-                Some(e) if e.seq <= durable => {
+                Some(e) if e.seq <= stored => {
                     self.entries.pop_front();
                 }
                 _ => break,
@@ -191,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn trimming_keeps_the_cap_but_never_drops_what_is_not_durable() {
+    fn trimming_keeps_the_cap_but_never_drops_what_is_not_stored() {
         let mut t = tail(1..=10);
         t.trim(4, Seq(10));
         assert_eq!(t.seqs().map(|s| s.0).collect::<Vec<_>>(), [7, 8, 9, 10]);
@@ -203,6 +206,6 @@ mod tests {
             "4 and later are not yet committed: they stay"
         );
         t.trim(4, Seq(0));
-        assert_eq!(t.len(), 7, "nothing durable, nothing dropped");
+        assert_eq!(t.len(), 7, "nothing stored, nothing dropped");
     }
 }

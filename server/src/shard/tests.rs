@@ -127,7 +127,7 @@ impl Harness {
     /// (watermark, deliveries, acknowledgement).
     fn commit_all(&mut self) {
         while let Ok(req) = self.writes.try_recv() {
-            if let Some((mark, seq)) = req.durable {
+            if let Some((mark, seq)) = req.stored {
                 mark.fetch_max(seq.0, Ordering::AcqRel);
             }
             for (conn, frame) in req.deliver {
@@ -232,7 +232,7 @@ fn a_resume_point_beyond_the_tail_or_the_last_event_gets_resume_gap() {
 }
 
 #[test]
-fn the_tail_keeps_every_event_that_is_not_yet_durable() {
+fn the_tail_keeps_every_event_that_is_not_yet_stored() {
     let mut h = Harness::new(2);
     let a = h.client();
     h.attach(ALICE, &a, &[]);
@@ -244,7 +244,7 @@ fn the_tail_keeps_every_event_that_is_not_yet_durable() {
     assert_eq!(h.tail_seqs(), [1, 2, 3, 4, 5, 6]);
     h.commit_all();
     h.post(&a, ALICE, "next");
-    assert_eq!(h.tail_seqs(), [6, 7], "trimmed once durable");
+    assert_eq!(h.tail_seqs(), [6, 7], "trimmed once stored");
 }
 
 #[test]

@@ -62,6 +62,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection, Executor, Postgres};
 
+use crate::common::breaker::Guarded;
 use crate::common::{self, sql as shared, Arg, Backend, Columns, Dialect, Sql};
 use crate::{BatchSink, StoreError, StoreResult, WriteOp};
 
@@ -132,7 +133,10 @@ impl Default for PgStoreOptions {
 /// The Postgres implementation of [`Store`]. Cheap to share behind an `Arc`.
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    /// Behind a breaker: while Postgres is unreachable, operations fail
+    /// at once instead of each waiting out the acquire timeout
+    /// (`common/breaker.rs`).
+    pool: Guarded<PgPool>,
     batch_mode: PgBatchMode,
 }
 
@@ -227,7 +231,7 @@ impl PgStore {
 
         tracing::info!(database = %shown, batch_mode = %options.batch_mode, "postgres store open");
         Ok(PgStore {
-            pool,
+            pool: Guarded::new(pool),
             batch_mode: options.batch_mode,
         })
     }
@@ -238,7 +242,7 @@ impl PgStore {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.pool.inner.close().await;
     }
 }
 
@@ -353,7 +357,7 @@ impl Dialect for Postgres {
 }
 
 impl Backend for PgStore {
-    type Pool = PgPool;
+    type Pool = Guarded<PgPool>;
 
     const RECENT_EVENTS: &'static str = sql::RECENT_EVENTS;
     /// `NOT read`, the predicate of the `notifications_unread` partial index.
@@ -366,7 +370,7 @@ impl Backend for PgStore {
     /// One pool serves reads and writes (the default `writer`): Postgres
     /// has no single-writer lock, and only the batch writer calls
     /// `apply_batch`.
-    fn readers(&self) -> &PgPool {
+    fn readers(&self) -> &Guarded<PgPool> {
         &self.pool
     }
 
@@ -408,7 +412,8 @@ impl Backend for PgStore {
 #[async_trait::async_trait]
 impl BatchSink for PgStore {
     async fn apply_batch(&self, ops: &[WriteOp]) -> StoreResult<()> {
-        batch::apply(&self.pool, self.batch_mode, ops).await
+        let apply = batch::apply(&self.pool.inner, self.batch_mode, ops);
+        self.pool.breaker.call(apply).await
     }
 }
 

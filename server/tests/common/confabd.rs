@@ -46,28 +46,26 @@ impl Confabd {
                 cmd.env_remove(k);
             }
         }
+        let http_arg = http.to_string();
+        let defaults = [
+            ("--metrics-listen", "off"),
+            ("--http-listen", http_arg.as_str()),
+            ("--shards", "2"),
+            ("--kdf-memory-kib", "64"),
+            ("--kdf-iterations", "1"),
+            ("--rate-limit-per-sec", "0"),
+        ];
         cmd.arg("--listen")
             .arg(addr.to_string())
             .arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "--metrics-listen",
-                "off",
-                "--http-listen",
-                &http.to_string(),
-                "--shards",
-                "2",
-            ])
-            .args([
-                "--kdf-memory-kib",
-                "64",
-                "--kdf-iterations",
-                "1",
-                "--rate-limit-per-sec",
-                "0",
-            ])
-            .env("RUST_LOG", "info,sqlx=warn")
-            .stdin(Stdio::null());
+            .arg(data_dir);
+        // `extra` overrides a default (flags may not repeat).
+        for (flag, value) in defaults {
+            if !extra.contains(&flag) {
+                cmd.args([flag, value]);
+            }
+        }
+        cmd.env("RUST_LOG", "info,sqlx=warn").stdin(Stdio::null());
         // Logs go to stdout (tracing-subscriber's default); both to one file.
         let file = std::fs::File::create(&log).expect("log file");
         cmd.stdout(file.try_clone().expect("log file")).stderr(file);

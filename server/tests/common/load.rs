@@ -105,6 +105,11 @@ async fn send_loop(
 }
 
 impl Load {
+    /// Messages acknowledged so far.
+    pub fn acks(&self) -> usize {
+        self.acks.load(Ordering::Relaxed)
+    }
+
     /// Waits until at least `n` messages have been acknowledged (the load
     /// is steady), however slow the machine; panics after 60 s.
     pub async fn until_acked(&self, n: usize) {

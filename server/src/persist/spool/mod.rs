@@ -64,9 +64,12 @@ mod log;
 mod record;
 mod replay;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
+use confab_protocol::Seq;
 use confab_store::WriteOp;
 use tokio::sync::{Mutex, Notify};
 
@@ -106,6 +109,44 @@ pub struct Spool {
     replaying: Mutex<()>,
     /// Wakes the replay task when a batch was spooled.
     spooled: Notify,
+    /// Watermarks to raise once the replay has put their records in the
+    /// store.
+    marks: std::sync::Mutex<Marks>,
+}
+
+/// A room's "in the database up to" watermark and the seq to raise it to.
+pub type StoredMark = (Arc<AtomicU64>, Seq);
+
+/// Records are numbered 1, 2, 3, … in the order this run spooled them
+/// (records an earlier run left come first); the replay applies them in
+/// that order.
+#[derive(Default)]
+struct Marks {
+    /// Records appended (the last record's number).
+    appended: u64,
+    /// Records applied to the store by the replay.
+    replayed: u64,
+    /// Marks waiting for their record, oldest first.
+    waiting: VecDeque<(u64, Vec<StoredMark>)>,
+}
+
+impl Marks {
+    fn raise_replayed(&mut self) {
+        while let Some((record, _)) = self.waiting.front() {
+            if *record > self.replayed {
+                break;
+            }
+            if let Some((_, marks)) = self.waiting.pop_front() {
+                raise(marks);
+            }
+        }
+    }
+}
+
+fn raise(marks: Vec<StoredMark>) {
+    for (mark, seq) in marks {
+        mark.fetch_max(seq.0, Ordering::AcqRel);
+    }
 }
 
 struct State {
@@ -128,8 +169,10 @@ impl Spool {
         let opened = tokio::task::spawn_blocking(move || SpoolFile::open(&dir))
             .await
             .map_err(|e| SpoolError::Unreadable(e.to_string()))?;
+        let mut left = 0;
         let state = match opened {
             Ok((file, recovery)) => {
+                left = recovery.pending_records;
                 if recovery.pending_records > 0 {
                     tracing::info!(
                         path = %file.path().display(),
@@ -161,6 +204,10 @@ impl Spool {
             state: Mutex::new(state),
             replaying: Mutex::new(()),
             spooled: Notify::new(),
+            marks: std::sync::Mutex::new(Marks {
+                appended: left,
+                ..Marks::default()
+            }),
         };
         spool.publish(&*spool.state.lock().await);
         Ok(spool)
@@ -187,34 +234,55 @@ impl Spool {
 
     /// Appends the requests' operations (`ends`: where each request's
     /// operations end) as one durable record, if the spool already holds
-    /// batches: `Ok(true)`. `Ok(false)` when it is empty — the caller
-    /// commits to the store as usual.
+    /// batches: `Ok(Some(record number))`. `Ok(None)` when it is empty —
+    /// the caller commits to the store as usual.
     pub async fn append_if_active(
         &self,
         ops: &[WriteOp],
         ends: &[usize],
-    ) -> Result<bool, SpoolError> {
+    ) -> Result<Option<u64>, SpoolError> {
         if !self.is_active() {
-            return Ok(false);
+            return Ok(None);
         }
         let record = encode(ops, ends)?;
         let mut state = self.state.lock().await;
         // The replay may have emptied the spool while we waited.
         if !self.is_active() {
-            return Ok(false);
+            return Ok(None);
         }
-        self.append_locked(&mut state, record).await.map(|()| true)
+        self.append_locked(&mut state, record).await.map(Some)
     }
 
     /// Appends the requests' operations as one durable record (the store
-    /// is unreachable). Returns once the record is fsync'd.
-    pub async fn append(&self, ops: &[WriteOp], ends: &[usize]) -> Result<(), SpoolError> {
+    /// is unreachable). Returns the record's number once it is fsync'd.
+    pub async fn append(&self, ops: &[WriteOp], ends: &[usize]) -> Result<u64, SpoolError> {
         let record = encode(ops, ends)?;
         let mut state = self.state.lock().await;
         self.append_locked(&mut state, record).await
     }
 
-    async fn append_locked(&self, state: &mut State, record: Vec<u8>) -> Result<(), SpoolError> {
+    /// Raises `marks` once record `record` is in the store (at once if
+    /// the replay has already applied it).
+    pub fn defer_marks(&self, record: u64, marks: Vec<StoredMark>) {
+        if marks.is_empty() {
+            return;
+        }
+        let mut m = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        if record <= m.replayed {
+            raise(marks);
+        } else {
+            m.waiting.push_back((record, marks));
+        }
+    }
+
+    /// The replay has applied `n` more records.
+    fn replayed(&self, n: usize) {
+        let mut m = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        m.replayed += n as u64;
+        m.raise_replayed();
+    }
+
+    async fn append_locked(&self, state: &mut State, record: Vec<u8>) -> Result<u64, SpoolError> {
         if state.file.is_none() {
             self.reopen(state).await;
         }
@@ -237,9 +305,14 @@ impl Spool {
         match with_file(state, move |f| f.append(&record)).await {
             Some(Ok(())) => {
                 crate::metrics::spool_recorded();
+                let number = {
+                    let mut m = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+                    m.appended += 1;
+                    m.appended
+                };
                 self.publish(state);
                 self.spooled.notify_one();
-                Ok(())
+                Ok(number)
             }
             Some(Err(e)) => {
                 tracing::error!(error = %e, dir = %self.config.dir.display(), "write spool append failed");

@@ -104,6 +104,7 @@ impl Spool {
                 .map_err(|e| ReplayError::Spool(format!("checkpoint: {e}")))?;
             replayed += group.len() as u64;
             crate::metrics::spool_replayed(group.len());
+            self.replayed(group.len());
             self.publish(&state);
             // The last group: empty the file before the writer, waiting
             // for this lock, can append.

@@ -2,7 +2,7 @@
 //! switch makes unreachable (the only stand-in: the fault tests in
 //! `server/tests/durability.rs` stop a real Postgres instead).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -361,4 +361,45 @@ async fn a_replay_interrupted_by_a_crash_stores_nothing_twice() {
         .await
         .unwrap();
     assert_eq!(stored_seqs(&store).await, vec![1, 2, 3]);
+}
+
+/// Submits one write whose event raises `mark` to `seq` once it is in the
+/// store, and waits for its acknowledgement.
+async fn write_marked(batch: &BatchHandle, seq: u64, mark: &Arc<AtomicU64>) {
+    let (tx, rx) = oneshot::channel();
+    let mut req = WriteRequest::new(vec![event(seq)]);
+    req.notify = Some(tx);
+    req.stored = Some((mark.clone(), Seq(seq)));
+    assert!(batch.submit(req));
+    assert_eq!(rx.await.unwrap(), Ok(()));
+}
+
+#[tokio::test]
+async fn a_spooled_event_counts_as_stored_only_once_the_replay_has_put_it_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let spool = open(dir.path(), 1 << 20).await;
+    let (batch, task) = writer(&store, &spool);
+    let mark = Arc::new(AtomicU64::new(0));
+    write_marked(&batch, 1, &mark).await;
+    assert_eq!(mark.load(Ordering::SeqCst), 1, "committed: stored at once");
+
+    // Given the store is down, writes are acknowledged from the spool …
+    store.set_down(true);
+    for seq in 2..=5 {
+        write_marked(&batch, seq, &mark).await;
+    }
+    // … but the room's watermark stays where the store is, so its tail
+    // keeps those events (history reads the store only below the tail).
+    assert_eq!(mark.load(Ordering::SeqCst), 1);
+
+    // When the store is back and the replay has run, it rises to the end.
+    store.set_down(false);
+    drained(&spool).await;
+    assert_eq!(mark.load(Ordering::SeqCst), 5);
+    assert_eq!(stored_seqs(&store).await, (1..=5).collect::<Vec<_>>());
+    write_marked(&batch, 6, &mark).await;
+    assert_eq!(mark.load(Ordering::SeqCst), 6);
+    drop(batch);
+    task.await.unwrap();
 }

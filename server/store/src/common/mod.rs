@@ -31,6 +31,7 @@
 //! [`Housekeeping`]: crate::Housekeeping
 //! [`BatchSink`]: crate::BatchSink
 
+pub mod breaker;
 mod convert;
 mod exec;
 pub(crate) mod rows;
