@@ -5,6 +5,7 @@
 //! - [`setup`]: bulk users (register or reuse) and rooms.
 //! - [`scenario`]: `fanout`/`big-room` (with `--sweep`), `idle`, `churn`,
 //!   `history`, `mixed`.
+//! - [`clock`]: the monotonic nanosecond clock every timestamp comes from.
 //! - [`stats`]: intended-time latency into HDR histograms; the report.
 //! - [`probe`]: server and self CPU/RSS from `/proc` or `/metrics`.
 //! - [`exporter`]: the load generator's own `/metrics`.
@@ -14,6 +15,7 @@
 //! and targets loopback addresses only.
 
 mod capacity;
+mod clock;
 mod exporter;
 mod net;
 mod probe;

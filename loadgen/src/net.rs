@@ -47,7 +47,7 @@ use tokio::net::{tcp, TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::stats::now_ns;
+use crate::clock::now_ns;
 
 /// Largest server frame accepted (SPEC.md §2.2 recommends 16 MiB).
 const MAX_SERVER_FRAME: usize = 16 * 1024 * 1024;

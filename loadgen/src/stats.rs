@@ -7,8 +7,6 @@
 //! rate (no coordinated omission).
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
-use std::time::Instant;
 
 use confab_protocol::frame::kind;
 use confab_protocol::wire::Reader;
@@ -16,14 +14,6 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::net::Frame;
-
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-/// Nanoseconds since the process's time base.
-#[inline]
-pub fn now_ns() -> u64 {
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
 
 /// Bytes of a message body that carry its intended send time (hex).
 pub const STAMP_LEN: usize = 16;

@@ -12,9 +12,10 @@ use std::rc::Rc;
 use confab_protocol::{Request, RoomId};
 
 use super::{wait_until, Ctx, Pacer, StepUsage, Timing};
+use crate::clock::now_ns;
 use crate::net;
 use crate::setup::{self, User};
-use crate::stats::{now_ns, Recorder, StepReport};
+use crate::stats::{Recorder, StepReport};
 
 pub struct Churn {
     users: Rc<Vec<User>>,

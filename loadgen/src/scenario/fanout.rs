@@ -13,9 +13,10 @@ use confab_protocol::wire::put_varint;
 use confab_protocol::RoomId;
 
 use super::{wait_until, Ctx, Pacer, StepUsage, Timing};
+use crate::clock::now_ns;
 use crate::net::FrameWriter;
 use crate::setup;
-use crate::stats::{now_ns, stamp, Recorder, Schedule, StepReport, STAMP_LEN};
+use crate::stats::{stamp, Recorder, Schedule, StepReport, STAMP_LEN};
 
 /// A prepared fan-out population.
 pub struct Fanout {

@@ -11,9 +11,10 @@ use confab_protocol::{Request, RoomId, Seq};
 use rand::Rng;
 
 use super::{wait_until, Ctx, Pacer, StepUsage, Timing};
+use crate::clock::now_ns;
 use crate::net::FrameWriter;
 use crate::setup;
-use crate::stats::{now_ns, Recorder, Schedule, StepReport};
+use crate::stats::{Recorder, Schedule, StepReport};
 
 pub struct History {
     readers: Vec<FrameWriter>,

@@ -13,10 +13,11 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::clock::now_ns;
 use crate::net::{self, Connector, FrameReader, FrameWriter};
 use crate::probe::{self, ServerProbe, UsageWindow};
 use crate::setup::User;
-use crate::stats::{now_ns, Recorder, SelfUsage, ServerUsage};
+use crate::stats::{Recorder, SelfUsage, ServerUsage};
 
 /// Recorders by traffic kind (`fanout`, `churn`, …).
 pub type Recorders = Vec<(&'static str, Rc<RefCell<Recorder>>)>;
