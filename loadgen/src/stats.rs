@@ -364,6 +364,8 @@ impl StepReport {
 pub struct RunReport {
     pub scenario: String,
     pub url: String,
+    /// How the load generator paced its sends (`--pacing`).
+    pub pacing: String,
     pub params: serde_json::Value,
     pub steps: Vec<StepReport>,
     /// Sweeps: the highest offered rate whose step passed.
@@ -397,7 +399,11 @@ impl RunReport {
     pub fn table(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
-        let _ = writeln!(out, "scenario {} against {}", self.scenario, self.url);
+        let _ = writeln!(
+            out,
+            "scenario {} against {} (pacing {})",
+            self.scenario, self.url, self.pacing
+        );
         let _ = writeln!(
             out,
             "{:<10} {:>10} {:>11} {:>11} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>6} {:>5}",

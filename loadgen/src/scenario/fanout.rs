@@ -12,11 +12,10 @@ use confab_protocol::frame::{begin_frame, end_frame, kind};
 use confab_protocol::wire::put_varint;
 use confab_protocol::RoomId;
 
-use super::{wait_until, Ctx, Pacer, StepUsage, Timing};
-use crate::clock::now_ns;
+use super::{wait_until, Ctx, OpenLoop, Timing};
 use crate::net::FrameWriter;
 use crate::setup;
-use crate::stats::{stamp, Recorder, Schedule, StepReport, STAMP_LEN};
+use crate::stats::{stamp, Recorder, StepReport, STAMP_LEN};
 
 /// A prepared fan-out population.
 pub struct Fanout {
@@ -123,68 +122,28 @@ impl Fanout {
         label: String,
         rate: f64,
         timing: Timing,
-    ) -> StepReport {
-        let mut pacer = Pacer::new(rate, &timing);
-        let window = pacer.window(&timing);
+    ) -> anyhow::Result<StepReport> {
         let first = self.next_k;
-        self.rec.borrow_mut().start_window(
-            window.0,
-            window.1,
-            Some(Schedule {
-                start_ns: pacer.start,
-                first,
-                rate,
-            }),
-        );
-        ctx.set_offered(self.name, rate);
+        let mut run = OpenLoop::start(ctx, self.name, &self.rec, rate, &timing, Some(first))?;
         ctx.set_phase(format!(
             "{label}: {rate:.0} msgs/s = {:.0} deliveries/s",
             rate * self.members as f64
         ));
-        let mut usage: Option<StepUsage> = None;
-        let mut last_tick = now_ns();
-        while !pacer.done() {
-            let now = now_ns();
-            if usage.is_none() && now >= window.0 {
-                usage = Some(StepUsage::start(ctx).await);
+        while let Some(due) = run.next(ctx).await {
+            for k in due.range {
+                let id = first + k;
+                let room = (id % self.rooms as u64) as usize;
+                self.templates[room].emit(&mut self.out[room], id as u32, run.intended(k));
             }
-            let due = pacer.due(now);
-            if due > pacer.sent {
-                let oldest = pacer.intended(pacer.sent);
-                if let Some(u) = usage.as_mut() {
-                    u.lag(oldest, now);
-                }
-                {
-                    let mut rec = self.rec.borrow_mut();
-                    for k in pacer.sent..due {
-                        let intended = pacer.intended(k);
-                        let id = first + k;
-                        let room = (id % self.rooms as u64) as usize;
-                        self.templates[room].emit(&mut self.out[room], id as u32, intended);
-                        rec.sent(intended, now);
-                    }
-                }
-                pacer.sent = due;
-                for (room, buf) in self.out.iter_mut().enumerate() {
-                    if !buf.is_empty() {
-                        let _ = self.publishers[room].write_all(buf).await;
-                        buf.clear();
-                    }
+            for (room, buf) in self.out.iter_mut().enumerate() {
+                if !buf.is_empty() {
+                    let _ = self.publishers[room].write_all(buf).await;
+                    buf.clear();
                 }
             }
-            if now - last_tick > 1_000_000_000 {
-                last_tick = now;
-                if let Some(u) = usage.as_mut() {
-                    u.tick(ctx).await;
-                }
-            }
-            pacer.wait().await;
         }
-        self.next_k = first + pacer.total;
-        let usage = match usage {
-            Some(u) => u,
-            None => StepUsage::start(ctx).await,
-        };
+        self.next_k = first + run.total();
+        let usage = run.finish(ctx).await;
         ctx.set_phase(format!("{label}: draining"));
         let members = self.members as u64;
         let rec = self.rec.clone();
@@ -194,14 +153,11 @@ impl Fanout {
                 && r.acks_in_window >= r.sent_in_window
         })
         .await;
-        let (server, me) = usage.finish(ctx).await;
-        let seconds = timing.duration.as_secs_f64();
-        let mut report = StepReport::from_recorder(&label, &self.rec.borrow(), seconds, members);
-        report.offered_per_s = rate;
-        report.offered_deliveries_per_s = rate * self.members as f64;
+        let mut report = usage
+            .report(ctx, &label, &self.rec, &timing, members, rate)
+            .await;
         report.connections = ctx.connections.get();
-        report.loadgen = me;
-        report.with_server(server)
+        Ok(report)
     }
 }
 
@@ -230,13 +186,13 @@ pub async fn run_sweep(
     sweep: Sweep,
     timing: Timing,
     notes: &mut Vec<String>,
-) -> (Vec<StepReport>, Option<StepReport>) {
+) -> anyhow::Result<(Vec<StepReport>, Option<StepReport>)> {
     let mut steps = Vec::new();
     let mut best: Option<StepReport> = None;
     let mut rate = sweep.start;
     let mut misses = 0;
     for i in 0..sweep.max_steps {
-        let mut s = f.step(ctx, format!("sweep{i}"), rate, timing).await;
+        let mut s = f.step(ctx, format!("sweep{i}"), rate, timing).await?;
         let pass = sweep.passes(&s);
         s.pass = Some(pass);
         let saturated = s.loadgen.saturated;
@@ -263,5 +219,5 @@ pub async fn run_sweep(
         tokio::time::sleep(Duration::from_millis(500)).await;
         rate *= sweep.factor;
     }
-    (steps, best)
+    Ok((steps, best))
 }

@@ -1,5 +1,6 @@
 //! Scenarios. Each prepares its population (users, rooms, connections) and
-//! then runs measured steps. Everything runs on one thread (a
+//! then runs measured steps. Scheduled scenarios share one open-loop
+//! driver ([`OpenLoop`] around [`crate::pacer::Pacer`]). Everything runs on one thread (a
 //! current-thread runtime with a `LocalSet`), so tasks share recorders
 //! through `Rc<RefCell<_>>` without atomics, and the load generator's cost
 //! is one core, which its report checks.
@@ -15,9 +16,10 @@ use std::time::Duration;
 
 use crate::clock::now_ns;
 use crate::net::{self, Connector, FrameReader, FrameWriter};
+use crate::pacer::{Due, Pacer, Pacing};
 use crate::probe::{self, ServerProbe, UsageWindow};
 use crate::setup::User;
-use crate::stats::{Recorder, SelfUsage, ServerUsage};
+use crate::stats::{Recorder, Schedule, SelfUsage, ServerUsage, StepReport};
 
 /// Recorders by traffic kind (`fanout`, `churn`, …).
 pub type Recorders = Vec<(&'static str, Rc<RefCell<Recorder>>)>;
@@ -29,6 +31,8 @@ pub struct Ctx {
     pub prefix: String,
     /// Read buffer per receiving connection.
     pub read_buf: usize,
+    /// How the open-loop pacers wait (`--pacing`).
+    pub pacing: Pacing,
     /// Recorders shown by the progress line and `/metrics`, by traffic kind.
     pub recorders: RefCell<Recorders>,
     /// Open measured connections (for `/metrics` and reports).
@@ -168,10 +172,30 @@ impl StepUsage {
             server,
             SelfUsage {
                 cpu_utilization: util,
-                saturated: util >= 0.9,
+                saturated: util >= 0.9 && ctx.pacing != Pacing::Spin,
                 max_send_lag_ms: self.max_lag_ns as f64 / 1e6,
             },
         )
+    }
+
+    /// The step's report from its recorder: `fanout` deliveries expected
+    /// per request sent, `rate` requests per second offered.
+    pub async fn report(
+        self,
+        ctx: &Ctx,
+        label: &str,
+        rec: &RefCell<Recorder>,
+        timing: &Timing,
+        fanout: u64,
+        rate: f64,
+    ) -> StepReport {
+        let (server, me) = self.finish(ctx).await;
+        let mut report =
+            StepReport::from_recorder(label, &rec.borrow(), timing.duration.as_secs_f64(), fanout);
+        report.offered_per_s = rate;
+        report.offered_deliveries_per_s = rate * fanout as f64;
+        report.loadgen = me;
+        report.with_server(server)
     }
 }
 
@@ -186,57 +210,91 @@ pub struct Timing {
     pub drain: Duration,
 }
 
-/// An open-loop schedule: request `k` (from 0) is due at `start + k / rate`.
-pub struct Pacer {
-    pub start: u64,
-    pub rate: f64,
-    pub total: u64,
-    pub sent: u64,
+/// One open-loop step as every scheduled scenario runs it: the pacer, the
+/// recorder's measured window, the sends' lateness, and the server's
+/// usage from the start of the window.
+pub struct OpenLoop {
+    pacer: Pacer,
+    rec: Rc<RefCell<Recorder>>,
+    window: (u64, u64),
+    usage: Option<StepUsage>,
+    last_tick: u64,
 }
 
-impl Pacer {
-    pub fn new(rate: f64, timing: &Timing) -> Pacer {
+impl OpenLoop {
+    /// Starts a step of `rate` requests per second for `timing`'s warm-up
+    /// and duration. `first` is the request id of request 0 when replies
+    /// name their request (acknowledgements, history pages), so that they
+    /// map back to intended times.
+    pub fn start(
+        ctx: &Ctx,
+        name: &'static str,
+        rec: &Rc<RefCell<Recorder>>,
+        rate: f64,
+        timing: &Timing,
+        first: Option<u64>,
+    ) -> anyhow::Result<OpenLoop> {
         let secs = (timing.warmup + timing.duration).as_secs_f64();
-        Pacer {
-            start: now_ns() + 5_000_000,
-            rate,
-            total: (secs * rate).ceil() as u64,
-            sent: 0,
+        let total = (secs * rate).ceil() as u64;
+        let pacer = Pacer::new(rate, total, ctx.pacing)?;
+        let from = pacer.start + timing.warmup.as_nanos() as u64;
+        let window = (from, from + timing.duration.as_nanos() as u64);
+        rec.borrow_mut().start_window(
+            window.0,
+            window.1,
+            first.map(|first| Schedule {
+                start_ns: pacer.start,
+                first,
+                rate,
+            }),
+        );
+        ctx.set_offered(name, rate);
+        Ok(OpenLoop {
+            pacer,
+            rec: rec.clone(),
+            window,
+            usage: None,
+            last_tick: now_ns(),
+        })
+    }
+
+    /// Waits for the next requests due and records them as sent now (the
+    /// caller sends them at once); `None` when the schedule is done.
+    pub async fn next(&mut self, ctx: &Ctx) -> Option<Due> {
+        let due = self.pacer.next().await?;
+        if self.usage.is_none() && due.now >= self.window.0 {
+            self.usage = Some(StepUsage::start(ctx).await);
         }
+        if let Some(u) = self.usage.as_mut() {
+            u.lag(self.pacer.intended(due.range.start), due.now);
+            if due.now - self.last_tick > 1_000_000_000 {
+                self.last_tick = due.now;
+                u.tick(ctx).await;
+            }
+        }
+        let mut rec = self.rec.borrow_mut();
+        for k in due.range.clone() {
+            rec.sent(self.pacer.intended(k), due.now);
+        }
+        Some(due)
     }
 
-    /// The measured window in intended time.
-    pub fn window(&self, timing: &Timing) -> (u64, u64) {
-        let from = self.start + timing.warmup.as_nanos() as u64;
-        (from, from + timing.duration.as_nanos() as u64)
-    }
-
+    /// When request `k` is due.
+    #[inline]
     pub fn intended(&self, k: u64) -> u64 {
-        self.start + (k as f64 * 1e9 / self.rate) as u64
+        self.pacer.intended(k)
     }
 
-    /// Requests due by `now`, not yet sent: `sent..due`.
-    pub fn due(&self, now: u64) -> u64 {
-        if now < self.start {
-            return self.sent;
-        }
-        let due = ((now - self.start) as f64 * self.rate / 1e9) as u64 + 1;
-        due.min(self.total)
+    /// Requests in the whole step.
+    pub fn total(&self) -> u64 {
+        self.pacer.total
     }
 
-    pub fn done(&self) -> bool {
-        self.sent >= self.total
-    }
-
-    /// Sleeps until the next request is due (at most 1 ms early batches
-    /// arrive anyway: tokio's timer has millisecond resolution).
-    pub async fn wait(&self) {
-        let next = self.intended(self.sent);
-        let now = now_ns();
-        if next > now {
-            tokio::time::sleep(Duration::from_nanos(next - now)).await;
-        } else {
-            tokio::task::yield_now().await;
+    /// The usage measured since the window began.
+    pub async fn finish(self, ctx: &Ctx) -> StepUsage {
+        match self.usage {
+            Some(u) => u,
+            None => StepUsage::start(ctx).await,
         }
     }
 }
