@@ -8,7 +8,8 @@
 //! - [`pacer`]: the open-loop schedule and sub-millisecond waits.
 //! - [`clock`]: the monotonic nanosecond clock every timestamp comes from.
 //! - [`stats`]: intended-time latency into HDR histograms; the report.
-//! - [`probe`]: server and self CPU/RSS from `/proc` or `/metrics`.
+//! - [`probe`]: server and self CPU/RSS from `/proc` or `/metrics`; the
+//!   machine's background load from `/proc/stat`.
 //! - [`exporter`]: the load generator's own `/metrics`.
 //! - [`capacity`]: `blast` + `capacity`, the receive-speed self-test.
 //!
@@ -347,6 +348,9 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
         Cmd::Idle { .. } => common.source_ips.max(4),
         _ => common.source_ips,
     };
+    let system_start = probe::system_sample();
+    let server_start = probe.sample().await;
+    let self_start = probe::self_sample();
     let ctx = Rc::new(Ctx {
         connector: net::Connector::new(&common.url, source_ips, tls_trust(common)?)?,
         probe,
@@ -387,6 +391,7 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
                 steps,
                 best_passing: best,
                 idle,
+                background: None,
                 notes,
             }
         };
@@ -549,6 +554,18 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
     ctx.stop.set(true);
     progress.finish_and_clear();
     let mut report = report;
+    if let (Some(start), Some(end)) = (system_start, probe::system_sample()) {
+        let server_cpu = match (server_start, ctx.probe.sample().await) {
+            (Some(s), Some(e)) => Some(e.cpu_seconds - s.cpu_seconds),
+            _ => None,
+        };
+        let self_cpu = probe::self_sample().cpu_seconds - self_start.cpu_seconds;
+        report.background = Some(probe::background(
+            &start,
+            &end,
+            &scenario::ours(&ctx, server_cpu, self_cpu),
+        ));
+    }
     finish_notes(&mut report);
     Ok(Some((report, common.json.clone())))
 }

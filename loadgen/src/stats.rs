@@ -313,6 +313,8 @@ pub struct StepReport {
     pub loadgen: SelfUsage,
     /// Whether the step met the sweep's bounds (sweeps only).
     pub pass: Option<bool>,
+    /// The machine's load during the measured window.
+    pub background: Option<Background>,
 }
 
 impl StepReport {
@@ -372,7 +374,76 @@ pub struct RunReport {
     pub best_passing: Option<StepReport>,
     /// Idle runs: server RSS growth per idle connection.
     pub idle: Option<IdleReport>,
+    /// The machine's load over the whole run, set-up included.
+    pub background: Option<Background>,
     pub notes: Vec<String>,
+}
+
+/// The machine's background load over a window: what other processes
+/// did, so that a quiet run can be told from a noisy one.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Background {
+    pub seconds: f64,
+    pub loadavg_1m_start: f64,
+    pub loadavg_1m_end: f64,
+    /// CPU-seconds of processes other than this run's server and load
+    /// generator, over all cores.
+    pub other_cpu_seconds: f64,
+    pub cores: Vec<CoreLoad>,
+}
+
+/// One core over a window (CPU-seconds, from `/proc/stat`).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct CoreLoad {
+    pub cpu: usize,
+    /// This run's processes pinned to this core ("server", "loadgen").
+    pub pinned: Vec<String>,
+    /// user + nice + system + irq + softirq.
+    pub busy_seconds: f64,
+    /// ... of which the processes in `pinned`.
+    pub ours_seconds: f64,
+    /// ... of which everything else: the background load.
+    pub other_seconds: f64,
+    /// `other_seconds` per wall second.
+    pub other_share: f64,
+    /// Interrupt and softirq time, part of `busy_seconds` (loopback
+    /// networking; a process's own CPU time includes what ran on its
+    /// watch).
+    pub irq_seconds: f64,
+    /// Time the hypervisor took.
+    pub steal_seconds: f64,
+}
+
+impl Background {
+    /// One line: load average and each core's other-process share.
+    pub fn summary(&self) -> String {
+        let cores: Vec<String> = self
+            .cores
+            .iter()
+            .map(|c| {
+                let pinned = if c.pinned.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", c.pinned.join("+"))
+                };
+                format!(
+                    "core {}{pinned} {:.0}% other, {:.0}% irq, {:.0}% steal",
+                    c.cpu,
+                    c.other_share * 100.0,
+                    c.irq_seconds / self.seconds * 100.0,
+                    c.steal_seconds / self.seconds * 100.0
+                )
+            })
+            .collect();
+        format!(
+            "loadavg {:.2} -> {:.2}; other processes {:.2} CPU-s in {:.1} s; {}",
+            self.loadavg_1m_start,
+            self.loadavg_1m_end,
+            self.other_cpu_seconds,
+            self.seconds,
+            cores.join("; ")
+        )
+    }
 }
 
 /// Memory cost of idle authenticated connections.
@@ -481,6 +552,9 @@ impl RunReport {
                     s.lost
                 );
             }
+            if let Some(b) = &s.background {
+                let _ = writeln!(out, "{:<10} background: {}", "", b.summary());
+            }
             if !s.error_codes.is_empty() || !s.close_codes.is_empty() {
                 let _ = writeln!(
                     out,
@@ -518,6 +592,9 @@ impl RunReport {
                 i.server_open_fds,
                 kib(i.loadgen_rss_bytes)
             );
+        }
+        if let Some(b) = &self.background {
+            let _ = writeln!(out, "background over the whole run: {}", b.summary());
         }
         for n in &self.notes {
             let _ = writeln!(out, "note: {n}");

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::clock::now_ns;
 use crate::net::{self, Connector, FrameReader, FrameWriter};
 use crate::pacer::{Due, Pacer, Pacing};
-use crate::probe::{self, ServerProbe, UsageWindow};
+use crate::probe::{self, Ours, ServerProbe, SystemSample, UsageWindow};
 use crate::setup::User;
 use crate::stats::{Recorder, Schedule, SelfUsage, ServerUsage, StepReport};
 
@@ -137,10 +137,12 @@ impl Ctx {
     }
 }
 
-/// Measures the server and the load generator over one step.
+/// Measures the server, the load generator and the rest of the machine
+/// over one step.
 pub struct StepUsage {
     server: UsageWindow,
     self_start: probe::Sample,
+    system_start: Option<SystemSample>,
     started: std::time::Instant,
     pub max_lag_ns: u64,
 }
@@ -150,6 +152,7 @@ impl StepUsage {
         StepUsage {
             server: UsageWindow::start(&ctx.probe).await,
             self_start: probe::self_sample(),
+            system_start: probe::system_sample(),
             started: std::time::Instant::now(),
             max_lag_ns: 0,
         }
@@ -163,11 +166,27 @@ impl StepUsage {
         self.max_lag_ns = self.max_lag_ns.max(now.saturating_sub(intended));
     }
 
-    pub async fn finish(self, ctx: &Ctx) -> (Option<ServerUsage>, SelfUsage) {
+    pub async fn finish(
+        self,
+        ctx: &Ctx,
+    ) -> (
+        Option<ServerUsage>,
+        SelfUsage,
+        Option<crate::stats::Background>,
+    ) {
         let wall = self.started.elapsed().as_secs_f64();
         let me = probe::self_sample();
-        let util = (me.cpu_seconds - self.self_start.cpu_seconds) / wall;
+        let self_cpu = me.cpu_seconds - self.self_start.cpu_seconds;
+        let util = self_cpu / wall;
         let server = self.server.finish(&ctx.probe).await;
+        let background = match (self.system_start, probe::system_sample()) {
+            (Some(start), Some(end)) => Some(probe::background(
+                &start,
+                &end,
+                &ours(ctx, server.as_ref().map(|s| s.cpu_seconds), self_cpu),
+            )),
+            _ => None,
+        };
         (
             server,
             SelfUsage {
@@ -175,6 +194,7 @@ impl StepUsage {
                 saturated: util >= 0.9 && ctx.pacing != Pacing::Spin,
                 max_send_lag_ms: self.max_lag_ns as f64 / 1e6,
             },
+            background,
         )
     }
 
@@ -189,14 +209,33 @@ impl StepUsage {
         fanout: u64,
         rate: f64,
     ) -> StepReport {
-        let (server, me) = self.finish(ctx).await;
+        let (server, me, background) = self.finish(ctx).await;
         let mut report =
             StepReport::from_recorder(label, &rec.borrow(), timing.duration.as_secs_f64(), fanout);
         report.offered_per_s = rate;
         report.offered_deliveries_per_s = rate * fanout as f64;
         report.loadgen = me;
+        report.background = background;
         report.with_server(server)
     }
+}
+
+/// This run's own processes, for telling background load apart: the
+/// server (if probed by pid) and this load generator.
+pub fn ours(ctx: &Ctx, server_cpu: Option<f64>, self_cpu: f64) -> Vec<Ours> {
+    let mut ours = vec![Ours {
+        name: "loadgen",
+        cpu_seconds: self_cpu,
+        core: probe::pinned_core("self"),
+    }];
+    if let (ServerProbe::Pid(pid), Some(cpu)) = (&ctx.probe, server_cpu) {
+        ours.push(Ours {
+            name: "server",
+            cpu_seconds: cpu,
+            core: probe::pinned_core(&pid.to_string()),
+        });
+    }
+    ours
 }
 
 /// Timing of one measured step.
@@ -211,8 +250,8 @@ pub struct Timing {
 }
 
 /// One open-loop step as every scheduled scenario runs it: the pacer, the
-/// recorder's measured window, the sends' lateness, and the server's
-/// usage from the start of the window.
+/// recorder's measured window, the sends' lateness, and the server's and
+/// the machine's usage from the start of the window.
 pub struct OpenLoop {
     pacer: Pacer,
     rec: Rc<RefCell<Recorder>>,
