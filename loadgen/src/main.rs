@@ -1,7 +1,10 @@
-//! `confab-loadgen`: measures a Confab server under load.
+//! `confab-loadgen`: measures a Confab server under load — and, with the
+//! same workload, schedule and latency accounting, a `nats-server`
+//! (`nats://`), the reference every figure is read against.
 //!
-//! - [`net`]: dialling (TCP now; TLS/WebSocket are one variant each) and
+//! - [`net`]: dialling (TCP, TLS, WebSocket; plain TCP for NATS) and
 //!   in-place frame parsing from large read buffers.
+//! - [`nats`]: the NATS client protocol, as much as the scenarios need.
 //! - [`setup`]: bulk users (register or reuse) and rooms.
 //! - [`scenario`]: `fanout`/`big-room` (with `--sweep`), `idle`, `churn`,
 //!   `history`, `mixed`.
@@ -19,6 +22,7 @@
 mod capacity;
 mod clock;
 mod exporter;
+mod nats;
 mod net;
 mod pacer;
 mod probe;
@@ -51,7 +55,7 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// Server URL (loopback only): confab://, confabs:// (TLS), ws://HOST:PORT/ws or wss://HOST:PORT/ws.
+    /// Server URL (loopback only): confab://, confabs:// (TLS), ws://HOST:PORT/ws or wss://HOST:PORT/ws; or nats://HOST:PORT, a nats-server to compare with (fanout, big-room, idle).
     #[arg(long, default_value = "confab://127.0.0.1:7400")]
     url: String,
     /// How the open-loop pacer waits for a send's time.
@@ -348,11 +352,19 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
         Cmd::Idle { .. } => common.source_ips.max(4),
         _ => common.source_ips,
     };
+    let connector = net::Connector::new(&common.url, source_ips, tls_trust(common)?)?;
+    let target = connector.protocol();
+    if target == net::Protocol::Nats {
+        anyhow::ensure!(
+            matches!(cmd, Cmd::Fanout { .. } | Cmd::BigRoom { .. } | Cmd::Idle { .. }),
+            "nats:// runs fanout, big-room and idle only (NATS has no accounts, history or rooms to join)"
+        );
+    }
     let system_start = probe::system_sample();
     let server_start = probe.sample().await;
     let self_start = probe::self_sample();
     let ctx = Rc::new(Ctx {
-        connector: net::Connector::new(&common.url, source_ips, tls_trust(common)?)?,
+        connector,
         probe,
         prefix: common.prefix.clone(),
         read_buf: common.read_buf.clamp(4096, 16 << 20),
@@ -374,9 +386,12 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
         eprintln!("confab-loadgen: metrics at http://{bound}/metrics");
     }
     let progress = spawn_progress(ctx.clone());
-    let mut notes = vec![
-        "users are registered through the server's argon2id: for large populations run confabd with --kdf-memory-kib 8 --kdf-iterations 1 (set-up only; measured connections authenticate by token)".to_owned(),
-    ];
+    let mut notes = match target {
+        net::Protocol::Confab => vec![
+            "users are registered through the server's argon2id: for large populations run confabd with --kdf-memory-kib 8 --kdf-iterations 1 (set-up only; measured connections authenticate by token)".to_owned(),
+        ],
+        net::Protocol::Nats => Vec::new(),
+    };
     if common.pacing == pacer::Pacing::Spin {
         notes.push("--pacing spin keeps the load generator's core busy by design: its CPU figure includes the spinning and does not mark it saturated".into());
     }
@@ -386,15 +401,17 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
             RunReport {
                 scenario: scenario.into(),
                 url: url.clone(),
+                target: target.as_str().into(),
                 pacing: format!("{:?}", common.pacing).to_lowercase(),
                 params,
                 steps,
                 best_passing: best,
                 idle,
-                background: None,
                 notes,
+                ..RunReport::default()
             }
         };
+    let mut setup = None;
     let report = match cmd {
         Cmd::Fanout {
             fanout,
@@ -414,6 +431,12 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
             .await?;
             let (steps, best) =
                 fan_steps(&ctx, &mut f, fanout.rate, window, sweep, &mut notes).await?;
+            setup = Some(f.setup.clone());
+            notes.extend(
+                f.server_version
+                    .as_ref()
+                    .map(|v| format!("nats-server {v}")),
+            );
             out("fanout", params, steps, best, None, notes)
         }
         Cmd::BigRoom {
@@ -428,6 +451,12 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
             let prefix = format!("{}-big", common.prefix);
             let mut f = Fanout::prepare(&ctx, "big-room", &prefix, 1, members, payload).await?;
             let (steps, best) = fan_steps(&ctx, &mut f, rate, window, sweep, &mut notes).await?;
+            setup = Some(f.setup.clone());
+            notes.extend(
+                f.server_version
+                    .as_ref()
+                    .map(|v| format!("nats-server {v}")),
+            );
             out("big-room", params, steps, best, None, notes)
         }
         Cmd::Idle {
@@ -554,6 +583,7 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
     ctx.stop.set(true);
     progress.finish_and_clear();
     let mut report = report;
+    report.setup = setup;
     if let (Some(start), Some(end)) = (system_start, probe::system_sample()) {
         let server_cpu = match (server_start, ctx.probe.sample().await) {
             (Some(s), Some(e)) => Some(e.cpu_seconds - s.cpu_seconds),

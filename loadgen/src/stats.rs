@@ -13,6 +13,7 @@ use confab_protocol::wire::Reader;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::nats::Op;
 use crate::net::Frame;
 
 /// Bytes of a message body that carry its intended send time (hex).
@@ -45,7 +46,9 @@ pub fn event_stamp(payload: &[u8]) -> Option<u64> {
     parse_stamp(text)
 }
 
-fn parse_stamp(text: &[u8]) -> Option<u64> {
+/// The stamp at the start of a message body.
+#[inline]
+pub fn parse_stamp(text: &[u8]) -> Option<u64> {
     let mut v = 0u64;
     for &c in text.get(..STAMP_LEN)? {
         let d = match c {
@@ -224,6 +227,23 @@ impl Recorder {
         }
     }
 
+    /// Handles one NATS operation on a connection receiving room traffic:
+    /// MSG deliveries (the payload starts with the stamp, as a Confab
+    /// message body does), `-ERR`s.
+    #[inline]
+    pub fn on_nats_op(&mut self, op: Op<'_>, now: u64) {
+        self.frames_total += 1;
+        match op {
+            Op::Msg { payload } => {
+                if let Some(t) = parse_stamp(payload) {
+                    self.received(t, now);
+                }
+            }
+            Op::Err(_) => self.error(0),
+            _ => {}
+        }
+    }
+
     pub fn total_errors(&self) -> u64 {
         self.errors.values().sum::<u64>() + self.closes.values().sum::<u64>()
     }
@@ -362,10 +382,12 @@ impl StepReport {
 }
 
 /// A whole run: its parameters and every measured step.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Default)]
 pub struct RunReport {
     pub scenario: String,
     pub url: String,
+    /// What the target speaks: "confab" or "nats".
+    pub target: String,
     /// How the load generator paced its sends (`--pacing`).
     pub pacing: String,
     pub params: serde_json::Value,
@@ -374,9 +396,30 @@ pub struct RunReport {
     pub best_passing: Option<StepReport>,
     /// Idle runs: server RSS growth per idle connection.
     pub idle: Option<IdleReport>,
+    /// How long the measured connections took to set up.
+    pub setup: Option<SetupReport>,
     /// The machine's load over the whole run, set-up included.
     pub background: Option<Background>,
     pub notes: Vec<String>,
+}
+
+/// Setting up the measured population.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SetupReport {
+    pub connections: usize,
+    /// Confab: registering (or logging in) every user and creating or
+    /// joining its room, on short-lived connections. NATS: nothing (0).
+    pub population_seconds: f64,
+    /// Opening the measured connections: Confab HELLO with a session
+    /// token; NATS CONNECT, SUB and a PING answered by PONG (so the
+    /// subscription is in force).
+    pub connect_seconds: f64,
+}
+
+impl SetupReport {
+    pub fn total_seconds(&self) -> f64 {
+        self.population_seconds + self.connect_seconds
+    }
 }
 
 /// The machine's background load over a window: what other processes
@@ -447,12 +490,16 @@ impl Background {
 }
 
 /// Memory cost of idle authenticated connections.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct IdleReport {
     pub connections: usize,
     pub failed: usize,
     pub rooms: usize,
     pub source_addresses: usize,
+    /// Creating the users and memberships (Confab; 0 on NATS).
+    pub population_seconds: f64,
+    /// Opening the idle connections (HELLO with a token; NATS CONNECT,
+    /// SUB, PING/PONG).
     pub connect_seconds: f64,
     pub server_rss_before_bytes: u64,
     pub server_rss_after_bytes: u64,
@@ -472,8 +519,8 @@ impl RunReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "scenario {} against {} (pacing {})",
-            self.scenario, self.url, self.pacing
+            "scenario {} against {} ({}, pacing {})",
+            self.scenario, self.url, self.target, self.pacing
         );
         let _ = writeln!(
             out,
@@ -562,6 +609,16 @@ impl RunReport {
                     "", s.error_codes, s.close_codes
                 );
             }
+        }
+        if let Some(setup) = &self.setup {
+            let _ = writeln!(
+                out,
+                "set-up: {} connections in {:.2} s (population {:.2} s, connecting {:.2} s)",
+                setup.connections,
+                setup.total_seconds(),
+                setup.population_seconds,
+                setup.connect_seconds
+            );
         }
         if let Some(b) = &self.best_passing {
             let _ = writeln!(

@@ -1,6 +1,8 @@
 //! Scenarios. Each prepares its population (users, rooms, connections) and
-//! then runs measured steps. Scheduled scenarios share one open-loop
-//! driver ([`OpenLoop`] around [`crate::pacer::Pacer`]). Everything runs on one thread (a
+//! then runs measured steps; `fanout`, `big-room` and `idle` also run
+//! against a NATS server (`nats://`), the comparison target. Scheduled
+//! scenarios share one open-loop driver ([`OpenLoop`] around
+//! [`crate::pacer::Pacer`]). Everything runs on one thread (a
 //! current-thread runtime with a `LocalSet`), so tasks share recorders
 //! through `Rc<RefCell<_>>` without atomics, and the load generator's cost
 //! is one core, which its report checks.
@@ -15,7 +17,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::clock::now_ns;
-use crate::net::{self, Connector, FrameReader, FrameWriter};
+use crate::nats::{self, NatsReader};
+use crate::net::{self, Connector, FrameReader, FrameWriter, Protocol};
 use crate::pacer::{Due, Pacer, Pacing};
 use crate::probe::{self, Ours, ServerProbe, SystemSample, UsageWindow};
 use crate::setup::User;
@@ -45,6 +48,29 @@ pub struct Ctx {
     pub stop: Cell<bool>,
 }
 
+/// The receiving side of a measured connection, whatever the target speaks.
+pub enum Receiver {
+    Confab(FrameReader),
+    Nats(NatsReader),
+}
+
+impl Receiver {
+    /// Reads once and records the room traffic that arrived; `Ok(false)`
+    /// at end of stream.
+    async fn record(&mut self, rec: &RefCell<Recorder>) -> std::io::Result<bool> {
+        match self {
+            Receiver::Confab(rd) => {
+                rd.read_frames(|f, now| rec.borrow_mut().on_traffic_frame(f, now))
+                    .await
+            }
+            Receiver::Nats(rd) => {
+                rd.read_ops(|op, now| rec.borrow_mut().on_nats_op(op, now))
+                    .await
+            }
+        }
+    }
+}
+
 impl Ctx {
     pub fn recorder(&self, name: &'static str) -> Rc<RefCell<Recorder>> {
         let r = Rc::new(RefCell::new(Recorder::default()));
@@ -72,19 +98,60 @@ impl Ctx {
         conn_base: usize,
         buf: usize,
     ) -> anyhow::Result<Vec<(FrameReader, FrameWriter)>> {
-        use futures_util::StreamExt;
-        let mut out = Vec::with_capacity(users.len());
-        let mut s = futures_util::stream::iter(users.iter().enumerate())
-            .map(|(i, u)| {
+        self.open_many(users.len(), |i| {
+            let c = self.connector.clone();
+            let token = users[i].token.clone();
+            async move { net::open(&c, conn_base + i, buf, Some(token)).await }
+        })
+        .await
+    }
+
+    /// Opens `count` NATS connections, connection `i` subscribed to
+    /// `subject(i)`, `concurrency` at a time; also returns the server's
+    /// version.
+    pub async fn open_all_nats(
+        self: &Rc<Self>,
+        count: usize,
+        conn_base: usize,
+        buf: usize,
+        subject: impl Fn(usize) -> String,
+    ) -> anyhow::Result<(Vec<(NatsReader, FrameWriter)>, String)> {
+        let mut version = String::new();
+        let conns = self
+            .open_many(count, |i| {
                 let c = self.connector.clone();
-                let token = u.token.clone();
+                let subjects = [subject(i)];
+                async move { nats::open(&c, conn_base + i, buf, &subjects).await }
+            })
+            .await?
+            .into_iter()
+            .map(|c| {
+                version = c.server_version;
+                (c.rd, c.wr)
+            })
+            .collect();
+        Ok((conns, version))
+    }
+
+    /// Runs `open(i)` for `0..count`, [`crate::setup::SETUP_CONCURRENCY`]
+    /// at a time, each within 30 s, counting open connections.
+    async fn open_many<T, F>(
+        &self,
+        count: usize,
+        open: impl Fn(usize) -> F,
+    ) -> anyhow::Result<Vec<T>>
+    where
+        F: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        use futures_util::StreamExt;
+        let mut out = Vec::with_capacity(count);
+        let mut s = futures_util::stream::iter(0..count)
+            .map(|i| {
+                let f = open(i);
                 async move {
-                    tokio::time::timeout(
-                        Duration::from_secs(30),
-                        net::open(&c, conn_base + i, buf, Some(token)),
-                    )
-                    .await
-                    .unwrap_or_else(|_| anyhow::bail!("connect timed out"))
+                    tokio::time::timeout(Duration::from_secs(30), f)
+                        .await
+                        .unwrap_or_else(|_| anyhow::bail!("connect timed out"))
                 }
             })
             .buffered(crate::setup::SETUP_CONCURRENCY);
@@ -95,16 +162,13 @@ impl Ctx {
         Ok(out)
     }
 
-    /// Spawns a task that feeds `rd`'s frames to `rec` until the run stops
-    /// or the connection ends.
-    pub fn spawn_reader(self: &Rc<Self>, mut rd: FrameReader, rec: Rc<RefCell<Recorder>>) {
+    /// Spawns a task that feeds `rd`'s traffic to `rec` until the run
+    /// stops or the connection ends.
+    pub fn spawn_reader(self: &Rc<Self>, mut rd: Receiver, rec: Rc<RefCell<Recorder>>) {
         let ctx = self.clone();
         tokio::task::spawn_local(async move {
             loop {
-                let more = rd
-                    .read_frames(|f, now| rec.borrow_mut().on_traffic_frame(f, now))
-                    .await;
-                match more {
+                match rd.record(&rec).await {
                     Ok(true) => {}
                     _ => {
                         if !ctx.stop.get() {
@@ -119,14 +183,21 @@ impl Ctx {
     }
 
     /// Spawns a task that PINGs on every writer every `every`, so that
-    /// connections with nothing to send are not closed as idle.
+    /// connections with nothing to send are not closed as idle (and, on
+    /// NATS, so that the server's PINGs get their PONGs).
     pub fn spawn_keepalive(self: &Rc<Self>, mut writers: Vec<FrameWriter>, every: Duration) {
         let ctx = self.clone();
+        let ping = match self.connector.protocol() {
+            Protocol::Confab => {
+                let mut ping = bytes::BytesMut::new();
+                confab_protocol::Request::Ping { nonce: 0 }.encode(0x7fff_fff0, &mut ping);
+                ping.to_vec()
+            }
+            Protocol::Nats => nats::PING.to_vec(),
+        };
         tokio::task::spawn_local(async move {
             let mut tick = tokio::time::interval(every);
             tick.tick().await;
-            let mut ping = bytes::BytesMut::new();
-            confab_protocol::Request::Ping { nonce: 0 }.encode(0x7fff_fff0, &mut ping);
             while !ctx.stop.get() {
                 tick.tick().await;
                 for w in writers.iter_mut() {
