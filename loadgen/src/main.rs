@@ -13,6 +13,7 @@
 //! - [`stats`]: intended-time latency into HDR histograms; the report.
 //! - [`probe`]: server and self CPU/RSS from `/proc` or `/metrics`; the
 //!   machine's background load from `/proc/stat`.
+//! - [`compare`]: two reports side by side with their ratios.
 //! - [`exporter`]: the load generator's own `/metrics`.
 //! - [`capacity`]: `blast` + `capacity`, the receive-speed self-test.
 //!
@@ -21,6 +22,7 @@
 
 mod capacity;
 mod clock;
+mod compare;
 mod exporter;
 mod nats;
 mod net;
@@ -259,6 +261,19 @@ enum Cmd {
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
+    /// Two JSON reports of one scenario side by side, with ratios first/second (e.g. Confab/NATS).
+    Compare {
+        /// The first report (e.g. target/bench/fanout-confab.json).
+        first: std::path::PathBuf,
+        /// The second report, the reference (e.g. target/bench/fanout-nats.json).
+        second: std::path::PathBuf,
+        /// Write the combined JSON here.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        /// Output style.
+        #[arg(long, value_enum, default_value_t = compare::Format::Text)]
+        format: compare::Format,
+    },
     /// How many frames per second this load generator receives from a `blast`.
     Capacity {
         #[command(flatten)]
@@ -282,6 +297,26 @@ fn main() -> anyhow::Result<()> {
     {
         return capacity::blast(listen, payload, seconds.min(3600));
     }
+    if let Cmd::Compare {
+        first,
+        second,
+        json,
+        format,
+    } = &cli.cmd
+    {
+        let read = |p: &std::path::Path| -> anyhow::Result<RunReport> {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+        };
+        let c = compare::compare(read(first)?, read(second)?)?;
+        print!("{}", c.render(*format));
+        if let Some(path) = json {
+            std::fs::write(path, serde_json::to_string_pretty(&c)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -295,7 +330,7 @@ fn main() -> anyhow::Result<()> {
         | Cmd::History { common, .. }
         | Cmd::Mixed { common, .. }
         | Cmd::Capacity { common, .. } => common.clone(),
-        Cmd::Blast { .. } => unreachable!("handled above"),
+        Cmd::Blast { .. } | Cmd::Compare { .. } => unreachable!("handled above"),
     };
     let limit = Duration::from_secs(common.max_seconds.max(10));
     let report = local.block_on(&rt, async move {
@@ -578,7 +613,7 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
                 notes,
             )
         }
-        Cmd::Blast { .. } => unreachable!("handled in main"),
+        Cmd::Blast { .. } | Cmd::Compare { .. } => unreachable!("handled in main"),
     };
     ctx.stop.set(true);
     progress.finish_and_clear();

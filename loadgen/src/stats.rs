@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use confab_protocol::frame::kind;
 use confab_protocol::wire::Reader;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::nats::Op;
 use crate::net::Frame;
@@ -250,7 +250,8 @@ impl Recorder {
 }
 
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct Percentiles {
     pub count: u64,
     pub p50_ms: f64,
@@ -278,7 +279,8 @@ impl Percentiles {
 }
 
 /// The load generator's own CPU use over a window.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct SelfUsage {
     /// CPU seconds per wall second (1.0 = one core busy).
     pub cpu_utilization: f64,
@@ -291,7 +293,8 @@ pub struct SelfUsage {
 }
 
 /// The server's resource use over a window.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct ServerUsage {
     pub cpu_seconds: f64,
     /// CPU seconds per wall second.
@@ -303,7 +306,8 @@ pub struct ServerUsage {
 }
 
 /// One measured window of one traffic kind.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct StepReport {
     pub name: String,
     pub seconds: f64,
@@ -382,7 +386,8 @@ impl StepReport {
 }
 
 /// A whole run: its parameters and every measured step.
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct RunReport {
     pub scenario: String,
     pub url: String,
@@ -404,7 +409,8 @@ pub struct RunReport {
 }
 
 /// Setting up the measured population.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct SetupReport {
     pub connections: usize,
     /// Confab: registering (or logging in) every user and creating or
@@ -424,7 +430,8 @@ impl SetupReport {
 
 /// The machine's background load over a window: what other processes
 /// did, so that a quiet run can be told from a noisy one.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct Background {
     pub seconds: f64,
     pub loadavg_1m_start: f64,
@@ -436,7 +443,8 @@ pub struct Background {
 }
 
 /// One core over a window (CPU-seconds, from `/proc/stat`).
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct CoreLoad {
     pub cpu: usize,
     /// This run's processes pinned to this core ("server", "loadgen").
@@ -490,7 +498,8 @@ impl Background {
 }
 
 /// Memory cost of idle authenticated connections.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct IdleReport {
     pub connections: usize,
     pub failed: usize,
