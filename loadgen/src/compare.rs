@@ -13,7 +13,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::stats::{Background, RunReport, StepReport};
+use crate::stats::{Background, RunReport, SetupReport, StepReport};
 
 /// The figures of one side of one step.
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
@@ -122,13 +122,30 @@ pub struct BestPair {
     pub b_lower_bound: bool,
 }
 
-/// Set-up of the measured connections on each side.
+/// Set-up of the measured connections on each side: creating the
+/// population (Confab's users and memberships; nothing on NATS), then
+/// opening the connections.
 #[derive(Debug, Clone, Serialize)]
 pub struct SetupPair {
     pub connections: usize,
-    pub a_seconds: f64,
-    pub b_seconds: f64,
-    pub ratio: Option<f64>,
+    pub a: SetupReport,
+    pub b: SetupReport,
+    /// Population and connecting, first / second.
+    pub total_ratio: Option<f64>,
+    /// Connecting alone, first / second.
+    pub connect_ratio: Option<f64>,
+}
+
+impl SetupPair {
+    fn of(connections: usize, a: SetupReport, b: SetupReport) -> SetupPair {
+        SetupPair {
+            connections,
+            total_ratio: ratio(Some(a.total_seconds()), Some(b.total_seconds())),
+            connect_ratio: ratio(Some(a.connect_seconds), Some(b.connect_seconds)),
+            a,
+            b,
+        }
+    }
 }
 
 /// Idle connections on each side.
@@ -138,9 +155,7 @@ pub struct IdlePair {
     pub a_rss_per_connection_bytes: f64,
     pub b_rss_per_connection_bytes: f64,
     pub rss_ratio: Option<f64>,
-    pub a_connect_seconds: f64,
-    pub b_connect_seconds: f64,
-    pub connect_ratio: Option<f64>,
+    pub setup: SetupPair,
 }
 
 /// Both reports and what follows from them.
@@ -223,12 +238,7 @@ pub fn compare(a: RunReport, b: RunReport) -> anyhow::Result<Comparison> {
         }
     });
     let setup = match (&a.setup, &b.setup) {
-        (Some(x), Some(y)) => Some(SetupPair {
-            connections: x.connections,
-            a_seconds: x.total_seconds(),
-            b_seconds: y.total_seconds(),
-            ratio: ratio(Some(x.total_seconds()), Some(y.total_seconds())),
-        }),
+        (Some(x), Some(y)) => Some(SetupPair::of(x.connections, x.clone(), y.clone())),
         _ => None,
     };
     let idle = match (&a.idle, &b.idle) {
@@ -240,11 +250,18 @@ pub fn compare(a: RunReport, b: RunReport) -> anyhow::Result<Comparison> {
                 Some(x.server_rss_per_connection_bytes),
                 Some(y.server_rss_per_connection_bytes),
             ),
-            a_connect_seconds: x.population_seconds + x.connect_seconds,
-            b_connect_seconds: y.population_seconds + y.connect_seconds,
-            connect_ratio: ratio(
-                Some(x.population_seconds + x.connect_seconds),
-                Some(y.population_seconds + y.connect_seconds),
+            setup: SetupPair::of(
+                x.connections,
+                SetupReport {
+                    connections: x.connections,
+                    population_seconds: x.population_seconds,
+                    connect_seconds: x.connect_seconds,
+                },
+                SetupReport {
+                    connections: y.connections,
+                    population_seconds: y.population_seconds,
+                    connect_seconds: y.connect_seconds,
+                },
             ),
         }),
         _ => None,
@@ -397,21 +414,12 @@ impl Comparison {
             );
         }
         if let Some(s) = &self.setup {
-            let _ = writeln!(
-                out,
-                "set-up of {} connections: {} {:.2} s, {} {:.2} s; ratio {}",
-                s.connections,
-                self.a,
-                s.a_seconds,
-                self.b,
-                s.b_seconds,
-                num(s.ratio, 1)
-            );
+            out.push_str(&self.setup_line(s));
         }
         if let Some(i) = &self.idle {
             let _ = writeln!(
                 out,
-                "idle: server RSS per connection {} {:.0} B ({} connections), {} {:.0} B ({}); ratio {}; set-up {:.2} s vs {:.2} s, ratio {}",
+                "idle: server RSS per connection {} {:.0} B ({} connections), {} {:.0} B ({}); ratio {}",
                 self.a,
                 i.a_rss_per_connection_bytes,
                 i.connections.0,
@@ -419,10 +427,8 @@ impl Comparison {
                 i.b_rss_per_connection_bytes,
                 i.connections.1,
                 num(i.rss_ratio, 2),
-                i.a_connect_seconds,
-                i.b_connect_seconds,
-                num(i.connect_ratio, 1)
             );
+            out.push_str(&self.setup_line(&i.setup));
         }
         for (side, bg) in [(&self.a, &self.background.0), (&self.b, &self.background.1)] {
             if let Some(bg) = bg {
@@ -430,6 +436,33 @@ impl Comparison {
             }
         }
         out
+    }
+}
+
+impl Comparison {
+    fn setup_line(&self, s: &SetupPair) -> String {
+        let side = |r: &SetupReport| {
+            if r.population_seconds > 0.0 {
+                format!(
+                    "{:.2} s ({:.2} s users and rooms + {:.2} s connecting)",
+                    r.total_seconds(),
+                    r.population_seconds,
+                    r.connect_seconds
+                )
+            } else {
+                format!("{:.2} s", r.total_seconds())
+            }
+        };
+        format!(
+            "set-up of {} connections: {} {}, {} {}; ratio {} (connecting alone {})\n",
+            s.connections,
+            self.a,
+            side(&s.a),
+            self.b,
+            side(&s.b),
+            num(s.total_ratio, 1),
+            num(s.connect_ratio, 2)
+        )
     }
 }
 
