@@ -35,6 +35,8 @@ pub struct Figures {
     pub pass: Option<bool>,
     /// Other processes' share of each core during the window.
     pub background_other_share: Vec<f64>,
+    /// Share of the window with some task stalled on I/O.
+    pub background_io_pressure: Option<f64>,
 }
 
 impl Figures {
@@ -60,6 +62,7 @@ impl Figures {
                 .iter()
                 .flat_map(|b| b.cores.iter().map(|c| c.other_share))
                 .collect(),
+            background_io_pressure: s.background.as_ref().and_then(|b| b.io_pressure),
         }
     }
 }
@@ -316,7 +319,7 @@ impl Comparison {
             "server CPU",
             "dl / server CPU-s",
             "send late p50/p99 ms",
-            "others' CPU per core",
+            "others' CPU per core (I/O stall)",
         ];
         let mut rows: Vec<Vec<String>> = Vec::new();
         for p in &self.steps {
@@ -361,7 +364,10 @@ impl Comparison {
                         .iter()
                         .map(|s| format!("{:.0} %", s * 100.0))
                         .collect::<Vec<_>>()
-                        .join(" / "),
+                        .join(" / ")
+                        + &f.background_io_pressure
+                            .map(|p| format!(" ({:.0} %)", p * 100.0))
+                            .unwrap_or_default(),
                 ]);
             }
             if let Some(r) = &p.ratio {

@@ -344,9 +344,9 @@ fn parse_url(url: &str) -> anyhow::Result<(Protocol, Endpoint)> {
     // information), but the port must be explicit.
     let ep = Endpoint::parse(&format!("confab://{rest}"))
         .map_err(|e| anyhow::anyhow!("{url}: {}", e.to_string().replace("confab://", "nats://")))?;
-    let port_given = rest.rsplit_once(':').is_some_and(|(host, port)| {
-        !host.ends_with('[') && !port.contains(']') && !port.is_empty()
-    });
+    let port_given = rest
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && !port.contains(']'));
     anyhow::ensure!(
         port_given,
         "{url}: nats:// needs an explicit port (run the benchmark's own nats-server on a spare port, not the machine's)"

@@ -164,6 +164,42 @@ pub struct SystemSample {
     at: std::time::Instant,
     pub loadavg_1m: f64,
     pub cores: Vec<CoreTimes>,
+    /// Pressure stall totals (`/proc/pressure/*`, microseconds), where the
+    /// kernel has them.
+    pub pressure: Pressure,
+}
+
+/// Cumulative stall time: some runnable task waiting for a CPU; some, and
+/// all, non-idle tasks waiting for I/O (a disk shared with other builds
+/// stalls Confab's commits, never NATS's pub/sub).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pressure {
+    pub cpu_some_us: Option<u64>,
+    pub io_some_us: Option<u64>,
+    pub io_full_us: Option<u64>,
+}
+
+impl Pressure {
+    fn read() -> Pressure {
+        let total = |path: &str, kind: &str| -> Option<u64> {
+            parse_pressure(&std::fs::read_to_string(path).ok()?, kind)
+        };
+        Pressure {
+            cpu_some_us: total("/proc/pressure/cpu", "some"),
+            io_some_us: total("/proc/pressure/io", "some"),
+            io_full_us: total("/proc/pressure/io", "full"),
+        }
+    }
+}
+
+/// The `total=` of the `kind` ("some", "full") line of a PSI file.
+pub fn parse_pressure(text: &str, kind: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(kind))?
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("total="))?
+        .parse()
+        .ok()
 }
 
 /// One core's `/proc/stat` line, in seconds.
@@ -182,8 +218,10 @@ pub struct CoreTimes {
     pub irq: f64,
     /// Time the hypervisor gave to someone else.
     pub steal: f64,
-    /// idle + iowait.
+    /// idle (without iowait).
     pub idle: f64,
+    /// Idle while some task waited for I/O.
+    pub iowait: f64,
 }
 
 /// Reads the machine's per-core times and load average (Linux only).
@@ -194,6 +232,7 @@ pub fn system_sample() -> Option<SystemSample> {
         at: std::time::Instant::now(),
         loadavg_1m: loadavg.split_whitespace().next()?.parse().ok()?,
         cores: parse_proc_stat(&stat),
+        pressure: Pressure::read(),
     })
 }
 
@@ -215,7 +254,8 @@ pub fn parse_proc_stat(text: &str) -> Vec<CoreTimes> {
                 busy: at(0) + at(1) + at(2) + at(5) + at(6),
                 irq: at(5) + at(6),
                 steal: at(7),
-                idle: at(3) + at(4),
+                idle: at(3),
+                iowait: at(4),
             })
         })
         .collect()
@@ -266,12 +306,21 @@ pub fn background(
             other_seconds: (busy - ours_s).max(0.0),
             other_share: (busy - ours_s).max(0.0) / seconds,
             irq_seconds: (e.irq - s.irq).max(0.0),
+            iowait_seconds: (e.iowait - s.iowait).max(0.0),
             steal_seconds: (e.steal - s.steal).max(0.0),
         });
     }
     let ours_total: f64 = ours.iter().map(|o| o.cpu_seconds).sum();
+    let share = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1e6 / seconds),
+        _ => None,
+    };
+    let (ps, pe) = (&start.pressure, &end.pressure);
     crate::stats::Background {
         seconds,
+        cpu_pressure: share(ps.cpu_some_us, pe.cpu_some_us),
+        io_pressure: share(ps.io_some_us, pe.io_some_us),
+        io_pressure_full: share(ps.io_full_us, pe.io_full_us),
         loadavg_1m_start: start.loadavg_1m,
         loadavg_1m_end: end.loadavg_1m,
         other_cpu_seconds: (busy_total - ours_total).max(0.0),
@@ -294,7 +343,17 @@ mod tests {
         assert_eq!(cores[0].cpu, 0);
         assert!((cores[0].busy - 1.53).abs() < 1e-9);
         assert!((cores[0].irq - 0.03).abs() < 1e-9);
-        assert!((cores[1].idle - 4.05).abs() < 1e-9);
+        assert!((cores[1].idle - 4.0).abs() < 1e-9);
+        assert!((cores[1].iowait - 0.05).abs() < 1e-9);
+    }
+
+    #[test]
+    fn pressure_totals_are_read_from_psi_lines() {
+        let text = "some avg10=0.03 avg60=1.77 avg300=1.80 total=1709709599\n\
+                    full avg10=0.02 avg60=1.10 avg300=0.83 total=1189011795\n";
+        assert_eq!(parse_pressure(text, "some"), Some(1_709_709_599));
+        assert_eq!(parse_pressure(text, "full"), Some(1_189_011_795));
+        assert_eq!(parse_pressure("", "some"), None);
     }
 
     #[test]
@@ -302,6 +361,7 @@ mod tests {
         let sample = |busy0: f64, busy1: f64, load: f64| SystemSample {
             at: std::time::Instant::now(),
             loadavg_1m: load,
+            pressure: Pressure::default(),
             cores: vec![
                 CoreTimes {
                     cpu: 0,

@@ -440,6 +440,14 @@ pub struct Background {
     /// generator, over all cores.
     pub other_cpu_seconds: f64,
     pub cores: Vec<CoreLoad>,
+    /// Share of the window in which some runnable task waited for a CPU
+    /// (Linux PSI; ours included).
+    pub cpu_pressure: Option<f64>,
+    /// Share of the window in which some task waited for I/O (PSI): a disk
+    /// busy with other builds stalls Confab's commits.
+    pub io_pressure: Option<f64>,
+    /// ... and in which every non-idle task did.
+    pub io_pressure_full: Option<f64>,
 }
 
 /// One core over a window (CPU-seconds, from `/proc/stat`).
@@ -463,6 +471,8 @@ pub struct CoreLoad {
     pub irq_seconds: f64,
     /// Time the hypervisor took.
     pub steal_seconds: f64,
+    /// Idle time with some task waiting for I/O.
+    pub iowait_seconds: f64,
 }
 
 impl Background {
@@ -486,13 +496,17 @@ impl Background {
                 )
             })
             .collect();
+        let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.0}%", v * 100.0));
         format!(
-            "loadavg {:.2} -> {:.2}; other processes {:.2} CPU-s in {:.1} s; {}",
+            "loadavg {:.2} -> {:.2}; other processes {:.2} CPU-s in {:.1} s; {}; pressure: cpu {}, io {} (full {})",
             self.loadavg_1m_start,
             self.loadavg_1m_end,
             self.other_cpu_seconds,
             self.seconds,
-            cores.join("; ")
+            cores.join("; "),
+            pct(self.cpu_pressure),
+            pct(self.io_pressure),
+            pct(self.io_pressure_full)
         )
     }
 }

@@ -91,7 +91,7 @@ impl Ctx {
     }
 
     /// Opens one authenticated connection per user (HELLO with the user's
-    /// token), `concurrency` at a time.
+    /// token), [`crate::setup::SETUP_CONCURRENCY`] at a time.
     pub async fn open_all(
         self: &Rc<Self>,
         users: &[User],
@@ -107,8 +107,8 @@ impl Ctx {
     }
 
     /// Opens `count` NATS connections, connection `i` subscribed to
-    /// `subject(i)`, `concurrency` at a time; also returns the server's
-    /// version.
+    /// `subject(i)`, [`crate::setup::SETUP_CONCURRENCY`] at a time; also
+    /// returns the server's version.
     pub async fn open_all_nats(
         self: &Rc<Self>,
         count: usize,
@@ -237,7 +237,7 @@ impl StepUsage {
         self.max_lag_ns = self.max_lag_ns.max(now.saturating_sub(intended));
     }
 
-    pub async fn finish(
+    async fn finish(
         self,
         ctx: &Ctx,
     ) -> (
