@@ -50,8 +50,8 @@ async fn server_all_transports() -> (confab_server::ServerHandle, tempfile::Temp
 }
 
 /// A short fan-out over `url` (with `extra` arguments) that must deliver
-/// everything.
-async fn short_fanout_delivers_everything(url: String, extra: Vec<String>) {
+/// everything; returns its report.
+async fn short_fanout_delivers_everything(url: String, extra: Vec<String>) -> serde_json::Value {
     let report = tokio::task::spawn_blocking(move || {
         let mut args: Vec<&str> = vec![
             "fanout",
@@ -85,6 +85,7 @@ async fn short_fanout_delivers_everything(url: String, extra: Vec<String>) {
         "nothing lost: {report:#}"
     );
     assert!(step["latency"]["p99_ms"].as_f64().unwrap() > 0.0);
+    report
 }
 
 /// Runs `confab-loadgen ARGS` against `url`; returns its JSON report.
@@ -402,46 +403,20 @@ fn start_nats_server() -> Option<NatsServer> {
     panic!("nats-server did not start listening on a spare port in five attempts");
 }
 
-#[test]
-fn fanout_against_nats_delivers_every_message_to_every_member() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_against_nats_delivers_every_message_to_every_member() {
     let Some(nats) = start_nats_server() else {
         return;
     };
     let url = format!("nats://127.0.0.1:{}", nats.port);
     let pid = nats.child.id().to_string();
-    let report = loadgen(
-        &url,
-        &[
-            "fanout",
-            "--rooms",
-            "3",
-            "--members",
-            "4",
-            "--rate",
-            "300",
-            "--warmup",
-            "0.5",
-            "--duration",
-            "1.5",
-            "--drain",
-            "3",
-            "--server-pid",
-            &pid,
-        ],
-    );
+    // Every message reaches every member, the publisher's own connection
+    // included (NATS echoes it), as on Confab.
+    let report =
+        short_fanout_delivers_everything(url.clone(), vec!["--server-pid".into(), pid.clone()])
+            .await;
     assert_eq!(report["target"], "nats", "{report:#}");
     let step = &report["steps"][0];
-    assert_eq!(step["errors"], 0, "{report:#}");
-    assert!(step["sent"].as_u64().unwrap() > 300, "{report:#}");
-    assert_eq!(
-        step["expected"].as_u64().unwrap(),
-        step["sent"].as_u64().unwrap() * 4,
-        "each message is one delivery per member, the publisher's own included"
-    );
-    assert_eq!(
-        step["delivered"], step["expected"],
-        "nothing lost: {report:#}"
-    );
     // Sane latencies: measured, ordered, and within what the window and the
     // drain allow (deliveries later than that are not counted at all).
     let lat = &step["latency"];
@@ -465,20 +440,24 @@ fn fanout_against_nats_delivers_every_message_to_every_member() {
     assert_eq!(report["setup"]["connections"], 12, "{report:#}");
     assert_eq!(report["setup"]["population_seconds"], 0.0);
 
-    let idle = loadgen(
-        &url,
-        &[
-            "idle",
-            "--connections",
-            "50",
-            "--rooms",
-            "5",
-            "--hold",
-            "0.5",
-            "--server-pid",
-            &pid,
-        ],
-    );
+    let idle = tokio::task::spawn_blocking(move || {
+        loadgen(
+            &url,
+            &[
+                "idle",
+                "--connections",
+                "50",
+                "--rooms",
+                "5",
+                "--hold",
+                "0.5",
+                "--server-pid",
+                &pid,
+            ],
+        )
+    })
+    .await
+    .expect("loadgen task");
     assert_eq!(idle["idle"]["connections"], 50, "{idle:#}");
     assert_eq!(idle["idle"]["failed"], 0, "{idle:#}");
 }
