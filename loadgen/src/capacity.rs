@@ -78,7 +78,7 @@ pub async fn capacity(
     let mut writers = Vec::with_capacity(connections);
     for i in 0..connections {
         let (rd, wr) = ctx.connector.connect(i, ctx.read_buf).await?;
-        ctx.spawn_reader(rd, rec.clone());
+        ctx.spawn_reader(crate::scenario::Receiver::Confab(rd), rec.clone());
         writers.push(wr);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -1,21 +1,36 @@
-//! `confab-loadgen`: measures a Confab server under load.
+//! `confab-loadgen`: measures a Confab server under load — and, with the
+//! same workload, schedule and latency accounting, a `nats-server`
+//! (`nats://`), the reference every figure is read against.
 //!
-//! - [`net`]: dialling (TCP now; TLS/WebSocket are one variant each) and
+//! - [`net`]: dialling (TCP, TLS, WebSocket; plain TCP for NATS) and
 //!   in-place frame parsing from large read buffers.
+//! - [`nats`]: the NATS client protocol, as much as the scenarios need.
 //! - [`setup`]: bulk users (register or reuse) and rooms.
 //! - [`scenario`]: `fanout`/`big-room` (with `--sweep`), `idle`, `churn`,
 //!   `history`, `mixed`.
+//! - [`pacer`]: the open-loop schedule and sub-millisecond waits.
+//! - [`clock`]: the monotonic nanosecond clock every timestamp comes from.
 //! - [`stats`]: intended-time latency into HDR histograms; the report.
-//! - [`probe`]: server and self CPU/RSS from `/proc` or `/metrics`.
+//! - [`probe`]: server and self CPU/RSS from `/proc` or `/metrics`; the
+//!   machine's background load from `/proc/stat`.
+//! - [`compare`]: two reports side by side with their ratios.
 //! - [`exporter`]: the load generator's own `/metrics`.
 //! - [`capacity`]: `blast` + `capacity`, the receive-speed self-test.
 //!
 //! Everything runs on one thread; every run is bounded by `--max-seconds`
 //! and targets loopback addresses only.
 
+// One `unsafe` block, allowed where it is (`pacer.rs`: registering the
+// timerfd with tokio's reactor); none anywhere else.
+#![deny(unsafe_code)]
+
 mod capacity;
+mod clock;
+mod compare;
 mod exporter;
+mod nats;
 mod net;
+mod pacer;
 mod probe;
 mod scenario;
 mod setup;
@@ -46,9 +61,12 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// Server URL (loopback only): confab://, confabs:// (TLS), ws://HOST:PORT/ws or wss://HOST:PORT/ws.
+    /// Server URL (loopback only): confab://, confabs:// (TLS), ws://HOST:PORT/ws or wss://HOST:PORT/ws; or nats://HOST:PORT, a nats-server to compare with (fanout, big-room, idle).
     #[arg(long, default_value = "confab://127.0.0.1:7400")]
     url: String,
+    /// How the open-loop pacer waits for a send's time.
+    #[arg(long, value_enum, default_value_t = pacer::Pacing::Timerfd)]
+    pacing: pacer::Pacing,
     /// confabs:// and wss://: trust this PEM certificate (e.g. the server's DATA_DIR/self-signed-cert.pem).
     #[arg(long, conflicts_with = "tls_fingerprint")]
     ca_cert: Option<std::path::PathBuf>,
@@ -247,6 +265,19 @@ enum Cmd {
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
+    /// Two JSON reports of one scenario side by side, with ratios first/second (e.g. Confab/NATS).
+    Compare {
+        /// The first report (e.g. target/bench/fanout-confab.json).
+        first: std::path::PathBuf,
+        /// The second report, the reference (e.g. target/bench/fanout-nats.json).
+        second: std::path::PathBuf,
+        /// Write the combined JSON here.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        /// Output style.
+        #[arg(long, value_enum, default_value_t = compare::Format::Text)]
+        format: compare::Format,
+    },
     /// How many frames per second this load generator receives from a `blast`.
     Capacity {
         #[command(flatten)]
@@ -270,6 +301,26 @@ fn main() -> anyhow::Result<()> {
     {
         return capacity::blast(listen, payload, seconds.min(3600));
     }
+    if let Cmd::Compare {
+        first,
+        second,
+        json,
+        format,
+    } = &cli.cmd
+    {
+        let read = |p: &std::path::Path| -> anyhow::Result<RunReport> {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+        };
+        let c = compare::compare(read(first)?, read(second)?)?;
+        print!("{}", c.render(*format));
+        if let Some(path) = json {
+            std::fs::write(path, serde_json::to_string_pretty(&c)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -283,7 +334,7 @@ fn main() -> anyhow::Result<()> {
         | Cmd::History { common, .. }
         | Cmd::Mixed { common, .. }
         | Cmd::Capacity { common, .. } => common.clone(),
-        Cmd::Blast { .. } => unreachable!("handled above"),
+        Cmd::Blast { .. } | Cmd::Compare { .. } => unreachable!("handled above"),
     };
     let limit = Duration::from_secs(common.max_seconds.max(10));
     let report = local.block_on(&rt, async move {
@@ -340,11 +391,23 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
         Cmd::Idle { .. } => common.source_ips.max(4),
         _ => common.source_ips,
     };
+    let connector = net::Connector::new(&common.url, source_ips, tls_trust(common)?)?;
+    let target = connector.protocol();
+    if target == net::Protocol::Nats {
+        anyhow::ensure!(
+            matches!(cmd, Cmd::Fanout { .. } | Cmd::BigRoom { .. } | Cmd::Idle { .. }),
+            "nats:// runs fanout, big-room and idle only (NATS has no accounts, history or rooms to join)"
+        );
+    }
+    let system_start = probe::system_sample();
+    let server_start = probe.sample().await;
+    let self_start = probe::self_sample();
     let ctx = Rc::new(Ctx {
-        connector: net::Connector::new(&common.url, source_ips, tls_trust(common)?)?,
+        connector,
         probe,
         prefix: common.prefix.clone(),
         read_buf: common.read_buf.clamp(4096, 16 << 20),
+        pacing: common.pacing,
         recorders: RefCell::new(Vec::new()),
         connections: Cell::new(0),
         offered: RefCell::new(Vec::new()),
@@ -362,22 +425,32 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
         eprintln!("confab-loadgen: metrics at http://{bound}/metrics");
     }
     let progress = spawn_progress(ctx.clone());
-    let mut notes = vec![
-        "users are registered through the server's argon2id: for large populations run confabd with --kdf-memory-kib 8 --kdf-iterations 1 (set-up only; measured connections authenticate by token)".to_owned(),
-    ];
+    let mut notes = match target {
+        net::Protocol::Confab => vec![
+            "users are registered through the server's argon2id: for large populations run confabd with --kdf-memory-kib 8 --kdf-iterations 1 (set-up only; measured connections authenticate by token)".to_owned(),
+        ],
+        net::Protocol::Nats => Vec::new(),
+    };
+    if common.pacing == pacer::Pacing::Spin {
+        notes.push("--pacing spin keeps the load generator's core busy by design: its CPU figure includes the spinning and does not mark it saturated".into());
+    }
     let url = common.url.clone();
     let out =
         |scenario: &str, params: serde_json::Value, steps: Vec<StepReport>, best, idle, notes| {
             RunReport {
                 scenario: scenario.into(),
                 url: url.clone(),
+                target: target.as_str().into(),
+                pacing: format!("{:?}", common.pacing).to_lowercase(),
                 params,
                 steps,
                 best_passing: best,
                 idle,
                 notes,
+                ..RunReport::default()
             }
         };
+    let mut setup = None;
     let report = match cmd {
         Cmd::Fanout {
             fanout,
@@ -396,7 +469,13 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
             )
             .await?;
             let (steps, best) =
-                fan_steps(&ctx, &mut f, fanout.rate, window, sweep, &mut notes).await;
+                fan_steps(&ctx, &mut f, fanout.rate, window, sweep, &mut notes).await?;
+            setup = Some(f.setup.clone());
+            notes.extend(
+                f.server_version
+                    .as_ref()
+                    .map(|v| format!("nats-server {v}")),
+            );
             out("fanout", params, steps, best, None, notes)
         }
         Cmd::BigRoom {
@@ -410,7 +489,13 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
             let params = serde_json::json!({"rooms": 1, "members": members, "rate": rate, "payload": payload, "warmup": window.warmup, "duration": window.duration, "sweep": sweep.sweep});
             let prefix = format!("{}-big", common.prefix);
             let mut f = Fanout::prepare(&ctx, "big-room", &prefix, 1, members, payload).await?;
-            let (steps, best) = fan_steps(&ctx, &mut f, rate, window, sweep, &mut notes).await;
+            let (steps, best) = fan_steps(&ctx, &mut f, rate, window, sweep, &mut notes).await?;
+            setup = Some(f.setup.clone());
+            notes.extend(
+                f.server_version
+                    .as_ref()
+                    .map(|v| format!("nats-server {v}")),
+            );
             out("big-room", params, steps, best, None, notes)
         }
         Cmd::Idle {
@@ -444,7 +529,7 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
             let params = serde_json::json!({"rate": rate, "users": users, "warmup": window.warmup, "duration": window.duration});
             let prefix = format!("{}-churn", common.prefix);
             let mut c = scenario::churn::Churn::prepare(&ctx, &prefix, users.max(1)).await?;
-            let step = c.step(&ctx, "churn".into(), rate, window.timing()).await;
+            let step = c.step(&ctx, "churn".into(), rate, window.timing()).await?;
             out("churn", params, vec![step], None, None, notes)
         }
         Cmd::History {
@@ -465,7 +550,9 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
                 page.clamp(1, 200),
             )
             .await?;
-            let step = h.step(&ctx, "history".into(), rate, window.timing()).await;
+            let step = h
+                .step(&ctx, "history".into(), rate, window.timing())
+                .await?;
             out("history", params, vec![step], None, None, notes)
         }
         Cmd::Mixed {
@@ -496,7 +583,7 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
                 c.step(&ctx, "churn".into(), churn_rate, t),
                 h.step(&ctx, "history".into(), history_rate, t)
             );
-            out("mixed", params, vec![a, b, d], None, None, notes)
+            out("mixed", params, vec![a?, b?, d?], None, None, notes)
         }
         Cmd::Capacity {
             connections,
@@ -530,11 +617,24 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
                 notes,
             )
         }
-        Cmd::Blast { .. } => unreachable!("handled in main"),
+        Cmd::Blast { .. } | Cmd::Compare { .. } => unreachable!("handled in main"),
     };
     ctx.stop.set(true);
     progress.finish_and_clear();
     let mut report = report;
+    report.setup = setup;
+    if let (Some(start), Some(end)) = (system_start, probe::system_sample()) {
+        let server_cpu = match (server_start, ctx.probe.sample().await) {
+            (Some(s), Some(e)) => Some(e.cpu_seconds - s.cpu_seconds),
+            _ => None,
+        };
+        let self_cpu = probe::self_sample().cpu_seconds - self_start.cpu_seconds;
+        report.background = Some(probe::background(
+            &start,
+            &end,
+            &scenario::ours(&ctx, server_cpu, self_cpu),
+        ));
+    }
     finish_notes(&mut report);
     Ok(Some((report, common.json.clone())))
 }
@@ -547,7 +647,7 @@ async fn fan_steps(
     window: Window,
     sweep: SweepArgs,
     notes: &mut Vec<String>,
-) -> (Vec<StepReport>, Option<StepReport>) {
+) -> anyhow::Result<(Vec<StepReport>, Option<StepReport>)> {
     if sweep.sweep {
         let s = Sweep {
             start: sweep.sweep_start.max(1.0),
@@ -558,8 +658,8 @@ async fn fan_steps(
         };
         scenario::fanout::run_sweep(ctx, f, s, window.timing(), notes).await
     } else {
-        let step = f.step(ctx, "run".into(), rate, window.timing()).await;
-        (vec![step], None)
+        let step = f.step(ctx, "run".into(), rate, window.timing()).await?;
+        Ok((vec![step], None))
     }
 }
 

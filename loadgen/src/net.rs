@@ -19,14 +19,19 @@
 //!   no copy and no allocation. Writes wrap every frame of an already
 //!   coalesced batch as a masked binary message in one reused buffer: one
 //!   write, one flush.
+//! - `nats://`: plain TCP to a `nats-server`, the comparison target. Only
+//!   the dialling and the write side live here; the NATS text protocol is
+//!   [`crate::nats`]'s, reading through the same [`ReadBuf`].
 //!
 //! The server never pings, fragments or sends text on WebSocket; a
 //! fragmented or text message is an error here, pings and pongs are skipped,
 //! and a close frame ends the stream like EOF.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -44,13 +49,32 @@ use tokio::net::{tcp, TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::stats::now_ns;
+use crate::clock::now_ns;
+
+/// What the target server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Confab's binary protocol (any of its transports).
+    Confab,
+    /// The NATS client protocol (`nats://`): the comparison target.
+    Nats,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Confab => "confab",
+            Protocol::Nats => "nats",
+        }
+    }
+}
 
 /// Dials one server address, optionally from several local source
 /// addresses (so that tens of thousands of connections do not exhaust one
 /// source address's ephemeral ports).
 #[derive(Clone)]
 pub struct Connector {
+    protocol: Protocol,
     scheme: Scheme,
     addr: SocketAddr,
     /// The endpoint as parsed (WebSocket host header and path).
@@ -69,8 +93,12 @@ impl Connector {
     /// `trust` is required for `confabs://` and `wss://` (a PEM or a
     /// fingerprint: a loopback server has no publicly trusted certificate)
     /// and ignored otherwise.
+    ///
+    /// `nats://HOST:PORT` targets a `nats-server` instead; it needs an
+    /// explicit port, so that a run never lands on a shared server at
+    /// NATS's default port by accident.
     pub fn new(url: &str, source_ips: usize, trust: Option<TlsTrust>) -> anyhow::Result<Connector> {
-        let ep = Endpoint::parse(url).map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+        let (protocol, ep) = parse_url(url)?;
         let addr = resolve_loopback(&ep)?;
         let tls = match ep.scheme {
             Scheme::Tcp | Scheme::Ws => None,
@@ -101,6 +129,7 @@ impl Connector {
             _ => Vec::new(),
         };
         Ok(Connector {
+            protocol,
             scheme: ep.scheme,
             addr,
             ep,
@@ -109,7 +138,14 @@ impl Connector {
         })
     }
 
-    async fn tcp(&self, n: usize) -> io::Result<TcpStream> {
+    /// What the target speaks.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// A plain TCP connection number `n` (which picks its source address),
+    /// `TCP_NODELAY` set.
+    pub async fn tcp(&self, n: usize) -> io::Result<TcpStream> {
         let socket = match self.addr {
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
             SocketAddr::V6(_) => TcpSocket::new_v6()?,
@@ -166,8 +202,14 @@ impl Connector {
     }
 
     /// Opens connection number `n` (which picks its source address) with a
-    /// read buffer of `buf` bytes.
+    /// read buffer of `buf` bytes, for Confab's frames.
     pub async fn connect(&self, n: usize, buf: usize) -> io::Result<(FrameReader, FrameWriter)> {
+        if self.protocol != Protocol::Confab {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this target speaks NATS, not Confab's protocol",
+            ));
+        }
         let stream = self.tcp(n).await?;
         let (rd, wr, ws) = match self.scheme {
             Scheme::Tcp => {
@@ -212,6 +254,30 @@ where
     }
 }
 
+/// Confab's URLs (the SDK's parser), or `nats://HOST:PORT`.
+fn parse_url(url: &str) -> anyhow::Result<(Protocol, Endpoint)> {
+    let Some(rest) = url
+        .split_once("://")
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("nats"))
+        .map(|(_, rest)| rest)
+    else {
+        let ep = Endpoint::parse(url).map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+        return Ok((Protocol::Confab, ep));
+    };
+    // Same host:port rules as confab:// (IPv6 brackets, no path, no user
+    // information), but the port must be explicit.
+    let ep = Endpoint::parse(&format!("confab://{rest}"))
+        .map_err(|e| anyhow::anyhow!("{url}: {}", e.to_string().replace("confab://", "nats://")))?;
+    let port_given = rest
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && !port.contains(']'));
+    anyhow::ensure!(
+        port_given,
+        "{url}: nats:// needs an explicit port (run the benchmark's own nats-server on a spare port, not the machine's)"
+    );
+    Ok((Protocol::Nats, ep))
+}
+
 fn resolve_loopback(ep: &Endpoint) -> anyhow::Result<SocketAddr> {
     use std::net::ToSocketAddrs;
     let addrs: Vec<SocketAddr> = (ep.host.as_str(), ep.port)
@@ -251,21 +317,78 @@ pub enum WriteHalf {
     Tls(tokio::io::WriteHalf<TlsStream<TcpStream>>),
     /// With the reused buffer that batches become WebSocket messages in.
     Ws(tokio::io::WriteHalf<TokioIo<Upgraded>>, Vec<u8>),
+    /// NATS over TCP, with the PONGs its reader owes the server (answered
+    /// before the next write, so they never split an operation).
+    Nats(tcp::OwnedWriteHalf, Rc<Cell<u32>>),
+}
+
+/// One large read buffer whose unparsed bytes are parsed where they lie:
+/// what [`FrameReader`] and the NATS reader ([`crate::nats`]) share.
+pub struct ReadBuf {
+    buf: Vec<u8>,
+    /// Unparsed bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    pub fn new(capacity: usize) -> ReadBuf {
+        ReadBuf {
+            buf: vec![0; capacity.max(64)],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The bytes not yet parsed.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Marks `n` bytes as parsed.
+    #[inline]
+    pub fn consume(&mut self, n: usize) {
+        self.start += n;
+    }
+
+    /// Whether a read would find no space after the unparsed bytes.
+    pub fn is_full(&self) -> bool {
+        self.end == self.buf.len() && self.start != self.end
+    }
+
+    /// Moves the unparsed bytes (a partial unit) to the front, growing the
+    /// buffer if that unit is `need` bytes, more than the buffer holds.
+    pub fn make_room(&mut self, need: usize) {
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        if need > self.buf.len() {
+            self.buf.resize(need, 0);
+        }
+    }
+
+    /// Reads once into the free space (the caller makes room first when
+    /// [`ReadBuf::is_full`]); 0 at end of stream.
+    pub async fn read_from(&mut self, rd: &mut ReadHalf) -> io::Result<usize> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        let n = rd.read(&mut self.buf[self.end..]).await?;
+        self.end += n;
+        Ok(n)
+    }
 }
 
 /// Reads frames into one large buffer and parses them where they lie.
 pub struct FrameReader {
     rd: ReadHalf,
-    buf: Vec<u8>,
-    /// Unparsed bytes are `buf[start..end]`.
-    start: usize,
-    end: usize,
+    rb: ReadBuf,
     /// The stream carries WebSocket messages (each wrapping one frame).
     ws: bool,
     /// A WebSocket close frame arrived: the stream has ended.
     closed: bool,
-    /// Bytes read so far.
-    pub bytes: u64,
 }
 
 /// One frame borrowed from the read buffer.
@@ -275,12 +398,12 @@ pub struct Frame<'a> {
     pub payload: &'a [u8],
 }
 
-/// What starts at `start` in the read buffer.
+/// What starts the unparsed bytes of the read buffer.
 enum Unit {
     /// Not all buffered; `need` is the whole unit's length when known.
     Partial { need: usize },
-    /// A protocol frame of `len` bytes at `start + skip`; `total` bytes
-    /// make up the unit (WebSocket header included).
+    /// A protocol frame of `len` bytes at `skip`; `total` bytes make up
+    /// the unit (WebSocket header included).
     Frame {
         skip: usize,
         len: usize,
@@ -296,13 +419,22 @@ impl FrameReader {
     fn new(rd: ReadHalf, capacity: usize, ws: bool) -> FrameReader {
         FrameReader {
             rd,
-            buf: vec![0; capacity.max(64)],
-            start: 0,
-            end: 0,
+            rb: ReadBuf::new(capacity),
             ws,
             closed: false,
-            bytes: 0,
         }
+    }
+
+    /// Makes room for a read when the buffer is full of a partial unit.
+    fn prepare_read(&mut self) -> io::Result<()> {
+        if self.rb.is_full() {
+            let need = match self.unit()? {
+                Unit::Partial { need } => need,
+                _ => 0,
+            };
+            self.rb.make_room(need);
+        }
+        Ok(())
     }
 
     /// Reads once (waiting for data) and calls `f` for every whole frame
@@ -312,24 +444,16 @@ impl FrameReader {
         if self.closed {
             return Ok(false);
         }
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        } else if self.end == self.buf.len() {
-            self.make_room()?;
-        }
-        let n = self.rd.read(&mut self.buf[self.end..]).await?;
-        if n == 0 {
+        self.prepare_read()?;
+        if self.rb.read_from(&mut self.rd).await? == 0 {
             return Ok(false);
         }
-        self.end += n;
-        self.bytes += n as u64;
         let now = now_ns();
         loop {
             match self.unit()? {
                 Unit::Partial { .. } => return Ok(true),
                 Unit::Frame { skip, len, total } => {
-                    let b = &self.buf[self.start + skip..self.start + skip + len];
+                    let b = &self.rb.data()[skip..skip + len];
                     f(
                         Frame {
                             kind: b[4],
@@ -338,9 +462,9 @@ impl FrameReader {
                         },
                         now,
                     );
-                    self.start += total;
+                    self.rb.consume(total);
                 }
-                Unit::Control { total } => self.start += total,
+                Unit::Control { total } => self.rb.consume(total),
                 Unit::Close => {
                     self.closed = true;
                     return Ok(false);
@@ -349,12 +473,12 @@ impl FrameReader {
         }
     }
 
-    /// The unit at `start`: a whole protocol frame (TCP, TLS) or one
-    /// WebSocket message wrapping exactly one.
+    /// The unit at the start of the unparsed bytes: a whole protocol frame
+    /// (TCP, TLS) or one WebSocket message wrapping exactly one.
     #[inline]
     fn unit(&self) -> io::Result<Unit> {
-        let avail = self.end - self.start;
-        let b = &self.buf[self.start..self.end];
+        let b = self.rb.data();
+        let avail = b.len();
         if !self.ws {
             if avail < 4 {
                 return Ok(Unit::Partial { need: 0 });
@@ -417,22 +541,6 @@ impl FrameReader {
         }
     }
 
-    /// Moves the partial unit to the front, growing the buffer if one
-    /// unit is larger than it.
-    fn make_room(&mut self) -> io::Result<()> {
-        let need = match self.unit()? {
-            Unit::Partial { need } => need,
-            _ => 0,
-        };
-        self.buf.copy_within(self.start..self.end, 0);
-        self.end -= self.start;
-        self.start = 0;
-        if need > self.buf.len() {
-            self.buf.resize(need, 0);
-        }
-        Ok(())
-    }
-
     /// The next frame as an owned [`RawFrame`] (for set-up, not hot paths).
     pub async fn next_frame(&mut self) -> io::Result<RawFrame> {
         loop {
@@ -441,17 +549,17 @@ impl FrameReader {
             }
             match self.unit()? {
                 Unit::Frame { skip, len, total } => {
-                    let b = &self.buf[self.start + skip..self.start + skip + len];
+                    let b = &self.rb.data()[skip..skip + len];
                     let frame = RawFrame {
                         kind: b[4],
                         req_id: u32::from_be_bytes([b[5], b[6], b[7], b[8]]),
                         payload: bytes::Bytes::copy_from_slice(&b[HEADER_LEN..]),
                     };
-                    self.start += total;
+                    self.rb.consume(total);
                     return Ok(frame);
                 }
                 Unit::Control { total } => {
-                    self.start += total;
+                    self.rb.consume(total);
                     continue;
                 }
                 Unit::Close => {
@@ -460,15 +568,10 @@ impl FrameReader {
                 }
                 Unit::Partial { .. } => {}
             }
-            if self.end == self.buf.len() {
-                self.make_room()?;
-            }
-            let n = self.rd.read(&mut self.buf[self.end..]).await?;
-            if n == 0 {
+            self.prepare_read()?;
+            if self.rb.read_from(&mut self.rd).await? == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
-            self.end += n;
-            self.bytes += n as u64;
         }
     }
 
@@ -531,18 +634,32 @@ impl std::fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
-/// Writes encoded frames.
+/// Writes encoded frames (or, to a NATS target, whole operations).
 pub struct FrameWriter {
     wr: WriteHalf,
 }
 
 impl FrameWriter {
+    /// The writing half of a NATS connection whose reader counts the
+    /// server's PINGs into `pongs_owed`.
+    pub fn nats(wr: tcp::OwnedWriteHalf, pongs_owed: Rc<Cell<u32>>) -> FrameWriter {
+        FrameWriter {
+            wr: WriteHalf::Nats(wr, pongs_owed),
+        }
+    }
+
     /// Writes `bytes`, whole encoded frames (one or a coalesced batch):
     /// one write (and, with TLS, one flush); on WebSocket each frame
     /// becomes one masked binary message.
     pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &mut self.wr {
             WriteHalf::Tcp(wr) => wr.write_all(bytes).await,
+            WriteHalf::Nats(wr, pongs_owed) => {
+                for _ in 0..pongs_owed.take() {
+                    wr.write_all(b"PONG\r\n").await?;
+                }
+                wr.write_all(bytes).await
+            }
             WriteHalf::Tls(wr) => {
                 wr.write_all(bytes).await?;
                 wr.flush().await

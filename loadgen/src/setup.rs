@@ -60,7 +60,7 @@ pub async fn populate(
         rooms == 0 || rooms <= members,
         "every room needs an owner among the members"
     );
-    let tag = crate::stats::now_ns() ^ std::process::id() as u64;
+    let tag = crate::clock::now_ns() ^ std::process::id() as u64;
     // Owners first: they create the rooms the others join.
     let mut users = Vec::with_capacity(n);
     let mut room_ids = Vec::with_capacity(rooms);

@@ -7,23 +7,14 @@
 //! rate (no coordinated omission).
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
-use std::time::Instant;
 
 use confab_protocol::frame::kind;
 use confab_protocol::wire::Reader;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::nats::Op;
 use crate::net::Frame;
-
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-/// Nanoseconds since the process's time base.
-#[inline]
-pub fn now_ns() -> u64 {
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
 
 /// Bytes of a message body that carry its intended send time (hex).
 pub const STAMP_LEN: usize = 16;
@@ -55,7 +46,9 @@ pub fn event_stamp(payload: &[u8]) -> Option<u64> {
     parse_stamp(text)
 }
 
-fn parse_stamp(text: &[u8]) -> Option<u64> {
+/// The stamp at the start of a message body.
+#[inline]
+pub fn parse_stamp(text: &[u8]) -> Option<u64> {
     let mut v = 0u64;
     for &c in text.get(..STAMP_LEN)? {
         let d = match c {
@@ -234,13 +227,31 @@ impl Recorder {
         }
     }
 
+    /// Handles one NATS operation on a connection receiving room traffic:
+    /// MSG deliveries (the payload starts with the stamp, as a Confab
+    /// message body does), `-ERR`s.
+    #[inline]
+    pub fn on_nats_op(&mut self, op: Op<'_>, now: u64) {
+        self.frames_total += 1;
+        match op {
+            Op::Msg { payload } => {
+                if let Some(t) = parse_stamp(payload) {
+                    self.received(t, now);
+                }
+            }
+            Op::Err(_) => self.error(0),
+            _ => {}
+        }
+    }
+
     pub fn total_errors(&self) -> u64 {
         self.errors.values().sum::<u64>() + self.closes.values().sum::<u64>()
     }
 }
 
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct Percentiles {
     pub count: u64,
     pub p50_ms: f64,
@@ -268,7 +279,8 @@ impl Percentiles {
 }
 
 /// The load generator's own CPU use over a window.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct SelfUsage {
     /// CPU seconds per wall second (1.0 = one core busy).
     pub cpu_utilization: f64,
@@ -281,7 +293,8 @@ pub struct SelfUsage {
 }
 
 /// The server's resource use over a window.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct ServerUsage {
     pub cpu_seconds: f64,
     /// CPU seconds per wall second.
@@ -293,7 +306,8 @@ pub struct ServerUsage {
 }
 
 /// One measured window of one traffic kind.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct StepReport {
     pub name: String,
     pub seconds: f64,
@@ -323,6 +337,8 @@ pub struct StepReport {
     pub loadgen: SelfUsage,
     /// Whether the step met the sweep's bounds (sweeps only).
     pub pass: Option<bool>,
+    /// The machine's load during the measured window.
+    pub background: Option<Background>,
 }
 
 impl StepReport {
@@ -370,26 +386,143 @@ impl StepReport {
 }
 
 /// A whole run: its parameters and every measured step.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct RunReport {
     pub scenario: String,
     pub url: String,
+    /// What the target speaks: "confab" or "nats".
+    pub target: String,
+    /// How the load generator paced its sends (`--pacing`).
+    pub pacing: String,
     pub params: serde_json::Value,
     pub steps: Vec<StepReport>,
     /// Sweeps: the highest offered rate whose step passed.
     pub best_passing: Option<StepReport>,
     /// Idle runs: server RSS growth per idle connection.
     pub idle: Option<IdleReport>,
+    /// How long the measured connections took to set up.
+    pub setup: Option<SetupReport>,
+    /// The machine's load over the whole run, set-up included.
+    pub background: Option<Background>,
     pub notes: Vec<String>,
 }
 
+/// Setting up the measured population.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct SetupReport {
+    pub connections: usize,
+    /// Confab: registering (or logging in) every user and creating or
+    /// joining its room, on short-lived connections. NATS: nothing (0).
+    pub population_seconds: f64,
+    /// Opening the measured connections: Confab HELLO with a session
+    /// token; NATS CONNECT, SUB and a PING answered by PONG (so the
+    /// subscription is in force).
+    pub connect_seconds: f64,
+}
+
+impl SetupReport {
+    pub fn total_seconds(&self) -> f64 {
+        self.population_seconds + self.connect_seconds
+    }
+}
+
+/// The machine's background load over a window: what other processes
+/// did, so that a quiet run can be told from a noisy one.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Background {
+    pub seconds: f64,
+    pub loadavg_1m_start: f64,
+    pub loadavg_1m_end: f64,
+    /// CPU-seconds of processes other than this run's server and load
+    /// generator, over all cores.
+    pub other_cpu_seconds: f64,
+    pub cores: Vec<CoreLoad>,
+    /// Share of the window in which some runnable task waited for a CPU
+    /// (Linux PSI; ours included).
+    pub cpu_pressure: Option<f64>,
+    /// Share of the window in which some task waited for I/O (PSI): a disk
+    /// busy with other builds stalls Confab's commits.
+    pub io_pressure: Option<f64>,
+    /// ... and in which every non-idle task did.
+    pub io_pressure_full: Option<f64>,
+}
+
+/// One core over a window (CPU-seconds, from `/proc/stat`).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct CoreLoad {
+    pub cpu: usize,
+    /// This run's processes pinned to this core ("server", "loadgen").
+    pub pinned: Vec<String>,
+    /// user + nice + system + irq + softirq.
+    pub busy_seconds: f64,
+    /// ... of which the processes in `pinned`.
+    pub ours_seconds: f64,
+    /// ... of which everything else: the background load.
+    pub other_seconds: f64,
+    /// `other_seconds` per wall second.
+    pub other_share: f64,
+    /// Interrupt and softirq time, part of `busy_seconds` (loopback
+    /// networking; a process's own CPU time includes what ran on its
+    /// watch).
+    pub irq_seconds: f64,
+    /// Time the hypervisor took.
+    pub steal_seconds: f64,
+    /// Idle time with some task waiting for I/O.
+    pub iowait_seconds: f64,
+}
+
+impl Background {
+    /// One line: load average and each core's other-process share.
+    pub fn summary(&self) -> String {
+        let cores: Vec<String> = self
+            .cores
+            .iter()
+            .map(|c| {
+                let pinned = if c.pinned.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", c.pinned.join("+"))
+                };
+                format!(
+                    "core {}{pinned} {:.0}% other, {:.0}% irq, {:.0}% steal",
+                    c.cpu,
+                    c.other_share * 100.0,
+                    c.irq_seconds / self.seconds * 100.0,
+                    c.steal_seconds / self.seconds * 100.0
+                )
+            })
+            .collect();
+        let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.0}%", v * 100.0));
+        format!(
+            "loadavg {:.2} -> {:.2}; other processes {:.2} CPU-s in {:.1} s; {}; pressure: cpu {}, io {} (full {})",
+            self.loadavg_1m_start,
+            self.loadavg_1m_end,
+            self.other_cpu_seconds,
+            self.seconds,
+            cores.join("; "),
+            pct(self.cpu_pressure),
+            pct(self.io_pressure),
+            pct(self.io_pressure_full)
+        )
+    }
+}
+
 /// Memory cost of idle authenticated connections.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct IdleReport {
     pub connections: usize,
     pub failed: usize,
     pub rooms: usize,
     pub source_addresses: usize,
+    /// Creating the users and memberships (Confab; 0 on NATS).
+    pub population_seconds: f64,
+    /// Opening the idle connections (HELLO with a token; NATS CONNECT,
+    /// SUB, PING/PONG).
     pub connect_seconds: f64,
     pub server_rss_before_bytes: u64,
     pub server_rss_after_bytes: u64,
@@ -407,7 +540,11 @@ impl RunReport {
     pub fn table(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
-        let _ = writeln!(out, "scenario {} against {}", self.scenario, self.url);
+        let _ = writeln!(
+            out,
+            "scenario {} against {} ({}, pacing {})",
+            self.scenario, self.url, self.target, self.pacing
+        );
         let _ = writeln!(
             out,
             "{:<10} {:>10} {:>11} {:>11} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>6} {:>5}",
@@ -485,6 +622,9 @@ impl RunReport {
                     s.lost
                 );
             }
+            if let Some(b) = &s.background {
+                let _ = writeln!(out, "{:<10} background: {}", "", b.summary());
+            }
             if !s.error_codes.is_empty() || !s.close_codes.is_empty() {
                 let _ = writeln!(
                     out,
@@ -492,6 +632,16 @@ impl RunReport {
                     "", s.error_codes, s.close_codes
                 );
             }
+        }
+        if let Some(setup) = &self.setup {
+            let _ = writeln!(
+                out,
+                "set-up: {} connections in {:.2} s (population {:.2} s, connecting {:.2} s)",
+                setup.connections,
+                setup.total_seconds(),
+                setup.population_seconds,
+                setup.connect_seconds
+            );
         }
         if let Some(b) = &self.best_passing {
             let _ = writeln!(
@@ -522,6 +672,9 @@ impl RunReport {
                 i.server_open_fds,
                 kib(i.loadgen_rss_bytes)
             );
+        }
+        if let Some(b) = &self.background {
+            let _ = writeln!(out, "background over the whole run: {}", b.summary());
         }
         for n in &self.notes {
             let _ = writeln!(out, "note: {n}");

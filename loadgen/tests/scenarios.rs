@@ -1,9 +1,12 @@
 //! The load generator against a real server (in-process, on an ephemeral
 //! port): short runs of each scenario complete, deliver everything and
 //! write a JSON report. Bounded by `--max-seconds`. Fan-out also runs over
-//! TLS (`confabs://`) and WebSocket (`ws://`, `wss://`).
+//! TLS (`confabs://`) and WebSocket (`ws://`, `wss://`), and against a real
+//! `nats-server` (the comparison target) started on a spare port.
 
-use std::process::Command;
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use confab_server::Config;
 
@@ -40,8 +43,8 @@ async fn server_all_transports() -> (confab_server::ServerHandle, tempfile::Temp
 }
 
 /// A short fan-out over `url` (with `extra` arguments) that must deliver
-/// everything.
-async fn short_fanout_delivers_everything(url: String, extra: Vec<String>) {
+/// everything; returns its report.
+async fn short_fanout_delivers_everything(url: String, extra: Vec<String>) -> serde_json::Value {
     let report = tokio::task::spawn_blocking(move || {
         let mut args: Vec<&str> = vec![
             "fanout",
@@ -75,6 +78,7 @@ async fn short_fanout_delivers_everything(url: String, extra: Vec<String>) {
         "nothing lost: {report:#}"
     );
     assert!(step["latency"]["p99_ms"].as_f64().unwrap() > 0.0);
+    report
 }
 
 /// Runs `confab-loadgen ARGS` against `url`; returns its JSON report.
@@ -310,4 +314,168 @@ fn tls_needs_a_trust_option_and_remote_targets_are_refused() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// A `nats-server` of the test's own on a spare loopback port (never the
+/// machine's shared one), stopped when dropped.
+struct NatsServer {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `NATS_SERVER` if set (and only that), else Debian's
+/// `/usr/sbin/nats-server`, else one on PATH.
+fn nats_server_binary() -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os("NATS_SERVER") {
+        let path = std::path::PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    [std::path::PathBuf::from("/usr/sbin")]
+        .into_iter()
+        .chain(on_path)
+        .map(|dir| dir.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+/// Starts a `nats-server`, or says why not: a missing server fails the test
+/// when `CI` or `CONFAB_REQUIRE_NATS` is set, and is reported as skipped
+/// otherwise.
+fn start_nats_server() -> Option<NatsServer> {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let Some(bin) = nats_server_binary() else {
+        assert!(
+            !(set("CI") || set("CONFAB_REQUIRE_NATS")),
+            "nats-server is not installed (expected /usr/sbin/nats-server: apt-get install nats-server, \
+             or set NATS_SERVER): with CI or CONFAB_REQUIRE_NATS set the NATS comparison must run"
+        );
+        // Straight to stderr: the harness captures eprintln!, and a test
+        // that did not run must say so.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {}: nats-server is not installed (apt-get install nats-server); \
+             set CONFAB_REQUIRE_NATS=1 to make this a failure",
+            std::thread::current().name().unwrap_or("a NATS test")
+        );
+        return None;
+    };
+    // A spare port may be taken between finding and binding it: retry.
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a spare port")
+            .port();
+        let mut child = Command::new(&bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(NatsServer { child, port });
+            }
+            if child.try_wait().expect("nats-server status").is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("nats-server did not start listening on a spare port in five attempts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_against_nats_delivers_every_message_to_every_member() {
+    let Some(nats) = start_nats_server() else {
+        return;
+    };
+    let url = format!("nats://127.0.0.1:{}", nats.port);
+    let pid = nats.child.id().to_string();
+    // Every message reaches every member, the publisher's own connection
+    // included (NATS echoes it), as on Confab.
+    let report =
+        short_fanout_delivers_everything(url.clone(), vec!["--server-pid".into(), pid.clone()])
+            .await;
+    assert_eq!(report["target"], "nats", "{report:#}");
+    let step = &report["steps"][0];
+    // Sane latencies: measured, ordered, and within what the window and the
+    // drain allow (deliveries later than that are not counted at all).
+    let lat = &step["latency"];
+    let (p50, p99, max) = (
+        lat["p50_ms"].as_f64().unwrap(),
+        lat["p99_ms"].as_f64().unwrap(),
+        lat["max_ms"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{lat:#}");
+    assert!(max <= (1.5 + 3.0 + 1.0) * 1000.0, "{lat:#}");
+    assert!(
+        step["ack_latency"].is_null(),
+        "NATS core pub/sub has no acks"
+    );
+    assert!(step["send_lateness"]["count"].as_u64().unwrap() > 0);
+    assert!(
+        step["server"]["rss_end_bytes"].as_u64().unwrap() > 0,
+        "{report:#}"
+    );
+    assert!(!step["background"]["cores"].as_array().unwrap().is_empty());
+    assert_eq!(report["setup"]["connections"], 12, "{report:#}");
+    assert_eq!(report["setup"]["population_seconds"], 0.0);
+
+    let idle = tokio::task::spawn_blocking(move || {
+        loadgen(
+            &url,
+            &[
+                "idle",
+                "--connections",
+                "50",
+                "--rooms",
+                "5",
+                "--hold",
+                "0.5",
+                "--server-pid",
+                &pid,
+            ],
+        )
+    })
+    .await
+    .expect("loadgen task");
+    assert_eq!(idle["idle"]["connections"], 50, "{idle:#}");
+    assert_eq!(idle["idle"]["failed"], 0, "{idle:#}");
+}
+
+#[test]
+fn nats_targets_need_an_explicit_port_and_run_only_pub_sub_scenarios() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_confab-loadgen"))
+            .args(args)
+            .args(["--metrics-listen", "off", "--max-seconds", "5"])
+            .output()
+            .expect("loadgen runs")
+    };
+    let out = run(&["fanout", "--url", "nats://127.0.0.1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("explicit port"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["history", "--url", "nats://127.0.0.1:1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("fanout, big-room and idle only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -11,10 +11,11 @@ use std::rc::Rc;
 
 use confab_protocol::{Request, RoomId};
 
-use super::{wait_until, Ctx, Pacer, StepUsage, Timing};
+use super::{wait_until, Ctx, OpenLoop, Timing};
+use crate::clock::now_ns;
 use crate::net;
 use crate::setup::{self, User};
-use crate::stats::{now_ns, Recorder, StepReport};
+use crate::stats::{Recorder, StepReport};
 
 pub struct Churn {
     users: Rc<Vec<User>>,
@@ -47,24 +48,11 @@ impl Churn {
         label: String,
         rate: f64,
         timing: Timing,
-    ) -> StepReport {
-        let mut pacer = Pacer::new(rate, &timing);
-        let window = pacer.window(&timing);
-        self.rec.borrow_mut().start_window(window.0, window.1, None);
-        ctx.set_offered("churn", rate);
-        let mut usage: Option<StepUsage> = None;
-        while !pacer.done() {
-            let now = now_ns();
-            if usage.is_none() && now >= window.0 {
-                usage = Some(StepUsage::start(ctx).await);
-            }
-            let due = pacer.due(now);
-            for k in pacer.sent..due {
-                let intended = pacer.intended(k);
-                if let Some(u) = usage.as_mut() {
-                    u.lag(intended, now);
-                }
-                self.rec.borrow_mut().sent(intended, now);
+    ) -> anyhow::Result<StepReport> {
+        let mut run = OpenLoop::start(ctx, "churn", &self.rec, rate, &timing, None)?;
+        while let Some(due) = run.next(ctx).await {
+            for k in due.range {
+                let intended = run.intended(k);
                 let slot = (k as usize) % self.users.len();
                 if std::mem::replace(&mut self.busy.borrow_mut()[slot], true) {
                     if self.rec.borrow().in_window(intended) {
@@ -99,25 +87,15 @@ impl Churn {
                     }
                 });
             }
-            pacer.sent = due;
-            pacer.wait().await;
         }
-        let usage = match usage {
-            Some(u) => u,
-            None => StepUsage::start(ctx).await,
-        };
+        let usage = run.finish(ctx).await;
         let rec = self.rec.clone();
         wait_until(timing.drain, || {
             let r = rec.borrow();
             r.received_in_window + r.errors.values().sum::<u64>() >= r.sent_in_window
         })
         .await;
-        let (server, me) = usage.finish(ctx).await;
-        let mut report =
-            StepReport::from_recorder(&label, &self.rec.borrow(), timing.duration.as_secs_f64(), 1);
-        report.offered_per_s = rate;
-        report.loadgen = me;
-        report.with_server(server)
+        Ok(usage.report(ctx, &label, &self.rec, &timing, 1, rate).await)
     }
 }
 

@@ -3,19 +3,26 @@
 //! open-loop schedule (messages spread round-robin over the rooms). Every
 //! message is delivered to all M members, the sender's own connection
 //! included, so one message is M deliveries.
+//!
+//! Against NATS the same: one subject per room (`room.<r>`), one
+//! connection per member subscribed to it, the first connection of each
+//! room publishing `PUB`s whose payload is the Confab message body (stamp
+//! included); NATS echoes a publisher's own messages, so one message is M
+//! deliveries there too, counted and timed by the same recorder.
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use confab_protocol::frame::{begin_frame, end_frame, kind};
 use confab_protocol::wire::put_varint;
 use confab_protocol::RoomId;
 
-use super::{wait_until, Ctx, Pacer, StepUsage, Timing};
-use crate::net::FrameWriter;
+use super::{wait_until, Ctx, OpenLoop, Receiver, Timing};
+use crate::nats;
+use crate::net::{FrameWriter, Protocol};
 use crate::setup;
-use crate::stats::{now_ns, stamp, Recorder, Schedule, StepReport, STAMP_LEN};
+use crate::stats::{stamp, Recorder, SetupReport, StepReport, STAMP_LEN};
 
 /// A prepared fan-out population.
 pub struct Fanout {
@@ -23,7 +30,7 @@ pub struct Fanout {
     pub members: usize,
     /// The owner's connection in each room: the publisher.
     publishers: Vec<FrameWriter>,
-    /// One encoded SEND_MESSAGE per room, patched per message.
+    /// One encoded publication per room, patched per message.
     templates: Vec<Template>,
     /// Per-room output buffers, reused.
     out: Vec<Vec<u8>>,
@@ -31,16 +38,28 @@ pub struct Fanout {
     /// Messages sent so far over all steps (request ids).
     next_k: u64,
     pub name: &'static str,
+    /// Whether the server acknowledges each message (Confab's
+    /// MESSAGE_ACK, once durable; NATS core pub/sub has no such thing).
+    acked: bool,
+    /// How long the population took to set up.
+    pub setup: SetupReport,
+    /// What the server said it is (NATS's INFO), for the report.
+    pub server_version: Option<String>,
 }
 
+/// One room's publication, encoded once: each message copies it, patches
+/// the request id (Confab) and writes the stamp into the body.
 struct Template {
     frame: Vec<u8>,
     /// Offset of the body's first byte (the stamp).
     body_at: usize,
+    /// Offset of the request id (Confab frames; NATS has none).
+    req_id_at: Option<usize>,
 }
 
 impl Template {
-    fn new(room: RoomId, payload: usize) -> Template {
+    /// SEND_MESSAGE to `room` with a `payload`-byte body.
+    fn confab(room: RoomId, payload: usize) -> Template {
         let mut buf = bytes::BytesMut::new();
         let start = begin_frame(&mut buf, kind::SEND_MESSAGE, 0);
         put_varint(&mut buf, room.0);
@@ -51,19 +70,39 @@ impl Template {
         Template {
             frame: buf.to_vec(),
             body_at,
+            req_id_at: Some(5),
+        }
+    }
+
+    /// `PUB <subject> <payload>` with a `payload`-byte body.
+    fn nats(subject: &str, payload: usize) -> Template {
+        let mut frame = format!("PUB {subject} {payload}\r\n").into_bytes();
+        let body_at = frame.len();
+        frame.extend(std::iter::repeat_n(b'x', payload));
+        frame.extend_from_slice(b"\r\n");
+        Template {
+            frame,
+            body_at,
+            req_id_at: None,
         }
     }
 
     fn emit(&self, out: &mut Vec<u8>, req_id: u32, intended: u64) {
         let at = out.len();
         out.extend_from_slice(&self.frame);
-        out[at + 5..at + 9].copy_from_slice(&req_id.to_be_bytes());
+        if let Some(id_at) = self.req_id_at {
+            out[at + id_at..at + id_at + 4].copy_from_slice(&req_id.to_be_bytes());
+        }
         stamp(&mut out[at + self.body_at..], intended);
     }
 }
 
 impl Fanout {
-    /// Creates users and rooms and opens every member's connection.
+    /// Sets up `rooms` × `members` connections: on Confab, users and rooms
+    /// are created first and every member connects with its token; on
+    /// NATS, every member connects and subscribes to its room's subject.
+    /// Member `u` is in room `u % rooms`; member `r < rooms` publishes
+    /// into room `r` (and receives its own messages, as every member does).
     pub async fn prepare(
         ctx: &Rc<Ctx>,
         name: &'static str,
@@ -81,36 +120,62 @@ impl Fanout {
             "payload must be at least {STAMP_LEN} bytes"
         );
         let n = rooms * members;
-        ctx.set_phase(format!("{name}: creating {n} users in {rooms} rooms"));
-        let pop = setup::populate(&ctx.connector, prefix, n, rooms, n, 0, |_| {}).await?;
-        ctx.set_phase(format!("{name}: opening {n} connections"));
-        let conns = ctx.open_all(&pop.users, n, ctx.read_buf).await?;
         let rec = ctx.recorder(name);
-        let mut publishers = Vec::with_capacity(rooms);
-        let mut others = Vec::with_capacity(n);
-        for (u, (rd, wr)) in conns.into_iter().enumerate() {
-            ctx.spawn_reader(rd, rec.clone());
-            // User r < rooms owns room r.
-            if u < rooms {
-                publishers.push(wr);
-            } else {
-                others.push(wr);
+        let mut writers = Vec::with_capacity(n);
+        let mut setup = SetupReport {
+            connections: n,
+            ..SetupReport::default()
+        };
+        let mut server_version = None;
+        let templates = match ctx.connector.protocol() {
+            Protocol::Confab => {
+                ctx.set_phase(format!("{name}: creating {n} users in {rooms} rooms"));
+                let started = Instant::now();
+                let pop = setup::populate(&ctx.connector, prefix, n, rooms, n, 0, |_| {}).await?;
+                setup.population_seconds = started.elapsed().as_secs_f64();
+                ctx.set_phase(format!("{name}: opening {n} connections"));
+                let started = Instant::now();
+                let conns = ctx.open_all(&pop.users, n, ctx.read_buf).await?;
+                setup.connect_seconds = started.elapsed().as_secs_f64();
+                for (rd, wr) in conns {
+                    ctx.spawn_reader(Receiver::Confab(rd), rec.clone());
+                    writers.push(wr);
+                }
+                pop.rooms
+                    .iter()
+                    .map(|r| Template::confab(*r, payload))
+                    .collect()
             }
-        }
+            Protocol::Nats => {
+                ctx.set_phase(format!("{name}: opening {n} connections"));
+                let started = Instant::now();
+                let subject = |u: usize| nats::subject(u % rooms);
+                let (conns, version) = ctx.open_all_nats(n, 0, ctx.read_buf, subject).await?;
+                setup.connect_seconds = started.elapsed().as_secs_f64();
+                server_version = Some(version);
+                for (rd, wr) in conns {
+                    ctx.spawn_reader(Receiver::Nats(rd), rec.clone());
+                    writers.push(wr);
+                }
+                (0..rooms)
+                    .map(|r| Template::nats(&nats::subject(r), payload))
+                    .collect()
+            }
+        };
+        let others = writers.split_off(rooms);
         ctx.spawn_keepalive(others, Duration::from_secs(20));
         Ok(Fanout {
             rooms,
             members,
-            publishers,
-            templates: pop
-                .rooms
-                .iter()
-                .map(|r| Template::new(*r, payload))
-                .collect(),
+            publishers: writers,
+            templates,
             out: vec![Vec::new(); rooms],
             rec,
             next_k: 1,
             name,
+            acked: ctx.connector.protocol() == Protocol::Confab,
+            setup,
+            server_version,
         })
     }
 
@@ -122,85 +187,43 @@ impl Fanout {
         label: String,
         rate: f64,
         timing: Timing,
-    ) -> StepReport {
-        let mut pacer = Pacer::new(rate, &timing);
-        let window = pacer.window(&timing);
+    ) -> anyhow::Result<StepReport> {
         let first = self.next_k;
-        self.rec.borrow_mut().start_window(
-            window.0,
-            window.1,
-            Some(Schedule {
-                start_ns: pacer.start,
-                first,
-                rate,
-            }),
-        );
-        ctx.set_offered(self.name, rate);
+        let mut run = OpenLoop::start(ctx, self.name, &self.rec, rate, &timing, Some(first))?;
         ctx.set_phase(format!(
             "{label}: {rate:.0} msgs/s = {:.0} deliveries/s",
             rate * self.members as f64
         ));
-        let mut usage: Option<StepUsage> = None;
-        let mut last_tick = now_ns();
-        while !pacer.done() {
-            let now = now_ns();
-            if usage.is_none() && now >= window.0 {
-                usage = Some(StepUsage::start(ctx).await);
+        while let Some(due) = run.next(ctx).await {
+            for k in due.range {
+                let id = first + k;
+                let room = (id % self.rooms as u64) as usize;
+                self.templates[room].emit(&mut self.out[room], id as u32, run.intended(k));
             }
-            let due = pacer.due(now);
-            if due > pacer.sent {
-                let oldest = pacer.intended(pacer.sent);
-                if let Some(u) = usage.as_mut() {
-                    u.lag(oldest, now);
-                }
-                {
-                    let mut rec = self.rec.borrow_mut();
-                    for k in pacer.sent..due {
-                        let intended = pacer.intended(k);
-                        let id = first + k;
-                        let room = (id % self.rooms as u64) as usize;
-                        self.templates[room].emit(&mut self.out[room], id as u32, intended);
-                        rec.sent(intended, now);
-                    }
-                }
-                pacer.sent = due;
-                for (room, buf) in self.out.iter_mut().enumerate() {
-                    if !buf.is_empty() {
-                        let _ = self.publishers[room].write_all(buf).await;
-                        buf.clear();
-                    }
+            for (room, buf) in self.out.iter_mut().enumerate() {
+                if !buf.is_empty() {
+                    let _ = self.publishers[room].write_all(buf).await;
+                    buf.clear();
                 }
             }
-            if now - last_tick > 1_000_000_000 {
-                last_tick = now;
-                if let Some(u) = usage.as_mut() {
-                    u.tick(ctx).await;
-                }
-            }
-            pacer.wait().await;
         }
-        self.next_k = first + pacer.total;
-        let usage = match usage {
-            Some(u) => u,
-            None => StepUsage::start(ctx).await,
-        };
+        self.next_k = first + run.total();
+        let usage = run.finish(ctx).await;
         ctx.set_phase(format!("{label}: draining"));
         let members = self.members as u64;
+        let acked = self.acked;
         let rec = self.rec.clone();
         wait_until(timing.drain, || {
             let r = rec.borrow();
             r.received_in_window >= r.sent_in_window * members
-                && r.acks_in_window >= r.sent_in_window
+                && (!acked || r.acks_in_window >= r.sent_in_window)
         })
         .await;
-        let (server, me) = usage.finish(ctx).await;
-        let seconds = timing.duration.as_secs_f64();
-        let mut report = StepReport::from_recorder(&label, &self.rec.borrow(), seconds, members);
-        report.offered_per_s = rate;
-        report.offered_deliveries_per_s = rate * self.members as f64;
+        let mut report = usage
+            .report(ctx, &label, &self.rec, &timing, members, rate)
+            .await;
         report.connections = ctx.connections.get();
-        report.loadgen = me;
-        report.with_server(server)
+        Ok(report)
     }
 }
 
@@ -229,13 +252,13 @@ pub async fn run_sweep(
     sweep: Sweep,
     timing: Timing,
     notes: &mut Vec<String>,
-) -> (Vec<StepReport>, Option<StepReport>) {
+) -> anyhow::Result<(Vec<StepReport>, Option<StepReport>)> {
     let mut steps = Vec::new();
     let mut best: Option<StepReport> = None;
     let mut rate = sweep.start;
     let mut misses = 0;
     for i in 0..sweep.max_steps {
-        let mut s = f.step(ctx, format!("sweep{i}"), rate, timing).await;
+        let mut s = f.step(ctx, format!("sweep{i}"), rate, timing).await?;
         let pass = sweep.passes(&s);
         s.pass = Some(pass);
         let saturated = s.loadgen.saturated;
@@ -262,5 +285,5 @@ pub async fn run_sweep(
         tokio::time::sleep(Duration::from_millis(500)).await;
         rate *= sweep.factor;
     }
-    (steps, best)
+    Ok((steps, best))
 }

@@ -10,10 +10,10 @@ use confab_protocol::frame::kind;
 use confab_protocol::{Request, RoomId, Seq};
 use rand::Rng;
 
-use super::{wait_until, Ctx, Pacer, StepUsage, Timing};
+use super::{wait_until, Ctx, OpenLoop, Timing};
 use crate::net::FrameWriter;
 use crate::setup;
-use crate::stats::{now_ns, Recorder, Schedule, StepReport};
+use crate::stats::{Recorder, StepReport};
 
 pub struct History {
     readers: Vec<FrameWriter>,
@@ -139,34 +139,13 @@ impl History {
         label: String,
         rate: f64,
         timing: Timing,
-    ) -> StepReport {
-        let mut pacer = Pacer::new(rate, &timing);
-        let window = pacer.window(&timing);
+    ) -> anyhow::Result<StepReport> {
         let first = self.next_k;
-        self.rec.borrow_mut().start_window(
-            window.0,
-            window.1,
-            Some(Schedule {
-                start_ns: pacer.start,
-                first,
-                rate,
-            }),
-        );
-        ctx.set_offered("history", rate);
-        let mut usage: Option<StepUsage> = None;
+        let mut run = OpenLoop::start(ctx, "history", &self.rec, rate, &timing, Some(first))?;
         let mut rng = rand::thread_rng();
         let mut buf = bytes::BytesMut::new();
-        while !pacer.done() {
-            let now = now_ns();
-            if usage.is_none() && now >= window.0 {
-                usage = Some(StepUsage::start(ctx).await);
-            }
-            let due = pacer.due(now);
-            for k in pacer.sent..due {
-                let intended = pacer.intended(k);
-                if let Some(u) = usage.as_mut() {
-                    u.lag(intended, now);
-                }
+        while let Some(due) = run.next(ctx).await {
+            for k in due.range {
                 let before = rng.gen_range(1..=self.last_seq + 1);
                 buf.clear();
                 Request::History {
@@ -175,29 +154,18 @@ impl History {
                     limit: self.page,
                 }
                 .encode((first + k) as u32, &mut buf);
-                self.rec.borrow_mut().sent(intended, now);
                 let reader = (k as usize) % self.readers.len();
                 let _ = self.readers[reader].write_all(&buf).await;
             }
-            pacer.sent = due;
-            pacer.wait().await;
         }
-        self.next_k = first + pacer.total;
-        let usage = match usage {
-            Some(u) => u,
-            None => StepUsage::start(ctx).await,
-        };
+        self.next_k = first + run.total();
+        let usage = run.finish(ctx).await;
         let rec = self.rec.clone();
         wait_until(timing.drain, || {
             let r = rec.borrow();
             r.received_in_window + r.total_errors() >= r.sent_in_window
         })
         .await;
-        let (server, me) = usage.finish(ctx).await;
-        let mut report =
-            StepReport::from_recorder(&label, &self.rec.borrow(), timing.duration.as_secs_f64(), 1);
-        report.offered_per_s = rate;
-        report.loadgen = me;
-        report.with_server(server)
+        Ok(usage.report(ctx, &label, &self.rec, &timing, 1, rate).await)
     }
 }

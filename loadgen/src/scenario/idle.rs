@@ -7,6 +7,10 @@
 //! connections authenticate by token alone and the RSS is read again: the
 //! difference is what idle connections cost, not what registration cost.
 //!
+//! Against NATS (`nats://`) there are no users: each idle connection
+//! connects and subscribes to one of the rooms' subjects (`room.<r>`),
+//! confirmed by a PING/PONG, and PINGs every 20 s.
+//!
 //! A process here may hold at most about 20,000 open files (a hard limit),
 //! so both sides stay below it: measure at ~19,000 and extrapolate.
 //! Connections are spread over several 127.0.0.x source addresses so that
@@ -15,7 +19,9 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::Ctx;
+use super::{Ctx, Receiver};
+use crate::nats;
+use crate::net::Protocol;
 use crate::probe;
 use crate::setup;
 use crate::stats::IdleReport;
@@ -30,13 +36,21 @@ pub struct IdleArgs {
 pub async fn run(ctx: &Rc<Ctx>, args: &IdleArgs) -> anyhow::Result<IdleReport> {
     let n = args.connections;
     let rooms = args.rooms.clamp(1, n.max(1));
-    ctx.set_phase(format!("idle: creating {n} users in {rooms} rooms"));
-    let pop = setup::populate(&ctx.connector, &ctx.prefix, n, rooms, n, 0, |done| {
-        if done % 1000 == 0 {
-            ctx.set_phase(format!("idle: {done}/{n} users ready"));
-        }
-    })
-    .await?;
+    let nats = ctx.connector.protocol() == Protocol::Nats;
+    let mut population_seconds = 0.0;
+    let mut users = Vec::new();
+    if !nats {
+        ctx.set_phase(format!("idle: creating {n} users in {rooms} rooms"));
+        let started = Instant::now();
+        let pop = setup::populate(&ctx.connector, &ctx.prefix, n, rooms, n, 0, |done| {
+            if done % 1000 == 0 {
+                ctx.set_phase(format!("idle: {done}/{n} users ready"));
+            }
+        })
+        .await?;
+        population_seconds = started.elapsed().as_secs_f64();
+        users = pop.users;
+    }
     ctx.set_phase("idle: letting the server settle");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = ctx.probe.sample().await;
@@ -47,8 +61,29 @@ pub async fn run(ctx: &Rc<Ctx>, args: &IdleArgs) -> anyhow::Result<IdleReport> {
     let mut writers = Vec::with_capacity(n);
     let mut failed = 0;
     // Small read buffers here: idle connections receive almost nothing.
-    for chunk in pop.users.chunks(1000) {
-        match ctx.open_all(chunk, n + writers.len() + failed, 512).await {
+    for chunk_start in (0..n).step_by(1000) {
+        let len = (n - chunk_start).min(1000);
+        let conn_base = n + writers.len() + failed;
+        let opened = if nats {
+            let subject = |i: usize| nats::subject((chunk_start + i) % rooms);
+            ctx.open_all_nats(len, conn_base, 512, subject)
+                .await
+                .map(|(conns, _)| {
+                    conns
+                        .into_iter()
+                        .map(|(rd, wr)| (Receiver::Nats(rd), wr))
+                        .collect::<Vec<_>>()
+                })
+        } else {
+            let users = &users[chunk_start..chunk_start + len];
+            ctx.open_all(users, conn_base, 512).await.map(|conns| {
+                conns
+                    .into_iter()
+                    .map(|(rd, wr)| (Receiver::Confab(rd), wr))
+                    .collect()
+            })
+        };
+        match opened {
             Ok(conns) => {
                 for (rd, wr) in conns {
                     ctx.spawn_reader(rd, rec.clone());
@@ -56,8 +91,8 @@ pub async fn run(ctx: &Rc<Ctx>, args: &IdleArgs) -> anyhow::Result<IdleReport> {
                 }
             }
             Err(e) => {
-                failed += chunk.len();
-                tracing_like(&format!("idle: a batch of connections failed: {e:#}"));
+                failed += len;
+                eprintln!("idle: a batch of connections failed: {e:#}");
             }
         }
         ctx.set_phase(format!("idle: {}/{n} connections open", writers.len()));
@@ -80,6 +115,7 @@ pub async fn run(ctx: &Rc<Ctx>, args: &IdleArgs) -> anyhow::Result<IdleReport> {
         failed,
         rooms,
         source_addresses: args.source_ips,
+        population_seconds,
         connect_seconds,
         server_rss_before_bytes: rss_before,
         server_rss_after_bytes: rss_after,
@@ -93,8 +129,4 @@ pub async fn run(ctx: &Rc<Ctx>, args: &IdleArgs) -> anyhow::Result<IdleReport> {
             .or_else(|| probe::fds_of(&ctx.probe)),
         loadgen_rss_bytes: probe::self_sample().rss_bytes,
     })
-}
-
-fn tracing_like(msg: &str) {
-    eprintln!("{msg}");
 }

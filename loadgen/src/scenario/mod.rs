@@ -1,5 +1,8 @@
 //! Scenarios. Each prepares its population (users, rooms, connections) and
-//! then runs measured steps. Everything runs on one thread (a
+//! then runs measured steps; `fanout`, `big-room` and `idle` also run
+//! against a NATS server (`nats://`), the comparison target. Scheduled
+//! scenarios share one open-loop driver ([`OpenLoop`] around
+//! [`crate::pacer::Pacer`]). Everything runs on one thread (a
 //! current-thread runtime with a `LocalSet`), so tasks share recorders
 //! through `Rc<RefCell<_>>` without atomics, and the load generator's cost
 //! is one core, which its report checks.
@@ -13,10 +16,13 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::net::{self, Connector, FrameReader, FrameWriter};
-use crate::probe::{self, ServerProbe, UsageWindow};
+use crate::clock::now_ns;
+use crate::nats::{self, NatsReader};
+use crate::net::{self, Connector, FrameReader, FrameWriter, Protocol};
+use crate::pacer::{Due, Pacer, Pacing};
+use crate::probe::{self, Ours, ServerProbe, SystemSample, UsageWindow};
 use crate::setup::User;
-use crate::stats::{now_ns, Recorder, SelfUsage, ServerUsage};
+use crate::stats::{Recorder, Schedule, SelfUsage, ServerUsage, StepReport};
 
 /// Recorders by traffic kind (`fanout`, `churn`, …).
 pub type Recorders = Vec<(&'static str, Rc<RefCell<Recorder>>)>;
@@ -28,6 +34,8 @@ pub struct Ctx {
     pub prefix: String,
     /// Read buffer per receiving connection.
     pub read_buf: usize,
+    /// How the open-loop pacers wait (`--pacing`).
+    pub pacing: Pacing,
     /// Recorders shown by the progress line and `/metrics`, by traffic kind.
     pub recorders: RefCell<Recorders>,
     /// Open measured connections (for `/metrics` and reports).
@@ -38,6 +46,29 @@ pub struct Ctx {
     pub phase: RefCell<String>,
     /// Set when the run ends: reader and keep-alive tasks stop.
     pub stop: Cell<bool>,
+}
+
+/// The receiving side of a measured connection, whatever the target speaks.
+pub enum Receiver {
+    Confab(FrameReader),
+    Nats(NatsReader),
+}
+
+impl Receiver {
+    /// Reads once and records the room traffic that arrived; `Ok(false)`
+    /// at end of stream.
+    async fn record(&mut self, rec: &RefCell<Recorder>) -> std::io::Result<bool> {
+        match self {
+            Receiver::Confab(rd) => {
+                rd.read_frames(|f, now| rec.borrow_mut().on_traffic_frame(f, now))
+                    .await
+            }
+            Receiver::Nats(rd) => {
+                rd.read_ops(|op, now| rec.borrow_mut().on_nats_op(op, now))
+                    .await
+            }
+        }
+    }
 }
 
 impl Ctx {
@@ -60,26 +91,67 @@ impl Ctx {
     }
 
     /// Opens one authenticated connection per user (HELLO with the user's
-    /// token), `concurrency` at a time.
+    /// token), [`crate::setup::SETUP_CONCURRENCY`] at a time.
     pub async fn open_all(
         self: &Rc<Self>,
         users: &[User],
         conn_base: usize,
         buf: usize,
     ) -> anyhow::Result<Vec<(FrameReader, FrameWriter)>> {
-        use futures_util::StreamExt;
-        let mut out = Vec::with_capacity(users.len());
-        let mut s = futures_util::stream::iter(users.iter().enumerate())
-            .map(|(i, u)| {
+        self.open_many(users.len(), |i| {
+            let c = self.connector.clone();
+            let token = users[i].token.clone();
+            async move { net::open(&c, conn_base + i, buf, Some(token)).await }
+        })
+        .await
+    }
+
+    /// Opens `count` NATS connections, connection `i` subscribed to
+    /// `subject(i)`, [`crate::setup::SETUP_CONCURRENCY`] at a time; also
+    /// returns the server's version.
+    pub async fn open_all_nats(
+        self: &Rc<Self>,
+        count: usize,
+        conn_base: usize,
+        buf: usize,
+        subject: impl Fn(usize) -> String,
+    ) -> anyhow::Result<(Vec<(NatsReader, FrameWriter)>, String)> {
+        let mut version = String::new();
+        let conns = self
+            .open_many(count, |i| {
                 let c = self.connector.clone();
-                let token = u.token.clone();
+                let subjects = [subject(i)];
+                async move { nats::open(&c, conn_base + i, buf, &subjects).await }
+            })
+            .await?
+            .into_iter()
+            .map(|c| {
+                version = c.server_version;
+                (c.rd, c.wr)
+            })
+            .collect();
+        Ok((conns, version))
+    }
+
+    /// Runs `open(i)` for `0..count`, [`crate::setup::SETUP_CONCURRENCY`]
+    /// at a time, each within 30 s, counting open connections.
+    async fn open_many<T, F>(
+        &self,
+        count: usize,
+        open: impl Fn(usize) -> F,
+    ) -> anyhow::Result<Vec<T>>
+    where
+        F: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        use futures_util::StreamExt;
+        let mut out = Vec::with_capacity(count);
+        let mut s = futures_util::stream::iter(0..count)
+            .map(|i| {
+                let f = open(i);
                 async move {
-                    tokio::time::timeout(
-                        Duration::from_secs(30),
-                        net::open(&c, conn_base + i, buf, Some(token)),
-                    )
-                    .await
-                    .unwrap_or_else(|_| anyhow::bail!("connect timed out"))
+                    tokio::time::timeout(Duration::from_secs(30), f)
+                        .await
+                        .unwrap_or_else(|_| anyhow::bail!("connect timed out"))
                 }
             })
             .buffered(crate::setup::SETUP_CONCURRENCY);
@@ -90,16 +162,13 @@ impl Ctx {
         Ok(out)
     }
 
-    /// Spawns a task that feeds `rd`'s frames to `rec` until the run stops
-    /// or the connection ends.
-    pub fn spawn_reader(self: &Rc<Self>, mut rd: FrameReader, rec: Rc<RefCell<Recorder>>) {
+    /// Spawns a task that feeds `rd`'s traffic to `rec` until the run
+    /// stops or the connection ends.
+    pub fn spawn_reader(self: &Rc<Self>, mut rd: Receiver, rec: Rc<RefCell<Recorder>>) {
         let ctx = self.clone();
         tokio::task::spawn_local(async move {
             loop {
-                let more = rd
-                    .read_frames(|f, now| rec.borrow_mut().on_traffic_frame(f, now))
-                    .await;
-                match more {
+                match rd.record(&rec).await {
                     Ok(true) => {}
                     _ => {
                         if !ctx.stop.get() {
@@ -114,14 +183,21 @@ impl Ctx {
     }
 
     /// Spawns a task that PINGs on every writer every `every`, so that
-    /// connections with nothing to send are not closed as idle.
+    /// connections with nothing to send are not closed as idle (and, on
+    /// NATS, so that the server's PINGs get their PONGs).
     pub fn spawn_keepalive(self: &Rc<Self>, mut writers: Vec<FrameWriter>, every: Duration) {
         let ctx = self.clone();
+        let ping = match self.connector.protocol() {
+            Protocol::Confab => {
+                let mut ping = bytes::BytesMut::new();
+                confab_protocol::Request::Ping { nonce: 0 }.encode(0x7fff_fff0, &mut ping);
+                ping.to_vec()
+            }
+            Protocol::Nats => nats::PING.to_vec(),
+        };
         tokio::task::spawn_local(async move {
             let mut tick = tokio::time::interval(every);
             tick.tick().await;
-            let mut ping = bytes::BytesMut::new();
-            confab_protocol::Request::Ping { nonce: 0 }.encode(0x7fff_fff0, &mut ping);
             while !ctx.stop.get() {
                 tick.tick().await;
                 for w in writers.iter_mut() {
@@ -132,10 +208,12 @@ impl Ctx {
     }
 }
 
-/// Measures the server and the load generator over one step.
+/// Measures the server, the load generator and the rest of the machine
+/// over one step.
 pub struct StepUsage {
     server: UsageWindow,
     self_start: probe::Sample,
+    system_start: Option<SystemSample>,
     started: std::time::Instant,
     pub max_lag_ns: u64,
 }
@@ -145,6 +223,7 @@ impl StepUsage {
         StepUsage {
             server: UsageWindow::start(&ctx.probe).await,
             self_start: probe::self_sample(),
+            system_start: probe::system_sample(),
             started: std::time::Instant::now(),
             max_lag_ns: 0,
         }
@@ -158,20 +237,76 @@ impl StepUsage {
         self.max_lag_ns = self.max_lag_ns.max(now.saturating_sub(intended));
     }
 
-    pub async fn finish(self, ctx: &Ctx) -> (Option<ServerUsage>, SelfUsage) {
+    async fn finish(
+        self,
+        ctx: &Ctx,
+    ) -> (
+        Option<ServerUsage>,
+        SelfUsage,
+        Option<crate::stats::Background>,
+    ) {
         let wall = self.started.elapsed().as_secs_f64();
         let me = probe::self_sample();
-        let util = (me.cpu_seconds - self.self_start.cpu_seconds) / wall;
+        let self_cpu = me.cpu_seconds - self.self_start.cpu_seconds;
+        let util = self_cpu / wall;
         let server = self.server.finish(&ctx.probe).await;
+        let background = match (self.system_start, probe::system_sample()) {
+            (Some(start), Some(end)) => Some(probe::background(
+                &start,
+                &end,
+                &ours(ctx, server.as_ref().map(|s| s.cpu_seconds), self_cpu),
+            )),
+            _ => None,
+        };
         (
             server,
             SelfUsage {
                 cpu_utilization: util,
-                saturated: util >= 0.9,
+                saturated: util >= 0.9 && ctx.pacing != Pacing::Spin,
                 max_send_lag_ms: self.max_lag_ns as f64 / 1e6,
             },
+            background,
         )
     }
+
+    /// The step's report from its recorder: `fanout` deliveries expected
+    /// per request sent, `rate` requests per second offered.
+    pub async fn report(
+        self,
+        ctx: &Ctx,
+        label: &str,
+        rec: &RefCell<Recorder>,
+        timing: &Timing,
+        fanout: u64,
+        rate: f64,
+    ) -> StepReport {
+        let (server, me, background) = self.finish(ctx).await;
+        let mut report =
+            StepReport::from_recorder(label, &rec.borrow(), timing.duration.as_secs_f64(), fanout);
+        report.offered_per_s = rate;
+        report.offered_deliveries_per_s = rate * fanout as f64;
+        report.loadgen = me;
+        report.background = background;
+        report.with_server(server)
+    }
+}
+
+/// This run's own processes, for telling background load apart: the
+/// server (if probed by pid) and this load generator.
+pub fn ours(ctx: &Ctx, server_cpu: Option<f64>, self_cpu: f64) -> Vec<Ours> {
+    let mut ours = vec![Ours {
+        name: "loadgen",
+        cpu_seconds: self_cpu,
+        core: probe::pinned_core("self"),
+    }];
+    if let (ServerProbe::Pid(pid), Some(cpu)) = (&ctx.probe, server_cpu) {
+        ours.push(Ours {
+            name: "server",
+            cpu_seconds: cpu,
+            core: probe::pinned_core(&pid.to_string()),
+        });
+    }
+    ours
 }
 
 /// Timing of one measured step.
@@ -185,57 +320,91 @@ pub struct Timing {
     pub drain: Duration,
 }
 
-/// An open-loop schedule: request `k` (from 0) is due at `start + k / rate`.
-pub struct Pacer {
-    pub start: u64,
-    pub rate: f64,
-    pub total: u64,
-    pub sent: u64,
+/// One open-loop step as every scheduled scenario runs it: the pacer, the
+/// recorder's measured window, the sends' lateness, and the server's and
+/// the machine's usage from the start of the window.
+pub struct OpenLoop {
+    pacer: Pacer,
+    rec: Rc<RefCell<Recorder>>,
+    window: (u64, u64),
+    usage: Option<StepUsage>,
+    last_tick: u64,
 }
 
-impl Pacer {
-    pub fn new(rate: f64, timing: &Timing) -> Pacer {
+impl OpenLoop {
+    /// Starts a step of `rate` requests per second for `timing`'s warm-up
+    /// and duration. `first` is the request id of request 0 when replies
+    /// name their request (acknowledgements, history pages), so that they
+    /// map back to intended times.
+    pub fn start(
+        ctx: &Ctx,
+        name: &'static str,
+        rec: &Rc<RefCell<Recorder>>,
+        rate: f64,
+        timing: &Timing,
+        first: Option<u64>,
+    ) -> anyhow::Result<OpenLoop> {
         let secs = (timing.warmup + timing.duration).as_secs_f64();
-        Pacer {
-            start: now_ns() + 5_000_000,
-            rate,
-            total: (secs * rate).ceil() as u64,
-            sent: 0,
+        let total = (secs * rate).ceil() as u64;
+        let pacer = Pacer::new(rate, total, ctx.pacing)?;
+        let from = pacer.start + timing.warmup.as_nanos() as u64;
+        let window = (from, from + timing.duration.as_nanos() as u64);
+        rec.borrow_mut().start_window(
+            window.0,
+            window.1,
+            first.map(|first| Schedule {
+                start_ns: pacer.start,
+                first,
+                rate,
+            }),
+        );
+        ctx.set_offered(name, rate);
+        Ok(OpenLoop {
+            pacer,
+            rec: rec.clone(),
+            window,
+            usage: None,
+            last_tick: now_ns(),
+        })
+    }
+
+    /// Waits for the next requests due and records them as sent now (the
+    /// caller sends them at once); `None` when the schedule is done.
+    pub async fn next(&mut self, ctx: &Ctx) -> Option<Due> {
+        let due = self.pacer.next().await?;
+        if self.usage.is_none() && due.now >= self.window.0 {
+            self.usage = Some(StepUsage::start(ctx).await);
         }
+        if let Some(u) = self.usage.as_mut() {
+            u.lag(self.pacer.intended(due.range.start), due.now);
+            if due.now - self.last_tick > 1_000_000_000 {
+                self.last_tick = due.now;
+                u.tick(ctx).await;
+            }
+        }
+        let mut rec = self.rec.borrow_mut();
+        for k in due.range.clone() {
+            rec.sent(self.pacer.intended(k), due.now);
+        }
+        Some(due)
     }
 
-    /// The measured window in intended time.
-    pub fn window(&self, timing: &Timing) -> (u64, u64) {
-        let from = self.start + timing.warmup.as_nanos() as u64;
-        (from, from + timing.duration.as_nanos() as u64)
-    }
-
+    /// When request `k` is due.
+    #[inline]
     pub fn intended(&self, k: u64) -> u64 {
-        self.start + (k as f64 * 1e9 / self.rate) as u64
+        self.pacer.intended(k)
     }
 
-    /// Requests due by `now`, not yet sent: `sent..due`.
-    pub fn due(&self, now: u64) -> u64 {
-        if now < self.start {
-            return self.sent;
-        }
-        let due = ((now - self.start) as f64 * self.rate / 1e9) as u64 + 1;
-        due.min(self.total)
+    /// Requests in the whole step.
+    pub fn total(&self) -> u64 {
+        self.pacer.total
     }
 
-    pub fn done(&self) -> bool {
-        self.sent >= self.total
-    }
-
-    /// Sleeps until the next request is due (at most 1 ms early batches
-    /// arrive anyway: tokio's timer has millisecond resolution).
-    pub async fn wait(&self) {
-        let next = self.intended(self.sent);
-        let now = now_ns();
-        if next > now {
-            tokio::time::sleep(Duration::from_nanos(next - now)).await;
-        } else {
-            tokio::task::yield_now().await;
+    /// The usage measured since the window began.
+    pub async fn finish(self, ctx: &Ctx) -> StepUsage {
+        match self.usage {
+            Some(u) => u,
+            None => StepUsage::start(ctx).await,
         }
     }
 }

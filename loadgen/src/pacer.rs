@@ -1,0 +1,253 @@
+//! The open-loop schedule: request `k` is due at `start + k / rate`, and
+//! the pacer wakes the sender when it is.
+//!
+//! How late the sender goes out is part of every latency figure (latency
+//! runs from the *intended* time), so the pacer's own lateness is the floor
+//! of what a run can show. Tokio's timer has millisecond granularity: with
+//! it, a send is up to a millisecond late before any load, which hides a
+//! sub-millisecond server. Three ways to wait, chosen by `--pacing`:
+//!
+//! - `timerfd` (the default): a `timerfd` armed at the exact deadline
+//!   (`TFD_TIMER_ABSTIME` on `CLOCK_MONOTONIC`, the clock every timestamp
+//!   comes from) and awaited through the event loop like any socket. The
+//!   kernel's high-resolution timer wakes the thread; while it sleeps the
+//!   core is free, so the load generator's CPU figure stays honest.
+//! - `spin`: the same timer until [`SPIN_NS`] before the deadline, then
+//!   yielding to the event loop (which polls the sockets without blocking)
+//!   until it passes. Removes the wake-up latency at the price of a busy
+//!   core: the CPU figure then counts the spinning too.
+//! - `tokio`: `tokio::time::sleep` (millisecond granularity), as before,
+//!   for comparison.
+//!
+//! Whichever is chosen, the event loop is single-threaded: a send can also
+//! be late because the thread was busy reading. The report's send
+//! lateness shows both.
+
+use std::io;
+use std::ops::Range;
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use rustix::time::{
+    timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
+};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use crate::clock::{now_ns, timespec};
+
+/// How the `spin` pacer stops sleeping before a deadline.
+pub const SPIN_NS: u64 = 200_000;
+
+/// How the pacer waits for a deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pacing {
+    /// A timerfd at the exact deadline (sub-millisecond, no busy core).
+    Timerfd,
+    /// Timerfd until 0.2 ms before, then busy-yield (lowest lateness, busy core).
+    Spin,
+    /// tokio::time::sleep (1 ms granularity).
+    Tokio,
+}
+
+/// Requests due now that were not sent yet, and when that was decided.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub range: Range<u64>,
+    pub now: u64,
+}
+
+/// An open-loop schedule of `total` requests at `rate` per second.
+pub struct Pacer {
+    /// Intended time of request 0.
+    pub start: u64,
+    pub rate: f64,
+    pub total: u64,
+    /// Requests handed out so far (`0..sent`).
+    sent: u64,
+    timer: Waiter,
+    /// Whether the last [`Pacer::next`] returned without waiting.
+    behind: bool,
+}
+
+impl Pacer {
+    /// `total` requests at `rate` per second, the first 5 ms from now.
+    pub fn new(rate: f64, total: u64, pacing: Pacing) -> io::Result<Pacer> {
+        Ok(Pacer {
+            start: now_ns() + 5_000_000,
+            rate,
+            total,
+            sent: 0,
+            timer: Waiter::new(pacing)?,
+            behind: false,
+        })
+    }
+
+    /// When request `k` is due.
+    #[inline]
+    pub fn intended(&self, k: u64) -> u64 {
+        self.start + (k as f64 * 1e9 / self.rate) as u64
+    }
+
+    /// Requests due by `now`, not yet sent: `sent..due`.
+    fn due(&self, now: u64) -> u64 {
+        if now < self.start {
+            return self.sent;
+        }
+        let due = ((now - self.start) as f64 * self.rate / 1e9) as u64 + 1;
+        due.min(self.total)
+    }
+
+    /// Waits until at least one request is due and hands out every request
+    /// due by then; `None` once all `total` were handed out.
+    pub async fn next(&mut self) -> Option<Due> {
+        if self.sent >= self.total {
+            return None;
+        }
+        if self.behind {
+            // Sending without ever waiting would starve the readers.
+            tokio::task::yield_now().await;
+        }
+        let mut waited = false;
+        loop {
+            let now = now_ns();
+            let due = self.due(now);
+            if due > self.sent {
+                self.behind = !waited;
+                let range = self.sent..due;
+                self.sent = due;
+                return Some(Due { range, now });
+            }
+            self.timer.until(self.intended(self.sent)).await;
+            waited = true;
+        }
+    }
+}
+
+/// Sleeps until a deadline of [`now_ns`]'s clock.
+enum Waiter {
+    Timerfd(AsyncFd<OwnedFd>),
+    Spin(AsyncFd<OwnedFd>),
+    Tokio,
+}
+
+impl Waiter {
+    fn new(pacing: Pacing) -> io::Result<Waiter> {
+        let timerfd = || -> io::Result<AsyncFd<OwnedFd>> {
+            let fd = timerfd_create(
+                TimerfdClockId::Monotonic,
+                TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+            )?;
+            // SAFETY: the AsyncFd takes ownership of the OwnedFd, which
+            // stays open, and is the same descriptor, until it is dropped.
+            // (tokio's safe `with_interest` is deprecated as unsound.)
+            #[allow(unsafe_code)]
+            let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE)? };
+            Ok(fd)
+        };
+        Ok(match pacing {
+            Pacing::Timerfd => Waiter::Timerfd(timerfd()?),
+            Pacing::Spin => Waiter::Spin(timerfd()?),
+            Pacing::Tokio => Waiter::Tokio,
+        })
+    }
+
+    async fn until(&mut self, deadline: u64) {
+        match self {
+            Waiter::Timerfd(fd) => {
+                if timerfd_until(fd, deadline).await.is_err() {
+                    // Cannot happen with a valid timerfd; never spin on it.
+                    tokio_until(deadline).await;
+                }
+            }
+            Waiter::Spin(fd) => {
+                let early = deadline.saturating_sub(SPIN_NS);
+                if early > now_ns() && timerfd_until(fd, early).await.is_err() {
+                    tokio_until(early).await;
+                }
+                while now_ns() < deadline {
+                    tokio::task::yield_now().await;
+                }
+            }
+            Waiter::Tokio => tokio_until(deadline).await,
+        }
+    }
+}
+
+async fn tokio_until(deadline: u64) {
+    let now = now_ns();
+    if deadline > now {
+        tokio::time::sleep(Duration::from_nanos(deadline - now)).await;
+    } else {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Arms the one-shot timer at `deadline` (absolute: a deadline already
+/// past fires at once) and waits for it to fire.
+async fn timerfd_until(fd: &AsyncFd<OwnedFd>, deadline: u64) -> io::Result<()> {
+    let zero = timespec(0);
+    timerfd_settime(
+        fd.get_ref(),
+        TimerfdTimerFlags::ABSTIME,
+        &Itimerspec {
+            it_interval: zero,
+            it_value: timespec(deadline.max(1)),
+        },
+    )?;
+    loop {
+        let mut guard = fd.readable().await?;
+        let mut expirations = [0u8; 8];
+        match guard.try_io(|fd| Ok(rustix::io::read(fd.get_ref(), &mut expirations)?)) {
+            Ok(read) => {
+                read?;
+                // One-shot: it cannot fire again until re-armed, so the
+                // readiness can go now instead of costing a read next time.
+                guard.clear_ready();
+                return Ok(());
+            }
+            // Readiness left over from an earlier expiry.
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every request is handed out exactly once, in order, never before
+    /// its intended time, with each pacing.
+    #[tokio::test]
+    async fn every_request_is_handed_out_once_in_order_and_not_early() {
+        for pacing in [Pacing::Timerfd, Pacing::Spin, Pacing::Tokio] {
+            let mut p = Pacer::new(2000.0, 50, pacing).expect("pacer");
+            let mut next = 0;
+            while let Some(due) = p.next().await {
+                assert_eq!(due.range.start, next, "{pacing:?}");
+                assert!(due.range.end > due.range.start);
+                for k in due.range.clone() {
+                    assert!(p.intended(k) <= due.now, "{pacing:?}: request {k} early");
+                }
+                next = due.range.end;
+            }
+            assert_eq!(next, 50, "{pacing:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_past_deadline_fires_at_once() {
+        let mut w = Waiter::new(Pacing::Timerfd).expect("timerfd");
+        let past = now_ns() - 1_000_000;
+        tokio::time::timeout(Duration::from_secs(5), w.until(past))
+            .await
+            .expect("fired");
+        // And the timer can be re-armed after firing.
+        let soon = now_ns() + 100_000;
+        tokio::time::timeout(Duration::from_secs(5), w.until(soon))
+            .await
+            .expect("fired again");
+        assert!(now_ns() >= soon);
+    }
+}
