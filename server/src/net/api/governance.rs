@@ -53,9 +53,7 @@ pub(super) async fn invite(
     responses(
         (status = 200, description = "Joined, durably (private rooms too); the invitation is used up.", body = RoomBody),
         (status = 400, description = "Bad room id.", body = ErrorBody),
-        (status = 403, description = "BANNED.", body = ErrorBody),
-        (status = 404, description = "ROOM_NOT_FOUND or NOT_INVITED (no pending invitation).", body = ErrorBody),
-        (status = 409, description = "ALREADY_MEMBER.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND or NOT_INVITED (no pending invitation: members and banned users never hold one).", body = ErrorBody),
         RoomErrors,
     ))]
 pub(super) async fn accept_invitation(
