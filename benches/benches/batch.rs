@@ -51,6 +51,7 @@ async fn writer(store: Arc<dyn Store>, room: RoomId) -> BatchHandle {
         BatchConfig {
             max_items: 1024,
             max_delay: Duration::ZERO,
+            min_interval: Duration::ZERO,
         },
     );
     handle

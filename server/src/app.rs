@@ -143,6 +143,7 @@ pub async fn start_with_store(
         BatchConfig {
             max_items: config.batch_max_items,
             max_delay: config.batch_max_delay_ms.get(),
+            min_interval: config.batch_min_interval_ms.get(),
         },
         spool,
     );
@@ -290,6 +291,12 @@ async fn open_spool(config: &Config, store: &dyn Store) -> anyhow::Result<Option
                 dir.display()
             )
         })?;
+    // What the replay wrote is read back at start-up (rooms, their tails)
+    // from the store's settled form.
+    store
+        .tidy(true)
+        .await
+        .context("settling the replayed writes in the store")?;
     Ok(Some(Arc::new(spool)))
 }
 

@@ -121,6 +121,8 @@ settings! {
     batch_max_items: usize = 1024, env "CONFAB_BATCH_MAX_ITEMS";
     /// Milliseconds the batch writer may wait to fill a batch; 0 commits as soon as the writer is free.
     batch_max_delay_ms: Millis = Millis(0), env "CONFAB_BATCH_MAX_DELAY_MS";
+    /// Milliseconds between the starts of two commits while commits are frequent (the next gathers requests meanwhile); at low rates nothing waits. Bounds what persistence costs under load; 0 commits back to back.
+    batch_min_interval_ms: Millis = Millis(2), env "CONFAB_BATCH_MIN_INTERVAL_MS";
     /// Recent events kept in memory per room for resume and fast history.
     room_tail_events: usize = 256, env "CONFAB_ROOM_TAIL_EVENTS";
     /// Directory of the write spool, where writes wait (fsync'd) while the database is unreachable; none means DATA_DIR/spool.
@@ -378,6 +380,9 @@ impl Config {
         }
         if self.batch_max_delay_ms.0 > 10_000 {
             return bad("batch_max_delay_ms", "must be at most 10000");
+        }
+        if self.batch_min_interval_ms.0 > 1_000 {
+            return bad("batch_min_interval_ms", "must be at most 1000");
         }
         if self.room_tail_events == 0 {
             return bad("room_tail_events", "must be at least 1");

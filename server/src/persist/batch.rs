@@ -117,6 +117,13 @@ impl BatchHandle {
 pub struct BatchConfig {
     pub max_items: usize,
     pub max_delay: Duration,
+    /// Commits start at least this far apart: while commits are frequent,
+    /// the next waits out the rest of the interval gathering requests; at
+    /// low rates (the last commit long ago) nothing waits. Each commit has
+    /// a fixed cost (an fsync, and a page written per room it touches), so
+    /// this bounds what persistence costs under load at the price of at
+    /// most this much acknowledgement latency.
+    pub min_interval: Duration,
 }
 
 /// Starts the writer task. It runs until every [`BatchHandle`] is dropped,
@@ -158,18 +165,23 @@ async fn writer_loop(
     // The connections a commit's acknowledgements and deliveries went to:
     // written once each when the commit's requests are all completed.
     let mut touched = Touched::default();
+    let mut last_start: Option<tokio::time::Instant> = None;
     loop {
         let Some(first) = rx.recv().await else { break };
         let mut n_ops = first.ops.len();
         pending.push(first);
-        let deadline = tokio::time::Instant::now() + cfg.max_delay;
+        let now = tokio::time::Instant::now();
+        let mut deadline = now + cfg.max_delay;
+        if let Some(last) = last_start {
+            deadline = deadline.max(last + cfg.min_interval);
+        }
         while n_ops < cfg.max_items {
             match rx.try_recv() {
                 Ok(req) => {
                     n_ops += req.ops.len();
                     pending.push(req);
                 }
-                Err(mpsc::error::TryRecvError::Empty) if !cfg.max_delay.is_zero() => {
+                Err(mpsc::error::TryRecvError::Empty) if deadline > now => {
                     match tokio::time::timeout_at(deadline, rx.recv()).await {
                         Ok(Some(req)) => {
                             n_ops += req.ops.len();
@@ -189,6 +201,7 @@ async fn writer_loop(
             ends.push(ops.len());
         }
         let started = std::time::Instant::now();
+        last_start = Some(tokio::time::Instant::now());
         let spool = spool.as_deref();
         let landed = persist(store.as_ref(), spool, &ops, &ends, RETRIES).await;
         crate::metrics::batch_committed(ops.len(), started.elapsed(), rx.len());
@@ -236,6 +249,11 @@ async fn writer_loop(
         }
         touched.flush_all();
         ops.clear();
+        // Upkeep after the acknowledgements are out: it delays only the
+        // next batch, which gathers requests meanwhile.
+        if let Err(e) = store.tidy(false).await {
+            tracing::warn!(error = %e, "store upkeep between batches failed");
+        }
     }
     tracing::debug!("batch writer stopped");
 }
@@ -425,6 +443,7 @@ mod tests {
             BatchConfig {
                 max_items: 100,
                 max_delay: Duration::ZERO,
+                min_interval: Duration::ZERO,
             },
         );
         // On this single-threaded runtime the writer cannot run before all
@@ -464,6 +483,7 @@ mod tests {
             BatchConfig {
                 max_items: 100,
                 max_delay: Duration::ZERO,
+                min_interval: Duration::ZERO,
             },
         );
         let mark = Arc::new(AtomicU64::new(0));
@@ -474,5 +494,65 @@ mod tests {
         assert!(rx.await.unwrap().is_err());
         assert_eq!(mark.load(Ordering::Acquire), 0);
         assert_eq!(batch.flush().await, Ok(()));
+    }
+
+    /// Records the size of every batch it is given.
+    #[derive(Default)]
+    struct Recording(std::sync::Mutex<Vec<usize>>);
+
+    #[async_trait::async_trait]
+    impl BatchSink for Recording {
+        async fn apply_batch(&self, ops: &[WriteOp]) -> confab_store::StoreResult<()> {
+            self.0.lock().unwrap().push(ops.len());
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn frequent_commits_start_min_interval_apart_and_gather_meanwhile() {
+        let sink = Arc::new(Recording::default());
+        let interval = Duration::from_millis(10);
+        let (batch, task) = spawn(
+            sink.clone(),
+            BatchConfig {
+                max_items: 100,
+                max_delay: Duration::ZERO,
+                min_interval: interval,
+            },
+        );
+        let start = tokio::time::Instant::now();
+        let (a, a_rx) = request(vec![event(RoomId(1), 1)]);
+        assert!(batch.submit(a));
+        assert_eq!(a_rx.await.unwrap(), Ok(()));
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "the first commit waits for nothing"
+        );
+
+        // Right after a commit, the next one waits out the interval and
+        // takes what arrives meanwhile.
+        let (b, b_rx) = request(vec![event(RoomId(1), 2)]);
+        assert!(batch.submit(b));
+        for _ in 0..5 {
+            tokio::task::yield_now().await;
+        }
+        let (c, c_rx) = request(vec![event(RoomId(1), 3)]);
+        assert!(batch.submit(c));
+        assert_eq!(b_rx.await.unwrap(), Ok(()));
+        assert_eq!(c_rx.await.unwrap(), Ok(()));
+        assert_eq!(start.elapsed(), interval);
+        assert_eq!(*sink.0.lock().unwrap(), vec![1, 2]);
+
+        // Long after the last commit, a request commits at once.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let later = tokio::time::Instant::now();
+        let (d, d_rx) = request(vec![event(RoomId(1), 4)]);
+        assert!(batch.submit(d));
+        assert_eq!(d_rx.await.unwrap(), Ok(()));
+        assert_eq!(later.elapsed(), Duration::ZERO);
+        assert_eq!(*sink.0.lock().unwrap(), vec![1, 2, 1]);
+        drop(batch);
+        task.await.unwrap();
     }
 }

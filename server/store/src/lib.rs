@@ -454,6 +454,16 @@ pub trait RoomReads: Send + Sync + 'static {
 pub trait BatchSink: Send + Sync + 'static {
     /// Applies `ops` in order in one transaction and makes them durable.
     async fn apply_batch(&self, ops: &[WriteOp]) -> StoreResult<()>;
+
+    /// Upkeep the store does between batches, once the acknowledgements
+    /// of the last one are out (SQLite folds its event log into `events`
+    /// when it is due; `all`: whatever is there, as at start-up). What it
+    /// moves stays readable throughout; a failure loses nothing (it is
+    /// tried again next time).
+    async fn tidy(&self, all: bool) -> StoreResult<()> {
+        let _ = all;
+        Ok(())
+    }
 }
 
 /// The periodic clean-up (`confab_server::housekeeping`).

@@ -323,7 +323,12 @@ fn cannot_connect(shown: &str, e: sqlx::Error) -> StoreError {
 /// All but the start-up tail are shared with SQLite (`common/sql.rs`).
 #[doc(hidden)]
 pub mod sql {
-    pub use crate::common::sql::{HISTORY, LIST_ROOMS, ROOMS_OF_USER};
+    use crate::common::sql::EVENTS_TABLE;
+
+    /// The statements Postgres runs for these reads (`common/sql.rs`).
+    pub const HISTORY: &str = EVENTS_TABLE.history;
+    pub const LIST_ROOMS: &str = EVENTS_TABLE.list_rooms;
+    pub const ROOMS_OF_USER: &str = EVENTS_TABLE.rooms_of_user;
 
     /// `$1` events per room. Per room, a backward scan of the primary key
     /// stopping after `$1` rows: O(rooms × per_room), whatever the

@@ -58,6 +58,11 @@
 //!   PK(room_id, seq)) WITHOUT ROWID` — the table is the `(room_id, seq)`
 //!   B-tree, so history pages and the start-up tail are primary-key range
 //!   scans.
+//! - Version 4: `event_log`, where new events land before they are folded
+//!   into `events` in bulk (`sqlite/write.rs`, "The event log"); reads
+//!   take both (`common::sql::EVENTS_AND_LOG`). `rooms.last_seq` is no
+//!   longer raised per event: a room's last seq is its newest event in
+//!   either table, the column only the floor for a room without events.
 //! - Version 2 (room governance): `rooms.terminated_at` (NULL while the
 //!   room lives; terminated rooms keep their row so ids stay unique and
 //!   former members keep their room log); `bans`, `invites` and
@@ -90,6 +95,8 @@
 mod write;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
@@ -116,6 +123,9 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// `query_only` connections for the query methods.
     readers: SqlitePool,
+    /// Events written to the event log since it was last folded
+    /// (`sqlite/write.rs`, "The event log").
+    log_rows: Arc<AtomicU64>,
 }
 
 /// The embedded migrations, in version order. See the module doc for why
@@ -136,6 +146,11 @@ fn migrator() -> Migrator {
             3,
             "read marks",
             include_str!("../migrations/sqlite/0003_read_marks.sql"),
+        ),
+        (
+            4,
+            "event log",
+            include_str!("../migrations/sqlite/0004_event_log.sql"),
         ),
     ])
 }
@@ -189,8 +204,14 @@ impl SqliteStore {
             .await
             .map_err(|e| Sqlite::error(&format!("opening {} for reading", path.display()), e))?;
 
+        let store = SqliteStore {
+            writer,
+            readers,
+            log_rows: Arc::default(),
+        };
+        store.tidy(true).await?;
         tracing::info!(path = %path.display(), "sqlite store open");
-        Ok(SqliteStore { writer, readers })
+        Ok(store)
     }
 
     /// Closes both pools, waiting for connections in use to be returned.
@@ -221,8 +242,28 @@ impl Dialect for Sqlite {
     }
 }
 
+/// The newest `$1` events of each room in `$table` (see `RECENT_EVENTS`).
+macro_rules! recent_in {
+    ($table:literal) => {
+        concat!(
+            "SELECT e.room_id, e.seq, e.at, e.actor_id, e.actor_name, e.kind, e.body \
+             FROM rooms r CROSS JOIN ",
+            $table,
+            " e ON e.room_id = r.id \
+             WHERE e.seq >= coalesce( \
+                 (SELECT x.seq FROM ",
+            $table,
+            " x WHERE x.room_id = r.id \
+                  ORDER BY x.seq DESC LIMIT 1 OFFSET $1 - 1), 0)"
+        )
+    };
+}
+
 impl Backend for SqliteStore {
     type Pool = SqlitePool;
+
+    /// Events are in `events` and the not-yet-folded `event_log`.
+    const ROOM_SQL: &'static sql::RoomSql = &sql::EVENTS_AND_LOG;
 
     /// For each room, the subquery walks the primary key backwards to the
     /// `$1`-th newest seq, and the events of the room are then one
@@ -231,14 +272,18 @@ impl Backend for SqliteStore {
     /// JOIN pins rooms as the outer loop (SQLite never reorders it); left
     /// free, the planner scans every event and runs the subquery per
     /// event. Measured on 200 rooms × 2000 events, 100 per room: 2 ms
-    /// here, 0.4 s with ROW_NUMBER(), 1 s with a plain JOIN.
-    const RECENT_EVENTS: &'static str =
-        "SELECT e.room_id, e.seq, e.at, e.actor_id, e.actor_name, e.kind, e.body \
-         FROM rooms r CROSS JOIN events e ON e.room_id = r.id \
-         WHERE e.seq >= coalesce( \
-             (SELECT x.seq FROM events x WHERE x.room_id = r.id \
-              ORDER BY x.seq DESC LIMIT 1 OFFSET $1 - 1), 0) \
-         ORDER BY r.id, e.seq";
+    /// here, 0.4 s with ROW_NUMBER(), 1 s with a plain JOIN. The same is
+    /// done on the event log's key index, and a window keeps the newest
+    /// `$1` of the two (at most 2 × `$1` rows per room).
+    const RECENT_EVENTS: &'static str = concat!(
+        "SELECT room_id, seq, at, actor_id, actor_name, kind, body FROM ( \
+             SELECT u.*, row_number() OVER (PARTITION BY room_id ORDER BY seq DESC) AS rn \
+             FROM (",
+        recent_in!("events"),
+        " UNION ALL ",
+        recent_in!("event_log"),
+        ") u) WHERE rn <= $1 ORDER BY room_id, seq"
+    );
     /// `read = 0`, literally the predicate of the `notifications_unread`
     /// partial index: SQLite uses a partial index only for a query whose
     /// terms contain the index's (`NOT read` would not do).
@@ -314,7 +359,26 @@ impl Backend for SqliteStore {
 #[async_trait::async_trait]
 impl BatchSink for SqliteStore {
     async fn apply_batch(&self, ops: &[WriteOp]) -> StoreResult<()> {
-        write::apply_batch(&self.writer, ops).await
+        write::apply_batch(&self.writer, ops).await?;
+        let events = ops
+            .iter()
+            .filter(|op| matches!(op, WriteOp::AppendEvent(_)))
+            .count();
+        self.log_rows.fetch_add(events as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn tidy(&self, all: bool) -> StoreResult<()> {
+        let pending = self.log_rows.load(Ordering::Relaxed);
+        if !all && pending < write::FOLD_ROWS {
+            return Ok(());
+        }
+        let moved = write::fold_log(&self.writer).await?;
+        // Events logged meanwhile (by a concurrent replay) were folded too
+        // but stay counted: the next fold merely comes a little early.
+        self.log_rows.fetch_sub(pending, Ordering::Relaxed);
+        tracing::debug!(moved, "event log folded");
+        Ok(())
     }
 }
 

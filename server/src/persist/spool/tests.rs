@@ -106,6 +106,7 @@ fn writer(
         BatchConfig {
             max_items: 100,
             max_delay: Duration::ZERO,
+            min_interval: Duration::ZERO,
         },
         Some(spool.clone()),
     )

@@ -140,6 +140,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     const UNREAD_COUNT: &'static str;
     /// The cheapest statement that proves the database answers.
     const PING: &'static str;
+    /// The statements that read events and rooms' last seqs, as this
+    /// backend stores events.
+    const ROOM_SQL: &'static sql::RoomSql = &sql::EVENTS_TABLE;
 
     /// Where reads go (SQLite: the `query_only` pool).
     fn readers(&self) -> &Self::Pool;

@@ -39,10 +39,6 @@ pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1";
 
 // ---- start-up loads -------------------------------------------------------
 
-pub const LOAD_ROOMS: &str =
-    "SELECT id, name, topic, visibility, owner_id, created_at, last_seq, terminated_at \
-     FROM rooms ORDER BY id";
-
 pub const LOAD_MEMBERS: &str = "SELECT m.room_id, m.user_id, u.username, m.role, m.joined_at \
      FROM memberships m JOIN users u ON u.id = m.user_id \
      ORDER BY m.room_id, m.joined_at, m.user_id";
@@ -75,6 +71,29 @@ pub const MAX_NOTIFICATION_ID: &str = "SELECT coalesce(max(m), 0) AS id FROM ( \
 
 // ---- rooms and history ----------------------------------------------------
 
+/// The statements that read events or a room's last sequence number,
+/// which depend on where events are stored: in `events` alone (Postgres),
+/// or in `events` and the not-yet-folded `event_log` (SQLite; see its
+/// migration 0004). A backend names its set as `Backend::ROOM_SQL`.
+#[derive(Debug)]
+pub struct RoomSql {
+    /// Every room, by id, with its last seq (start-up).
+    pub load_rooms: &'static str,
+    /// [`list_rooms!`]: rooms whose folded name or topic contains `$2`.
+    pub list_rooms: &'static str,
+    /// [`list_rooms!`]: rooms whose folded name is `$2`.
+    pub list_rooms_named: &'static str,
+    /// `$1` user's rooms, ordered by `m.room_id` (= `r.id`), the order of
+    /// `memberships_by_user`: no sort.
+    pub rooms_of_user: &'static str,
+    /// `$1` user's room log, most recently joined first, rooms as they are
+    /// now.
+    pub room_log: &'static str,
+    /// `$1` room, `$2` highest seq wanted (inclusive), `$3` limit; newest
+    /// first.
+    pub history: &'static str,
+}
+
 /// The rooms viewer `$1` may see whose `$match` clause holds (on `$2`),
 /// with the total, paged by `$3` limit and `$4` offset. One statement,
 /// hence one snapshot: `total` matches the page. The page is LEFT JOINed
@@ -85,11 +104,12 @@ pub const MAX_NOTIFICATION_ID: &str = "SELECT coalesce(max(m), 0) AS id FROM ( \
 /// `bans`' key, and the `LIKE`s use the `pg_trgm` indexes where migration
 /// 0003 could create them; on SQLite it is a scan of `rooms`.
 macro_rules! list_rooms {
-    ($match:literal) => {
+    ($last_seq:literal, $match:literal) => {
         concat!(
             "WITH matches AS ( \
-         SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, r.last_seq \
-         FROM rooms r \
+         SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, ",
+            $last_seq,
+            " FROM rooms r \
          WHERE r.terminated_at IS NULL \
            AND (r.visibility = 0 OR EXISTS (SELECT 1 FROM memberships m \
                 WHERE m.room_id = r.id AND m.user_id = $1)) \
@@ -109,28 +129,71 @@ macro_rules! list_rooms {
     };
 }
 
-/// Rooms whose folded name or topic contains `$2`, a `LIKE` pattern
-/// (`search::like_contains_pattern`: escaped with `!`, which needs no
-/// quoting in either dialect).
-pub const LIST_ROOMS: &str =
-    list_rooms!("(r.name_folded LIKE $2 ESCAPE '!' OR r.topic_folded LIKE $2 ESCAPE '!')");
+/// A [`RoomSql`] whose last seq is `$last_seq` (an expression on room `r`
+/// named `last_seq`) and whose history is `$history`.
+macro_rules! room_sql {
+    ($last_seq:literal, $history:expr) => {
+        RoomSql {
+            load_rooms: concat!(
+                "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, ",
+                $last_seq,
+                ", r.terminated_at FROM rooms r ORDER BY r.id"
+            ),
+            // `$2` is a `LIKE` pattern (`search::like_contains_pattern`:
+            // escaped with `!`, which needs no quoting in either dialect).
+            list_rooms: list_rooms!(
+                $last_seq,
+                "(r.name_folded LIKE $2 ESCAPE '!' OR r.topic_folded LIKE $2 ESCAPE '!')"
+            ),
+            // `$2` as `search::folded_name` gives it.
+            list_rooms_named: list_rooms!($last_seq, "r.name_folded = $2"),
+            rooms_of_user: concat!(
+                "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, ",
+                $last_seq,
+                ", (SELECT count(*) FROM memberships c WHERE c.room_id = r.id) AS member_count \
+                 FROM memberships m JOIN rooms r ON r.id = m.room_id \
+                 WHERE m.user_id = $1 \
+                 ORDER BY m.room_id"
+            ),
+            room_log: concat!(
+                "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, ",
+                $last_seq,
+                ", r.terminated_at, \
+                 (SELECT count(*) FROM memberships c WHERE c.room_id = r.id) AS member_count, \
+                 l.first_joined_at, l.last_joined_at, l.left_at, l.reason \
+                 FROM room_log l JOIN rooms r ON r.id = l.room_id \
+                 WHERE l.user_id = $1 \
+                 ORDER BY l.last_joined_at DESC, l.room_id DESC"
+            ),
+            history: $history,
+        }
+    };
+}
 
-/// Rooms whose folded name is `$2` (`search::folded_name`).
-pub const LIST_ROOMS_NAMED: &str = list_rooms!("r.name_folded = $2");
-
-/// `$1` user. Ordered by `m.room_id` (= `r.id`), the order of
-/// `memberships_by_user`: no sort.
-pub const ROOMS_OF_USER: &str =
-    "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, r.last_seq, \
-            (SELECT count(*) FROM memberships c WHERE c.room_id = r.id) AS member_count \
-     FROM memberships m JOIN rooms r ON r.id = m.room_id \
-     WHERE m.user_id = $1 \
-     ORDER BY m.room_id";
-
-/// `$1` room, `$2` highest seq wanted (inclusive), `$3` limit.
-pub const HISTORY: &str = "SELECT room_id, seq, at, actor_id, actor_name, kind, body \
+/// Events in `events` only. A room's last seq is its newest event (a
+/// primary-key lookup), or `rooms.last_seq` for a room without events.
+pub const EVENTS_TABLE: RoomSql = room_sql!(
+    "(SELECT coalesce(max(e.seq), r.last_seq) FROM events e WHERE e.room_id = r.id) AS last_seq",
+    "SELECT room_id, seq, at, actor_id, actor_name, kind, body \
      FROM events WHERE room_id = $1 AND seq <= $2 \
-     ORDER BY seq DESC LIMIT $3";
+     ORDER BY seq DESC LIMIT $3"
+);
+
+/// Events in `events` and in `event_log` (SQLite): an event is in exactly
+/// one of them (the log's inserts skip events already folded), so history
+/// is the newest `$3` of the two ranges, each a key range scan.
+pub const EVENTS_AND_LOG: RoomSql = room_sql!(
+    "(SELECT coalesce(max(s), r.last_seq) FROM ( \
+         SELECT max(e.seq) AS s FROM events e WHERE e.room_id = r.id \
+         UNION ALL SELECT max(l.seq) FROM event_log l WHERE l.room_id = r.id)) AS last_seq",
+    "SELECT room_id, seq, at, actor_id, actor_name, kind, body FROM ( \
+         SELECT * FROM (SELECT room_id, seq, at, actor_id, actor_name, kind, body \
+             FROM events WHERE room_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT $3) \
+         UNION ALL \
+         SELECT * FROM (SELECT room_id, seq, at, actor_id, actor_name, kind, body \
+             FROM event_log WHERE room_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT $3)) \
+     ORDER BY seq DESC LIMIT $3"
+);
 
 // ---- notifications, room log, audit ---------------------------------------
 
@@ -180,16 +243,6 @@ macro_rules! unread_count {
 }
 pub(crate) use {read_mark, unread_count};
 
-/// `$1` user. Most recently joined first, rooms as they are now.
-pub const ROOM_LOG: &str =
-    "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, r.last_seq, \
-            r.terminated_at, \
-            (SELECT count(*) FROM memberships c WHERE c.room_id = r.id) AS member_count, \
-            l.first_joined_at, l.last_joined_at, l.left_at, l.reason \
-     FROM room_log l JOIN rooms r ON r.id = l.room_id \
-     WHERE l.user_id = $1 \
-     ORDER BY l.last_joined_at DESC, l.room_id DESC";
-
 /// `$1` room, `$2` highest id wanted (inclusive), `$3` limit.
 pub const AUDIT: &str = "SELECT a.id, a.at, a.actor_id, a.action, a.room_id, a.target_id, \
             a.detail, coalesce(ua.username, '') AS actor_name, \
@@ -220,6 +273,9 @@ mod tests {
     #[test]
     fn literal_codes_are_the_protocols() {
         assert_eq!(Visibility::Public.code(), 0);
-        assert!(super::LIST_ROOMS.contains("r.visibility = 0 OR"));
+        for set in [&super::EVENTS_TABLE, &super::EVENTS_AND_LOG] {
+            assert!(set.list_rooms.contains("r.visibility = 0 OR"));
+            assert!(set.list_rooms_named.contains("r.visibility = 0 OR"));
+        }
     }
 }

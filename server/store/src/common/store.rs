@@ -126,7 +126,7 @@ impl<B: Backend> RoomReads for B {
     async fn load_rooms(&self) -> StoreResult<Vec<RoomRecord>> {
         let found = self
             .readers()
-            .rows("load_rooms", sql::LOAD_ROOMS, &[])
+            .rows("load_rooms", B::ROOM_SQL.load_rooms, &[])
             .await?;
         all(found, rows::room)
     }
@@ -196,8 +196,8 @@ impl<B: Backend> RoomReads for B {
         // An unrepresentable viewer id belongs to no room: public rooms only.
         let viewer = to_db_opt(viewer.0).unwrap_or(-1);
         let (statement, pattern) = match filter {
-            RoomFilter::Contains(text) => (sql::LIST_ROOMS, like_contains_pattern(text)),
-            RoomFilter::Named(name) => (sql::LIST_ROOMS_NAMED, folded_name(name)),
+            RoomFilter::Contains(text) => (B::ROOM_SQL.list_rooms, like_contains_pattern(text)),
+            RoomFilter::Named(name) => (B::ROOM_SQL.list_rooms_named, folded_name(name)),
         };
         let args = [
             Int(viewer),
@@ -224,7 +224,7 @@ impl<B: Backend> RoomReads for B {
         };
         let found = self
             .readers()
-            .rows("rooms_of_user", sql::ROOMS_OF_USER, &[Int(user)])
+            .rows("rooms_of_user", B::ROOM_SQL.rooms_of_user, &[Int(user)])
             .await?;
         all(found, rows::room_info)
     }
@@ -239,7 +239,10 @@ impl<B: Backend> RoomReads for B {
             return Ok(Vec::new());
         };
         let args = [Int(room), Int(max_below(before.0)), Int(i64::from(limit))];
-        let found = self.readers().rows("history", sql::HISTORY, &args).await?;
+        let found = self
+            .readers()
+            .rows("history", B::ROOM_SQL.history, &args)
+            .await?;
         all(found, rows::event)
     }
 
@@ -284,7 +287,7 @@ impl<B: Backend> RoomReads for B {
         };
         let found = self
             .readers()
-            .rows("room_log", sql::ROOM_LOG, &[Int(user)])
+            .rows("room_log", B::ROOM_SQL.room_log, &[Int(user)])
             .await?;
         all(found, rows::room_log_entry)
     }
