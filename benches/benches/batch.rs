@@ -3,6 +3,8 @@
 //! once, then a flush (one or a few transactions, each fsync'd), and single
 //! requests committed one at a time (commit latency).
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

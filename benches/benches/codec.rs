@@ -1,5 +1,7 @@
 //! Codec: decode and encode one frame of every type (the canonical vectors).
 
+#![forbid(unsafe_code)]
+
 use bytes::BytesMut;
 use confab_benches::vectors_per_type;
 use confab_protocol::frame::split_frame;

@@ -4,6 +4,8 @@
 //! send per recipient). Queues are drained between iterations, outside the
 //! measured time, as writer tasks would.
 
+#![forbid(unsafe_code)]
+
 use bytes::BytesMut;
 use confab_protocol::{EventBody, RoomEvent, RoomId, Seq, UserId};
 use confab_server::outbound::{ConnId, OutboundQueue};

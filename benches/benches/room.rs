@@ -3,6 +3,8 @@
 //! 1,000 members. The post's text is cloned per iteration, as the session
 //! hands the room a freshly decoded `String`.
 
+#![forbid(unsafe_code)]
+
 use confab_protocol::{RoomId, UserId, Visibility};
 use confab_server::room::{Command, Room};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};

@@ -90,12 +90,18 @@
 //!
 //! # Stability
 //!
-//! The public enums and the structs with public fields are
+//! The SDK's own public enums and structs with public fields are
 //! `#[non_exhaustive]`: later versions may add variants, fields and
 //! options without breaking callers. Build options with
 //! [`ConnectOptions::new`] and its `with_*` builders. The domain types
-//! re-exported here come from the wire protocol crate; the wire messages
-//! themselves are only in [`raw`].
+//! re-exported here (`RoomInfo`, `Member`, `Role`, `ErrorCode`, …) come
+//! from the wire protocol crate and are *not* `#[non_exhaustive]`: the
+//! server matches on them exhaustively, so that a new error code or role
+//! cannot compile until every table handles it. They change only with the
+//! protocol: SPEC §11.1 lets a version append fields and codes, and the
+//! SDK's version moves with the protocol crate's, so match them with a
+//! `..` rest pattern and a wildcard arm to stay source-compatible. The
+//! wire messages themselves are only in [`raw`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

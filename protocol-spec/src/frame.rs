@@ -106,9 +106,12 @@ pub mod kind {
     pub const NOTIFICATION: u8 = 0x83;
     pub const ROOM_ANNOUNCED: u8 = 0x84;
 
+    /// The highest request type: requests are `0x01..=LAST_REQUEST`.
+    pub const LAST_REQUEST: u8 = 0x3f;
+
     /// Whether `t` lies in the request range.
     pub fn is_request(t: u8) -> bool {
-        (0x01..=0x3f).contains(&t)
+        (0x01..=LAST_REQUEST).contains(&t)
     }
 
     /// Whether `t` lies in the response range (answers carry the request's

@@ -17,7 +17,8 @@ pub struct ResumePoint {
     pub after: Seq,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` shows whether a token is present, never the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Hello {
     pub version: u16,
     /// Free-form client name and version, for logs.
@@ -26,6 +27,17 @@ pub struct Hello {
     pub token: Option<String>,
     /// Rooms whose missed events the client wants replayed.
     pub resume: Vec<ResumePoint>,
+}
+
+impl std::fmt::Debug for Hello {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hello")
+            .field("version", &self.version)
+            .field("client", &self.client)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("resume", &self.resume)
+            .finish()
+    }
 }
 
 /// A request frame from a client.
@@ -449,5 +461,26 @@ impl Request {
             other => return Err(DecodeError::UnknownFrameType(other)),
         };
         Ok(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Hello;
+
+    #[test]
+    fn hello_debug_hides_the_token() {
+        let hello = Hello {
+            version: 1,
+            client: "test".into(),
+            token: Some("0123456789abcdef".into()),
+            resume: Vec::new(),
+        };
+        let shown = format!("{hello:?}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("test"),
+            "{shown}"
+        );
     }
 }

@@ -8,7 +8,8 @@
 //! - [`session`]: one connection — handshake, authentication, request
 //!   dispatch (one table), accounts, store reads, one-shot calls.
 //! - [`auth`]: username/password rules, argon2id, session tokens.
-//! - [`limit`]: rate limits (governor) on tokio's clock.
+//! - [`limit`]: rate limits (governor) on `LimitClock`: monotonic time plus
+//!   the server clock's advance, so tests step it.
 //! - [`shard`]: the tasks that own rooms; the router; fan-out; the
 //!   per-room tail that serves resume and recent history.
 //! - [`room`]: the room state machine — every room rule, no I/O.

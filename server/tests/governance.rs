@@ -460,12 +460,19 @@ async fn new_public_rooms_are_announced_to_connected_users(backend: Backend) {
         .create_room("hidden", "", Visibility::Private)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    while let Ok(Some(ev)) = bob.events().try_next() {
-        assert!(
-            !matches!(ev, Event::RoomAnnounced(_)),
-            "private room leaked: {ev:?}"
-        );
+    // A public room created after it is a barrier: an announcement of the
+    // private room would have been queued to bob before this one.
+    let marker = alice
+        .create_room("marker", "", Visibility::Public)
+        .await
+        .unwrap();
+    loop {
+        match bob.next_event_timeout(WAIT).await.ok().flatten() {
+            Some(Event::RoomAnnounced(info)) if info.id == marker.id => break,
+            Some(Event::RoomAnnounced(info)) => panic!("private room leaked: {info:?}"),
+            Some(_) => continue,
+            None => panic!("bob was not told about the marker room"),
+        }
     }
     srv.stop().await;
 }

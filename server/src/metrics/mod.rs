@@ -41,7 +41,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub use requests::{
     auth_failed, connection_ended, ending_label, frames_written, handshake_ok, hello_received,
-    observe_queue, request_received, ConnStats,
+    observe_queue, request_received, ConnStats, Ending,
 };
 
 /// How often histogram samples are folded into their buckets.

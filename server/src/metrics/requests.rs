@@ -10,10 +10,22 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use ::metrics::{counter, histogram, Counter, Histogram};
+use confab_protocol::frame::kind;
 use confab_protocol::ErrorCode;
 
 use super::{get, name};
-use crate::outbound::Ending;
+
+/// Why a connection ended, for logs and the disconnect metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The client closed its side (end of stream) or went away.
+    ClientClosed,
+    /// The server closed it with this code (logout, shutdown, a protocol
+    /// violation, idle timeout, …).
+    Server(ErrorCode),
+    /// Writing failed (the socket broke).
+    WriteFailed,
+}
 
 /// Per-connection bookkeeping for metrics, embedded in `outbound::OutboundQueue`:
 /// requests awaiting their response (for latency and result codes), whether
@@ -102,8 +114,9 @@ struct KindMetrics {
     latency: Histogram,
 }
 
-/// Indexed by the request's frame type (requests are `0x01..=0x3F`).
-static KINDS: [OnceLock<KindMetrics>; 64] = [const { OnceLock::new() }; 64];
+/// Indexed by the request's frame type (`kind::is_request`).
+static KINDS: [OnceLock<KindMetrics>; kind::LAST_REQUEST as usize + 1] =
+    [const { OnceLock::new() }; kind::LAST_REQUEST as usize + 1];
 
 /// The HELLO frame arrived (it is the handshake, not a request).
 pub fn hello_received(len: usize) {
@@ -124,7 +137,13 @@ pub fn request_received(
     let m = get();
     m.frames_received.increment(1);
     m.bytes_received.increment(len as u64);
-    let slot = (frame_kind & 0x3f) as usize;
+    // Only decoded requests get here; anything else shares slot 0 (no
+    // request has type 0) rather than indexing out of bounds.
+    let slot = if kind::is_request(frame_kind) {
+        usize::from(frame_kind)
+    } else {
+        0
+    };
     KINDS[slot].get_or_init(|| KindMetrics {
         name,
         ok: counter!(name::REQUESTS, "kind" => name, "code" => "ok"),

@@ -4,7 +4,7 @@
 //! A connection's bytes travel over a [`Channel`]: plain TCP, or TLS over
 //! TCP with the rustls connection behind a mutex that the reader (decrypt)
 //! and the writer (encrypt) each hold for a moment. The session reads
-//! frames from a [`FrameSource`] and its frames leave through a
+//! frames from a [`FrameSource`] (the session's trait, implemented here) and its frames leave through a
 //! [`ChannelSink`], which the connection's outbound queue drives
 //! (`crate::outbound`). Both work on tokio's readiness API (`readable()`,
 //! `try_read`, `try_write`), so a connection needs no task but its
@@ -15,7 +15,6 @@
 //! ([`Framing::WebSocket`]; the reading side is `net/ws.rs`).
 
 use std::cell::RefCell;
-use std::future::Future;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -28,18 +27,7 @@ use tokio::net::TcpStream;
 use super::ws;
 use crate::outbound::writer::{Sink, Writable};
 use crate::outbound::{Outbound, OutboundQueue};
-
-/// Frames in: what a session reads.
-pub trait FrameSource: Send {
-    /// The next frame; `None` at the end of the stream. Cancel-safe: all
-    /// state lives in `self`. `conn` is the connection's own queue, for
-    /// what the transport must answer by itself (TLS alerts, WebSocket
-    /// pongs).
-    fn next_frame(
-        &mut self,
-        conn: &Arc<OutboundQueue>,
-    ) -> impl Future<Output = Option<Result<RawFrame, FrameError>>> + Send;
-}
+use crate::session::FrameSource;
 
 /// A connection's bytes: plain TCP, or TLS over it.
 #[derive(Clone)]

@@ -45,10 +45,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::api::ApiError;
-use super::frames::{prepend, Channel, ChannelSink, FrameSource, Framing};
+use super::frames::{prepend, Channel, ChannelSink, Framing};
 use super::http::{ConnInfo, HttpState};
 use crate::outbound::{OutboundQueue, Writer};
 use crate::session;
+use crate::session::FrameSource;
 use crate::state::ServerState;
 
 /// RFC 6455 close codes used here.

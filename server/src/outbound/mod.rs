@@ -23,7 +23,7 @@
 //! There is no writer task per connection: only when the socket would block
 //! does a short-lived task wait for it to drain ([`writer`]).
 
-pub mod writer;
+pub(crate) mod writer;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -34,6 +34,9 @@ use crossbeam_queue::SegQueue;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// Why a connection ended: a fact of the metrics' (the disconnect
+/// reason), which the outbound queue records.
+pub use crate::metrics::Ending;
 use writer::Progress;
 pub use writer::Writer;
 
@@ -46,18 +49,6 @@ const OPEN: u8 = 0;
 const CLOSING: u8 = 1;
 /// Aborted: queued frames are dropped; the writer sends CLOSE if it can.
 const ABORTED: u8 = 2;
-
-/// Why a connection ended, for logs and the disconnect metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ending {
-    /// The client closed its side (end of stream) or went away.
-    ClientClosed,
-    /// The server closed it with this code (logout, shutdown, a protocol
-    /// violation, idle timeout, …).
-    Server(ErrorCode),
-    /// Writing failed (the socket broke).
-    WriteFailed,
-}
 
 /// One queued frame, with what the writer and the metrics need to know of
 /// it.

@@ -89,7 +89,7 @@ pub fn spawn(
 mod tests {
     use super::*;
     use confab_protocol::{LeaveReason, NotificationKind};
-    use confab_protocol::{Role, RoomId, UserId, Visibility};
+    use confab_protocol::{Role, RoomId, Visibility};
     use confab_store::sqlite::SqliteStore;
     use confab_store::{AccountStore, BatchSink, NotificationRecord, RoomReads, WriteOp};
 
@@ -186,6 +186,5 @@ mod tests {
             .await
             .unwrap()
             .is_empty());
-        let _ = UserId(0);
     }
 }

@@ -9,5 +9,5 @@
 //!   room-log entries and expired sessions.
 
 pub mod batch;
-pub mod housekeeping;
-pub mod spool;
+pub(crate) mod housekeeping;
+pub(crate) mod spool;

@@ -22,6 +22,7 @@ mod oneshot;
 mod reads;
 pub(crate) mod validate;
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,19 +30,30 @@ use std::time::Duration;
 
 use confab_protocol::frame::kind;
 use confab_protocol::{
-    ErrorCode, FrameError, Hello, RateLimit, Request, ResumePoint, ServerMsg, SessionUser, UserId,
-    Welcome, PROTOCOL_VERSION,
+    ErrorCode, FrameError, Hello, RateLimit, RawFrame, Request, ResumePoint, ServerMsg,
+    SessionUser, UserId, Welcome, PROTOCOL_VERSION,
 };
 use confab_store::StoreError;
 
 use crate::auth;
 use crate::limit::{MessageLimit, TokenBucket};
-use crate::net::frames::FrameSource;
 use crate::outbound::{ConnId, OutboundQueue, Writer};
 use crate::shard::ShardCmd;
 use crate::state::ServerState;
 
 pub use oneshot::call;
+
+/// Frames in: what a session reads.
+pub trait FrameSource: Send {
+    /// The next frame; `None` at the end of the stream. Cancel-safe: all
+    /// state lives in `self`. `conn` is the connection's own queue, for
+    /// what the transport must answer by itself (TLS alerts, WebSocket
+    /// pongs).
+    fn next_frame(
+        &mut self,
+        conn: &Arc<OutboundQueue>,
+    ) -> impl Future<Output = Option<Result<RawFrame, FrameError>>> + Send;
+}
 
 /// The authenticated identity of a session.
 struct Auth {

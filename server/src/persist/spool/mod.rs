@@ -74,7 +74,6 @@ use confab_store::WriteOp;
 use tokio::sync::{Mutex, Notify};
 
 use log::{LogError, SpoolFile};
-pub use replay::Replayer;
 
 /// Where the spool lives and how big it may grow.
 #[derive(Debug, Clone)]
