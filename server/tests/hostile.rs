@@ -605,3 +605,131 @@ async fn websocket_frames_that_break_rfc_6455_close_with_100_and_1002() {
     }
     srv.stop().await;
 }
+
+/// When the store cannot keep up, the write backlog stays bounded: past
+/// `write_backlog_max` waiting operations, SEND_MESSAGE and CREATE_ROOM are
+/// refused with OVERLOADED and a retry hint and nothing is applied (SPEC
+/// §7.5), while other requests are served; once the store takes writes
+/// again every accepted message is acknowledged and sending works again.
+/// The store is stalled for real: another connection holds SQLite's write
+/// lock, so the batch writer waits in its busy handler.
+#[tokio::test]
+async fn a_write_backlog_over_its_bound_pushes_back_on_senders() {
+    use confab_protocol::{RoomId, Seq, Visibility};
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+    use sqlx::Connection;
+
+    const MAX: usize = 8;
+    let srv = TestServer::start_with(|c| {
+        c.write_backlog_max = MAX;
+        c.rate_limit_per_sec = 0;
+    })
+    .await;
+    let mut c = RawClient::connect(srv.addr).await;
+    assert!(matches!(c.hello(None).await, ServerMsg::Welcome(_)));
+    assert!(matches!(
+        c.register(1, "flooder").await,
+        ServerMsg::Session { .. }
+    ));
+    let create = |name: &str| Request::CreateRoom {
+        name: name.into(),
+        topic: String::new(),
+        visibility: Visibility::Public,
+    };
+    c.send(2, &create("busy")).await;
+    let ServerMsg::Room(info) = c.reply_to(2).await else {
+        panic!("room not created")
+    };
+    let room: RoomId = info.id;
+
+    let db = srv.dir.path().join("confab.db");
+    let mut lock = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&db))
+        .await
+        .expect("open the server's database");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .expect("take the write lock");
+
+    // One message at a time, each until its broadcast (the shard has
+    // queued its write by then) or its refusal.
+    let mut accepted = Vec::new();
+    let mut refusal = None;
+    for i in 0..(4 * MAX as u32) {
+        let id = 100 + i;
+        c.send(
+            id,
+            &Request::SendMessage {
+                room,
+                body: format!("m{i}"),
+            },
+        )
+        .await;
+        let answer = loop {
+            match c.recv().await {
+                (0, ServerMsg::Event(_)) => break None,
+                (rid, msg) if rid == id => break Some(msg),
+                _ => continue,
+            }
+        };
+        match answer {
+            None => accepted.push(id),
+            Some(msg) => {
+                refusal = Some(msg);
+                break;
+            }
+        }
+    }
+    let refusal = refusal.expect("the backlog was never pushed back");
+    assert_error(&refusal, ErrorCode::Overloaded);
+    let ServerMsg::Error { retry_after_ms, .. } = refusal else {
+        unreachable!()
+    };
+    assert!(retry_after_ms > 0, "a retry hint");
+    assert!(
+        (MAX..=2 * MAX + 2).contains(&accepted.len()),
+        "{} accepted before the push-back (bound {MAX})",
+        accepted.len()
+    );
+    // New rooms are pushed back too; reads are still served.
+    c.send(3, &create("another")).await;
+    assert_error(&c.reply_to(3).await, ErrorCode::Overloaded);
+    c.send(4, &Request::Ping { nonce: 7 }).await;
+    assert!(matches!(c.reply_to(4).await, ServerMsg::Pong { nonce: 7 }));
+
+    // The store takes writes again: every accepted message is acknowledged.
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
+    for (id, msg) in c.replies(&accepted).await {
+        assert!(matches!(msg, ServerMsg::MessageAck { .. }), "{id}: {msg:?}");
+    }
+    c.send(
+        5,
+        &Request::SendMessage {
+            room,
+            body: "after".into(),
+        },
+    )
+    .await;
+    assert!(matches!(c.reply_to(5).await, ServerMsg::MessageAck { .. }));
+
+    // History holds the accepted messages and the last one, nothing refused.
+    c.send(
+        6,
+        &Request::History {
+            room,
+            before: Seq(0),
+            limit: 100,
+        },
+    )
+    .await;
+    let ServerMsg::HistoryPage { events, .. } = c.reply_to(6).await else {
+        panic!("no history")
+    };
+    let messages = events
+        .iter()
+        .filter(|e| matches!(e.body, confab_protocol::EventBody::Message { .. }))
+        .count();
+    assert_eq!(messages, accepted.len() + 1);
+    srv.stop().await;
+}

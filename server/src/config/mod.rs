@@ -123,6 +123,8 @@ settings! {
     batch_max_delay_ms: Millis = Millis(0), env "CONFAB_BATCH_MAX_DELAY_MS";
     /// Milliseconds between the starts of two commits while commits are frequent (the next gathers requests meanwhile); at low rates nothing waits. Bounds what persistence costs under load; 0 commits back to back.
     batch_min_interval_ms: Millis = Millis(2), env "CONFAB_BATCH_MIN_INTERVAL_MS";
+    /// Write operations that may wait for the batch writer; above it SEND_MESSAGE and CREATE_ROOM are refused with OVERLOADED and a retry-after until it drains. 0: no bound.
+    write_backlog_max: usize = 65_536, env "CONFAB_WRITE_BACKLOG_MAX";
     /// Recent events kept in memory per room for resume and fast history.
     room_tail_events: usize = 256, env "CONFAB_ROOM_TAIL_EVENTS";
     /// Directory of the write spool, where writes wait (fsync'd) while the database is unreachable; none means DATA_DIR/spool.

@@ -106,6 +106,8 @@ pub mod name {
     pub const BATCH_OPS: &str = "confab_batch_operations";
     pub const BATCH_COMMIT: &str = "confab_batch_commit_duration_seconds";
     pub const BATCH_PENDING: &str = "confab_batch_pending_requests";
+    pub const WRITE_BACKLOG: &str = "confab_write_backlog_operations";
+    pub const WRITE_PUSHBACK: &str = "confab_write_pushback_total";
     pub const SPOOL_BYTES: &str = "confab_spool_bytes";
     pub const SPOOL_RECORDS: &str = "confab_spool_records_total";
     pub const SPOOL_REPLAYED_RECORDS: &str = "confab_spool_replayed_records_total";
@@ -139,6 +141,8 @@ pub struct Metrics {
     pub shard_pass: Histogram,
     pub batch_commit: Histogram,
     pub batch_pending: Gauge,
+    pub write_backlog: Gauge,
+    pub write_pushback: Counter,
     pub batch_errors: Counter,
     pub query_errors: Counter,
     pub rooms: Gauge,
@@ -287,6 +291,14 @@ fn describe() {
         "Write requests waiting for the batch writer after it took a batch."
     );
     describe_gauge!(
+        WRITE_BACKLOG,
+        "Write operations waiting for the batch writer after it took a batch (push-back starts above write_backlog_max)."
+    );
+    describe_counter!(
+        WRITE_PUSHBACK,
+        "Writes (SEND_MESSAGE, CREATE_ROOM) refused with OVERLOADED because the write backlog was over write_backlog_max."
+    );
+    describe_gauge!(
         SPOOL_BYTES,
         Unit::Bytes,
         "Bytes in the on-disk spool of not-yet-committed writes."
@@ -365,6 +377,8 @@ impl Metrics {
             shard_pass: histogram!(SHARD_PASS),
             batch_commit: histogram!(BATCH_COMMIT),
             batch_pending: gauge!(BATCH_PENDING),
+            write_backlog: gauge!(WRITE_BACKLOG),
+            write_pushback: counter!(WRITE_PUSHBACK),
             batch_errors: counter!(DB_ERRORS, "source" => "batch"),
             query_errors: counter!(DB_ERRORS, "source" => "query"),
             rooms: gauge!(ROOMS),
@@ -402,6 +416,11 @@ impl Drop for ConnectionGuard {
 /// A SEND_MESSAGE was refused by the rate limit.
 pub fn rate_limited() {
     get().rate_limited.increment(1);
+}
+
+/// A write was refused because the write backlog was over its bound.
+pub fn write_pushback() {
+    get().write_pushback.increment(1);
 }
 
 // ---------------------------------------------------------------------------
@@ -456,9 +475,10 @@ pub fn slow_consumer() {
 
 /// The batch writer committed `ops` operations in `took`, leaving `pending`
 /// requests queued.
-pub fn batch_committed(ops: usize, took: Duration, pending: usize) {
+pub fn batch_committed(ops: usize, took: Duration, pending: usize, backlog_ops: usize) {
     let m = get();
     m.batch_pending.set(pending as f64);
+    m.write_backlog.set(backlog_ops as f64);
     if ops == 0 {
         return; // a flush marker: nothing was written
     }

@@ -25,7 +25,7 @@
 //! replay has applied the batch: until then the rooms' tails keep its
 //! events, so HISTORY never has a hole between tail and database.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,6 +79,9 @@ impl WriteRequest {
 #[derive(Clone)]
 pub struct BatchHandle {
     tx: mpsc::UnboundedSender<WriteRequest>,
+    /// Operations submitted and not yet taken by the writer: what sessions
+    /// compare with `write_backlog_max` to push back on senders.
+    backlog: Arc<AtomicUsize>,
 }
 
 impl BatchHandle {
@@ -87,12 +90,28 @@ impl BatchHandle {
     #[cfg(test)]
     pub(crate) fn detached() -> (BatchHandle, mpsc::UnboundedReceiver<WriteRequest>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (BatchHandle { tx }, rx)
+        let backlog = Arc::default();
+        (BatchHandle { tx, backlog }, rx)
     }
 
-    /// Queues a write. Returns `false` if the writer has stopped.
+    /// Queues a write. Returns `false` if the writer has stopped. Never
+    /// blocks and never refuses for size: shards must not wait, so the
+    /// bound is enforced where requests enter (the session's push-back,
+    /// [`BatchHandle::backlog`]).
     pub fn submit(&self, req: WriteRequest) -> bool {
-        self.tx.send(req).is_ok()
+        let n = req.ops.len();
+        self.backlog.fetch_add(n, Ordering::Relaxed);
+        if self.tx.send(req).is_ok() {
+            true
+        } else {
+            self.backlog.fetch_sub(n, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Operations waiting for the writer to take them.
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Relaxed)
     }
 
     /// Resolves once everything submitted before this call has committed.
@@ -144,14 +163,16 @@ pub fn spawn_with_spool(
     spool: Option<Arc<Spool>>,
 ) -> (BatchHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let taken = backlog.clone();
     let task = tokio::spawn(async move {
         let replayer = spool.as_ref().map(|s| s.spawn_replayer(store.clone()));
-        writer_loop(store, cfg, spool, rx).await;
+        writer_loop(store, cfg, spool, rx, taken).await;
         if let Some(replayer) = replayer {
             replayer.stop().await;
         }
     });
-    (BatchHandle { tx }, task)
+    (BatchHandle { tx, backlog }, task)
 }
 
 async fn writer_loop(
@@ -159,6 +180,7 @@ async fn writer_loop(
     cfg: BatchConfig,
     spool: Option<Arc<Spool>>,
     mut rx: mpsc::UnboundedReceiver<WriteRequest>,
+    backlog: Arc<AtomicUsize>,
 ) {
     let mut pending: Vec<WriteRequest> = Vec::new();
     let mut ops: Vec<WriteOp> = Vec::new();
@@ -200,11 +222,14 @@ async fn writer_loop(
             ops.append(&mut req.ops);
             ends.push(ops.len());
         }
+        let waiting = backlog
+            .fetch_sub(n_ops, Ordering::Relaxed)
+            .saturating_sub(n_ops);
         let started = std::time::Instant::now();
         last_start = Some(tokio::time::Instant::now());
         let spool = spool.as_deref();
         let landed = persist(store.as_ref(), spool, &ops, &ends, RETRIES).await;
-        crate::metrics::batch_committed(ops.len(), started.elapsed(), rx.len());
+        crate::metrics::batch_committed(ops.len(), started.elapsed(), rx.len(), waiting);
         let result = landed.clone().map(|_| ());
         if let (Ok(Landed::Spool(record)), Some(spool)) = (&landed, spool) {
             // Durable, not yet in the database: the rooms' tails keep the

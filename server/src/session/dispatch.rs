@@ -16,6 +16,9 @@ use super::Session;
 use crate::room::Command;
 use crate::shard::{ReplyTo, RosterList, ShardCmd};
 
+/// The retry hint sent with a push-back: about a few commits' time.
+const PUSHBACK_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl Session {
     /// Handles one frame after the handshake. `false` ends the connection.
     pub(super) async fn handle(&mut self, frame: RawFrame) -> bool {
@@ -92,6 +95,9 @@ impl Session {
                     Ok(n) => n,
                     Err(code) => return self.reject(req_id, code),
                 };
+                if self.pushed_back(req_id) {
+                    return true;
+                }
                 let room = RoomId(self.state.next_room_id.fetch_add(1, Ordering::Relaxed));
                 let cmd = ShardCmd::Create {
                     room,
@@ -119,6 +125,9 @@ impl Session {
                 if !self.may_send(user) {
                     crate::metrics::rate_limited();
                     return self.reject(req_id, ErrorCode::RateLimited);
+                }
+                if self.pushed_back(req_id) {
+                    return true;
                 }
                 self.apply(req_id, room, Command::Post { user, text: body })
                     .await
@@ -302,6 +311,22 @@ impl Session {
 
     /// Whether `user` may send one more message now: the connection's own
     /// bucket, or a one-shot caller's shared limit.
+    /// Push-back (SPEC §7.5): while more than `write_backlog_max`
+    /// operations wait for the batch writer, a write that would add to
+    /// them is refused with OVERLOADED and a retry hint, before anything
+    /// is applied. Shards never wait on the writer, so the bound is kept
+    /// here, where requests enter.
+    fn pushed_back(&self, req_id: u32) -> bool {
+        let max = self.state.config.write_backlog_max;
+        if max == 0 || self.state.batch.backlog() <= max {
+            return false;
+        }
+        crate::metrics::write_pushback();
+        self.conn
+            .error_retry(req_id, ErrorCode::Overloaded, PUSHBACK_RETRY);
+        true
+    }
+
     fn may_send(&mut self, user: UserId) -> bool {
         match (&mut self.bucket, &self.limit) {
             (Some(bucket), _) => bucket.try_take(),

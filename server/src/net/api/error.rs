@@ -226,7 +226,10 @@ impl IntoResponse for ApiError {
 /// 503: the store is unavailable or the server is shutting down; any
 /// endpoint that reaches the store.
 #[derive(IntoResponses)]
-#[response(status = 503, description = "Storage unavailable or shutting down.")]
+#[response(
+    status = 503,
+    description = "STORAGE_UNAVAILABLE, SHUTTING_DOWN, or (posting a message, creating a room) OVERLOADED: the write backlog is full; see Retry-After."
+)]
 #[allow(dead_code)] // described, never built
 pub struct StoreErrors(ErrorBody);
 
