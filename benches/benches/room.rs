@@ -1,6 +1,6 @@
 //! The room state machine: `Room::apply` for the commands of the hot path
-//! (post) and of membership changes (join + leave), in rooms of 10 and
-//! 1,000 members. The post's text is cloned per iteration, as the session
+//! (post) and of membership changes (join + leave), in rooms of 10,
+//! 1,000 and 10,000 members. The post's text is cloned per iteration, as the session
 //! hands the room a freshly decoded `String`.
 
 #![forbid(unsafe_code)]
@@ -36,7 +36,7 @@ fn apply(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2));
     let text = "x".repeat(100);
-    for members in [10u64, 1000] {
+    for members in [10u64, 1000, 10_000] {
         let mut room = room_with(members);
         g.bench_with_input(BenchmarkId::new("post", members), &members, |b, _| {
             b.iter(|| {

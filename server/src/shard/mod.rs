@@ -13,6 +13,7 @@
 //! on its own command channel; replies are pushed, writes are queued.
 
 mod router;
+mod subscribers;
 pub mod tail;
 #[cfg(test)]
 mod tests;
@@ -35,6 +36,7 @@ use crate::room::{Command, Effect, Room};
 
 pub use router::{spawn_shards, Router};
 
+use subscribers::Subscribers;
 pub use tail::TailSlice;
 use tail::{Resume, Tail, TailEntry};
 
@@ -128,7 +130,7 @@ pub enum RosterList {
 pub struct RoomSlot {
     room: Room,
     /// Connections receiving this room's events.
-    subscribers: Vec<Arc<OutboundQueue>>,
+    subscribers: Subscribers,
     /// Recent events. Always holds every event not yet in the database.
     tail: Tail,
     /// Highest seq known to be in the database (raised by the batch
@@ -147,7 +149,7 @@ impl RoomSlot {
         }));
         RoomSlot {
             room,
-            subscribers: Vec::new(),
+            subscribers: Subscribers::default(),
             tail,
             stored,
         }
@@ -286,7 +288,7 @@ impl Shard {
                 );
                 let slot = RoomSlot {
                     room: new_room,
-                    subscribers: Vec::new(),
+                    subscribers: Subscribers::default(),
                     tail: Tail::default(),
                     stored: Arc::new(AtomicU64::new(0)),
                 };
@@ -464,7 +466,9 @@ impl Shard {
                 Effect::Subscribe(user) => {
                     crate::metrics::get().memberships.increment(1.0);
                     if let Some(conns) = online.get(&user) {
-                        slot.subscribers.extend(conns.iter().cloned());
+                        for conn in conns {
+                            slot.subscribers.add(conn);
+                        }
                     }
                     let list = user_rooms.entry(user).or_default();
                     if !list.contains(&room) {
@@ -525,8 +529,9 @@ impl Shard {
                 Effect::Unsubscribe(user) => {
                     crate::metrics::get().memberships.decrement(1.0);
                     if let Some(conns) = online.get(&user) {
-                        slot.subscribers
-                            .retain(|c| !conns.iter().any(|o| o.id == c.id));
+                        for conn in conns {
+                            slot.subscribers.remove(conn.id);
+                        }
                     }
                     if let Some(list) = user_rooms.get_mut(&user) {
                         list.retain(|r| *r != room);
@@ -600,7 +605,7 @@ impl Shard {
             if let Some(point) = resume.iter().find(|p| p.room == *room_id) {
                 replay(slot, &conn, point.after);
             }
-            slot.subscribers.push(conn.clone());
+            slot.subscribers.add(&conn);
         }
     }
 
@@ -617,7 +622,7 @@ impl Shard {
         if let Some(room_ids) = self.user_rooms.get(&user) {
             for room_id in room_ids {
                 if let Some(slot) = self.rooms.get_mut(room_id) {
-                    slot.subscribers.retain(|c| c.id != conn_id);
+                    slot.subscribers.remove(conn_id);
                 }
             }
         }
