@@ -175,7 +175,7 @@ pub fn ws_upgrade(
     };
     let response = match ws::accept_upgrade(&mut req, allowed_origins, &conn) {
         Ok((response, _upgrade)) => response,
-        Err(refusal) => refusal,
+        Err(refusal) => *refusal,
     };
     let (parts, body) = response.into_parts();
     let body = body_bytes(body);

@@ -142,7 +142,7 @@ pub async fn upgrade(
 ) -> Response {
     let (response, upgrade) = match accept_upgrade(&mut req, &state.allowed_origins, &conn) {
         Ok(accepted) => accepted,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let server = state.server.clone();
     state.tracker.spawn(async move {
@@ -161,14 +161,16 @@ pub(crate) fn accept_upgrade(
     req: &mut Request,
     allowed_origins: &[String],
     conn: &ConnInfo,
-) -> Result<(Response, fastwebsockets::upgrade::UpgradeFut), Response> {
+) -> Result<(Response, fastwebsockets::upgrade::UpgradeFut), Box<Response>> {
     if !fastwebsockets::upgrade::is_upgrade_request(req) {
-        return Err(ApiError::new(
-            StatusCode::UPGRADE_REQUIRED,
-            ErrorCode::MalformedFrame,
-            "GET /ws is a WebSocket endpoint: send Connection: Upgrade and Upgrade: websocket",
-        )
-        .into_response());
+        return Err(Box::new(
+            ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                ErrorCode::MalformedFrame,
+                "GET /ws is a WebSocket endpoint: send Connection: Upgrade and Upgrade: websocket",
+            )
+            .into_response(),
+        ));
     }
     if !allowed_origins.is_empty() {
         // Browsers always send Origin; other clients may not, and cannot be
@@ -177,12 +179,14 @@ pub(crate) fn accept_upgrade(
             let origin = origin.to_str().unwrap_or("");
             if !allowed_origins.iter().any(|o| o == origin) {
                 tracing::info!(peer = %conn.peer, origin, "WebSocket upgrade from a disallowed origin");
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    ErrorCode::MalformedFrame,
-                    format!("origin {origin:?} is not allowed to open WebSocket connections"),
-                )
-                .into_response());
+                return Err(Box::new(
+                    ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        ErrorCode::MalformedFrame,
+                        format!("origin {origin:?} is not allowed to open WebSocket connections"),
+                    )
+                    .into_response(),
+                ));
             }
         }
     }
@@ -201,7 +205,7 @@ pub(crate) fn accept_upgrade(
                     header::HeaderValue::from_static("13"),
                 );
             }
-            Err(resp)
+            Err(Box::new(resp))
         }
     }
 }
