@@ -40,6 +40,10 @@ pub mod outbound;
 pub mod persist;
 pub mod room;
 
+/// Wrappers for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
+
 mod auth;
 mod limit;
 mod metrics;

@@ -141,32 +141,58 @@ pub async fn upgrade(
     Extension(conn): Extension<ConnInfo>,
     mut req: Request,
 ) -> Response {
-    if !fastwebsockets::upgrade::is_upgrade_request(&req) {
-        return ApiError::new(
-            StatusCode::UPGRADE_REQUIRED,
-            ErrorCode::MalformedFrame,
-            "GET /ws is a WebSocket endpoint: send Connection: Upgrade and Upgrade: websocket",
-        )
-        .into_response();
+    let (response, upgrade) = match accept_upgrade(&mut req, &state.allowed_origins, &conn) {
+        Ok(accepted) => accepted,
+        Err(refusal) => return *refusal,
+    };
+    let server = state.server.clone();
+    state.tracker.spawn(async move {
+        match upgrade.await {
+            Ok(ws) => serve(server, ws.into_inner(), conn).await,
+            Err(e) => tracing::debug!(peer = %conn.peer, error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    response
+}
+
+/// The checks of an upgrade request (headers, `Origin`, the key): the
+/// `101` response and the upgrade to await, or the refusal to answer.
+/// No I/O, so that it can be fuzzed (`crate::fuzzing`).
+pub(crate) fn accept_upgrade(
+    req: &mut Request,
+    allowed_origins: &[String],
+    conn: &ConnInfo,
+) -> Result<(Response, fastwebsockets::upgrade::UpgradeFut), Box<Response>> {
+    if !fastwebsockets::upgrade::is_upgrade_request(req) {
+        return Err(Box::new(
+            ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                ErrorCode::MalformedFrame,
+                "GET /ws is a WebSocket endpoint: send Connection: Upgrade and Upgrade: websocket",
+            )
+            .into_response(),
+        ));
     }
-    if !state.allowed_origins.is_empty() {
+    if !allowed_origins.is_empty() {
         // Browsers always send Origin; other clients may not, and cannot be
         // abused cross-site, so a missing Origin is allowed.
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
-            if !state.allowed_origins.iter().any(|o| o == origin) {
+            if !allowed_origins.iter().any(|o| o == origin) {
                 tracing::info!(peer = %conn.peer, origin, "WebSocket upgrade from a disallowed origin");
-                return ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    ErrorCode::MalformedFrame,
-                    format!("origin {origin:?} is not allowed to open WebSocket connections"),
-                )
-                .into_response();
+                return Err(Box::new(
+                    ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        ErrorCode::MalformedFrame,
+                        format!("origin {origin:?} is not allowed to open WebSocket connections"),
+                    )
+                    .into_response(),
+                ));
             }
         }
     }
-    let (response, upgrade) = match fastwebsockets::upgrade::upgrade(&mut req) {
-        Ok(r) => r,
+    match fastwebsockets::upgrade::upgrade(req) {
+        Ok((response, upgrade)) => Ok((response.map(Body::new), upgrade)),
         Err(e) => {
             let mut resp = ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -180,17 +206,9 @@ pub async fn upgrade(
                     header::HeaderValue::from_static("13"),
                 );
             }
-            return resp;
+            Err(Box::new(resp))
         }
-    };
-    let server = state.server.clone();
-    state.tracker.spawn(async move {
-        match upgrade.await {
-            Ok(ws) => serve(server, ws.into_inner(), conn).await,
-            Err(e) => tracing::debug!(peer = %conn.peer, error = %e, "WebSocket upgrade failed"),
-        }
-    });
-    response.map(Body::new)
+    }
 }
 
 /// Runs one protocol session over an upgraded connection: takes the raw
@@ -214,7 +232,7 @@ pub async fn serve(server: Arc<ServerState>, io: TokioIo<Upgraded>, conn: ConnIn
     };
     let _open = crate::metrics::connection_opened(if conn.tls { "wss" } else { "ws" });
     let mut frames = WsFrames::new(channel.clone(), server.config.max_frame_len);
-    prepend(&mut frames.buf, ahead);
+    prepend(&mut frames.reader.buf, ahead);
     let writer = Writer::new(ChannelSink::new(channel, Framing::WebSocket));
     session::serve(server, frames, writer, conn.peer).await;
 }
@@ -227,15 +245,21 @@ fn max_message_len(max_frame_len: u32) -> usize {
 /// Protocol frames read from WebSocket binary messages.
 pub struct WsFrames {
     channel: Channel,
+    reader: WsReader,
+}
+
+/// The WebSocket parsing state of a connection, apart from its socket (so
+/// that it can be tested and fuzzed without one).
+pub(crate) struct WsReader {
     /// Bytes read and not yet parsed.
-    buf: BytesMut,
+    pub(crate) buf: BytesMut,
     /// A binary message arriving in fragments.
     message: Option<BytesMut>,
     max_frame_len: u32,
 }
 
 /// One WebSocket frame from a client, unmasked.
-struct WsFrame {
+pub(crate) struct WsFrame {
     fin: bool,
     opcode: u8,
     payload: BytesMut,
@@ -243,7 +267,7 @@ struct WsFrame {
 
 /// Why a client's WebSocket stream is refused: the protocol CLOSE code,
 /// the WebSocket close code and a message.
-struct Refusal(ErrorCode, u16, String);
+pub(crate) struct Refusal(pub ErrorCode, pub u16, pub String);
 
 fn broken(what: &str) -> Refusal {
     Refusal(
@@ -257,14 +281,26 @@ impl WsFrames {
     pub fn new(channel: Channel, max_frame_len: u32) -> WsFrames {
         WsFrames {
             channel,
+            reader: WsReader::new(max_frame_len),
+        }
+    }
+}
+
+impl WsReader {
+    pub(crate) fn new(max_frame_len: u32) -> WsReader {
+        WsReader {
             buf: BytesMut::new(),
             message: None,
             max_frame_len,
         }
     }
 
+    pub(crate) fn max_frame_len(&self) -> u32 {
+        self.max_frame_len
+    }
+
     /// The next whole frame in the buffer (`None`: more bytes needed).
-    fn parse(&mut self) -> Result<Option<WsFrame>, Refusal> {
+    pub(crate) fn parse(&mut self) -> Result<Option<WsFrame>, Refusal> {
         let b = &self.buf[..];
         if b.len() < 2 {
             return Ok(None);
@@ -336,7 +372,11 @@ impl WsFrames {
 
     /// What one WebSocket frame means for the stream: a whole message, or
     /// nothing yet (a fragment, a ping), or the end.
-    fn take(&mut self, frame: WsFrame, conn: &Arc<OutboundQueue>) -> Result<Option<Step>, Refusal> {
+    pub(crate) fn take(
+        &mut self,
+        frame: WsFrame,
+        conn: &Arc<OutboundQueue>,
+    ) -> Result<Option<Step>, Refusal> {
         let WsFrame {
             fin,
             opcode,
@@ -390,9 +430,35 @@ impl WsFrames {
     }
 }
 
-enum Step {
+pub(crate) enum Step {
     Message(BytesMut),
     End,
+}
+
+/// Why a whole WebSocket message is not one protocol frame.
+#[derive(Debug)]
+pub(crate) enum MessageError {
+    /// The frame's length field is out of bounds: the session answers it
+    /// as on any transport (CLOSE 100 or 102).
+    Length(FrameError),
+    /// Not exactly one whole frame (bytes short or left over): the
+    /// message's size.
+    NotOneFrame(usize),
+}
+
+/// The protocol frame a whole binary message holds: exactly one.
+pub(crate) fn message_frame(
+    mut message: BytesMut,
+    max_frame_len: u32,
+) -> Result<RawFrame, MessageError> {
+    let size = message.len();
+    match split_frame(&mut message, max_frame_len) {
+        Ok(Some(frame)) if message.is_empty() => Ok(frame),
+        Err(e @ (FrameError::TooLarge { .. } | FrameError::TooShort(_))) => {
+            Err(MessageError::Length(e))
+        }
+        Ok(Some(_)) | Ok(None) | Err(FrameError::Io(_)) => Err(MessageError::NotOneFrame(size)),
+    }
 }
 
 impl FrameSource for WsFrames {
@@ -400,17 +466,18 @@ impl FrameSource for WsFrames {
         &mut self,
         conn: &Arc<OutboundQueue>,
     ) -> Option<Result<RawFrame, FrameError>> {
+        let reader = &mut self.reader;
         loop {
-            let step = match self.parse() {
-                Ok(Some(frame)) => self.take(frame, conn),
-                Ok(None) => match self.channel.read(&mut self.buf, conn).await {
+            let step = match reader.parse() {
+                Ok(Some(frame)) => reader.take(frame, conn),
+                Ok(None) => match self.channel.read(&mut reader.buf, conn).await {
                     Ok(0) => return None,
                     Ok(_) => continue,
                     Err(e) => return Some(Err(FrameError::Io(e))),
                 },
                 Err(refusal) => Err(refusal),
             };
-            let mut message = match step {
+            let message = match step {
                 Ok(None) => continue,
                 Ok(Some(Step::End)) => return None,
                 Ok(Some(Step::Message(m))) => m,
@@ -420,17 +487,16 @@ impl FrameSource for WsFrames {
                     return None;
                 }
             };
-            if self.buf.is_empty() && self.buf.capacity() > 0 {
+            if reader.buf.is_empty() && reader.buf.capacity() > 0 {
                 // Idle connections keep no read buffer.
-                self.buf = BytesMut::new();
+                reader.buf = BytesMut::new();
             }
-            let size = message.len();
-            return match split_frame(&mut message, self.max_frame_len) {
-                Ok(Some(frame)) if message.is_empty() => Some(Ok(frame)),
+            return match message_frame(message, reader.max_frame_len) {
+                Ok(frame) => Some(Ok(frame)),
                 // Length violations: the session answers them as on any
                 // transport (CLOSE 100 or 102).
-                Err(e @ (FrameError::TooLarge { .. } | FrameError::TooShort(_))) => Some(Err(e)),
-                Ok(Some(_)) | Ok(None) | Err(FrameError::Io(_)) => {
+                Err(MessageError::Length(e)) => Some(Err(e)),
+                Err(MessageError::NotOneFrame(size)) => {
                     conn.close_transport(
                         ErrorCode::MalformedFrame,
                         format!(
@@ -503,20 +569,8 @@ mod tests {
         out
     }
 
-    fn frames_over(bytes: &[u8]) -> WsFrames {
-        // The channel is never read: every test's bytes are buffered.
-        let std = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = std.local_addr().unwrap();
-        let _client = std::net::TcpStream::connect(addr).unwrap();
-        let (server, _) = std.accept().unwrap();
-        server.set_nonblocking(true).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let tcp = rt.block_on(async { TcpStream::from_std(server).unwrap() });
-        std::mem::forget(rt);
-        let mut frames = WsFrames::new(Channel::plain(tcp), 1024);
+    fn frames_over(bytes: &[u8]) -> WsReader {
+        let mut frames = WsReader::new(1024);
         frames.buf.extend_from_slice(bytes);
         frames
     }

@@ -79,6 +79,17 @@ pub(super) struct SpoolFile {
     replayed: u64,
 }
 
+/// The file header with the checkpoint `replayed`.
+pub(super) fn header_bytes(replayed: u64) -> [u8; HEADER_LEN as usize] {
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[0..8].copy_from_slice(&FILE_MAGIC);
+    h[8..12].copy_from_slice(&FILE_VERSION.to_le_bytes());
+    h[16..24].copy_from_slice(&replayed.to_le_bytes());
+    let crc = CRC32C.checksum(&h[0..24]);
+    h[24..28].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
 impl SpoolFile {
     /// Opens `dir/spool.log`, creating the directory and the file if
     /// needed, and recovers it (see the module doc).
@@ -238,13 +249,7 @@ impl SpoolFile {
     }
 
     fn write_header(&self, replayed: u64) -> io::Result<()> {
-        let mut h = [0u8; HEADER_LEN as usize];
-        h[0..8].copy_from_slice(&FILE_MAGIC);
-        h[8..12].copy_from_slice(&FILE_VERSION.to_le_bytes());
-        h[16..24].copy_from_slice(&replayed.to_le_bytes());
-        let crc = CRC32C.checksum(&h[0..24]);
-        h[24..28].copy_from_slice(&crc.to_le_bytes());
-        self.file.write_all_at(&h, 0)
+        self.file.write_all_at(&header_bytes(replayed), 0)
     }
 
     /// The checkpoint from the header, or the first record if the

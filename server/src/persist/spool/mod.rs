@@ -60,6 +60,8 @@
 //! **Metrics**: `confab_spool_bytes` (not yet replayed), and the counters
 //! named in [`name`].
 
+/// Wrappers for `crate::fuzzing`.
+pub(crate) mod fuzz;
 mod log;
 mod record;
 mod replay;
