@@ -13,7 +13,7 @@
 //! duplicate the server made.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use confab_sdk::{EventBody, ResumePoint, RoomEvent, RoomId, Seq, UserId};
@@ -126,6 +126,9 @@ pub struct Counters {
     pub resumes: u64,
     /// RESUME_GAP notices received.
     pub resume_gaps: u64,
+    /// ... of which below what the client had seen: events broadcast, then
+    /// lost in a kill -9 before their commit (their seqs are reused).
+    pub resume_gaps_after_loss: u64,
     /// Room events received live (replays after a resume included).
     pub live_events: u64,
     /// Fresh sessions (LOGIN with a password), each used and logged out.
@@ -135,6 +138,9 @@ pub struct Counters {
     /// Leaves and (re)joins of public rooms.
     pub leaves: u64,
     pub joins: u64,
+    /// Acknowledged messages of chatters and guests that their own client
+    /// never received live (it had left the room, say, when it resumed).
+    pub own_not_received: u64,
     /// Governance actions (invite, accept, kick, ban, unban) that succeeded.
     pub governance: u64,
     /// ... refused because a reply lost in a restart left the loop out of
@@ -163,6 +169,11 @@ pub struct Ledger {
     pub history_faults: Faults,
     /// Answers no step of the soak expects (by request and code).
     pub unexpected: Faults,
+    /// Messages of listening users (chatters, guests) acknowledged but not
+    /// (yet) received back live by their sender's own client...
+    pub own_waiting: HashSet<MsgId>,
+    /// ... and received back before their acknowledgement arrived.
+    own_early: HashSet<MsgId>,
 }
 
 impl Ledger {
@@ -192,6 +203,20 @@ impl Ledger {
     pub fn ack(&mut self, id: MsgId, room: RoomId, seq: Seq) {
         self.counters.acked += 1;
         self.acked.insert(id, (room, seq));
+    }
+
+    /// A listening user's own message was acknowledged.
+    pub fn own_acked(&mut self, id: MsgId) {
+        if !self.own_early.remove(&id) {
+            self.own_waiting.insert(id);
+        }
+    }
+
+    /// A listening user's client received its own message.
+    pub fn own_received(&mut self, id: MsgId) {
+        if !self.own_waiting.remove(&id) {
+            self.own_early.insert(id);
+        }
     }
 }
 
@@ -244,9 +269,12 @@ impl Follow {
     }
 
     /// RESUME_GAP: live events continue after `last_seq`, which may be
-    /// lower than what was seen (events lost in a crash).
-    pub fn on_gap(&mut self, room: RoomId, last_seq: Seq) {
-        self.last.insert(room, last_seq);
+    /// lower than what was seen (events lost in a crash); says whether it
+    /// is.
+    pub fn on_gap(&mut self, room: RoomId, last_seq: Seq) -> bool {
+        self.last
+            .insert(room, last_seq)
+            .is_some_and(|seen| seen > last_seq)
     }
 
     pub fn resume_points(&self) -> Vec<ResumePoint> {
@@ -299,7 +327,7 @@ mod tests {
         assert!(f.on_event(ME, &msg(6)).is_err(), "a repeat");
         assert!(f.on_event(ME, &msg(9)).is_err(), "a hole");
         assert_eq!(f.resume_points()[0].after, Seq(9), "moves on past a hole");
-        f.on_gap(ROOM, Seq(4));
+        assert!(f.on_gap(ROOM, Seq(4)), "below what was seen");
         assert!(
             f.on_event(ME, &msg(5)).is_ok(),
             "after RESUME_GAP, reused seqs"

@@ -218,9 +218,9 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
                 "server process {generation} exited on its own ({exit}); its log:\n{}",
                 server.log_tail()
             ));
-        }
-        if k % 2 == 0 {
-            p.ended = "SIGTERM".into();
+            killed.insert(generation);
+            p.end("exiting on its own");
+        } else if k % 2 == 0 {
             let (exit, took) = server.terminate(Duration::from_secs(30)).await?;
             p.shutdown_seconds = Some(took.as_secs_f64());
             if !exit.success() {
@@ -229,11 +229,12 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
                 ));
             }
             restarts.sigterm += 1;
+            p.end("SIGTERM");
         } else {
-            p.ended = "kill -9".into();
             server.kill_9()?;
             killed.insert(generation);
             restarts.kill_9 += 1;
+            p.end("kill -9");
         }
         processes.push(p);
         soak.generation.set(generation + 1);
@@ -293,19 +294,25 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         rss_bytes: (args.rss_tolerance_mib * 1024.0 * 1024.0) as u64,
         fds: args.fd_tolerance,
     };
-    if let Some(b) = &last.baseline {
-        failures.extend(report::resource_failures(b, &end, &tolerance));
+    let last_process = last.baseline.map(|baseline| report::LastProcess {
+        generation: last.generation,
+        baseline,
+        end,
+    });
+    if let Some(l) = &last_process {
+        failures.extend(report::resource_failures(&l.baseline, &end, &tolerance));
     }
 
     // A final kill -9 with nothing in flight: everything acknowledged must
     // be on disk. Then history from the restarted server.
     let generation = server.generation;
-    last.ended = "kill -9 (after the traffic, before the check)".into();
     server.kill_9()?;
     restarts.final_kill_9 = 1;
+    last.end("kill -9 (after the traffic, before the check)");
     processes.push(last);
     soak.generation.set(generation + 1);
     let server = spec.start(generation + 1).await?;
+    let mut checker = ProcessReport::new(&server);
     eprintln!("soak: reading every room's history from the restarted server");
     let histories = read_histories(&soak).await?;
     let verdict = {
@@ -314,11 +321,16 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
     };
     failures.extend(verdict.failures());
     failures.extend(report::ledger_failures(&soak.ledger.borrow()));
-    let (exit, _) = server.terminate(Duration::from_secs(30)).await?;
+    let (exit, took) = server.terminate(Duration::from_secs(30)).await?;
     if !exit.success() {
         failures.push(format!("the final server exited with {exit} after SIGTERM"));
     }
-    let ledger = soak.ledger.borrow();
+    checker.shutdown_seconds = Some(took.as_secs_f64());
+    checker.end("SIGTERM (after history was read)");
+    processes.push(checker);
+    failures.extend(processes.iter().filter_map(ProcessReport::log_failure));
+    let mut ledger = soak.ledger.borrow_mut();
+    ledger.counters.own_not_received = ledger.own_waiting.len() as u64;
     Ok(SoakReport {
         passed: failures.is_empty(),
         failures,
@@ -332,6 +344,7 @@ async fn run(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         delivery_faults: ledger.delivery_faults.clone(),
         history_faults: ledger.history_faults.clone(),
         unexpected: ledger.unexpected.clone(),
+        last_process,
         tolerance,
         connections_end: open,
         load: report::Load {

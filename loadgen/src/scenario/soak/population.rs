@@ -63,6 +63,9 @@ pub struct SoakUser {
     pub token: String,
     /// The client in use; `None` while it is being replaced.
     client: RefCell<Option<Client>>,
+    /// Whether it has a long-lived client with an event reader (chatters
+    /// and guests).
+    pub listens: bool,
     /// The rooms its messages may go to.
     pub rooms: RefCell<BTreeSet<RoomId>>,
     /// The rooms it owns (and never leaves).
@@ -268,6 +271,7 @@ async fn user(url: &str, index: u32, name: &str, keep: bool) -> anyhow::Result<R
         name: name.to_owned(),
         id: session.user,
         token: session.token,
+        listens: keep,
         client: RefCell::new(keep.then_some(c)),
         rooms: RefCell::new(BTreeSet::new()),
         owns: RefCell::new(BTreeSet::new()),
@@ -303,13 +307,17 @@ fn spawn_reader(soak: &Rc<Soak>, user: &Rc<SoakUser>, client: Client) {
                     if removed {
                         u.rooms.borrow_mut().remove(&ev.room);
                     }
-                    soak.ledger
-                        .borrow_mut()
-                        .observe(&ev, u.generation.get(), &soak.tag);
+                    let mut ledger = soak.ledger.borrow_mut();
+                    ledger.observe(&ev, u.generation.get(), &soak.tag);
+                    if let Some(id) = soak.tag.message(&ev).filter(|id| id.user == u.index) {
+                        ledger.own_received(id);
+                    }
                 }
                 Event::ResumeGap { room, last_seq } => {
-                    u.follow.borrow_mut().on_gap(room, last_seq);
-                    soak.ledger.borrow_mut().counters.resume_gaps += 1;
+                    let lost = u.follow.borrow_mut().on_gap(room, last_seq);
+                    let counters = &mut soak.ledger.borrow_mut().counters;
+                    counters.resume_gaps += 1;
+                    counters.resume_gaps_after_loss += u64::from(lost);
                 }
                 Event::Reconnected => {
                     u.generation.set(soak.generation.get());

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::check::Verdict;
 use super::ledger::{Counters, Faults, Ledger};
 use super::population::Soak;
-use super::server::{Confabd, Resources};
+use super::server::{Confabd, LogScan, Resources};
 use super::SoakArgs;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -71,6 +71,9 @@ pub struct ProcessReport {
     pub ended: String,
     /// How long a SIGTERM took.
     pub shutdown_seconds: Option<f64>,
+    pub log_path: std::path::PathBuf,
+    /// What it logged, read once it ended.
+    pub log: LogScan,
 }
 
 impl ProcessReport {
@@ -82,8 +85,38 @@ impl ProcessReport {
             before_restart: None,
             ended: String::new(),
             shutdown_seconds: None,
+            log_path: server.log.clone(),
+            log: LogScan::default(),
         }
     }
+
+    /// Records how it ended and reads its log.
+    pub fn end(&mut self, how: &str) {
+        self.ended = how.to_owned();
+        self.log = super::server::scan_log(&self.log_path);
+    }
+
+    /// Errors and panics in its log.
+    pub fn log_failure(&self) -> Option<String> {
+        let l = &self.log;
+        (l.errors + l.panics > 0).then(|| {
+            format!(
+                "server process {} logged {} errors and {} panics ({}): {}",
+                self.generation,
+                l.errors,
+                l.panics,
+                self.log_path.display(),
+                l.examples.join(" | ")
+            )
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LastProcess {
+    pub generation: u32,
+    pub baseline: Baseline,
+    pub end: Resources,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -106,6 +139,9 @@ pub struct SoakReport {
     pub delivery_faults: Faults,
     pub history_faults: Faults,
     pub unexpected: Faults,
+    /// The last process that carried traffic: its baseline and its
+    /// reading after every client disconnected.
+    pub last_process: Option<LastProcess>,
     pub tolerance: Tolerance,
     /// `confab_connections` after every client disconnected.
     pub connections_end: u64,
@@ -190,8 +226,8 @@ impl SoakReport {
         );
         let _ = writeln!(
             s,
-            "  clients     {} reconnects, {} resumes by new clients, {} RESUME_GAPs, {} live events",
-            c.reconnects, c.resumes, c.resume_gaps, c.live_events
+            "  clients     {} reconnects, {} resumes by new clients, {} RESUME_GAPs ({} after events lost in a kill -9), {} live events; {} own acknowledged messages not received back",
+            c.reconnects, c.resumes, c.resume_gaps, c.resume_gaps_after_loss, c.live_events, c.own_not_received
         );
         let _ = writeln!(
             s,
@@ -212,10 +248,11 @@ impl SoakReport {
         for p in &self.processes {
             let b = p.baseline.map_or("no baseline".to_owned(), |b| {
                 format!(
-                    "baseline {} / {} fds ({} client sockets) at {:.0} s",
+                    "baseline {} / {} fds ({} client sockets, {} without) at {:.0} s",
                     mib(b.at.rss_bytes),
                     b.at.fds,
                     b.at.connections,
+                    b.fds_without_connections,
                     b.seconds_after_start
                 )
             });
@@ -229,8 +266,8 @@ impl SoakReport {
             });
             let _ = writeln!(
                 s,
-                "  process {} pid {}: {b}{e}; ended by {}",
-                p.generation, p.pid, p.ended
+                "  process {} pid {}: {b}{e}; ended by {}; log: {} warnings, {} errors, {} panics",
+                p.generation, p.pid, p.ended, p.log.warnings, p.log.errors, p.log.panics
             );
         }
         let _ = writeln!(

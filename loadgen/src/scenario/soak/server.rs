@@ -228,6 +228,42 @@ impl Drop for Confabd {
     }
 }
 
+/// What a server process logged at WARN and ERROR level, and whether it
+/// panicked.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LogScan {
+    pub warnings: u64,
+    pub errors: u64,
+    pub panics: u64,
+    /// The first few ERROR and panic lines.
+    pub examples: Vec<String>,
+}
+
+/// Reads a `confabd` log (tracing's text format: time, level, target).
+pub fn scan_log(path: &Path) -> LogScan {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut scan = LogScan::default();
+    for line in text.lines() {
+        let level = line.split_whitespace().nth(1);
+        let bad = if line.contains("panicked") {
+            scan.panics += 1;
+            true
+        } else if level == Some("ERROR") {
+            scan.errors += 1;
+            true
+        } else {
+            if level == Some("WARN") {
+                scan.warnings += 1;
+            }
+            false
+        };
+        if bad && scan.examples.len() < 5 {
+            scan.examples.push(line.chars().take(300).collect());
+        }
+    }
+    scan
+}
+
 fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
@@ -247,5 +283,23 @@ mod tests {
                     confab_connections_opened_total{transport=\"tcp\"} 40\n";
         assert_eq!(connection_gauge(text), 4);
         assert_eq!(connection_gauge("process_open_fds 12\n"), 0);
+    }
+
+    #[test]
+    fn the_log_scan_counts_warnings_errors_and_panics() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("confabd.log");
+        std::fs::write(
+            &log,
+            "2026-01-01T00:00:00Z  INFO confab_server::app: rooms restored rooms=6\n\
+             2026-01-01T00:00:01Z  WARN confab_server::net: slow\n\
+             2026-01-01T00:00:02Z ERROR confab_server::persist: commit failed\n\
+             thread 'tokio-runtime-worker' panicked at server/src/x.rs:1:1:\n",
+        )
+        .expect("write");
+        let scan = scan_log(&log);
+        assert_eq!((scan.warnings, scan.errors, scan.panics), (1, 1, 1));
+        assert_eq!(scan.examples.len(), 2);
+        assert_eq!(scan_log(&dir.path().join("missing")).errors, 0);
     }
 }

@@ -97,7 +97,11 @@ pub async fn send(
     soak.ledger.borrow_mut().counters.sent += 1;
     match client.send_message(room, &soak.tag.text(id)).await {
         Ok(ack) => {
-            soak.ledger.borrow_mut().ack(id, ack.room, ack.seq);
+            let mut ledger = soak.ledger.borrow_mut();
+            ledger.ack(id, ack.room, ack.seq);
+            if user.listens {
+                ledger.own_acked(id);
+            }
             Ok(())
         }
         Err(e) => {
