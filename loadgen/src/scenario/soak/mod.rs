@@ -93,7 +93,7 @@ pub struct SoakArgs {
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub governance_every: Duration,
     /// The final RSS may exceed the baseline by at most this many MiB.
-    #[arg(long, default_value_t = 16.0)]
+    #[arg(long, default_value_t = 8.0)]
     pub rss_tolerance_mib: f64,
     /// The final descriptor count may exceed the baseline (without client sockets) by at most this many.
     #[arg(long, default_value_t = 4)]
@@ -138,10 +138,14 @@ pub fn main(args: SoakArgs) -> anyhow::Result<()> {
         .context("starting the runtime")?;
     let local = tokio::task::LocalSet::new();
     let limit = args.duration + Duration::from_secs(600);
+    // Leaving early drops the run and with it the server, which kills it.
     let report = local.block_on(&rt, async {
-        tokio::time::timeout(limit, run(&args))
-            .await
-            .unwrap_or_else(|_| anyhow::bail!("the soak exceeded {limit:?}"))
+        tokio::select! {
+            r = tokio::time::timeout(limit, run(&args)) => {
+                r.unwrap_or_else(|_| anyhow::bail!("the soak exceeded {limit:?}"))
+            }
+            signal = interrupted() => anyhow::bail!("interrupted by {signal}; the server was stopped"),
+        }
     })?;
     print!("{}", report.text());
     if let Some(path) = &args.json {
@@ -154,6 +158,21 @@ pub fn main(args: SoakArgs) -> anyhow::Result<()> {
         report.failures.join("\n  - ")
     );
     Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        _ => std::future::pending().await,
+    }
 }
 
 /// When the restarts happen, from the start of traffic: every
