@@ -7,7 +7,8 @@
 //! - [`nats`]: the NATS client protocol, as much as the scenarios need.
 //! - [`setup`]: bulk users (register or reuse) and rooms.
 //! - [`scenario`]: `fanout`/`big-room` (with `--sweep`), `idle`, `churn`,
-//!   `history`, `mixed`.
+//!   `history`, `mixed`; `soak`, which runs its own `confabd` and restarts
+//!   it under mixed traffic.
 //! - [`pacer`]: the open-loop schedule and sub-millisecond waits.
 //! - [`clock`]: the monotonic nanosecond clock every timestamp comes from.
 //! - [`stats`]: intended-time latency into HDR histograms; the report.
@@ -253,6 +254,8 @@ enum Cmd {
         #[command(flatten)]
         window: Window,
     },
+    /// Mixed traffic against a confabd it starts and restarts (SIGTERM, kill -9), then checks nothing acknowledged was lost or duplicated, live events match history, and the last server's RSS, descriptors and connection gauge came back.
+    Soak(scenario::soak::SoakArgs),
     /// A stand-in server that floods connections with EVENT frames (for `capacity`).
     Blast {
         /// Loopback address to listen on.
@@ -293,6 +296,9 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Cmd::Soak(args) = cli.cmd {
+        return scenario::soak::main(args);
+    }
     if let Cmd::Blast {
         listen,
         payload,
@@ -334,7 +340,7 @@ fn main() -> anyhow::Result<()> {
         | Cmd::History { common, .. }
         | Cmd::Mixed { common, .. }
         | Cmd::Capacity { common, .. } => common.clone(),
-        Cmd::Blast { .. } | Cmd::Compare { .. } => unreachable!("handled above"),
+        Cmd::Blast { .. } | Cmd::Compare { .. } | Cmd::Soak(_) => unreachable!("handled above"),
     };
     let limit = Duration::from_secs(common.max_seconds.max(10));
     let report = local.block_on(&rt, async move {
@@ -617,7 +623,9 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
                 notes,
             )
         }
-        Cmd::Blast { .. } | Cmd::Compare { .. } => unreachable!("handled in main"),
+        Cmd::Blast { .. } | Cmd::Compare { .. } | Cmd::Soak(_) => {
+            unreachable!("handled in main")
+        }
     };
     ctx.stop.set(true);
     progress.finish_and_clear();

@@ -11,6 +11,7 @@ pub mod churn;
 pub mod fanout;
 pub mod history;
 pub mod idle;
+pub mod soak;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
