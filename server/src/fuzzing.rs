@@ -190,11 +190,17 @@ pub fn ws_upgrade(
     })
 }
 
-/// The bytes of a body that is already complete (JSON errors, empty 101s).
+/// The bytes of a body that is already complete (JSON errors, empty 101s):
+/// one poll, no runtime.
 fn body_bytes(body: Body) -> Vec<u8> {
-    let collected = futures_util::FutureExt::now_or_never(axum::body::to_bytes(body, 1 << 20));
-    match collected {
-        Some(Ok(bytes)) => bytes.to_vec(),
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let mut collect = std::pin::pin!(axum::body::to_bytes(body, 1 << 20));
+    match collect
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(Ok(bytes)) => bytes.to_vec(),
         _ => Vec::new(),
     }
 }
