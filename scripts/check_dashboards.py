@@ -65,8 +65,16 @@ def query(prom, expr):
     url = f"http://127.0.0.1:{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     try:
         return get_json(url)
-    except urllib.error.HTTPError as e:  # 400 for invalid PromQL
-        return json.load(e)
+    except urllib.error.HTTPError as e:
+        # 400/422 carry a JSON error for invalid PromQL; anything else (503
+        # while the TSDB is still starting) has no JSON body: not ready yet.
+        body = e.read()
+        try:
+            return json.loads(body)
+        except ValueError:
+            return {"status": "error", "error": f"HTTP {e.code}: {body[:200]!r}"}
+    except (urllib.error.URLError, OSError) as e:  # not listening yet
+        return {"status": "error", "error": str(e)}
 
 
 def panels(dashboard):
