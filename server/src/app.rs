@@ -206,9 +206,11 @@ pub async fn start_with_store(
     if let Some(addr) = metrics_addr {
         tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     }
+    let accounts = crate::persist::accounts::AccountWriter::spawn(store.clone());
     let state = Arc::new(ServerState {
         config,
         store,
+        accounts,
         router: router.clone(),
         next_room_id: AtomicU64::new(max_room + 1),
         next_conn_id: AtomicU64::new(1),

@@ -16,6 +16,7 @@ use crate::auth::{Kdf, LoginGuard};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::outbound::{ConnId, OutboundQueue};
+use crate::persist::accounts::AccountWriter;
 use crate::persist::batch::BatchHandle;
 use crate::shard::Router;
 
@@ -23,8 +24,8 @@ use crate::shard::Router;
 pub struct ServerState {
     /// The validated configuration the server started with.
     pub config: Config,
-    /// Reads and account writes go here directly; room writes go through
-    /// `batch`.
+    /// Reads go here directly; room writes go through `batch`, account
+    /// writes through `accounts`.
     pub store: Arc<dyn Store>,
     /// Carries room commands to the shard that owns the room.
     pub router: Router,
@@ -47,6 +48,8 @@ pub struct ServerState {
     pub guard: LoginGuard,
     /// For writes that belong to no room (the server-wide login audit).
     pub batch: BatchHandle,
+    /// Registrations and logins, committed together (group commit).
+    pub accounts: AccountWriter,
     /// The time every part of the server reads (tests move it forward).
     pub clock: Clock,
 }

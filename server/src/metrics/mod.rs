@@ -108,6 +108,7 @@ pub mod name {
     pub const BATCH_PENDING: &str = "confab_batch_pending_requests";
     pub const WRITE_BACKLOG: &str = "confab_write_backlog_operations";
     pub const WRITE_PUSHBACK: &str = "confab_write_pushback_total";
+    pub const ACCOUNT_BATCH: &str = "confab_account_batch_writes";
     pub const SPOOL_BYTES: &str = "confab_spool_bytes";
     pub const SPOOL_RECORDS: &str = "confab_spool_records_total";
     pub const SPOOL_REPLAYED_RECORDS: &str = "confab_spool_replayed_records_total";
@@ -138,6 +139,7 @@ pub struct Metrics {
     pub outbound_queued: Gauge,
     pub slow_consumers: Counter,
     pub batch_ops: Histogram,
+    pub account_batch: Histogram,
     pub shard_pass: Histogram,
     pub batch_commit: Histogram,
     pub batch_pending: Gauge,
@@ -294,6 +296,10 @@ fn describe() {
         WRITE_BACKLOG,
         "Write operations waiting for the batch writer after it took a batch (push-back starts above write_backlog_max)."
     );
+    describe_histogram!(
+        ACCOUNT_BATCH,
+        "Account writes (registrations, logins) per account commit."
+    );
     describe_counter!(
         WRITE_PUSHBACK,
         "Writes (SEND_MESSAGE, CREATE_ROOM) refused with OVERLOADED because the write backlog was over write_backlog_max."
@@ -374,6 +380,7 @@ impl Metrics {
             outbound_queued: gauge!(OUTBOUND_QUEUED),
             slow_consumers: counter!(SLOW_CONSUMERS),
             batch_ops: histogram!(BATCH_OPS),
+            account_batch: histogram!(ACCOUNT_BATCH),
             shard_pass: histogram!(SHARD_PASS),
             batch_commit: histogram!(BATCH_COMMIT),
             batch_pending: gauge!(BATCH_PENDING),
@@ -484,6 +491,11 @@ pub fn batch_committed(ops: usize, took: Duration, pending: usize, backlog_ops: 
     }
     m.batch_ops.record(ops as f64);
     m.batch_commit.record(took.as_secs_f64());
+}
+
+/// The account writer commits `writes` registrations and logins together.
+pub fn account_batch(writes: usize) {
+    get().account_batch.record(writes as f64);
 }
 
 /// A batch commit attempt failed.

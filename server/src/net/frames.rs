@@ -40,7 +40,10 @@ pub enum Channel {
 const READ_CHUNK: usize = 16 * 1024;
 
 thread_local! {
+    /// Ciphertext or plain bytes, straight from the socket.
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
+    /// Plaintext out of rustls (read while `SCRATCH` is borrowed).
+    static PLAINTEXT: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
 }
 
 fn lock(tls: &Mutex<ServerConnection>) -> MutexGuard<'_, ServerConnection> {
@@ -78,14 +81,21 @@ impl Channel {
             self.tcp().readable().await?;
             let got = match self {
                 Channel::Plain(tcp) => {
-                    if buf.capacity() - buf.len() < 1024 {
-                        buf.reserve(4096);
-                    }
-                    match tcp.try_read_buf(buf) {
-                        Ok(n) => Some(n),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-                        Err(e) => return Err(e),
-                    }
+                    // Into the thread's scratch, then only the bytes read
+                    // into `buf`: a wake-up that finds nothing to read (a
+                    // stale readiness) allocates nothing, so an idle
+                    // connection keeps no buffer.
+                    SCRATCH.with(|scratch| {
+                        let mut scratch = scratch.borrow_mut();
+                        match tcp.try_read(&mut scratch) {
+                            Ok(n) => {
+                                buf.extend_from_slice(&scratch[..n]);
+                                Ok(Some(n))
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                            Err(e) => Err(e),
+                        }
+                    })?
                 }
                 Channel::Tls(tcp, tls) => {
                     let (got, wants_write) = SCRATCH.with(|scratch| {
@@ -139,44 +149,36 @@ fn decrypt(tls: &mut ServerConnection, mut data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Moves the plaintext rustls holds into `buf`.
+/// Moves the plaintext rustls holds into `buf`, through the thread's
+/// plaintext scratch: `buf` grows only by what there is.
 fn take_plaintext(tls: &mut ServerConnection, buf: &mut BytesMut) -> io::Result<Plaintext> {
-    let mut total = 0;
-    loop {
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(4096);
-        }
-        // Read into a zeroed window of the spare capacity.
-        let window = (buf.capacity() - buf.len()).min(READ_CHUNK);
-        let start = buf.len();
-        buf.resize(start + window, 0);
-        match tls.reader().read(&mut buf[start..]) {
-            Ok(0) => {
-                buf.truncate(start);
-                return Ok(if total > 0 {
-                    Plaintext::Some(total)
-                } else {
-                    Plaintext::Closed
-                });
-            }
-            Ok(n) => {
-                buf.truncate(start + n);
-                total += n;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                buf.truncate(start);
-                return Ok(if total > 0 {
-                    Plaintext::Some(total)
-                } else {
-                    Plaintext::None
-                });
-            }
-            Err(e) => {
-                buf.truncate(start);
-                return Err(e);
+    PLAINTEXT.with(|plain| {
+        let mut plain = plain.borrow_mut();
+        let mut total = 0;
+        loop {
+            match tls.reader().read(&mut plain) {
+                Ok(0) => {
+                    return Ok(if total > 0 {
+                        Plaintext::Some(total)
+                    } else {
+                        Plaintext::Closed
+                    });
+                }
+                Ok(n) => {
+                    buf.extend_from_slice(&plain[..n]);
+                    total += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(if total > 0 {
+                        Plaintext::Some(total)
+                    } else {
+                        Plaintext::None
+                    });
+                }
+                Err(e) => return Err(e),
             }
         }
-    }
+    })
 }
 
 /// Protocol frames back to back (TCP, TLS with ALPN `confab/1`).

@@ -159,6 +159,7 @@ impl Doors {
                         server2.clone(),
                         router.clone(),
                         acceptor.clone(),
+                        tracker2.clone(),
                         stream,
                         peer,
                     ));

@@ -1,5 +1,6 @@
 //! Plain TCP: the binary protocol's frames back to back on the socket.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -10,12 +11,17 @@ use crate::outbound::Writer;
 use crate::session;
 use crate::state::ServerState;
 
-/// Serves one accepted TCP connection until it closes.
-pub async fn serve(server: Arc<ServerState>, stream: TcpStream, peer: SocketAddr) {
-    let _open = crate::metrics::connection_opened("tcp");
+/// The task that serves one accepted TCP connection until it closes: the
+/// session's own future, with nothing wrapped around it.
+pub fn serve(
+    server: Arc<ServerState>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> impl Future<Output = ()> + Send + 'static {
+    let open = crate::metrics::connection_opened("tcp");
     let _ = stream.set_nodelay(true);
     let channel = Channel::plain(stream);
     let frames = ProtocolFrames::new(channel.clone(), server.config.max_frame_len);
     let writer = Writer::new(ChannelSink::new(channel, Framing::Raw));
-    session::serve(server, frames, writer, peer).await;
+    session::serve(server, frames, writer, peer, open)
 }

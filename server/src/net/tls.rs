@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
 
 use super::http;
 use crate::config::TlsSource;
@@ -140,6 +141,7 @@ pub async fn serve_connection(
     server: Arc<ServerState>,
     router: axum::Router,
     acceptor: TlsAcceptor,
+    tracker: TaskTracker,
     stream: TcpStream,
     peer: SocketAddr,
 ) {
@@ -166,7 +168,7 @@ pub async fn serve_connection(
     let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
     match alpn.as_deref() {
         Some(ALPN_CONFAB) => {
-            let _open = crate::metrics::connection_opened("tls");
+            let open = crate::metrics::connection_opened("tls");
             // The socket and the rustls connection are taken back from
             // tokio-rustls: the session reads and its queue writes them
             // directly (`net/frames.rs`).
@@ -174,7 +176,9 @@ pub async fn serve_connection(
             let channel = Channel::tls(tcp, conn);
             let frames = ProtocolFrames::new(channel.clone(), server.config.max_frame_len);
             let writer = Writer::new(ChannelSink::new(channel, Framing::Raw));
-            session::serve(server, frames, writer, peer).await;
+            // A task of its own: this handshake task ends, and the
+            // session's future is not nested in it (session::serve).
+            tracker.spawn(session::serve(server, frames, writer, peer, open));
         }
         // rustls refuses every other id during the handshake.
         _ => {

@@ -43,6 +43,7 @@ use fastwebsockets::WebSocketError;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio_util::task::TaskTracker;
 
 use super::api::ApiError;
 use super::frames::{prepend, Channel, ChannelSink, Framing};
@@ -146,9 +147,10 @@ pub async fn upgrade(
         Err(refusal) => return *refusal,
     };
     let server = state.server.clone();
+    let tracker = state.tracker.clone();
     state.tracker.spawn(async move {
         match upgrade.await {
-            Ok(ws) => serve(server, ws.into_inner(), conn).await,
+            Ok(ws) => serve(server, ws.into_inner(), conn, &tracker),
             Err(e) => tracing::debug!(peer = %conn.peer, error = %e, "WebSocket upgrade failed"),
         }
     });
@@ -213,7 +215,12 @@ pub(crate) fn accept_upgrade(
 
 /// Runs one protocol session over an upgraded connection: takes the raw
 /// socket (and rustls connection) back from hyper.
-pub async fn serve(server: Arc<ServerState>, io: TokioIo<Upgraded>, conn: ConnInfo) {
+pub fn serve(
+    server: Arc<ServerState>,
+    io: TokioIo<Upgraded>,
+    conn: ConnInfo,
+    tracker: &TaskTracker,
+) {
     let upgraded = io.into_inner();
     let (channel, ahead) = match upgraded.downcast::<TokioIo<TcpStream>>() {
         Ok(parts) => (Channel::plain(parts.io.into_inner()), parts.read_buf),
@@ -230,11 +237,13 @@ pub async fn serve(server: Arc<ServerState>, io: TokioIo<Upgraded>, conn: ConnIn
             }
         }
     };
-    let _open = crate::metrics::connection_opened(if conn.tls { "wss" } else { "ws" });
+    let open = crate::metrics::connection_opened(if conn.tls { "wss" } else { "ws" });
     let mut frames = WsFrames::new(channel.clone(), server.config.max_frame_len);
     prepend(&mut frames.reader.buf, ahead);
     let writer = Writer::new(ChannelSink::new(channel, Framing::WebSocket));
-    session::serve(server, frames, writer, conn.peer).await;
+    // A task of its own: the upgrade's task ends, and the session's future
+    // is not nested in it (session::serve).
+    tracker.spawn(session::serve(server, frames, writer, conn.peer, open));
 }
 
 /// The largest WebSocket message: one frame of `max_frame_len`.

@@ -7,9 +7,10 @@
 //! never bytes at offsets.
 //!
 //! **Pushing never blocks and never writes.** A push is an atomic add on
-//! the connection's byte backlog plus a lock-free queue push of an item
-//! holding a reference-counted [`Bytes`]: encode once, fan out without
-//! locks. A push that would take the backlog past its bound aborts the
+//! the connection's byte backlog plus a push of an item holding a
+//! reference-counted [`Bytes`] onto the connection's own deque (its lock
+//! is held for that push alone, never across staging or I/O): encode once,
+//! no global lock, no allocation per delivery. A push that would take the backlog past its bound aborts the
 //! connection (`SLOW_CONSUMER`) instead of blocking the pusher: a slow
 //! reader never slows its shard or its room.
 //!
@@ -25,14 +26,13 @@
 
 pub(crate) mod writer;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use confab_protocol::{ErrorCode, ServerMsg};
-use crossbeam_queue::SegQueue;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 /// Why a connection ended: a fact of the metrics' (the disconnect
 /// reason), which the outbound queue records.
@@ -118,11 +118,87 @@ impl Outbound {
     }
 }
 
+/// A one-way flag that tasks can wait for: a `CancellationToken` without
+/// its allocation (two of them were ~224 bytes per connection).
+#[derive(Default)]
+pub(crate) struct Signal {
+    fired: AtomicBool,
+    notify: Notify,
+}
+
+impl Signal {
+    /// Sets the flag and wakes every waiter; later waiters return at once.
+    pub(crate) fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub(crate) fn is_fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once the flag is set. Cancel-safe.
+    pub(crate) async fn wait(&self) {
+        loop {
+            // Registered before the check, so a `fire` in between is seen.
+            let notified = self.notify.notified();
+            if self.is_fired() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A connection's queued items: a deque behind a lock that is only ever
+/// held for one push or one pop (never across staging or I/O; the lock is
+/// the connection's own, so pushers for different connections never
+/// meet). A busy connection keeps the deque's memory, so a delivery
+/// allocates nothing; [`OutboundQueue::release_idle`] gives it back once
+/// the connection is quiet, so an idle connection keeps no queue memory
+/// (a lock-free segment queue kept its first ~2 KiB block for the
+/// connection's life).
+#[derive(Default)]
+pub(crate) struct Items(Mutex<VecDeque<Outbound>>);
+
+impl Items {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Outbound>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, item: Outbound) {
+        self.lock().push_back(item);
+    }
+
+    /// The oldest item.
+    pub(crate) fn pop(&self) -> Option<Outbound> {
+        self.lock().pop_front()
+    }
+
+    /// Gives the deque's memory back if nothing is queued.
+    fn release_if_empty(&self) {
+        let mut q = self.lock();
+        if q.is_empty() && q.capacity() > 0 {
+            *q = VecDeque::new();
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Drops everything queued.
+    pub(crate) fn clear(&self) {
+        let dropped = std::mem::take(&mut *self.lock());
+        drop(dropped);
+    }
+}
+
 /// The sending side of one connection.
 pub struct OutboundQueue {
     pub id: ConnId,
     /// Items waiting to be written.
-    items: SegQueue<Outbound>,
+    items: Items,
     /// Bytes pushed and not yet written (queued or staged in the writer);
     /// bounded by `limit`.
     backlog: AtomicUsize,
@@ -147,10 +223,10 @@ pub struct OutboundQueue {
     /// Notified when `unanswered` drops to zero.
     answered: Notify,
     /// Cancelled by an abort: wakes a drain task waiting for the socket.
-    aborting: CancellationToken,
+    aborting: Signal,
     /// Cancelled when the writer is done (socket closed or failed): the
     /// session stops reading.
-    finished: CancellationToken,
+    finished: Signal,
     ending: OnceLock<Ending>,
     /// Requests awaiting responses and other per-connection metric state.
     pub(crate) stats: crate::metrics::ConnStats,
@@ -187,7 +263,7 @@ impl OutboundQueue {
     fn with(id: ConnId, limit: usize, writer: Option<Writer>) -> OutboundQueue {
         OutboundQueue {
             id,
-            items: SegQueue::new(),
+            items: Items::default(),
             backlog: AtomicUsize::new(0),
             limit,
             state: AtomicU8::new(OPEN),
@@ -198,8 +274,8 @@ impl OutboundQueue {
             writer: Mutex::new(writer),
             unanswered: AtomicU32::new(0),
             answered: Notify::new(),
-            aborting: CancellationToken::new(),
-            finished: CancellationToken::new(),
+            aborting: Signal::default(),
+            finished: Signal::default(),
             ending: OnceLock::new(),
             stats: crate::metrics::ConnStats::default(),
         }
@@ -363,7 +439,16 @@ impl OutboundQueue {
         // Whoever writes next (the pusher's flush, or a drain task waiting
         // for the socket, woken here) sees ABORTED and finishes.
         self.again.store(true, Ordering::SeqCst);
-        self.aborting.cancel();
+        self.aborting.fire();
+    }
+
+    /// Gives back the queue's memory if nothing is queued: the session
+    /// calls this before it waits for the client's next frame, so a
+    /// connection that has gone quiet holds no queue memory while one
+    /// that is receiving a stream of events keeps it (and allocates
+    /// nothing per delivery).
+    pub fn release_idle(&self) {
+        self.items.release_if_empty();
     }
 
     /// Writes what is queued, if the transport takes it now. Cheap when
@@ -408,8 +493,8 @@ impl OutboundQueue {
         if let Ok(mut w) = self.writer.lock() {
             w.take();
         }
-        while self.items.pop().is_some() {}
-        self.finished.cancel();
+        self.items.clear();
+        self.finished.fire();
     }
 
     /// Ends a connection whose reader is done (end of stream, a read
@@ -421,7 +506,7 @@ impl OutboundQueue {
             .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire)
             .ok();
         if self.detached.is_some() {
-            self.finished.cancel();
+            self.finished.fire();
             return;
         }
         if let Ok(mut w) = self.writer.lock() {
@@ -438,7 +523,7 @@ impl OutboundQueue {
             self.reason
                 .get()
                 .map(|c| Ending::Server(*c))
-                .filter(|_| self.finished.is_cancelled())
+                .filter(|_| self.finished.is_fired())
         })
     }
 
@@ -500,11 +585,11 @@ impl OutboundQueue {
 
     /// Resolves once the writer has finished (socket closed or failed).
     pub async fn finished(&self) {
-        self.finished.cancelled().await
+        self.finished.wait().await
     }
 
     pub fn is_finished(&self) -> bool {
-        self.finished.is_cancelled()
+        self.finished.is_fired()
     }
 }
 

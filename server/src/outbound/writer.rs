@@ -163,7 +163,7 @@ impl Writer {
     /// The connection is aborted (slow consumer, shutdown): a CLOSE if the
     /// stream is between two frames, then the socket is shut.
     fn abort(&mut self, q: &OutboundQueue) -> Progress {
-        while q.items.pop().is_some() {}
+        q.items.clear();
         let code = q.close_reason().unwrap_or(ErrorCode::Internal);
         if self.sink.staged() == 0 && !self.blocked {
             let close = ServerMsg::Close {
@@ -186,7 +186,7 @@ pub(super) async fn drain(q: Arc<OutboundQueue>, mut writable: Writable) {
             r = &mut writable => r.is_ok(),
             // An abort (slow consumer) must not wait for a reader that may
             // never read again.
-            _ = q.aborting.cancelled() => true,
+            _ = q.aborting.wait() => true,
             _ = tokio::time::sleep(DRAIN_PATIENCE), if !q.is_open() => false,
         };
         let mut guard = match q.writer.lock() {

@@ -7,7 +7,10 @@
 //!   database is unreachable, and replays them in order.
 //! - [`housekeeping`]: the periodic clean-up of old notifications, ended
 //!   room-log entries and expired sessions.
+//! - [`accounts`]: group commit for registrations and logins (accounts
+//!   and session tokens, which belong to no room).
 
+pub mod accounts;
 pub mod batch;
 pub(crate) mod housekeeping;
 pub(crate) mod spool;

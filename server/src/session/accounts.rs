@@ -4,7 +4,7 @@
 //! (`crate::auth::guard`).
 
 use confab_protocol::{AuditAction, ErrorCode, ServerMsg, UserId, UserRef};
-use confab_store::{AuditEntry, StoreError, WriteOp};
+use confab_store::{AccountOutcome, AccountWrite, AuditEntry, StoreError, WriteOp};
 
 use super::{storage_error, Auth, Session};
 use crate::auth::{self, KdfError};
@@ -29,22 +29,43 @@ impl Session {
             Ok(h) => h,
             Err(e) => return self.kdf_error(req_id, e),
         };
-        let create = self
-            .state
-            .store
-            .create_user(&username, &hash, self.state.clock.now_ms());
-        match crate::metrics::query("create_user", create).await {
-            Ok(user) => {
+        // The account and its first session in one durable write, committed
+        // together with every other registration and login waiting.
+        let (token, token_hash) = auth::new_token();
+        let (now, expires_at) = self.session_times();
+        let write = AccountWrite::Register {
+            username: username.clone(),
+            password_hash: hash,
+            token_hash,
+            now,
+            expires_at,
+        };
+        match self.state.accounts.write(write).await {
+            Ok(AccountOutcome::Registered(user)) => {
                 tracing::info!(
                     user = user.0,
                     username = username.as_str(),
                     "account registered"
                 );
-                self.start_session(req_id, user, username).await
+                self.welcome(req_id, user, username, token, token_hash)
+                    .await
             }
-            Err(StoreError::Conflict(_)) => self.error(req_id, ErrorCode::UsernameTaken),
+            Ok(AccountOutcome::UsernameTaken) | Err(StoreError::Conflict(_)) => {
+                self.error(req_id, ErrorCode::UsernameTaken)
+            }
+            Ok(AccountOutcome::SessionCreated) => {
+                tracing::error!("a registration answered as a login");
+                self.error(req_id, ErrorCode::Internal)
+            }
             Err(e) => storage_error(&self.conn, req_id, e),
         }
+    }
+
+    /// When a session starting now expires.
+    fn session_times(&self) -> (u64, u64) {
+        let now = self.state.clock.now_ms();
+        let ttl = self.state.config.session_ttl_hours.get().as_millis() as u64;
+        (now, now + ttl)
     }
 
     pub(super) async fn login(&mut self, req_id: u32, username: String, password: String) {
@@ -135,15 +156,33 @@ impl Session {
             .submit(WriteRequest::new(vec![WriteOp::Audit(entry)]));
     }
 
-    /// Creates a session token, answers SESSION and attaches the connection.
+    /// Creates a session token (committed with the other account writes
+    /// waiting), answers SESSION and attaches the connection.
     async fn start_session(&mut self, req_id: u32, user: UserId, username: String) {
-        let (token, hash) = auth::new_token();
-        let now = self.state.clock.now_ms();
-        let expires = now + self.state.config.session_ttl_hours.get().as_millis() as u64;
-        let create = self.state.store.create_session(&hash, user, now, expires);
-        if let Err(e) = crate::metrics::query("create_session", create).await {
+        let (token, token_hash) = auth::new_token();
+        let (now, expires_at) = self.session_times();
+        let write = AccountWrite::Session {
+            user,
+            token_hash,
+            now,
+            expires_at,
+        };
+        if let Err(e) = self.state.accounts.write(write).await {
             return storage_error(&self.conn, req_id, e);
         }
+        self.welcome(req_id, user, username, token, token_hash)
+            .await
+    }
+
+    /// Answers SESSION for a durable session and attaches the connection.
+    async fn welcome(
+        &mut self,
+        req_id: u32,
+        user: UserId,
+        username: String,
+        token: String,
+        token_hash: [u8; 32],
+    ) {
         self.conn.reply(
             req_id,
             &ServerMsg::Session {
@@ -155,7 +194,7 @@ impl Session {
         self.auth = Some(Auth {
             user,
             username,
-            token_hash: hash,
+            token_hash,
         });
         self.attach(std::sync::Arc::from(Vec::new())).await;
     }

@@ -384,9 +384,51 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Removes a session; removing an unknown one is not an error.
     async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<()>;
 
+    /// Account writes in one transaction — one durable write for all of
+    /// them, so that a storm of registrations and logins commits like
+    /// messages do (the server gathers them: `persist::accounts`). Returns
+    /// one outcome per write, in order. A registration whose username is
+    /// taken (by an existing account or an earlier write of the same call)
+    /// is [`AccountOutcome::UsernameTaken`] and creates nothing; the others
+    /// still commit. Any other failure fails the whole call and commits
+    /// nothing.
+    async fn write_accounts(&self, writes: &[AccountWrite]) -> StoreResult<Vec<AccountOutcome>>;
+
     /// Marks `user`'s notifications with `id <= up_to` read; returns the
     /// unread count afterwards.
     async fn mark_read(&self, user: UserId, up_to: u64) -> StoreResult<u32>;
+}
+
+/// One account write of [`AccountStore::write_accounts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountWrite {
+    /// A new account (username normalised by the caller) with its first
+    /// session.
+    Register {
+        username: String,
+        password_hash: String,
+        token_hash: [u8; 32],
+        now: Millis,
+        expires_at: Millis,
+    },
+    /// A session for an existing account (a login).
+    Session {
+        user: UserId,
+        token_hash: [u8; 32],
+        now: Millis,
+        expires_at: Millis,
+    },
+}
+
+/// What one [`AccountWrite`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountOutcome {
+    /// The account and its session exist; the account's id.
+    Registered(UserId),
+    /// The username was taken: nothing was written for this one.
+    UsernameTaken,
+    /// The session exists.
+    SessionCreated,
 }
 
 /// Every read: what the shards load at start-up, and what sessions read

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::exec::{Arg, Sql};
+use super::exec::{Arg, Sql, Step};
 use crate::{StoreError, StoreResult};
 
 /// How often an open breaker lets one operation through to try the
@@ -188,6 +188,14 @@ impl<P: Sql> Sql for Guarded<P> {
     ) -> impl Future<Output = StoreResult<Option<Self::Row>>> + Send + 'a {
         self.breaker
             .call(self.inner.insert_unique(context, key, sql, args))
+    }
+
+    fn transaction<'a>(
+        &'a self,
+        context: &'static str,
+        steps: &'a [Step<'a>],
+    ) -> impl Future<Output = StoreResult<Vec<Option<Self::Row>>>> + Send + 'a {
+        self.breaker.call(self.inner.transaction(context, steps))
     }
 }
 

@@ -18,6 +18,16 @@ pub(crate) enum Arg<'a> {
     Bytes(&'a [u8]),
 }
 
+/// One statement of [`Sql::transaction`].
+#[derive(Debug, Clone)]
+pub(crate) struct Step<'a> {
+    pub sql: &'static str,
+    pub args: Vec<Arg<'a>>,
+    /// Run only if the step at this index returned a row (else this step
+    /// is skipped and returns none).
+    pub if_row_from: Option<usize>,
+}
+
 /// A pool the shared statements run on. Each method binds `args` to
 /// `$1`, `$2`, … of `sql` in order, and reports a failure with `context`
 /// in front of it ([`Dialect::error`]).
@@ -58,6 +68,15 @@ pub(crate) trait Sql: Send + Sync {
         sql: &'static str,
         args: &'a [Arg<'a>],
     ) -> impl Future<Output = StoreResult<Option<Self::Row>>> + Send + 'a;
+
+    /// Runs `steps` in order in one transaction (one commit): each step's
+    /// first row, if any (none for a skipped step). Any error rolls back
+    /// every step.
+    fn transaction<'a>(
+        &'a self,
+        context: &'static str,
+        steps: &'a [Step<'a>],
+    ) -> impl Future<Output = StoreResult<Vec<Option<Self::Row>>>> + Send + 'a;
 }
 
 impl<DB> Sql for Pool<DB>
@@ -121,6 +140,47 @@ where
                 .map_err(|e| DB::conflict_or_error(e, key, context))
         }
     }
+
+    fn transaction<'a>(
+        &'a self,
+        context: &'static str,
+        steps: &'a [Step<'a>],
+    ) -> impl Future<Output = StoreResult<Vec<Option<DB::Row>>>> + Send + 'a {
+        transaction(self, context, steps)
+    }
+}
+
+/// [`Sql::transaction`] on a pool.
+async fn transaction<'a, DB>(
+    pool: &'a Pool<DB>,
+    context: &'static str,
+    steps: &'a [Step<'a>],
+) -> StoreResult<Vec<Option<DB::Row>>>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+{
+    let mut tx = pool.begin().await.map_err(|e| DB::error(context, e))?;
+    let mut rows: Vec<Option<DB::Row>> = Vec::with_capacity(steps.len());
+    for step in steps {
+        if let Some(i) = step.if_row_from {
+            if rows.get(i).is_none_or(Option::is_none) {
+                rows.push(None);
+                continue;
+            }
+        }
+        let row = (&mut *tx)
+            .fetch_optional(query::<DB>(step.sql, &step.args))
+            .await
+            .map_err(|e| DB::error(context, e))?;
+        rows.push(row);
+    }
+    tx.commit().await.map_err(|e| DB::error(context, e))?;
+    Ok(rows)
 }
 
 /// `sql` with `args` bound in order.

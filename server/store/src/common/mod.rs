@@ -46,7 +46,7 @@ use sqlx::SqlSafeStr;
 use crate::{StoreError, StoreResult};
 
 pub(crate) use convert::{max_below, to_db, to_db_opt};
-pub(crate) use exec::{Arg, Sql};
+pub(crate) use exec::{Arg, Sql, Step};
 pub(crate) use rows::Columns;
 
 /// A migrator for a backend's embedded migrations: `(version, description,

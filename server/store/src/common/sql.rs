@@ -17,6 +17,11 @@
 pub const CREATE_USER: &str = "INSERT INTO users (username, password_hash, created_at) \
      VALUES ($1, $2, $3) RETURNING id";
 
+/// [`CREATE_USER`] that yields no row when the username is taken (inside
+/// a transaction of several writes, where an error would abort them all).
+pub const CREATE_USER_UNLESS_TAKEN: &str = "INSERT INTO users (username, password_hash, \
+     created_at) VALUES ($1, $2, $3) ON CONFLICT (username) DO NOTHING RETURNING id";
+
 /// `$1` username.
 pub const USER_BY_NAME: &str =
     "SELECT id, username, password_hash, created_at FROM users WHERE username = $1";
@@ -28,6 +33,11 @@ pub const USER_BY_ID: &str =
 /// `$1` token hash, `$2` user, `$3` now, `$4` expiry.
 pub const CREATE_SESSION: &str = "INSERT INTO sessions (token_hash, user_id, created_at, \
      expires_at) VALUES ($1, $2, $3, $4)";
+
+/// The first session of an account created in the same transaction:
+/// `$1` token hash, `$2` username, `$3` created_at, `$4` expires_at.
+pub const CREATE_SESSION_BY_NAME: &str = "INSERT INTO sessions (token_hash, user_id, \
+     created_at, expires_at) SELECT $1, id, $3, $4 FROM users WHERE username = $2";
 
 /// `$1` token hash, `$2` now.
 pub const SESSION_USER: &str = "SELECT u.id, u.username, u.password_hash, u.created_at \

@@ -6,12 +6,12 @@ use confab_protocol::{Millis, RoomId, RoomInfo, Seq, UserId};
 
 use super::convert::count;
 use super::sql;
-use super::{max_below, rows, to_db, to_db_opt, Arg, Backend, Columns, Sql};
+use super::{max_below, rows, to_db, to_db_opt, Arg, Backend, Columns, Sql, Step};
 use crate::search::{folded_name, like_contains_pattern, RoomFilter};
 use crate::{
-    AccountStore, AuditRecord, BanRecord, Housekeeping, InviteRecord, JoinRequestRecord,
-    MemberRecord, NotificationRecord, RoomLogEntry, RoomReads, RoomRecord, StoreError, StoreResult,
-    StoredEvent, UserRecord,
+    AccountOutcome, AccountStore, AccountWrite, AuditRecord, BanRecord, Housekeeping, InviteRecord,
+    JoinRequestRecord, MemberRecord, NotificationRecord, RoomLogEntry, RoomReads, RoomRecord,
+    StoreError, StoreResult, StoredEvent, UserRecord,
 };
 
 use Arg::{Bytes, Int, Text};
@@ -98,6 +98,75 @@ impl<B: Backend> AccountStore for B {
             .row("session_user", sql::SESSION_USER, &args)
             .await?;
         row.map(|row| rows::user(&row)).transpose()
+    }
+
+    async fn write_accounts(&self, writes: &[AccountWrite]) -> StoreResult<Vec<AccountOutcome>> {
+        // Per write: a registration is its user (no row if the name is
+        // taken) and, only if that made a row, its session; a login is its
+        // session.
+        let mut steps = Vec::with_capacity(writes.len() * 2);
+        for w in writes {
+            match w {
+                AccountWrite::Register {
+                    username,
+                    password_hash,
+                    token_hash,
+                    now,
+                    expires_at,
+                } => {
+                    let (now, expires) = (
+                        to_db(*now, "created_at")?,
+                        to_db(*expires_at, "expires_at")?,
+                    );
+                    let user = steps.len();
+                    steps.push(Step {
+                        sql: sql::CREATE_USER_UNLESS_TAKEN,
+                        args: vec![Text(username), Text(password_hash), Int(now)],
+                        if_row_from: None,
+                    });
+                    steps.push(Step {
+                        sql: sql::CREATE_SESSION_BY_NAME,
+                        args: vec![Bytes(token_hash), Text(username), Int(now), Int(expires)],
+                        if_row_from: Some(user),
+                    });
+                }
+                AccountWrite::Session {
+                    user,
+                    token_hash,
+                    now,
+                    expires_at,
+                } => steps.push(Step {
+                    sql: sql::CREATE_SESSION,
+                    args: vec![
+                        Bytes(token_hash),
+                        Int(to_db(user.0, "user id")?),
+                        Int(to_db(*now, "created_at")?),
+                        Int(to_db(*expires_at, "expires_at")?),
+                    ],
+                    if_row_from: None,
+                }),
+            }
+        }
+        let rows = self.writer().transaction("write_accounts", &steps).await?;
+        let mut rows = rows.into_iter();
+        let mut outcomes = Vec::with_capacity(writes.len());
+        for w in writes {
+            outcomes.push(match w {
+                AccountWrite::Register { .. } => {
+                    let user = rows.next().flatten();
+                    rows.next();
+                    match user {
+                        Some(row) => AccountOutcome::Registered(UserId(row.u64("id")?)),
+                        None => AccountOutcome::UsernameTaken,
+                    }
+                }
+                AccountWrite::Session { .. } => {
+                    rows.next();
+                    AccountOutcome::SessionCreated
+                }
+            });
+        }
+        Ok(outcomes)
     }
 
     async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<()> {

@@ -10,7 +10,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use confab_protocol::{Millis, Role, RoomId, RoomInfo, Seq, UserId, Visibility};
-use confab_store::{MemberRecord, RoomFilter, RoomRecord, Store, StoreError, StoredEvent, WriteOp};
+use confab_store::{
+    AccountOutcome, AccountWrite, MemberRecord, RoomFilter, RoomRecord, Store, StoreError,
+    StoredEvent, WriteOp,
+};
 
 mod governance;
 mod replay;
@@ -26,6 +29,8 @@ macro_rules! for_each_scenario {
             users_are_found_by_name_and_id,
             duplicate_username_is_a_conflict,
             sessions_resolve_until_expiry_and_deletion,
+            account_writes_commit_together_and_a_taken_name_writes_nothing,
+            a_failed_account_write_commits_none_of_its_call,
             batch_writes_rooms_members_and_events_for_loading,
             recent_events_are_the_newest_per_room_in_ascending_order,
             append_event_is_idempotent,
@@ -224,6 +229,125 @@ pub async fn duplicate_username_is_a_conflict(store: &dyn Store) {
 }
 
 // ---- sessions ---------------------------------------------------------------
+
+fn register(name: &str, token: u8) -> AccountWrite {
+    AccountWrite::Register {
+        username: name.to_owned(),
+        password_hash: format!("$argon2id$hash-of-{name}"),
+        token_hash: [token; 32],
+        now: 1_000,
+        expires_at: 9_000,
+    }
+}
+
+pub async fn account_writes_commit_together_and_a_taken_name_writes_nothing(store: &dyn Store) {
+    // Given an existing account
+    let alice = user(store, "alice").await;
+
+    // When one call registers bob, alice again, carol, bob again, and
+    // logs alice in
+    let outcomes = store
+        .write_accounts(&[
+            register("bob", 1),
+            register("alice", 2),
+            register("carol", 3),
+            register("bob", 4),
+            AccountWrite::Session {
+                user: alice,
+                token_hash: [5; 32],
+                now: 1_000,
+                expires_at: 9_000,
+            },
+        ])
+        .await
+        .expect("write_accounts");
+
+    // Then bob and carol are new accounts, the taken names are refused,
+    // and alice's login made a session
+    let bob = store
+        .user_by_name("bob")
+        .await
+        .expect("lookup")
+        .expect("bob");
+    let carol = store
+        .user_by_name("carol")
+        .await
+        .expect("lookup")
+        .expect("carol");
+    assert_eq!(
+        outcomes,
+        vec![
+            AccountOutcome::Registered(bob.id),
+            AccountOutcome::UsernameTaken,
+            AccountOutcome::Registered(carol.id),
+            AccountOutcome::UsernameTaken,
+            AccountOutcome::SessionCreated,
+        ]
+    );
+    assert_ne!(bob.id, carol.id);
+    assert_eq!(bob.password_hash, "$argon2id$hash-of-bob");
+
+    // And each created session resolves to its own user; a refused
+    // registration's token resolves to nobody (not to the name's owner)
+    let owner = |token: u8| async move {
+        store
+            .session_user(&[token; 32], 2_000)
+            .await
+            .expect("lookup")
+            .map(|u| u.username)
+    };
+    assert_eq!(owner(1).await.as_deref(), Some("bob"));
+    assert_eq!(owner(2).await, None);
+    assert_eq!(owner(3).await.as_deref(), Some("carol"));
+    assert_eq!(owner(4).await, None);
+    assert_eq!(owner(5).await.as_deref(), Some("alice"));
+    // alice's account is as it was
+    let a = store
+        .user_by_name("alice")
+        .await
+        .expect("lookup")
+        .expect("alice");
+    assert_eq!(
+        (a.id, a.password_hash.as_str()),
+        (alice, "$argon2id$hash-of-alice")
+    );
+
+    // And an empty call writes nothing and answers nothing
+    assert_eq!(store.write_accounts(&[]).await.expect("empty"), vec![]);
+}
+
+pub async fn a_failed_account_write_commits_none_of_its_call(store: &dyn Store) {
+    // Given an existing session token
+    let alice = user(store, "alice").await;
+    store
+        .create_session(&[9; 32], alice, 1_000, 9_000)
+        .await
+        .expect("session");
+
+    // When a call registers dave and then reuses that token for a login
+    let result = store
+        .write_accounts(&[
+            register("dave", 1),
+            AccountWrite::Session {
+                user: alice,
+                token_hash: [9; 32],
+                now: 1_000,
+                expires_at: 9_000,
+            },
+        ])
+        .await;
+
+    // Then the call fails and dave was not created either
+    assert!(
+        result.is_err(),
+        "a duplicate token must fail the call: {result:?}"
+    );
+    assert_eq!(store.user_by_name("dave").await.expect("lookup"), None);
+    assert_eq!(
+        store.session_user(&[1; 32], 2_000).await.expect("lookup"),
+        None
+    );
+}
 
 pub async fn sessions_resolve_until_expiry_and_deletion(store: &dyn Store) {
     let alice = user(store, "alice").await;
