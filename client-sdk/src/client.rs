@@ -389,6 +389,41 @@ impl Client {
         }
     }
 
+    /// Replaces the text of your message `seq` (SPEC.md §5.4.5). The room
+    /// broadcasts a MESSAGE_EDITED event of its own; the acknowledgement
+    /// carries that event's seq and time. Counts against the message rate
+    /// limit. Errors: `MESSAGE_NOT_FOUND`, `MESSAGE_DELETED`,
+    /// `NOT_YOUR_MESSAGE`, and those of [`Client::send_message`].
+    pub async fn edit_message(
+        &self,
+        room: RoomId,
+        seq: Seq,
+        text: &str,
+    ) -> Result<MessageAck, Error> {
+        let req = Request::EditMessage {
+            room,
+            seq,
+            text: text.to_owned(),
+        };
+        match self.request(req).await? {
+            ServerMsg::MessageAck { room, seq, at } => Ok(MessageAck { room, seq, at }),
+            other => Err(unexpected("edit_message", &other)),
+        }
+    }
+
+    /// Deletes the message `seq`: yours, or anyone's if you are an admin of
+    /// the room (SPEC.md §5.4.5). The room broadcasts a MESSAGE_DELETED
+    /// event of its own, whose seq and time the acknowledgement carries;
+    /// history then shows a tombstone in the message's place. Errors:
+    /// `MESSAGE_NOT_FOUND`, `MESSAGE_DELETED`, `NOT_YOUR_MESSAGE`,
+    /// `NOT_A_MEMBER`.
+    pub async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<MessageAck, Error> {
+        match self.request(Request::DeleteMessage { room, seq }).await? {
+            ServerMsg::MessageAck { room, seq, at } => Ok(MessageAck { room, seq, at }),
+            other => Err(unexpected("delete_message", &other)),
+        }
+    }
+
     /// Up to `limit` (1–200) of the room's events, newest first: the
     /// newest ones with `before = None`, else those with `seq < before`.
     /// To page back, pass the smallest seq of the previous page.

@@ -33,7 +33,7 @@
 //! while let Some(event) = events.next().await {
 //!     match event {
 //!         Event::Room(ev) => {
-//!             if let EventBody::Message { text } = &ev.body {
+//!             if let EventBody::Message { text, .. } = &ev.body {
 //!                 println!("[{}] {}: {}", ev.seq, ev.actor_name, text);
 //!             }
 //!         }

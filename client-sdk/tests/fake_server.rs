@@ -90,6 +90,7 @@ fn message(seq: u64) -> RoomEvent {
         actor_name: "bob".into(),
         body: EventBody::Message {
             text: format!("m{seq}"),
+            edited_at: None,
         },
     }
 }

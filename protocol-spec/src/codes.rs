@@ -160,6 +160,8 @@ named! {
         RoomUpdated => "room_updated",
         OwnershipTransferred => "ownership_transferred",
         RoomTerminated => "room_terminated",
+        /// An admin deleted another member's message (DELETE_MESSAGE).
+        MessageDeleted => "message_deleted",
         /// Server-wide (no room): a successful login.
         Login => "login",
     }

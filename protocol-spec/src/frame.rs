@@ -83,6 +83,8 @@ pub mod kind {
     pub const ROOM_LOG: u8 = 0x24;
     pub const ROOM_AUDIT: u8 = 0x25;
     pub const UPDATE_ROOM: u8 = 0x26;
+    pub const EDIT_MESSAGE: u8 = 0x27;
+    pub const DELETE_MESSAGE: u8 = 0x28;
 
     pub const WELCOME: u8 = 0x40;
     pub const PONG: u8 = 0x41;

@@ -154,6 +154,17 @@ pub enum Request {
         name: String,
         topic: String,
     },
+    /// The sender replaces the text of their message `seq`.
+    EditMessage {
+        room: RoomId,
+        seq: Seq,
+        text: String,
+    },
+    /// The sender, or an admin, deletes the message `seq`.
+    DeleteMessage {
+        room: RoomId,
+        seq: Seq,
+    },
 }
 
 impl Request {
@@ -187,6 +198,8 @@ impl Request {
             Request::RoomLog => kind::ROOM_LOG,
             Request::RoomAudit { .. } => kind::ROOM_AUDIT,
             Request::UpdateRoom { .. } => kind::UPDATE_ROOM,
+            Request::EditMessage { .. } => kind::EDIT_MESSAGE,
+            Request::DeleteMessage { .. } => kind::DELETE_MESSAGE,
         }
     }
 
@@ -221,6 +234,8 @@ impl Request {
             Request::RoomLog => "room_log",
             Request::RoomAudit { .. } => "room_audit",
             Request::UpdateRoom { .. } => "update_room",
+            Request::EditMessage { .. } => "edit_message",
+            Request::DeleteMessage { .. } => "delete_message",
         }
     }
 
@@ -296,6 +311,15 @@ impl Request {
                 put_varint(buf, room.0);
                 put_str(buf, name);
                 put_str(buf, topic);
+            }
+            Request::EditMessage { room, seq, text } => {
+                put_varint(buf, room.0);
+                put_varint(buf, seq.0);
+                put_str(buf, text);
+            }
+            Request::DeleteMessage { room, seq } => {
+                put_varint(buf, room.0);
+                put_varint(buf, seq.0);
             }
             Request::CreateRoom {
                 name,
@@ -457,6 +481,15 @@ impl Request {
                 room: RoomId(r.varint()?),
                 name: r.str()?,
                 topic: r.str()?,
+            },
+            kind::EDIT_MESSAGE => Request::EditMessage {
+                room: RoomId(r.varint()?),
+                seq: Seq(r.varint()?),
+                text: r.str()?,
+            },
+            kind::DELETE_MESSAGE => Request::DeleteMessage {
+                room: RoomId(r.varint()?),
+                seq: Seq(r.varint()?),
             },
             other => return Err(DecodeError::UnknownFrameType(other)),
         };

@@ -136,10 +136,21 @@ fn request() -> impl Strategy<Value = Request> {
                 limit,
             }
         }),
-        (room, text(), text()).prop_map(|(room, name, topic)| Request::UpdateRoom {
+        (room.clone(), text(), text()).prop_map(|(room, name, topic)| Request::UpdateRoom {
             room,
             name,
             topic
+        }),
+        (room.clone(), any::<u64>(), text()).prop_map(|(room, seq, text)| {
+            Request::EditMessage {
+                room,
+                seq: Seq(seq),
+                text,
+            }
+        }),
+        (room, any::<u64>()).prop_map(|(room, seq)| Request::DeleteMessage {
+            room,
+            seq: Seq(seq)
         }),
     ]
 }
@@ -183,7 +194,16 @@ fn member() -> impl Strategy<Value = Member> {
 
 fn event_body() -> impl Strategy<Value = EventBody> {
     prop_oneof![
-        text().prop_map(|text| EventBody::Message { text }),
+        (text(), proptest::option::of(any::<u64>()))
+            .prop_map(|(text, edited_at)| EventBody::Message { text, edited_at }),
+        (any::<u64>(), text()).prop_map(|(target, text)| EventBody::MessageEdited {
+            target: Seq(target),
+            text
+        }),
+        any::<u64>().prop_map(|target| EventBody::MessageDeleted {
+            target: Seq(target)
+        }),
+        Just(EventBody::Tombstone),
         Just(EventBody::MemberJoined),
         Just(EventBody::MemberLeft),
         (text(), text()).prop_map(|(name, topic)| EventBody::RoomCreated { name, topic }),
@@ -207,7 +227,7 @@ fn event_body() -> impl Strategy<Value = EventBody> {
         // Unknown kinds only: an `Unknown` with a known kind is not a value a
         // decoder can produce.
         (
-            any::<u8>().prop_filter("unknown kind", |k| !(1..=9).contains(k)),
+            any::<u8>().prop_filter("unknown kind", |k| !(1..=12).contains(k)),
             proptest::collection::vec(any::<u8>(), 0..16)
         )
             .prop_map(|(kind, data)| EventBody::Unknown { kind, data }),

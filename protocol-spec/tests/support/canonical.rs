@@ -189,7 +189,24 @@ fn audit_item(a: &AuditItem) -> J {
 
 fn body(b: &EventBody) -> J {
     match b {
-        EventBody::Message { text } => J::Obj(vec![("kind", s("message")), ("text", s(text))]),
+        EventBody::Message { text, edited_at } => {
+            let mut fields = vec![("kind", s("message")), ("text", s(text))];
+            // Appended field: written only for an edited message.
+            if let Some(at) = edited_at {
+                fields.push(("edited_at", n(*at)));
+            }
+            J::Obj(fields)
+        }
+        EventBody::MessageEdited { target, text } => J::Obj(vec![
+            ("kind", s("message_edited")),
+            ("target_seq", n(target.0)),
+            ("text", s(text)),
+        ]),
+        EventBody::MessageDeleted { target } => J::Obj(vec![
+            ("kind", s("message_deleted")),
+            ("target_seq", n(target.0)),
+        ]),
+        EventBody::Tombstone => J::Obj(vec![("kind", s("tombstone"))]),
         EventBody::MemberJoined => J::Obj(vec![("kind", s("member_joined"))]),
         EventBody::MemberLeft => J::Obj(vec![("kind", s("member_left"))]),
         EventBody::RoomCreated { name, topic } => J::Obj(vec![
@@ -355,6 +372,14 @@ pub fn request(r: &Request) -> J {
             ("name", s(name)),
             ("topic", s(topic)),
         ]),
+        Request::EditMessage { room, seq, text } => J::Obj(vec![
+            ("room", n(room.0)),
+            ("seq", n(seq.0)),
+            ("text", s(text)),
+        ]),
+        Request::DeleteMessage { room, seq } => {
+            J::Obj(vec![("room", n(room.0)), ("seq", n(seq.0))])
+        }
     }
 }
 
@@ -632,7 +657,16 @@ fn body_from(v: &Value) -> EventBody {
         Value::String(k) => match k.as_str() {
             "message" => EventBody::Message {
                 text: text(v, "text"),
+                edited_at: v.get("edited_at").map(|_| num(v, "edited_at")),
             },
+            "message_edited" => EventBody::MessageEdited {
+                target: Seq(num(v, "target_seq")),
+                text: text(v, "text"),
+            },
+            "message_deleted" => EventBody::MessageDeleted {
+                target: Seq(num(v, "target_seq")),
+            },
+            "tombstone" => EventBody::Tombstone,
             "member_joined" => EventBody::MemberJoined,
             "member_left" => EventBody::MemberLeft,
             "room_created" => EventBody::RoomCreated {
@@ -664,7 +698,7 @@ fn body_from(v: &Value) -> EventBody {
             // A known kind is written by name; as a number it would not
             // re-encode to bytes that decode as the same value.
             assert!(
-                !(1..=9).contains(&kind),
+                !(1..=12).contains(&kind),
                 "event kind {kind} has a name and must be written as one"
             );
             EventBody::Unknown {
@@ -804,6 +838,15 @@ pub fn request_from(t: u8, v: &Value) -> Request {
             room: RoomId(num(v, "room")),
             name: text(v, "name"),
             topic: text(v, "topic"),
+        },
+        kind::EDIT_MESSAGE => Request::EditMessage {
+            room: RoomId(num(v, "room")),
+            seq: Seq(num(v, "seq")),
+            text: text(v, "text"),
+        },
+        kind::DELETE_MESSAGE => Request::DeleteMessage {
+            room: RoomId(num(v, "room")),
+            seq: Seq(num(v, "seq")),
         },
         other => panic!("0x{other:02x} is not a request type"),
     }

@@ -28,6 +28,10 @@ use confab_protocol::{
 use confab_store::WriteOp;
 use std::collections::{BTreeMap, HashMap};
 
+mod messages;
+use messages::MessageIndex;
+pub use messages::{Lookup, MessageFacts, Resolved};
+
 /// The actor of system-made changes (succession, termination).
 pub const SYSTEM: UserId = UserId(0);
 
@@ -149,6 +153,10 @@ pub enum Effect {
         actor_name: String,
         at: Millis,
     },
+    /// The event at `ev.seq`, sent earlier, now reads as `ev` in HISTORY
+    /// and on resume (an edited message, a tombstone): replace it in the
+    /// room's tail and in the store.
+    Rewrite(RoomEvent),
     /// Record an audit-trail entry about this room, made at `at`.
     Audit {
         actor: UserId,
@@ -216,6 +224,20 @@ pub enum Command {
         name: String,
         topic: String,
     },
+    /// The sender replaces the text of the message `seq`; `stored` is what
+    /// the session read about it, if the room asked (see `messages`).
+    EditMessage {
+        user: UserId,
+        seq: Seq,
+        text: String,
+        stored: Lookup,
+    },
+    /// The sender or an admin deletes the message `seq`.
+    DeleteMessage {
+        user: UserId,
+        seq: Seq,
+        stored: Lookup,
+    },
 }
 
 /// Everything needed to rebuild a room from the store.
@@ -255,6 +277,8 @@ pub struct Room {
     invites: Vec<PendingUser>,
     /// Pending join requests, oldest first.
     requests: Vec<PendingUser>,
+    /// The messages and changes the store may not hold yet.
+    messages: MessageIndex,
 }
 
 type Outcome = Result<Vec<Effect>, ErrorCode>;
@@ -290,6 +314,7 @@ impl Room {
             bans: Vec::new(),
             invites: Vec::new(),
             requests: Vec::new(),
+            messages: MessageIndex::default(),
         };
         let mut fx = vec![
             Effect::Persist(WriteOp::CreateRoom {
@@ -339,6 +364,7 @@ impl Room {
             bans: s.bans,
             invites: s.invites,
             requests: s.requests,
+            messages: MessageIndex::default(),
         }
     }
 
@@ -431,7 +457,43 @@ impl Room {
             Command::Unban { by, target } => self.unban(by, target, now),
             Command::SetRole { by, target, role } => self.set_role(by, target, role, now),
             Command::Update { by, name, topic } => self.update(by, name, topic, now),
+            Command::EditMessage {
+                user,
+                seq,
+                text,
+                stored,
+            } => self.edit_message(user, seq, text, &stored, now),
+            Command::DeleteMessage { user, seq, stored } => {
+                self.delete_message(user, seq, &stored, now)
+            }
         }
+    }
+
+    /// For an EDIT_MESSAGE or DELETE_MESSAGE that the room can only rule
+    /// on with the store's copy of the message: the generation to read it
+    /// at (then send the command again with [`Lookup::Read`]). `None` when
+    /// `apply` can answer now, with a refusal or the change.
+    pub fn needs_stored_message(&self, cmd: &Command) -> Option<u64> {
+        let (user, seq, stored) = match cmd {
+            Command::EditMessage {
+                user, seq, stored, ..
+            }
+            | Command::DeleteMessage { user, seq, stored } => (*user, *seq, stored),
+            _ => return None,
+        };
+        if self.terminated || !self.is_member(user) {
+            return None;
+        }
+        match self.messages.resolve(seq, self.last_seq, stored) {
+            Resolved::NeedStore { generation } => Some(generation),
+            Resolved::Known(_) | Resolved::Missing => None,
+        }
+    }
+
+    /// Forgets the messages and changes the store now holds: every event
+    /// up to `stored` is in the database.
+    pub fn forget_durable(&mut self, stored: Seq) {
+        self.messages.forget_durable(stored);
     }
 
     fn live(&self) -> Result<(), ErrorCode> {
@@ -565,12 +627,118 @@ impl Room {
             .ok_or(ErrorCode::NotAMember)?
             .username
             .clone();
-        Ok(vec![self.event(
+        let ev = self.event(
+            user,
+            name.clone(),
+            now,
+            EventBody::Message {
+                text,
+                edited_at: None,
+            },
+        );
+        self.messages.posted(
+            self.last_seq,
+            MessageFacts {
+                sender: user,
+                sender_name: name,
+                at: now,
+                deleted: false,
+            },
+        );
+        Ok(vec![ev])
+    }
+
+    /// The message `seq`, if it can be changed at all: it exists and is
+    /// not deleted.
+    fn changeable(&self, seq: Seq, stored: &Lookup) -> Result<MessageFacts, ErrorCode> {
+        match self.messages.resolve(seq, self.last_seq, stored) {
+            Resolved::Missing => Err(ErrorCode::MessageNotFound),
+            Resolved::Known(f) if f.deleted => Err(ErrorCode::MessageDeleted),
+            Resolved::Known(f) => Ok(f),
+            // The shard asks `needs_stored_message` first.
+            Resolved::NeedStore { .. } => Err(ErrorCode::Internal),
+        }
+    }
+
+    fn edit_message(
+        &mut self,
+        user: UserId,
+        seq: Seq,
+        text: String,
+        stored: &Lookup,
+        now: Millis,
+    ) -> Outcome {
+        let name = self
+            .member(user)
+            .ok_or(ErrorCode::NotAMember)?
+            .username
+            .clone();
+        let facts = self.changeable(seq, stored)?;
+        if facts.sender != user {
+            return Err(ErrorCode::NotYourMessage);
+        }
+        let ev = self.event(
             user,
             name,
             now,
-            EventBody::Message { text },
-        )])
+            EventBody::MessageEdited {
+                target: seq,
+                text: text.clone(),
+            },
+        );
+        let rewritten = RoomEvent {
+            room: self.id,
+            seq,
+            at: facts.at,
+            actor: facts.sender,
+            actor_name: facts.sender_name.clone(),
+            body: EventBody::Message {
+                text,
+                edited_at: Some(now),
+            },
+        };
+        self.messages.changed(seq, facts, self.last_seq);
+        Ok(vec![ev, Effect::Rewrite(rewritten)])
+    }
+
+    fn delete_message(&mut self, user: UserId, seq: Seq, stored: &Lookup, now: Millis) -> Outcome {
+        let member = self.member(user).ok_or(ErrorCode::NotAMember)?;
+        let (name, admin) = (member.username.clone(), member.role.is_admin());
+        let facts = self.changeable(seq, stored)?;
+        if facts.sender != user && !admin {
+            return Err(ErrorCode::NotYourMessage);
+        }
+        let ev = self.event(user, name, now, EventBody::MessageDeleted { target: seq });
+        let tombstone = RoomEvent {
+            room: self.id,
+            seq,
+            at: facts.at,
+            actor: facts.sender,
+            actor_name: facts.sender_name.clone(),
+            body: EventBody::Tombstone,
+        };
+        let sender = facts.sender;
+        self.messages.changed(
+            seq,
+            MessageFacts {
+                deleted: true,
+                ..facts
+            },
+            self.last_seq,
+        );
+        let mut fx = vec![ev, Effect::Rewrite(tombstone)];
+        if sender != user {
+            // An admin's moderation is on the record; a sender deleting
+            // their own message is not a governance action.
+            fx.push(audit(
+                now,
+                user,
+                AuditAction::MessageDeleted,
+                Some(sender),
+                &format!("message {seq}"),
+            ));
+        }
+        Ok(fx)
     }
 
     fn invite(&mut self, by: UserId, target: UserId, target_name: String, now: Millis) -> Outcome {

@@ -52,6 +52,7 @@ impl ShardCmd {
         match self {
             ShardCmd::Create { reply, .. }
             | ShardCmd::Apply { reply, .. }
+            | ShardCmd::ChangeMessage { reply, .. }
             | ShardCmd::Members { reply, .. }
             | ShardCmd::Roster { reply, .. } => Some(reply),
             ShardCmd::Tail { .. }
@@ -79,6 +80,17 @@ pub enum ShardCmd {
         room: RoomId,
         cmd: Command,
         reply: ReplyTo,
+    },
+    /// EDIT_MESSAGE / DELETE_MESSAGE: applied like `Apply`, unless the
+    /// room can rule only with the store's copy of the message; then the
+    /// room's change generation goes to `need_store` and nothing is
+    /// answered on the connection (the session reads the message and
+    /// sends the command again with what it read).
+    ChangeMessage {
+        room: RoomId,
+        cmd: Command,
+        reply: ReplyTo,
+        need_store: oneshot::Sender<u64>,
     },
     Members {
         room: RoomId,
@@ -315,34 +327,22 @@ impl Shard {
                 crate::metrics::get().rooms.increment(1.0);
                 self.carry_out(room, effects, reply, AckKind::Room, deliver);
             }
-            ShardCmd::Apply { room, cmd, reply } => {
-                let ack = match cmd {
-                    Command::Join { .. } | Command::RespondInvite { accept: true, .. } => {
-                        AckKind::Room
+            ShardCmd::Apply { room, cmd, reply } => self.apply(room, cmd, reply),
+            ShardCmd::ChangeMessage {
+                room,
+                cmd,
+                reply,
+                need_store,
+            } => {
+                let generation = self
+                    .rooms
+                    .get(&room)
+                    .and_then(|slot| slot.room.needs_stored_message(&cmd));
+                match generation {
+                    Some(generation) => {
+                        let _ = need_store.send(generation);
                     }
-                    Command::Post { .. } => AckKind::Message,
-                    _ => AckKind::Ok,
-                };
-                let Some(slot) = self.rooms.get_mut(&room) else {
-                    reply.conn.error(
-                        reply.req_id,
-                        ErrorCode::RoomNotFound,
-                        format!("room {room} does not exist"),
-                    );
-                    return;
-                };
-                match slot.room.apply(cmd, self.clock.now_ms()) {
-                    Ok(effects) => {
-                        if slot.room.terminated {
-                            // Only a live room accepts commands, so this one
-                            // terminated just now.
-                            crate::metrics::get().rooms.decrement(1.0);
-                        }
-                        self.carry_out(room, effects, reply, ack, Vec::new())
-                    }
-                    Err(code) => {
-                        reply.conn.error(reply.req_id, code, code.default_message());
-                    }
+                    None => self.apply(room, cmd, reply),
                 }
             }
             ShardCmd::Members { room, user, reply } => match self.readable(room, user) {
@@ -422,6 +422,39 @@ impl Shard {
         }
     }
 
+    /// Applies a room command; refusals are answered at once, successes
+    /// after their write commits.
+    fn apply(&mut self, room: RoomId, cmd: Command, reply: ReplyTo) {
+        let ack = match cmd {
+            Command::Join { .. } | Command::RespondInvite { accept: true, .. } => AckKind::Room,
+            Command::Post { .. } | Command::EditMessage { .. } | Command::DeleteMessage { .. } => {
+                AckKind::Message
+            }
+            _ => AckKind::Ok,
+        };
+        let Some(slot) = self.rooms.get_mut(&room) else {
+            reply.conn.error(
+                reply.req_id,
+                ErrorCode::RoomNotFound,
+                format!("room {room} does not exist"),
+            );
+            return;
+        };
+        match slot.room.apply(cmd, self.clock.now_ms()) {
+            Ok(effects) => {
+                if slot.room.terminated {
+                    // Only a live room accepts commands, so this one
+                    // terminated just now.
+                    crate::metrics::get().rooms.decrement(1.0);
+                }
+                self.carry_out(room, effects, reply, ack, Vec::new())
+            }
+            Err(code) => {
+                reply.conn.error(reply.req_id, code, code.default_message());
+            }
+        }
+    }
+
     /// Carries out a room's effects in order and queues its writes with the
     /// acknowledgement to send after commit.
     fn carry_out(
@@ -460,8 +493,21 @@ impl Shard {
                     }
                     crate::metrics::broadcast(slot.subscribers.len(), started);
                     last_event = Some((ev.seq, ev.at));
-                    slot.tail.push(ev.seq, frame);
-                    ops.push(WriteOp::AppendEvent(StoredEvent::from_event(ev)));
+                    // HISTORY and resume keep some events in another form
+                    // than the live one (an edit without its text).
+                    let (kept, kept_frame) = match ev.kept_form() {
+                        Some(kept) => {
+                            let f = encode_event(&kept);
+                            (kept, f)
+                        }
+                        None => (ev, frame),
+                    };
+                    slot.tail.push(kept.seq, kept_frame);
+                    ops.push(WriteOp::AppendEvent(StoredEvent::from_event(kept)));
+                }
+                Effect::Rewrite(ev) => {
+                    slot.tail.replace(ev.seq, encode_event(&ev));
+                    ops.push(WriteOp::RewriteEvent(StoredEvent::from_event(ev)));
                 }
                 Effect::Subscribe(user) => {
                     crate::metrics::get().memberships.increment(1.0);
@@ -542,8 +588,9 @@ impl Shard {
                 }
             }
         }
-        slot.tail
-            .trim(*tail_cap, Seq(slot.stored.load(Ordering::Acquire)));
+        let stored_seq = Seq(slot.stored.load(Ordering::Acquire));
+        slot.tail.trim(*tail_cap, stored_seq);
+        slot.room.forget_durable(stored_seq);
         let frame = match ack_kind {
             AckKind::Room => encode_reply(reply.req_id, &ServerMsg::Room(slot.room.info())),
             AckKind::Ok => encode_reply(reply.req_id, &ServerMsg::Ok),

@@ -321,6 +321,6 @@ fn a_detached_connection_gets_nothing_more() {
     let raw = split_frame(&mut buf, u32::MAX).unwrap().unwrap();
     assert!(matches!(
         ServerMsg::decode(&raw).unwrap(),
-        ServerMsg::Event(e) if e.body == EventBody::Message { text: "hi".into() }
+        ServerMsg::Event(e) if e.body == EventBody::Message { text: "hi".into(), edited_at: None }
     ));
 }

@@ -280,6 +280,13 @@ pub enum WriteOp {
     },
     /// Append a sequenced event; also raises the room's stored `last_seq`.
     AppendEvent(StoredEvent),
+    /// The stored event at (`room`, `seq`) now reads as this one: its
+    /// `kind` and `body` replace the stored ones (its time and actor are
+    /// the original's). An edited message, or a deleted message's
+    /// tombstone. Applied after the event's own `AppendEvent` when both
+    /// are in one batch; a missing event is not an error (it was lost in
+    /// a crash before it committed, and so was what it said).
+    RewriteEvent(StoredEvent),
     /// Rename a room / change its topic.
     UpdateRoom {
         room: RoomId,

@@ -58,7 +58,7 @@ use utoipa::{Modify, OpenApi};
 
 pub use error::{error_json, ApiError, ErrorBody};
 use error::{AuthedErrors, JsonBodyErrors, RoomErrors, StoreErrors};
-use extract::{call, Caller, JsonBody, Peer, QueryParams, RoomPath};
+use extract::{call, Caller, JsonBody, Peer, QueryParams, RoomPath, RoomSeqPath};
 use types::*;
 
 use super::http::HttpState;
@@ -75,6 +75,10 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/rooms/{id}/leave", post(leave_room))
         .route("/api/rooms/{id}/members", get(list_members))
         .route("/api/rooms/{id}/messages", get(history).post(post_message))
+        .route(
+            "/api/rooms/{id}/messages/{seq}",
+            patch(edit_message).delete(delete_message),
+        )
         .route("/api/me/rooms", get(my_rooms))
         // Governance (governance.rs).
         .route("/api/rooms/{id}", patch(governance::update_room))
@@ -355,6 +359,57 @@ async fn post_message(
     ))
 }
 
+#[utoipa::path(patch, path = "/api/rooms/{id}/messages/{seq}", tag = "messages",
+    security(("bearer" = [])),
+    params(RoomPath, ("seq" = u64, Path, description = "The message's sequence number")),
+    request_body = EditMessageBody,
+    responses(
+        (status = 200, description = "Edited, durably: the room broadcast MESSAGE_EDITED (its seq and time are in the body), and history shows the message with its new text and `edited_at`.", body = MessageAckBody),
+        (status = 400, description = "Malformed body, bad room id or seq, or MESSAGE_EMPTY.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER, or NOT_YOUR_MESSAGE (only the sender edits).", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND, or MESSAGE_NOT_FOUND (no message has that seq).", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED (edits count as messages).", body = ErrorBody),
+        RoomErrors, JsonBodyErrors,
+        // After the shared rows: these say more.
+        (status = 410, description = "ROOM_TERMINATED, or MESSAGE_DELETED.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LONG or body too large.", body = ErrorBody),
+    ))]
+async fn edit_message(
+    caller: Caller,
+    RoomSeqPath(room, seq): RoomSeqPath,
+    JsonBody(b): JsonBody<EditMessageBody>,
+) -> ApiResult<Json<MessageAckBody>> {
+    let req = Request::EditMessage {
+        room,
+        seq,
+        text: b.text,
+    };
+    reply!(caller.call(req).await, ServerMsg::MessageAck { room, seq, at } => {
+        Json(MessageAckBody { room: room.0, seq: seq.0, at })
+    })
+}
+
+#[utoipa::path(delete, path = "/api/rooms/{id}/messages/{seq}", tag = "messages",
+    security(("bearer" = [])),
+    params(RoomPath, ("seq" = u64, Path, description = "The message's sequence number")),
+    responses(
+        (status = 200, description = "Deleted, durably: the room broadcast MESSAGE_DELETED (its seq and time are in the body), and history shows a tombstone. A delete by an admin of another's message is in the audit trail.", body = MessageAckBody),
+        (status = 400, description = "Bad room id or seq.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER, or NOT_YOUR_MESSAGE (another's message, and the caller is not an admin).", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND, or MESSAGE_NOT_FOUND (no message has that seq).", body = ErrorBody),
+        RoomErrors,
+        // After the shared rows: this says more.
+        (status = 410, description = "ROOM_TERMINATED, or MESSAGE_DELETED (deleted already).", body = ErrorBody),
+    ))]
+async fn delete_message(
+    caller: Caller,
+    RoomSeqPath(room, seq): RoomSeqPath,
+) -> ApiResult<Json<MessageAckBody>> {
+    reply!(caller.call(Request::DeleteMessage { room, seq }).await, ServerMsg::MessageAck { room, seq, at } => {
+        Json(MessageAckBody { room: room.0, seq: seq.0, at })
+    })
+}
+
 /// For load balancers: the process is up and serving HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "Up.", body = StatusBody)))]
@@ -438,7 +493,8 @@ impl Modify for BearerScheme {
     ),
     paths(
         register, login, logout, list_rooms, create_room, join_room, leave_room,
-        list_members, history, post_message, my_rooms, healthz, readyz,
+        list_members, history, post_message, edit_message, delete_message, my_rooms, healthz,
+        readyz,
         governance::update_room, governance::invite, governance::accept_invitation,
         governance::decline_invitation, governance::request_join,
         governance::list_join_requests, governance::approve_request,
@@ -521,7 +577,7 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 30);
+        assert_eq!(operations, 32);
     }
 
     /// A row of a shared set that an endpoint overrides keeps the

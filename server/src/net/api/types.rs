@@ -254,11 +254,21 @@ pub struct PostMessageBody {
     pub text: String,
 }
 
+/// `PATCH /api/rooms/{id}/messages/{seq}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EditMessageBody {
+    /// The new text: not blank; at most the server's `max_message_len`
+    /// bytes.
+    #[schema(example = "hello, world")]
+    pub text: String,
+}
+
 /// The message is stored durably.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageAckBody {
     pub room: u64,
-    /// The message's sequence number in the room.
+    /// The message's sequence number in the room (for an edit or a
+    /// delete: that of its MESSAGE_EDITED or MESSAGE_DELETED event).
     pub seq: u64,
     /// Milliseconds since the Unix epoch.
     pub at: u64,
@@ -270,7 +280,23 @@ pub struct MessageAckBody {
 pub enum EventBodyJson {
     Message {
         text: String,
+        /// When the sender last edited it (milliseconds since the Unix
+        /// epoch); absent if never edited.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        edited_at: Option<u64>,
     },
+    /// `actor` (the sender) replaced the text of message `target_seq`. In
+    /// history `text` is empty: the message itself has its latest text.
+    MessageEdited {
+        target_seq: u64,
+        text: String,
+    },
+    /// `actor` (the sender or an admin) deleted message `target_seq`.
+    MessageDeleted {
+        target_seq: u64,
+    },
+    /// A deleted message, in history: `actor` sent it at `at`.
+    Tombstone,
     MemberJoined,
     MemberLeft,
     RoomCreated {
@@ -312,7 +338,15 @@ pub enum EventBodyJson {
 impl From<EventBody> for EventBodyJson {
     fn from(b: EventBody) -> Self {
         match b {
-            EventBody::Message { text } => EventBodyJson::Message { text },
+            EventBody::Message { text, edited_at } => EventBodyJson::Message { text, edited_at },
+            EventBody::MessageEdited { target, text } => EventBodyJson::MessageEdited {
+                target_seq: target.0,
+                text,
+            },
+            EventBody::MessageDeleted { target } => EventBodyJson::MessageDeleted {
+                target_seq: target.0,
+            },
+            EventBody::Tombstone => EventBodyJson::Tombstone,
             EventBody::MemberJoined => EventBodyJson::MemberJoined,
             EventBody::MemberLeft => EventBodyJson::MemberLeft,
             EventBody::RoomCreated { name, topic } => EventBodyJson::RoomCreated { name, topic },
