@@ -366,6 +366,27 @@ impl Client {
         }
     }
 
+    /// Tells the room's other members that you are typing (TYPING_START,
+    /// SPEC.md §5.5.7). Send it again every 2–4 s while you type: the
+    /// state expires 5 s after the last one, and the server forwards at
+    /// most one START per 2 s (a throttled one still answers `Ok`).
+    /// Members only (`NOT_A_MEMBER`).
+    pub async fn typing_start(&self, room: RoomId) -> Result<(), Error> {
+        match self.request(Request::TypingStart { room }).await? {
+            ServerMsg::Ok => Ok(()),
+            other => Err(unexpected("typing_start", &other)),
+        }
+    }
+
+    /// Tells the room's other members that you stopped typing
+    /// (TYPING_STOP, SPEC.md §5.5.7). Members only (`NOT_A_MEMBER`).
+    pub async fn typing_stop(&self, room: RoomId) -> Result<(), Error> {
+        match self.request(Request::TypingStop { room }).await? {
+            ServerMsg::Ok => Ok(()),
+            other => Err(unexpected("typing_stop", &other)),
+        }
+    }
+
     /// The room's members in join order (members only).
     pub async fn members(&self, room: RoomId) -> Result<Vec<Member>, Error> {
         match self.request(Request::ListMembers { room }).await? {

@@ -85,6 +85,8 @@ pub mod kind {
     pub const UPDATE_ROOM: u8 = 0x26;
     pub const EDIT_MESSAGE: u8 = 0x27;
     pub const DELETE_MESSAGE: u8 = 0x28;
+    pub const TYPING_START: u8 = 0x29;
+    pub const TYPING_STOP: u8 = 0x2a;
 
     pub const WELCOME: u8 = 0x40;
     pub const PONG: u8 = 0x41;
@@ -107,6 +109,7 @@ pub mod kind {
     pub const CLOSE: u8 = 0x82;
     pub const NOTIFICATION: u8 = 0x83;
     pub const ROOM_ANNOUNCED: u8 = 0x84;
+    pub const TYPING: u8 = 0x85;
 
     /// The highest request type: requests are `0x01..=LAST_REQUEST`.
     pub const LAST_REQUEST: u8 = 0x3f;

@@ -131,6 +131,14 @@ pub enum ServerMsg {
     Notification(Notification),
     /// Event: a room that concerns the user was created (`new_chat_room`).
     RoomAnnounced(RoomInfo),
+    /// Event: another member of `room` started (`typing`) or stopped
+    /// typing; never stored, no seq (SPEC.md §5.5.7).
+    Typing {
+        room: RoomId,
+        user: UserId,
+        username: String,
+        typing: bool,
+    },
 }
 
 impl ServerMsg {
@@ -165,6 +173,7 @@ impl ServerMsg {
             ServerMsg::AuditPage { .. } => kind::AUDIT_PAGE,
             ServerMsg::Notification(_) => kind::NOTIFICATION,
             ServerMsg::RoomAnnounced(_) => kind::ROOM_ANNOUNCED,
+            ServerMsg::Typing { .. } => kind::TYPING,
         }
     }
 
@@ -304,6 +313,17 @@ impl ServerMsg {
             }
             ServerMsg::Notification(n) => n.encode(buf),
             ServerMsg::RoomAnnounced(r) => put_room(buf, r),
+            ServerMsg::Typing {
+                room,
+                user,
+                username,
+                typing,
+            } => {
+                put_varint(buf, room.0);
+                put_varint(buf, user.0);
+                put_str(buf, username);
+                put_bool(buf, *typing);
+            }
             ServerMsg::Event(_) => unreachable!("handled above"),
         }
         end_frame(buf, start);
@@ -449,6 +469,12 @@ impl ServerMsg {
             }
             kind::NOTIFICATION => ServerMsg::Notification(Notification::decode(&mut r)?),
             kind::ROOM_ANNOUNCED => ServerMsg::RoomAnnounced(get_room(&mut r)?),
+            kind::TYPING => ServerMsg::Typing {
+                room: RoomId(r.varint()?),
+                user: UserId(r.varint()?),
+                username: r.str()?,
+                typing: r.bool()?,
+            },
             other => return Err(DecodeError::UnknownFrameType(other)),
         };
         Ok(msg)

@@ -165,6 +165,15 @@ pub enum Request {
         room: RoomId,
         seq: Seq,
     },
+    /// The caller is typing in `room` (renewed every few seconds while
+    /// typing; never stored).
+    TypingStart {
+        room: RoomId,
+    },
+    /// The caller stopped typing in `room`.
+    TypingStop {
+        room: RoomId,
+    },
 }
 
 impl Request {
@@ -200,6 +209,8 @@ impl Request {
             Request::UpdateRoom { .. } => kind::UPDATE_ROOM,
             Request::EditMessage { .. } => kind::EDIT_MESSAGE,
             Request::DeleteMessage { .. } => kind::DELETE_MESSAGE,
+            Request::TypingStart { .. } => kind::TYPING_START,
+            Request::TypingStop { .. } => kind::TYPING_STOP,
         }
     }
 
@@ -236,6 +247,8 @@ impl Request {
             Request::UpdateRoom { .. } => "update_room",
             Request::EditMessage { .. } => "edit_message",
             Request::DeleteMessage { .. } => "delete_message",
+            Request::TypingStart { .. } => "typing_start",
+            Request::TypingStop { .. } => "typing_stop",
         }
     }
 
@@ -320,6 +333,9 @@ impl Request {
             Request::DeleteMessage { room, seq } => {
                 put_varint(buf, room.0);
                 put_varint(buf, seq.0);
+            }
+            Request::TypingStart { room } | Request::TypingStop { room } => {
+                put_varint(buf, room.0);
             }
             Request::CreateRoom {
                 name,
@@ -490,6 +506,12 @@ impl Request {
             kind::DELETE_MESSAGE => Request::DeleteMessage {
                 room: RoomId(r.varint()?),
                 seq: Seq(r.varint()?),
+            },
+            kind::TYPING_START => Request::TypingStart {
+                room: RoomId(r.varint()?),
+            },
+            kind::TYPING_STOP => Request::TypingStop {
+                room: RoomId(r.varint()?),
             },
             other => return Err(DecodeError::UnknownFrameType(other)),
         };

@@ -148,10 +148,12 @@ fn request() -> impl Strategy<Value = Request> {
                 text,
             }
         }),
-        (room, any::<u64>()).prop_map(|(room, seq)| Request::DeleteMessage {
+        (room.clone(), any::<u64>()).prop_map(|(room, seq)| Request::DeleteMessage {
             room,
             seq: Seq(seq)
         }),
+        room.clone().prop_map(|room| Request::TypingStart { room }),
+        room.prop_map(|room| Request::TypingStop { room }),
     ]
 }
 
@@ -433,6 +435,14 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             }),
         notification().prop_map(ServerMsg::Notification),
         room_info().prop_map(ServerMsg::RoomAnnounced),
+        (any::<u64>(), any::<u64>(), text(), any::<bool>()).prop_map(
+            |(room, user, username, typing)| ServerMsg::Typing {
+                room: RoomId(room),
+                user: UserId(user),
+                username,
+                typing
+            }
+        ),
     ]
 }
 

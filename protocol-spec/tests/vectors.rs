@@ -29,7 +29,7 @@ use canonical::J;
 use vector_set::Msg;
 
 /// Every frame type of protocol version 1 (SPEC.md §4).
-const ALL_TYPES: [u8; 50] = [
+const ALL_TYPES: [u8; 53] = [
     kind::HELLO,
     kind::PING,
     kind::REGISTER,
@@ -60,6 +60,8 @@ const ALL_TYPES: [u8; 50] = [
     kind::UPDATE_ROOM,
     kind::EDIT_MESSAGE,
     kind::DELETE_MESSAGE,
+    kind::TYPING_START,
+    kind::TYPING_STOP,
     kind::WELCOME,
     kind::PONG,
     kind::OK,
@@ -80,6 +82,7 @@ const ALL_TYPES: [u8; 50] = [
     kind::CLOSE,
     kind::NOTIFICATION,
     kind::ROOM_ANNOUNCED,
+    kind::TYPING,
 ];
 
 /// Every event kind of protocol version 1 (SPEC.md §5.5.2), by canonical

@@ -214,6 +214,8 @@ enum Act {
     UpdateRoom,
     EditMessage(Msg),
     DeleteMessage(Msg),
+    TypingStart,
+    TypingStop,
 }
 
 /// Which message EDIT_MESSAGE / DELETE_MESSAGE names: every live fixture
@@ -380,6 +382,8 @@ fn rows_of(req: &Request) -> &'static [Act] {
             Act::DeleteMessage(Msg::Bystanders),
             Act::DeleteMessage(Msg::NotAMessage),
         ],
+        Request::TypingStart { .. } => &[Act::TypingStart],
+        Request::TypingStop { .. } => &[Act::TypingStop],
     }
 }
 
@@ -1293,6 +1297,23 @@ fn table() -> Vec<Row> {
             done: |m, c| matches!(m, ServerMsg::MessageAck { room, .. } if *room == c.room),
             expect: |a, s| room(a, s, NOT_FOUND, |a, _| delete_of(a, Msg::NotAMessage)),
         },
+        // --- typing indicators (§5.5.7): never stored, so reads -------------------
+        Row {
+            act: Act::TypingStart,
+            spec: "§5.5.7, §8.1",
+            scope: room_r,
+            request: |c, _| Request::TypingStart { room: c.room },
+            done: |m, _| matches!(m, ServerMsg::Ok),
+            expect: |a, s| room(a, s, NOT_FOUND, |a, _| member(a)),
+        },
+        Row {
+            act: Act::TypingStop,
+            spec: "§5.5.7, §8.1",
+            scope: room_r,
+            request: |c, _| Request::TypingStop { room: c.room },
+            done: |m, _| matches!(m, ServerMsg::Ok),
+            expect: |a, s| room(a, s, NOT_FOUND, |a, _| member(a)),
+        },
     ]
 }
 
@@ -1612,6 +1633,20 @@ fn http_of(req: &Request) -> Vec<Http> {
             at(room, &format!("/messages/{}", seq.0)),
             None,
             200,
+        )],
+        Request::TypingStart { room } => vec![Http::new(
+            "POST",
+            "/api/rooms/{id}/typing",
+            at(room, "/typing"),
+            Some(json!({ "typing": true })),
+            204,
+        )],
+        Request::TypingStop { room } => vec![Http::new(
+            "POST",
+            "/api/rooms/{id}/typing",
+            at(room, "/typing"),
+            Some(json!({ "typing": false })),
+            204,
         )],
     }
 }

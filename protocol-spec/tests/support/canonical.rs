@@ -380,6 +380,9 @@ pub fn request(r: &Request) -> J {
         Request::DeleteMessage { room, seq } => {
             J::Obj(vec![("room", n(room.0)), ("seq", n(seq.0))])
         }
+        Request::TypingStart { room } | Request::TypingStop { room } => {
+            J::Obj(vec![("room", n(room.0))])
+        }
     }
 }
 
@@ -483,6 +486,17 @@ pub fn server_msg(m: &ServerMsg) -> J {
         ]),
         ServerMsg::Notification(x) => J::Obj(vec![("notification", notification(x))]),
         ServerMsg::RoomAnnounced(info) => J::Obj(vec![("info", room_info(info))]),
+        ServerMsg::Typing {
+            room,
+            user,
+            username,
+            typing,
+        } => J::Obj(vec![
+            ("room", n(room.0)),
+            ("user", n(user.0)),
+            ("username", s(username)),
+            ("typing", J::Bool(*typing)),
+        ]),
     }
 }
 
@@ -848,6 +862,12 @@ pub fn request_from(t: u8, v: &Value) -> Request {
             room: RoomId(num(v, "room")),
             seq: Seq(num(v, "seq")),
         },
+        kind::TYPING_START => Request::TypingStart {
+            room: RoomId(num(v, "room")),
+        },
+        kind::TYPING_STOP => Request::TypingStop {
+            room: RoomId(num(v, "room")),
+        },
         other => panic!("0x{other:02x} is not a request type"),
     }
 }
@@ -949,6 +969,12 @@ pub fn server_msg_from(t: u8, v: &Value) -> ServerMsg {
         },
         kind::NOTIFICATION => ServerMsg::Notification(notification_from(field(v, "notification"))),
         kind::ROOM_ANNOUNCED => ServerMsg::RoomAnnounced(room_info_from(field(v, "info"))),
+        kind::TYPING => ServerMsg::Typing {
+            room: RoomId(num(v, "room")),
+            user: UserId(num(v, "user")),
+            username: text(v, "username"),
+            typing: flag(v, "typing"),
+        },
         other => panic!("0x{other:02x} is not a server frame type"),
     }
 }

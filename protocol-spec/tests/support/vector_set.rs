@@ -631,6 +631,18 @@ pub fn round_trip() -> Vec<RoundTrip> {
             }),
         ),
         v(
+            "29_typing_start.json",
+            "TYPING_START in room 42",
+            44,
+            C(Request::TypingStart { room: RoomId(42) }),
+        ),
+        v(
+            "2a_typing_stop.json",
+            "TYPING_STOP in room 42",
+            45,
+            C(Request::TypingStop { room: RoomId(42) }),
+        ),
+        v(
             "40_welcome.json",
             "WELCOME to an unauthenticated connection",
             1,
@@ -1220,6 +1232,28 @@ pub fn round_trip() -> Vec<RoundTrip> {
             "ROOM_ANNOUNCED: bob created a public room",
             0,
             S(ServerMsg::RoomAnnounced(gamedev())),
+        ),
+        v(
+            "85_typing_started.json",
+            "TYPING: bob is typing in room 42",
+            0,
+            S(ServerMsg::Typing {
+                room: RoomId(42),
+                user: UserId(23),
+                username: "bob".into(),
+                typing: true,
+            }),
+        ),
+        v(
+            "85_typing_stopped.json",
+            "TYPING: bob stopped typing in room 42 (or his typing expired)",
+            0,
+            S(ServerMsg::Typing {
+                room: RoomId(42),
+                user: UserId(23),
+                username: "bob".into(),
+                typing: false,
+            }),
         ),
     ]
 }

@@ -31,6 +31,8 @@ use std::collections::{BTreeMap, HashMap};
 mod messages;
 use messages::MessageIndex;
 pub use messages::{Lookup, MessageFacts, Resolved};
+pub mod typing;
+use typing::{Typing, TypingOutcome};
 
 /// The actor of system-made changes (succession, termination).
 pub const SYSTEM: UserId = UserId(0);
@@ -279,6 +281,8 @@ pub struct Room {
     requests: Vec<PendingUser>,
     /// The messages and changes the store may not hold yet.
     messages: MessageIndex,
+    /// Who is typing (never stored).
+    typing: Typing,
 }
 
 type Outcome = Result<Vec<Effect>, ErrorCode>;
@@ -315,6 +319,7 @@ impl Room {
             invites: Vec::new(),
             requests: Vec::new(),
             messages: MessageIndex::default(),
+            typing: Typing::default(),
         };
         let mut fx = vec![
             Effect::Persist(WriteOp::CreateRoom {
@@ -365,6 +370,7 @@ impl Room {
             invites: s.invites,
             requests: s.requests,
             messages: MessageIndex::default(),
+            typing: Typing::default(),
         }
     }
 
@@ -496,6 +502,39 @@ impl Room {
         self.messages.forget_durable(stored);
     }
 
+    /// TYPING_START (`start`) or TYPING_STOP by `user` at `now`: members
+    /// of the live room only. Nothing is stored; the outcome says what to
+    /// forward to the other members (SPEC.md §5.5.7).
+    pub fn typing(
+        &mut self,
+        user: UserId,
+        start: bool,
+        now: Millis,
+    ) -> Result<TypingOutcome, ErrorCode> {
+        self.check_reader(user)?;
+        Ok(if start {
+            self.typing.start(user, now)
+        } else {
+            self.typing.stop(user)
+        })
+    }
+
+    /// The typists whose state expired by `now`, with their usernames:
+    /// a STOP is due for each.
+    pub fn expire_typing(&mut self, now: Millis) -> Vec<(UserId, String)> {
+        self.typing
+            .expire(now)
+            .into_iter()
+            .filter_map(|user| self.member(user).map(|m| (user, m.username.clone())))
+            .collect()
+    }
+
+    /// Whether the room has typing state that [`Room::expire_typing`]
+    /// still has to look at.
+    pub fn has_typing(&self) -> bool {
+        !self.typing.is_idle()
+    }
+
     fn live(&self) -> Result<(), ErrorCode> {
         if self.terminated {
             Err(ErrorCode::RoomTerminated)
@@ -585,6 +624,7 @@ impl Room {
         now: Millis,
     ) -> Vec<Effect> {
         let mut fx = Vec::new();
+        self.typing.forget(user);
         if self.members.remove(user).is_some() {
             fx.push(Effect::Persist(WriteOp::RemoveMember {
                 room: self.id,
@@ -1156,6 +1196,7 @@ impl Room {
 
     fn terminate(&mut self, fx: &mut Vec<Effect>, now: Millis) {
         self.terminated = true;
+        self.typing.clear();
         self.invites.clear();
         self.requests.clear();
         let ev = self.event(SYSTEM, String::new(), now, EventBody::RoomTerminated);

@@ -1615,3 +1615,65 @@ fn a_durable_message_is_ruled_on_from_the_store_copy_the_room_asked_for() {
         "the delete is known until durable"
     );
 }
+
+// --- typing (SPEC.md §5.5.7; the timing rules are in typing.rs) -----------------
+
+#[test]
+fn typing_is_for_members_of_a_live_room_only() {
+    let mut room = public_room();
+    assert_eq!(room.typing(BOB, true, 2_000), Err(ErrorCode::NotAMember));
+    assert_eq!(room.typing(BOB, false, 2_000), Err(ErrorCode::NotAMember));
+    assert!(!room.has_typing(), "a refused START leaves nothing behind");
+    room.apply(Command::Leave { user: ALICE }, 2_000).unwrap();
+    assert!(room.terminated);
+    assert_eq!(
+        room.typing(ALICE, true, 3_000),
+        Err(ErrorCode::RoomTerminated)
+    );
+}
+
+#[test]
+fn typing_start_stop_and_expiry_through_the_room() {
+    use typing::TypingOutcome::*;
+    let mut room = public_room();
+    room.apply(
+        Command::Join {
+            user: BOB,
+            username: "bob".into(),
+        },
+        1_500,
+    )
+    .unwrap();
+    assert_eq!(room.typing(BOB, true, 2_000), Ok(Forward(true)));
+    assert_eq!(room.typing(BOB, true, 2_100), Ok(Suppressed));
+    assert_eq!(room.typing(ALICE, false, 2_100), Ok(Unchanged));
+    assert!(room.expire_typing(7_099).is_empty());
+    assert_eq!(room.expire_typing(7_100), vec![(BOB, "bob".to_owned())]);
+    assert_eq!(room.typing(BOB, true, 8_000), Ok(Forward(true)));
+    assert_eq!(room.typing(BOB, false, 8_100), Ok(Forward(false)));
+    assert!(room.expire_typing(20_000).is_empty());
+}
+
+#[test]
+fn a_typist_who_leaves_is_forgotten_without_a_stop() {
+    let mut room = public_room();
+    for (user, name) in [(BOB, "bob"), (CAROL, "carol")] {
+        room.apply(
+            Command::Join {
+                user,
+                username: name.into(),
+            },
+            1_500,
+        )
+        .unwrap();
+    }
+    room.typing(BOB, true, 2_000).unwrap();
+    room.typing(CAROL, true, 2_000).unwrap();
+    room.apply(Command::Leave { user: BOB }, 3_000).unwrap();
+    assert_eq!(
+        room.expire_typing(10_000),
+        vec![(CAROL, "carol".to_owned())],
+        "MEMBER_LEFT told the others already"
+    );
+    assert!(!room.has_typing());
+}

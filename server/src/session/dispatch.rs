@@ -254,6 +254,10 @@ impl Session {
                 self.change_message(req_id, room, seq, cmd).await
             }
 
+            // Typing: the owning shard forwards it (never stored).
+            Request::TypingStart { room } => self.typing(req_id, room, user, true).await,
+            Request::TypingStop { room } => self.typing(req_id, room, user, false).await,
+
             // Reads the owning shard answers from memory.
             Request::ListMembers { room } => {
                 let cmd = ShardCmd::Members {
@@ -408,6 +412,24 @@ impl Session {
             }
         });
         Ok(())
+    }
+
+    /// TYPING_START / TYPING_STOP: the shard answers OK at once and
+    /// forwards what the throttle lets through (SPEC.md §5.5.7).
+    async fn typing(
+        &self,
+        req_id: u32,
+        room: RoomId,
+        user: UserId,
+        start: bool,
+    ) -> Result<(), ErrorCode> {
+        let cmd = ShardCmd::Typing {
+            room,
+            user,
+            start,
+            reply: self.reply_to(req_id),
+        };
+        self.state.router.send(room, cmd).await
     }
 
     /// LIST_JOIN_REQUESTS / LIST_BANS: the shard answers (admins only).

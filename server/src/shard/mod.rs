@@ -18,7 +18,7 @@ pub mod tail;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::Clock;
 use crate::outbound::{ConnId, OutboundQueue, Touched};
 use crate::persist::batch::{Ack, BatchHandle, WriteRequest};
+use crate::room::typing::TypingOutcome;
 use crate::room::{Command, Effect, Room};
 
 pub use router::{spawn_shards, Router};
@@ -54,8 +55,10 @@ impl ShardCmd {
             | ShardCmd::Apply { reply, .. }
             | ShardCmd::ChangeMessage { reply, .. }
             | ShardCmd::Members { reply, .. }
+            | ShardCmd::Typing { reply, .. }
             | ShardCmd::Roster { reply, .. } => Some(reply),
             ShardCmd::Tail { .. }
+            | ShardCmd::Tick
             | ShardCmd::Attach { .. }
             | ShardCmd::Detach { .. }
             | ShardCmd::CheckAdmin { .. }
@@ -127,6 +130,16 @@ pub enum ShardCmd {
         user: UserId,
         reply: oneshot::Sender<Result<(), ErrorCode>>,
     },
+    /// TYPING_START (`start`) or TYPING_STOP: answered OK at once (nothing
+    /// is stored); forwarded to the room's other members unless throttled.
+    Typing {
+        room: RoomId,
+        user: UserId,
+        start: bool,
+        reply: ReplyTo,
+    },
+    /// Time passed: send the STOPs of typing states that expired.
+    Tick,
     /// Finish: the shard task returns after this.
     Stop,
 }
@@ -209,6 +222,8 @@ struct Shard {
     /// The connections this batch of commands pushed frames to, written
     /// once each when the batch is done.
     touched: Touched,
+    /// Rooms with typing state for `Tick` to look at.
+    typing_rooms: HashSet<RoomId>,
 }
 
 impl Shard {
@@ -236,6 +251,7 @@ impl Shard {
             notification_ids: cfg.notification_ids.clone(),
             clock: cfg.clock.clone(),
             touched: Touched::default(),
+            typing_rooms: HashSet::new(),
         }
     }
 
@@ -416,6 +432,13 @@ impl Shard {
                     .and_then(|s| s.room.check_admin(user));
                 let _ = reply.send(checked);
             }
+            ShardCmd::Typing {
+                room,
+                user,
+                start,
+                reply,
+            } => self.typing(room, user, start, reply),
+            ShardCmd::Tick => self.expire_typing(),
             ShardCmd::Attach { user, conn, resume } => self.attach(user, conn, &resume),
             ShardCmd::Detach { user, conn } => self.detach(user, conn),
             ShardCmd::Stop => {}
@@ -616,6 +639,69 @@ impl Shard {
         }
     }
 
+    /// TYPING_START / TYPING_STOP (SPEC.md §5.5.7).
+    fn typing(&mut self, room: RoomId, user: UserId, start: bool, reply: ReplyTo) {
+        let now = self.clock.now_ms();
+        let Some(slot) = self.rooms.get_mut(&room) else {
+            let code = ErrorCode::RoomNotFound;
+            reply.conn.error(reply.req_id, code, code.default_message());
+            return;
+        };
+        match slot.room.typing(user, start, now) {
+            Err(code) => {
+                reply.conn.error(reply.req_id, code, code.default_message());
+                return;
+            }
+            Ok(TypingOutcome::Forward(typing)) => {
+                let username = slot
+                    .room
+                    .member(user)
+                    .map(|m| m.username.clone())
+                    .unwrap_or_default();
+                let own = self.online.get(&user);
+                let sent = forward_typing(slot, own, &mut self.touched, user, username, typing);
+                let why = if typing {
+                    crate::metrics::TypingForward::Start
+                } else {
+                    crate::metrics::TypingForward::Stop
+                };
+                crate::metrics::typing_forwarded(why, sent);
+            }
+            Ok(TypingOutcome::Suppressed) => crate::metrics::typing_suppressed(),
+            Ok(TypingOutcome::Unchanged) => {}
+        }
+        if slot.room.has_typing() {
+            self.typing_rooms.insert(room);
+        }
+        reply.conn.reply(reply.req_id, &ServerMsg::Ok);
+    }
+
+    /// Sends a STOP for every typing state that expired (the server
+    /// clock's `now`), on the typists' behalf.
+    fn expire_typing(&mut self) {
+        if self.typing_rooms.is_empty() {
+            return;
+        }
+        let now = self.clock.now_ms();
+        let Shard {
+            rooms,
+            online,
+            touched,
+            typing_rooms,
+            ..
+        } = self;
+        typing_rooms.retain(|room| {
+            let Some(slot) = rooms.get_mut(room) else {
+                return false;
+            };
+            for (user, username) in slot.room.expire_typing(now) {
+                let sent = forward_typing(slot, online.get(&user), touched, user, username, false);
+                crate::metrics::typing_forwarded(crate::metrics::TypingForward::Expired, sent);
+            }
+            slot.room.has_typing()
+        });
+    }
+
     /// The room, if `user` may read it (a member of the live room).
     fn readable(&self, room: RoomId, user: UserId) -> Result<&RoomSlot, ErrorCode> {
         let slot = self.rooms.get(&room).ok_or(ErrorCode::RoomNotFound)?;
@@ -681,6 +767,37 @@ enum AckKind {
     Room,
     Ok,
     Message,
+}
+
+/// Queues a TYPING event about `user` to every connection receiving the
+/// room except `own` (the typist's connections); returns how many.
+fn forward_typing(
+    slot: &RoomSlot,
+    own: Option<&Vec<Arc<OutboundQueue>>>,
+    touched: &mut Touched,
+    user: UserId,
+    username: String,
+    typing: bool,
+) -> usize {
+    let frame = encode_reply(
+        0,
+        &ServerMsg::Typing {
+            room: slot.room.id,
+            user,
+            username,
+            typing,
+        },
+    );
+    let mut sent = 0;
+    for conn in &slot.subscribers {
+        if own.is_some_and(|own| own.iter().any(|c| c.id == conn.id)) {
+            continue;
+        }
+        conn.push(frame.clone());
+        touched.note(conn);
+        sent += 1;
+    }
+    sent
 }
 
 fn encode_reply(req_id: u32, msg: &ServerMsg) -> Bytes {

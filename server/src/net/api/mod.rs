@@ -79,6 +79,7 @@ pub fn routes() -> Router<HttpState> {
             "/api/rooms/{id}/messages/{seq}",
             patch(edit_message).delete(delete_message),
         )
+        .route("/api/rooms/{id}/typing", post(typing))
         .route("/api/me/rooms", get(my_rooms))
         // Governance (governance.rs).
         .route("/api/rooms/{id}", patch(governance::update_room))
@@ -410,6 +411,30 @@ async fn delete_message(
     })
 }
 
+#[utoipa::path(post, path = "/api/rooms/{id}/typing", tag = "messages",
+    security(("bearer" = [])),
+    params(RoomPath),
+    request_body = TypingBody,
+    responses(
+        (status = 204, description = "Taken: TYPING_START (`typing` true) or TYPING_STOP. Forwarded to the room's other connected members as a TYPING event, unless the caller's last forwarded start in this room is under 2 s old (then suppressed: not an error). Never stored; a start expires after 5 s without renewal."),
+        (status = 400, description = "Malformed body or bad room id.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND.", body = ErrorBody),
+        RoomErrors, JsonBodyErrors,
+    ))]
+async fn typing(
+    caller: Caller,
+    RoomPath(room): RoomPath,
+    JsonBody(b): JsonBody<TypingBody>,
+) -> ApiResult<StatusCode> {
+    let req = if b.typing {
+        Request::TypingStart { room }
+    } else {
+        Request::TypingStop { room }
+    };
+    no_content(caller.call(req).await)
+}
+
 /// For load balancers: the process is up and serving HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "Up.", body = StatusBody)))]
@@ -493,8 +518,8 @@ impl Modify for BearerScheme {
     ),
     paths(
         register, login, logout, list_rooms, create_room, join_room, leave_room,
-        list_members, history, post_message, edit_message, delete_message, my_rooms, healthz,
-        readyz,
+        list_members, history, post_message, edit_message, delete_message, typing, my_rooms,
+        healthz, readyz,
         governance::update_room, governance::invite, governance::accept_invitation,
         governance::decline_invitation, governance::request_join,
         governance::list_join_requests, governance::approve_request,
@@ -577,7 +602,7 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 32);
+        assert_eq!(operations, 33);
     }
 
     /// A row of a shared set that an endpoint overrides keeps the

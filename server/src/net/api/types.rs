@@ -263,6 +263,14 @@ pub struct EditMessageBody {
     pub text: String,
 }
 
+/// `POST /api/rooms/{id}/typing`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TypingBody {
+    /// `true`: the caller is typing (TYPING_START; renew it every few
+    /// seconds while typing); `false`: stopped (TYPING_STOP).
+    pub typing: bool,
+}
+
 /// The message is stored durably.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageAckBody {
