@@ -8,9 +8,9 @@ use tokio::sync::{mpsc, oneshot, watch, Mutex, Semaphore};
 use tokio::time::Instant;
 
 use confab_protocol::{
-    AuditItem, Member, Millis, Notification, Request, ResumePoint, Role, RoomEvent, RoomId,
-    RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId, UserRef, Visibility,
-    Welcome,
+    AuditItem, Member, Millis, Notification, ReadState, Request, ResumePoint, Role, RoomEvent,
+    RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UnreadSummary, UserEntry, UserId,
+    UserRef, Visibility, Welcome,
 };
 
 use crate::connection::establish;
@@ -345,7 +345,7 @@ impl Client {
             exact,
         };
         match self.request(req).await? {
-            ServerMsg::RoomList { rooms, total } => Ok(RoomPage { rooms, total }),
+            ServerMsg::RoomList { rooms, total, .. } => Ok(RoomPage { rooms, total }),
             other => Err(unexpected("list_rooms", &other)),
         }
     }
@@ -480,6 +480,33 @@ impl Client {
         match self.request(Request::MyRooms).await? {
             ServerMsg::RoomList { rooms, .. } => Ok(rooms),
             other => Err(unexpected("my_rooms", &other)),
+        }
+    }
+
+    /// Your unread messages: in all your rooms (`total`) and per room
+    /// (each with your read marker), from one MY_ROOMS (SPEC.md §5.3.5).
+    /// A room's unread count is its messages after your marker that
+    /// others sent, deleted ones excluded.
+    pub async fn unread(&self) -> Result<UnreadSummary, Error> {
+        match self.request(Request::MyRooms).await? {
+            ServerMsg::RoomList {
+                unread: Some(unread),
+                ..
+            } => Ok(unread),
+            other => Err(unexpected("unread", &other)),
+        }
+    }
+
+    /// Marks `room` read up to and including `seq` (SET_READ_MARKER,
+    /// SPEC.md §5.9); your other connections get
+    /// [`crate::Event::ReadMarkerMoved`]. The marker never moves back: a
+    /// lower `seq` changes nothing. Returns the marker as it now is, with
+    /// the room's unread count. Errors: `INVALID_READ_MARKER` (beyond the
+    /// room's last event), `NOT_A_MEMBER`, `ROOM_NOT_FOUND`.
+    pub async fn set_read_marker(&self, room: RoomId, seq: Seq) -> Result<ReadState, Error> {
+        match self.request(Request::SetReadMarker { room, seq }).await? {
+            ServerMsg::ReadMarker(state) => Ok(state),
+            other => Err(unexpected("set_read_marker", &other)),
         }
     }
 

@@ -410,6 +410,7 @@ impl Supervisor {
             }
             Ok(ServerMsg::Notification(n)) => self.emit(Event::Notification(n)),
             Ok(ServerMsg::RoomAnnounced(room)) => self.emit(Event::RoomAnnounced(room)),
+            Ok(ServerMsg::ReadMarkerMoved(state)) => self.emit(Event::ReadMarkerMoved(state)),
             Ok(ServerMsg::Typing {
                 room,
                 user,

@@ -242,6 +242,7 @@ async fn paging_bounds_go_on_the_wire_without_sentinels() {
                     ServerMsg::RoomList {
                         rooms: Vec::new(),
                         total: 42,
+                        unread: None,
                     }
                 }
                 Request::Ping { nonce } => ServerMsg::Pong { nonce },

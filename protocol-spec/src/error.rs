@@ -144,6 +144,8 @@ error_codes! {
     /// EDIT_MESSAGE of another user's message, or DELETE_MESSAGE of another
     /// user's message by a member who is not an admin.
     NotYourMessage = 405, "NOT_YOUR_MESSAGE", "that message is not yours";
+    /// SET_READ_MARKER beyond the room's last event.
+    InvalidReadMarker = 406, "INVALID_READ_MARKER", "the read marker is beyond the room's last event";
 
     // 5xx — server side. The request may be retried.
     /// An unexpected server error; details are in the server log.

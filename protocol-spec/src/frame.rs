@@ -87,6 +87,7 @@ pub mod kind {
     pub const DELETE_MESSAGE: u8 = 0x28;
     pub const TYPING_START: u8 = 0x29;
     pub const TYPING_STOP: u8 = 0x2a;
+    pub const SET_READ_MARKER: u8 = 0x2b;
 
     pub const WELCOME: u8 = 0x40;
     pub const PONG: u8 = 0x41;
@@ -103,6 +104,7 @@ pub mod kind {
     pub const UNREAD_COUNT: u8 = 0x4c;
     pub const ROOM_LOG_LIST: u8 = 0x4d;
     pub const AUDIT_PAGE: u8 = 0x4e;
+    pub const READ_MARKER: u8 = 0x4f;
 
     pub const EVENT: u8 = 0x80;
     pub const RESUME_GAP: u8 = 0x81;
@@ -110,6 +112,7 @@ pub mod kind {
     pub const NOTIFICATION: u8 = 0x83;
     pub const ROOM_ANNOUNCED: u8 = 0x84;
     pub const TYPING: u8 = 0x85;
+    pub const READ_MARKER_MOVED: u8 = 0x86;
 
     /// The highest request type: requests are `0x01..=LAST_REQUEST`.
     pub const LAST_REQUEST: u8 = 0x3f;

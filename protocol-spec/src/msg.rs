@@ -481,6 +481,54 @@ impl UserEntry {
     }
 }
 
+/// A user's read marker in a room and what it leaves unread (SPEC.md
+/// §5.9): READ_MARKER, READ_MARKER_MOVED, and the items of MY_ROOMS'
+/// unread summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadState {
+    pub room: RoomId,
+    /// The seq of the last event the user has read; 0: none.
+    pub read_seq: Seq,
+    /// The room's messages after `read_seq` that others sent (deleted
+    /// ones excluded).
+    pub unread: u32,
+}
+
+impl ReadState {
+    /// The fields, inline (READ_MARKER, READ_MARKER_MOVED).
+    pub(crate) fn encode_fields(&self, buf: &mut BytesMut) {
+        put_varint(buf, self.room.0);
+        put_varint(buf, self.read_seq.0);
+        put_varint(buf, self.unread as u64);
+    }
+
+    pub(crate) fn decode_fields(r: &mut Reader<'_>) -> Result<ReadState, DecodeError> {
+        Ok(ReadState {
+            room: RoomId(r.varint()?),
+            read_seq: Seq(r.varint()?),
+            unread: r.varint_u32()?,
+        })
+    }
+
+    /// As a nested item (ROOM_LIST's `read_states`).
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        put_nested(buf, |b| self.encode_fields(b));
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<ReadState, DecodeError> {
+        ReadState::decode_fields(&mut r.nested()?)
+    }
+}
+
+/// What MY_ROOMS adds to its ROOM_LIST (appended fields, SPEC.md §5.3.5):
+/// the caller's unread messages in all the listed rooms, and each room's
+/// read state, in the order of `rooms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadSummary {
+    pub total: u32,
+    pub rooms: Vec<ReadState>,
+}
+
 /// One room of a user's room log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomLogItem {

@@ -174,6 +174,11 @@ pub enum Request {
     TypingStop {
         room: RoomId,
     },
+    /// The caller has read `room` up to and including `seq`.
+    SetReadMarker {
+        room: RoomId,
+        seq: Seq,
+    },
 }
 
 impl Request {
@@ -211,6 +216,7 @@ impl Request {
             Request::DeleteMessage { .. } => kind::DELETE_MESSAGE,
             Request::TypingStart { .. } => kind::TYPING_START,
             Request::TypingStop { .. } => kind::TYPING_STOP,
+            Request::SetReadMarker { .. } => kind::SET_READ_MARKER,
         }
     }
 
@@ -249,6 +255,7 @@ impl Request {
             Request::DeleteMessage { .. } => "delete_message",
             Request::TypingStart { .. } => "typing_start",
             Request::TypingStop { .. } => "typing_stop",
+            Request::SetReadMarker { .. } => "set_read_marker",
         }
     }
 
@@ -336,6 +343,10 @@ impl Request {
             }
             Request::TypingStart { room } | Request::TypingStop { room } => {
                 put_varint(buf, room.0);
+            }
+            Request::SetReadMarker { room, seq } => {
+                put_varint(buf, room.0);
+                put_varint(buf, seq.0);
             }
             Request::CreateRoom {
                 name,
@@ -512,6 +523,10 @@ impl Request {
             },
             kind::TYPING_STOP => Request::TypingStop {
                 room: RoomId(r.varint()?),
+            },
+            kind::SET_READ_MARKER => Request::SetReadMarker {
+                room: RoomId(r.varint()?),
+                seq: Seq(r.varint()?),
             },
             other => return Err(DecodeError::UnknownFrameType(other)),
         };

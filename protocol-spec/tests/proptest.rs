@@ -10,6 +10,7 @@ use confab_protocol::{
     Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg,
     SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome,
 };
+use confab_protocol::{ReadState, UnreadSummary};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use tokio_util::codec::{Decoder, Encoder};
@@ -153,7 +154,11 @@ fn request() -> impl Strategy<Value = Request> {
             seq: Seq(seq)
         }),
         room.clone().prop_map(|room| Request::TypingStart { room }),
-        room.prop_map(|room| Request::TypingStop { room }),
+        room.clone().prop_map(|room| Request::TypingStop { room }),
+        (room, any::<u64>()).prop_map(|(room, seq)| Request::SetReadMarker {
+            room,
+            seq: Seq(seq)
+        }),
     ]
 }
 
@@ -192,6 +197,14 @@ fn member() -> impl Strategy<Value = Member> {
             joined_at,
         },
     )
+}
+
+fn read_state() -> impl Strategy<Value = ReadState> {
+    (any::<u64>(), any::<u64>(), any::<u32>()).prop_map(|(room, seq, unread)| ReadState {
+        room: RoomId(room),
+        read_seq: Seq(seq),
+        unread,
+    })
 }
 
 fn event_body() -> impl Strategy<Value = EventBody> {
@@ -381,8 +394,18 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             token
         }),
         room_info().prop_map(ServerMsg::Room),
-        (proptest::collection::vec(room_info(), 0..4), any::<u32>())
-            .prop_map(|(rooms, total)| ServerMsg::RoomList { rooms, total }),
+        (
+            proptest::collection::vec(room_info(), 0..4),
+            any::<u32>(),
+            proptest::option::of((any::<u32>(), proptest::collection::vec(read_state(), 0..4)))
+        )
+            .prop_map(|(rooms, total, unread)| ServerMsg::RoomList {
+                rooms,
+                total,
+                unread: unread.map(|(total, rooms)| UnreadSummary { total, rooms }),
+            }),
+        read_state().prop_map(ServerMsg::ReadMarker),
+        read_state().prop_map(ServerMsg::ReadMarkerMoved),
         (room.clone(), proptest::collection::vec(member(), 0..4))
             .prop_map(|(room, members)| ServerMsg::MemberList { room, members }),
         (room.clone(), any::<u64>(), any::<u64>()).prop_map(|(room, seq, at)| {

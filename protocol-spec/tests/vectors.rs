@@ -29,7 +29,7 @@ use canonical::J;
 use vector_set::Msg;
 
 /// Every frame type of protocol version 1 (SPEC.md §4).
-const ALL_TYPES: [u8; 53] = [
+const ALL_TYPES: [u8; 56] = [
     kind::HELLO,
     kind::PING,
     kind::REGISTER,
@@ -62,6 +62,7 @@ const ALL_TYPES: [u8; 53] = [
     kind::DELETE_MESSAGE,
     kind::TYPING_START,
     kind::TYPING_STOP,
+    kind::SET_READ_MARKER,
     kind::WELCOME,
     kind::PONG,
     kind::OK,
@@ -77,12 +78,14 @@ const ALL_TYPES: [u8; 53] = [
     kind::UNREAD_COUNT,
     kind::ROOM_LOG_LIST,
     kind::AUDIT_PAGE,
+    kind::READ_MARKER,
     kind::EVENT,
     kind::RESUME_GAP,
     kind::CLOSE,
     kind::NOTIFICATION,
     kind::ROOM_ANNOUNCED,
     kind::TYPING,
+    kind::READ_MARKER_MOVED,
 ];
 
 /// Every event kind of protocol version 1 (SPEC.md §5.5.2), by canonical

@@ -216,6 +216,25 @@ enum Act {
     DeleteMessage(Msg),
     TypingStart,
     TypingStop,
+    SetReadMarker(Mark),
+}
+
+/// Where SET_READ_MARKER puts the caller's marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Mark {
+    /// On the fixture rooms' first message: an event the room has.
+    Read,
+    /// Beyond the room's last event (INVALID_READ_MARKER).
+    Beyond,
+}
+
+/// SET_READ_MARKER: a member, up to the room's last seq (§5.9).
+fn mark_of(a: Actor, m: Mark) -> Outcome {
+    match (a.is_member(), m) {
+        (false, _) => no(&[E::NotAMember]),
+        (true, Mark::Read) => Done,
+        (true, Mark::Beyond) => no(&[E::InvalidReadMarker]),
+    }
 }
 
 /// Which message EDIT_MESSAGE / DELETE_MESSAGE names: every live fixture
@@ -384,6 +403,10 @@ fn rows_of(req: &Request) -> &'static [Act] {
         ],
         Request::TypingStart { .. } => &[Act::TypingStart],
         Request::TypingStop { .. } => &[Act::TypingStop],
+        Request::SetReadMarker { .. } => &[
+            Act::SetReadMarker(Mark::Read),
+            Act::SetReadMarker(Mark::Beyond),
+        ],
     }
 }
 
@@ -1314,6 +1337,29 @@ fn table() -> Vec<Row> {
             done: |m, _| matches!(m, ServerMsg::Ok),
             expect: |a, s| room(a, s, NOT_FOUND, |a, _| member(a)),
         },
+        // --- read markers (§5.9): the caller's own, so the room is unchanged --------
+        Row {
+            act: Act::SetReadMarker(Mark::Read),
+            spec: "§5.9, §8.1",
+            scope: room_r,
+            request: |c, _| Request::SetReadMarker {
+                room: c.room,
+                seq: MEMBERS_MESSAGE,
+            },
+            done: |m, c| matches!(m, ServerMsg::ReadMarker(s) if s.room == c.room),
+            expect: |a, s| room(a, s, NOT_FOUND, |a, _| mark_of(a, Mark::Read)),
+        },
+        Row {
+            act: Act::SetReadMarker(Mark::Beyond),
+            spec: "§5.9, §6 (406)",
+            scope: room_r,
+            request: |c, _| Request::SetReadMarker {
+                room: c.room,
+                seq: Seq(1_000_000),
+            },
+            done: |m, c| matches!(m, ServerMsg::ReadMarker(s) if s.room == c.room),
+            expect: |a, s| room(a, s, NOT_FOUND, |a, _| mark_of(a, Mark::Beyond)),
+        },
     ]
 }
 
@@ -1648,6 +1694,13 @@ fn http_of(req: &Request) -> Vec<Http> {
             Some(json!({ "typing": false })),
             204,
         )],
+        Request::SetReadMarker { room, seq } => vec![Http::new(
+            "PUT",
+            "/api/rooms/{id}/read-marker",
+            at(room, "/read-marker"),
+            Some(json!({ "seq": seq.0 })),
+            200,
+        )],
     }
 }
 
@@ -1656,7 +1709,7 @@ fn http_of(req: &Request) -> Vec<Http> {
 /// server's table must show here).
 fn http_status(code: E) -> u16 {
     match code {
-        E::InvalidRole => 400,
+        E::InvalidRole | E::InvalidReadMarker => 400,
         E::NotAuthenticated => 401,
         E::NotAMember
         | E::NotAdmin

@@ -5,9 +5,9 @@
 
 use confab_protocol::frame::kind;
 use confab_protocol::{
-    AuditItem, EventBody, Hello, Member, Notification, RateLimit, ResumePoint, Role, RoomEvent,
-    RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId, UserRef,
-    Visibility, Welcome,
+    AuditItem, EventBody, Hello, Member, Notification, RateLimit, ReadState, ResumePoint, Role,
+    RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UnreadSummary,
+    UserEntry, UserId, UserRef, Visibility, Welcome,
 };
 use confab_protocol::{LeaveReason, NotificationKind, Request};
 use serde_json::Value;
@@ -184,6 +184,14 @@ fn audit_item(a: &AuditItem) -> J {
         ("target", n(a.target.0)),
         ("target_name", s(&a.target_name)),
         ("detail", s(&a.detail)),
+    ])
+}
+
+fn read_state(x: &ReadState) -> J {
+    J::Obj(vec![
+        ("room", n(x.room.0)),
+        ("read_seq", n(x.read_seq.0)),
+        ("unread", n(x.unread)),
     ])
 }
 
@@ -383,6 +391,9 @@ pub fn request(r: &Request) -> J {
         Request::TypingStart { room } | Request::TypingStop { room } => {
             J::Obj(vec![("room", n(room.0))])
         }
+        Request::SetReadMarker { room, seq } => {
+            J::Obj(vec![("room", n(room.0)), ("seq", n(seq.0))])
+        }
     }
 }
 
@@ -433,10 +444,26 @@ pub fn server_msg(m: &ServerMsg) -> J {
             ("token", s(token)),
         ]),
         ServerMsg::Room(info) => J::Obj(vec![("info", room_info(info))]),
-        ServerMsg::RoomList { rooms, total } => J::Obj(vec![
-            ("total", n(*total)),
-            ("rooms", J::Arr(rooms.iter().map(room_info).collect())),
-        ]),
+        ServerMsg::RoomList {
+            rooms,
+            total,
+            unread,
+        } => {
+            let mut fields = vec![
+                ("total", n(*total)),
+                ("rooms", J::Arr(rooms.iter().map(room_info).collect())),
+            ];
+            // Appended fields: written only when present (MY_ROOMS).
+            if let Some(u) = unread {
+                fields.push(("unread_total", n(u.total)));
+                fields.push((
+                    "read_states",
+                    J::Arr(u.rooms.iter().map(read_state).collect()),
+                ));
+            }
+            J::Obj(fields)
+        }
+        ServerMsg::ReadMarker(x) | ServerMsg::ReadMarkerMoved(x) => read_state(x),
         ServerMsg::MemberList { room, members } => J::Obj(vec![
             ("room", n(room.0)),
             ("members", J::Arr(members.iter().map(member).collect())),
@@ -554,6 +581,14 @@ fn role_from(v: &Value) -> Role {
         "admin" => Role::Admin,
         "owner" => Role::Owner,
         other => panic!("unknown role {other:?}"),
+    }
+}
+
+fn read_state_from(v: &Value) -> ReadState {
+    ReadState {
+        room: RoomId(num(v, "room")),
+        read_seq: Seq(num(v, "read_seq")),
+        unread: num32(v, "unread"),
     }
 }
 
@@ -868,6 +903,10 @@ pub fn request_from(t: u8, v: &Value) -> Request {
         kind::TYPING_STOP => Request::TypingStop {
             room: RoomId(num(v, "room")),
         },
+        kind::SET_READ_MARKER => Request::SetReadMarker {
+            room: RoomId(num(v, "room")),
+            seq: Seq(num(v, "seq")),
+        },
         other => panic!("0x{other:02x} is not a request type"),
     }
 }
@@ -914,7 +953,13 @@ pub fn server_msg_from(t: u8, v: &Value) -> ServerMsg {
         kind::ROOM_LIST => ServerMsg::RoomList {
             total: num32(v, "total"),
             rooms: list(v, "rooms").iter().map(room_info_from).collect(),
+            unread: v.get("unread_total").map(|_| UnreadSummary {
+                total: num32(v, "unread_total"),
+                rooms: list(v, "read_states").iter().map(read_state_from).collect(),
+            }),
         },
+        kind::READ_MARKER => ServerMsg::ReadMarker(read_state_from(v)),
+        kind::READ_MARKER_MOVED => ServerMsg::ReadMarkerMoved(read_state_from(v)),
         kind::MEMBER_LIST => ServerMsg::MemberList {
             room: RoomId(num(v, "room")),
             members: list(v, "members")

@@ -11,6 +11,7 @@ use confab_protocol::{
     UserRef, Visibility, Welcome,
 };
 use confab_protocol::{LeaveReason, NotificationKind};
+use confab_protocol::{ReadState, UnreadSummary};
 
 /// A decoded frame and the side that sends it.
 #[derive(Debug, Clone)]
@@ -643,6 +644,15 @@ pub fn round_trip() -> Vec<RoundTrip> {
             C(Request::TypingStop { room: RoomId(42) }),
         ),
         v(
+            "2b_set_read_marker.json",
+            "SET_READ_MARKER: room 42 read up to 129",
+            46,
+            C(Request::SetReadMarker {
+                room: RoomId(42),
+                seq: Seq(129),
+            }),
+        ),
+        v(
             "40_welcome.json",
             "WELCOME to an unauthenticated connection",
             1,
@@ -707,6 +717,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
             S(ServerMsg::RoomList {
                 total: 2,
                 rooms: vec![rust_cafe(), core_team()],
+                unread: None,
             }),
         ),
         v(
@@ -716,7 +727,52 @@ pub fn round_trip() -> Vec<RoundTrip> {
             S(ServerMsg::RoomList {
                 total: 2,
                 rooms: vec![],
+                unread: None,
             }),
+        ),
+        v(
+            "46_room_list_my_rooms_unread.json",
+            "ROOM_LIST answering MY_ROOMS: two rooms with their read markers and unread counts",
+            6,
+            S(ServerMsg::RoomList {
+                total: 2,
+                rooms: vec![rust_cafe(), core_team()],
+                unread: Some(UnreadSummary {
+                    total: 7,
+                    rooms: vec![
+                        ReadState {
+                            room: rust_cafe().id,
+                            read_seq: Seq(120),
+                            unread: 7,
+                        },
+                        ReadState {
+                            room: core_team().id,
+                            read_seq: Seq(0),
+                            unread: 0,
+                        },
+                    ],
+                }),
+            }),
+        ),
+        v(
+            "4f_read_marker.json",
+            "READ_MARKER: read up to 129 in room 42, 3 messages unread",
+            46,
+            S(ServerMsg::ReadMarker(ReadState {
+                room: RoomId(42),
+                read_seq: Seq(129),
+                unread: 3,
+            })),
+        ),
+        v(
+            "86_read_marker_moved.json",
+            "READ_MARKER_MOVED: another device read room 42 up to 140",
+            0,
+            S(ServerMsg::ReadMarkerMoved(ReadState {
+                room: RoomId(42),
+                read_seq: Seq(140),
+                unread: 0,
+            })),
         ),
         v(
             "47_member_list.json",

@@ -125,6 +125,7 @@ pub mod name {
     pub const TYPING_FORWARDED: &str = "confab_typing_forwarded_total";
     pub const TYPING_DELIVERIES: &str = "confab_typing_deliveries_total";
     pub const TYPING_SUPPRESSED: &str = "confab_typing_suppressed_total";
+    pub const READ_MARKERS: &str = "confab_read_markers_total";
 }
 
 /// The handles the hot path uses, created once after the recorder exists.
@@ -364,6 +365,10 @@ fn describe() {
         TYPING_SUPPRESSED,
         "TYPING_START requests not forwarded because the user's last forwarded START in the room was under 2 s old."
     );
+    describe_counter!(
+        READ_MARKERS,
+        "SET_READ_MARKER requests stored, by result: `moved` (the marker rose; the user's other connections were told) or `unchanged` (at or below the marker)."
+    );
 }
 
 impl Metrics {
@@ -380,6 +385,9 @@ impl Metrics {
             counter!(AUTH_REFUSED, "limit" => limit).absolute(0);
         }
         counter!(AUTH_UNTRACKED).absolute(0);
+        for result in ["moved", "unchanged"] {
+            counter!(READ_MARKERS, "result" => result).absolute(0);
+        }
         counter!(KDF_REFUSED).absolute(0);
         Metrics {
             frames_received: counter!(FRAMES_RECEIVED),
@@ -465,6 +473,12 @@ pub fn typing_forwarded(why: TypingForward, recipients: usize) {
 /// A TYPING_START was suppressed by the per-user throttle.
 pub fn typing_suppressed() {
     get().typing_suppressed.increment(1);
+}
+
+/// A SET_READ_MARKER was stored: the marker rose (`moved`) or stayed.
+pub fn read_marker(moved: bool) {
+    let result = if moved { "moved" } else { "unchanged" };
+    counter!(name::READ_MARKERS, "result" => result).increment(1);
 }
 
 /// A write was refused because the write backlog was over its bound.

@@ -426,6 +426,16 @@ impl Room {
         self.member(user).map(|_| ()).ok_or(ErrorCode::NotAMember)
     }
 
+    /// SET_READ_MARKER: `user` may mark the live room read up to `seq`, a
+    /// seq the room has reached (SPEC.md §5.9).
+    pub fn check_read_marker(&self, user: UserId, seq: Seq) -> Result<(), ErrorCode> {
+        self.check_reader(user)?;
+        if seq > self.last_seq {
+            return Err(ErrorCode::InvalidReadMarker);
+        }
+        Ok(())
+    }
+
     /// Checks that `user` administers the live room.
     pub fn check_admin(&self, user: UserId) -> Result<(), ErrorCode> {
         self.admin(user).map(|_| ())

@@ -1677,3 +1677,34 @@ fn a_typist_who_leaves_is_forgotten_without_a_stop() {
     );
     assert!(!room.has_typing());
 }
+
+// --- read markers (SPEC.md §5.9) ---------------------------------------------------
+
+#[test]
+fn a_read_marker_is_for_members_up_to_the_last_seq() {
+    let mut room = public_room();
+    room.apply(
+        Command::Post {
+            user: ALICE,
+            text: "hi".into(),
+        },
+        2_000,
+    )
+    .unwrap();
+    assert_eq!(room.last_seq, Seq(2));
+    assert_eq!(room.check_read_marker(ALICE, Seq(0)), Ok(()));
+    assert_eq!(room.check_read_marker(ALICE, Seq(2)), Ok(()));
+    assert_eq!(
+        room.check_read_marker(ALICE, Seq(3)),
+        Err(ErrorCode::InvalidReadMarker)
+    );
+    assert_eq!(
+        room.check_read_marker(BOB, Seq(1)),
+        Err(ErrorCode::NotAMember)
+    );
+    room.apply(Command::Leave { user: ALICE }, 3_000).unwrap();
+    assert_eq!(
+        room.check_read_marker(ALICE, Seq(1)),
+        Err(ErrorCode::RoomTerminated)
+    );
+}

@@ -292,6 +292,9 @@ impl Session {
                 unread_only,
             } => self.notifications(req_id, user, before, limit, unread_only),
             Request::MarkRead { up_to } => self.mark_read(req_id, user, up_to),
+            Request::SetReadMarker { room, seq } => {
+                self.set_read_marker(req_id, user, room, seq).await
+            }
             Request::RoomLog => self.room_log(req_id, user),
             Request::RoomAudit {
                 room,

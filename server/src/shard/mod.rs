@@ -59,6 +59,8 @@ impl ShardCmd {
             | ShardCmd::Roster { reply, .. } => Some(reply),
             ShardCmd::Tail { .. }
             | ShardCmd::Tick
+            | ShardCmd::CheckReadMarker { .. }
+            | ShardCmd::ToUser { .. }
             | ShardCmd::Attach { .. }
             | ShardCmd::Detach { .. }
             | ShardCmd::CheckAdmin { .. }
@@ -140,6 +142,21 @@ pub enum ShardCmd {
     },
     /// Time passed: send the STOPs of typing states that expired.
     Tick,
+    /// SET_READ_MARKER: whether `user` may mark the live `room` read up
+    /// to `seq` (a member, `seq` at most the room's last seq).
+    CheckReadMarker {
+        room: RoomId,
+        user: UserId,
+        seq: Seq,
+        reply: oneshot::Sender<Result<(), ErrorCode>>,
+    },
+    /// Pushes `frame` (an event) to every connection of `user` but
+    /// `except` (every shard knows every connection).
+    ToUser {
+        user: UserId,
+        except: ConnId,
+        frame: Bytes,
+    },
     /// Finish: the shard task returns after this.
     Stop,
 }
@@ -439,6 +456,31 @@ impl Shard {
                 reply,
             } => self.typing(room, user, start, reply),
             ShardCmd::Tick => self.expire_typing(),
+            ShardCmd::CheckReadMarker {
+                room,
+                user,
+                seq,
+                reply,
+            } => {
+                let checked = self
+                    .rooms
+                    .get(&room)
+                    .ok_or(ErrorCode::RoomNotFound)
+                    .and_then(|s| s.room.check_read_marker(user, seq));
+                let _ = reply.send(checked);
+            }
+            ShardCmd::ToUser {
+                user,
+                except,
+                frame,
+            } => {
+                for conn in self.online.get(&user).into_iter().flatten() {
+                    if conn.id != except {
+                        conn.push(frame.clone());
+                        self.touched.note(conn);
+                    }
+                }
+            }
             ShardCmd::Attach { user, conn, resume } => self.attach(user, conn, &resume),
             ShardCmd::Detach { user, conn } => self.detach(user, conn),
             ShardCmd::Stop => {}

@@ -89,6 +89,8 @@ pub fn status_for(code: u16) -> StatusCode {
         MessageNotFound => StatusCode::NOT_FOUND,
         MessageDeleted => StatusCode::GONE,
         NotYourMessage => StatusCode::FORBIDDEN,
+        // A read marker beyond the room's last event: a bad value.
+        InvalidReadMarker => StatusCode::BAD_REQUEST,
         RateLimited | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
         StorageUnavailable | Overloaded | ShuttingDown | SlowConsumer => {

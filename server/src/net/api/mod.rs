@@ -80,6 +80,7 @@ pub fn routes() -> Router<HttpState> {
             patch(edit_message).delete(delete_message),
         )
         .route("/api/rooms/{id}/typing", post(typing))
+        .route("/api/rooms/{id}/read-marker", put(set_read_marker))
         .route("/api/me/rooms", get(my_rooms))
         // Governance (governance.rs).
         .route("/api/rooms/{id}", patch(governance::update_room))
@@ -220,7 +221,7 @@ async fn list_rooms(
 #[utoipa::path(get, path = "/api/me/rooms", tag = "rooms",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every room the caller is a member of.", body = RoomListBody),
+        (status = 200, description = "Every room the caller is a member of, with `unread_total` and each room's read marker and unread count (`read_states`).", body = RoomListBody),
         AuthedErrors,
     ))]
 async fn my_rooms(caller: Caller) -> ApiResult<Json<RoomListBody>> {
@@ -229,8 +230,12 @@ async fn my_rooms(caller: Caller) -> ApiResult<Json<RoomListBody>> {
 
 /// The reply to LIST_ROOMS and MY_ROOMS.
 fn room_list(reply: ServerMsg) -> ApiResult<Json<RoomListBody>> {
-    reply!(reply, ServerMsg::RoomList { rooms, total } => {
-        Json(RoomListBody { total, rooms: list(rooms) })
+    reply!(reply, ServerMsg::RoomList { rooms, total, unread } => {
+        let (unread_total, read_states) = match unread {
+            Some(u) => (Some(u.total), Some(list(u.rooms))),
+            None => (None, None),
+        };
+        Json(RoomListBody { total, rooms: list(rooms), unread_total, read_states })
     })
 }
 
@@ -435,6 +440,29 @@ async fn typing(
     no_content(caller.call(req).await)
 }
 
+#[utoipa::path(put, path = "/api/rooms/{id}/read-marker", tag = "messages",
+    security(("bearer" = [])),
+    params(RoomPath),
+    request_body = ReadMarkerBody,
+    responses(
+        (status = 200, description = "Stored, durably: the marker as it now is (never lower than before: a lower `seq` changes nothing) and the room's unread count. If it moved, the caller's connections get READ_MARKER_MOVED.", body = ReadStateBody),
+        (status = 400, description = "Malformed body, bad room id, or INVALID_READ_MARKER (beyond the room's last event).", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND.", body = ErrorBody),
+        RoomErrors, JsonBodyErrors,
+    ))]
+async fn set_read_marker(
+    caller: Caller,
+    RoomPath(room): RoomPath,
+    JsonBody(b): JsonBody<ReadMarkerBody>,
+) -> ApiResult<Json<ReadStateBody>> {
+    let req = Request::SetReadMarker {
+        room,
+        seq: Seq(b.seq),
+    };
+    reply!(caller.call(req).await, ServerMsg::ReadMarker(state) => Json(state.into()))
+}
+
 /// For load balancers: the process is up and serving HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "Up.", body = StatusBody)))]
@@ -518,8 +546,8 @@ impl Modify for BearerScheme {
     ),
     paths(
         register, login, logout, list_rooms, create_room, join_room, leave_room,
-        list_members, history, post_message, edit_message, delete_message, typing, my_rooms,
-        healthz, readyz,
+        list_members, history, post_message, edit_message, delete_message, typing,
+        set_read_marker, my_rooms, healthz, readyz,
         governance::update_room, governance::invite, governance::accept_invitation,
         governance::decline_invitation, governance::request_join,
         governance::list_join_requests, governance::approve_request,
@@ -602,7 +630,7 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 33);
+        assert_eq!(operations, 34);
     }
 
     /// A row of a shared set that an endpoint overrides keeps the

@@ -183,6 +183,43 @@ mirror! {
 pub struct RoomListBody {
     pub total: u32,
     pub rooms: Vec<RoomBody>,
+    /// `GET /api/me/rooms` only: the caller's unread messages in all
+    /// these rooms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread_total: Option<u32>,
+    /// `GET /api/me/rooms` only: each room's read marker and unread
+    /// count, in the order of `rooms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_states: Option<Vec<ReadStateBody>>,
+}
+
+/// A read marker and the unread count it leaves (messages after it that
+/// others sent, deleted ones excluded).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadStateBody {
+    pub room: u64,
+    /// The seq of the last event the user has read (0: none).
+    pub read_seq: u64,
+    pub unread: u32,
+}
+
+impl From<confab_protocol::ReadState> for ReadStateBody {
+    fn from(s: confab_protocol::ReadState) -> Self {
+        ReadStateBody {
+            room: s.room.0,
+            read_seq: s.read_seq.0,
+            unread: s.unread,
+        }
+    }
+}
+
+/// `PUT /api/rooms/{id}/read-marker`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReadMarkerBody {
+    /// The seq of the last event read: at most the room's last seq. A
+    /// value below the current marker changes nothing.
+    #[schema(minimum = 0)]
+    pub seq: u64,
 }
 
 /// `GET /api/rooms` query.
