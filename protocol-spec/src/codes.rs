@@ -85,6 +85,9 @@ open_code! {
         RoleChanged = 8 => "role_changed",
         /// `room` terminated and you, its last member, were removed.
         RoomTerminated = 9 => "room_terminated",
+        /// `actor` mentioned you (`@username`) in a message in `room`,
+        /// sent at `at`.
+        Mentioned = 10 => "mentioned",
     }
 }
 

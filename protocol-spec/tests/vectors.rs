@@ -107,7 +107,7 @@ const ALL_EVENT_KINDS: [&str; 12] = [
 
 /// Every notification kind of protocol version 1 (SPEC.md §5.8.1), by
 /// canonical name.
-const ALL_NOTIFICATION_KINDS: [&str; 9] = [
+const ALL_NOTIFICATION_KINDS: [&str; 10] = [
     "invited",
     "join_request",
     "request_approved",
@@ -117,6 +117,7 @@ const ALL_NOTIFICATION_KINDS: [&str; 9] = [
     "unbanned",
     "role_changed",
     "room_terminated",
+    "mentioned",
 ];
 
 // ------------------------------------------------------------ file access

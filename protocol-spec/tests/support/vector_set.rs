@@ -1284,6 +1284,16 @@ pub fn round_trip() -> Vec<RoundTrip> {
             })),
         ),
         v(
+            "83_notification_mentioned.json",
+            "NOTIFICATION: alice mentioned bob in core-team (kind 10)",
+            0,
+            S(ServerMsg::Notification(Notification {
+                kind: NotificationKind::Mentioned,
+                id: 1_012,
+                ..invited_to_core_team()
+            })),
+        ),
+        v(
             "84_room_announced.json",
             "ROOM_ANNOUNCED: bob created a public room",
             0,

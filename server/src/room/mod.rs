@@ -31,8 +31,13 @@ use std::collections::{BTreeMap, HashMap};
 mod messages;
 use messages::MessageIndex;
 pub use messages::{Lookup, MessageFacts, Resolved};
+pub mod mentions;
 pub mod typing;
 use typing::{Typing, TypingOutcome};
+
+/// At most this many users are notified of a mention per message (the
+/// first distinct members named; SPEC.md §8.13).
+pub const MAX_MENTIONS: usize = 20;
 
 /// The actor of system-made changes (succession, termination).
 pub const SYSTEM: UserId = UserId(0);
@@ -55,6 +60,8 @@ pub struct MemberState {
 pub struct Members {
     by_order: BTreeMap<u64, MemberState>,
     order_of: HashMap<UserId, u64>,
+    /// Username → user, for mentions.
+    by_name: HashMap<String, UserId>,
     next: u64,
 }
 
@@ -76,6 +83,11 @@ impl Members {
         self.order_of.get(&user).and_then(|k| self.by_order.get(k))
     }
 
+    /// The member with this (lowercase) username.
+    pub fn named(&self, username: &str) -> Option<UserId> {
+        self.by_name.get(username).copied()
+    }
+
     fn get_mut(&mut self, user: UserId) -> Option<&mut MemberState> {
         let key = self.order_of.get(&user)?;
         self.by_order.get_mut(key)
@@ -94,12 +106,15 @@ impl Members {
         if let Some(old) = self.order_of.insert(m.user, key) {
             self.by_order.remove(&old);
         }
+        self.by_name.insert(m.username.clone(), m.user);
         self.by_order.insert(key, m);
     }
 
     fn remove(&mut self, user: UserId) -> Option<MemberState> {
         let key = self.order_of.remove(&user)?;
-        self.by_order.remove(&key)
+        let m = self.by_order.remove(&key)?;
+        self.by_name.remove(&m.username);
+        Some(m)
     }
 }
 
@@ -677,6 +692,7 @@ impl Room {
             .ok_or(ErrorCode::NotAMember)?
             .username
             .clone();
+        let mentioned = self.mentioned(user, &text);
         let ev = self.event(
             user,
             name.clone(),
@@ -690,12 +706,46 @@ impl Room {
             self.last_seq,
             MessageFacts {
                 sender: user,
-                sender_name: name,
+                sender_name: name.clone(),
                 at: now,
                 deleted: false,
             },
         );
-        Ok(vec![ev])
+        let mut fx = vec![ev];
+        fx.extend(mentioned.into_iter().map(|target| Effect::Notify {
+            user: target,
+            kind: Notify::Mentioned,
+            actor: user,
+            actor_name: name.clone(),
+            at: now,
+        }));
+        Ok(fx)
+    }
+
+    /// The members `sender`'s `text` mentions (SPEC.md §8.13): each named
+    /// member once, in the order first named, never the sender, at most
+    /// [`MAX_MENTIONS`]. Non-members (banned users among them) and names
+    /// nobody has are skipped.
+    fn mentioned(&self, sender: UserId, text: &str) -> Vec<UserId> {
+        let mut out: Vec<UserId> = Vec::new();
+        if !text.contains('@') {
+            return out;
+        }
+        for token in mentions::tokens(text) {
+            let found = [token.name, token.fallback]
+                .into_iter()
+                .flatten()
+                .find_map(|n| self.members.named(&n));
+            if let Some(target) = found {
+                if target != sender && !out.contains(&target) {
+                    out.push(target);
+                    if out.len() == MAX_MENTIONS {
+                        break;
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The message `seq`, if it can be changed at all: it exists and is

@@ -1708,3 +1708,104 @@ fn a_read_marker_is_for_members_up_to_the_last_seq() {
         Err(ErrorCode::RoomTerminated)
     );
 }
+
+// --- mentions (SPEC.md §8.13; the token syntax is in mentions.rs) ----------------
+
+#[test]
+fn a_message_notifies_each_mentioned_member_once_and_nobody_else() {
+    let mut room = public_room();
+    join(&mut room, BOB, "bob", 1_500);
+    join(&mut room, CAROL, "carol", 1_500);
+    let dave = UserId(4);
+    join(&mut room, dave, "dave", 1_500);
+    room.apply(
+        Command::Ban {
+            by: ALICE,
+            target: dave,
+            target_name: "dave".into(),
+        },
+        1_600,
+    )
+    .unwrap();
+    let fx = room
+        .apply(
+            Command::Post {
+                user: ALICE,
+                text: "@Bob, @bob and @carol. Also @alice @dave @nobody bob@x.org".into(),
+            },
+            2_000,
+        )
+        .unwrap();
+    assert_eq!(
+        notifications(&fx),
+        vec![(BOB, Notify::Mentioned), (CAROL, Notify::Mentioned)],
+        "once each; not the sender, a banned user or an unknown name"
+    );
+    let Effect::Notify {
+        actor,
+        actor_name,
+        at,
+        ..
+    } = &fx[1]
+    else {
+        panic!("the event first, then the notifications: {fx:?}");
+    };
+    assert_eq!((*actor, actor_name.as_str(), *at), (ALICE, "alice", 2_000));
+    assert_eq!(
+        events(&fx)[0].at,
+        2_000,
+        "the notification's time is the message's"
+    );
+}
+
+#[test]
+fn a_member_who_left_is_not_notified_and_edits_notify_nobody() {
+    let mut room = public_room();
+    join(&mut room, BOB, "bob", 1_500);
+    join(&mut room, CAROL, "carol", 1_500);
+    room.apply(Command::Leave { user: CAROL }, 1_700).unwrap();
+    let fx = room
+        .apply(
+            Command::Post {
+                user: BOB,
+                text: "hi @carol".into(),
+            },
+            2_000,
+        )
+        .unwrap();
+    assert!(notifications(&fx).is_empty());
+    let seq = events(&fx)[0].seq;
+    let fx = room
+        .apply(
+            Command::EditMessage {
+                user: BOB,
+                seq,
+                text: "hi @alice".into(),
+                stored: Lookup::NotRead,
+            },
+            2_100,
+        )
+        .unwrap();
+    assert!(notifications(&fx).is_empty(), "only SEND_MESSAGE mentions");
+}
+
+#[test]
+fn at_most_twenty_members_are_notified_per_message() {
+    let mut room = public_room();
+    let mut text = String::new();
+    for i in 0..25u64 {
+        let name = format!("user{i:02}");
+        join(&mut room, UserId(100 + i), &name, 1_500);
+        text.push_str(&format!("@{name} "));
+    }
+    let fx = room
+        .apply(Command::Post { user: ALICE, text }, 2_000)
+        .unwrap();
+    let notified: Vec<UserId> = notifications(&fx).into_iter().map(|(u, _)| u).collect();
+    assert_eq!(notified.len(), MAX_MENTIONS);
+    assert_eq!(
+        notified,
+        (100..120).map(UserId).collect::<Vec<_>>(),
+        "the first named"
+    );
+}

@@ -586,6 +586,9 @@ mirror_enum! {
         RoleChanged,
         /// `room` terminated and you, its last member, were removed.
         RoomTerminated,
+        /// `actor` mentioned you (`@username`) in a message in `room`, sent
+        /// at `at`.
+        Mentioned,
     }
     /// A kind newer than this server build.
     else Unknown
@@ -764,7 +767,7 @@ mod tests {
     #[test]
     fn notification_kinds_and_leave_reasons_have_their_spec_names() {
         // The JSON names are the protocol's own (SPEC.md §12.3).
-        for k in (1..=10).map(NotificationKind::from_code) {
+        for k in (1..=11).map(NotificationKind::from_code) {
             let json = serde_json::to_value(NotificationKindJson::from(k)).unwrap();
             assert_eq!(json, k.name().unwrap_or("unknown"), "kind {}", k.code());
         }
