@@ -25,6 +25,7 @@ fn fanout(c: &mut Criterion) {
         actor_name: "lg-42".into(),
         body: EventBody::Message {
             text: "x".repeat(100),
+            edited_at: None,
         },
     }
     .encode_frame(&mut buf);

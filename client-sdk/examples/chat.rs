@@ -235,7 +235,24 @@ async fn reload(client: &Client, room: RoomId, shown: Seq, last_seq: Seq) -> Seq
 
 fn print_event(ev: &RoomEvent) {
     match &ev.body {
-        EventBody::Message { text } => println!("[{}] {}: {}", ev.seq, ev.actor_name, text),
+        EventBody::Message {
+            text,
+            edited_at: None,
+        } => println!("[{}] {}: {}", ev.seq, ev.actor_name, text),
+        EventBody::Message {
+            text,
+            edited_at: Some(_),
+        } => println!("[{}] {}: {} (edited)", ev.seq, ev.actor_name, text),
+        EventBody::MessageEdited { target, text } if !text.is_empty() => {
+            println!("[{}] * {} edited [{target}]: {text}", ev.seq, ev.actor_name)
+        }
+        EventBody::MessageEdited { target, .. } => {
+            println!("[{}] * {} edited [{target}]", ev.seq, ev.actor_name)
+        }
+        EventBody::MessageDeleted { target } => {
+            println!("[{}] * {} deleted [{target}]", ev.seq, ev.actor_name)
+        }
+        EventBody::Tombstone => println!("[{}] {}: (deleted)", ev.seq, ev.actor_name),
         EventBody::MemberJoined => println!("[{}] * {} joined", ev.seq, ev.actor_name),
         EventBody::MemberLeft => println!("[{}] * {} left", ev.seq, ev.actor_name),
         EventBody::RoomCreated { name, .. } => {

@@ -8,9 +8,9 @@ use tokio::sync::{mpsc, oneshot, watch, Mutex, Semaphore};
 use tokio::time::Instant;
 
 use confab_protocol::{
-    AuditItem, Member, Millis, Notification, Request, ResumePoint, Role, RoomEvent, RoomId,
-    RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId, UserRef, Visibility,
-    Welcome,
+    AuditItem, Member, Millis, Notification, ReadState, Request, ResumePoint, Role, RoomEvent,
+    RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UnreadSummary, UserEntry, UserId,
+    UserRef, Visibility, Welcome,
 };
 
 use crate::connection::establish;
@@ -345,7 +345,7 @@ impl Client {
             exact,
         };
         match self.request(req).await? {
-            ServerMsg::RoomList { rooms, total } => Ok(RoomPage { rooms, total }),
+            ServerMsg::RoomList { rooms, total, .. } => Ok(RoomPage { rooms, total }),
             other => Err(unexpected("list_rooms", &other)),
         }
     }
@@ -363,6 +363,27 @@ impl Client {
         match self.request(Request::LeaveRoom { room }).await? {
             ServerMsg::Ok => Ok(()),
             other => Err(unexpected("leave_room", &other)),
+        }
+    }
+
+    /// Tells the room's other members that you are typing (TYPING_START,
+    /// SPEC.md §5.5.7). Send it again every 2–4 s while you type: the
+    /// state expires 5 s after the last one, and the server forwards at
+    /// most one START per 2 s (a throttled one still answers `Ok`).
+    /// Members only (`NOT_A_MEMBER`).
+    pub async fn typing_start(&self, room: RoomId) -> Result<(), Error> {
+        match self.request(Request::TypingStart { room }).await? {
+            ServerMsg::Ok => Ok(()),
+            other => Err(unexpected("typing_start", &other)),
+        }
+    }
+
+    /// Tells the room's other members that you stopped typing
+    /// (TYPING_STOP, SPEC.md §5.5.7). Members only (`NOT_A_MEMBER`).
+    pub async fn typing_stop(&self, room: RoomId) -> Result<(), Error> {
+        match self.request(Request::TypingStop { room }).await? {
+            ServerMsg::Ok => Ok(()),
+            other => Err(unexpected("typing_stop", &other)),
         }
     }
 
@@ -386,6 +407,41 @@ impl Client {
         {
             ServerMsg::MessageAck { room, seq, at } => Ok(MessageAck { room, seq, at }),
             other => Err(unexpected("send_message", &other)),
+        }
+    }
+
+    /// Replaces the text of your message `seq` (SPEC.md §5.4.5). The room
+    /// broadcasts a MESSAGE_EDITED event of its own; the acknowledgement
+    /// carries that event's seq and time. Counts against the message rate
+    /// limit. Errors: `MESSAGE_NOT_FOUND`, `MESSAGE_DELETED`,
+    /// `NOT_YOUR_MESSAGE`, and those of [`Client::send_message`].
+    pub async fn edit_message(
+        &self,
+        room: RoomId,
+        seq: Seq,
+        text: &str,
+    ) -> Result<MessageAck, Error> {
+        let req = Request::EditMessage {
+            room,
+            seq,
+            text: text.to_owned(),
+        };
+        match self.request(req).await? {
+            ServerMsg::MessageAck { room, seq, at } => Ok(MessageAck { room, seq, at }),
+            other => Err(unexpected("edit_message", &other)),
+        }
+    }
+
+    /// Deletes the message `seq`: yours, or anyone's if you are an admin of
+    /// the room (SPEC.md §5.4.5). The room broadcasts a MESSAGE_DELETED
+    /// event of its own, whose seq and time the acknowledgement carries;
+    /// history then shows a tombstone in the message's place. Errors:
+    /// `MESSAGE_NOT_FOUND`, `MESSAGE_DELETED`, `NOT_YOUR_MESSAGE`,
+    /// `NOT_A_MEMBER`.
+    pub async fn delete_message(&self, room: RoomId, seq: Seq) -> Result<MessageAck, Error> {
+        match self.request(Request::DeleteMessage { room, seq }).await? {
+            ServerMsg::MessageAck { room, seq, at } => Ok(MessageAck { room, seq, at }),
+            other => Err(unexpected("delete_message", &other)),
         }
     }
 
@@ -424,6 +480,33 @@ impl Client {
         match self.request(Request::MyRooms).await? {
             ServerMsg::RoomList { rooms, .. } => Ok(rooms),
             other => Err(unexpected("my_rooms", &other)),
+        }
+    }
+
+    /// Your unread messages: in all your rooms (`total`) and per room
+    /// (each with your read marker), from one MY_ROOMS (SPEC.md §5.3.5).
+    /// A room's unread count is its messages after your marker that
+    /// others sent, deleted ones excluded.
+    pub async fn unread(&self) -> Result<UnreadSummary, Error> {
+        match self.request(Request::MyRooms).await? {
+            ServerMsg::RoomList {
+                unread: Some(unread),
+                ..
+            } => Ok(unread),
+            other => Err(unexpected("unread", &other)),
+        }
+    }
+
+    /// Marks `room` read up to and including `seq` (SET_READ_MARKER,
+    /// SPEC.md §5.9); your other connections get
+    /// [`crate::Event::ReadMarkerMoved`]. The marker never moves back: a
+    /// lower `seq` changes nothing. Returns the marker as it now is, with
+    /// the room's unread count. Errors: `INVALID_READ_MARKER` (beyond the
+    /// room's last event), `NOT_A_MEMBER`, `ROOM_NOT_FOUND`.
+    pub async fn set_read_marker(&self, room: RoomId, seq: Seq) -> Result<ReadState, Error> {
+        match self.request(Request::SetReadMarker { room, seq }).await? {
+            ServerMsg::ReadMarker(state) => Ok(state),
+            other => Err(unexpected("set_read_marker", &other)),
         }
     }
 

@@ -11,7 +11,7 @@ use futures_util::stream::{FusedStream, Stream};
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::ReusableBoxFuture;
 
-use confab_protocol::{Notification, RoomEvent, RoomId, RoomInfo, Seq};
+use confab_protocol::{Notification, ReadState, RoomEvent, RoomId, RoomInfo, Seq, UserId};
 
 use crate::error::Code;
 
@@ -43,6 +43,24 @@ pub enum Event {
     /// A room that concerns this user was created (every public room, and
     /// private rooms this user created on another connection).
     RoomAnnounced(RoomInfo),
+    /// Another member of `room` started (`typing`) or stopped typing
+    /// (SPEC.md §5.5.7). Never about this user's own typing; a STOP also
+    /// comes when a typist sent no renewal for 5 s. Ephemeral: not
+    /// replayed after a reconnect.
+    Typing {
+        /// The room.
+        room: RoomId,
+        /// Who is typing.
+        user: UserId,
+        /// Their username.
+        username: String,
+        /// `true`: started; `false`: stopped.
+        typing: bool,
+    },
+    /// Your read marker in a room moved: set on another of your
+    /// connections (SPEC.md §5.9). Keep the highest `read_seq` you have
+    /// seen per room: two devices' markers may arrive in either order.
+    ReadMarkerMoved(ReadState),
     /// The bounded event buffer ([`crate::ConnectOptions::event_buffer`])
     /// was full and events were dropped where this item stands; what came
     /// after it is delivered as usual.
@@ -103,6 +121,10 @@ impl Overflow {
             }
             Event::Notification(_) => self.notifications = true,
             Event::RoomAnnounced(_) => self.rooms_announced = true,
+            // Ephemeral: the next START or STOP says it again.
+            Event::Typing { .. } => {}
+            // Ephemeral too: MY_ROOMS has every marker.
+            Event::ReadMarkerMoved(_) => {}
             Event::Overflow(o) => {
                 self.dropped += o.dropped;
                 self.rooms.extend(o.rooms.iter().map(|(r, s)| (*r, *s)));

@@ -33,7 +33,7 @@
 //! while let Some(event) = events.next().await {
 //!     match event {
 //!         Event::Room(ev) => {
-//!             if let EventBody::Message { text } = &ev.body {
+//!             if let EventBody::Message { text, .. } = &ev.body {
 //!                 println!("[{}] {}: {}", ev.seq, ev.actor_name, text);
 //!             }
 //!         }
@@ -128,8 +128,9 @@ pub use tls::TlsTrust;
 
 pub use confab_protocol::{
     AuditAction, AuditItem, ErrorCode, EventBody, LeaveReason, Member, Millis, Notification,
-    NotificationKind, RateLimit, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq,
-    SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome, PROTOCOL_VERSION,
+    NotificationKind, RateLimit, ReadState, ResumePoint, Role, RoomEvent, RoomId, RoomInfo,
+    RoomLogItem, Seq, SessionUser, UnreadSummary, UserEntry, UserId, UserRef, Visibility, Welcome,
+    PROTOCOL_VERSION,
 };
 
 /// The wire-level escape hatch: raw requests and replies for

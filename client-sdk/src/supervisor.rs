@@ -410,6 +410,18 @@ impl Supervisor {
             }
             Ok(ServerMsg::Notification(n)) => self.emit(Event::Notification(n)),
             Ok(ServerMsg::RoomAnnounced(room)) => self.emit(Event::RoomAnnounced(room)),
+            Ok(ServerMsg::ReadMarkerMoved(state)) => self.emit(Event::ReadMarkerMoved(state)),
+            Ok(ServerMsg::Typing {
+                room,
+                user,
+                username,
+                typing,
+            }) => self.emit(Event::Typing {
+                room,
+                user,
+                username,
+                typing,
+            }),
             Ok(ServerMsg::Close { code, message }) => {
                 return Some(End::ServerClosed {
                     code: Code::from_u16(code),

@@ -90,6 +90,7 @@ fn message(seq: u64) -> RoomEvent {
         actor_name: "bob".into(),
         body: EventBody::Message {
             text: format!("m{seq}"),
+            edited_at: None,
         },
     }
 }
@@ -241,6 +242,7 @@ async fn paging_bounds_go_on_the_wire_without_sentinels() {
                     ServerMsg::RoomList {
                         rooms: Vec::new(),
                         total: 42,
+                        unread: None,
                     }
                 }
                 Request::Ping { nonce } => ServerMsg::Pong { nonce },

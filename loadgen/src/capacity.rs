@@ -34,6 +34,7 @@ pub fn blast(listen: std::net::SocketAddr, payload: usize, seconds: u64) -> anyh
         actor_name: "lg-7".into(),
         body: EventBody::Message {
             text: String::from_utf8(body)?,
+            edited_at: None,
         },
     };
     let mut chunk = BytesMut::new();

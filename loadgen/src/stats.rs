@@ -701,6 +701,7 @@ mod tests {
             actor_name: "lg-5".into(),
             body: EventBody::Message {
                 text: String::from_utf8(body).unwrap(),
+                edited_at: None,
             },
         };
         let mut buf = BytesMut::new();

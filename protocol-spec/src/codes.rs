@@ -85,6 +85,9 @@ open_code! {
         RoleChanged = 8 => "role_changed",
         /// `room` terminated and you, its last member, were removed.
         RoomTerminated = 9 => "room_terminated",
+        /// `actor` mentioned you (`@username`) in a message in `room`,
+        /// sent at `at`.
+        Mentioned = 10 => "mentioned",
     }
 }
 
@@ -160,6 +163,8 @@ named! {
         RoomUpdated => "room_updated",
         OwnershipTransferred => "ownership_transferred",
         RoomTerminated => "room_terminated",
+        /// An admin deleted another member's message (DELETE_MESSAGE).
+        MessageDeleted => "message_deleted",
         /// Server-wide (no room): a successful login.
         Login => "login",
     }

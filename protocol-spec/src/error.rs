@@ -136,6 +136,16 @@ error_codes! {
     MessageTooLong = 401, "MESSAGE_TOO_LONG", "message exceeds the maximum message size";
     /// The sender exceeded the message rate limit; retry later.
     RateLimited = 402, "RATE_LIMITED", "too many messages: slow down";
+    /// EDIT_MESSAGE / DELETE_MESSAGE naming a seq that is not a message of
+    /// the room (no such event, or an event of another kind).
+    MessageNotFound = 403, "MESSAGE_NOT_FOUND", "no such message in this room";
+    /// EDIT_MESSAGE / DELETE_MESSAGE of a message that was deleted.
+    MessageDeleted = 404, "MESSAGE_DELETED", "that message has been deleted";
+    /// EDIT_MESSAGE of another user's message, or DELETE_MESSAGE of another
+    /// user's message by a member who is not an admin.
+    NotYourMessage = 405, "NOT_YOUR_MESSAGE", "that message is not yours";
+    /// SET_READ_MARKER beyond the room's last event.
+    InvalidReadMarker = 406, "INVALID_READ_MARKER", "the read marker is beyond the room's last event";
 
     // 5xx — server side. The request may be retried.
     /// An unexpected server error; details are in the server log.

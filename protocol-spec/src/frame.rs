@@ -83,6 +83,11 @@ pub mod kind {
     pub const ROOM_LOG: u8 = 0x24;
     pub const ROOM_AUDIT: u8 = 0x25;
     pub const UPDATE_ROOM: u8 = 0x26;
+    pub const EDIT_MESSAGE: u8 = 0x27;
+    pub const DELETE_MESSAGE: u8 = 0x28;
+    pub const TYPING_START: u8 = 0x29;
+    pub const TYPING_STOP: u8 = 0x2a;
+    pub const SET_READ_MARKER: u8 = 0x2b;
 
     pub const WELCOME: u8 = 0x40;
     pub const PONG: u8 = 0x41;
@@ -99,12 +104,15 @@ pub mod kind {
     pub const UNREAD_COUNT: u8 = 0x4c;
     pub const ROOM_LOG_LIST: u8 = 0x4d;
     pub const AUDIT_PAGE: u8 = 0x4e;
+    pub const READ_MARKER: u8 = 0x4f;
 
     pub const EVENT: u8 = 0x80;
     pub const RESUME_GAP: u8 = 0x81;
     pub const CLOSE: u8 = 0x82;
     pub const NOTIFICATION: u8 = 0x83;
     pub const ROOM_ANNOUNCED: u8 = 0x84;
+    pub const TYPING: u8 = 0x85;
+    pub const READ_MARKER_MOVED: u8 = 0x86;
 
     /// The highest request type: requests are `0x01..=LAST_REQUEST`.
     pub const LAST_REQUEST: u8 = 0x3f;

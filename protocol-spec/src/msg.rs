@@ -107,8 +107,13 @@ pub struct RoomEvent {
 /// so that old clients survive new servers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventBody {
-    /// kind 1
-    Message { text: String },
+    /// kind 1. `edited_at` is the time of the latest edit (EDIT_MESSAGE),
+    /// `None` for a message never edited; an appended field, absent from
+    /// the wire when `None` (SPEC.md §5.5.2).
+    Message {
+        text: String,
+        edited_at: Option<Millis>,
+    },
     /// kind 2: `actor` joined.
     MemberJoined,
     /// kind 3: `actor` left.
@@ -130,8 +135,18 @@ pub enum EventBody {
     RoomUpdated { name: String, topic: String },
     /// kind 9: the room terminated (the last event it ever has).
     RoomTerminated,
+    /// kind 10: `actor` (the sender) replaced the text of the message
+    /// `target` with `text`. In HISTORY and on resume `text` is empty: the
+    /// message itself carries its latest text (SPEC.md §5.4.5).
+    MessageEdited { target: Seq, text: String },
+    /// kind 11: `actor` (the sender, or an admin) deleted the message
+    /// `target`, which from then on reads as a [`EventBody::Tombstone`].
+    MessageDeleted { target: Seq },
+    /// kind 12: a deleted message, in HISTORY and on resume, at the
+    /// message's own seq; `actor` and `at` are its sender and time.
+    Tombstone,
     /// A kind this decoder does not know; the raw bytes are kept. Only
-    /// meaningful with a `kind` outside `1..=9`: one of those would encode to
+    /// meaningful with a `kind` outside `1..=12`: one of those would encode to
     /// bytes that decode as the known kind instead.
     Unknown { kind: u8, data: Vec<u8> },
 }
@@ -146,6 +161,9 @@ pub mod event_kind {
     pub const ROLE_CHANGED: u8 = 7;
     pub const ROOM_UPDATED: u8 = 8;
     pub const ROOM_TERMINATED: u8 = 9;
+    pub const MESSAGE_EDITED: u8 = 10;
+    pub const MESSAGE_DELETED: u8 = 11;
+    pub const TOMBSTONE: u8 = 12;
 }
 
 impl EventBody {
@@ -160,6 +178,9 @@ impl EventBody {
             EventBody::RoleChanged { .. } => event_kind::ROLE_CHANGED,
             EventBody::RoomUpdated { .. } => event_kind::ROOM_UPDATED,
             EventBody::RoomTerminated => event_kind::ROOM_TERMINATED,
+            EventBody::MessageEdited { .. } => event_kind::MESSAGE_EDITED,
+            EventBody::MessageDeleted { .. } => event_kind::MESSAGE_DELETED,
+            EventBody::Tombstone => event_kind::TOMBSTONE,
             EventBody::Unknown { kind, .. } => *kind,
         }
     }
@@ -167,8 +188,21 @@ impl EventBody {
     /// Writes the kind-specific fields (after the kind byte).
     pub fn encode_fields(&self, buf: &mut BytesMut) {
         match self {
-            EventBody::Message { text } => put_str(buf, text),
-            EventBody::MemberJoined | EventBody::MemberLeft | EventBody::RoomTerminated => {}
+            EventBody::Message { text, edited_at } => {
+                put_str(buf, text);
+                if let Some(at) = edited_at {
+                    put_varint(buf, *at);
+                }
+            }
+            EventBody::MessageEdited { target, text } => {
+                put_varint(buf, target.0);
+                put_str(buf, text);
+            }
+            EventBody::MessageDeleted { target } => put_varint(buf, target.0),
+            EventBody::MemberJoined
+            | EventBody::MemberLeft
+            | EventBody::RoomTerminated
+            | EventBody::Tombstone => {}
             EventBody::RoomCreated { name, topic } | EventBody::RoomUpdated { name, topic } => {
                 put_str(buf, name);
                 put_str(buf, topic);
@@ -200,7 +234,23 @@ impl EventBody {
     /// Decodes the kind-specific fields of an event of kind `kind`.
     pub fn decode_fields(kind: u8, r: &mut Reader<'_>) -> Result<EventBody, DecodeError> {
         Ok(match kind {
-            event_kind::MESSAGE => EventBody::Message { text: r.str()? },
+            event_kind::MESSAGE => EventBody::Message {
+                text: r.str()?,
+                // Appended field: absent means never edited.
+                edited_at: if r.remaining() > 0 {
+                    Some(r.varint()?)
+                } else {
+                    None
+                },
+            },
+            event_kind::MESSAGE_EDITED => EventBody::MessageEdited {
+                target: Seq(r.varint()?),
+                text: r.str()?,
+            },
+            event_kind::MESSAGE_DELETED => EventBody::MessageDeleted {
+                target: Seq(r.varint()?),
+            },
+            event_kind::TOMBSTONE => EventBody::Tombstone,
             event_kind::MEMBER_JOINED => EventBody::MemberJoined,
             event_kind::MEMBER_LEFT => EventBody::MemberLeft,
             event_kind::ROOM_CREATED => EventBody::RoomCreated {
@@ -260,6 +310,23 @@ impl RoomEvent {
             actor_name,
             body,
         })
+    }
+
+    /// The form in which this event is kept for HISTORY and resume, when
+    /// it differs from the one broadcast live: a MESSAGE_EDITED keeps no
+    /// text (the message it edits carries the latest text, and a later
+    /// delete must leave no copy of it behind; SPEC.md §5.4.5).
+    pub fn kept_form(&self) -> Option<RoomEvent> {
+        match &self.body {
+            EventBody::MessageEdited { target, text } if !text.is_empty() => Some(RoomEvent {
+                body: EventBody::MessageEdited {
+                    target: *target,
+                    text: String::new(),
+                },
+                ..self.clone()
+            }),
+            _ => None,
+        }
     }
 
     /// Encodes this event as a whole EVENT frame (request id 0). The server
@@ -412,6 +479,54 @@ impl UserEntry {
             at: r.varint()?,
         })
     }
+}
+
+/// A user's read marker in a room and what it leaves unread (SPEC.md
+/// §5.9): READ_MARKER, READ_MARKER_MOVED, and the items of MY_ROOMS'
+/// unread summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadState {
+    pub room: RoomId,
+    /// The seq of the last event the user has read; 0: none.
+    pub read_seq: Seq,
+    /// The room's messages after `read_seq` that others sent (deleted
+    /// ones excluded).
+    pub unread: u32,
+}
+
+impl ReadState {
+    /// The fields, inline (READ_MARKER, READ_MARKER_MOVED).
+    pub(crate) fn encode_fields(&self, buf: &mut BytesMut) {
+        put_varint(buf, self.room.0);
+        put_varint(buf, self.read_seq.0);
+        put_varint(buf, self.unread as u64);
+    }
+
+    pub(crate) fn decode_fields(r: &mut Reader<'_>) -> Result<ReadState, DecodeError> {
+        Ok(ReadState {
+            room: RoomId(r.varint()?),
+            read_seq: Seq(r.varint()?),
+            unread: r.varint_u32()?,
+        })
+    }
+
+    /// As a nested item (ROOM_LIST's `read_states`).
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        put_nested(buf, |b| self.encode_fields(b));
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<ReadState, DecodeError> {
+        ReadState::decode_fields(&mut r.nested()?)
+    }
+}
+
+/// What MY_ROOMS adds to its ROOM_LIST (appended fields, SPEC.md §5.3.5):
+/// the caller's unread messages in all the listed rooms, and each room's
+/// read state, in the order of `rooms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadSummary {
+    pub total: u32,
+    pub rooms: Vec<ReadState>,
 }
 
 /// One room of a user's room log.

@@ -6,8 +6,8 @@ use bytes::{BufMut, BytesMut};
 use crate::frame::{begin_frame, end_frame, kind, RawFrame};
 use crate::ids::{Millis, RoomId, Seq, UserId};
 use crate::msg::{
-    get_room, prealloc, put_room, AuditItem, Member, Notification, Role, RoomEvent, RoomInfo,
-    RoomLogItem, UserEntry,
+    get_room, prealloc, put_room, AuditItem, Member, Notification, ReadState, Role, RoomEvent,
+    RoomInfo, RoomLogItem, UnreadSummary, UserEntry,
 };
 use crate::wire::{put_bool, put_nested, put_str, put_varint, Reader};
 use crate::DecodeError;
@@ -74,6 +74,9 @@ pub enum ServerMsg {
     RoomList {
         rooms: Vec<RoomInfo>,
         total: u32,
+        /// MY_ROOMS only: the caller's unread summary (appended fields,
+        /// absent from LIST_ROOMS' reply and from older servers).
+        unread: Option<UnreadSummary>,
     },
     MemberList {
         room: RoomId,
@@ -131,6 +134,18 @@ pub enum ServerMsg {
     Notification(Notification),
     /// Event: a room that concerns the user was created (`new_chat_room`).
     RoomAnnounced(RoomInfo),
+    /// Reply to SET_READ_MARKER: the marker as it now is.
+    ReadMarker(ReadState),
+    /// Event: the user's read marker moved, set on another connection.
+    ReadMarkerMoved(ReadState),
+    /// Event: another member of `room` started (`typing`) or stopped
+    /// typing; never stored, no seq (SPEC.md §5.5.7).
+    Typing {
+        room: RoomId,
+        user: UserId,
+        username: String,
+        typing: bool,
+    },
 }
 
 impl ServerMsg {
@@ -165,6 +180,9 @@ impl ServerMsg {
             ServerMsg::AuditPage { .. } => kind::AUDIT_PAGE,
             ServerMsg::Notification(_) => kind::NOTIFICATION,
             ServerMsg::RoomAnnounced(_) => kind::ROOM_ANNOUNCED,
+            ServerMsg::Typing { .. } => kind::TYPING,
+            ServerMsg::ReadMarker(_) => kind::READ_MARKER,
+            ServerMsg::ReadMarkerMoved(_) => kind::READ_MARKER_MOVED,
         }
     }
 
@@ -223,11 +241,22 @@ impl ServerMsg {
                 put_str(buf, token);
             }
             ServerMsg::Room(r) => put_room(buf, r),
-            ServerMsg::RoomList { rooms, total } => {
+            ServerMsg::RoomList {
+                rooms,
+                total,
+                unread,
+            } => {
                 put_varint(buf, *total as u64);
                 put_varint(buf, rooms.len() as u64);
                 for r in rooms {
                     put_room(buf, r);
+                }
+                if let Some(u) = unread {
+                    put_varint(buf, u.total as u64);
+                    put_varint(buf, u.rooms.len() as u64);
+                    for s in &u.rooms {
+                        s.encode(buf);
+                    }
                 }
             }
             ServerMsg::MemberList { room, members } => {
@@ -304,6 +333,18 @@ impl ServerMsg {
             }
             ServerMsg::Notification(n) => n.encode(buf),
             ServerMsg::RoomAnnounced(r) => put_room(buf, r),
+            ServerMsg::Typing {
+                room,
+                user,
+                username,
+                typing,
+            } => {
+                put_varint(buf, room.0);
+                put_varint(buf, user.0);
+                put_str(buf, username);
+                put_bool(buf, *typing);
+            }
+            ServerMsg::ReadMarker(s) | ServerMsg::ReadMarkerMoved(s) => s.encode_fields(buf),
             ServerMsg::Event(_) => unreachable!("handled above"),
         }
         end_frame(buf, start);
@@ -374,7 +415,20 @@ impl ServerMsg {
                 for _ in 0..n {
                     rooms.push(get_room(&mut r)?);
                 }
-                ServerMsg::RoomList { rooms, total }
+                // Appended (SPEC.md §5.3.5): only in MY_ROOMS' reply.
+                let unread = if r.remaining() > 0 {
+                    Some(UnreadSummary {
+                        total: r.varint_u32()?,
+                        rooms: list(&mut r, ReadState::decode)?,
+                    })
+                } else {
+                    None
+                };
+                ServerMsg::RoomList {
+                    rooms,
+                    total,
+                    unread,
+                }
             }
             kind::MEMBER_LIST => {
                 let room = RoomId(r.varint()?);
@@ -449,6 +503,16 @@ impl ServerMsg {
             }
             kind::NOTIFICATION => ServerMsg::Notification(Notification::decode(&mut r)?),
             kind::ROOM_ANNOUNCED => ServerMsg::RoomAnnounced(get_room(&mut r)?),
+            kind::READ_MARKER => ServerMsg::ReadMarker(ReadState::decode_fields(&mut r)?),
+            kind::READ_MARKER_MOVED => {
+                ServerMsg::ReadMarkerMoved(ReadState::decode_fields(&mut r)?)
+            }
+            kind::TYPING => ServerMsg::Typing {
+                room: RoomId(r.varint()?),
+                user: UserId(r.varint()?),
+                username: r.str()?,
+                typing: r.bool()?,
+            },
             other => return Err(DecodeError::UnknownFrameType(other)),
         };
         Ok(msg)

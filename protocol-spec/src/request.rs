@@ -154,6 +154,31 @@ pub enum Request {
         name: String,
         topic: String,
     },
+    /// The sender replaces the text of their message `seq`.
+    EditMessage {
+        room: RoomId,
+        seq: Seq,
+        text: String,
+    },
+    /// The sender, or an admin, deletes the message `seq`.
+    DeleteMessage {
+        room: RoomId,
+        seq: Seq,
+    },
+    /// The caller is typing in `room` (renewed every few seconds while
+    /// typing; never stored).
+    TypingStart {
+        room: RoomId,
+    },
+    /// The caller stopped typing in `room`.
+    TypingStop {
+        room: RoomId,
+    },
+    /// The caller has read `room` up to and including `seq`.
+    SetReadMarker {
+        room: RoomId,
+        seq: Seq,
+    },
 }
 
 impl Request {
@@ -187,6 +212,11 @@ impl Request {
             Request::RoomLog => kind::ROOM_LOG,
             Request::RoomAudit { .. } => kind::ROOM_AUDIT,
             Request::UpdateRoom { .. } => kind::UPDATE_ROOM,
+            Request::EditMessage { .. } => kind::EDIT_MESSAGE,
+            Request::DeleteMessage { .. } => kind::DELETE_MESSAGE,
+            Request::TypingStart { .. } => kind::TYPING_START,
+            Request::TypingStop { .. } => kind::TYPING_STOP,
+            Request::SetReadMarker { .. } => kind::SET_READ_MARKER,
         }
     }
 
@@ -221,6 +251,11 @@ impl Request {
             Request::RoomLog => "room_log",
             Request::RoomAudit { .. } => "room_audit",
             Request::UpdateRoom { .. } => "update_room",
+            Request::EditMessage { .. } => "edit_message",
+            Request::DeleteMessage { .. } => "delete_message",
+            Request::TypingStart { .. } => "typing_start",
+            Request::TypingStop { .. } => "typing_stop",
+            Request::SetReadMarker { .. } => "set_read_marker",
         }
     }
 
@@ -296,6 +331,22 @@ impl Request {
                 put_varint(buf, room.0);
                 put_str(buf, name);
                 put_str(buf, topic);
+            }
+            Request::EditMessage { room, seq, text } => {
+                put_varint(buf, room.0);
+                put_varint(buf, seq.0);
+                put_str(buf, text);
+            }
+            Request::DeleteMessage { room, seq } => {
+                put_varint(buf, room.0);
+                put_varint(buf, seq.0);
+            }
+            Request::TypingStart { room } | Request::TypingStop { room } => {
+                put_varint(buf, room.0);
+            }
+            Request::SetReadMarker { room, seq } => {
+                put_varint(buf, room.0);
+                put_varint(buf, seq.0);
             }
             Request::CreateRoom {
                 name,
@@ -457,6 +508,25 @@ impl Request {
                 room: RoomId(r.varint()?),
                 name: r.str()?,
                 topic: r.str()?,
+            },
+            kind::EDIT_MESSAGE => Request::EditMessage {
+                room: RoomId(r.varint()?),
+                seq: Seq(r.varint()?),
+                text: r.str()?,
+            },
+            kind::DELETE_MESSAGE => Request::DeleteMessage {
+                room: RoomId(r.varint()?),
+                seq: Seq(r.varint()?),
+            },
+            kind::TYPING_START => Request::TypingStart {
+                room: RoomId(r.varint()?),
+            },
+            kind::TYPING_STOP => Request::TypingStop {
+                room: RoomId(r.varint()?),
+            },
+            kind::SET_READ_MARKER => Request::SetReadMarker {
+                room: RoomId(r.varint()?),
+                seq: Seq(r.varint()?),
             },
             other => return Err(DecodeError::UnknownFrameType(other)),
         };

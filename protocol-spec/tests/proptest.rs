@@ -10,6 +10,7 @@ use confab_protocol::{
     Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg,
     SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome,
 };
+use confab_protocol::{ReadState, UnreadSummary};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use tokio_util::codec::{Decoder, Encoder};
@@ -136,10 +137,27 @@ fn request() -> impl Strategy<Value = Request> {
                 limit,
             }
         }),
-        (room, text(), text()).prop_map(|(room, name, topic)| Request::UpdateRoom {
+        (room.clone(), text(), text()).prop_map(|(room, name, topic)| Request::UpdateRoom {
             room,
             name,
             topic
+        }),
+        (room.clone(), any::<u64>(), text()).prop_map(|(room, seq, text)| {
+            Request::EditMessage {
+                room,
+                seq: Seq(seq),
+                text,
+            }
+        }),
+        (room.clone(), any::<u64>()).prop_map(|(room, seq)| Request::DeleteMessage {
+            room,
+            seq: Seq(seq)
+        }),
+        room.clone().prop_map(|room| Request::TypingStart { room }),
+        room.clone().prop_map(|room| Request::TypingStop { room }),
+        (room, any::<u64>()).prop_map(|(room, seq)| Request::SetReadMarker {
+            room,
+            seq: Seq(seq)
         }),
     ]
 }
@@ -181,9 +199,26 @@ fn member() -> impl Strategy<Value = Member> {
     )
 }
 
+fn read_state() -> impl Strategy<Value = ReadState> {
+    (any::<u64>(), any::<u64>(), any::<u32>()).prop_map(|(room, seq, unread)| ReadState {
+        room: RoomId(room),
+        read_seq: Seq(seq),
+        unread,
+    })
+}
+
 fn event_body() -> impl Strategy<Value = EventBody> {
     prop_oneof![
-        text().prop_map(|text| EventBody::Message { text }),
+        (text(), proptest::option::of(any::<u64>()))
+            .prop_map(|(text, edited_at)| EventBody::Message { text, edited_at }),
+        (any::<u64>(), text()).prop_map(|(target, text)| EventBody::MessageEdited {
+            target: Seq(target),
+            text
+        }),
+        any::<u64>().prop_map(|target| EventBody::MessageDeleted {
+            target: Seq(target)
+        }),
+        Just(EventBody::Tombstone),
         Just(EventBody::MemberJoined),
         Just(EventBody::MemberLeft),
         (text(), text()).prop_map(|(name, topic)| EventBody::RoomCreated { name, topic }),
@@ -207,7 +242,7 @@ fn event_body() -> impl Strategy<Value = EventBody> {
         // Unknown kinds only: an `Unknown` with a known kind is not a value a
         // decoder can produce.
         (
-            any::<u8>().prop_filter("unknown kind", |k| !(1..=9).contains(k)),
+            any::<u8>().prop_filter("unknown kind", |k| !(1..=12).contains(k)),
             proptest::collection::vec(any::<u8>(), 0..16)
         )
             .prop_map(|(kind, data)| EventBody::Unknown { kind, data }),
@@ -359,8 +394,18 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             token
         }),
         room_info().prop_map(ServerMsg::Room),
-        (proptest::collection::vec(room_info(), 0..4), any::<u32>())
-            .prop_map(|(rooms, total)| ServerMsg::RoomList { rooms, total }),
+        (
+            proptest::collection::vec(room_info(), 0..4),
+            any::<u32>(),
+            proptest::option::of((any::<u32>(), proptest::collection::vec(read_state(), 0..4)))
+        )
+            .prop_map(|(rooms, total, unread)| ServerMsg::RoomList {
+                rooms,
+                total,
+                unread: unread.map(|(total, rooms)| UnreadSummary { total, rooms }),
+            }),
+        read_state().prop_map(ServerMsg::ReadMarker),
+        read_state().prop_map(ServerMsg::ReadMarkerMoved),
         (room.clone(), proptest::collection::vec(member(), 0..4))
             .prop_map(|(room, members)| ServerMsg::MemberList { room, members }),
         (room.clone(), any::<u64>(), any::<u64>()).prop_map(|(room, seq, at)| {
@@ -413,6 +458,14 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             }),
         notification().prop_map(ServerMsg::Notification),
         room_info().prop_map(ServerMsg::RoomAnnounced),
+        (any::<u64>(), any::<u64>(), text(), any::<bool>()).prop_map(
+            |(room, user, username, typing)| ServerMsg::Typing {
+                room: RoomId(room),
+                user: UserId(user),
+                username,
+                typing
+            }
+        ),
     ]
 }
 

@@ -212,6 +212,77 @@ enum Act {
     ListBans,
     RoomAudit,
     UpdateRoom,
+    EditMessage(Msg),
+    DeleteMessage(Msg),
+    TypingStart,
+    TypingStop,
+    SetReadMarker(Mark),
+}
+
+/// Where SET_READ_MARKER puts the caller's marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Mark {
+    /// On the fixture rooms' first message: an event the room has.
+    Read,
+    /// Beyond the room's last event (INVALID_READ_MARKER).
+    Beyond,
+}
+
+/// SET_READ_MARKER: a member, up to the room's last seq (§5.9).
+fn mark_of(a: Actor, m: Mark) -> Outcome {
+    match (a.is_member(), m) {
+        (false, _) => no(&[E::NotAMember]),
+        (true, Mark::Read) => Done,
+        (true, Mark::Beyond) => no(&[E::InvalidReadMarker]),
+    }
+}
+
+/// Which message EDIT_MESSAGE / DELETE_MESSAGE names: every live fixture
+/// room has the same ones at the same seqs (`build_room`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Msg {
+    /// Sent by "member".
+    Members,
+    /// Sent by "bystander".
+    Bystanders,
+    /// Seq 1: ROOM_CREATED, not a message.
+    NotAMessage,
+}
+
+impl Msg {
+    fn seq(self) -> Seq {
+        match self {
+            Msg::Members => MEMBERS_MESSAGE,
+            Msg::Bystanders => BYSTANDERS_MESSAGE,
+            Msg::NotAMessage => Seq(1),
+        }
+    }
+}
+
+/// The seqs of the fixture rooms' two messages: after the 12 events of the
+/// set-up (creation, 6 joins, the pariah's ban, 2 role changes, a kick, a
+/// ban), "member" posts, then "bystander" (`build_room` checks).
+const MEMBERS_MESSAGE: Seq = Seq(13);
+const BYSTANDERS_MESSAGE: Seq = Seq(14);
+
+/// EDIT_MESSAGE of `m`: only its sender, a member (§5.4.5).
+fn edit_of(a: Actor, m: Msg) -> Outcome {
+    match (a, m) {
+        (_, _) if !a.is_member() => no(&[E::NotAMember]),
+        (_, Msg::NotAMessage) => no(&[E::MessageNotFound]),
+        (Member, Msg::Members) => Done,
+        _ => no(&[E::NotYourMessage]),
+    }
+}
+
+/// DELETE_MESSAGE of `m`: its sender or an admin (§5.4.5).
+fn delete_of(a: Actor, m: Msg) -> Outcome {
+    match (a, m) {
+        (_, _) if !a.is_member() => no(&[E::NotAMember]),
+        (_, Msg::NotAMessage) => no(&[E::MessageNotFound]),
+        (Admin | Owner, _) | (Member, Msg::Members) => Done,
+        _ => no(&[E::NotYourMessage]),
+    }
 }
 
 /// Whom a request names (INVITE, DECIDE_REQUEST, KICK, BAN, UNBAN): the
@@ -321,6 +392,21 @@ fn rows_of(req: &Request) -> &'static [Act] {
         Request::RoomLog => &[Act::RoomLog],
         Request::RoomAudit { .. } => &[Act::RoomAudit],
         Request::UpdateRoom { .. } => &[Act::UpdateRoom],
+        Request::EditMessage { .. } => &[
+            Act::EditMessage(Msg::Members),
+            Act::EditMessage(Msg::NotAMessage),
+        ],
+        Request::DeleteMessage { .. } => &[
+            Act::DeleteMessage(Msg::Members),
+            Act::DeleteMessage(Msg::Bystanders),
+            Act::DeleteMessage(Msg::NotAMessage),
+        ],
+        Request::TypingStart { .. } => &[Act::TypingStart],
+        Request::TypingStop { .. } => &[Act::TypingStop],
+        Request::SetReadMarker { .. } => &[
+            Act::SetReadMarker(Mark::Read),
+            Act::SetReadMarker(Mark::Beyond),
+        ],
     }
 }
 
@@ -1176,6 +1262,104 @@ fn table() -> Vec<Row> {
             done: |m, _| matches!(m, ServerMsg::Ok),
             expect: |a, s| room(a, s, NOT_FOUND, |a, _| admin(a)),
         },
+        // --- editing and deleting messages (§5.4.5) -----------------------------------
+        Row {
+            act: Act::EditMessage(Msg::Members),
+            spec: "§5.4.5, §8.1",
+            scope: room_w,
+            request: |c, _| Request::EditMessage {
+                room: c.room,
+                seq: Msg::Members.seq(),
+                text: "edited".into(),
+            },
+            done: |m, c| matches!(m, ServerMsg::MessageAck { room, .. } if *room == c.room),
+            expect: |a, s| room(a, s, NOT_FOUND, |a, _| edit_of(a, Msg::Members)),
+        },
+        Row {
+            act: Act::EditMessage(Msg::NotAMessage),
+            spec: "§5.4.5, §8.1",
+            scope: room_w,
+            request: |c, _| Request::EditMessage {
+                room: c.room,
+                seq: Msg::NotAMessage.seq(),
+                text: "edited".into(),
+            },
+            done: |m, c| matches!(m, ServerMsg::MessageAck { room, .. } if *room == c.room),
+            expect: |a, s| room(a, s, NOT_FOUND, |a, _| edit_of(a, Msg::NotAMessage)),
+        },
+        Row {
+            act: Act::DeleteMessage(Msg::Members),
+            spec: "§5.4.5, §8.1",
+            scope: room_w,
+            request: |c, _| Request::DeleteMessage {
+                room: c.room,
+                seq: Msg::Members.seq(),
+            },
+            done: |m, c| matches!(m, ServerMsg::MessageAck { room, .. } if *room == c.room),
+            expect: |a, s| room(a, s, NOT_FOUND, |a, _| delete_of(a, Msg::Members)),
+        },
+        Row {
+            act: Act::DeleteMessage(Msg::Bystanders),
+            spec: "§5.4.5, §8.1",
+            scope: room_w,
+            request: |c, _| Request::DeleteMessage {
+                room: c.room,
+                seq: Msg::Bystanders.seq(),
+            },
+            done: |m, c| matches!(m, ServerMsg::MessageAck { room, .. } if *room == c.room),
+            expect: |a, s| room(a, s, NOT_FOUND, |a, _| delete_of(a, Msg::Bystanders)),
+        },
+        Row {
+            act: Act::DeleteMessage(Msg::NotAMessage),
+            spec: "§5.4.5, §8.1",
+            scope: room_w,
+            request: |c, _| Request::DeleteMessage {
+                room: c.room,
+                seq: Msg::NotAMessage.seq(),
+            },
+            done: |m, c| matches!(m, ServerMsg::MessageAck { room, .. } if *room == c.room),
+            expect: |a, s| room(a, s, NOT_FOUND, |a, _| delete_of(a, Msg::NotAMessage)),
+        },
+        // --- typing indicators (§5.5.7): never stored, so reads -------------------
+        Row {
+            act: Act::TypingStart,
+            spec: "§5.5.7, §8.1",
+            scope: room_r,
+            request: |c, _| Request::TypingStart { room: c.room },
+            done: |m, _| matches!(m, ServerMsg::Ok),
+            expect: |a, s| room(a, s, NOT_FOUND, |a, _| member(a)),
+        },
+        Row {
+            act: Act::TypingStop,
+            spec: "§5.5.7, §8.1",
+            scope: room_r,
+            request: |c, _| Request::TypingStop { room: c.room },
+            done: |m, _| matches!(m, ServerMsg::Ok),
+            expect: |a, s| room(a, s, NOT_FOUND, |a, _| member(a)),
+        },
+        // --- read markers (§5.9): the caller's own, so the room is unchanged --------
+        Row {
+            act: Act::SetReadMarker(Mark::Read),
+            spec: "§5.9, §8.1",
+            scope: room_r,
+            request: |c, _| Request::SetReadMarker {
+                room: c.room,
+                seq: MEMBERS_MESSAGE,
+            },
+            done: |m, c| matches!(m, ServerMsg::ReadMarker(s) if s.room == c.room),
+            expect: |a, s| room(a, s, NOT_FOUND, |a, _| mark_of(a, Mark::Read)),
+        },
+        Row {
+            act: Act::SetReadMarker(Mark::Beyond),
+            spec: "§5.9, §6 (406)",
+            scope: room_r,
+            request: |c, _| Request::SetReadMarker {
+                room: c.room,
+                seq: Seq(1_000_000),
+            },
+            done: |m, c| matches!(m, ServerMsg::ReadMarker(s) if s.room == c.room),
+            expect: |a, s| room(a, s, NOT_FOUND, |a, _| mark_of(a, Mark::Beyond)),
+        },
     ]
 }
 
@@ -1482,6 +1666,41 @@ fn http_of(req: &Request) -> Vec<Http> {
                 204,
             ),
         ],
+        Request::EditMessage { room, seq, text } => vec![Http::new(
+            "PATCH",
+            "/api/rooms/{id}/messages/{seq}",
+            at(room, &format!("/messages/{}", seq.0)),
+            Some(json!({ "text": text })),
+            200,
+        )],
+        Request::DeleteMessage { room, seq } => vec![Http::new(
+            "DELETE",
+            "/api/rooms/{id}/messages/{seq}",
+            at(room, &format!("/messages/{}", seq.0)),
+            None,
+            200,
+        )],
+        Request::TypingStart { room } => vec![Http::new(
+            "POST",
+            "/api/rooms/{id}/typing",
+            at(room, "/typing"),
+            Some(json!({ "typing": true })),
+            204,
+        )],
+        Request::TypingStop { room } => vec![Http::new(
+            "POST",
+            "/api/rooms/{id}/typing",
+            at(room, "/typing"),
+            Some(json!({ "typing": false })),
+            204,
+        )],
+        Request::SetReadMarker { room, seq } => vec![Http::new(
+            "PUT",
+            "/api/rooms/{id}/read-marker",
+            at(room, "/read-marker"),
+            Some(json!({ "seq": seq.0 })),
+            200,
+        )],
     }
 }
 
@@ -1490,7 +1709,7 @@ fn http_of(req: &Request) -> Vec<Http> {
 /// server's table must show here).
 fn http_status(code: E) -> u16 {
     match code {
-        E::InvalidRole => 400,
+        E::InvalidRole | E::InvalidReadMarker => 400,
         E::NotAuthenticated => 401,
         E::NotAMember
         | E::NotAdmin
@@ -1498,8 +1717,10 @@ fn http_status(code: E) -> u16 {
         | E::RoomPrivate
         | E::Banned
         | E::CannotTargetSelf
-        | E::CannotTargetOwner => 403,
-        E::RoomNotFound
+        | E::CannotTargetOwner
+        | E::NotYourMessage => 403,
+        E::MessageNotFound
+        | E::RoomNotFound
         | E::NotInvited
         | E::TargetNotMember
         | E::NoSuchUser
@@ -1511,7 +1732,7 @@ fn http_status(code: E) -> u16 {
         | E::AlreadyInvited
         | E::TargetBanned
         | E::AlreadyAuthenticated => 409,
-        E::RoomTerminated => 410,
+        E::RoomTerminated | E::MessageDeleted => 410,
         other => panic!("the matrix expects no {other} over HTTP: add its status here"),
     }
 }
@@ -1641,6 +1862,15 @@ async fn build_room(env: &Env, name: &str, vis: Visibility, terminate: bool) -> 
     ];
     if let Err(e) = try_join_all(roles).await {
         return fail("roles, kick, ban", e);
+    }
+    for (who, want) in [
+        ("member", MEMBERS_MESSAGE),
+        ("bystander", BYSTANDERS_MESSAGE),
+    ] {
+        match c(who).send_message(room, "to be edited or deleted").await {
+            Ok(ack) => assert_eq!(ack.seq, want, "building {name}: {who}'s message"),
+            Err(e) => return fail("messages", e),
+        }
     }
     if terminate {
         for who in ["bystander", "member", "deputy", "admin", "owner"] {
@@ -2266,7 +2496,10 @@ fn the_table_covers_every_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorization_matrix() {
     let started = Instant::now();
-    let srv = TestServer::start().await;
+    // Every fixture room gets two messages from the same two accounts, all
+    // rooms built at once: no per-connection message limit here (the limit
+    // has tests of its own).
+    let srv = TestServer::start_with(|c| c.rate_limit_per_sec = 0).await;
     let http = srv.addr_for(Transport::Ws);
     let store = SqliteStore::open(&srv.dir.path().join("confab.db"))
         .await

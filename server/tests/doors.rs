@@ -150,7 +150,7 @@ async fn all_doors_see_the_same_rooms_and_messages() {
         while texts.len() < expected.len() {
             match c.next_event_timeout(STEP).await.ok().flatten() {
                 Some(Event::Room(ev)) => {
-                    if let EventBody::Message { text } = ev.body {
+                    if let EventBody::Message { text, .. } = ev.body {
                         texts.push(text);
                     }
                 }

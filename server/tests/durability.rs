@@ -249,7 +249,7 @@ async fn an_unwritable_spool_refuses_writes_with_a_clear_error_instead_of_acknow
                 e.kind,
                 &mut confab_protocol::wire::Reader::new(&e.body),
             ) {
-                Ok(confab_protocol::EventBody::Message { text }) => Some((e.seq.0, text)),
+                Ok(confab_protocol::EventBody::Message { text, .. }) => Some((e.seq.0, text)),
                 _ => None,
             }
         })

@@ -40,7 +40,7 @@ async fn messages(c: &Client, n: usize) -> Vec<(RoomId, String)> {
     let mut out = Vec::new();
     while out.len() < n {
         let ev = next_room_event(c).await;
-        if let EventBody::Message { text } = ev.body {
+        if let EventBody::Message { text, .. } = ev.body {
             out.push((ev.room, text));
         }
     }
@@ -56,7 +56,7 @@ async fn no_more_messages(c: &Client) {
         .flatten()
     {
         if let Event::Room(RoomEvent {
-            body: EventBody::Message { text },
+            body: EventBody::Message { text, .. },
             ..
         }) = ev
         {
@@ -227,8 +227,14 @@ async fn history_pages_backwards_across_memory_and_store(t: Transport, backend: 
     assert_eq!(
         texts,
         vec![
-            EventBody::Message { text: "m3".into() },
-            EventBody::Message { text: "m2".into() }
+            EventBody::Message {
+                text: "m3".into(),
+                edited_at: None
+            },
+            EventBody::Message {
+                text: "m2".into(),
+                edited_at: None
+            }
         ]
     );
     assert!(page.has_more);
@@ -408,7 +414,7 @@ async fn a_restart_keeps_users_rooms_memberships_and_messages(t: Transport, back
         .events
         .iter()
         .filter_map(|e| {
-            if let EventBody::Message { text } = &e.body {
+            if let EventBody::Message { text, .. } = &e.body {
                 Some(text.clone())
             } else {
                 None

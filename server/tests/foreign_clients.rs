@@ -153,7 +153,7 @@ async fn a_python_websockets_client_chats_with_an_sdk_client() {
         loop {
             match alice.next_event_timeout(STEP).await.ok().flatten() {
                 Some(Event::Room(ev)) => {
-                    if let EventBody::Message { text } = &ev.body {
+                    if let EventBody::Message { text, .. } = &ev.body {
                         if text == &format!("hello from {user}") {
                             assert_eq!(ev.actor_name, user);
                             break;

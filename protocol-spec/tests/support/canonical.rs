@@ -5,9 +5,9 @@
 
 use confab_protocol::frame::kind;
 use confab_protocol::{
-    AuditItem, EventBody, Hello, Member, Notification, RateLimit, ResumePoint, Role, RoomEvent,
-    RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId, UserRef,
-    Visibility, Welcome,
+    AuditItem, EventBody, Hello, Member, Notification, RateLimit, ReadState, ResumePoint, Role,
+    RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UnreadSummary,
+    UserEntry, UserId, UserRef, Visibility, Welcome,
 };
 use confab_protocol::{LeaveReason, NotificationKind, Request};
 use serde_json::Value;
@@ -187,9 +187,34 @@ fn audit_item(a: &AuditItem) -> J {
     ])
 }
 
+fn read_state(x: &ReadState) -> J {
+    J::Obj(vec![
+        ("room", n(x.room.0)),
+        ("read_seq", n(x.read_seq.0)),
+        ("unread", n(x.unread)),
+    ])
+}
+
 fn body(b: &EventBody) -> J {
     match b {
-        EventBody::Message { text } => J::Obj(vec![("kind", s("message")), ("text", s(text))]),
+        EventBody::Message { text, edited_at } => {
+            let mut fields = vec![("kind", s("message")), ("text", s(text))];
+            // Appended field: written only for an edited message.
+            if let Some(at) = edited_at {
+                fields.push(("edited_at", n(*at)));
+            }
+            J::Obj(fields)
+        }
+        EventBody::MessageEdited { target, text } => J::Obj(vec![
+            ("kind", s("message_edited")),
+            ("target_seq", n(target.0)),
+            ("text", s(text)),
+        ]),
+        EventBody::MessageDeleted { target } => J::Obj(vec![
+            ("kind", s("message_deleted")),
+            ("target_seq", n(target.0)),
+        ]),
+        EventBody::Tombstone => J::Obj(vec![("kind", s("tombstone"))]),
         EventBody::MemberJoined => J::Obj(vec![("kind", s("member_joined"))]),
         EventBody::MemberLeft => J::Obj(vec![("kind", s("member_left"))]),
         EventBody::RoomCreated { name, topic } => J::Obj(vec![
@@ -355,6 +380,20 @@ pub fn request(r: &Request) -> J {
             ("name", s(name)),
             ("topic", s(topic)),
         ]),
+        Request::EditMessage { room, seq, text } => J::Obj(vec![
+            ("room", n(room.0)),
+            ("seq", n(seq.0)),
+            ("text", s(text)),
+        ]),
+        Request::DeleteMessage { room, seq } => {
+            J::Obj(vec![("room", n(room.0)), ("seq", n(seq.0))])
+        }
+        Request::TypingStart { room } | Request::TypingStop { room } => {
+            J::Obj(vec![("room", n(room.0))])
+        }
+        Request::SetReadMarker { room, seq } => {
+            J::Obj(vec![("room", n(room.0)), ("seq", n(seq.0))])
+        }
     }
 }
 
@@ -405,10 +444,26 @@ pub fn server_msg(m: &ServerMsg) -> J {
             ("token", s(token)),
         ]),
         ServerMsg::Room(info) => J::Obj(vec![("info", room_info(info))]),
-        ServerMsg::RoomList { rooms, total } => J::Obj(vec![
-            ("total", n(*total)),
-            ("rooms", J::Arr(rooms.iter().map(room_info).collect())),
-        ]),
+        ServerMsg::RoomList {
+            rooms,
+            total,
+            unread,
+        } => {
+            let mut fields = vec![
+                ("total", n(*total)),
+                ("rooms", J::Arr(rooms.iter().map(room_info).collect())),
+            ];
+            // Appended fields: written only when present (MY_ROOMS).
+            if let Some(u) = unread {
+                fields.push(("unread_total", n(u.total)));
+                fields.push((
+                    "read_states",
+                    J::Arr(u.rooms.iter().map(read_state).collect()),
+                ));
+            }
+            J::Obj(fields)
+        }
+        ServerMsg::ReadMarker(x) | ServerMsg::ReadMarkerMoved(x) => read_state(x),
         ServerMsg::MemberList { room, members } => J::Obj(vec![
             ("room", n(room.0)),
             ("members", J::Arr(members.iter().map(member).collect())),
@@ -458,6 +513,17 @@ pub fn server_msg(m: &ServerMsg) -> J {
         ]),
         ServerMsg::Notification(x) => J::Obj(vec![("notification", notification(x))]),
         ServerMsg::RoomAnnounced(info) => J::Obj(vec![("info", room_info(info))]),
+        ServerMsg::Typing {
+            room,
+            user,
+            username,
+            typing,
+        } => J::Obj(vec![
+            ("room", n(room.0)),
+            ("user", n(user.0)),
+            ("username", s(username)),
+            ("typing", J::Bool(*typing)),
+        ]),
     }
 }
 
@@ -515,6 +581,14 @@ fn role_from(v: &Value) -> Role {
         "admin" => Role::Admin,
         "owner" => Role::Owner,
         other => panic!("unknown role {other:?}"),
+    }
+}
+
+fn read_state_from(v: &Value) -> ReadState {
+    ReadState {
+        room: RoomId(num(v, "room")),
+        read_seq: Seq(num(v, "read_seq")),
+        unread: num32(v, "unread"),
     }
 }
 
@@ -632,7 +706,16 @@ fn body_from(v: &Value) -> EventBody {
         Value::String(k) => match k.as_str() {
             "message" => EventBody::Message {
                 text: text(v, "text"),
+                edited_at: v.get("edited_at").map(|_| num(v, "edited_at")),
             },
+            "message_edited" => EventBody::MessageEdited {
+                target: Seq(num(v, "target_seq")),
+                text: text(v, "text"),
+            },
+            "message_deleted" => EventBody::MessageDeleted {
+                target: Seq(num(v, "target_seq")),
+            },
+            "tombstone" => EventBody::Tombstone,
             "member_joined" => EventBody::MemberJoined,
             "member_left" => EventBody::MemberLeft,
             "room_created" => EventBody::RoomCreated {
@@ -664,7 +747,7 @@ fn body_from(v: &Value) -> EventBody {
             // A known kind is written by name; as a number it would not
             // re-encode to bytes that decode as the same value.
             assert!(
-                !(1..=9).contains(&kind),
+                !(1..=12).contains(&kind),
                 "event kind {kind} has a name and must be written as one"
             );
             EventBody::Unknown {
@@ -805,6 +888,25 @@ pub fn request_from(t: u8, v: &Value) -> Request {
             name: text(v, "name"),
             topic: text(v, "topic"),
         },
+        kind::EDIT_MESSAGE => Request::EditMessage {
+            room: RoomId(num(v, "room")),
+            seq: Seq(num(v, "seq")),
+            text: text(v, "text"),
+        },
+        kind::DELETE_MESSAGE => Request::DeleteMessage {
+            room: RoomId(num(v, "room")),
+            seq: Seq(num(v, "seq")),
+        },
+        kind::TYPING_START => Request::TypingStart {
+            room: RoomId(num(v, "room")),
+        },
+        kind::TYPING_STOP => Request::TypingStop {
+            room: RoomId(num(v, "room")),
+        },
+        kind::SET_READ_MARKER => Request::SetReadMarker {
+            room: RoomId(num(v, "room")),
+            seq: Seq(num(v, "seq")),
+        },
         other => panic!("0x{other:02x} is not a request type"),
     }
 }
@@ -851,7 +953,13 @@ pub fn server_msg_from(t: u8, v: &Value) -> ServerMsg {
         kind::ROOM_LIST => ServerMsg::RoomList {
             total: num32(v, "total"),
             rooms: list(v, "rooms").iter().map(room_info_from).collect(),
+            unread: v.get("unread_total").map(|_| UnreadSummary {
+                total: num32(v, "unread_total"),
+                rooms: list(v, "read_states").iter().map(read_state_from).collect(),
+            }),
         },
+        kind::READ_MARKER => ServerMsg::ReadMarker(read_state_from(v)),
+        kind::READ_MARKER_MOVED => ServerMsg::ReadMarkerMoved(read_state_from(v)),
         kind::MEMBER_LIST => ServerMsg::MemberList {
             room: RoomId(num(v, "room")),
             members: list(v, "members")
@@ -906,6 +1014,12 @@ pub fn server_msg_from(t: u8, v: &Value) -> ServerMsg {
         },
         kind::NOTIFICATION => ServerMsg::Notification(notification_from(field(v, "notification"))),
         kind::ROOM_ANNOUNCED => ServerMsg::RoomAnnounced(room_info_from(field(v, "info"))),
+        kind::TYPING => ServerMsg::Typing {
+            room: RoomId(num(v, "room")),
+            user: UserId(num(v, "user")),
+            username: text(v, "username"),
+            typing: flag(v, "typing"),
+        },
         other => panic!("0x{other:02x} is not a server frame type"),
     }
 }

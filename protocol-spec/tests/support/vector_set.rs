@@ -11,6 +11,7 @@ use confab_protocol::{
     UserRef, Visibility, Welcome,
 };
 use confab_protocol::{LeaveReason, NotificationKind};
+use confab_protocol::{ReadState, UnreadSummary};
 
 /// A decoded frame and the side that sends it.
 #[derive(Debug, Clone)]
@@ -204,6 +205,21 @@ fn bob_says_hello() -> RoomEvent {
         BOB,
         EventBody::Message {
             text: "hello, world 👋".into(),
+            edited_at: None,
+        },
+    )
+}
+
+/// Bob's message 129 after he edited it a minute later, as HISTORY and
+/// resume show it.
+fn bob_says_hello_edited() -> RoomEvent {
+    event(
+        129,
+        NOW,
+        BOB,
+        EventBody::Message {
+            text: "hello, world 🦀".into(),
+            edited_at: Some(NOW + 60_000),
         },
     )
 }
@@ -597,6 +613,46 @@ pub fn round_trip() -> Vec<RoundTrip> {
             }),
         ),
         v(
+            "27_edit_message.json",
+            "EDIT_MESSAGE: new text for message 129",
+            42,
+            C(Request::EditMessage {
+                room: RoomId(42),
+                seq: Seq(129),
+                text: "hello, world 🦀".into(),
+            }),
+        ),
+        v(
+            "28_delete_message.json",
+            "DELETE_MESSAGE of message 129",
+            43,
+            C(Request::DeleteMessage {
+                room: RoomId(42),
+                seq: Seq(129),
+            }),
+        ),
+        v(
+            "29_typing_start.json",
+            "TYPING_START in room 42",
+            44,
+            C(Request::TypingStart { room: RoomId(42) }),
+        ),
+        v(
+            "2a_typing_stop.json",
+            "TYPING_STOP in room 42",
+            45,
+            C(Request::TypingStop { room: RoomId(42) }),
+        ),
+        v(
+            "2b_set_read_marker.json",
+            "SET_READ_MARKER: room 42 read up to 129",
+            46,
+            C(Request::SetReadMarker {
+                room: RoomId(42),
+                seq: Seq(129),
+            }),
+        ),
+        v(
             "40_welcome.json",
             "WELCOME to an unauthenticated connection",
             1,
@@ -661,6 +717,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
             S(ServerMsg::RoomList {
                 total: 2,
                 rooms: vec![rust_cafe(), core_team()],
+                unread: None,
             }),
         ),
         v(
@@ -670,7 +727,52 @@ pub fn round_trip() -> Vec<RoundTrip> {
             S(ServerMsg::RoomList {
                 total: 2,
                 rooms: vec![],
+                unread: None,
             }),
+        ),
+        v(
+            "46_room_list_my_rooms_unread.json",
+            "ROOM_LIST answering MY_ROOMS: two rooms with their read markers and unread counts",
+            6,
+            S(ServerMsg::RoomList {
+                total: 2,
+                rooms: vec![rust_cafe(), core_team()],
+                unread: Some(UnreadSummary {
+                    total: 7,
+                    rooms: vec![
+                        ReadState {
+                            room: rust_cafe().id,
+                            read_seq: Seq(120),
+                            unread: 7,
+                        },
+                        ReadState {
+                            room: core_team().id,
+                            read_seq: Seq(0),
+                            unread: 0,
+                        },
+                    ],
+                }),
+            }),
+        ),
+        v(
+            "4f_read_marker.json",
+            "READ_MARKER: read up to 129 in room 42, 3 messages unread",
+            46,
+            S(ServerMsg::ReadMarker(ReadState {
+                room: RoomId(42),
+                read_seq: Seq(129),
+                unread: 3,
+            })),
+        ),
+        v(
+            "86_read_marker_moved.json",
+            "READ_MARKER_MOVED: another device read room 42 up to 140",
+            0,
+            S(ServerMsg::ReadMarkerMoved(ReadState {
+                room: RoomId(42),
+                read_seq: Seq(140),
+                unread: 0,
+            })),
         ),
         v(
             "47_member_list.json",
@@ -723,6 +825,34 @@ pub fn round_trip() -> Vec<RoundTrip> {
                 events: vec![
                     bob_says_hello(),
                     event(128, NOW - 60_000, BOB, EventBody::MemberJoined),
+                ],
+            }),
+        ),
+        v(
+            "49_history_page_edited_and_deleted.json",
+            "HISTORY_PAGE after edits and a delete: the kept MESSAGE_DELETED, the kept MESSAGE_EDITED (no text), a tombstone, an edited message",
+            12,
+            S(ServerMsg::HistoryPage {
+                room: RoomId(42),
+                has_more: true,
+                events: vec![
+                    event(
+                        132,
+                        NOW + 120_000,
+                        CAROL,
+                        EventBody::MessageDeleted { target: Seq(130) },
+                    ),
+                    event(
+                        131,
+                        NOW + 60_000,
+                        BOB,
+                        EventBody::MessageEdited {
+                            target: Seq(129),
+                            text: String::new(),
+                        },
+                    ),
+                    event(130, NOW + 30_000, DAVE, EventBody::Tombstone),
+                    bob_says_hello_edited(),
                 ],
             }),
         ),
@@ -1078,6 +1208,48 @@ pub fn round_trip() -> Vec<RoundTrip> {
             })),
         ),
         v(
+            "80_event_message_edited_text.json",
+            "EVENT kind 1 MESSAGE that was edited (appended edited_at), as HISTORY and resume show it",
+            0,
+            S(ServerMsg::Event(bob_says_hello_edited())),
+        ),
+        v(
+            "80_event_message_edited.json",
+            "EVENT kind 10 MESSAGE_EDITED, live: bob replaced the text of message 129",
+            0,
+            S(ServerMsg::Event(event(
+                131,
+                NOW + 60_000,
+                BOB,
+                EventBody::MessageEdited {
+                    target: Seq(129),
+                    text: "hello, world 🦀".into(),
+                },
+            ))),
+        ),
+        v(
+            "80_event_message_deleted.json",
+            "EVENT kind 11 MESSAGE_DELETED: carol (an admin) deleted message 130",
+            0,
+            S(ServerMsg::Event(event(
+                132,
+                NOW + 120_000,
+                CAROL,
+                EventBody::MessageDeleted { target: Seq(130) },
+            ))),
+        ),
+        v(
+            "80_event_tombstone.json",
+            "EVENT kind 12 TOMBSTONE: dave's deleted message 130, as HISTORY and resume show it",
+            0,
+            S(ServerMsg::Event(event(
+                130,
+                NOW + 30_000,
+                DAVE,
+                EventBody::Tombstone,
+            ))),
+        ),
+        v(
             "81_resume_gap.json",
             "RESUME_GAP: reload history of room 7",
             0,
@@ -1112,10 +1284,42 @@ pub fn round_trip() -> Vec<RoundTrip> {
             })),
         ),
         v(
+            "83_notification_mentioned.json",
+            "NOTIFICATION: alice mentioned bob in core-team (kind 10)",
+            0,
+            S(ServerMsg::Notification(Notification {
+                kind: NotificationKind::Mentioned,
+                id: 1_012,
+                ..invited_to_core_team()
+            })),
+        ),
+        v(
             "84_room_announced.json",
             "ROOM_ANNOUNCED: bob created a public room",
             0,
             S(ServerMsg::RoomAnnounced(gamedev())),
+        ),
+        v(
+            "85_typing_started.json",
+            "TYPING: bob is typing in room 42",
+            0,
+            S(ServerMsg::Typing {
+                room: RoomId(42),
+                user: UserId(23),
+                username: "bob".into(),
+                typing: true,
+            }),
+        ),
+        v(
+            "85_typing_stopped.json",
+            "TYPING: bob stopped typing in room 42 (or his typing expired)",
+            0,
+            S(ServerMsg::Typing {
+                room: RoomId(42),
+                user: UserId(23),
+                username: "bob".into(),
+                typing: false,
+            }),
         ),
     ]
 }
@@ -1141,6 +1345,22 @@ fn encoded_payload(msg: &Msg) -> Vec<u8> {
     buf[9..].to_vec()
 }
 
+/// The event of the "appended field" decode-only vectors. They used a
+/// MESSAGE until MESSAGE gained its appended `edited_at`, which gave their
+/// extra byte a meaning (and made them round trips): a kind whose fields
+/// are complete shows the rule instead.
+fn alice_kicks_bob() -> RoomEvent {
+    event(
+        132,
+        NOW + 3_000,
+        ALICE,
+        EventBody::MemberKicked {
+            target: UserId(BOB.0),
+            target_name: BOB.1.into(),
+        },
+    )
+}
+
 pub fn decode_only() -> Vec<DecodeOnly> {
     use Msg::{Client as C, Server as S};
     let ping = C(Request::Ping { nonce: 5 });
@@ -1155,11 +1375,15 @@ pub fn decode_only() -> Vec<DecodeOnly> {
         exact: false,
     }));
     assert_eq!(old_list_rooms.pop(), Some(0), "the appended `exact` byte");
-    let mut event_plus = encoded_payload(&S(ServerMsg::Event(bob_says_hello())));
+    let mut event_plus = encoded_payload(&S(ServerMsg::Event(alice_kicks_bob())));
     event_plus.extend_from_slice(&[0x07]);
+    // An edited message (whose `edited_at` is itself appended) with one
+    // more byte after it.
+    let mut edited_plus = encoded_payload(&S(ServerMsg::Event(bob_says_hello_edited())));
+    edited_plus.extend_from_slice(&[0x07]);
     // A HISTORY_PAGE whose single nested event carries one extra byte inside
     // its own length prefix.
-    let mut nested_event = encoded_payload(&S(ServerMsg::Event(bob_says_hello())));
+    let mut nested_event = encoded_payload(&S(ServerMsg::Event(alice_kicks_bob())));
     nested_event.push(0x07);
     let mut page = vec![42, 0x00, 0x01, nested_event.len() as u8];
     page.extend_from_slice(&nested_event);
@@ -1217,14 +1441,21 @@ pub fn decode_only() -> Vec<DecodeOnly> {
             msg: S(ServerMsg::HistoryPage {
                 room: RoomId(42),
                 has_more: false,
-                events: vec![bob_says_hello()],
+                events: vec![alice_kicks_bob()],
             }),
         },
         DecodeOnly {
             file: "80_event_message_with_appended_field.json",
             name: "EVENT of a known kind with an appended field, which is ignored",
             bytes: frame(kind::EVENT, 0, &event_plus),
-            msg: S(ServerMsg::Event(bob_says_hello())),
+            msg: S(ServerMsg::Event(alice_kicks_bob())),
+        },
+        DecodeOnly {
+            file: "80_event_message_edited_text_with_appended_field.json",
+            name:
+                "EVENT kind 1 MESSAGE with edited_at and a further appended field, which is ignored",
+            bytes: frame(kind::EVENT, 0, &edited_plus),
+            msg: S(ServerMsg::Event(bob_says_hello_edited())),
         },
         DecodeOnly {
             file: "83_notification_with_appended_field.json",

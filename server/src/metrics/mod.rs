@@ -123,6 +123,10 @@ pub mod name {
     pub const MEMBERSHIPS: &str = "confab_room_memberships";
     pub const ONLINE_USERS: &str = "confab_online_users";
     pub const BUILD_INFO: &str = "confab_build_info";
+    pub const TYPING_FORWARDED: &str = "confab_typing_forwarded_total";
+    pub const TYPING_DELIVERIES: &str = "confab_typing_deliveries_total";
+    pub const TYPING_SUPPRESSED: &str = "confab_typing_suppressed_total";
+    pub const READ_MARKERS: &str = "confab_read_markers_total";
 }
 
 /// The handles the hot path uses, created once after the recorder exists.
@@ -150,6 +154,11 @@ pub struct Metrics {
     pub rooms: Gauge,
     pub memberships: Gauge,
     pub online_users: Gauge,
+    pub typing_started: Counter,
+    pub typing_stopped: Counter,
+    pub typing_expired: Counter,
+    pub typing_deliveries: Counter,
+    pub typing_suppressed: Counter,
 }
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -350,6 +359,22 @@ fn describe() {
         "Users with at least one authenticated connection."
     );
     describe_gauge!(BUILD_INFO, "Always 1; labels carry the server version.");
+    describe_counter!(
+        TYPING_FORWARDED,
+        "TYPING events forwarded to a room's other members (one per event, not per recipient), by kind: `start`, `stop` (TYPING_STOP), `expired` (the server's STOP after 5 s without renewal)."
+    );
+    describe_counter!(
+        TYPING_DELIVERIES,
+        "TYPING event frames queued to connections (sum of recipients)."
+    );
+    describe_counter!(
+        TYPING_SUPPRESSED,
+        "TYPING_START requests not forwarded because the user's last forwarded START in the room was under 2 s old."
+    );
+    describe_counter!(
+        READ_MARKERS,
+        "SET_READ_MARKER requests stored, by result: `moved` (the marker rose; the user's other connections were told) or `unchanged` (at or below the marker)."
+    );
 }
 
 impl Metrics {
@@ -366,6 +391,9 @@ impl Metrics {
             counter!(AUTH_REFUSED, "limit" => limit).absolute(0);
         }
         counter!(AUTH_UNTRACKED).absolute(0);
+        for result in ["moved", "unchanged"] {
+            counter!(READ_MARKERS, "result" => result).absolute(0);
+        }
         counter!(KDF_REFUSED).absolute(0);
         Metrics {
             frames_received: counter!(FRAMES_RECEIVED),
@@ -391,6 +419,11 @@ impl Metrics {
             rooms: gauge!(ROOMS),
             memberships: gauge!(MEMBERSHIPS),
             online_users: gauge!(ONLINE_USERS),
+            typing_started: counter!(TYPING_FORWARDED, "kind" => "start"),
+            typing_stopped: counter!(TYPING_FORWARDED, "kind" => "stop"),
+            typing_expired: counter!(TYPING_FORWARDED, "kind" => "expired"),
+            typing_deliveries: counter!(TYPING_DELIVERIES),
+            typing_suppressed: counter!(TYPING_SUPPRESSED),
         }
     }
 }
@@ -423,6 +456,36 @@ impl Drop for ConnectionGuard {
 /// A SEND_MESSAGE was refused by the rate limit.
 pub fn rate_limited() {
     get().rate_limited.increment(1);
+}
+
+/// Why a TYPING event was forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypingForward {
+    Start,
+    Stop,
+    Expired,
+}
+
+/// One TYPING event was queued to `recipients` connections.
+pub fn typing_forwarded(why: TypingForward, recipients: usize) {
+    let m = get();
+    match why {
+        TypingForward::Start => m.typing_started.increment(1),
+        TypingForward::Stop => m.typing_stopped.increment(1),
+        TypingForward::Expired => m.typing_expired.increment(1),
+    }
+    m.typing_deliveries.increment(recipients as u64);
+}
+
+/// A TYPING_START was suppressed by the per-user throttle.
+pub fn typing_suppressed() {
+    get().typing_suppressed.increment(1);
+}
+
+/// A SET_READ_MARKER was stored: the marker rose (`moved`) or stayed.
+pub fn read_marker(moved: bool) {
+    let result = if moved { "moved" } else { "unchanged" };
+    counter!(name::READ_MARKERS, "result" => result).increment(1);
 }
 
 /// A write was refused because the write backlog was over its bound.

@@ -28,6 +28,17 @@ use confab_protocol::{
 use confab_store::WriteOp;
 use std::collections::{BTreeMap, HashMap};
 
+mod messages;
+use messages::MessageIndex;
+pub use messages::{Lookup, MessageFacts, Resolved};
+pub mod mentions;
+pub mod typing;
+use typing::{Typing, TypingOutcome};
+
+/// At most this many users are notified of a mention per message (the
+/// first distinct members named; SPEC.md §8.13).
+pub const MAX_MENTIONS: usize = 20;
+
 /// The actor of system-made changes (succession, termination).
 pub const SYSTEM: UserId = UserId(0);
 
@@ -49,6 +60,8 @@ pub struct MemberState {
 pub struct Members {
     by_order: BTreeMap<u64, MemberState>,
     order_of: HashMap<UserId, u64>,
+    /// Username → user, for mentions.
+    by_name: HashMap<String, UserId>,
     next: u64,
 }
 
@@ -70,6 +83,11 @@ impl Members {
         self.order_of.get(&user).and_then(|k| self.by_order.get(k))
     }
 
+    /// The member with this (lowercase) username.
+    pub fn named(&self, username: &str) -> Option<UserId> {
+        self.by_name.get(username).copied()
+    }
+
     fn get_mut(&mut self, user: UserId) -> Option<&mut MemberState> {
         let key = self.order_of.get(&user)?;
         self.by_order.get_mut(key)
@@ -88,12 +106,15 @@ impl Members {
         if let Some(old) = self.order_of.insert(m.user, key) {
             self.by_order.remove(&old);
         }
+        self.by_name.insert(m.username.clone(), m.user);
         self.by_order.insert(key, m);
     }
 
     fn remove(&mut self, user: UserId) -> Option<MemberState> {
         let key = self.order_of.remove(&user)?;
-        self.by_order.remove(&key)
+        let m = self.by_order.remove(&key)?;
+        self.by_name.remove(&m.username);
+        Some(m)
     }
 }
 
@@ -149,6 +170,10 @@ pub enum Effect {
         actor_name: String,
         at: Millis,
     },
+    /// The event at `ev.seq`, sent earlier, now reads as `ev` in HISTORY
+    /// and on resume (an edited message, a tombstone): replace it in the
+    /// room's tail and in the store.
+    Rewrite(RoomEvent),
     /// Record an audit-trail entry about this room, made at `at`.
     Audit {
         actor: UserId,
@@ -216,6 +241,20 @@ pub enum Command {
         name: String,
         topic: String,
     },
+    /// The sender replaces the text of the message `seq`; `stored` is what
+    /// the session read about it, if the room asked (see `messages`).
+    EditMessage {
+        user: UserId,
+        seq: Seq,
+        text: String,
+        stored: Lookup,
+    },
+    /// The sender or an admin deletes the message `seq`.
+    DeleteMessage {
+        user: UserId,
+        seq: Seq,
+        stored: Lookup,
+    },
 }
 
 /// Everything needed to rebuild a room from the store.
@@ -255,6 +294,10 @@ pub struct Room {
     invites: Vec<PendingUser>,
     /// Pending join requests, oldest first.
     requests: Vec<PendingUser>,
+    /// The messages and changes the store may not hold yet.
+    messages: MessageIndex,
+    /// Who is typing (never stored).
+    typing: Typing,
 }
 
 type Outcome = Result<Vec<Effect>, ErrorCode>;
@@ -290,6 +333,8 @@ impl Room {
             bans: Vec::new(),
             invites: Vec::new(),
             requests: Vec::new(),
+            messages: MessageIndex::default(),
+            typing: Typing::default(),
         };
         let mut fx = vec![
             Effect::Persist(WriteOp::CreateRoom {
@@ -339,6 +384,8 @@ impl Room {
             bans: s.bans,
             invites: s.invites,
             requests: s.requests,
+            messages: MessageIndex::default(),
+            typing: Typing::default(),
         }
     }
 
@@ -394,6 +441,16 @@ impl Room {
         self.member(user).map(|_| ()).ok_or(ErrorCode::NotAMember)
     }
 
+    /// SET_READ_MARKER: `user` may mark the live room read up to `seq`, a
+    /// seq the room has reached (SPEC.md §5.9).
+    pub fn check_read_marker(&self, user: UserId, seq: Seq) -> Result<(), ErrorCode> {
+        self.check_reader(user)?;
+        if seq > self.last_seq {
+            return Err(ErrorCode::InvalidReadMarker);
+        }
+        Ok(())
+    }
+
     /// Checks that `user` administers the live room.
     pub fn check_admin(&self, user: UserId) -> Result<(), ErrorCode> {
         self.admin(user).map(|_| ())
@@ -431,7 +488,76 @@ impl Room {
             Command::Unban { by, target } => self.unban(by, target, now),
             Command::SetRole { by, target, role } => self.set_role(by, target, role, now),
             Command::Update { by, name, topic } => self.update(by, name, topic, now),
+            Command::EditMessage {
+                user,
+                seq,
+                text,
+                stored,
+            } => self.edit_message(user, seq, text, &stored, now),
+            Command::DeleteMessage { user, seq, stored } => {
+                self.delete_message(user, seq, &stored, now)
+            }
         }
+    }
+
+    /// For an EDIT_MESSAGE or DELETE_MESSAGE that the room can only rule
+    /// on with the store's copy of the message: the generation to read it
+    /// at (then send the command again with [`Lookup::Read`]). `None` when
+    /// `apply` can answer now, with a refusal or the change.
+    pub fn needs_stored_message(&self, cmd: &Command) -> Option<u64> {
+        let (user, seq, stored) = match cmd {
+            Command::EditMessage {
+                user, seq, stored, ..
+            }
+            | Command::DeleteMessage { user, seq, stored } => (*user, *seq, stored),
+            _ => return None,
+        };
+        if self.terminated || !self.is_member(user) {
+            return None;
+        }
+        match self.messages.resolve(seq, self.last_seq, stored) {
+            Resolved::NeedStore { generation } => Some(generation),
+            Resolved::Known(_) | Resolved::Missing => None,
+        }
+    }
+
+    /// Forgets the messages and changes the store now holds: every event
+    /// up to `stored` is in the database.
+    pub fn forget_durable(&mut self, stored: Seq) {
+        self.messages.forget_durable(stored);
+    }
+
+    /// TYPING_START (`start`) or TYPING_STOP by `user` at `now`: members
+    /// of the live room only. Nothing is stored; the outcome says what to
+    /// forward to the other members (SPEC.md §5.5.7).
+    pub fn typing(
+        &mut self,
+        user: UserId,
+        start: bool,
+        now: Millis,
+    ) -> Result<TypingOutcome, ErrorCode> {
+        self.check_reader(user)?;
+        Ok(if start {
+            self.typing.start(user, now)
+        } else {
+            self.typing.stop(user)
+        })
+    }
+
+    /// The typists whose state expired by `now`, with their usernames:
+    /// a STOP is due for each.
+    pub fn expire_typing(&mut self, now: Millis) -> Vec<(UserId, String)> {
+        self.typing
+            .expire(now)
+            .into_iter()
+            .filter_map(|user| self.member(user).map(|m| (user, m.username.clone())))
+            .collect()
+    }
+
+    /// Whether the room has typing state that [`Room::expire_typing`]
+    /// still has to look at.
+    pub fn has_typing(&self) -> bool {
+        !self.typing.is_idle()
     }
 
     fn live(&self) -> Result<(), ErrorCode> {
@@ -523,6 +649,7 @@ impl Room {
         now: Millis,
     ) -> Vec<Effect> {
         let mut fx = Vec::new();
+        self.typing.forget(user);
         if self.members.remove(user).is_some() {
             fx.push(Effect::Persist(WriteOp::RemoveMember {
                 room: self.id,
@@ -565,12 +692,153 @@ impl Room {
             .ok_or(ErrorCode::NotAMember)?
             .username
             .clone();
-        Ok(vec![self.event(
+        let mentioned = self.mentioned(user, &text);
+        let ev = self.event(
+            user,
+            name.clone(),
+            now,
+            EventBody::Message {
+                text,
+                edited_at: None,
+            },
+        );
+        self.messages.posted(
+            self.last_seq,
+            MessageFacts {
+                sender: user,
+                sender_name: name.clone(),
+                at: now,
+                deleted: false,
+            },
+        );
+        let mut fx = vec![ev];
+        fx.extend(mentioned.into_iter().map(|target| Effect::Notify {
+            user: target,
+            kind: Notify::Mentioned,
+            actor: user,
+            actor_name: name.clone(),
+            at: now,
+        }));
+        Ok(fx)
+    }
+
+    /// The members `sender`'s `text` mentions (SPEC.md §8.13): each named
+    /// member once, in the order first named, never the sender, at most
+    /// [`MAX_MENTIONS`]. Non-members (banned users among them) and names
+    /// nobody has are skipped.
+    fn mentioned(&self, sender: UserId, text: &str) -> Vec<UserId> {
+        let mut out: Vec<UserId> = Vec::new();
+        if !text.contains('@') {
+            return out;
+        }
+        for token in mentions::tokens(text) {
+            let found = [token.name, token.fallback]
+                .into_iter()
+                .flatten()
+                .find_map(|n| self.members.named(&n));
+            if let Some(target) = found {
+                if target != sender && !out.contains(&target) {
+                    out.push(target);
+                    if out.len() == MAX_MENTIONS {
+                        break;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The message `seq`, if it can be changed at all: it exists and is
+    /// not deleted.
+    fn changeable(&self, seq: Seq, stored: &Lookup) -> Result<MessageFacts, ErrorCode> {
+        match self.messages.resolve(seq, self.last_seq, stored) {
+            Resolved::Missing => Err(ErrorCode::MessageNotFound),
+            Resolved::Known(f) if f.deleted => Err(ErrorCode::MessageDeleted),
+            Resolved::Known(f) => Ok(f),
+            // The shard asks `needs_stored_message` first.
+            Resolved::NeedStore { .. } => Err(ErrorCode::Internal),
+        }
+    }
+
+    fn edit_message(
+        &mut self,
+        user: UserId,
+        seq: Seq,
+        text: String,
+        stored: &Lookup,
+        now: Millis,
+    ) -> Outcome {
+        let name = self
+            .member(user)
+            .ok_or(ErrorCode::NotAMember)?
+            .username
+            .clone();
+        let facts = self.changeable(seq, stored)?;
+        if facts.sender != user {
+            return Err(ErrorCode::NotYourMessage);
+        }
+        let ev = self.event(
             user,
             name,
             now,
-            EventBody::Message { text },
-        )])
+            EventBody::MessageEdited {
+                target: seq,
+                text: text.clone(),
+            },
+        );
+        let rewritten = RoomEvent {
+            room: self.id,
+            seq,
+            at: facts.at,
+            actor: facts.sender,
+            actor_name: facts.sender_name.clone(),
+            body: EventBody::Message {
+                text,
+                edited_at: Some(now),
+            },
+        };
+        self.messages.changed(seq, facts, self.last_seq);
+        Ok(vec![ev, Effect::Rewrite(rewritten)])
+    }
+
+    fn delete_message(&mut self, user: UserId, seq: Seq, stored: &Lookup, now: Millis) -> Outcome {
+        let member = self.member(user).ok_or(ErrorCode::NotAMember)?;
+        let (name, admin) = (member.username.clone(), member.role.is_admin());
+        let facts = self.changeable(seq, stored)?;
+        if facts.sender != user && !admin {
+            return Err(ErrorCode::NotYourMessage);
+        }
+        let ev = self.event(user, name, now, EventBody::MessageDeleted { target: seq });
+        let tombstone = RoomEvent {
+            room: self.id,
+            seq,
+            at: facts.at,
+            actor: facts.sender,
+            actor_name: facts.sender_name.clone(),
+            body: EventBody::Tombstone,
+        };
+        let sender = facts.sender;
+        self.messages.changed(
+            seq,
+            MessageFacts {
+                deleted: true,
+                ..facts
+            },
+            self.last_seq,
+        );
+        let mut fx = vec![ev, Effect::Rewrite(tombstone)];
+        if sender != user {
+            // An admin's moderation is on the record; a sender deleting
+            // their own message is not a governance action.
+            fx.push(audit(
+                now,
+                user,
+                AuditAction::MessageDeleted,
+                Some(sender),
+                &format!("message {seq}"),
+            ));
+        }
+        Ok(fx)
     }
 
     fn invite(&mut self, by: UserId, target: UserId, target_name: String, now: Millis) -> Outcome {
@@ -988,6 +1256,7 @@ impl Room {
 
     fn terminate(&mut self, fx: &mut Vec<Effect>, now: Millis) {
         self.terminated = true;
+        self.typing.clear();
         self.invites.clear();
         self.requests.clear();
         let ev = self.event(SYSTEM, String::new(), now, EventBody::RoomTerminated);

@@ -170,7 +170,13 @@ fn only_members_may_post_and_posts_are_numbered_in_order() {
     let (a, b) = (events(&a)[0].clone(), events(&b)[0].clone());
     assert_eq!((a.seq, b.seq), (Seq(3), Seq(4)));
     assert_eq!(a.actor_name, "bob");
-    assert_eq!(b.body, EventBody::Message { text: "two".into() });
+    assert_eq!(
+        b.body,
+        EventBody::Message {
+            text: "two".into(),
+            edited_at: None
+        }
+    );
     assert_eq!(b.at, 8);
 }
 
@@ -1246,6 +1252,17 @@ fn every_command_on_a_terminated_room_is_refused() {
             name: "n".into(),
             topic: String::new(),
         },
+        Command::EditMessage {
+            user: ALICE,
+            seq: Seq(1),
+            text: "x".into(),
+            stored: Lookup::NotRead,
+        },
+        Command::DeleteMessage {
+            user: ALICE,
+            seq: Seq(1),
+            stored: Lookup::NotRead,
+        },
     ];
     for cmd in commands {
         assert_eq!(
@@ -1368,4 +1385,427 @@ fn a_room_is_never_left_without_an_owner_among_its_members() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- edit and delete
+
+fn post(room: &mut Room, user: UserId, text: &str, at: Millis) -> Seq {
+    room.apply(
+        Command::Post {
+            user,
+            text: text.into(),
+        },
+        at,
+    )
+    .expect("post");
+    room.last_seq
+}
+
+fn edit(user: UserId, seq: Seq, text: &str) -> Command {
+    Command::EditMessage {
+        user,
+        seq,
+        text: text.into(),
+        stored: Lookup::NotRead,
+    }
+}
+
+fn delete(user: UserId, seq: Seq) -> Command {
+    Command::DeleteMessage {
+        user,
+        seq,
+        stored: Lookup::NotRead,
+    }
+}
+
+fn rewrites(fx: &[Effect]) -> Vec<&RoomEvent> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Rewrite(ev) => Some(ev),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_sender_edits_their_message_which_then_reads_with_the_new_text_and_edited_at() {
+    let mut room = trio();
+    let m = post(&mut room, BOB, "helo", 100);
+    let fx = room.apply(edit(BOB, m, "hello"), 160).unwrap();
+    let evs = events(&fx);
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0].seq, Seq(m.0 + 1), "an edit is an event of its own");
+    assert_eq!((evs[0].actor, evs[0].at), (BOB, 160));
+    assert_eq!(
+        evs[0].body,
+        EventBody::MessageEdited {
+            target: m,
+            text: "hello".into()
+        }
+    );
+    let rw = rewrites(&fx);
+    assert_eq!(rw.len(), 1);
+    assert_eq!((rw[0].seq, rw[0].at, rw[0].actor), (m, 100, BOB));
+    assert_eq!(rw[0].actor_name, "bob");
+    assert_eq!(
+        rw[0].body,
+        EventBody::Message {
+            text: "hello".into(),
+            edited_at: Some(160)
+        }
+    );
+    assert!(audits(&fx).is_empty(), "editing is not audited");
+}
+
+#[test]
+fn only_the_sender_may_edit_even_an_admin_or_owner_may_not() {
+    let mut room = trio();
+    let m = post(&mut room, BOB, "mine", 100);
+    let last = room.last_seq;
+    assert_eq!(
+        room.apply(edit(CAROL, m, "x"), 101),
+        Err(ErrorCode::NotYourMessage)
+    );
+    assert_eq!(
+        room.apply(edit(ALICE, m, "x"), 101),
+        Err(ErrorCode::NotYourMessage)
+    );
+    assert_eq!(room.last_seq, last, "nothing happened");
+}
+
+#[test]
+fn the_sender_or_an_admin_deletes_a_message_leaving_a_tombstone() {
+    let mut room = trio();
+    let m1 = post(&mut room, BOB, "one", 100);
+    let m2 = post(&mut room, BOB, "two", 101);
+    // The sender, a plain member.
+    let fx = room.apply(delete(BOB, m1), 200).unwrap();
+    assert_eq!(bodies(&fx), vec![EventBody::MessageDeleted { target: m1 }]);
+    let rw = rewrites(&fx);
+    assert_eq!(
+        (rw[0].seq, rw[0].at, rw[0].actor, &rw[0].body),
+        (m1, 100, BOB, &EventBody::Tombstone)
+    );
+    assert!(
+        audits(&fx).is_empty(),
+        "deleting one's own message is not audited"
+    );
+    // The owner deletes bob's other message: audited, bob as the target.
+    let fx = room.apply(delete(ALICE, m2), 201).unwrap();
+    assert_eq!(events(&fx)[0].actor, ALICE);
+    assert_eq!(audits(&fx), vec!["message_deleted"]);
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Audit { target: Some(t), actor, .. } if *t == BOB && *actor == ALICE
+    )));
+}
+
+#[test]
+fn an_admin_deletes_others_messages_and_a_member_may_not() {
+    let mut room = trio();
+    make_admin(&mut room, CAROL);
+    let m = post(&mut room, BOB, "spam", 100);
+    let a = post(&mut room, ALICE, "owner's", 101);
+    assert_eq!(
+        room.apply(delete(BOB, a), 102),
+        Err(ErrorCode::NotYourMessage)
+    );
+    let fx = room.apply(delete(CAROL, m), 103).unwrap();
+    assert_eq!(audits(&fx), vec!["message_deleted"]);
+    // An admin may delete the owner's message too.
+    assert!(room.apply(delete(CAROL, a), 104).is_ok());
+}
+
+#[test]
+fn a_deleted_message_cannot_be_edited_or_deleted_again() {
+    let mut room = trio();
+    let m = post(&mut room, BOB, "x", 100);
+    room.apply(delete(BOB, m), 101).unwrap();
+    let last = room.last_seq;
+    assert_eq!(
+        room.apply(edit(BOB, m, "y"), 102),
+        Err(ErrorCode::MessageDeleted)
+    );
+    assert_eq!(
+        room.apply(delete(ALICE, m), 102),
+        Err(ErrorCode::MessageDeleted)
+    );
+    assert_eq!(room.last_seq, last);
+}
+
+#[test]
+fn changes_need_membership_and_an_existing_message() {
+    let mut room = trio();
+    let m = post(&mut room, BOB, "x", 100);
+    room.apply(Command::Leave { user: BOB }, 101).unwrap();
+    assert_eq!(
+        room.apply(edit(BOB, m, "y"), 102),
+        Err(ErrorCode::NotAMember)
+    );
+    assert_eq!(room.apply(delete(BOB, m), 102), Err(ErrorCode::NotAMember));
+    let beyond = Seq(room.last_seq.0 + 1);
+    assert_eq!(
+        room.apply(edit(CAROL, beyond, "y"), 102),
+        Err(ErrorCode::MessageNotFound)
+    );
+    assert_eq!(
+        room.apply(delete(ALICE, Seq(0)), 102),
+        Err(ErrorCode::MessageNotFound)
+    );
+    // Seq 1 is ROOM_CREATED, not a message: the store says so.
+    let not_message = Lookup::Read {
+        generation: 0,
+        found: None,
+    };
+    let cmd = Command::DeleteMessage {
+        user: ALICE,
+        seq: Seq(1),
+        stored: Lookup::NotRead,
+    };
+    assert_eq!(room.needs_stored_message(&cmd), Some(0));
+    let cmd = Command::DeleteMessage {
+        user: ALICE,
+        seq: Seq(1),
+        stored: not_message,
+    };
+    assert_eq!(room.needs_stored_message(&cmd), None);
+    assert_eq!(room.apply(cmd, 102), Err(ErrorCode::MessageNotFound));
+}
+
+#[test]
+fn a_durable_message_is_ruled_on_from_the_store_copy_the_room_asked_for() {
+    let mut room = trio();
+    let m = post(&mut room, BOB, "x", 100);
+    // Before it is durable the room knows it.
+    assert_eq!(room.needs_stored_message(&edit(BOB, m, "y")), None);
+    room.forget_durable(room.last_seq);
+    let generation = room
+        .needs_stored_message(&edit(BOB, m, "y"))
+        .expect("the room asks for the store's copy");
+    // Non-members are refused without a read.
+    assert_eq!(room.needs_stored_message(&edit(UserId(99), m, "y")), None);
+    let read = Lookup::Read {
+        generation,
+        found: Some(MessageFacts {
+            sender: BOB,
+            sender_name: "bob".into(),
+            at: 100,
+            deleted: false,
+        }),
+    };
+    let cmd = Command::EditMessage {
+        user: BOB,
+        seq: m,
+        text: "y".into(),
+        stored: read.clone(),
+    };
+    assert_eq!(room.needs_stored_message(&cmd), None);
+    let fx = room.apply(cmd, 150).unwrap();
+    assert_eq!(rewrites(&fx)[0].at, 100);
+    // The room now knows the edit, whatever an older read says.
+    let again = Command::DeleteMessage {
+        user: BOB,
+        seq: m,
+        stored: read,
+    };
+    assert!(room.apply(again, 151).is_ok());
+    assert_eq!(
+        room.apply(delete(BOB, m), 152),
+        Err(ErrorCode::MessageDeleted),
+        "the delete is known until durable"
+    );
+}
+
+// --- typing (SPEC.md §5.5.7; the timing rules are in typing.rs) -----------------
+
+#[test]
+fn typing_is_for_members_of_a_live_room_only() {
+    let mut room = public_room();
+    assert_eq!(room.typing(BOB, true, 2_000), Err(ErrorCode::NotAMember));
+    assert_eq!(room.typing(BOB, false, 2_000), Err(ErrorCode::NotAMember));
+    assert!(!room.has_typing(), "a refused START leaves nothing behind");
+    room.apply(Command::Leave { user: ALICE }, 2_000).unwrap();
+    assert!(room.terminated);
+    assert_eq!(
+        room.typing(ALICE, true, 3_000),
+        Err(ErrorCode::RoomTerminated)
+    );
+}
+
+#[test]
+fn typing_start_stop_and_expiry_through_the_room() {
+    use typing::TypingOutcome::*;
+    let mut room = public_room();
+    room.apply(
+        Command::Join {
+            user: BOB,
+            username: "bob".into(),
+        },
+        1_500,
+    )
+    .unwrap();
+    assert_eq!(room.typing(BOB, true, 2_000), Ok(Forward(true)));
+    assert_eq!(room.typing(BOB, true, 2_100), Ok(Suppressed));
+    assert_eq!(room.typing(ALICE, false, 2_100), Ok(Unchanged));
+    assert!(room.expire_typing(7_099).is_empty());
+    assert_eq!(room.expire_typing(7_100), vec![(BOB, "bob".to_owned())]);
+    assert_eq!(room.typing(BOB, true, 8_000), Ok(Forward(true)));
+    assert_eq!(room.typing(BOB, false, 8_100), Ok(Forward(false)));
+    assert!(room.expire_typing(20_000).is_empty());
+}
+
+#[test]
+fn a_typist_who_leaves_is_forgotten_without_a_stop() {
+    let mut room = public_room();
+    for (user, name) in [(BOB, "bob"), (CAROL, "carol")] {
+        room.apply(
+            Command::Join {
+                user,
+                username: name.into(),
+            },
+            1_500,
+        )
+        .unwrap();
+    }
+    room.typing(BOB, true, 2_000).unwrap();
+    room.typing(CAROL, true, 2_000).unwrap();
+    room.apply(Command::Leave { user: BOB }, 3_000).unwrap();
+    assert_eq!(
+        room.expire_typing(10_000),
+        vec![(CAROL, "carol".to_owned())],
+        "MEMBER_LEFT told the others already"
+    );
+    assert!(!room.has_typing());
+}
+
+// --- read markers (SPEC.md §5.9) ---------------------------------------------------
+
+#[test]
+fn a_read_marker_is_for_members_up_to_the_last_seq() {
+    let mut room = public_room();
+    room.apply(
+        Command::Post {
+            user: ALICE,
+            text: "hi".into(),
+        },
+        2_000,
+    )
+    .unwrap();
+    assert_eq!(room.last_seq, Seq(2));
+    assert_eq!(room.check_read_marker(ALICE, Seq(0)), Ok(()));
+    assert_eq!(room.check_read_marker(ALICE, Seq(2)), Ok(()));
+    assert_eq!(
+        room.check_read_marker(ALICE, Seq(3)),
+        Err(ErrorCode::InvalidReadMarker)
+    );
+    assert_eq!(
+        room.check_read_marker(BOB, Seq(1)),
+        Err(ErrorCode::NotAMember)
+    );
+    room.apply(Command::Leave { user: ALICE }, 3_000).unwrap();
+    assert_eq!(
+        room.check_read_marker(ALICE, Seq(1)),
+        Err(ErrorCode::RoomTerminated)
+    );
+}
+
+// --- mentions (SPEC.md §8.13; the token syntax is in mentions.rs) ----------------
+
+#[test]
+fn a_message_notifies_each_mentioned_member_once_and_nobody_else() {
+    let mut room = public_room();
+    join(&mut room, BOB, "bob", 1_500);
+    join(&mut room, CAROL, "carol", 1_500);
+    let dave = UserId(4);
+    join(&mut room, dave, "dave", 1_500);
+    room.apply(
+        Command::Ban {
+            by: ALICE,
+            target: dave,
+            target_name: "dave".into(),
+        },
+        1_600,
+    )
+    .unwrap();
+    let fx = room
+        .apply(
+            Command::Post {
+                user: ALICE,
+                text: "@Bob, @bob and @carol. Also @alice @dave @nobody bob@x.org".into(),
+            },
+            2_000,
+        )
+        .unwrap();
+    assert_eq!(
+        notifications(&fx),
+        vec![(BOB, Notify::Mentioned), (CAROL, Notify::Mentioned)],
+        "once each; not the sender, a banned user or an unknown name"
+    );
+    let Effect::Notify {
+        actor,
+        actor_name,
+        at,
+        ..
+    } = &fx[1]
+    else {
+        panic!("the event first, then the notifications: {fx:?}");
+    };
+    assert_eq!((*actor, actor_name.as_str(), *at), (ALICE, "alice", 2_000));
+    assert_eq!(
+        events(&fx)[0].at,
+        2_000,
+        "the notification's time is the message's"
+    );
+}
+
+#[test]
+fn a_member_who_left_is_not_notified_and_edits_notify_nobody() {
+    let mut room = public_room();
+    join(&mut room, BOB, "bob", 1_500);
+    join(&mut room, CAROL, "carol", 1_500);
+    room.apply(Command::Leave { user: CAROL }, 1_700).unwrap();
+    let fx = room
+        .apply(
+            Command::Post {
+                user: BOB,
+                text: "hi @carol".into(),
+            },
+            2_000,
+        )
+        .unwrap();
+    assert!(notifications(&fx).is_empty());
+    let seq = events(&fx)[0].seq;
+    let fx = room
+        .apply(
+            Command::EditMessage {
+                user: BOB,
+                seq,
+                text: "hi @alice".into(),
+                stored: Lookup::NotRead,
+            },
+            2_100,
+        )
+        .unwrap();
+    assert!(notifications(&fx).is_empty(), "only SEND_MESSAGE mentions");
+}
+
+#[test]
+fn at_most_twenty_members_are_notified_per_message() {
+    let mut room = public_room();
+    let mut text = String::new();
+    for i in 0..25u64 {
+        let name = format!("user{i:02}");
+        join(&mut room, UserId(100 + i), &name, 1_500);
+        text.push_str(&format!("@{name} "));
+    }
+    let fx = room
+        .apply(Command::Post { user: ALICE, text }, 2_000)
+        .unwrap();
+    let notified: Vec<UserId> = notifications(&fx).into_iter().map(|(u, _)| u).collect();
+    assert_eq!(notified.len(), MAX_MENTIONS);
+    assert_eq!(
+        notified,
+        (100..120).map(UserId).collect::<Vec<_>>(),
+        "the first named"
+    );
 }

@@ -9,11 +9,15 @@
 use std::sync::atomic::Ordering;
 
 use confab_protocol::frame::{kind, HEADER_LEN};
-use confab_protocol::{DecodeError, ErrorCode, RawFrame, Request, RoomId, ServerMsg, UserId};
+use confab_protocol::{
+    event_kind, DecodeError, ErrorCode, RawFrame, Request, RoomId, Seq, ServerMsg, UserId,
+};
+use confab_store::StoredEvent;
+use tokio::sync::oneshot;
 
 use super::validate::{self, check_room_name, check_topic};
 use super::Session;
-use crate::room::Command;
+use crate::room::{Command, Lookup, MessageFacts};
 use crate::shard::{ReplyTo, RosterList, ShardCmd};
 
 /// The retry hint sent with a push-back: about a few commits' time.
@@ -214,6 +218,46 @@ impl Session {
                 self.apply(req_id, room, cmd).await
             }
 
+            Request::EditMessage { room, seq, text } => {
+                if let Err((code, message)) =
+                    validate::check_message(&text, self.state.config.max_message_len)
+                {
+                    self.conn.error(req_id, code, message);
+                    return true;
+                }
+                // An edit costs what a message costs: the same limit and
+                // the same push-back.
+                if !self.may_send(user) {
+                    crate::metrics::rate_limited();
+                    return self.reject(req_id, ErrorCode::RateLimited);
+                }
+                if self.pushed_back(req_id) {
+                    return true;
+                }
+                let cmd = Command::EditMessage {
+                    user,
+                    seq,
+                    text,
+                    stored: Lookup::NotRead,
+                };
+                self.change_message(req_id, room, seq, cmd).await
+            }
+            Request::DeleteMessage { room, seq } => {
+                if self.pushed_back(req_id) {
+                    return true;
+                }
+                let cmd = Command::DeleteMessage {
+                    user,
+                    seq,
+                    stored: Lookup::NotRead,
+                };
+                self.change_message(req_id, room, seq, cmd).await
+            }
+
+            // Typing: the owning shard forwards it (never stored).
+            Request::TypingStart { room } => self.typing(req_id, room, user, true).await,
+            Request::TypingStop { room } => self.typing(req_id, room, user, false).await,
+
             // Reads the owning shard answers from memory.
             Request::ListMembers { room } => {
                 let cmd = ShardCmd::Members {
@@ -248,6 +292,9 @@ impl Session {
                 unread_only,
             } => self.notifications(req_id, user, before, limit, unread_only),
             Request::MarkRead { up_to } => self.mark_read(req_id, user, up_to),
+            Request::SetReadMarker { room, seq } => {
+                self.set_read_marker(req_id, user, room, seq).await
+            }
             Request::RoomLog => self.room_log(req_id, user),
             Request::RoomAudit {
                 room,
@@ -287,6 +334,102 @@ impl Session {
         let cmd = ShardCmd::Apply {
             room,
             cmd,
+            reply: self.reply_to(req_id),
+        };
+        self.state.router.send(room, cmd).await
+    }
+
+    /// EDIT_MESSAGE / DELETE_MESSAGE. The shard rules from memory on
+    /// messages the store may not hold yet (the usual case: a recent
+    /// message); for an older one it asks for the store's copy, which a
+    /// task reads and sends back with the command, as often as the room
+    /// finds the read too old (`room::messages`).
+    async fn change_message(
+        &self,
+        req_id: u32,
+        room: RoomId,
+        seq: Seq,
+        cmd: Command,
+    ) -> Result<(), ErrorCode> {
+        /// Reads before giving up on a message changed all the time.
+        const MAX_READS: usize = 4;
+        let (tx, mut asked) = oneshot::channel();
+        let first = ShardCmd::ChangeMessage {
+            room,
+            cmd: cmd.clone(),
+            reply: self.reply_to(req_id),
+            need_store: tx,
+        };
+        self.state.router.send(room, first).await?;
+        let (state, conn) = (self.state.clone(), self.conn.clone());
+        let reply = self.reply_to(req_id);
+        tokio::spawn(async move {
+            let mut cmd = cmd;
+            for _ in 0..MAX_READS {
+                // Dropped unanswered: the shard answered on the connection.
+                let Ok(generation) = asked.await else {
+                    return;
+                };
+                let read = state.store.history(room, Seq(seq.0.saturating_add(1)), 1);
+                let found = match crate::metrics::query("message", read).await {
+                    Ok(events) => events
+                        .into_iter()
+                        .find(|e| e.seq == seq)
+                        .and_then(|e| message_facts(&e)),
+                    Err(e) => {
+                        super::storage_error(&conn, req_id, e);
+                        conn.flush();
+                        return;
+                    }
+                };
+                let stored = Lookup::Read { generation, found };
+                match &mut cmd {
+                    Command::EditMessage { stored: s, .. }
+                    | Command::DeleteMessage { stored: s, .. } => *s = stored,
+                    _ => return,
+                }
+                let (tx, rx) = oneshot::channel();
+                asked = rx;
+                let again = ShardCmd::ChangeMessage {
+                    room,
+                    cmd: cmd.clone(),
+                    reply: ReplyTo {
+                        conn: reply.conn.clone(),
+                        req_id,
+                    },
+                    need_store: tx,
+                };
+                if let Err(code) = state.router.send(room, again).await {
+                    conn.error(req_id, code, code.default_message());
+                    conn.flush();
+                    return;
+                }
+            }
+            if asked.await.is_ok() {
+                conn.error(
+                    req_id,
+                    ErrorCode::Overloaded,
+                    "the message changed while it was read; retry",
+                );
+                conn.flush();
+            }
+        });
+        Ok(())
+    }
+
+    /// TYPING_START / TYPING_STOP: the shard answers OK at once and
+    /// forwards what the throttle lets through (SPEC.md §5.5.7).
+    async fn typing(
+        &self,
+        req_id: u32,
+        room: RoomId,
+        user: UserId,
+        start: bool,
+    ) -> Result<(), ErrorCode> {
+        let cmd = ShardCmd::Typing {
+            room,
+            user,
+            start,
             reply: self.reply_to(req_id),
         };
         self.state.router.send(room, cmd).await
@@ -334,4 +477,20 @@ impl Session {
             (None, None) => true,
         }
     }
+}
+
+/// What the room needs to know about a stored event, if it is a message
+/// (a tombstone is a deleted one).
+fn message_facts(ev: &StoredEvent) -> Option<MessageFacts> {
+    let deleted = match ev.kind {
+        event_kind::MESSAGE => false,
+        event_kind::TOMBSTONE => true,
+        _ => return None,
+    };
+    Some(MessageFacts {
+        sender: ev.actor,
+        sender_name: ev.actor_name.clone(),
+        at: ev.at,
+        deleted,
+    })
 }

@@ -12,7 +12,8 @@ use bytes::{Bytes, BytesMut};
 use confab_protocol::frame::{begin_frame, end_frame, kind, HEADER_LEN, MAX_SERVER_FRAME_LEN};
 use confab_protocol::wire::{put_bool, put_varint};
 use confab_protocol::{
-    AuditItem, ErrorCode, Notification, RoomId, RoomLogItem, Seq, ServerMsg, UserId,
+    AuditItem, ErrorCode, Notification, ReadState, RoomId, RoomLogItem, Seq, ServerMsg,
+    UnreadSummary, UserId,
 };
 use confab_store::{RoomFilter, StoredEvent};
 use tokio::sync::oneshot;
@@ -50,7 +51,15 @@ impl Session {
             let query = state.store.list_rooms(user, filter, offset, limit);
             match crate::metrics::query("list_rooms", query).await {
                 Ok((rooms, total)) => {
-                    conn.reply(req_id, &ServerMsg::RoomList { rooms, total });
+                    let unread = None;
+                    conn.reply(
+                        req_id,
+                        &ServerMsg::RoomList {
+                            rooms,
+                            total,
+                            unread,
+                        },
+                    );
                 }
                 Err(e) => storage_error(&conn, req_id, e),
             }
@@ -61,10 +70,30 @@ impl Session {
     pub(super) fn my_rooms(&self, req_id: u32, user: UserId) -> Result<(), ErrorCode> {
         let (state, conn) = (self.state.clone(), self.conn.clone());
         tokio::spawn(answer(conn.clone(), async move {
-            match crate::metrics::query("rooms_of_user", state.store.rooms_of_user(user)).await {
-                Ok(rooms) => {
-                    let total = rooms.len() as u32;
-                    conn.reply(req_id, &ServerMsg::RoomList { rooms, total });
+            match crate::metrics::query("my_rooms", state.store.my_rooms(user)).await {
+                Ok(mine) => {
+                    let total = mine.len() as u32;
+                    let read: Vec<ReadState> = mine
+                        .iter()
+                        .map(|m| ReadState {
+                            room: m.info.id,
+                            read_seq: m.read_seq,
+                            unread: m.unread,
+                        })
+                        .collect();
+                    let unread = UnreadSummary {
+                        total: read.iter().fold(0u32, |t, r| t.saturating_add(r.unread)),
+                        rooms: read,
+                    };
+                    let rooms = mine.into_iter().map(|m| m.info).collect();
+                    conn.reply(
+                        req_id,
+                        &ServerMsg::RoomList {
+                            rooms,
+                            total,
+                            unread: Some(unread),
+                        },
+                    );
                 }
                 Err(e) => storage_error(&conn, req_id, e),
             }
@@ -138,6 +167,67 @@ impl Session {
                     conn.reply(req_id, &ServerMsg::UnreadCount { unread });
                 }
                 Err(e) => storage_error(&conn, req_id, e),
+            }
+        }));
+        Ok(())
+    }
+
+    /// SET_READ_MARKER (SPEC.md §5.9): the room's shard checks the
+    /// caller and the seq; the marker is raised in the store directly
+    /// (never lowered) and answered after it committed, with the room's
+    /// unread count; if it moved, the user's other connections are told.
+    pub(super) async fn set_read_marker(
+        &self,
+        req_id: u32,
+        user: UserId,
+        room: RoomId,
+        seq: Seq,
+    ) -> Result<(), ErrorCode> {
+        let (tx, rx) = oneshot::channel();
+        let check = ShardCmd::CheckReadMarker {
+            room,
+            user,
+            seq,
+            reply: tx,
+        };
+        self.state.router.send(room, check).await?;
+        let (state, conn) = (self.state.clone(), self.conn.clone());
+        tokio::spawn(answer(conn.clone(), async move {
+            let code = match rx.await {
+                Ok(Ok(())) => None,
+                Ok(Err(code)) => Some(code),
+                Err(_) => Some(ErrorCode::ShuttingDown),
+            };
+            if let Some(code) = code {
+                conn.error(req_id, code, code.default_message());
+                return;
+            }
+            let raise = state.store.raise_read_marker(user, room, seq);
+            let moved = match crate::metrics::query("raise_read_marker", raise).await {
+                Ok(moved) => moved,
+                Err(e) => return storage_error(&conn, req_id, e),
+            };
+            crate::metrics::read_marker(moved);
+            let now = state.store.room_unread(user, room);
+            let now = match crate::metrics::query("room_unread", now).await {
+                Ok(now) => ReadState {
+                    room,
+                    read_seq: now.read_seq,
+                    unread: now.unread,
+                },
+                Err(e) => return storage_error(&conn, req_id, e),
+            };
+            conn.reply(req_id, &ServerMsg::ReadMarker(now));
+            if moved {
+                let mut frame = BytesMut::with_capacity(24);
+                ServerMsg::ReadMarkerMoved(now).encode(0, &mut frame);
+                let others = ShardCmd::ToUser {
+                    user,
+                    except: conn.id,
+                    frame: frame.freeze(),
+                };
+                // Only at shutdown can this fail; the marker is stored.
+                let _ = state.router.send(room, others).await;
             }
         }));
         Ok(())
@@ -353,7 +443,10 @@ mod tests {
             at: 5,
             actor: UserId(1),
             actor_name: "a".into(),
-            body: EventBody::Message { text: "hi".into() },
+            body: EventBody::Message {
+                text: "hi".into(),
+                edited_at: None,
+            },
         };
         let mut buf = BytesMut::new();
         ev.encode_frame(&mut buf);

@@ -18,7 +18,7 @@ pub mod tail;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::Clock;
 use crate::outbound::{ConnId, OutboundQueue, Touched};
 use crate::persist::batch::{Ack, BatchHandle, WriteRequest};
+use crate::room::typing::TypingOutcome;
 use crate::room::{Command, Effect, Room};
 
 pub use router::{spawn_shards, Router};
@@ -52,9 +53,14 @@ impl ShardCmd {
         match self {
             ShardCmd::Create { reply, .. }
             | ShardCmd::Apply { reply, .. }
+            | ShardCmd::ChangeMessage { reply, .. }
             | ShardCmd::Members { reply, .. }
+            | ShardCmd::Typing { reply, .. }
             | ShardCmd::Roster { reply, .. } => Some(reply),
             ShardCmd::Tail { .. }
+            | ShardCmd::Tick
+            | ShardCmd::CheckReadMarker { .. }
+            | ShardCmd::ToUser { .. }
             | ShardCmd::Attach { .. }
             | ShardCmd::Detach { .. }
             | ShardCmd::CheckAdmin { .. }
@@ -79,6 +85,17 @@ pub enum ShardCmd {
         room: RoomId,
         cmd: Command,
         reply: ReplyTo,
+    },
+    /// EDIT_MESSAGE / DELETE_MESSAGE: applied like `Apply`, unless the
+    /// room can rule only with the store's copy of the message; then the
+    /// room's change generation goes to `need_store` and nothing is
+    /// answered on the connection (the session reads the message and
+    /// sends the command again with what it read).
+    ChangeMessage {
+        room: RoomId,
+        cmd: Command,
+        reply: ReplyTo,
+        need_store: oneshot::Sender<u64>,
     },
     Members {
         room: RoomId,
@@ -114,6 +131,31 @@ pub enum ShardCmd {
         room: RoomId,
         user: UserId,
         reply: oneshot::Sender<Result<(), ErrorCode>>,
+    },
+    /// TYPING_START (`start`) or TYPING_STOP: answered OK at once (nothing
+    /// is stored); forwarded to the room's other members unless throttled.
+    Typing {
+        room: RoomId,
+        user: UserId,
+        start: bool,
+        reply: ReplyTo,
+    },
+    /// Time passed: send the STOPs of typing states that expired.
+    Tick,
+    /// SET_READ_MARKER: whether `user` may mark the live `room` read up
+    /// to `seq` (a member, `seq` at most the room's last seq).
+    CheckReadMarker {
+        room: RoomId,
+        user: UserId,
+        seq: Seq,
+        reply: oneshot::Sender<Result<(), ErrorCode>>,
+    },
+    /// Pushes `frame` (an event) to every connection of `user` but
+    /// `except` (every shard knows every connection).
+    ToUser {
+        user: UserId,
+        except: ConnId,
+        frame: Bytes,
     },
     /// Finish: the shard task returns after this.
     Stop,
@@ -197,6 +239,8 @@ struct Shard {
     /// The connections this batch of commands pushed frames to, written
     /// once each when the batch is done.
     touched: Touched,
+    /// Rooms with typing state for `Tick` to look at.
+    typing_rooms: HashSet<RoomId>,
 }
 
 impl Shard {
@@ -224,6 +268,7 @@ impl Shard {
             notification_ids: cfg.notification_ids.clone(),
             clock: cfg.clock.clone(),
             touched: Touched::default(),
+            typing_rooms: HashSet::new(),
         }
     }
 
@@ -315,34 +360,22 @@ impl Shard {
                 crate::metrics::get().rooms.increment(1.0);
                 self.carry_out(room, effects, reply, AckKind::Room, deliver);
             }
-            ShardCmd::Apply { room, cmd, reply } => {
-                let ack = match cmd {
-                    Command::Join { .. } | Command::RespondInvite { accept: true, .. } => {
-                        AckKind::Room
+            ShardCmd::Apply { room, cmd, reply } => self.apply(room, cmd, reply),
+            ShardCmd::ChangeMessage {
+                room,
+                cmd,
+                reply,
+                need_store,
+            } => {
+                let generation = self
+                    .rooms
+                    .get(&room)
+                    .and_then(|slot| slot.room.needs_stored_message(&cmd));
+                match generation {
+                    Some(generation) => {
+                        let _ = need_store.send(generation);
                     }
-                    Command::Post { .. } => AckKind::Message,
-                    _ => AckKind::Ok,
-                };
-                let Some(slot) = self.rooms.get_mut(&room) else {
-                    reply.conn.error(
-                        reply.req_id,
-                        ErrorCode::RoomNotFound,
-                        format!("room {room} does not exist"),
-                    );
-                    return;
-                };
-                match slot.room.apply(cmd, self.clock.now_ms()) {
-                    Ok(effects) => {
-                        if slot.room.terminated {
-                            // Only a live room accepts commands, so this one
-                            // terminated just now.
-                            crate::metrics::get().rooms.decrement(1.0);
-                        }
-                        self.carry_out(room, effects, reply, ack, Vec::new())
-                    }
-                    Err(code) => {
-                        reply.conn.error(reply.req_id, code, code.default_message());
-                    }
+                    None => self.apply(room, cmd, reply),
                 }
             }
             ShardCmd::Members { room, user, reply } => match self.readable(room, user) {
@@ -416,9 +449,74 @@ impl Shard {
                     .and_then(|s| s.room.check_admin(user));
                 let _ = reply.send(checked);
             }
+            ShardCmd::Typing {
+                room,
+                user,
+                start,
+                reply,
+            } => self.typing(room, user, start, reply),
+            ShardCmd::Tick => self.expire_typing(),
+            ShardCmd::CheckReadMarker {
+                room,
+                user,
+                seq,
+                reply,
+            } => {
+                let checked = self
+                    .rooms
+                    .get(&room)
+                    .ok_or(ErrorCode::RoomNotFound)
+                    .and_then(|s| s.room.check_read_marker(user, seq));
+                let _ = reply.send(checked);
+            }
+            ShardCmd::ToUser {
+                user,
+                except,
+                frame,
+            } => {
+                for conn in self.online.get(&user).into_iter().flatten() {
+                    if conn.id != except {
+                        conn.push(frame.clone());
+                        self.touched.note(conn);
+                    }
+                }
+            }
             ShardCmd::Attach { user, conn, resume } => self.attach(user, conn, &resume),
             ShardCmd::Detach { user, conn } => self.detach(user, conn),
             ShardCmd::Stop => {}
+        }
+    }
+
+    /// Applies a room command; refusals are answered at once, successes
+    /// after their write commits.
+    fn apply(&mut self, room: RoomId, cmd: Command, reply: ReplyTo) {
+        let ack = match cmd {
+            Command::Join { .. } | Command::RespondInvite { accept: true, .. } => AckKind::Room,
+            Command::Post { .. } | Command::EditMessage { .. } | Command::DeleteMessage { .. } => {
+                AckKind::Message
+            }
+            _ => AckKind::Ok,
+        };
+        let Some(slot) = self.rooms.get_mut(&room) else {
+            reply.conn.error(
+                reply.req_id,
+                ErrorCode::RoomNotFound,
+                format!("room {room} does not exist"),
+            );
+            return;
+        };
+        match slot.room.apply(cmd, self.clock.now_ms()) {
+            Ok(effects) => {
+                if slot.room.terminated {
+                    // Only a live room accepts commands, so this one
+                    // terminated just now.
+                    crate::metrics::get().rooms.decrement(1.0);
+                }
+                self.carry_out(room, effects, reply, ack, Vec::new())
+            }
+            Err(code) => {
+                reply.conn.error(reply.req_id, code, code.default_message());
+            }
         }
     }
 
@@ -460,8 +558,21 @@ impl Shard {
                     }
                     crate::metrics::broadcast(slot.subscribers.len(), started);
                     last_event = Some((ev.seq, ev.at));
-                    slot.tail.push(ev.seq, frame);
-                    ops.push(WriteOp::AppendEvent(StoredEvent::from_event(ev)));
+                    // HISTORY and resume keep some events in another form
+                    // than the live one (an edit without its text).
+                    let (kept, kept_frame) = match ev.kept_form() {
+                        Some(kept) => {
+                            let f = encode_event(&kept);
+                            (kept, f)
+                        }
+                        None => (ev, frame),
+                    };
+                    slot.tail.push(kept.seq, kept_frame);
+                    ops.push(WriteOp::AppendEvent(StoredEvent::from_event(kept)));
+                }
+                Effect::Rewrite(ev) => {
+                    slot.tail.replace(ev.seq, encode_event(&ev));
+                    ops.push(WriteOp::RewriteEvent(StoredEvent::from_event(ev)));
                 }
                 Effect::Subscribe(user) => {
                     crate::metrics::get().memberships.increment(1.0);
@@ -542,8 +653,9 @@ impl Shard {
                 }
             }
         }
-        slot.tail
-            .trim(*tail_cap, Seq(slot.stored.load(Ordering::Acquire)));
+        let stored_seq = Seq(slot.stored.load(Ordering::Acquire));
+        slot.tail.trim(*tail_cap, stored_seq);
+        slot.room.forget_durable(stored_seq);
         let frame = match ack_kind {
             AckKind::Room => encode_reply(reply.req_id, &ServerMsg::Room(slot.room.info())),
             AckKind::Ok => encode_reply(reply.req_id, &ServerMsg::Ok),
@@ -567,6 +679,69 @@ impl Shard {
         }) {
             tracing::error!(%room, "batch writer is gone; write not persisted");
         }
+    }
+
+    /// TYPING_START / TYPING_STOP (SPEC.md §5.5.7).
+    fn typing(&mut self, room: RoomId, user: UserId, start: bool, reply: ReplyTo) {
+        let now = self.clock.now_ms();
+        let Some(slot) = self.rooms.get_mut(&room) else {
+            let code = ErrorCode::RoomNotFound;
+            reply.conn.error(reply.req_id, code, code.default_message());
+            return;
+        };
+        match slot.room.typing(user, start, now) {
+            Err(code) => {
+                reply.conn.error(reply.req_id, code, code.default_message());
+                return;
+            }
+            Ok(TypingOutcome::Forward(typing)) => {
+                let username = slot
+                    .room
+                    .member(user)
+                    .map(|m| m.username.clone())
+                    .unwrap_or_default();
+                let own = self.online.get(&user);
+                let sent = forward_typing(slot, own, &mut self.touched, user, username, typing);
+                let why = if typing {
+                    crate::metrics::TypingForward::Start
+                } else {
+                    crate::metrics::TypingForward::Stop
+                };
+                crate::metrics::typing_forwarded(why, sent);
+            }
+            Ok(TypingOutcome::Suppressed) => crate::metrics::typing_suppressed(),
+            Ok(TypingOutcome::Unchanged) => {}
+        }
+        if slot.room.has_typing() {
+            self.typing_rooms.insert(room);
+        }
+        reply.conn.reply(reply.req_id, &ServerMsg::Ok);
+    }
+
+    /// Sends a STOP for every typing state that expired (the server
+    /// clock's `now`), on the typists' behalf.
+    fn expire_typing(&mut self) {
+        if self.typing_rooms.is_empty() {
+            return;
+        }
+        let now = self.clock.now_ms();
+        let Shard {
+            rooms,
+            online,
+            touched,
+            typing_rooms,
+            ..
+        } = self;
+        typing_rooms.retain(|room| {
+            let Some(slot) = rooms.get_mut(room) else {
+                return false;
+            };
+            for (user, username) in slot.room.expire_typing(now) {
+                let sent = forward_typing(slot, online.get(&user), touched, user, username, false);
+                crate::metrics::typing_forwarded(crate::metrics::TypingForward::Expired, sent);
+            }
+            slot.room.has_typing()
+        });
     }
 
     /// The room, if `user` may read it (a member of the live room).
@@ -634,6 +809,37 @@ enum AckKind {
     Room,
     Ok,
     Message,
+}
+
+/// Queues a TYPING event about `user` to every connection receiving the
+/// room except `own` (the typist's connections); returns how many.
+fn forward_typing(
+    slot: &RoomSlot,
+    own: Option<&Vec<Arc<OutboundQueue>>>,
+    touched: &mut Touched,
+    user: UserId,
+    username: String,
+    typing: bool,
+) -> usize {
+    let frame = encode_reply(
+        0,
+        &ServerMsg::Typing {
+            room: slot.room.id,
+            user,
+            username,
+            typing,
+        },
+    );
+    let mut sent = 0;
+    for conn in &slot.subscribers {
+        if own.is_some_and(|own| own.iter().any(|c| c.id == conn.id)) {
+            continue;
+        }
+        conn.push(frame.clone());
+        touched.note(conn);
+        sent += 1;
+    }
+    sent
 }
 
 fn encode_reply(req_id: u32, msg: &ServerMsg) -> Bytes {

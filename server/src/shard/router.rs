@@ -33,6 +33,26 @@ impl Router {
     }
 }
 
+/// How often a shard looks for expired typing states: a STOP goes out at
+/// most this long after the state's 5 s ran out.
+const TICK_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Sends the shard a `Tick` every [`TICK_EVERY`] until it is gone. A tick
+/// that finds the shard's queue full is skipped (the next one comes soon).
+async fn tick(shard: mpsc::WeakSender<ShardCmd>) {
+    let mut every = tokio::time::interval(TICK_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(tx) = shard.upgrade() else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(ShardCmd::Tick) {
+            return;
+        }
+    }
+}
+
 /// The shard owning `room`: a multiplicative hash, so that sequential ids
 /// spread evenly.
 pub fn shard_of(room: RoomId, shards: usize) -> usize {
@@ -56,6 +76,7 @@ pub fn spawn_shards(
         let (tx, rx) = mpsc::channel(cfg.queue_len);
         let shard = Shard::new(index, slots, batch.clone(), &cfg);
         tasks.push(tokio::spawn(shard.run(rx)));
+        tokio::spawn(tick(tx.downgrade()));
         senders.push(tx);
     }
     (

@@ -68,6 +68,15 @@ impl Tail {
         self.entries.push_back(TailEntry { seq, frame });
     }
 
+    /// Replaces the frame of the event `seq`, if the tail holds it (an
+    /// edited message, a tombstone: HISTORY and resume show the latest
+    /// form).
+    pub fn replace(&mut self, seq: Seq, frame: Bytes) {
+        if let Ok(i) = self.entries.binary_search_by_key(&seq, |e| e.seq) {
+            self.entries[i].frame = frame;
+        }
+    }
+
     /// Events held now.
     #[cfg(test)]
     pub fn len(&self) -> usize {
@@ -138,6 +147,17 @@ impl Tail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replace_changes_only_a_held_event() {
+        let mut t = tail([4, 5, 6]);
+        t.replace(Seq(5), Bytes::from("five'"));
+        t.replace(Seq(9), Bytes::from("nine"));
+        assert_eq!(
+            frames(&t.slice(Seq(0), 10, Seq(6)).frames),
+            vec!["6", "five'", "4"]
+        );
+    }
 
     fn tail(seqs: impl IntoIterator<Item = u64>) -> Tail {
         let mut t = Tail::default();

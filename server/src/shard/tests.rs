@@ -321,6 +321,77 @@ fn a_detached_connection_gets_nothing_more() {
     let raw = split_frame(&mut buf, u32::MAX).unwrap().unwrap();
     assert!(matches!(
         ServerMsg::decode(&raw).unwrap(),
-        ServerMsg::Event(e) if e.body == EventBody::Message { text: "hi".into() }
+        ServerMsg::Event(e) if e.body == EventBody::Message { text: "hi".into(), edited_at: None }
     ));
+}
+
+/// The TYPING events (user, typing) among what `c` received, and whether
+/// request 5 was answered OK.
+fn typing_seen(c: &mut Client) -> (Vec<(UserId, bool)>, bool) {
+    let mut typing = Vec::new();
+    let mut ok = false;
+    for (req_id, m) in c.received() {
+        match m {
+            ServerMsg::Typing {
+                user, typing: t, ..
+            } => typing.push((user, t)),
+            ServerMsg::Ok if req_id == 5 => ok = true,
+            _ => {}
+        }
+    }
+    (typing, ok)
+}
+
+#[test]
+fn typing_goes_to_the_other_members_only_and_expires_on_the_clock() {
+    let mut h = Harness::new(16);
+    let clock = h.shard.clock.clone();
+    let (mut a, mut phone, mut b) = (h.client(), h.client(), h.client());
+    h.attach(ALICE, &a, &[]);
+    h.attach(ALICE, &phone, &[]);
+    h.attach(BOB, &b, &[]);
+    h.create(&a, ALICE, "alice");
+    h.apply(
+        &b,
+        Command::Join {
+            user: BOB,
+            username: "bob".into(),
+        },
+    );
+    h.commit_all();
+    for c in [&mut a, &mut phone, &mut b] {
+        c.received();
+    }
+    let typing = |h: &mut Harness, by: &Client, start: bool| {
+        h.shard.handle(ShardCmd::Typing {
+            room: ROOM,
+            user: ALICE,
+            start,
+            reply: ReplyTo {
+                conn: by.conn.clone(),
+                req_id: 5,
+            },
+        });
+    };
+
+    typing(&mut h, &a, true);
+    assert_eq!(typing_seen(&mut a), (vec![], true), "answered, not echoed");
+    assert_eq!(typing_seen(&mut phone), (vec![], false), "nor to her phone");
+    assert_eq!(typing_seen(&mut b), (vec![(ALICE, true)], false));
+    // A renewal within 2 s is suppressed, and keeps the state alive.
+    clock.advance(std::time::Duration::from_millis(1_500));
+    typing(&mut h, &phone, true);
+    assert_eq!(typing_seen(&mut phone), (vec![], true));
+    assert_eq!(typing_seen(&mut b), (vec![], false));
+    // 5 s after the first START but not after the renewal: nothing yet.
+    clock.advance(std::time::Duration::from_millis(3_500));
+    h.shard.handle(ShardCmd::Tick);
+    assert_eq!(typing_seen(&mut b), (vec![], false));
+    // 5 s after the renewal: the server stops it on alice's behalf.
+    clock.advance(std::time::Duration::from_millis(1_500));
+    h.shard.handle(ShardCmd::Tick);
+    assert_eq!(typing_seen(&mut b), (vec![(ALICE, false)], false));
+    assert_eq!(typing_seen(&mut a), (vec![], false));
+    assert!(h.shard.typing_rooms.is_empty(), "nothing left to tick");
+    assert!(h.writes.try_recv().is_err(), "typing is never stored");
 }

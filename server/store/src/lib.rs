@@ -227,6 +227,24 @@ pub struct RoomLogEntry {
     pub terminated: bool,
 }
 
+/// A user's read marker in a room (SET_READ_MARKER) and what it leaves
+/// unread: the room's messages after it that someone else sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomUnread {
+    pub room: RoomId,
+    /// The seq of the last event the user has read (0: none).
+    pub read_seq: Seq,
+    pub unread: u32,
+}
+
+/// A room of MY_ROOMS, with the caller's read marker and unread count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MyRoom {
+    pub info: RoomInfo,
+    pub read_seq: Seq,
+    pub unread: u32,
+}
+
 /// One membership, as loaded at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberRecord {
@@ -280,6 +298,13 @@ pub enum WriteOp {
     },
     /// Append a sequenced event; also raises the room's stored `last_seq`.
     AppendEvent(StoredEvent),
+    /// The stored event at (`room`, `seq`) now reads as this one: its
+    /// `kind` and `body` replace the stored ones (its time and actor are
+    /// the original's). An edited message, or a deleted message's
+    /// tombstone. Applied after the event's own `AppendEvent` when both
+    /// are in one batch; a missing event is not an error (it was lost in
+    /// a crash before it committed, and so was what it said).
+    RewriteEvent(StoredEvent),
     /// Rename a room / change its topic.
     UpdateRoom {
         room: RoomId,
@@ -397,6 +422,10 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Marks `user`'s notifications with `id <= up_to` read; returns the
     /// unread count afterwards.
     async fn mark_read(&self, user: UserId, up_to: u64) -> StoreResult<u32>;
+
+    /// Raises `user`'s read marker in `room` to `seq`; a marker at or above
+    /// `seq` already stays as it is. Returns whether it moved.
+    async fn raise_read_marker(&self, user: UserId, room: RoomId, seq: Seq) -> StoreResult<bool>;
 }
 
 /// One account write of [`AccountStore::write_accounts`].
@@ -465,6 +494,12 @@ pub trait RoomReads: Send + Sync + 'static {
     ) -> StoreResult<(Vec<RoomInfo>, u32)>;
     /// Rooms `user` is a member of, ordered by room id.
     async fn rooms_of_user(&self, user: UserId) -> StoreResult<Vec<RoomInfo>>;
+    /// [`RoomReads::rooms_of_user`], each room with `user`'s read marker
+    /// and unread count (their messages after the marker that others
+    /// sent, deleted ones excluded), in one statement.
+    async fn my_rooms(&self, user: UserId) -> StoreResult<Vec<MyRoom>>;
+    /// `user`'s read marker in `room` and the unread count it leaves.
+    async fn room_unread(&self, user: UserId, room: RoomId) -> StoreResult<RoomUnread>;
     /// Up to `limit` events of `room` with `seq < before`, newest first.
     async fn history(&self, room: RoomId, before: Seq, limit: u32)
         -> StoreResult<Vec<StoredEvent>>;

@@ -163,6 +163,11 @@ fn migrator() -> Migrator {
             "read marks",
             include_str!("../migrations/postgres/0004_read_marks.sql"),
         ),
+        (
+            5,
+            "room read markers",
+            include_str!("../migrations/postgres/0005_room_read_markers.sql"),
+        ),
     ])
 }
 

@@ -152,6 +152,11 @@ fn migrator() -> Migrator {
             "event log",
             include_str!("../migrations/sqlite/0004_event_log.sql"),
         ),
+        (
+            5,
+            "room read markers",
+            include_str!("../migrations/sqlite/0005_room_read_markers.sql"),
+        ),
     ])
 }
 

@@ -164,7 +164,7 @@ pub async fn stored_events(store: &dyn Store, room: RoomId) -> Vec<StoredEvent> 
 fn stored_messages(events: &[StoredEvent]) -> HashMap<(usize, u64), Seq> {
     let mut out = HashMap::new();
     for e in events {
-        let Ok(EventBody::Message { text }) =
+        let Ok(EventBody::Message { text, .. }) =
             EventBody::decode_fields(e.kind, &mut Reader::new(&e.body))
         else {
             continue;

@@ -221,6 +221,7 @@ mod tests {
             actor_name: "u1".into(),
             body: EventBody::Message {
                 text: tag().text(MsgId { user: 1, n }),
+                edited_at: None,
             },
         }
     }

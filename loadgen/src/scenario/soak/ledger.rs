@@ -81,7 +81,7 @@ impl Tag {
     /// The identity of `ev` if it is a message of this run.
     pub fn message(&self, ev: &RoomEvent) -> Option<MsgId> {
         match &ev.body {
-            EventBody::Message { text } => self.parse(text),
+            EventBody::Message { text, .. } => self.parse(text),
             _ => None,
         }
     }
@@ -307,7 +307,14 @@ mod tests {
     }
 
     fn msg(seq: u64) -> RoomEvent {
-        ev(seq, UserId(1), EventBody::Message { text: "hi".into() })
+        ev(
+            seq,
+            UserId(1),
+            EventBody::Message {
+                text: "hi".into(),
+                edited_at: None,
+            },
+        )
     }
 
     #[test]
@@ -353,7 +360,14 @@ mod tests {
         ledger.observe(&msg(1), 0, &tag);
         ledger.observe(&msg(1), 0, &tag);
         assert!(ledger.live_conflicts.is_empty());
-        let other = ev(1, UserId(2), EventBody::Message { text: "x".into() });
+        let other = ev(
+            1,
+            UserId(2),
+            EventBody::Message {
+                text: "x".into(),
+                edited_at: None,
+            },
+        );
         ledger.observe(&other, 1, &tag);
         assert!(ledger.live_conflicts.is_empty(), "another process");
         ledger.observe(&other, 0, &tag);

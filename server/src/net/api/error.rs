@@ -84,6 +84,13 @@ pub fn status_for(code: u16) -> StatusCode {
         AlreadyInvited | AlreadyRequested | AlreadyBanned | TargetBanned => StatusCode::CONFLICT,
         // … or the room is gone for good.
         RoomTerminated => StatusCode::GONE,
+        // Messages: the one named does not exist, no longer does, or is
+        // someone else's.
+        MessageNotFound => StatusCode::NOT_FOUND,
+        MessageDeleted => StatusCode::GONE,
+        NotYourMessage => StatusCode::FORBIDDEN,
+        // A read marker beyond the room's last event: a bad value.
+        InvalidReadMarker => StatusCode::BAD_REQUEST,
         RateLimited | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
         StorageUnavailable | Overloaded | ShuttingDown | SlowConsumer => {

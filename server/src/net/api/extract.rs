@@ -17,7 +17,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request as HttpR
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::Json;
-use confab_protocol::{ErrorCode, Request, RoomId, ServerMsg, UserId};
+use confab_protocol::{ErrorCode, Request, RoomId, Seq, ServerMsg, UserId};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -108,6 +108,18 @@ impl<S: Send + Sync> FromRequestParts<S> for RoomUserPath {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<RoomUserPath, ApiError> {
         let Path((room, user)) = Path::<(u64, u64)>::from_request_parts(parts, state).await?;
         Ok(RoomUserPath(RoomId(path_id(room)?), UserId(path_id(user)?)))
+    }
+}
+
+/// `/api/rooms/{id}/messages/{seq}`: the room and one of its messages.
+pub struct RoomSeqPath(pub RoomId, pub Seq);
+
+impl<S: Send + Sync> FromRequestParts<S> for RoomSeqPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<RoomSeqPath, ApiError> {
+        let Path((room, seq)) = Path::<(u64, u64)>::from_request_parts(parts, state).await?;
+        Ok(RoomSeqPath(RoomId(path_id(room)?), Seq(path_id(seq)?)))
     }
 }
 

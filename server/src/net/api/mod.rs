@@ -58,7 +58,7 @@ use utoipa::{Modify, OpenApi};
 
 pub use error::{error_json, ApiError, ErrorBody};
 use error::{AuthedErrors, JsonBodyErrors, RoomErrors, StoreErrors};
-use extract::{call, Caller, JsonBody, Peer, QueryParams, RoomPath};
+use extract::{call, Caller, JsonBody, Peer, QueryParams, RoomPath, RoomSeqPath};
 use types::*;
 
 use super::http::HttpState;
@@ -75,6 +75,12 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/rooms/{id}/leave", post(leave_room))
         .route("/api/rooms/{id}/members", get(list_members))
         .route("/api/rooms/{id}/messages", get(history).post(post_message))
+        .route(
+            "/api/rooms/{id}/messages/{seq}",
+            patch(edit_message).delete(delete_message),
+        )
+        .route("/api/rooms/{id}/typing", post(typing))
+        .route("/api/rooms/{id}/read-marker", put(set_read_marker))
         .route("/api/me/rooms", get(my_rooms))
         // Governance (governance.rs).
         .route("/api/rooms/{id}", patch(governance::update_room))
@@ -215,7 +221,7 @@ async fn list_rooms(
 #[utoipa::path(get, path = "/api/me/rooms", tag = "rooms",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every room the caller is a member of.", body = RoomListBody),
+        (status = 200, description = "Every room the caller is a member of, with `unread_total` and each room's read marker and unread count (`read_states`).", body = RoomListBody),
         AuthedErrors,
     ))]
 async fn my_rooms(caller: Caller) -> ApiResult<Json<RoomListBody>> {
@@ -224,8 +230,12 @@ async fn my_rooms(caller: Caller) -> ApiResult<Json<RoomListBody>> {
 
 /// The reply to LIST_ROOMS and MY_ROOMS.
 fn room_list(reply: ServerMsg) -> ApiResult<Json<RoomListBody>> {
-    reply!(reply, ServerMsg::RoomList { rooms, total } => {
-        Json(RoomListBody { total, rooms: list(rooms) })
+    reply!(reply, ServerMsg::RoomList { rooms, total, unread } => {
+        let (unread_total, read_states) = match unread {
+            Some(u) => (Some(u.total), Some(list(u.rooms))),
+            None => (None, None),
+        };
+        Json(RoomListBody { total, rooms: list(rooms), unread_total, read_states })
     })
 }
 
@@ -355,6 +365,104 @@ async fn post_message(
     ))
 }
 
+#[utoipa::path(patch, path = "/api/rooms/{id}/messages/{seq}", tag = "messages",
+    security(("bearer" = [])),
+    params(RoomPath, ("seq" = u64, Path, description = "The message's sequence number")),
+    request_body = EditMessageBody,
+    responses(
+        (status = 200, description = "Edited, durably: the room broadcast MESSAGE_EDITED (its seq and time are in the body), and history shows the message with its new text and `edited_at`.", body = MessageAckBody),
+        (status = 400, description = "Malformed body, bad room id or seq, or MESSAGE_EMPTY.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER, or NOT_YOUR_MESSAGE (only the sender edits).", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND, or MESSAGE_NOT_FOUND (no message has that seq).", body = ErrorBody),
+        (status = 429, description = "RATE_LIMITED (edits count as messages).", body = ErrorBody),
+        RoomErrors, JsonBodyErrors,
+        // After the shared rows: these say more.
+        (status = 410, description = "ROOM_TERMINATED, or MESSAGE_DELETED.", body = ErrorBody),
+        (status = 413, description = "MESSAGE_TOO_LONG or body too large.", body = ErrorBody),
+    ))]
+async fn edit_message(
+    caller: Caller,
+    RoomSeqPath(room, seq): RoomSeqPath,
+    JsonBody(b): JsonBody<EditMessageBody>,
+) -> ApiResult<Json<MessageAckBody>> {
+    let req = Request::EditMessage {
+        room,
+        seq,
+        text: b.text,
+    };
+    reply!(caller.call(req).await, ServerMsg::MessageAck { room, seq, at } => {
+        Json(MessageAckBody { room: room.0, seq: seq.0, at })
+    })
+}
+
+#[utoipa::path(delete, path = "/api/rooms/{id}/messages/{seq}", tag = "messages",
+    security(("bearer" = [])),
+    params(RoomPath, ("seq" = u64, Path, description = "The message's sequence number")),
+    responses(
+        (status = 200, description = "Deleted, durably: the room broadcast MESSAGE_DELETED (its seq and time are in the body), and history shows a tombstone. A delete by an admin of another's message is in the audit trail.", body = MessageAckBody),
+        (status = 400, description = "Bad room id or seq.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER, or NOT_YOUR_MESSAGE (another's message, and the caller is not an admin).", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND, or MESSAGE_NOT_FOUND (no message has that seq).", body = ErrorBody),
+        RoomErrors,
+        // After the shared rows: this says more.
+        (status = 410, description = "ROOM_TERMINATED, or MESSAGE_DELETED (deleted already).", body = ErrorBody),
+    ))]
+async fn delete_message(
+    caller: Caller,
+    RoomSeqPath(room, seq): RoomSeqPath,
+) -> ApiResult<Json<MessageAckBody>> {
+    reply!(caller.call(Request::DeleteMessage { room, seq }).await, ServerMsg::MessageAck { room, seq, at } => {
+        Json(MessageAckBody { room: room.0, seq: seq.0, at })
+    })
+}
+
+#[utoipa::path(post, path = "/api/rooms/{id}/typing", tag = "messages",
+    security(("bearer" = [])),
+    params(RoomPath),
+    request_body = TypingBody,
+    responses(
+        (status = 204, description = "Taken: TYPING_START (`typing` true) or TYPING_STOP. Forwarded to the room's other connected members as a TYPING event, unless the caller's last forwarded start in this room is under 2 s old (then suppressed: not an error). Never stored; a start expires after 5 s without renewal."),
+        (status = 400, description = "Malformed body or bad room id.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND.", body = ErrorBody),
+        RoomErrors, JsonBodyErrors,
+    ))]
+async fn typing(
+    caller: Caller,
+    RoomPath(room): RoomPath,
+    JsonBody(b): JsonBody<TypingBody>,
+) -> ApiResult<StatusCode> {
+    let req = if b.typing {
+        Request::TypingStart { room }
+    } else {
+        Request::TypingStop { room }
+    };
+    no_content(caller.call(req).await)
+}
+
+#[utoipa::path(put, path = "/api/rooms/{id}/read-marker", tag = "messages",
+    security(("bearer" = [])),
+    params(RoomPath),
+    request_body = ReadMarkerBody,
+    responses(
+        (status = 200, description = "Stored, durably: the marker as it now is (never lower than before: a lower `seq` changes nothing) and the room's unread count. If it moved, the caller's connections get READ_MARKER_MOVED.", body = ReadStateBody),
+        (status = 400, description = "Malformed body, bad room id, or INVALID_READ_MARKER (beyond the room's last event).", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER.", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND.", body = ErrorBody),
+        RoomErrors, JsonBodyErrors,
+    ))]
+async fn set_read_marker(
+    caller: Caller,
+    RoomPath(room): RoomPath,
+    JsonBody(b): JsonBody<ReadMarkerBody>,
+) -> ApiResult<Json<ReadStateBody>> {
+    let req = Request::SetReadMarker {
+        room,
+        seq: Seq(b.seq),
+    };
+    reply!(caller.call(req).await, ServerMsg::ReadMarker(state) => Json(state.into()))
+}
+
 /// For load balancers: the process is up and serving HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "Up.", body = StatusBody)))]
@@ -438,7 +546,8 @@ impl Modify for BearerScheme {
     ),
     paths(
         register, login, logout, list_rooms, create_room, join_room, leave_room,
-        list_members, history, post_message, my_rooms, healthz, readyz,
+        list_members, history, post_message, edit_message, delete_message, typing,
+        set_read_marker, my_rooms, healthz, readyz,
         governance::update_room, governance::invite, governance::accept_invitation,
         governance::decline_invitation, governance::request_join,
         governance::list_join_requests, governance::approve_request,
@@ -521,7 +630,7 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 30);
+        assert_eq!(operations, 34);
     }
 
     /// A row of a shared set that an endpoint overrides keeps the

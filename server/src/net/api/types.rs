@@ -183,6 +183,43 @@ mirror! {
 pub struct RoomListBody {
     pub total: u32,
     pub rooms: Vec<RoomBody>,
+    /// `GET /api/me/rooms` only: the caller's unread messages in all
+    /// these rooms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread_total: Option<u32>,
+    /// `GET /api/me/rooms` only: each room's read marker and unread
+    /// count, in the order of `rooms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_states: Option<Vec<ReadStateBody>>,
+}
+
+/// A read marker and the unread count it leaves (messages after it that
+/// others sent, deleted ones excluded).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadStateBody {
+    pub room: u64,
+    /// The seq of the last event the user has read (0: none).
+    pub read_seq: u64,
+    pub unread: u32,
+}
+
+impl From<confab_protocol::ReadState> for ReadStateBody {
+    fn from(s: confab_protocol::ReadState) -> Self {
+        ReadStateBody {
+            room: s.room.0,
+            read_seq: s.read_seq.0,
+            unread: s.unread,
+        }
+    }
+}
+
+/// `PUT /api/rooms/{id}/read-marker`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReadMarkerBody {
+    /// The seq of the last event read: at most the room's last seq. A
+    /// value below the current marker changes nothing.
+    #[schema(minimum = 0)]
+    pub seq: u64,
 }
 
 /// `GET /api/rooms` query.
@@ -254,11 +291,29 @@ pub struct PostMessageBody {
     pub text: String,
 }
 
+/// `PATCH /api/rooms/{id}/messages/{seq}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EditMessageBody {
+    /// The new text: not blank; at most the server's `max_message_len`
+    /// bytes.
+    #[schema(example = "hello, world")]
+    pub text: String,
+}
+
+/// `POST /api/rooms/{id}/typing`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TypingBody {
+    /// `true`: the caller is typing (TYPING_START; renew it every few
+    /// seconds while typing); `false`: stopped (TYPING_STOP).
+    pub typing: bool,
+}
+
 /// The message is stored durably.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageAckBody {
     pub room: u64,
-    /// The message's sequence number in the room.
+    /// The message's sequence number in the room (for an edit or a
+    /// delete: that of its MESSAGE_EDITED or MESSAGE_DELETED event).
     pub seq: u64,
     /// Milliseconds since the Unix epoch.
     pub at: u64,
@@ -270,7 +325,23 @@ pub struct MessageAckBody {
 pub enum EventBodyJson {
     Message {
         text: String,
+        /// When the sender last edited it (milliseconds since the Unix
+        /// epoch); absent if never edited.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        edited_at: Option<u64>,
     },
+    /// `actor` (the sender) replaced the text of message `target_seq`. In
+    /// history `text` is empty: the message itself has its latest text.
+    MessageEdited {
+        target_seq: u64,
+        text: String,
+    },
+    /// `actor` (the sender or an admin) deleted message `target_seq`.
+    MessageDeleted {
+        target_seq: u64,
+    },
+    /// A deleted message, in history: `actor` sent it at `at`.
+    Tombstone,
     MemberJoined,
     MemberLeft,
     RoomCreated {
@@ -312,7 +383,15 @@ pub enum EventBodyJson {
 impl From<EventBody> for EventBodyJson {
     fn from(b: EventBody) -> Self {
         match b {
-            EventBody::Message { text } => EventBodyJson::Message { text },
+            EventBody::Message { text, edited_at } => EventBodyJson::Message { text, edited_at },
+            EventBody::MessageEdited { target, text } => EventBodyJson::MessageEdited {
+                target_seq: target.0,
+                text,
+            },
+            EventBody::MessageDeleted { target } => EventBodyJson::MessageDeleted {
+                target_seq: target.0,
+            },
+            EventBody::Tombstone => EventBodyJson::Tombstone,
             EventBody::MemberJoined => EventBodyJson::MemberJoined,
             EventBody::MemberLeft => EventBodyJson::MemberLeft,
             EventBody::RoomCreated { name, topic } => EventBodyJson::RoomCreated { name, topic },
@@ -507,6 +586,9 @@ mirror_enum! {
         RoleChanged,
         /// `room` terminated and you, its last member, were removed.
         RoomTerminated,
+        /// `actor` mentioned you (`@username`) in a message in `room`, sent
+        /// at `at`.
+        Mentioned,
     }
     /// A kind newer than this server build.
     else Unknown
@@ -685,7 +767,7 @@ mod tests {
     #[test]
     fn notification_kinds_and_leave_reasons_have_their_spec_names() {
         // The JSON names are the protocol's own (SPEC.md §12.3).
-        for k in (1..=10).map(NotificationKind::from_code) {
+        for k in (1..=11).map(NotificationKind::from_code) {
             let json = serde_json::to_value(NotificationKindJson::from(k)).unwrap();
             assert_eq!(json, k.name().unwrap_or("unknown"), "kind {}", k.code());
         }

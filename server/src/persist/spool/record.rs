@@ -28,8 +28,13 @@ use rkyv::rancor;
 use rkyv::util::AlignedVec;
 
 pub(super) const RECORD_MAGIC: [u8; 4] = *b"CFSR";
-/// The archive schema this build writes (and the only one it reads).
-pub(super) const RECORD_VERSION: u16 = 1;
+/// The archive schema this build writes. Version 2 appended one variant,
+/// `SpoolOp::RewriteEvent`, after all the others and no larger than
+/// `AppendEvent`: every other variant archives as in version 1, so a
+/// version 1 record is a valid version 2 archive and both are read.
+pub(super) const RECORD_VERSION: u16 = 2;
+/// The archive schemas this build reads.
+const READABLE_VERSIONS: [u16; 2] = [1, 2];
 pub(super) const RECORD_HEADER_LEN: usize = 16;
 /// A sanity bound on one record's payload, far above any batch (a batch is
 /// at most `batch_max_items` ops of at most one frame each): a corrupt
@@ -50,7 +55,7 @@ pub(super) struct SpoolBatch {
     pub ops: Vec<SpoolOp>,
 }
 
-/// `confab_store::WriteOp`, version 1. Roles: 0 member, 1 admin, 2 owner;
+/// `confab_store::WriteOp`, version 2 (version 1 without `RewriteEvent`). Roles: 0 member, 1 admin, 2 owner;
 /// visibility: 0 public, 1 private (the wire codes).
 #[derive(Debug, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub(super) enum SpoolOp {
@@ -158,6 +163,16 @@ pub(super) enum SpoolOp {
         target: Option<u64>,
         detail: String,
     },
+    /// Version 2. Last, so that every earlier variant keeps its tag.
+    RewriteEvent {
+        room: u64,
+        seq: u64,
+        at: u64,
+        actor: u64,
+        actor_name: String,
+        kind: u8,
+        body: Vec<u8>,
+    },
 }
 
 /// A frame header as read from disk.
@@ -198,7 +213,7 @@ impl RecordHeader {
             len: u32_at(8),
             checksum: u32_at(12),
         };
-        if header.version != RECORD_VERSION || header.flags != 0 {
+        if !READABLE_VERSIONS.contains(&header.version) || header.flags != 0 {
             return Err(RecordError::Version(header.version));
         }
         if header.len > MAX_PAYLOAD_LEN {
@@ -360,6 +375,15 @@ impl From<&WriteOp> for SpoolOp {
                 kind: ev.kind,
                 body: ev.body.clone(),
             },
+            WriteOp::RewriteEvent(ev) => SpoolOp::RewriteEvent {
+                room: ev.room.0,
+                seq: ev.seq.0,
+                at: ev.at,
+                actor: ev.actor.0,
+                actor_name: ev.actor_name.clone(),
+                kind: ev.kind,
+                body: ev.body.clone(),
+            },
             WriteOp::UpdateRoom { room, name, topic } => SpoolOp::UpdateRoom {
                 room: room.0,
                 name: name.clone(),
@@ -490,6 +514,23 @@ impl TryFrom<SpoolOp> for WriteOp {
                 kind,
                 body,
             } => WriteOp::AppendEvent(StoredEvent {
+                room: RoomId(room),
+                seq: Seq(seq),
+                at,
+                actor: UserId(actor),
+                actor_name,
+                kind,
+                body,
+            }),
+            SpoolOp::RewriteEvent {
+                room,
+                seq,
+                at,
+                actor,
+                actor_name,
+                kind,
+                body,
+            } => WriteOp::RewriteEvent(StoredEvent {
                 room: RoomId(room),
                 seq: Seq(seq),
                 at,
@@ -692,6 +733,15 @@ mod tests {
                 target: None,
                 detail: "d".into(),
             }),
+            WriteOp::RewriteEvent(StoredEvent {
+                room: r,
+                seq: Seq(2),
+                at: 3,
+                actor: u,
+                actor_name: "alice".into(),
+                kind: 12,
+                body: Vec::new(),
+            }),
         ]
     }
 
@@ -716,7 +766,7 @@ mod tests {
 
     #[test]
     fn a_flipped_bit_anywhere_after_the_magic_is_detected() {
-        let record = encode(&every_op(), &[18]).unwrap();
+        let record = encode(&every_op(), &[19]).unwrap();
         for i in 4..record.len() {
             let mut bad = record.clone();
             bad[i] ^= 0x10;
@@ -732,9 +782,9 @@ mod tests {
     #[test]
     fn unknown_versions_and_absurd_lengths_are_refused_before_reading_the_payload() {
         let mut record = encode(&every_op()[..1], &[1]).unwrap();
-        record[4] = 2;
+        record[4] = 3;
         let header: &[u8; RECORD_HEADER_LEN] = record[..RECORD_HEADER_LEN].try_into().unwrap();
-        assert_eq!(RecordHeader::parse(header), Err(RecordError::Version(2)));
+        assert_eq!(RecordHeader::parse(header), Err(RecordError::Version(3)));
         let mut record = encode(&every_op()[..1], &[1]).unwrap();
         record[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         let header: &[u8; RECORD_HEADER_LEN] = record[..RECORD_HEADER_LEN].try_into().unwrap();
@@ -745,9 +795,27 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_record_is_still_read() {
+        // Version 1 is version 2 without RewriteEvent, archived alike.
+        let ops: Vec<WriteOp> = every_op()
+            .into_iter()
+            .filter(|op| !matches!(op, WriteOp::RewriteEvent(_)))
+            .collect();
+        let mut record = encode(&ops, &[ops.len()]).unwrap();
+        let len = u32::from_le_bytes(record[8..12].try_into().unwrap());
+        record[4..6].copy_from_slice(&1u16.to_le_bytes());
+        let sum = checksum(1, 0, len, &record[RECORD_HEADER_LEN..]);
+        record[12..16].copy_from_slice(&sum.to_le_bytes());
+        let (header, payload) = split(&record);
+        assert_eq!(header.version, 1);
+        header.verify(payload).unwrap();
+        assert_eq!(decode(payload).unwrap().concat(), ops);
+    }
+
+    #[test]
     fn inconsistent_request_ends_are_a_decode_error_not_a_panic() {
         let ops = every_op();
-        for ends in [vec![3, 2, 18], vec![19], vec![5]] {
+        for ends in [vec![3, 2, 19], vec![20], vec![5]] {
             let record = encode(&ops, &ends).unwrap();
             let (_, payload) = split(&record);
             assert!(decode(payload).is_err(), "{ends:?}");

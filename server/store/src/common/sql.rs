@@ -102,6 +102,15 @@ pub struct RoomSql {
     /// `$1` room, `$2` highest seq wanted (inclusive), `$3` limit; newest
     /// first.
     pub history: &'static str,
+    /// `$1` user's rooms as [`RoomSql::rooms_of_user`] gives them, each
+    /// with the user's `read_seq` and its `unread` count (MY_ROOMS). The
+    /// unread count is the room's messages after the marker that someone
+    /// else sent: kind 1 = `event_kind::MESSAGE` (a deleted message is a
+    /// tombstone, kind 12), a key range scan of `(room_id, seq)` from the
+    /// marker, so it costs what is unread.
+    pub my_rooms: &'static str,
+    /// `$1` user's `read_seq` in room `$2` and the room's `unread` count.
+    pub room_unread: &'static str,
 }
 
 /// The rooms viewer `$1` may see whose `$match` clause holds (on `$2`),
@@ -142,7 +151,7 @@ macro_rules! list_rooms {
 /// A [`RoomSql`] whose last seq is `$last_seq` (an expression on room `r`
 /// named `last_seq`) and whose history is `$history`.
 macro_rules! room_sql {
-    ($last_seq:literal, $history:expr) => {
+    ($last_seq:literal, $history:expr, $unread:literal) => {
         RoomSql {
             load_rooms: concat!(
                 "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, ",
@@ -176,6 +185,27 @@ macro_rules! room_sql {
                  ORDER BY l.last_joined_at DESC, l.room_id DESC"
             ),
             history: $history,
+            my_rooms: concat!(
+                "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, ",
+                $last_seq,
+                ", (SELECT count(*) FROM memberships c WHERE c.room_id = r.id) AS member_count, \
+                 k.s AS read_seq, ",
+                $unread,
+                " AS unread \
+                 FROM (SELECT m.room_id, m.user_id, coalesce(x.seq, 0) AS s \
+                       FROM memberships m LEFT JOIN read_markers x \
+                         ON x.user_id = m.user_id AND x.room_id = m.room_id \
+                       WHERE m.user_id = $1) k \
+                 JOIN rooms r ON r.id = k.room_id \
+                 ORDER BY k.room_id"
+            ),
+            room_unread: concat!(
+                "SELECT k.s AS read_seq, ",
+                $unread,
+                " AS unread FROM (SELECT $2 AS room_id, $1 AS user_id, \
+                     coalesce((SELECT x.seq FROM read_markers x \
+                         WHERE x.user_id = $1 AND x.room_id = $2), 0) AS s) k"
+            ),
         }
     };
 }
@@ -186,7 +216,9 @@ pub const EVENTS_TABLE: RoomSql = room_sql!(
     "(SELECT coalesce(max(e.seq), r.last_seq) FROM events e WHERE e.room_id = r.id) AS last_seq",
     "SELECT room_id, seq, at, actor_id, actor_name, kind, body \
      FROM events WHERE room_id = $1 AND seq <= $2 \
-     ORDER BY seq DESC LIMIT $3"
+     ORDER BY seq DESC LIMIT $3",
+    "(SELECT count(*) FROM events e WHERE e.room_id = k.room_id AND e.seq > k.s \
+         AND e.kind = 1 AND e.actor_id <> k.user_id)"
 );
 
 /// Events in `events` and in `event_log` (SQLite): an event is in exactly
@@ -202,8 +234,20 @@ pub const EVENTS_AND_LOG: RoomSql = room_sql!(
          UNION ALL \
          SELECT * FROM (SELECT room_id, seq, at, actor_id, actor_name, kind, body \
              FROM event_log WHERE room_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT $3)) \
-     ORDER BY seq DESC LIMIT $3"
+     ORDER BY seq DESC LIMIT $3",
+    "(SELECT count(*) FROM events e WHERE e.room_id = k.room_id AND e.seq > k.s \
+         AND e.kind = 1 AND e.actor_id <> k.user_id) \
+     + (SELECT count(*) FROM event_log e WHERE e.room_id = k.room_id AND e.seq > k.s \
+         AND e.kind = 1 AND e.actor_id <> k.user_id)"
 );
+
+/// `$1` user, `$2` room, `$3` seq: raises the user's read marker in the
+/// room to `$3` (inserting it if absent); changes no row when the marker
+/// is at or above `$3` already.
+pub const RAISE_READ_MARKER: &str = "INSERT INTO read_markers (user_id, room_id, seq) \
+     VALUES ($1, $2, $3) \
+     ON CONFLICT (user_id, room_id) DO UPDATE SET seq = excluded.seq \
+     WHERE read_markers.seq < excluded.seq";
 
 // ---- notifications, room log, audit ---------------------------------------
 
@@ -283,9 +327,12 @@ mod tests {
     #[test]
     fn literal_codes_are_the_protocols() {
         assert_eq!(Visibility::Public.code(), 0);
+        assert_eq!(confab_protocol::event_kind::MESSAGE, 1);
         for set in [&super::EVENTS_TABLE, &super::EVENTS_AND_LOG] {
             assert!(set.list_rooms.contains("r.visibility = 0 OR"));
             assert!(set.list_rooms_named.contains("r.visibility = 0 OR"));
+            assert!(set.my_rooms.contains("e.kind = 1 AND"));
+            assert!(set.room_unread.contains("e.kind = 1 AND"));
         }
     }
 }

@@ -10,7 +10,8 @@ use super::{max_below, rows, to_db, to_db_opt, Arg, Backend, Columns, Sql, Step}
 use crate::search::{folded_name, like_contains_pattern, RoomFilter};
 use crate::{
     AccountOutcome, AccountStore, AccountWrite, AuditRecord, BanRecord, Housekeeping, InviteRecord,
-    JoinRequestRecord, MemberRecord, NotificationRecord, RoomLogEntry, RoomReads, RoomRecord,
+    JoinRequestRecord, MemberRecord, MyRoom, NotificationRecord, RoomLogEntry, RoomReads,
+    RoomRecord, RoomUnread,
     StoreError, StoreResult, StoredEvent, UserRecord,
 };
 
@@ -177,6 +178,20 @@ impl<B: Backend> AccountStore for B {
             .map(drop)
     }
 
+    async fn raise_read_marker(&self, user: UserId, room: RoomId, seq: Seq) -> StoreResult<bool> {
+        let args = [
+            Int(to_db(user.0, "user id")?),
+            Int(to_db(room.0, "room id")?),
+            Int(to_db(seq.0, "read marker")?),
+        ];
+        let changed = self
+            .writer()
+            .execute("raise_read_marker", sql::RAISE_READ_MARKER, &args)
+            .await?;
+        // A first marker at 0 is no move: 0 is every user's marker.
+        Ok(changed > 0 && seq.0 > 0)
+    }
+
     async fn mark_read(&self, user: UserId, up_to: u64) -> StoreResult<u32> {
         let Some(user) = to_db_opt(user.0) else {
             return Ok(0);
@@ -296,6 +311,50 @@ impl<B: Backend> RoomReads for B {
             .rows("rooms_of_user", B::ROOM_SQL.rooms_of_user, &[Int(user)])
             .await?;
         all(found, rows::room_info)
+    }
+
+    async fn my_rooms(&self, user: UserId) -> StoreResult<Vec<MyRoom>> {
+        let Some(user) = to_db_opt(user.0) else {
+            return Ok(Vec::new());
+        };
+        let found = self
+            .readers()
+            .rows("my_rooms", B::ROOM_SQL.my_rooms, &[Int(user)])
+            .await?;
+        all(found, |row| {
+            Ok(MyRoom {
+                info: rows::room_info(row)?,
+                read_seq: Seq(row.u64("read_seq")?),
+                unread: count(row.int("unread")?, "unread")?,
+            })
+        })
+    }
+
+    async fn room_unread(&self, user: UserId, room: RoomId) -> StoreResult<RoomUnread> {
+        let none = RoomUnread {
+            room,
+            read_seq: Seq(0),
+            unread: 0,
+        };
+        let (Some(db_user), Some(db_room)) = (to_db_opt(user.0), to_db_opt(room.0)) else {
+            return Ok(none);
+        };
+        let found = self
+            .readers()
+            .row(
+                "room_unread",
+                B::ROOM_SQL.room_unread,
+                &[Int(db_user), Int(db_room)],
+            )
+            .await?;
+        match found {
+            Some(row) => Ok(RoomUnread {
+                room,
+                read_seq: Seq(row.u64("read_seq")?),
+                unread: count(row.int("unread")?, "unread")?,
+            }),
+            None => Ok(none),
+        }
     }
 
     async fn history(

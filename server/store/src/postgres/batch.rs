@@ -50,6 +50,18 @@ const CALL: &str = "SELECT confab_apply_batch(\
      $20, $21, $22, $23, $24, $25, $26, $27, $28, \
      $29, $30, $31, $32, $33, $34)";
 
+/// Rewritten events (`WriteOp::RewriteEvent`), applied after the batch
+/// function in the same transaction: the function appends a batch's
+/// events after its state ops, so a rewrite of an event appended in the
+/// same batch must come after the whole call. Of two rewrites of one
+/// event the later wins.
+const REWRITE_EVENTS: &str = "UPDATE events e SET kind = r.kind, body = r.body \
+     FROM (SELECT DISTINCT ON (t.room_id, t.seq) t.room_id, t.seq, t.kind, t.body \
+           FROM unnest($1::int8[], $2::int8[], $3::int2[], $4::bytea[]) \
+                WITH ORDINALITY AS t(room_id, seq, kind, body, ord) \
+           ORDER BY t.room_id, t.seq, t.ord DESC) r \
+     WHERE e.room_id = r.room_id AND e.seq = r.seq";
+
 /// State op kinds, as numbered in `0002_apply_batch.sql`.
 mod kind {
     pub const CREATE_ROOM: i16 = 1;
@@ -76,13 +88,30 @@ pub(super) async fn apply(pool: &PgPool, mode: PgBatchMode, ops: &[WriteOp]) -> 
     }
     let copy_events = mode == PgBatchMode::Copy && ops.iter().any(is_event);
     let cols = Columns::build(ops, !copy_events)?;
-    if !copy_events {
+    let rewrites = Rewrites::build(ops)?;
+    if !copy_events && rewrites.is_empty() {
         return cols
             .call(false)
             .execute(pool)
             .await
             .map(drop)
             .map_err(|e| Postgres::error("apply_batch", e));
+    }
+    if !copy_events {
+        // Rare (an edit or a delete): BEGIN, the call, the rewrites, COMMIT.
+        let mut tx = pool
+            .begin()
+            .await
+            .map_err(|e| Postgres::error("apply_batch begin", e))?;
+        cols.call(false)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Postgres::error("apply_batch", e))?;
+        rewrites.apply(&mut tx).await?;
+        return tx
+            .commit()
+            .await
+            .map_err(|e| Postgres::error("apply_batch commit", e));
     }
 
     let mut data = EventCopyEncoder::new();
@@ -93,7 +122,7 @@ pub(super) async fn apply(pool: &PgPool, mode: PgBatchMode, ops: &[WriteOp]) -> 
         .acquire()
         .await
         .map_err(|e| Postgres::error("apply_batch", e))?;
-    let result = copy_and_call(&mut conn, data.finish(), &cols).await;
+    let result = copy_and_call(&mut conn, data.finish(), &cols, &rewrites).await;
     if result.is_err() {
         // A COPY interrupted half-way can leave the connection mid-protocol:
         // never hand it to the next batch.
@@ -106,6 +135,7 @@ async fn copy_and_call(
     conn: &mut PgConnection,
     data: Vec<u8>,
     cols: &Columns<'_>,
+    rewrites: &Rewrites<'_>,
 ) -> StoreResult<()> {
     use sqlx::Connection;
     let mut tx = conn
@@ -126,6 +156,7 @@ async fn copy_and_call(
         .execute(&mut *tx)
         .await
         .map_err(|e| Postgres::error("apply_batch", e))?;
+    rewrites.apply(&mut tx).await?;
     tx.commit()
         .await
         .map_err(|e| Postgres::error("apply_batch commit", e))
@@ -139,6 +170,49 @@ fn as_event(op: &WriteOp) -> Option<&StoredEvent> {
     match op {
         WriteOp::AppendEvent(ev) => Some(ev),
         _ => None,
+    }
+}
+
+/// The batch's `RewriteEvent`s as the columns of [`REWRITE_EVENTS`].
+#[derive(Default)]
+struct Rewrites<'a> {
+    room: Vec<i64>,
+    seq: Vec<i64>,
+    kind: Vec<i16>,
+    body: Vec<&'a [u8]>,
+}
+
+impl<'a> Rewrites<'a> {
+    fn build(ops: &'a [WriteOp]) -> StoreResult<Rewrites<'a>> {
+        let mut r = Rewrites::default();
+        for op in ops {
+            if let WriteOp::RewriteEvent(ev) = op {
+                r.room.push(to_db(ev.room.0, "room id")?);
+                r.seq.push(to_db(ev.seq.0, "seq")?);
+                r.kind.push(i16::from(ev.kind));
+                r.body.push(&ev.body);
+            }
+        }
+        Ok(r)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.room.is_empty()
+    }
+
+    async fn apply(&self, tx: &mut sqlx::Transaction<'_, Postgres>) -> StoreResult<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(REWRITE_EVENTS)
+            .bind(&self.room)
+            .bind(&self.seq)
+            .bind(&self.kind)
+            .bind(&self.body)
+            .execute(&mut **tx)
+            .await
+            .map(drop)
+            .map_err(|e| Postgres::error("RewriteEvent", e))
     }
 }
 
@@ -228,6 +302,8 @@ impl<'a> Columns<'a> {
                     }
                     continue;
                 }
+                // Applied after the call (`Rewrites`).
+                WriteOp::RewriteEvent(_) => continue,
                 WriteOp::AddNotification(n) => {
                     c.nt_id.push(to_db(n.id, "notification id")?);
                     c.nt_user.push(to_db(n.user.0, "user id")?);

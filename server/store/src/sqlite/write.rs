@@ -64,6 +64,11 @@ pub(super) async fn apply_batch(writer: &SqlitePool, ops: &[WriteOp]) -> StoreRe
         .map_err(|e| Sqlite::error("apply_batch commit", e))
 }
 
+const REWRITE_EVENT: &str =
+    "UPDATE events SET kind = ?1, body = ?2 WHERE room_id = ?3 AND seq = ?4";
+const REWRITE_LOGGED_EVENT: &str =
+    "UPDATE event_log SET kind = ?1, body = ?2 WHERE room_id = ?3 AND seq = ?4";
+
 /// Applies one operation inside the batch's transaction.
 async fn apply_op(tx: &mut Transaction<'static, Sqlite>, op: &WriteOp) -> StoreResult<()> {
     match op {
@@ -129,6 +134,19 @@ async fn apply_op(tx: &mut Transaction<'static, Sqlite>, op: &WriteOp) -> StoreR
                 .map_err(|e| Sqlite::error("SetRole", e))?;
         }
         WriteOp::AppendEvent(_) => append_events(tx, std::slice::from_ref(op)).await?,
+        WriteOp::RewriteEvent(ev) => {
+            // The event is in exactly one of the two tables.
+            for table in [REWRITE_EVENT, REWRITE_LOGGED_EVENT] {
+                sqlx::query(table)
+                    .bind(i64::from(ev.kind))
+                    .bind(&ev.body[..])
+                    .bind(to_db(ev.room.0, "room id")?)
+                    .bind(to_db(ev.seq.0, "seq")?)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| Sqlite::error("RewriteEvent", e))?;
+            }
+        }
         WriteOp::UpdateRoom { room, name, topic } => {
             // The folded copies change in the same statement (schema v1).
             sqlx::query(

@@ -66,6 +66,8 @@ macro_rules! for_each_scenario {
             audit_trail_pages_newest_first_per_room_with_names,
             purging_sessions_removes_only_expired_ones,
             replaying_batches_in_order_converges_on_the_same_state,
+            rewritten_events_read_as_their_latest_form_in_either_table,
+            read_markers_only_rise_and_count_others_live_messages,
         );
     };
 }
@@ -677,6 +679,62 @@ pub async fn events_read_alike_before_and_after_upkeep(store: &dyn Store) {
     }
 }
 
+/// An edit or a delete rewrites the event in place (kind and body; time
+/// and actor stay), in the batch that appends it or later, before and after
+/// upkeep; the later of two rewrites wins; a rewrite of an event the store
+/// never got changes nothing; replaying the batches converges.
+pub async fn rewritten_events_read_as_their_latest_form_in_either_table(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let rewrite = |seq: u64, kind: u8, body: &str| {
+        WriteOp::RewriteEvent(StoredEvent {
+            kind,
+            ..event(1, seq, alice, body)
+        })
+    };
+    let batches = vec![
+        vec![create_room(1, "r", "", Visibility::Public, alice)],
+        vec![
+            append(1, 1, alice, "one"),
+            append(1, 2, alice, "two"),
+            rewrite(2, 1, "two, edited"),
+            rewrite(2, 1, "two, edited again"),
+        ],
+        vec![append(1, 3, alice, "three"), rewrite(9, 12, "")],
+    ];
+    for b in &batches {
+        apply(store, b.clone()).await;
+    }
+    store.tidy(true).await.expect("tidy");
+    // Event 3 is rewritten after upkeep moved it (on SQLite), 1 before.
+    apply(store, vec![rewrite(1, 12, ""), append(1, 4, alice, "four")]).await;
+    apply(store, vec![rewrite(3, 1, "three, edited")]).await;
+    let expected = vec![
+        event(1, 4, alice, "four"),
+        event(1, 3, alice, "three, edited"),
+        event(1, 2, alice, "two, edited again"),
+        StoredEvent {
+            kind: 12,
+            ..event(1, 1, alice, "")
+        },
+    ];
+    let history = || async {
+        store
+            .history(RoomId(1), Seq(0), 100)
+            .await
+            .expect("history")
+    };
+    assert_eq!(history().await, expected);
+    // A replay of the early batches must not undo the later rewrites of
+    // events it re-appends (appends are ignored, rewrites re-applied in
+    // order, then the later batches follow again).
+    for b in &batches {
+        apply(store, b.clone()).await;
+    }
+    apply(store, vec![rewrite(1, 12, ""), append(1, 4, alice, "four")]).await;
+    apply(store, vec![rewrite(3, 1, "three, edited")]).await;
+    assert_eq!(history().await, expected);
+}
+
 pub async fn failed_batch_leaves_nothing_behind(store: &dyn Store) {
     let alice = user(store, "alice").await;
     let bob = user(store, "bob").await;
@@ -1163,6 +1221,11 @@ where
             ],
         )
         .await;
+        // and a read marker
+        assert!(store
+            .raise_read_marker(alice, RoomId(1), Seq(1))
+            .await
+            .expect("raise_read_marker"));
     } // and then closed
 
     // When it is opened again
@@ -1198,7 +1261,98 @@ where
         store.history(RoomId(1), Seq(0), 10).await.expect("history"),
         vec![event(1, 1, alice, "still here")]
     );
+    let marker = store.room_unread(alice, RoomId(1)).await.expect("marker");
+    assert_eq!((marker.read_seq, marker.unread), (Seq(1), 0));
     // And a new user gets a fresh id
     let bob = user(&*store, "bob").await;
     assert_ne!(bob, alice);
+}
+
+/// A read marker only rises (a lower or equal one is no move); a room's
+/// unread count is its messages after the marker sent by others — not the
+/// user's own, not other kinds of event, not tombstones — wherever the
+/// events are stored (before and after upkeep), and MY_ROOMS' statement
+/// gives the same per room, 0 for a room never marked with nothing in it.
+pub async fn read_markers_only_rise_and_count_others_live_messages(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let tombstone = |seq: u64| {
+        WriteOp::RewriteEvent(StoredEvent {
+            kind: 12,
+            ..event(1, seq, bob, "")
+        })
+    };
+    let joined = |seq: u64| {
+        WriteOp::AppendEvent(StoredEvent {
+            kind: 2,
+            body: Vec::new(),
+            ..event(1, seq, bob, "")
+        })
+    };
+    apply(
+        store,
+        vec![
+            create_room(1, "one", "", Visibility::Public, alice),
+            add_member(1, alice, Role::Owner, 10),
+            add_member(1, bob, Role::Member, 11),
+            create_room(2, "two", "", Visibility::Public, alice),
+            add_member(2, alice, Role::Owner, 12),
+            append(1, 1, bob, "b1"),
+            append(1, 2, alice, "a2"),
+            joined(3),
+            append(1, 4, bob, "b4"),
+        ],
+    )
+    .await;
+    store.tidy(true).await.expect("tidy");
+    apply(
+        store,
+        vec![
+            append(1, 5, bob, "b5"),
+            append(1, 6, bob, "b6"),
+            tombstone(5),
+        ],
+    )
+    .await;
+    let unread = |user: UserId| async move {
+        let r = store
+            .room_unread(user, RoomId(1))
+            .await
+            .expect("room_unread");
+        (r.read_seq.0, r.unread)
+    };
+    // b1, b4, b6 (b5 is deleted); bob's count: alice's a2 alone.
+    assert_eq!(unread(alice).await, (0, 3));
+    assert_eq!(unread(bob).await, (0, 1));
+
+    let raise = |seq: u64| store.raise_read_marker(alice, RoomId(1), Seq(seq));
+    assert!(raise(4).await.expect("raise"), "0 -> 4 moves");
+    assert_eq!(unread(alice).await, (4, 1), "b6 only");
+    assert!(!raise(2).await.expect("raise"), "never back");
+    assert!(!raise(4).await.expect("raise"), "nor to where it is");
+    assert_eq!(unread(alice).await, (4, 1));
+    assert!(raise(6).await.expect("raise"));
+    assert_eq!(unread(alice).await, (6, 0));
+    assert_eq!(unread(bob).await, (0, 1), "markers are per user");
+    assert!(
+        !store
+            .raise_read_marker(bob, RoomId(2), Seq(0))
+            .await
+            .expect("raise"),
+        "a first marker at 0 is no move"
+    );
+
+    let mine = store.my_rooms(alice).await.expect("my_rooms");
+    let got: Vec<_> = mine
+        .iter()
+        .map(|m| (m.info.id.0, m.read_seq.0, m.unread, m.info.member_count))
+        .collect();
+    assert_eq!(got, vec![(1, 6, 0, 2), (2, 0, 0, 1)]);
+    let mine = store.my_rooms(bob).await.expect("my_rooms");
+    let got: Vec<_> = mine
+        .iter()
+        .map(|m| (m.info.id.0, m.read_seq.0, m.unread))
+        .collect();
+    assert_eq!(got, vec![(1, 0, 1)]);
+    assert_eq!(mine[0].info, store.rooms_of_user(bob).await.unwrap()[0]);
 }
