@@ -72,6 +72,12 @@ struct Args {
     /// system temp dir — use the disk you mean to measure, not a tmpfs).
     #[arg(long)]
     sqlite_dir: Option<std::path::PathBuf>,
+    /// Rows of the raw `COPY` baseline on Postgres (0: none): the same
+    /// message rows copied into a plain table without indexes in one
+    /// transaction, committed once — the ceiling the batch modes are
+    /// compared with (issue 10: sustained acknowledged writes ≥ 75 % of it).
+    #[arg(long, default_value_t = 200_000)]
+    raw_copy_rows: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -217,6 +223,48 @@ async fn slice(
     Ok(())
 }
 
+/// Messages per second spent in the writer loop at `batch` per batch.
+fn messages_per_second(batch: usize, samples: &Samples) -> f64 {
+    (samples.latencies.len() * batch) as f64 / samples.busy.as_secs_f64()
+}
+
+/// Copies `rows` message rows (room, seq, time, sender, body) into a fresh
+/// plain table (with `key` appended to its columns: a primary key, or
+/// nothing) in one transaction and commits: rows per second.
+async fn raw_copy(
+    url: &str,
+    rows: usize,
+    body_bytes: usize,
+    key: &str,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let mut conn = PgConnectOptions::from_str(url)?.connect().await?;
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE raw_copy_baseline (room_id bigint, seq bigint, at bigint, \
+         actor_id bigint, body bytea{key})"
+    )))
+    .await?;
+    let body: String = (0..body_bytes)
+        .map(|i| format!("{:02x}", (i * 31 % 251) as u8))
+        .collect();
+    let mut data = String::with_capacity(rows * (body.len() + 48));
+    for n in 0..rows {
+        use std::fmt::Write;
+        let _ = writeln!(data, "{}\t{}\t{}\t1\t\\\\x{body}", n % 100, n / 100 + 1, n);
+    }
+    let started = Instant::now();
+    let mut tx = conn.begin().await?;
+    let mut copy = tx
+        .copy_in_raw("COPY raw_copy_baseline (room_id, seq, at, actor_id, body) FROM STDIN")
+        .await?;
+    copy.send(data.into_bytes()).await?;
+    copy.finish().await?;
+    tx.commit().await?;
+    let secs = started.elapsed().as_secs_f64();
+    conn.execute("DROP TABLE raw_copy_baseline").await?;
+    let _ = conn.close().await;
+    Ok(rows as f64 / secs)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -234,6 +282,7 @@ fn print_table(label: &str, workload: Workload, body: usize, rows: &[(usize, Sam
         // committing (the loop does nothing else).
         let messages = (l.len() * batch) as f64;
         let secs = samples.busy.as_secs_f64();
+        debug_assert_eq!(messages / secs, messages_per_second(*batch, samples));
         println!(
             "| {} | {} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms |",
             batch,
@@ -334,6 +383,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for (subject, rows) in subjects.iter().zip(&results) {
         print_table(&subject.label, args.workload, args.body_bytes, rows);
+    }
+    if let (Some(db), true) = (pg_databases.first(), args.raw_copy_rows > 0) {
+        let url = with_database(&args.database_url, db);
+        let copied = raw_copy(&url, args.raw_copy_rows, args.body_bytes, "").await?;
+        let keyed = raw_copy(
+            &url,
+            args.raw_copy_rows,
+            args.body_bytes,
+            ", PRIMARY KEY (room_id, seq)",
+        )
+        .await?;
+        println!(
+            "\n### Raw COPY baseline — {} message rows, one transaction\n",
+            args.raw_copy_rows
+        );
+        println!("- no index: {copied:.0} rows/s (COPY and commit)");
+        println!("- with the events table's key (room_id, seq): {keyed:.0} rows/s\n");
+        println!("| store | best sustained messages/s | batch size | of raw COPY |");
+        println!("|---|---:|---:|---:|");
+        for (subject, rows) in subjects.iter().zip(&results) {
+            if let Some((batch, rate)) = rows
+                .iter()
+                .map(|(batch, samples)| (*batch, messages_per_second(*batch, samples)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+            {
+                println!(
+                    "| {} | {rate:.0} | {batch} | {:.0} % |",
+                    subject.label,
+                    100.0 * rate / copied
+                );
+            }
+        }
     }
 
     drop(subjects);
