@@ -206,6 +206,12 @@ enum Cmd {
         /// Seconds to hold the connections before measuring.
         #[arg(long, default_value_t = 10.0)]
         hold: f64,
+        /// Reconnect storm: each connection's HELLO carries a resume point
+        /// for its room this many events before the room's latest, and it
+        /// counts as open only once those events (or a RESUME_GAP) arrived.
+        /// 0: HELLO with the token alone. Confab only.
+        #[arg(long, default_value_t = 0)]
+        resume_missed: u64,
     },
     /// Connect → authenticate → join → leave → disconnect cycles per second.
     Churn {
@@ -508,9 +514,10 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
             connections,
             rooms,
             hold,
+            resume_missed,
             ..
         } => {
-            let params = serde_json::json!({"connections": connections, "rooms": rooms, "hold": hold, "source_ips": source_ips});
+            let params = serde_json::json!({"connections": connections, "rooms": rooms, "hold": hold, "source_ips": source_ips, "resume_missed": resume_missed});
             if connections > 19_000 {
                 notes.push("more than 19,000 connections: a process here may hold at most ~20,000 open files, so this may fail; measure at ~19,000 and extrapolate".into());
             }
@@ -521,6 +528,7 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
                     rooms,
                     hold: Duration::from_secs_f64(hold.clamp(0.0, 600.0)),
                     source_ips,
+                    resume_missed,
                 },
             )
             .await?;

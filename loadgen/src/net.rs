@@ -37,7 +37,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use bytes::{Bytes, BytesMut};
 use confab_protocol::frame::{kind, HEADER_LEN, MAX_SERVER_FRAME_LEN};
-use confab_protocol::{Hello, RawFrame, Request, ServerMsg, PROTOCOL_VERSION};
+use confab_protocol::{Hello, RawFrame, Request, ResumePoint, ServerMsg, PROTOCOL_VERSION};
 use confab_sdk::endpoint::{Endpoint, Scheme};
 use confab_sdk::tls::{self, TlsTrust, ALPN_CONFAB, ALPN_HTTP1};
 use fastwebsockets::{OpCode, Payload};
@@ -715,18 +715,54 @@ pub async fn open(
     buf: usize,
     token: Option<String>,
 ) -> anyhow::Result<(FrameReader, FrameWriter)> {
+    let (rd, wr, _) = open_resuming(connector, n, buf, token, Vec::new(), 0).await?;
+    Ok((rd, wr))
+}
+
+/// What a resumed connection received after WELCOME.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Replay {
+    /// EVENT frames replayed.
+    pub events: usize,
+    /// RESUME_GAPs received.
+    pub gaps: usize,
+}
+
+/// Opens a connection with HELLO (`token`, `resume` points) and, when
+/// resuming, waits for the replay: until `expect_events` EVENT frames or
+/// a RESUME_GAP per resume point have arrived.
+pub async fn open_resuming(
+    connector: &Connector,
+    n: usize,
+    buf: usize,
+    token: Option<String>,
+    resume: Vec<ResumePoint>,
+    expect_events: usize,
+) -> anyhow::Result<(FrameReader, FrameWriter, Replay)> {
     let (mut rd, mut wr) = connector.connect(n, buf).await?;
+    let points = resume.len();
     let hello = Request::Hello(Hello {
         version: PROTOCOL_VERSION,
         client: concat!("confab-loadgen/", env!("CARGO_PKG_VERSION")).into(),
         token,
-        resume: Vec::new(),
+        resume,
     });
     wr.send(1, &hello).await?;
     match rd.reply(1).await? {
-        ServerMsg::Welcome(_) => Ok((rd, wr)),
+        ServerMsg::Welcome(_) => {}
         other => bail!("expected WELCOME, got {other:?}"),
     }
+    let mut replay = Replay::default();
+    while points > 0 && replay.events < expect_events && replay.gaps < points {
+        let frame = rd.next_frame().await?;
+        match frame.kind {
+            kind::EVENT => replay.events += 1,
+            kind::RESUME_GAP => replay.gaps += 1,
+            kind::CLOSE => bail!("server closed the connection during the replay"),
+            _ => {}
+        }
+    }
+    Ok((rd, wr, replay))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use confab_protocol::{ErrorCode, Request, RoomId, ServerMsg, Visibility};
+use confab_protocol::{ErrorCode, Request, RoomId, Seq, ServerMsg, Visibility};
 use futures_util::StreamExt;
 
 use crate::net::{self, Connector, ServerError};
@@ -189,6 +189,27 @@ pub async fn join(
 }
 
 /// The code of an ERROR reply inside `e`, if that is what it is.
+/// The room's latest seq, read with HISTORY on a connection of a member
+/// (`token`; `conn_no` picks its source address).
+pub async fn last_seq(
+    connector: &Connector,
+    token: &str,
+    room: RoomId,
+    conn_no: usize,
+) -> anyhow::Result<Seq> {
+    let (mut rd, mut wr) = net::open(connector, conn_no, 4096, Some(token.to_owned())).await?;
+    let history = Request::History {
+        room,
+        before: Seq(0),
+        limit: 1,
+    };
+    wr.send(2, &history).await?;
+    match rd.reply(2).await? {
+        ServerMsg::HistoryPage { events, .. } => Ok(events.first().map_or(Seq(0), |e| e.seq)),
+        other => bail!("expected HISTORY_PAGE, got {other:?}"),
+    }
+}
+
 pub fn server_code(e: &anyhow::Error) -> Option<u16> {
     e.downcast_ref::<ServerError>().map(|s| s.code)
 }

@@ -522,8 +522,14 @@ pub struct IdleReport {
     /// Creating the users and memberships (Confab; 0 on NATS).
     pub population_seconds: f64,
     /// Opening the idle connections (HELLO with a token; NATS CONNECT,
-    /// SUB, PING/PONG).
+    /// SUB, PING/PONG), with their replays when resuming.
     pub connect_seconds: f64,
+    /// Events each connection asked to have replayed (`--resume-missed`).
+    pub resume_missed: u64,
+    /// EVENT frames and RESUME_GAPs the connections received in all
+    /// before they counted as open.
+    pub replayed_events: u64,
+    pub resume_gaps: u64,
     pub server_rss_before_bytes: u64,
     pub server_rss_after_bytes: u64,
     pub server_rss_per_connection_bytes: f64,
@@ -662,6 +668,13 @@ impl RunReport {
                 "idle: {} connections ({} failed) in {} rooms from {} source addresses, opened in {:.1} s",
                 i.connections, i.failed, i.rooms, i.source_addresses, i.connect_seconds
             );
+            if i.resume_missed > 0 {
+                let _ = writeln!(
+                    out,
+                    "idle: each HELLO resumed {} events back: {} events replayed, {} RESUME_GAPs, all within the {:.2} s above",
+                    i.resume_missed, i.replayed_events, i.resume_gaps, i.connect_seconds
+                );
+            }
             let _ = writeln!(
                 out,
                 "idle: server RSS {} -> {}: {:.0} bytes ({:.2} KiB) per idle connection; server fds {:?}; loadgen RSS {}",

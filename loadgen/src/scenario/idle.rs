@@ -25,12 +25,15 @@ use crate::net::Protocol;
 use crate::probe;
 use crate::setup;
 use crate::stats::IdleReport;
+use confab_protocol::{ResumePoint, Seq};
 
 pub struct IdleArgs {
     pub connections: usize,
     pub rooms: usize,
     pub hold: Duration,
     pub source_ips: usize,
+    /// Resume this many events back in each connection's HELLO (0: none).
+    pub resume_missed: u64,
 }
 
 pub async fn run(ctx: &Rc<Ctx>, args: &IdleArgs) -> anyhow::Result<IdleReport> {
@@ -39,6 +42,7 @@ pub async fn run(ctx: &Rc<Ctx>, args: &IdleArgs) -> anyhow::Result<IdleReport> {
     let nats = ctx.connector.protocol() == Protocol::Nats;
     let mut population_seconds = 0.0;
     let mut users = Vec::new();
+    let mut room_ids = Vec::new();
     if !nats {
         ctx.set_phase(format!("idle: creating {n} users in {rooms} rooms"));
         let started = Instant::now();
@@ -50,7 +54,18 @@ pub async fn run(ctx: &Rc<Ctx>, args: &IdleArgs) -> anyhow::Result<IdleReport> {
         .await?;
         population_seconds = started.elapsed().as_secs_f64();
         users = pop.users;
+        room_ids = pop.rooms;
     }
+    // Where each room stands, for resume points that miss its last events.
+    let mut resume_after = Vec::new();
+    if args.resume_missed > 0 && !nats {
+        ctx.set_phase("idle: reading each room's latest seq");
+        for (r, room) in room_ids.iter().enumerate() {
+            let last = setup::last_seq(&ctx.connector, &users[r].token, *room, r).await?;
+            resume_after.push(Seq(last.0.saturating_sub(args.resume_missed)));
+        }
+    }
+    let (mut replayed_events, mut resume_gaps) = (0u64, 0u64);
     ctx.set_phase("idle: letting the server settle");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = ctx.probe.sample().await;
@@ -76,12 +91,36 @@ pub async fn run(ctx: &Rc<Ctx>, args: &IdleArgs) -> anyhow::Result<IdleReport> {
                 })
         } else {
             let users = &users[chunk_start..chunk_start + len];
-            ctx.open_all(users, conn_base, 512).await.map(|conns| {
-                conns
-                    .into_iter()
-                    .map(|(rd, wr)| (Receiver::Confab(rd), wr))
-                    .collect()
-            })
+            if resume_after.is_empty() {
+                ctx.open_all(users, conn_base, 512).await.map(|conns| {
+                    conns
+                        .into_iter()
+                        .map(|(rd, wr)| (Receiver::Confab(rd), wr))
+                        .collect()
+                })
+            } else {
+                // User u belongs to room u % rooms (setup::populate).
+                let point = |i: usize| {
+                    let r = (chunk_start + i) % rooms;
+                    vec![ResumePoint {
+                        room: room_ids[r],
+                        after: resume_after[r],
+                    }]
+                };
+                let expect = args.resume_missed as usize;
+                ctx.open_all_resuming(users, conn_base, 512, point, expect)
+                    .await
+                    .map(|conns| {
+                        conns
+                            .into_iter()
+                            .map(|(rd, wr, replay)| {
+                                replayed_events += replay.events as u64;
+                                resume_gaps += replay.gaps as u64;
+                                (Receiver::Confab(rd), wr)
+                            })
+                            .collect()
+                    })
+            }
         };
         match opened {
             Ok(conns) => {
@@ -117,6 +156,13 @@ pub async fn run(ctx: &Rc<Ctx>, args: &IdleArgs) -> anyhow::Result<IdleReport> {
         source_addresses: args.source_ips,
         population_seconds,
         connect_seconds,
+        resume_missed: if resume_after.is_empty() {
+            0
+        } else {
+            args.resume_missed
+        },
+        replayed_events,
+        resume_gaps,
         server_rss_before_bytes: rss_before,
         server_rss_after_bytes: rss_after,
         server_rss_per_connection_bytes: if open == 0 {

@@ -24,6 +24,7 @@ use crate::pacer::{Due, Pacer, Pacing};
 use crate::probe::{self, Ours, ServerProbe, SystemSample, UsageWindow};
 use crate::setup::User;
 use crate::stats::{Recorder, Schedule, SelfUsage, ServerUsage, StepReport};
+use confab_protocol::ResumePoint;
 
 /// Recorders by traffic kind (`fanout`, `churn`, …).
 pub type Recorders = Vec<(&'static str, Rc<RefCell<Recorder>>)>;
@@ -103,6 +104,28 @@ impl Ctx {
             let c = self.connector.clone();
             let token = users[i].token.clone();
             async move { net::open(&c, conn_base + i, buf, Some(token)).await }
+        })
+        .await
+    }
+
+    /// [`Ctx::open_all`] with resume points: connection `i` resumes
+    /// `resume(i)` and waits for `expect_events` replayed events (or a
+    /// RESUME_GAP per point).
+    pub async fn open_all_resuming(
+        self: &Rc<Self>,
+        users: &[User],
+        conn_base: usize,
+        buf: usize,
+        resume: impl Fn(usize) -> Vec<ResumePoint>,
+        expect_events: usize,
+    ) -> anyhow::Result<Vec<(FrameReader, FrameWriter, net::Replay)>> {
+        self.open_many(users.len(), |i| {
+            let c = self.connector.clone();
+            let token = users[i].token.clone();
+            let points = resume(i);
+            async move {
+                net::open_resuming(&c, conn_base + i, buf, Some(token), points, expect_events).await
+            }
         })
         .await
     }
