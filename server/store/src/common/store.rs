@@ -11,8 +11,7 @@ use crate::search::{folded_name, like_contains_pattern, RoomFilter};
 use crate::{
     AccountOutcome, AccountStore, AccountWrite, AuditRecord, BanRecord, Housekeeping, InviteRecord,
     JoinRequestRecord, MemberRecord, MyRoom, NotificationRecord, RoomLogEntry, RoomReads,
-    RoomRecord, RoomUnread,
-    StoreError, StoreResult, StoredEvent, UserRecord,
+    RoomRecord, RoomUnread, StoreError, StoreResult, StoredEvent, UserRecord,
 };
 
 use Arg::{Bytes, Int, Text};
