@@ -296,10 +296,21 @@ impl Client {
         topic: &str,
         visibility: Visibility,
     ) -> Result<RoomInfo, Error> {
+        self.create(NewRoom::new(name).topic(topic).visibility(visibility))
+            .await
+    }
+
+    /// Creates the room `room` describes, owned by the caller, with its
+    /// initial members (a group chat) added in the same durable step;
+    /// resolves once it is durable. Refused, with nothing created, with
+    /// `TOO_MANY_MEMBERS` (over 50), `NO_SUCH_USER`, `CANNOT_TARGET_SELF`
+    /// (the caller among the members) or `DUPLICATE_MEMBER`.
+    pub async fn create(&self, room: NewRoom) -> Result<RoomInfo, Error> {
         let req = Request::CreateRoom {
-            name: name.to_owned(),
-            topic: topic.to_owned(),
-            visibility,
+            name: room.name,
+            topic: room.topic,
+            visibility: room.visibility,
+            members: room.members,
         };
         match self.request(req).await? {
             ServerMsg::Room(info) => Ok(info),
@@ -889,5 +900,60 @@ mod tests {
             assert!(shown.contains("<redacted>"), "{shown}");
             assert!(shown.contains("alice"), "{shown}");
         }
+    }
+}
+
+/// A room to create with [`Client::create`]: public, no topic and no
+/// members besides the creator unless set.
+///
+/// ```
+/// use confab_sdk::{NewRoom, UserRef, Visibility};
+/// let trip = NewRoom::new("weekend trip")
+///     .visibility(Visibility::Private)
+///     .member(UserRef::name("bob"))
+///     .member(UserRef::name("carol"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    name: String,
+    topic: String,
+    visibility: Visibility,
+    members: Vec<UserRef>,
+}
+
+impl NewRoom {
+    /// A public room named `name` (1-64 characters after trimming).
+    pub fn new(name: impl Into<String>) -> NewRoom {
+        NewRoom {
+            name: name.into(),
+            topic: String::new(),
+            visibility: Visibility::Public,
+            members: Vec::new(),
+        }
+    }
+
+    /// The room's topic (at most 256 characters).
+    pub fn topic(mut self, topic: impl Into<String>) -> NewRoom {
+        self.topic = topic.into();
+        self
+    }
+
+    /// Public (the default) or private.
+    pub fn visibility(mut self, visibility: Visibility) -> NewRoom {
+        self.visibility = visibility;
+        self
+    }
+
+    /// Adds an initial member (by id or username); each receives
+    /// ROOM_ANNOUNCED. At most 50.
+    pub fn member(mut self, user: UserRef) -> NewRoom {
+        self.members.push(user);
+        self
+    }
+
+    /// Adds several initial members.
+    pub fn members(mut self, users: impl IntoIterator<Item = UserRef>) -> NewRoom {
+        self.members.extend(users);
+        self
     }
 }

@@ -119,7 +119,9 @@ mod tracker;
 mod transport;
 
 pub use backoff::ReconnectPolicy;
-pub use client::{AuditPage, Client, HistoryPage, MessageAck, NotificationPage, RoomPage, Session};
+pub use client::{
+    AuditPage, Client, HistoryPage, MessageAck, NewRoom, NotificationPage, RoomPage, Session,
+};
 pub use endpoint::{Endpoint, Scheme};
 pub use error::{Code, Error, TlsError, TlsErrorKind, WebSocketError, WebSocketErrorKind};
 pub use event::{Elapsed, Empty, Event, Events, Overflow};

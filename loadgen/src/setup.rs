@@ -158,6 +158,7 @@ async fn user_step(
                 name: room_name,
                 topic: "load generator".into(),
                 visibility: Visibility::Public,
+                members: Vec::new(),
             };
             wr.send(4, &create).await?;
             match rd.reply(4).await? {

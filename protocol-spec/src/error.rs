@@ -128,6 +128,10 @@ error_codes! {
     AlreadyBanned = 321, "ALREADY_BANNED", "that user is already banned";
     /// SET_ROLE with a role other than member or admin.
     InvalidRole = 322, "INVALID_ROLE", "role must be member or admin (ownership passes only by succession)";
+    /// CREATE_ROOM naming the same user twice among its initial members.
+    DuplicateMember = 323, "DUPLICATE_MEMBER", "a user is named twice among the initial members";
+    /// CREATE_ROOM naming more initial members than the limit.
+    TooManyMembers = 324, "TOO_MANY_MEMBERS", "too many initial members";
 
     // 4xx — messages.
     /// Message body is empty or only whitespace.

@@ -60,6 +60,10 @@ pub enum Request {
         name: String,
         topic: String,
         visibility: Visibility,
+        /// Users who become members at creation, besides the creator (a
+        /// group chat, SPEC.md §5.3.2). Appended field: written only when
+        /// not empty, absent means none.
+        members: Vec<UserRef>,
     },
     ListRooms {
         query: String,
@@ -180,6 +184,10 @@ pub enum Request {
         seq: Seq,
     },
 }
+
+/// The most users CREATE_ROOM may name as initial members (SPEC.md §5.3.2);
+/// more is `TOO_MANY_MEMBERS` (324).
+pub const MAX_INITIAL_MEMBERS: usize = 50;
 
 impl Request {
     pub fn kind(&self) -> u8 {
@@ -352,10 +360,19 @@ impl Request {
                 name,
                 topic,
                 visibility,
+                members,
             } => {
                 put_str(buf, name);
                 put_str(buf, topic);
                 buf.put_u8(visibility.code());
+                // Appended field: omitted when empty, so that a CREATE_ROOM
+                // without members keeps the bytes of the first release.
+                if !members.is_empty() {
+                    put_varint(buf, members.len() as u64);
+                    for m in members {
+                        m.encode(buf);
+                    }
+                }
             }
             Request::ListRooms {
                 query,
@@ -422,11 +439,26 @@ impl Request {
                 password: r.str()?,
             },
             kind::LOGOUT => Request::Logout,
-            kind::CREATE_ROOM => Request::CreateRoom {
-                name: r.str()?,
-                topic: r.str()?,
-                visibility: Visibility::decode(r.u8()?)?,
-            },
+            kind::CREATE_ROOM => {
+                let name = r.str()?;
+                let topic = r.str()?;
+                let visibility = Visibility::decode(r.u8()?)?;
+                // Appended field (SPEC.md §5.3.2): absent means no members.
+                let mut members = Vec::new();
+                if r.remaining() > 0 {
+                    let n = r.count()?;
+                    members.reserve(prealloc(n));
+                    for _ in 0..n {
+                        members.push(UserRef::decode(&mut r)?);
+                    }
+                }
+                Request::CreateRoom {
+                    name,
+                    topic,
+                    visibility,
+                    members,
+                }
+            }
             kind::LIST_ROOMS => Request::ListRooms {
                 query: r.str()?,
                 offset: r.varint_u32()?,

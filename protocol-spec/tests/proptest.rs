@@ -72,11 +72,18 @@ fn request() -> impl Strategy<Value = Request> {
         (text(), text()).prop_map(|(username, password)| Request::Register { username, password }),
         (text(), text()).prop_map(|(username, password)| Request::Login { username, password }),
         Just(Request::Logout),
-        (text(), text(), visibility()).prop_map(|(name, topic, visibility)| Request::CreateRoom {
-            name,
-            topic,
-            visibility
-        }),
+        (
+            text(),
+            text(),
+            visibility(),
+            proptest::collection::vec(user_ref(), 0..4)
+        )
+            .prop_map(|(name, topic, visibility, members)| Request::CreateRoom {
+                name,
+                topic,
+                visibility,
+                members,
+            }),
         (text(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(
             |(query, offset, limit, exact)| Request::ListRooms {
                 query,

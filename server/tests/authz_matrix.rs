@@ -631,6 +631,7 @@ fn table() -> Vec<Row> {
                 name: format!("made by {}", me.0),
                 topic: String::new(),
                 visibility: Visibility::Private,
+                members: Vec::new(),
             },
             done: |m, _| matches!(m, ServerMsg::Room(_)),
             expect: |a, _| match a {
@@ -1448,11 +1449,17 @@ fn http_of(req: &Request) -> Vec<Http> {
             name,
             topic,
             visibility,
+            members,
         } => vec![Http::new(
             "POST",
             "/api/rooms",
             "/api/rooms".into(),
-            Some(json!({ "name": name, "topic": topic, "visibility": visibility.as_str() })),
+            Some(json!({
+                "name": name,
+                "topic": topic,
+                "visibility": visibility.as_str(),
+                "members": members.iter().map(user_ref).collect::<Vec<_>>(),
+            })),
             201,
         )],
         Request::ListRooms {

@@ -188,6 +188,7 @@ async fn account_rules_give_specific_errors_and_keep_the_connection() {
             name: "x".into(),
             topic: String::new(),
             visibility: Visibility::Public,
+            members: Vec::new(),
         },
     )
     .await;
@@ -241,6 +242,7 @@ async fn room_and_message_rules_give_specific_errors() {
         name: name.into(),
         topic: topic.into(),
         visibility: Visibility::Public,
+        members: Vec::new(),
     };
     a.send(3, &create("   ", "")).await;
     assert_error(&a.reply_to(3).await, ErrorCode::InvalidRoomName);
@@ -386,6 +388,7 @@ async fn message_rate_limit_answers_rate_limited_and_recovers() {
             name: "r".into(),
             topic: String::new(),
             visibility: Visibility::Public,
+            members: Vec::new(),
         },
     )
     .await;

@@ -404,6 +404,7 @@ async fn a_client_that_closes_its_side_gets_every_answer_and_is_counted_as_clien
             name: "last words".into(),
             topic: String::new(),
             visibility: Visibility::Public,
+            members: Vec::new(),
         },
         Request::ListRooms {
             query: String::new(),
@@ -635,6 +636,7 @@ async fn a_write_backlog_over_its_bound_pushes_back_on_senders() {
         name: name.into(),
         topic: String::new(),
         visibility: Visibility::Public,
+        members: Vec::new(),
     };
     c.send(2, &create("busy")).await;
     let ServerMsg::Room(info) = c.reply_to(2).await else {

@@ -297,11 +297,19 @@ pub fn request(r: &Request) -> J {
             name,
             topic,
             visibility: v,
-        } => J::Obj(vec![
-            ("name", s(name)),
-            ("topic", s(topic)),
-            ("visibility", visibility(*v)),
-        ]),
+            members,
+        } => {
+            let mut fields = vec![
+                ("name", s(name)),
+                ("topic", s(topic)),
+                ("visibility", visibility(*v)),
+            ];
+            // Appended field: written only when there are members.
+            if !members.is_empty() {
+                fields.push(("members", J::Arr(members.iter().map(user_ref).collect())));
+            }
+            J::Obj(fields)
+        }
         Request::ListRooms {
             query,
             offset,
@@ -804,6 +812,10 @@ pub fn request_from(t: u8, v: &Value) -> Request {
             name: text(v, "name"),
             topic: text(v, "topic"),
             visibility: visibility_from(v),
+            members: v
+                .get("members")
+                .map(|_| list(v, "members").iter().map(user_ref_from).collect())
+                .unwrap_or_default(),
         },
         kind::LIST_ROOMS => Request::ListRooms {
             query: text(v, "query"),

@@ -324,6 +324,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                 name: "Rust Café".into(),
                 topic: "Systems programming, ☕ included".into(),
                 visibility: Visibility::Public,
+                members: vec![],
             }),
         ),
         v(
@@ -334,6 +335,18 @@ pub fn round_trip() -> Vec<RoundTrip> {
                 name: "core-team".into(),
                 topic: String::new(),
                 visibility: Visibility::Private,
+                members: vec![],
+            }),
+        ),
+        v(
+            "10_create_room_with_members.json",
+            "CREATE_ROOM of a private group chat with two initial members, one by id and one by username",
+            5,
+            C(Request::CreateRoom {
+                name: "weekend trip".into(),
+                topic: String::new(),
+                visibility: Visibility::Private,
+                members: vec![UserRef::id(UserId(7)), UserRef::name("carol")],
             }),
         ),
         v(
@@ -1375,6 +1388,14 @@ pub fn decode_only() -> Vec<DecodeOnly> {
         exact: false,
     }));
     assert_eq!(old_list_rooms.pop(), Some(0), "the appended `exact` byte");
+    // A CREATE_ROOM that writes its `members` list although it is empty.
+    let mut create_no_members = encoded_payload(&C(Request::CreateRoom {
+        name: "core-team".into(),
+        topic: String::new(),
+        visibility: Visibility::Private,
+        members: vec![],
+    }));
+    create_no_members.push(0);
     let mut event_plus = encoded_payload(&S(ServerMsg::Event(alice_kicks_bob())));
     event_plus.extend_from_slice(&[0x07]);
     // An edited message (whose `edited_at` is itself appended) with one
@@ -1426,6 +1447,17 @@ pub fn decode_only() -> Vec<DecodeOnly> {
                 offset: 0,
                 limit: 50,
                 exact: false,
+            }),
+        },
+        DecodeOnly {
+            file: "10_create_room_empty_members.json",
+            name: "CREATE_ROOM with an explicitly empty `members` list: no initial members (an encoder omits the field)",
+            bytes: frame(kind::CREATE_ROOM, 4, &create_no_members),
+            msg: C(Request::CreateRoom {
+                name: "core-team".into(),
+                topic: String::new(),
+                visibility: Visibility::Private,
+                members: vec![],
             }),
         },
         DecodeOnly {
@@ -1483,6 +1515,7 @@ pub fn reject() -> Vec<Reject> {
         name: "x".into(),
         topic: String::new(),
         visibility: Visibility::Public,
+        members: vec![],
     }));
     *create_room_bad_visibility
         .last_mut()

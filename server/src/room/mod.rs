@@ -303,7 +303,7 @@ pub struct Room {
 type Outcome = Result<Vec<Effect>, ErrorCode>;
 
 impl Room {
-    /// A new room created by `creator`, who becomes owner and first member.
+    /// A new room created by `creator`, who becomes owner and only member.
     pub fn create(
         id: RoomId,
         name: String,
@@ -311,6 +311,30 @@ impl Room {
         visibility: Visibility,
         creator: UserId,
         creator_name: String,
+        now: Millis,
+    ) -> (Room, Vec<Effect>) {
+        Room::create_group(
+            id,
+            name,
+            topic,
+            visibility,
+            (creator, creator_name),
+            Vec::new(),
+            now,
+        )
+    }
+
+    /// A new room created by `creator`, who becomes owner and first member,
+    /// with `members` (resolved, distinct, not the creator: the session
+    /// checked) added as members in the same write, in the order given
+    /// (SPEC.md §5.3.2).
+    pub fn create_group(
+        id: RoomId,
+        name: String,
+        topic: String,
+        visibility: Visibility,
+        (creator, creator_name): (UserId, String),
+        members: Vec<(UserId, String)>,
         now: Millis,
     ) -> (Room, Vec<Effect>) {
         let mut room = Room {
@@ -366,6 +390,10 @@ impl Room {
         );
         fx.push(ev);
         fx.push(audit(now, creator, AuditAction::RoomCreated, None, ""));
+        for (user, username) in members {
+            debug_assert!(user != creator && !room.is_member(user));
+            room.add_member(user, username, &mut fx, now);
+        }
         (room, fx)
     }
 

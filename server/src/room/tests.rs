@@ -55,6 +55,52 @@ fn creator_becomes_owner_member_and_first_event_is_room_created() {
 }
 
 #[test]
+fn group_created_with_members_adds_them_in_the_same_effects() {
+    let (room, fx) = Room::create_group(
+        RoomId(7),
+        "trip".into(),
+        String::new(),
+        Visibility::Private,
+        (ALICE, "alice".into()),
+        vec![(BOB, "bob".into()), (CAROL, "carol".into())],
+        1_000,
+    );
+    let roles: Vec<(UserId, Role)> = room.members().iter().map(|m| (m.user, m.role)).collect();
+    assert_eq!(
+        roles,
+        vec![
+            (ALICE, Role::Owner),
+            (BOB, Role::Member),
+            (CAROL, Role::Member)
+        ]
+    );
+    let added: Vec<UserId> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Persist(WriteOp::AddMember { user, .. }) => Some(*user),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(added, vec![ALICE, BOB, CAROL], "one write list, one step");
+    for u in [ALICE, BOB, CAROL] {
+        assert!(fx.contains(&Effect::Subscribe(u)));
+    }
+    let evs: Vec<(Seq, UserId, bool)> = events(&fx)
+        .iter()
+        .map(|e| (e.seq, e.actor, matches!(e.body, EventBody::MemberJoined)))
+        .collect();
+    assert_eq!(
+        evs,
+        vec![
+            (Seq(1), ALICE, false),
+            (Seq(2), BOB, true),
+            (Seq(3), CAROL, true)
+        ]
+    );
+    assert_eq!(room.info().member_count, 3);
+}
+
+#[test]
 fn join_adds_member_subscribes_and_announces() {
     let mut room = public_room();
     let fx = room

@@ -3,7 +3,7 @@
 //! after the brute-force limits have let the attempt through
 //! (`crate::auth::guard`).
 
-use confab_protocol::{AuditAction, ErrorCode, ServerMsg, UserId, UserRef};
+use confab_protocol::{AuditAction, ErrorCode, ServerMsg, UserId, UserRef, MAX_INITIAL_MEMBERS};
 use confab_store::{AccountOutcome, AccountWrite, AuditEntry, StoreError, WriteOp};
 
 use super::{storage_error, Auth, Session};
@@ -220,6 +220,32 @@ impl Session {
 
     /// Resolves a user named by id or username to (id, username), for
     /// INVITE and BAN (the shards never wait on the store).
+    /// CREATE_ROOM's initial members (SPEC.md §5.3.2), resolved in the
+    /// order named: more than the limit is `TOO_MANY_MEMBERS` before any
+    /// lookup; then, entry by entry, an unknown user `NO_SUCH_USER`, the
+    /// caller `CANNOT_TARGET_SELF`, a user named before `DUPLICATE_MEMBER`.
+    pub(super) async fn initial_members(
+        &self,
+        caller: UserId,
+        named: &[UserRef],
+    ) -> Result<Vec<(UserId, String)>, ErrorCode> {
+        if named.len() > MAX_INITIAL_MEMBERS {
+            return Err(ErrorCode::TooManyMembers);
+        }
+        let mut members: Vec<(UserId, String)> = Vec::with_capacity(named.len());
+        for who in named {
+            let (id, username) = self.resolve(who).await?;
+            if id == caller {
+                return Err(ErrorCode::CannotTargetSelf);
+            }
+            if members.iter().any(|(m, _)| *m == id) {
+                return Err(ErrorCode::DuplicateMember);
+            }
+            members.push((id, username));
+        }
+        Ok(members)
+    }
+
     pub(super) async fn resolve(&self, who: &UserRef) -> Result<(UserId, String), ErrorCode> {
         let store = &self.state.store;
         let found = match who {

@@ -91,12 +91,18 @@ impl Session {
                 name,
                 topic,
                 visibility,
+                members,
             } => {
                 let name = match check_room_name(&name).and_then(|n| {
                     check_topic(&topic)?;
                     Ok(n)
                 }) {
                     Ok(n) => n,
+                    Err(code) => return self.reject(req_id, code),
+                };
+                // Resolved here: a shard never awaits the store.
+                let members = match self.initial_members(user, &members).await {
+                    Ok(m) => m,
                     Err(code) => return self.reject(req_id, code),
                 };
                 if self.pushed_back(req_id) {
@@ -110,6 +116,7 @@ impl Session {
                     visibility,
                     user,
                     username,
+                    members,
                     reply: self.reply_to(req_id),
                 };
                 self.state.router.send(room, cmd).await

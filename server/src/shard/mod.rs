@@ -78,6 +78,8 @@ pub enum ShardCmd {
         visibility: Visibility,
         user: UserId,
         username: String,
+        /// Initial members besides the creator, resolved by the session.
+        members: Vec<(UserId, String)>,
         reply: ReplyTo,
     },
     /// Apply a room command; the reply is sent after the write commits.
@@ -320,15 +322,20 @@ impl Shard {
                 visibility,
                 user,
                 username,
+                members,
                 reply,
             } => {
-                let (new_room, effects) = Room::create(
+                // A private room concerns its creator and initial members.
+                let mut concerned = Vec::with_capacity(members.len() + 1);
+                concerned.push(user);
+                concerned.extend(members.iter().map(|(id, _)| *id));
+                let (new_room, effects) = Room::create_group(
                     room,
                     name,
                     topic,
                     visibility,
-                    user,
-                    username,
+                    (user, username),
+                    members,
                     self.clock.now_ms(),
                 );
                 let slot = RoomSlot {
@@ -338,16 +345,17 @@ impl Shard {
                     stored: Arc::new(AtomicU64::new(0)),
                 };
                 // new_chat_room: a public room concerns everyone connected,
-                // a private one only its creator (their other connections).
+                // a private one only its creator (their other connections)
+                // and its initial members.
                 // Sent once the room is durable: its id must never be seen
                 // before it is stored.
                 let announce = encode_reply(0, &ServerMsg::RoomAnnounced(slot.room.info()));
                 let audience: Vec<Arc<OutboundQueue>> = if visibility == Visibility::Public {
                     self.online.values().flatten().cloned().collect()
                 } else {
-                    self.online
-                        .get(&user)
-                        .into_iter()
+                    concerned
+                        .iter()
+                        .filter_map(|u| self.online.get(u))
                         .flatten()
                         .cloned()
                         .collect()

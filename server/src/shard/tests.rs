@@ -100,6 +100,7 @@ impl Harness {
             visibility: Visibility::Public,
             user,
             username: name.into(),
+            members: Vec::new(),
             reply: ReplyTo {
                 conn: by.conn.clone(),
                 req_id: 1,

@@ -68,7 +68,7 @@ pub fn status_for(code: u16) -> StatusCode {
         }
         UsernameTaken | AlreadyAuthenticated | AlreadyMember => StatusCode::CONFLICT,
         InvalidUsername | InvalidPassword | InvalidRoomName | InvalidTopic | InvalidPaging
-        | InvalidRole | MessageEmpty => StatusCode::BAD_REQUEST,
+        | InvalidRole | MessageEmpty | DuplicateMember | TooManyMembers => StatusCode::BAD_REQUEST,
         RoomNotFound => StatusCode::NOT_FOUND,
         NotAMember | RoomPrivate => StatusCode::FORBIDDEN,
         // Governance (SPEC.md §8): not allowed to …

@@ -52,7 +52,7 @@ use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
-use confab_protocol::{ErrorCode, Request, Seq, ServerMsg};
+use confab_protocol::{ErrorCode, Request, Seq, ServerMsg, UserRef};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -244,7 +244,9 @@ fn room_list(reply: ServerMsg) -> ApiResult<Json<RoomListBody>> {
     request_body = CreateRoomBody,
     responses(
         (status = 201, description = "Created, durably; the caller owns it.", body = RoomBody),
-        (status = 400, description = "Malformed body, INVALID_ROOM_NAME or INVALID_TOPIC.", body = ErrorBody),
+        (status = 400, description = "Malformed body, INVALID_ROOM_NAME, INVALID_TOPIC, TOO_MANY_MEMBERS or DUPLICATE_MEMBER.", body = ErrorBody),
+        (status = 403, description = "CANNOT_TARGET_SELF: the caller is among `members`.", body = ErrorBody),
+        (status = 404, description = "NO_SUCH_USER: a user in `members` does not exist.", body = ErrorBody),
         AuthedErrors, JsonBodyErrors,
     ))]
 async fn create_room(
@@ -255,6 +257,7 @@ async fn create_room(
         name: b.name,
         topic: b.topic,
         visibility: b.visibility.into(),
+        members: b.members.into_iter().map(UserRef::from).collect(),
     };
     Ok((StatusCode::CREATED, room_body(caller.call(req).await)?))
 }

@@ -158,6 +158,12 @@ pub struct CreateRoomBody {
     pub topic: String,
     #[serde(default)]
     pub visibility: VisibilityJson,
+    /// Users who become members at creation besides the caller (a group
+    /// chat): at most 50, each named once, not the caller
+    /// (TOO_MANY_MEMBERS, DUPLICATE_MEMBER, CANNOT_TARGET_SELF,
+    /// NO_SUCH_USER).
+    #[serde(default)]
+    pub members: Vec<UserRefBody>,
 }
 
 mirror! {
