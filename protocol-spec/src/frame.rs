@@ -88,6 +88,7 @@ pub mod kind {
     pub const TYPING_START: u8 = 0x29;
     pub const TYPING_STOP: u8 = 0x2a;
     pub const SET_READ_MARKER: u8 = 0x2b;
+    pub const SET_AWAY: u8 = 0x2c;
 
     pub const WELCOME: u8 = 0x40;
     pub const PONG: u8 = 0x41;
@@ -113,6 +114,7 @@ pub mod kind {
     pub const ROOM_ANNOUNCED: u8 = 0x84;
     pub const TYPING: u8 = 0x85;
     pub const READ_MARKER_MOVED: u8 = 0x86;
+    pub const PRESENCE: u8 = 0x87;
 
     /// The highest request type: requests are `0x01..=LAST_REQUEST`.
     pub const LAST_REQUEST: u8 = 0x3f;

@@ -29,7 +29,7 @@ use canonical::J;
 use vector_set::Msg;
 
 /// Every frame type of protocol version 1 (SPEC.md §4).
-const ALL_TYPES: [u8; 56] = [
+const ALL_TYPES: [u8; 58] = [
     kind::HELLO,
     kind::PING,
     kind::REGISTER,
@@ -63,6 +63,7 @@ const ALL_TYPES: [u8; 56] = [
     kind::TYPING_START,
     kind::TYPING_STOP,
     kind::SET_READ_MARKER,
+    kind::SET_AWAY,
     kind::WELCOME,
     kind::PONG,
     kind::OK,
@@ -86,6 +87,7 @@ const ALL_TYPES: [u8; 56] = [
     kind::ROOM_ANNOUNCED,
     kind::TYPING,
     kind::READ_MARKER_MOVED,
+    kind::PRESENCE,
 ];
 
 /// Every event kind of protocol version 1 (SPEC.md §5.5.2), by canonical
