@@ -521,6 +521,17 @@ impl Client {
         }
     }
 
+    /// Sets (`true`) or clears your away state, for all of your
+    /// connections (SET_AWAY, SPEC.md §5.10.1): while any connection is
+    /// open you show as away until you clear it or all of them close.
+    /// With no connection open (an HTTP caller) it changes nothing.
+    pub async fn set_away(&self, away: bool) -> Result<(), Error> {
+        match self.request(Request::SetAway { away }).await? {
+            ServerMsg::Ok => Ok(()),
+            other => Err(unexpected("set_away", &other)),
+        }
+    }
+
     /// Sends PING and returns the round-trip time.
     pub async fn ping(&self) -> Result<Duration, Error> {
         let nonce = rand::random::<u64>();

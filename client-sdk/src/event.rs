@@ -11,7 +11,9 @@ use futures_util::stream::{FusedStream, Stream};
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::ReusableBoxFuture;
 
-use confab_protocol::{Notification, ReadState, RoomEvent, RoomId, RoomInfo, Seq, UserId};
+use confab_protocol::{
+    Notification, Presence, ReadState, RoomEvent, RoomId, RoomInfo, Seq, UserId,
+};
 
 use crate::error::Code;
 
@@ -61,6 +63,22 @@ pub enum Event {
     /// connections (SPEC.md §5.9). Keep the highest `read_seq` you have
     /// seen per room: two devices' markers may arrive in either order.
     ReadMarkerMoved(ReadState),
+    /// A member of `room` (possibly you, from another device) is now
+    /// online, away or offline (SPEC.md §5.10). One per room you share
+    /// with them, at most one per user per second (the latest state; a
+    /// quick flap back may send nothing); never sent in rooms above the
+    /// server's presence size limit: read [`crate::Client::members`]
+    /// there. Ephemeral: not replayed after a reconnect.
+    Presence {
+        /// The room whose members are told.
+        room: RoomId,
+        /// Whose presence changed.
+        user: UserId,
+        /// Their username.
+        username: String,
+        /// Their presence now.
+        presence: Presence,
+    },
     /// The bounded event buffer ([`crate::ConnectOptions::event_buffer`])
     /// was full and events were dropped where this item stands; what came
     /// after it is delivered as usual.
@@ -125,6 +143,8 @@ impl Overflow {
             Event::Typing { .. } => {}
             // Ephemeral too: MY_ROOMS has every marker.
             Event::ReadMarkerMoved(_) => {}
+            // Ephemeral: LIST_MEMBERS has everyone's presence.
+            Event::Presence { .. } => {}
             Event::Overflow(o) => {
                 self.dropped += o.dropped;
                 self.rooms.extend(o.rooms.iter().map(|(r, s)| (*r, *s)));

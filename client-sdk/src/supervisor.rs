@@ -411,6 +411,17 @@ impl Supervisor {
             Ok(ServerMsg::Notification(n)) => self.emit(Event::Notification(n)),
             Ok(ServerMsg::RoomAnnounced(room)) => self.emit(Event::RoomAnnounced(room)),
             Ok(ServerMsg::ReadMarkerMoved(state)) => self.emit(Event::ReadMarkerMoved(state)),
+            Ok(ServerMsg::Presence {
+                room,
+                user,
+                username,
+                presence,
+            }) => self.emit(Event::Presence {
+                room,
+                user,
+                username,
+                presence,
+            }),
             Ok(ServerMsg::Typing {
                 room,
                 user,

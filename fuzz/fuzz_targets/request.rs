@@ -17,37 +17,8 @@ use confab_protocol::frame::{kind, split_frame, Header, MAX_SERVER_FRAME_LEN};
 use confab_protocol::{DecodeError, ErrorCode, RawFrame, Request};
 use libfuzzer_sys::fuzz_target;
 
-/// Every request type (SPEC.md §4).
-const REQUESTS: &[u8] = &[
-    kind::HELLO,
-    kind::PING,
-    kind::REGISTER,
-    kind::LOGIN,
-    kind::LOGOUT,
-    kind::CREATE_ROOM,
-    kind::LIST_ROOMS,
-    kind::JOIN_ROOM,
-    kind::LEAVE_ROOM,
-    kind::LIST_MEMBERS,
-    kind::SEND_MESSAGE,
-    kind::HISTORY,
-    kind::MY_ROOMS,
-    kind::INVITE,
-    kind::RESPOND_INVITE,
-    kind::REQUEST_JOIN,
-    kind::DECIDE_REQUEST,
-    kind::KICK,
-    kind::BAN,
-    kind::UNBAN,
-    kind::SET_ROLE,
-    kind::LIST_JOIN_REQUESTS,
-    kind::LIST_BANS,
-    kind::LIST_NOTIFICATIONS,
-    kind::MARK_READ,
-    kind::ROOM_LOG,
-    kind::ROOM_AUDIT,
-    kind::UPDATE_ROOM,
-];
+/// Every request type (SPEC.md §4): the protocol crate's table.
+const REQUESTS: &[u8] = kind::REQUESTS;
 
 fn encode(req: &Request, req_id: u32) -> BytesMut {
     let mut out = BytesMut::new();

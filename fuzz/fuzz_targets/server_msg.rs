@@ -17,29 +17,8 @@ use confab_protocol::{DecodeError, FrameCodec, RawFrame, ServerMsg};
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::Decoder;
 
-/// Every response and event type this version knows (SPEC.md §4).
-const KNOWN: &[u8] = &[
-    kind::WELCOME,
-    kind::PONG,
-    kind::OK,
-    kind::ERROR,
-    kind::SESSION,
-    kind::ROOM,
-    kind::ROOM_LIST,
-    kind::MEMBER_LIST,
-    kind::MESSAGE_ACK,
-    kind::HISTORY_PAGE,
-    kind::USER_LIST,
-    kind::NOTIFICATION_LIST,
-    kind::UNREAD_COUNT,
-    kind::ROOM_LOG_LIST,
-    kind::AUDIT_PAGE,
-    kind::EVENT,
-    kind::RESUME_GAP,
-    kind::CLOSE,
-    kind::NOTIFICATION,
-    kind::ROOM_ANNOUNCED,
-];
+/// Every server type (SPEC.md §4): the protocol crate's table.
+const KNOWN: &[u8] = kind::SERVER_FRAMES;
 
 fn encode(msg: &ServerMsg, req_id: u32) -> BytesMut {
     let mut out = BytesMut::new();

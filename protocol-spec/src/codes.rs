@@ -92,6 +92,18 @@ open_code! {
 }
 
 open_code! {
+    /// A user's presence (SPEC.md §5.10): from all of their connections.
+    Presence {
+        /// No connection open.
+        Offline = 0 => "offline",
+        /// At least one connection open, not away.
+        Online = 1 => "online",
+        /// At least one connection open, and the user set SET_AWAY.
+        Away = 2 => "away",
+    }
+}
+
+open_code! {
     /// How a user's last membership of a room ended (ROOM_LOG, §5.8.1).
     LeaveReason {
         /// Still a member.

@@ -88,6 +88,7 @@ pub mod kind {
     pub const TYPING_START: u8 = 0x29;
     pub const TYPING_STOP: u8 = 0x2a;
     pub const SET_READ_MARKER: u8 = 0x2b;
+    pub const SET_AWAY: u8 = 0x2c;
 
     pub const WELCOME: u8 = 0x40;
     pub const PONG: u8 = 0x41;
@@ -113,6 +114,76 @@ pub mod kind {
     pub const ROOM_ANNOUNCED: u8 = 0x84;
     pub const TYPING: u8 = 0x85;
     pub const READ_MARKER_MOVED: u8 = 0x86;
+    pub const PRESENCE: u8 = 0x87;
+
+    /// Every request type of this protocol version (SPEC.md §4), in type
+    /// order: the one list the vectors test and the fuzz targets read
+    /// (`Request::decode` knows exactly these; a unit test holds it).
+    pub const REQUESTS: &[u8] = &[
+        HELLO,
+        PING,
+        REGISTER,
+        LOGIN,
+        LOGOUT,
+        CREATE_ROOM,
+        LIST_ROOMS,
+        JOIN_ROOM,
+        LEAVE_ROOM,
+        LIST_MEMBERS,
+        SEND_MESSAGE,
+        HISTORY,
+        MY_ROOMS,
+        INVITE,
+        RESPOND_INVITE,
+        REQUEST_JOIN,
+        DECIDE_REQUEST,
+        KICK,
+        BAN,
+        UNBAN,
+        SET_ROLE,
+        LIST_JOIN_REQUESTS,
+        LIST_BANS,
+        LIST_NOTIFICATIONS,
+        MARK_READ,
+        ROOM_LOG,
+        ROOM_AUDIT,
+        UPDATE_ROOM,
+        EDIT_MESSAGE,
+        DELETE_MESSAGE,
+        TYPING_START,
+        TYPING_STOP,
+        SET_READ_MARKER,
+        SET_AWAY,
+    ];
+
+    /// Every type a server sends (responses, then events), in type order
+    /// (`ServerMsg::decode` knows exactly these).
+    pub const SERVER_FRAMES: &[u8] = &[
+        WELCOME,
+        PONG,
+        OK,
+        ERROR,
+        SESSION,
+        ROOM,
+        ROOM_LIST,
+        MEMBER_LIST,
+        MESSAGE_ACK,
+        HISTORY_PAGE,
+        USER_LIST,
+        NOTIFICATION_LIST,
+        UNREAD_COUNT,
+        ROOM_LOG_LIST,
+        AUDIT_PAGE,
+        READ_MARKER,
+        EVENT,
+        RESUME_GAP,
+        CLOSE,
+        NOTIFICATION,
+        ROOM_ANNOUNCED,
+        TYPING,
+        READ_MARKER_MOVED,
+        PRESENCE,
+    ];
 
     /// The highest request type: requests are `0x01..=LAST_REQUEST`.
     pub const LAST_REQUEST: u8 = 0x3f;
@@ -260,6 +331,45 @@ pub fn end_frame(buf: &mut BytesMut, start: usize) {
 
 #[cfg(test)]
 mod tests {
+    /// The kind tables are exactly what the decoders know: every type in
+    /// them decodes (or fails on its payload), every other type is
+    /// `UnknownFrameType`.
+    #[test]
+    fn kind_tables_are_exactly_the_decoders_types() {
+        use crate::{DecodeError, RawFrame, Request, ServerMsg};
+        for t in 0..=u8::MAX {
+            let frame = RawFrame {
+                kind: t,
+                req_id: if kind::is_event(t) { 0 } else { 1 },
+                payload: bytes::Bytes::new(),
+            };
+            let request_known = !matches!(
+                Request::decode(&frame),
+                Err(DecodeError::UnknownFrameType(_))
+            );
+            assert_eq!(
+                request_known,
+                kind::REQUESTS.contains(&t),
+                "request type {t:#04x}"
+            );
+            let server_known = !matches!(
+                ServerMsg::decode(&frame),
+                Err(DecodeError::UnknownFrameType(_))
+            );
+            assert_eq!(
+                server_known,
+                kind::SERVER_FRAMES.contains(&t),
+                "server type {t:#04x}"
+            );
+        }
+        let mut sorted = kind::REQUESTS.to_vec();
+        sorted.extend(kind::SERVER_FRAMES);
+        assert!(
+            sorted.windows(2).all(|w| w[0] < w[1]),
+            "tables in type order, no repeats"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -26,7 +26,7 @@ pub mod reply;
 pub mod request;
 pub mod wire;
 
-pub use codes::{AuditAction, LeaveReason, NotificationKind};
+pub use codes::{AuditAction, LeaveReason, NotificationKind, Presence};
 pub use error::ErrorCode;
 pub use frame::{FrameCodec, FrameError, RawFrame};
 pub use ids::{Millis, RoomId, Seq, UserId};

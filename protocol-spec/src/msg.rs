@@ -89,6 +89,9 @@ pub struct Member {
     /// Whether the member has at least one connection open now.
     pub online: bool,
     pub joined_at: Millis,
+    /// The member's presence (SPEC.md §5.10); an appended field, absent
+    /// from the wire when `None` (servers before presence).
+    pub presence: Option<crate::Presence>,
 }
 
 /// A sequenced room event, as broadcast live and returned by HISTORY.

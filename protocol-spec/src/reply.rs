@@ -138,6 +138,14 @@ pub enum ServerMsg {
     ReadMarker(ReadState),
     /// Event: the user's read marker moved, set on another connection.
     ReadMarkerMoved(ReadState),
+    /// Event: `user`'s presence changed, sent to the members of `room`
+    /// (coalesced; never stored, no seq; SPEC.md §5.10.2).
+    Presence {
+        room: RoomId,
+        user: UserId,
+        username: String,
+        presence: crate::Presence,
+    },
     /// Event: another member of `room` started (`typing`) or stopped
     /// typing; never stored, no seq (SPEC.md §5.5.7).
     Typing {
@@ -183,6 +191,7 @@ impl ServerMsg {
             ServerMsg::Typing { .. } => kind::TYPING,
             ServerMsg::ReadMarker(_) => kind::READ_MARKER,
             ServerMsg::ReadMarkerMoved(_) => kind::READ_MARKER_MOVED,
+            ServerMsg::Presence { .. } => kind::PRESENCE,
         }
     }
 
@@ -269,6 +278,9 @@ impl ServerMsg {
                         b.put_u8(m.role.code());
                         put_bool(b, m.online);
                         put_varint(b, m.joined_at);
+                        if let Some(p) = m.presence {
+                            b.put_u8(p.code());
+                        }
                     });
                 }
             }
@@ -345,6 +357,17 @@ impl ServerMsg {
                 put_bool(buf, *typing);
             }
             ServerMsg::ReadMarker(s) | ServerMsg::ReadMarkerMoved(s) => s.encode_fields(buf),
+            ServerMsg::Presence {
+                room,
+                user,
+                username,
+                presence,
+            } => {
+                put_varint(buf, room.0);
+                put_varint(buf, user.0);
+                put_str(buf, username);
+                buf.put_u8(presence.code());
+            }
             ServerMsg::Event(_) => unreachable!("handled above"),
         }
         end_frame(buf, start);
@@ -442,6 +465,12 @@ impl ServerMsg {
                         role: Role::decode(m.u8()?)?,
                         online: m.bool()?,
                         joined_at: m.varint()?,
+                        // Appended field: absent from servers before it.
+                        presence: if m.remaining() > 0 {
+                            Some(crate::Presence::from_code(m.u8()?))
+                        } else {
+                            None
+                        },
                     });
                 }
                 ServerMsg::MemberList { room, members }
@@ -507,6 +536,12 @@ impl ServerMsg {
             kind::READ_MARKER_MOVED => {
                 ServerMsg::ReadMarkerMoved(ReadState::decode_fields(&mut r)?)
             }
+            kind::PRESENCE => ServerMsg::Presence {
+                room: RoomId(r.varint()?),
+                user: UserId(r.varint()?),
+                username: r.str()?,
+                presence: crate::Presence::from_code(r.u8()?),
+            },
             kind::TYPING => ServerMsg::Typing {
                 room: RoomId(r.varint()?),
                 user: UserId(r.varint()?),

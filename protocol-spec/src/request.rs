@@ -183,6 +183,11 @@ pub enum Request {
         room: RoomId,
         seq: Seq,
     },
+    /// Sets (`away`) or clears the caller's away state, for all of their
+    /// connections (SPEC.md §5.10.1).
+    SetAway {
+        away: bool,
+    },
 }
 
 /// The most users CREATE_ROOM may name as initial members (SPEC.md §5.3.2);
@@ -225,6 +230,7 @@ impl Request {
             Request::TypingStart { .. } => kind::TYPING_START,
             Request::TypingStop { .. } => kind::TYPING_STOP,
             Request::SetReadMarker { .. } => kind::SET_READ_MARKER,
+            Request::SetAway { .. } => kind::SET_AWAY,
         }
     }
 
@@ -264,6 +270,7 @@ impl Request {
             Request::TypingStart { .. } => "typing_start",
             Request::TypingStop { .. } => "typing_stop",
             Request::SetReadMarker { .. } => "set_read_marker",
+            Request::SetAway { .. } => "set_away",
         }
     }
 
@@ -356,6 +363,7 @@ impl Request {
                 put_varint(buf, room.0);
                 put_varint(buf, seq.0);
             }
+            Request::SetAway { away } => put_bool(buf, *away),
             Request::CreateRoom {
                 name,
                 topic,
@@ -560,6 +568,7 @@ impl Request {
                 room: RoomId(r.varint()?),
                 seq: Seq(r.varint()?),
             },
+            kind::SET_AWAY => Request::SetAway { away: r.bool()? },
             other => return Err(DecodeError::UnknownFrameType(other)),
         };
         Ok(req)

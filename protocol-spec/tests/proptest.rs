@@ -10,7 +10,7 @@ use confab_protocol::{
     Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg,
     SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome,
 };
-use confab_protocol::{ReadState, UnreadSummary};
+use confab_protocol::{Presence, ReadState, UnreadSummary};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use tokio_util::codec::{Decoder, Encoder};
@@ -166,6 +166,7 @@ fn request() -> impl Strategy<Value = Request> {
             room,
             seq: Seq(seq)
         }),
+        any::<bool>().prop_map(|away| Request::SetAway { away }),
     ]
 }
 
@@ -195,15 +196,24 @@ fn room_info() -> impl Strategy<Value = RoomInfo> {
 }
 
 fn member() -> impl Strategy<Value = Member> {
-    (any::<u64>(), text(), role(), any::<bool>(), any::<u64>()).prop_map(
-        |(user, username, role, online, joined_at)| Member {
-            user: UserId(user),
-            username,
-            role,
-            online,
-            joined_at,
-        },
+    (
+        any::<u64>(),
+        text(),
+        role(),
+        any::<bool>(),
+        any::<u64>(),
+        proptest::option::of(any::<u8>()),
     )
+        .prop_map(
+            |(user, username, role, online, joined_at, presence)| Member {
+                user: UserId(user),
+                username,
+                role,
+                online,
+                joined_at,
+                presence: presence.map(Presence::from_code),
+            },
+        )
 }
 
 fn read_state() -> impl Strategy<Value = ReadState> {
@@ -413,6 +423,14 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             }),
         read_state().prop_map(ServerMsg::ReadMarker),
         read_state().prop_map(ServerMsg::ReadMarkerMoved),
+        (any::<u64>(), any::<u64>(), text(), any::<u8>()).prop_map(
+            |(room, user, username, presence)| ServerMsg::Presence {
+                room: RoomId(room),
+                user: UserId(user),
+                username,
+                presence: Presence::from_code(presence),
+            }
+        ),
         (room.clone(), proptest::collection::vec(member(), 0..4))
             .prop_map(|(room, members)| ServerMsg::MemberList { room, members }),
         (room.clone(), any::<u64>(), any::<u64>()).prop_map(|(room, seq, at)| {

@@ -157,6 +157,7 @@ pub async fn start_with_store(
             queue_len: 8192,
             notification_ids: Arc::new(AtomicU64::new(next_notification)),
             clock: clock.clone(),
+            presence_max_members: config.presence_max_members,
         },
     );
 

@@ -17,12 +17,31 @@ use confab_protocol::Millis;
 pub struct Clock {
     /// Milliseconds added to the system time ([`Clock::advance`]).
     ahead_ms: Arc<AtomicU64>,
+    /// When frozen ([`Clock::freeze`]): the system time it stopped at;
+    /// 0 while running.
+    frozen_at: Arc<AtomicU64>,
 }
 
 impl Clock {
     /// Milliseconds since the Unix epoch, as this clock reads them.
     pub fn now_ms(&self) -> Millis {
-        now_ms().saturating_add(self.ahead_ms.load(Ordering::Relaxed))
+        let base = match self.frozen_at.load(Ordering::Relaxed) {
+            0 => now_ms(),
+            at => at,
+        };
+        base.saturating_add(self.ahead_ms.load(Ordering::Relaxed))
+    }
+
+    /// Stops this clock where it is: from now on only [`Clock::advance`]
+    /// moves it, so a test's steps, not how long its requests take, decide
+    /// which interval an action falls in.
+    pub fn freeze(&self) {
+        let _ = self.frozen_at.compare_exchange(
+            0,
+            now_ms().max(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     }
 
     /// Moves this clock (and every server part reading it: session
@@ -49,6 +68,17 @@ pub fn now_ms() -> Millis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frozen_clock_moves_only_when_advanced() {
+        let clock = Clock::default();
+        clock.freeze();
+        let t = clock.now_ms();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(clock.now_ms(), t);
+        clock.advance(Duration::from_millis(1_100));
+        assert_eq!(clock.now_ms(), t + 1_100);
+    }
 
     #[test]
     fn an_advanced_clock_runs_ahead_of_the_system_by_exactly_the_advance() {

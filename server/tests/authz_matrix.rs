@@ -216,6 +216,7 @@ enum Act {
     DeleteMessage(Msg),
     TypingStart,
     TypingStop,
+    SetAway,
     SetReadMarker(Mark),
 }
 
@@ -389,6 +390,7 @@ fn rows_of(req: &Request) -> &'static [Act] {
         Request::ListBans { .. } => &[Act::ListBans],
         Request::ListNotifications { .. } => &[Act::ListNotifications],
         Request::MarkRead { .. } => &[Act::MarkRead],
+        Request::SetAway { .. } => &[Act::SetAway],
         Request::RoomLog => &[Act::RoomLog],
         Request::RoomAudit { .. } => &[Act::RoomAudit],
         Request::UpdateRoom { .. } => &[Act::UpdateRoom],
@@ -664,6 +666,19 @@ fn table() -> Vec<Row> {
             },
             request: |_, _| Request::MarkRead { up_to: 1 },
             done: |m, _| matches!(m, ServerMsg::UnreadCount { .. }),
+            expect: |a, _| match a {
+                NoSession => no(&[E::NotAuthenticated]),
+                _ => Done,
+            },
+        },
+        Row {
+            act: Act::SetAway,
+            spec: "§5.10.1",
+            scope: Scope::Account {
+                why: "the caller's own presence",
+            },
+            request: |_, _| Request::SetAway { away: false },
+            done: |m, _| matches!(m, ServerMsg::Ok),
             expect: |a, _| match a {
                 NoSession => no(&[E::NotAuthenticated]),
                 _ => Done,
@@ -1628,6 +1643,13 @@ fn http_of(req: &Request) -> Vec<Http> {
             ),
             None,
             200,
+        )],
+        Request::SetAway { away } => vec![Http::new(
+            "PUT",
+            "/api/me/presence",
+            "/api/me/presence".into(),
+            Some(json!({ "away": away })),
+            204,
         )],
         Request::MarkRead { up_to } => vec![Http::new(
             "POST",

@@ -9,7 +9,7 @@ use confab_protocol::{
     RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UnreadSummary,
     UserEntry, UserId, UserRef, Visibility, Welcome,
 };
-use confab_protocol::{LeaveReason, NotificationKind, Request};
+use confab_protocol::{LeaveReason, NotificationKind, Presence, Request};
 use serde_json::Value;
 
 /// A JSON value whose objects keep their keys in the order written, so the
@@ -116,13 +116,17 @@ fn room_info(r: &RoomInfo) -> J {
 }
 
 fn member(m: &Member) -> J {
-    J::Obj(vec![
+    let mut fields = vec![
         ("user", n(m.user.0)),
         ("username", s(&m.username)),
         ("role", role(m.role)),
         ("online", J::Bool(m.online)),
         ("joined_at", n(m.joined_at)),
-    ])
+    ];
+    if let Some(p) = m.presence {
+        fields.push(("presence", named(p.code(), p.name())));
+    }
+    J::Obj(fields)
 }
 
 /// A raw enumeration byte kept for forward compatibility: its name when
@@ -399,6 +403,7 @@ pub fn request(r: &Request) -> J {
         Request::TypingStart { room } | Request::TypingStop { room } => {
             J::Obj(vec![("room", n(room.0))])
         }
+        Request::SetAway { away } => J::Obj(vec![("away", J::Bool(*away))]),
         Request::SetReadMarker { room, seq } => {
             J::Obj(vec![("room", n(room.0)), ("seq", n(seq.0))])
         }
@@ -472,6 +477,17 @@ pub fn server_msg(m: &ServerMsg) -> J {
             J::Obj(fields)
         }
         ServerMsg::ReadMarker(x) | ServerMsg::ReadMarkerMoved(x) => read_state(x),
+        ServerMsg::Presence {
+            room,
+            user,
+            username,
+            presence,
+        } => J::Obj(vec![
+            ("room", n(room.0)),
+            ("user", n(user.0)),
+            ("username", s(username)),
+            ("presence", named(presence.code(), presence.name())),
+        ]),
         ServerMsg::MemberList { room, members } => J::Obj(vec![
             ("room", n(room.0)),
             ("members", J::Arr(members.iter().map(member).collect())),
@@ -640,6 +656,16 @@ fn named_from<T: Copy>(
         }
         other => panic!("field {key:?} must be a string or a number, not {other}"),
     }
+}
+
+fn presence_from(v: &Value, key: &str) -> Presence {
+    named_from(
+        Presence::from_code,
+        Presence::from_name,
+        |p| p.name().is_some(),
+        v,
+        key,
+    )
 }
 
 fn user_ref_from(v: &Value) -> UserRef {
@@ -915,6 +941,9 @@ pub fn request_from(t: u8, v: &Value) -> Request {
         kind::TYPING_STOP => Request::TypingStop {
             room: RoomId(num(v, "room")),
         },
+        kind::SET_AWAY => Request::SetAway {
+            away: flag(v, "away"),
+        },
         kind::SET_READ_MARKER => Request::SetReadMarker {
             room: RoomId(num(v, "room")),
             seq: Seq(num(v, "seq")),
@@ -972,6 +1001,12 @@ pub fn server_msg_from(t: u8, v: &Value) -> ServerMsg {
         },
         kind::READ_MARKER => ServerMsg::ReadMarker(read_state_from(v)),
         kind::READ_MARKER_MOVED => ServerMsg::ReadMarkerMoved(read_state_from(v)),
+        kind::PRESENCE => ServerMsg::Presence {
+            room: RoomId(num(v, "room")),
+            user: UserId(num(v, "user")),
+            username: text(v, "username"),
+            presence: presence_from(v, "presence"),
+        },
         kind::MEMBER_LIST => ServerMsg::MemberList {
             room: RoomId(num(v, "room")),
             members: list(v, "members")
@@ -982,6 +1017,7 @@ pub fn server_msg_from(t: u8, v: &Value) -> ServerMsg {
                     role: role_from(m),
                     online: flag(m, "online"),
                     joined_at: num(m, "joined_at"),
+                    presence: m.get("presence").map(|_| presence_from(m, "presence")),
                 })
                 .collect(),
         },

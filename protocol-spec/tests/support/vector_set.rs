@@ -10,7 +10,7 @@ use confab_protocol::{
     Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId,
     UserRef, Visibility, Welcome,
 };
-use confab_protocol::{LeaveReason, NotificationKind};
+use confab_protocol::{LeaveReason, NotificationKind, Presence};
 use confab_protocol::{ReadState, UnreadSummary};
 
 /// A decoded frame and the side that sends it.
@@ -666,6 +666,18 @@ pub fn round_trip() -> Vec<RoundTrip> {
             }),
         ),
         v(
+            "2c_set_away.json",
+            "SET_AWAY: the caller is away",
+            47,
+            C(Request::SetAway { away: true }),
+        ),
+        v(
+            "2c_set_away_cleared.json",
+            "SET_AWAY: the caller is back (away cleared)",
+            48,
+            C(Request::SetAway { away: false }),
+        ),
+        v(
             "40_welcome.json",
             "WELCOME to an unauthenticated connection",
             1,
@@ -788,6 +800,62 @@ pub fn round_trip() -> Vec<RoundTrip> {
             })),
         ),
         v(
+            "87_presence_away.json",
+            "PRESENCE: bob is away (told to the members of room 42)",
+            0,
+            S(ServerMsg::Presence {
+                room: RoomId(42),
+                user: UserId(23),
+                username: "bob".into(),
+                presence: Presence::Away,
+            }),
+        ),
+        v(
+            "87_presence_offline.json",
+            "PRESENCE: bob went offline (his last connection closed)",
+            0,
+            S(ServerMsg::Presence {
+                room: RoomId(42),
+                user: UserId(23),
+                username: "bob".into(),
+                presence: Presence::Offline,
+            }),
+        ),
+        v(
+            "47_member_list_with_presence.json",
+            "MEMBER_LIST with each member's presence (appended field)",
+            8,
+            S(ServerMsg::MemberList {
+                room: RoomId(42),
+                members: vec![
+                    Member {
+                        user: UserId(17),
+                        username: "alice".into(),
+                        role: Role::Owner,
+                        online: true,
+                        joined_at: NOW - 86_400_000,
+                        presence: Some(Presence::Online),
+                    },
+                    Member {
+                        user: UserId(31),
+                        username: "carol".into(),
+                        role: Role::Admin,
+                        online: false,
+                        joined_at: NOW - 7_200_000,
+                        presence: Some(Presence::Offline),
+                    },
+                    Member {
+                        user: UserId(23),
+                        username: "bob".into(),
+                        role: Role::Member,
+                        online: true,
+                        joined_at: NOW - 60_000,
+                        presence: Some(Presence::Away),
+                    },
+                ],
+            }),
+        ),
+        v(
             "47_member_list.json",
             "MEMBER_LIST in join order",
             8,
@@ -800,6 +868,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                         role: Role::Owner,
                         online: true,
                         joined_at: NOW - 86_400_000,
+                        presence: None,
                     },
                     Member {
                         user: UserId(31),
@@ -807,6 +876,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                         role: Role::Admin,
                         online: false,
                         joined_at: NOW - 7_200_000,
+                        presence: None,
                     },
                     Member {
                         user: UserId(23),
@@ -814,6 +884,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                         role: Role::Member,
                         online: true,
                         joined_at: NOW - 60_000,
+                        presence: None,
                     },
                 ],
             }),

@@ -159,6 +159,8 @@ settings! {
     auth_limit_exempt: Networks = "127.0.0.0/8,::1".parse().unwrap_or_default(), env "CONFAB_AUTH_LIMIT_EXEMPT";
     /// Days after which a user's ended association with a room (not a ban) is forgotten.
     room_log_retention_days: Days = Days(30), env "CONFAB_ROOM_LOG_RETENTION_DAYS";
+    /// Presence updates (SPEC §5.10) are pushed only to rooms of at most this many members; in larger rooms clients read LIST_MEMBERS.
+    presence_max_members: usize = 1_000, env "CONFAB_PRESENCE_MAX_MEMBERS";
     /// Days after which notifications are deleted.
     notification_retention_days: Days = Days(90), env "CONFAB_NOTIFICATION_RETENTION_DAYS";
     /// Seconds between housekeeping passes.

@@ -126,6 +126,9 @@ pub mod name {
     pub const TYPING_FORWARDED: &str = "confab_typing_forwarded_total";
     pub const TYPING_DELIVERIES: &str = "confab_typing_deliveries_total";
     pub const TYPING_SUPPRESSED: &str = "confab_typing_suppressed_total";
+    pub const PRESENCE_PUSHED: &str = "confab_presence_pushed_total";
+    pub const PRESENCE_DELIVERIES: &str = "confab_presence_deliveries_total";
+    pub const PRESENCE_SUPPRESSED: &str = "confab_presence_suppressed_total";
     pub const READ_MARKERS: &str = "confab_read_markers_total";
 }
 
@@ -159,6 +162,10 @@ pub struct Metrics {
     pub typing_expired: Counter,
     pub typing_deliveries: Counter,
     pub typing_suppressed: Counter,
+    pub presence_pushed: Counter,
+    pub presence_deliveries: Counter,
+    pub presence_coalesced: Counter,
+    pub presence_large_room: Counter,
 }
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -372,6 +379,18 @@ fn describe() {
         "TYPING_START requests not forwarded because the user's last forwarded START in the room was under 2 s old."
     );
     describe_counter!(
+        PRESENCE_PUSHED,
+        "PRESENCE events pushed, one per (update, room), not per recipient."
+    );
+    describe_counter!(
+        PRESENCE_DELIVERIES,
+        "PRESENCE event frames queued to connections (sum of recipients)."
+    );
+    describe_counter!(
+        PRESENCE_SUPPRESSED,
+        "Presence changes not pushed, by reason: `coalesced` (a later change within the user's 1 s interval replaced it, or the state came back to the one last pushed), `large_room` (an update not pushed to a room above presence_max_members)."
+    );
+    describe_counter!(
         READ_MARKERS,
         "SET_READ_MARKER requests stored, by result: `moved` (the marker rose; the user's other connections were told) or `unchanged` (at or below the marker)."
     );
@@ -424,6 +443,10 @@ impl Metrics {
             typing_expired: counter!(TYPING_FORWARDED, "kind" => "expired"),
             typing_deliveries: counter!(TYPING_DELIVERIES),
             typing_suppressed: counter!(TYPING_SUPPRESSED),
+            presence_pushed: counter!(PRESENCE_PUSHED),
+            presence_deliveries: counter!(PRESENCE_DELIVERIES),
+            presence_coalesced: counter!(PRESENCE_SUPPRESSED, "reason" => "coalesced"),
+            presence_large_room: counter!(PRESENCE_SUPPRESSED, "reason" => "large_room"),
         }
     }
 }
@@ -475,6 +498,32 @@ pub fn typing_forwarded(why: TypingForward, recipients: usize) {
         TypingForward::Expired => m.typing_expired.increment(1),
     }
     m.typing_deliveries.increment(recipients as u64);
+}
+
+/// Why presence changes were not pushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresenceSuppressed {
+    Coalesced,
+    LargeRoom,
+}
+
+/// One PRESENCE event was queued to `recipients` connections.
+pub fn presence_pushed(recipients: usize) {
+    let m = get();
+    m.presence_pushed.increment(1);
+    m.presence_deliveries.increment(recipients as u64);
+}
+
+/// `n` presence changes (or room pushes) were not pushed.
+pub fn presence_suppressed(why: PresenceSuppressed, n: u64) {
+    if n == 0 {
+        return;
+    }
+    let m = get();
+    match why {
+        PresenceSuppressed::Coalesced => m.presence_coalesced.increment(n),
+        PresenceSuppressed::LargeRoom => m.presence_large_room.increment(n),
+    }
 }
 
 /// A TYPING_START was suppressed by the per-user throttle.

@@ -303,6 +303,15 @@ impl Session {
                 self.set_read_marker(req_id, user, room, seq).await
             }
             Request::RoomLog => self.room_log(req_id, user),
+            // Presence: every shard keeps it (SPEC.md §5.10.1).
+            Request::SetAway { away } => {
+                self.state
+                    .router
+                    .send_all(|| ShardCmd::SetAway { user, away })
+                    .await;
+                self.conn.reply(req_id, &ServerMsg::Ok);
+                Ok(())
+            }
             Request::RoomAudit {
                 room,
                 before,

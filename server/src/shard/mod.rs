@@ -12,6 +12,7 @@
 //! **Architecture invariant:** a shard never awaits I/O. Its only awaits are
 //! on its own command channel; replies are pushed, writes are queued.
 
+pub mod presence;
 mod router;
 mod subscribers;
 pub mod tail;
@@ -59,6 +60,7 @@ impl ShardCmd {
             | ShardCmd::Roster { reply, .. } => Some(reply),
             ShardCmd::Tail { .. }
             | ShardCmd::Tick
+            | ShardCmd::SetAway { .. }
             | ShardCmd::CheckReadMarker { .. }
             | ShardCmd::ToUser { .. }
             | ShardCmd::Attach { .. }
@@ -142,8 +144,12 @@ pub enum ShardCmd {
         start: bool,
         reply: ReplyTo,
     },
-    /// Time passed: send the STOPs of typing states that expired.
+    /// Time passed: send the STOPs of typing states that expired and the
+    /// presence updates whose interval is over.
     Tick,
+    /// SET_AWAY by `user` (every shard hears it, as every shard hears
+    /// every connection; SPEC.md §5.10).
+    SetAway { user: UserId, away: bool },
     /// SET_READ_MARKER: whether `user` may mark the live `room` read up
     /// to `seq` (a member, `seq` at most the room's last seq).
     CheckReadMarker {
@@ -219,6 +225,9 @@ pub struct ShardConfig {
     pub notification_ids: Arc<AtomicU64>,
     /// The server's clock: the `now` of every room command.
     pub clock: Clock,
+    /// Presence updates are pushed only in rooms of at most this many
+    /// members (SPEC.md §5.10.2).
+    pub presence_max_members: usize,
 }
 
 /// Most commands a shard applies before it writes to the connections they
@@ -243,6 +252,10 @@ struct Shard {
     touched: Touched,
     /// Rooms with typing state for `Tick` to look at.
     typing_rooms: HashSet<RoomId>,
+    /// Every user's presence and its coalesced updates (every shard
+    /// keeps the same, and pushes to the rooms it owns).
+    presence: presence::Presences,
+    presence_max_members: usize,
 }
 
 impl Shard {
@@ -271,6 +284,8 @@ impl Shard {
             clock: cfg.clock.clone(),
             touched: Touched::default(),
             typing_rooms: HashSet::new(),
+            presence: presence::Presences::default(),
+            presence_max_members: cfg.presence_max_members,
         }
     }
 
@@ -401,6 +416,7 @@ impl Shard {
                             role: m.role,
                             online: self.online.contains_key(&m.user),
                             joined_at: m.joined_at,
+                            presence: Some(self.presence.state(m.user)),
                         })
                         .collect();
                     reply
@@ -463,7 +479,14 @@ impl Shard {
                 start,
                 reply,
             } => self.typing(room, user, start, reply),
-            ShardCmd::Tick => self.expire_typing(),
+            ShardCmd::Tick => {
+                self.expire_typing();
+                self.push_presence();
+            }
+            ShardCmd::SetAway { user, away } => {
+                self.presence.set_away(user, away);
+                self.push_presence();
+            }
             ShardCmd::CheckReadMarker {
                 room,
                 user,
@@ -771,6 +794,8 @@ impl Shard {
     }
 
     fn attach(&mut self, user: UserId, conn: Arc<OutboundQueue>, resume: &[ResumePoint]) {
+        self.presence.connect(user);
+        self.push_presence();
         let conns = self.online.entry(user).or_default();
         if conns.is_empty() && self.index == 0 {
             crate::metrics::get().online_users.increment(1.0);
@@ -794,7 +819,11 @@ impl Shard {
 
     fn detach(&mut self, user: UserId, conn_id: ConnId) {
         if let Some(conns) = self.online.get_mut(&user) {
+            let before = conns.len();
             conns.retain(|c| c.id != conn_id);
+            if conns.len() < before {
+                self.presence.disconnect(user);
+            }
             if conns.is_empty() {
                 self.online.remove(&user);
                 if self.index == 0 {
@@ -807,6 +836,65 @@ impl Shard {
                 if let Some(slot) = self.rooms.get_mut(room_id) {
                     slot.subscribers.remove(conn_id);
                 }
+            }
+        }
+        self.push_presence();
+    }
+
+    /// Pushes the presence updates that are due (SPEC.md §5.10.2): one
+    /// PRESENCE event per room of this shard the user is a member of, to
+    /// every connection receiving it, unless the room has more than
+    /// `presence_max_members` members.
+    fn push_presence(&mut self) {
+        if !self.presence.has_pending() {
+            return;
+        }
+        let due = self.presence.due(self.clock.now_ms());
+        // Every shard coalesces the same changes: count them once.
+        if self.index == 0 {
+            let coalesced = due.updates.iter().map(|u| u.coalesced).sum::<u32>();
+            crate::metrics::presence_suppressed(
+                crate::metrics::PresenceSuppressed::Coalesced,
+                u64::from(coalesced + due.flapped),
+            );
+        }
+        for update in due.updates {
+            let Some(room_ids) = self.user_rooms.get(&update.user) else {
+                continue;
+            };
+            for room_id in room_ids {
+                let Some(slot) = self.rooms.get(room_id) else {
+                    continue;
+                };
+                if slot.room.terminated {
+                    continue;
+                }
+                if slot.room.members().len() > self.presence_max_members {
+                    crate::metrics::presence_suppressed(
+                        crate::metrics::PresenceSuppressed::LargeRoom,
+                        1,
+                    );
+                    continue;
+                }
+                let Some(member) = slot.room.member(update.user) else {
+                    continue;
+                };
+                let frame = encode_reply(
+                    0,
+                    &ServerMsg::Presence {
+                        room: *room_id,
+                        user: update.user,
+                        username: member.username.clone(),
+                        presence: update.presence,
+                    },
+                );
+                let mut sent = 0;
+                for conn in &slot.subscribers {
+                    conn.push(frame.clone());
+                    self.touched.note(conn);
+                    sent += 1;
+                }
+                crate::metrics::presence_pushed(sent);
             }
         }
     }

@@ -63,6 +63,7 @@ impl Harness {
             queue_len: 16,
             notification_ids: Arc::new(AtomicU64::new(1)),
             clock: crate::clock::Clock::default(),
+            presence_max_members: 1_000,
         };
         Harness {
             shard: Shard::new(0, Vec::new(), batch, &cfg),

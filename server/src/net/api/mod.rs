@@ -82,6 +82,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/rooms/{id}/typing", post(typing))
         .route("/api/rooms/{id}/read-marker", put(set_read_marker))
         .route("/api/me/rooms", get(my_rooms))
+        .route("/api/me/presence", put(set_presence))
         // Governance (governance.rs).
         .route("/api/rooms/{id}", patch(governance::update_room))
         .route("/api/rooms/{id}/invitations", post(governance::invite))
@@ -466,6 +467,21 @@ async fn set_read_marker(
     reply!(caller.call(req).await, ServerMsg::ReadMarker(state) => Json(state.into()))
 }
 
+#[utoipa::path(put, path = "/api/me/presence", tag = "accounts",
+    security(("bearer" = [])),
+    request_body = PresenceBody,
+    responses(
+        (status = 204, description = "Taken: SET_AWAY. `away` true shows the caller as away on every connection they have open until cleared (`false`) or all of them close; with no connection open (HTTP alone) it changes nothing. Members of the caller's rooms get a PRESENCE event (coalesced: at most one per user per second; none in rooms above the server's presence size limit)."),
+        (status = 400, description = "Malformed body.", body = ErrorBody),
+        AuthedErrors, JsonBodyErrors,
+    ))]
+async fn set_presence(
+    caller: Caller,
+    JsonBody(b): JsonBody<PresenceBody>,
+) -> ApiResult<StatusCode> {
+    no_content(caller.call(Request::SetAway { away: b.away }).await)
+}
+
 /// For load balancers: the process is up and serving HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "Up.", body = StatusBody)))]
@@ -550,7 +566,7 @@ impl Modify for BearerScheme {
     paths(
         register, login, logout, list_rooms, create_room, join_room, leave_room,
         list_members, history, post_message, edit_message, delete_message, typing,
-        set_read_marker, my_rooms, healthz, readyz,
+        set_read_marker, my_rooms, set_presence, healthz, readyz,
         governance::update_room, governance::invite, governance::accept_invitation,
         governance::decline_invitation, governance::request_join,
         governance::list_join_requests, governance::approve_request,
@@ -633,7 +649,7 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 34);
+        assert_eq!(operations, 35);
     }
 
     /// A row of a shared set that an endpoint overrides keeps the

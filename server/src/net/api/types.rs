@@ -6,8 +6,8 @@
 //! conversion from the same list.
 
 use confab_protocol::{
-    AuditItem, EventBody, LeaveReason, Member, Notification, NotificationKind, Role, RoomEvent,
-    RoomInfo, RoomLogItem, UserEntry, UserId, UserRef, Visibility,
+    AuditItem, EventBody, LeaveReason, Member, Notification, NotificationKind, Presence, Role,
+    RoomEvent, RoomInfo, RoomLogItem, UserEntry, UserId, UserRef, Visibility,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -279,7 +279,30 @@ mirror! {
         online: bool = m.online,
         /// Milliseconds since the Unix epoch.
         joined_at: u64 = m.joined_at,
+        /// online, away or offline (SPEC.md §5.10).
+        presence: PresenceJson = m.presence.unwrap_or(Presence::Offline).into(),
     }
+}
+
+mirror_enum! {
+    /// A user's presence (SPEC.md §5.10).
+    pub enum PresenceJson from Presence {
+        /// No connection open.
+        Offline,
+        /// A connection open, not away.
+        Online,
+        /// A connection open, and the user set away.
+        Away,
+    }
+    /// A presence newer than this server build.
+    else Unknown
+}
+
+/// `PUT /api/me/presence`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PresenceBody {
+    /// `true`: away (SET_AWAY); `false`: back.
+    pub away: bool,
 }
 
 /// A room's members in join order.

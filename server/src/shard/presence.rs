@@ -1,0 +1,319 @@
+//! Presence (SPEC.md §5.10): each user's online / away / offline state
+//! from all of their connections, and the coalescing of the updates pushed
+//! about it. Pure: the caller passes `now` (the server clock).
+//!
+//! Rules:
+//! - a user is `online` while at least one connection is open, `away`
+//!   when they also set SET_AWAY from any connection, `offline` with none;
+//! - away is cleared by SET_AWAY false or when the last connection closes
+//!   (a SET_AWAY with no connection open changes nothing);
+//! - at most one update per user per [`PUSH_INTERVAL_MS`]: a change is
+//!   pushed at once if the user's last push is that old (or there was
+//!   none), otherwise when the interval is over, with the state as it is
+//!   then (the latest wins); if by then the state is back to the one last
+//!   pushed, nothing is pushed at all.
+
+use std::collections::{HashMap, HashSet};
+
+use confab_protocol::{Millis, Presence, UserId};
+
+/// At most one presence update per user in this interval.
+pub const PUSH_INTERVAL_MS: Millis = 1_000;
+
+#[derive(Debug, Clone, Default)]
+struct Entry {
+    /// Open connections.
+    conns: u32,
+    away: bool,
+    /// What the others were last told (`Offline` before any push).
+    shown: Option<Presence>,
+    /// When the last update was pushed.
+    last_push: Option<Millis>,
+    /// State changes since the last push (0: nothing pending).
+    changes: u32,
+}
+
+impl Entry {
+    fn state(&self) -> Presence {
+        match (self.conns, self.away) {
+            (0, _) => Presence::Offline,
+            (_, true) => Presence::Away,
+            (_, false) => Presence::Online,
+        }
+    }
+
+    fn shown(&self) -> Presence {
+        self.shown.unwrap_or(Presence::Offline)
+    }
+}
+
+/// An update due: tell `user`'s rooms they are now `presence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Update {
+    pub user: UserId,
+    pub presence: Presence,
+    /// State changes this update stands for beyond itself (coalesced).
+    pub coalesced: u32,
+}
+
+/// What [`Presences::due`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Due {
+    /// Updates to push now (ascending user).
+    pub updates: Vec<Update>,
+    /// State changes dropped because the state came back to the one last
+    /// pushed before the interval was over.
+    pub flapped: u32,
+}
+
+/// The presence of every user with a connection, or with an update still
+/// to push or an interval still running.
+#[derive(Debug, Clone, Default)]
+pub struct Presences {
+    users: HashMap<UserId, Entry>,
+    /// Users [`Presences::due`] has to look at: a change waits, or an
+    /// offline user's interval still runs (then they are forgotten).
+    pending: HashSet<UserId>,
+}
+
+impl Presences {
+    /// The current presence of `user`.
+    pub fn state(&self, user: UserId) -> Presence {
+        self.users
+            .get(&user)
+            .map_or(Presence::Offline, Entry::state)
+    }
+
+    /// A connection of `user` opened.
+    pub fn connect(&mut self, user: UserId) {
+        self.change(user, |e| e.conns += 1);
+    }
+
+    /// A connection of `user` closed (the last one clears away).
+    pub fn disconnect(&mut self, user: UserId) {
+        self.change(user, |e| {
+            e.conns = e.conns.saturating_sub(1);
+            if e.conns == 0 {
+                e.away = false;
+            }
+        });
+    }
+
+    /// SET_AWAY: `away` set or cleared (no effect without a connection).
+    pub fn set_away(&mut self, user: UserId, away: bool) {
+        self.change(user, |e| {
+            if e.conns > 0 {
+                e.away = away;
+            }
+        });
+    }
+
+    fn change(&mut self, user: UserId, f: impl FnOnce(&mut Entry)) {
+        let e = self.users.entry(user).or_default();
+        let before = e.state();
+        f(e);
+        if e.state() != before {
+            e.changes += 1;
+        }
+        if e.changes > 0 || e.conns == 0 {
+            self.pending.insert(user);
+        }
+    }
+
+    /// Whether [`Presences::due`] has anything to look at.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The updates to push at `now`; forgets offline users once their
+    /// interval is over.
+    pub fn due(&mut self, now: Millis) -> Due {
+        let mut due = Due::default();
+        let users = &mut self.users;
+        self.pending.retain(|user| {
+            let Some(e) = users.get_mut(user) else {
+                return false;
+            };
+            let open = e
+                .last_push
+                .is_none_or(|at| now >= at.saturating_add(PUSH_INTERVAL_MS));
+            if e.changes > 0 && open {
+                let state = e.state();
+                if state == e.shown() {
+                    due.flapped += e.changes;
+                } else {
+                    due.updates.push(Update {
+                        user: *user,
+                        presence: state,
+                        coalesced: e.changes - 1,
+                    });
+                    e.shown = Some(state);
+                    e.last_push = Some(now);
+                }
+                e.changes = 0;
+            }
+            if e.changes > 0 {
+                return true;
+            }
+            if e.conns > 0 {
+                return false;
+            }
+            let cooling = e
+                .last_push
+                .is_some_and(|at| now < at.saturating_add(PUSH_INTERVAL_MS));
+            if !cooling {
+                users.remove(user);
+            }
+            cooling
+        });
+        due.updates.sort_unstable_by_key(|u| u.user);
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: UserId = UserId(1);
+    const B: UserId = UserId(2);
+
+    fn pushed(d: &Due) -> Vec<(UserId, Presence)> {
+        d.updates.iter().map(|u| (u.user, u.presence)).collect()
+    }
+
+    #[test]
+    fn online_while_any_connection_is_open() {
+        let mut p = Presences::default();
+        assert_eq!(p.state(A), Presence::Offline);
+        p.connect(A);
+        p.connect(A);
+        assert_eq!(p.state(A), Presence::Online);
+        p.disconnect(A);
+        assert_eq!(p.state(A), Presence::Online, "the second device is open");
+        p.disconnect(A);
+        assert_eq!(p.state(A), Presence::Offline);
+    }
+
+    #[test]
+    fn away_from_any_device_until_cleared_or_all_connections_drop() {
+        let mut p = Presences::default();
+        p.set_away(A, true);
+        assert_eq!(p.state(A), Presence::Offline, "no connection: no away");
+        p.connect(A);
+        p.connect(A);
+        p.set_away(A, true);
+        assert_eq!(p.state(A), Presence::Away);
+        p.disconnect(A);
+        assert_eq!(p.state(A), Presence::Away, "one device left");
+        p.set_away(A, false);
+        assert_eq!(p.state(A), Presence::Online);
+        p.set_away(A, true);
+        p.disconnect(A);
+        assert_eq!(p.state(A), Presence::Offline);
+        p.connect(A);
+        assert_eq!(
+            p.state(A),
+            Presence::Online,
+            "away ended with the last connection"
+        );
+    }
+
+    #[test]
+    fn the_first_change_is_pushed_at_once() {
+        let mut p = Presences::default();
+        p.connect(A);
+        assert!(p.has_pending());
+        let d = p.due(10_000);
+        assert_eq!(pushed(&d), vec![(A, Presence::Online)]);
+        assert_eq!(d.updates[0].coalesced, 0);
+        assert!(!p.has_pending());
+        assert_eq!(p.due(10_000), Due::default(), "once");
+    }
+
+    #[test]
+    fn at_most_one_update_per_second_and_the_latest_state_wins() {
+        let mut p = Presences::default();
+        p.connect(A);
+        p.due(10_000);
+        p.set_away(A, true);
+        p.set_away(A, false);
+        p.set_away(A, true);
+        assert!(p.due(10_500).updates.is_empty());
+        assert!(p.due(10_999).updates.is_empty());
+        let d = p.due(11_000);
+        assert_eq!(pushed(&d), vec![(A, Presence::Away)]);
+        assert_eq!(d.updates[0].coalesced, 2);
+        // The next change waits for 12,000.
+        p.disconnect(A);
+        assert!(p.due(11_999).updates.is_empty());
+        assert_eq!(pushed(&p.due(12_000)), vec![(A, Presence::Offline)]);
+    }
+
+    #[test]
+    fn a_flap_that_ends_where_it_started_sends_nothing() {
+        let mut p = Presences::default();
+        p.connect(A);
+        p.due(10_000);
+        p.disconnect(A);
+        p.connect(A);
+        let d = p.due(11_000);
+        assert!(d.updates.is_empty());
+        assert_eq!(d.flapped, 2);
+        assert!(!p.has_pending());
+        // The interval still counts from the last push: a change now goes
+        // out at once.
+        p.set_away(A, true);
+        assert_eq!(pushed(&p.due(11_001)), vec![(A, Presence::Away)]);
+    }
+
+    #[test]
+    fn a_change_after_a_quiet_second_goes_out_at_once() {
+        let mut p = Presences::default();
+        p.connect(A);
+        p.due(10_000);
+        p.set_away(A, true);
+        assert_eq!(pushed(&p.due(25_000)), vec![(A, Presence::Away)]);
+        p.set_away(A, true);
+        assert!(!p.has_pending(), "no change");
+    }
+
+    #[test]
+    fn users_are_coalesced_independently_and_listed_in_order() {
+        let mut p = Presences::default();
+        p.connect(B);
+        p.connect(A);
+        assert_eq!(
+            pushed(&p.due(10_000)),
+            vec![(A, Presence::Online), (B, Presence::Online)]
+        );
+        p.set_away(A, true);
+        assert!(p.due(10_200).updates.is_empty());
+        p.connect(UserId(3));
+        assert_eq!(pushed(&p.due(10_300)), vec![(UserId(3), Presence::Online)]);
+        assert_eq!(pushed(&p.due(11_000)), vec![(A, Presence::Away)]);
+    }
+
+    #[test]
+    fn a_redundant_change_is_no_change() {
+        let mut p = Presences::default();
+        p.connect(A);
+        p.due(10_000);
+        p.connect(A);
+        p.set_away(A, false);
+        assert!(p.due(10_000).updates.is_empty(), "still online");
+        assert!(!p.has_pending());
+    }
+
+    #[test]
+    fn offline_users_are_forgotten_once_their_interval_is_over() {
+        let mut p = Presences::default();
+        p.connect(A);
+        p.due(10_000);
+        p.disconnect(A);
+        assert_eq!(pushed(&p.due(11_000)), vec![(A, Presence::Offline)]);
+        assert_eq!(p.users.len(), 1, "the interval runs until 12,000");
+        p.due(12_000);
+        assert!(p.users.is_empty());
+    }
+}
