@@ -680,31 +680,6 @@ async fn a_resume_point_beyond_the_last_event_says_reload_history(t: Transport, 
     srv.stop().await;
 }
 
-/// One test per scenario and transport on SQLite (`tcp::…`, `tls::…`,
-/// `ws::…`), and each scenario once more on Postgres (`tcp_postgres::…`).
-macro_rules! over_transports {
-    ($($scenario:ident),* $(,)?) => {
-        over_transports!(@suite tcp, Transport::Tcp, $($scenario),*);
-        over_transports!(@suite tls, Transport::Tls, $($scenario),*);
-        over_transports!(@suite ws, Transport::Ws, $($scenario),*);
-        over_transports!(@suite tcp_postgres, Transport::Tcp, Backend::Postgres, $($scenario),*);
-    };
-    (@suite $name:ident, $transport:expr, $($scenario:ident),*) => {
-        over_transports!(@suite $name, $transport, Backend::Sqlite, $($scenario),*);
-    };
-    (@suite $name:ident, $transport:expr, $backend:expr, $($scenario:ident),*) => {
-        mod $name {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario($transport, $backend).await
-                }
-            )*
-        }
-    };
-}
-
 over_transports!(
     users_receive_exactly_their_rooms_messages_in_order,
     every_member_sees_sender_timestamp_and_consecutive_sequence_numbers,

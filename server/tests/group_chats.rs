@@ -176,26 +176,6 @@ async fn initial_members_join_in_one_step_are_announced_and_survive_a_restart(
     srv.stop().await;
 }
 
-macro_rules! over_transports {
-    ($($scenario:ident),* $(,)?) => {
-        over_transports!(@suite tcp, Transport::Tcp, Backend::Sqlite, $($scenario),*);
-        over_transports!(@suite tls, Transport::Tls, Backend::Sqlite, $($scenario),*);
-        over_transports!(@suite ws, Transport::Ws, Backend::Sqlite, $($scenario),*);
-        over_transports!(@suite tcp_postgres, Transport::Tcp, Backend::Postgres, $($scenario),*);
-    };
-    (@suite $name:ident, $transport:expr, $backend:expr, $($scenario:ident),*) => {
-        mod $name {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario($transport, $backend).await
-                }
-            )*
-        }
-    };
-}
-
 over_transports!(initial_members_join_in_one_step_are_announced_and_survive_a_restart);
 
 #[tokio::test]

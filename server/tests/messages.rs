@@ -213,26 +213,6 @@ async fn refused_changes_get_their_code_and_change_nothing(t: Transport, backend
     srv.stop().await;
 }
 
-macro_rules! over_transports {
-    ($($scenario:ident),* $(,)?) => {
-        over_transports!(@suite tcp, Transport::Tcp, Backend::Sqlite, $($scenario),*);
-        over_transports!(@suite tls, Transport::Tls, Backend::Sqlite, $($scenario),*);
-        over_transports!(@suite ws, Transport::Ws, Backend::Sqlite, $($scenario),*);
-        over_transports!(@suite tcp_postgres, Transport::Tcp, Backend::Postgres, $($scenario),*);
-    };
-    (@suite $name:ident, $transport:expr, $backend:expr, $($scenario:ident),*) => {
-        mod $name {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario($transport, $backend).await
-                }
-            )*
-        }
-    };
-}
-
 over_transports!(
     edits_and_deletes_are_events_kept_in_history_and_across_a_restart,
     refused_changes_get_their_code_and_change_nothing,

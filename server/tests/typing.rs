@@ -144,26 +144,6 @@ async fn typing_is_forwarded_to_the_others_throttled_and_expires(t: Transport, b
     srv.stop().await;
 }
 
-macro_rules! over_transports {
-    ($($scenario:ident),* $(,)?) => {
-        over_transports!(@suite tcp, Transport::Tcp, Backend::Sqlite, $($scenario),*);
-        over_transports!(@suite tls, Transport::Tls, Backend::Sqlite, $($scenario),*);
-        over_transports!(@suite ws, Transport::Ws, Backend::Sqlite, $($scenario),*);
-        over_transports!(@suite tcp_postgres, Transport::Tcp, Backend::Postgres, $($scenario),*);
-    };
-    (@suite $name:ident, $transport:expr, $backend:expr, $($scenario:ident),*) => {
-        mod $name {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    super::$scenario($transport, $backend).await
-                }
-            )*
-        }
-    };
-}
-
 over_transports!(typing_is_forwarded_to_the_others_throttled_and_expires);
 
 #[tokio::test]

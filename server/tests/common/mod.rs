@@ -399,3 +399,27 @@ impl Drop for CutProxy {
         self.task.abort();
     }
 }
+
+/// Runs each scenario `async fn(Transport, Backend)` of a test file over
+/// TCP, TLS and WebSocket on SQLite and over TCP on Postgres: one module of
+/// `#[tokio::test]`s per door (`tcp`, `tls`, `ws`, `tcp_postgres`).
+#[macro_export]
+macro_rules! over_transports {
+    ($($scenario:ident),* $(,)?) => {
+        $crate::over_transports!(@suite tcp, Transport::Tcp, Backend::Sqlite, $($scenario),*);
+        $crate::over_transports!(@suite tls, Transport::Tls, Backend::Sqlite, $($scenario),*);
+        $crate::over_transports!(@suite ws, Transport::Ws, Backend::Sqlite, $($scenario),*);
+        $crate::over_transports!(@suite tcp_postgres, Transport::Tcp, Backend::Postgres, $($scenario),*);
+    };
+    (@suite $name:ident, $transport:expr, $backend:expr, $($scenario:ident),*) => {
+        mod $name {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    super::$scenario($transport, $backend).await
+                }
+            )*
+        }
+    };
+}
