@@ -161,6 +161,9 @@ impl Signal {
 #[derive(Default)]
 pub(crate) struct Items(Mutex<VecDeque<Outbound>>);
 
+/// Deque slots a drained queue keeps between bursts (8 × 64 bytes).
+const KEEP_ITEMS: usize = 8;
+
 impl Items {
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Outbound>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
@@ -173,6 +176,22 @@ impl Items {
     /// The oldest item.
     pub(crate) fn pop(&self) -> Option<Outbound> {
         self.lock().pop_front()
+    }
+
+    /// Whether nothing is queued; if so, and the deque grew past
+    /// [`KEEP_ITEMS`] slots in a burst, it shrinks back to that, so that a
+    /// connection that received a burst and then goes quiet without ever
+    /// sending does not keep the burst's memory (one reallocation per
+    /// bursty flush, never one per delivery).
+    fn drained(&self) -> bool {
+        let mut q = self.lock();
+        if !q.is_empty() {
+            return false;
+        }
+        if q.capacity() > KEEP_ITEMS {
+            q.shrink_to(KEEP_ITEMS);
+        }
+        true
     }
 
     /// Gives the deque's memory back if nothing is queued.
@@ -471,7 +490,7 @@ impl OutboundQueue {
             drop(guard);
             match progress {
                 Progress::Idle => {
-                    if !self.again.load(Ordering::SeqCst) && self.items.is_empty() {
+                    if !self.again.load(Ordering::SeqCst) && self.items.drained() {
                         return;
                     }
                 }
@@ -637,6 +656,32 @@ impl Drop for Touched {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drained_queue_keeps_a_few_slots_and_a_quiet_one_none() {
+        let items = Items::default();
+        for _ in 0..100 {
+            items.push(Outbound::Event(Bytes::from_static(b"x")));
+        }
+        // Not drained while anything is queued; its memory stays.
+        assert!(!items.drained());
+        assert!(items.lock().capacity() >= 100);
+        while items.pop().is_some() {}
+        // Drained after a burst: back to a few slots.
+        assert!(items.drained());
+        let kept = items.lock().capacity();
+        assert!((1..=KEEP_ITEMS).contains(&kept), "{kept}");
+        // Quiet (the session found it empty): nothing at all.
+        items.release_if_empty();
+        assert_eq!(items.lock().capacity(), 0);
+        // A release with something queued keeps it.
+        items.push(Outbound::Event(Bytes::from_static(b"y")));
+        items.release_if_empty();
+        assert_eq!(
+            items.pop().map(|i| i.frame().clone()),
+            Some(Bytes::from_static(b"y"))
+        );
+    }
 
     #[test]
     fn overflow_aborts_with_slow_consumer_and_refuses_more() {
