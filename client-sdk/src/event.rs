@@ -66,9 +66,13 @@ pub enum Event {
     /// A member of `room` (possibly you, from another device) is now
     /// online, away or offline (SPEC.md §5.10). One per room you share
     /// with them, at most one per user per second (the latest state; a
-    /// quick flap back may send nothing); never sent in rooms above the
-    /// server's presence size limit: read [`crate::Client::members`]
-    /// there. Ephemeral: not replayed after a reconnect.
+    /// quick flap back may send nothing). The server sends the changes of
+    /// one coalescing tick in a room as one PRESENCE frame listing them
+    /// all; the SDK reports one `Presence` per entry, in the frame's
+    /// order, so a reconnect storm arrives as a burst of these. Never sent
+    /// in rooms above the server's presence size limit: read
+    /// [`crate::Client::members`] there. Ephemeral: not replayed after a
+    /// reconnect.
     Presence {
         /// The room whose members are told.
         room: RoomId,

@@ -411,17 +411,18 @@ impl Supervisor {
             Ok(ServerMsg::Notification(n)) => self.emit(Event::Notification(n)),
             Ok(ServerMsg::RoomAnnounced(room)) => self.emit(Event::RoomAnnounced(room)),
             Ok(ServerMsg::ReadMarkerMoved(state)) => self.emit(Event::ReadMarkerMoved(state)),
-            Ok(ServerMsg::Presence {
-                room,
-                user,
-                username,
-                presence,
-            }) => self.emit(Event::Presence {
-                room,
-                user,
-                username,
-                presence,
-            }),
+            // One frame lists every change of a coalescing tick in the
+            // room: one event per entry, in the frame's order.
+            Ok(ServerMsg::Presence { room, changes }) => {
+                for c in changes {
+                    self.emit(Event::Presence {
+                        room,
+                        user: c.user,
+                        username: c.username,
+                        presence: c.presence,
+                    });
+                }
+            }
             Ok(ServerMsg::Typing {
                 room,
                 user,

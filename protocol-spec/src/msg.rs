@@ -81,6 +81,26 @@ pub struct RoomInfo {
     pub created_at: Millis,
 }
 
+/// One entry of a PRESENCE event (SPEC.md §5.10.2): `user` is now
+/// `presence`. A nested item, so later versions can append fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceChange {
+    pub user: UserId,
+    pub username: String,
+    pub presence: crate::Presence,
+}
+
+impl PresenceChange {
+    /// The most bytes one entry takes on the wire, nested (its byte count
+    /// included): what a sender budgets per entry when it splits a list
+    /// over frames.
+    pub fn encoded_len(&self) -> usize {
+        // user (<= 10), username length (<= 10) and bytes, presence (1),
+        // and the nested item's own byte count (<= 10).
+        10 + 10 + self.username.len() + 1 + 10
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub user: UserId,

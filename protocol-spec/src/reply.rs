@@ -138,13 +138,13 @@ pub enum ServerMsg {
     ReadMarker(ReadState),
     /// Event: the user's read marker moved, set on another connection.
     ReadMarkerMoved(ReadState),
-    /// Event: `user`'s presence changed, sent to the members of `room`
-    /// (coalesced; never stored, no seq; SPEC.md §5.10.2).
+    /// Event: the presence of the members of `room` listed in `changes`
+    /// changed, sent to the room's members: every change of one coalescing
+    /// tick in one frame (coalesced; never stored, no seq; SPEC.md
+    /// §5.10.2).
     Presence {
         room: RoomId,
-        user: UserId,
-        username: String,
-        presence: crate::Presence,
+        changes: Vec<crate::PresenceChange>,
     },
     /// Event: another member of `room` started (`typing`) or stopped
     /// typing; never stored, no seq (SPEC.md §5.5.7).
@@ -357,16 +357,16 @@ impl ServerMsg {
                 put_bool(buf, *typing);
             }
             ServerMsg::ReadMarker(s) | ServerMsg::ReadMarkerMoved(s) => s.encode_fields(buf),
-            ServerMsg::Presence {
-                room,
-                user,
-                username,
-                presence,
-            } => {
+            ServerMsg::Presence { room, changes } => {
                 put_varint(buf, room.0);
-                put_varint(buf, user.0);
-                put_str(buf, username);
-                buf.put_u8(presence.code());
+                put_varint(buf, changes.len() as u64);
+                for c in changes {
+                    put_nested(buf, |b| {
+                        put_varint(b, c.user.0);
+                        put_str(b, &c.username);
+                        b.put_u8(c.presence.code());
+                    });
+                }
             }
             ServerMsg::Event(_) => unreachable!("handled above"),
         }
@@ -536,12 +536,20 @@ impl ServerMsg {
             kind::READ_MARKER_MOVED => {
                 ServerMsg::ReadMarkerMoved(ReadState::decode_fields(&mut r)?)
             }
-            kind::PRESENCE => ServerMsg::Presence {
-                room: RoomId(r.varint()?),
-                user: UserId(r.varint()?),
-                username: r.str()?,
-                presence: crate::Presence::from_code(r.u8()?),
-            },
+            kind::PRESENCE => {
+                let room = RoomId(r.varint()?);
+                let n = r.count()?;
+                let mut changes = Vec::with_capacity(prealloc(n));
+                for _ in 0..n {
+                    let mut c = r.nested()?;
+                    changes.push(crate::PresenceChange {
+                        user: UserId(c.varint()?),
+                        username: c.str()?,
+                        presence: crate::Presence::from_code(c.u8()?),
+                    });
+                }
+                ServerMsg::Presence { room, changes }
+            }
             kind::TYPING => ServerMsg::Typing {
                 room: RoomId(r.varint()?),
                 user: UserId(r.varint()?),

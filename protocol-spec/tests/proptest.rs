@@ -10,7 +10,7 @@ use confab_protocol::{
     Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg,
     SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome,
 };
-use confab_protocol::{Presence, ReadState, UnreadSummary};
+use confab_protocol::{Presence, PresenceChange, ReadState, UnreadSummary};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use tokio_util::codec::{Decoder, Encoder};
@@ -423,14 +423,21 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             }),
         read_state().prop_map(ServerMsg::ReadMarker),
         read_state().prop_map(ServerMsg::ReadMarkerMoved),
-        (any::<u64>(), any::<u64>(), text(), any::<u8>()).prop_map(
-            |(room, user, username, presence)| ServerMsg::Presence {
+        (
+            any::<u64>(),
+            proptest::collection::vec((any::<u64>(), text(), any::<u8>()), 0..4)
+        )
+            .prop_map(|(room, changes)| ServerMsg::Presence {
                 room: RoomId(room),
-                user: UserId(user),
-                username,
-                presence: Presence::from_code(presence),
-            }
-        ),
+                changes: changes
+                    .into_iter()
+                    .map(|(user, username, presence)| PresenceChange {
+                        user: UserId(user),
+                        username,
+                        presence: Presence::from_code(presence),
+                    })
+                    .collect(),
+            }),
         (room.clone(), proptest::collection::vec(member(), 0..4))
             .prop_map(|(room, members)| ServerMsg::MemberList { room, members }),
         (room.clone(), any::<u64>(), any::<u64>()).prop_map(|(room, seq, at)| {

@@ -1,8 +1,12 @@
 //! Presence (SPEC.md §5.10), end to end: the real server driven through
 //! the Rust SDK on both stores, and through the HTTP JSON API. The 1 s
 //! coalescing interval runs on the server's clock, which the test steps
-//! forward (no sleeps); its timing rules are unit-tested on explicit times
-//! in `server/src/shard/presence.rs`.
+//! forward (no sleeps); updates go out on the shards' 250 ms tick, one
+//! PRESENCE frame per room listing every change of the tick, which the SDK
+//! reports as one `Event::Presence` per entry. The timing rules and the
+//! grouping are unit-tested on explicit times in
+//! `server/src/shard/presence.rs` (and the one frame per room per tick in
+//! `server/src/shard/tests.rs`).
 
 mod common;
 
@@ -151,8 +155,8 @@ async fn devices_away_coalescing_and_large_rooms(backend: Backend) {
         (pair, alice_id, Presence::Online)
     );
     // A flap that ends where it started sends nothing at all, even once
-    // the second is over (a SET_AWAY that changes nothing makes every
-    // shard look at what is due before the marker).
+    // the second is over: the first update after it is the next real
+    // change (away), not the online the flap ended at.
     alice2.set_away(true).await.unwrap();
     alice2.set_away(false).await.unwrap();
     step();
@@ -162,6 +166,13 @@ async fn devices_away_coalescing_and_large_rooms(backend: Backend) {
         presence_until(&bob, alice_id, "m4").await,
         vec![],
         "the flap online→away→online sent nothing"
+    );
+    step();
+    alice2.set_away(true).await.unwrap();
+    assert_eq!(
+        next_presence(&bob, alice_id).await.0,
+        (pair, alice_id, Presence::Away),
+        "the flap sent nothing before the next change"
     );
 
     // The last device goes: offline (and away is forgotten).

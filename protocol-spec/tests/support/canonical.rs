@@ -9,7 +9,7 @@ use confab_protocol::{
     RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UnreadSummary,
     UserEntry, UserId, UserRef, Visibility, Welcome,
 };
-use confab_protocol::{LeaveReason, NotificationKind, Presence, Request};
+use confab_protocol::{LeaveReason, NotificationKind, Presence, PresenceChange, Request};
 use serde_json::Value;
 
 /// A JSON value whose objects keep their keys in the order written, so the
@@ -477,16 +477,23 @@ pub fn server_msg(m: &ServerMsg) -> J {
             J::Obj(fields)
         }
         ServerMsg::ReadMarker(x) | ServerMsg::ReadMarkerMoved(x) => read_state(x),
-        ServerMsg::Presence {
-            room,
-            user,
-            username,
-            presence,
-        } => J::Obj(vec![
+        ServerMsg::Presence { room, changes } => J::Obj(vec![
             ("room", n(room.0)),
-            ("user", n(user.0)),
-            ("username", s(username)),
-            ("presence", named(presence.code(), presence.name())),
+            (
+                "changes",
+                J::Arr(
+                    changes
+                        .iter()
+                        .map(|c| {
+                            J::Obj(vec![
+                                ("user", n(c.user.0)),
+                                ("username", s(&c.username)),
+                                ("presence", named(c.presence.code(), c.presence.name())),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
         ]),
         ServerMsg::MemberList { room, members } => J::Obj(vec![
             ("room", n(room.0)),
@@ -1003,9 +1010,14 @@ pub fn server_msg_from(t: u8, v: &Value) -> ServerMsg {
         kind::READ_MARKER_MOVED => ServerMsg::ReadMarkerMoved(read_state_from(v)),
         kind::PRESENCE => ServerMsg::Presence {
             room: RoomId(num(v, "room")),
-            user: UserId(num(v, "user")),
-            username: text(v, "username"),
-            presence: presence_from(v, "presence"),
+            changes: list(v, "changes")
+                .iter()
+                .map(|c| PresenceChange {
+                    user: UserId(num(c, "user")),
+                    username: text(c, "username"),
+                    presence: presence_from(c, "presence"),
+                })
+                .collect(),
         },
         kind::MEMBER_LIST => ServerMsg::MemberList {
             room: RoomId(num(v, "room")),

@@ -10,7 +10,7 @@ use confab_protocol::{
     Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId,
     UserRef, Visibility, Welcome,
 };
-use confab_protocol::{LeaveReason, NotificationKind, Presence};
+use confab_protocol::{LeaveReason, NotificationKind, Presence, PresenceChange};
 use confab_protocol::{ReadState, UnreadSummary};
 
 /// A decoded frame and the side that sends it.
@@ -800,25 +800,41 @@ pub fn round_trip() -> Vec<RoundTrip> {
             })),
         ),
         v(
-            "87_presence_away.json",
-            "PRESENCE: bob is away (told to the members of room 42)",
+            "87_presence_one.json",
+            "PRESENCE: one change in the tick, bob is away (told to the members of room 42)",
             0,
             S(ServerMsg::Presence {
                 room: RoomId(42),
-                user: UserId(23),
-                username: "bob".into(),
-                presence: Presence::Away,
+                changes: vec![PresenceChange {
+                    user: UserId(23),
+                    username: "bob".into(),
+                    presence: Presence::Away,
+                }],
             }),
         ),
         v(
-            "87_presence_offline.json",
-            "PRESENCE: bob went offline (his last connection closed)",
+            "87_presence_several.json",
+            "PRESENCE: three changes of one tick in one frame (alice online, bob offline, carol away)",
             0,
             S(ServerMsg::Presence {
                 room: RoomId(42),
-                user: UserId(23),
-                username: "bob".into(),
-                presence: Presence::Offline,
+                changes: vec![
+                    PresenceChange {
+                        user: UserId(17),
+                        username: "alice".into(),
+                        presence: Presence::Online,
+                    },
+                    PresenceChange {
+                        user: UserId(23),
+                        username: "bob".into(),
+                        presence: Presence::Offline,
+                    },
+                    PresenceChange {
+                        user: UserId(31),
+                        username: "carol".into(),
+                        presence: Presence::Away,
+                    },
+                ],
             }),
         ),
         v(

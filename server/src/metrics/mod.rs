@@ -127,6 +127,7 @@ pub mod name {
     pub const TYPING_DELIVERIES: &str = "confab_typing_deliveries_total";
     pub const TYPING_SUPPRESSED: &str = "confab_typing_suppressed_total";
     pub const PRESENCE_PUSHED: &str = "confab_presence_pushed_total";
+    pub const PRESENCE_CHANGES: &str = "confab_presence_changes_total";
     pub const PRESENCE_DELIVERIES: &str = "confab_presence_deliveries_total";
     pub const PRESENCE_SUPPRESSED: &str = "confab_presence_suppressed_total";
     pub const READ_MARKERS: &str = "confab_read_markers_total";
@@ -163,6 +164,7 @@ pub struct Metrics {
     pub typing_deliveries: Counter,
     pub typing_suppressed: Counter,
     pub presence_pushed: Counter,
+    pub presence_changes: Counter,
     pub presence_deliveries: Counter,
     pub presence_coalesced: Counter,
     pub presence_large_room: Counter,
@@ -380,15 +382,19 @@ fn describe() {
     );
     describe_counter!(
         PRESENCE_PUSHED,
-        "PRESENCE events pushed, one per (update, room), not per recipient."
+        "PRESENCE frames pushed, one per room per coalescing tick (more only when a list is split), not per recipient."
+    );
+    describe_counter!(
+        PRESENCE_CHANGES,
+        "User presence changes carried by PRESENCE frames, one per (user, room): the sum of the frames' list lengths."
     );
     describe_counter!(
         PRESENCE_DELIVERIES,
-        "PRESENCE event frames queued to connections (sum of recipients)."
+        "PRESENCE frames queued to connections (sum of recipients)."
     );
     describe_counter!(
         PRESENCE_SUPPRESSED,
-        "Presence changes not pushed, by reason: `coalesced` (a later change within the user's 1 s interval replaced it, or the state came back to the one last pushed), `large_room` (an update not pushed to a room above presence_max_members)."
+        "Presence changes not pushed, by reason: `coalesced` (a later change within the user's 1 s interval replaced it, or the state came back to the one last pushed), `large_room` (a user change not pushed to a room above presence_max_members, one per (user, room))."
     );
     describe_counter!(
         READ_MARKERS,
@@ -444,6 +450,7 @@ impl Metrics {
             typing_deliveries: counter!(TYPING_DELIVERIES),
             typing_suppressed: counter!(TYPING_SUPPRESSED),
             presence_pushed: counter!(PRESENCE_PUSHED),
+            presence_changes: counter!(PRESENCE_CHANGES),
             presence_deliveries: counter!(PRESENCE_DELIVERIES),
             presence_coalesced: counter!(PRESENCE_SUPPRESSED, "reason" => "coalesced"),
             presence_large_room: counter!(PRESENCE_SUPPRESSED, "reason" => "large_room"),
@@ -507,10 +514,12 @@ pub enum PresenceSuppressed {
     LargeRoom,
 }
 
-/// One PRESENCE event was queued to `recipients` connections.
-pub fn presence_pushed(recipients: usize) {
+/// One PRESENCE frame carrying `changes` user changes was queued to
+/// `recipients` connections.
+pub fn presence_pushed(changes: usize, recipients: usize) {
     let m = get();
     m.presence_pushed.increment(1);
+    m.presence_changes.increment(changes as u64);
     m.presence_deliveries.increment(recipients as u64);
 }
 

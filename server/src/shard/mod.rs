@@ -25,7 +25,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use confab_protocol::{
-    ErrorCode, ResumePoint, RoomEvent, RoomId, Seq, ServerMsg, UserEntry, UserId, Visibility,
+    ErrorCode, PresenceChange, ResumePoint, RoomEvent, RoomId, Seq, ServerMsg, UserEntry, UserId,
+    Visibility,
 };
 use confab_store::{AuditEntry, NotificationRecord, StoredEvent, WriteOp};
 use tokio::sync::{mpsc, oneshot};
@@ -483,10 +484,8 @@ impl Shard {
                 self.expire_typing();
                 self.push_presence();
             }
-            ShardCmd::SetAway { user, away } => {
-                self.presence.set_away(user, away);
-                self.push_presence();
-            }
+            // Pushed on the next Tick, with the other changes of the tick.
+            ShardCmd::SetAway { user, away } => self.presence.set_away(user, away),
             ShardCmd::CheckReadMarker {
                 room,
                 user,
@@ -794,8 +793,8 @@ impl Shard {
     }
 
     fn attach(&mut self, user: UserId, conn: Arc<OutboundQueue>, resume: &[ResumePoint]) {
+        // Pushed on the next Tick, with the other changes of the tick.
         self.presence.connect(user);
-        self.push_presence();
         let conns = self.online.entry(user).or_default();
         if conns.is_empty() && self.index == 0 {
             crate::metrics::get().online_users.increment(1.0);
@@ -838,13 +837,14 @@ impl Shard {
                 }
             }
         }
-        self.push_presence();
     }
 
-    /// Pushes the presence updates that are due (SPEC.md §5.10.2): one
-    /// PRESENCE event per room of this shard the user is a member of, to
-    /// every connection receiving it, unless the room has more than
-    /// `presence_max_members` members.
+    /// Pushes the presence updates that are due (SPEC.md §5.10.2), on the
+    /// coalescing tick: the changes due are grouped by room of this shard
+    /// (the user a member, the room live and of at most
+    /// `presence_max_members` members), and each room gets one PRESENCE
+    /// frame listing them all, encoded once and queued to every connection
+    /// receiving the room (split only past the frame size limit).
     fn push_presence(&mut self) {
         if !self.presence.has_pending() {
             return;
@@ -858,6 +858,8 @@ impl Shard {
                 u64::from(coalesced + due.flapped),
             );
         }
+        let mut batches = presence::RoomBatches::default();
+        let mut large_room = 0;
         for update in due.updates {
             let Some(room_ids) = self.user_rooms.get(&update.user) else {
                 continue;
@@ -870,32 +872,45 @@ impl Shard {
                     continue;
                 }
                 if slot.room.members().len() > self.presence_max_members {
-                    crate::metrics::presence_suppressed(
-                        crate::metrics::PresenceSuppressed::LargeRoom,
-                        1,
-                    );
+                    large_room += 1;
                     continue;
                 }
                 let Some(member) = slot.room.member(update.user) else {
                     continue;
                 };
-                let frame = encode_reply(
-                    0,
-                    &ServerMsg::Presence {
-                        room: *room_id,
+                batches.add(
+                    *room_id,
+                    PresenceChange {
                         user: update.user,
                         username: member.username.clone(),
                         presence: update.presence,
                     },
                 );
-                let mut sent = 0;
-                for conn in &slot.subscribers {
-                    conn.push(frame.clone());
-                    self.touched.note(conn);
-                    sent += 1;
-                }
-                crate::metrics::presence_pushed(sent);
             }
+        }
+        crate::metrics::presence_suppressed(
+            crate::metrics::PresenceSuppressed::LargeRoom,
+            large_room,
+        );
+        for (room_id, changes) in batches.into_frames(presence::MAX_FRAME_PAYLOAD) {
+            let Some(slot) = self.rooms.get(&room_id) else {
+                continue;
+            };
+            let carried = changes.len();
+            let frame = encode_reply(
+                0,
+                &ServerMsg::Presence {
+                    room: room_id,
+                    changes,
+                },
+            );
+            let mut sent = 0;
+            for conn in &slot.subscribers {
+                conn.push(frame.clone());
+                self.touched.note(conn);
+                sent += 1;
+            }
+            crate::metrics::presence_pushed(carried, sent);
         }
     }
 }

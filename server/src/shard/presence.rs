@@ -11,11 +11,21 @@
 //!   pushed at once if the user's last push is that old (or there was
 //!   none), otherwise when the interval is over, with the state as it is
 //!   then (the latest wins); if by then the state is back to the one last
-//!   pushed, nothing is pushed at all.
+//!   pushed, nothing is pushed at all;
+//! - the updates of one coalescing tick are grouped by room
+//!   ([`RoomBatches`]): one PRESENCE frame per room lists every member
+//!   whose update is due, split over several frames only when the list
+//!   would exceed [`MAX_FRAME_PAYLOAD`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use confab_protocol::{Millis, Presence, UserId};
+use confab_protocol::{Millis, Presence, PresenceChange, RoomId, UserId};
+
+/// At most this many payload bytes per PRESENCE frame: a tick's list for a
+/// room that would be longer is split over several frames (SPEC.md
+/// §5.10.2). The default `max_frame_len` (65,536) less the frame header's
+/// type and request id.
+pub const MAX_FRAME_PAYLOAD: usize = 65_536 - 5;
 
 /// At most one presence update per user in this interval.
 pub const PUSH_INTERVAL_MS: Millis = 1_000;
@@ -171,6 +181,45 @@ impl Presences {
     }
 }
 
+/// The updates of one tick grouped by room: what each room's PRESENCE
+/// frames list.
+#[derive(Debug, Clone, Default)]
+pub struct RoomBatches {
+    rooms: BTreeMap<RoomId, Vec<PresenceChange>>,
+}
+
+impl RoomBatches {
+    /// `change` is to be told in `room`.
+    pub fn add(&mut self, room: RoomId, change: PresenceChange) {
+        self.rooms.entry(room).or_default().push(change);
+    }
+
+    /// The frames to push: one per room (ascending room, the changes in
+    /// the order added), a room's list split over several only where it
+    /// would exceed `max_payload` bytes.
+    pub fn into_frames(self, max_payload: usize) -> Vec<(RoomId, Vec<PresenceChange>)> {
+        let mut frames = Vec::with_capacity(self.rooms.len());
+        for (room, changes) in self.rooms {
+            // room and count: at most 10 bytes each.
+            let mut size = 20;
+            let mut current = Vec::new();
+            for c in changes {
+                let len = c.encoded_len();
+                if !current.is_empty() && size + len > max_payload {
+                    frames.push((room, std::mem::take(&mut current)));
+                    size = 20;
+                }
+                size += len;
+                current.push(c);
+            }
+            if !current.is_empty() {
+                frames.push((room, current));
+            }
+        }
+        frames
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,5 +364,106 @@ mod tests {
         assert_eq!(p.users.len(), 1, "the interval runs until 12,000");
         p.due(12_000);
         assert!(p.users.is_empty());
+    }
+
+    /// The frames of the updates due at `now`, each user in the rooms
+    /// `rooms` lists for them.
+    fn frames(
+        p: &mut Presences,
+        now: Millis,
+        rooms: &[(UserId, &[u64])],
+        max_payload: usize,
+    ) -> Vec<(u64, Vec<(UserId, Presence)>)> {
+        let mut batches = RoomBatches::default();
+        for u in p.due(now).updates {
+            let (_, of) = rooms.iter().find(|(user, _)| *user == u.user).unwrap();
+            for room in *of {
+                batches.add(
+                    RoomId(*room),
+                    PresenceChange {
+                        user: u.user,
+                        username: format!("user{}", u.user.0),
+                        presence: u.presence,
+                    },
+                );
+            }
+        }
+        batches
+            .into_frames(max_payload)
+            .into_iter()
+            .map(|(room, changes)| {
+                let list = changes.iter().map(|c| (c.user, c.presence)).collect();
+                (room.0, list)
+            })
+            .collect()
+    }
+
+    const C: UserId = UserId(3);
+
+    #[test]
+    fn several_users_changing_in_one_tick_make_one_frame_per_room() {
+        let mut p = Presences::default();
+        // A in rooms 1 and 2, B in 1, C in 2 and 3.
+        let rooms: &[(UserId, &[u64])] = &[(A, &[1, 2]), (B, &[1]), (C, &[2, 3])];
+        p.connect(C);
+        p.connect(A);
+        p.connect(B);
+        assert_eq!(
+            frames(&mut p, 10_000, rooms, MAX_FRAME_PAYLOAD),
+            vec![
+                (1, vec![(A, Presence::Online), (B, Presence::Online)]),
+                (2, vec![(A, Presence::Online), (C, Presence::Online)]),
+                (3, vec![(C, Presence::Online)]),
+            ]
+        );
+        // Within the second: held back, then one frame per room with the
+        // latest state of each, and nothing for a flap (B).
+        p.set_away(A, true);
+        p.disconnect(C);
+        p.disconnect(B);
+        p.connect(B);
+        assert!(frames(&mut p, 10_250, rooms, MAX_FRAME_PAYLOAD).is_empty());
+        p.set_away(A, false);
+        p.set_away(A, true);
+        assert_eq!(
+            frames(&mut p, 11_000, rooms, MAX_FRAME_PAYLOAD),
+            vec![
+                (1, vec![(A, Presence::Away)]),
+                (2, vec![(A, Presence::Away), (C, Presence::Offline)]),
+                (3, vec![(C, Presence::Offline)]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reconnect_storm_is_one_frame_per_room() {
+        let mut p = Presences::default();
+        let members: Vec<(UserId, Vec<u64>)> =
+            (0..1_000).map(|u| (UserId(u), vec![u / 100])).collect();
+        let rooms: Vec<(UserId, &[u64])> =
+            members.iter().map(|(u, r)| (*u, r.as_slice())).collect();
+        for (u, _) in &members {
+            p.connect(*u);
+        }
+        let f = frames(&mut p, 10_000, &rooms, MAX_FRAME_PAYLOAD);
+        assert_eq!(f.len(), 10);
+        assert!(f.iter().all(|(_, list)| list.len() == 100));
+    }
+
+    #[test]
+    fn a_list_over_the_frame_limit_is_split() {
+        let mut p = Presences::default();
+        let rooms: &[(UserId, &[u64])] = &[(A, &[7]), (B, &[7]), (C, &[7])];
+        p.connect(A);
+        p.connect(B);
+        p.connect(C);
+        // Room and count (20) and two entries of 36 bytes ("userN") fit.
+        assert_eq!(
+            frames(&mut p, 10_000, rooms, 20 + 2 * 36),
+            vec![
+                (7, vec![(A, Presence::Online), (B, Presence::Online)]),
+                (7, vec![(C, Presence::Online)]),
+            ]
+        );
     }
 }

@@ -397,3 +397,74 @@ fn typing_goes_to_the_other_members_only_and_expires_on_the_clock() {
     assert!(h.shard.typing_rooms.is_empty(), "nothing left to tick");
     assert!(h.writes.try_recv().is_err(), "typing is never stored");
 }
+
+/// The PRESENCE frames among what `c` received: (room, [(user, presence)]).
+fn presence_frames(c: &mut Client) -> Vec<(RoomId, Vec<(UserId, confab_protocol::Presence)>)> {
+    c.received()
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            ServerMsg::Presence { room, changes } => {
+                Some((room, changes.iter().map(|c| (c.user, c.presence)).collect()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn presence_changes_of_one_tick_go_out_as_one_frame_per_room() {
+    use confab_protocol::Presence::{Away, Offline, Online};
+    const CAROL: UserId = UserId(3);
+    let mut h = Harness::new(16);
+    let clock = h.shard.clock.clone();
+    clock.freeze();
+    let (mut a, mut b, mut c) = (h.client(), h.client(), h.client());
+    h.attach(ALICE, &a, &[]);
+    h.attach(BOB, &b, &[]);
+    h.attach(CAROL, &c, &[]);
+    h.create(&a, ALICE, "alice");
+    for (by, user, name) in [(&b, BOB, "bob"), (&c, CAROL, "carol")] {
+        h.apply(
+            by,
+            Command::Join {
+                user,
+                username: name.into(),
+            },
+        );
+    }
+    h.commit_all();
+    for cl in [&mut a, &mut b, &mut c] {
+        cl.received();
+    }
+    // The three connections came up before the tick: one frame, all three.
+    h.shard.handle(ShardCmd::Tick);
+    let all_online = vec![(ROOM, vec![(ALICE, Online), (BOB, Online), (CAROL, Online)])];
+    for cl in [&mut a, &mut b, &mut c] {
+        assert_eq!(presence_frames(cl), all_online);
+    }
+    h.shard.handle(ShardCmd::Tick);
+    assert_eq!(presence_frames(&mut a), vec![], "once");
+    // Within the second: held back; when it is over, one frame with the
+    // latest state of each.
+    h.shard.handle(ShardCmd::SetAway {
+        user: BOB,
+        away: true,
+    });
+    h.shard.handle(ShardCmd::Detach {
+        user: CAROL,
+        conn: c.conn.id,
+    });
+    h.shard.handle(ShardCmd::Tick);
+    assert_eq!(presence_frames(&mut a), vec![]);
+    clock.advance(std::time::Duration::from_millis(1_000));
+    h.shard.handle(ShardCmd::Tick);
+    assert_eq!(
+        presence_frames(&mut a),
+        vec![(ROOM, vec![(BOB, Away), (CAROL, Offline)])]
+    );
+    assert_eq!(
+        presence_frames(&mut b),
+        vec![(ROOM, vec![(BOB, Away), (CAROL, Offline)])],
+        "the user's own connection too"
+    );
+}

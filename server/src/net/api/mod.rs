@@ -471,7 +471,7 @@ async fn set_read_marker(
     security(("bearer" = [])),
     request_body = PresenceBody,
     responses(
-        (status = 204, description = "Taken: SET_AWAY. `away` true shows the caller as away on every connection they have open until cleared (`false`) or all of them close; with no connection open (HTTP alone) it changes nothing. Members of the caller's rooms get a PRESENCE event (coalesced: at most one per user per second; none in rooms above the server's presence size limit)."),
+        (status = 204, description = "Taken: SET_AWAY. `away` true shows the caller as away on every connection they have open until cleared (`false`) or all of them close; with no connection open (HTTP alone) it changes nothing. Members of the caller's rooms get the change in a PRESENCE event (coalesced: at most one per user per second, a room's changes of one 250 ms tick in one frame; none in rooms above the server's presence size limit)."),
         (status = 400, description = "Malformed body.", body = ErrorBody),
         AuthedErrors, JsonBodyErrors,
     ))]
