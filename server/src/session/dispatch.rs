@@ -127,18 +127,8 @@ impl Session {
             }
             Request::LeaveRoom { room } => self.apply(req_id, room, Command::Leave { user }).await,
             Request::SendMessage { room, body } => {
-                if let Err((code, message)) =
-                    validate::check_message(&body, self.state.config.max_message_len)
-                {
-                    self.conn.error(req_id, code, message);
-                    return true;
-                }
-                if !self.may_send(user) {
-                    crate::metrics::rate_limited();
-                    return self.reject(req_id, ErrorCode::RateLimited);
-                }
-                if self.pushed_back(req_id) {
-                    return true;
+                if let Some(go_on) = self.refuse_message(req_id, user, &body) {
+                    return go_on;
                 }
                 self.apply(req_id, room, Command::Post { user, text: body })
                     .await
@@ -226,20 +216,10 @@ impl Session {
             }
 
             Request::EditMessage { room, seq, text } => {
-                if let Err((code, message)) =
-                    validate::check_message(&text, self.state.config.max_message_len)
-                {
-                    self.conn.error(req_id, code, message);
-                    return true;
-                }
-                // An edit costs what a message costs: the same limit and
-                // the same push-back.
-                if !self.may_send(user) {
-                    crate::metrics::rate_limited();
-                    return self.reject(req_id, ErrorCode::RateLimited);
-                }
-                if self.pushed_back(req_id) {
-                    return true;
+                // An edit costs what a message costs: the same checks, the
+                // same limit and the same push-back.
+                if let Some(go_on) = self.refuse_message(req_id, user, &text) {
+                    return go_on;
                 }
                 let cmd = Command::EditMessage {
                     user,
@@ -468,8 +448,27 @@ impl Session {
         self.state.router.send(room, cmd).await
     }
 
-    /// Whether `user` may send one more message now: the connection's own
-    /// bucket, or a one-shot caller's shared limit.
+    /// The checks a message's text passes before it is routed
+    /// (SEND_MESSAGE and EDIT_MESSAGE alike): its shape, the sender's rate
+    /// limit, push-back. `Some(go_on)` when the request was refused (and
+    /// answered); `None` to go on.
+    fn refuse_message(&mut self, req_id: u32, user: UserId, text: &str) -> Option<bool> {
+        if let Err((code, message)) =
+            validate::check_message(text, self.state.config.max_message_len)
+        {
+            self.conn.error(req_id, code, message);
+            return Some(true);
+        }
+        if !self.may_send(user) {
+            crate::metrics::rate_limited();
+            return Some(self.reject(req_id, ErrorCode::RateLimited));
+        }
+        if self.pushed_back(req_id) {
+            return Some(true);
+        }
+        None
+    }
+
     /// Push-back (SPEC §7.5): while more than `write_backlog_max`
     /// operations wait for the batch writer, a write that would add to
     /// them is refused with OVERLOADED and a retry hint, before anything
@@ -486,6 +485,8 @@ impl Session {
         true
     }
 
+    /// Whether `user` may send one more message now: the connection's own
+    /// bucket, or a one-shot caller's shared limit.
     fn may_send(&mut self, user: UserId) -> bool {
         match (&mut self.bucket, &self.limit) {
             (Some(bucket), _) => bucket.try_take(),
