@@ -188,6 +188,17 @@ async fn read_markers_over_http() {
         }
     };
 
+    // A seq past 2^63 - 1 is malformed (as every id in the API), refused
+    // before the room is even looked at.
+    let (status, v) = put(1 << 63).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("2^63"),
+        "{v}"
+    );
     let (status, v) = put(first.seq.0).await;
     assert_eq!(status, 403, "{v}");
     assert_eq!(v["error"]["name"], json!("NOT_A_MEMBER"));

@@ -462,7 +462,7 @@ async fn set_read_marker(
 ) -> ApiResult<Json<ReadStateBody>> {
     let req = Request::SetReadMarker {
         room,
-        seq: Seq(b.seq),
+        seq: Seq(b.seq.get()),
     };
     reply!(caller.call(req).await, ServerMsg::ReadMarker(state) => Json(state.into()))
 }

@@ -224,8 +224,8 @@ impl From<confab_protocol::ReadState> for ReadStateBody {
 pub struct ReadMarkerBody {
     /// The seq of the last event read: at most the room's last seq. A
     /// value below the current marker changes nothing.
-    #[schema(minimum = 0)]
-    pub seq: u64,
+    #[schema(value_type = i64, minimum = 0, example = 42)]
+    pub seq: Id63,
 }
 
 /// `GET /api/rooms` query.
