@@ -99,7 +99,7 @@ export const member = nested(
  * the reference decoder does, a username beside a non-zero id is dropped.
  */
 const userRefStruct = struct({ id: u64, username: string });
-export const userRef: Codec<StructOut<typeof userRefStruct.spec>, StructIn<typeof userRefStruct.spec>> = {
+export const userRefCodec: Codec<StructOut<typeof userRefStruct.spec>, StructIn<typeof userRefStruct.spec>> = {
   ...userRefStruct,
   decode(r) {
     const v = userRefStruct.decode(r);
@@ -224,7 +224,7 @@ export const REQUESTS = {
       name: string,
       topic: string,
       visibility,
-      members: appendedDefault(list(userRef), [], { omitOnWire: true, omitInJson: true }),
+      members: appendedDefault(list(userRefCodec), [], { omitOnWire: true, omitInJson: true }),
     },
     ["ROOM"],
   ),
@@ -239,12 +239,12 @@ export const REQUESTS = {
   SEND_MESSAGE: request(0x15, { room: u64, body: string }, ["MESSAGE_ACK"]),
   HISTORY: request(0x16, { room: u64, before: u64, limit: u32 }, ["HISTORY_PAGE"]),
   MY_ROOMS: request(0x17, {}, ["ROOM_LIST"]),
-  INVITE: request(0x18, { room: u64, user: userRef }, ["OK"]),
+  INVITE: request(0x18, { room: u64, user: userRefCodec }, ["OK"]),
   RESPOND_INVITE: request(0x19, { room: u64, accept: bool }, ["ROOM", "OK"]),
   REQUEST_JOIN: request(0x1a, { room: u64 }, ["OK"]),
   DECIDE_REQUEST: request(0x1b, { room: u64, user: u64, approve: bool }, ["OK"]),
   KICK: request(0x1c, { room: u64, user: u64 }, ["OK"]),
-  BAN: request(0x1d, { room: u64, user: userRef }, ["OK"]),
+  BAN: request(0x1d, { room: u64, user: userRefCodec }, ["OK"]),
   UNBAN: request(0x1e, { room: u64, user: u64 }, ["OK"]),
   SET_ROLE: request(0x1f, { room: u64, user: u64, role }, ["OK"]),
   LIST_JOIN_REQUESTS: request(0x20, { room: u64 }, ["USER_LIST"]),

@@ -4,3 +4,8 @@ export * from "./wire.js";
 export * from "./schema.js";
 export * from "./frames.js";
 export * from "./codec.js";
+export * from "./backoff.js";
+export * from "./clock.js";
+export * from "./tracker.js";
+export * from "./events.js";
+export * from "./client.js";
