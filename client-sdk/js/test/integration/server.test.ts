@@ -169,7 +169,10 @@ describe("against a real confabd", () => {
     const alice = await newUser("ra");
     const bob = await newUser("rb", {
       WebSocket: CuttableWebSocket as unknown as WebSocketConstructor,
+      // Full jitter would pick anywhere in [0, 1500] ms: pin it near the top
+      // so that alice's messages go out while bob is away.
       reconnect: { initialDelayMs: 1500, maxDelayMs: 1500 },
+      random: () => 0.999,
     });
     const room = await alice.c.createRoom(name("resume"));
     await bob.c.joinRoom(room.id);
@@ -181,8 +184,9 @@ describe("against a real confabd", () => {
     await alice.c.sendMessage(room.id, "before");
     await until(() => messages(bobEvents, room.id).length === 1, 5000, "the first message");
 
+    expect(bob.c.resumePoints()).toContainEqual({ room: room.id, after: bobEvents.at(-1)?.seq });
     CuttableWebSocket.cutAll();
-    await until(() => bob.c.state === "reconnecting", 5000, "bob reconnecting");
+    await until(() => states.includes("reconnecting"), 5000, "bob reconnecting");
     // Sent while bob is away: replayed to him on resume.
     for (const t of ["while", "bob", "was", "away"]) await alice.c.sendMessage(room.id, t);
     await until(() => bob.c.state === "connected", 10_000, "bob back");
@@ -206,12 +210,16 @@ describe("against a real confabd", () => {
     bob.c.on("roomevent", (e) => bobEvents.push(e));
     const closes: string[] = [];
     alice.c.on("close", (c) => closes.push(c.codeName));
+    const aliceStates: ConnectionState[] = [];
+    const bobStates: ConnectionState[] = [];
+    alice.c.on("statechange", (s) => aliceStates.push(s.state));
+    bob.c.on("statechange", (s) => bobStates.push(s.state));
 
     const first = await alice.c.sendMessage(room.id, "one");
     await until(() => messages(bobEvents, room.id).length === 1, 5000, "the first message");
 
     await server.stop(); // SIGTERM: CLOSE SHUTTING_DOWN, then exit
-    await until(() => alice.c.state === "reconnecting" && bob.c.state === "reconnecting", 10_000, "both reconnecting");
+    await until(() => aliceStates.includes("reconnecting") && bobStates.includes("reconnecting"), 10_000, "both reconnecting");
     expect(closes).toContain("SHUTTING_DOWN");
     // Made during the outage: waits for the reconnect, is not dropped.
     const queued = alice.c.sendMessage(room.id, "two");
