@@ -147,6 +147,8 @@ interface Link {
   serverEnd: ConfabError | undefined;
   heartbeatTimer: TimerHandle | undefined;
   deadTimer: TimerHandle | undefined;
+  /** The request id of the heartbeat PING awaiting its PONG, if any. */
+  pingId: number | undefined;
   lastRx: number;
 }
 
@@ -349,6 +351,7 @@ export class ConfabClient extends EventTarget {
       serverEnd: undefined,
       heartbeatTimer: undefined,
       deadTimer: undefined,
+      pingId: undefined,
       lastRx: this.clock.now(),
     };
     this.link = link;
@@ -502,7 +505,10 @@ export class ConfabClient extends EventTarget {
     const tick = () => {
       if (this.link !== link) return;
       const sentAt = this.clock.now();
+      // At most one heartbeat awaits its PONG: an older one is forgotten.
+      if (link.pingId !== undefined) this.pending.delete(link.pingId);
       const id = this.allocateId();
+      link.pingId = id;
       this.pending.set(id, { type: "heartbeat", resolve: () => {}, reject: () => {}, timer: undefined });
       this.rawSend(link, encodeRequest(id, { type: "PING", nonce: id }));
       if (link.deadTimer === undefined) {

@@ -250,6 +250,38 @@ describe("requests", () => {
 });
 
 describe("the send queue", () => {
+  it("holds requests made before the first WELCOME", async () => {
+    const { client } = setup();
+    void client.connect();
+    const p = client.listRooms({ query: "x" });
+    const { ws } = await welcome();
+    const sent = ws.requests("LIST_ROOMS")[0]!;
+    expect(sent.message).toEqual({ type: "LIST_ROOMS", query: "x", offset: 0, limit: 50, exact: false });
+    ws.deliver(sent.requestId, { type: "ROOM_LIST", total: 0, rooms: [] });
+    expect(await p).toEqual({ rooms: [], total: 0 });
+  });
+
+  it("a session that expired while away ends reconnection, and queued requests fail as not sent", async () => {
+    const { client, clock } = setup({ token: "old" });
+    const disconnected = record(client, "statechange");
+    void client.connect();
+    await welcome({ session: { user: 1, username: "a" } });
+    socket().drop();
+    const p = rejection(client.sendMessage(1, "x"));
+    await clock.advance(500);
+    const ws = socket();
+    ws.open();
+    expect(ws.requests("HELLO")[0]!.message.token).toBe("old");
+    ws.deliver(ws.last().requestId, { type: "ERROR", code: 201, message: "expired" });
+    ws.deliver(0, { type: "CLOSE", code: 201, message: "expired" });
+    expect((await p).kind).toBe("not_sent");
+    expect(client.state).toBe("disconnected");
+    expect(client.token).toBeUndefined();
+    expect(disconnected.at(-1)?.error?.codeName).toBe("INVALID_TOKEN");
+    await clock.advance(60_000);
+    expect(sockets.length).toBe(2);
+  });
+
   it("holds requests made while reconnecting and sends them, in order, once connected", async () => {
     const { client, clock } = setup({ requestTimeoutMs: 5000 });
     void client.connect();
