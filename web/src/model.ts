@@ -204,7 +204,7 @@ export class App {
   notifications: Notification[] = [];
   notifUnread = 0;
   notifHasMore = false;
-  /** Rooms announced since the room list was loaded, newest last. */
+  /** Rooms announced (ROOM_ANNOUNCED) since the page loaded, in arrival order; only ever appended to. */
   announced: RoomInfo[] = [];
   toasts: Toast[] = [];
   away = false;
@@ -416,7 +416,8 @@ export class App {
     }
   }
 
-  async refreshMyRooms(): Promise<void> {
+  /** Reloads the user's rooms and unread counts; resolves with the rooms that are new. */
+  async refreshMyRooms(): Promise<number[]> {
     try {
       const mine = await this.client.myRooms();
       const had = new Set(this.myRooms.keys());
@@ -425,20 +426,22 @@ export class App {
         const rs = this.room(r.id);
         rs.info = r;
         rs.removed = undefined;
-        if (had.size > 0 && !had.has(r.id) && r.owner !== this.me?.user) {
-          this.toast({ title: "Added to a room", body: `You are now a member of ${r.name}`, href: `/chat/${r.id}`, tone: "info" });
-        }
       }
       for (const s of mine.readStates) {
         const rs = this.room(s.room);
         rs.readSeq = Math.max(rs.readSeq, s.readSeq);
         rs.unread = s.unread;
       }
+      const added = mine.rooms.map((r) => r.id).filter((id) => !had.has(id));
+      // The open room just became ours (an approved request, say): load it.
       const v = this.viewing;
-      if (v !== undefined && this.myRooms.has(v)) this.markReadSoon(v);
+      if (v !== undefined && added.includes(v)) this.openRoom(v);
+      else if (v !== undefined && this.myRooms.has(v)) this.markReadSoon(v);
       this.changed();
+      return added;
     } catch {
       // Offline: the next connection loads them again.
+      return [];
     }
   }
 
@@ -774,9 +777,15 @@ export class App {
   }
 
   private onAnnounced(info: RoomInfo): void {
-    this.announced = [...this.announced.filter((r) => r.id !== info.id), info];
+    this.announced = [...this.announced, info];
     // Initial members of a new room learn of it here (SPEC.md §5.3.2).
-    if (info.owner !== this.me?.user) void this.refreshMyRooms();
+    if (info.owner !== this.me?.user) {
+      void this.refreshMyRooms().then((added) => {
+        if (added.includes(info.id)) {
+          this.toast({ title: "Added to a room", body: `You are now a member of ${info.name}`, href: `/chat/${info.id}`, tone: "info" });
+        }
+      });
+    }
     this.changed();
   }
 

@@ -9,6 +9,7 @@ import { app, describe, errorCode, presenceOf, type Item, type RoomState } from 
 import { navigate } from "../router";
 import { AdminPanel } from "./Admin";
 import { Dialog, Feedback, Link, PresenceDot, Time, useAction, useApp } from "./common";
+import { RoomMark } from "./icons";
 
 export function Chat(props: { room: number; admin: boolean }) {
   const a = useApp();
@@ -24,7 +25,7 @@ export function Chat(props: { room: number; admin: boolean }) {
       <header class="chat-head">
         <div class="chat-title">
           <h1 id="room-title">
-            <span aria-hidden="true">{info?.visibility === "private" ? "🔒 " : "# "}</span>
+            <span class="mark"><RoomMark private={info?.visibility === "private"} /></span>
             {info?.name ?? `Room ${props.room}`}
           </h1>
           {info?.topic ? <p class="topic">{info.topic}</p> : null}
@@ -367,7 +368,8 @@ function Composer(props: { room: number }) {
         id="composer-input"
         ref={ref}
         rows={1}
-        placeholder="Write a message… (Enter sends, Shift+Enter for a new line)"
+        placeholder={`Message ${app.myRooms.get(props.room)?.name ?? ""}`}
+        aria-describedby="composer-hint"
         value={text}
         onInput={(e) => {
           setText(e.currentTarget.value);
@@ -386,6 +388,9 @@ function Composer(props: { room: number }) {
       <button type="submit" class="primary" disabled={text.trim() === "" || tooLong}>
         Send
       </button>
+      <p id="composer-hint" class="hint composer-hint">
+        Enter sends · Shift+Enter starts a new line
+      </p>
       {tooLong ? (
         <p class="feedback error composer-error" role="alert">
           Too long: at most {max} bytes.

@@ -7,6 +7,7 @@ import { extensions } from "../extensions";
 import { app, describe, errorCode, notificationText } from "../model";
 import { navigate } from "../router";
 import { Feedback, Link, Time, useAction, useApp } from "./common";
+import { RoomMark } from "./icons";
 
 export function NotificationsPage() {
   const a = useApp();
@@ -133,7 +134,7 @@ function LogRow(props: { it: RoomLogItem }) {
     <li class="room-card" data-room={it.room.id}>
       <div class="room-card-main">
         <h2>
-          <span aria-hidden="true">{it.room.visibility === "private" ? "🔒 " : "# "}</span>
+          <span class="mark"><RoomMark private={it.room.visibility === "private"} /></span>
           {it.room.name}
         </h2>
         <p class="meta">

@@ -6,6 +6,7 @@ import { useEffect, useState } from "preact/hooks";
 import { app, describe, errorCode } from "../model";
 import { navigate } from "../router";
 import { Dialog, Feedback, Link, useAction, useApp } from "./common";
+import { RoomMark } from "./icons";
 
 type Filter = "all" | "joined" | "public" | "private";
 const PAGE = 50;
@@ -26,9 +27,12 @@ export function Rooms() {
   const [creating, setCreating] = useState(false);
   const [joinError, setJoinError] = useState<{ room: number; text: string } | undefined>();
 
+  // Announcements before the list was fetched are in it (or hidden from the user since, e.g. banned).
+  const [since, setSince] = useState(0);
   const load = async (q: string, offset: number) => {
     setLoading(true);
     setError("");
+    if (offset === 0) setSince(app.announced.length);
     try {
       const page = await app.client.listRooms({ query: q.trim(), offset, limit: PAGE });
       setRooms((old) => (offset === 0 ? page.rooms : [...old, ...page.rooms]));
@@ -48,7 +52,7 @@ export function Rooms() {
 
   // Rooms announced live (ROOM_ANNOUNCED) join the list when they match.
   const shown = new Map(rooms.map((r) => [r.id, r]));
-  for (const r of a.announced) if (matches(r, query)) shown.set(r.id, { ...shown.get(r.id), ...r });
+  for (const r of a.announced.slice(since)) if (matches(r, query)) shown.set(r.id, r);
   for (const r of a.myRooms.values()) if (shown.has(r.id)) shown.set(r.id, r);
   const list = [...shown.values()]
     .filter((r) => filter === "all" || (filter === "joined" ? a.myRooms.has(r.id) : r.visibility === filter))
@@ -97,7 +101,7 @@ export function Rooms() {
             <li key={r.id} class="room-card" data-room={r.id}>
               <div class="room-card-main">
                 <h2>
-                  <span aria-hidden="true">{r.visibility === "private" ? "🔒 " : "# "}</span>
+                  <span class="mark"><RoomMark private={r.visibility === "private"} /></span>
                   {r.name}
                   {r.visibility === "private" ? <span class="tag">private</span> : null}
                 </h2>

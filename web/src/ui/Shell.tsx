@@ -11,6 +11,7 @@ import { Login } from "./Login";
 import { NotificationsPage, ProfilePage, RoomLogPage } from "./Pages";
 import { Rooms } from "./Rooms";
 import { Unreachable } from "./Unreachable";
+import { BellIcon, RoomMark } from "./icons";
 
 const STATUS_TEXT = {
   connected: "Connected",
@@ -62,7 +63,7 @@ function TopBar(props: { onMenu: () => void }) {
       {a.phase === "ready" && a.me !== undefined ? (
         <nav class="top-actions" aria-label="Account">
           <Link href="/notifications" class="bell" aria-label={`Notifications, ${a.notifUnread} unread`}>
-            <span aria-hidden="true">🔔</span>
+            <BellIcon />
             {a.notifUnread > 0 ? (
               <span class="badge" data-testid="notif-badge">
                 {a.notifUnread}
@@ -116,8 +117,8 @@ function Sidebar(props: { open: boolean; onClose: () => void }) {
           return (
             <li key={r.id}>
               <Link href={`/chat/${r.id}`} aria-current={here ? "page" : undefined} aria-label={`${r.name}${unread > 0 ? `, ${unread} unread` : ""}`}>
-                <span class="hash" aria-hidden="true">
-                  {r.visibility === "private" ? "🔒" : "#"}
+                <span class="hash">
+                  <RoomMark private={r.visibility === "private"} />
                 </span>
                 <span class="room-name">{r.name}</span>
                 {unread > 0 ? <span class="badge">{unread}</span> : null}

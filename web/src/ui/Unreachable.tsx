@@ -3,6 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 
 import { useApp } from "./common";
+import { PlugIcon } from "./icons";
 
 export function Unreachable() {
   const a = useApp();
@@ -16,8 +17,8 @@ export function Unreachable() {
   return (
     <main class="center-page" id="main">
       <section class="card unreachable" aria-labelledby="unreachable-title" data-testid="unreachable">
-        <div class="big-icon" aria-hidden="true">
-          ⚡
+        <div class="big-icon">
+          <PlugIcon />
         </div>
         <h1 id="unreachable-title">The Confab server is unreachable</h1>
         <p>
