@@ -72,7 +72,12 @@ export class Confabd {
     closeSync(log);
     this.child = child;
     let gone = false;
-    this.exited = new Promise((r) => child.once("exit", () => { gone = true; r(); }));
+    this.exited = new Promise((r) =>
+      child.once("exit", () => {
+        gone = true;
+        r();
+      }),
+    );
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (gone) throw new Error(`confabd exited at start-up:\n${this.log()}`);

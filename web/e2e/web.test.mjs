@@ -207,7 +207,10 @@ test("an admin invites by username and the invitee accepts", async () => {
   await alice.page.waitForURL(`**/chat/${rooms.secret}`);
 
   await bob.page.locator(".toast").filter({ hasText: "alice invited you to secret" }).waitFor();
-  await bob.page.getByRole("link", { name: /^Notifications/ }).first().click();
+  await bob.page
+    .getByRole("link", { name: /^Notifications/ })
+    .first()
+    .click();
   const item = bob.page.locator(".notifications li").filter({ hasText: "alice invited you to secret" });
   await shoot(bob.page, "notifications");
   await item.getByRole("button", { name: "Accept" }).click();
@@ -269,7 +272,10 @@ test("a server restart: reconnecting, then connected, and nothing lost", async (
   await server.stop();
   await until("alice's indicator to say reconnecting", async () => (await status(alice.page)) === "reconnecting");
   await until("bob's indicator to say reconnecting", async () => (await status(bob.page)) === "reconnecting");
-  await alice.page.getByText(/Reconnecting/).first().waitFor();
+  await alice.page
+    .getByText(/Reconnecting/)
+    .first()
+    .waitFor();
   // Sent while the server is down: waits, then goes out on reconnection.
   await say(alice.page, "sent during the outage");
   await alice.page.locator('[data-outgoing="sending"]').waitFor();

@@ -112,7 +112,7 @@ export function describe(e: unknown): string {
   if (e instanceof ConfabError) {
     switch (e.kind) {
       case "server":
-        return e.serverMessage !== "" ? `${e.serverMessage} (${e.codeName})` : e.codeName ?? "refused";
+        return e.serverMessage !== "" ? `${e.serverMessage} (${e.codeName})` : (e.codeName ?? "refused");
       case "not_sent":
         return "Not sent: the server could not be reached.";
       case "disconnected":
@@ -337,17 +337,23 @@ export class App {
     this.phase = "boot";
     this.conn = "connecting";
     const on = this.offClient;
-    on.push(c.on("statechange", (s) => {
-      this.conn = s.state;
-      this.attempt = s.attempt;
-      this.retryAt = s.state === "reconnecting" ? Date.now() + s.delayMs : 0;
-      if (s.state === "reconnecting" && !this.everConnected) this.phase = "unreachable";
-      if (s.state === "disconnected" && this.everConnected && (s.error?.codeName === "LOGGED_OUT" || s.error?.codeName === "INVALID_TOKEN")) {
-        this.sessionEnded(s.error.codeName === "LOGGED_OUT" ? "You were logged out." : "Your session expired: log in again.");
-        return;
-      }
-      this.changed();
-    }));
+    on.push(
+      c.on("statechange", (s) => {
+        this.conn = s.state;
+        this.attempt = s.attempt;
+        this.retryAt = s.state === "reconnecting" ? Date.now() + s.delayMs : 0;
+        if (s.state === "reconnecting" && !this.everConnected) this.phase = "unreachable";
+        if (
+          s.state === "disconnected" &&
+          this.everConnected &&
+          (s.error?.codeName === "LOGGED_OUT" || s.error?.codeName === "INVALID_TOKEN")
+        ) {
+          this.sessionEnded(s.error.codeName === "LOGGED_OUT" ? "You were logged out." : "Your session expired: log in again.");
+          return;
+        }
+        this.changed();
+      }),
+    );
     on.push(c.on("connected", ({ reconnected }) => this.onConnected(c, reconnected)));
     on.push(c.on("roomevent", (ev) => this.onRoomEvent(ev)));
     on.push(c.on("resumegap", ({ room }) => this.onResumeGap(room)));
@@ -355,14 +361,16 @@ export class App {
     on.push(c.on("roomannounced", (info) => this.onAnnounced(info)));
     on.push(c.on("typing", (t) => this.onTyping(t.room, t.user, t.username, t.typing)));
     on.push(c.on("presence", (p) => this.onPresence(p.room, p.changes)));
-    on.push(c.on("readmarkermoved", (r) => {
-      const rs = this.room(r.room);
-      if (r.readSeq >= rs.readSeq) {
-        rs.readSeq = r.readSeq;
-        rs.unread = r.unread;
-        this.changed();
-      }
-    }));
+    on.push(
+      c.on("readmarkermoved", (r) => {
+        const rs = this.room(r.room);
+        if (r.readSeq >= rs.readSeq) {
+          rs.readSeq = r.readSeq;
+          rs.unread = r.unread;
+          this.changed();
+        }
+      }),
+    );
     c.connect().catch((e: unknown) => {
       if (this.client !== c) return;
       if (errorCode(e) === "INVALID_TOKEN") {
@@ -575,7 +583,10 @@ export class App {
     const rs = this.rooms.get(room);
     if (rs === undefined || !rs.membersLoaded) return;
     clearTimeout(this.membersTimers.get(room));
-    this.membersTimers.set(room, setTimeout(() => void this.loadMembers(room), 150));
+    this.membersTimers.set(
+      room,
+      setTimeout(() => void this.loadMembers(room), 150),
+    );
   }
 
   async join(room: number): Promise<RoomInfo> {
@@ -679,7 +690,8 @@ export class App {
     switch (b.kind) {
       case "member_joined":
         if (ev.actor === me) void this.refreshMyRooms();
-        else if (this.viewing !== rs.id) this.toast({ title: roomName, body: `${ev.actorName} joined`, href: `/chat/${rs.id}`, tone: "info" });
+        else if (this.viewing !== rs.id)
+          this.toast({ title: roomName, body: `${ev.actorName} joined`, href: `/chat/${rs.id}`, tone: "info" });
         if (rs.info !== undefined && ev.actor !== me) rs.info = { ...rs.info, memberCount: rs.info.memberCount + 1 };
         this.membersSoon(rs.id);
         break;

@@ -4,7 +4,7 @@ import type { UserEntry } from "@confab/sdk";
 import { useEffect, useState } from "preact/hooks";
 
 import { app, describe } from "../model";
-import { Dialog, Feedback, PresenceDot, Time, useAction, useApp } from "./common";
+import { Dialog, Feedback, PresenceDot, RunButton, Time, useAction, useApp } from "./common";
 import { presenceOf } from "../model";
 
 export function AdminPanel(props: { room: number; onClose: () => void }) {
@@ -64,7 +64,15 @@ export function AdminPanel(props: { room: number; onClose: () => void }) {
           <h3 id="mem-title">Members</h3>
           <ul class="rows">
             {rs.members.map((m) => (
-              <MemberAdminRow key={m.user} room={props.room} user={m.user} username={m.username} role={String(m.role)} presence={presenceOf(m)} ownerView={role === "owner"} />
+              <MemberAdminRow
+                key={m.user}
+                room={props.room}
+                user={m.user}
+                username={m.username}
+                role={String(m.role)}
+                presence={presenceOf(m)}
+                ownerView={role === "owner"}
+              />
             ))}
           </ul>
         </section>
@@ -161,28 +169,37 @@ function UserForm(props: { title: string; label: string; button: string; danger?
 
 function RequestRow(props: { room: number; entry: UserEntry; onDone: () => void }) {
   const action = useAction();
-  const decide = (approve: boolean) =>
-    void action.run(async () => {
-      await app.client.decideRequest(props.room, props.entry.user, approve);
-      props.onDone();
-    });
+  const decide = async (approve: boolean) => {
+    await app.client.decideRequest(props.room, props.entry.user, approve);
+    props.onDone();
+  };
   return (
     <li class="row" data-request={props.entry.username}>
       <span class="grow">
-        <strong>{props.entry.username}</strong> <span class="muted">asked <Time at={props.entry.at} /></span>
+        <strong>{props.entry.username}</strong>{" "}
+        <span class="muted">
+          asked <Time at={props.entry.at} />
+        </span>
       </span>
-      <button type="button" class="primary" disabled={action.busy} onClick={() => decide(true)} aria-label={`Approve ${props.entry.username}`}>
+      <RunButton action={action} class="primary" label={`Approve ${props.entry.username}`} run={() => decide(true)}>
         Approve
-      </button>
-      <button type="button" class="ghost" disabled={action.busy} onClick={() => decide(false)} aria-label={`Deny ${props.entry.username}`}>
+      </RunButton>
+      <RunButton action={action} label={`Deny ${props.entry.username}`} run={() => decide(false)}>
         Deny
-      </button>
+      </RunButton>
       <Feedback error={action.error} done="" />
     </li>
   );
 }
 
-function MemberAdminRow(props: { room: number; user: number; username: string; role: string; presence: "online" | "away" | "offline"; ownerView: boolean }) {
+function MemberAdminRow(props: {
+  room: number;
+  user: number;
+  username: string;
+  role: string;
+  presence: "online" | "away" | "offline";
+  ownerView: boolean;
+}) {
   const action = useAction();
   const me = app.me?.user;
   const self = props.user === me;
@@ -194,26 +211,22 @@ function MemberAdminRow(props: { room: number; user: number; username: string; r
       <PresenceDot presence={props.presence} />
       <span class="grow">
         {props.username}
-        {self ? <span class="muted"> (you)</span> : null} {props.role !== "member" ? <span class={`tag role-${props.role}`}>{props.role}</span> : null}
+        {self ? <span class="muted"> (you)</span> : null}{" "}
+        {props.role !== "member" ? <span class={`tag role-${props.role}`}>{props.role}</span> : null}
       </span>
       {props.ownerView && !self && !isOwner ? (
-        <button
-          type="button"
-          class="ghost"
-          disabled={action.busy}
-          onClick={() => void action.run(() => app.client.setRole(props.room, props.user, props.role === "admin" ? "member" : "admin"))}
-        >
+        <RunButton action={action} run={() => app.client.setRole(props.room, props.user, props.role === "admin" ? "member" : "admin")}>
           {props.role === "admin" ? "Remove admin" : "Make admin"}
-        </button>
+        </RunButton>
       ) : null}
       {canModerate ? (
         <>
-          <button type="button" class="ghost" disabled={action.busy} onClick={() => void action.run(() => app.client.kick(props.room, props.user))} aria-label={`Kick ${props.username}`}>
+          <RunButton action={action} class="ghost" label={`Kick ${props.username}`} run={() => app.client.kick(props.room, props.user)}>
             Kick
-          </button>
-          <button type="button" class="danger" disabled={action.busy} onClick={() => void action.run(() => app.client.ban(props.room, props.user))} aria-label={`Ban ${props.username}`}>
+          </RunButton>
+          <RunButton action={action} class="danger" label={`Ban ${props.username}`} run={() => app.client.ban(props.room, props.user)}>
             Ban
-          </button>
+          </RunButton>
         </>
       ) : null}
       <Feedback error={action.error} done="" />
@@ -226,22 +239,22 @@ function BanRow(props: { room: number; entry: UserEntry; onDone: () => void }) {
   return (
     <li class="row" data-banned={props.entry.username}>
       <span class="grow">
-        <strong>{props.entry.username}</strong> <span class="muted">since <Time at={props.entry.at} /></span>
+        <strong>{props.entry.username}</strong>{" "}
+        <span class="muted">
+          since <Time at={props.entry.at} />
+        </span>
       </span>
-      <button
-        type="button"
+      <RunButton
+        action={action}
         class="ghost"
-        disabled={action.busy}
-        onClick={() =>
-          void action.run(async () => {
-            await app.client.unban(props.room, props.entry.user);
-            props.onDone();
-          })
-        }
-        aria-label={`Unban ${props.entry.username}`}
+        label={`Unban ${props.entry.username}`}
+        run={async () => {
+          await app.client.unban(props.room, props.entry.user);
+          props.onDone();
+        }}
       >
         Unban
-      </button>
+      </RunButton>
       <Feedback error={action.error} done="" />
     </li>
   );

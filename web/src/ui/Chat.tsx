@@ -8,7 +8,7 @@ import { extensions } from "../extensions";
 import { app, describe, errorCode, presenceOf, type Item, type RoomState } from "../model";
 import { navigate } from "../router";
 import { AdminPanel } from "./Admin";
-import { Dialog, Feedback, Link, PresenceDot, Time, useAction, useApp } from "./common";
+import { ConfirmDialog, Feedback, Link, PresenceDot, RunButton, Time, useAction, useApp } from "./common";
 import { RoomMark } from "./icons";
 
 export function Chat(props: { room: number; admin: boolean }) {
@@ -25,7 +25,9 @@ export function Chat(props: { room: number; admin: boolean }) {
       <header class="chat-head">
         <div class="chat-title">
           <h1 id="room-title">
-            <span class="mark"><RoomMark private={info?.visibility === "private"} /></span>
+            <span class="mark">
+              <RoomMark private={info?.visibility === "private"} />
+            </span>
             {info?.name ?? `Room ${props.room}`}
           </h1>
           {info?.topic ? <p class="topic">{info.topic}</p> : null}
@@ -59,31 +61,21 @@ export function Chat(props: { room: number; admin: boolean }) {
 }
 
 function LeaveDialog(props: { room: number; name: string; onClose: () => void }) {
-  const action = useAction();
   return (
-    <Dialog title={`Leave ${props.name}?`} onClose={props.onClose}>
-      <p>You will stop receiving its messages. A public room can be joined again; a private one needs an invitation or an approved request.</p>
-      <Feedback error={action.error} done="" />
-      <div class="actions">
-        <button type="button" class="ghost" onClick={props.onClose}>
-          Stay
-        </button>
-        <button
-          type="button"
-          class="danger"
-          disabled={action.busy}
-          onClick={() =>
-            void action.run(async () => {
-              await app.leave(props.room);
-              props.onClose();
-              navigate("/");
-            })
-          }
-        >
-          Leave
-        </button>
-      </div>
-    </Dialog>
+    <ConfirmDialog
+      title={`Leave ${props.name}?`}
+      confirm="Leave"
+      cancel="Stay"
+      onClose={props.onClose}
+      run={async () => {
+        await app.leave(props.room);
+        navigate("/");
+      }}
+    >
+      <p>
+        You will stop receiving its messages. A public room can be joined again; a private one needs an invitation or an approved request.
+      </p>
+    </ConfirmDialog>
   );
 }
 
@@ -164,11 +156,12 @@ function Timeline(props: { rs: RoomState; isAdmin: boolean }) {
       ) : null}
       <ol class="items">
         {items.map((item) => {
-          const divider = item === firstNew ? (
-            <li key={`new-${item.seq}`} class="new-divider" role="separator" aria-label="New messages">
-              <span>New messages</span>
-            </li>
-          ) : null;
+          const divider =
+            item === firstNew ? (
+              <li key={`new-${item.seq}`} class="new-divider" role="separator" aria-label="New messages">
+                <span>New messages</span>
+              </li>
+            ) : null;
           if (item.kind === "system") {
             return [
               divider,
@@ -196,12 +189,22 @@ function Timeline(props: { rs: RoomState; isAdmin: boolean }) {
               {editing !== item.seq && (canEdit || canDelete) ? (
                 <div class="msg-actions">
                   {canEdit ? (
-                    <button type="button" class="link" onClick={() => setEditing(item.seq)} aria-label={`Edit message: ${item.text.slice(0, 40)}`}>
+                    <button
+                      type="button"
+                      class="link"
+                      onClick={() => setEditing(item.seq)}
+                      aria-label={`Edit message: ${item.text.slice(0, 40)}`}
+                    >
                       Edit
                     </button>
                   ) : null}
                   {canDelete ? (
-                    <button type="button" class="link danger-text" onClick={() => setDeleting(item)} aria-label={`Delete message: ${item.text.slice(0, 40)}`}>
+                    <button
+                      type="button"
+                      class="link danger-text"
+                      onClick={() => setDeleting(item)}
+                      aria-label={`Delete message: ${item.text.slice(0, 40)}`}
+                    >
                       Delete
                     </button>
                   ) : null}
@@ -241,32 +244,22 @@ function Timeline(props: { rs: RoomState; isAdmin: boolean }) {
 }
 
 function DeleteDialog(props: { room: number; item: Item; onClose: () => void }) {
-  const action = useAction();
   const theirs = props.item.actor !== app.me?.user;
   return (
-    <Dialog title="Delete this message?" onClose={props.onClose}>
+    <ConfirmDialog
+      title="Delete this message?"
+      confirm="Delete"
+      cancel="Cancel"
+      onClose={props.onClose}
+      run={() => app.remove(props.room, props.item.seq)}
+    >
       <blockquote class="quote">{props.item.text}</blockquote>
-      <p>{theirs ? `It was sent by ${props.item.actorName}; as an admin you can delete it (this is recorded in the audit trail).` : "Everyone will see that a message was deleted."}</p>
-      <Feedback error={action.error} done="" />
-      <div class="actions">
-        <button type="button" class="ghost" onClick={props.onClose}>
-          Cancel
-        </button>
-        <button
-          type="button"
-          class="danger"
-          disabled={action.busy}
-          onClick={() =>
-            void action.run(async () => {
-              await app.remove(props.room, props.item.seq);
-              props.onClose();
-            })
-          }
-        >
-          Delete
-        </button>
-      </div>
-    </Dialog>
+      <p>
+        {theirs
+          ? `It was sent by ${props.item.actorName}; as an admin you can delete it (this is recorded in the audit trail).`
+          : "Everyone will see that a message was deleted."}
+      </p>
+    </ConfirmDialog>
   );
 }
 
@@ -469,60 +462,51 @@ function NotMember(props: { rs: RoomState }) {
         <Feedback error={action.error} done={action.done} />
         <div class="actions">
           {invited ? (
-            <button
-              type="button"
+            <RunButton
+              action={action}
               class="primary"
-              disabled={action.busy}
-              onClick={() =>
-                void action.run(async () => {
-                  await app.acceptInvite(rs.id);
-                })
-              }
+              run={async () => {
+                await app.acceptInvite(rs.id);
+              }}
             >
               Accept invitation
-            </button>
+            </RunButton>
           ) : null}
           {!privateRoom ? (
-            <button
-              type="button"
+            <RunButton
+              action={action}
               class={invited ? "ghost" : "primary"}
-              disabled={action.busy}
-              onClick={() =>
-                void action.run(async () => {
-                  try {
-                    await app.join(rs.id);
-                  } catch (e) {
-                    if (errorCode(e) === "ROOM_PRIVATE") {
-                      setPrivateRoom(true);
-                      return "This room is private: ask its admins to let you in.";
-                    }
-                    throw e;
+              run={async () => {
+                try {
+                  await app.join(rs.id);
+                } catch (e) {
+                  if (errorCode(e) === "ROOM_PRIVATE") {
+                    setPrivateRoom(true);
+                    return "This room is private: ask its admins to let you in.";
                   }
-                  return undefined;
-                })
-              }
+                  throw e;
+                }
+                return undefined;
+              }}
             >
               Join
-            </button>
+            </RunButton>
           ) : null}
-          <button
-            type="button"
+          <RunButton
+            action={action}
             class={privateRoom && !invited ? "primary" : "ghost"}
-            disabled={action.busy}
-            onClick={() =>
-              void action.run(async () => {
-                try {
-                  await app.client.requestJoin(rs.id);
-                } catch (e) {
-                  if (errorCode(e) === "ALREADY_REQUESTED") return "Your request is already waiting for an admin.";
-                  throw new Error(describe(e));
-                }
-                return "Request sent: an admin of the room will decide.";
-              })
-            }
+            run={async () => {
+              try {
+                await app.client.requestJoin(rs.id);
+              } catch (e) {
+                if (errorCode(e) === "ALREADY_REQUESTED") return "Your request is already waiting for an admin.";
+                throw new Error(describe(e));
+              }
+              return "Request sent: an admin of the room will decide.";
+            }}
           >
             Request to join
-          </button>
+          </RunButton>
           <Link href="/" class="button ghost">
             Browse rooms
           </Link>

@@ -20,12 +20,34 @@ export function Login() {
     <main class="center-page" id="main">
       <form class="card login" onSubmit={submit} aria-labelledby="login-title">
         <h1 id="login-title">{register ? "Create an account" : "Log in to Confab"}</h1>
-        {a.loginNotice !== "" ? <p class="notice" role="status">{a.loginNotice}</p> : null}
+        {a.loginNotice !== "" ? (
+          <p class="notice" role="status">
+            {a.loginNotice}
+          </p>
+        ) : null}
         <div class="tabs" role="tablist" aria-label="Log in or register">
-          <button type="button" role="tab" aria-selected={!register} class={!register ? "active" : ""} onClick={() => { setMode("login"); action.clear(); }}>
+          <button
+            type="button"
+            role="tab"
+            aria-selected={!register}
+            class={!register ? "active" : ""}
+            onClick={() => {
+              setMode("login");
+              action.clear();
+            }}
+          >
             Log in
           </button>
-          <button type="button" role="tab" aria-selected={register} class={register ? "active" : ""} onClick={() => { setMode("register"); action.clear(); }}>
+          <button
+            type="button"
+            role="tab"
+            aria-selected={register}
+            class={register ? "active" : ""}
+            onClick={() => {
+              setMode("register");
+              action.clear();
+            }}
+          >
             Register
           </button>
         </div>

@@ -6,7 +6,7 @@ import { useEffect, useState } from "preact/hooks";
 import { extensions } from "../extensions";
 import { app, describe, errorCode, notificationText } from "../model";
 import { navigate } from "../router";
-import { Feedback, Link, Time, useAction, useApp } from "./common";
+import { Feedback, Link, RunButton, Time, useAction, useApp } from "./common";
 import { RoomMark } from "./icons";
 
 export function NotificationsPage() {
@@ -17,7 +17,12 @@ export function NotificationsPage() {
     <main class="page" id="main">
       <div class="page-head">
         <h1>Notifications</h1>
-        <button type="button" class="ghost" disabled={a.notifUnread === 0 || action.busy} onClick={() => void action.run(() => app.markAllRead())}>
+        <button
+          type="button"
+          class="ghost"
+          disabled={a.notifUnread === 0 || action.busy}
+          onClick={() => void action.run(() => app.markAllRead())}
+        >
           Mark all read
         </button>
       </div>
@@ -36,7 +41,10 @@ export function NotificationsPage() {
           <li key={n.id} class={n.read ? "read" : "unread"} data-kind={String(n.kind)}>
             {!n.read ? <span class="unread-dot" aria-label="unread" /> : null}
             <span class="grow">
-              {notificationText(n)} <span class="muted">· <Time at={n.at} /></span>
+              {notificationText(n)}{" "}
+              <span class="muted">
+                · <Time at={n.at} />
+              </span>
             </span>
             <NotificationAction room={n.room} kind={String(n.kind)} />
           </li>
@@ -58,32 +66,30 @@ function NotificationAction(props: { room: number; kind: string }) {
   if (props.kind === "invited" && !member) {
     return (
       <span class="inline-actions">
-        <button
-          type="button"
+        <RunButton
+          action={action}
           class="primary"
-          disabled={action.busy}
-          onClick={() =>
-            void action.run(async () => {
-              try {
-                await app.acceptInvite(props.room);
-              } catch (e) {
-                if (errorCode(e) === "NOT_INVITED") throw new Error("This invitation is no longer open.");
-                throw e;
-              }
-              navigate(`/chat/${props.room}`);
-            })
-          }
+          run={async () => {
+            try {
+              await app.acceptInvite(props.room);
+            } catch (e) {
+              if (errorCode(e) === "NOT_INVITED") throw new Error("This invitation is no longer open.");
+              throw e;
+            }
+            navigate(`/chat/${props.room}`);
+          }}
         >
           Accept
-        </button>
-        <button
-          type="button"
-          class="ghost"
-          disabled={action.busy}
-          onClick={() => void action.run(async () => { await app.client.declineInvite(props.room); return "Declined."; })}
+        </RunButton>
+        <RunButton
+          action={action}
+          run={async () => {
+            await app.client.declineInvite(props.room);
+            return "Declined.";
+          }}
         >
           Decline
-        </button>
+        </RunButton>
         <Feedback error={action.error} done={action.done} />
       </span>
     );
@@ -134,7 +140,9 @@ function LogRow(props: { it: RoomLogItem }) {
     <li class="room-card" data-room={it.room.id}>
       <div class="room-card-main">
         <h2>
-          <span class="mark"><RoomMark private={it.room.visibility === "private"} /></span>
+          <span class="mark">
+            <RoomMark private={it.room.visibility === "private"} />
+          </span>
           {it.room.name}
         </h2>
         <p class="meta">
@@ -153,33 +161,27 @@ function LogRow(props: { it: RoomLogItem }) {
           Open
         </Link>
       ) : it.room.visibility === "public" ? (
-        <button
-          type="button"
+        <RunButton
+          action={action}
           class="primary"
-          disabled={action.busy}
-          onClick={() =>
-            void action.run(async () => {
-              await app.join(it.room.id);
-              navigate(`/chat/${it.room.id}`);
-            })
-          }
+          run={async () => {
+            await app.join(it.room.id);
+            navigate(`/chat/${it.room.id}`);
+          }}
         >
           Rejoin
-        </button>
+        </RunButton>
       ) : (
-        <button
-          type="button"
+        <RunButton
+          action={action}
           class="ghost"
-          disabled={action.busy}
-          onClick={() =>
-            void action.run(async () => {
-              await app.client.requestJoin(it.room.id);
-              return "Request sent.";
-            })
-          }
+          run={async () => {
+            await app.client.requestJoin(it.room.id);
+            return "Request sent.";
+          }}
         >
           Request to join
-        </button>
+        </RunButton>
       )}
     </li>
   );
@@ -218,8 +220,13 @@ export function ProfilePage() {
       <section class="card" aria-labelledby="st-title">
         <h2 id="st-title">Settings</h2>
         <label class="check">
-          <input type="checkbox" checked={a.away} disabled={action.busy} onChange={(e) => void action.run(() => app.setAway(e.currentTarget.checked))} /> Show me as
-          away
+          <input
+            type="checkbox"
+            checked={a.away}
+            disabled={action.busy}
+            onChange={(e) => void action.run(() => app.setAway(e.currentTarget.checked))}
+          />{" "}
+          Show me as away
         </label>
         <p>
           Desktop notifications:{" "}

@@ -84,13 +84,24 @@ export function Rooms() {
         </label>
         <div class="chips" role="radiogroup" aria-label="Show">
           {(["all", "joined", "public", "private"] as const).map((f) => (
-            <button key={f} type="button" role="radio" aria-checked={filter === f} class={filter === f ? "chip active" : "chip"} onClick={() => setFilter(f)}>
+            <button
+              key={f}
+              type="button"
+              role="radio"
+              aria-checked={filter === f}
+              class={filter === f ? "chip active" : "chip"}
+              onClick={() => setFilter(f)}
+            >
               {f === "all" ? "All" : f === "joined" ? "Joined" : f === "public" ? "Public" : "Private"}
             </button>
           ))}
         </div>
       </div>
-      {error !== "" ? <p class="feedback error" role="alert">{error}</p> : null}
+      {error !== "" ? (
+        <p class="feedback error" role="alert">
+          {error}
+        </p>
+      ) : null}
       <p class="muted count" aria-live="polite">
         {loading ? "Loading…" : `${list.length} of ${Math.max(total, list.length)} room${total === 1 ? "" : "s"}`}
       </p>
@@ -101,15 +112,19 @@ export function Rooms() {
             <li key={r.id} class="room-card" data-room={r.id}>
               <div class="room-card-main">
                 <h2>
-                  <span class="mark"><RoomMark private={r.visibility === "private"} /></span>
+                  <span class="mark">
+                    <RoomMark private={r.visibility === "private"} />
+                  </span>
                   {r.name}
                   {r.visibility === "private" ? <span class="tag">private</span> : null}
                 </h2>
                 <p class="topic">{r.topic !== "" ? r.topic : <span class="muted">No description</span>}</p>
-                <p class="meta">
-                  Members: {r.memberCount}
-                </p>
-                {joinError?.room === r.id ? <p class="feedback error" role="alert">{joinError.text}</p> : null}
+                <p class="meta">Members: {r.memberCount}</p>
+                {joinError?.room === r.id ? (
+                  <p class="feedback error" role="alert">
+                    {joinError.text}
+                  </p>
+                ) : null}
               </div>
               {member ? (
                 <Link href={`/chat/${r.id}`} class="button">
@@ -168,12 +183,12 @@ export function CreateRoom(props: { onClose: () => void }) {
         <fieldset class="radios">
           <legend>Who can join</legend>
           <label>
-            <input type="radio" name="visibility" checked={visibility === "public"} onChange={() => setVisibility("public")} /> Public: anyone can
-            find and join it
+            <input type="radio" name="visibility" checked={visibility === "public"} onChange={() => setVisibility("public")} /> Public:
+            anyone can find and join it
           </label>
           <label>
-            <input type="radio" name="visibility" checked={visibility === "private"} onChange={() => setVisibility("private")} /> Private: by
-            invitation or approved request
+            <input type="radio" name="visibility" checked={visibility === "private"} onChange={() => setVisibility("private")} /> Private:
+            by invitation or approved request
           </label>
         </fieldset>
         <label>

@@ -90,7 +90,11 @@ function Sidebar(props: { open: boolean; onClose: () => void }) {
   const route = a.route;
   const rooms = [...a.myRooms.values()].sort((x, y) => x.name.localeCompare(y.name));
   return (
-    <nav class={`sidebar${props.open ? " open" : ""}`} aria-label="Rooms and pages" onClick={(e) => (e.target as HTMLElement).closest("a") && props.onClose()}>
+    <nav
+      class={`sidebar${props.open ? " open" : ""}`}
+      aria-label="Rooms and pages"
+      onClick={(e) => (e.target as HTMLElement).closest("a") && props.onClose()}
+    >
       <ul class="nav-pages">
         <li>
           <Link href="/" aria-current={route.name === "rooms" ? "page" : undefined}>
@@ -116,7 +120,11 @@ function Sidebar(props: { open: boolean; onClose: () => void }) {
           const here = route.name === "chat" && route.room === r.id;
           return (
             <li key={r.id}>
-              <Link href={`/chat/${r.id}`} aria-current={here ? "page" : undefined} aria-label={`${r.name}${unread > 0 ? `, ${unread} unread` : ""}`}>
+              <Link
+                href={`/chat/${r.id}`}
+                aria-current={here ? "page" : undefined}
+                aria-label={`${r.name}${unread > 0 ? `, ${unread} unread` : ""}`}
+              >
                 <span class="hash">
                   <RoomMark private={r.visibility === "private"} />
                 </span>

@@ -13,7 +13,13 @@ export function useApp(): typeof app {
   return app;
 }
 
-export function Link(props: { href: string; class?: string; children: ComponentChildren; "aria-label"?: string; "aria-current"?: "page" | undefined }) {
+export function Link(props: {
+  href: string;
+  class?: string;
+  children: ComponentChildren;
+  "aria-label"?: string;
+  "aria-current"?: "page" | undefined;
+}) {
   return (
     <a href={props.href} class={props.class} onClick={linkClick} aria-label={props["aria-label"]} aria-current={props["aria-current"]}>
       {props.children}
@@ -104,7 +110,73 @@ export function useAction(): {
 }
 
 export function Feedback(props: { error: string; done: string }) {
-  if (props.error !== "") return <p class="feedback error" role="alert">{props.error}</p>;
-  if (props.done !== "") return <p class="feedback ok" role="status">{props.done}</p>;
+  if (props.error !== "")
+    return (
+      <p class="feedback error" role="alert">
+        {props.error}
+      </p>
+    );
+  if (props.done !== "")
+    return (
+      <p class="feedback ok" role="status">
+        {props.done}
+      </p>
+    );
   return null;
+}
+
+type Action = ReturnType<typeof useAction>;
+
+/** A button that runs `run` as `action`: disabled while it is busy, its error or message shown by the action's Feedback. */
+export function RunButton(props: {
+  action: Action;
+  run: () => Promise<string | void>;
+  class?: string;
+  label?: string;
+  children: ComponentChildren;
+}) {
+  return (
+    <button
+      type="button"
+      class={props.class ?? "ghost"}
+      disabled={props.action.busy}
+      aria-label={props.label}
+      onClick={() => void props.action.run(props.run)}
+    >
+      {props.children}
+    </button>
+  );
+}
+
+/** "Are you sure?": Cancel, or the confirming button that runs `run` and closes. */
+export function ConfirmDialog(props: {
+  title: string;
+  confirm: string;
+  cancel: string;
+  run: () => Promise<void>;
+  onClose: () => void;
+  children: ComponentChildren;
+}) {
+  const action = useAction();
+  return (
+    <Dialog title={props.title} onClose={props.onClose}>
+      {props.children}
+      <Feedback error={action.error} done="" />
+      <div class="actions">
+        <button type="button" class="ghost" onClick={props.onClose}>
+          {props.cancel}
+        </button>
+        <RunButton
+          action={action}
+          class="danger"
+          run={async () => {
+            await props.run();
+            props.onClose();
+          }}
+        >
+          {props.confirm}
+        </RunButton>
+      </div>
+    </Dialog>
+  );
 }
