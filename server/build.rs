@@ -33,7 +33,8 @@ fn main() {
             .unwrap_or_else(|e| panic!("canonicalize {}: {e}", path.display()));
         let abs = abs.to_str().expect("web/dist paths are UTF-8");
         let etag = format!("\"{:016x}\"", fnv1a(&bytes));
-        writeln!(out, "    ({url:?}, include_bytes!({abs:?}), {etag:?}),").expect("write to a String");
+        writeln!(out, "    ({url:?}, include_bytes!({abs:?}), {etag:?}),")
+            .expect("write to a String");
     }
     out.push_str("];\n");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));

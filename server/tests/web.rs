@@ -20,13 +20,24 @@ fn dist(path: &str) -> Vec<u8> {
 /// The path of the page's script, `/assets/index-….js`.
 fn script_path() -> String {
     let index = String::from_utf8(dist("/index.html")).expect("UTF-8");
-    let start = index.find("src=\"/assets/").expect("a script under /assets/") + 5;
+    let start = index
+        .find("src=\"/assets/")
+        .expect("a script under /assets/")
+        + 5;
     let end = start + index[start..].find('"').expect("end of the src");
     index[start..end].to_owned()
 }
 
 async fn get(srv: &TestServer, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpReply {
-    exchange(srv.addr_for(Transport::Ws), None, method, path, headers, b"").await
+    exchange(
+        srv.addr_for(Transport::Ws),
+        None,
+        method,
+        path,
+        headers,
+        b"",
+    )
+    .await
 }
 
 fn assert_json_error(r: &HttpReply, status: u16, name: &str) {
@@ -39,7 +50,14 @@ fn assert_json_error(r: &HttpReply, status: u16, name: &str) {
 async fn the_page_is_served_at_the_root_and_at_every_client_route() {
     let srv = TestServer::start().await;
     let index = dist("/index.html");
-    for path in ["/", "/index.html", "/chat/12", "/chat/12/admin", "/rooms", "/profile"] {
+    for path in [
+        "/",
+        "/index.html",
+        "/chat/12",
+        "/chat/12/admin",
+        "/rooms",
+        "/profile",
+    ] {
         let r = get(&srv, "GET", path, &[]).await;
         assert_eq!(r.status, 200, "{path}");
         assert_eq!(r.body, index, "{path}");
@@ -71,7 +89,10 @@ async fn hashed_assets_are_immutable_and_the_rest_revalidates_with_etags() {
     let r = get(&srv, "GET", &script, &[]).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body, dist(&script));
-    assert_eq!(r.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
     assert_eq!(
         r.header("cache-control"),
         Some("public, max-age=31536000, immutable")
@@ -85,7 +106,13 @@ async fn hashed_assets_are_immutable_and_the_rest_revalidates_with_etags() {
     assert_eq!(again.status, 304);
     assert!(again.body.is_empty());
     assert_eq!(again.header("etag"), Some(etag.as_str()));
-    let other = get(&srv, "GET", "/", &[("if-none-match", "\"0000000000000000\"")]).await;
+    let other = get(
+        &srv,
+        "GET",
+        "/",
+        &[("if-none-match", "\"0000000000000000\"")],
+    )
+    .await;
     assert_eq!(other.status, 200);
     assert_eq!(other.body, dist("/index.html"));
 
@@ -99,7 +126,10 @@ async fn hashed_assets_are_immutable_and_the_rest_revalidates_with_etags() {
     );
 
     // The service worker and the icon are files of their own, revalidated.
-    for (path, ty) in [("/sw.js", "text/javascript; charset=utf-8"), ("/favicon.svg", "image/svg+xml")] {
+    for (path, ty) in [
+        ("/sw.js", "text/javascript; charset=utf-8"),
+        ("/favicon.svg", "image/svg+xml"),
+    ] {
         let r = get(&srv, "GET", path, &[]).await;
         assert_eq!(r.status, 200, "{path}");
         assert_eq!(r.body, dist(path));
@@ -114,11 +144,19 @@ async fn the_api_the_websocket_and_missing_files_keep_their_answers() {
     let srv = TestServer::start().await;
     // Unknown API paths stay the API's JSON 404, never the page.
     for path in ["/api", "/api/", "/api/nothing/here", "/api/rooms/1/nothing"] {
-        assert_json_error(&get(&srv, "GET", path, &[]).await, 404, "UNKNOWN_FRAME_TYPE");
+        assert_json_error(
+            &get(&srv, "GET", path, &[]).await,
+            404,
+            "UNKNOWN_FRAME_TYPE",
+        );
     }
     // A missing asset or file is a 404, not the page (a script must not get HTML).
     for path in ["/assets/gone.js", "/assets/later", "/nope.png"] {
-        assert_json_error(&get(&srv, "GET", path, &[]).await, 404, "UNKNOWN_FRAME_TYPE");
+        assert_json_error(
+            &get(&srv, "GET", path, &[]).await,
+            404,
+            "UNKNOWN_FRAME_TYPE",
+        );
     }
     // The client is read-only: other methods are refused with 405 and Allow.
     let post = get(&srv, "POST", "/chat/1", &[]).await;
@@ -145,7 +183,10 @@ async fn the_tls_port_serves_the_page_too() {
         .expect("write");
     let mut raw = Vec::new();
     tls.read_to_end(&mut raw).await.expect("read");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("headers");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers");
     let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(

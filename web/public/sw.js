@@ -5,8 +5,9 @@
 //
 // - navigations: network first (the answer is kept as the page); when the
 //   network fails, the kept page;
-// - /assets/* (content-hashed, never change): cache first, kept on fetch;
-// - on install, the page and the assets it names are cached.
+// - /assets/* (content-hashed, never change) and the icon: cache first,
+//   kept on fetch;
+// - on install, the page and the files it names are cached.
 const CACHE = "confab-shell-v1";
 
 const own = (url) =>
@@ -22,7 +23,7 @@ async function cacheShell() {
   if (!page.ok) return;
   const html = await page.clone().text();
   await cache.put("/", page);
-  const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1]);
+  const assets = [...html.matchAll(/(?:src|href)="(\/(?:assets\/[^"]+|favicon\.svg))"/g)].map((m) => m[1]);
   await cache.addAll(assets);
   // Assets of earlier builds are no longer named by the page.
   for (const req of await cache.keys()) {
@@ -58,7 +59,7 @@ self.addEventListener("fetch", (event) => {
     );
     return;
   }
-  if (url.pathname.startsWith("/assets/")) {
+  if (url.pathname.startsWith("/assets/") || url.pathname === "/favicon.svg") {
     event.respondWith(
       caches.match(req).then(
         (hit) =>

@@ -212,11 +212,16 @@ export class App {
   private readonly listeners = new Set<() => void>();
   private offClient: (() => void)[] = [];
   private nextLocal = 1;
-  private readonly bootAt = Date.now();
   private markerTimers = new Map<number, ReturnType<typeof setTimeout>>();
   private membersTimers = new Map<number, ReturnType<typeof setTimeout>>();
   private typingSentAt = new Map<number, number>();
   private notifyQueued = false;
+  /**
+   * Unread notifications are pushed again when a connection authenticates,
+   * before the reply to the LIST_NOTIFICATIONS sent after it: only those
+   * arriving after that reply are new and pop up.
+   */
+  private liveNotifications = false;
 
   // ------------------------------------------------------------ plumbing
 
@@ -407,6 +412,7 @@ export class App {
     }
     this.me = session;
     this.phase = "ready";
+    this.liveNotifications = false;
     // Nobody is typing until told otherwise (SPEC.md §5.5.7).
     for (const rs of this.rooms.values()) rs.typing.clear();
     void this.loadAccount();
@@ -460,8 +466,10 @@ export class App {
       for (const n of page.items) byId.set(n.id, n);
       this.notifications = [...byId.values()].sort((a, b) => b.id - a.id);
       this.notifUnread = page.unread;
-      if (before === undefined || !page.hasMore) this.notifHasMore = page.hasMore;
-      else this.notifHasMore = true;
+      if (before === undefined) {
+        this.notifHasMore = page.hasMore;
+        this.liveNotifications = true;
+      } else if (!page.hasMore) this.notifHasMore = false;
       this.changed();
     } catch {
       // Offline.
@@ -493,6 +501,7 @@ export class App {
     localStorage.setItem(SESSION_KEY, JSON.stringify(saved));
     this.me = { user: session.user, username: session.username };
     this.loginNotice = "";
+    this.liveNotifications = false;
     this.phase = "ready";
     if (this.route.name === "login") navigate("/", true);
     await this.loadAccount();
@@ -512,10 +521,18 @@ export class App {
     this.makeClient(undefined);
   }
 
+  /** Away or back (shown at once; undone if the server refuses). */
   async setAway(away: boolean): Promise<void> {
-    await this.client.setAway(away);
+    const before = this.away;
     this.away = away;
     this.changed();
+    try {
+      await this.client.setAway(away);
+    } catch (e) {
+      this.away = before;
+      this.changed();
+      throw e;
+    }
   }
 
   // -------------------------------------------------------------- rooms
@@ -764,9 +781,7 @@ export class App {
       this.notifications = [n, ...this.notifications].sort((a, b) => b.id - a.id);
       if (!n.read) this.notifUnread++;
     }
-    // Unread notifications are pushed again on every connection: only
-    // new ones (created since this page loaded) pop up.
-    if (!known && !n.read && n.at >= this.bootAt - 5000) {
+    if (!known && !n.read && this.liveNotifications) {
       const text = notificationText(n);
       const tone = n.kind === "kicked" || n.kind === "banned" || n.kind === "request_denied" ? "warn" : "info";
       const href = n.kind === "join_request" ? `/chat/${n.room}/admin` : `/chat/${n.room}`;

@@ -87,7 +87,10 @@ fn respond(file: Asset, headers: &HeaderMap, head: bool) -> Response {
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == file.etag || t.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == file.etag || t.trim() == "*")
+        });
     let status = if not_modified {
         StatusCode::NOT_MODIFIED
     } else {
@@ -203,7 +206,10 @@ mod tests {
     #[test]
     fn content_types_follow_the_extension() {
         assert_eq!(content_type("/index.html"), "text/html; charset=utf-8");
-        assert_eq!(content_type("/assets/a.js"), "text/javascript; charset=utf-8");
+        assert_eq!(
+            content_type("/assets/a.js"),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(content_type("/assets/a.css"), "text/css; charset=utf-8");
         assert_eq!(content_type("/x"), "application/octet-stream");
     }
