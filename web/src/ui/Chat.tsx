@@ -115,7 +115,10 @@ function Timeline(props: { rs: RoomState; isAdmin: boolean }) {
   const stick = useRef(true);
   const [editing, setEditing] = useState<number | undefined>();
   const [deleting, setDeleting] = useState<Item | undefined>();
-  const items = [...rs.items.values()].filter((i) => i.kind === "message" || i.text !== "").sort((x, y) => x.seq - y.seq);
+  // Events of kinds newer than this client show only where a renderer knows them (extensions.ts).
+  const shown = (i: Item) =>
+    i.kind === "message" || i.text !== "" || extensions.messageRenderers.some((r) => r.render(i, i.raw) !== undefined);
+  const items = [...rs.items.values()].filter(shown).sort((x, y) => x.seq - y.seq);
   const me = a.me?.user;
   const firstNew = items.find((i) => i.kind === "message" && i.seq > rs.markerAtOpen && i.actor !== me && rs.markerAtOpen > 0);
   const oldest = items[0]?.seq;
