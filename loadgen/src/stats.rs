@@ -717,10 +717,7 @@ mod tests {
             at: 1_700_000_000_000,
             actor: UserId(5),
             actor_name: "lg-5".into(),
-            body: EventBody::Message {
-                text: String::from_utf8(body).unwrap(),
-                edited_at: None,
-            },
+            body: EventBody::text(String::from_utf8(body).unwrap()),
         };
         let mut buf = BytesMut::new();
         ev.encode_frame(&mut buf);

@@ -91,6 +91,11 @@ pub fn status_for(code: u16) -> StatusCode {
         NotYourMessage => StatusCode::FORBIDDEN,
         // A read marker beyond the room's last event: a bad value.
         InvalidReadMarker => StatusCode::BAD_REQUEST,
+        // A message's content refused (SPEC.md §5.11): bad spans, colour,
+        // link or sticker, or an edit of a sticker message.
+        InvalidSpans | UnknownColor | InvalidLink | UnknownSticker | StickerMessage => {
+            StatusCode::BAD_REQUEST
+        }
         RateLimited | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
         StorageUnavailable | Overloaded | ShuttingDown | SlowConsumer => {
