@@ -35,11 +35,14 @@ import {
   type RoomLogItem,
   type ServerMessage,
   type ServerMessageOf,
+  type SpanInput,
+  type Sticker,
   type UserEntry,
   type UserRef,
   type Visibility,
   type Welcome,
 } from "./frames.js";
+import { RichText } from "./rich.js";
 import { SeqTracker } from "./tracker.js";
 
 /** The client name this SDK announces in HELLO. */
@@ -108,6 +111,15 @@ export type RoomPage = { rooms: RoomInfo[]; total: number };
 export type MyRooms = { rooms: RoomInfo[]; unreadTotal: number; readStates: ReadState[] };
 export type NotificationPage = Omit<ServerMessageOf<"NOTIFICATION_LIST">, "type">;
 export type AuditPage = { room: number; hasMore: boolean; items: AuditItem[] };
+
+/** A message's content: plain text, a {@link RichText}, or a text with its spans (UTF-8 byte offsets). */
+export type MessageContent = string | RichText | { readonly text: string; readonly spans?: readonly SpanInput[] };
+
+function content(c: MessageContent): { text: string; spans: readonly SpanInput[] } {
+  if (typeof c === "string") return { text: c, spans: [] };
+  if (c instanceof RichText) return { text: c.text, spans: c.spans };
+  return { text: c.text, spans: c.spans ?? [] };
+}
 
 /** The value sent for an optional "before": 0 asks for the newest, so "before the first" becomes 1. */
 function beforeOnWire(before: number | undefined): number {
@@ -906,16 +918,36 @@ export class ConfabClient extends EventTarget {
     return (await this.request("LIST_MEMBERS", { room })).members;
   }
 
-  /** Sends a message; resolves on the server's durable acknowledgement. */
-  async sendMessage(room: number, text: string): Promise<MessageAck> {
-    const { room: r, seq, at } = await this.request("SEND_MESSAGE", { room, body: text });
+  /**
+   * Sends a message — plain text, or formatted (a {@link RichText}, or a
+   * text with spans); resolves on the server's durable acknowledgement.
+   */
+  async sendMessage(room: number, message: MessageContent): Promise<MessageAck> {
+    const { text, spans } = content(message);
+    const { room: r, seq, at } = await this.request("SEND_MESSAGE", { room, body: text, spans });
     return { room: r, seq, at };
   }
 
-  /** Replaces the text of your message `seq`; the ack carries the MESSAGE_EDITED event's seq. */
-  async editMessage(room: number, seq: number, text: string): Promise<MessageAck> {
-    const { room: r, seq: s, at } = await this.request("EDIT_MESSAGE", { room, seq, text });
+  /** Sends the sticker `id` of the server's catalogue (see {@link listStickers}). */
+  async sendSticker(room: number, id: string): Promise<MessageAck> {
+    const { room: r, seq, at } = await this.request("SEND_MESSAGE", { room, body: "", sticker: id });
+    return { room: r, seq, at };
+  }
+
+  /**
+   * Replaces the text and spans of your message `seq` (an edit without
+   * spans leaves it unformatted); the ack carries the MESSAGE_EDITED
+   * event's seq.
+   */
+  async editMessage(room: number, seq: number, message: MessageContent): Promise<MessageAck> {
+    const { text, spans } = content(message);
+    const { room: r, seq: s, at } = await this.request("EDIT_MESSAGE", { room, seq, text, spans });
     return { room: r, seq: s, at };
+  }
+
+  /** The server's sticker catalogue, in id order; it changes only when the server restarts. */
+  async listStickers(): Promise<Sticker[]> {
+    return (await this.request("LIST_STICKERS", {})).stickers;
   }
 
   /** Deletes message `seq` (yours, or anyone's as an admin); the ack carries the MESSAGE_DELETED event's seq. */

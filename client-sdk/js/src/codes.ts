@@ -60,6 +60,11 @@ export const ERROR_CODES = {
   MESSAGE_DELETED: [404, "that message has been deleted"],
   NOT_YOUR_MESSAGE: [405, "that message is not yours"],
   INVALID_READ_MARKER: [406, "the read marker is beyond the room's last event"],
+  INVALID_SPANS: [407, "invalid formatting spans"],
+  UNKNOWN_COLOR: [408, "unknown colour: the palette has 16 colours, 0-15"],
+  INVALID_LINK: [409, "a link must be an http, https or mailto URL"],
+  UNKNOWN_STICKER: [410, "no such sticker"],
+  STICKER_MESSAGE: [411, "a sticker message carries no text or spans and cannot be edited"],
   // 5xx: server side; the request may be retried.
   INTERNAL: [500, "internal server error"],
   STORAGE_UNAVAILABLE: [501, "storage is unavailable"],

@@ -24,6 +24,7 @@
 import {
   appended,
   appendedDefault,
+  appendedOrEmpty,
   bool,
   closedEnum,
   kindUnion,
@@ -37,10 +38,13 @@ import {
   u32,
   u64,
   type Codec,
+  type Json,
   type StructCodec,
   type StructIn,
   type StructOut,
   type StructSpec,
+  type UnionIn,
+  type UnionOut,
 } from "./schema.js";
 import { EncodeError } from "./errors.js";
 
@@ -156,9 +160,87 @@ export const readStateFields = { room: u64, readSeq: u64, unread: u32 } as const
 /** PresenceChange (SPEC.md §5.10.2), always nested. */
 export const presenceChange = nested(struct({ user: u64, username: string, presence }));
 
+/** The palette of colour spans (SPEC.md §5.11.2): the 16 ANSI colours; open (a later server may send more). */
+export const COLORS = {
+  black: 0,
+  red: 1,
+  green: 2,
+  yellow: 3,
+  blue: 4,
+  magenta: 5,
+  cyan: 6,
+  white: 7,
+  bright_black: 8,
+  bright_red: 9,
+  bright_green: 10,
+  bright_yellow: 11,
+  bright_blue: 12,
+  bright_magenta: 13,
+  bright_cyan: 14,
+  bright_white: 15,
+} as const;
+export const color = openEnum("colour", COLORS);
+
+/** A span's style and its fields (SPEC.md §5.11.1); a kind this SDK does not know keeps its bytes. */
+const spanStyle = kindUnion({
+  bold: [1, {}],
+  italic: [2, {}],
+  strikethrough: [3, {}],
+  code: [4, {}],
+  code_block: [5, {}],
+  link: [6, { url: string }],
+  color: [7, { color }],
+});
+const spanRange = struct({ start: u32, end: u32 });
+type SpanStyleOut = UnionOut<typeof spanStyle extends Codec<UnionOut<infer V>, unknown> ? V : never>;
+type SpanStyleIn = UnionIn<typeof spanStyle extends Codec<UnionOut<infer V>, unknown> ? V : never>;
+
+/** A formatting span (SPEC.md §5.11.1): a UTF-8 byte range of the text and its style. */
+export type Span = { start: number; end: number } & SpanStyleOut;
+/** What encoding a span accepts. */
+export type SpanInput = { readonly start: number; readonly end: number } & SpanStyleIn;
+
+/** Span: the range, then the style's kind byte and fields, in one object (`{start, end, kind, …}`). */
+const spanCodec: Codec<Span, SpanInput> = {
+  describe: "span",
+  encode(w, v) {
+    spanRange.encode(w, v);
+    const { start: _s, end: _e, ...style } = v;
+    spanStyle.encode(w, style as SpanStyleIn);
+  },
+  decode(r) {
+    return { ...spanRange.decode(r), ...spanStyle.decode(r) } as Span;
+  },
+  toJson(v) {
+    const { start, end, ...style } = v;
+    return { start, end, ...(spanStyle.toJson(style as SpanStyleOut) as { [key: string]: Json }) };
+  },
+  fromJson(j, path) {
+    if (j === null || typeof j !== "object" || Array.isArray(j)) throw new TypeError(`${path}: expected a span`);
+    const { start, end, ...style } = j;
+    return {
+      ...spanRange.fromJson({ start: start ?? null, end: end ?? null }, path),
+      ...spanStyle.fromJson(style, path),
+    } as Span;
+  },
+};
+/** A message's spans: a list of nested Span items. */
+export const spans = list(nested(spanCodec));
+
+/** Sticker (SPEC.md §5.11.3), always nested. */
+export const sticker = nested(struct({ id: string, name: string, art: string }));
+
 /** A room event's body (SPEC.md §5.5.2): kind byte, then the kind's fields. */
 export const eventBody = kindUnion({
-  message: [1, { text: string, editedAt: appended(u64) }],
+  message: [
+    1,
+    {
+      text: string,
+      editedAt: appendedOrEmpty(u64, 0),
+      spans: appendedOrEmpty(spans, []),
+      sticker: appended(string),
+    },
+  ],
   member_joined: [2, {}],
   member_left: [3, {}],
   room_created: [4, { name: string, topic: string }],
@@ -167,7 +249,7 @@ export const eventBody = kindUnion({
   role_changed: [7, { target: u64, targetName: string, role }],
   room_updated: [8, { name: string, topic: string }],
   room_terminated: [9, {}],
-  message_edited: [10, { targetSeq: u64, text: string }],
+  message_edited: [10, { targetSeq: u64, text: string, spans: appendedOrEmpty(spans, []) }],
   message_deleted: [11, { targetSeq: u64 }],
   tombstone: [12, {}],
 });
@@ -236,7 +318,11 @@ export const REQUESTS = {
   JOIN_ROOM: request(0x12, { room: u64 }, ["ROOM"]),
   LEAVE_ROOM: request(0x13, { room: u64 }, ["OK"]),
   LIST_MEMBERS: request(0x14, { room: u64 }, ["MEMBER_LIST"]),
-  SEND_MESSAGE: request(0x15, { room: u64, body: string }, ["MESSAGE_ACK"]),
+  SEND_MESSAGE: request(
+    0x15,
+    { room: u64, body: string, spans: appendedOrEmpty(spans, []), sticker: appended(string) },
+    ["MESSAGE_ACK"],
+  ),
   HISTORY: request(0x16, { room: u64, before: u64, limit: u32 }, ["HISTORY_PAGE"]),
   MY_ROOMS: request(0x17, {}, ["ROOM_LIST"]),
   INVITE: request(0x18, { room: u64, user: userRefCodec }, ["OK"]),
@@ -254,12 +340,13 @@ export const REQUESTS = {
   ROOM_LOG: request(0x24, {}, ["ROOM_LOG_LIST"]),
   ROOM_AUDIT: request(0x25, { room: u64, before: u64, limit: u32 }, ["AUDIT_PAGE"]),
   UPDATE_ROOM: request(0x26, { room: u64, name: string, topic: string }, ["OK"]),
-  EDIT_MESSAGE: request(0x27, { room: u64, seq: u64, text: string }, ["MESSAGE_ACK"]),
+  EDIT_MESSAGE: request(0x27, { room: u64, seq: u64, text: string, spans: appendedOrEmpty(spans, []) }, ["MESSAGE_ACK"]),
   DELETE_MESSAGE: request(0x28, { room: u64, seq: u64 }, ["MESSAGE_ACK"]),
   TYPING_START: request(0x29, { room: u64 }, ["OK"]),
   TYPING_STOP: request(0x2a, { room: u64 }, ["OK"]),
   SET_READ_MARKER: request(0x2b, { room: u64, seq: u64 }, ["READ_MARKER"]),
   SET_AWAY: request(0x2c, { away: bool }, ["OK"]),
+  LIST_STICKERS: request(0x2e, {}, ["STICKER_LIST"]),
 } as const;
 
 /** Every response and event (server → client) of SPEC.md §4, by name. */
@@ -299,6 +386,7 @@ export const SERVER_FRAMES = {
   ROOM_LOG_LIST: frame(0x4d, { items: list(roomLogItem) }),
   AUDIT_PAGE: frame(0x4e, { room: u64, hasMore: bool, items: list(auditItem) }),
   READ_MARKER: frame(0x4f, readStateFields),
+  STICKER_LIST: frame(0x50, { stickers: list(sticker) }),
   // Events (0x80–0xBF): request id 0.
   EVENT: frame(0x80, roomEventFields),
   RESUME_GAP: frame(0x81, { room: u64, lastSeq: u64 }),
@@ -365,6 +453,9 @@ export type PresenceChange = ServerPayload<"PRESENCE">["changes"][number];
 export type Welcome = ServerPayload<"WELCOME">;
 export type UserRef = RequestPayload<"INVITE">["user"];
 export type ResumePoint = RequestPayload<"HELLO">["resume"][number];
+export type Sticker = ServerPayload<"STICKER_LIST">["stickers"][number];
+/** A palette colour's name, or the number of a colour newer than this SDK. */
+export type Color = keyof typeof COLORS | number;
 
 // ------------------------------------------------------- lookup and checks
 

@@ -8,4 +8,5 @@ export * from "./backoff.js";
 export * from "./clock.js";
 export * from "./tracker.js";
 export * from "./events.js";
+export * from "./rich.js";
 export * from "./client.js";

@@ -230,6 +230,12 @@ export interface Field<O, I, OutOptional extends boolean, InOptional extends boo
   readonly jsonAbsent: "null" | "omit";
   /** No JSON key when the value equals its default. */
   readonly omitDefaultInJson: boolean;
+  /**
+   * Set: the field's "nothing" value (0, an empty list). It is never
+   * written on its own and decodes as absent, but is written when a later
+   * appended field is (SPEC.md §5.5.2: `edited_at` 0, empty `spans`).
+   */
+  readonly empty: { readonly value: O } | undefined;
   /** Phantom markers: whether the key is optional in `Out` / `In`. */
   readonly outOptional: OutOptional;
   readonly inOptional: InOptional;
@@ -262,23 +268,23 @@ export type StructIn<S> = Simplify<
   }
 >;
 
+/** What most fields share: no default, no group, no "empty" value. */
+const FIELD_BASE = {
+  hasDefault: false,
+  defaultValue: undefined,
+  omitDefaultOnWire: false,
+  group: undefined,
+  jsonAbsent: "omit",
+  omitDefaultInJson: false,
+  empty: undefined,
+} as const;
+
 /**
  * `optional` (SPEC.md §3.5): a presence byte, then the value if `01`.
  * Absent is `undefined` in TypeScript and `null` in JSON.
  */
 export function optional<O, I>(codec: Codec<O, I>): Field<O, I, true, true> {
-  return {
-    mode: "optional",
-    codec,
-    hasDefault: false,
-    defaultValue: undefined,
-    omitDefaultOnWire: false,
-    group: undefined,
-    jsonAbsent: "null",
-    omitDefaultInJson: false,
-    outOptional: true,
-    inOptional: true,
-  };
+  return { ...FIELD_BASE, mode: "optional", codec, jsonAbsent: "null", outOptional: true, inOptional: true };
 }
 
 /**
@@ -300,6 +306,7 @@ export function appended<O, I>(
     group: options.group,
     jsonAbsent: options.jsonAbsent ?? "omit",
     omitDefaultInJson: false,
+    empty: undefined,
     outOptional: true,
     inOptional: true,
   };
@@ -324,25 +331,33 @@ export function appendedDefault<O, I>(
     group: undefined,
     jsonAbsent: "omit",
     omitDefaultInJson: options.omitInJson,
+    empty: undefined,
     outOptional: false,
     inOptional: true,
   };
 }
 
+/**
+ * An appended field whose "nothing" value `empty` (0, an empty list)
+ * means absent: absent or `empty`, it is left off the wire unless a later
+ * appended field is written, when `empty` stands in for it; decoded as
+ * `empty`, it is absent (SPEC.md §5.5.2: MESSAGE's `edited_at` and
+ * `spans`, SEND_MESSAGE's `spans` before a `sticker`).
+ */
+export function appendedOrEmpty<O, I>(codec: Codec<O, I>, empty: O & I): Field<O, I, true, true> {
+  return { ...FIELD_BASE, mode: "appended", codec, empty: { value: empty }, outOptional: true, inOptional: true };
+}
+
+function isEmptyValue(f: AnyField, v: unknown): boolean {
+  if (f.empty === undefined) return false;
+  const e: unknown = f.empty.value;
+  if (Array.isArray(e)) return Array.isArray(v) && v.length === 0;
+  return Object.is(e, v);
+}
+
 function asField(e: AnyCodec | AnyField): AnyField {
   if ("mode" in e) return e;
-  return {
-    mode: "plain",
-    codec: e,
-    hasDefault: false,
-    defaultValue: undefined,
-    omitDefaultOnWire: false,
-    group: undefined,
-    jsonAbsent: "omit",
-    omitDefaultInJson: false,
-    outOptional: false,
-    inOptional: false,
-  };
+  return { ...FIELD_BASE, mode: "plain", codec: e, outOptional: false, inOptional: false };
 }
 
 /** `actorName` → `actor_name`. */
@@ -372,9 +387,26 @@ export function struct<const S extends StructSpec>(spec: S): StructCodec<S> {
     describe: `{${fields.map((x) => x.key).join(", ")}}`,
     encode(w, v) {
       const value = v as Record<string, unknown>;
-      let appendedStopped: string | undefined;
+      // Which appended fields are written, decided before writing any:
+      // an absent one with an `empty` value is filled in when a later one
+      // is written.
       const groups = new Map<string, boolean>();
-      for (const { key, f } of fields) {
+      const writes = fields.map(({ key, f }) => {
+        if (f.mode !== "appended") return false;
+        let x = value[key];
+        if (x === undefined && f.hasDefault) x = f.defaultValue;
+        const write = x !== undefined && !(f.omitDefaultOnWire && isDefault(f, x)) && !isEmptyValue(f, x);
+        if (f.group !== undefined) {
+          const before = groups.get(f.group);
+          if (before !== undefined && before !== write) {
+            throw new EncodeError(`the fields of group ${f.group} must be all present or all absent`);
+          }
+          groups.set(f.group, write);
+        }
+        return write;
+      });
+      const last = writes.lastIndexOf(true);
+      fields.forEach(({ key, f }, i) => {
         let x = value[key];
         switch (f.mode) {
           case "plain":
@@ -390,27 +422,20 @@ export function struct<const S extends StructSpec>(spec: S): StructCodec<S> {
             }
             break;
           case "appended": {
+            if (i > last) break;
             if (x === undefined && f.hasDefault) x = f.defaultValue;
-            const write = x !== undefined && !(f.omitDefaultOnWire && isDefault(f, x));
-            if (f.group !== undefined) {
-              const before = groups.get(f.group);
-              if (before !== undefined && before !== write) {
-                throw new EncodeError(`the fields of group ${f.group} must be all present or all absent`);
+            if (!writes[i]) {
+              if (f.empty !== undefined) x = f.empty.value;
+              else if (!(f.hasDefault && f.omitDefaultOnWire)) {
+                const later = fields[last]?.key ?? "";
+                throw new EncodeError(`${later} cannot be sent without ${key}, an appended field before it`);
               }
-              groups.set(f.group, write);
             }
-            if (write) {
-              if (appendedStopped !== undefined) {
-                throw new EncodeError(`${key} cannot be sent without ${appendedStopped}, an appended field before it`);
-              }
-              f.codec.encode(w, x);
-            } else {
-              appendedStopped ??= key;
-            }
+            f.codec.encode(w, x);
             break;
           }
         }
-      }
+      });
     },
     decode(r) {
       const out: Record<string, unknown> = {};
@@ -429,8 +454,10 @@ export function struct<const S extends StructSpec>(spec: S): StructCodec<S> {
               present = r.remaining() > 0;
               if (f.group !== undefined) groups.set(f.group, present);
             }
-            if (present) out[key] = f.codec.decode(r);
-            else if (f.hasDefault) out[key] = f.defaultValue;
+            if (present) {
+              const x = f.codec.decode(r);
+              if (!isEmptyValue(f, x)) out[key] = x;
+            } else if (f.hasDefault) out[key] = f.defaultValue;
             break;
           }
         }
@@ -448,6 +475,7 @@ export function struct<const S extends StructSpec>(spec: S): StructCodec<S> {
           continue;
         }
         if (f.omitDefaultInJson && isDefault(f, x)) continue;
+        if (isEmptyValue(f, x)) continue;
         out[json] = f.codec.toJson(x);
       }
       return out;

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   ConfabClient,
   ConfabError,
+  RichText,
   type ConnectionState,
   type RoomEvent,
   type WebSocketConstructor,
@@ -113,6 +114,51 @@ describe("against a real confabd", () => {
       targetSeq: back.seq,
       text: "hi alice!",
     });
+  });
+
+  it("rich messages: spans over emoji and CJK, an edit with spans, stickers, and every refusal's code", async () => {
+    const alice = await newUser("rich");
+    const bob = await newUser("rich");
+    const bobEvents: RoomEvent[] = [];
+    bob.c.on("roomevent", (e) => bobEvents.push(e));
+    const room = await alice.c.createRoom(name("rich"));
+    await bob.c.joinRoom(room.id);
+
+    const msg = new RichText().plain("日本 ").bold("👍").plain(" ").link("docs", "https://example.com").plain(" ").color("red", "red");
+    const ack = await alice.c.sendMessage(room.id, msg);
+    await until(() => bobEvents.some((e) => e.seq === ack.seq), 5000, "bob's copy");
+    expect(bobEvents.find((e) => e.seq === ack.seq)?.body).toEqual({ kind: "message", text: msg.text, spans: msg.spans });
+
+    const edit = await alice.c.editMessage(room.id, ack.seq, new RichText().italic("日本語"));
+    await until(() => bobEvents.some((e) => e.seq === edit.seq), 5000, "the edit");
+    expect(bobEvents.find((e) => e.seq === edit.seq)?.body).toEqual({
+      kind: "message_edited",
+      targetSeq: ack.seq,
+      text: "日本語",
+      spans: [{ start: 0, end: 9, kind: "italic" }],
+    });
+
+    const stickers = await bob.c.listStickers();
+    expect(stickers.length).toBeGreaterThanOrEqual(20);
+    const first = stickers[0]!;
+    const sticker = await bob.c.sendSticker(room.id, first.id);
+    const page = await alice.c.history(room.id, { limit: 10 });
+    const byId = new Map(page.events.map((e) => [e.seq, e.body]));
+    expect(byId.get(sticker.seq)).toEqual({ kind: "message", text: `:${first.id}:`, sticker: first.id });
+    const edited = byId.get(ack.seq) as { editedAt?: number };
+    expect(byId.get(ack.seq)).toMatchObject({ kind: "message", text: "日本語", spans: [{ start: 0, end: 9, kind: "italic" }] });
+    expect(edited.editedAt).toBeGreaterThan(0);
+
+    const refused = async (p: Promise<unknown>) => ((await p.catch((e: unknown) => e)) as ConfabError).code;
+    const r = room.id;
+    expect(await refused(alice.c.sendMessage(r, { text: "日本", spans: [{ start: 0, end: 2, kind: "bold" }] }))).toBe(407);
+    expect(await refused(alice.c.sendMessage(r, { text: "ab", spans: [{ start: 0, end: 2, kind: "color", color: 16 }] }))).toBe(408);
+    const js = { start: 0, end: 2, kind: "link", url: "javascript:alert(1)" } as const;
+    expect(await refused(alice.c.sendMessage(r, { text: "ab", spans: [js] }))).toBe(409);
+    expect(await refused(alice.c.sendSticker(r, "no-such-sticker"))).toBe(410);
+    expect(await refused(bob.c.editMessage(r, sticker.seq, "text"))).toBe(411);
+    // Nothing of the refused requests was stored.
+    expect((await alice.c.history(r, { limit: 1 })).events[0]?.seq).toBe(sticker.seq);
   });
 
   it("pages through history, newest first, without gaps", async () => {

@@ -5,7 +5,9 @@
  * - round-trip files decode to their canonical JSON form, re-encode byte
  *   for byte, and encode byte for byte from the JSON form alone;
  * - decode-only files decode to their canonical JSON form;
- * - reject files are rejected with their error code (a typed DecodeError).
+ * - reject files are rejected with their error code (a typed DecodeError);
+ * - refuse files (well-formed requests a server answers with ERROR) are
+ *   round trips, and the SDK's own checks (src/rich.ts) predict their code.
  *
  * A vector of a frame type that the SDK's frame table (src/frames.ts) does
  * not know fails here, naming the type: a frame added to SPEC.md forces an
@@ -35,6 +37,7 @@ import {
   type Json,
   type Request,
   type ServerMessage,
+  checkContent,
 } from "../../src/index.js";
 
 /**
@@ -76,6 +79,7 @@ function load<T>(dir: string): [string, T][] {
 const roundTrip = load<FrameVector>(VECTORS);
 const decodeOnly = load<FrameVector>(join(VECTORS, "decode_only"));
 const reject = load<RejectVector>(join(VECTORS, "reject"));
+const refuse = load<FrameVector & { error_code: number }>(join(VECTORS, "refuse"));
 
 const hex2 = (t: number) => `0x${t.toString(16).padStart(2, "0")}`;
 
@@ -147,6 +151,22 @@ describe("round-trip vectors", () => {
     expect([...notifications].filter((k) => typeof k === "number").length).toBeGreaterThan(0);
     expect(events.size).toBeGreaterThanOrEqual(13);
     expect(notifications.size).toBeGreaterThanOrEqual(11);
+  });
+});
+
+describe("refuse vectors", () => {
+  it("there are some", () => expect(refuse.length).toBeGreaterThan(0));
+
+  it.each(refuse)("%s", (file, v) => {
+    const { requestId, message } = checkDecodes(file, v);
+    expect(encode(v.direction, requestId, message), `${file}: re-encoding the decoded frame`).toBe(v.hex);
+    const fromJson = fromCanonicalJson(v.direction, v.type, v.decoded);
+    expect(encode(v.direction, v.request_id, fromJson), `${file}: encoding the canonical form`).toBe(v.hex);
+    let refusal;
+    if (message.type === "SEND_MESSAGE") refusal = checkContent(message.body, message.spans ?? [], message.sticker);
+    else if (message.type === "EDIT_MESSAGE") refusal = checkContent(message.text, message.spans ?? []);
+    else expect.fail(`${file}: a refuse vector of ${message.type}, which the SDK does not check`);
+    expect(refusal?.code, `${file}: the code the SDK's checks predict`).toBe(v.error_code);
   });
 });
 
