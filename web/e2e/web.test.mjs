@@ -196,6 +196,34 @@ test("two people register, create and join a room, chat both ways, see typing an
   await shoot(bob.page, "chat");
 });
 
+test("a formatted message and a sticker: the other browser renders both", async () => {
+  await alice.page.goto(server.base + `/chat/${rooms.general}`);
+  await alice.page.getByRole("heading", { name: "general", exact: true }).waitFor();
+  await say(alice.page, "**ship** it _now_ 🚀 日本 `make` ~~later~~ https://example.com/docs");
+  const msg = messages(bob.page).filter({ hasText: "ship it now" });
+  await msg.locator("strong", { hasText: "ship" }).waitFor();
+  await msg.locator("em", { hasText: "now" }).waitFor();
+  await msg.locator("code", { hasText: "make" }).waitFor();
+  await msg.locator("s", { hasText: "later" }).waitFor();
+  const link = msg.getByRole("link", { name: "https://example.com/docs" });
+  assert.equal(await link.getAttribute("href"), "https://example.com/docs");
+  assert.equal(await link.getAttribute("rel"), "noopener noreferrer");
+  // The markers are gone from the text; the emoji and CJK are intact.
+  assert.equal((await msg.locator(".msg-text").innerText()).trim(), "ship it now 🚀 日本 make later https://example.com/docs");
+
+  await alice.page.getByRole("button", { name: "Stickers" }).click();
+  const choice = alice.page.getByRole("menuitem", { name: /^Send sticker / }).first();
+  const art = (await choice.locator("pre").innerText()).trim();
+  await choice.click();
+  const sticker = messages(bob.page).locator(".sticker pre").last();
+  await sticker.waitFor();
+  assert.equal((await sticker.innerText()).trim(), art);
+  // A sticker cannot be edited: no Edit button on alice's sticker.
+  const own = messages(alice.page).filter({ has: alice.page.locator(".sticker") }).last();
+  await own.hover();
+  assert.equal(await own.getByRole("button", { name: /^Edit message/ }).count(), 0);
+});
+
 test("an admin invites by username and the invitee accepts", async () => {
   rooms.secret = await createRoom(alice.page, "secret", "Invitation only", "private");
   await alice.page.goto(`${server.base}/chat/${rooms.secret}/admin`);

@@ -4,6 +4,7 @@ import { render } from "preact";
 
 import "./styles.css";
 import { app } from "./model";
+import "./rich";
 import { Shell } from "./ui/Shell";
 
 app.start();

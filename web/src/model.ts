@@ -13,8 +13,11 @@ import {
   type Member,
   type Notification,
   type Presence,
+  type MessageContent,
   type RoomEvent,
   type RoomInfo,
+  type Span,
+  type Sticker,
 } from "@confab/sdk";
 
 import { extensions } from "./extensions";
@@ -31,6 +34,10 @@ export interface Item {
   text: string;
   editedAt?: number;
   deleted?: boolean;
+  /** Formatting over `text` (UTF-8 byte offsets, SPEC.md §5.11.1); absent when plain. */
+  spans?: Span[];
+  /** A sticker message's sticker id (then `text` is the fallback `:id:`). */
+  sticker?: string;
   /** The SDK's event body, for renderers of richer kinds (extensions.ts). */
   raw?: EventBody;
 }
@@ -40,6 +47,8 @@ export interface Outgoing {
   id: number;
   room: number;
   text: string;
+  spans?: Span[];
+  sticker?: string;
   /** `unknown`: the connection dropped in flight; checked against history after reconnecting. */
   status: "sending" | "failed" | "unknown";
   error?: string;
@@ -420,8 +429,21 @@ export class App {
     this.changed();
   }
 
+  /** The server's sticker catalogue by id, fetched once (it changes only when the server restarts). */
+  stickers: Map<string, Sticker> | undefined;
+
+  private async loadStickers(): Promise<void> {
+    try {
+      this.stickers = new Map((await this.client.listStickers()).map((s) => [s.id, s]));
+      this.changed();
+    } catch {
+      // Sticker messages show their fallback text; tried again on the next connection.
+    }
+  }
+
   /** Rooms, unread counts and notifications; the open room's members. */
   private async loadAccount(): Promise<void> {
+    if (this.stickers === undefined) void this.loadStickers();
     await Promise.all([this.refreshMyRooms(), this.loadNotifications()]);
     const v = this.viewing;
     if (v !== undefined) {
@@ -668,6 +690,8 @@ export class App {
       case "message": {
         const item: Item = { ...base, kind: "message", text: b.text };
         if (b.editedAt !== undefined) item.editedAt = b.editedAt;
+        if (b.spans !== undefined) item.spans = b.spans;
+        if (b.sticker !== undefined) item.sticker = b.sticker;
         rs.items.set(ev.seq, item);
         if (ev.actor === me) this.settleOutgoing(rs, b.text, ev.seq);
         if (live && ev.actor !== me) this.onOthersMessage(rs, ev, b.text);
@@ -680,6 +704,7 @@ export class App {
         const target = rs.items.get(b.targetSeq);
         if (target !== undefined && b.text !== "") {
           target.text = b.text;
+          target.spans = b.spans;
           target.editedAt = ev.at;
         }
         return;
@@ -856,17 +881,35 @@ export class App {
     return max;
   }
 
-  /** Sends a message; it shows as pending until acknowledged, failed if not sent. */
-  send(room: number, text: string): void {
+  /** Sends a message (plain or formatted); it shows as pending until acknowledged, failed if not sent. */
+  send(room: number, content: MessageContent): void {
+    const text = typeof content === "string" ? content : content.text;
+    const spans = typeof content === "string" ? [] : ((content.spans ?? []) as Span[]);
+    this.dispatch(room, { text, ...(spans.length > 0 ? { spans } : {}) }, () =>
+      this.client.sendMessage(room, { text, spans }),
+    );
+  }
+
+  /** Sends sticker `id` of the catalogue. */
+  sendSticker(room: number, id: string): void {
+    this.dispatch(room, { text: `:${id}:`, sticker: id }, () => this.client.sendSticker(room, id));
+  }
+
+  private dispatch(
+    room: number,
+    content: { text: string; spans?: Span[]; sticker?: string },
+    request: () => ReturnType<ConfabClient["sendMessage"]>,
+  ): void {
     const rs = this.room(room);
-    const out: Outgoing = { id: this.nextLocal++, room, text, status: "sending", afterSeq: this.highestSeq(rs) };
+    const out: Outgoing = { id: this.nextLocal++, room, ...content, status: "sending", afterSeq: this.highestSeq(rs) };
     rs.outgoing = [...rs.outgoing, out];
     this.stopTyping(room);
     this.changed();
-    this.client.sendMessage(room, text).then(
+    request().then(
       (ack) => {
         if (!rs.items.has(ack.seq) && this.me !== undefined) {
-          rs.items.set(ack.seq, { seq: ack.seq, at: ack.at, actor: this.me.user, actorName: this.me.username, kind: "message", text });
+          const { user, username } = this.me;
+          rs.items.set(ack.seq, { seq: ack.seq, at: ack.at, actor: user, actorName: username, kind: "message", ...content });
         }
         rs.outgoing = rs.outgoing.filter((o) => o !== out);
         this.markReadSoon(room);
@@ -916,7 +959,8 @@ export class App {
     const out = rs.outgoing.find((o) => o.id === id);
     if (out === undefined) return;
     rs.outgoing = rs.outgoing.filter((o) => o !== out);
-    this.send(room, out.text);
+    if (out.sticker !== undefined) this.sendSticker(room, out.sticker);
+    else this.send(room, { text: out.text, spans: out.spans ?? [] });
   }
 
   discard(room: number, id: number): void {
@@ -925,11 +969,14 @@ export class App {
     this.changed();
   }
 
-  async edit(room: number, seq: number, text: string): Promise<void> {
-    await this.client.editMessage(room, seq, text);
+  async edit(room: number, seq: number, content: MessageContent): Promise<void> {
+    await this.client.editMessage(room, seq, content);
     const item = this.room(room).items.get(seq);
     if (item !== undefined) {
+      const text = typeof content === "string" ? content : content.text;
+      const spans = typeof content === "string" ? undefined : (content.spans as Span[] | undefined);
       item.text = text;
+      item.spans = spans !== undefined && spans.length > 0 ? spans : undefined;
       item.editedAt ??= Date.now();
     }
     this.changed();

@@ -5,6 +5,7 @@ import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 
 import { extensions } from "../extensions";
+import { parseMarkup, toMarkup } from "../markup";
 import { app, describe, errorCode, presenceOf, type Item, type RoomState } from "../model";
 import { navigate } from "../router";
 import { AdminPanel } from "./Admin";
@@ -80,7 +81,7 @@ function LeaveDialog(props: { room: number; name: string; onClose: () => void })
 }
 
 /** Mentions (`@name`) highlighted; the user's own name stands out. */
-function MessageText(props: { text: string }) {
+export function MessageText(props: { text: string }) {
   const me = app.me?.username.toLowerCase();
   const parts = props.text.split(/(@[A-Za-z0-9_-]+)/g);
   return (
@@ -174,7 +175,7 @@ function Timeline(props: { rs: RoomState; isAdmin: boolean }) {
             ];
           }
           const mine = item.actor === me;
-          const canEdit = mine && item.deleted !== true;
+          const canEdit = mine && item.deleted !== true && item.sticker === undefined;
           const canDelete = (mine || props.isAdmin) && item.deleted !== true;
           return [
             divider,
@@ -222,9 +223,7 @@ function Timeline(props: { rs: RoomState; isAdmin: boolean }) {
               <span class="sender">{a.me?.username}</span>
               <span class="muted">{o.status === "sending" ? "Sending…" : o.status === "unknown" ? "Checking…" : "Not sent"}</span>
             </div>
-            <div class="msg-text">
-              <MessageText text={o.text} />
-            </div>
+            <div class="msg-text">{renderContent({ seq: 0, at: 0, actor: 0, actorName: "", kind: "message", ...o })}</div>
             {o.status === "failed" ? (
               <div class="msg-actions always">
                 <span class="feedback error" role="alert">
@@ -267,17 +266,18 @@ function DeleteDialog(props: { room: number; item: Item; onClose: () => void }) 
 }
 
 function EditBox(props: { item: Item; room: number; onDone: () => void }) {
-  const [text, setText] = useState(props.item.text);
+  const original = toMarkup(props.item.text, props.item.spans);
+  const [text, setText] = useState(original);
   const action = useAction();
   const ref = useRef<HTMLTextAreaElement>(null);
   useEffect(() => ref.current?.focus(), []);
   const save = () =>
     void action.run(async () => {
-      if (text.trim() === "" || text === props.item.text) {
+      if (text.trim() === "" || text === original) {
         props.onDone();
         return;
       }
-      await app.edit(props.room, props.item.seq, text);
+      await app.edit(props.room, props.item.seq, parseMarkup(text));
       props.onDone();
     });
   return (
@@ -336,7 +336,7 @@ function Composer(props: { room: number }) {
   const max = a.client.welcome?.maxMessageLen ?? 4096;
   const send = (body: string) => {
     if (body.trim() === "") return;
-    app.send(props.room, body);
+    app.send(props.room, parseMarkup(body));
   };
   const submit = () => {
     send(text);
@@ -385,7 +385,7 @@ function Composer(props: { room: number }) {
         Send
       </button>
       <p id="composer-hint" class="hint composer-hint">
-        Enter sends · Shift+Enter starts a new line
+        Enter sends · Shift+Enter starts a new line · **bold** _italic_ ~~struck~~ `code` ```block```
       </p>
       {tooLong ? (
         <p class="feedback error composer-error" role="alert">
