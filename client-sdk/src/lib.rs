@@ -129,10 +129,10 @@ pub use options::ConnectOptions;
 pub use tls::TlsTrust;
 
 pub use confab_protocol::{
-    AuditAction, AuditItem, ErrorCode, EventBody, LeaveReason, Member, Millis, Notification,
-    NotificationKind, Presence, RateLimit, ReadState, ResumePoint, Role, RoomEvent, RoomId,
-    RoomInfo, RoomLogItem, Seq, SessionUser, UnreadSummary, UserEntry, UserId, UserRef, Visibility,
-    Welcome, PROTOCOL_VERSION,
+    AuditAction, AuditItem, DirectWith, ErrorCode, EventBody, LeaveReason, Member, Millis,
+    Notification, NotificationKind, Presence, RateLimit, ReadState, ResumePoint, Role, RoomEvent,
+    RoomId, RoomInfo, RoomLogItem, Seq, SessionUser, UnreadSummary, UserEntry, UserId, UserRef,
+    Visibility, Welcome, PROTOCOL_VERSION,
 };
 
 /// The wire-level escape hatch: raw requests and replies for

@@ -89,6 +89,7 @@ pub mod kind {
     pub const TYPING_STOP: u8 = 0x2a;
     pub const SET_READ_MARKER: u8 = 0x2b;
     pub const SET_AWAY: u8 = 0x2c;
+    pub const OPEN_DIRECT: u8 = 0x2d;
 
     pub const WELCOME: u8 = 0x40;
     pub const PONG: u8 = 0x41;
@@ -154,6 +155,7 @@ pub mod kind {
         TYPING_STOP,
         SET_READ_MARKER,
         SET_AWAY,
+        OPEN_DIRECT,
     ];
 
     /// Every type a server sends (responses, then events), in type order

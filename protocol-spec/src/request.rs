@@ -188,6 +188,11 @@ pub enum Request {
     SetAway {
         away: bool,
     },
+    /// Opens the caller's direct (one-to-one) room with `user`: creates
+    /// it, or returns the existing one (SPEC.md §5.3.7).
+    OpenDirect {
+        user: UserRef,
+    },
 }
 
 /// The most users CREATE_ROOM may name as initial members (SPEC.md §5.3.2);
@@ -231,6 +236,7 @@ impl Request {
             Request::TypingStop { .. } => kind::TYPING_STOP,
             Request::SetReadMarker { .. } => kind::SET_READ_MARKER,
             Request::SetAway { .. } => kind::SET_AWAY,
+            Request::OpenDirect { .. } => kind::OPEN_DIRECT,
         }
     }
 
@@ -271,6 +277,7 @@ impl Request {
             Request::TypingStop { .. } => "typing_stop",
             Request::SetReadMarker { .. } => "set_read_marker",
             Request::SetAway { .. } => "set_away",
+            Request::OpenDirect { .. } => "open_direct",
         }
     }
 
@@ -364,6 +371,7 @@ impl Request {
                 put_varint(buf, seq.0);
             }
             Request::SetAway { away } => put_bool(buf, *away),
+            Request::OpenDirect { user } => user.encode(buf),
             Request::CreateRoom {
                 name,
                 topic,
@@ -569,6 +577,9 @@ impl Request {
                 seq: Seq(r.varint()?),
             },
             kind::SET_AWAY => Request::SetAway { away: r.bool()? },
+            kind::OPEN_DIRECT => Request::OpenDirect {
+                user: UserRef::decode(&mut r)?,
+            },
             other => return Err(DecodeError::UnknownFrameType(other)),
         };
         Ok(req)

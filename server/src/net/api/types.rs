@@ -6,8 +6,8 @@
 //! conversion from the same list.
 
 use confab_protocol::{
-    AuditItem, EventBody, LeaveReason, Member, Notification, NotificationKind, Presence, Role,
-    RoomEvent, RoomInfo, RoomLogItem, UserEntry, UserId, UserRef, Visibility,
+    AuditItem, DirectWith, EventBody, LeaveReason, Member, Notification, NotificationKind,
+    Presence, Role, RoomEvent, RoomInfo, RoomLogItem, UserEntry, UserId, UserRef, Visibility,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -180,6 +180,19 @@ mirror! {
         last_seq: u64 = r.last_seq.0,
         /// Milliseconds since the Unix epoch.
         created_at: u64 = r.created_at,
+        /// For a direct room (`POST /api/direct`): the other of its two
+        /// users, as the caller sees it (the room's `name` is theirs);
+        /// absent for every other room.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        direct_with: Option<DirectWithBody> = r.direct_with.map(Into::into),
+    }
+}
+
+mirror! {
+    /// The other user of a direct room.
+    pub struct DirectWithBody from DirectWith as d {
+        user: u64 = d.user.0,
+        username: String = d.username,
     }
 }
 
