@@ -319,6 +319,20 @@ impl Client {
         }
     }
 
+    /// Opens the caller's direct (one-to-one) room with `user`, by id or
+    /// username: creates it, or returns the one the two already have
+    /// (adding the caller again if they had left it; the history stays).
+    /// Resolves once it is durable, with the room as the caller sees it:
+    /// named after the other user, who is in [`RoomInfo::direct_with`].
+    /// Refused with `NO_SUCH_USER` or `CANNOT_TARGET_SELF`; inside a direct
+    /// room, governance requests are refused with `DIRECT_ROOM`.
+    pub async fn open_direct(&self, user: UserRef) -> Result<RoomInfo, Error> {
+        match self.request(Request::OpenDirect { user }).await? {
+            ServerMsg::Room(info) => Ok(info),
+            other => Err(unexpected("open_direct", &other)),
+        }
+    }
+
     /// Rooms visible to the caller whose name or topic contains `query`
     /// (case-insensitive), ordered by id: the page of up to `limit` (1–200)
     /// rooms starting at `offset`, and the total count.

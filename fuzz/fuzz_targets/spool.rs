@@ -59,7 +59,7 @@ impl ArbOp {
     fn op(self) -> WriteOp {
         let (room, user, other) = (RoomId(self.a), UserId(self.b), UserId(self.c));
         let role = [Role::Member, Role::Admin, Role::Owner][usize::from(self.small % 3)];
-        match self.tag % 18 {
+        match self.tag % 19 {
             0 => WriteOp::CreateRoom {
                 room,
                 name: self.s1,
@@ -137,6 +137,11 @@ impl ArbOp {
                 room,
                 at: self.c,
                 reason: LeaveReason::from_code(self.small),
+            },
+            17 => WriteOp::SetDirect {
+                room,
+                low: user,
+                high: other,
             },
             _ => WriteOp::Audit(AuditEntry {
                 at: self.c,

@@ -132,6 +132,10 @@ error_codes! {
     DuplicateMember = 323, "DUPLICATE_MEMBER", "a user is named twice among the initial members";
     /// CREATE_ROOM naming more initial members than the limit.
     TooManyMembers = 324, "TOO_MANY_MEMBERS", "too many initial members";
+    /// A governance request (join, invitation, join request, decision,
+    /// kick, ban, unban, role change, room update) naming a direct room,
+    /// which has exactly its two users and no governance.
+    DirectRoom = 325, "DIRECT_ROOM", "not possible in a direct chat";
 
     // 4xx — messages.
     /// Message body is empty or only whitespace.

@@ -89,6 +89,7 @@ pub mod kind {
     pub const TYPING_STOP: u8 = 0x2a;
     pub const SET_READ_MARKER: u8 = 0x2b;
     pub const SET_AWAY: u8 = 0x2c;
+    pub const OPEN_DIRECT: u8 = 0x2d;
     pub const LIST_STICKERS: u8 = 0x2e;
 
     pub const WELCOME: u8 = 0x40;
@@ -156,6 +157,7 @@ pub mod kind {
         TYPING_STOP,
         SET_READ_MARKER,
         SET_AWAY,
+        OPEN_DIRECT,
         LIST_STICKERS,
     ];
 

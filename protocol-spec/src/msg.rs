@@ -80,6 +80,18 @@ pub struct RoomInfo {
     /// The sequence number of the room's latest event.
     pub last_seq: Seq,
     pub created_at: Millis,
+    /// For a direct room (OPEN_DIRECT, SPEC.md §5.3.7): the other of its
+    /// two users, as seen by the recipient of this RoomInfo; `None` for
+    /// every other room. Appended fields, absent from the wire when `None`.
+    pub direct_with: Option<DirectWith>,
+}
+
+/// The other user of a direct room, from the point of view of the user a
+/// [`RoomInfo`] is sent to: its display name is this user's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectWith {
+    pub user: UserId,
+    pub username: String,
 }
 
 /// One entry of a PRESENCE event (SPEC.md §5.10.2): `user` is now
@@ -423,6 +435,12 @@ pub(crate) fn put_room(buf: &mut BytesMut, r: &RoomInfo) {
         put_varint(b, r.member_count as u64);
         put_varint(b, r.last_seq.0);
         put_varint(b, r.created_at);
+        // Appended fields: only a direct room writes them, so every other
+        // RoomInfo keeps the bytes of the first release.
+        if let Some(d) = &r.direct_with {
+            put_varint(b, d.user.0);
+            put_str(b, &d.username);
+        }
     });
 }
 
@@ -437,6 +455,15 @@ pub(crate) fn get_room(r: &mut Reader<'_>) -> Result<RoomInfo, DecodeError> {
         member_count: r.varint_u32()?,
         last_seq: Seq(r.varint()?),
         created_at: r.varint()?,
+        // Appended fields (SPEC.md §5.3.1): absent means not direct.
+        direct_with: if r.remaining() > 0 {
+            Some(DirectWith {
+                user: UserId(r.varint()?),
+                username: r.str()?,
+            })
+        } else {
+            None
+        },
     })
 }
 

@@ -196,6 +196,11 @@ pub enum Request {
     SetAway {
         away: bool,
     },
+    /// Opens the caller's direct (one-to-one) room with `user`: creates
+    /// it, or returns the existing one (SPEC.md §5.3.7).
+    OpenDirect {
+        user: UserRef,
+    },
     /// The server's sticker catalogue (SPEC.md §5.11.3).
     ListStickers,
 }
@@ -241,6 +246,7 @@ impl Request {
             Request::TypingStop { .. } => kind::TYPING_STOP,
             Request::SetReadMarker { .. } => kind::SET_READ_MARKER,
             Request::SetAway { .. } => kind::SET_AWAY,
+            Request::OpenDirect { .. } => kind::OPEN_DIRECT,
             Request::ListStickers => kind::LIST_STICKERS,
         }
     }
@@ -282,6 +288,7 @@ impl Request {
             Request::TypingStop { .. } => "typing_stop",
             Request::SetReadMarker { .. } => "set_read_marker",
             Request::SetAway { .. } => "set_away",
+            Request::OpenDirect { .. } => "open_direct",
             Request::ListStickers => "list_stickers",
         }
     }
@@ -384,6 +391,7 @@ impl Request {
                 put_varint(buf, seq.0);
             }
             Request::SetAway { away } => put_bool(buf, *away),
+            Request::OpenDirect { user } => user.encode(buf),
             Request::CreateRoom {
                 name,
                 topic,
@@ -609,6 +617,9 @@ impl Request {
                 seq: Seq(r.varint()?),
             },
             kind::SET_AWAY => Request::SetAway { away: r.bool()? },
+            kind::OPEN_DIRECT => Request::OpenDirect {
+                user: UserRef::decode(&mut r)?,
+            },
             kind::LIST_STICKERS => Request::ListStickers,
             other => return Err(DecodeError::UnknownFrameType(other)),
         };

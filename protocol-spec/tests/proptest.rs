@@ -6,9 +6,9 @@
 use bytes::BytesMut;
 use confab_protocol::frame::{kind, FrameCodec, RawFrame};
 use confab_protocol::{
-    AuditItem, EventBody, Hello, LeaveReason, Member, Notification, NotificationKind, RateLimit,
-    Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg,
-    SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome,
+    AuditItem, DirectWith, EventBody, Hello, LeaveReason, Member, Notification, NotificationKind,
+    RateLimit, Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq,
+    ServerMsg, SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome,
 };
 use confab_protocol::{Color, Span, Sticker, Style};
 use confab_protocol::{Presence, PresenceChange, ReadState, UnreadSummary};
@@ -203,6 +203,7 @@ fn request() -> impl Strategy<Value = Request> {
             seq: Seq(seq)
         }),
         any::<bool>().prop_map(|away| Request::SetAway { away }),
+        user_ref().prop_map(|user| Request::OpenDirect { user }),
         Just(Request::ListStickers),
     ]
 }
@@ -217,17 +218,24 @@ fn room_info() -> impl Strategy<Value = RoomInfo> {
         any::<u32>(),
         any::<u64>(),
         any::<u64>(),
+        proptest::option::of((any::<u64>(), text())),
     )
         .prop_map(
-            |(id, name, topic, visibility, owner, member_count, last_seq, created_at)| RoomInfo {
-                id: RoomId(id),
-                name,
-                topic,
-                visibility,
-                owner: UserId(owner),
-                member_count,
-                last_seq: Seq(last_seq),
-                created_at,
+            |(id, name, topic, visibility, owner, member_count, last_seq, created_at, direct)| {
+                RoomInfo {
+                    id: RoomId(id),
+                    name,
+                    topic,
+                    visibility,
+                    owner: UserId(owner),
+                    member_count,
+                    last_seq: Seq(last_seq),
+                    created_at,
+                    direct_with: direct.map(|(user, username)| DirectWith {
+                        user: UserId(user),
+                        username,
+                    }),
+                }
             },
         )
 }

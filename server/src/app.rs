@@ -25,9 +25,9 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::persist::batch::{self, BatchConfig};
 use crate::persist::spool::{Spool, SpoolConfig};
-use crate::room::{MemberState, PendingUser, Room, RoomSnapshot};
+use crate::room::{Direct, MemberState, PendingUser, Room, RoomSnapshot};
 use crate::shard::{spawn_shards, RoomSlot, ShardCmd, ShardConfig};
-use crate::state::{ServerState, SessionRegistry};
+use crate::state::{DirectRooms, ServerState, SessionRegistry};
 
 /// A running server.
 pub struct ServerHandle {
@@ -134,7 +134,7 @@ pub async fn start_with_store(
     // Batches an earlier run spooled (acknowledged while the database was
     // unreachable) reach the store before anything is loaded from it.
     let spool = open_spool(&config, store.as_ref()).await?;
-    let (slots, max_room) = restore(store.as_ref(), config.room_tail_events).await?;
+    let (slots, max_room, directs) = restore(store.as_ref(), config.room_tail_events).await?;
     tracing::info!(rooms = slots.len(), "rooms restored");
     let next_notification = store
         .max_notification_id()
@@ -226,6 +226,7 @@ pub async fn start_with_store(
         guard,
         batch,
         clock: clock.clone(),
+        directs,
         stickers,
     });
     crate::persist::housekeeping::spawn(
@@ -312,9 +313,13 @@ async fn open_spool(config: &Config, store: &dyn Store) -> anyhow::Result<Option
 const SPOOL_STARTUP_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Loads rooms with their members, bans, invitations, join requests and
-/// recent events into room slots. Returns the slots and the highest room
-/// id seen (terminated rooms included: ids are never reused).
-async fn restore(store: &dyn Store, tail: usize) -> anyhow::Result<(Vec<RoomSlot>, u64)> {
+/// recent events into room slots. Returns the slots, the highest room id
+/// seen (terminated rooms included: ids are never reused) and the direct
+/// rooms by pair.
+async fn restore(
+    store: &dyn Store,
+    tail: usize,
+) -> anyhow::Result<(Vec<RoomSlot>, u64, DirectRooms)> {
     let rooms = store.load_rooms().await.context("loading rooms")?;
     let mut members: HashMap<RoomId, Vec<MemberState>> = HashMap::new();
     for m in store.load_members().await.context("loading members")? {
@@ -370,8 +375,13 @@ async fn restore(store: &dyn Store, tail: usize) -> anyhow::Result<(Vec<RoomSlot
     }
     let mut max_room = 0;
     let mut slots = Vec::with_capacity(rooms.len());
+    let mut pairs = Vec::new();
     for r in rooms {
         max_room = max_room.max(r.id.0);
+        let direct = r.direct.map(|[a, b]| Direct::new(a, b));
+        if let Some(d) = &direct {
+            pairs.push((d.pair(), r.id));
+        }
         let take = |m: &mut HashMap<RoomId, Vec<PendingUser>>| m.remove(&r.id).unwrap_or_default();
         let room = Room::restore(RoomSnapshot {
             id: r.id,
@@ -386,11 +396,12 @@ async fn restore(store: &dyn Store, tail: usize) -> anyhow::Result<(Vec<RoomSlot
             bans: take(&mut bans),
             invites: take(&mut invites),
             requests: take(&mut requests),
+            direct,
         });
         slots.push(RoomSlot::restored(
             room,
             recent.remove(&r.id).unwrap_or_default(),
         ));
     }
-    Ok((slots, max_room))
+    Ok((slots, max_room, DirectRooms::new(pairs)))
 }

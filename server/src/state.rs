@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
+use confab_protocol::{RoomId, UserId};
 use confab_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -55,6 +56,36 @@ pub struct ServerState {
     pub clock: Clock,
     /// The stickers messages may name (built in, or from `stickers_dir`).
     pub stickers: Catalogue,
+    /// Every direct room by its pair of users (OPEN_DIRECT).
+    pub directs: DirectRooms,
+}
+
+/// Every direct room by its pair of users, lower id first (SPEC.md
+/// §5.3.7): what OPEN_DIRECT consults, so that a pair gets one room however
+/// many of its requests arrive at once. Rebuilt from the stored rooms at
+/// start-up; behind it the store keeps one direct room per pair too (a
+/// unique index). Touched only by OPEN_DIRECT, for a lookup or an insert.
+#[derive(Default)]
+pub struct DirectRooms {
+    by_pair: Mutex<HashMap<(UserId, UserId), RoomId>>,
+}
+
+impl DirectRooms {
+    /// The map of the rooms loaded at start-up.
+    pub fn new(rooms: impl IntoIterator<Item = ((UserId, UserId), RoomId)>) -> DirectRooms {
+        DirectRooms {
+            by_pair: Mutex::new(rooms.into_iter().collect()),
+        }
+    }
+
+    /// The direct room of `pair` (lower id first). A pair without one yet
+    /// gets `fresh()`, recorded in the same step under the lock: two
+    /// requests for one pair at once get the same room, and the first of
+    /// them to reach the room's shard creates it.
+    pub fn room_for(&self, pair: (UserId, UserId), fresh: impl FnOnce() -> RoomId) -> RoomId {
+        let mut map = self.by_pair.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(pair).or_insert_with(fresh)
+    }
 }
 
 /// Authenticated connections by the SHA-256 of their session token.

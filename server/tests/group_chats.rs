@@ -6,30 +6,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::http::api;
-use common::{Backend, Door, TestServer, Transport};
-use confab_protocol::{ErrorCode, EventBody, Role, RoomId, RoomInfo, UserId, UserRef, Visibility};
+use common::http::{api, register};
+use common::{next_announced, Backend, Door, TestServer, Transport};
+use confab_protocol::{ErrorCode, EventBody, Role, RoomId, UserId, UserRef, Visibility};
 use confab_sdk::{Client, Event, NewRoom};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(5);
-const PASSWORD: &str = "password123";
+const PASSWORD: &str = common::TEST_PASSWORD;
 
 async fn user(door: &Door, name: &str) -> (Client, UserId) {
-    let c = door.connect().await;
-    let session = c.register(name, PASSWORD).await.expect("register");
-    (c, session.user)
-}
-
-/// The first ROOM_ANNOUNCED `c` receives.
-async fn next_announced(c: &Client) -> RoomInfo {
-    loop {
-        match c.next_event_timeout(WAIT).await.ok().flatten() {
-            Some(Event::RoomAnnounced(info)) => return info,
-            Some(_) => continue,
-            None => panic!("no ROOM_ANNOUNCED within {WAIT:?}"),
-        }
-    }
+    door.register(name).await
 }
 
 /// The ids of `c`'s rooms (MY_ROOMS).
@@ -184,16 +171,7 @@ async fn group_chats_over_http() {
     let addr = srv.addr_for(Transport::Ws);
     let mut tokens = Vec::new();
     for name in ["owner", "bob", "carol"] {
-        let (status, v) = api(
-            addr,
-            "POST",
-            "/api/register",
-            None,
-            Some(json!({"username": name, "password": PASSWORD})),
-        )
-        .await;
-        assert_eq!(status, 201, "{v}");
-        tokens.push(v["token"].as_str().unwrap().to_owned());
+        tokens.push(register(addr, name).await.0);
     }
     let owner = tokens[0].clone();
     let create = |members: serde_json::Value| {

@@ -6,9 +6,9 @@
 use confab_protocol::frame::kind;
 use confab_protocol::rich::span_kind;
 use confab_protocol::{
-    AuditItem, EventBody, Hello, Member, Notification, RateLimit, ReadState, ResumePoint, Role,
-    RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UnreadSummary,
-    UserEntry, UserId, UserRef, Visibility, Welcome,
+    AuditItem, DirectWith, EventBody, Hello, Member, Notification, RateLimit, ReadState,
+    ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser,
+    UnreadSummary, UserEntry, UserId, UserRef, Visibility, Welcome,
 };
 use confab_protocol::{
     Color, LeaveReason, NotificationKind, Presence, PresenceChange, Request, Span, Sticker, Style,
@@ -106,7 +106,7 @@ fn role(r: Role) -> J {
 }
 
 fn room_info(r: &RoomInfo) -> J {
-    J::Obj(vec![
+    let mut fields = vec![
         ("id", n(r.id.0)),
         ("name", s(&r.name)),
         ("topic", s(&r.topic)),
@@ -115,7 +115,13 @@ fn room_info(r: &RoomInfo) -> J {
         ("member_count", n(r.member_count)),
         ("last_seq", n(r.last_seq.0)),
         ("created_at", n(r.created_at)),
-    ])
+    ];
+    // Appended fields: written only for a direct room.
+    if let Some(d) = &r.direct_with {
+        fields.push(("direct_user", n(d.user.0)));
+        fields.push(("direct_username", s(&d.username)));
+    }
+    J::Obj(fields)
 }
 
 fn member(m: &Member) -> J {
@@ -475,6 +481,7 @@ pub fn request(r: &Request) -> J {
         Request::SetReadMarker { room, seq } => {
             J::Obj(vec![("room", n(room.0)), ("seq", n(seq.0))])
         }
+        Request::OpenDirect { user } => J::Obj(vec![("user", user_ref(user))]),
     }
 }
 
@@ -705,6 +712,10 @@ fn room_info_from(v: &Value) -> RoomInfo {
         member_count: num32(v, "member_count"),
         last_seq: Seq(num(v, "last_seq")),
         created_at: num(v, "created_at"),
+        direct_with: v.get("direct_user").map(|_| DirectWith {
+            user: UserId(num(v, "direct_user")),
+            username: text(v, "direct_username"),
+        }),
     }
 }
 
@@ -1080,6 +1091,9 @@ pub fn request_from(t: u8, v: &Value) -> Request {
         kind::SET_READ_MARKER => Request::SetReadMarker {
             room: RoomId(num(v, "room")),
             seq: Seq(num(v, "seq")),
+        },
+        kind::OPEN_DIRECT => Request::OpenDirect {
+            user: user_ref_from(field(v, "user")),
         },
         other => panic!("0x{other:02x} is not a request type"),
     }

@@ -6,9 +6,9 @@
 
 use confab_protocol::frame::kind;
 use confab_protocol::{
-    AuditItem, ErrorCode, EventBody, Hello, Member, Notification, RateLimit, Request, ResumePoint,
-    Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UserEntry, UserId,
-    UserRef, Visibility, Welcome,
+    AuditItem, DirectWith, ErrorCode, EventBody, Hello, Member, Notification, RateLimit, Request,
+    ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser,
+    UserEntry, UserId, UserRef, Visibility, Welcome,
 };
 use confab_protocol::{LeaveReason, NotificationKind, Presence, PresenceChange};
 use confab_protocol::{ReadState, UnreadSummary};
@@ -85,6 +85,7 @@ fn rust_cafe() -> RoomInfo {
         member_count: 3,
         last_seq: Seq(128),
         created_at: NOW - 86_400_000,
+        direct_with: None,
     }
 }
 
@@ -98,6 +99,7 @@ fn core_team() -> RoomInfo {
         member_count: 2,
         last_seq: Seq(9),
         created_at: NOW - 3_600_000,
+        direct_with: None,
     }
 }
 
@@ -131,6 +133,7 @@ fn off_topic() -> RoomInfo {
         member_count: 5,
         last_seq: Seq(2_048),
         created_at: NOW - 30 * 86_400_000,
+        direct_with: None,
     }
 }
 
@@ -154,6 +157,26 @@ fn gamedev() -> RoomInfo {
         member_count: 1,
         last_seq: Seq(1),
         created_at: NOW,
+        direct_with: None,
+    }
+}
+
+/// bob's direct room with alice (user 17), as bob is sent it: its display
+/// name is alice's.
+fn direct_with_alice() -> RoomInfo {
+    RoomInfo {
+        id: RoomId(302),
+        name: "alice".into(),
+        topic: String::new(),
+        visibility: Visibility::Private,
+        owner: UserId(17),
+        member_count: 2,
+        last_seq: Seq(2),
+        created_at: NOW,
+        direct_with: Some(DirectWith {
+            user: UserId(17),
+            username: "alice".into(),
+        }),
     }
 }
 
@@ -687,6 +710,22 @@ fn base_round_trip() -> Vec<RoundTrip> {
             C(Request::SetAway { away: false }),
         ),
         v(
+            "2d_open_direct.json",
+            "OPEN_DIRECT with user 23 (by id)",
+            49,
+            C(Request::OpenDirect {
+                user: UserRef::id(UserId(23)),
+            }),
+        ),
+        v(
+            "2d_open_direct_by_name.json",
+            "OPEN_DIRECT with bob (by username)",
+            50,
+            C(Request::OpenDirect {
+                user: UserRef::name("bob"),
+            }),
+        ),
+        v(
             "40_welcome.json",
             "WELCOME to an unauthenticated connection",
             1,
@@ -743,6 +782,12 @@ fn base_round_trip() -> Vec<RoundTrip> {
             "ROOM after CREATE_ROOM",
             3,
             S(ServerMsg::Room(rust_cafe())),
+        ),
+        v(
+            "45_room_direct.json",
+            "ROOM after OPEN_DIRECT: bob's direct room with alice (fields 9 and 10, appended)",
+            50,
+            S(ServerMsg::Room(direct_with_alice())),
         ),
         v(
             "46_room_list.json",
@@ -1627,6 +1672,13 @@ fn base_reject() -> Vec<Reject> {
         "the private visibility byte"
     );
     room_bad_visibility[vis_at] = 7;
+    // A direct room's RoomInfo whose appended username (field 10) is cut
+    // off: the nested item ends after `direct_user`.
+    let mut room_direct_truncated =
+        encoded_payload(&Msg::Server(ServerMsg::Room(direct_with_alice())));
+    let cut = 1 + "alice".len();
+    room_direct_truncated.truncate(room_direct_truncated.len() - cut);
+    room_direct_truncated[0] -= cut as u8;
     let mut set_role_bad_role = encoded_payload(&Msg::Client(Request::SetRole {
         room: RoomId(42),
         user: UserId(BOB.0),
@@ -1849,6 +1901,22 @@ fn base_reject() -> Vec<Reject> {
             "INVITE whose user reference lacks its username",
             C2S,
             frame(kind::INVITE, 20, &[0xac, 0x02, 0x17]),
+            ErrorCode::MalformedFrame,
+            "ended early",
+        ),
+        r(
+            "open_direct_truncated_user.json",
+            "OPEN_DIRECT whose user reference lacks its username",
+            C2S,
+            frame(kind::OPEN_DIRECT, 49, &[0x17]),
+            ErrorCode::MalformedFrame,
+            "ended early",
+        ),
+        r(
+            "room_direct_truncated_username.json",
+            "ROOM of a direct room whose direct_username is missing",
+            S2C,
+            frame(kind::ROOM, 50, &room_direct_truncated),
             ErrorCode::MalformedFrame,
             "ended early",
         ),

@@ -15,15 +15,18 @@
 //! - succession: whenever the owner is gone and members remain, ownership
 //!   passes to the earliest-joined admin, else the earliest-joined member;
 //! - termination: no member left, or one non-admin member left (who is
-//!   removed and notified); a lone admin keeps the room until they leave.
+//!   removed and notified); a lone admin keeps the room until they leave;
+//! - direct rooms (OPEN_DIRECT, SPEC.md §5.3.7): exactly their two users,
+//!   no governance (`DIRECT_ROOM`), and never terminated by a leave: a user
+//!   who left comes back by opening the room again.
 //!
 //! **Invariants:** sequence numbers are 1, 2, 3, … without gaps; a live room
 //! with members has exactly one owner, who is a member; a terminated room
 //! accepts no command.
 
 use confab_protocol::{
-    AuditAction, ErrorCode, EventBody, LeaveReason, Millis, NotificationKind as Notify, Role,
-    RoomEvent, RoomId, RoomInfo, Seq, Span, UserId, Visibility,
+    AuditAction, DirectWith, ErrorCode, EventBody, LeaveReason, Millis, NotificationKind as Notify,
+    Role, RoomEvent, RoomId, RoomInfo, Seq, Span, UserId, Visibility,
 };
 use confab_store::WriteOp;
 use std::collections::{BTreeMap, HashMap};
@@ -193,6 +196,52 @@ pub enum Effect {
     },
 }
 
+/// The two users of a direct room (SPEC.md §5.3.7), lower id first, with
+/// their names: whether or not they are members now, they are the only
+/// users the room can ever have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Direct {
+    users: [(UserId, String); 2],
+}
+
+impl Direct {
+    /// The direct room of `a` and `b` (two different users).
+    pub fn new(a: (UserId, String), b: (UserId, String)) -> Direct {
+        debug_assert!(a.0 != b.0);
+        Direct {
+            users: if a.0 < b.0 { [a, b] } else { [b, a] },
+        }
+    }
+
+    /// The key of the pair, lower id first (the store's `direct_low`,
+    /// `direct_high`).
+    pub fn pair(&self) -> (UserId, UserId) {
+        (self.users[0].0, self.users[1].0)
+    }
+
+    /// The two users with their names, lower id first.
+    pub fn users(&self) -> &[(UserId, String); 2] {
+        &self.users
+    }
+
+    /// The other user of the pair as `viewer` sees it; `None` if `viewer`
+    /// is not one of the two.
+    pub fn other(&self, viewer: UserId) -> Option<&(UserId, String)> {
+        match &self.users {
+            [(a, _), b] if *a == viewer => Some(b),
+            [a, (b, _)] if *b == viewer => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The name the room is stored under (and its ROOM_CREATED event
+    /// carries): both usernames, lower id first. Each user is shown the
+    /// room under the other's name instead.
+    pub fn stored_name(&self) -> String {
+        format!("{} & {}", self.users[0].1, self.users[1].1)
+    }
+}
+
 /// A request to change a room, already authenticated (and with target
 /// users resolved to ids by the session).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,6 +316,37 @@ pub enum Command {
         seq: Seq,
         stored: Lookup,
     },
+    /// OPEN_DIRECT of an existing direct room by one of its two users:
+    /// re-adds them if they had left.
+    OpenDirect {
+        user: UserId,
+        username: String,
+    },
+}
+
+impl Command {
+    /// The governance requests a direct room refuses with `DIRECT_ROOM`
+    /// (SPEC.md §5.3.7): every way in but OPEN_DIRECT, and every change of
+    /// roles, membership by others, bans and the room itself.
+    fn is_governance(&self) -> bool {
+        match self {
+            Command::Join { .. }
+            | Command::Invite { .. }
+            | Command::RespondInvite { .. }
+            | Command::RequestJoin { .. }
+            | Command::Decide { .. }
+            | Command::Kick { .. }
+            | Command::Ban { .. }
+            | Command::Unban { .. }
+            | Command::SetRole { .. }
+            | Command::Update { .. } => true,
+            Command::Leave { .. }
+            | Command::Post { .. }
+            | Command::EditMessage { .. }
+            | Command::DeleteMessage { .. }
+            | Command::OpenDirect { .. } => false,
+        }
+    }
 }
 
 /// Everything needed to rebuild a room from the store.
@@ -286,6 +366,8 @@ pub struct RoomSnapshot {
     pub invites: Vec<PendingUser>,
     /// Oldest first.
     pub requests: Vec<PendingUser>,
+    /// Set for a direct room.
+    pub direct: Option<Direct>,
 }
 
 /// A room's state, owned by exactly one shard.
@@ -310,6 +392,8 @@ pub struct Room {
     messages: MessageIndex,
     /// Who is typing (never stored).
     typing: Typing,
+    /// Set for a direct room: its two users.
+    direct: Option<Direct>,
 }
 
 type Outcome = Result<Vec<Effect>, ErrorCode>;
@@ -371,6 +455,7 @@ impl Room {
             requests: Vec::new(),
             messages: MessageIndex::default(),
             typing: Typing::default(),
+            direct: None,
         };
         let mut fx = vec![
             Effect::Persist(WriteOp::CreateRoom {
@@ -409,6 +494,40 @@ impl Room {
         (room, fx)
     }
 
+    /// The direct room of `opener` and `other` (two different users),
+    /// opened by `opener`: a private room with the two as members, the
+    /// opener its owner and `other` added in the same write, marked with
+    /// the pair (SPEC.md §5.3.7).
+    pub fn create_direct(
+        id: RoomId,
+        opener: (UserId, String),
+        other: (UserId, String),
+        now: Millis,
+    ) -> (Room, Vec<Effect>) {
+        let direct = Direct::new(opener.clone(), other.clone());
+        let (mut room, mut fx) = Room::create_group(
+            id,
+            direct.stored_name(),
+            String::new(),
+            Visibility::Private,
+            opener,
+            vec![other],
+            now,
+        );
+        let (low, high) = direct.pair();
+        // Right after CreateRoom: the pair is the room's from the start.
+        fx.insert(
+            1,
+            Effect::Persist(WriteOp::SetDirect {
+                room: id,
+                low,
+                high,
+            }),
+        );
+        room.direct = Some(direct);
+        (room, fx)
+    }
+
     /// A room reloaded from the store at start-up.
     pub fn restore(s: RoomSnapshot) -> Room {
         Room {
@@ -426,6 +545,7 @@ impl Room {
             requests: s.requests,
             messages: MessageIndex::default(),
             typing: Typing::default(),
+            direct: s.direct,
         }
     }
 
@@ -462,16 +582,51 @@ impl Room {
         &self.requests
     }
 
+    /// The room's two users, if it is a direct room.
+    pub fn direct(&self) -> Option<&Direct> {
+        self.direct.as_ref()
+    }
+
+    /// The room as shown to anyone but a direct room's two users (a
+    /// direct room under its stored name, without `direct_with`).
     pub fn info(&self) -> RoomInfo {
+        self.info_for(SYSTEM)
+    }
+
+    /// The room as `viewer` is shown it: a direct room is named after
+    /// the other of its two users and says who that is (SPEC.md §5.3.7);
+    /// any other room is the same for everyone.
+    pub fn info_for(&self, viewer: UserId) -> RoomInfo {
+        let direct_with =
+            self.direct
+                .as_ref()
+                .and_then(|d| d.other(viewer))
+                .map(|(user, username)| DirectWith {
+                    user: *user,
+                    username: username.clone(),
+                });
         RoomInfo {
             id: self.id,
-            name: self.name.clone(),
+            name: match &direct_with {
+                Some(d) => d.username.clone(),
+                None => self.name.clone(),
+            },
             topic: self.topic.clone(),
             visibility: self.visibility,
             owner: self.owner,
             member_count: self.members.len() as u32,
             last_seq: self.last_seq,
             created_at: self.created_at,
+            direct_with,
+        }
+    }
+
+    /// The room's name as `viewer` is shown it (a notification's
+    /// `room_name`): see [`Room::info_for`].
+    pub fn name_for(&self, viewer: UserId) -> &str {
+        match self.direct.as_ref().and_then(|d| d.other(viewer)) {
+            Some((_, other)) => other,
+            None => &self.name,
         }
     }
 
@@ -499,6 +654,9 @@ impl Room {
     /// Applies `cmd` at time `now`. On error the room is unchanged.
     pub fn apply(&mut self, cmd: Command, now: Millis) -> Outcome {
         self.live()?;
+        if self.direct.is_some() && cmd.is_governance() {
+            return Err(ErrorCode::DirectRoom);
+        }
         match cmd {
             Command::Join { user, username } => self.join(user, username, now),
             Command::Leave { user } => self.leave(user, now),
@@ -538,6 +696,7 @@ impl Room {
             Command::DeleteMessage { user, seq, stored } => {
                 self.delete_message(user, seq, &stored, now)
             }
+            Command::OpenDirect { user, username } => self.open_direct(user, username, now),
         }
     }
 
@@ -635,19 +794,57 @@ impl Room {
         Ok(fx)
     }
 
+    /// OPEN_DIRECT of this (existing) direct room by `user`: nothing to
+    /// do for a member; one of the two who had left is added again, as a
+    /// join (SPEC.md §5.3.7). Back in a room nobody was left in, they are
+    /// its owner (a room with members has one, who is a member).
+    fn open_direct(&mut self, user: UserId, username: String, now: Millis) -> Outcome {
+        // The session routes OPEN_DIRECT only to the caller's own pair.
+        if self.direct.as_ref().and_then(|d| d.other(user)).is_none() {
+            return Err(ErrorCode::Internal);
+        }
+        if self.is_member(user) {
+            return Ok(Vec::new());
+        }
+        let mut fx = Vec::new();
+        if self.members.is_empty() {
+            self.owner = user;
+            fx.push(Effect::Persist(WriteOp::SetOwner {
+                room: self.id,
+                owner: user,
+            }));
+            self.add_member_as(user, username, Role::Owner, &mut fx, now);
+        } else {
+            self.add_member(user, username, &mut fx, now);
+        }
+        Ok(fx)
+    }
+
     /// Adds a member (clearing their invitation and request) and announces it.
     fn add_member(&mut self, user: UserId, username: String, fx: &mut Vec<Effect>, now: Millis) {
+        self.add_member_as(user, username, Role::Member, fx, now);
+    }
+
+    /// [`Room::add_member`] with the role `role`.
+    fn add_member_as(
+        &mut self,
+        user: UserId,
+        username: String,
+        role: Role,
+        fx: &mut Vec<Effect>,
+        now: Millis,
+    ) {
         self.clear_pending(user, fx);
         self.members.push(MemberState {
             user,
             username: username.clone(),
-            role: Role::Member,
+            role,
             joined_at: now,
         });
         fx.push(Effect::Persist(WriteOp::AddMember {
             room: self.id,
             user,
-            role: Role::Member,
+            role,
             joined_at: now,
         }));
         fx.push(Effect::Persist(WriteOp::LogJoin {
@@ -1214,8 +1411,17 @@ impl Room {
         ])
     }
 
-    /// Succession and termination, after a member was removed.
+    /// Succession and termination, after a member was removed. A direct
+    /// room never terminates: it stays, for the other user or for both to
+    /// come back to (SPEC.md §8.6); succession applies while one of the
+    /// two is left.
     fn after_removal(&mut self, fx: &mut Vec<Effect>, now: Millis) {
+        if self.direct.is_some() {
+            if !self.members.is_empty() && !self.is_member(self.owner) {
+                self.pass_ownership(fx, now);
+            }
+            return;
+        }
         let lone_non_admin = match self.members.first() {
             Some(m) if self.members.len() == 1 && !m.role.is_admin() => Some(m.user),
             _ => None,
@@ -1350,5 +1556,7 @@ fn audit(
         at,
     }
 }
+#[cfg(test)]
+mod direct_tests;
 #[cfg(test)]
 mod tests;

@@ -124,6 +124,32 @@ impl Session {
                 };
                 self.state.router.send(room, cmd).await
             }
+            Request::OpenDirect { user: target } => match self.resolve(&target).await {
+                Ok((other, _)) if other == user => Err(ErrorCode::CannotTargetSelf),
+                Ok((other, other_name)) => {
+                    if self.pushed_back(req_id) {
+                        return true;
+                    }
+                    let pair = if user < other {
+                        (user, other)
+                    } else {
+                        (other, user)
+                    };
+                    let next = &self.state.next_room_id;
+                    let room = self
+                        .state
+                        .directs
+                        .room_for(pair, || RoomId(next.fetch_add(1, Ordering::Relaxed)));
+                    let cmd = ShardCmd::OpenDirect {
+                        room,
+                        opener: (user, username),
+                        other: (other, other_name),
+                        reply: self.reply_to(req_id),
+                    };
+                    self.state.router.send(room, cmd).await
+                }
+                Err(code) => Err(code),
+            },
             Request::JoinRoom { room } => {
                 self.apply(req_id, room, Command::Join { user, username })
                     .await

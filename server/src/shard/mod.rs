@@ -54,6 +54,7 @@ impl ShardCmd {
     fn reply_to(&self) -> Option<&ReplyTo> {
         match self {
             ShardCmd::Create { reply, .. }
+            | ShardCmd::OpenDirect { reply, .. }
             | ShardCmd::Apply { reply, .. }
             | ShardCmd::ChangeMessage { reply, .. }
             | ShardCmd::Members { reply, .. }
@@ -83,6 +84,17 @@ pub enum ShardCmd {
         username: String,
         /// Initial members besides the creator, resolved by the session.
         members: Vec<(UserId, String)>,
+        reply: ReplyTo,
+    },
+    /// OPEN_DIRECT: creates the direct room `room` of `opener` and
+    /// `other` if this shard does not have it yet, else opens it again for
+    /// `opener` (`Command::OpenDirect`). The session took `room` from the
+    /// server's pair map, so both users' requests name the same room and
+    /// whichever arrives first creates it. ROOM is sent after commit.
+    OpenDirect {
+        room: RoomId,
+        opener: (UserId, String),
+        other: (UserId, String),
         reply: ReplyTo,
     },
     /// Apply a room command; the reply is sent after the write commits.
@@ -354,18 +366,10 @@ impl Shard {
                     members,
                     self.clock.now_ms(),
                 );
-                let slot = RoomSlot {
-                    room: new_room,
-                    subscribers: Subscribers::default(),
-                    tail: Tail::default(),
-                    stored: Arc::new(AtomicU64::new(0)),
-                };
                 // new_chat_room: a public room concerns everyone connected,
                 // a private one only its creator (their other connections)
                 // and its initial members.
-                // Sent once the room is durable: its id must never be seen
-                // before it is stored.
-                let announce = encode_reply(0, &ServerMsg::RoomAnnounced(slot.room.info()));
+                let announce = encode_reply(0, &ServerMsg::RoomAnnounced(new_room.info()));
                 let audience: Vec<Arc<OutboundQueue>> = if visibility == Visibility::Public {
                     self.online.values().flatten().cloned().collect()
                 } else {
@@ -380,9 +384,36 @@ impl Shard {
                     .into_iter()
                     .map(|c| (c, announce.clone()))
                     .collect();
-                self.rooms.insert(room, slot);
-                crate::metrics::get().rooms.increment(1.0);
-                self.carry_out(room, effects, reply, AckKind::Room, deliver);
+                self.install(new_room, effects, reply, user, deliver);
+            }
+            ShardCmd::OpenDirect {
+                room,
+                opener,
+                other,
+                reply,
+            } => {
+                if self.rooms.contains_key(&room) {
+                    let cmd = Command::OpenDirect {
+                        user: opener.0,
+                        username: opener.1,
+                    };
+                    self.apply(room, cmd, reply);
+                    return;
+                }
+                let viewers = [opener.0, other.0];
+                let (new_room, effects) =
+                    Room::create_direct(room, opener, other, self.clock.now_ms());
+                // Each of the two is announced the room as they see it:
+                // named after the other.
+                let mut deliver = Vec::new();
+                for viewer in viewers {
+                    let announce =
+                        encode_reply(0, &ServerMsg::RoomAnnounced(new_room.info_for(viewer)));
+                    for conn in self.online.get(&viewer).into_iter().flatten() {
+                        deliver.push((conn.clone(), announce.clone()));
+                    }
+                }
+                self.install(new_room, effects, reply, viewers[0], deliver);
             }
             ShardCmd::Apply { room, cmd, reply } => self.apply(room, cmd, reply),
             ShardCmd::ChangeMessage {
@@ -517,11 +548,40 @@ impl Shard {
         }
     }
 
+    /// Puts a room just created on this shard and carries out the
+    /// effects of its creation: ROOM (as `requester` sees it) goes to the
+    /// requester and `deliver` (its announcements) to their connections
+    /// once the room is durable — its id must never be seen before it is
+    /// stored.
+    fn install(
+        &mut self,
+        new_room: Room,
+        effects: Vec<Effect>,
+        reply: ReplyTo,
+        requester: UserId,
+        deliver: Vec<(Arc<OutboundQueue>, Bytes)>,
+    ) {
+        let room = new_room.id;
+        let slot = RoomSlot {
+            room: new_room,
+            subscribers: Subscribers::default(),
+            tail: Tail::default(),
+            stored: Arc::new(AtomicU64::new(0)),
+        };
+        self.rooms.insert(room, slot);
+        crate::metrics::get().rooms.increment(1.0);
+        self.carry_out(room, effects, reply, AckKind::Room(requester), deliver);
+    }
+
     /// Applies a room command; refusals are answered at once, successes
     /// after their write commits.
     fn apply(&mut self, room: RoomId, cmd: Command, reply: ReplyTo) {
         let ack = match cmd {
-            Command::Join { .. } | Command::RespondInvite { accept: true, .. } => AckKind::Room,
+            Command::Join { user, .. }
+            | Command::RespondInvite {
+                user, accept: true, ..
+            }
+            | Command::OpenDirect { user, .. } => AckKind::Room(user),
             Command::Post { .. } | Command::EditMessage { .. } | Command::DeleteMessage { .. } => {
                 AckKind::Message
             }
@@ -628,7 +688,7 @@ impl Shard {
                         user,
                         kind,
                         room,
-                        room_name: slot.room.name.clone(),
+                        room_name: slot.room.name_for(user).to_owned(),
                         actor,
                         actor_name,
                         at,
@@ -687,7 +747,9 @@ impl Shard {
         slot.tail.trim(*tail_cap, stored_seq);
         slot.room.forget_durable(stored_seq);
         let frame = match ack_kind {
-            AckKind::Room => encode_reply(reply.req_id, &ServerMsg::Room(slot.room.info())),
+            AckKind::Room(viewer) => {
+                encode_reply(reply.req_id, &ServerMsg::Room(slot.room.info_for(viewer)))
+            }
             AckKind::Ok => encode_reply(reply.req_id, &ServerMsg::Ok),
             AckKind::Message => {
                 let (seq, at) = last_event.unwrap_or((slot.room.last_seq, clock.now_ms()));
@@ -917,7 +979,8 @@ impl Shard {
 
 #[derive(Clone, Copy)]
 enum AckKind {
-    Room,
+    /// ROOM, as this user sees the room.
+    Room(UserId),
     Ok,
     Message,
 }

@@ -140,6 +140,9 @@ pub struct RoomRecord {
     /// When the room terminated, if it did (terminated rooms have no
     /// members and are never listed).
     pub terminated_at: Option<Millis>,
+    /// For a direct room (OPEN_DIRECT): its two users with their names,
+    /// the lower id first (whether or not they are members now).
+    pub direct: Option<[(UserId, String); 2]>,
 }
 
 /// A ban: `user` may not join, request or be invited to `room`, and does
@@ -374,6 +377,15 @@ pub enum WriteOp {
     },
     /// Append an audit entry.
     Audit(AuditEntry),
+    /// Marks `room` (created earlier in the batch, or before) as the
+    /// direct room of `low` and `high` (`low < high`). The store keeps at
+    /// most one direct room per pair: a second room for a pair fails its
+    /// batch (a constraint), a replay of this op changes nothing.
+    SetDirect {
+        room: RoomId,
+        low: UserId,
+        high: UserId,
+    },
 }
 
 /// Accounts, sessions and read marks: the lookups that authenticate a

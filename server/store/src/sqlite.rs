@@ -80,6 +80,9 @@
 //!   `sessions.expires_at` for housekeeping. `LogLeave` only updates an
 //!   existing room-log row: ending an association that was never logged
 //!   (a ban of a non-member) creates none.
+//! - Version 6 (direct rooms): `rooms.direct_low`, `rooms.direct_high`,
+//!   the pair of a direct room (lower user id first; NULL for other
+//!   rooms), with a partial unique index: one direct room per pair.
 //!
 //! **Migrations.** The SQL files are embedded with `include_str!` and run by
 //! sqlx's own [`Migrator`] (built with [`Migrator::with_migrations`]), not by
@@ -156,6 +159,11 @@ fn migrator() -> Migrator {
             5,
             "room read markers",
             include_str!("../migrations/sqlite/0005_room_read_markers.sql"),
+        ),
+        (
+            6,
+            "direct rooms",
+            include_str!("../migrations/sqlite/0006_direct_rooms.sql"),
         ),
     ])
 }

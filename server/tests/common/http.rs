@@ -103,6 +103,16 @@ pub async fn exchange(
 }
 
 /// A JSON API call with an optional bearer token and body: status and JSON.
+/// Registers `name` (password [`super::TEST_PASSWORD`]) over the HTTP
+/// API: its bearer token and user id.
+pub async fn register(addr: SocketAddr, name: &str) -> (String, u64) {
+    let body = serde_json::json!({"username": name, "password": super::TEST_PASSWORD});
+    let (status, v) = api(addr, "POST", "/api/register", None, Some(body)).await;
+    assert_eq!(status, 201, "{v}");
+    let token = v["token"].as_str().expect("a token").to_owned();
+    (token, v["user"].as_u64().expect("a user id"))
+}
+
 pub async fn api(
     addr: SocketAddr,
     method: &str,

@@ -198,6 +198,28 @@ impl Door {
     ) -> Result<Client, confab_sdk::Error> {
         Client::connect(&self.url, tweak(self.options.clone())).await
     }
+
+    /// A new account `name` (password [`TEST_PASSWORD`]) registered
+    /// through this door: its client and its id.
+    pub async fn register(&self, name: &str) -> (Client, confab_protocol::UserId) {
+        let c = self.connect().await;
+        let session = c.register(name, TEST_PASSWORD).await.expect("register");
+        (c, session.user)
+    }
+}
+
+/// The password of the accounts [`Door::register`] makes.
+pub const TEST_PASSWORD: &str = "password123";
+
+/// The first ROOM_ANNOUNCED `c` receives, skipping other events.
+pub async fn next_announced(c: &Client) -> confab_protocol::RoomInfo {
+    loop {
+        match c.next_event_timeout(STEP).await.ok().flatten() {
+            Some(confab_sdk::Event::RoomAnnounced(info)) => return info,
+            Some(_) => continue,
+            None => panic!("no ROOM_ANNOUNCED within {STEP:?}"),
+        }
+    }
 }
 
 /// Decoded frames from any transport.

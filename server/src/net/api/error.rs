@@ -72,7 +72,7 @@ pub fn status_for(code: u16) -> StatusCode {
         RoomNotFound => StatusCode::NOT_FOUND,
         NotAMember | RoomPrivate => StatusCode::FORBIDDEN,
         // Governance (SPEC.md §8): not allowed to …
-        NotAdmin | NotOwner | Banned | CannotTargetSelf | CannotTargetOwner => {
+        NotAdmin | NotOwner | Banned | CannotTargetSelf | CannotTargetOwner | DirectRoom => {
             StatusCode::FORBIDDEN
         }
         // … the thing acted on does not exist (no such user, invitation,

@@ -33,7 +33,7 @@ fn user_list(reply: ServerMsg) -> ApiResult<Json<UserListBody>> {
     responses(
         (status = 204, description = "Invited, durably; the user is notified (`invited`)."),
         (status = 400, description = "Malformed body or bad room id.", body = ErrorBody),
-        (status = 403, description = "NOT_A_MEMBER or NOT_ADMIN.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER or NOT_ADMIN, or DIRECT_ROOM (not possible in a direct chat).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND or NO_SUCH_USER.", body = ErrorBody),
         (status = 409, description = "ALREADY_MEMBER, ALREADY_INVITED or TARGET_BANNED.", body = ErrorBody),
         RoomErrors, JsonBodyErrors,
@@ -53,6 +53,7 @@ pub(super) async fn invite(
     responses(
         (status = 200, description = "Joined, durably (private rooms too); the invitation is used up.", body = RoomBody),
         (status = 400, description = "Bad room id.", body = ErrorBody),
+        (status = 403, description = "DIRECT_ROOM (not possible in a direct chat).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND or NOT_INVITED (no pending invitation: members and banned users never hold one).", body = ErrorBody),
         RoomErrors,
     ))]
@@ -70,6 +71,7 @@ pub(super) async fn accept_invitation(
     responses(
         (status = 204, description = "Declined; the invitation is gone and nobody is notified."),
         (status = 400, description = "Bad room id.", body = ErrorBody),
+        (status = 403, description = "DIRECT_ROOM (not possible in a direct chat).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND or NOT_INVITED.", body = ErrorBody),
         RoomErrors,
     ))]
@@ -92,7 +94,7 @@ pub(super) async fn decline_invitation(
     responses(
         (status = 204, description = "Asked, durably; every admin of the room is notified (`join_request`)."),
         (status = 400, description = "Bad room id.", body = ErrorBody),
-        (status = 403, description = "BANNED.", body = ErrorBody),
+        (status = 403, description = "BANNED, or DIRECT_ROOM (not possible in a direct chat).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND.", body = ErrorBody),
         (status = 409, description = "ALREADY_MEMBER or ALREADY_REQUESTED.", body = ErrorBody),
         RoomErrors,
@@ -127,7 +129,7 @@ pub(super) async fn list_join_requests(
     responses(
         (status = 204, description = "Approved, durably: the user is a member and is notified (`request_approved`)."),
         (status = 400, description = "Bad room or user id.", body = ErrorBody),
-        (status = 403, description = "NOT_A_MEMBER or NOT_ADMIN.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER or NOT_ADMIN, or DIRECT_ROOM (not possible in a direct chat).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND or NO_SUCH_REQUEST.", body = ErrorBody),
         RoomErrors,
     ))]
@@ -141,7 +143,7 @@ pub(super) async fn approve_request(caller: Caller, path: RoomUserPath) -> ApiRe
     responses(
         (status = 204, description = "Denied, durably; the user is notified (`request_denied`)."),
         (status = 400, description = "Bad room or user id.", body = ErrorBody),
-        (status = 403, description = "NOT_A_MEMBER or NOT_ADMIN.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER or NOT_ADMIN, or DIRECT_ROOM (not possible in a direct chat).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND or NO_SUCH_REQUEST.", body = ErrorBody),
         RoomErrors,
     ))]
@@ -171,7 +173,7 @@ async fn decide(
     responses(
         (status = 204, description = "Kicked, durably; the user is notified (`kicked`) and may come back."),
         (status = 400, description = "Bad room or user id.", body = ErrorBody),
-        (status = 403, description = "NOT_A_MEMBER, NOT_ADMIN, NOT_OWNER (to kick an admin), CANNOT_TARGET_SELF or CANNOT_TARGET_OWNER.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER, NOT_ADMIN, NOT_OWNER (to kick an admin), CANNOT_TARGET_SELF or CANNOT_TARGET_OWNER, or DIRECT_ROOM (not possible in a direct chat).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND or TARGET_NOT_MEMBER.", body = ErrorBody),
         RoomErrors,
     ))]
@@ -189,7 +191,7 @@ pub(super) async fn kick(
     responses(
         (status = 204, description = "The member has the role, durably (nothing happens if they had it already); if it changed they are notified (`role_changed`)."),
         (status = 400, description = "Malformed body, bad id or INVALID_ROLE (`owner`).", body = ErrorBody),
-        (status = 403, description = "NOT_A_MEMBER, NOT_OWNER (owner only) or CANNOT_TARGET_SELF.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER, NOT_OWNER (owner only) or CANNOT_TARGET_SELF, or DIRECT_ROOM (not possible in a direct chat).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND or TARGET_NOT_MEMBER.", body = ErrorBody),
         RoomErrors, JsonBodyErrors,
     ))]
@@ -211,7 +213,7 @@ pub(super) async fn set_role(
     responses(
         (status = 204, description = "Banned, durably: removed if a member, pending invitation and request dropped, the room hidden from them; they are notified (`banned`)."),
         (status = 400, description = "Malformed body or bad room id.", body = ErrorBody),
-        (status = 403, description = "NOT_A_MEMBER, NOT_ADMIN, NOT_OWNER (to ban an admin), CANNOT_TARGET_SELF or CANNOT_TARGET_OWNER.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER, NOT_ADMIN, NOT_OWNER (to ban an admin), CANNOT_TARGET_SELF or CANNOT_TARGET_OWNER, or DIRECT_ROOM (not possible in a direct chat).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND or NO_SUCH_USER.", body = ErrorBody),
         (status = 409, description = "ALREADY_BANNED.", body = ErrorBody),
         RoomErrors, JsonBodyErrors,
@@ -248,7 +250,7 @@ pub(super) async fn list_bans(
     responses(
         (status = 204, description = "The ban is lifted, durably (the user does not become a member); they are notified (`unbanned`)."),
         (status = 400, description = "Bad room or user id.", body = ErrorBody),
-        (status = 403, description = "NOT_A_MEMBER or NOT_ADMIN.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER or NOT_ADMIN, or DIRECT_ROOM (not possible in a direct chat).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND or NOT_BANNED.", body = ErrorBody),
         RoomErrors,
     ))]
@@ -268,7 +270,7 @@ pub(super) async fn unban(
     responses(
         (status = 204, description = "Updated, durably; the room emits `room_updated` with both values. A field left out keeps the value the caller last saw (a concurrent change to it may be overwritten)."),
         (status = 400, description = "Malformed body (neither field), bad room id, INVALID_ROOM_NAME or INVALID_TOPIC.", body = ErrorBody),
-        (status = 403, description = "NOT_A_MEMBER or NOT_ADMIN.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER or NOT_ADMIN, or DIRECT_ROOM (not possible in a direct chat).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND.", body = ErrorBody),
         RoomErrors, JsonBodyErrors,
     ))]

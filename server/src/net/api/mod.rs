@@ -71,6 +71,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/rooms", get(list_rooms).post(create_room))
+        .route("/api/direct", post(open_direct))
         .route("/api/rooms/{id}/join", post(join_room))
         .route("/api/rooms/{id}/leave", post(leave_room))
         .route("/api/rooms/{id}/members", get(list_members))
@@ -264,6 +265,24 @@ async fn create_room(
     Ok((StatusCode::CREATED, room_body(caller.call(req).await)?))
 }
 
+#[utoipa::path(post, path = "/api/direct", tag = "rooms",
+    security(("bearer" = [])),
+    request_body = UserRefBody,
+    responses(
+        (status = 200, description = "The caller's direct room with that user, durably: created, or the existing one (the caller added again if they had left it). Named after the other user, with `direct_with`.", body = RoomBody),
+        (status = 400, description = "Malformed body.", body = ErrorBody),
+        (status = 403, description = "CANNOT_TARGET_SELF: the caller named themself.", body = ErrorBody),
+        (status = 404, description = "NO_SUCH_USER.", body = ErrorBody),
+        AuthedErrors, JsonBodyErrors,
+    ))]
+async fn open_direct(
+    caller: Caller,
+    JsonBody(who): JsonBody<UserRefBody>,
+) -> ApiResult<Json<RoomBody>> {
+    let user = who.into();
+    room_body(caller.call(Request::OpenDirect { user }).await)
+}
+
 /// A reply that is a room (created, joined).
 fn room_body(reply: ServerMsg) -> ApiResult<Json<RoomBody>> {
     reply!(reply, ServerMsg::Room(info) => Json(info.into()))
@@ -275,7 +294,7 @@ fn room_body(reply: ServerMsg) -> ApiResult<Json<RoomBody>> {
     responses(
         (status = 200, description = "Joined, durably.", body = RoomBody),
         (status = 400, description = "Bad room id.", body = ErrorBody),
-        (status = 403, description = "ROOM_PRIVATE or BANNED.", body = ErrorBody),
+        (status = 403, description = "ROOM_PRIVATE, BANNED, or DIRECT_ROOM (a direct chat: opened with `POST /api/direct` only).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND.", body = ErrorBody),
         (status = 409, description = "ALREADY_MEMBER.", body = ErrorBody),
         RoomErrors,
@@ -583,7 +602,7 @@ impl Modify for BearerScheme {
         description = "The JSON door to Confab: the same accounts, rooms, messages and room governance as the binary protocol (SPEC.md), request by request. Errors are {\"error\": {\"code\", \"name\", \"message\"}} with the protocol's codes (SPEC.md §6). Authenticate with Authorization: Bearer <token> from /api/register or /api/login."
     ),
     paths(
-        register, login, logout, list_rooms, create_room, join_room, leave_room,
+        register, login, logout, list_rooms, create_room, open_direct, join_room, leave_room,
         list_members, history, post_message, edit_message, delete_message, typing,
         set_read_marker, my_rooms, set_presence, list_stickers, healthz, readyz,
         governance::update_room, governance::invite, governance::accept_invitation,

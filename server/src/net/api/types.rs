@@ -7,9 +7,9 @@
 
 use confab_protocol::rich::span_kind;
 use confab_protocol::{
-    AuditItem, Color, ErrorCode, EventBody, LeaveReason, Member, Notification, NotificationKind,
-    Presence, Role, RoomEvent, RoomInfo, RoomLogItem, Span, Sticker, Style, UserEntry, UserId,
-    UserRef, Visibility,
+    AuditItem, Color, DirectWith, ErrorCode, EventBody, LeaveReason, Member, Notification,
+    NotificationKind, Presence, Role, RoomEvent, RoomInfo, RoomLogItem, Span, Sticker, Style,
+    UserEntry, UserId, UserRef, Visibility,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -183,6 +183,19 @@ mirror! {
         last_seq: u64 = r.last_seq.0,
         /// Milliseconds since the Unix epoch.
         created_at: u64 = r.created_at,
+        /// For a direct room (`POST /api/direct`): the other of its two
+        /// users, as the caller sees it (the room's `name` is theirs);
+        /// absent for every other room.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        direct_with: Option<DirectWithBody> = r.direct_with.map(Into::into),
+    }
+}
+
+mirror! {
+    /// The other user of a direct room.
+    pub struct DirectWithBody from DirectWith as d {
+        user: u64 = d.user.0,
+        username: String = d.username,
     }
 }
 

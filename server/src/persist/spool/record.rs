@@ -32,9 +32,12 @@ pub(super) const RECORD_MAGIC: [u8; 4] = *b"CFSR";
 /// `SpoolOp::RewriteEvent`, after all the others and no larger than
 /// `AppendEvent`: every other variant archives as in version 1, so a
 /// version 1 record is a valid version 2 archive and both are read.
-pub(super) const RECORD_VERSION: u16 = 2;
+/// Version 3 appended `SpoolOp::SetDirect` the same way (after
+/// `RewriteEvent`, smaller than `AppendEvent`), so records of versions 1
+/// and 2 are valid version 3 archives.
+pub(super) const RECORD_VERSION: u16 = 3;
 /// The archive schemas this build reads.
-const READABLE_VERSIONS: [u16; 2] = [1, 2];
+const READABLE_VERSIONS: [u16; 3] = [1, 2, 3];
 pub(super) const RECORD_HEADER_LEN: usize = 16;
 /// A sanity bound on one record's payload, far above any batch (a batch is
 /// at most `batch_max_items` ops of at most one frame each): a corrupt
@@ -55,7 +58,8 @@ pub(super) struct SpoolBatch {
     pub ops: Vec<SpoolOp>,
 }
 
-/// `confab_store::WriteOp`, version 2 (version 1 without `RewriteEvent`). Roles: 0 member, 1 admin, 2 owner;
+/// `confab_store::WriteOp`, version 3 (version 2 without `SetDirect`,
+/// version 1 without `RewriteEvent` either). Roles: 0 member, 1 admin, 2 owner;
 /// visibility: 0 public, 1 private (the wire codes).
 #[derive(Debug, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub(super) enum SpoolOp {
@@ -172,6 +176,12 @@ pub(super) enum SpoolOp {
         actor_name: String,
         kind: u8,
         body: Vec<u8>,
+    },
+    /// Version 3. Last, so that every earlier variant keeps its tag.
+    SetDirect {
+        room: u64,
+        low: u64,
+        high: u64,
     },
 }
 
@@ -461,6 +471,11 @@ impl From<&WriteOp> for SpoolOp {
                 target: a.target.map(|u| u.0),
                 detail: a.detail.clone(),
             },
+            WriteOp::SetDirect { room, low, high } => SpoolOp::SetDirect {
+                room: room.0,
+                low: low.0,
+                high: high.0,
+            },
         }
     }
 }
@@ -635,6 +650,11 @@ impl TryFrom<SpoolOp> for WriteOp {
                 target: target.map(UserId),
                 detail,
             }),
+            SpoolOp::SetDirect { room, low, high } => WriteOp::SetDirect {
+                room: RoomId(room),
+                low: UserId(low),
+                high: UserId(high),
+            },
         })
     }
 }
@@ -742,6 +762,11 @@ mod tests {
                 kind: 12,
                 body: Vec::new(),
             }),
+            WriteOp::SetDirect {
+                room: r,
+                low: u,
+                high: v,
+            },
         ]
     }
 
@@ -766,7 +791,7 @@ mod tests {
 
     #[test]
     fn a_flipped_bit_anywhere_after_the_magic_is_detected() {
-        let record = encode(&every_op(), &[19]).unwrap();
+        let record = encode(&every_op(), &[20]).unwrap();
         for i in 4..record.len() {
             let mut bad = record.clone();
             bad[i] ^= 0x10;
@@ -782,9 +807,9 @@ mod tests {
     #[test]
     fn unknown_versions_and_absurd_lengths_are_refused_before_reading_the_payload() {
         let mut record = encode(&every_op()[..1], &[1]).unwrap();
-        record[4] = 3;
+        record[4] = 4;
         let header: &[u8; RECORD_HEADER_LEN] = record[..RECORD_HEADER_LEN].try_into().unwrap();
-        assert_eq!(RecordHeader::parse(header), Err(RecordError::Version(3)));
+        assert_eq!(RecordHeader::parse(header), Err(RecordError::Version(4)));
         let mut record = encode(&every_op()[..1], &[1]).unwrap();
         record[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         let header: &[u8; RECORD_HEADER_LEN] = record[..RECORD_HEADER_LEN].try_into().unwrap();
@@ -794,20 +819,45 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_version_1_record_is_still_read() {
-        // Version 1 is version 2 without RewriteEvent, archived alike.
+    /// The ops a record of `version` can hold, framed as that version
+    /// wrote them: earlier versions are later ones without the variants
+    /// appended since, archived alike.
+    fn old_record(version: u16) -> (Vec<WriteOp>, Vec<u8>) {
         let ops: Vec<WriteOp> = every_op()
             .into_iter()
-            .filter(|op| !matches!(op, WriteOp::RewriteEvent(_)))
+            .filter(|op| match op {
+                WriteOp::RewriteEvent(_) => version >= 2,
+                WriteOp::SetDirect { .. } => version >= 3,
+                _ => true,
+            })
             .collect();
         let mut record = encode(&ops, &[ops.len()]).unwrap();
         let len = u32::from_le_bytes(record[8..12].try_into().unwrap());
-        record[4..6].copy_from_slice(&1u16.to_le_bytes());
-        let sum = checksum(1, 0, len, &record[RECORD_HEADER_LEN..]);
+        record[4..6].copy_from_slice(&version.to_le_bytes());
+        let sum = checksum(version, 0, len, &record[RECORD_HEADER_LEN..]);
         record[12..16].copy_from_slice(&sum.to_le_bytes());
+        (ops, record)
+    }
+
+    #[test]
+    fn version_1_and_2_records_are_still_read() {
+        for version in [1, 2] {
+            let (ops, record) = old_record(version);
+            let (header, payload) = split(&record);
+            assert_eq!(header.version, version);
+            header.verify(payload).unwrap();
+            assert_eq!(decode(payload).unwrap().concat(), ops, "version {version}");
+        }
+    }
+
+    #[test]
+    fn a_version_2_archive_from_disk_decodes_as_before() {
+        let (ops, record) = old_record(2);
+        assert_eq!(RECORD_VERSION, 3, "the current version appends SetDirect");
+        assert!(!ops.iter().any(|op| matches!(op, WriteOp::SetDirect { .. })));
+        // The archive of a SetDirect-free batch is the same whether the
+        // enum has the variant or not: the variant only adds a tag.
         let (header, payload) = split(&record);
-        assert_eq!(header.version, 1);
         header.verify(payload).unwrap();
         assert_eq!(decode(payload).unwrap().concat(), ops);
     }
@@ -815,7 +865,7 @@ mod tests {
     #[test]
     fn inconsistent_request_ends_are_a_decode_error_not_a_panic() {
         let ops = every_op();
-        for ends in [vec![3, 2, 19], vec![20], vec![5]] {
+        for ends in [vec![3, 2, 20], vec![21], vec![5]] {
             let record = encode(&ops, &ends).unwrap();
             let (_, payload) = split(&record);
             assert!(decode(payload).is_err(), "{ends:?}");

@@ -3,8 +3,8 @@
 //! return the same shapes).
 
 use confab_protocol::{
-    AuditAction, LeaveReason, Millis, NotificationKind, Role, RoomId, RoomInfo, Seq, UserId,
-    Visibility,
+    AuditAction, DirectWith, LeaveReason, Millis, NotificationKind, Role, RoomId, RoomInfo, Seq,
+    UserId, Visibility,
 };
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
@@ -22,6 +22,7 @@ pub(crate) trait Columns {
     /// A `smallint` code (SQLite's `INTEGER`, range-checked).
     fn small(&self, column: &'static str) -> StoreResult<i16>;
     fn text(&self, column: &'static str) -> StoreResult<String>;
+    fn opt_text(&self, column: &'static str) -> StoreResult<Option<String>>;
     fn bytes(&self, column: &'static str) -> StoreResult<Vec<u8>>;
     /// A boolean (SQLite's 0/1).
     fn flag(&self, column: &'static str) -> StoreResult<bool>;
@@ -64,6 +65,9 @@ where
         get(self, column)
     }
     fn text(&self, column: &'static str) -> StoreResult<String> {
+        get(self, column)
+    }
+    fn opt_text(&self, column: &'static str) -> StoreResult<Option<String>> {
         get(self, column)
     }
     fn bytes(&self, column: &'static str) -> StoreResult<Vec<u8>> {
@@ -120,17 +124,29 @@ pub(crate) fn user(row: &impl Columns) -> StoreResult<UserRecord> {
 }
 
 /// `id, name, topic, visibility, owner_id, created_at, last_seq,
-/// member_count`.
+/// member_count, direct_with, direct_with_name`. A direct room is shown
+/// as its viewer sees it: named after the other user (SPEC.md §5.3.7).
 pub(crate) fn room_info(row: &impl Columns) -> StoreResult<RoomInfo> {
+    let direct_with = match row.opt_u64("direct_with")? {
+        Some(user) => Some(DirectWith {
+            user: UserId(user),
+            username: row.opt_text("direct_with_name")?.unwrap_or_default(),
+        }),
+        None => None,
+    };
     Ok(RoomInfo {
         id: RoomId(row.u64("id")?),
-        name: row.text("name")?,
+        name: match &direct_with {
+            Some(d) => d.username.clone(),
+            None => row.text("name")?,
+        },
         topic: row.text("topic")?,
         visibility: visibility(row, "visibility")?,
         owner: UserId(row.u64("owner_id")?),
         member_count: count(row.int("member_count")?, "member_count")?,
         last_seq: Seq(row.u64("last_seq")?),
         created_at: row.u64("created_at")?,
+        direct_with,
     })
 }
 
@@ -146,6 +162,19 @@ pub(crate) fn room(row: &impl Columns) -> StoreResult<RoomRecord> {
         created_at: row.u64("created_at")?,
         last_seq: Seq(row.u64("last_seq")?),
         terminated_at: row.opt_u64("terminated_at")?,
+        direct: match (row.opt_u64("direct_low")?, row.opt_u64("direct_high")?) {
+            (Some(low), Some(high)) => Some([
+                (
+                    UserId(low),
+                    row.opt_text("direct_low_name")?.unwrap_or_default(),
+                ),
+                (
+                    UserId(high),
+                    row.opt_text("direct_high_name")?.unwrap_or_default(),
+                ),
+            ]),
+            _ => None,
+        },
     })
 }
 

@@ -114,6 +114,8 @@ pub struct RoomSql {
 }
 
 /// The rooms viewer `$1` may see whose `$match` clause holds (on `$2`),
+/// never a direct room (SPEC.md §5.3.7: the directory lists no direct
+/// room; their `direct_with` columns are so always NULL),
 /// with the total, paged by `$3` limit and `$4` offset. One statement,
 /// hence one snapshot: `total` matches the page. The page is LEFT JOINed
 /// so that the total comes back (with NULL room columns) even when the
@@ -128,8 +130,9 @@ macro_rules! list_rooms {
             "WITH matches AS ( \
          SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, ",
             $last_seq,
-            " FROM rooms r \
-         WHERE r.terminated_at IS NULL \
+            ", CAST(NULL AS BIGINT) AS direct_with, CAST(NULL AS TEXT) AS direct_with_name \
+         FROM rooms r \
+         WHERE r.terminated_at IS NULL AND r.direct_low IS NULL \
            AND (r.visibility = 0 OR EXISTS (SELECT 1 FROM memberships m \
                 WHERE m.room_id = r.id AND m.user_id = $1)) \
            AND NOT EXISTS (SELECT 1 FROM bans b \
@@ -148,6 +151,17 @@ macro_rules! list_rooms {
     };
 }
 
+/// The other user of direct room `r` as viewer `$1` sees it, and their
+/// name (`direct_with`, `direct_with_name`): both NULL for any other room.
+macro_rules! direct_with {
+    () => {
+        "CASE WHEN r.direct_low = $1 THEN r.direct_high ELSE r.direct_low END AS direct_with, \
+         (SELECT u.username FROM users u WHERE u.id = \
+             CASE WHEN r.direct_low = $1 THEN r.direct_high ELSE r.direct_low END) \
+             AS direct_with_name"
+    };
+}
+
 /// A [`RoomSql`] whose last seq is `$last_seq` (an expression on room `r`
 /// named `last_seq`) and whose history is `$history`.
 macro_rules! room_sql {
@@ -156,7 +170,10 @@ macro_rules! room_sql {
             load_rooms: concat!(
                 "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, ",
                 $last_seq,
-                ", r.terminated_at FROM rooms r ORDER BY r.id"
+                ", r.terminated_at, r.direct_low, r.direct_high, \
+                 (SELECT u.username FROM users u WHERE u.id = r.direct_low) AS direct_low_name, \
+                 (SELECT u.username FROM users u WHERE u.id = r.direct_high) AS direct_high_name \
+                 FROM rooms r ORDER BY r.id"
             ),
             // `$2` is a `LIKE` pattern (`search::like_contains_pattern`:
             // escaped with `!`, which needs no quoting in either dialect).
@@ -169,8 +186,9 @@ macro_rules! room_sql {
             rooms_of_user: concat!(
                 "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, ",
                 $last_seq,
-                ", (SELECT count(*) FROM memberships c WHERE c.room_id = r.id) AS member_count \
-                 FROM memberships m JOIN rooms r ON r.id = m.room_id \
+                ", (SELECT count(*) FROM memberships c WHERE c.room_id = r.id) AS member_count, ",
+                direct_with!(),
+                " FROM memberships m JOIN rooms r ON r.id = m.room_id \
                  WHERE m.user_id = $1 \
                  ORDER BY m.room_id"
             ),
@@ -179,8 +197,9 @@ macro_rules! room_sql {
                 $last_seq,
                 ", r.terminated_at, \
                  (SELECT count(*) FROM memberships c WHERE c.room_id = r.id) AS member_count, \
-                 l.first_joined_at, l.last_joined_at, l.left_at, l.reason \
-                 FROM room_log l JOIN rooms r ON r.id = l.room_id \
+                 l.first_joined_at, l.last_joined_at, l.left_at, l.reason, ",
+                direct_with!(),
+                " FROM room_log l JOIN rooms r ON r.id = l.room_id \
                  WHERE l.user_id = $1 \
                  ORDER BY l.last_joined_at DESC, l.room_id DESC"
             ),
@@ -191,7 +210,9 @@ macro_rules! room_sql {
                 ", (SELECT count(*) FROM memberships c WHERE c.room_id = r.id) AS member_count, \
                  k.s AS read_seq, ",
                 $unread,
-                " AS unread \
+                " AS unread, ",
+                direct_with!(),
+                " \
                  FROM (SELECT m.room_id, m.user_id, coalesce(x.seq, 0) AS s \
                        FROM memberships m LEFT JOIN read_markers x \
                          ON x.user_id = m.user_id AND x.room_id = m.room_id \

@@ -62,6 +62,15 @@ const REWRITE_EVENTS: &str = "UPDATE events e SET kind = r.kind, body = r.body \
            ORDER BY t.room_id, t.seq, t.ord DESC) r \
      WHERE e.room_id = r.room_id AND e.seq = r.seq";
 
+/// Direct-room pairs (`WriteOp::SetDirect`, migration 0006), set after
+/// the batch function in the same transaction, like the rewrites: the
+/// function knows no such op, and a pair needs only its room to exist,
+/// which the function's `CreateRoom` guarantees. A replay sets the same
+/// pair again; a second room for a pair breaks `rooms_direct_pair`.
+const SET_DIRECT: &str = "UPDATE rooms r SET direct_low = t.low, direct_high = t.high \
+     FROM unnest($1::int8[], $2::int8[], $3::int8[]) AS t(room_id, low, high) \
+     WHERE r.id = t.room_id";
+
 /// State op kinds, as numbered in `0002_apply_batch.sql`.
 mod kind {
     pub const CREATE_ROOM: i16 = 1;
@@ -88,7 +97,7 @@ pub(super) async fn apply(pool: &PgPool, mode: PgBatchMode, ops: &[WriteOp]) -> 
     }
     let copy_events = mode == PgBatchMode::Copy && ops.iter().any(is_event);
     let cols = Columns::build(ops, !copy_events)?;
-    let rewrites = Rewrites::build(ops)?;
+    let rewrites = AfterCall::build(ops)?;
     if !copy_events && rewrites.is_empty() {
         return cols
             .call(false)
@@ -98,7 +107,8 @@ pub(super) async fn apply(pool: &PgPool, mode: PgBatchMode, ops: &[WriteOp]) -> 
             .map_err(|e| Postgres::error("apply_batch", e));
     }
     if !copy_events {
-        // Rare (an edit or a delete): BEGIN, the call, the rewrites, COMMIT.
+        // Rare (an edit, a delete, a new direct room): BEGIN, the call,
+        // the statements after it, COMMIT.
         let mut tx = pool
             .begin()
             .await
@@ -135,7 +145,7 @@ async fn copy_and_call(
     conn: &mut PgConnection,
     data: Vec<u8>,
     cols: &Columns<'_>,
-    rewrites: &Rewrites<'_>,
+    rewrites: &AfterCall<'_>,
 ) -> StoreResult<()> {
     use sqlx::Connection;
     let mut tx = conn
@@ -173,35 +183,57 @@ fn as_event(op: &WriteOp) -> Option<&StoredEvent> {
     }
 }
 
-/// The batch's `RewriteEvent`s as the columns of [`REWRITE_EVENTS`].
+/// What a batch applies after the function's call: its `RewriteEvent`s
+/// as the columns of [`REWRITE_EVENTS`], its `SetDirect`s as those of
+/// [`SET_DIRECT`].
 #[derive(Default)]
-struct Rewrites<'a> {
+struct AfterCall<'a> {
     room: Vec<i64>,
     seq: Vec<i64>,
     kind: Vec<i16>,
     body: Vec<&'a [u8]>,
+    direct_room: Vec<i64>,
+    direct_low: Vec<i64>,
+    direct_high: Vec<i64>,
 }
 
-impl<'a> Rewrites<'a> {
-    fn build(ops: &'a [WriteOp]) -> StoreResult<Rewrites<'a>> {
-        let mut r = Rewrites::default();
+impl<'a> AfterCall<'a> {
+    fn build(ops: &'a [WriteOp]) -> StoreResult<AfterCall<'a>> {
+        let mut r = AfterCall::default();
         for op in ops {
-            if let WriteOp::RewriteEvent(ev) = op {
-                r.room.push(to_db(ev.room.0, "room id")?);
-                r.seq.push(to_db(ev.seq.0, "seq")?);
-                r.kind.push(i16::from(ev.kind));
-                r.body.push(&ev.body);
+            match op {
+                WriteOp::RewriteEvent(ev) => {
+                    r.room.push(to_db(ev.room.0, "room id")?);
+                    r.seq.push(to_db(ev.seq.0, "seq")?);
+                    r.kind.push(i16::from(ev.kind));
+                    r.body.push(&ev.body);
+                }
+                WriteOp::SetDirect { room, low, high } => {
+                    r.direct_room.push(to_db(room.0, "room id")?);
+                    r.direct_low.push(to_db(low.0, "user id")?);
+                    r.direct_high.push(to_db(high.0, "user id")?);
+                }
+                _ => {}
             }
         }
         Ok(r)
     }
 
     fn is_empty(&self) -> bool {
-        self.room.is_empty()
+        self.room.is_empty() && self.direct_room.is_empty()
     }
 
     async fn apply(&self, tx: &mut sqlx::Transaction<'_, Postgres>) -> StoreResult<()> {
-        if self.is_empty() {
+        if !self.direct_room.is_empty() {
+            sqlx::query(SET_DIRECT)
+                .bind(&self.direct_room)
+                .bind(&self.direct_low)
+                .bind(&self.direct_high)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| Postgres::error("SetDirect", e))?;
+        }
+        if self.room.is_empty() {
             return Ok(());
         }
         sqlx::query(REWRITE_EVENTS)
@@ -302,8 +334,8 @@ impl<'a> Columns<'a> {
                     }
                     continue;
                 }
-                // Applied after the call (`Rewrites`).
-                WriteOp::RewriteEvent(_) => continue,
+                // Applied after the call (`AfterCall`).
+                WriteOp::RewriteEvent(_) | WriteOp::SetDirect { .. } => continue,
                 WriteOp::AddNotification(n) => {
                     c.nt_id.push(to_db(n.id, "notification id")?);
                     c.nt_user.push(to_db(n.user.0, "user id")?);

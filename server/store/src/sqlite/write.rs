@@ -293,6 +293,17 @@ async fn apply_op(tx: &mut Transaction<'static, Sqlite>, op: &WriteOp) -> StoreR
             .await
             .map_err(|e| Sqlite::error("Audit", e))?;
         }
+        WriteOp::SetDirect { room, low, high } => {
+            // A replay sets the same pair again; a second room for a pair
+            // breaks the unique index `rooms_direct_pair` and fails.
+            sqlx::query("UPDATE rooms SET direct_low = ?2, direct_high = ?3 WHERE id = ?1")
+                .bind(to_db(room.0, "room id")?)
+                .bind(to_db(low.0, "user id")?)
+                .bind(to_db(high.0, "user id")?)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| Sqlite::error("SetDirect", e))?;
+        }
     }
     Ok(())
 }

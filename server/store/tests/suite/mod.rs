@@ -15,8 +15,10 @@ use confab_store::{
     StoredEvent, WriteOp,
 };
 
+mod direct;
 mod governance;
 mod replay;
+pub use direct::*;
 pub use governance::*;
 pub use replay::*;
 
@@ -68,6 +70,8 @@ macro_rules! for_each_scenario {
             replaying_batches_in_order_converges_on_the_same_state,
             rewritten_events_read_as_their_latest_form_in_either_table,
             read_markers_only_rise_and_count_others_live_messages,
+            direct_rooms_load_with_their_pair_show_the_other_user_and_are_never_listed,
+            a_pair_has_one_direct_room_and_setting_it_again_is_a_replay,
         );
     };
 }
@@ -464,6 +468,7 @@ pub async fn batch_writes_rooms_members_and_events_for_loading(store: &dyn Store
                 created_at: 10_001,
                 last_seq: Seq(2),
                 terminated_at: None,
+                direct: None,
             },
             RoomRecord {
                 id: RoomId(2),
@@ -474,6 +479,7 @@ pub async fn batch_writes_rooms_members_and_events_for_loading(store: &dyn Store
                 created_at: 10_002,
                 last_seq: Seq(1),
                 terminated_at: None,
+                direct: None,
             },
         ]
     );
