@@ -224,6 +224,30 @@ test("a formatted message and a sticker: the other browser renders both", async 
   assert.equal(await own.getByRole("button", { name: /^Edit message/ }).count(), 0);
 });
 
+test("a direct chat from the member list: the other browser lists it and reads it", async () => {
+  await alice.page.goto(server.base + `/chat/${rooms.general}`);
+  await alice.page.locator('.members [data-user="bob"]').getByRole("button", { name: "Message" }).click();
+  await alice.page.waitForURL((u) => /^\/chat\/\d+$/.test(u.pathname) && u.pathname !== `/chat/${rooms.general}`);
+  const dm = Number(new URL(alice.page.url()).pathname.split("/")[2]);
+  assert.notEqual(dm, rooms.general);
+  await alice.page.getByRole("heading", { name: "bob", exact: true }).waitFor();
+  await say(alice.page, "psst, just you and me");
+  const entry = nav(bob.page).getByRole("link", { name: /^Direct chat with alice/ });
+  await entry.click();
+  await bob.page.waitForURL(`**/chat/${dm}`);
+  await messages(bob.page).filter({ hasText: "psst, just you and me" }).waitFor();
+  // Opening it again from bob's side, by username, is the same room.
+  await nav(bob.page).getByLabel("Username to message").fill("alice");
+  await nav(bob.page).getByRole("button", { name: "Open" }).click();
+  await bob.page.waitForURL(`**/chat/${dm}`);
+  // A direct room is never in the room list.
+  await nav(bob.page).getByRole("link", { name: "Browse rooms" }).click();
+  await bob.page.locator(`.room-card[data-room="${rooms.general}"]`).waitFor();
+  assert.equal(await bob.page.locator(`.room-card[data-room="${dm}"]`).count(), 0);
+  await bob.page.goto(server.base + `/chat/${rooms.general}`);
+  await bob.page.getByRole("heading", { name: "general", exact: true }).waitFor();
+});
+
 test("an admin invites by username and the invitee accepts", async () => {
   rooms.secret = await createRoom(alice.page, "secret", "Invitation only", "private");
   await alice.page.goto(`${server.base}/chat/${rooms.secret}/admin`);

@@ -5,6 +5,7 @@ import { render } from "preact";
 import "./styles.css";
 import { app } from "./model";
 import "./rich";
+import "./direct";
 import { Shell } from "./ui/Shell";
 
 app.start();

@@ -634,6 +634,13 @@ export class App {
     return info;
   }
 
+  /** Opens (creates, or returns) the direct chat with `user`, by id or username. */
+  async openDirect(user: number | string): Promise<RoomInfo> {
+    const info = await this.client.openDirect(user);
+    this.addMembership(info);
+    return info;
+  }
+
   async acceptInvite(room: number): Promise<RoomInfo> {
     const info = await this.client.acceptInvite(room);
     this.addMembership(info);
@@ -829,12 +836,19 @@ export class App {
   }
 
   private onAnnounced(info: RoomInfo): void {
-    this.announced = [...this.announced, info];
+    // Direct rooms are never in the room list (SPEC.md §5.3.7), only in the caller's own.
+    if (info.directUser === undefined) this.announced = [...this.announced, info];
     // Initial members of a new room learn of it here (SPEC.md §5.3.2).
     if (info.owner !== this.me?.user) {
       void this.refreshMyRooms().then((added) => {
         if (added.includes(info.id)) {
-          this.toast({ title: "Added to a room", body: `You are now a member of ${info.name}`, href: `/chat/${info.id}`, tone: "info" });
+          const direct = info.directUser !== undefined;
+          this.toast({
+            title: direct ? "New direct chat" : "Added to a room",
+            body: direct ? `${info.name} started a direct chat with you` : `You are now a member of ${info.name}`,
+            href: `/chat/${info.id}`,
+            tone: "info",
+          });
         }
       });
     }

@@ -945,6 +945,16 @@ export class ConfabClient extends EventTarget {
     return { room: r, seq: s, at };
   }
 
+  /**
+   * Opens the direct chat (a one-to-one private room) with a user, by id
+   * or username: creates it, or returns the one the two already have
+   * (rejoining it if you left). Its RoomInfo is named after the other user
+   * and carries `directUser` / `directUsername`.
+   */
+  async openDirect(user: number | string): Promise<RoomInfo> {
+    return (await this.request("OPEN_DIRECT", { user: userRef(user) })).info;
+  }
+
   /** The server's sticker catalogue, in id order; it changes only when the server restarts. */
   async listStickers(): Promise<Sticker[]> {
     return (await this.request("LIST_STICKERS", {})).stickers;

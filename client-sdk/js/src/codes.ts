@@ -52,6 +52,7 @@ export const ERROR_CODES = {
   INVALID_ROLE: [322, "role must be member or admin (ownership passes only by succession)"],
   DUPLICATE_MEMBER: [323, "a user is named twice among the initial members"],
   TOO_MANY_MEMBERS: [324, "too many initial members"],
+  DIRECT_ROOM: [325, "not possible in a direct chat"],
   // 4xx: messages.
   MESSAGE_EMPTY: [400, "message is empty"],
   MESSAGE_TOO_LONG: [401, "message exceeds the maximum message size"],

@@ -83,6 +83,8 @@ export const roomInfo = nested(
     memberCount: u32,
     lastSeq: u64,
     createdAt: u64,
+    directUser: appended(u64, { group: "direct" }),
+    directUsername: appended(string, { group: "direct" }),
   }),
 );
 
@@ -346,6 +348,7 @@ export const REQUESTS = {
   TYPING_STOP: request(0x2a, { room: u64 }, ["OK"]),
   SET_READ_MARKER: request(0x2b, { room: u64, seq: u64 }, ["READ_MARKER"]),
   SET_AWAY: request(0x2c, { away: bool }, ["OK"]),
+  OPEN_DIRECT: request(0x2d, { user: userRefCodec }, ["ROOM"]),
   LIST_STICKERS: request(0x2e, {}, ["STICKER_LIST"]),
 } as const;
 

@@ -88,7 +88,8 @@ function TopBar(props: { onMenu: () => void }) {
 function Sidebar(props: { open: boolean; onClose: () => void }) {
   const a = useApp();
   const route = a.route;
-  const rooms = [...a.myRooms.values()].sort((x, y) => x.name.localeCompare(y.name));
+  // Direct chats have their own section (src/direct.tsx).
+  const rooms = [...a.myRooms.values()].filter((r) => r.directUser === undefined).sort((x, y) => x.name.localeCompare(y.name));
   return (
     <nav
       class={`sidebar${props.open ? " open" : ""}`}

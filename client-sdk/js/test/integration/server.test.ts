@@ -161,6 +161,26 @@ describe("against a real confabd", () => {
     expect((await alice.c.history(r, { limit: 1 })).events[0]?.seq).toBe(sticker.seq);
   });
 
+  it("direct chats: one room per pair, named after the other user, closed to governance", async () => {
+    const alice = await newUser("dm");
+    const bob = await newUser("dm");
+    const carol = await newUser("dm");
+    const announced: number[] = [];
+    bob.c.on("roomannounced", (info) => announced.push(info.id));
+    const mine = await alice.c.openDirect(bob.username);
+    expect(mine).toMatchObject({ name: bob.username, visibility: "private", directUser: bob.session.user, directUsername: bob.username });
+    await until(() => announced.includes(mine.id), 5000, "bob's announcement");
+    const theirs = await bob.c.openDirect(alice.session.user);
+    expect(theirs).toMatchObject({ id: mine.id, name: alice.username, directUser: alice.session.user });
+    const plain = await alice.c.createRoom(name("notdm"));
+    expect(plain.directUser).toBeUndefined();
+    const code = async (p: Promise<unknown>) => ((await p.catch((e: unknown) => e)) as ConfabError).code;
+    expect(await code(carol.c.joinRoom(mine.id))).toBe(325);
+    expect(await code(alice.c.invite(mine.id, carol.username))).toBe(325);
+    expect(await code(alice.c.openDirect(alice.username))).toBe(313);
+    expect(await code(alice.c.openDirect("nobody-at-all"))).toBe(311);
+  });
+
   it("pages through history, newest first, without gaps", async () => {
     const { c } = await newUser("pager");
     const room = await c.createRoom(name("hist"));
