@@ -85,7 +85,8 @@
 //! resume after its last seen seq. [`Event::Reconnected`] follows, then the
 //! replayed events (or [`Event::ResumeGap`] where the server cannot replay).
 //! It does not reconnect after [`Client::close`], after LOGOUT, or after a
-//! CLOSE that ends the session (`LOGGED_OUT`, `INVALID_TOKEN`) or reports a
+//! CLOSE that ends the session (`LOGGED_OUT`, `PASSWORD_CHANGED`,
+//! `INVALID_TOKEN`) or reports a
 //! protocol violation.
 //!
 //! # Stability
@@ -130,9 +131,9 @@ pub use tls::TlsTrust;
 
 pub use confab_protocol::{
     AuditAction, AuditItem, ErrorCode, EventBody, LeaveReason, Member, Millis, Notification,
-    NotificationKind, Presence, RateLimit, ReadState, ResumePoint, Role, RoomEvent, RoomId,
-    RoomInfo, RoomLogItem, Seq, SessionUser, UnreadSummary, UserEntry, UserId, UserRef, Visibility,
-    Welcome, PROTOCOL_VERSION,
+    NotificationKind, Presence, Profile, ProfileUpdate, RateLimit, ReadState, ResumePoint, Role,
+    RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, SessionUser, UnreadSummary, UserEntry, UserId,
+    UserRef, Visibility, Welcome, PROTOCOL_VERSION,
 };
 
 /// The wire-level escape hatch: raw requests and replies for

@@ -89,6 +89,9 @@ pub mod kind {
     pub const TYPING_STOP: u8 = 0x2a;
     pub const SET_READ_MARKER: u8 = 0x2b;
     pub const SET_AWAY: u8 = 0x2c;
+    pub const CHANGE_PASSWORD: u8 = 0x31;
+    pub const GET_PROFILE: u8 = 0x32;
+    pub const UPDATE_PROFILE: u8 = 0x33;
 
     pub const WELCOME: u8 = 0x40;
     pub const PONG: u8 = 0x41;
@@ -106,6 +109,7 @@ pub mod kind {
     pub const ROOM_LOG_LIST: u8 = 0x4d;
     pub const AUDIT_PAGE: u8 = 0x4e;
     pub const READ_MARKER: u8 = 0x4f;
+    pub const PROFILE: u8 = 0x51;
 
     pub const EVENT: u8 = 0x80;
     pub const RESUME_GAP: u8 = 0x81;
@@ -115,6 +119,7 @@ pub mod kind {
     pub const TYPING: u8 = 0x85;
     pub const READ_MARKER_MOVED: u8 = 0x86;
     pub const PRESENCE: u8 = 0x87;
+    pub const PROFILE_CHANGED: u8 = 0x88;
 
     /// Every request type of this protocol version (SPEC.md §4), in type
     /// order: the one list the vectors test and the fuzz targets read
@@ -154,6 +159,9 @@ pub mod kind {
         TYPING_STOP,
         SET_READ_MARKER,
         SET_AWAY,
+        CHANGE_PASSWORD,
+        GET_PROFILE,
+        UPDATE_PROFILE,
     ];
 
     /// Every type a server sends (responses, then events), in type order
@@ -175,6 +183,7 @@ pub mod kind {
         ROOM_LOG_LIST,
         AUDIT_PAGE,
         READ_MARKER,
+        PROFILE,
         EVENT,
         RESUME_GAP,
         CLOSE,
@@ -183,6 +192,7 @@ pub mod kind {
         TYPING,
         READ_MARKER_MOVED,
         PRESENCE,
+        PROFILE_CHANGED,
     ];
 
     /// The highest request type: requests are `0x01..=LAST_REQUEST`.

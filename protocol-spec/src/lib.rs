@@ -22,6 +22,7 @@ pub mod error;
 pub mod frame;
 pub mod ids;
 pub mod msg;
+pub mod profile;
 pub mod reply;
 pub mod request;
 pub mod wire;
@@ -31,6 +32,7 @@ pub use error::ErrorCode;
 pub use frame::{FrameCodec, FrameError, RawFrame};
 pub use ids::{Millis, RoomId, Seq, UserId};
 pub use msg::*;
+pub use profile::{Profile, ProfileUpdate};
 pub use reply::*;
 pub use request::*;
 

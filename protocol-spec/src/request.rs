@@ -188,6 +188,28 @@ pub enum Request {
     SetAway {
         away: bool,
     },
+    /// Replaces the caller's password; every other session of the user
+    /// ends (SPEC.md §5.2.4). `Debug` shows neither password.
+    ChangePassword(PasswordChange),
+    /// Asks for `user`'s profile (SPEC.md §5.2.5).
+    GetProfile {
+        user: UserId,
+    },
+    /// Replaces the caller's own profile.
+    UpdateProfile(crate::ProfileUpdate),
+}
+
+/// CHANGE_PASSWORD's payload. `Debug` shows neither password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordChange {
+    pub current: String,
+    pub new: String,
+}
+
+impl std::fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordChange { <redacted> }")
+    }
 }
 
 /// The most users CREATE_ROOM may name as initial members (SPEC.md §5.3.2);
@@ -231,6 +253,9 @@ impl Request {
             Request::TypingStop { .. } => kind::TYPING_STOP,
             Request::SetReadMarker { .. } => kind::SET_READ_MARKER,
             Request::SetAway { .. } => kind::SET_AWAY,
+            Request::ChangePassword(_) => kind::CHANGE_PASSWORD,
+            Request::GetProfile { .. } => kind::GET_PROFILE,
+            Request::UpdateProfile(_) => kind::UPDATE_PROFILE,
         }
     }
 
@@ -271,6 +296,9 @@ impl Request {
             Request::TypingStop { .. } => "typing_stop",
             Request::SetReadMarker { .. } => "set_read_marker",
             Request::SetAway { .. } => "set_away",
+            Request::ChangePassword(_) => "change_password",
+            Request::GetProfile { .. } => "get_profile",
+            Request::UpdateProfile(_) => "update_profile",
         }
     }
 
@@ -364,6 +392,12 @@ impl Request {
                 put_varint(buf, seq.0);
             }
             Request::SetAway { away } => put_bool(buf, *away),
+            Request::ChangePassword(c) => {
+                put_str(buf, &c.current);
+                put_str(buf, &c.new);
+            }
+            Request::GetProfile { user } => put_varint(buf, user.0),
+            Request::UpdateProfile(p) => p.encode_fields(buf),
             Request::CreateRoom {
                 name,
                 topic,
@@ -569,6 +603,16 @@ impl Request {
                 seq: Seq(r.varint()?),
             },
             kind::SET_AWAY => Request::SetAway { away: r.bool()? },
+            kind::CHANGE_PASSWORD => Request::ChangePassword(PasswordChange {
+                current: r.str()?,
+                new: r.str()?,
+            }),
+            kind::GET_PROFILE => Request::GetProfile {
+                user: UserId(r.varint()?),
+            },
+            kind::UPDATE_PROFILE => {
+                Request::UpdateProfile(crate::ProfileUpdate::decode_fields(&mut r)?)
+            }
             other => return Err(DecodeError::UnknownFrameType(other)),
         };
         Ok(req)

@@ -218,6 +218,9 @@ enum Act {
     TypingStop,
     SetAway,
     SetReadMarker(Mark),
+    ChangePassword,
+    GetProfile,
+    UpdateProfile,
 }
 
 /// Where SET_READ_MARKER puts the caller's marker.
@@ -391,6 +394,9 @@ fn rows_of(req: &Request) -> &'static [Act] {
         Request::ListNotifications { .. } => &[Act::ListNotifications],
         Request::MarkRead { .. } => &[Act::MarkRead],
         Request::SetAway { .. } => &[Act::SetAway],
+        Request::ChangePassword(_) => &[Act::ChangePassword],
+        Request::GetProfile { .. } => &[Act::GetProfile],
+        Request::UpdateProfile(_) => &[Act::UpdateProfile],
         Request::RoomLog => &[Act::RoomLog],
         Request::RoomAudit { .. } => &[Act::RoomAudit],
         Request::UpdateRoom { .. } => &[Act::UpdateRoom],
@@ -679,6 +685,61 @@ fn table() -> Vec<Row> {
             },
             request: |_, _| Request::SetAway { away: false },
             done: |m, _| matches!(m, ServerMsg::Ok),
+            expect: |a, _| match a {
+                NoSession => no(&[E::NotAuthenticated]),
+                _ => Done,
+            },
+        },
+        // A wrong current password: a successful change would end the
+        // actor's other sessions, which the matrix runs on. Authorized or
+        // not, nobody changes anything with it.
+        Row {
+            act: Act::ChangePassword,
+            spec: "§5.2.4",
+            scope: Scope::Account {
+                why: "the caller's own password",
+            },
+            request: |_, _| {
+                Request::ChangePassword(confab_protocol::PasswordChange {
+                    current: "not-the-password".into(),
+                    new: "another-password".into(),
+                })
+            },
+            done: |_, _| false,
+            expect: |a, _| match a {
+                NoSession => no(&[E::NotAuthenticated]),
+                _ => no(&[E::InvalidCredentials]),
+            },
+        },
+        Row {
+            act: Act::GetProfile,
+            spec: "§5.2.5",
+            scope: Scope::Account {
+                why: "any authenticated user reads any profile",
+            },
+            request: |c, _| Request::GetProfile {
+                user: c.id("owner"),
+            },
+            done: |m, c| matches!(m, ServerMsg::Profile(p) if p.user == c.id("owner")),
+            expect: |a, _| match a {
+                NoSession => no(&[E::NotAuthenticated]),
+                _ => Done,
+            },
+        },
+        Row {
+            act: Act::UpdateProfile,
+            spec: "§5.2.5",
+            scope: Scope::Account {
+                why: "the caller's own profile",
+            },
+            request: |_, _| {
+                Request::UpdateProfile(confab_protocol::ProfileUpdate {
+                    display_name: Some("Matrix".into()),
+                    bio: String::new(),
+                    email: None,
+                })
+            },
+            done: |m, _| matches!(m, ServerMsg::Profile(p) if p.display_name.as_deref() == Some("Matrix")),
             expect: |a, _| match a {
                 NoSession => no(&[E::NotAuthenticated]),
                 _ => Done,
@@ -1651,6 +1712,27 @@ fn http_of(req: &Request) -> Vec<Http> {
             Some(json!({ "away": away })),
             204,
         )],
+        Request::ChangePassword(c) => vec![Http::new(
+            "POST",
+            "/api/me/password",
+            "/api/me/password".into(),
+            Some(json!({ "current_password": c.current, "new_password": c.new })),
+            204,
+        )],
+        Request::GetProfile { user } => vec![Http::new(
+            "GET",
+            "/api/users/{id}/profile",
+            format!("/api/users/{}/profile", user.0),
+            None,
+            200,
+        )],
+        Request::UpdateProfile(p) => vec![Http::new(
+            "PUT",
+            "/api/me/profile",
+            "/api/me/profile".into(),
+            Some(json!({ "display_name": p.display_name, "bio": p.bio, "email": p.email })),
+            200,
+        )],
         Request::MarkRead { up_to } => vec![Http::new(
             "POST",
             "/api/me/notifications/read",
@@ -1739,7 +1821,7 @@ fn http_of(req: &Request) -> Vec<Http> {
 fn http_status(code: E) -> u16 {
     match code {
         E::InvalidRole | E::InvalidReadMarker => 400,
-        E::NotAuthenticated => 401,
+        E::NotAuthenticated | E::InvalidCredentials => 401,
         E::NotAMember
         | E::NotAdmin
         | E::NotOwner

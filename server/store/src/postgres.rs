@@ -168,6 +168,11 @@ fn migrator() -> Migrator {
             "room read markers",
             include_str!("../migrations/postgres/0005_room_read_markers.sql"),
         ),
+        (
+            8,
+            "profiles",
+            include_str!("../migrations/postgres/0008_profiles.sql"),
+        ),
     ])
 }
 

@@ -16,8 +16,10 @@ use confab_store::{
 };
 
 mod governance;
+mod profiles;
 mod replay;
 pub use governance::*;
+pub use profiles::*;
 pub use replay::*;
 
 /// Calls `$m!(…)` with the name of every scenario that takes a fresh store
@@ -68,6 +70,8 @@ macro_rules! for_each_scenario {
             replaying_batches_in_order_converges_on_the_same_state,
             rewritten_events_read_as_their_latest_form_in_either_table,
             read_markers_only_rise_and_count_others_live_messages,
+            a_password_change_keeps_one_session_and_ends_the_others,
+            profiles_are_replaced_read_back_and_cleared,
         );
     };
 }
