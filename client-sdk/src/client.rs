@@ -12,6 +12,7 @@ use confab_protocol::{
     RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, Span, Sticker, UnreadSummary,
     UserEntry, UserId, UserRef, Visibility, Welcome,
 };
+use confab_protocol::{Profile, ProfileUpdate};
 
 use crate::connection::establish;
 use crate::endpoint::Endpoint;
@@ -610,6 +611,45 @@ impl Client {
         match self.request(Request::SetAway { away }).await? {
             ServerMsg::Ok => Ok(()),
             other => Err(unexpected("set_away", &other)),
+        }
+    }
+
+    /// Changes your password (CHANGE_PASSWORD, SPEC.md §5.2.4). Every
+    /// other session of yours ends: its tokens stop working and its
+    /// connections close with `PASSWORD_CHANGED`; this one goes on.
+    /// Errors: `INVALID_CREDENTIALS` (the current password is wrong; it
+    /// counts as a failed login), `INVALID_PASSWORD` (the new one is not
+    /// 8-256 bytes), `TOO_MANY_ATTEMPTS` and `OVERLOADED` with
+    /// [`Error::retry_after`].
+    pub async fn change_password(&self, current: &str, new: &str) -> Result<(), Error> {
+        let req = Request::ChangePassword(confab_protocol::PasswordChange {
+            current: current.to_owned(),
+            new: new.to_owned(),
+        });
+        match self.request(req).await? {
+            ServerMsg::Ok => Ok(()),
+            other => Err(unexpected("change_password", &other)),
+        }
+    }
+
+    /// `user`'s profile (GET_PROFILE, SPEC.md §5.2.5); its email only if
+    /// it is yours. Errors: `NO_SUCH_USER`.
+    pub async fn profile(&self, user: UserId) -> Result<Profile, Error> {
+        match self.request(Request::GetProfile { user }).await? {
+            ServerMsg::Profile(p) => Ok(p),
+            other => Err(unexpected("profile", &other)),
+        }
+    }
+
+    /// Replaces your profile (UPDATE_PROFILE): `None` and an empty bio
+    /// clear. Returns it as stored. Your rooms' members get
+    /// [`Event::ProfileChanged`]. Errors: `INVALID_DISPLAY_NAME`,
+    /// `INVALID_BIO`, `INVALID_EMAIL`, `PROFILE_RATE_LIMITED` (with
+    /// [`Error::retry_after`]).
+    pub async fn update_profile(&self, update: ProfileUpdate) -> Result<Profile, Error> {
+        match self.request(Request::UpdateProfile(update)).await? {
+            ServerMsg::Profile(p) => Ok(p),
+            other => Err(unexpected("update_profile", &other)),
         }
     }
 

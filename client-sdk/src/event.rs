@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::ReusableBoxFuture;
 
 use confab_protocol::{
-    Notification, Presence, ReadState, RoomEvent, RoomId, RoomInfo, Seq, UserId,
+    Notification, Presence, Profile, ReadState, RoomEvent, RoomId, RoomInfo, Seq, UserId,
 };
 
 use crate::error::Code;
@@ -83,6 +83,19 @@ pub enum Event {
         /// Their presence now.
         presence: Presence,
     },
+    /// A member of `room` changed their profile (display name, bio,
+    /// avatar; never the email). Coalesced by the server: at most one per
+    /// user per second, the latest profile winning; the changes of one
+    /// tick in a room arrive as one frame, reported as one event per
+    /// profile. A member who shares several rooms with you is reported
+    /// once per shared room. Ephemeral: not replayed after a reconnect
+    /// ([`crate::Client::profile`] reads the current one).
+    ProfileChanged {
+        /// The room whose members are told.
+        room: RoomId,
+        /// The profile as it now is.
+        profile: Profile,
+    },
     /// The bounded event buffer ([`crate::ConnectOptions::event_buffer`])
     /// was full and events were dropped where this item stands; what came
     /// after it is delivered as usual.
@@ -149,6 +162,8 @@ impl Overflow {
             Event::ReadMarkerMoved(_) => {}
             // Ephemeral: LIST_MEMBERS has everyone's presence.
             Event::Presence { .. } => {}
+            // Ephemeral: GET_PROFILE reads the current one.
+            Event::ProfileChanged { .. } => {}
             Event::Overflow(o) => {
                 self.dropped += o.dropped;
                 self.rooms.extend(o.rooms.iter().map(|(r, s)| (*r, *s)));

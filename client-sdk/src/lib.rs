@@ -85,7 +85,8 @@
 //! resume after its last seen seq. [`Event::Reconnected`] follows, then the
 //! replayed events (or [`Event::ResumeGap`] where the server cannot replay).
 //! It does not reconnect after [`Client::close`], after LOGOUT, or after a
-//! CLOSE that ends the session (`LOGGED_OUT`, `INVALID_TOKEN`) or reports a
+//! CLOSE that ends the session (`LOGGED_OUT`, `PASSWORD_CHANGED`,
+//! `INVALID_TOKEN`) or reports a
 //! protocol violation.
 //!
 //! # Stability
@@ -132,9 +133,10 @@ pub use tls::TlsTrust;
 
 pub use confab_protocol::{
     AuditAction, AuditItem, Color, DirectWith, ErrorCode, EventBody, LeaveReason, Member, Millis,
-    Notification, NotificationKind, Presence, RateLimit, ReadState, Refusal, ResumePoint, Role,
-    RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, SessionUser, Span, Sticker, Style,
-    UnreadSummary, UserEntry, UserId, UserRef, Visibility, Welcome, PROTOCOL_VERSION,
+    Notification, NotificationKind, Presence, Profile, ProfileUpdate, RateLimit, ReadState,
+    Refusal, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, SessionUser, Span,
+    Sticker, Style, UnreadSummary, UserEntry, UserId, UserRef, Visibility, Welcome,
+    PROTOCOL_VERSION,
 };
 
 /// The wire-level escape hatch: raw requests and replies for

@@ -151,7 +151,7 @@ enum End {
 /// except a handshake timeout, which a slow network can cause.
 fn may_reconnect_after(code: Code) -> bool {
     match code.known() {
-        Some(ErrorCode::LoggedOut | ErrorCode::InvalidToken) => false,
+        Some(ErrorCode::LoggedOut | ErrorCode::PasswordChanged | ErrorCode::InvalidToken) => false,
         Some(ErrorCode::HandshakeTimeout) => true,
         Some(c) => !(100..200).contains(&(c as u16)),
         None => true,
@@ -421,6 +421,12 @@ impl Supervisor {
                         username: c.username,
                         presence: c.presence,
                     });
+                }
+            }
+            // As PRESENCE: one event per profile listed.
+            Ok(ServerMsg::ProfileChanged { room, changes }) => {
+                for profile in changes {
+                    self.emit(Event::ProfileChanged { room, profile });
                 }
             }
             Ok(ServerMsg::Typing {
@@ -707,6 +713,7 @@ mod tests {
     fn sessions_ending_and_protocol_violations_stop_reconnects() {
         for c in [
             ErrorCode::LoggedOut,
+            ErrorCode::PasswordChanged,
             ErrorCode::InvalidToken,
             ErrorCode::MalformedFrame,
             ErrorCode::UnsupportedVersion,

@@ -80,6 +80,18 @@ error_codes! {
     /// too many registrations from this address; retry after the ERROR's
     /// `retry_after_ms`.
     TooManyAttempts = 207, "TOO_MANY_ATTEMPTS", "too many attempts: retry later";
+    /// UPDATE_PROFILE with a display name that is blank, over 64
+    /// characters or holds control characters (SPEC.md §5.2.5).
+    InvalidDisplayName = 208, "INVALID_DISPLAY_NAME", "display name must be 1-64 characters without control characters";
+    /// UPDATE_PROFILE with a bio over 500 characters or holding control
+    /// characters other than line feeds.
+    InvalidBio = 209, "INVALID_BIO", "bio must be at most 500 characters without control characters other than line breaks";
+    /// UPDATE_PROFILE with an email address that breaks the rule of
+    /// SPEC.md §5.2.5.
+    InvalidEmail = 210, "INVALID_EMAIL", "email address is not valid";
+    /// Too many profile changes by this user; retry after the ERROR's
+    /// `retry_after_ms`.
+    ProfileRateLimited = 211, "PROFILE_RATE_LIMITED", "too many profile changes: retry later";
 
     // 3xx — rooms and membership.
     /// No room with that id exists. (A terminated room answers `RoomTerminated`.)
@@ -186,6 +198,9 @@ error_codes! {
     IdleTimeout = 601, "IDLE_TIMEOUT", "connection closed: idle timeout";
     /// The session was ended by LOGOUT (on this or another connection).
     LoggedOut = 602, "LOGGED_OUT", "connection closed: session logged out";
+    /// The user changed their password on another session: every other
+    /// session of the user ended.
+    PasswordChanged = 603, "PASSWORD_CHANGED", "connection closed: the account's password was changed";
 }
 
 impl std::fmt::Display for ErrorCode {

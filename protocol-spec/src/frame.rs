@@ -91,6 +91,9 @@ pub mod kind {
     pub const SET_AWAY: u8 = 0x2c;
     pub const OPEN_DIRECT: u8 = 0x2d;
     pub const LIST_STICKERS: u8 = 0x2e;
+    pub const CHANGE_PASSWORD: u8 = 0x31;
+    pub const GET_PROFILE: u8 = 0x32;
+    pub const UPDATE_PROFILE: u8 = 0x33;
 
     pub const WELCOME: u8 = 0x40;
     pub const PONG: u8 = 0x41;
@@ -109,6 +112,7 @@ pub mod kind {
     pub const AUDIT_PAGE: u8 = 0x4e;
     pub const READ_MARKER: u8 = 0x4f;
     pub const STICKER_LIST: u8 = 0x50;
+    pub const PROFILE: u8 = 0x51;
 
     pub const EVENT: u8 = 0x80;
     pub const RESUME_GAP: u8 = 0x81;
@@ -118,6 +122,7 @@ pub mod kind {
     pub const TYPING: u8 = 0x85;
     pub const READ_MARKER_MOVED: u8 = 0x86;
     pub const PRESENCE: u8 = 0x87;
+    pub const PROFILE_CHANGED: u8 = 0x88;
 
     /// Every request type of this protocol version (SPEC.md §4), in type
     /// order: the one list the vectors test and the fuzz targets read
@@ -159,6 +164,9 @@ pub mod kind {
         SET_AWAY,
         OPEN_DIRECT,
         LIST_STICKERS,
+        CHANGE_PASSWORD,
+        GET_PROFILE,
+        UPDATE_PROFILE,
     ];
 
     /// Every type a server sends (responses, then events), in type order
@@ -181,6 +189,7 @@ pub mod kind {
         AUDIT_PAGE,
         READ_MARKER,
         STICKER_LIST,
+        PROFILE,
         EVENT,
         RESUME_GAP,
         CLOSE,
@@ -189,6 +198,7 @@ pub mod kind {
         TYPING,
         READ_MARKER_MOVED,
         PRESENCE,
+        PROFILE_CHANGED,
     ];
 
     /// The highest request type: requests are `0x01..=LAST_REQUEST`.

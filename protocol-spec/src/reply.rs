@@ -151,6 +151,15 @@ pub enum ServerMsg {
         room: RoomId,
         changes: Vec<crate::PresenceChange>,
     },
+    /// Reply to GET_PROFILE and UPDATE_PROFILE (SPEC.md §5.2.5).
+    Profile(crate::Profile),
+    /// Event: members of `room` changed their profiles (coalesced: at most
+    /// one entry per user per second; never stored, no seq). The entries
+    /// carry no email.
+    ProfileChanged {
+        room: RoomId,
+        changes: Vec<crate::Profile>,
+    },
     /// Event: another member of `room` started (`typing`) or stopped
     /// typing; never stored, no seq (SPEC.md §5.5.7).
     Typing {
@@ -198,6 +207,8 @@ impl ServerMsg {
             ServerMsg::StickerList { .. } => kind::STICKER_LIST,
             ServerMsg::ReadMarkerMoved(_) => kind::READ_MARKER_MOVED,
             ServerMsg::Presence { .. } => kind::PRESENCE,
+            ServerMsg::Profile(_) => kind::PROFILE,
+            ServerMsg::ProfileChanged { .. } => kind::PROFILE_CHANGED,
         }
     }
 
@@ -378,6 +389,14 @@ impl ServerMsg {
                         put_str(b, &c.username);
                         b.put_u8(c.presence.code());
                     });
+                }
+            }
+            ServerMsg::Profile(p) => p.encode_fields(buf),
+            ServerMsg::ProfileChanged { room, changes } => {
+                put_varint(buf, room.0);
+                put_varint(buf, changes.len() as u64);
+                for c in changes {
+                    put_nested(buf, |b| c.encode_fields(b));
                 }
             }
             ServerMsg::Event(_) => unreachable!("handled above"),
@@ -564,6 +583,12 @@ impl ServerMsg {
                     });
                 }
                 ServerMsg::Presence { room, changes }
+            }
+            kind::PROFILE => ServerMsg::Profile(crate::Profile::decode_fields(&mut r)?),
+            kind::PROFILE_CHANGED => {
+                let room = RoomId(r.varint()?);
+                let changes = list(&mut r, |r| crate::Profile::decode_fields(&mut r.nested()?))?;
+                ServerMsg::ProfileChanged { room, changes }
             }
             kind::TYPING => ServerMsg::Typing {
                 room: RoomId(r.varint()?),

@@ -203,6 +203,28 @@ pub enum Request {
     },
     /// The server's sticker catalogue (SPEC.md §5.11.3).
     ListStickers,
+    /// Replaces the caller's password; every other session of the user
+    /// ends (SPEC.md §5.2.4). `Debug` shows neither password.
+    ChangePassword(PasswordChange),
+    /// Asks for `user`'s profile (SPEC.md §5.2.5).
+    GetProfile {
+        user: UserId,
+    },
+    /// Replaces the caller's own profile.
+    UpdateProfile(crate::ProfileUpdate),
+}
+
+/// CHANGE_PASSWORD's payload. `Debug` shows neither password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordChange {
+    pub current: String,
+    pub new: String,
+}
+
+impl std::fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordChange { <redacted> }")
+    }
 }
 
 /// The most users CREATE_ROOM may name as initial members (SPEC.md §5.3.2);
@@ -248,6 +270,9 @@ impl Request {
             Request::SetAway { .. } => kind::SET_AWAY,
             Request::OpenDirect { .. } => kind::OPEN_DIRECT,
             Request::ListStickers => kind::LIST_STICKERS,
+            Request::ChangePassword(_) => kind::CHANGE_PASSWORD,
+            Request::GetProfile { .. } => kind::GET_PROFILE,
+            Request::UpdateProfile(_) => kind::UPDATE_PROFILE,
         }
     }
 
@@ -290,6 +315,9 @@ impl Request {
             Request::SetAway { .. } => "set_away",
             Request::OpenDirect { .. } => "open_direct",
             Request::ListStickers => "list_stickers",
+            Request::ChangePassword(_) => "change_password",
+            Request::GetProfile { .. } => "get_profile",
+            Request::UpdateProfile(_) => "update_profile",
         }
     }
 
@@ -392,6 +420,12 @@ impl Request {
             }
             Request::SetAway { away } => put_bool(buf, *away),
             Request::OpenDirect { user } => user.encode(buf),
+            Request::ChangePassword(c) => {
+                put_str(buf, &c.current);
+                put_str(buf, &c.new);
+            }
+            Request::GetProfile { user } => put_varint(buf, user.0),
+            Request::UpdateProfile(p) => p.encode_fields(buf),
             Request::CreateRoom {
                 name,
                 topic,
@@ -621,6 +655,16 @@ impl Request {
                 user: UserRef::decode(&mut r)?,
             },
             kind::LIST_STICKERS => Request::ListStickers,
+            kind::CHANGE_PASSWORD => Request::ChangePassword(PasswordChange {
+                current: r.str()?,
+                new: r.str()?,
+            }),
+            kind::GET_PROFILE => Request::GetProfile {
+                user: UserId(r.varint()?),
+            },
+            kind::UPDATE_PROFILE => {
+                Request::UpdateProfile(crate::ProfileUpdate::decode_fields(&mut r)?)
+            }
             other => return Err(DecodeError::UnknownFrameType(other)),
         };
         Ok(req)

@@ -11,6 +11,7 @@ use confab_protocol::{
     ServerMsg, SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome,
 };
 use confab_protocol::{Color, Span, Sticker, Style};
+use confab_protocol::{PasswordChange, Profile, ProfileUpdate};
 use confab_protocol::{Presence, PresenceChange, ReadState, UnreadSummary};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -205,7 +206,43 @@ fn request() -> impl Strategy<Value = Request> {
         any::<bool>().prop_map(|away| Request::SetAway { away }),
         user_ref().prop_map(|user| Request::OpenDirect { user }),
         Just(Request::ListStickers),
+        (text(), text())
+            .prop_map(|(current, new)| Request::ChangePassword(PasswordChange { current, new })),
+        any::<u64>().prop_map(|user| Request::GetProfile { user: UserId(user) }),
+        (
+            proptest::option::of(text()),
+            text(),
+            proptest::option::of(text())
+        )
+            .prop_map(
+                |(display_name, bio, email)| Request::UpdateProfile(ProfileUpdate {
+                    display_name,
+                    bio,
+                    email
+                })
+            ),
     ]
+}
+
+fn profile() -> impl Strategy<Value = Profile> {
+    (
+        any::<u64>(),
+        text(),
+        proptest::option::of(text()),
+        text(),
+        proptest::option::of(text()),
+        proptest::option::of(any::<u64>()),
+    )
+        .prop_map(
+            |(user, username, display_name, bio, email, avatar)| Profile {
+                user: UserId(user),
+                username,
+                display_name,
+                bio,
+                email,
+                avatar,
+            },
+        )
 }
 
 fn room_info() -> impl Strategy<Value = RoomInfo> {
@@ -507,6 +544,9 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             }),
         (room.clone(), proptest::collection::vec(member(), 0..4))
             .prop_map(|(room, members)| ServerMsg::MemberList { room, members }),
+        profile().prop_map(ServerMsg::Profile),
+        (room.clone(), proptest::collection::vec(profile(), 0..4))
+            .prop_map(|(room, changes)| ServerMsg::ProfileChanged { room, changes }),
         (room.clone(), any::<u64>(), any::<u64>()).prop_map(|(room, seq, at)| {
             ServerMsg::MessageAck {
                 room,

@@ -212,6 +212,7 @@ pub async fn start_with_store(
         tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     }
     let accounts = crate::persist::accounts::AccountWriter::spawn(store.clone());
+    let limits = Arc::new(crate::limit::Limits::new(&config, &clock));
     let state = Arc::new(ServerState {
         config,
         store,
@@ -228,9 +229,11 @@ pub async fn start_with_store(
         clock: clock.clone(),
         directs,
         stickers,
+        limits: limits.clone(),
     });
     crate::persist::housekeeping::spawn(
         state.store.clone(),
+        limits,
         crate::persist::housekeeping::Retention {
             room_log: state.config.room_log_retention_days.get(),
             notifications: state.config.notification_retention_days.get(),

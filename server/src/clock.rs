@@ -7,8 +7,8 @@
 //! `now` in.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use confab_protocol::Millis;
 
@@ -20,6 +20,8 @@ pub struct Clock {
     /// When frozen ([`Clock::freeze`]): the system time it stopped at;
     /// 0 while running.
     frozen_at: Arc<AtomicU64>,
+    /// When frozen: the monotonic instant it stopped at (rate limits).
+    frozen_mono: Arc<OnceLock<Instant>>,
 }
 
 impl Clock {
@@ -36,6 +38,7 @@ impl Clock {
     /// moves it, so a test's steps, not how long its requests take, decide
     /// which interval an action falls in.
     pub fn freeze(&self) {
+        self.frozen_mono.get_or_init(Instant::now);
         let _ = self.frozen_at.compare_exchange(
             0,
             now_ms().max(1),
@@ -49,6 +52,13 @@ impl Clock {
     pub fn advance(&self, by: Duration) {
         let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
         self.ahead_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// Monotonic time since `start` as this clock runs: stopped while
+    /// frozen, plus every advance (the rate limits' time).
+    pub fn since(&self, start: Instant) -> Duration {
+        let end = self.frozen_mono.get().copied().unwrap_or_else(Instant::now);
+        end.saturating_duration_since(start) + self.ahead()
     }
 
     /// How far [`Clock::advance`] has moved this clock.

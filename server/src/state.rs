@@ -58,6 +58,9 @@ pub struct ServerState {
     pub stickers: Catalogue,
     /// Every direct room by its pair of users (OPEN_DIRECT).
     pub directs: DirectRooms,
+    /// The per-user abuse limits (messages, profile changes), one
+    /// allowance per user across every door.
+    pub limits: Arc<crate::limit::Limits>,
 }
 
 /// Every direct room by its pair of users, lower id first (SPEC.md
@@ -88,34 +91,82 @@ impl DirectRooms {
     }
 }
 
-/// Authenticated connections by the SHA-256 of their session token.
-/// Touched only when a connection authenticates, ends or logs out.
+/// Authenticated connections by the SHA-256 of their session token, and
+/// each user's sessions with connections open. Touched only when a
+/// connection authenticates, ends, logs out or changes its password.
 #[derive(Default)]
 pub struct SessionRegistry {
-    by_token: Mutex<HashMap<[u8; 32], Vec<Arc<OutboundQueue>>>>,
+    inner: Mutex<Sessions>,
+}
+
+#[derive(Default)]
+struct Sessions {
+    by_token: HashMap<[u8; 32], Vec<Arc<OutboundQueue>>>,
+    /// The sessions in `by_token` of each user.
+    by_user: HashMap<UserId, Vec<[u8; 32]>>,
+}
+
+impl Sessions {
+    fn remove_session(&mut self, user: UserId, token_hash: &[u8; 32]) {
+        if let Some(tokens) = self.by_user.get_mut(&user) {
+            tokens.retain(|t| t != token_hash);
+            if tokens.is_empty() {
+                self.by_user.remove(&user);
+            }
+        }
+    }
 }
 
 impl SessionRegistry {
-    /// Records that `conn` runs under the session `token_hash`.
-    pub fn register(&self, token_hash: [u8; 32], conn: Arc<OutboundQueue>) {
-        let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(token_hash).or_default().push(conn);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that `conn` runs under `user`'s session `token_hash`.
+    pub fn register(&self, user: UserId, token_hash: [u8; 32], conn: Arc<OutboundQueue>) {
+        let mut s = self.lock();
+        let conns = s.by_token.entry(token_hash).or_default();
+        let first = conns.is_empty();
+        conns.push(conn);
+        if first {
+            s.by_user.entry(user).or_default().push(token_hash);
+        }
     }
 
     /// Forgets `conn` (it ended).
-    pub fn unregister(&self, token_hash: &[u8; 32], conn: ConnId) {
-        let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(list) = map.get_mut(token_hash) {
+    pub fn unregister(&self, user: UserId, token_hash: &[u8; 32], conn: ConnId) {
+        let mut s = self.lock();
+        if let Some(list) = s.by_token.get_mut(token_hash) {
             list.retain(|c| c.id != conn);
             if list.is_empty() {
-                map.remove(token_hash);
+                s.by_token.remove(token_hash);
+                s.remove_session(user, token_hash);
             }
         }
     }
 
     /// Removes and returns every connection of the session (LOGOUT).
-    pub fn take(&self, token_hash: &[u8; 32]) -> Vec<Arc<OutboundQueue>> {
-        let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(token_hash).unwrap_or_default()
+    pub fn take(&self, user: UserId, token_hash: &[u8; 32]) -> Vec<Arc<OutboundQueue>> {
+        let mut s = self.lock();
+        s.remove_session(user, token_hash);
+        s.by_token.remove(token_hash).unwrap_or_default()
+    }
+
+    /// Removes and returns every connection of `user`'s sessions but
+    /// `keep` (CHANGE_PASSWORD).
+    pub fn take_others(&self, user: UserId, keep: &[u8; 32]) -> Vec<Arc<OutboundQueue>> {
+        let mut s = self.lock();
+        let Some(tokens) = s.by_user.remove(&user) else {
+            return Vec::new();
+        };
+        let mut taken = Vec::new();
+        for token in tokens {
+            if &token == keep {
+                s.by_user.entry(user).or_default().push(token);
+            } else if let Some(conns) = s.by_token.remove(&token) {
+                taken.extend(conns);
+            }
+        }
+        taken
     }
 }

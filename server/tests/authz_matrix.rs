@@ -230,6 +230,9 @@ enum Act {
     ListStickers,
     SetReadMarker(Mark),
     OpenDirect(Of),
+    ChangePassword,
+    GetProfile,
+    UpdateProfile,
 }
 
 /// Where SET_READ_MARKER puts the caller's marker.
@@ -404,6 +407,9 @@ fn rows_of(req: &Request) -> &'static [Act] {
         Request::MarkRead { .. } => &[Act::MarkRead],
         Request::SetAway { .. } => &[Act::SetAway],
         Request::ListStickers => &[Act::ListStickers],
+        Request::ChangePassword(_) => &[Act::ChangePassword],
+        Request::GetProfile { .. } => &[Act::GetProfile],
+        Request::UpdateProfile(_) => &[Act::UpdateProfile],
         Request::RoomLog => &[Act::RoomLog],
         Request::RoomAudit { .. } => &[Act::RoomAudit],
         Request::UpdateRoom { .. } => &[Act::UpdateRoom],
@@ -752,6 +758,42 @@ fn table() -> Vec<Row> {
                 _ => Done,
             },
         },
+        // A wrong current password: a successful change would end the
+        // actor's other sessions, which the matrix runs on. Authorized or
+        // not, nobody changes anything with it.
+        Row {
+            act: Act::ChangePassword,
+            spec: "§5.2.4",
+            scope: Scope::Account {
+                why: "the caller's own password",
+            },
+            request: |_, _| {
+                Request::ChangePassword(confab_protocol::PasswordChange {
+                    current: "not-the-password".into(),
+                    new: "another-password".into(),
+                })
+            },
+            done: |_, _| false,
+            expect: |a, _| match a {
+                NoSession => no(&[E::NotAuthenticated]),
+                _ => no(&[E::InvalidCredentials]),
+            },
+        },
+        Row {
+            act: Act::GetProfile,
+            spec: "§5.2.5",
+            scope: Scope::Account {
+                why: "any authenticated user reads any profile",
+            },
+            request: |c, _| Request::GetProfile {
+                user: c.id("owner"),
+            },
+            done: |m, c| matches!(m, ServerMsg::Profile(p) if p.user == c.id("owner")),
+            expect: |a, _| match a {
+                NoSession => no(&[E::NotAuthenticated]),
+                _ => Done,
+            },
+        },
         Row {
             act: Act::OpenDirect(Themself),
             spec: "§5.3.7, §6 (313)",
@@ -780,6 +822,25 @@ fn table() -> Vec<Row> {
             expect: |a, _| match a {
                 NoSession => no(&[E::NotAuthenticated]),
                 _ => no(&[E::NoSuchUser]),
+            },
+        },
+        Row {
+            act: Act::UpdateProfile,
+            spec: "§5.2.5",
+            scope: Scope::Account {
+                why: "the caller's own profile",
+            },
+            request: |_, _| {
+                Request::UpdateProfile(confab_protocol::ProfileUpdate {
+                    display_name: Some("Matrix".into()),
+                    bio: String::new(),
+                    email: None,
+                })
+            },
+            done: |m, _| matches!(m, ServerMsg::Profile(p) if p.display_name.as_deref() == Some("Matrix")),
+            expect: |a, _| match a {
+                NoSession => no(&[E::NotAuthenticated]),
+                _ => Done,
             },
         },
         // --- listings: they name no room, but must show it only to whom SPEC lets see it
@@ -1801,6 +1862,27 @@ fn http_of(req: &Request) -> Vec<Http> {
             Some(json!({ "away": away })),
             204,
         )],
+        Request::ChangePassword(c) => vec![Http::new(
+            "POST",
+            "/api/me/password",
+            "/api/me/password".into(),
+            Some(json!({ "current_password": c.current, "new_password": c.new })),
+            204,
+        )],
+        Request::GetProfile { user } => vec![Http::new(
+            "GET",
+            "/api/users/{id}/profile",
+            format!("/api/users/{}/profile", user.0),
+            None,
+            200,
+        )],
+        Request::UpdateProfile(p) => vec![Http::new(
+            "PUT",
+            "/api/me/profile",
+            "/api/me/profile".into(),
+            Some(json!({ "display_name": p.display_name, "bio": p.bio, "email": p.email })),
+            200,
+        )],
         Request::MarkRead { up_to } => vec![Http::new(
             "POST",
             "/api/me/notifications/read",
@@ -1891,7 +1973,7 @@ fn http_of(req: &Request) -> Vec<Http> {
 fn http_status(code: E) -> u16 {
     match code {
         E::InvalidRole | E::InvalidReadMarker => 400,
-        E::NotAuthenticated => 401,
+        E::NotAuthenticated | E::InvalidCredentials => 401,
         E::NotAMember
         | E::NotAdmin
         | E::NotOwner

@@ -512,7 +512,12 @@ async fn curl_drives_room_governance_end_to_end() {
 #[tokio::test]
 async fn schemathesis_finds_the_running_server_true_to_its_openapi_document() {
     let venv = venv();
-    let srv = TestServer::start_with(|c| c.rate_limit_per_sec = 0).await;
+    // No per-user limits: schemathesis sends far more than a person would.
+    let srv = TestServer::start_with(|c| {
+        c.rate_limit_per_sec = 0;
+        c.profile_changes_per_hour = 0;
+    })
+    .await;
     let base = format!("http://{}", srv.addr_for(Transport::Ws));
     let user = srv.door(Transport::Tcp).connect().await;
     let session = user.register("schemathesis", "password123").await.unwrap();

@@ -482,7 +482,7 @@ async fn numbers_past_63_bits_are_malformed_in_paths_queries_and_bodies() {
 }
 
 #[tokio::test]
-async fn http_messages_are_rate_limited_per_user_with_the_connection_settings() {
+async fn http_messages_are_rate_limited_per_user_with_the_connections() {
     let srv = TestServer::start_with(|c| {
         c.rate_limit_per_sec = 1;
         c.rate_limit_burst = 3;
@@ -530,16 +530,19 @@ async fn http_messages_are_rate_limited_per_user_with_the_connection_settings() 
     assert_err(post(token.clone(), 3).await, 429, ErrorCode::RateLimited);
     // The other token does not buy a new bucket: the limit is per user.
     assert_err(post(second.clone(), 4).await, 429, ErrorCode::RateLimited);
-    // Another user has their own bucket, and so has a connection.
+    // Another user has their own bucket; the user's connections share
+    // theirs (tests/accounts.rs has the whole budget across doors).
     let (_, other) = register(addr, "quiet").await;
     let join = format!("/api/rooms/{}/join", room["id"]);
     assert_eq!(api(addr, "POST", &join, Some(&other), None).await.0, 200);
     assert_eq!(post(other, 0).await.0, 201);
     let sdk = srv.door(Transport::Tcp).connect().await;
     sdk.login("chatty", "password123").await.unwrap();
-    sdk.send_message(RoomId(room["id"].as_u64().unwrap()), "over tcp")
+    let refused = sdk
+        .send_message(RoomId(room["id"].as_u64().unwrap()), "over tcp")
         .await
-        .expect("a connection's bucket is its own");
+        .expect_err("a connection draws on the user's bucket");
+    assert_eq!(refused.code(), Some(ErrorCode::RateLimited));
     // The bucket refills at the configured rate (1/s): a second later, by
     // the server's clock.
     srv.handle

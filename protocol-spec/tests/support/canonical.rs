@@ -13,6 +13,7 @@ use confab_protocol::{
 use confab_protocol::{
     Color, LeaveReason, NotificationKind, Presence, PresenceChange, Request, Span, Sticker, Style,
 };
+use confab_protocol::{PasswordChange, Profile, ProfileUpdate};
 use serde_json::Value;
 
 /// A JSON value whose objects keep their keys in the order written, so the
@@ -478,11 +479,33 @@ pub fn request(r: &Request) -> J {
         }
         Request::SetAway { away } => J::Obj(vec![("away", J::Bool(*away))]),
         Request::ListStickers => J::Obj(vec![]),
+        Request::ChangePassword(c) => J::Obj(vec![("current", s(&c.current)), ("new", s(&c.new))]),
+        Request::GetProfile { user } => J::Obj(vec![("user", n(user.0))]),
+        Request::UpdateProfile(u) => J::Obj(vec![
+            ("display_name", opt_text(u.display_name.as_deref())),
+            ("bio", s(&u.bio)),
+            ("email", opt_text(u.email.as_deref())),
+        ]),
         Request::SetReadMarker { room, seq } => {
             J::Obj(vec![("room", n(room.0)), ("seq", n(seq.0))])
         }
         Request::OpenDirect { user } => J::Obj(vec![("user", user_ref(user))]),
     }
+}
+
+fn opt_text(v: Option<&str>) -> J {
+    v.map_or(J::Null, s)
+}
+
+fn profile(p: &Profile) -> J {
+    J::Obj(vec![
+        ("user", n(p.user.0)),
+        ("username", s(&p.username)),
+        ("display_name", opt_text(p.display_name.as_deref())),
+        ("bio", s(&p.bio)),
+        ("email", opt_text(p.email.as_deref())),
+        ("avatar", p.avatar.map_or(J::Null, n)),
+    ])
 }
 
 pub fn server_msg(m: &ServerMsg) -> J {
@@ -556,6 +579,11 @@ pub fn server_msg(m: &ServerMsg) -> J {
             "stickers",
             J::Arr(stickers.iter().map(sticker).collect()),
         )]),
+        ServerMsg::Profile(p) => profile(p),
+        ServerMsg::ProfileChanged { room, changes } => J::Obj(vec![
+            ("room", n(room.0)),
+            ("changes", J::Arr(changes.iter().map(profile).collect())),
+        ]),
         ServerMsg::Presence { room, changes } => J::Obj(vec![
             ("room", n(room.0)),
             (
@@ -944,6 +972,27 @@ fn event_from(v: &Value) -> RoomEvent {
     }
 }
 
+fn opt_text_from(v: &Value, key: &str) -> Option<String> {
+    match field(v, key) {
+        Value::Null => None,
+        _ => Some(text(v, key)),
+    }
+}
+
+fn profile_from(v: &Value) -> Profile {
+    Profile {
+        user: UserId(num(v, "user")),
+        username: text(v, "username"),
+        display_name: opt_text_from(v, "display_name"),
+        bio: text(v, "bio"),
+        email: opt_text_from(v, "email"),
+        avatar: match field(v, "avatar") {
+            Value::Null => None,
+            _ => Some(num(v, "avatar")),
+        },
+    }
+}
+
 /// The request of frame type `t` whose canonical form is `v`.
 pub fn request_from(t: u8, v: &Value) -> Request {
     match t {
@@ -1088,6 +1137,18 @@ pub fn request_from(t: u8, v: &Value) -> Request {
         kind::SET_AWAY => Request::SetAway {
             away: flag(v, "away"),
         },
+        kind::CHANGE_PASSWORD => Request::ChangePassword(PasswordChange {
+            current: text(v, "current"),
+            new: text(v, "new"),
+        }),
+        kind::GET_PROFILE => Request::GetProfile {
+            user: UserId(num(v, "user")),
+        },
+        kind::UPDATE_PROFILE => Request::UpdateProfile(ProfileUpdate {
+            display_name: opt_text_from(v, "display_name"),
+            bio: text(v, "bio"),
+            email: opt_text_from(v, "email"),
+        }),
         kind::SET_READ_MARKER => Request::SetReadMarker {
             room: RoomId(num(v, "room")),
             seq: Seq(num(v, "seq")),
@@ -1158,6 +1219,11 @@ pub fn server_msg_from(t: u8, v: &Value) -> ServerMsg {
                 .collect(),
         },
         kind::READ_MARKER_MOVED => ServerMsg::ReadMarkerMoved(read_state_from(v)),
+        kind::PROFILE => ServerMsg::Profile(profile_from(v)),
+        kind::PROFILE_CHANGED => ServerMsg::ProfileChanged {
+            room: RoomId(num(v, "room")),
+            changes: list(v, "changes").iter().map(profile_from).collect(),
+        },
         kind::PRESENCE => ServerMsg::Presence {
             room: RoomId(num(v, "room")),
             changes: list(v, "changes")

@@ -11,6 +11,7 @@ use confab_protocol::{
     UserEntry, UserId, UserRef, Visibility, Welcome,
 };
 use confab_protocol::{LeaveReason, NotificationKind, Presence, PresenceChange};
+use confab_protocol::{PasswordChange, Profile, ProfileUpdate};
 use confab_protocol::{ReadState, UnreadSummary};
 
 /// A decoded frame and the side that sends it.
@@ -723,6 +724,102 @@ fn base_round_trip() -> Vec<RoundTrip> {
             50,
             C(Request::OpenDirect {
                 user: UserRef::name("bob"),
+            }),
+        ),
+        v(
+            "31_change_password.json",
+            "CHANGE_PASSWORD: the current password, then the new one",
+            49,
+            C(Request::ChangePassword(PasswordChange {
+                current: "correct horse".into(),
+                new: "battery staple".into(),
+            })),
+        ),
+        v(
+            "32_get_profile.json",
+            "GET_PROFILE of user 23",
+            50,
+            C(Request::GetProfile { user: UserId(23) }),
+        ),
+        v(
+            "33_update_profile.json",
+            "UPDATE_PROFILE: a display name, a two-line bio and an email address",
+            51,
+            C(Request::UpdateProfile(ProfileUpdate {
+                display_name: Some("Bob Ö.".into()),
+                bio: "Plays the tuba.\nAsk me about brass.".into(),
+                email: Some("bob@example.org".into()),
+            })),
+        ),
+        v(
+            "33_update_profile_cleared.json",
+            "UPDATE_PROFILE clearing everything (the username is shown again)",
+            52,
+            C(Request::UpdateProfile(ProfileUpdate::default())),
+        ),
+        v(
+            "51_profile_own.json",
+            "PROFILE: the caller's own profile, with its email",
+            51,
+            S(ServerMsg::Profile(Profile {
+                user: UserId(23),
+                username: "bob".into(),
+                display_name: Some("Bob Ö.".into()),
+                bio: "Plays the tuba.\nAsk me about brass.".into(),
+                email: Some("bob@example.org".into()),
+                avatar: None,
+            })),
+        ),
+        v(
+            "51_profile_other.json",
+            "PROFILE: another user's profile (never an email; no display name set)",
+            50,
+            S(ServerMsg::Profile(Profile {
+                user: UserId(31),
+                username: "carol".into(),
+                display_name: None,
+                bio: String::new(),
+                email: None,
+                avatar: None,
+            })),
+        ),
+        v(
+            "51_profile_with_avatar.json",
+            "PROFILE with the reserved avatar field set (file 9; this server never sets it)",
+            50,
+            S(ServerMsg::Profile(Profile {
+                user: UserId(17),
+                username: "alice".into(),
+                display_name: Some("Alice".into()),
+                bio: String::new(),
+                email: None,
+                avatar: Some(9),
+            })),
+        ),
+        v(
+            "88_profile_changed.json",
+            "PROFILE_CHANGED: two members of room 42 changed their profiles in one tick",
+            0,
+            S(ServerMsg::ProfileChanged {
+                room: RoomId(42),
+                changes: vec![
+                    Profile {
+                        user: UserId(17),
+                        username: "alice".into(),
+                        display_name: Some("Alice".into()),
+                        bio: String::new(),
+                        email: None,
+                        avatar: None,
+                    },
+                    Profile {
+                        user: UserId(23),
+                        username: "bob".into(),
+                        display_name: None,
+                        bio: "Plays the tuba.".into(),
+                        email: None,
+                        avatar: None,
+                    },
+                ],
             }),
         ),
         v(
@@ -1789,6 +1886,14 @@ fn base_reject() -> Vec<Reject> {
             "REGISTER whose username claims 10 bytes but has 3",
             C2S,
             frame(kind::REGISTER, 2, &[0x0a, b'b', b'o', b'b']),
+            ErrorCode::MalformedFrame,
+            "ended early",
+        ),
+        r(
+            "update_profile_truncated.json",
+            "UPDATE_PROFILE whose payload ends after the display name (no bio)",
+            C2S,
+            frame(kind::UPDATE_PROFILE, 7, &[0x01, 0x03, b'B', b'o', b'b']),
             ErrorCode::MalformedFrame,
             "ended early",
         ),

@@ -131,10 +131,14 @@ settings! {
     spool_dir: Opt<Path> = Opt(None), env "CONFAB_SPOOL_DIR";
     /// Largest size of the write spool in bytes; when it is full (or unwritable) writes are refused with STORAGE_UNAVAILABLE while the database is unreachable; 0 disables the spool.
     spool_max_bytes: Count = 1024 * 1024 * 1024, env "CONFAB_SPOOL_MAX_BYTES";
-    /// Messages per second allowed per connection (and per user over HTTP); 0 disables the limit.
+    /// Messages (SEND_MESSAGE and EDIT_MESSAGE) per second allowed per user, shared by all of the user's connections and HTTP requests; 0 disables the limit.
     rate_limit_per_sec: u32 = 50, env "CONFAB_RATE_LIMIT_PER_SEC";
-    /// Burst of messages allowed above the rate.
+    /// Burst of messages allowed above the rate, per user.
     rate_limit_burst: u32 = 100, env "CONFAB_RATE_LIMIT_BURST";
+    /// Profile changes (UPDATE_PROFILE) allowed per user per hour, from every door together; 0 disables the limit.
+    profile_changes_per_hour: u32 = 30, env "CONFAB_PROFILE_CHANGES_PER_HOUR";
+    /// Burst of profile changes allowed above the hourly rate, per user.
+    profile_changes_burst: u32 = 5, env "CONFAB_PROFILE_CHANGES_BURST";
     /// Session token lifetime in hours.
     session_ttl_hours: Hours = Hours(30 * 24), env "CONFAB_SESSION_TTL_HOURS";
     /// argon2id memory cost in KiB.
@@ -397,6 +401,12 @@ impl Config {
             return bad(
                 "rate_limit_burst",
                 "must be at least 1 when rate_limit_per_sec is set",
+            );
+        }
+        if self.profile_changes_per_hour > 0 && self.profile_changes_burst == 0 {
+            return bad(
+                "profile_changes_burst",
+                "must be at least 1 when profile_changes_per_hour is set",
             );
         }
         if self.session_ttl_hours.0 == 0 || self.session_ttl_hours.0 > 24 * 3650 {

@@ -131,6 +131,10 @@ pub mod name {
     pub const PRESENCE_DELIVERIES: &str = "confab_presence_deliveries_total";
     pub const PRESENCE_SUPPRESSED: &str = "confab_presence_suppressed_total";
     pub const READ_MARKERS: &str = "confab_read_markers_total";
+    pub const PROFILE_PUSHED: &str = "confab_profile_changed_pushed_total";
+    pub const PROFILE_DELIVERIES: &str = "confab_profile_changed_deliveries_total";
+    pub const PROFILE_COALESCED: &str = "confab_profile_changes_coalesced_total";
+    pub const PASSWORD_CHANGES: &str = "confab_password_changes_total";
 }
 
 /// The handles the hot path uses, created once after the recorder exists.
@@ -140,7 +144,8 @@ pub struct Metrics {
     pub frames_sent: Counter,
     pub bytes_sent: Counter,
     pub write_frames: Histogram,
-    pub rate_limited: Counter,
+    pub rate_limited_messages: Counter,
+    pub rate_limited_profile: Counter,
     pub broadcast_recipients: Histogram,
     pub broadcast_duration: Histogram,
     pub deliveries: Counter,
@@ -168,6 +173,9 @@ pub struct Metrics {
     pub presence_deliveries: Counter,
     pub presence_coalesced: Counter,
     pub presence_large_room: Counter,
+    pub profile_pushed: Counter,
+    pub profile_deliveries: Counter,
+    pub profile_coalesced: Counter,
 }
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -267,7 +275,23 @@ fn describe() {
     );
     describe_counter!(
         RATE_LIMITED,
-        "SEND_MESSAGE requests refused by the per-connection rate limit."
+        "Requests refused by a per-user limit, by limit (`messages`: SEND_MESSAGE and EDIT_MESSAGE; `profile`: UPDATE_PROFILE)."
+    );
+    describe_counter!(
+        PROFILE_PUSHED,
+        "PROFILE_CHANGED frames queued (one per room per coalescing tick)."
+    );
+    describe_counter!(
+        PROFILE_DELIVERIES,
+        "PROFILE_CHANGED frames queued to connections (sum of recipients)."
+    );
+    describe_counter!(
+        PROFILE_COALESCED,
+        "Profile changes never sent on their own: a later change of the same user within the second replaced them."
+    );
+    describe_counter!(
+        PASSWORD_CHANGES,
+        "CHANGE_PASSWORD requests, by result (`changed`, `wrong_password`)."
     );
     describe_histogram!(
         BROADCASTS,
@@ -420,13 +444,17 @@ impl Metrics {
             counter!(READ_MARKERS, "result" => result).absolute(0);
         }
         counter!(KDF_REFUSED).absolute(0);
+        for result in ["changed", "wrong_password"] {
+            counter!(PASSWORD_CHANGES, "result" => result).absolute(0);
+        }
         Metrics {
             frames_received: counter!(FRAMES_RECEIVED),
             bytes_received: counter!(BYTES_RECEIVED),
             frames_sent: counter!(FRAMES_SENT),
             bytes_sent: counter!(BYTES_SENT),
             write_frames: histogram!(WRITE_FRAMES),
-            rate_limited: counter!(RATE_LIMITED),
+            rate_limited_messages: counter!(RATE_LIMITED, "limit" => "messages"),
+            rate_limited_profile: counter!(RATE_LIMITED, "limit" => "profile"),
             broadcast_recipients: histogram!(BROADCASTS),
             broadcast_duration: histogram!(BROADCAST_DURATION),
             deliveries: counter!(DELIVERIES),
@@ -454,6 +482,9 @@ impl Metrics {
             presence_deliveries: counter!(PRESENCE_DELIVERIES),
             presence_coalesced: counter!(PRESENCE_SUPPRESSED, "reason" => "coalesced"),
             presence_large_room: counter!(PRESENCE_SUPPRESSED, "reason" => "large_room"),
+            profile_pushed: counter!(PROFILE_PUSHED),
+            profile_deliveries: counter!(PROFILE_DELIVERIES),
+            profile_coalesced: counter!(PROFILE_COALESCED),
         }
     }
 }
@@ -483,9 +514,34 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// A SEND_MESSAGE was refused by the rate limit.
-pub fn rate_limited() {
-    get().rate_limited.increment(1);
+/// A request was refused by the per-user limit `kind`.
+pub fn rate_limited(kind: crate::limit::LimitKind) {
+    let m = get();
+    match kind {
+        crate::limit::LimitKind::Messages => m.rate_limited_messages.increment(1),
+        crate::limit::LimitKind::Profile => m.rate_limited_profile.increment(1),
+    }
+}
+
+/// One PROFILE_CHANGED frame was queued to `recipients` connections.
+pub fn profile_pushed(recipients: usize) {
+    let m = get();
+    m.profile_pushed.increment(1);
+    m.profile_deliveries.increment(recipients as u64);
+}
+
+/// `n` profile changes were replaced by later ones before they were sent.
+pub fn profile_coalesced(n: u64) {
+    if n > 0 {
+        get().profile_coalesced.increment(n);
+    }
+}
+
+/// A CHANGE_PASSWORD was carried out (`true`) or refused for a wrong
+/// current password.
+pub fn password_change(changed: bool) {
+    let result = if changed { "changed" } else { "wrong_password" };
+    counter!(name::PASSWORD_CHANGES, "result" => result).increment(1);
 }
 
 /// Why a TYPING event was forwarded.

@@ -27,22 +27,15 @@ pub struct HttpState {
     pub tracker: TaskTracker,
     /// `--allowed-origins`; empty: any.
     pub allowed_origins: Arc<[String]>,
-    /// The API's per-user message rate limit (`api/limit.rs`); `None` when
-    /// `rate_limit_per_sec` is 0.
-    pub message_limit: Option<crate::limit::MessageLimit>,
 }
 
 impl HttpState {
     pub fn new(server: Arc<ServerState>, tracker: TaskTracker) -> HttpState {
         let allowed_origins = server.config.allowed_origins.0.clone().into();
-        let cfg = &server.config;
-        let message_limit =
-            api::limit::per_user(cfg.rate_limit_per_sec, cfg.rate_limit_burst, &server.clock);
         HttpState {
             server,
             tracker,
             allowed_origins,
-            message_limit,
         }
     }
 }

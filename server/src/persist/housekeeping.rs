@@ -3,7 +3,9 @@
 //! - user–room associations (room-log entries) that are not bans and were
 //!   not joined for `room_log_retention` are removed;
 //! - notifications older than `notification_retention` are removed;
-//! - expired sessions are removed.
+//! - expired sessions are removed;
+//! - the per-user rate limits forget idle users and give back their
+//!   tables' spare capacity (`crate::limit::Limits::shrink`).
 //!
 //! [`run_once`] takes `now` from its caller, so tests step the clock; the
 //! periodic task passes the wall clock. Each pass is counted in
@@ -56,9 +58,11 @@ pub async fn run_once(
     Ok(removed)
 }
 
-/// Runs [`run_once`] every `interval` until `stop` is cancelled.
+/// Runs [`run_once`] (and shrinks `limits`) every `interval` until `stop`
+/// is cancelled.
 pub fn spawn(
     store: Arc<dyn Store>,
+    limits: Arc<crate::limit::Limits>,
     retention: Retention,
     interval: Duration,
     clock: crate::clock::Clock,
@@ -72,6 +76,7 @@ pub fn spawn(
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            limits.shrink();
             match run_once(store.as_ref(), retention, clock.now_ms()).await {
                 Ok(r) => tracing::info!(
                     room_log = r.room_log,

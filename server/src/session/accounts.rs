@@ -53,8 +53,8 @@ impl Session {
             Ok(AccountOutcome::UsernameTaken) | Err(StoreError::Conflict(_)) => {
                 self.error(req_id, ErrorCode::UsernameTaken)
             }
-            Ok(AccountOutcome::SessionCreated) => {
-                tracing::error!("a registration answered as a login");
+            Ok(other) => {
+                tracing::error!(outcome = ?other, "a registration answered as another write");
                 self.error(req_id, ErrorCode::Internal)
             }
             Err(e) => storage_error(&self.conn, req_id, e),
@@ -115,7 +115,7 @@ impl Session {
     }
 
     /// Answers a login or registration a brute-force limit refused.
-    fn refused(&self, req_id: u32, refusal: auth::guard::Refusal) {
+    pub(super) fn refused(&self, req_id: u32, refusal: auth::guard::Refusal) {
         tracing::info!(
             peer = %self.peer,
             limit = refusal.limit.label(),
@@ -127,7 +127,7 @@ impl Session {
     }
 
     /// Answers a login or registration whose password could not be hashed.
-    fn kdf_error(&self, req_id: u32, e: KdfError) {
+    pub(super) fn kdf_error(&self, req_id: u32, e: KdfError) {
         match e {
             KdfError::Busy { retry_after } => {
                 self.conn
@@ -210,7 +210,7 @@ impl Session {
         }
         tracing::info!(user = auth.user.0, "logout");
         self.conn.reply(req_id, &ServerMsg::Ok);
-        for c in self.state.sessions.take(&auth.token_hash) {
+        for c in self.state.sessions.take(auth.user, &auth.token_hash) {
             c.close(ErrorCode::LoggedOut, "the session was logged out");
         }
         self.conn

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 
 use super::validate::{self, check_room_name, check_topic};
 use super::Session;
+use crate::limit::LimitKind;
 use crate::room::{Command, Lookup, MessageFacts, Rich};
 use crate::shard::{ReplyTo, RosterList, ShardCmd};
 
@@ -349,6 +350,20 @@ impl Session {
                 limit,
             } => self.room_audit(req_id, user, room, before, limit).await,
 
+            // Accounts and profiles (`profile.rs`): account writes.
+            Request::ChangePassword(change) => {
+                self.change_password(req_id, change).await;
+                Ok(())
+            }
+            Request::GetProfile { user: target } => {
+                self.get_profile(req_id, user, target).await;
+                Ok(())
+            }
+            Request::UpdateProfile(update) => {
+                self.update_profile(req_id, user, update).await;
+                Ok(())
+            }
+
             // Handled above, before authentication.
             Request::Hello(_)
             | Request::Ping { .. }
@@ -521,9 +536,9 @@ impl Session {
             self.conn.error(req_id, code, message);
             return Some(true);
         }
-        if !self.may_send(user) {
-            crate::metrics::rate_limited();
-            return Some(self.reject(req_id, ErrorCode::RateLimited));
+        if let Err(wait) = self.state.limits.check(LimitKind::Messages, user) {
+            self.conn.error_retry(req_id, ErrorCode::RateLimited, wait);
+            return Some(true);
         }
         if self.pushed_back(req_id) {
             return Some(true);
@@ -545,16 +560,6 @@ impl Session {
         self.conn
             .error_retry(req_id, ErrorCode::Overloaded, PUSHBACK_RETRY);
         true
-    }
-
-    /// Whether `user` may send one more message now: the connection's own
-    /// bucket, or a one-shot caller's shared limit.
-    fn may_send(&mut self, user: UserId) -> bool {
-        match (&mut self.bucket, &self.limit) {
-            (Some(bucket), _) => bucket.try_take(),
-            (None, Some(limit)) => limit(user),
-            (None, None) => true,
-        }
     }
 }
 

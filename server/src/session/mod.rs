@@ -11,6 +11,7 @@
 //!   to and detaching from the shards;
 //! - `dispatch`: one table from a decoded request to what handles it;
 //! - `accounts`: REGISTER, LOGIN, LOGOUT and session tokens;
+//! - `profile`: GET_PROFILE, UPDATE_PROFILE and CHANGE_PASSWORD;
 //! - `reads`: requests answered from the store (listings, history,
 //!   notifications, room log, audit trail);
 //! - `oneshot`: [`call`], one request without a connection (the HTTP API);
@@ -19,6 +20,7 @@
 mod accounts;
 mod dispatch;
 mod oneshot;
+mod profile;
 mod reads;
 pub(crate) mod validate;
 
@@ -36,7 +38,6 @@ use confab_protocol::{
 use confab_store::StoreError;
 
 use crate::auth;
-use crate::limit::{MessageLimit, TokenBucket};
 use crate::outbound::{ConnId, OutboundQueue, Writer};
 use crate::shard::ShardCmd;
 use crate::state::ServerState;
@@ -69,15 +70,9 @@ struct Session {
     /// Where replies and events for this connection are queued.
     conn: Arc<OutboundQueue>,
     auth: Option<Auth>,
-    /// The connection's own message rate limit (`None`: unlimited, or a
-    /// one-shot session, which uses `limit`).
-    bucket: Option<TokenBucket>,
     /// A session of [`call`]: one request, no connection behind it. It is
     /// never attached to the shards — no presence flicker, no live events.
     one_shot: bool,
-    /// For one-shot sessions: the caller's message limit, shared across
-    /// its requests (the HTTP door keeps one per user).
-    limit: Option<MessageLimit>,
     /// Where the client connects from (login and registration limits).
     peer: IpAddr,
 }
@@ -104,18 +99,11 @@ pub async fn serve<S: FrameSource>(
 ) {
     let id = ConnId(state.next_conn_id.fetch_add(1, Ordering::Relaxed));
     let conn = OutboundQueue::new(id, state.config.outbound_queue_bytes, writer);
-    let bucket = TokenBucket::new(
-        state.config.rate_limit_per_sec,
-        state.config.rate_limit_burst,
-        &state.clock,
-    );
     let mut session = Session {
         state,
         conn: conn.clone(),
         auth: None,
-        bucket,
         one_shot: false,
-        limit: None,
         peer: peer.ip(),
     };
     tracing::debug!(conn = id.0, %peer, "connection opened");
@@ -344,7 +332,7 @@ impl Session {
         }
         self.state
             .sessions
-            .register(auth.token_hash, self.conn.clone());
+            .register(auth.user, auth.token_hash, self.conn.clone());
         let (user, conn) = (auth.user, self.conn.clone());
         self.state
             .router
@@ -371,7 +359,7 @@ impl Session {
         }
         self.state
             .sessions
-            .unregister(&auth.token_hash, self.conn.id);
+            .unregister(auth.user, &auth.token_hash, self.conn.id);
         let (user, conn) = (auth.user, self.conn.id);
         self.state
             .router

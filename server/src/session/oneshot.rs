@@ -11,7 +11,6 @@ use confab_protocol::{ErrorCode, Request, ServerMsg};
 
 use super::{Auth, Session};
 use crate::auth;
-use crate::limit::MessageLimit;
 use crate::outbound::{ConnId, Outbound, OutboundQueue};
 use crate::state::ServerState;
 
@@ -25,15 +24,13 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// returns its reply. `peer` is where the request came from (login and
 /// registration limits count by address). `token` authenticates like
 /// HELLO's token; REGISTER and LOGIN work without one. The reply is the
-/// frame a connection would get (an `Error` for refusals). SEND_MESSAGE is subject to `limit` (a
-/// connection has its own bucket; one-shot callers share one across their
-/// requests).
+/// frame a connection would get (an `Error` for refusals). The per-user
+/// limits are the ones the user's connections draw on too.
 pub async fn call(
     state: Arc<ServerState>,
     peer: std::net::IpAddr,
     token: Option<&str>,
     req: Request,
-    limit: Option<MessageLimit>,
 ) -> ServerMsg {
     let id = ConnId(state.next_conn_id.fetch_add(1, Ordering::Relaxed));
     let (conn, mut out) = OutboundQueue::detached(id, usize::MAX / 2);
@@ -41,9 +38,7 @@ pub async fn call(
         state: state.clone(),
         conn: conn.clone(),
         auth: None,
-        bucket: None,
         one_shot: true,
-        limit,
         peer,
     };
     if let Some(token) = token {

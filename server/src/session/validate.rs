@@ -1,6 +1,7 @@
 //! Shape rules a request must meet before it is routed anywhere
 //! (SPEC.md §10.1): names, topics, message bodies, page sizes.
 
+use confab_protocol::profile::{MAX_BIO_CHARS, MAX_DISPLAY_NAME_CHARS, MAX_EMAIL_BYTES};
 use confab_protocol::{rich, ErrorCode, Span};
 
 use crate::stickers::Catalogue;
@@ -25,6 +26,59 @@ pub fn check_topic(topic: &str) -> Result<(), ErrorCode> {
         return Err(ErrorCode::InvalidTopic);
     }
     Ok(())
+}
+
+/// A display name (SPEC.md §5.2.5): trimmed of white space, then 1-64
+/// characters, none of them a control character; a blank one is refused
+/// (clearing is sending none).
+pub fn check_display_name(name: &str) -> Result<String, ErrorCode> {
+    let name = name.trim();
+    let n = name.chars().count();
+    if is_blank(name) || n > MAX_DISPLAY_NAME_CHARS || has_control(name) {
+        return Err(ErrorCode::InvalidDisplayName);
+    }
+    Ok(name.to_owned())
+}
+
+/// A bio: at most 500 characters, no control character but line feed.
+pub fn check_bio(bio: &str) -> Result<(), ErrorCode> {
+    let bad_char = bio.chars().any(|c| c.is_control() && c != '\n');
+    if bio.chars().count() > MAX_BIO_CHARS || bad_char {
+        return Err(ErrorCode::InvalidBio);
+    }
+    Ok(())
+}
+
+/// An email address (SPEC.md §5.2.5), trimmed of white space: at most 254
+/// bytes, one `@`; the local part 1-64 bytes of printable ASCII other than
+/// white space and `"(),:;<>@[\]`; the domain two or more dot-separated
+/// labels of 1-63 ASCII letters, digits and hyphens, none starting or
+/// ending with a hyphen (an internationalised domain in its `xn--` form).
+/// Deliberately simple: it stops typing mistakes, not every address RFC
+/// 5322 allows (quoted local parts, address literals).
+pub fn check_email(email: &str) -> Result<String, ErrorCode> {
+    let email = email.trim();
+    let valid = email.len() <= MAX_EMAIL_BYTES
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            let local_ok = (1..=64).contains(&local.len())
+                && local
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"\"(),:;<>@[\\]".contains(&b));
+            let labels: Vec<&str> = domain.split('.').collect();
+            let domain_ok = labels.len() >= 2
+                && labels.iter().all(|l| {
+                    (1..=63).contains(&l.len())
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                });
+            local_ok && domain_ok
+        });
+    if valid {
+        Ok(email.to_owned())
+    } else {
+        Err(ErrorCode::InvalidEmail)
+    }
 }
 
 /// A message body: not blank, at most `max_len` bytes. The error comes
@@ -119,6 +173,70 @@ mod tests {
             check_room_name(&"é".repeat(64)).is_ok(),
             "limit counts characters, not bytes"
         );
+    }
+
+    #[test]
+    fn display_names_are_trimmed_bounded_and_visible() {
+        assert_eq!(check_display_name("  Bob Ö. ").unwrap(), "Bob Ö.");
+        assert!(
+            check_display_name(&"é".repeat(64)).is_ok(),
+            "characters, not bytes"
+        );
+        for bad in ["", "   ", "\u{200b}", "a\u{7}b", "two\nlines"] {
+            assert_eq!(
+                check_display_name(bad),
+                Err(ErrorCode::InvalidDisplayName),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            check_display_name(&"x".repeat(65)),
+            Err(ErrorCode::InvalidDisplayName)
+        );
+    }
+
+    #[test]
+    fn bios_keep_line_breaks_and_nothing_else_invisible() {
+        assert!(check_bio("").is_ok());
+        assert!(check_bio("line one\nline two").is_ok());
+        assert!(check_bio(&"é".repeat(500)).is_ok());
+        assert_eq!(check_bio(&"x".repeat(501)), Err(ErrorCode::InvalidBio));
+        assert_eq!(check_bio("tab\there"), Err(ErrorCode::InvalidBio));
+        assert_eq!(check_bio("\u{1b}[31mred"), Err(ErrorCode::InvalidBio));
+    }
+
+    #[test]
+    fn emails_follow_the_simple_rule() {
+        assert_eq!(check_email(" bob@example.org ").unwrap(), "bob@example.org");
+        for good in [
+            "a.b+tag@sub.example.co",
+            "x@xn--bcher-kva.example",
+            "o'neil@a-b.io",
+        ] {
+            assert!(check_email(good).is_ok(), "{good}");
+        }
+        let long_local = format!("{}@example.org", "a".repeat(65));
+        let long = format!("a@{}.org", "b".repeat(250));
+        for bad in [
+            "",
+            "bob",
+            "@example.org",
+            "bob@",
+            "bob@localhost",
+            "bob@@example.org",
+            "bob@exa mple.org",
+            "bob smith@example.org",
+            "bob@-example.org",
+            "bob@example..org",
+            "bøb@example.org",
+            "bob@exämple.org",
+            "<bob>@example.org",
+            "bob\n@example.org",
+            &long_local,
+            &long,
+        ] {
+            assert_eq!(check_email(bad), Err(ErrorCode::InvalidEmail), "{bad:?}");
+        }
     }
 
     #[test]

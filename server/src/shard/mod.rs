@@ -12,6 +12,7 @@
 //! **Architecture invariant:** a shard never awaits I/O. Its only awaits are
 //! on its own command channel; replies are pushed, writes are queued.
 
+pub mod coalesce;
 pub mod presence;
 mod router;
 mod subscribers;
@@ -63,6 +64,7 @@ impl ShardCmd {
             ShardCmd::Tail { .. }
             | ShardCmd::Tick
             | ShardCmd::SetAway { .. }
+            | ShardCmd::ProfileChanged { .. }
             | ShardCmd::CheckReadMarker { .. }
             | ShardCmd::ToUser { .. }
             | ShardCmd::Attach { .. }
@@ -163,6 +165,13 @@ pub enum ShardCmd {
     /// SET_AWAY by `user` (every shard hears it, as every shard hears
     /// every connection; SPEC.md §5.10).
     SetAway { user: UserId, away: bool },
+    /// `user` updated their profile (every shard hears it and tells the
+    /// rooms it owns, coalesced on the tick; SPEC.md §5.2.5). `profile`
+    /// is the public one: no email.
+    ProfileChanged {
+        user: UserId,
+        profile: Arc<confab_protocol::Profile>,
+    },
     /// SET_READ_MARKER: whether `user` may mark the live `room` read up
     /// to `seq` (a member, `seq` at most the room's last seq).
     CheckReadMarker {
@@ -269,6 +278,9 @@ struct Shard {
     /// keeps the same, and pushes to the rooms it owns).
     presence: presence::Presences,
     presence_max_members: usize,
+    /// Profile changes waiting for their user's interval (every shard
+    /// keeps the same, and pushes to the rooms it owns).
+    profiles: coalesce::Coalescer<Arc<confab_protocol::Profile>>,
 }
 
 impl Shard {
@@ -299,6 +311,7 @@ impl Shard {
             typing_rooms: HashSet::new(),
             presence: presence::Presences::default(),
             presence_max_members: cfg.presence_max_members,
+            profiles: coalesce::Coalescer::new(None),
         }
     }
 
@@ -514,9 +527,11 @@ impl Shard {
             ShardCmd::Tick => {
                 self.expire_typing();
                 self.push_presence();
+                self.push_profiles();
             }
             // Pushed on the next Tick, with the other changes of the tick.
             ShardCmd::SetAway { user, away } => self.presence.set_away(user, away),
+            ShardCmd::ProfileChanged { user, profile } => self.profiles.change(user, profile),
             ShardCmd::CheckReadMarker {
                 room,
                 user,
@@ -920,10 +935,71 @@ impl Shard {
                 u64::from(coalesced + due.flapped),
             );
         }
-        let mut batches = presence::RoomBatches::default();
+        let presence_max_members = self.presence_max_members;
+        let (large_room, pushed) = self.push_by_room(
+            &due.updates,
+            |u| u.user,
+            |u, username| PresenceChange {
+                user: u.user,
+                username: username.to_owned(),
+                presence: u.presence,
+            },
+            presence_max_members,
+            |room, changes| ServerMsg::Presence { room, changes },
+        );
+        crate::metrics::presence_suppressed(
+            crate::metrics::PresenceSuppressed::LargeRoom,
+            large_room,
+        );
+        for (carried, sent) in pushed {
+            crate::metrics::presence_pushed(carried, sent);
+        }
+    }
+
+    /// Pushes the profile changes that are due (SPEC.md §5.2.5) on the
+    /// coalescing tick, as presence: one PROFILE_CHANGED per room of this
+    /// shard listing every member whose change is due, whatever the
+    /// room's size.
+    fn push_profiles(&mut self) {
+        if !self.profiles.has_pending() {
+            return;
+        }
+        let due = self.profiles.due(self.clock.now_ms(), |_| false);
+        if self.index == 0 {
+            let coalesced = due.updates.iter().map(|u| u.coalesced).sum::<u32>();
+            crate::metrics::profile_coalesced(u64::from(coalesced + due.flapped));
+        }
+        let (_, pushed) = self.push_by_room(
+            &due.updates,
+            |u| u.user,
+            |u, _| confab_protocol::Profile::clone(&u.value),
+            usize::MAX,
+            |room, changes| ServerMsg::ProfileChanged { room, changes },
+        );
+        for (_, sent) in pushed {
+            crate::metrics::profile_pushed(sent);
+        }
+    }
+
+    /// Groups `updates` by the live rooms of this shard their users are
+    /// members of (skipping rooms of more than `max_members`, counted in
+    /// the first number returned) and queues each room's frame — `frame`
+    /// of the entries `entry` makes, encoded once — to every connection
+    /// receiving the room, split only past the frame size limit. Returns
+    /// the rooms skipped for size and, per frame, (entries, recipients).
+    fn push_by_room<U, E: coalesce::ListEntry>(
+        &mut self,
+        updates: &[U],
+        user_of: impl Fn(&U) -> UserId,
+        entry: impl Fn(&U, &str) -> E,
+        max_members: usize,
+        frame: impl Fn(RoomId, Vec<E>) -> ServerMsg,
+    ) -> (u64, Vec<(usize, usize)>) {
+        let mut batches = coalesce::RoomBatches::default();
         let mut large_room = 0;
-        for update in due.updates {
-            let Some(room_ids) = self.user_rooms.get(&update.user) else {
+        for update in updates {
+            let user = user_of(update);
+            let Some(room_ids) = self.user_rooms.get(&user) else {
                 continue;
             };
             for room_id in room_ids {
@@ -933,47 +1009,32 @@ impl Shard {
                 if slot.room.terminated {
                     continue;
                 }
-                if slot.room.members().len() > self.presence_max_members {
+                if slot.room.members().len() > max_members {
                     large_room += 1;
                     continue;
                 }
-                let Some(member) = slot.room.member(update.user) else {
+                let Some(member) = slot.room.member(user) else {
                     continue;
                 };
-                batches.add(
-                    *room_id,
-                    PresenceChange {
-                        user: update.user,
-                        username: member.username.clone(),
-                        presence: update.presence,
-                    },
-                );
+                batches.add(*room_id, entry(update, &member.username));
             }
         }
-        crate::metrics::presence_suppressed(
-            crate::metrics::PresenceSuppressed::LargeRoom,
-            large_room,
-        );
-        for (room_id, changes) in batches.into_frames(presence::MAX_FRAME_PAYLOAD) {
+        let mut pushed = Vec::new();
+        for (room_id, entries) in batches.into_frames(presence::MAX_FRAME_PAYLOAD) {
             let Some(slot) = self.rooms.get(&room_id) else {
                 continue;
             };
-            let carried = changes.len();
-            let frame = encode_reply(
-                0,
-                &ServerMsg::Presence {
-                    room: room_id,
-                    changes,
-                },
-            );
+            let carried = entries.len();
+            let bytes = encode_reply(0, &frame(room_id, entries));
             let mut sent = 0;
             for conn in &slot.subscribers {
-                conn.push(frame.clone());
+                conn.push(bytes.clone());
                 self.touched.note(conn);
                 sent += 1;
             }
-            crate::metrics::presence_pushed(carried, sent);
+            pushed.push((carried, sent));
         }
+        (large_room, pushed)
     }
 }
 

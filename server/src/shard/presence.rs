@@ -1,60 +1,43 @@
 //! Presence (SPEC.md §5.10): each user's online / away / offline state
-//! from all of their connections, and the coalescing of the updates pushed
-//! about it. Pure: the caller passes `now` (the server clock).
+//! from all of their connections; the updates pushed about it are
+//! coalesced by `coalesce.rs`. Pure: the caller passes `now` (the server
+//! clock).
 //!
 //! Rules:
 //! - a user is `online` while at least one connection is open, `away`
 //!   when they also set SET_AWAY from any connection, `offline` with none;
 //! - away is cleared by SET_AWAY false or when the last connection closes
 //!   (a SET_AWAY with no connection open changes nothing);
-//! - at most one update per user per [`PUSH_INTERVAL_MS`]: a change is
-//!   pushed at once if the user's last push is that old (or there was
-//!   none), otherwise when the interval is over, with the state as it is
-//!   then (the latest wins); if by then the state is back to the one last
-//!   pushed, nothing is pushed at all;
+//! - at most one update per user per [`super::coalesce::PUSH_INTERVAL_MS`]:
+//!   a change is pushed at once if the user's last push is that old (or
+//!   there was none), otherwise when the interval is over, with the state
+//!   as it is then (the latest wins); if by then the state is back to the
+//!   one last pushed, nothing is pushed at all;
 //! - the updates of one coalescing tick are grouped by room
 //!   ([`RoomBatches`]): one PRESENCE frame per room lists every member
 //!   whose update is due, split over several frames only when the list
 //!   would exceed [`MAX_FRAME_PAYLOAD`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 
-use confab_protocol::{Millis, Presence, PresenceChange, RoomId, UserId};
+use confab_protocol::{Millis, Presence, PresenceChange, UserId};
 
-/// At most this many payload bytes per PRESENCE frame: a tick's list for a
-/// room that would be longer is split over several frames (SPEC.md
-/// §5.10.2). The default `max_frame_len` (65,536) less the frame header's
-/// type and request id.
+use super::coalesce::{Coalescer, ListEntry};
+#[cfg(test)]
+use {super::coalesce::RoomBatches, confab_protocol::RoomId};
+
+/// At most this many payload bytes per PRESENCE (or PROFILE_CHANGED)
+/// frame: a tick's list for a room that would be longer is split over
+/// several frames (SPEC.md §5.10.2). The default `max_frame_len` (65,536)
+/// less the frame header's type and request id.
 pub const MAX_FRAME_PAYLOAD: usize = 65_536 - 5;
 
-/// At most one presence update per user in this interval.
-pub const PUSH_INTERVAL_MS: Millis = 1_000;
-
-#[derive(Debug, Clone, Default)]
+/// A user with a connection open.
+#[derive(Debug, Clone, Copy, Default)]
 struct Entry {
-    /// Open connections.
+    /// Open connections (at least 1).
     conns: u32,
     away: bool,
-    /// What the others were last told (`Offline` before any push).
-    shown: Option<Presence>,
-    /// When the last update was pushed.
-    last_push: Option<Millis>,
-    /// State changes since the last push (0: nothing pending).
-    changes: u32,
-}
-
-impl Entry {
-    fn state(&self) -> Presence {
-        match (self.conns, self.away) {
-            (0, _) => Presence::Offline,
-            (_, true) => Presence::Away,
-            (_, false) => Presence::Online,
-        }
-    }
-
-    fn shown(&self) -> Presence {
-        self.shown.unwrap_or(Presence::Offline)
-    }
 }
 
 /// An update due: tell `user`'s rooms they are now `presence`.
@@ -76,147 +59,97 @@ pub struct Due {
     pub flapped: u32,
 }
 
-/// The presence of every user with a connection, or with an update still
-/// to push or an interval still running.
-#[derive(Debug, Clone, Default)]
+/// The presence of every user with a connection, and the coalescing of
+/// the updates about it (`coalesce.rs`: offline is what others know of a
+/// user never pushed about).
+#[derive(Debug, Clone)]
 pub struct Presences {
     users: HashMap<UserId, Entry>,
-    /// Users [`Presences::due`] has to look at: a change waits, or an
-    /// offline user's interval still runs (then they are forgotten).
-    pending: HashSet<UserId>,
+    pushes: Coalescer<Presence>,
+}
+
+impl Default for Presences {
+    fn default() -> Presences {
+        Presences {
+            users: HashMap::new(),
+            pushes: Coalescer::new(Some(Presence::Offline)),
+        }
+    }
 }
 
 impl Presences {
     /// The current presence of `user`.
     pub fn state(&self, user: UserId) -> Presence {
-        self.users
-            .get(&user)
-            .map_or(Presence::Offline, Entry::state)
+        match self.users.get(&user) {
+            None => Presence::Offline,
+            Some(e) if e.away => Presence::Away,
+            Some(_) => Presence::Online,
+        }
     }
 
     /// A connection of `user` opened.
     pub fn connect(&mut self, user: UserId) {
-        self.change(user, |e| e.conns += 1);
+        self.change(user, |users| users.entry(user).or_default().conns += 1);
     }
 
     /// A connection of `user` closed (the last one clears away).
     pub fn disconnect(&mut self, user: UserId) {
-        self.change(user, |e| {
-            e.conns = e.conns.saturating_sub(1);
-            if e.conns == 0 {
-                e.away = false;
+        self.change(user, |users| {
+            if let Some(e) = users.get_mut(&user) {
+                e.conns = e.conns.saturating_sub(1);
+                if e.conns == 0 {
+                    users.remove(&user);
+                }
             }
         });
     }
 
     /// SET_AWAY: `away` set or cleared (no effect without a connection).
     pub fn set_away(&mut self, user: UserId, away: bool) {
-        self.change(user, |e| {
-            if e.conns > 0 {
+        self.change(user, |users| {
+            if let Some(e) = users.get_mut(&user) {
                 e.away = away;
             }
         });
     }
 
-    fn change(&mut self, user: UserId, f: impl FnOnce(&mut Entry)) {
-        let e = self.users.entry(user).or_default();
-        let before = e.state();
-        f(e);
-        if e.state() != before {
-            e.changes += 1;
-        }
-        if e.changes > 0 || e.conns == 0 {
-            self.pending.insert(user);
+    fn change(&mut self, user: UserId, f: impl FnOnce(&mut HashMap<UserId, Entry>)) {
+        let before = self.state(user);
+        f(&mut self.users);
+        let after = self.state(user);
+        if after != before {
+            self.pushes.change(user, after);
         }
     }
 
     /// Whether [`Presences::due`] has anything to look at.
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+        self.pushes.has_pending()
     }
 
     /// The updates to push at `now`; forgets offline users once their
     /// interval is over.
     pub fn due(&mut self, now: Millis) -> Due {
-        let mut due = Due::default();
-        let users = &mut self.users;
-        self.pending.retain(|user| {
-            let Some(e) = users.get_mut(user) else {
-                return false;
-            };
-            let open = e
-                .last_push
-                .is_none_or(|at| now >= at.saturating_add(PUSH_INTERVAL_MS));
-            if e.changes > 0 && open {
-                let state = e.state();
-                if state == e.shown() {
-                    due.flapped += e.changes;
-                } else {
-                    due.updates.push(Update {
-                        user: *user,
-                        presence: state,
-                        coalesced: e.changes - 1,
-                    });
-                    e.shown = Some(state);
-                    e.last_push = Some(now);
-                }
-                e.changes = 0;
-            }
-            if e.changes > 0 {
-                return true;
-            }
-            if e.conns > 0 {
-                return false;
-            }
-            let cooling = e
-                .last_push
-                .is_some_and(|at| now < at.saturating_add(PUSH_INTERVAL_MS));
-            if !cooling {
-                users.remove(user);
-            }
-            cooling
-        });
-        due.updates.sort_unstable_by_key(|u| u.user);
-        due
-    }
-}
-
-/// The updates of one tick grouped by room: what each room's PRESENCE
-/// frames list.
-#[derive(Debug, Clone, Default)]
-pub struct RoomBatches {
-    rooms: BTreeMap<RoomId, Vec<PresenceChange>>,
-}
-
-impl RoomBatches {
-    /// `change` is to be told in `room`.
-    pub fn add(&mut self, room: RoomId, change: PresenceChange) {
-        self.rooms.entry(room).or_default().push(change);
-    }
-
-    /// The frames to push: one per room (ascending room, the changes in
-    /// the order added), a room's list split over several only where it
-    /// would exceed `max_payload` bytes.
-    pub fn into_frames(self, max_payload: usize) -> Vec<(RoomId, Vec<PresenceChange>)> {
-        let mut frames = Vec::with_capacity(self.rooms.len());
-        for (room, changes) in self.rooms {
-            // room and count: at most 10 bytes each.
-            let mut size = 20;
-            let mut current = Vec::new();
-            for c in changes {
-                let len = c.encoded_len();
-                if !current.is_empty() && size + len > max_payload {
-                    frames.push((room, std::mem::take(&mut current)));
-                    size = 20;
-                }
-                size += len;
-                current.push(c);
-            }
-            if !current.is_empty() {
-                frames.push((room, current));
-            }
+        let users = &self.users;
+        let due = self.pushes.due(now, |u| users.contains_key(&u));
+        Due {
+            updates: due
+                .updates
+                .into_iter()
+                .map(|u| Update {
+                    user: u.user,
+                    presence: u.value,
+                    coalesced: u.coalesced,
+                })
+                .collect(),
+            flapped: due.flapped,
         }
-        frames
+    }
+}
+
+impl ListEntry for PresenceChange {
+    fn encoded_len(&self) -> usize {
+        PresenceChange::encoded_len(self)
     }
 }
 
@@ -361,9 +294,9 @@ mod tests {
         p.due(10_000);
         p.disconnect(A);
         assert_eq!(pushed(&p.due(11_000)), vec![(A, Presence::Offline)]);
-        assert_eq!(p.users.len(), 1, "the interval runs until 12,000");
+        assert_eq!(p.pushes.len(), 1, "the interval runs until 12,000");
         p.due(12_000);
-        assert!(p.users.is_empty());
+        assert!(p.users.is_empty() && p.pushes.len() == 0);
     }
 
     /// The frames of the updates due at `now`, each user in the rooms

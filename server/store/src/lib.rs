@@ -421,6 +421,10 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Removes a session; removing an unknown one is not an error.
     async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<()>;
 
+    /// `user`'s whole profile, the email included (callers decide who sees
+    /// it); `None` for an unknown user.
+    async fn profile(&self, user: UserId) -> StoreResult<Option<confab_protocol::Profile>>;
+
     /// Account writes in one transaction — one durable write for all of
     /// them, so that a storm of registrations and logins commits like
     /// messages do (the server gathers them: `persist::accounts`). Returns
@@ -459,6 +463,21 @@ pub enum AccountWrite {
         now: Millis,
         expires_at: Millis,
     },
+    /// CHANGE_PASSWORD: `user`'s new password hash, and every session of
+    /// theirs but `keep` (the caller's) deleted, in the same commit.
+    ChangePassword {
+        user: UserId,
+        password_hash: String,
+        keep: [u8; 32],
+    },
+    /// UPDATE_PROFILE: `user`'s profile replaced (values checked by the
+    /// caller; `None` clears).
+    UpdateProfile {
+        user: UserId,
+        display_name: Option<String>,
+        bio: String,
+        email: Option<String>,
+    },
 }
 
 /// What one [`AccountWrite`] did.
@@ -470,6 +489,10 @@ pub enum AccountOutcome {
     UsernameTaken,
     /// The session exists.
     SessionCreated,
+    /// The password (or profile) was replaced.
+    Updated,
+    /// A password or profile change named no account: nothing written.
+    NoSuchUser,
 }
 
 /// Every read: what the shards load at start-up, and what sessions read

@@ -173,6 +173,11 @@ fn migrator() -> Migrator {
             "direct rooms",
             include_str!("../migrations/postgres/0006_direct_rooms.sql"),
         ),
+        (
+            8,
+            "profiles",
+            include_str!("../migrations/postgres/0008_profiles.sql"),
+        ),
     ])
 }
 

@@ -165,6 +165,11 @@ fn migrator() -> Migrator {
             "direct rooms",
             include_str!("../migrations/sqlite/0006_direct_rooms.sql"),
         ),
+        (
+            8,
+            "profiles",
+            include_str!("../migrations/sqlite/0008_profiles.sql"),
+        ),
     ])
 }
 

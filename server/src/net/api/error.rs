@@ -63,12 +63,14 @@ pub fn status_for(code: u16) -> StatusCode {
         UnknownFrameType => StatusCode::NOT_FOUND,
         FrameTooLarge | MessageTooLong => StatusCode::PAYLOAD_TOO_LARGE,
         HandshakeTimeout | IdleTimeout => StatusCode::REQUEST_TIMEOUT,
-        NotAuthenticated | InvalidToken | InvalidCredentials | LoggedOut => {
+        NotAuthenticated | InvalidToken | InvalidCredentials | LoggedOut | PasswordChanged => {
             StatusCode::UNAUTHORIZED
         }
         UsernameTaken | AlreadyAuthenticated | AlreadyMember => StatusCode::CONFLICT,
         InvalidUsername | InvalidPassword | InvalidRoomName | InvalidTopic | InvalidPaging
         | InvalidRole | MessageEmpty | DuplicateMember | TooManyMembers => StatusCode::BAD_REQUEST,
+        // Profiles: a value that breaks its rule.
+        InvalidDisplayName | InvalidBio | InvalidEmail => StatusCode::BAD_REQUEST,
         RoomNotFound => StatusCode::NOT_FOUND,
         NotAMember | RoomPrivate => StatusCode::FORBIDDEN,
         // Governance (SPEC.md §8): not allowed to …
@@ -96,7 +98,7 @@ pub fn status_for(code: u16) -> StatusCode {
         InvalidSpans | UnknownColor | InvalidLink | UnknownSticker | StickerMessage => {
             StatusCode::BAD_REQUEST
         }
-        RateLimited | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+        RateLimited | TooManyAttempts | ProfileRateLimited => StatusCode::TOO_MANY_REQUESTS,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
         StorageUnavailable | Overloaded | ShuttingDown | SlowConsumer => {
             StatusCode::SERVICE_UNAVAILABLE

@@ -98,6 +98,24 @@ impl<S: Send + Sync> FromRequestParts<S> for RoomPath {
     }
 }
 
+/// `/api/users/{id}/…`: a user.
+#[derive(IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+pub struct UserPath(
+    /// User id
+    #[param(value_type = u64)]
+    pub UserId,
+);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<UserPath, ApiError> {
+        let Path(user) = Path::<u64>::from_request_parts(parts, state).await?;
+        Ok(UserPath(UserId(path_id(user)?)))
+    }
+}
+
 /// `/api/rooms/{id}/…/{user_id}…`: the room and a user. (Each endpoint
 /// says in its own words who `user_id` is.)
 pub struct RoomUserPath(pub RoomId, pub UserId);
@@ -211,17 +229,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     }
 }
 
-/// Runs `req` from `peer` through the protocol dispatch, with the caller's
-/// user's message rate limit (limit.rs).
+/// Runs `req` from `peer` through the protocol dispatch (whose per-user
+/// limits are the user's connections' own).
 pub async fn call(state: &HttpState, peer: IpAddr, token: Option<&str>, req: Request) -> ServerMsg {
-    session::call(
-        state.server.clone(),
-        peer,
-        token,
-        req,
-        state.message_limit.clone(),
-    )
-    .await
+    session::call(state.server.clone(), peer, token, req).await
 }
 
 impl From<JsonRejection> for ApiError {

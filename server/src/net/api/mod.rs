@@ -42,7 +42,6 @@ macro_rules! reply {
 pub mod error;
 mod extract;
 mod governance;
-pub mod limit;
 pub mod types;
 
 use std::sync::OnceLock;
@@ -58,7 +57,7 @@ use utoipa::{Modify, OpenApi};
 
 pub use error::{error_json, ApiError, ErrorBody};
 use error::{AuthedErrors, JsonBodyErrors, RoomErrors, StoreErrors};
-use extract::{call, Caller, JsonBody, Peer, QueryParams, RoomPath, RoomSeqPath};
+use extract::{call, Caller, JsonBody, Peer, QueryParams, RoomPath, RoomSeqPath, UserPath};
 use types::*;
 
 use super::http::HttpState;
@@ -85,6 +84,9 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/me/rooms", get(my_rooms))
         .route("/api/me/presence", put(set_presence))
         .route("/api/stickers", get(list_stickers))
+        .route("/api/me/password", post(change_password))
+        .route("/api/me/profile", put(update_profile))
+        .route("/api/users/{id}/profile", get(get_profile))
         // Governance (governance.rs).
         .route("/api/rooms/{id}", patch(governance::update_room))
         .route("/api/rooms/{id}/invitations", post(governance::invite))
@@ -520,6 +522,67 @@ async fn set_presence(
     no_content(caller.call(Request::SetAway { away: b.away }).await)
 }
 
+#[utoipa::path(post, path = "/api/me/password", tag = "accounts",
+    security(("bearer" = [])),
+    request_body = PasswordChangeBody,
+    responses(
+        (status = 204, description = "Changed: CHANGE_PASSWORD. Every other session of the caller ended (their tokens no longer work; their connections were closed with PASSWORD_CHANGED); this token goes on working."),
+        (status = 400, description = "Malformed body or INVALID_PASSWORD (the new one is not 8-256 bytes).", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token, or INVALID_CREDENTIALS: the current password is wrong (counted as a failed login).", body = ErrorBody),
+        JsonBodyErrors, StoreErrors,
+        (status = 429, description = "TOO_MANY_ATTEMPTS: too many failed logins or password checks from this address or for this account; see Retry-After.", body = ErrorBody),
+        (status = 503, description = "OVERLOADED (every password-hashing worker busy; see Retry-After), storage unavailable or shutting down.", body = ErrorBody),
+    ))]
+async fn change_password(
+    caller: Caller,
+    JsonBody(b): JsonBody<PasswordChangeBody>,
+) -> ApiResult<StatusCode> {
+    let req = Request::ChangePassword(confab_protocol::PasswordChange {
+        current: b.current_password,
+        new: b.new_password,
+    });
+    no_content(caller.call(req).await)
+}
+
+#[utoipa::path(get, path = "/api/users/{id}/profile", tag = "accounts",
+    security(("bearer" = [])),
+    params(UserPath),
+    responses(
+        (status = 200, description = "GET_PROFILE: the user's profile (the email only when it is the caller's own).", body = ProfileBody),
+        (status = 400, description = "Bad user id.", body = ErrorBody),
+        (status = 404, description = "NO_SUCH_USER.", body = ErrorBody),
+        AuthedErrors,
+    ))]
+async fn get_profile(caller: Caller, UserPath(user): UserPath) -> ApiResult<Json<ProfileBody>> {
+    profile(caller.call(Request::GetProfile { user }).await)
+}
+
+#[utoipa::path(put, path = "/api/me/profile", tag = "accounts",
+    security(("bearer" = [])),
+    request_body = ProfileUpdateBody,
+    responses(
+        (status = 200, description = "UPDATE_PROFILE: stored, durably; the caller's profile as it now is. Members of the caller's rooms get a PROFILE_CHANGED event (coalesced: at most one per user per second).", body = ProfileBody),
+        (status = 400, description = "Malformed body, INVALID_DISPLAY_NAME, INVALID_BIO or INVALID_EMAIL.", body = ErrorBody),
+        (status = 429, description = "PROFILE_RATE_LIMITED: too many profile changes; see Retry-After.", body = ErrorBody),
+        AuthedErrors, JsonBodyErrors,
+    ))]
+async fn update_profile(
+    caller: Caller,
+    JsonBody(b): JsonBody<ProfileUpdateBody>,
+) -> ApiResult<Json<ProfileBody>> {
+    let req = Request::UpdateProfile(confab_protocol::ProfileUpdate {
+        display_name: b.display_name,
+        bio: b.bio,
+        email: b.email,
+    });
+    profile(caller.call(req).await)
+}
+
+/// The reply to GET_PROFILE and UPDATE_PROFILE.
+fn profile(reply: ServerMsg) -> ApiResult<Json<ProfileBody>> {
+    reply!(reply, ServerMsg::Profile(p) => Json(p.into()))
+}
+
 /// For load balancers: the process is up and serving HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "Up.", body = StatusBody)))]
@@ -604,7 +667,8 @@ impl Modify for BearerScheme {
     paths(
         register, login, logout, list_rooms, create_room, open_direct, join_room, leave_room,
         list_members, history, post_message, edit_message, delete_message, typing,
-        set_read_marker, my_rooms, set_presence, list_stickers, healthz, readyz,
+        set_read_marker, my_rooms, set_presence, list_stickers, change_password, get_profile,
+        update_profile, healthz, readyz,
         governance::update_room, governance::invite, governance::accept_invitation,
         governance::decline_invitation, governance::request_join,
         governance::list_join_requests, governance::approve_request,
@@ -614,7 +678,7 @@ impl Modify for BearerScheme {
     ),
     modifiers(&BearerScheme),
     tags(
-        (name = "accounts", description = "Register, log in, log out."),
+        (name = "accounts", description = "Register, log in, log out, change the password; profiles and presence."),
         (name = "rooms", description = "Find, create, join and leave rooms."),
         (name = "messages", description = "Post and read messages: text, formatted text, stickers."),
         (name = "governance", description = "Room governance (SPEC.md §8): invitations, join requests, kicks, bans, roles, room updates, the audit trail."),
@@ -687,7 +751,7 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 36);
+        assert_eq!(operations, 40);
     }
 
     /// A row of a shared set that an endpoint overrides keeps the

@@ -969,3 +969,54 @@ mod tests {
         }
     }
 }
+
+mirror! {
+    /// A user's profile (SPEC.md §5.2.5).
+    pub struct ProfileBody from confab_protocol::Profile as p {
+        user: u64 = p.user.0,
+        username: String = p.username,
+        /// Shown instead of the username where set.
+        display_name: Option<String> = p.display_name,
+        /// At most 500 characters; empty when none was written.
+        bio: String = p.bio,
+        /// Only in the caller's own profile; null in everyone else's.
+        email: Option<String> = p.email,
+        /// Reserved for an uploaded image's file id; always null from
+        /// this server.
+        avatar: Option<u64> = p.avatar,
+    }
+}
+
+/// `PUT /api/me/profile`: the caller's whole profile, which replaces the
+/// stored one (a field left out or null is cleared).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdateBody {
+    /// 1-64 characters after trimming white space, no control characters;
+    /// null or absent: none (the username is shown).
+    #[schema(example = "Alice Liddell")]
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// At most 500 characters (Unicode scalar values); line feeds allowed,
+    /// no other control characters.
+    #[schema(example = "Curiouser and curiouser.")]
+    #[serde(default)]
+    pub bio: String,
+    /// An address like `name@example.org` (SPEC.md §5.2.5), shown to no
+    /// one but the caller; null or absent: none.
+    #[schema(example = "alice@example.org")]
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// `POST /api/me/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeBody {
+    /// The password now.
+    #[schema(example = "secret123")]
+    pub current_password: String,
+    /// 8-256 bytes of UTF-8.
+    #[schema(example = "new-secret-456")]
+    pub new_password: String,
+}

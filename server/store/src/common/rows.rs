@@ -123,6 +123,20 @@ pub(crate) fn user(row: &impl Columns) -> StoreResult<UserRecord> {
     })
 }
 
+/// `id, username, display_name, bio, email, avatar_file` (an empty
+/// display name or email is none).
+pub(crate) fn profile(row: &impl Columns) -> StoreResult<confab_protocol::Profile> {
+    let set = |v: String| (!v.is_empty()).then_some(v);
+    Ok(confab_protocol::Profile {
+        user: UserId(row.u64("id")?),
+        username: row.text("username")?,
+        display_name: set(row.text("display_name")?),
+        bio: row.text("bio")?,
+        email: set(row.text("email")?),
+        avatar: row.opt_u64("avatar_file")?,
+    })
+}
+
 /// `id, name, topic, visibility, owner_id, created_at, last_seq,
 /// member_count, direct_with, direct_with_name`. A direct room is shown
 /// as its viewer sees it: named after the other user (SPEC.md §5.3.7).

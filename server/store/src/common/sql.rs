@@ -47,6 +47,22 @@ pub const SESSION_USER: &str = "SELECT u.id, u.username, u.password_hash, u.crea
 /// `$1` token hash.
 pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1";
 
+/// `$1` user, `$2` new password hash. Returns `id` if the user exists.
+pub const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING id";
+
+/// After [`SET_PASSWORD`]: every session of `$1` but `$2`'s.
+pub const DELETE_OTHER_SESSIONS: &str =
+    "DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2";
+
+/// `$1` user, `$2` display name, `$3` bio, `$4` email ('' for none).
+/// Returns `id` if the user exists.
+pub const SET_PROFILE: &str = "UPDATE users SET display_name = $2, bio = $3, email = $4 \
+     WHERE id = $1 RETURNING id";
+
+/// `$1` user id.
+pub const PROFILE: &str = "SELECT id, username, display_name, bio, email, avatar_file \
+     FROM users WHERE id = $1";
+
 // ---- start-up loads -------------------------------------------------------
 
 pub const LOAD_MEMBERS: &str = "SELECT m.room_id, m.user_id, u.username, m.role, m.joined_at \

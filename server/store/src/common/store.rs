@@ -21,6 +21,15 @@ fn all<R, T>(rows: Vec<R>, map: impl Fn(&R) -> StoreResult<T>) -> StoreResult<Ve
     rows.iter().map(map).collect()
 }
 
+/// A password or profile change's outcome: whether its account's row was
+/// there to update.
+fn updated_or_missing<R>(row: Option<R>) -> AccountOutcome {
+    match row {
+        Some(_) => AccountOutcome::Updated,
+        None => AccountOutcome::NoSuchUser,
+    }
+}
+
 #[async_trait::async_trait]
 impl<B: Backend> AccountStore for B {
     async fn create_user(
@@ -145,6 +154,39 @@ impl<B: Backend> AccountStore for B {
                     ],
                     if_row_from: None,
                 }),
+                AccountWrite::ChangePassword {
+                    user,
+                    password_hash,
+                    keep,
+                } => {
+                    let user = Int(to_db(user.0, "user id")?);
+                    let updated = steps.len();
+                    steps.push(Step {
+                        sql: sql::SET_PASSWORD,
+                        args: vec![user, Text(password_hash)],
+                        if_row_from: None,
+                    });
+                    steps.push(Step {
+                        sql: sql::DELETE_OTHER_SESSIONS,
+                        args: vec![user, Bytes(keep)],
+                        if_row_from: Some(updated),
+                    });
+                }
+                AccountWrite::UpdateProfile {
+                    user,
+                    display_name,
+                    bio,
+                    email,
+                } => steps.push(Step {
+                    sql: sql::SET_PROFILE,
+                    args: vec![
+                        Int(to_db(user.0, "user id")?),
+                        Text(display_name.as_deref().unwrap_or("")),
+                        Text(bio),
+                        Text(email.as_deref().unwrap_or("")),
+                    ],
+                    if_row_from: None,
+                }),
             }
         }
         let rows = self.writer().transaction("write_accounts", &steps).await?;
@@ -164,9 +206,26 @@ impl<B: Backend> AccountStore for B {
                     rows.next();
                     AccountOutcome::SessionCreated
                 }
+                AccountWrite::ChangePassword { .. } => {
+                    let updated = rows.next().flatten();
+                    rows.next();
+                    updated_or_missing(updated)
+                }
+                AccountWrite::UpdateProfile { .. } => updated_or_missing(rows.next().flatten()),
             });
         }
         Ok(outcomes)
+    }
+
+    async fn profile(&self, user: UserId) -> StoreResult<Option<confab_protocol::Profile>> {
+        let Some(id) = to_db_opt(user.0) else {
+            return Ok(None);
+        };
+        let row = self
+            .readers()
+            .row("profile", sql::PROFILE, &[Int(id)])
+            .await?;
+        row.map(|row| rows::profile(&row)).transpose()
     }
 
     async fn delete_session(&self, token_hash: &[u8; 32]) -> StoreResult<()> {

@@ -17,9 +17,11 @@ use confab_store::{
 
 mod direct;
 mod governance;
+mod profiles;
 mod replay;
 pub use direct::*;
 pub use governance::*;
+pub use profiles::*;
 pub use replay::*;
 
 /// Calls `$m!(…)` with the name of every scenario that takes a fresh store
@@ -72,6 +74,8 @@ macro_rules! for_each_scenario {
             read_markers_only_rise_and_count_others_live_messages,
             direct_rooms_load_with_their_pair_show_the_other_user_and_are_never_listed,
             a_pair_has_one_direct_room_and_setting_it_again_is_a_replay,
+            a_password_change_keeps_one_session_and_ends_the_others,
+            profiles_are_replaced_read_back_and_cleared,
         );
     };
 }
