@@ -248,6 +248,50 @@ test("a direct chat from the member list: the other browser lists it and reads i
   await bob.page.getByRole("heading", { name: "general", exact: true }).waitFor();
 });
 
+test("profile details and a password change that logs out the user's other session", async () => {
+  const profile = async (page) => {
+    await page.getByRole("link", { name: /Profile and settings/ }).click();
+    await page.getByRole("heading", { name: "Profile and settings" }).waitFor();
+  };
+  await profile(bob.page);
+  await bob.page.getByLabel("Display name").fill("Bobby Tables");
+  await bob.page.getByLabel("Bio").fill("Drops tables.\nRarely.");
+  await bob.page.getByLabel("Email (only you see it)").fill("not an email");
+  await bob.page.getByRole("button", { name: "Save profile" }).click();
+  await bob.page.getByRole("alert").filter({ hasText: /email/i }).waitFor();
+  await bob.page.getByLabel("Email (only you see it)").fill("bob@example.com");
+  await bob.page.getByRole("button", { name: "Save profile" }).click();
+  await bob.page.getByText("Profile saved.").waitFor();
+  await bob.page.reload();
+  await bob.page.getByRole("heading", { name: "Profile and settings" }).waitFor();
+  await until("the stored profile", async () => (await bob.page.getByLabel("Display name").inputValue()) === "Bobby Tables");
+  assert.equal(await bob.page.getByLabel("Email (only you see it)").inputValue(), "bob@example.com");
+  assert.equal(await bob.page.getByLabel("Bio").inputValue(), "Drops tables.\nRarely.");
+
+  // Alice logs in a second time elsewhere; changing her password here ends that session.
+  const elsewhere = await person();
+  await elsewhere.page.goto(server.base + "/");
+  await elsewhere.page.getByLabel("Username").fill("alice");
+  await elsewhere.page.getByLabel("Password").fill(PASSWORD);
+  await elsewhere.page.getByRole("button", { name: "Log in" }).last().click();
+  await elsewhere.page.getByRole("heading", { name: "Rooms", exact: true }).waitFor();
+  await profile(alice.page);
+  const form = alice.page.locator("form", { has: alice.page.getByLabel("Current password") });
+  await form.getByLabel("Current password").fill("not my password");
+  await form.getByLabel("New password", { exact: true }).fill(PASSWORD + "!");
+  await form.getByLabel("Repeat the new password").fill(PASSWORD + "!");
+  await form.getByRole("button", { name: "Change password" }).click();
+  await form.getByRole("alert").waitFor();
+  await form.getByLabel("Current password").fill(PASSWORD);
+  await form.getByRole("button", { name: "Change password" }).click();
+  await form.getByText(/Password changed/).waitFor();
+  await elsewhere.page.getByText("Your password was changed in another session: log in again.").waitFor();
+  assert.equal(await status(alice.page), "connected");
+  await elsewhere.context.close();
+  await alice.page.goto(server.base + `/chat/${rooms.general}`);
+  await alice.page.getByRole("heading", { name: "general", exact: true }).waitFor();
+});
+
 test("an admin invites by username and the invitee accepts", async () => {
   rooms.secret = await createRoom(alice.page, "secret", "Invitation only", "private");
   await alice.page.goto(`${server.base}/chat/${rooms.secret}/admin`);

@@ -8,8 +8,9 @@ import { useState } from "preact/hooks";
 
 import { extensions } from "./extensions";
 import { app } from "./model";
-import { current, navigate } from "./router";
-import { Feedback, Link, useAction, useApp } from "./ui/common";
+import { navigate } from "./router";
+import { Feedback, useAction, useApp } from "./ui/common";
+import { SideRoom } from "./ui/Shell";
 
 async function openDirect(user: number | string): Promise<void> {
   const info = await app.openDirect(user);
@@ -20,32 +21,15 @@ function DirectSection() {
   const a = useApp();
   const [name, setName] = useState("");
   const action = useAction();
-  const route = current();
   const directs = [...a.myRooms.values()].filter((r) => r.directUser !== undefined).sort((x, y) => x.name.localeCompare(y.name));
   return (
     <div class="direct-section">
       <h2 class="side-title">Direct messages</h2>
       {directs.length === 0 ? <p class="muted side-empty">No direct chats yet.</p> : null}
       <ul class="my-rooms direct-rooms">
-        {directs.map((r) => {
-          const unread = a.rooms.get(r.id)?.unread ?? 0;
-          const here = route.name === "chat" && route.room === r.id;
-          return (
-            <li key={r.id}>
-              <Link
-                href={`/chat/${r.id}`}
-                aria-current={here ? "page" : undefined}
-                aria-label={`Direct chat with ${r.name}${unread > 0 ? `, ${unread} unread` : ""}`}
-              >
-                <span class="hash" aria-hidden="true">
-                  @
-                </span>
-                <span class="room-name">{r.name}</span>
-                {unread > 0 ? <span class="badge">{unread}</span> : null}
-              </Link>
-            </li>
-          );
-        })}
+        {directs.map((r) => (
+          <SideRoom key={r.id} room={r} label={`Direct chat with ${r.name}`} mark="@" />
+        ))}
       </ul>
       <form
         class="direct-form"

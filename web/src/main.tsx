@@ -6,6 +6,7 @@ import "./styles.css";
 import { app } from "./model";
 import "./rich";
 import "./direct";
+import "./profile";
 import { Shell } from "./ui/Shell";
 
 app.start();

@@ -13,6 +13,7 @@ import {
   type Member,
   type Notification,
   type Presence,
+  type Profile,
   type MessageContent,
   type RoomEvent,
   type RoomInfo,
@@ -360,9 +361,14 @@ export class App {
         if (
           s.state === "disconnected" &&
           this.everConnected &&
-          (s.error?.codeName === "LOGGED_OUT" || s.error?.codeName === "INVALID_TOKEN")
+          (s.error?.codeName === "LOGGED_OUT" || s.error?.codeName === "INVALID_TOKEN" || s.error?.codeName === "PASSWORD_CHANGED")
         ) {
-          this.sessionEnded(s.error.codeName === "LOGGED_OUT" ? "You were logged out." : "Your session expired: log in again.");
+          const why = {
+            LOGGED_OUT: "You were logged out.",
+            INVALID_TOKEN: "Your session expired: log in again.",
+            PASSWORD_CHANGED: "Your password was changed in another session: log in again.",
+          };
+          this.sessionEnded(why[s.error.codeName]);
           return;
         }
         this.changed();
@@ -507,6 +513,7 @@ export class App {
 
   private reset(): void {
     this.me = undefined;
+    this.profile = undefined;
     this.myRooms = new Map();
     this.rooms = new Map();
     this.notifications = [];
@@ -632,6 +639,24 @@ export class App {
     const info = await this.client.joinRoom(room);
     this.addMembership(info);
     return info;
+  }
+
+  /** The user's own profile, once loaded (GET_PROFILE; the only one with the email). */
+  profile: Profile | undefined;
+
+  async loadProfile(): Promise<void> {
+    if (this.me === undefined) return;
+    this.profile = await this.client.getProfile(this.me.user);
+    this.changed();
+  }
+
+  async updateProfile(p: { displayName?: string; bio?: string; email?: string }): Promise<void> {
+    this.profile = await this.client.updateProfile(p);
+    this.changed();
+  }
+
+  async changePassword(current: string, next: string): Promise<void> {
+    await this.client.changePassword(current, next);
   }
 
   /** Opens (creates, or returns) the direct chat with `user`, by id or username. */

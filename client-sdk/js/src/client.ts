@@ -35,6 +35,7 @@ import {
   type RoomLogItem,
   type ServerMessage,
   type ServerMessageOf,
+  type Profile,
   type SpanInput,
   type Sticker,
   type UserEntry,
@@ -614,6 +615,9 @@ export class ConfabClient extends EventTarget {
       case "PRESENCE":
         this.emit("presence", { room: msg.room, changes: msg.changes });
         return;
+      case "PROFILE_CHANGED":
+        this.emit("profilechanged", { room: msg.room, changes: msg.changes });
+        return;
       case "CLOSE":
         this.onClose(link, msg.code, msg.message);
         return;
@@ -645,7 +649,7 @@ export class ConfabClient extends EventTarget {
     const error = ConfabError.closed(code, message);
     link.serverEnd = error;
     this.emit("close", { code, codeName: errorCodeName(code), message });
-    if (code === ErrorCode.LOGGED_OUT || code === ErrorCode.INVALID_TOKEN) {
+    if (code === ErrorCode.LOGGED_OUT || code === ErrorCode.INVALID_TOKEN || code === ErrorCode.PASSWORD_CHANGED) {
       this.currentToken = undefined;
       this.currentSession = undefined;
     }
@@ -953,6 +957,33 @@ export class ConfabClient extends EventTarget {
    */
   async openDirect(user: number | string): Promise<RoomInfo> {
     return (await this.request("OPEN_DIRECT", { user: userRef(user) })).info;
+  }
+
+  /**
+   * Changes your password; every other session of yours ends (their
+   * connections get CLOSE `PASSWORD_CHANGED`, 603), this one stays.
+   */
+  async changePassword(current: string, newPassword: string): Promise<void> {
+    await this.request("CHANGE_PASSWORD", { current, new: newPassword });
+  }
+
+  /** A user's profile (the email only in your own). */
+  async getProfile(user: number): Promise<Profile> {
+    const { type: _type, ...profile } = await this.request("GET_PROFILE", { user });
+    return profile;
+  }
+
+  /**
+   * Replaces your whole profile (an absent display name or email clears
+   * it); resolves with the profile as stored.
+   */
+  async updateProfile(profile: { displayName?: string; bio?: string; email?: string }): Promise<Profile> {
+    const { type: _type, ...stored } = await this.request("UPDATE_PROFILE", {
+      ...(profile.displayName !== undefined ? { displayName: profile.displayName } : {}),
+      bio: profile.bio ?? "",
+      ...(profile.email !== undefined ? { email: profile.email } : {}),
+    });
+    return stored;
   }
 
   /** The server's sticker catalogue, in id order; it changes only when the server restarts. */

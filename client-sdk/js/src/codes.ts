@@ -26,6 +26,10 @@ export const ERROR_CODES = {
   INVALID_PASSWORD: [205, "password must be 8-256 bytes"],
   ALREADY_AUTHENTICATED: [206, "connection is already authenticated"],
   TOO_MANY_ATTEMPTS: [207, "too many attempts: retry later"],
+  INVALID_DISPLAY_NAME: [208, "display name must be 1-64 characters without control characters"],
+  INVALID_BIO: [209, "bio must be at most 500 characters without control characters other than line breaks"],
+  INVALID_EMAIL: [210, "email address is not valid"],
+  PROFILE_RATE_LIMITED: [211, "too many profile changes: retry later"],
   // 3xx: rooms and membership.
   ROOM_NOT_FOUND: [300, "room not found"],
   NOT_A_MEMBER: [301, "you are not a member of this room"],
@@ -75,6 +79,7 @@ export const ERROR_CODES = {
   SLOW_CONSUMER: [600, "connection closed: outbound queue overflowed (slow consumer)"],
   IDLE_TIMEOUT: [601, "connection closed: idle timeout"],
   LOGGED_OUT: [602, "connection closed: session logged out"],
+  PASSWORD_CHANGED: [603, "connection closed: the account's password was changed"],
 } as const satisfies Record<string, readonly [number, string]>;
 
 /** The name of a code this SDK knows, e.g. `"ROOM_NOT_FOUND"`. */
@@ -101,12 +106,13 @@ export function defaultMessage(code: number): string {
 
 /**
  * Whether a reconnect may follow a CLOSE with `code` (SPEC.md §7.9):
- * never after a logout or a rejected token (the session is gone), nor
+ * never after a logout, a rejected token or a password changed elsewhere
+ * (the session is gone, SPEC.md §5.2.4), nor
  * after a protocol violation (client and server disagree; retrying would
  * repeat it), except a handshake timeout, which a slow network causes.
  */
 export function mayReconnectAfter(code: number): boolean {
-  if (code === ErrorCode.LOGGED_OUT || code === ErrorCode.INVALID_TOKEN) return false;
+  if (code === ErrorCode.LOGGED_OUT || code === ErrorCode.INVALID_TOKEN || code === ErrorCode.PASSWORD_CHANGED) return false;
   if (code === ErrorCode.HANDSHAKE_TIMEOUT) return true;
   return !(code >= 100 && code < 200);
 }

@@ -2,7 +2,7 @@
 
 import type { ErrorCodeName } from "./codes.js";
 import type { ConfabError } from "./errors.js";
-import type { Notification, PresenceChange, ReadState, RoomEvent, RoomInfo, Welcome } from "./frames.js";
+import type { Notification, PresenceChange, Profile, ReadState, RoomEvent, RoomInfo, Welcome } from "./frames.js";
 
 /**
  * The connection's state:
@@ -63,6 +63,11 @@ export interface ResumeGapDetail {
   lastSeq: number;
 }
 
+export interface ProfileChangedDetail {
+  room: number;
+  changes: Profile[];
+}
+
 export interface CloseDetail {
   code: number;
   codeName: ErrorCodeName | "UNKNOWN";
@@ -96,6 +101,8 @@ export interface ConfabEventMap {
   readmarkermoved: ReadState;
   /** Presence changes of a room's members. */
   presence: PresenceDetail;
+  /** Profile changes of a room's members (coalesced by the server; never with an email). */
+  profilechanged: ProfileChangedDetail;
   /** The server sent CLOSE; `disconnected` follows. */
   close: CloseDetail;
   /** The server sent something this SDK cannot decode; the connection is dropped and (if allowed) re-established. */

@@ -232,6 +232,16 @@ export const spans = list(nested(spanCodec));
 /** Sticker (SPEC.md §5.11.3), always nested. */
 export const sticker = nested(struct({ id: string, name: string, art: string }));
 
+/** Profile (SPEC.md §5.2.5): PROFILE's payload, and nested in PROFILE_CHANGED. */
+export const profileFields = {
+  user: u64,
+  username: string,
+  displayName: optional(string),
+  bio: string,
+  email: optional(string),
+  avatar: optional(u64),
+} as const;
+
 /** A room event's body (SPEC.md §5.5.2): kind byte, then the kind's fields. */
 export const eventBody = kindUnion({
   message: [
@@ -350,6 +360,9 @@ export const REQUESTS = {
   SET_AWAY: request(0x2c, { away: bool }, ["OK"]),
   OPEN_DIRECT: request(0x2d, { user: userRefCodec }, ["ROOM"]),
   LIST_STICKERS: request(0x2e, {}, ["STICKER_LIST"]),
+  CHANGE_PASSWORD: request(0x31, { current: string, new: string }, ["OK"]),
+  GET_PROFILE: request(0x32, { user: u64 }, ["PROFILE"]),
+  UPDATE_PROFILE: request(0x33, { displayName: optional(string), bio: string, email: optional(string) }, ["PROFILE"]),
 } as const;
 
 /** Every response and event (server → client) of SPEC.md §4, by name. */
@@ -390,6 +403,7 @@ export const SERVER_FRAMES = {
   AUDIT_PAGE: frame(0x4e, { room: u64, hasMore: bool, items: list(auditItem) }),
   READ_MARKER: frame(0x4f, readStateFields),
   STICKER_LIST: frame(0x50, { stickers: list(sticker) }),
+  PROFILE: frame(0x51, profileFields),
   // Events (0x80–0xBF): request id 0.
   EVENT: frame(0x80, roomEventFields),
   RESUME_GAP: frame(0x81, { room: u64, lastSeq: u64 }),
@@ -399,6 +413,7 @@ export const SERVER_FRAMES = {
   TYPING: frame(0x85, { room: u64, user: u64, username: string, typing: bool }),
   READ_MARKER_MOVED: frame(0x86, readStateFields),
   PRESENCE: frame(0x87, { room: u64, changes: list(presenceChange) }),
+  PROFILE_CHANGED: frame(0x88, { room: u64, changes: list(nested(struct(profileFields))) }),
 } as const;
 
 // ----------------------------------------------------------------- types
@@ -457,6 +472,8 @@ export type Welcome = ServerPayload<"WELCOME">;
 export type UserRef = RequestPayload<"INVITE">["user"];
 export type ResumePoint = RequestPayload<"HELLO">["resume"][number];
 export type Sticker = ServerPayload<"STICKER_LIST">["stickers"][number];
+export type Profile = ServerPayload<"PROFILE">;
+export type ProfileChanged = ServerPayload<"PROFILE_CHANGED">;
 /** A palette colour's name, or the number of a colour newer than this SDK. */
 export type Color = keyof typeof COLORS | number;
 

@@ -1,10 +1,12 @@
 /** The frame around every page: top bar (connection status, badge, account), sidebar, toasts. */
 
+import type { RoomInfo } from "@confab/sdk";
+import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 
 import { extensions } from "../extensions";
 import { app } from "../model";
-import { navigate } from "../router";
+import { current, navigate } from "../router";
 import { Chat } from "./Chat";
 import { Link, useApp } from "./common";
 import { Login } from "./Login";
@@ -116,30 +118,38 @@ function Sidebar(props: { open: boolean; onClose: () => void }) {
       <h2 class="side-title">My rooms</h2>
       {rooms.length === 0 ? <p class="muted side-empty">No rooms yet: join one or create one.</p> : null}
       <ul class="my-rooms">
-        {rooms.map((r) => {
-          const unread = a.rooms.get(r.id)?.unread ?? 0;
-          const here = route.name === "chat" && route.room === r.id;
-          return (
-            <li key={r.id}>
-              <Link
-                href={`/chat/${r.id}`}
-                aria-current={here ? "page" : undefined}
-                aria-label={`${r.name}${unread > 0 ? `, ${unread} unread` : ""}`}
-              >
-                <span class="hash">
-                  <RoomMark private={r.visibility === "private"} />
-                </span>
-                <span class="room-name">{r.name}</span>
-                {unread > 0 ? <span class="badge">{unread}</span> : null}
-              </Link>
-            </li>
-          );
-        })}
+        {rooms.map((r) => (
+          <SideRoom key={r.id} room={r} label={r.name} mark={<RoomMark private={r.visibility === "private"} />} />
+        ))}
       </ul>
       {extensions.sidebarSections.map((s) => (
         <section key={s.id}>{s.render()}</section>
       ))}
     </nav>
+  );
+}
+
+/** A room in the sidebar: its link, with the unread count. */
+export function SideRoom(props: { room: RoomInfo; label: string; mark: ComponentChildren }) {
+  const a = useApp();
+  const route = current();
+  const r = props.room;
+  const unread = a.rooms.get(r.id)?.unread ?? 0;
+  const here = route.name === "chat" && route.room === r.id;
+  return (
+    <li>
+      <Link
+        href={`/chat/${r.id}`}
+        aria-current={here ? "page" : undefined}
+        aria-label={`${props.label}${unread > 0 ? `, ${unread} unread` : ""}`}
+      >
+        <span class="hash" aria-hidden="true">
+          {props.mark}
+        </span>
+        <span class="room-name">{r.name}</span>
+        {unread > 0 ? <span class="badge">{unread}</span> : null}
+      </Link>
+    </li>
   );
 }
 

@@ -181,6 +181,50 @@ describe("against a real confabd", () => {
     expect(await code(alice.c.openDirect("nobody-at-all"))).toBe(311);
   });
 
+  it("profiles and password change: display name, bio, email only to its owner, PROFILE_CHANGED, CLOSE 603 elsewhere", async () => {
+    const alice = await newUser("prof");
+    const bob = await newUser("prof");
+    const room = await alice.c.createRoom(name("prof"));
+    await bob.c.joinRoom(room.id);
+    const changes: string[] = [];
+    bob.c.on("profilechanged", (p) => changes.push(...p.changes.map((c) => `${c.username}:${c.displayName ?? ""}`)));
+
+    const stored = await alice.c.updateProfile({ displayName: "  Alice A. ", bio: "line one\nline two", email: "alice@example.com" });
+    expect(stored).toMatchObject({ user: alice.session.user, displayName: "Alice A.", bio: "line one\nline two", email: "alice@example.com" });
+    const seen = await bob.c.getProfile(alice.session.user);
+    expect(seen.displayName).toBe("Alice A.");
+    expect(seen.email).toBeUndefined();
+    expect((await alice.c.getProfile(alice.session.user)).email).toBe("alice@example.com");
+    await until(() => changes.includes(`${alice.username}:Alice A.`), 5000, "bob's PROFILE_CHANGED");
+
+    const code = async (p: Promise<unknown>) => ((await p.catch((e: unknown) => e)) as ConfabError).code;
+    expect(await code(alice.c.updateProfile({ displayName: "x".repeat(65) }))).toBe(208);
+    expect(await code(alice.c.updateProfile({ bio: "b".repeat(501) }))).toBe(209);
+    expect(await code(alice.c.updateProfile({ email: "not an email" }))).toBe(210);
+    expect(await code(bob.c.getProfile(987654321))).toBe(311);
+
+    // A second session of alice's is ended by the change; this one stays.
+    const sameSession = client({ token: alice.session.token });
+    await sameSession.connect();
+    const closes: number[] = [];
+    const second = client();
+    await second.connect();
+    await second.login(alice.username, "correct horse");
+    second.on("close", (c) => closes.push(c.code));
+    expect(await code(alice.c.changePassword("wrong password", "a new password"))).toBe(202);
+    expect(await code(alice.c.changePassword("correct horse", "short"))).toBe(205);
+    await alice.c.changePassword("correct horse", "a new password");
+    await until(() => closes.includes(603), 5000, "CLOSE 603 on the other session");
+    expect(alice.c.state).toBe("connected");
+    expect(sameSession.state).toBe("connected");
+    expect(second.session).toBeUndefined();
+    await alice.c.sendMessage(room.id, "still here");
+    const again = client();
+    await again.connect();
+    expect(await code(again.login(alice.username, "correct horse"))).toBe(202);
+    await again.login(alice.username, "a new password");
+  });
+
   it("pages through history, newest first, without gaps", async () => {
     const { c } = await newUser("pager");
     const room = await c.createRoom(name("hist"));
