@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::persist::batch::{self, BatchConfig};
 use crate::persist::spool::{Spool, SpoolConfig};
 use crate::room::{Direct, MemberState, PendingUser, Room, RoomSnapshot};
-use crate::shard::{spawn_shards, RoomSlot, ShardCmd, ShardConfig};
+use crate::shard::{spawn_shards, RoomSlot, Router, ShardCmd, ShardConfig};
 use crate::state::{DirectRooms, ServerState, SessionRegistry};
 
 /// A running server.
@@ -36,6 +36,8 @@ pub struct ServerHandle {
     /// The admin listener serving `/metrics`, if enabled.
     metrics_addr: Option<SocketAddr>,
     clock: Clock,
+    /// The shards, for [`ServerHandle::tick_shards`].
+    router: Router,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -69,6 +71,23 @@ impl ServerHandle {
     /// The address of the admin listener serving `/metrics`, if enabled.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// Runs one tick on every shard now (typing expiry, presence and
+    /// profile pushes) and waits until each has handled it: a test that
+    /// froze the clock learns that a pending push has gone out.
+    pub async fn tick_shards(&self) {
+        let mut waits = Vec::new();
+        self.router
+            .send_all(|| {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                waits.push(rx);
+                ShardCmd::Tick(Some(tx))
+            })
+            .await;
+        for rx in waits {
+            let _ = rx.await;
+        }
     }
 
     /// The server's clock: advancing it moves the server's time forward
@@ -274,6 +293,7 @@ pub async fn start_with_store(
         addrs,
         metrics_addr,
         clock,
+        router: router.clone(),
         shutdown,
         task,
     })

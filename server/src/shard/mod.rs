@@ -62,7 +62,7 @@ impl ShardCmd {
             | ShardCmd::Typing { reply, .. }
             | ShardCmd::Roster { reply, .. } => Some(reply),
             ShardCmd::Tail { .. }
-            | ShardCmd::Tick
+            | ShardCmd::Tick(_)
             | ShardCmd::SetAway { .. }
             | ShardCmd::ProfileChanged { .. }
             | ShardCmd::CheckReadMarker { .. }
@@ -160,8 +160,9 @@ pub enum ShardCmd {
         reply: ReplyTo,
     },
     /// Time passed: send the STOPs of typing states that expired and the
-    /// presence updates whose interval is over.
-    Tick,
+    /// presence updates whose interval is over. `done`, if given, hears
+    /// when the tick has been handled ([`crate::app::ServerHandle::tick_shards`]).
+    Tick(Option<tokio::sync::oneshot::Sender<()>>),
     /// SET_AWAY by `user` (every shard hears it, as every shard hears
     /// every connection; SPEC.md §5.10).
     SetAway { user: UserId, away: bool },
@@ -524,10 +525,13 @@ impl Shard {
                 start,
                 reply,
             } => self.typing(room, user, start, reply),
-            ShardCmd::Tick => {
+            ShardCmd::Tick(done) => {
                 self.expire_typing();
                 self.push_presence();
                 self.push_profiles();
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
             }
             // Pushed on the next Tick, with the other changes of the tick.
             ShardCmd::SetAway { user, away } => self.presence.set_away(user, away),
