@@ -168,6 +168,11 @@ fn migrator() -> Migrator {
             "room read markers",
             include_str!("../migrations/postgres/0005_room_read_markers.sql"),
         ),
+        (
+            9,
+            "files",
+            include_str!("../migrations/postgres/0009_files.sql"),
+        ),
     ])
 }
 

@@ -15,8 +15,10 @@ use confab_store::{
     StoredEvent, WriteOp,
 };
 
+mod files;
 mod governance;
 mod replay;
+pub use files::*;
 pub use governance::*;
 pub use replay::*;
 
@@ -68,6 +70,10 @@ macro_rules! for_each_scenario {
             replaying_batches_in_order_converges_on_the_same_state,
             rewritten_events_read_as_their_latest_form_in_either_table,
             read_markers_only_rise_and_count_others_live_messages,
+            files_are_recorded_with_every_field_and_ids_are_never_reused,
+            a_file_is_claimed_once_by_its_uploader_in_its_room,
+            housekeeping_expires_files_and_forgets_only_dead_hashes,
+            tombstones_expire_files_in_either_event_table,
         );
     };
 }
