@@ -150,6 +150,18 @@ error_codes! {
     NotYourMessage = 405, "NOT_YOUR_MESSAGE", "that message is not yours";
     /// SET_READ_MARKER beyond the room's last event.
     InvalidReadMarker = 406, "INVALID_READ_MARKER", "the read marker is beyond the room's last event";
+    /// No file has that id, or it was deleted (its message was, or nothing
+    /// referenced it in time). Uploads and downloads: SPEC.md §13.
+    UnknownFile = 412, "UNKNOWN_FILE", "no such file";
+    /// A message names a file the sender may not attach: another user's
+    /// upload, one uploaded to another room, or one already attached.
+    AttachmentNotYours = 413, "ATTACHMENT_NOT_YOURS", "that file is not yours to attach here";
+    /// An upload was refused: too large, empty, a type not allowed, bytes
+    /// that are not the declared type, or a bad file name (the HTTP error
+    /// body's `reason` says which; SPEC.md §13.2).
+    FileRefused = 414, "FILE_REFUSED", "the upload was refused";
+    /// A signed file link has expired or its signature is wrong.
+    FileLinkInvalid = 415, "FILE_LINK_INVALID", "the file link has expired or is not valid";
 
     // 5xx — server side. The request may be retried.
     /// An unexpected server error; details are in the server log.

@@ -52,6 +52,8 @@ pub struct ServerState {
     pub accounts: AccountWriter,
     /// The time every part of the server reads (tests move it forward).
     pub clock: Clock,
+    /// Uploaded files' bytes, the upload limit and the link secret.
+    pub files: Arc<crate::files::Files>,
 }
 
 /// Authenticated connections by the SHA-256 of their session token.

@@ -67,6 +67,7 @@ impl ShardCmd {
             | ShardCmd::Attach { .. }
             | ShardCmd::Detach { .. }
             | ShardCmd::CheckAdmin { .. }
+            | ShardCmd::CheckMember { .. }
             | ShardCmd::Stop => None,
         }
     }
@@ -133,6 +134,13 @@ pub enum ShardCmd {
     /// Answers whether `user` administers the live `room` (for reads the
     /// session then does against the store, like the audit trail).
     CheckAdmin {
+        room: RoomId,
+        user: UserId,
+        reply: oneshot::Sender<Result<(), ErrorCode>>,
+    },
+    /// Answers whether `user` is a member of the live `room` (files:
+    /// uploads to the room and downloads of its files, SPEC.md §13).
+    CheckMember {
         room: RoomId,
         user: UserId,
         reply: oneshot::Sender<Result<(), ErrorCode>>,
@@ -472,6 +480,14 @@ impl Shard {
                     .get(&room)
                     .ok_or(ErrorCode::RoomNotFound)
                     .and_then(|s| s.room.check_admin(user));
+                let _ = reply.send(checked);
+            }
+            ShardCmd::CheckMember { room, user, reply } => {
+                let checked = self
+                    .rooms
+                    .get(&room)
+                    .ok_or(ErrorCode::RoomNotFound)
+                    .and_then(|s| s.room.check_reader(user));
                 let _ = reply.send(checked);
             }
             ShardCmd::Typing {

@@ -1,4 +1,4 @@
--- Uploaded files (attachments, SPEC.md §12): one row per upload. The bytes
+-- Uploaded files (attachments, SPEC.md §13): one row per upload. The bytes
 -- are not here: they live once per content hash under DATA_DIR/files/
 -- (`sha256`), however many rows name them. Ids come from a sequence and
 -- are never reused, so a link to a forgotten file never reaches a newer one.

@@ -145,11 +145,7 @@ impl<B: Backend> FileStore for B {
         let cutoff = to_db_opt(cutoff).unwrap_or(i64::MAX);
         let w = self.writer();
         let deleted = w
-            .execute(
-                "expire_files",
-                Self::ROOM_SQL.expire_files_of_deleted,
-                &[],
-            )
+            .execute("expire_files", Self::ROOM_SQL.expire_files_of_deleted, &[])
             .await?;
         let unreferenced = w
             .execute(

@@ -38,7 +38,10 @@ pub async fn files_are_recorded_with_every_field_and_ids_are_never_reused(store:
     assert!(second > first, "{second} after {first}");
 
     let got = store.file(first).await.expect("file").expect("exists");
-    assert_eq!((got.id, &got.file, got.message, got.deleted), (first, &png, None, false));
+    assert_eq!(
+        (got.id, &got.file, got.message, got.deleted),
+        (first, &png, None, false)
+    );
     let got = store.file(second).await.expect("file").expect("exists");
     assert_eq!(got.file, text, "no size for a file that is not an image");
     assert_eq!(store.file(second + 100).await.expect("file"), None);
@@ -48,7 +51,10 @@ pub async fn files_are_recorded_with_every_field_and_ids_are_never_reused(store:
 pub async fn a_file_is_claimed_once_by_its_uploader_in_its_room(store: &dyn Store) {
     let alice = user(store, "alice").await;
     let bob = user(store, "bob").await;
-    let id = store.insert_file(&upload(1, alice, 1, 5_000)).await.unwrap();
+    let id = store
+        .insert_file(&upload(1, alice, 1, 5_000))
+        .await
+        .unwrap();
 
     let claim = |user, room| store.claim_file(id, user, RoomId(room));
     assert_eq!(claim(bob, 1).await.unwrap(), Err(ClaimRefused::NotUploader));
@@ -59,7 +65,10 @@ pub async fn a_file_is_claimed_once_by_its_uploader_in_its_room(store: &dyn Stor
     );
     // The first claim wins; a second is refused while it holds, and after.
     assert_eq!(claim(alice, 1).await.unwrap(), Ok(()));
-    assert_eq!(claim(alice, 1).await.unwrap(), Err(ClaimRefused::AlreadyAttached));
+    assert_eq!(
+        claim(alice, 1).await.unwrap(),
+        Err(ClaimRefused::AlreadyAttached)
+    );
     // A refused message gives its claim back.
     store.release_file(id).await.unwrap();
     assert_eq!(store.file(id).await.unwrap().unwrap().message, None);
@@ -69,10 +78,16 @@ pub async fn a_file_is_claimed_once_by_its_uploader_in_its_room(store: &dyn Stor
     // A bound file is not released by a late release.
     store.release_file(id).await.unwrap();
     assert_eq!(store.file(id).await.unwrap().unwrap().message, Some(Seq(4)));
-    assert_eq!(claim(alice, 1).await.unwrap(), Err(ClaimRefused::AlreadyAttached));
+    assert_eq!(
+        claim(alice, 1).await.unwrap(),
+        Err(ClaimRefused::AlreadyAttached)
+    );
 
     // Deleting the message deletes its files; a deleted file is unknown.
-    assert_eq!(store.delete_message_files(RoomId(1), Seq(4)).await.unwrap(), 1);
+    assert_eq!(
+        store.delete_message_files(RoomId(1), Seq(4)).await.unwrap(),
+        1
+    );
     let f = store.file(id).await.unwrap().unwrap();
     assert!(f.deleted);
     assert_eq!(claim(alice, 1).await.unwrap(), Err(ClaimRefused::Unknown));
@@ -80,7 +95,11 @@ pub async fn a_file_is_claimed_once_by_its_uploader_in_its_room(store: &dyn Stor
 
 pub async fn housekeeping_expires_files_and_forgets_only_dead_hashes(store: &dyn Store) {
     let alice = user(store, "alice").await;
-    apply(store, vec![create_room(1, "r", "", Visibility::Public, alice)]).await;
+    apply(
+        store,
+        vec![create_room(1, "r", "", Visibility::Public, alice)],
+    )
+    .await;
     let t0 = 1_000 * DAY;
     // Two uploads of the same bytes (hash 1): one attached to message 1,
     // one never referenced. Hash 2: attached to message 2, which is
@@ -89,7 +108,11 @@ pub async fn housekeeping_expires_files_and_forgets_only_dead_hashes(store: &dyn
     let stale_twin = store.insert_file(&upload(1, alice, 1, t0)).await.unwrap();
     let of_deleted = store.insert_file(&upload(1, alice, 2, t0)).await.unwrap();
     for (id, seq) in [(kept, 1), (of_deleted, 2)] {
-        store.claim_file(id, alice, RoomId(1)).await.unwrap().unwrap();
+        store
+            .claim_file(id, alice, RoomId(1))
+            .await
+            .unwrap()
+            .unwrap();
         store.bind_file(id, Seq(seq)).await.unwrap();
     }
     let tombstone = WriteOp::RewriteEvent(StoredEvent {
@@ -98,7 +121,11 @@ pub async fn housekeeping_expires_files_and_forgets_only_dead_hashes(store: &dyn
     });
     apply(
         store,
-        vec![append(1, 1, alice, "one"), append(1, 2, alice, "two"), tombstone],
+        vec![
+            append(1, 1, alice, "one"),
+            append(1, 2, alice, "two"),
+            tombstone,
+        ],
     )
     .await;
     let recent = store
@@ -131,11 +158,19 @@ pub async fn housekeeping_expires_files_and_forgets_only_dead_hashes(store: &dyn
 
 pub async fn tombstones_expire_files_in_either_event_table(store: &dyn Store) {
     let alice = user(store, "alice").await;
-    apply(store, vec![create_room(1, "r", "", Visibility::Public, alice)]).await;
+    apply(
+        store,
+        vec![create_room(1, "r", "", Visibility::Public, alice)],
+    )
+    .await;
     let folded = store.insert_file(&upload(1, alice, 1, 5)).await.unwrap();
     let logged = store.insert_file(&upload(1, alice, 2, 5)).await.unwrap();
     for (id, seq) in [(folded, 1), (logged, 2)] {
-        store.claim_file(id, alice, RoomId(1)).await.unwrap().unwrap();
+        store
+            .claim_file(id, alice, RoomId(1))
+            .await
+            .unwrap()
+            .unwrap();
         store.bind_file(id, Seq(seq)).await.unwrap();
     }
     apply(store, vec![append(1, 1, alice, "one")]).await;
