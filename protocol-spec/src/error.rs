@@ -155,6 +155,7 @@ error_codes! {
     UnknownFile = 412, "UNKNOWN_FILE", "no such file";
     /// A message names a file the sender may not attach: another user's
     /// upload, one uploaded to another room, or one already attached.
+    /// Reserved until messages carry attachments (SPEC.md §13.5).
     AttachmentNotYours = 413, "ATTACHMENT_NOT_YOURS", "that file is not yours to attach here";
     /// An upload was refused: too large, empty, a type not allowed, bytes
     /// that are not the declared type, or a bad file name (the HTTP error

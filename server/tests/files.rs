@@ -73,6 +73,19 @@ async fn upload(
     exchange(http, None, "POST", &path, &headers, bytes).await
 }
 
+/// An upload that must be taken: its file as JSON.
+async fn upload_ok(c: &Cast, token: &str, name: &str, ct: &str, bytes: &[u8]) -> serde_json::Value {
+    let query = format!("name={name}");
+    let up = upload(c.http, token, c.room, &query, Some(ct), bytes).await;
+    assert_eq!(up.status, 201, "{}", String::from_utf8_lossy(&up.body));
+    up.json()
+}
+
+/// `GET /api/files/{id}` with `token`, and a `Range` if given.
+async fn fetch(c: &Cast, id: u64, token: &str, range: Option<&str>) -> HttpReply {
+    get(c.http, &format!("/api/files/{id}"), Some(token), range).await
+}
+
 async fn get(http: SocketAddr, path: &str, token: Option<&str>, range: Option<&str>) -> HttpReply {
     let bearer = token.map(|t| format!("Bearer {t}"));
     let mut headers = Vec::new();
@@ -149,17 +162,7 @@ async fn members_upload_and_download_the_same_bytes_stored_once_across_a_restart
     let bytes = png(64, 48, 5_000);
 
     // alice uploads a PNG: its size comes from its header.
-    let up = upload(
-        c.http,
-        &c.alice,
-        c.room,
-        "name=pic.png",
-        Some("image/png"),
-        &bytes,
-    )
-    .await;
-    assert_eq!(up.status, 201, "{}", String::from_utf8_lossy(&up.body));
-    let f = up.json();
+    let f = upload_ok(&c, &c.alice, "pic.png", "image/png", &bytes).await;
     let id = f["id"].as_u64().unwrap();
     assert_eq!(f["room"], c.room);
     assert_eq!(f["name"], "pic.png");
@@ -194,22 +197,14 @@ async fn members_upload_and_download_the_same_bytes_stored_once_across_a_restart
 
     // A text file: served as an attachment.
     let text = "notes — été\n".as_bytes();
-    let up = upload(
-        c.http,
-        &c.bob,
-        c.room,
-        "name=notes%20%E2%80%94%20%C3%A9t%C3%A9.txt",
-        Some("text/plain"),
-        text,
-    )
-    .await;
-    assert_eq!(up.status, 201);
-    let text_id = up.json()["id"].as_u64().unwrap();
-    assert_eq!(up.json()["content_type"], "text/plain; charset=utf-8");
-    assert!(up.json().get("width").is_none());
+    let name = "notes%20%E2%80%94%20%C3%A9t%C3%A9.txt";
+    let up = upload_ok(&c, &c.bob, name, "text/plain", text).await;
+    let text_id = up["id"].as_u64().unwrap();
+    assert_eq!(up["content_type"], "text/plain; charset=utf-8");
+    assert!(up.get("width").is_none());
 
     // bob (a member) downloads alice's image: bytes and headers.
-    let d = get(c.http, &format!("/api/files/{id}"), Some(&c.bob), None).await;
+    let d = fetch(&c, id, &c.bob, None).await;
     assert_eq!(d.status, 200);
     assert_eq!(d.body, bytes);
     assert_eq!(d.header("content-type"), Some("image/png"));
@@ -222,13 +217,7 @@ async fn members_upload_and_download_the_same_bytes_stored_once_across_a_restart
         disposition.starts_with("inline; filename=\"pic.png\""),
         "{disposition}"
     );
-    let d = get(
-        c.http,
-        &format!("/api/files/{text_id}"),
-        Some(&c.alice),
-        None,
-    )
-    .await;
+    let d = fetch(&c, text_id, &c.alice, None).await;
     assert_eq!(d.body, text);
     let disposition = d.header("content-disposition").unwrap();
     assert!(
@@ -238,32 +227,14 @@ async fn members_upload_and_download_the_same_bytes_stored_once_across_a_restart
     );
 
     // Ranges: one is served (206); one past the end is not (416).
-    let d = get(
-        c.http,
-        &format!("/api/files/{id}"),
-        Some(&c.bob),
-        Some("bytes=0-9"),
-    )
-    .await;
+    let d = fetch(&c, id, &c.bob, Some("bytes=0-9")).await;
     assert_eq!(d.status, 206);
     assert_eq!(d.body, bytes[..10]);
     assert_eq!(d.header("content-range"), Some("bytes 0-9/5000"));
     assert_eq!(d.header("content-length"), Some("10"));
-    let d = get(
-        c.http,
-        &format!("/api/files/{id}"),
-        Some(&c.bob),
-        Some("bytes=-100"),
-    )
-    .await;
+    let d = fetch(&c, id, &c.bob, Some("bytes=-100")).await;
     assert_eq!((d.status, d.body.as_slice()), (206, &bytes[4_900..]));
-    let d = get(
-        c.http,
-        &format!("/api/files/{id}"),
-        Some(&c.bob),
-        Some("bytes=5000-"),
-    )
-    .await;
+    let d = fetch(&c, id, &c.bob, Some("bytes=5000-")).await;
     assert_eq!(d.status, 416);
     assert_eq!(d.header("content-range"), Some("bytes */5000"));
 
@@ -278,7 +249,7 @@ async fn members_upload_and_download_the_same_bytes_stored_once_across_a_restart
     )
     .await;
     assert_eq!(refusal(&up), (403, 301, String::new()));
-    let d = get(c.http, &format!("/api/files/{id}"), Some(&c.carol), None).await;
+    let d = fetch(&c, id, &c.carol, None).await;
     assert_eq!(refusal(&d), (403, 301, String::new()));
     let d = get(
         c.http,
@@ -388,17 +359,8 @@ async fn bad_uploads_are_refused_with_their_reason_and_keep_nothing(b: Backend) 
     // file recorded now gets the first id).
     assert!(blobs(srv.dir.path()).is_empty());
     assert!(tmp_is_empty(srv.dir.path()));
-    let up = upload(
-        c.http,
-        &c.alice,
-        c.room,
-        "name=ok.png",
-        Some("image/png"),
-        &ok,
-    )
-    .await;
-    assert_eq!(up.status, 201);
-    assert_eq!(up.json()["id"], 1);
+    let up = upload_ok(&c, &c.alice, "ok.png", "image/png", &ok).await;
+    assert_eq!(up["id"], 1);
     // A chunked upload within the limit is taken.
     let r = chunked_upload(c.http, &c.alice, c.room, "text/plain", 4096, 500).await;
     assert_eq!(r.status, Some(201), "{r:?}");
@@ -417,16 +379,7 @@ async fn signed_links_work_without_a_token_until_they_expire_or_are_tampered_wit
     clock.freeze();
     let c = cast(&srv).await;
     let bytes = png(3, 3, 300);
-    let up = upload(
-        c.http,
-        &c.alice,
-        c.room,
-        "name=p.png",
-        Some("image/png"),
-        &bytes,
-    )
-    .await;
-    let f = up.json();
+    let f = upload_ok(&c, &c.alice, "p.png", "image/png", &bytes).await;
     let id = f["id"].as_u64().unwrap();
     let link = f["url"].as_str().unwrap().to_owned();
     assert!(
@@ -444,16 +397,8 @@ async fn signed_links_work_without_a_token_until_they_expire_or_are_tampered_wit
     assert_eq!(get(c.http, &fresh, None, None).await.status, 200);
 
     // Tampered: another id, a later expiry, a changed signature, none.
-    let other = upload(
-        c.http,
-        &c.alice,
-        c.room,
-        "name=q.png",
-        Some("image/png"),
-        &png(4, 4, 90),
-    )
-    .await;
-    let other_id = other.json()["id"].as_u64().unwrap();
+    let other = upload_ok(&c, &c.alice, "q.png", "image/png", &png(4, 4, 90)).await;
+    let other_id = other["id"].as_u64().unwrap();
     let query = link.split_once('?').unwrap().1.to_owned();
     let expires: u64 = query.split('&').next().unwrap()[8..].parse().unwrap();
     let sig = query.split_once("&sig=").unwrap().1.to_owned();
@@ -496,30 +441,13 @@ async fn housekeeping_deletes_unreferenced_uploads_and_their_bytes_when_unused(b
     clock.freeze();
     let c = cast(&srv).await;
     let bytes = png(8, 8, 700);
-    let first = upload(
-        c.http,
-        &c.alice,
-        c.room,
-        "name=a.png",
-        Some("image/png"),
-        &bytes,
-    )
-    .await;
-    let first = first.json();
+    let first = upload_ok(&c, &c.alice, "a.png", "image/png", &bytes).await;
     let sha = first["sha256"].as_str().unwrap().to_owned();
     let link = first["url"].as_str().unwrap().to_owned();
     // Twelve hours later, the same bytes again.
     clock.advance(Duration::from_secs(12 * 3600));
-    let second = upload(
-        c.http,
-        &c.bob,
-        c.room,
-        "name=b.png",
-        Some("image/png"),
-        &bytes,
-    )
-    .await;
-    let second_id = second.json()["id"].as_u64().unwrap();
+    let second = upload_ok(&c, &c.bob, "b.png", "image/png", &bytes).await;
+    let second_id = second["id"].as_u64().unwrap();
 
     // A day and an hour after the first upload: it was never referenced,
     // so it is deleted; its bytes stay, for the second still uses them.
@@ -528,7 +456,7 @@ async fn housekeeping_deletes_unreferenced_uploads_and_their_bytes_when_unused(b
     assert_eq!((removed.files, removed.file_blobs), (1, 0));
     assert_eq!(blobs(srv.dir.path()), vec![sha.clone()]);
     let id = first["id"].as_u64().unwrap();
-    let d = get(c.http, &format!("/api/files/{id}"), Some(&c.bob), None).await;
+    let d = fetch(&c, id, &c.bob, None).await;
     assert_eq!(refusal(&d), (410, 412, "deleted".into()));
     let d = get(c.http, &link, None, None).await;
     assert_eq!(
@@ -536,13 +464,7 @@ async fn housekeeping_deletes_unreferenced_uploads_and_their_bytes_when_unused(b
         (403, 415, "expired".into()),
         "ten minutes are long over"
     );
-    let d = get(
-        c.http,
-        &format!("/api/files/{second_id}"),
-        Some(&c.bob),
-        None,
-    )
-    .await;
+    let d = fetch(&c, second_id, &c.bob, None).await;
     assert_eq!(d.status, 200);
 
     // Another day: the second goes too, and with it the bytes.
@@ -550,13 +472,7 @@ async fn housekeeping_deletes_unreferenced_uploads_and_their_bytes_when_unused(b
     let removed = handle.housekeeping_pass().await.unwrap();
     assert_eq!((removed.files, removed.file_blobs), (1, 1));
     assert!(blobs(srv.dir.path()).is_empty());
-    let d = get(
-        c.http,
-        &format!("/api/files/{second_id}"),
-        Some(&c.bob),
-        None,
-    )
-    .await;
+    let d = fetch(&c, second_id, &c.bob, None).await;
     assert_eq!(refusal(&d), (404, 412, String::new()));
     // A pass with nothing to do.
     let removed = handle.housekeeping_pass().await.unwrap();
@@ -591,23 +507,7 @@ async fn chunked_upload(
         "POST /api/rooms/{room}/files?name=big.txt HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
          content-type: {content_type}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
     );
-    let reader = tokio::spawn(async move {
-        let mut raw = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => raw.extend_from_slice(&buf[..n]),
-            }
-            if raw.windows(4).any(|w| w == b"\r\n\r\n") {
-                break;
-            }
-        }
-        String::from_utf8_lossy(&raw)
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse::<u16>().ok())
-    });
+    let reader = tokio::spawn(async move { status_of(&read_head(&mut rd).await) });
     let mut sent = 0u64;
     let data = vec![b'a'; chunk];
     let writer = async {
@@ -648,19 +548,26 @@ async fn declared_only(http: SocketAddr, token: &str, room: u64, length: u64) ->
          content-type: text/plain\r\ncontent-length: {length}\r\n\r\n"
     );
     s.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), read_head(&mut s))
+        .await
+        .expect("no answer without the body")
+}
+
+/// Reads a response up to the end of its head (or of the connection).
+async fn read_head(r: &mut (impl AsyncReadExt + Unpin)) -> String {
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];
-    let read = tokio::time::timeout(Duration::from_secs(5), async {
-        while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => raw.extend_from_slice(&buf[..n]),
-            }
+    while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
         }
-    })
-    .await;
-    assert!(read.is_ok(), "no answer without the body");
+    }
     String::from_utf8_lossy(&raw).into_owned()
+}
+
+fn status_of(head: &str) -> Option<u16> {
+    head.split(' ').nth(1).and_then(|s| s.parse().ok())
 }
 
 /// `VmHWM` (peak resident memory) of process `pid`, in KiB.
@@ -683,16 +590,7 @@ async fn a_refused_1_gib_upload_leaves_the_servers_memory_flat() {
     let srv = confabd::Confabd::start_with(dir.path(), None, &[]);
     let c = cast_on(srv.http).await;
     // Warm up: one accepted upload, so the peak includes a normal one.
-    let up = upload(
-        c.http,
-        &c.alice,
-        c.room,
-        "name=w.txt",
-        Some("text/plain"),
-        b"warm",
-    )
-    .await;
-    assert_eq!(up.status, 201);
+    upload_ok(&c, &c.alice, "w.txt", "text/plain", b"warm").await;
     let before = peak_rss_kib(srv.pid());
 
     let r = declared_only(c.http, &c.alice, c.room, 1 << 30).await;

@@ -23,6 +23,13 @@ fn upload(room: u64, uploader: UserId, hash: u8, at: u64) -> NewFile {
     }
 }
 
+/// Claims file `id` for message `seq` of room 1 and binds it there.
+async fn attach(store: &dyn Store, id: u64, uploader: UserId, seq: u64) {
+    let claim = store.claim_file(id, uploader, RoomId(1)).await;
+    claim.expect("claim").expect("claimed");
+    store.bind_file(id, Seq(seq)).await.expect("bind");
+}
+
 pub async fn files_are_recorded_with_every_field_and_ids_are_never_reused(store: &dyn Store) {
     let alice = user(store, "alice").await;
     let png = upload(1, alice, 7, 5_000);
@@ -107,14 +114,8 @@ pub async fn housekeeping_expires_files_and_forgets_only_dead_hashes(store: &dyn
     let kept = store.insert_file(&upload(1, alice, 1, t0)).await.unwrap();
     let stale_twin = store.insert_file(&upload(1, alice, 1, t0)).await.unwrap();
     let of_deleted = store.insert_file(&upload(1, alice, 2, t0)).await.unwrap();
-    for (id, seq) in [(kept, 1), (of_deleted, 2)] {
-        store
-            .claim_file(id, alice, RoomId(1))
-            .await
-            .unwrap()
-            .unwrap();
-        store.bind_file(id, Seq(seq)).await.unwrap();
-    }
+    attach(store, kept, alice, 1).await;
+    attach(store, of_deleted, alice, 2).await;
     let tombstone = WriteOp::RewriteEvent(StoredEvent {
         kind: 12,
         ..event(1, 2, alice, "")
@@ -165,14 +166,8 @@ pub async fn tombstones_expire_files_in_either_event_table(store: &dyn Store) {
     .await;
     let folded = store.insert_file(&upload(1, alice, 1, 5)).await.unwrap();
     let logged = store.insert_file(&upload(1, alice, 2, 5)).await.unwrap();
-    for (id, seq) in [(folded, 1), (logged, 2)] {
-        store
-            .claim_file(id, alice, RoomId(1))
-            .await
-            .unwrap()
-            .unwrap();
-        store.bind_file(id, Seq(seq)).await.unwrap();
-    }
+    attach(store, folded, alice, 1).await;
+    attach(store, logged, alice, 2).await;
     apply(store, vec![append(1, 1, alice, "one")]).await;
     // On SQLite, message 1 moves to `events`; message 2 stays in the log.
     store.tidy(true).await.expect("tidy");
