@@ -23,10 +23,7 @@ fn fanout(c: &mut Criterion) {
         at: 1_700_000_000_000,
         actor: UserId(42),
         actor_name: "lg-42".into(),
-        body: EventBody::Message {
-            text: "x".repeat(100),
-            edited_at: None,
-        },
+        body: EventBody::text("x".repeat(100)),
     }
     .encode_frame(&mut buf);
     let frame = buf.freeze();

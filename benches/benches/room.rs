@@ -6,7 +6,7 @@
 #![forbid(unsafe_code)]
 
 use confab_protocol::{RoomId, UserId, Visibility};
-use confab_server::room::{Command, Room};
+use confab_server::room::{Command, Rich, Room};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
 use std::time::Duration;
@@ -43,6 +43,7 @@ fn apply(c: &mut Criterion) {
                 let cmd = Command::Post {
                     user: UserId(2),
                     text: text.clone(),
+                    rich: Rich::default(),
                 };
                 black_box(room.apply(cmd, 1).expect("post"))
             })

@@ -238,12 +238,14 @@ fn print_event(ev: &RoomEvent) {
         EventBody::Message {
             text,
             edited_at: None,
+            ..
         } => println!("[{}] {}: {}", ev.seq, ev.actor_name, text),
         EventBody::Message {
             text,
             edited_at: Some(_),
+            ..
         } => println!("[{}] {}: {} (edited)", ev.seq, ev.actor_name, text),
-        EventBody::MessageEdited { target, text } if !text.is_empty() => {
+        EventBody::MessageEdited { target, text, .. } if !text.is_empty() => {
             println!("[{}] * {} edited [{target}]: {text}", ev.seq, ev.actor_name)
         }
         EventBody::MessageEdited { target, .. } => {

@@ -9,14 +9,15 @@ use tokio::time::Instant;
 
 use confab_protocol::{
     AuditItem, Member, Millis, Notification, ReadState, Request, ResumePoint, Role, RoomEvent,
-    RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UnreadSummary, UserEntry, UserId,
-    UserRef, Visibility, Welcome,
+    RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, Span, Sticker, UnreadSummary,
+    UserEntry, UserId, UserRef, Visibility, Welcome,
 };
 
 use crate::connection::establish;
 use crate::endpoint::Endpoint;
 use crate::event::{self, Elapsed, Event, Events};
 use crate::options::{redacted, ConnectOptions};
+use crate::rich::RichText;
 use crate::supervisor::{Command, IdGen, State, Supervisor};
 use crate::tracker::SeqTracker;
 use crate::Error;
@@ -409,15 +410,55 @@ impl Client {
     /// Sends a message; resolves on the server's durable acknowledgement.
     /// The message's own [`Event::Room`] usually arrives before this returns.
     pub async fn send_message(&self, room: RoomId, text: &str) -> Result<MessageAck, Error> {
-        match self
-            .request(Request::SendMessage {
-                room,
-                body: text.to_owned(),
-            })
-            .await?
-        {
+        self.post(room, text.to_owned(), Vec::new(), None).await
+    }
+
+    /// Sends a formatted message (SPEC.md §5.11.1): the text and spans of
+    /// a [`RichText`]. Besides those of [`Client::send_message`], errors:
+    /// `INVALID_SPANS`, `UNKNOWN_COLOR`, `INVALID_LINK` — which
+    /// [`RichText::check`] finds before sending.
+    pub async fn send_rich(&self, room: RoomId, message: &RichText) -> Result<MessageAck, Error> {
+        let (text, spans) = message.clone().into_parts();
+        self.post(room, text, spans, None).await
+    }
+
+    /// Sends the sticker `id` of the server's catalogue
+    /// ([`Client::list_stickers`]) as a message (SPEC.md §5.11.3). Others
+    /// receive a message whose `sticker` is `id` and whose text is its
+    /// fallback `:id:`. Errors: `UNKNOWN_STICKER`, and those of
+    /// [`Client::send_message`] but the text's.
+    pub async fn send_sticker(&self, room: RoomId, id: &str) -> Result<MessageAck, Error> {
+        self.post(room, String::new(), Vec::new(), Some(id.to_owned()))
+            .await
+    }
+
+    /// SEND_MESSAGE.
+    async fn post(
+        &self,
+        room: RoomId,
+        body: String,
+        spans: Vec<Span>,
+        sticker: Option<String>,
+    ) -> Result<MessageAck, Error> {
+        let req = Request::SendMessage {
+            room,
+            body,
+            spans,
+            sticker,
+        };
+        match self.request(req).await? {
             ServerMsg::MessageAck { room, seq, at } => Ok(MessageAck { room, seq, at }),
             other => Err(unexpected("send_message", &other)),
+        }
+    }
+
+    /// The server's sticker catalogue, in id order (LIST_STICKERS, SPEC.md
+    /// §5.11.3): each sticker's id, name and art. Messages carry only the
+    /// id, so keep it.
+    pub async fn list_stickers(&self) -> Result<Vec<Sticker>, Error> {
+        match self.request(Request::ListStickers).await? {
+            ServerMsg::StickerList { stickers } => Ok(stickers),
+            other => Err(unexpected("list_stickers", &other)),
         }
     }
 
@@ -432,10 +473,36 @@ impl Client {
         seq: Seq,
         text: &str,
     ) -> Result<MessageAck, Error> {
+        self.edit(room, seq, text.to_owned(), Vec::new()).await
+    }
+
+    /// Replaces the text and formatting of your message `seq` with
+    /// `message`'s: as [`Client::edit_message`], and the span errors of
+    /// [`Client::send_rich`]. A sticker message cannot be edited
+    /// (`STICKER_MESSAGE`).
+    pub async fn edit_rich(
+        &self,
+        room: RoomId,
+        seq: Seq,
+        message: &RichText,
+    ) -> Result<MessageAck, Error> {
+        let (text, spans) = message.clone().into_parts();
+        self.edit(room, seq, text, spans).await
+    }
+
+    /// EDIT_MESSAGE.
+    async fn edit(
+        &self,
+        room: RoomId,
+        seq: Seq,
+        text: String,
+        spans: Vec<Span>,
+    ) -> Result<MessageAck, Error> {
         let req = Request::EditMessage {
             room,
             seq,
-            text: text.to_owned(),
+            text,
+            spans,
         };
         match self.request(req).await? {
             ServerMsg::MessageAck { room, seq, at } => Ok(MessageAck { room, seq, at }),

@@ -113,6 +113,7 @@ pub mod endpoint;
 mod error;
 mod event;
 mod options;
+mod rich;
 mod supervisor;
 pub mod tls;
 mod tracker;
@@ -126,13 +127,14 @@ pub use endpoint::{Endpoint, Scheme};
 pub use error::{Code, Error, TlsError, TlsErrorKind, WebSocketError, WebSocketErrorKind};
 pub use event::{Elapsed, Empty, Event, Events, Overflow};
 pub use options::ConnectOptions;
+pub use rich::RichText;
 pub use tls::TlsTrust;
 
 pub use confab_protocol::{
-    AuditAction, AuditItem, ErrorCode, EventBody, LeaveReason, Member, Millis, Notification,
-    NotificationKind, Presence, RateLimit, ReadState, ResumePoint, Role, RoomEvent, RoomId,
-    RoomInfo, RoomLogItem, Seq, SessionUser, UnreadSummary, UserEntry, UserId, UserRef, Visibility,
-    Welcome, PROTOCOL_VERSION,
+    AuditAction, AuditItem, Color, ErrorCode, EventBody, LeaveReason, Member, Millis, Notification,
+    NotificationKind, Presence, RateLimit, ReadState, Refusal, ResumePoint, Role, RoomEvent,
+    RoomId, RoomInfo, RoomLogItem, Seq, SessionUser, Span, Sticker, Style, UnreadSummary,
+    UserEntry, UserId, UserRef, Visibility, Welcome, PROTOCOL_VERSION,
 };
 
 /// The wire-level escape hatch: raw requests and replies for

@@ -88,10 +88,7 @@ fn message(seq: u64) -> RoomEvent {
         at: 1_700_000_000_000,
         actor: UserId(2),
         actor_name: "bob".into(),
-        body: EventBody::Message {
-            text: format!("m{seq}"),
-            edited_at: None,
-        },
+        body: EventBody::text(format!("m{seq}")),
     }
 }
 

@@ -32,10 +32,7 @@ pub fn blast(listen: std::net::SocketAddr, payload: usize, seconds: u64) -> anyh
         at: 1_700_000_000_000,
         actor: UserId(7),
         actor_name: "lg-7".into(),
-        body: EventBody::Message {
-            text: String::from_utf8(body)?,
-            edited_at: None,
-        },
+        body: EventBody::text(String::from_utf8(body)?),
     };
     let mut chunk = BytesMut::new();
     while chunk.len() < 256 * 1024 {

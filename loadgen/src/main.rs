@@ -213,6 +213,26 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         resume_missed: u64,
     },
+    /// Typing and presence in one big room: what the server forwards of them, against what forwarding every request would send, and its CPU.
+    Chatter {
+        #[command(flatten)]
+        common: Common,
+        /// Members of the room, all connected.
+        #[arg(long, default_value_t = 1000)]
+        members: usize,
+        /// Members sending TYPING_START every --typing-every-ms.
+        #[arg(long, default_value_t = 100)]
+        typists: usize,
+        #[arg(long, default_value_t = 500)]
+        typing_every_ms: u64,
+        /// Members toggling SET_AWAY every --flap-every-ms.
+        #[arg(long, default_value_t = 100)]
+        flappers: usize,
+        #[arg(long, default_value_t = 300)]
+        flap_every_ms: u64,
+        #[command(flatten)]
+        window: Window,
+    },
     /// Connect → authenticate → join → leave → disconnect cycles per second.
     Churn {
         #[command(flatten)]
@@ -342,6 +362,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Fanout { common, .. }
         | Cmd::BigRoom { common, .. }
         | Cmd::Idle { common, .. }
+        | Cmd::Chatter { common, .. }
         | Cmd::Churn { common, .. }
         | Cmd::History { common, .. }
         | Cmd::Mixed { common, .. }
@@ -533,6 +554,33 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
             )
             .await?;
             out("idle", params, Vec::new(), None, Some(idle), notes)
+        }
+        Cmd::Chatter {
+            members,
+            typists,
+            typing_every_ms,
+            flappers,
+            flap_every_ms,
+            window,
+            ..
+        } => {
+            let params = serde_json::json!({"members": members, "typists": typists, "typing_every_ms": typing_every_ms, "flappers": flappers, "flap_every_ms": flap_every_ms, "warmup": window.warmup, "duration": window.duration});
+            let chatter = scenario::chatter::run(
+                &ctx,
+                &scenario::chatter::ChatterArgs {
+                    prefix: format!("{}-chat", common.prefix),
+                    members,
+                    typists,
+                    typing_every: Duration::from_millis(typing_every_ms.max(1)),
+                    flappers,
+                    flap_every: Duration::from_millis(flap_every_ms.max(1)),
+                    timing: window.timing(),
+                },
+            )
+            .await?;
+            let mut r = out("chatter", params, Vec::new(), None, None, notes);
+            r.chatter = Some(chatter);
+            r
         }
         Cmd::Churn {
             rate,

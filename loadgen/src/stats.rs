@@ -401,6 +401,8 @@ pub struct RunReport {
     pub best_passing: Option<StepReport>,
     /// Idle runs: server RSS growth per idle connection.
     pub idle: Option<IdleReport>,
+    /// Chatter runs: typing and presence forwarded, and their cost.
+    pub chatter: Option<crate::scenario::chatter::ChatterReport>,
     /// How long the measured connections took to set up.
     pub setup: Option<SetupReport>,
     /// The machine's load over the whole run, set-up included.
@@ -686,6 +688,9 @@ impl RunReport {
                 kib(i.loadgen_rss_bytes)
             );
         }
+        for line in self.chatter.iter().flat_map(|c| c.lines()) {
+            let _ = writeln!(out, "{line}");
+        }
         if let Some(b) = &self.background {
             let _ = writeln!(out, "background over the whole run: {}", b.summary());
         }
@@ -712,10 +717,7 @@ mod tests {
             at: 1_700_000_000_000,
             actor: UserId(5),
             actor_name: "lg-5".into(),
-            body: EventBody::Message {
-                text: String::from_utf8(body).unwrap(),
-                edited_at: None,
-            },
+            body: EventBody::text(String::from_utf8(body).unwrap()),
         };
         let mut buf = BytesMut::new();
         ev.encode_frame(&mut buf);

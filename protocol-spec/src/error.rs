@@ -150,6 +150,20 @@ error_codes! {
     NotYourMessage = 405, "NOT_YOUR_MESSAGE", "that message is not yours";
     /// SET_READ_MARKER beyond the room's last event.
     InvalidReadMarker = 406, "INVALID_READ_MARKER", "the read marker is beyond the room's last event";
+    /// A message's formatting spans break SPEC.md §5.11.1: too many, an
+    /// unknown kind, a range empty, beyond the text or splitting a
+    /// character, or a forbidden overlap.
+    InvalidSpans = 407, "INVALID_SPANS", "invalid formatting spans";
+    /// A colour span names a colour outside the palette of 16.
+    UnknownColor = 408, "UNKNOWN_COLOR", "unknown colour: the palette has 16 colours, 0-15";
+    /// A link span's URL is not an http, https or mailto URL (SPEC.md
+    /// §5.11.1).
+    InvalidLink = 409, "INVALID_LINK", "a link must be an http, https or mailto URL";
+    /// SEND_MESSAGE names a sticker the server's catalogue does not hold.
+    UnknownSticker = 410, "UNKNOWN_STICKER", "no such sticker";
+    /// A sticker message with text or spans of its own, or an EDIT_MESSAGE
+    /// of a sticker message (a sticker is sent as it is, or deleted).
+    StickerMessage = 411, "STICKER_MESSAGE", "a sticker message carries no text or spans and cannot be edited";
     /// No file has that id, or it was deleted (its message was, or nothing
     /// referenced it in time). Uploads and downloads: SPEC.md §13.
     UnknownFile = 412, "UNKNOWN_FILE", "no such file";

@@ -89,6 +89,7 @@ pub mod kind {
     pub const TYPING_STOP: u8 = 0x2a;
     pub const SET_READ_MARKER: u8 = 0x2b;
     pub const SET_AWAY: u8 = 0x2c;
+    pub const LIST_STICKERS: u8 = 0x2e;
 
     pub const WELCOME: u8 = 0x40;
     pub const PONG: u8 = 0x41;
@@ -106,6 +107,7 @@ pub mod kind {
     pub const ROOM_LOG_LIST: u8 = 0x4d;
     pub const AUDIT_PAGE: u8 = 0x4e;
     pub const READ_MARKER: u8 = 0x4f;
+    pub const STICKER_LIST: u8 = 0x50;
 
     pub const EVENT: u8 = 0x80;
     pub const RESUME_GAP: u8 = 0x81;
@@ -154,6 +156,7 @@ pub mod kind {
         TYPING_STOP,
         SET_READ_MARKER,
         SET_AWAY,
+        LIST_STICKERS,
     ];
 
     /// Every type a server sends (responses, then events), in type order
@@ -175,6 +178,7 @@ pub mod kind {
         ROOM_LOG_LIST,
         AUDIT_PAGE,
         READ_MARKER,
+        STICKER_LIST,
         EVENT,
         RESUME_GAP,
         CLOSE,

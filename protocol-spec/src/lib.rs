@@ -6,6 +6,8 @@
 //! - [`msg`]: payload types shared by all frames (rooms, members, events).
 //! - [`request`]: typed requests (client → server).
 //! - [`reply`]: typed responses and events (server → client).
+//! - [`rich`]: formatting spans, the colour palette and stickers, with
+//!   the rules a server checks.
 //! - [`codes`]: small enumerations with stable numbers and names (roles,
 //!   visibility, notification kinds, leave reasons, audit actions).
 //! - [`error`]: stable error and close codes.
@@ -17,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+#[macro_use]
 pub mod codes;
 pub mod error;
 pub mod frame;
@@ -24,6 +27,7 @@ pub mod ids;
 pub mod msg;
 pub mod reply;
 pub mod request;
+pub mod rich;
 pub mod wire;
 
 pub use codes::{AuditAction, LeaveReason, NotificationKind, Presence};
@@ -33,6 +37,7 @@ pub use ids::{Millis, RoomId, Seq, UserId};
 pub use msg::*;
 pub use reply::*;
 pub use request::*;
+pub use rich::{Color, Refusal, Span, Sticker, Style};
 
 /// Why a frame's payload could not be decoded. All are protocol errors
 /// (`MALFORMED_FRAME`), except [`DecodeError::UnknownFrameType`]

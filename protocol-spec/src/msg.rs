@@ -7,6 +7,7 @@ use bytes::{BufMut, BytesMut};
 use crate::codes::{LeaveReason, NotificationKind};
 use crate::frame::{begin_frame, end_frame, kind};
 use crate::ids::{Millis, RoomId, Seq, UserId};
+use crate::rich::{get_appended_spans, put_spans, Span};
 use crate::wire::{put_nested, put_str, put_varint, Reader};
 use crate::DecodeError;
 
@@ -131,11 +132,17 @@ pub struct RoomEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventBody {
     /// kind 1. `edited_at` is the time of the latest edit (EDIT_MESSAGE),
-    /// `None` for a message never edited; an appended field, absent from
-    /// the wire when `None` (SPEC.md §5.5.2).
+    /// `None` for a message never edited; `spans` format `text` (SPEC.md
+    /// §5.11.1); `sticker` names the catalogue's sticker the message is
+    /// (§5.11.3), whose `text` is then its fallback `:id:`. All three are
+    /// appended fields, absent from the wire when they hold nothing and
+    /// nothing follows (§5.5.2); `edited_at` 0 stands for "never edited"
+    /// when later fields follow.
     Message {
         text: String,
         edited_at: Option<Millis>,
+        spans: Vec<Span>,
+        sticker: Option<String>,
     },
     /// kind 2: `actor` joined.
     MemberJoined,
@@ -159,9 +166,14 @@ pub enum EventBody {
     /// kind 9: the room terminated (the last event it ever has).
     RoomTerminated,
     /// kind 10: `actor` (the sender) replaced the text of the message
-    /// `target` with `text`. In HISTORY and on resume `text` is empty: the
-    /// message itself carries its latest text (SPEC.md §5.4.5).
-    MessageEdited { target: Seq, text: String },
+    /// `target` with `text` formatted by `spans` (an appended field, absent
+    /// when empty). In HISTORY and on resume `text` and `spans` are empty:
+    /// the message itself carries its latest text (SPEC.md §5.4.5).
+    MessageEdited {
+        target: Seq,
+        text: String,
+        spans: Vec<Span>,
+    },
     /// kind 11: `actor` (the sender, or an admin) deleted the message
     /// `target`, which from then on reads as a [`EventBody::Tombstone`].
     MessageDeleted { target: Seq },
@@ -190,6 +202,16 @@ pub mod event_kind {
 }
 
 impl EventBody {
+    /// A plain MESSAGE body: `text`, never edited, no spans, no sticker.
+    pub fn text(text: impl Into<String>) -> EventBody {
+        EventBody::Message {
+            text: text.into(),
+            edited_at: None,
+            spans: Vec::new(),
+            sticker: None,
+        }
+    }
+
     pub fn kind(&self) -> u8 {
         match self {
             EventBody::Message { .. } => event_kind::MESSAGE,
@@ -211,15 +233,36 @@ impl EventBody {
     /// Writes the kind-specific fields (after the kind byte).
     pub fn encode_fields(&self, buf: &mut BytesMut) {
         match self {
-            EventBody::Message { text, edited_at } => {
+            EventBody::Message {
+                text,
+                edited_at,
+                spans,
+                sticker,
+            } => {
                 put_str(buf, text);
-                if let Some(at) = edited_at {
-                    put_varint(buf, *at);
+                // Appended fields: each written when it or a later one
+                // holds something (SPEC.md §5.5.2).
+                let rich = !spans.is_empty() || sticker.is_some();
+                if edited_at.is_some() || rich {
+                    put_varint(buf, edited_at.unwrap_or(0));
+                }
+                if rich {
+                    put_spans(buf, spans);
+                }
+                if let Some(id) = sticker {
+                    put_str(buf, id);
                 }
             }
-            EventBody::MessageEdited { target, text } => {
+            EventBody::MessageEdited {
+                target,
+                text,
+                spans,
+            } => {
                 put_varint(buf, target.0);
                 put_str(buf, text);
+                if !spans.is_empty() {
+                    put_spans(buf, spans);
+                }
             }
             EventBody::MessageDeleted { target } => put_varint(buf, target.0),
             EventBody::MemberJoined
@@ -259,9 +302,16 @@ impl EventBody {
         Ok(match kind {
             event_kind::MESSAGE => EventBody::Message {
                 text: r.str()?,
-                // Appended field: absent means never edited.
+                // Appended fields: absent (or `edited_at` 0) means never
+                // edited, no spans, not a sticker.
                 edited_at: if r.remaining() > 0 {
-                    Some(r.varint()?)
+                    Some(r.varint()?).filter(|&at| at != 0)
+                } else {
+                    None
+                },
+                spans: get_appended_spans(r)?,
+                sticker: if r.remaining() > 0 {
+                    Some(r.str()?)
                 } else {
                     None
                 },
@@ -269,6 +319,7 @@ impl EventBody {
             event_kind::MESSAGE_EDITED => EventBody::MessageEdited {
                 target: Seq(r.varint()?),
                 text: r.str()?,
+                spans: get_appended_spans(r)?,
             },
             event_kind::MESSAGE_DELETED => EventBody::MessageDeleted {
                 target: Seq(r.varint()?),
@@ -341,10 +392,11 @@ impl RoomEvent {
     /// delete must leave no copy of it behind; SPEC.md §5.4.5).
     pub fn kept_form(&self) -> Option<RoomEvent> {
         match &self.body {
-            EventBody::MessageEdited { target, text } if !text.is_empty() => Some(RoomEvent {
+            EventBody::MessageEdited { target, text, .. } if !text.is_empty() => Some(RoomEvent {
                 body: EventBody::MessageEdited {
                     target: *target,
                     text: String::new(),
+                    spans: Vec::new(),
                 },
                 ..self.clone()
             }),

@@ -136,6 +136,11 @@ pub enum ServerMsg {
     RoomAnnounced(RoomInfo),
     /// Reply to SET_READ_MARKER: the marker as it now is.
     ReadMarker(ReadState),
+    /// Reply to LIST_STICKERS: the server's sticker catalogue (SPEC.md
+    /// §5.11.3), in id order.
+    StickerList {
+        stickers: Vec<crate::Sticker>,
+    },
     /// Event: the user's read marker moved, set on another connection.
     ReadMarkerMoved(ReadState),
     /// Event: the presence of the members of `room` listed in `changes`
@@ -190,6 +195,7 @@ impl ServerMsg {
             ServerMsg::RoomAnnounced(_) => kind::ROOM_ANNOUNCED,
             ServerMsg::Typing { .. } => kind::TYPING,
             ServerMsg::ReadMarker(_) => kind::READ_MARKER,
+            ServerMsg::StickerList { .. } => kind::STICKER_LIST,
             ServerMsg::ReadMarkerMoved(_) => kind::READ_MARKER_MOVED,
             ServerMsg::Presence { .. } => kind::PRESENCE,
         }
@@ -357,6 +363,12 @@ impl ServerMsg {
                 put_bool(buf, *typing);
             }
             ServerMsg::ReadMarker(s) | ServerMsg::ReadMarkerMoved(s) => s.encode_fields(buf),
+            ServerMsg::StickerList { stickers } => {
+                put_varint(buf, stickers.len() as u64);
+                for s in stickers {
+                    s.encode(buf);
+                }
+            }
             ServerMsg::Presence { room, changes } => {
                 put_varint(buf, room.0);
                 put_varint(buf, changes.len() as u64);
@@ -533,6 +545,9 @@ impl ServerMsg {
             kind::NOTIFICATION => ServerMsg::Notification(Notification::decode(&mut r)?),
             kind::ROOM_ANNOUNCED => ServerMsg::RoomAnnounced(get_room(&mut r)?),
             kind::READ_MARKER => ServerMsg::ReadMarker(ReadState::decode_fields(&mut r)?),
+            kind::STICKER_LIST => ServerMsg::StickerList {
+                stickers: list(&mut r, crate::Sticker::decode)?,
+            },
             kind::READ_MARKER_MOVED => {
                 ServerMsg::ReadMarkerMoved(ReadState::decode_fields(&mut r)?)
             }
@@ -563,7 +578,7 @@ impl ServerMsg {
 }
 
 /// Decodes a counted list of nested items.
-fn list<T>(
+pub(crate) fn list<T>(
     r: &mut Reader<'_>,
     item: impl Fn(&mut Reader<'_>) -> Result<T, DecodeError>,
 ) -> Result<Vec<T>, DecodeError> {

@@ -6,6 +6,7 @@ use bytes::{BufMut, BytesMut};
 use crate::frame::{begin_frame, end_frame, kind, RawFrame};
 use crate::ids::{RoomId, Seq, UserId};
 use crate::msg::{prealloc, Role, UserRef, Visibility};
+use crate::rich::{get_appended_spans, put_spans, Span};
 use crate::wire::{put_bool, put_opt_str, put_str, put_varint, Reader};
 use crate::DecodeError;
 
@@ -82,9 +83,14 @@ pub enum Request {
     ListMembers {
         room: RoomId,
     },
+    /// A message: `body` formatted by `spans` (SPEC.md §5.11.1), or the
+    /// catalogue's `sticker` with an empty `body` and no spans (§5.11.3).
+    /// Both appended fields: absent means none.
     SendMessage {
         room: RoomId,
         body: String,
+        spans: Vec<Span>,
+        sticker: Option<String>,
     },
     /// Events with `seq < before` (0 = from the newest), newest first.
     History {
@@ -158,11 +164,13 @@ pub enum Request {
         name: String,
         topic: String,
     },
-    /// The sender replaces the text of their message `seq`.
+    /// The sender replaces the text and spans of their message `seq`
+    /// (`spans` appended: absent means none).
     EditMessage {
         room: RoomId,
         seq: Seq,
         text: String,
+        spans: Vec<Span>,
     },
     /// The sender, or an admin, deletes the message `seq`.
     DeleteMessage {
@@ -188,6 +196,8 @@ pub enum Request {
     SetAway {
         away: bool,
     },
+    /// The server's sticker catalogue (SPEC.md §5.11.3).
+    ListStickers,
 }
 
 /// The most users CREATE_ROOM may name as initial members (SPEC.md §5.3.2);
@@ -231,6 +241,7 @@ impl Request {
             Request::TypingStop { .. } => kind::TYPING_STOP,
             Request::SetReadMarker { .. } => kind::SET_READ_MARKER,
             Request::SetAway { .. } => kind::SET_AWAY,
+            Request::ListStickers => kind::LIST_STICKERS,
         }
     }
 
@@ -271,6 +282,7 @@ impl Request {
             Request::TypingStop { .. } => "typing_stop",
             Request::SetReadMarker { .. } => "set_read_marker",
             Request::SetAway { .. } => "set_away",
+            Request::ListStickers => "list_stickers",
         }
     }
 
@@ -293,7 +305,7 @@ impl Request {
                 put_str(buf, username);
                 put_str(buf, password);
             }
-            Request::Logout | Request::MyRooms | Request::RoomLog => {}
+            Request::Logout | Request::MyRooms | Request::RoomLog | Request::ListStickers => {}
             Request::Invite { room, user } | Request::Ban { room, user } => {
                 put_varint(buf, room.0);
                 user.encode(buf);
@@ -347,10 +359,18 @@ impl Request {
                 put_str(buf, name);
                 put_str(buf, topic);
             }
-            Request::EditMessage { room, seq, text } => {
+            Request::EditMessage {
+                room,
+                seq,
+                text,
+                spans,
+            } => {
                 put_varint(buf, room.0);
                 put_varint(buf, seq.0);
                 put_str(buf, text);
+                if !spans.is_empty() {
+                    put_spans(buf, spans);
+                }
             }
             Request::DeleteMessage { room, seq } => {
                 put_varint(buf, room.0);
@@ -396,9 +416,22 @@ impl Request {
             Request::JoinRoom { room }
             | Request::LeaveRoom { room }
             | Request::ListMembers { room } => put_varint(buf, room.0),
-            Request::SendMessage { room, body } => {
+            Request::SendMessage {
+                room,
+                body,
+                spans,
+                sticker,
+            } => {
                 put_varint(buf, room.0);
                 put_str(buf, body);
+                // Appended fields, each written when it or the next holds
+                // something, so a plain message keeps its first bytes.
+                if !spans.is_empty() || sticker.is_some() {
+                    put_spans(buf, spans);
+                }
+                if let Some(id) = sticker {
+                    put_str(buf, id);
+                }
             }
             Request::History {
                 room,
@@ -486,6 +519,12 @@ impl Request {
             kind::SEND_MESSAGE => Request::SendMessage {
                 room: RoomId(r.varint()?),
                 body: r.str()?,
+                spans: get_appended_spans(&mut r)?,
+                sticker: if r.remaining() > 0 {
+                    Some(r.str()?)
+                } else {
+                    None
+                },
             },
             kind::HISTORY => Request::History {
                 room: RoomId(r.varint()?),
@@ -553,6 +592,7 @@ impl Request {
                 room: RoomId(r.varint()?),
                 seq: Seq(r.varint()?),
                 text: r.str()?,
+                spans: get_appended_spans(&mut r)?,
             },
             kind::DELETE_MESSAGE => Request::DeleteMessage {
                 room: RoomId(r.varint()?),
@@ -569,6 +609,7 @@ impl Request {
                 seq: Seq(r.varint()?),
             },
             kind::SET_AWAY => Request::SetAway { away: r.bool()? },
+            kind::LIST_STICKERS => Request::ListStickers,
             other => return Err(DecodeError::UnknownFrameType(other)),
         };
         Ok(req)

@@ -10,6 +10,7 @@ use confab_protocol::{
     Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg,
     SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome,
 };
+use confab_protocol::{Color, Span, Sticker, Style};
 use confab_protocol::{Presence, PresenceChange, ReadState, UnreadSummary};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -64,6 +65,33 @@ fn user_ref() -> impl Strategy<Value = UserRef> {
     ]
 }
 
+fn style() -> impl Strategy<Value = Style> {
+    prop_oneof![
+        Just(Style::Bold),
+        Just(Style::Italic),
+        Just(Style::Strikethrough),
+        Just(Style::Code),
+        Just(Style::CodeBlock),
+        text().prop_map(Style::Link),
+        any::<u8>().prop_map(|c| Style::Color(Color::from_code(c))),
+        // Unknown kinds only: an `Unknown` with a known kind is not a value
+        // a decoder can produce.
+        (8..=u8::MAX, proptest::collection::vec(any::<u8>(), 0..4))
+            .prop_map(|(kind, data)| Style::Unknown { kind, data }),
+    ]
+}
+
+fn spans() -> impl Strategy<Value = Vec<Span>> {
+    proptest::collection::vec(
+        (any::<u32>(), any::<u32>(), style()).prop_map(|(start, end, style)| Span {
+            start,
+            end,
+            style,
+        }),
+        0..4,
+    )
+}
+
 fn request() -> impl Strategy<Value = Request> {
     let room = any::<u64>().prop_map(RoomId);
     prop_oneof![
@@ -95,7 +123,14 @@ fn request() -> impl Strategy<Value = Request> {
         room.clone().prop_map(|room| Request::JoinRoom { room }),
         room.clone().prop_map(|room| Request::LeaveRoom { room }),
         room.clone().prop_map(|room| Request::ListMembers { room }),
-        (room.clone(), text()).prop_map(|(room, body)| Request::SendMessage { room, body }),
+        (room.clone(), text(), spans(), proptest::option::of(text())).prop_map(
+            |(room, body, spans, sticker)| Request::SendMessage {
+                room,
+                body,
+                spans,
+                sticker
+            }
+        ),
         (room.clone(), any::<u64>(), any::<u32>()).prop_map(|(room, before, limit)| {
             Request::History {
                 room,
@@ -149,11 +184,12 @@ fn request() -> impl Strategy<Value = Request> {
             name,
             topic
         }),
-        (room.clone(), any::<u64>(), text()).prop_map(|(room, seq, text)| {
+        (room.clone(), any::<u64>(), text(), spans()).prop_map(|(room, seq, text, spans)| {
             Request::EditMessage {
                 room,
                 seq: Seq(seq),
                 text,
+                spans,
             }
         }),
         (room.clone(), any::<u64>()).prop_map(|(room, seq)| Request::DeleteMessage {
@@ -167,6 +203,7 @@ fn request() -> impl Strategy<Value = Request> {
             seq: Seq(seq)
         }),
         any::<bool>().prop_map(|away| Request::SetAway { away }),
+        Just(Request::ListStickers),
     ]
 }
 
@@ -226,11 +263,25 @@ fn read_state() -> impl Strategy<Value = ReadState> {
 
 fn event_body() -> impl Strategy<Value = EventBody> {
     prop_oneof![
-        (text(), proptest::option::of(any::<u64>()))
-            .prop_map(|(text, edited_at)| EventBody::Message { text, edited_at }),
-        (any::<u64>(), text()).prop_map(|(target, text)| EventBody::MessageEdited {
-            target: Seq(target),
-            text
+        // edited_at 0 on the wire means "never edited".
+        (
+            text(),
+            proptest::option::of(1..=u64::MAX),
+            spans(),
+            proptest::option::of(text())
+        )
+            .prop_map(|(text, edited_at, spans, sticker)| EventBody::Message {
+                text,
+                edited_at,
+                spans,
+                sticker
+            }),
+        (any::<u64>(), text(), spans()).prop_map(|(target, text, spans)| {
+            EventBody::MessageEdited {
+                target: Seq(target),
+                text,
+                spans,
+            }
         }),
         any::<u64>().prop_map(|target| EventBody::MessageDeleted {
             target: Seq(target)
@@ -423,6 +474,14 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             }),
         read_state().prop_map(ServerMsg::ReadMarker),
         read_state().prop_map(ServerMsg::ReadMarkerMoved),
+        proptest::collection::vec((text(), text(), text()), 0..4).prop_map(|stickers| {
+            ServerMsg::StickerList {
+                stickers: stickers
+                    .into_iter()
+                    .map(|(id, name, art)| Sticker { id, name, art })
+                    .collect(),
+            }
+        }),
         (
             any::<u64>(),
             proptest::collection::vec((any::<u64>(), text(), any::<u8>()), 0..4)

@@ -4,6 +4,7 @@
 //!   byte for byte, and re-encodes byte for byte from the JSON form too.
 //! - Every decode-only vector decodes to its canonical JSON form.
 //! - Every reject vector is rejected with its error code.
+//! - Every refuse vector round-trips and breaks the rule of its code.
 //! - Every frame type has at least one round-trip vector.
 //! - The committed files are exactly what the generator writes.
 //!
@@ -12,6 +13,8 @@
 
 #[path = "support/canonical.rs"]
 mod canonical;
+#[path = "support/rich_set.rs"]
+mod rich_set;
 #[path = "support/vector_set.rs"]
 mod vector_set;
 
@@ -184,11 +187,23 @@ fn generated_files() -> Vec<(String, String)> {
         ]);
         files.push((format!("reject/{}", v.file), contents));
     }
+    for v in rich_set::refuse() {
+        let msg = Msg::Client(v.msg);
+        let bytes = encode(&msg, v.req_id);
+        let mut contents = frame_file(v.name, &msg, &bytes);
+        // The frame file's fields, then the code, before the closing brace.
+        let end = contents.rfind("\n}").expect("an object");
+        contents.insert_str(
+            end,
+            &format!(",\n  \"error_code\": {}", v.error_code as u16),
+        );
+        files.push((format!("refuse/{}", v.file), contents));
+    }
     files
 }
 
 fn write_all(dir: &Path) {
-    for sub in ["", "decode_only", "reject"] {
+    for sub in ["", "decode_only", "reject", "refuse"] {
         std::fs::create_dir_all(dir.join(sub)).expect("create vectors directory");
     }
     for (path, contents) in generated_files() {
@@ -385,6 +400,52 @@ fn reject_vectors_are_rejected_with_their_code() {
             num_field(file, v, "error_code"),
             "{file}: rejected as {code}"
         );
+    }
+}
+
+/// The refusal a server answers a well-formed request with because of its
+/// spans or sticker shape (SPEC.md §5.11), if any.
+fn refusal(req: &Request) -> Option<ErrorCode> {
+    let checked = match req {
+        Request::SendMessage {
+            body,
+            spans,
+            sticker,
+            ..
+        } => confab_protocol::rich::check_content(body, spans, sticker.as_deref()),
+        Request::EditMessage { text, spans, .. } => {
+            confab_protocol::rich::check_content(text, spans, None)
+        }
+        _ => Ok(()),
+    };
+    checked.err().map(|r| r.code)
+}
+
+#[test]
+fn refuse_vectors_round_trip_and_are_refused_with_their_code() {
+    let files = load_dir(&vectors_dir().join("refuse"));
+    assert!(!files.is_empty());
+    for (file, v) in &files {
+        let (frame, msg) = check_decodes(file, v);
+        assert_eq!(
+            hex::encode(encode(&msg, frame.req_id)),
+            str_field(file, v, "hex"),
+            "{file}: re-encoding"
+        );
+        let Msg::Client(req) = msg else {
+            panic!("{file}: refuse vectors are requests");
+        };
+        assert_eq!(
+            refusal(&req).map(|c| u64::from(c as u16)),
+            Some(num_field(file, v, "error_code")),
+            "{file}: refusal"
+        );
+    }
+    // The round-trip vectors of rich messages are accepted.
+    for v in rich_set::round_trip() {
+        if let Msg::Client(req) = &v.msg {
+            assert_eq!(refusal(req), None, "{}", v.file);
+        }
     }
 }
 

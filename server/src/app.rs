@@ -146,6 +146,10 @@ pub async fn start_with_store(
     store: Arc<dyn Store>,
 ) -> anyhow::Result<ServerHandle> {
     crate::metrics::install();
+    let stickers =
+        crate::stickers::Catalogue::load(config.stickers_dir.as_ref().map(|d| d.0.as_path()))
+            .context("loading the sticker catalogue")?;
+    tracing::info!(stickers = stickers.len(), "sticker catalogue loaded");
     // Batches an earlier run spooled (acknowledged while the database was
     // unreachable) reach the store before anything is loaded from it.
     let spool = open_spool(&config, store.as_ref()).await?;
@@ -259,6 +263,7 @@ pub async fn start_with_store(
         guard,
         batch,
         clock: clock.clone(),
+        stickers,
         files: files.clone(),
     });
     crate::persist::housekeeping::spawn(

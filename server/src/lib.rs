@@ -22,6 +22,8 @@
 //!   type allowlist checked against the bytes, image sizes, signed links.
 //! - [`metrics`]: every Prometheus metric name and handle, per-request
 //!   timing, and the admin listener serving `/metrics`.
+//! - [`stickers`]: the sticker catalogue (built in, overridable from a
+//!   directory).
 //! - [`state`]: what every session and door shares ([`state::ServerState`]).
 //! - [`app`]: start-up (restore rooms from the store), the
 //!   [`ServerHandle`], graceful shutdown — the wiring of everything above.
@@ -54,6 +56,7 @@ mod net;
 mod session;
 mod shard;
 mod state;
+mod stickers;
 
 pub use app::{start, start_with_store, ServerHandle};
 pub use config::Config;

@@ -19,6 +19,7 @@ use crate::outbound::{ConnId, OutboundQueue};
 use crate::persist::accounts::AccountWriter;
 use crate::persist::batch::BatchHandle;
 use crate::shard::Router;
+use crate::stickers::Catalogue;
 
 /// What every session, door and background task of one server shares.
 pub struct ServerState {
@@ -52,6 +53,8 @@ pub struct ServerState {
     pub accounts: AccountWriter,
     /// The time every part of the server reads (tests move it forward).
     pub clock: Clock,
+    /// The stickers messages may name (built in, or from `stickers_dir`).
+    pub stickers: Catalogue,
     /// Uploaded files' bytes, the upload limit and the link secret.
     pub files: Arc<crate::files::Files>,
 }

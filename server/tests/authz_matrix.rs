@@ -197,6 +197,7 @@ enum Act {
     LeaveRoom,
     ListMembers,
     SendMessage,
+    SendSticker,
     History,
     Invite(Of),
     AcceptInvite,
@@ -217,6 +218,7 @@ enum Act {
     TypingStart,
     TypingStop,
     SetAway,
+    ListStickers,
     SetReadMarker(Mark),
 }
 
@@ -344,7 +346,7 @@ fn rows_of(req: &Request) -> &'static [Act] {
         Request::JoinRoom { .. } => &[Act::JoinRoom],
         Request::LeaveRoom { .. } => &[Act::LeaveRoom],
         Request::ListMembers { .. } => &[Act::ListMembers],
-        Request::SendMessage { .. } => &[Act::SendMessage],
+        Request::SendMessage { .. } => &[Act::SendMessage, Act::SendSticker],
         Request::History { .. } => &[Act::History],
         Request::MyRooms => &[Act::MyRooms],
         Request::Invite { .. } => &[
@@ -391,6 +393,7 @@ fn rows_of(req: &Request) -> &'static [Act] {
         Request::ListNotifications { .. } => &[Act::ListNotifications],
         Request::MarkRead { .. } => &[Act::MarkRead],
         Request::SetAway { .. } => &[Act::SetAway],
+        Request::ListStickers => &[Act::ListStickers],
         Request::RoomLog => &[Act::RoomLog],
         Request::RoomAudit { .. } => &[Act::RoomAudit],
         Request::UpdateRoom { .. } => &[Act::UpdateRoom],
@@ -684,6 +687,19 @@ fn table() -> Vec<Row> {
                 _ => Done,
             },
         },
+        Row {
+            act: Act::ListStickers,
+            spec: "§5.11.3",
+            scope: Scope::Account {
+                why: "the server's catalogue, the same for every user",
+            },
+            request: |_, _| Request::ListStickers,
+            done: |m, _| matches!(m, ServerMsg::StickerList { .. }),
+            expect: |a, _| match a {
+                NoSession => no(&[E::NotAuthenticated]),
+                _ => Done,
+            },
+        },
         // --- listings: they name no room, but must show it only to whom SPEC lets see it
         Row {
             act: Act::ListRooms,
@@ -772,6 +788,21 @@ fn table() -> Vec<Row> {
             request: |c, _| Request::SendMessage {
                 room: c.room,
                 body: "hello".into(),
+                spans: vec![],
+                sticker: None,
+            },
+            done: |m, c| matches!(m, ServerMsg::MessageAck { room, .. } if *room == c.room),
+            expect: |a, s| room(a, s, NOT_FOUND, |a, _| member(a)),
+        },
+        Row {
+            act: Act::SendSticker,
+            spec: "§5.11.3, §5.4.1, §8.1",
+            scope: room_w,
+            request: |c, _| Request::SendMessage {
+                room: c.room,
+                body: String::new(),
+                spans: vec![],
+                sticker: Some("shrug".into()),
             },
             done: |m, c| matches!(m, ServerMsg::MessageAck { room, .. } if *room == c.room),
             expect: |a, s| room(a, s, NOT_FOUND, |a, _| member(a)),
@@ -1287,6 +1318,7 @@ fn table() -> Vec<Row> {
                 room: c.room,
                 seq: Msg::Members.seq(),
                 text: "edited".into(),
+                spans: vec![],
             },
             done: |m, c| matches!(m, ServerMsg::MessageAck { room, .. } if *room == c.room),
             expect: |a, s| room(a, s, NOT_FOUND, |a, _| edit_of(a, Msg::Members)),
@@ -1299,6 +1331,7 @@ fn table() -> Vec<Row> {
                 room: c.room,
                 seq: Msg::NotAMessage.seq(),
                 text: "edited".into(),
+                spans: vec![],
             },
             done: |m, c| matches!(m, ServerMsg::MessageAck { room, .. } if *room == c.room),
             expect: |a, s| room(a, s, NOT_FOUND, |a, _| edit_of(a, Msg::NotAMessage)),
@@ -1517,13 +1550,25 @@ fn http_of(req: &Request) -> Vec<Http> {
             None,
             200,
         )],
-        Request::SendMessage { room, body } => vec![Http::new(
-            "POST",
-            "/api/rooms/{id}/messages",
-            at(room, "/messages"),
-            Some(json!({ "text": body })),
-            201,
-        )],
+        Request::SendMessage {
+            room,
+            body,
+            spans,
+            sticker,
+        } => {
+            assert!(spans.is_empty(), "the matrix sends no spans");
+            let body = match sticker {
+                Some(id) => json!({ "text": body, "sticker": id }),
+                None => json!({ "text": body }),
+            };
+            vec![Http::new(
+                "POST",
+                "/api/rooms/{id}/messages",
+                at(room, "/messages"),
+                Some(body),
+                201,
+            )]
+        }
         Request::History {
             room,
             before,
@@ -1644,6 +1689,13 @@ fn http_of(req: &Request) -> Vec<Http> {
             None,
             200,
         )],
+        Request::ListStickers => vec![Http::new(
+            "GET",
+            "/api/stickers",
+            "/api/stickers".into(),
+            None,
+            200,
+        )],
         Request::SetAway { away } => vec![Http::new(
             "PUT",
             "/api/me/presence",
@@ -1695,7 +1747,9 @@ fn http_of(req: &Request) -> Vec<Http> {
                 204,
             ),
         ],
-        Request::EditMessage { room, seq, text } => vec![Http::new(
+        Request::EditMessage {
+            room, seq, text, ..
+        } => vec![Http::new(
             "PATCH",
             "/api/rooms/{id}/messages/{seq}",
             at(room, &format!("/messages/{}", seq.0)),

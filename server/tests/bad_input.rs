@@ -270,6 +270,8 @@ async fn room_and_message_rules_give_specific_errors() {
         &Request::SendMessage {
             room: room.id,
             body: "  \n ".into(),
+            spans: vec![],
+            sticker: None,
         },
     )
     .await;
@@ -280,6 +282,8 @@ async fn room_and_message_rules_give_specific_errors() {
         &Request::SendMessage {
             room: room.id,
             body: "\u{200b}\u{feff} \u{2060}".into(),
+            spans: vec![],
+            sticker: None,
         },
     )
     .await;
@@ -290,6 +294,8 @@ async fn room_and_message_rules_give_specific_errors() {
         &Request::SendMessage {
             room: room.id,
             body: too_long,
+            spans: vec![],
+            sticker: None,
         },
     )
     .await;
@@ -313,6 +319,8 @@ async fn room_and_message_rules_give_specific_errors() {
         &Request::SendMessage {
             room: room.id,
             body: "hi".into(),
+            spans: vec![],
+            sticker: None,
         },
     )
     .await;
@@ -336,6 +344,8 @@ async fn room_and_message_rules_give_specific_errors() {
         &Request::SendMessage {
             room: RoomId(424_242),
             body: "hi".into(),
+            spans: vec![],
+            sticker: None,
         },
     )
     .await;
@@ -401,6 +411,8 @@ async fn message_rate_limit_answers_rate_limited_and_recovers() {
             &Request::SendMessage {
                 room: room.id,
                 body: format!("m{i}"),
+                spans: vec![],
+                sticker: None,
             },
         )
         .await;
@@ -425,6 +437,8 @@ async fn message_rate_limit_answers_rate_limited_and_recovers() {
         &Request::SendMessage {
             room: room.id,
             body: "later".into(),
+            spans: vec![],
+            sticker: None,
         },
     )
     .await;

@@ -224,19 +224,7 @@ async fn history_pages_backwards_across_memory_and_store(t: Transport, backend: 
     assert_eq!(seqs, (1..=31).rev().collect::<Vec<u64>>());
     let page = alice.history(room, Some(Seq(5)), 2).await.unwrap();
     let texts: Vec<_> = page.events.iter().map(|e| e.body.clone()).collect();
-    assert_eq!(
-        texts,
-        vec![
-            EventBody::Message {
-                text: "m3".into(),
-                edited_at: None
-            },
-            EventBody::Message {
-                text: "m2".into(),
-                edited_at: None
-            }
-        ]
-    );
+    assert_eq!(texts, vec![EventBody::text("m3"), EventBody::text("m2")]);
     assert!(page.has_more);
     srv.stop().await;
 }

@@ -664,6 +664,8 @@ async fn a_write_backlog_over_its_bound_pushes_back_on_senders() {
             &Request::SendMessage {
                 room,
                 body: format!("m{i}"),
+                spans: vec![],
+                sticker: None,
             },
         )
         .await;
@@ -710,6 +712,8 @@ async fn a_write_backlog_over_its_bound_pushes_back_on_senders() {
         &Request::SendMessage {
             room,
             body: "after".into(),
+            spans: vec![],
+            sticker: None,
         },
     )
     .await;

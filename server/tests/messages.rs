@@ -4,41 +4,15 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::http::api;
-use common::{Backend, Door, TestServer, Transport};
-use confab_protocol::{AuditItem, ErrorCode, EventBody, RoomEvent, RoomId, Seq, Visibility};
-use confab_sdk::{Client, Event};
+use common::http::{api, assert_api_err, register_token};
+use common::sdk::{alice_and_bob_in, event_at, room_event, user};
+use common::{Backend, TestServer, Transport};
+use confab_protocol::{AuditItem, ErrorCode, EventBody, RoomId, Seq, Visibility};
+use confab_sdk::Client;
 use serde_json::{json, Value};
-
-const WAIT: Duration = Duration::from_secs(5);
-
-async fn user(door: &Door, name: &str) -> Client {
-    let c = door.connect().await;
-    c.register(name, "password123").await.expect("register");
-    c
-}
-
-/// The next room event matching `pick`, skipping others.
-async fn room_event(c: &Client, pick: impl Fn(&EventBody) -> bool) -> RoomEvent {
-    loop {
-        match c.next_event_timeout(WAIT).await.ok().flatten() {
-            Some(Event::Room(ev)) if pick(&ev.body) => return ev,
-            Some(_) => continue,
-            None => panic!("no matching room event within {WAIT:?}"),
-        }
-    }
-}
 
 fn code(e: confab_sdk::Error) -> Option<ErrorCode> {
     e.code()
-}
-
-/// The event at `seq` in the room's history, as HISTORY serves it.
-async fn at(c: &Client, room: RoomId, seq: Seq) -> RoomEvent {
-    let page = c.history(room, Some(Seq(seq.0 + 1)), 1).await.unwrap();
-    page.events.into_iter().next().expect("an event at seq")
 }
 
 async fn edits_and_deletes_are_events_kept_in_history_and_across_a_restart(
@@ -49,14 +23,7 @@ async fn edits_and_deletes_are_events_kept_in_history_and_across_a_restart(
     else {
         return;
     };
-    let alice = user(&srv.door(t), "alice").await;
-    let bob = user(&srv.door(t), "bob").await;
-    let room = alice
-        .create_room("edits", "", Visibility::Public)
-        .await
-        .unwrap()
-        .id;
-    bob.join_room(room).await.unwrap();
+    let (alice, bob, room) = alice_and_bob_in(&srv.door(t), "edits").await;
     let typo = bob.send_message(room, "helo").await.unwrap();
     let spam = bob.send_message(room, "buy now").await.unwrap();
 
@@ -73,7 +40,8 @@ async fn edits_and_deletes_are_events_kept_in_history_and_across_a_restart(
         seen.body,
         EventBody::MessageEdited {
             target: typo.seq,
-            text: "hello".into()
+            text: "hello".into(),
+            spans: vec![],
         }
     );
     // The owner deletes bob's message: an event, and the audit trail.
@@ -83,23 +51,26 @@ async fn edits_and_deletes_are_events_kept_in_history_and_across_a_restart(
     assert_eq!(seen.body, EventBody::MessageDeleted { target: spam.seq });
 
     let check = |c: Client| async move {
-        let m = at(&c, room, typo.seq).await;
+        let m = event_at(&c, room, typo.seq).await;
         assert_eq!((m.actor_name.as_str(), m.at), ("bob", typo.at));
         assert_eq!(
             m.body,
             EventBody::Message {
                 text: "hello".into(),
-                edited_at: Some(edit.at)
+                edited_at: Some(edit.at),
+                spans: vec![],
+                sticker: None,
             }
         );
-        let gone = at(&c, room, spam.seq).await;
+        let gone = event_at(&c, room, spam.seq).await;
         assert_eq!((gone.actor_name.as_str(), gone.at), ("bob", spam.at));
         assert_eq!(gone.body, EventBody::Tombstone, "no body left");
         assert_eq!(
-            at(&c, room, edit.seq).await.body,
+            event_at(&c, room, edit.seq).await.body,
             EventBody::MessageEdited {
                 target: typo.seq,
-                text: String::new()
+                text: String::new(),
+                spans: vec![],
             },
             "history keeps the edit without its text"
         );
@@ -127,10 +98,12 @@ async fn edits_and_deletes_are_events_kept_in_history_and_across_a_restart(
         .await
         .unwrap();
     assert_eq!(
-        at(&alice, room, typo.seq).await.body,
+        event_at(&alice, room, typo.seq).await.body,
         EventBody::Message {
             text: "hello again".into(),
-            edited_at: Some(again.at)
+            edited_at: Some(again.at),
+            spans: vec![],
+            sticker: None,
         }
     );
     let refused = bob.edit_message(room, spam.seq, "back").await.unwrap_err();
@@ -220,31 +193,12 @@ over_transports!(
 
 // --- the HTTP JSON API ------------------------------------------------------------
 
-async fn register(addr: std::net::SocketAddr, name: &str) -> String {
-    let (status, v) = api(
-        addr,
-        "POST",
-        "/api/register",
-        None,
-        Some(json!({"username": name, "password": "password123"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{v}");
-    v["token"].as_str().unwrap().to_owned()
-}
-
-#[track_caller]
-fn assert_err((status, v): (u16, Value), want: u16, code: ErrorCode) {
-    assert_eq!(status, want, "{v}");
-    assert_eq!(v["error"]["name"], json!(code.name()), "{v}");
-}
-
 #[tokio::test]
 async fn edit_and_delete_over_http() {
     let srv = TestServer::start().await;
     let addr = srv.addr_for(Transport::Ws);
-    let olga = register(addr, "olga").await;
-    let max = register(addr, "max").await;
+    let olga = register_token(addr, "olga").await;
+    let max = register_token(addr, "max").await;
     let (_, room) = api(
         addr,
         "POST",
@@ -282,7 +236,7 @@ async fn edit_and_delete_over_http() {
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["seq"], json!(second + 1));
-    assert_err(
+    assert_api_err(
         api(
             addr,
             "PATCH",
@@ -294,7 +248,7 @@ async fn edit_and_delete_over_http() {
         403,
         ErrorCode::NotYourMessage,
     );
-    assert_err(
+    assert_api_err(
         api(
             addr,
             "PATCH",
@@ -306,14 +260,14 @@ async fn edit_and_delete_over_http() {
         400,
         ErrorCode::MessageEmpty,
     );
-    assert_err(
+    assert_api_err(
         api(addr, "DELETE", &msg(1), Some(&max), None).await,
         404,
         ErrorCode::MessageNotFound,
     );
     let (s, v) = api(addr, "DELETE", &msg(second), Some(&olga), None).await;
     assert_eq!(s, 200, "{v}");
-    assert_err(
+    assert_api_err(
         api(addr, "DELETE", &msg(second), Some(&max), None).await,
         410,
         ErrorCode::MessageDeleted,

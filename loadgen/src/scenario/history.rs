@@ -59,6 +59,8 @@ impl History {
                 Request::SendMessage {
                     room,
                     body: format!("history filler {i} {}", "x".repeat(64)),
+                    spans: vec![],
+                    sticker: None,
                 }
                 .encode(10 + i as u32, &mut buf);
             }

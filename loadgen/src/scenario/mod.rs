@@ -7,6 +7,7 @@
 //! through `Rc<RefCell<_>>` without atomics, and the load generator's cost
 //! is one core, which its report checks.
 
+pub mod chatter;
 pub mod churn;
 pub mod fanout;
 pub mod history;

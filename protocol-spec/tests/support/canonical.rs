@@ -4,12 +4,15 @@
 //! re-encode the frame).
 
 use confab_protocol::frame::kind;
+use confab_protocol::rich::span_kind;
 use confab_protocol::{
     AuditItem, EventBody, Hello, Member, Notification, RateLimit, ReadState, ResumePoint, Role,
     RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser, UnreadSummary,
     UserEntry, UserId, UserRef, Visibility, Welcome,
 };
-use confab_protocol::{LeaveReason, NotificationKind, Presence, PresenceChange, Request};
+use confab_protocol::{
+    Color, LeaveReason, NotificationKind, Presence, PresenceChange, Request, Span, Sticker, Style,
+};
 use serde_json::Value;
 
 /// A JSON value whose objects keep their keys in the order written, so the
@@ -199,21 +202,68 @@ fn read_state(x: &ReadState) -> J {
     ])
 }
 
+fn span(x: &Span) -> J {
+    let mut fields = vec![
+        ("start", n(x.start)),
+        ("end", n(x.end)),
+        ("kind", named(x.style.kind(), x.style.name())),
+    ];
+    match &x.style {
+        Style::Link(url) => fields.push(("url", s(url))),
+        Style::Color(c) => fields.push(("color", named(c.code(), c.name()))),
+        Style::Unknown { data, .. } => fields.push(("data_hex", s(&hex::encode(data)))),
+        _ => {}
+    }
+    J::Obj(fields)
+}
+
+/// `spans`, written only when there are some (SPEC.md §12.3).
+fn push_spans(fields: &mut Vec<(&'static str, J)>, spans: &[Span]) {
+    if !spans.is_empty() {
+        fields.push(("spans", J::Arr(spans.iter().map(span).collect())));
+    }
+}
+
+fn sticker(x: &Sticker) -> J {
+    J::Obj(vec![
+        ("id", s(&x.id)),
+        ("name", s(&x.name)),
+        ("art", s(&x.art)),
+    ])
+}
+
 fn body(b: &EventBody) -> J {
     match b {
-        EventBody::Message { text, edited_at } => {
+        EventBody::Message {
+            text,
+            edited_at,
+            spans,
+            sticker,
+        } => {
             let mut fields = vec![("kind", s("message")), ("text", s(text))];
-            // Appended field: written only for an edited message.
+            // Appended fields: each written only when it holds something.
             if let Some(at) = edited_at {
                 fields.push(("edited_at", n(*at)));
             }
+            push_spans(&mut fields, spans);
+            if let Some(id) = sticker {
+                fields.push(("sticker", s(id)));
+            }
             J::Obj(fields)
         }
-        EventBody::MessageEdited { target, text } => J::Obj(vec![
-            ("kind", s("message_edited")),
-            ("target_seq", n(target.0)),
-            ("text", s(text)),
-        ]),
+        EventBody::MessageEdited {
+            target,
+            text,
+            spans,
+        } => {
+            let mut fields = vec![
+                ("kind", s("message_edited")),
+                ("target_seq", n(target.0)),
+                ("text", s(text)),
+            ];
+            push_spans(&mut fields, spans);
+            J::Obj(fields)
+        }
         EventBody::MessageDeleted { target } => J::Obj(vec![
             ("kind", s("message_deleted")),
             ("target_seq", n(target.0)),
@@ -328,7 +378,19 @@ pub fn request(r: &Request) -> J {
         Request::JoinRoom { room }
         | Request::LeaveRoom { room }
         | Request::ListMembers { room } => J::Obj(vec![("room", n(room.0))]),
-        Request::SendMessage { room, body } => J::Obj(vec![("room", n(room.0)), ("body", s(body))]),
+        Request::SendMessage {
+            room,
+            body,
+            spans,
+            sticker,
+        } => {
+            let mut fields = vec![("room", n(room.0)), ("body", s(body))];
+            push_spans(&mut fields, spans);
+            if let Some(id) = sticker {
+                fields.push(("sticker", s(id)));
+            }
+            J::Obj(fields)
+        }
         Request::History {
             room,
             before,
@@ -392,11 +454,16 @@ pub fn request(r: &Request) -> J {
             ("name", s(name)),
             ("topic", s(topic)),
         ]),
-        Request::EditMessage { room, seq, text } => J::Obj(vec![
-            ("room", n(room.0)),
-            ("seq", n(seq.0)),
-            ("text", s(text)),
-        ]),
+        Request::EditMessage {
+            room,
+            seq,
+            text,
+            spans,
+        } => {
+            let mut fields = vec![("room", n(room.0)), ("seq", n(seq.0)), ("text", s(text))];
+            push_spans(&mut fields, spans);
+            J::Obj(fields)
+        }
         Request::DeleteMessage { room, seq } => {
             J::Obj(vec![("room", n(room.0)), ("seq", n(seq.0))])
         }
@@ -404,6 +471,7 @@ pub fn request(r: &Request) -> J {
             J::Obj(vec![("room", n(room.0))])
         }
         Request::SetAway { away } => J::Obj(vec![("away", J::Bool(*away))]),
+        Request::ListStickers => J::Obj(vec![]),
         Request::SetReadMarker { room, seq } => {
             J::Obj(vec![("room", n(room.0)), ("seq", n(seq.0))])
         }
@@ -477,6 +545,10 @@ pub fn server_msg(m: &ServerMsg) -> J {
             J::Obj(fields)
         }
         ServerMsg::ReadMarker(x) | ServerMsg::ReadMarkerMoved(x) => read_state(x),
+        ServerMsg::StickerList { stickers } => J::Obj(vec![(
+            "stickers",
+            J::Arr(stickers.iter().map(sticker).collect()),
+        )]),
         ServerMsg::Presence { room, changes } => J::Obj(vec![
             ("room", n(room.0)),
             (
@@ -742,16 +814,66 @@ fn audit_item_from(v: &Value) -> AuditItem {
     }
 }
 
+fn span_from(v: &Value) -> Span {
+    let kind = match field(v, "kind") {
+        Value::String(name) => {
+            span_kind::from_name(name).unwrap_or_else(|| panic!("unknown span kind {name:?}"))
+        }
+        _ => {
+            let k = u8::try_from(num(v, "kind")).expect("span kind fits in a byte");
+            assert!(
+                span_kind::name(k).is_none(),
+                "span kind {k} must be written by name"
+            );
+            k
+        }
+    };
+    let style = match kind {
+        1 => Style::Bold,
+        2 => Style::Italic,
+        3 => Style::Strikethrough,
+        4 => Style::Code,
+        5 => Style::CodeBlock,
+        6 => Style::Link(text(v, "url")),
+        7 => Style::Color(named_from(
+            Color::from_code,
+            Color::from_name,
+            |c| c.name().is_some(),
+            v,
+            "color",
+        )),
+        kind => Style::Unknown {
+            kind,
+            data: hex::decode(text(v, "data_hex")).expect("data_hex is hex"),
+        },
+    };
+    Span {
+        start: num32(v, "start"),
+        end: num32(v, "end"),
+        style,
+    }
+}
+
+/// `spans`, absent meaning none.
+fn spans_from(v: &Value) -> Vec<Span> {
+    v.get("spans")
+        .map(|_| list(v, "spans").iter().map(span_from).collect())
+        .unwrap_or_default()
+}
+
 fn body_from(v: &Value) -> EventBody {
     match field(v, "kind") {
         Value::String(k) => match k.as_str() {
             "message" => EventBody::Message {
                 text: text(v, "text"),
                 edited_at: v.get("edited_at").map(|_| num(v, "edited_at")),
+                spans: spans_from(v),
+                sticker: v.get("sticker").map(|_| text(v, "sticker")),
             },
             "message_edited" => EventBody::MessageEdited {
                 target: Seq(num(v, "target_seq")),
                 text: text(v, "text"),
+                spans: spans_from(v),
             },
             "message_deleted" => EventBody::MessageDeleted {
                 target: Seq(num(v, "target_seq")),
@@ -868,6 +990,8 @@ pub fn request_from(t: u8, v: &Value) -> Request {
         kind::SEND_MESSAGE => Request::SendMessage {
             room: RoomId(num(v, "room")),
             body: text(v, "body"),
+            spans: spans_from(v),
+            sticker: v.get("sticker").map(|_| text(v, "sticker")),
         },
         kind::HISTORY => Request::History {
             room: RoomId(num(v, "room")),
@@ -937,7 +1061,9 @@ pub fn request_from(t: u8, v: &Value) -> Request {
             room: RoomId(num(v, "room")),
             seq: Seq(num(v, "seq")),
             text: text(v, "text"),
+            spans: spans_from(v),
         },
+        kind::LIST_STICKERS => Request::ListStickers,
         kind::DELETE_MESSAGE => Request::DeleteMessage {
             room: RoomId(num(v, "room")),
             seq: Seq(num(v, "seq")),
@@ -1007,6 +1133,16 @@ pub fn server_msg_from(t: u8, v: &Value) -> ServerMsg {
             }),
         },
         kind::READ_MARKER => ServerMsg::ReadMarker(read_state_from(v)),
+        kind::STICKER_LIST => ServerMsg::StickerList {
+            stickers: list(v, "stickers")
+                .iter()
+                .map(|x| Sticker {
+                    id: text(x, "id"),
+                    name: text(x, "name"),
+                    art: text(x, "art"),
+                })
+                .collect(),
+        },
         kind::READ_MARKER_MOVED => ServerMsg::ReadMarkerMoved(read_state_from(v)),
         kind::PRESENCE => ServerMsg::Presence {
             room: RoomId(num(v, "room")),

@@ -161,6 +161,8 @@ settings! {
     room_log_retention_days: Days = Days(30), env "CONFAB_ROOM_LOG_RETENTION_DAYS";
     /// Presence updates (SPEC §5.10) are pushed only to rooms of at most this many members; in larger rooms clients read LIST_MEMBERS.
     presence_max_members: usize = 1_000, env "CONFAB_PRESENCE_MAX_MEMBERS";
+    /// Directory of sticker files (<id>.toml with name and art) that replace built-in stickers of the same id and add others; none serves the built-in catalogue.
+    stickers_dir: Opt<Path> = Opt(None), env "CONFAB_STICKERS_DIR";
     /// Days after which notifications are deleted.
     notification_retention_days: Days = Days(90), env "CONFAB_NOTIFICATION_RETENTION_DAYS";
     /// Largest file upload in bytes (POST /api/rooms/{id}/files); a larger one is refused with 413 as soon as that is known, without reading the rest.

@@ -1,6 +1,8 @@
 //! One HTTP/1.1 connection, plain or inside TLS, served by hyper with the
 //! axum router: `GET /ws` (WebSocket), `/api/*` (JSON API), `/healthz`,
-//! `/readyz`. Anything else is a JSON 404.
+//! `/readyz`, and the web client at `/` (web.rs: embedded files, other
+//! extension-less paths answered with its page). Unknown `/api` paths and
+//! missing files are a JSON 404.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
-use super::{api, ws};
+use super::{api, web, ws};
 use crate::state::ServerState;
 
 /// What every handler can reach.
@@ -62,7 +64,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .merge(api::routes())
-        .fallback(api::no_route)
+        .fallback(web::serve)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

@@ -13,10 +13,11 @@
 //! - [`tls`]: the crypto provider (ring), certificates (PEM or
 //!   self-signed), and the TLS port: ALPN picks the protocol.
 //! - [`http`]: one HTTP/1.1 connection (hyper) serving the axum router:
-//!   `/ws`, `/api/*`, `/healthz`, `/readyz`.
+//!   `/ws`, `/api/*`, `/healthz`, `/readyz`, `/` (the web client).
 //! - [`ws`]: WebSocket upgrades and sessions: one protocol frame per binary
 //!   message; queued frames coalesced into one buffer and one flush.
 //! - [`api`]: the JSON API and its OpenAPI document.
+//! - [`web`]: the web client (`web/dist`, embedded at compile time) at `/`.
 //!
 //! Listeners: [`bind`] binds every listener (so that start-up fails early
 //! on a busy port or a bad certificate), [`Doors::serve`] starts their
@@ -28,6 +29,7 @@ pub mod frames;
 pub mod http;
 pub mod tcp;
 pub mod tls;
+pub mod web;
 pub mod ws;
 
 use std::net::SocketAddr;

@@ -34,6 +34,8 @@ pub struct MessageFacts {
     /// When it was sent.
     pub at: Millis,
     pub deleted: bool,
+    /// A sticker message, which cannot be edited.
+    pub sticker: bool,
 }
 
 /// What the session read from the store about the event at a seq, and
@@ -170,6 +172,7 @@ mod tests {
             sender_name: format!("u{sender}"),
             at: 10,
             deleted: false,
+            sticker: false,
         }
     }
 

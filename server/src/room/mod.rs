@@ -23,7 +23,7 @@
 
 use confab_protocol::{
     AuditAction, ErrorCode, EventBody, LeaveReason, Millis, NotificationKind as Notify, Role,
-    RoomEvent, RoomId, RoomInfo, Seq, UserId, Visibility,
+    RoomEvent, RoomId, RoomInfo, Seq, Span, UserId, Visibility,
 };
 use confab_store::WriteOp;
 use std::collections::{BTreeMap, HashMap};
@@ -41,6 +41,15 @@ pub const MAX_MENTIONS: usize = 20;
 
 /// The actor of system-made changes (succession, termination).
 pub const SYSTEM: UserId = UserId(0);
+
+/// What a message carries beside its text (SPEC.md §5.11), checked by the
+/// session before the room sees it: formatting spans, or the sticker the
+/// message is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rich {
+    pub spans: Vec<Span>,
+    pub sticker: Option<String>,
+}
 
 /// One member of a room, in join order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +207,7 @@ pub enum Command {
     Post {
         user: UserId,
         text: String,
+        rich: Rich,
     },
     Invite {
         by: UserId,
@@ -241,12 +251,14 @@ pub enum Command {
         name: String,
         topic: String,
     },
-    /// The sender replaces the text of the message `seq`; `stored` is what
-    /// the session read about it, if the room asked (see `messages`).
+    /// The sender replaces the text and spans of the message `seq`;
+    /// `stored` is what the session read about it, if the room asked (see
+    /// `messages`).
     EditMessage {
         user: UserId,
         seq: Seq,
         text: String,
+        spans: Vec<Span>,
         stored: Lookup,
     },
     /// The sender or an admin deletes the message `seq`.
@@ -490,7 +502,7 @@ impl Room {
         match cmd {
             Command::Join { user, username } => self.join(user, username, now),
             Command::Leave { user } => self.leave(user, now),
-            Command::Post { user, text } => self.post(user, text, now),
+            Command::Post { user, text, rich } => self.post(user, text, rich, now),
             Command::Invite {
                 by,
                 target,
@@ -520,8 +532,9 @@ impl Room {
                 user,
                 seq,
                 text,
+                spans,
                 stored,
-            } => self.edit_message(user, seq, text, &stored, now),
+            } => self.edit_message(user, seq, (text, spans), &stored, now),
             Command::DeleteMessage { user, seq, stored } => {
                 self.delete_message(user, seq, &stored, now)
             }
@@ -714,13 +727,14 @@ impl Room {
         Ok(fx)
     }
 
-    fn post(&mut self, user: UserId, text: String, now: Millis) -> Outcome {
+    fn post(&mut self, user: UserId, text: String, rich: Rich, now: Millis) -> Outcome {
         let name = self
             .member(user)
             .ok_or(ErrorCode::NotAMember)?
             .username
             .clone();
         let mentioned = self.mentioned(user, &text);
+        let sticker = rich.sticker.is_some();
         let ev = self.event(
             user,
             name.clone(),
@@ -728,6 +742,8 @@ impl Room {
             EventBody::Message {
                 text,
                 edited_at: None,
+                spans: rich.spans,
+                sticker: rich.sticker,
             },
         );
         self.messages.posted(
@@ -737,6 +753,7 @@ impl Room {
                 sender_name: name.clone(),
                 at: now,
                 deleted: false,
+                sticker,
             },
         );
         let mut fx = vec![ev];
@@ -788,11 +805,13 @@ impl Room {
         }
     }
 
+    /// EDIT_MESSAGE: `(text, spans)` replace the message's. A sticker
+    /// message cannot be edited (SPEC.md §5.11.3).
     fn edit_message(
         &mut self,
         user: UserId,
         seq: Seq,
-        text: String,
+        (text, spans): (String, Vec<Span>),
         stored: &Lookup,
         now: Millis,
     ) -> Outcome {
@@ -805,6 +824,9 @@ impl Room {
         if facts.sender != user {
             return Err(ErrorCode::NotYourMessage);
         }
+        if facts.sticker {
+            return Err(ErrorCode::StickerMessage);
+        }
         let ev = self.event(
             user,
             name,
@@ -812,6 +834,7 @@ impl Room {
             EventBody::MessageEdited {
                 target: seq,
                 text: text.clone(),
+                spans: spans.clone(),
             },
         );
         let rewritten = RoomEvent {
@@ -823,6 +846,8 @@ impl Room {
             body: EventBody::Message {
                 text,
                 edited_at: Some(now),
+                spans,
+                sticker: None,
             },
         };
         self.messages.changed(seq, facts, self.last_seq);

@@ -181,7 +181,8 @@ fn only_members_may_post_and_posts_are_numbered_in_order() {
         room.apply(
             Command::Post {
                 user: BOB,
-                text: "hi".into()
+                text: "hi".into(),
+                rich: Rich::default(),
             },
             5
         ),
@@ -200,6 +201,7 @@ fn only_members_may_post_and_posts_are_numbered_in_order() {
             Command::Post {
                 user: BOB,
                 text: "one".into(),
+                rich: Rich::default(),
             },
             7,
         )
@@ -209,6 +211,7 @@ fn only_members_may_post_and_posts_are_numbered_in_order() {
             Command::Post {
                 user: ALICE,
                 text: "two".into(),
+                rich: Rich::default(),
             },
             8,
         )
@@ -216,13 +219,7 @@ fn only_members_may_post_and_posts_are_numbered_in_order() {
     let (a, b) = (events(&a)[0].clone(), events(&b)[0].clone());
     assert_eq!((a.seq, b.seq), (Seq(3), Seq(4)));
     assert_eq!(a.actor_name, "bob");
-    assert_eq!(
-        b.body,
-        EventBody::Message {
-            text: "two".into(),
-            edited_at: None
-        }
-    );
+    assert_eq!(b.body, EventBody::text("two"));
     assert_eq!(b.at, 8);
 }
 
@@ -260,7 +257,8 @@ fn leave_announces_then_unsubscribes_and_non_members_cannot_leave() {
         room.apply(
             Command::Post {
                 user: BOB,
-                text: "x".into()
+                text: "x".into(),
+                rich: Rich::default(),
             },
             9
         ),
@@ -1255,6 +1253,7 @@ fn every_command_on_a_terminated_room_is_refused() {
         Command::Post {
             user: ALICE,
             text: "x".into(),
+            rich: Rich::default(),
         },
         Command::Invite {
             by: ALICE,
@@ -1302,6 +1301,7 @@ fn every_command_on_a_terminated_room_is_refused() {
             user: ALICE,
             seq: Seq(1),
             text: "x".into(),
+            spans: vec![],
             stored: Lookup::NotRead,
         },
         Command::DeleteMessage {
@@ -1440,6 +1440,7 @@ fn post(room: &mut Room, user: UserId, text: &str, at: Millis) -> Seq {
         Command::Post {
             user,
             text: text.into(),
+            rich: Rich::default(),
         },
         at,
     )
@@ -1452,8 +1453,96 @@ fn edit(user: UserId, seq: Seq, text: &str) -> Command {
         user,
         seq,
         text: text.into(),
+        spans: vec![],
         stored: Lookup::NotRead,
     }
+}
+
+#[test]
+fn spans_travel_with_a_post_and_are_replaced_by_an_edit() {
+    use confab_protocol::{Color, Span, Style};
+    let mut room = trio();
+    let bold = vec![Span::new(0..2, Style::Bold)];
+    let fx = room
+        .apply(
+            Command::Post {
+                user: BOB,
+                text: "hi there".into(),
+                rich: Rich {
+                    spans: bold.clone(),
+                    sticker: None,
+                },
+            },
+            100,
+        )
+        .unwrap();
+    let m = room.last_seq;
+    assert_eq!(
+        events(&fx)[0].body,
+        EventBody::Message {
+            text: "hi there".into(),
+            edited_at: None,
+            spans: bold,
+            sticker: None,
+        }
+    );
+    let red = vec![Span::new(3..8, Style::Color(Color::Red))];
+    let cmd = Command::EditMessage {
+        user: BOB,
+        seq: m,
+        text: "hi world".into(),
+        spans: red.clone(),
+        stored: Lookup::NotRead,
+    };
+    let fx = room.apply(cmd, 200).unwrap();
+    assert_eq!(
+        events(&fx)[0].body,
+        EventBody::MessageEdited {
+            target: m,
+            text: "hi world".into(),
+            spans: red.clone(),
+        }
+    );
+    assert_eq!(
+        rewrites(&fx)[0].body,
+        EventBody::Message {
+            text: "hi world".into(),
+            edited_at: Some(200),
+            spans: red,
+            sticker: None,
+        },
+        "the message's latest form carries the edit's spans"
+    );
+}
+
+#[test]
+fn a_sticker_message_cannot_be_edited_but_can_be_deleted() {
+    let mut room = trio();
+    room.apply(
+        Command::Post {
+            user: BOB,
+            text: ":cat:".into(),
+            rich: Rich {
+                spans: vec![],
+                sticker: Some("cat".into()),
+            },
+        },
+        100,
+    )
+    .unwrap();
+    let m = room.last_seq;
+    let before = room.last_seq;
+    assert_eq!(
+        room.apply(edit(BOB, m, "words"), 110).unwrap_err(),
+        ErrorCode::StickerMessage
+    );
+    assert_eq!(room.last_seq, before, "nothing happened");
+    // Another's sticker: whose it is comes first.
+    assert_eq!(
+        room.apply(edit(ALICE, m, "words"), 110).unwrap_err(),
+        ErrorCode::NotYourMessage
+    );
+    room.apply(delete(BOB, m), 120).unwrap();
 }
 
 fn delete(user: UserId, seq: Seq) -> Command {
@@ -1486,7 +1575,8 @@ fn the_sender_edits_their_message_which_then_reads_with_the_new_text_and_edited_
         evs[0].body,
         EventBody::MessageEdited {
             target: m,
-            text: "hello".into()
+            text: "hello".into(),
+            spans: vec![],
         }
     );
     let rw = rewrites(&fx);
@@ -1497,7 +1587,9 @@ fn the_sender_edits_their_message_which_then_reads_with_the_new_text_and_edited_
         rw[0].body,
         EventBody::Message {
             text: "hello".into(),
-            edited_at: Some(160)
+            edited_at: Some(160),
+            spans: vec![],
+            sticker: None,
         }
     );
     assert!(audits(&fx).is_empty(), "editing is not audited");
@@ -1637,12 +1729,14 @@ fn a_durable_message_is_ruled_on_from_the_store_copy_the_room_asked_for() {
             sender_name: "bob".into(),
             at: 100,
             deleted: false,
+            sticker: false,
         }),
     };
     let cmd = Command::EditMessage {
         user: BOB,
         seq: m,
         text: "y".into(),
+        spans: vec![],
         stored: read.clone(),
     };
     assert_eq!(room.needs_stored_message(&cmd), None);
@@ -1733,6 +1827,7 @@ fn a_read_marker_is_for_members_up_to_the_last_seq() {
         Command::Post {
             user: ALICE,
             text: "hi".into(),
+            rich: Rich::default(),
         },
         2_000,
     )
@@ -1778,6 +1873,7 @@ fn a_message_notifies_each_mentioned_member_once_and_nobody_else() {
             Command::Post {
                 user: ALICE,
                 text: "@Bob, @bob and @carol. Also @alice @dave @nobody bob@x.org".into(),
+                rich: Rich::default(),
             },
             2_000,
         )
@@ -1815,6 +1911,7 @@ fn a_member_who_left_is_not_notified_and_edits_notify_nobody() {
             Command::Post {
                 user: BOB,
                 text: "hi @carol".into(),
+                rich: Rich::default(),
             },
             2_000,
         )
@@ -1827,6 +1924,7 @@ fn a_member_who_left_is_not_notified_and_edits_notify_nobody() {
                 user: BOB,
                 seq,
                 text: "hi @alice".into(),
+                spans: vec![],
                 stored: Lookup::NotRead,
             },
             2_100,
@@ -1845,7 +1943,14 @@ fn at_most_twenty_members_are_notified_per_message() {
         text.push_str(&format!("@{name} "));
     }
     let fx = room
-        .apply(Command::Post { user: ALICE, text }, 2_000)
+        .apply(
+            Command::Post {
+                user: ALICE,
+                text,
+                rich: Rich::default(),
+            },
+            2_000,
+        )
         .unwrap();
     let notified: Vec<UserId> = notifications(&fx).into_iter().map(|(u, _)| u).collect();
     assert_eq!(notified.len(), MAX_MENTIONS);

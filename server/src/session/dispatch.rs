@@ -9,15 +9,18 @@
 use std::sync::atomic::Ordering;
 
 use confab_protocol::frame::{kind, HEADER_LEN};
+use confab_protocol::rich::sticker_text;
+use confab_protocol::wire::Reader;
 use confab_protocol::{
-    event_kind, DecodeError, ErrorCode, RawFrame, Request, RoomId, Seq, ServerMsg, UserId,
+    event_kind, DecodeError, ErrorCode, EventBody, RawFrame, Request, RoomId, Seq, ServerMsg, Span,
+    UserId,
 };
 use confab_store::StoredEvent;
 use tokio::sync::oneshot;
 
 use super::validate::{self, check_room_name, check_topic};
 use super::Session;
-use crate::room::{Command, Lookup, MessageFacts};
+use crate::room::{Command, Lookup, MessageFacts, Rich};
 use crate::shard::{ReplyTo, RosterList, ShardCmd};
 
 /// The retry hint sent with a push-back: about a few commits' time.
@@ -126,11 +129,21 @@ impl Session {
                     .await
             }
             Request::LeaveRoom { room } => self.apply(req_id, room, Command::Leave { user }).await,
-            Request::SendMessage { room, body } => {
-                if let Some(go_on) = self.refuse_message(req_id, user, &body) {
+            Request::SendMessage {
+                room,
+                body,
+                spans,
+                sticker,
+            } => {
+                if let Some(go_on) =
+                    self.refuse_message(req_id, user, (&body, &spans, sticker.as_deref()))
+                {
                     return go_on;
                 }
-                self.apply(req_id, room, Command::Post { user, text: body })
+                // A sticker message's text is its fallback (SPEC.md §5.11.3).
+                let text = sticker.as_deref().map_or(body, sticker_text);
+                let rich = Rich { spans, sticker };
+                self.apply(req_id, room, Command::Post { user, text, rich })
                     .await
             }
             Request::Invite { room, user: target } => match self.resolve(&target).await {
@@ -215,16 +228,22 @@ impl Session {
                 self.apply(req_id, room, cmd).await
             }
 
-            Request::EditMessage { room, seq, text } => {
+            Request::EditMessage {
+                room,
+                seq,
+                text,
+                spans,
+            } => {
                 // An edit costs what a message costs: the same checks, the
                 // same limit and the same push-back.
-                if let Some(go_on) = self.refuse_message(req_id, user, &text) {
+                if let Some(go_on) = self.refuse_message(req_id, user, (&text, &spans, None)) {
                     return go_on;
                 }
                 let cmd = Command::EditMessage {
                     user,
                     seq,
                     text,
+                    spans,
                     stored: Lookup::NotRead,
                 };
                 self.change_message(req_id, room, seq, cmd).await
@@ -283,6 +302,12 @@ impl Session {
                 self.set_read_marker(req_id, user, room, seq).await
             }
             Request::RoomLog => self.room_log(req_id, user),
+            Request::ListStickers => {
+                let stickers = self.state.stickers.list();
+                self.conn
+                    .reply(req_id, &ServerMsg::StickerList { stickers });
+                Ok(())
+            }
             // Presence: every shard keeps it (SPEC.md §5.10.1).
             Request::SetAway { away } => {
                 self.state
@@ -448,14 +473,25 @@ impl Session {
         self.state.router.send(room, cmd).await
     }
 
-    /// The checks a message's text passes before it is routed
-    /// (SEND_MESSAGE and EDIT_MESSAGE alike): its shape, the sender's rate
-    /// limit, push-back. `Some(go_on)` when the request was refused (and
+    /// The checks a message passes before it is routed (SEND_MESSAGE and
+    /// EDIT_MESSAGE alike): its shape — the text, its spans or its sticker
+    /// (`content`: text, spans, sticker) —, the sender's rate limit,
+    /// push-back. `Some(go_on)` when the request was refused (and
     /// answered); `None` to go on.
-    fn refuse_message(&mut self, req_id: u32, user: UserId, text: &str) -> Option<bool> {
-        if let Err((code, message)) =
-            validate::check_message(text, self.state.config.max_message_len)
-        {
+    fn refuse_message(
+        &mut self,
+        req_id: u32,
+        user: UserId,
+        (text, spans, sticker): (&str, &[Span], Option<&str>),
+    ) -> Option<bool> {
+        let shape = validate::check_content(
+            text,
+            spans,
+            sticker,
+            self.state.config.max_message_len,
+            &self.state.stickers,
+        );
+        if let Err((code, message)) = shape {
             self.conn.error(req_id, code, message);
             return Some(true);
         }
@@ -504,10 +540,21 @@ fn message_facts(ev: &StoredEvent) -> Option<MessageFacts> {
         event_kind::TOMBSTONE => true,
         _ => return None,
     };
+    // A stored body the server wrote decodes; one that does not cannot be
+    // a sticker's.
+    let sticker = !deleted
+        && matches!(
+            EventBody::decode_fields(ev.kind, &mut Reader::new(&ev.body)),
+            Ok(EventBody::Message {
+                sticker: Some(_),
+                ..
+            })
+        );
     Some(MessageFacts {
         sender: ev.actor,
         sender_name: ev.actor_name.clone(),
         at: ev.at,
         deleted,
+        sticker,
     })
 }

@@ -443,10 +443,7 @@ mod tests {
             at: 5,
             actor: UserId(1),
             actor_name: "a".into(),
-            body: EventBody::Message {
-                text: "hi".into(),
-                edited_at: None,
-            },
+            body: EventBody::text("hi"),
         };
         let mut buf = BytesMut::new();
         ev.encode_frame(&mut buf);

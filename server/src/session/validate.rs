@@ -1,7 +1,9 @@
 //! Shape rules a request must meet before it is routed anywhere
 //! (SPEC.md §10.1): names, topics, message bodies, page sizes.
 
-use confab_protocol::ErrorCode;
+use confab_protocol::{rich, ErrorCode, Span};
+
+use crate::stickers::Catalogue;
 
 /// The largest page LIST_ROOMS, HISTORY, LIST_NOTIFICATIONS and ROOM_AUDIT
 /// return (and the smallest is 1).
@@ -41,6 +43,37 @@ pub fn check_message(body: &str, max_len: u32) -> Result<(), (ErrorCode, String)
         ));
     }
     Ok(())
+}
+
+/// A message's content (SPEC.md §5.4.1, §5.11), in the order a server
+/// checks it. A sticker message: no text or spans of its own
+/// (`STICKER_MESSAGE`, 411), a sticker of `catalogue` (`UNKNOWN_STICKER`,
+/// 410). Any other: the text ([`check_message`]), then its spans
+/// (`INVALID_SPANS`, `UNKNOWN_COLOR`, `INVALID_LINK`).
+pub fn check_content(
+    text: &str,
+    spans: &[Span],
+    sticker: Option<&str>,
+    max_len: u32,
+    catalogue: &Catalogue,
+) -> Result<(), (ErrorCode, String)> {
+    let refused = |r: rich::Refusal| (r.code, r.message);
+    match sticker {
+        Some(id) => {
+            rich::check_content(text, spans, sticker).map_err(refused)?;
+            if catalogue.get(id).is_none() {
+                return Err((
+                    ErrorCode::UnknownSticker,
+                    ErrorCode::UnknownSticker.default_message().to_owned(),
+                ));
+            }
+            Ok(())
+        }
+        None => {
+            check_message(text, max_len)?;
+            rich::check_spans(text, spans).map_err(refused)
+        }
+    }
 }
 
 /// A page size: 1 to [`PAGE_LIMIT`].
@@ -126,6 +159,35 @@ mod tests {
         for shown in ["a", " x ", "\u{200b}.", "🙂", "\u{200d}🙂"] {
             assert!(!is_blank(shown), "{shown:?}");
         }
+    }
+
+    #[test]
+    fn content_checks_text_first_then_spans_and_stickers_against_the_catalogue() {
+        use confab_protocol::Style;
+        let c = Catalogue::builtin();
+        let bold = |r: std::ops::Range<u32>| vec![Span::new(r, Style::Bold)];
+        let code = |text, spans: &[Span], sticker| {
+            check_content(text, spans, sticker, 10, &c)
+                .err()
+                .map(|e| e.0)
+        };
+        assert_eq!(code("hi", &bold(0..2), None), None);
+        assert_eq!(code("  ", &bold(0..9), None), Some(ErrorCode::MessageEmpty));
+        assert_eq!(
+            code("hello world", &[], None),
+            Some(ErrorCode::MessageTooLong)
+        );
+        assert_eq!(code("hi", &bold(0..3), None), Some(ErrorCode::InvalidSpans));
+        assert_eq!(code("", &[], Some("shrug")), None);
+        assert_eq!(code("", &[], Some("nope")), Some(ErrorCode::UnknownSticker));
+        assert_eq!(
+            code("hi", &[], Some("nope")),
+            Some(ErrorCode::StickerMessage)
+        );
+        assert_eq!(
+            code("", &bold(0..1), Some("shrug")),
+            Some(ErrorCode::StickerMessage)
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::*;
 use crate::outbound::{ConnId, OutboundRx};
 use crate::persist::batch::{BatchHandle, WriteRequest};
+use crate::room::Rich;
 
 const ALICE: UserId = UserId(1);
 const BOB: UserId = UserId(2);
@@ -122,7 +123,14 @@ impl Harness {
 
     fn post(&mut self, by: &Client, user: UserId, text: &str) {
         let text = text.to_owned();
-        self.apply(by, Command::Post { user, text });
+        self.apply(
+            by,
+            Command::Post {
+                user,
+                text,
+                rich: Rich::default(),
+            },
+        );
     }
 
     /// Commits every queued write the way the batch writer does on success
@@ -323,7 +331,7 @@ fn a_detached_connection_gets_nothing_more() {
     let raw = split_frame(&mut buf, u32::MAX).unwrap().unwrap();
     assert!(matches!(
         ServerMsg::decode(&raw).unwrap(),
-        ServerMsg::Event(e) if e.body == EventBody::Message { text: "hi".into(), edited_at: None }
+        ServerMsg::Event(e) if e.body == EventBody::text("hi")
     ));
 }
 

@@ -134,3 +134,24 @@ pub async fn api_from(
     }
     exchange(addr, from, method, path, &headers, body.as_bytes()).await
 }
+
+/// Registers `name` (password `password123`) over the JSON API; its token.
+pub async fn register_token(addr: SocketAddr, name: &str) -> String {
+    let (status, v) = api(
+        addr,
+        "POST",
+        "/api/register",
+        None,
+        Some(serde_json::json!({"username": name, "password": "password123"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    v["token"].as_str().expect("a token").to_owned()
+}
+
+/// An error answer with status `want` and the protocol code `code`.
+#[track_caller]
+pub fn assert_api_err((status, v): (u16, Value), want: u16, code: confab_protocol::ErrorCode) {
+    assert_eq!(status, want, "{v}");
+    assert_eq!(v["error"]["name"], serde_json::json!(code.name()), "{v}");
+}

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod doors;
 pub mod http;
+pub mod sdk;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -219,10 +219,7 @@ mod tests {
             at: 1,
             actor: UserId(1),
             actor_name: "u1".into(),
-            body: EventBody::Message {
-                text: tag().text(MsgId { user: 1, n }),
-                edited_at: None,
-            },
+            body: EventBody::text(tag().text(MsgId { user: 1, n })),
         }
     }
 

@@ -307,14 +307,7 @@ mod tests {
     }
 
     fn msg(seq: u64) -> RoomEvent {
-        ev(
-            seq,
-            UserId(1),
-            EventBody::Message {
-                text: "hi".into(),
-                edited_at: None,
-            },
-        )
+        ev(seq, UserId(1), EventBody::text("hi"))
     }
 
     #[test]
@@ -360,14 +353,7 @@ mod tests {
         ledger.observe(&msg(1), 0, &tag);
         ledger.observe(&msg(1), 0, &tag);
         assert!(ledger.live_conflicts.is_empty());
-        let other = ev(
-            1,
-            UserId(2),
-            EventBody::Message {
-                text: "x".into(),
-                edited_at: None,
-            },
-        );
+        let other = ev(1, UserId(2), EventBody::text("x"));
         ledger.observe(&other, 1, &tag);
         assert!(ledger.live_conflicts.is_empty(), "another process");
         ledger.observe(&other, 0, &tag);

@@ -84,6 +84,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/rooms/{id}/read-marker", put(set_read_marker))
         .route("/api/me/rooms", get(my_rooms))
         .route("/api/me/presence", put(set_presence))
+        .route("/api/stickers", get(list_stickers))
         // Files (files.rs).
         .route("/api/rooms/{id}/files", post(files::upload))
         .route("/api/files/{id}", get(files::download))
@@ -350,7 +351,7 @@ async fn history(
     request_body = PostMessageBody,
     responses(
         (status = 201, description = "Stored durably and broadcast to the room's members on every transport.", body = MessageAckBody),
-        (status = 400, description = "Malformed body, bad room id or MESSAGE_EMPTY.", body = ErrorBody),
+        (status = 400, description = "Malformed body, bad room id, MESSAGE_EMPTY, INVALID_SPANS, UNKNOWN_COLOR, INVALID_LINK, UNKNOWN_STICKER, or STICKER_MESSAGE (a sticker with text or spans).", body = ErrorBody),
         (status = 403, description = "NOT_A_MEMBER.", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND.", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED.", body = ErrorBody),
@@ -363,7 +364,12 @@ async fn post_message(
     RoomPath(room): RoomPath,
     JsonBody(b): JsonBody<PostMessageBody>,
 ) -> ApiResult<(StatusCode, Json<MessageAckBody>)> {
-    let req = Request::SendMessage { room, body: b.text };
+    let req = Request::SendMessage {
+        room,
+        body: b.text,
+        spans: spans_from(b.spans)?,
+        sticker: b.sticker,
+    };
     reply!(caller.call(req).await, ServerMsg::MessageAck { room, seq, at } => (
         StatusCode::CREATED,
         Json(MessageAckBody {
@@ -380,7 +386,7 @@ async fn post_message(
     request_body = EditMessageBody,
     responses(
         (status = 200, description = "Edited, durably: the room broadcast MESSAGE_EDITED (its seq and time are in the body), and history shows the message with its new text and `edited_at`.", body = MessageAckBody),
-        (status = 400, description = "Malformed body, bad room id or seq, or MESSAGE_EMPTY.", body = ErrorBody),
+        (status = 400, description = "Malformed body, bad room id or seq, MESSAGE_EMPTY, INVALID_SPANS, UNKNOWN_COLOR, INVALID_LINK, or STICKER_MESSAGE (a sticker message cannot be edited).", body = ErrorBody),
         (status = 403, description = "NOT_A_MEMBER, or NOT_YOUR_MESSAGE (only the sender edits).", body = ErrorBody),
         (status = 404, description = "ROOM_NOT_FOUND, or MESSAGE_NOT_FOUND (no message has that seq).", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED (edits count as messages).", body = ErrorBody),
@@ -398,6 +404,7 @@ async fn edit_message(
         room,
         seq,
         text: b.text,
+        spans: spans_from(b.spans)?,
     };
     reply!(caller.call(req).await, ServerMsg::MessageAck { room, seq, at } => {
         Json(MessageAckBody { room: room.0, seq: seq.0, at })
@@ -470,6 +477,18 @@ async fn set_read_marker(
         seq: Seq(b.seq.get()),
     };
     reply!(caller.call(req).await, ServerMsg::ReadMarker(state) => Json(state.into()))
+}
+
+#[utoipa::path(get, path = "/api/stickers", tag = "messages",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "LIST_STICKERS: the server's sticker catalogue, in id order. A message names a sticker by `id`; the art is sent here only.", body = StickerListBody),
+        AuthedErrors,
+    ))]
+async fn list_stickers(caller: Caller) -> ApiResult<Json<StickerListBody>> {
+    reply!(caller.call(Request::ListStickers).await, ServerMsg::StickerList { stickers } => {
+        Json(StickerListBody { stickers: list(stickers) })
+    })
 }
 
 #[utoipa::path(put, path = "/api/me/presence", tag = "accounts",
@@ -571,7 +590,7 @@ impl Modify for BearerScheme {
     paths(
         register, login, logout, list_rooms, create_room, join_room, leave_room,
         list_members, history, post_message, edit_message, delete_message, typing,
-        set_read_marker, my_rooms, set_presence, healthz, readyz,
+        set_read_marker, my_rooms, set_presence, list_stickers, healthz, readyz,
         governance::update_room, governance::invite, governance::accept_invitation,
         governance::decline_invitation, governance::request_join,
         governance::list_join_requests, governance::approve_request,
@@ -584,7 +603,7 @@ impl Modify for BearerScheme {
     tags(
         (name = "accounts", description = "Register, log in, log out."),
         (name = "rooms", description = "Find, create, join and leave rooms."),
-        (name = "messages", description = "Post and read messages."),
+        (name = "messages", description = "Post and read messages: text, formatted text, stickers."),
         (name = "governance", description = "Room governance (SPEC.md §8): invitations, join requests, kicks, bans, roles, room updates, the audit trail."),
         (name = "notifications", description = "The caller's notifications and room log."),
         (name = "files", description = "Files (SPEC.md §13): upload to a room (raw body, allowlisted types checked against the bytes), download by members or with a signed link."),
@@ -656,7 +675,7 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 38);
+        assert_eq!(operations, 39);
     }
 
     /// A row of a shared set that an endpoint overrides keeps the

@@ -5,13 +5,16 @@
 //! variant) are declared with `mirror!` and `mirror_enum!`, which write the
 //! conversion from the same list.
 
+use confab_protocol::rich::span_kind;
 use confab_protocol::{
-    AuditItem, EventBody, LeaveReason, Member, Notification, NotificationKind, Presence, Role,
-    RoomEvent, RoomInfo, RoomLogItem, UserEntry, UserId, UserRef, Visibility,
+    AuditItem, Color, ErrorCode, EventBody, LeaveReason, Member, Notification, NotificationKind,
+    Presence, Role, RoomEvent, RoomInfo, RoomLogItem, Span, Sticker, Style, UserEntry, UserId,
+    UserRef, Visibility,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::error::ApiError;
 use super::extract::Id63;
 
 /// A JSON body that mirrors a protocol struct: each field is declared once,
@@ -312,21 +315,143 @@ pub struct MemberListBody {
     pub members: Vec<MemberBody>,
 }
 
-/// `POST /api/rooms/{id}/messages`.
+/// `POST /api/rooms/{id}/messages`: a text message, optionally
+/// formatted, or a sticker.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PostMessageBody {
-    /// Not blank; at most the server's `max_message_len` bytes.
+    /// Not blank; at most the server's `max_message_len` bytes. Empty (or
+    /// absent) for a sticker.
+    #[serde(default)]
     #[schema(example = "hello")]
     pub text: String,
+    /// Formatting over `text` (SPEC.md §5.11.1); none when absent.
+    #[serde(default)]
+    pub spans: Vec<SpanBody>,
+    /// The id of a sticker of `GET /api/stickers`: the message is that
+    /// sticker (then `text` is empty and `spans` absent).
+    #[serde(default)]
+    #[schema(example = json!(null))]
+    pub sticker: Option<String>,
 }
 
-/// `PATCH /api/rooms/{id}/messages/{seq}`.
+/// `PATCH /api/rooms/{id}/messages/{seq}`: the new text and spans replace
+/// the message's.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EditMessageBody {
     /// The new text: not blank; at most the server's `max_message_len`
     /// bytes.
     #[schema(example = "hello, world")]
     pub text: String,
+    /// Formatting over the new `text`; none when absent.
+    #[serde(default)]
+    pub spans: Vec<SpanBody>,
+}
+
+/// A formatting span (SPEC.md §5.11.1): `kind` over the bytes
+/// `start..end` of the message's text. Offsets count UTF-8 bytes and fall
+/// on character boundaries; spans of one kind never overlap and a
+/// `code_block` overlaps no other span; at most 64 per message.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SpanBody {
+    /// First byte of the range.
+    pub start: u32,
+    /// One past its last byte.
+    pub end: u32,
+    /// `bold`, `italic`, `strikethrough`, `code`, `code_block`, `link` or
+    /// `color`. Another is INVALID_SPANS.
+    #[schema(example = "bold")]
+    pub kind: String,
+    /// A `link`'s target: an `http`, `https` or `mailto` URL (else
+    /// INVALID_LINK). Only on links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A `color`'s colour, one of the 16 of the palette: `black`, `red`,
+    /// `green`, `yellow`, `blue`, `magenta`, `cyan`, `white` and their
+    /// `bright_` forms (another is UNKNOWN_COLOR). Only on colours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+}
+
+impl From<Span> for SpanBody {
+    fn from(s: Span) -> Self {
+        let kind = s
+            .style
+            .name()
+            .map_or_else(|| s.style.kind().to_string(), str::to_owned);
+        let (url, color) = match s.style {
+            Style::Link(url) => (Some(url), None),
+            Style::Color(c) => (
+                None,
+                Some(c.name().map_or_else(|| c.code().to_string(), str::to_owned)),
+            ),
+            _ => (None, None),
+        };
+        SpanBody {
+            start: s.start,
+            end: s.end,
+            kind,
+            url,
+            color,
+        }
+    }
+}
+
+impl SpanBody {
+    /// The protocol's span. Names are the protocol's; a name it does not
+    /// have is refused with the code the session would give the span.
+    pub fn into_span(self) -> Result<Span, ApiError> {
+        let invalid = |m: String| ApiError::code(ErrorCode::InvalidSpans, m);
+        let kind = span_kind::from_name(&self.kind)
+            .ok_or_else(|| invalid(format!("unknown span kind {:?}", self.kind)))?;
+        let style = match (kind, self.url, self.color) {
+            (span_kind::LINK, Some(url), None) => Style::Link(url),
+            (span_kind::COLOR, None, Some(name)) => {
+                Style::Color(Color::from_name(&name).ok_or_else(|| {
+                    ApiError::code(ErrorCode::UnknownColor, format!("unknown colour {name:?}"))
+                })?)
+            }
+            (span_kind::LINK, None, _) => return Err(invalid("a link span needs its url".into())),
+            (span_kind::COLOR, _, None) => {
+                return Err(invalid("a color span needs its color".into()))
+            }
+            (_, Some(_), _) => return Err(invalid("only link spans have a url".into())),
+            (_, _, Some(_)) => return Err(invalid("only color spans have a color".into())),
+            (span_kind::BOLD, None, None) => Style::Bold,
+            (span_kind::ITALIC, None, None) => Style::Italic,
+            (span_kind::STRIKETHROUGH, None, None) => Style::Strikethrough,
+            (span_kind::CODE, None, None) => Style::Code,
+            _ => Style::CodeBlock,
+        };
+        Ok(Span {
+            start: self.start,
+            end: self.end,
+            style,
+        })
+    }
+}
+
+/// A list of JSON spans as the protocol's.
+pub fn spans_from(spans: Vec<SpanBody>) -> Result<Vec<Span>, ApiError> {
+    spans.into_iter().map(SpanBody::into_span).collect()
+}
+
+mirror! {
+    /// A sticker of the server's catalogue (SPEC.md §5.11.3).
+    pub struct StickerBody from Sticker as s {
+        /// What a message names (`sticker`).
+        #[schema(example = "tableflip")]
+        id: String = s.id,
+        #[schema(example = "Table flip")]
+        name: String = s.name,
+        /// The ASCII art, lines separated by `\n`.
+        art: String = s.art,
+    }
+}
+
+/// `GET /api/stickers`: the catalogue, in id order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StickerListBody {
+    pub stickers: Vec<StickerBody>,
 }
 
 /// `POST /api/rooms/{id}/typing`.
@@ -353,17 +478,27 @@ pub struct MessageAckBody {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventBodyJson {
     Message {
+        /// The text; for a sticker, its fallback `:id:`.
         text: String,
         /// When the sender last edited it (milliseconds since the Unix
         /// epoch); absent if never edited.
         #[serde(skip_serializing_if = "Option::is_none")]
         edited_at: Option<u64>,
+        /// Formatting over `text`; absent when none.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        spans: Vec<SpanBody>,
+        /// The sticker the message is; absent for a text message.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sticker: Option<String>,
     },
-    /// `actor` (the sender) replaced the text of message `target_seq`. In
-    /// history `text` is empty: the message itself has its latest text.
+    /// `actor` (the sender) replaced the text of message `target_seq`
+    /// (with `spans`, absent when none). In history `text` is empty and
+    /// `spans` absent: the message itself has its latest text.
     MessageEdited {
         target_seq: u64,
         text: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        spans: Vec<SpanBody>,
     },
     /// `actor` (the sender or an admin) deleted message `target_seq`.
     MessageDeleted {
@@ -412,10 +547,25 @@ pub enum EventBodyJson {
 impl From<EventBody> for EventBodyJson {
     fn from(b: EventBody) -> Self {
         match b {
-            EventBody::Message { text, edited_at } => EventBodyJson::Message { text, edited_at },
-            EventBody::MessageEdited { target, text } => EventBodyJson::MessageEdited {
+            EventBody::Message {
+                text,
+                edited_at,
+                spans,
+                sticker,
+            } => EventBodyJson::Message {
+                text,
+                edited_at,
+                spans: list(spans),
+                sticker,
+            },
+            EventBody::MessageEdited {
+                target,
+                text,
+                spans,
+            } => EventBodyJson::MessageEdited {
                 target_seq: target.0,
                 text,
+                spans: list(spans),
             },
             EventBody::MessageDeleted { target } => EventBodyJson::MessageDeleted {
                 target_seq: target.0,

@@ -1,0 +1,233 @@
+/**
+ * The SDK against a real confabd over ws:// (Node's `ws` package as the
+ * WebSocket): accounts, rooms, messages between two clients, history
+ * paging, error codes, and reconnects that lose no message.
+ */
+
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+
+import {
+  ConfabClient,
+  ConfabError,
+  type ConnectionState,
+  type RoomEvent,
+  type WebSocketConstructor,
+} from "../../src/index.js";
+import { Confabd, CuttableWebSocket, until } from "./confabd.js";
+
+let server: Confabd;
+const clients: ConfabClient[] = [];
+let counter = 0;
+
+beforeAll(async () => {
+  server = await Confabd.start();
+});
+
+afterAll(async () => {
+  await server?.dispose();
+});
+
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close();
+});
+
+function client(options: Parameters<Confabd["client"]>[0] = {}): ConfabClient {
+  const c = server.client(options);
+  clients.push(c);
+  return c;
+}
+
+/** A fresh, unique username. */
+function name(prefix: string): string {
+  counter += 1;
+  return `${prefix}${process.pid % 10000}x${counter}`;
+}
+
+/** A connected client, registered as a new user. */
+async function newUser(prefix: string, options: Parameters<Confabd["client"]>[0] = {}) {
+  const c = client(options);
+  await c.connect();
+  const username = name(prefix);
+  const session = await c.register(username, "correct horse");
+  return { c, username, session };
+}
+
+function messages(events: RoomEvent[], room: number): { seq: number; text: string }[] {
+  return events
+    .filter((e) => e.room === room && e.body.kind === "message")
+    .map((e) => ({ seq: e.seq, text: (e.body as { text: string }).text }));
+}
+
+describe("against a real confabd", () => {
+  it("registers, logs in elsewhere, refuses a wrong password, and authenticates by token", async () => {
+    const { c, username, session } = await newUser("reg");
+    expect(session.username).toBe(username);
+    expect(session.user).toBeGreaterThan(0);
+    expect(c.welcome?.server).toMatch(/^confabd/);
+
+    const other = client();
+    await other.connect();
+    const again = await other.login(username.toUpperCase(), "correct horse");
+    expect(again.user).toBe(session.user);
+
+    const wrong = client();
+    await wrong.connect();
+    const e = await wrong.login(username, "not the password").catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ConfabError);
+    expect(e).toMatchObject({ kind: "server", code: 202, codeName: "INVALID_CREDENTIALS" });
+
+    const byToken = client({ token: session.token });
+    const welcome = await byToken.connect();
+    expect(welcome.session).toEqual({ user: session.user, username });
+  });
+
+  it("creates and joins a room, and carries messages both ways between two clients", async () => {
+    const alice = await newUser("alice");
+    const bob = await newUser("bob");
+    const aliceEvents: RoomEvent[] = [];
+    const bobEvents: RoomEvent[] = [];
+    alice.c.on("roomevent", (e) => aliceEvents.push(e));
+    bob.c.on("roomevent", (e) => bobEvents.push(e));
+
+    const room = await alice.c.createRoom(name("room"), { topic: "tests" });
+    expect(room).toMatchObject({ visibility: "public", owner: alice.session.user, memberCount: 1 });
+    const joined = await bob.c.joinRoom(room.id);
+    expect(joined.memberCount).toBe(2);
+    const members = await alice.c.listMembers(room.id);
+    expect(members.map((m) => [m.username, m.role])).toEqual([
+      [alice.username, "owner"],
+      [bob.username, "member"],
+    ]);
+
+    const ack = await alice.c.sendMessage(room.id, "hello, bob 👋");
+    await until(() => messages(bobEvents, room.id).length === 1, 5000, "bob's copy");
+    expect(messages(bobEvents, room.id)).toEqual([{ seq: ack.seq, text: "hello, bob 👋" }]);
+    const back = await bob.c.sendMessage(room.id, "hi alice");
+    await until(() => messages(aliceEvents, room.id).some((m) => m.seq === back.seq), 5000, "alice's copy");
+    expect(bobEvents.find((e) => e.seq === back.seq)?.actorName).toBe(bob.username);
+
+    const edited = await bob.c.editMessage(room.id, back.seq, "hi alice!");
+    await until(() => aliceEvents.some((e) => e.seq === edited.seq), 5000, "the edit");
+    expect(aliceEvents.find((e) => e.seq === edited.seq)?.body).toEqual({
+      kind: "message_edited",
+      targetSeq: back.seq,
+      text: "hi alice!",
+    });
+  });
+
+  it("pages through history, newest first, without gaps", async () => {
+    const { c } = await newUser("pager");
+    const room = await c.createRoom(name("hist"));
+    const sent: number[] = [];
+    for (let i = 0; i < 25; i++) sent.push((await c.sendMessage(room.id, `m${i}`)).seq);
+
+    const seqs: number[] = [];
+    let before: number | undefined;
+    let pages = 0;
+    for (;;) {
+      const page = await c.history(room.id, { limit: 10, ...(before === undefined ? {} : { before }) });
+      pages++;
+      seqs.push(...page.events.map((e) => e.seq));
+      if (!page.hasMore) break;
+      before = Math.min(...page.events.map((e) => e.seq));
+    }
+    // 25 messages after ROOM_CREATED (seq 1): 26 events in 3 pages.
+    expect(pages).toBe(3);
+    expect(seqs).toEqual([...Array(26).keys()].map((i) => 26 - i));
+    expect(sent).toEqual([...Array(25).keys()].map((i) => i + 2));
+  });
+
+  it("reports error codes as typed errors (ROOM_NOT_FOUND), and the connection stays usable", async () => {
+    const { c } = await newUser("err");
+    const e = await c.joinRoom(987_654_321).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ConfabError);
+    expect(e).toMatchObject({ kind: "server", code: 300, codeName: "ROOM_NOT_FOUND" });
+    expect((e as ConfabError).is("ROOM_NOT_FOUND")).toBe(true);
+    const bad = await c.history(987_654_321, { limit: 0 }).catch((x: unknown) => x);
+    expect(bad).toBeInstanceOf(ConfabError);
+    expect(await c.ping()).toBeGreaterThanOrEqual(0);
+    expect(c.state).toBe("connected");
+  });
+
+  it("governance round trip: invite by name, accept, notifications", async () => {
+    const owner = await newUser("own");
+    const guest = await newUser("gst");
+    const notes: string[] = [];
+    guest.c.on("notification", (n) => notes.push(String(n.kind)));
+    const room = await owner.c.createRoom(name("priv"), { visibility: "private" });
+    await owner.c.invite(room.id, guest.username);
+    await until(() => notes.includes("invited"), 5000, "the invitation");
+    const info = await guest.c.acceptInvite(room.id);
+    expect(info.memberCount).toBe(2);
+    const page = await guest.c.notifications({ unreadOnly: true });
+    expect(page.items.map((n) => n.kind)).toContain("invited");
+    const { unreadTotal } = await guest.c.myRooms();
+    expect(unreadTotal).toBe(0);
+  });
+
+  it("resumes after a dropped connection and loses no message", async () => {
+    const alice = await newUser("ra");
+    const bob = await newUser("rb", {
+      WebSocket: CuttableWebSocket as unknown as WebSocketConstructor,
+      // Full jitter would pick anywhere in [0, 1500] ms: pin it near the top
+      // so that alice's messages go out while bob is away.
+      reconnect: { initialDelayMs: 1500, maxDelayMs: 1500 },
+      random: () => 0.999,
+    });
+    const room = await alice.c.createRoom(name("resume"));
+    await bob.c.joinRoom(room.id);
+    const bobEvents: RoomEvent[] = [];
+    bob.c.on("roomevent", (e) => bobEvents.push(e));
+    const states: ConnectionState[] = [];
+    bob.c.on("statechange", (s) => states.push(s.state));
+
+    await alice.c.sendMessage(room.id, "before");
+    await until(() => messages(bobEvents, room.id).length === 1, 5000, "the first message");
+
+    expect(bob.c.resumePoints()).toContainEqual({ room: room.id, after: bobEvents.at(-1)?.seq });
+    CuttableWebSocket.cutAll();
+    await until(() => states.includes("reconnecting"), 5000, "bob reconnecting");
+    // Sent while bob is away: replayed to him on resume.
+    for (const t of ["while", "bob", "was", "away"]) await alice.c.sendMessage(room.id, t);
+    await until(() => bob.c.state === "connected", 10_000, "bob back");
+    await alice.c.sendMessage(room.id, "after");
+    await until(() => messages(bobEvents, room.id).length === 6, 5000, "every message");
+
+    const got = messages(bobEvents, room.id);
+    expect(got.map((m) => m.text)).toEqual(["before", "while", "bob", "was", "away", "after"]);
+    const seqs = got.map((m) => m.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(new Set(seqs).size).toBe(seqs.length);
+    expect(states).toEqual(["reconnecting", "connected"]);
+  });
+
+  it("rides out a server restart: queued requests are sent after it, and nothing is lost", async () => {
+    const alice = await newUser("sa", { requestTimeoutMs: 30_000 });
+    const bob = await newUser("sb");
+    const room = await alice.c.createRoom(name("restart"));
+    await bob.c.joinRoom(room.id);
+    const bobEvents: RoomEvent[] = [];
+    bob.c.on("roomevent", (e) => bobEvents.push(e));
+    const closes: string[] = [];
+    alice.c.on("close", (c) => closes.push(c.codeName));
+    const aliceStates: ConnectionState[] = [];
+    const bobStates: ConnectionState[] = [];
+    alice.c.on("statechange", (s) => aliceStates.push(s.state));
+    bob.c.on("statechange", (s) => bobStates.push(s.state));
+
+    const first = await alice.c.sendMessage(room.id, "one");
+    await until(() => messages(bobEvents, room.id).length === 1, 5000, "the first message");
+
+    await server.stop(); // SIGTERM: CLOSE SHUTTING_DOWN, then exit
+    await until(() => aliceStates.includes("reconnecting") && bobStates.includes("reconnecting"), 10_000, "both reconnecting");
+    expect(closes).toContain("SHUTTING_DOWN");
+    // Made during the outage: waits for the reconnect, is not dropped.
+    const queued = alice.c.sendMessage(room.id, "two");
+    await server.launch();
+    const ack = await queued;
+    expect(ack.seq).toBeGreaterThan(first.seq);
+    await until(() => messages(bobEvents, room.id).length === 2, 10_000, "the queued message");
+    expect(messages(bobEvents, room.id).map((m) => m.text)).toEqual(["one", "two"]);
+    expect(alice.c.session?.username).toBe(alice.username);
+  });
+});

@@ -1,0 +1,50 @@
+//! Helpers for tests that drive the server through the Rust SDK: a
+//! registered user, the next room event of a kind, the event at a seq.
+
+use std::time::Duration;
+
+use confab_protocol::{EventBody, RoomEvent, RoomId, Seq, Visibility};
+use confab_sdk::{Client, Event};
+
+use super::Door;
+
+/// How long a helper waits for an event.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A new client on `door`, registered as `name` (password `password123`).
+pub async fn user(door: &Door, name: &str) -> Client {
+    let c = door.connect().await;
+    c.register(name, "password123").await.expect("register");
+    c
+}
+
+/// The next room event matching `pick`, skipping others.
+pub async fn room_event(c: &Client, pick: impl Fn(&EventBody) -> bool) -> RoomEvent {
+    loop {
+        match c.next_event_timeout(WAIT).await.ok().flatten() {
+            Some(Event::Room(ev)) if pick(&ev.body) => return ev,
+            Some(_) => continue,
+            None => panic!("no matching room event within {WAIT:?}"),
+        }
+    }
+}
+
+/// The event at `seq` in the room's history, as HISTORY serves it.
+pub async fn event_at(c: &Client, room: RoomId, seq: Seq) -> RoomEvent {
+    let page = c.history(room, Some(Seq(seq.0 + 1)), 1).await.unwrap();
+    page.events.into_iter().next().expect("an event at seq")
+}
+
+/// alice, who creates the public room `name` on `door`, and bob, who joins
+/// it.
+pub async fn alice_and_bob_in(door: &Door, name: &str) -> (Client, Client, RoomId) {
+    let alice = user(door, "alice").await;
+    let bob = user(door, "bob").await;
+    let room = alice
+        .create_room(name, "", Visibility::Public)
+        .await
+        .expect("create the room")
+        .id;
+    bob.join_room(room).await.expect("bob joins");
+    (alice, bob, room)
+}
