@@ -130,6 +130,19 @@ impl utoipa::IntoResponses for ServedFile {
     }
 }
 
+/// 404 and 410 of every route that names a file.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // described, never built
+pub enum FileErrors {
+    #[response(status = 404, description = "UNKNOWN_FILE, or ROOM_NOT_FOUND.")]
+    Unknown(ErrorBody),
+    #[response(
+        status = 410,
+        description = "UNKNOWN_FILE with reason `deleted`, or ROOM_TERMINATED."
+    )]
+    Deleted(ErrorBody),
+}
+
 /// The raw bytes of a file (documents only).
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
@@ -311,8 +324,7 @@ async fn readable_file(caller: &Caller, st: &HttpState, id: u64) -> ApiResult<Fi
         (status = 200, description = "A signed link to the file, for the caller to hand to a browser.", body = FileLinkBody),
         (status = 400, description = "Bad file id.", body = ErrorBody),
         (status = 403, description = "NOT_A_MEMBER of the file's room.", body = ErrorBody),
-        (status = 404, description = "UNKNOWN_FILE, or ROOM_NOT_FOUND.", body = ErrorBody),
-        (status = 410, description = "UNKNOWN_FILE with reason `deleted`, or ROOM_TERMINATED.", body = ErrorBody),
+        FileErrors,
         AuthedErrors,
     ))]
 pub async fn file_url(
@@ -338,8 +350,7 @@ pub async fn file_url(
         (status = 400, description = "Bad file id or query.", body = ErrorBody),
         (status = 401, description = "Neither a token nor a signed link; or an invalid token.", body = ErrorBody),
         (status = 403, description = "NOT_A_MEMBER of the file's room, or FILE_LINK_INVALID (reason `expired` or `bad_signature`).", body = ErrorBody),
-        (status = 404, description = "UNKNOWN_FILE, or ROOM_NOT_FOUND.", body = ErrorBody),
-        (status = 410, description = "UNKNOWN_FILE with reason `deleted`, or ROOM_TERMINATED.", body = ErrorBody),
+        FileErrors,
         (status = 416, description = "The range starts past the end (Content-Range: bytes */size).", body = ErrorBody),
         StoreErrors,
     ))]
