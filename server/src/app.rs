@@ -40,6 +40,10 @@ pub struct ServerHandle {
     router: Router,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// What [`ServerHandle::housekeeping_pass`] runs on.
+    store: Arc<dyn Store>,
+    files: Arc<crate::files::Files>,
+    retention: crate::persist::housekeeping::Retention,
 }
 
 impl ServerHandle {
@@ -94,6 +98,21 @@ impl ServerHandle {
     /// (session expiry, housekeeping), for tests that must not sleep.
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// Runs one housekeeping pass now, at the server clock's time (the
+    /// periodic task runs the same), for tests that step the clock.
+    pub async fn housekeeping_pass(
+        &self,
+    ) -> Result<crate::persist::housekeeping::Removed, confab_store::StoreError> {
+        let now = self.clock.now_ms();
+        crate::persist::housekeeping::run_once(
+            self.store.as_ref(),
+            &self.files,
+            self.retention,
+            now,
+        )
+        .await
     }
 
     /// Stops the server gracefully and waits until everything queued is
@@ -232,6 +251,24 @@ pub async fn start_with_store(
     }
     let accounts = crate::persist::accounts::AccountWriter::spawn(store.clone());
     let limits = Arc::new(crate::limit::Limits::new(&config, &clock));
+    let files = crate::files::Files::open(
+        &config.data_dir,
+        config.max_upload_bytes,
+        config.file_link_ttl_secs.get(),
+    )
+    .with_context(|| {
+        format!(
+            "opening the file store in {}",
+            config.data_dir.join("files").display()
+        )
+    })?;
+    let files = Arc::new(files);
+    let retention = crate::persist::housekeeping::Retention {
+        room_log: config.room_log_retention_days.get(),
+        notifications: config.notification_retention_days.get(),
+        unreferenced_uploads: config.upload_unreferenced_hours.get(),
+    };
+    let housekeeping_store = store.clone();
     let state = Arc::new(ServerState {
         config,
         store,
@@ -249,14 +286,13 @@ pub async fn start_with_store(
         directs,
         stickers,
         limits: limits.clone(),
+        files: files.clone(),
     });
     crate::persist::housekeeping::spawn(
         state.store.clone(),
         limits,
-        crate::persist::housekeeping::Retention {
-            room_log: state.config.room_log_retention_days.get(),
-            notifications: state.config.notification_retention_days.get(),
-        },
+        files.clone(),
+        retention,
         state.config.housekeeping_interval_secs.get(),
         clock.clone(),
         shutdown.clone(),
@@ -296,6 +332,9 @@ pub async fn start_with_store(
         router: router.clone(),
         shutdown,
         task,
+        store: housekeeping_store,
+        files,
+        retention,
     })
 }
 

@@ -70,6 +70,7 @@ impl ShardCmd {
             | ShardCmd::Attach { .. }
             | ShardCmd::Detach { .. }
             | ShardCmd::CheckAdmin { .. }
+            | ShardCmd::CheckMember { .. }
             | ShardCmd::Stop => None,
         }
     }
@@ -147,6 +148,13 @@ pub enum ShardCmd {
     /// Answers whether `user` administers the live `room` (for reads the
     /// session then does against the store, like the audit trail).
     CheckAdmin {
+        room: RoomId,
+        user: UserId,
+        reply: oneshot::Sender<Result<(), ErrorCode>>,
+    },
+    /// Answers whether `user` is a member of the live `room` (files:
+    /// uploads to the room and downloads of its files, SPEC.md §13).
+    CheckMember {
         room: RoomId,
         user: UserId,
         reply: oneshot::Sender<Result<(), ErrorCode>>,
@@ -517,6 +525,14 @@ impl Shard {
                     .get(&room)
                     .ok_or(ErrorCode::RoomNotFound)
                     .and_then(|s| s.room.check_admin(user));
+                let _ = reply.send(checked);
+            }
+            ShardCmd::CheckMember { room, user, reply } => {
+                let checked = self
+                    .rooms
+                    .get(&room)
+                    .ok_or(ErrorCode::RoomNotFound)
+                    .and_then(|s| s.room.check_reader(user));
                 let _ = reply.send(checked);
             }
             ShardCmd::Typing {
