@@ -180,6 +180,19 @@ error_codes! {
     /// A sticker message with text or spans of its own, or an EDIT_MESSAGE
     /// of a sticker message (a sticker is sent as it is, or deleted).
     StickerMessage = 411, "STICKER_MESSAGE", "a sticker message carries no text or spans and cannot be edited";
+    /// No file has that id, or it was deleted (its message was, or nothing
+    /// referenced it in time). Uploads and downloads: SPEC.md §13.
+    UnknownFile = 412, "UNKNOWN_FILE", "no such file";
+    /// A message names a file the sender may not attach: another user's
+    /// upload, one uploaded to another room, or one already attached.
+    /// Reserved until messages carry attachments (SPEC.md §13.5).
+    AttachmentNotYours = 413, "ATTACHMENT_NOT_YOURS", "that file is not yours to attach here";
+    /// An upload was refused: too large, empty, a type not allowed, bytes
+    /// that are not the declared type, or a bad file name (the HTTP error
+    /// body's `reason` says which; SPEC.md §13.2).
+    FileRefused = 414, "FILE_REFUSED", "the upload was refused";
+    /// A signed file link has expired or its signature is wrong.
+    FileLinkInvalid = 415, "FILE_LINK_INVALID", "the file link has expired or is not valid";
 
     // 5xx — server side. The request may be retried.
     /// An unexpected server error; details are in the server log.

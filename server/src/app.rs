@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::persist::batch::{self, BatchConfig};
 use crate::persist::spool::{Spool, SpoolConfig};
 use crate::room::{Direct, MemberState, PendingUser, Room, RoomSnapshot};
-use crate::shard::{spawn_shards, RoomSlot, ShardCmd, ShardConfig};
+use crate::shard::{spawn_shards, RoomSlot, Router, ShardCmd, ShardConfig};
 use crate::state::{DirectRooms, ServerState, SessionRegistry};
 
 /// A running server.
@@ -36,8 +36,14 @@ pub struct ServerHandle {
     /// The admin listener serving `/metrics`, if enabled.
     metrics_addr: Option<SocketAddr>,
     clock: Clock,
+    /// The shards, for [`ServerHandle::tick_shards`].
+    router: Router,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// What [`ServerHandle::housekeeping_pass`] runs on.
+    store: Arc<dyn Store>,
+    files: Arc<crate::files::Files>,
+    retention: crate::persist::housekeeping::Retention,
 }
 
 impl ServerHandle {
@@ -71,10 +77,42 @@ impl ServerHandle {
         self.metrics_addr
     }
 
+    /// Runs one tick on every shard now (typing expiry, presence and
+    /// profile pushes) and waits until each has handled it: a test that
+    /// froze the clock learns that a pending push has gone out.
+    pub async fn tick_shards(&self) {
+        let mut waits = Vec::new();
+        self.router
+            .send_all(|| {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                waits.push(rx);
+                ShardCmd::Tick(Some(tx))
+            })
+            .await;
+        for rx in waits {
+            let _ = rx.await;
+        }
+    }
+
     /// The server's clock: advancing it moves the server's time forward
     /// (session expiry, housekeeping), for tests that must not sleep.
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// Runs one housekeeping pass now, at the server clock's time (the
+    /// periodic task runs the same), for tests that step the clock.
+    pub async fn housekeeping_pass(
+        &self,
+    ) -> Result<crate::persist::housekeeping::Removed, confab_store::StoreError> {
+        let now = self.clock.now_ms();
+        crate::persist::housekeeping::run_once(
+            self.store.as_ref(),
+            &self.files,
+            self.retention,
+            now,
+        )
+        .await
     }
 
     /// Stops the server gracefully and waits until everything queued is
@@ -213,6 +251,24 @@ pub async fn start_with_store(
     }
     let accounts = crate::persist::accounts::AccountWriter::spawn(store.clone());
     let limits = Arc::new(crate::limit::Limits::new(&config, &clock));
+    let files = crate::files::Files::open(
+        &config.data_dir,
+        config.max_upload_bytes,
+        config.file_link_ttl_secs.get(),
+    )
+    .with_context(|| {
+        format!(
+            "opening the file store in {}",
+            config.data_dir.join("files").display()
+        )
+    })?;
+    let files = Arc::new(files);
+    let retention = crate::persist::housekeeping::Retention {
+        room_log: config.room_log_retention_days.get(),
+        notifications: config.notification_retention_days.get(),
+        unreferenced_uploads: config.upload_unreferenced_hours.get(),
+    };
+    let housekeeping_store = store.clone();
     let state = Arc::new(ServerState {
         config,
         store,
@@ -230,14 +286,13 @@ pub async fn start_with_store(
         directs,
         stickers,
         limits: limits.clone(),
+        files: files.clone(),
     });
     crate::persist::housekeeping::spawn(
         state.store.clone(),
         limits,
-        crate::persist::housekeeping::Retention {
-            room_log: state.config.room_log_retention_days.get(),
-            notifications: state.config.notification_retention_days.get(),
-        },
+        files.clone(),
+        retention,
         state.config.housekeeping_interval_secs.get(),
         clock.clone(),
         shutdown.clone(),
@@ -274,8 +329,12 @@ pub async fn start_with_store(
         addrs,
         metrics_addr,
         clock,
+        router: router.clone(),
         shutdown,
         task,
+        store: housekeeping_store,
+        files,
+        retention,
     })
 }
 

@@ -18,6 +18,8 @@
 //! - [`persist`]: the group-commit batch writer, the on-disk spool that
 //!   takes acknowledged batches while the database is unreachable, and
 //!   periodic housekeeping.
+//! - [`files`]: uploaded files — their bytes on disk by content hash, the
+//!   type allowlist checked against the bytes, image sizes, signed links.
 //! - [`metrics`]: every Prometheus metric name and handle, per-request
 //!   timing, and the admin listener serving `/metrics`.
 //! - [`stickers`]: the sticker catalogue (built in, overridable from a
@@ -47,6 +49,7 @@ pub mod room;
 pub mod fuzzing;
 
 mod auth;
+mod files;
 mod limit;
 mod metrics;
 mod net;

@@ -61,6 +61,8 @@ pub struct ServerState {
     /// The per-user abuse limits (messages, profile changes), one
     /// allowance per user across every door.
     pub limits: Arc<crate::limit::Limits>,
+    /// Uploaded files' bytes, the upload limit and the link secret.
+    pub files: Arc<crate::files::Files>,
 }
 
 /// Every direct room by its pair of users, lower id first (SPEC.md

@@ -169,6 +169,12 @@ settings! {
     stickers_dir: Opt<Path> = Opt(None), env "CONFAB_STICKERS_DIR";
     /// Days after which notifications are deleted.
     notification_retention_days: Days = Days(90), env "CONFAB_NOTIFICATION_RETENTION_DAYS";
+    /// Largest file upload in bytes (POST /api/rooms/{id}/files); a larger one is refused with 413 as soon as that is known, without reading the rest.
+    max_upload_bytes: Count = 10 * 1024 * 1024, env "CONFAB_MAX_UPLOAD_BYTES";
+    /// Hours an upload may wait for a message to reference it before housekeeping deletes it.
+    upload_unreferenced_hours: Hours = Hours(24), env "CONFAB_UPLOAD_UNREFERENCED_HOURS";
+    /// Seconds a signed file link (GET /api/files/{id}?expires=…&sig=…) stays valid.
+    file_link_ttl_secs: Secs = Secs(600), env "CONFAB_FILE_LINK_TTL_SECS";
     /// Seconds between housekeeping passes.
     housekeeping_interval_secs: Secs = Secs(3600), env "CONFAB_HOUSEKEEPING_INTERVAL_SECS";
     /// Log format: text or json. Levels come from RUST_LOG (default "info").
@@ -396,6 +402,12 @@ impl Config {
         }
         if self.room_tail_events == 0 {
             return bad("room_tail_events", "must be at least 1");
+        }
+        if self.max_upload_bytes == 0 {
+            return bad("max_upload_bytes", "must be at least 1");
+        }
+        if self.file_link_ttl_secs.0 == 0 {
+            return bad("file_link_ttl_secs", "must be at least 1");
         }
         if self.rate_limit_per_sec > 0 && self.rate_limit_burst == 0 {
             return bad(

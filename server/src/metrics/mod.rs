@@ -135,6 +135,11 @@ pub mod name {
     pub const PROFILE_DELIVERIES: &str = "confab_profile_changed_deliveries_total";
     pub const PROFILE_COALESCED: &str = "confab_profile_changes_coalesced_total";
     pub const PASSWORD_CHANGES: &str = "confab_password_changes_total";
+    pub const FILE_UPLOADS: &str = "confab_file_uploads_total";
+    pub const FILE_UPLOAD_BYTES: &str = "confab_file_upload_bytes_total";
+    pub const FILE_REFUSED: &str = "confab_file_uploads_refused_total";
+    pub const FILE_DOWNLOADS: &str = "confab_file_downloads_total";
+    pub const FILE_DOWNLOAD_BYTES: &str = "confab_file_download_bytes_total";
 }
 
 /// The handles the hot path uses, created once after the recorder exists.
@@ -373,6 +378,28 @@ fn describe() {
         "Rows removed by housekeeping, by kind (`room_log`, `notifications`, `sessions`)."
     );
     describe_counter!(HOUSEKEEPING_RUNS, "Housekeeping passes run.");
+    describe_counter!(
+        FILE_UPLOADS,
+        "Files uploaded and kept, by whether their bytes were new (`stored`) or already there (`deduplicated`)."
+    );
+    describe_counter!(
+        FILE_UPLOAD_BYTES,
+        Unit::Bytes,
+        "Bytes of the files uploaded and kept."
+    );
+    describe_counter!(
+        FILE_REFUSED,
+        "Uploads refused, by reason (`too_large`, `empty`, `type_not_allowed`, `type_mismatch`, `name_*`, `not_member`)."
+    );
+    describe_counter!(
+        FILE_DOWNLOADS,
+        "File downloads served, by how they were authorised (`token`, `link`) and whether a range was asked (`full`, `range`)."
+    );
+    describe_counter!(
+        FILE_DOWNLOAD_BYTES,
+        Unit::Bytes,
+        "Bytes of file downloads served."
+    );
     describe_counter!(
         DB_ERRORS,
         "Database errors, by source (`batch` commit attempts, `query` reads)."
@@ -752,6 +779,30 @@ pub fn spool_bytes(bytes: u64) {
 /// A housekeeping pass removed `n` rows of `kind`.
 pub fn housekeeping_removed(kind: &'static str, n: u64) {
     counter!(name::HOUSEKEEPING_REMOVED, "kind" => kind).increment(n);
+}
+
+/// An upload was kept (`deduplicated`: its bytes were there already).
+pub fn file_uploaded(bytes: u64, deduplicated: bool) {
+    let how = if deduplicated {
+        "deduplicated"
+    } else {
+        "stored"
+    };
+    counter!(name::FILE_UPLOADS, "result" => how).increment(1);
+    counter!(name::FILE_UPLOAD_BYTES).increment(bytes);
+}
+
+/// An upload was refused for `reason` (a fixed word).
+pub fn file_refused(reason: &'static str) {
+    counter!(name::FILE_REFUSED, "reason" => reason).increment(1);
+}
+
+/// A download was served.
+pub fn file_downloaded(by_link: bool, range: bool, bytes: u64) {
+    let by = if by_link { "link" } else { "token" };
+    let part = if range { "range" } else { "full" };
+    counter!(name::FILE_DOWNLOADS, "auth" => by, "part" => part).increment(1);
+    counter!(name::FILE_DOWNLOAD_BYTES).increment(bytes);
 }
 
 /// A housekeeping pass finished.

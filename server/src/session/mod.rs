@@ -42,7 +42,7 @@ use crate::outbound::{ConnId, OutboundQueue, Writer};
 use crate::shard::ShardCmd;
 use crate::state::ServerState;
 
-pub use oneshot::call;
+pub use oneshot::{authenticate, call, check_member};
 
 /// Frames in: what a session reads.
 pub trait FrameSource: Send {
@@ -57,9 +57,9 @@ pub trait FrameSource: Send {
 }
 
 /// The authenticated identity of a session.
-struct Auth {
-    user: UserId,
-    username: String,
+pub struct Auth {
+    pub user: UserId,
+    pub username: String,
     /// SHA-256 of the session token: the key LOGOUT closes connections by.
     token_hash: [u8; 32],
 }

@@ -42,21 +42,9 @@ pub async fn call(
         peer,
     };
     if let Some(token) = token {
-        let hash = auth::token_hash(token);
-        let lookup = state.store.session_user(&hash, state.clock.now_ms());
-        match crate::metrics::query("session_user", lookup).await {
-            Ok(Some(user)) => {
-                session.auth = Some(Auth {
-                    user: user.id,
-                    username: user.username,
-                    token_hash: hash,
-                });
-            }
-            Ok(None) => return error_msg(ErrorCode::InvalidToken),
-            Err(e) => {
-                tracing::warn!(error = %e, "session lookup failed");
-                return error_msg(ErrorCode::StorageUnavailable);
-            }
+        match authenticate(&state, token).await {
+            Ok(auth) => session.auth = Some(auth),
+            Err(code) => return error_msg(code),
         }
     }
     match &req {
@@ -80,6 +68,42 @@ pub async fn call(
     }
     // Nothing to clean up: a one-shot session never attaches (even when
     // REGISTER/LOGIN authenticates it), so it never shows as online.
+}
+
+/// The session a bearer token names: `INVALID_TOKEN` when it names none
+/// (or it expired), `STORAGE_UNAVAILABLE` when the store cannot say.
+pub async fn authenticate(state: &ServerState, token: &str) -> Result<Auth, ErrorCode> {
+    let hash = auth::token_hash(token);
+    let lookup = state.store.session_user(&hash, state.clock.now_ms());
+    match crate::metrics::query("session_user", lookup).await {
+        Ok(Some(user)) => Ok(Auth {
+            user: user.id,
+            username: user.username,
+            token_hash: hash,
+        }),
+        Ok(None) => Err(ErrorCode::InvalidToken),
+        Err(e) => {
+            tracing::warn!(error = %e, "session lookup failed");
+            Err(ErrorCode::StorageUnavailable)
+        }
+    }
+}
+
+/// Whether `user` is a member of the live `room`, asked of the room's
+/// shard (for the HTTP door's file routes, which are no protocol request).
+pub async fn check_member(
+    state: &ServerState,
+    room: confab_protocol::RoomId,
+    user: confab_protocol::UserId,
+) -> Result<(), ErrorCode> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let check = crate::shard::ShardCmd::CheckMember {
+        room,
+        user,
+        reply: tx,
+    };
+    state.router.send(room, check).await?;
+    rx.await.unwrap_or(Err(ErrorCode::ShuttingDown))
 }
 
 /// Decodes a reply frame this server encoded.

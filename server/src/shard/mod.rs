@@ -62,7 +62,7 @@ impl ShardCmd {
             | ShardCmd::Typing { reply, .. }
             | ShardCmd::Roster { reply, .. } => Some(reply),
             ShardCmd::Tail { .. }
-            | ShardCmd::Tick
+            | ShardCmd::Tick(_)
             | ShardCmd::SetAway { .. }
             | ShardCmd::ProfileChanged { .. }
             | ShardCmd::CheckReadMarker { .. }
@@ -70,6 +70,7 @@ impl ShardCmd {
             | ShardCmd::Attach { .. }
             | ShardCmd::Detach { .. }
             | ShardCmd::CheckAdmin { .. }
+            | ShardCmd::CheckMember { .. }
             | ShardCmd::Stop => None,
         }
     }
@@ -151,6 +152,13 @@ pub enum ShardCmd {
         user: UserId,
         reply: oneshot::Sender<Result<(), ErrorCode>>,
     },
+    /// Answers whether `user` is a member of the live `room` (files:
+    /// uploads to the room and downloads of its files, SPEC.md §13).
+    CheckMember {
+        room: RoomId,
+        user: UserId,
+        reply: oneshot::Sender<Result<(), ErrorCode>>,
+    },
     /// TYPING_START (`start`) or TYPING_STOP: answered OK at once (nothing
     /// is stored); forwarded to the room's other members unless throttled.
     Typing {
@@ -160,8 +168,9 @@ pub enum ShardCmd {
         reply: ReplyTo,
     },
     /// Time passed: send the STOPs of typing states that expired and the
-    /// presence updates whose interval is over.
-    Tick,
+    /// presence updates whose interval is over. `done`, if given, hears
+    /// when the tick has been handled ([`crate::app::ServerHandle::tick_shards`]).
+    Tick(Option<tokio::sync::oneshot::Sender<()>>),
     /// SET_AWAY by `user` (every shard hears it, as every shard hears
     /// every connection; SPEC.md §5.10).
     SetAway { user: UserId, away: bool },
@@ -518,16 +527,27 @@ impl Shard {
                     .and_then(|s| s.room.check_admin(user));
                 let _ = reply.send(checked);
             }
+            ShardCmd::CheckMember { room, user, reply } => {
+                let checked = self
+                    .rooms
+                    .get(&room)
+                    .ok_or(ErrorCode::RoomNotFound)
+                    .and_then(|s| s.room.check_reader(user));
+                let _ = reply.send(checked);
+            }
             ShardCmd::Typing {
                 room,
                 user,
                 start,
                 reply,
             } => self.typing(room, user, start, reply),
-            ShardCmd::Tick => {
+            ShardCmd::Tick(done) => {
                 self.expire_typing();
                 self.push_presence();
                 self.push_profiles();
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
             }
             // Pushed on the next Tick, with the other changes of the tick.
             ShardCmd::SetAway { user, away } => self.presence.set_away(user, away),

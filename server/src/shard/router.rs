@@ -47,7 +47,7 @@ async fn tick(shard: mpsc::WeakSender<ShardCmd>) {
         let Some(tx) = shard.upgrade() else {
             return;
         };
-        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(ShardCmd::Tick) {
+        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(ShardCmd::Tick(None)) {
             return;
         }
     }

@@ -395,11 +395,11 @@ fn typing_goes_to_the_other_members_only_and_expires_on_the_clock() {
     assert_eq!(typing_seen(&mut b), (vec![], false));
     // 5 s after the first START but not after the renewal: nothing yet.
     clock.advance(std::time::Duration::from_millis(3_500));
-    h.shard.handle(ShardCmd::Tick);
+    h.shard.handle(ShardCmd::Tick(None));
     assert_eq!(typing_seen(&mut b), (vec![], false));
     // 5 s after the renewal: the server stops it on alice's behalf.
     clock.advance(std::time::Duration::from_millis(1_500));
-    h.shard.handle(ShardCmd::Tick);
+    h.shard.handle(ShardCmd::Tick(None));
     assert_eq!(typing_seen(&mut b), (vec![(ALICE, false)], false));
     assert_eq!(typing_seen(&mut a), (vec![], false));
     assert!(h.shard.typing_rooms.is_empty(), "nothing left to tick");
@@ -445,12 +445,12 @@ fn presence_changes_of_one_tick_go_out_as_one_frame_per_room() {
         cl.received();
     }
     // The three connections came up before the tick: one frame, all three.
-    h.shard.handle(ShardCmd::Tick);
+    h.shard.handle(ShardCmd::Tick(None));
     let all_online = vec![(ROOM, vec![(ALICE, Online), (BOB, Online), (CAROL, Online)])];
     for cl in [&mut a, &mut b, &mut c] {
         assert_eq!(presence_frames(cl), all_online);
     }
-    h.shard.handle(ShardCmd::Tick);
+    h.shard.handle(ShardCmd::Tick(None));
     assert_eq!(presence_frames(&mut a), vec![], "once");
     // Within the second: held back; when it is over, one frame with the
     // latest state of each.
@@ -462,10 +462,10 @@ fn presence_changes_of_one_tick_go_out_as_one_frame_per_room() {
         user: CAROL,
         conn: c.conn.id,
     });
-    h.shard.handle(ShardCmd::Tick);
+    h.shard.handle(ShardCmd::Tick(None));
     assert_eq!(presence_frames(&mut a), vec![]);
     clock.advance(std::time::Duration::from_millis(1_000));
-    h.shard.handle(ShardCmd::Tick);
+    h.shard.handle(ShardCmd::Tick(None));
     assert_eq!(
         presence_frames(&mut a),
         vec![(ROOM, vec![(BOB, Away), (CAROL, Offline)])]

@@ -12,9 +12,12 @@
 //!   change goes, called only by the batch writer (`confab_server::persist::batch`)
 //!   and the write spool's replay, with operations in the order the shards
 //!   produced them;
-//! - [`Housekeeping`]: the periodic purges.
+//! - [`Housekeeping`]: the periodic purges;
+//! - [`FileStore`]: uploaded files' metadata (the bytes are the server's,
+//!   under its data directory), written directly by the HTTP door and
+//!   housekeeping, each call its own transaction.
 //!
-//! [`Store`] is all four, implemented for anything that implements them,
+//! [`Store`] is all five, implemented for anything that implements them,
 //! so the runtime keeps holding one `Arc<dyn Store>` (and hands the batch
 //! writer that same store as an `Arc<dyn BatchSink>`). The runtime never
 //! issues SQL itself.
@@ -590,10 +593,87 @@ pub trait Housekeeping: Send + Sync + 'static {
     async fn purge_expired_sessions(&self, now: Millis) -> StoreResult<u64>;
 }
 
+/// An upload to record ([`FileStore::insert_file`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile {
+    pub room: RoomId,
+    pub uploader: UserId,
+    /// The file's name as the uploader gave it (checked by the server).
+    pub name: String,
+    /// The allowlisted type the bytes were sniffed as.
+    pub content_type: String,
+    pub size: u64,
+    /// SHA-256 of the bytes: where they are stored.
+    pub sha256: [u8; 32],
+    /// An image's size in pixels, from its header.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub created_at: Millis,
+}
+
+/// A stored upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    pub id: u64,
+    pub file: NewFile,
+    /// The message of `file.room` that references it: `None` while none
+    /// does, `Some(Seq(0))` while a message being sent claims it.
+    pub message: Option<Seq>,
+    /// Its message was deleted, or nothing referenced it in time: no
+    /// longer served.
+    pub deleted: bool,
+}
+
+/// Why [`FileStore::claim_file`] did not claim a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimRefused {
+    /// No such file, or it is deleted.
+    Unknown,
+    /// Someone else uploaded it.
+    NotUploader,
+    /// It was uploaded to another room.
+    OtherRoom,
+    /// A message references (or is claiming) it already.
+    AlreadyAttached,
+}
+
+/// Uploaded files' metadata. Each call is its own transaction.
+#[async_trait::async_trait]
+pub trait FileStore: Send + Sync + 'static {
+    /// Records an upload; returns its id (increasing, never reused).
+    async fn insert_file(&self, file: &NewFile) -> StoreResult<u64>;
+    /// The file with this id, deleted or not.
+    async fn file(&self, id: u64) -> StoreResult<Option<FileRecord>>;
+    /// Claims file `id` for a message `uploader` is sending in `room`:
+    /// only the uploader, only in the file's room, only a live file that
+    /// no message references. Atomic: of two claims one wins.
+    async fn claim_file(
+        &self,
+        id: u64,
+        uploader: UserId,
+        room: RoomId,
+    ) -> StoreResult<Result<(), ClaimRefused>>;
+    /// The claimed file `id` is referenced by message `seq` of its room.
+    async fn bind_file(&self, id: u64, seq: Seq) -> StoreResult<()>;
+    /// Gives up a claim (the message was refused): the file is free again.
+    async fn release_file(&self, id: u64) -> StoreResult<()>;
+    /// Marks the files of message `seq` of `room` deleted; returns how many.
+    async fn delete_message_files(&self, room: RoomId, seq: Seq) -> StoreResult<u64>;
+    /// Housekeeping: marks deleted the files whose message is a tombstone
+    /// and those never referenced that were uploaded before `cutoff`.
+    /// Returns how many it marked.
+    async fn expire_files(&self, cutoff: Millis) -> StoreResult<u64>;
+    /// Hashes that only deleted files use: their bytes may go.
+    async fn dead_hashes(&self) -> StoreResult<Vec<[u8; 32]>>;
+    /// Removes the deleted files of `sha256` (after its bytes went), unless
+    /// a live file uses the hash again; returns how many rows it removed.
+    async fn forget_files(&self, sha256: &[u8; 32]) -> StoreResult<u64>;
+}
+
 /// The whole contract: what the runtime holds, as `Arc<dyn Store>`.
-/// Implemented for every type that implements the four parts; a
+/// Implemented for every type that implements the five parts; a
 /// `dyn Store` converts to any of them (`Arc<dyn Store>` to
 /// `Arc<dyn BatchSink>`, say).
-pub trait Store: AccountStore + RoomReads + BatchSink + Housekeeping {}
+pub trait Store: AccountStore + RoomReads + BatchSink + Housekeeping + FileStore {}
 
-impl<T: AccountStore + RoomReads + BatchSink + Housekeeping> Store for T {}
+impl<T: AccountStore + RoomReads + BatchSink + Housekeeping + FileStore> Store for T {}

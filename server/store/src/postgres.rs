@@ -178,6 +178,11 @@ fn migrator() -> Migrator {
             "profiles",
             include_str!("../migrations/postgres/0008_profiles.sql"),
         ),
+        (
+            9,
+            "files",
+            include_str!("../migrations/postgres/0009_files.sql"),
+        ),
     ])
 }
 

@@ -170,6 +170,11 @@ fn migrator() -> Migrator {
             "profiles",
             include_str!("../migrations/sqlite/0008_profiles.sql"),
         ),
+        (
+            9,
+            "files",
+            include_str!("../migrations/sqlite/0009_files.sql"),
+        ),
     ])
 }
 

@@ -32,6 +32,12 @@ pub struct ErrorDetail {
     /// Human-readable detail; not for program logic.
     #[schema(example = "no such room")]
     pub message: String,
+    /// Which refusal of several one code covers, where the HTTP door
+    /// tells them apart (file uploads and downloads, SPEC.md §13): a
+    /// stable snake_case word programs may act on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "type_mismatch")]
+    pub reason: Option<&'static str>,
 }
 
 /// An error response.
@@ -42,6 +48,8 @@ pub struct ApiError {
     pub message: String,
     /// Sent as `Retry-After` (whole seconds, rounded up) when set.
     pub retry_after_ms: u32,
+    /// [`ErrorDetail::reason`].
+    pub reason: Option<&'static str>,
 }
 
 /// The HTTP status for a protocol code: the one table. Every code this
@@ -98,6 +106,11 @@ pub fn status_for(code: u16) -> StatusCode {
         InvalidSpans | UnknownColor | InvalidLink | UnknownSticker | StickerMessage => {
             StatusCode::BAD_REQUEST
         }
+        // Files (SPEC.md §13): an upload's refusal says its own status by
+        // reason (413, 415, else 400); a deleted file answers 410.
+        UnknownFile => StatusCode::NOT_FOUND,
+        AttachmentNotYours | FileLinkInvalid => StatusCode::FORBIDDEN,
+        FileRefused => StatusCode::BAD_REQUEST,
         RateLimited | TooManyAttempts | ProfileRateLimited => StatusCode::TOO_MANY_REQUESTS,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
         StorageUnavailable | Overloaded | ShuttingDown | SlowConsumer => {
@@ -138,6 +151,7 @@ impl ApiError {
             code: code as u16,
             message: message.into(),
             retry_after_ms: 0,
+            reason: None,
         }
     }
 
@@ -148,6 +162,21 @@ impl ApiError {
             code: code as u16,
             message: message.into(),
             retry_after_ms: 0,
+            reason: None,
+        }
+    }
+
+    /// A refusal one code covers among others, told apart by `reason`
+    /// ([`ErrorDetail::reason`]), with its own status.
+    pub fn reason(
+        status: StatusCode,
+        code: ErrorCode,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            reason: Some(reason),
+            ..ApiError::new(status, code, message)
         }
     }
 
@@ -169,6 +198,7 @@ impl ApiError {
                 code,
                 message,
                 retry_after_ms,
+                reason: None,
             },
             other => {
                 tracing::error!(reply = ?other, "unexpected reply for an HTTP request");
@@ -213,6 +243,7 @@ impl IntoResponse for ApiError {
                 code: self.code,
                 name,
                 message: self.message,
+                reason: self.reason,
             },
         };
         let mut resp = (self.status, Json(body)).into_response();

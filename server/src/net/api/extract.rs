@@ -202,7 +202,38 @@ impl FromRequestParts<HttpState> for Caller {
     }
 }
 
+/// `Option<Caller>`: none without an `Authorization` header (an endpoint
+/// that takes another credential too: a signed file link); a malformed
+/// header is still refused.
+impl axum::extract::OptionalFromRequestParts<HttpState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &HttpState,
+    ) -> Result<Option<Caller>, ApiError> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(None);
+        }
+        <Caller as FromRequestParts<HttpState>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
+    }
+}
+
 impl Caller {
+    /// The session the token names (for endpoints that are no protocol
+    /// request: files).
+    pub async fn session(&self) -> Result<session::Auth, ApiError> {
+        session::authenticate(&self.state.server, &self.token)
+            .await
+            .map_err(|code| ApiError::code(code, code.default_message()))
+    }
+
+    pub fn server(&self) -> &std::sync::Arc<crate::state::ServerState> {
+        &self.state.server
+    }
+
     /// Runs `req` as this caller's session.
     pub async fn call(&self, req: Request) -> ServerMsg {
         call(&self.state, self.peer, Some(&self.token), req).await

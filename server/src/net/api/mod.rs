@@ -41,6 +41,7 @@ macro_rules! reply {
 
 pub mod error;
 mod extract;
+mod files;
 mod governance;
 pub mod types;
 
@@ -87,6 +88,10 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/me/password", post(change_password))
         .route("/api/me/profile", put(update_profile))
         .route("/api/users/{id}/profile", get(get_profile))
+        // Files (files.rs).
+        .route("/api/rooms/{id}/files", post(files::upload))
+        .route("/api/files/{id}", get(files::download))
+        .route("/api/files/{id}/url", get(files::file_url))
         // Governance (governance.rs).
         .route("/api/rooms/{id}", patch(governance::update_room))
         .route("/api/rooms/{id}/invitations", post(governance::invite))
@@ -674,7 +679,8 @@ impl Modify for BearerScheme {
         governance::list_join_requests, governance::approve_request,
         governance::deny_request, governance::kick, governance::set_role, governance::ban,
         governance::list_bans, governance::unban, governance::audit,
-        governance::notifications, governance::mark_read, governance::room_log
+        governance::notifications, governance::mark_read, governance::room_log,
+        files::upload, files::download, files::file_url
     ),
     modifiers(&BearerScheme),
     tags(
@@ -683,6 +689,7 @@ impl Modify for BearerScheme {
         (name = "messages", description = "Post and read messages: text, formatted text, stickers."),
         (name = "governance", description = "Room governance (SPEC.md §8): invitations, join requests, kicks, bans, roles, room updates, the audit trail."),
         (name = "notifications", description = "The caller's notifications and room log."),
+        (name = "files", description = "Files (SPEC.md §13): upload to a room (raw body, allowlisted types checked against the bytes), download by members or with a signed link."),
         (name = "operations", description = "Health checks for load balancers."),
     )
 )]
@@ -751,7 +758,7 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 40);
+        assert_eq!(operations, 43);
     }
 
     /// A row of a shared set that an endpoint overrides keeps the

@@ -34,6 +34,7 @@
 pub mod breaker;
 mod convert;
 mod exec;
+mod files;
 pub(crate) mod rows;
 pub mod sql;
 mod store;

@@ -127,6 +127,10 @@ pub struct RoomSql {
     pub my_rooms: &'static str,
     /// `$1` user's `read_seq` in room `$2` and the room's `unread` count.
     pub room_unread: &'static str,
+    /// Marks deleted every live file whose message is a tombstone (kind
+    /// 12 = `event_kind::MESSAGE_DELETED`'s stored form): housekeeping's
+    /// catch of a delete whose files were not marked at once.
+    pub expire_files_of_deleted: &'static str,
 }
 
 /// The rooms viewer `$1` may see whose `$match` clause holds (on `$2`),
@@ -181,7 +185,7 @@ macro_rules! direct_with {
 /// A [`RoomSql`] whose last seq is `$last_seq` (an expression on room `r`
 /// named `last_seq`) and whose history is `$history`.
 macro_rules! room_sql {
-    ($last_seq:literal, $history:expr, $unread:literal) => {
+    ($last_seq:literal, $history:expr, $unread:literal, $tombstone:literal) => {
         RoomSql {
             load_rooms: concat!(
                 "SELECT r.id, r.name, r.topic, r.visibility, r.owner_id, r.created_at, ",
@@ -243,6 +247,12 @@ macro_rules! room_sql {
                      coalesce((SELECT x.seq FROM read_markers x \
                          WHERE x.user_id = $1 AND x.room_id = $2), 0) AS s) k"
             ),
+            expire_files_of_deleted: concat!(
+                "UPDATE files SET deleted = TRUE \
+                 WHERE NOT deleted AND message_seq > 0 AND (",
+                $tombstone,
+                ")"
+            ),
         }
     };
 }
@@ -255,7 +265,9 @@ pub const EVENTS_TABLE: RoomSql = room_sql!(
      FROM events WHERE room_id = $1 AND seq <= $2 \
      ORDER BY seq DESC LIMIT $3",
     "(SELECT count(*) FROM events e WHERE e.room_id = k.room_id AND e.seq > k.s \
-         AND e.kind = 1 AND e.actor_id <> k.user_id)"
+         AND e.kind = 1 AND e.actor_id <> k.user_id)",
+    "EXISTS (SELECT 1 FROM events e WHERE e.room_id = files.room_id \
+         AND e.seq = files.message_seq AND e.kind = 12)"
 );
 
 /// Events in `events` and in `event_log` (SQLite): an event is in exactly
@@ -275,7 +287,11 @@ pub const EVENTS_AND_LOG: RoomSql = room_sql!(
     "(SELECT count(*) FROM events e WHERE e.room_id = k.room_id AND e.seq > k.s \
          AND e.kind = 1 AND e.actor_id <> k.user_id) \
      + (SELECT count(*) FROM event_log e WHERE e.room_id = k.room_id AND e.seq > k.s \
-         AND e.kind = 1 AND e.actor_id <> k.user_id)"
+         AND e.kind = 1 AND e.actor_id <> k.user_id)",
+    "EXISTS (SELECT 1 FROM events e WHERE e.room_id = files.room_id \
+         AND e.seq = files.message_seq AND e.kind = 12) \
+     OR EXISTS (SELECT 1 FROM event_log e WHERE e.room_id = files.room_id \
+         AND e.seq = files.message_seq AND e.kind = 12)"
 );
 
 /// `$1` user, `$2` room, `$3` seq: raises the user's read marker in the
@@ -354,6 +370,47 @@ pub const PURGE_ROOM_LOG: &str = "DELETE FROM room_log \
 
 /// `$1` now.
 pub const PURGE_EXPIRED_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at <= $1";
+
+// ---- files ----------------------------------------------------------------
+
+/// `$1` room, `$2` uploader, `$3` name, `$4` content type, `$5` size,
+/// `$6` SHA-256, `$7` width, `$8` height (0: none), `$9` created_at.
+/// Returns `id`.
+pub const INSERT_FILE: &str = "INSERT INTO files (room_id, uploader_id, name, content_type, \
+     size, sha256, width, height, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, 0), NULLIF($8, 0), $9) RETURNING id";
+
+/// `$1` file id.
+pub const FILE_BY_ID: &str = "SELECT id, room_id, uploader_id, name, content_type, size, \
+     sha256, width, height, created_at, message_seq, deleted FROM files WHERE id = $1";
+
+/// `$1` file, `$2` uploader, `$3` room: the claim of a message being sent.
+pub const CLAIM_FILE: &str = "UPDATE files SET message_seq = 0 \
+     WHERE id = $1 AND uploader_id = $2 AND room_id = $3 \
+       AND message_seq IS NULL AND NOT deleted";
+
+/// `$1` file, `$2` the message's seq.
+pub const BIND_FILE: &str = "UPDATE files SET message_seq = $2 WHERE id = $1 AND message_seq = 0";
+
+/// `$1` file.
+pub const RELEASE_FILE: &str =
+    "UPDATE files SET message_seq = NULL WHERE id = $1 AND message_seq = 0";
+
+/// `$1` room, `$2` seq.
+pub const DELETE_MESSAGE_FILES: &str = "UPDATE files SET deleted = TRUE \
+     WHERE room_id = $1 AND message_seq = $2 AND NOT deleted";
+
+/// `$1` cutoff: uploads no message referenced before it.
+pub const EXPIRE_UNREFERENCED_FILES: &str = "UPDATE files SET deleted = TRUE \
+     WHERE message_seq IS NULL AND NOT deleted AND created_at < $1";
+
+/// Hashes only deleted files use.
+pub const DEAD_HASHES: &str = "SELECT DISTINCT d.sha256 FROM files d WHERE d.deleted \
+     AND NOT EXISTS (SELECT 1 FROM files l WHERE l.sha256 = d.sha256 AND NOT l.deleted)";
+
+/// `$1` hash.
+pub const FORGET_FILES: &str = "DELETE FROM files WHERE sha256 = $1 AND deleted \
+     AND NOT EXISTS (SELECT 1 FROM files l WHERE l.sha256 = $1 AND NOT l.deleted)";
 
 #[cfg(test)]
 mod tests {

@@ -16,10 +16,12 @@ use confab_store::{
 };
 
 mod direct;
+mod files;
 mod governance;
 mod profiles;
 mod replay;
 pub use direct::*;
+pub use files::*;
 pub use governance::*;
 pub use profiles::*;
 pub use replay::*;
@@ -76,6 +78,10 @@ macro_rules! for_each_scenario {
             a_pair_has_one_direct_room_and_setting_it_again_is_a_replay,
             a_password_change_keeps_one_session_and_ends_the_others,
             profiles_are_replaced_read_back_and_cleared,
+            files_are_recorded_with_every_field_and_ids_are_never_reused,
+            a_file_is_claimed_once_by_its_uploader_in_its_room,
+            housekeeping_expires_files_and_forgets_only_dead_hashes,
+            tombstones_expire_files_in_either_event_table,
         );
     };
 }
