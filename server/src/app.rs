@@ -301,6 +301,7 @@ pub async fn start_with_store(
     let (addrs, accepts) = doors.serve(state.clone(), tracker.clone())?;
 
     let token = shutdown.clone();
+    let handle_router = router.clone();
     let task = tokio::spawn(async move {
         token.cancelled().await;
         tracing::info!("shutting down: closing connections");
@@ -329,7 +330,7 @@ pub async fn start_with_store(
         addrs,
         metrics_addr,
         clock,
-        router: router.clone(),
+        router: handle_router,
         shutdown,
         task,
         store: housekeeping_store,
