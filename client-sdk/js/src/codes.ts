@@ -70,6 +70,10 @@ export const ERROR_CODES = {
   INVALID_LINK: [409, "a link must be an http, https or mailto URL"],
   UNKNOWN_STICKER: [410, "no such sticker"],
   STICKER_MESSAGE: [411, "a sticker message carries no text or spans and cannot be edited"],
+  UNKNOWN_FILE: [412, "no such file"],
+  ATTACHMENT_NOT_YOURS: [413, "that file is not yours to attach here"],
+  FILE_REFUSED: [414, "the upload was refused"],
+  FILE_LINK_INVALID: [415, "the file link has expired or is not valid"],
   // 5xx: server side; the request may be retried.
   INTERNAL: [500, "internal server error"],
   STORAGE_UNAVAILABLE: [501, "storage is unavailable"],

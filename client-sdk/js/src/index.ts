@@ -9,4 +9,5 @@ export * from "./clock.js";
 export * from "./tracker.js";
 export * from "./events.js";
 export * from "./rich.js";
+export * from "./files.js";
 export * from "./client.js";

@@ -10,6 +10,10 @@ import {
   ConfabClient,
   ConfabError,
   RichText,
+  HttpError,
+  fileLink,
+  httpBaseOf,
+  uploadFile,
   type ConnectionState,
   type RoomEvent,
   type WebSocketConstructor,
@@ -223,6 +227,44 @@ describe("against a real confabd", () => {
     await again.connect();
     expect(await code(again.login(alice.username, "correct horse"))).toBe(202);
     await again.login(alice.username, "a new password");
+  });
+
+  it("files over HTTP: upload with progress, a signed link that serves the bytes, refusals with their code and reason", async () => {
+    const alice = await newUser("file");
+    const outsider = await newUser("file");
+    const room = await alice.c.createRoom(name("files"));
+    const opts = { baseUrl: httpBaseOf(server.url), token: alice.session.token };
+    // A 1×1 PNG.
+    const png = Uint8Array.from(
+      Buffer.from(
+        "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360f80f0000010100015d5b2c8a0000000049454e44ae426082",
+        "hex",
+      ),
+    );
+    const progress: number[] = [];
+    const file = await uploadFile(opts, room.id, png, { name: "dot.png", contentType: "image/png", onProgress: (s) => progress.push(s) });
+    expect(file).toMatchObject({ room: room.id, uploader: alice.session.user, name: "dot.png", contentType: "image/png", size: png.length, width: 1, height: 1 });
+    expect(progress.at(-1)).toBe(png.length);
+    for (const url of [file.url, (await fileLink(opts, file.id)).url]) {
+      const r = await fetch(url); // no token: the signature is the permission
+      expect(r.status).toBe(200);
+      expect(r.headers.get("content-type")).toBe("image/png");
+      expect(new Uint8Array(await r.arrayBuffer())).toEqual(png);
+    }
+    const tampered = await fetch(file.url.replace(/sig=./, (m) => (m.endsWith("0") ? "sig=1" : "sig=0")));
+    expect(tampered.status).toBe(403);
+
+    const refused = async (p: Promise<unknown>) => {
+      const e = await p.catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(HttpError);
+      return [(e as HttpError).code, (e as HttpError).reason];
+    };
+    const exe = Uint8Array.from(Buffer.from("MZ\x90\x00 an executable", "latin1"));
+    expect(await refused(uploadFile(opts, room.id, exe, { name: "x.png", contentType: "image/png" }))).toEqual([414, "type_mismatch"]);
+    expect(await refused(uploadFile(opts, room.id, png, { name: "a/b.png", contentType: "image/png" }))).toEqual([414, "name_has_path"]);
+    const theirs = { baseUrl: opts.baseUrl, token: outsider.session.token };
+    expect((await refused(uploadFile(theirs, room.id, png, { name: "dot.png", contentType: "image/png" })))[0]).toBe(301);
+    expect((await refused(fileLink(theirs, file.id)))[0]).toBe(301);
   });
 
   it("pages through history, newest first, without gaps", async () => {
