@@ -292,6 +292,33 @@ test("profile details and a password change that logs out the user's other sessi
   await alice.page.getByRole("heading", { name: "general", exact: true }).waitFor();
 });
 
+test("attachments: an uploaded image shows inline and a text file as a download in the other browser", async () => {
+  for (const p of [alice, bob]) {
+    await p.page.goto(server.base + `/chat/${rooms.general}`);
+    await p.page.getByRole("heading", { name: "general", exact: true }).waitFor();
+  }
+  const png = Buffer.from(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360f80f0000010100015d5b2c8a0000000049454e44ae426082",
+    "hex",
+  );
+  const input = alice.page.getByLabel("Attach a file");
+  await input.setInputFiles({ name: "dot.png", mimeType: "image/png", buffer: png });
+  const img = messages(bob.page).locator('img[alt="dot.png"]');
+  await img.waitFor();
+  await until("the image to load", () => img.evaluate((el) => el.complete && el.naturalWidth === 1));
+  await input.setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hello, file\n") });
+  const download = messages(bob.page).getByRole("link", { name: /notes\.txt/ });
+  await download.waitFor();
+  assert.equal(await download.getAttribute("download"), "notes.txt");
+  const r = await fetch(new URL(await download.getAttribute("href"), server.base));
+  assert.equal(await r.text(), "hello, file\n");
+  // A refused upload (an executable declared as an image) says why, and posts nothing.
+  const count = await messages(bob.page).count();
+  await input.setInputFiles({ name: "evil.png", mimeType: "image/png", buffer: Buffer.from("MZ not an image") });
+  await alice.page.locator(".upload").getByRole("alert").waitFor();
+  assert.equal(await messages(bob.page).count(), count);
+});
+
 test("an admin invites by username and the invitee accepts", async () => {
   rooms.secret = await createRoom(alice.page, "secret", "Invitation only", "private");
   await alice.page.goto(`${server.base}/chat/${rooms.secret}/admin`);

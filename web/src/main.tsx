@@ -7,6 +7,7 @@ import { app } from "./model";
 import "./rich";
 import "./direct";
 import "./profile";
+import "./attachments";
 import { Shell } from "./ui/Shell";
 
 app.start();

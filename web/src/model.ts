@@ -641,6 +641,12 @@ export class App {
     return info;
   }
 
+  /** Where the HTTP API is, with this session's token (file uploads and links, SPEC.md §13). */
+  files(): { baseUrl: string; token: string } | undefined {
+    const token = this.client.token;
+    return token === undefined ? undefined : { baseUrl: location.origin, token };
+  }
+
   /** The user's own profile, once loaded (GET_PROFILE; the only one with the email). */
   profile: Profile | undefined;
 
