@@ -81,17 +81,7 @@ impl ServerHandle {
     /// profile pushes) and waits until each has handled it: a test that
     /// froze the clock learns that a pending push has gone out.
     pub async fn tick_shards(&self) {
-        let mut waits = Vec::new();
-        self.router
-            .send_all(|| {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                waits.push(rx);
-                ShardCmd::Tick(Some(tx))
-            })
-            .await;
-        for rx in waits {
-            let _ = rx.await;
-        }
+        self.router.tick_all().await;
     }
 
     /// The server's clock: advancing it moves the server's time forward
@@ -301,6 +291,7 @@ pub async fn start_with_store(
     let (addrs, accepts) = doors.serve(state.clone(), tracker.clone())?;
 
     let token = shutdown.clone();
+    let handle_router = router.clone();
     let task = tokio::spawn(async move {
         token.cancelled().await;
         tracing::info!("shutting down: closing connections");
@@ -329,7 +320,7 @@ pub async fn start_with_store(
         addrs,
         metrics_addr,
         clock,
-        router: router.clone(),
+        router: handle_router,
         shutdown,
         task,
         store: housekeeping_store,
