@@ -81,17 +81,7 @@ impl ServerHandle {
     /// profile pushes) and waits until each has handled it: a test that
     /// froze the clock learns that a pending push has gone out.
     pub async fn tick_shards(&self) {
-        let mut waits = Vec::new();
-        self.router
-            .send_all(|| {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                waits.push(rx);
-                ShardCmd::Tick(Some(tx))
-            })
-            .await;
-        for rx in waits {
-            let _ = rx.await;
-        }
+        self.router.tick_all().await;
     }
 
     /// The server's clock: advancing it moves the server's time forward

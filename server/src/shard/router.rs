@@ -25,6 +25,20 @@ impl Router {
             .map_err(|_| ErrorCode::ShuttingDown)
     }
 
+    /// Sends every shard a `Tick` and waits until each has handled it.
+    pub async fn tick_all(&self) {
+        let mut waits = Vec::with_capacity(self.shards.len());
+        for tx in self.shards.iter() {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            if tx.send(ShardCmd::Tick(Some(done))).await.is_ok() {
+                waits.push(wait);
+            }
+        }
+        for wait in waits {
+            let _ = wait.await;
+        }
+    }
+
     /// Sends a command built by `make` to every shard.
     pub async fn send_all(&self, mut make: impl FnMut() -> ShardCmd) {
         for tx in self.shards.iter() {
