@@ -40,7 +40,7 @@ impl Router {
     }
 
     /// Sends a command built by `make` to every shard.
-    pub async fn send_all(&self, mut make: impl FnMut() -> ShardCmd) {
+    pub async fn send_all(&self, make: impl Fn() -> ShardCmd) {
         for tx in self.shards.iter() {
             let _ = tx.send(make()).await;
         }
