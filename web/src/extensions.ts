@@ -1,9 +1,12 @@
 /**
  * Extension points for features that are not in the protocol yet.
  *
- * Each is a registry the rest of the client reads; nothing is registered
- * today. A feature that lands in SPEC.md (and so in the SDK's frame
- * table) registers here instead of editing the components:
+ * Each is a registry the rest of the client reads. A feature that lands
+ * in SPEC.md (and so in the SDK's frame table) registers here instead of
+ * editing the components; registered today (imported by main.tsx):
+ * rich.tsx (renderer, sticker picker), attachments.tsx (renderer, upload
+ * button), direct.tsx (member action, sidebar section), profile.tsx
+ * (profile sections).
  *
  * - `messageRenderers`: how a timeline item is shown. Rich text
  *   (formatting spans, colours) and stickers register a renderer that
