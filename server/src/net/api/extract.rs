@@ -98,6 +98,24 @@ impl<S: Send + Sync> FromRequestParts<S> for RoomPath {
     }
 }
 
+/// `/api/files/{id}…`: an uploaded file (SPEC.md §13).
+#[derive(IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+pub struct FilePath(
+    /// File id
+    #[param(value_type = u64)]
+    pub u64,
+);
+
+impl<S: Send + Sync> FromRequestParts<S> for FilePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<FilePath, ApiError> {
+        let Path(file) = Path::<u64>::from_request_parts(parts, state).await?;
+        Ok(FilePath(path_id(file)?))
+    }
+}
+
 /// `/api/users/{id}/…`: a user.
 #[derive(IntoParams)]
 #[into_params(names("id"), parameter_in = Path)]

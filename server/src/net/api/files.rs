@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -24,7 +24,7 @@ use utoipa::openapi::{self, RefOr};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, AuthedErrors, ErrorBody, RoomErrors, StoreErrors};
-use super::extract::{Caller, Id63, QueryParams, RoomPath};
+use super::extract::{Caller, FilePath, Id63, QueryParams, RoomPath};
 use crate::files::{name, Kind, LinkRefused, ReceiveError, Refusal};
 use crate::net::http::HttpState;
 use crate::session;
@@ -89,15 +89,6 @@ pub struct LinkQuery {
     /// Hex HMAC-SHA256 over "<id>:<expires>" (SPEC.md §13.4).
     pub sig: Option<String>,
 }
-
-/// `/api/files/{id}`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(names("id"), parameter_in = Path)]
-pub struct FilePath(
-    /// File id
-    #[param(value_type = u64)]
-    pub Id63,
-);
 
 /// The 200 and 206 of a download: the bytes, in each allowlisted type
 /// (the rows are made from the allowlist itself).
@@ -330,9 +321,9 @@ async fn readable_file(caller: &Caller, st: &HttpState, id: u64) -> ApiResult<Fi
 pub async fn file_url(
     caller: Caller,
     State(st): State<HttpState>,
-    Path(FilePath(id)): Path<FilePath>,
+    FilePath(id): FilePath,
 ) -> ApiResult<Json<FileLinkBody>> {
-    let f = readable_file(&caller, &st, id.get()).await?;
+    let f = readable_file(&caller, &st, id).await?;
     let (expires, sig) = st.server.files.sign(f.id, st.server.clock.now_ms());
     Ok(Json(FileLinkBody {
         url: link_of(f.id, expires, &sig),
@@ -356,12 +347,11 @@ pub async fn file_url(
     ))]
 pub async fn download(
     State(st): State<HttpState>,
-    Path(FilePath(id)): Path<FilePath>,
+    FilePath(id): FilePath,
     QueryParams(q): QueryParams<LinkQuery>,
     headers: HeaderMap,
     caller: Option<Caller>,
 ) -> ApiResult<Response> {
-    let id = id.get();
     let by_link = q.sig.is_some() || q.expires.is_some();
     let f = if by_link {
         let (Some(expires), Some(sig)) = (q.expires, q.sig.as_deref()) else {
