@@ -11,11 +11,9 @@ use super::Door;
 /// How long a helper waits for an event.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// A new client on `door`, registered as `name` (password `password123`).
+/// A new client on `door`, registered as `name` ([`Door::register`]).
 pub async fn user(door: &Door, name: &str) -> Client {
-    let c = door.connect().await;
-    c.register(name, "password123").await.expect("register");
-    c
+    door.register(name).await.0
 }
 
 /// The next room event matching `pick`, skipping others.
