@@ -153,6 +153,9 @@ struct Inner {
     /// The event buffer's receiving end, shared with every [`Events`].
     events: event::Shared,
     request_timeout: Duration,
+    /// The HTTP API of the server this client connects to, if its URL
+    /// has one ([`Client::http`]); else the URL.
+    http: Result<crate::http::HttpApi, String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -199,6 +202,7 @@ impl Client {
         });
         let (events_tx, events_rx) = mpsc::channel(capacity);
         let request_timeout = options.request_timeout;
+        let http = crate::http::HttpApi::for_endpoint(&endpoint, &options).ok_or(url.to_owned());
         let supervisor = Supervisor::new(
             endpoint,
             options,
@@ -215,6 +219,7 @@ impl Client {
                 state,
                 events: Arc::new(Mutex::new(events_rx)),
                 request_timeout,
+                http,
             }),
         })
     }
@@ -234,6 +239,23 @@ impl Client {
     /// re-authenticate after a reconnect. Cleared by LOGOUT.
     pub fn token(&self) -> Option<String> {
         self.inner.state.borrow().token.clone()
+    }
+
+    /// The server's HTTP API — file uploads and downloads, signed links,
+    /// avatars — on the same host and port as this client's `ws://`,
+    /// `wss://` or `confabs://` URL, trusting the same certificates, as the
+    /// user this client is logged in as (its current token). A
+    /// `confab://` URL's port serves no HTTP: [`Error::InvalidUrl`]; use
+    /// [`crate::HttpApi::new`] with the server's `http(s)://` URL.
+    pub fn http(&self) -> Result<crate::HttpApi, Error> {
+        let api = self.inner.http.clone().map_err(|url| Error::InvalidUrl {
+            url,
+            reason: "a confab:// server's HTTP API is on another port: use HttpApi::new with its http(s):// URL",
+        })?;
+        Ok(match self.token() {
+            Some(token) => api.with_token(token),
+            None => api,
+        })
     }
 
     /// Whether a connection is up right now.

@@ -143,6 +143,24 @@ pub enum Error {
     /// error, if any.
     #[error(transparent)]
     WebSocket(#[from] WebSocketError),
+    /// The HTTP API ([`crate::HttpApi`]) refused a request. When the body
+    /// is the API's error shape, `code` is the protocol's code and `reason`
+    /// the refusal's stable word where one code covers several (file
+    /// uploads: `too_large`, `type_mismatch`, …; SPEC.md §13.2).
+    #[error("HTTP {status} from the server, {}: {message}", code.map_or_else(|| "no code".to_owned(), |c| c.to_string()))]
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// The error body's protocol code, if the body had one.
+        code: Option<Code>,
+        /// The error body's `reason`, if any.
+        reason: Option<String>,
+        /// The server's explanation, for humans.
+        message: String,
+        /// When the server says to try again (`retry_after_ms`, else the
+        /// Retry-After header), if it says.
+        retry_after: Option<std::time::Duration>,
+    },
     /// The URL's scheme is not supported by this SDK.
     #[error("unsupported URL scheme {0:?} (supported: confab://, confabs://, ws://, wss://)")]
     UnsupportedScheme(String),
@@ -295,18 +313,28 @@ impl std::error::Error for WebSocketError {
 }
 
 impl Error {
-    /// The server's code for [`Error::Server`] and [`Error::Closed`] when this
-    /// SDK knows it; `None` for every other variant.
+    /// The HTTP API's `reason` for [`Error::Http`] (SPEC.md §13.2), if the
+    /// error body had one.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Error::Http { reason, .. } => reason.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The server's code for [`Error::Server`], [`Error::Closed`] and
+    /// [`Error::Http`] when this SDK knows it; `None` for every other
+    /// variant.
     pub fn code(&self) -> Option<ErrorCode> {
         self.raw_code().and_then(Code::known)
     }
 
     /// How long the server asked the client to wait before trying again
     /// ([`Error::Server`] with TOO_MANY_ATTEMPTS, OVERLOADED or
-    /// RATE_LIMITED), when it said.
+    /// RATE_LIMITED; [`Error::Http`] with a 429 or 503), when it said.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
-            Error::Server { retry_after, .. } => *retry_after,
+            Error::Server { retry_after, .. } | Error::Http { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -321,11 +349,12 @@ impl Error {
         }
     }
 
-    /// The raw code of a `Server` or `Closed` error, known to this build or
-    /// not.
+    /// The raw code of a `Server`, `Closed` or `Http` error, known to this
+    /// build or not.
     pub fn raw_code(&self) -> Option<Code> {
         match self {
             Error::Server { code, .. } | Error::Closed { code, .. } => Some(*code),
+            Error::Http { code, .. } => *code,
             _ => None,
         }
     }

@@ -113,6 +113,7 @@ mod connection;
 pub mod endpoint;
 mod error;
 mod event;
+pub mod http;
 mod options;
 mod rich;
 mod supervisor;
@@ -127,6 +128,7 @@ pub use client::{
 pub use endpoint::{Endpoint, Scheme};
 pub use error::{Code, Error, TlsError, TlsErrorKind, WebSocketError, WebSocketErrorKind};
 pub use event::{Elapsed, Empty, Event, Events, Overflow};
+pub use http::{Download, FileLink, HttpApi, StoredFile};
 pub use options::ConnectOptions;
 pub use rich::RichText;
 pub use tls::TlsTrust;

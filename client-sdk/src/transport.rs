@@ -12,6 +12,9 @@
 //! | `ws://host:port/ws` | WebSocket, one frame per binary message |
 //! | `wss://host:port/ws` | WebSocket over TLS (ALPN `http/1.1`) |
 //!
+//! It also opens the byte streams the HTTP API's requests travel on
+//! ([`open_http`], for `crate::http`): TCP, or TLS with ALPN `http/1.1`.
+//!
 //! WebSocket reads are not cancel-safe; the connection's reader task is the
 //! only caller of [`FrameSource::next_frame`], so they never sit in a
 //! `select!`.
@@ -124,6 +127,30 @@ pub(crate) async fn open(
             let tls = tls::connect(stream, &endpoint.host, ALPN_HTTP1, &dial.tls_trust).await?;
             ws::open(tls, endpoint, max_len).await
         }
+    }
+}
+
+/// A byte stream an HTTP request can travel on.
+pub(crate) trait HttpIo: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> HttpIo for T {}
+
+/// Dials `host:port` for one HTTP request: plain TCP, or with `tls` TLS
+/// offering ALPN `http/1.1` and trusting what `trust` says.
+pub(crate) async fn open_http(
+    host: &str,
+    port: u16,
+    tls: bool,
+    trust: &TlsTrust,
+) -> Result<Box<dyn HttpIo>, Error> {
+    let stream = TcpStream::connect((host, port)).await?;
+    stream.set_nodelay(true)?;
+    if tls {
+        Ok(Box::new(
+            tls::connect(stream, host, ALPN_HTTP1, trust).await?,
+        ))
+    } else {
+        Ok(Box::new(stream))
     }
 }
 

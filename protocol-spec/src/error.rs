@@ -193,6 +193,10 @@ error_codes! {
     FileRefused = 414, "FILE_REFUSED", "the upload was refused";
     /// A signed file link has expired or its signature is wrong.
     FileLinkInvalid = 415, "FILE_LINK_INVALID", "the file link has expired or is not valid";
+    /// The uploader's hourly upload budget (room files and avatars
+    /// together, in bytes) does not cover the upload now; retry after the
+    /// error's retry-after (SPEC.md §13.2).
+    UploadRateLimited = 417, "UPLOAD_RATE_LIMITED", "too many bytes uploaded this hour: retry later";
 
     // 5xx — server side. The request may be retried.
     /// An unexpected server error; details are in the server log.

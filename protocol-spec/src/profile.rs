@@ -28,8 +28,9 @@ pub struct Profile {
     /// Only ever sent to the user themself: absent from others' profiles
     /// and from PROFILE_CHANGED.
     pub email: Option<String>,
-    /// Reserved for an uploaded image's file id; this version of the
-    /// server never sets it.
+    /// The file id of the user's avatar, an image they uploaded over HTTP
+    /// (`PUT /api/me/avatar`, SPEC.md §13.6) that any authenticated user
+    /// may fetch; `None`: no avatar.
     pub avatar: Option<u64>,
 }
 

@@ -252,7 +252,7 @@ pub async fn start_with_store(
             config.data_dir.join("files").display()
         )
     })?;
-    let files = Arc::new(files);
+    let files = Arc::new(files.with_avatars(config.max_avatar_bytes, config.max_avatar_side));
     let retention = crate::persist::housekeeping::Retention {
         room_log: config.room_log_retention_days.get(),
         notifications: config.notification_retention_days.get(),

@@ -1,7 +1,7 @@
 //! Rate limits, on `governor`'s GCRA limiters, keyed by user ([`Limits`]:
-//! one allowance per user for messages and one for profile changes, shared
-//! by all of the user's connections and HTTP requests) or by any other key
-//! ([`KeyedLimit`]).
+//! one allowance per user for messages, one for profile changes and one of
+//! upload bytes, shared by all of the user's connections and HTTP
+//! requests) or by any other key ([`KeyedLimit`]).
 //!
 //! Time is monotonic time plus the server [`Clock`]'s advance
 //! ([`LimitClock`]), so a test that moves the server's clock forward
@@ -64,6 +64,8 @@ pub const FORGET_EVERY: Duration = Duration::from_secs(10);
 pub struct KeyedLimit<K: Hash + Eq + Clone> {
     limiter: RateLimiter<K, HashMapStateStore<K>, LimitClock, NoOpMiddleware<Duration>>,
     clock: LimitClock,
+    /// How long an empty allowance takes to fill up again.
+    refill: Duration,
     /// When keys were last forgotten (nanoseconds on `clock`).
     last_forget: AtomicU64,
 }
@@ -85,6 +87,7 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
         let clock = LimitClock::new(clock);
         Some(KeyedLimit {
             limiter: RateLimiter::hashmap_with_clock(quota, clock.clone()),
+            refill: quota.burst_size_replenished_in(),
             clock,
             last_forget: AtomicU64::new(0),
         })
@@ -93,6 +96,30 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
     /// Takes one token from `key`'s allowance; `Err(wait)`: over the limit,
     /// with how long until the next token.
     pub fn check(&self, key: &K) -> Result<(), Duration> {
+        let now = self.forget_idle();
+        self.limiter
+            .check_key(key)
+            .map_err(|not_until| not_until.wait_time_from(now))
+    }
+
+    /// Takes `n` tokens at once from `key`'s allowance, or none;
+    /// `Err(wait)`: not that many now, with how long until there are.
+    /// More than the whole burst can never be taken: `Err(period)`, the
+    /// time the full allowance takes to come back.
+    pub fn check_n(&self, key: &K, n: u32) -> Result<(), Duration> {
+        let Some(n) = NonZeroU32::new(n) else {
+            return Ok(());
+        };
+        let now = self.forget_idle();
+        match self.limiter.check_key_n(key, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(not_until.wait_time_from(now)),
+            Err(_) => Err(self.refill),
+        }
+    }
+
+    /// The time, after forgetting idle keys if [`FORGET_EVERY`] has passed.
+    fn forget_idle(&self) -> Duration {
         let now = self.clock.now();
         let (nanos, last) = (
             now.as_nanos() as u64,
@@ -106,9 +133,7 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
         {
             self.limiter.retain_recent();
         }
-        self.limiter
-            .check_key(key)
-            .map_err(|not_until| not_until.wait_time_from(now))
+        now
     }
 
     /// Forgets every key as good as new and gives the table's spare
@@ -135,13 +160,20 @@ pub struct Limits {
     /// UPDATE_PROFILE: `profile_changes_per_hour`, bursts of
     /// `profile_changes_burst`, per user.
     pub profile: Option<KeyedLimit<UserId>>,
+    /// Upload bytes (room files and avatars), counted in KiB:
+    /// `upload_bytes_per_hour` per user, all of it usable at once.
+    pub uploads: Option<KeyedLimit<UserId>>,
 }
+
+/// The unit of the upload budget: bytes are drawn in whole KiB, rounded up.
+pub const UPLOAD_UNIT: u64 = 1024;
 
 /// Which per-user limit (`confab_rate_limited_total{limit}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitKind {
     Messages,
     Profile,
+    Uploads,
 }
 
 impl Limits {
@@ -154,6 +186,11 @@ impl Limits {
                 cfg.profile_changes_burst,
                 clock,
             ),
+            uploads: {
+                let kib = u32::try_from(cfg.upload_bytes_per_hour.div_ceil(UPLOAD_UNIT))
+                    .unwrap_or(u32::MAX);
+                KeyedLimit::per(kib, Duration::from_secs(3600), kib, clock)
+            },
         }
     }
 
@@ -163,6 +200,7 @@ impl Limits {
         let limit = match kind {
             LimitKind::Messages => &self.messages,
             LimitKind::Profile => &self.profile,
+            LimitKind::Uploads => &self.uploads,
         };
         let Some(limit) = limit else { return Ok(()) };
         limit
@@ -170,12 +208,57 @@ impl Limits {
             .inspect_err(|_| crate::metrics::rate_limited(kind))
     }
 
+    /// A meter of one upload by `user` against their upload budget.
+    pub fn upload_meter(&self, user: UserId) -> UploadMeter<'_> {
+        UploadMeter {
+            limit: self.uploads.as_ref(),
+            user,
+            drawn: 0,
+        }
+    }
+
     /// The housekeeping pass: every limit forgets its idle keys and
     /// shrinks its table.
     pub fn shrink(&self) {
-        for limit in [&self.messages, &self.profile].into_iter().flatten() {
+        for limit in [&self.messages, &self.profile, &self.uploads]
+            .into_iter()
+            .flatten()
+        {
             limit.shrink();
         }
+    }
+}
+
+/// One upload's draw on its uploader's hourly byte budget (SPEC.md
+/// §13.2): the budget is drawn in whole KiB as the bytes come — all of a
+/// declared Content-Length before the body is read, else chunk by chunk —
+/// and what was drawn is not given back if the upload is then refused:
+/// receiving the bytes was the cost.
+pub struct UploadMeter<'a> {
+    limit: Option<&'a KeyedLimit<UserId>>,
+    user: UserId,
+    /// KiB drawn so far.
+    drawn: u64,
+}
+
+impl UploadMeter<'_> {
+    /// Makes sure the first `bytes` of the upload are paid for, drawing
+    /// what is missing; `Err(wait)`: the budget does not cover them now
+    /// (counted in `confab_rate_limited_total{limit="uploads"}`).
+    pub fn reach(&mut self, bytes: u64) -> Result<(), Duration> {
+        let Some(limit) = self.limit else {
+            return Ok(());
+        };
+        let want = bytes.div_ceil(UPLOAD_UNIT);
+        if want <= self.drawn {
+            return Ok(());
+        }
+        let more = u32::try_from(want - self.drawn).unwrap_or(u32::MAX);
+        limit
+            .check_n(&self.user, more)
+            .inspect_err(|_| crate::metrics::rate_limited(LimitKind::Uploads))?;
+        self.drawn = want;
+        Ok(())
     }
 }
 
@@ -220,6 +303,40 @@ mod tests {
         assert_eq!(l.check(&a), Err(Duration::from_secs(1)));
         clock.advance(Duration::from_secs(1));
         assert!(taken(&l, a));
+    }
+
+    #[test]
+    fn an_upload_meter_draws_whole_kib_once_and_says_when_more_come() {
+        let clock = ServerClock::default();
+        clock.freeze();
+        let cfg = crate::config::Config {
+            upload_bytes_per_hour: 3600 * 1024, // 1 KiB a second
+            ..crate::config::Config::default()
+        };
+        let limits = Limits::new(&cfg, &clock);
+        let a = UserId(1);
+        let mut m = limits.upload_meter(a);
+        assert_eq!(m.reach(1), Ok(()), "one byte costs one KiB");
+        assert_eq!(m.reach(1024), Ok(()), "the same KiB is not drawn twice");
+        assert_eq!(m.reach(3000 * 1024), Ok(()));
+        // 3000 KiB drawn of 3600: 600 left.
+        let mut n = limits.upload_meter(a);
+        assert_eq!(n.reach(601 * 1024), Err(Duration::from_secs(1)));
+        assert_eq!(n.reach(600 * 1024), Ok(()), "a refusal drew nothing");
+        assert_eq!(n.reach(601 * 1024), Err(Duration::from_secs(1)));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(n.reach(601 * 1024), Ok(()), "refilled by the clock");
+        // More than the whole budget can never pass: come back in an hour.
+        let mut big = limits.upload_meter(UserId(2));
+        assert_eq!(big.reach(3601 * 1024), Err(Duration::from_secs(3600)));
+        // Another user has their own budget; 0 turns the limit off.
+        assert_eq!(limits.upload_meter(UserId(3)).reach(3600 * 1024), Ok(()));
+        let off = crate::config::Config {
+            upload_bytes_per_hour: 0,
+            ..cfg
+        };
+        let limits = Limits::new(&off, &clock);
+        assert_eq!(limits.upload_meter(a).reach(u64::MAX), Ok(()));
     }
 
     #[test]

@@ -171,6 +171,12 @@ settings! {
     notification_retention_days: Days = Days(90), env "CONFAB_NOTIFICATION_RETENTION_DAYS";
     /// Largest file upload in bytes (POST /api/rooms/{id}/files); a larger one is refused with 413 as soon as that is known, without reading the rest.
     max_upload_bytes: Count = 10 * 1024 * 1024, env "CONFAB_MAX_UPLOAD_BYTES";
+    /// Largest avatar upload in bytes (PUT /api/me/avatar); a larger one is refused with 413 like an over-large file.
+    max_avatar_bytes: Count = 512 * 1024, env "CONFAB_MAX_AVATAR_BYTES";
+    /// Largest width and height of an avatar in pixels; a larger image is refused (FILE_REFUSED, reason too_many_pixels), never resized.
+    max_avatar_side: u32 = 1024, env "CONFAB_MAX_AVATAR_SIDE";
+    /// Bytes a user may upload per hour (room files and avatars together, counted in whole KiB as they arrive); over it uploads are refused with 429 UPLOAD_RATE_LIMITED and a retry-after; 0 disables the limit.
+    upload_bytes_per_hour: Count = 200 * 1024 * 1024, env "CONFAB_UPLOAD_BYTES_PER_HOUR";
     /// Hours an upload may wait for a message to reference it before housekeeping deletes it.
     upload_unreferenced_hours: Hours = Hours(24), env "CONFAB_UPLOAD_UNREFERENCED_HOURS";
     /// Seconds a signed file link (GET /api/files/{id}?expires=…&sig=…) stays valid.
@@ -405,6 +411,15 @@ impl Config {
         }
         if self.max_upload_bytes == 0 {
             return bad("max_upload_bytes", "must be at least 1");
+        }
+        if self.max_avatar_bytes == 0 {
+            return bad("max_avatar_bytes", "must be at least 1");
+        }
+        if self.max_avatar_side == 0 {
+            return bad("max_avatar_side", "must be at least 1");
+        }
+        if self.upload_bytes_per_hour / crate::limit::UPLOAD_UNIT > u64::from(u32::MAX) {
+            return bad("upload_bytes_per_hour", "must be under 4 TiB");
         }
         if self.file_link_ttl_secs.0 == 0 {
             return bad("file_link_ttl_secs", "must be at least 1");

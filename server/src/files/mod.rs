@@ -34,6 +34,7 @@ use confab_store::{NewFile, Store, StoreError};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use crate::limit::UploadMeter;
 pub use link::{LinkKey, LinkRefused};
 pub use sniff::Kind;
 
@@ -55,6 +56,13 @@ pub enum Refusal {
     TypeMismatch,
     /// A bad file name.
     Name(name::BadName),
+    /// An avatar whose declared type is not one of the four image types.
+    NotImage,
+    /// An avatar wider or taller than `max_avatar_side`.
+    TooManyPixels,
+    /// An avatar (a JPEG) whose size in pixels is not in its first
+    /// [`HEAD_BYTES`].
+    NoDimensions,
 }
 
 impl Refusal {
@@ -66,15 +74,22 @@ impl Refusal {
             Refusal::TypeNotAllowed => "type_not_allowed",
             Refusal::TypeMismatch => "type_mismatch",
             Refusal::Name(n) => n.reason(),
+            Refusal::NotImage => "not_image",
+            Refusal::TooManyPixels => "too_many_pixels",
+            Refusal::NoDimensions => "no_dimensions",
         }
     }
 
-    /// The HTTP status: 413 for size, 415 for type, 400 otherwise.
+    /// The HTTP status: 413 for size in bytes, 415 for type, 400
+    /// otherwise (an image's size in pixels too: the body was not too
+    /// large).
     pub fn status(self) -> u16 {
         match self {
             Refusal::TooLarge => 413,
-            Refusal::TypeNotAllowed | Refusal::TypeMismatch => 415,
-            Refusal::Empty | Refusal::Name(_) => 400,
+            Refusal::TypeNotAllowed | Refusal::TypeMismatch | Refusal::NotImage => 415,
+            Refusal::Empty | Refusal::Name(_) | Refusal::TooManyPixels | Refusal::NoDimensions => {
+                400
+            }
         }
     }
 }
@@ -85,6 +100,9 @@ pub enum ReceiveError {
     Refused(Refusal, String),
     /// The client's body broke off (a reset, a malformed chunk).
     Body(String),
+    /// The uploader's hourly byte budget does not cover the next bytes:
+    /// retry after this long.
+    OverBudget(Duration),
     /// The data directory could not be written.
     Disk(std::io::Error),
 }
@@ -118,6 +136,9 @@ pub struct Files {
     tmp: PathBuf,
     /// `max_upload_bytes`.
     pub max_bytes: u64,
+    /// `max_avatar_bytes` and `max_avatar_side`.
+    pub avatar_max_bytes: u64,
+    pub avatar_max_side: u32,
     /// How long a signed link lasts.
     pub link_ttl: Duration,
     key: LinkKey,
@@ -142,11 +163,23 @@ impl Files {
             root,
             tmp,
             max_bytes,
+            avatar_max_bytes: max_bytes,
+            avatar_max_side: u32::MAX,
             link_ttl,
             key,
             blobs: tokio::sync::Mutex::new(()),
             next_tmp: AtomicU64::new(1),
         })
+    }
+
+    /// The avatar limits: at most `max_bytes`, and `max_side` pixels wide
+    /// and high (else the upload limit, and no limit on pixels).
+    pub fn with_avatars(self, max_bytes: u64, max_side: u32) -> Files {
+        Files {
+            avatar_max_bytes: max_bytes,
+            avatar_max_side: max_side,
+            ..self
+        }
     }
 
     /// Where the bytes of `sha256` live.
@@ -155,9 +188,16 @@ impl Files {
         self.root.join(&hex[..2]).join(&hex[2..4]).join(hex)
     }
 
-    /// Streams `body` into a temporary file, hashing it, and checks it:
-    /// at most `max_bytes`, not empty, and bytes of the `declared` type.
-    pub async fn receive(&self, mut body: Body, declared: Kind) -> Result<Received, ReceiveError> {
+    /// Streams `body` into a temporary file, hashing it and drawing each
+    /// chunk from the uploader's budget (`meter`), and checks it: at most
+    /// `max` bytes, not empty, and bytes of the `declared` type.
+    pub async fn receive(
+        &self,
+        mut body: Body,
+        declared: Kind,
+        max: u64,
+        meter: &mut UploadMeter<'_>,
+    ) -> Result<Received, ReceiveError> {
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         let path = self.tmp.join(format!("upload-{}-{n}", std::process::id()));
         let mut file = tokio::fs::File::create(&path)
@@ -176,12 +216,13 @@ impl Files {
                 continue; // trailers
             };
             size += chunk.len() as u64;
-            if size > self.max_bytes {
+            if size > max {
                 return Err(ReceiveError::Refused(
                     Refusal::TooLarge,
-                    format!("the file is larger than {} bytes", self.max_bytes),
+                    format!("the file is larger than {max} bytes"),
                 ));
             }
+            meter.reach(size).map_err(ReceiveError::OverBudget)?;
             hash.update(&chunk);
             if head.len() < HEAD_BYTES {
                 let take = (HEAD_BYTES - head.len()).min(chunk.len());
@@ -229,13 +270,15 @@ impl Files {
     }
 
     /// Keeps a received upload: its bytes go into place unless the same
-    /// bytes are there already, and its row is recorded. Returns the
-    /// file's id. On a store error the bytes this call placed are removed.
+    /// bytes are there already, and its row is recorded — a file of `room`,
+    /// or with `room` `None` an avatar of `uploader` (theirs once
+    /// `AccountWrite::SetAvatar` says so). Returns the file's id. On a store error the
+    /// bytes this call placed are removed.
     pub async fn keep(
         &self,
         store: &dyn Store,
         mut received: Received,
-        room: RoomId,
+        room: Option<RoomId>,
         uploader: UserId,
         name: String,
         now: Millis,
@@ -258,7 +301,7 @@ impl Files {
             true
         };
         let file = NewFile {
-            room,
+            room: room.unwrap_or(RoomId(0)),
             uploader,
             name,
             content_type: received.kind.content_type().to_owned(),
@@ -268,7 +311,13 @@ impl Files {
             height: received.dims.map(|d| d.1),
             created_at: now,
         };
-        match crate::metrics::query("insert_file", store.insert_file(&file)).await {
+        let insert = match room {
+            Some(_) => crate::metrics::query("insert_file", store.insert_file(&file)).await,
+            None => {
+                crate::metrics::query("insert_avatar_file", store.insert_avatar_file(&file)).await
+            }
+        };
+        match insert {
             Ok(id) => Ok(Kept {
                 id,
                 file,

@@ -151,6 +151,7 @@ pub struct Metrics {
     pub write_frames: Histogram,
     pub rate_limited_messages: Counter,
     pub rate_limited_profile: Counter,
+    pub rate_limited_uploads: Counter,
     pub broadcast_recipients: Histogram,
     pub broadcast_duration: Histogram,
     pub deliveries: Counter,
@@ -482,6 +483,7 @@ impl Metrics {
             write_frames: histogram!(WRITE_FRAMES),
             rate_limited_messages: counter!(RATE_LIMITED, "limit" => "messages"),
             rate_limited_profile: counter!(RATE_LIMITED, "limit" => "profile"),
+            rate_limited_uploads: counter!(RATE_LIMITED, "limit" => "uploads"),
             broadcast_recipients: histogram!(BROADCASTS),
             broadcast_duration: histogram!(BROADCAST_DURATION),
             deliveries: counter!(DELIVERIES),
@@ -547,6 +549,7 @@ pub fn rate_limited(kind: crate::limit::LimitKind) {
     match kind {
         crate::limit::LimitKind::Messages => m.rate_limited_messages.increment(1),
         crate::limit::LimitKind::Profile => m.rate_limited_profile.increment(1),
+        crate::limit::LimitKind::Uploads => m.rate_limited_uploads.increment(1),
     }
 }
 

@@ -43,6 +43,7 @@ use crate::shard::ShardCmd;
 use crate::state::ServerState;
 
 pub use oneshot::{authenticate, call, check_member};
+pub(crate) use profile::announce_profile;
 
 /// Frames in: what a session reads.
 pub trait FrameSource: Send {

@@ -5,14 +5,39 @@
 
 use std::sync::Arc;
 
-use confab_protocol::{ErrorCode, PasswordChange, ProfileUpdate, ServerMsg, UserId};
-use confab_store::{AccountOutcome, AccountWrite};
+use confab_protocol::{ErrorCode, PasswordChange, Profile, ProfileUpdate, ServerMsg, UserId};
+use confab_store::{AccountOutcome, AccountWrite, StoreError};
 
 use super::validate::{check_bio, check_display_name, check_email};
 use super::{storage_error, Session};
 use crate::auth;
 use crate::limit::LimitKind;
 use crate::shard::ShardCmd;
+use crate::state::ServerState;
+
+/// After a change of `user`'s profile (UPDATE_PROFILE, or an avatar set or
+/// cleared over HTTP): reads it as stored and has the shards tell the
+/// members of the user's rooms (PROFILE_CHANGED, coalesced on their tick).
+/// Returns the whole profile, the email included, for the user's own
+/// answer; `None` for an unknown user (nothing is pushed).
+pub(crate) async fn announce_profile(
+    state: &ServerState,
+    user: UserId,
+) -> Result<Option<Profile>, StoreError> {
+    let read = state.store.profile(user);
+    let Some(profile) = crate::metrics::query("profile", read).await? else {
+        return Ok(None);
+    };
+    let public = Arc::new(profile.public());
+    state
+        .router
+        .send_all(|| ShardCmd::ProfileChanged {
+            user,
+            profile: public.clone(),
+        })
+        .await;
+    Ok(Some(profile))
+}
 
 impl Session {
     /// GET_PROFILE: any authenticated user may read any user's profile;
@@ -63,21 +88,13 @@ impl Session {
             Ok(_) => return self.error(req_id, ErrorCode::NoSuchUser),
             Err(e) => return storage_error(&self.conn, req_id, e),
         }
-        let read = self.state.store.profile(user);
-        let profile = match crate::metrics::query("profile", read).await {
-            Ok(Some(p)) => p,
-            Ok(None) => return self.error(req_id, ErrorCode::NoSuchUser),
-            Err(e) => return storage_error(&self.conn, req_id, e),
-        };
-        let public = Arc::new(profile.public());
-        self.conn.reply(req_id, &ServerMsg::Profile(profile));
-        self.state
-            .router
-            .send_all(|| ShardCmd::ProfileChanged {
-                user,
-                profile: public.clone(),
-            })
-            .await;
+        match announce_profile(&self.state, user).await {
+            Ok(Some(profile)) => {
+                self.conn.reply(req_id, &ServerMsg::Profile(profile));
+            }
+            Ok(None) => self.error(req_id, ErrorCode::NoSuchUser),
+            Err(e) => storage_error(&self.conn, req_id, e),
+        }
     }
 
     /// CHANGE_PASSWORD: the current password checked like a login (the

@@ -481,6 +481,11 @@ pub enum AccountWrite {
         bio: String,
         email: Option<String>,
     },
+    /// `user`'s avatar is now the avatar file `file` (recorded by
+    /// [`FileStore::insert_avatar_file`]), or none; their other avatars
+    /// are marked deleted in the same commit (housekeeping removes their
+    /// bytes).
+    SetAvatar { user: UserId, file: Option<u64> },
 }
 
 /// What one [`AccountWrite`] did.
@@ -492,9 +497,10 @@ pub enum AccountOutcome {
     UsernameTaken,
     /// The session exists.
     SessionCreated,
-    /// The password (or profile) was replaced.
+    /// The password (or profile, or avatar) was replaced.
     Updated,
-    /// A password or profile change named no account: nothing written.
+    /// A password, profile or avatar change named no account: nothing
+    /// written.
     NoSuchUser,
 }
 
@@ -622,6 +628,9 @@ pub struct FileRecord {
     /// Its message was deleted, or nothing referenced it in time: no
     /// longer served.
     pub deleted: bool,
+    /// An avatar ([`FileStore::insert_avatar_file`]): in no room, read by
+    /// any authenticated user, never attached to a message.
+    pub avatar: bool,
 }
 
 /// Why [`FileStore::claim_file`] did not claim a file.
@@ -642,6 +651,10 @@ pub enum ClaimRefused {
 pub trait FileStore: Send + Sync + 'static {
     /// Records an upload; returns its id (increasing, never reused).
     async fn insert_file(&self, file: &NewFile) -> StoreResult<u64>;
+    /// Records an uploaded avatar of `file.uploader` (`file.room` must be
+    /// `RoomId(0)`: an avatar is in no room); returns its id. It becomes
+    /// the user's avatar with [`AccountWrite::SetAvatar`].
+    async fn insert_avatar_file(&self, file: &NewFile) -> StoreResult<u64>;
     /// The file with this id, deleted or not.
     async fn file(&self, id: u64) -> StoreResult<Option<FileRecord>>;
     /// Claims file `id` for a message `uploader` is sending in `room`:
@@ -659,8 +672,9 @@ pub trait FileStore: Send + Sync + 'static {
     async fn release_file(&self, id: u64) -> StoreResult<()>;
     /// Marks the files of message `seq` of `room` deleted; returns how many.
     async fn delete_message_files(&self, room: RoomId, seq: Seq) -> StoreResult<u64>;
-    /// Housekeeping: marks deleted the files whose message is a tombstone
-    /// and those never referenced that were uploaded before `cutoff`.
+    /// Housekeeping: marks deleted the files whose message is a tombstone,
+    /// those never referenced that were uploaded before `cutoff`, and
+    /// avatars uploaded before `cutoff` that are not their user's avatar.
     /// Returns how many it marked.
     async fn expire_files(&self, cutoff: Millis) -> StoreResult<u64>;
     /// Hashes that only deleted files use: their bytes may go.

@@ -183,6 +183,11 @@ fn migrator() -> Migrator {
             "files",
             include_str!("../migrations/postgres/0009_files.sql"),
         ),
+        (
+            10,
+            "avatars",
+            include_str!("../migrations/postgres/0010_avatars.sql"),
+        ),
     ])
 }
 

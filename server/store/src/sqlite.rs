@@ -175,6 +175,11 @@ fn migrator() -> Migrator {
             "files",
             include_str!("../migrations/sqlite/0009_files.sql"),
         ),
+        (
+            10,
+            "avatars",
+            include_str!("../migrations/sqlite/0010_avatars.sql"),
+        ),
     ])
 }
 

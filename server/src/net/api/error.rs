@@ -38,6 +38,11 @@ pub struct ErrorDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "type_mismatch")]
     pub reason: Option<&'static str>,
+    /// With a 429: milliseconds until the request may succeed (also the
+    /// `Retry-After` header, in whole seconds rounded up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 1500)]
+    pub retry_after_ms: Option<u32>,
 }
 
 /// An error response.
@@ -111,7 +116,9 @@ pub fn status_for(code: u16) -> StatusCode {
         UnknownFile => StatusCode::NOT_FOUND,
         AttachmentNotYours | FileLinkInvalid => StatusCode::FORBIDDEN,
         FileRefused => StatusCode::BAD_REQUEST,
-        RateLimited | TooManyAttempts | ProfileRateLimited => StatusCode::TOO_MANY_REQUESTS,
+        RateLimited | TooManyAttempts | ProfileRateLimited | UploadRateLimited => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
         StorageUnavailable | Overloaded | ShuttingDown | SlowConsumer => {
             StatusCode::SERVICE_UNAVAILABLE
@@ -180,6 +187,19 @@ impl ApiError {
         }
     }
 
+    /// A limit's refusal, to be tried again after `wait`.
+    pub fn retry(
+        code: ErrorCode,
+        wait: std::time::Duration,
+        message: impl Into<String>,
+    ) -> ApiError {
+        let ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX).max(1);
+        ApiError {
+            retry_after_ms: ms,
+            ..ApiError::code(code, message)
+        }
+    }
+
     /// The request could not be decoded (body, path or query).
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::code(ErrorCode::MalformedFrame, message)
@@ -244,6 +264,7 @@ impl IntoResponse for ApiError {
                 name,
                 message: self.message,
                 reason: self.reason,
+                retry_after_ms: (self.retry_after_ms > 0).then_some(self.retry_after_ms),
             },
         };
         let mut resp = (self.status, Json(body)).into_response();

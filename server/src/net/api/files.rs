@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use confab_protocol::ErrorCode;
+use confab_protocol::{ErrorCode, UserId};
 use confab_store::FileRecord;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
@@ -25,9 +25,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, AuthedErrors, ErrorBody, RoomErrors, StoreErrors};
 use super::extract::{Caller, FilePath, Id63, QueryParams, RoomPath};
-use crate::files::{name, Kind, LinkRefused, ReceiveError, Refusal};
+use crate::files::{name, KeepError, Kind, LinkRefused, ReceiveError, Received, Refusal};
 use crate::net::http::HttpState;
 use crate::session;
+use crate::state::ServerState;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -140,7 +141,7 @@ pub enum FileErrors {
 #[allow(dead_code)] // described, never built
 pub struct FileBytes(Vec<u8>);
 
-fn refused(r: Refusal, message: impl Into<String>) -> ApiError {
+pub(super) fn refused(r: Refusal, message: impl Into<String>) -> ApiError {
     crate::metrics::file_refused(r.reason());
     let status = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_REQUEST);
     ApiError::reason(status, ErrorCode::FileRefused, r.reason(), message)
@@ -205,6 +206,7 @@ fn upload_name(q: UploadQuery, headers: &HeaderMap) -> ApiResult<String> {
         RoomErrors,
         (status = 413, description = "FILE_REFUSED, reason `too_large`: over the server's upload limit (by Content-Length, before the body is read; or while it streams).", body = ErrorBody),
         (status = 415, description = "FILE_REFUSED, reason `type_not_allowed` (the declared type is not allowlisted) or `type_mismatch` (the bytes are not of the declared type).", body = ErrorBody),
+        (status = 429, description = "UPLOAD_RATE_LIMITED: the caller's hourly upload budget does not cover the file (by Content-Length before the body is read, or while it streams); see Retry-After and `retry_after_ms`.", body = ErrorBody),
     ))]
 pub async fn upload(
     caller: Caller,
@@ -234,48 +236,89 @@ pub async fn upload(
         ));
     };
     let files = &server.files;
-    let length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if length.is_some_and(|n| n > files.max_bytes) {
-        // Refused before a byte of the body is read; hyper closes the
-        // connection rather than read what the client still sends.
-        return Err(refused(
-            Refusal::TooLarge,
-            format!("the file is larger than {} bytes", files.max_bytes),
-        ));
-    }
-    let received = match files.receive(body, kind).await {
-        Ok(r) => r,
-        Err(ReceiveError::Refused(r, message)) => return Err(refused(r, message)),
-        Err(ReceiveError::Body(e)) => {
-            return Err(ApiError::bad_request(format!("the body broke off: {e}")))
-        }
-        Err(ReceiveError::Disk(e)) => {
-            tracing::error!(error = %e, "cannot write an upload");
-            return Err(ApiError::code(
-                ErrorCode::StorageUnavailable,
-                "the upload could not be written",
-            ));
-        }
-    };
+    let received = receive(server, me.user, &headers, body, kind, files.max_bytes).await?;
     let now = server.clock.now_ms();
     let kept = files
-        .keep(server.store.as_ref(), received, room, me.user, name, now)
+        .keep(
+            server.store.as_ref(),
+            received,
+            Some(room),
+            me.user,
+            name,
+            now,
+        )
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "cannot keep an upload");
-            ApiError::code(
-                ErrorCode::StorageUnavailable,
-                "the upload could not be stored",
-            )
-        })?;
+        .map_err(not_kept)?;
     crate::metrics::file_uploaded(kept.file.size, kept.deduplicated);
     Ok((
         StatusCode::CREATED,
         Json(file_body(&st, kept.id, &kept.file)),
     ))
+}
+
+/// An upload's body received for `user`: refused by its Content-Length
+/// if that is over `max` or over what the user's hourly budget has left
+/// (before a byte is read), else streamed in, counted against the budget
+/// and checked to be `kind` ([`crate::files::Files::receive`]).
+pub(super) async fn receive(
+    server: &ServerState,
+    user: UserId,
+    headers: &HeaderMap,
+    body: Body,
+    kind: Kind,
+    max: u64,
+) -> ApiResult<Received> {
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        refused(
+            Refusal::TooLarge,
+            format!("the file is larger than {max} bytes"),
+        )
+    };
+    if length.is_some_and(|n| n > max) {
+        // Refused before a byte of the body is read; hyper closes the
+        // connection rather than read what the client still sends.
+        return Err(too_large());
+    }
+    let mut meter = server.limits.upload_meter(user);
+    if let Some(n) = length {
+        meter.reach(n).map_err(over_budget)?;
+    }
+    match server.files.receive(body, kind, max, &mut meter).await {
+        Ok(r) => Ok(r),
+        Err(ReceiveError::Refused(r, message)) => Err(refused(r, message)),
+        Err(ReceiveError::OverBudget(wait)) => Err(over_budget(wait)),
+        Err(ReceiveError::Body(e)) => {
+            Err(ApiError::bad_request(format!("the body broke off: {e}")))
+        }
+        Err(ReceiveError::Disk(e)) => {
+            tracing::error!(error = %e, "cannot write an upload");
+            Err(ApiError::code(
+                ErrorCode::StorageUnavailable,
+                "the upload could not be written",
+            ))
+        }
+    }
+}
+
+fn over_budget(wait: std::time::Duration) -> ApiError {
+    ApiError::retry(
+        ErrorCode::UploadRateLimited,
+        wait,
+        "your upload budget for this hour is spent; see Retry-After",
+    )
+}
+
+/// A received upload that could not be kept.
+pub(super) fn not_kept(e: KeepError) -> ApiError {
+    tracing::error!(error = %e, "cannot keep an upload");
+    ApiError::code(
+        ErrorCode::StorageUnavailable,
+        "the upload could not be stored",
+    )
 }
 
 /// The file, if it exists and is not deleted.
@@ -298,10 +341,14 @@ async fn live_file(st: &HttpState, id: u64) -> ApiResult<FileRecord> {
     }
 }
 
-/// A file the bearer token's user may read: a member of its room.
+/// A file the bearer token's user may read: a member of its room, or
+/// anyone for an avatar (any authenticated user may read any profile).
 async fn readable_file(caller: &Caller, st: &HttpState, id: u64) -> ApiResult<FileRecord> {
     let me = caller.session().await?;
     let f = live_file(st, id).await?;
+    if f.avatar {
+        return Ok(f);
+    }
     session::check_member(caller.server(), f.file.room, me.user)
         .await
         .map_err(|code| ApiError::code(code, code.default_message()))?;
@@ -314,7 +361,7 @@ async fn readable_file(caller: &Caller, st: &HttpState, id: u64) -> ApiResult<Fi
     responses(
         (status = 200, description = "A signed link to the file, for the caller to hand to a browser.", body = FileLinkBody),
         (status = 400, description = "Bad file id.", body = ErrorBody),
-        (status = 403, description = "NOT_A_MEMBER of the file's room.", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER of the file's room (an avatar: any authenticated user may read it).", body = ErrorBody),
         FileErrors,
         AuthedErrors,
     ))]
@@ -340,7 +387,7 @@ pub async fn file_url(
         (status = 304, description = "Not modified (If-None-Match named the ETag)."),
         (status = 400, description = "Bad file id or query.", body = ErrorBody),
         (status = 401, description = "Neither a token nor a signed link; or an invalid token.", body = ErrorBody),
-        (status = 403, description = "NOT_A_MEMBER of the file's room, or FILE_LINK_INVALID (reason `expired` or `bad_signature`).", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER of the file's room (an avatar: any authenticated user may read it), or FILE_LINK_INVALID (reason `expired` or `bad_signature`).", body = ErrorBody),
         FileErrors,
         (status = 416, description = "The range starts past the end (Content-Range: bytes */size).", body = ErrorBody),
         StoreErrors,

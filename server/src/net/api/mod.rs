@@ -39,6 +39,7 @@ macro_rules! reply {
     };
 }
 
+mod avatar;
 pub mod error;
 mod extract;
 mod files;
@@ -88,6 +89,10 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/me/password", post(change_password))
         .route("/api/me/profile", put(update_profile))
         .route("/api/users/{id}/profile", get(get_profile))
+        .route(
+            "/api/me/avatar",
+            put(avatar::set_avatar).delete(avatar::clear_avatar),
+        )
         // Files (files.rs).
         .route("/api/rooms/{id}/files", post(files::upload))
         .route("/api/files/{id}", get(files::download))
@@ -680,11 +685,12 @@ impl Modify for BearerScheme {
         governance::deny_request, governance::kick, governance::set_role, governance::ban,
         governance::list_bans, governance::unban, governance::audit,
         governance::notifications, governance::mark_read, governance::room_log,
-        files::upload, files::download, files::file_url
+        files::upload, files::download, files::file_url, avatar::set_avatar,
+        avatar::clear_avatar
     ),
     modifiers(&BearerScheme),
     tags(
-        (name = "accounts", description = "Register, log in, log out, change the password; profiles and presence."),
+        (name = "accounts", description = "Register, log in, log out, change the password; profiles, avatars and presence."),
         (name = "rooms", description = "Find, create, join and leave rooms."),
         (name = "messages", description = "Post and read messages: text, formatted text, stickers."),
         (name = "governance", description = "Room governance (SPEC.md §8): invitations, join requests, kicks, bans, roles, room updates, the audit trail."),
@@ -758,7 +764,7 @@ mod tests {
                 operations += 1;
             }
         }
-        assert_eq!(operations, 43);
+        assert_eq!(operations, 45);
     }
 
     /// A row of a shared set that an endpoint overrides keeps the

@@ -981,8 +981,8 @@ mirror! {
         bio: String = p.bio,
         /// Only in the caller's own profile; null in everyone else's.
         email: Option<String> = p.email,
-        /// Reserved for an uploaded image's file id; always null from
-        /// this server.
+        /// The avatar's file id (PUT /api/me/avatar), which any
+        /// authenticated user may fetch at /api/files/{id}; null: none.
         avatar: Option<u64> = p.avatar,
     }
 }

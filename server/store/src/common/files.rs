@@ -41,28 +41,46 @@ fn file(row: &impl Columns) -> StoreResult<FileRecord> {
         },
         message: row.opt_u64("message_seq")?.map(Seq),
         deleted: row.flag("deleted")?,
+        avatar: row.flag("avatar")?,
     })
+}
+
+/// `INSERT_FILE`'s (and `INSERT_AVATAR_FILE`'s) arguments.
+fn insert_args(f: &NewFile) -> StoreResult<[Arg<'_>; 9]> {
+    Ok([
+        Int(to_db(f.room.0, "room id")?),
+        Int(to_db(f.uploader.0, "user id")?),
+        Text(&f.name),
+        Text(&f.content_type),
+        Int(to_db(f.size, "size")?),
+        Bytes(&f.sha256),
+        Int(side(f.width)),
+        Int(side(f.height)),
+        Int(to_db(f.created_at, "created_at")?),
+    ])
 }
 
 #[async_trait::async_trait]
 impl<B: Backend> FileStore for B {
     async fn insert_file(&self, f: &NewFile) -> StoreResult<u64> {
-        let args = [
-            Int(to_db(f.room.0, "room id")?),
-            Int(to_db(f.uploader.0, "user id")?),
-            Text(&f.name),
-            Text(&f.content_type),
-            Int(to_db(f.size, "size")?),
-            Bytes(&f.sha256),
-            Int(side(f.width)),
-            Int(side(f.height)),
-            Int(to_db(f.created_at, "created_at")?),
-        ];
         let row = self
             .writer()
-            .row("insert_file", sql::INSERT_FILE, &args)
+            .row("insert_file", sql::INSERT_FILE, &insert_args(f)?)
             .await?
             .ok_or_else(|| StoreError::database("insert_file: no id returned"))?;
+        row.u64("id")
+    }
+
+    async fn insert_avatar_file(&self, f: &NewFile) -> StoreResult<u64> {
+        let row = self
+            .writer()
+            .row(
+                "insert_avatar_file",
+                sql::INSERT_AVATAR_FILE,
+                &insert_args(f)?,
+            )
+            .await?
+            .ok_or_else(|| StoreError::database("insert_avatar_file: no id returned"))?;
         row.u64("id")
     }
 
@@ -154,7 +172,10 @@ impl<B: Backend> FileStore for B {
                 &[Int(cutoff)],
             )
             .await?;
-        Ok(deleted + unreferenced)
+        let stray = w
+            .execute("expire_files", sql::EXPIRE_STRAY_AVATARS, &[Int(cutoff)])
+            .await?;
+        Ok(deleted + unreferenced + stray)
     }
 
     async fn dead_hashes(&self) -> StoreResult<Vec<[u8; 32]>> {

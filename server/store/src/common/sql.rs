@@ -382,7 +382,21 @@ pub const INSERT_FILE: &str = "INSERT INTO files (room_id, uploader_id, name, co
 
 /// `$1` file id.
 pub const FILE_BY_ID: &str = "SELECT id, room_id, uploader_id, name, content_type, size, \
-     sha256, width, height, created_at, message_seq, deleted FROM files WHERE id = $1";
+     sha256, width, height, created_at, message_seq, deleted, avatar FROM files WHERE id = $1";
+
+/// [`INSERT_FILE`]'s arguments (`$1` room: 0), for an avatar.
+pub const INSERT_AVATAR_FILE: &str = "INSERT INTO files (room_id, uploader_id, name, \
+     content_type, size, sha256, width, height, created_at, avatar) \
+     VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, 0), NULLIF($8, 0), $9, TRUE) RETURNING id";
+
+/// `$1` user, `$2` their avatar's file id (0: none). Returns `id` if the
+/// user exists.
+pub const SET_AVATAR: &str =
+    "UPDATE users SET avatar_file = NULLIF($2, 0) WHERE id = $1 RETURNING id";
+
+/// After [`SET_AVATAR`]: `$1`'s avatars other than `$2` are deleted.
+pub const RETIRE_AVATARS: &str = "UPDATE files SET deleted = TRUE \
+     WHERE uploader_id = $1 AND avatar AND NOT deleted AND id <> $2";
 
 /// `$1` file, `$2` uploader, `$3` room: the claim of a message being sent.
 pub const CLAIM_FILE: &str = "UPDATE files SET message_seq = 0 \
@@ -401,8 +415,16 @@ pub const DELETE_MESSAGE_FILES: &str = "UPDATE files SET deleted = TRUE \
      WHERE room_id = $1 AND message_seq = $2 AND NOT deleted";
 
 /// `$1` cutoff: uploads no message referenced before it.
+/// (Avatars are never referenced by a message: [`EXPIRE_STRAY_AVATARS`].)
 pub const EXPIRE_UNREFERENCED_FILES: &str = "UPDATE files SET deleted = TRUE \
-     WHERE message_seq IS NULL AND NOT deleted AND created_at < $1";
+     WHERE message_seq IS NULL AND NOT deleted AND NOT avatar AND created_at < $1";
+
+/// `$1` cutoff: avatars uploaded before it that are not their user's
+/// avatar (the account write that would have set one never happened).
+pub const EXPIRE_STRAY_AVATARS: &str = "UPDATE files SET deleted = TRUE \
+     WHERE avatar AND NOT deleted AND created_at < $1 \
+       AND NOT EXISTS (SELECT 1 FROM users u \
+                       WHERE u.id = files.uploader_id AND u.avatar_file = files.id)";
 
 /// Hashes only deleted files use.
 pub const DEAD_HASHES: &str = "SELECT DISTINCT d.sha256 FROM files d WHERE d.deleted \

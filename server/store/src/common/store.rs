@@ -187,6 +187,21 @@ impl<B: Backend> AccountStore for B {
                     ],
                     if_row_from: None,
                 }),
+                AccountWrite::SetAvatar { user, file } => {
+                    let user = Int(to_db(user.0, "user id")?);
+                    let file = Int(to_db(file.unwrap_or(0), "file id")?);
+                    let updated = steps.len();
+                    steps.push(Step {
+                        sql: sql::SET_AVATAR,
+                        args: vec![user, file],
+                        if_row_from: None,
+                    });
+                    steps.push(Step {
+                        sql: sql::RETIRE_AVATARS,
+                        args: vec![user, file],
+                        if_row_from: Some(updated),
+                    });
+                }
             }
         }
         let rows = self.writer().transaction("write_accounts", &steps).await?;
@@ -212,6 +227,11 @@ impl<B: Backend> AccountStore for B {
                     updated_or_missing(updated)
                 }
                 AccountWrite::UpdateProfile { .. } => updated_or_missing(rows.next().flatten()),
+                AccountWrite::SetAvatar { .. } => {
+                    let updated = rows.next().flatten();
+                    rows.next();
+                    updated_or_missing(updated)
+                }
             });
         }
         Ok(outcomes)

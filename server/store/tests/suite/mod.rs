@@ -15,11 +15,13 @@ use confab_store::{
     StoredEvent, WriteOp,
 };
 
+mod avatars;
 mod direct;
 mod files;
 mod governance;
 mod profiles;
 mod replay;
+pub use avatars::*;
 pub use direct::*;
 pub use files::*;
 pub use governance::*;
@@ -82,6 +84,8 @@ macro_rules! for_each_scenario {
             a_file_is_claimed_once_by_its_uploader_in_its_room,
             housekeeping_expires_files_and_forgets_only_dead_hashes,
             tombstones_expire_files_in_either_event_table,
+            avatars_are_set_replaced_and_cleared_retiring_the_old_one,
+            housekeeping_keeps_avatars_in_use_and_expires_stray_ones,
         );
     };
 }
