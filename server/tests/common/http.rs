@@ -66,10 +66,25 @@ pub async fn exchange(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpReply {
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
+    let length = body.len().to_string();
+    let mut all = vec![("content-length", length.as_str())];
+    all.extend_from_slice(headers);
+    raw_exchange(addr, from, method, path, &all, body).await
+}
+
+/// Sends a request head with exactly `headers` — its framing too, a
+/// `content-length` or `transfer-encoding` of the caller's choosing — then
+/// `body`, which may be less than the head announces (the server is to
+/// answer before the rest), and reads the whole response.
+pub async fn raw_exchange(
+    addr: SocketAddr,
+    from: Option<IpAddr>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpReply {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
