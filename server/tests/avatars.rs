@@ -302,7 +302,9 @@ async fn bad_avatars_are_refused_with_their_reason_and_keep_nothing(b: Backend) 
         b.resize(2_000, 0);
         b
     };
-    let cases: Vec<(Option<&str>, Vec<u8>, (u16, u64, &str))> = vec![
+    // Declared type, bytes, and the refusal: status, code, reason.
+    type Case<'a> = (Option<&'a str>, Vec<u8>, (u16, u64, &'a str));
+    let cases: Vec<Case> = vec![
         (
             Some("text/plain"),
             b"hello".to_vec(),
