@@ -94,28 +94,35 @@ impl Endpoint {
         if path != "/" && !matches!(scheme, Scheme::Ws | Scheme::Wss) {
             return Err(invalid("only WebSocket URLs may have a path"));
         }
-        let (host, port) = split_host_port(authority).map_err(invalid)?;
-        if host.is_empty() {
-            return Err(invalid("missing host"));
-        }
-        let port = match port {
-            None => scheme.default_port(),
-            Some(p) => match p.parse::<u16>() {
-                Ok(p) if p != 0 => p,
-                _ => return Err(invalid("port must be a number from 1 to 65535")),
-            },
-        };
+        let (host, port) = host_port(authority, scheme.default_port()).map_err(invalid)?;
         Ok(Endpoint {
             scheme,
-            host: host.to_owned(),
+            host,
             port,
             path: path.to_owned(),
         })
     }
 }
 
+/// `host[:port]` or `[v6][:port]`: the host (IPv6 without brackets) and
+/// the port, `default_port` when none is written.
+pub(crate) fn host_port(authority: &str, default_port: u16) -> Result<(String, u16), &'static str> {
+    let (host, port) = split_host_port(authority)?;
+    if host.is_empty() {
+        return Err("missing host");
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p != 0 => p,
+            _ => return Err("port must be a number from 1 to 65535"),
+        },
+    };
+    Ok((host.to_owned(), port))
+}
+
 /// Splits `host[:port]` or `[v6][:port]`.
-pub(crate) fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), &'static str> {
+fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), &'static str> {
     if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or("unclosed '[' in IPv6 address")?;
         return match after {

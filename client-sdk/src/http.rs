@@ -27,7 +27,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::endpoint::{split_host_port, Endpoint, Scheme};
+use crate::endpoint::{host_port, Endpoint, Scheme};
 use crate::error::Code;
 use crate::tls::TlsTrust;
 use crate::transport::open_http;
@@ -130,21 +130,10 @@ impl HttpApi {
         if authority.contains(['/', '?', '#', '@']) {
             return Err(invalid("expected http(s)://host[:port], without a path"));
         }
-        let (host, port) = split_host_port(authority).map_err(invalid)?;
-        if host.is_empty() {
-            return Err(invalid("missing host"));
-        }
-        let port = match port {
-            None if tls => 443,
-            None => 80,
-            Some(p) => match p.parse::<u16>() {
-                Ok(p) if p != 0 => p,
-                _ => return Err(invalid("port must be a number from 1 to 65535")),
-            },
-        };
+        let (host, port) = host_port(authority, if tls { 443 } else { 80 }).map_err(invalid)?;
         Ok(HttpApi {
             tls,
-            host: host.to_owned(),
+            host,
             port,
             trust: options.tls_trust.clone(),
             token: options.token.clone(),

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::http::{api, api_from};
-use common::{assert_error, Backend, RawClient, TestServer, Transport};
+use common::{assert_error, start_frozen, Backend, RawClient, TestServer, Transport};
 use confab_protocol::{
     ErrorCode, EventBody, PasswordChange, Profile, ProfileUpdate, Request, ServerMsg, UserId,
     Visibility,
@@ -19,20 +19,6 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(5);
 const PASSWORD: &str = "password123";
-
-/// A server on `backend` (`None`: not available here) with its clock
-/// frozen: only the test's steps move the coalescing interval, the
-/// failed-login window and the rate limits.
-async fn start_frozen(
-    backend: Backend,
-    test: &str,
-    tweak: impl FnOnce(&mut confab_server::Config),
-) -> Option<(TestServer, confab_server::clock::Clock)> {
-    let srv = TestServer::start_on(backend, test, tweak).await?;
-    let clock = srv.handle.as_ref()?.clock().clone();
-    clock.freeze();
-    Some((srv, clock))
-}
 
 fn change(current: &str, new: &str) -> Request {
     Request::ChangePassword(PasswordChange {

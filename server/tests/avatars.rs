@@ -11,26 +11,16 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
+use common::files::{blobs, png, refusal};
 use common::http::{api, exchange, raw_exchange, HttpReply};
-use common::{Backend, TestServer, Transport};
+use common::{start_frozen, Backend, TestServer, Transport};
 use confab_protocol::{ErrorCode, Profile, UserId, Visibility};
 use confab_sdk::{Client, Event, HttpApi};
 
 const WAIT: Duration = Duration::from_secs(5);
 const KIB: usize = 1024;
-
-/// A PNG of `w` × `h` as far as its header goes, padded to `len` bytes.
-fn png(w: u32, h: u32, len: usize) -> Vec<u8> {
-    let mut b = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
-    b.extend(w.to_be_bytes());
-    b.extend(h.to_be_bytes());
-    b.extend([8, 6, 0, 0, 0]);
-    b.resize(len, 0x42);
-    b
-}
 
 /// A JPEG whose frame header (200 × 100) comes after `app1` segments of
 /// 64 KiB of metadata.
@@ -44,18 +34,6 @@ fn jpeg_after_metadata(app1: usize) -> Vec<u8> {
     b.extend([0u8; 9]);
     b.extend([0xFF, 0xD9]);
     b
-}
-
-/// A server on `backend` with its clock frozen (`None`: not available).
-async fn start_frozen(
-    backend: Backend,
-    test: &str,
-    tweak: impl FnOnce(&mut confab_server::Config),
-) -> Option<(TestServer, confab_server::clock::Clock)> {
-    let srv = TestServer::start_on(backend, test, tweak).await?;
-    let clock = srv.handle.as_ref()?.clock().clone();
-    clock.freeze();
-    Some((srv, clock))
 }
 
 /// `PUT /api/me/avatar` with `content_type` (if any) and `bytes`.
@@ -85,13 +63,6 @@ async fn get(http: SocketAddr, path: &str, token: Option<&str>) -> HttpReply {
     exchange(http, None, "GET", path, &headers, b"").await
 }
 
-/// The error body's status, code and reason.
-fn refusal(r: &HttpReply) -> (u16, u64, String) {
-    let v = r.json();
-    let reason = v["error"]["reason"].as_str().unwrap_or("").to_owned();
-    (r.status, v["error"]["code"].as_u64().unwrap_or(0), reason)
-}
-
 /// A 429's `retry_after_ms` and `Retry-After`, which must agree.
 fn retry_after(r: &HttpReply) -> Duration {
     let ms = r.json()["error"]["retry_after_ms"]
@@ -108,25 +79,6 @@ fn retry_after(r: &HttpReply) -> Duration {
         "the header is the body's, in seconds"
     );
     Duration::from_millis(ms)
-}
-
-/// Every file under `DATA_DIR/files` but uploads in progress.
-fn blobs(data_dir: &Path) -> Vec<String> {
-    fn walk(dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else {
-                out.push(p.file_name().unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&data_dir.join("files"), &mut out);
-    out.retain(|n| !n.starts_with("upload-"));
-    out.sort();
-    out
 }
 
 /// The next PROFILE_CHANGED about `about` that `c` receives.
@@ -175,23 +127,6 @@ async fn cast(srv: &TestServer) -> Cast {
 
 fn token(c: &Client) -> String {
     c.token().expect("logged in")
-}
-
-macro_rules! on_both_stores {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $scenario() {
-                super::$scenario(super::Backend::Sqlite).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $scenario() {
-                super::$scenario(super::Backend::Postgres).await;
-            })*
-        }
-    };
 }
 
 on_both_stores!(

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use common::files::{blobs, png, refusal};
 use common::http::{api, exchange, HttpReply};
 use common::{Backend, TestServer, Transport};
 use serde_json::json;
@@ -20,16 +21,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const PASSWORD: &str = "password123";
-
-/// A PNG of `w` × `h` as far as its header goes, padded to `len` bytes.
-fn png(w: u32, h: u32, len: usize) -> Vec<u8> {
-    let mut b = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
-    b.extend(w.to_be_bytes());
-    b.extend(h.to_be_bytes());
-    b.extend([8, 6, 0, 0, 0]);
-    b.resize(len, 0x42);
-    b
-}
 
 async fn register(http: SocketAddr, name: &str) -> String {
     let body = json!({"username": name, "password": PASSWORD});
@@ -98,53 +89,10 @@ async fn get(http: SocketAddr, path: &str, token: Option<&str>, range: Option<&s
     exchange(http, None, "GET", path, &headers, b"").await
 }
 
-/// The error body's code and reason.
-fn refusal(r: &HttpReply) -> (u16, u64, String) {
-    let v = r.json();
-    let reason = v["error"]["reason"].as_str().unwrap_or("").to_owned();
-    (r.status, v["error"]["code"].as_u64().unwrap_or(0), reason)
-}
-
-/// Every file under `DATA_DIR/files` but the temporary directory.
-fn blobs(data_dir: &Path) -> Vec<String> {
-    fn walk(dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else {
-                out.push(p.file_name().unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&data_dir.join("files"), &mut out);
-    out.retain(|n| !n.starts_with("upload-"));
-    out.sort();
-    out
-}
-
 fn tmp_is_empty(data_dir: &Path) -> bool {
     std::fs::read_dir(data_dir.join("files/tmp"))
         .map(|mut d| d.next().is_none())
         .unwrap_or(true)
-}
-
-macro_rules! on_both_stores {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $scenario() {
-                super::$scenario(super::Backend::Sqlite).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $scenario() {
-                super::$scenario(super::Backend::Postgres).await;
-            })*
-        }
-    };
 }
 
 on_both_stores!(

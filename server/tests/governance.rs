@@ -589,18 +589,6 @@ async fn unknown_users_and_rooms_get_specific_errors(backend: Backend) {
     srv.stop().await;
 }
 
-/// Every scenario, once per store.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
-}
-
 on_both_stores!(
     invite_accept_chat_kick_request_approve,
     a_banned_user_cannot_return_and_does_not_see_the_room_until_unbanned,

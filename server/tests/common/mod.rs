@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod doors;
+pub mod files;
 pub mod http;
 pub mod sdk;
 
@@ -421,6 +422,34 @@ impl Drop for CutProxy {
         self.cut();
         self.task.abort();
     }
+}
+
+/// Runs each scenario `async fn(Backend)` of a test file once per store:
+/// one module of `#[tokio::test]`s per store (`sqlite`, `postgres`).
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+/// A server on `backend` (`None`: not available here) with its clock
+/// frozen: only the test's steps move coalescing intervals, windows, rate
+/// limits and housekeeping's idea of now.
+pub async fn start_frozen(
+    backend: Backend,
+    test: &str,
+    tweak: impl FnOnce(&mut Config),
+) -> Option<(TestServer, confab_server::clock::Clock)> {
+    let srv = TestServer::start_on(backend, test, tweak).await?;
+    let clock = srv.handle.as_ref()?.clock().clone();
+    clock.freeze();
+    Some((srv, clock))
 }
 
 /// Runs each scenario `async fn(Transport, Backend)` of a test file over
