@@ -608,6 +608,61 @@ mod tests {
     }
 
     #[test]
+    fn avatar_and_upload_budget_settings_come_from_the_file_and_flags_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("confab.toml");
+        std::fs::write(
+            &path,
+            "max_avatar_bytes = 65536\nmax_avatar_side = 256\nupload_bytes_per_hour = 1048576\n",
+        )
+        .unwrap();
+        let cli = Cli::try_parse_from([
+            "confabd",
+            "--config",
+            path.to_str().unwrap(),
+            "--max-avatar-side",
+            "128",
+        ])
+        .unwrap();
+        let cfg = cli.resolve().unwrap();
+        assert_eq!(
+            (cfg.max_avatar_bytes, cfg.max_avatar_side, cfg.upload_bytes_per_hour),
+            (65_536, 128, 1_048_576)
+        );
+        let d = Config::default();
+        assert_eq!(
+            (d.max_avatar_bytes, d.max_avatar_side, d.upload_bytes_per_hour),
+            (512 * 1024, 1024, 200 * 1024 * 1024)
+        );
+        for (flags, name) in [
+            (
+                Flags {
+                    max_avatar_bytes: Some(0),
+                    ..Flags::default()
+                },
+                "max_avatar_bytes",
+            ),
+            (
+                Flags {
+                    max_avatar_side: Some(0),
+                    ..Flags::default()
+                },
+                "max_avatar_side",
+            ),
+            (
+                Flags {
+                    upload_bytes_per_hour: Some(5 << 40),
+                    ..Flags::default()
+                },
+                "upload_bytes_per_hour",
+            ),
+        ] {
+            let err = resolve(flags).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
     fn switches_take_no_value_and_values_parse_like_the_file() {
         let cli = Cli::try_parse_from([
             "confabd",
