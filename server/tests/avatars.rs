@@ -6,7 +6,8 @@
 //! avatar is refused with its reason and nothing kept; avatar changes
 //! count as profile changes; uploads draw on one hourly byte budget that
 //! refuses with 429 UPLOAD_RATE_LIMITED and refills on the server's frozen
-//! clock; and the SDK's HTTP helpers round-trip over http:// and https://.
+//! clock; and the SDK's HTTP helpers round-trip over http:// and https://
+//! (from ws://, wss:// and confabs:// clients).
 
 mod common;
 
@@ -457,7 +458,11 @@ async fn the_sdk_uploads_downloads_and_sets_avatars_over_http_and_https(b: Backe
         return;
     };
     let bytes = png(40, 30, 20_000);
-    for (transport, name) in [(Transport::Ws, "ann"), (Transport::Wss, "ben")] {
+    for (transport, name) in [
+        (Transport::Ws, "ann"),
+        (Transport::Wss, "ben"),
+        (Transport::Tls, "cyd"),
+    ] {
         let door = srv.door(transport);
         let (client, me) = door.register(name).await;
         let room = client
@@ -465,7 +470,9 @@ async fn the_sdk_uploads_downloads_and_sets_avatars_over_http_and_https(b: Backe
             .await
             .unwrap()
             .id;
-        let api = client.http().expect("ws:// and wss:// have an HTTP API");
+        let api = client
+            .http()
+            .expect("ws://, wss:// and confabs:// have an HTTP API");
         let scheme = if transport == Transport::Ws {
             "http"
         } else {

@@ -626,12 +626,20 @@ mod tests {
         .unwrap();
         let cfg = cli.resolve().unwrap();
         assert_eq!(
-            (cfg.max_avatar_bytes, cfg.max_avatar_side, cfg.upload_bytes_per_hour),
+            (
+                cfg.max_avatar_bytes,
+                cfg.max_avatar_side,
+                cfg.upload_bytes_per_hour
+            ),
             (65_536, 128, 1_048_576)
         );
         let d = Config::default();
         assert_eq!(
-            (d.max_avatar_bytes, d.max_avatar_side, d.upload_bytes_per_hour),
+            (
+                d.max_avatar_bytes,
+                d.max_avatar_side,
+                d.upload_bytes_per_hour
+            ),
             (512 * 1024, 1024, 200 * 1024 * 1024)
         );
         for (flags, name) in [
