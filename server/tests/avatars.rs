@@ -180,7 +180,7 @@ async fn an_avatar_is_set_read_by_anyone_replaced_cleared_and_removed(b: Backend
     let tampered = format!("{}0", &url[..url.len() - 1]);
     let d = get(c.http, &tampered, None).await;
     assert_eq!(refusal(&d), (403, 415, "bad_signature".into()));
-    // An avatar is in no room: it cannot be posted as a room's file.
+    // Its bytes are stored once, like any file's.
     assert_eq!(blobs(srv.dir.path()).len(), 1);
 
     // A second avatar replaces the first, which is no longer served.

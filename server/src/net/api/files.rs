@@ -5,7 +5,9 @@
 //! files?) is still asked of the room's shard ([`session::check_member`]),
 //! and what is the file's — allowlist, size, hash, placement — is
 //! `crate::files`'. Refusals use the protocol's file codes (412-415) with
-//! a `reason` in the error body where one code covers several cases.
+//! a `reason` in the error body where one code covers several cases, and
+//! 417 when the uploader's hourly byte budget is spent ([`receive`], shared
+//! with avatars, `avatar.rs`).
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -272,16 +274,13 @@ pub(super) async fn receive(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let too_large = || {
-        refused(
-            Refusal::TooLarge,
-            format!("the file is larger than {max} bytes"),
-        )
-    };
     if length.is_some_and(|n| n > max) {
         // Refused before a byte of the body is read; hyper closes the
         // connection rather than read what the client still sends.
-        return Err(too_large());
+        return Err(refused(
+            Refusal::TooLarge,
+            format!("the file is larger than {max} bytes"),
+        ));
     }
     let mut meter = server.limits.upload_meter(user);
     if let Some(n) = length {
