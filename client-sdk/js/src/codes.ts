@@ -74,6 +74,7 @@ export const ERROR_CODES = {
   ATTACHMENT_NOT_YOURS: [413, "that file is not yours to attach here"],
   FILE_REFUSED: [414, "the upload was refused"],
   FILE_LINK_INVALID: [415, "the file link has expired or is not valid"],
+  UPLOAD_RATE_LIMITED: [417, "too many bytes uploaded this hour: retry later"],
   // 5xx: server side; the request may be retried.
   INTERNAL: [500, "internal server error"],
   STORAGE_UNAVAILABLE: [501, "storage is unavailable"],
