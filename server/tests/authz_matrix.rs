@@ -2813,13 +2813,17 @@ async fn authorization_matrix() {
     let ctx = env.ctx(MISSING, "authz-missing");
     // Not protocol requests: the health checks, and the file routes (SPEC.md
     // §13), whose member / non-member / signed-link cases tests/files.rs
-    // covers on both stores.
+    // covers on both stores, and the avatar's (the caller's own; any
+    // authenticated user, or a link, reads it), which tests/avatars.rs
+    // covers.
     let mut routed: BTreeSet<String> = [
         "GET /healthz",
         "GET /readyz",
         "POST /api/rooms/{id}/files",
         "GET /api/files/{id}",
         "GET /api/files/{id}/url",
+        "PUT /api/me/avatar",
+        "DELETE /api/me/avatar",
     ]
     .map(String::from)
     .into();
