@@ -66,13 +66,8 @@ impl Endpoint {
     /// [`Error::UnsupportedScheme`]; malformed URLs are [`Error::InvalidUrl`].
     /// Only WebSocket URLs may carry a path other than `/`.
     pub fn parse(url: &str) -> Result<Endpoint, Error> {
-        let invalid = |reason| Error::InvalidUrl {
-            url: url.to_owned(),
-            reason,
-        };
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| invalid("expected scheme://host:port"))?;
+        let invalid = |reason| invalid_url(url, reason);
+        let (scheme, rest) = split_scheme(url)?;
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "confab" => Scheme::Tcp,
             "confabs" => Scheme::Tls,
@@ -102,6 +97,20 @@ impl Endpoint {
             path: path.to_owned(),
         })
     }
+}
+
+/// [`Error::InvalidUrl`] for `url`.
+pub(crate) fn invalid_url(url: &str, reason: &'static str) -> Error {
+    Error::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    }
+}
+
+/// `scheme://rest` split at the `://`.
+pub(crate) fn split_scheme(url: &str) -> Result<(&str, &str), Error> {
+    url.split_once("://")
+        .ok_or_else(|| invalid_url(url, "expected scheme://host:port"))
 }
 
 /// `host[:port]` or `[v6][:port]`: the host (IPv6 without brackets) and

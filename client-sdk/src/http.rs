@@ -27,7 +27,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::endpoint::{host_port, Endpoint, Scheme};
+use crate::endpoint::{host_port, invalid_url, split_scheme, Endpoint, Scheme};
 use crate::error::Code;
 use crate::tls::TlsTrust;
 use crate::transport::open_http;
@@ -109,13 +109,8 @@ impl HttpApi {
     /// request timeout come from `options`, and so does the token, if any
     /// ([`HttpApi::with_token`] sets another).
     pub fn new(url: &str, options: &ConnectOptions) -> Result<HttpApi, Error> {
-        let invalid = |reason| Error::InvalidUrl {
-            url: url.to_owned(),
-            reason,
-        };
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| invalid("expected scheme://host:port"))?;
+        let invalid = |reason| invalid_url(url, reason);
+        let (scheme, rest) = split_scheme(url)?;
         let tls = match scheme.to_ascii_lowercase().as_str() {
             "http" => false,
             "https" => true,
