@@ -14,8 +14,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::files::{blobs, png, refusal};
-use common::http::{api, exchange, raw_exchange, HttpReply};
+use common::files::{blobs, refusal};
+use common::http::{api, exchange, png, raw_exchange, HttpReply};
 use common::{start_frozen, Backend, TestServer, Transport};
 use confab_protocol::{ErrorCode, Profile, UserId, Visibility};
 use confab_sdk::{Client, Event, HttpApi};

@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::files::{blobs, png, refusal};
-use common::http::{api, exchange, HttpReply};
+use common::files::{blobs, refusal};
+use common::http::{api, exchange, png, HttpReply};
 use common::{Backend, TestServer, Transport};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,20 +1,9 @@
-//! What the file and avatar tests share: image bytes as far as their
-//! headers go, the files a server keeps on disk, and an error body's
-//! code and reason.
+//! What the file and avatar tests share: the files a server keeps on
+//! disk, and an error body's code and reason (PNG bytes: `http::png`).
 
 use std::path::Path;
 
 use super::http::HttpReply;
-
-/// A PNG of `w` × `h` as far as its header goes, padded to `len` bytes.
-pub fn png(w: u32, h: u32, len: usize) -> Vec<u8> {
-    let mut b = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
-    b.extend(w.to_be_bytes());
-    b.extend(h.to_be_bytes());
-    b.extend([8, 6, 0, 0, 0]);
-    b.resize(len, 0x42);
-    b
-}
 
 /// The error body's status, code and reason (empty when none).
 pub fn refusal(r: &HttpReply) -> (u16, u64, String) {
