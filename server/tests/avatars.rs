@@ -184,6 +184,12 @@ async fn an_avatar_is_set_read_by_anyone_replaced_cleared_and_removed(b: Backend
     assert_eq!(refusal(&d), (403, 415, "bad_signature".into()));
     // Its bytes are stored once, like any file's.
     assert_eq!(blobs(srv.dir.path()).len(), 1);
+    // An avatar is in no room: no message may carry it, not even its
+    // owner's.
+    let path = format!("/api/rooms/{}/messages", c.room);
+    let body = serde_json::json!({"text": "me", "attachments": [id]});
+    let (status, v) = api(c.http, "POST", &path, Some(&alice), Some(body)).await;
+    assert_eq!((status, v["error"]["code"].as_u64()), (403, Some(413)), "{v}");
 
     // A second avatar replaces the first, which is no longer served.
     clock.advance(Duration::from_millis(1_100));
