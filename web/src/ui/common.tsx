@@ -27,20 +27,30 @@ export function Link(props: {
   );
 }
 
-/** A modal dialog: Escape or the close button calls `onClose`; focus moves into it. */
-export function Dialog(props: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
-  const ref = useRef<HTMLDivElement>(null);
+/** While `active`, the Escape key calls `onEscape` (dialogs, drawers, pop-up menus). */
+export function useEscape(active: boolean, onEscape: () => void): void {
+  const latest = useRef(onEscape);
+  latest.current = onEscape;
   useEffect(() => {
+    if (!active) return;
     const onKey = (e: KeyboardEvent) => {
-      if (e.key === "Escape") {
+      if (e.key === "Escape" && !e.defaultPrevented) {
         e.preventDefault();
-        props.onClose();
+        latest.current();
       }
     };
     document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  }, [active]);
+}
+
+/** A modal dialog: Escape or the close button calls `onClose`; focus moves into it. */
+export function Dialog(props: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
+  const ref = useRef<HTMLDivElement>(null);
+  useEscape(true, props.onClose);
+  useEffect(() => {
     const first = ref.current?.querySelector<HTMLElement>("input, textarea, select, button:not(.dialog-close)");
     first?.focus();
-    return () => document.removeEventListener("keydown", onKey);
   }, []);
   return (
     <div class="backdrop" onClick={(e) => e.target === e.currentTarget && props.onClose()}>
