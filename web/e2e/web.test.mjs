@@ -291,12 +291,17 @@ test("a formatted message and a sticker: the other browser renders both", async 
   // The markers are gone from the text; the emoji and CJK are intact.
   assert.equal((await msg.locator(".msg-text").innerText()).trim(), "ship it now 🚀 日本 make later https://example.com/docs");
 
-  // The formatting toolbar: Bold with nothing selected puts its markers at the caret; a colour goes around the selection.
+  // The formatting toolbar: Bold with nothing selected puts its markers at the caret (so does Ctrl+I);
+  // a colour goes around the selection.
   const box = alice.page.getByLabel("Message", { exact: true });
   const toolbar = alice.page.getByRole("toolbar", { name: "Formatting" });
   await box.fill("roses are ");
   await toolbar.getByRole("button", { name: "Bold" }).click();
   await box.pressSequentially("red");
+  await box.press("End");
+  await box.pressSequentially(" ");
+  await box.press("Control+i");
+  await box.pressSequentially("and");
   await box.press("End");
   await box.pressSequentially(" violets");
   await box.evaluate((el) => el.setSelectionRange(el.value.length - "violets".length, el.value.length));
@@ -306,13 +311,23 @@ test("a formatted message and a sticker: the other browser renders both", async 
   await alice.page.keyboard.press("Escape");
   await palette.waitFor({ state: "detached" });
   await toolbar.getByRole("button", { name: "Text colour" }).click();
+  await shoot(alice.page, "colours");
   await palette.getByRole("menuitem", { name: "Bright blue", exact: true }).click();
-  assert.equal(await box.inputValue(), "roses are **red** [bright_blue]violets[/bright_blue]");
+  assert.equal(await box.inputValue(), "roses are **red** _and_ [bright_blue]violets[/bright_blue]");
   await box.press("Enter");
-  const roses = messages(bob.page).filter({ hasText: "roses are red violets" });
+  const roses = messages(bob.page).filter({ hasText: "roses are red and violets" });
   await roses.locator("strong", { hasText: "red" }).waitFor();
+  await roses.locator("em", { hasText: "and" }).waitFor();
   await roses.locator(".color-bright-blue", { hasText: "violets" }).waitFor();
-  assert.equal((await roses.locator(".msg-text").innerText()).trim(), "roses are red violets");
+  assert.equal((await roses.locator(".msg-text").innerText()).trim(), "roses are red and violets");
+  // Editing it starts from the same markup, colour included; Escape cancels the edit.
+  const sent = messages(alice.page).filter({ hasText: "roses are red and violets" });
+  await sent.hover();
+  await sent.getByRole("button", { name: /^Edit message/ }).click();
+  const editBox = alice.page.getByLabel("Edit your message");
+  assert.equal(await editBox.inputValue(), "roses are **red** _and_ [bright_blue]violets[/bright_blue]");
+  await editBox.press("Escape");
+  await editBox.waitFor({ state: "detached" });
 
   await alice.page.getByRole("button", { name: "Stickers" }).click();
   const choice = alice.page.getByRole("menuitem", { name: /^Send sticker / }).first();

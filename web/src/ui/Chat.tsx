@@ -407,6 +407,11 @@ function Composer(props: { room: number }) {
           if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
             e.preventDefault();
             if (!tooLong) submit();
+          } else if ((e.ctrlKey || e.metaKey) && !e.altKey && (e.key === "b" || e.key === "i")) {
+            // The toolbar's two most used buttons, from the keyboard.
+            e.preventDefault();
+            if (e.key === "b") format("**", "**");
+            else format("_", "_");
           }
         }}
         aria-invalid={tooLong}
@@ -415,7 +420,7 @@ function Composer(props: { room: number }) {
         Send
       </button>
       <p id="composer-hint" class="hint composer-hint">
-        Enter sends · Shift+Enter starts a new line · **bold** _italic_ ~~struck~~ `code` ```block``` [red]colour[/red]
+        Enter sends · Shift+Enter starts a new line · Ctrl+B, Ctrl+I · **bold** _italic_ ~~struck~~ `code` ```block``` [red]colour[/red]
       </p>
       {tooLong ? (
         <p class="feedback error composer-error" role="alert">
