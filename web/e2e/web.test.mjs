@@ -308,8 +308,17 @@ test("a formatted message and a sticker: the other browser renders both", async 
   await toolbar.getByRole("button", { name: "Text colour" }).click();
   const palette = alice.page.getByRole("menu", { name: "Text colour" });
   assert.equal(await palette.getByRole("menuitem").count(), 16, "the 16 colours of the palette");
+  // From the keyboard: the first colour has the focus, arrows move it, Escape closes and returns to the button.
+  const focused = () => alice.page.evaluate(() => document.activeElement?.getAttribute("aria-label"));
+  assert.equal(await focused(), "Black");
+  await alice.page.keyboard.press("ArrowRight");
+  assert.equal(await focused(), "Red");
+  await alice.page.keyboard.press("ArrowLeft");
+  await alice.page.keyboard.press("ArrowLeft");
+  assert.equal(await focused(), "Bright white");
   await alice.page.keyboard.press("Escape");
   await palette.waitFor({ state: "detached" });
+  assert.equal(await focused(), "Text colour");
   await toolbar.getByRole("button", { name: "Text colour" }).click();
   await shoot(alice.page, "colours");
   await palette.getByRole("menuitem", { name: "Bright blue", exact: true }).click();

@@ -246,12 +246,16 @@ export class App {
     return () => this.listeners.delete(listener);
   }
 
+  /** Bumped each time listeners are told of changes (see useApp). */
+  version = 0;
+
   /** Something changed: re-render (once per microtask, however many changes). */
   changed(): void {
     if (this.notifyQueued) return;
     this.notifyQueued = true;
     queueMicrotask(() => {
       this.notifyQueued = false;
+      this.version++;
       this.updateTitle();
       for (const l of this.listeners) l();
     });

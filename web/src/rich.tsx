@@ -74,20 +74,40 @@ function renderRich(item: Item) {
 
 // ---------------------------------------------------------- sticker picker
 
-/** A pop-up menu's open state: Escape closes it, and focus moves to its first item when it opens. */
-function useMenu(): { open: boolean; setOpen: (open: boolean) => void; menu: { current: HTMLDivElement | null } } {
+/**
+ * A pop-up menu: focus moves to its first item when it opens; arrow keys,
+ * Home and End move between the items; Escape closes it and gives the
+ * focus back to the button that opened it.
+ */
+function useMenu() {
   const [open, setOpen] = useState(false);
   const menu = useRef<HTMLDivElement>(null);
-  useEscape(open, () => setOpen(false));
+  const button = useRef<HTMLButtonElement>(null);
+  useEscape(open, () => {
+    setOpen(false);
+    button.current?.focus();
+  });
   useEffect(() => {
     if (open) menu.current?.querySelector<HTMLElement>("[role=menuitem]")?.focus();
   }, [open]);
-  return { open, setOpen, menu };
+  const onKeyDown = (e: KeyboardEvent) => {
+    const items = [...(menu.current?.querySelectorAll<HTMLElement>("[role=menuitem]") ?? [])];
+    const at = items.indexOf(document.activeElement as HTMLElement);
+    const step: Record<string, number> = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
+    let next: number | undefined;
+    if (e.key in step) next = (at + (step[e.key] ?? 0) + items.length) % items.length;
+    else if (e.key === "Home") next = 0;
+    else if (e.key === "End") next = items.length - 1;
+    if (next === undefined || items.length === 0) return;
+    e.preventDefault();
+    items[next]?.focus();
+  };
+  return { open, setOpen, menu, button, onKeyDown };
 }
 
 function StickerPicker(props: { room: number; disabled: boolean }) {
   const a = useApp();
-  const { open, setOpen, menu } = useMenu();
+  const { open, setOpen, menu, button, onKeyDown } = useMenu();
   const stickers = [...(a.stickers?.values() ?? [])];
   return (
     <span class="sticker-picker">
@@ -97,12 +117,13 @@ function StickerPicker(props: { room: number; disabled: boolean }) {
         aria-label="Stickers"
         aria-expanded={open}
         disabled={props.disabled || stickers.length === 0}
+        ref={button}
         onClick={() => setOpen(!open)}
       >
         ☺
       </button>
       {open ? (
-        <div class="sticker-menu" role="menu" aria-label="Stickers" ref={menu}>
+        <div class="sticker-menu" role="menu" aria-label="Stickers" ref={menu} onKeyDown={onKeyDown}>
           {stickers.map((s) => (
             <button
               key={s.id}
@@ -136,7 +157,7 @@ function colorLabel(c: ColorName): string {
 type Format = (before: string, after: string) => void;
 
 function ColorPicker(props: { disabled: boolean; format: Format }) {
-  const { open, setOpen, menu } = useMenu();
+  const { open, setOpen, menu, button, onKeyDown } = useMenu();
   return (
     <span class="color-picker">
       <button
@@ -147,6 +168,7 @@ function ColorPicker(props: { disabled: boolean; format: Format }) {
         aria-haspopup="menu"
         aria-expanded={open}
         disabled={props.disabled}
+        ref={button}
         onClick={() => setOpen(!open)}
       >
         <span class="color-icon" aria-hidden="true">
@@ -154,7 +176,7 @@ function ColorPicker(props: { disabled: boolean; format: Format }) {
         </span>
       </button>
       {open ? (
-        <div class="color-menu" role="menu" aria-label="Text colour" ref={menu}>
+        <div class="color-menu" role="menu" aria-label="Text colour" ref={menu} onKeyDown={onKeyDown}>
           {COLOR_NAMES.map((c) => (
             <button
               key={c}

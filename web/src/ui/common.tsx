@@ -1,15 +1,26 @@
 /** Small shared pieces: the store hook, links, dialogs, times, presence dots. */
 
 import type { ComponentChildren } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 
 import { app, describe } from "../model";
 import { linkClick } from "../router";
 
-/** Re-renders the component whenever the app's state changes. */
+/**
+ * Re-renders the component whenever the app's state changes. Subscribes
+ * in a layout effect (synchronously after the render), and re-renders at
+ * once if a change came between the render and the subscription: a
+ * plain effect may run a frame later, after the WELCOME that ends the
+ * "Connecting…" screen, and that change would be missed until the next.
+ */
 export function useApp(): typeof app {
   const [, setTick] = useState(0);
-  useEffect(() => app.subscribe(() => setTick((t) => t + 1)), []);
+  const rendered = app.version;
+  useLayoutEffect(() => {
+    const off = app.subscribe(() => setTick((t) => t + 1));
+    if (app.version !== rendered) setTick((t) => t + 1);
+    return off;
+  }, []);
   return app;
 }
 
