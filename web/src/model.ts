@@ -845,7 +845,7 @@ export class App {
       return;
     }
     if (!live) return;
-    const roomName = rs.info?.name ?? `room ${rs.id}`;
+    const roomName = rs.info !== undefined ? this.roomName(rs.info) : `room ${rs.id}`;
     switch (b.kind) {
       case "member_joined":
         if (ev.actor === me) void this.refreshMyRooms();
@@ -903,7 +903,7 @@ export class App {
       return;
     }
     rs.unread++;
-    const roomName = rs.info?.name ?? `room ${rs.id}`;
+    const roomName = rs.info !== undefined ? this.roomName(rs.info) : `room ${rs.id}`;
     const sender = this.nameOf(ev.actor, ev.actorName);
     if (this.viewing !== rs.id) {
       this.toast({ title: roomName, body: `${sender}: ${text.slice(0, 140)}`, href: `/chat/${rs.id}`, tone: "info" });
@@ -958,7 +958,7 @@ export class App {
           const direct = info.directUser !== undefined;
           this.toast({
             title: direct ? "New direct chat" : "Added to a room",
-            body: direct ? `${info.name} started a direct chat with you` : `You are now a member of ${info.name}`,
+            body: direct ? `${this.roomName(info)} started a direct chat with you` : `You are now a member of ${info.name}`,
             href: `/chat/${info.id}`,
             tone: "info",
           });

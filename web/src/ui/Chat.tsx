@@ -486,7 +486,7 @@ function NotMember(props: { rs: RoomState }) {
   const action = useAction();
   const [privateRoom, setPrivateRoom] = useState(rs.info?.visibility === "private");
   const invited = a.notifications.some((n) => n.kind === "invited" && n.room === rs.id);
-  const name = rs.info?.name ?? `Room ${rs.id}`;
+  const name = rs.info !== undefined ? a.roomName(rs.info) : `Room ${rs.id}`;
   return (
     <main class="center-page" id="main">
       <section class="card not-member" aria-labelledby="nm-title">
