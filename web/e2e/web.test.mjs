@@ -194,8 +194,14 @@ test("two people register, create and join a room, chat both ways, see typing an
   const dialog = alice.page.getByRole("dialog", { name: "New room" });
   await dialog.waitFor();
   assert.equal(await dialog.evaluate((d) => d.contains(document.activeElement)), true, "the dialog has the focus");
+  // Tab stays in the dialog: from its last control back to its first.
+  await dialog.getByRole("button", { name: "Create room" }).focus();
+  await alice.page.keyboard.press("Tab");
+  assert.equal(await dialog.evaluate((d) => d.contains(document.activeElement)), true, "Tab stays in the dialog");
   await alice.page.keyboard.press("Escape");
   await dialog.waitFor({ state: "detached" });
+  const back = await alice.page.evaluate(() => document.activeElement?.textContent);
+  assert.equal(back, "+ New room", "the focus goes back to the button that opened the dialog");
 
   rooms.general = await createRoom(alice.page, "general", "Anything goes", "public");
   // Bob's list shows the new room live (ROOM_ANNOUNCED), with its member count.

@@ -55,17 +55,48 @@ export function useEscape(active: boolean, onEscape: () => void): void {
   }, [active]);
 }
 
-/** A modal dialog: Escape or the close button calls `onClose`; focus moves into it. */
+const FOCUSABLE = "a[href], button:not([disabled]), input:not([disabled]), textarea:not([disabled]), select:not([disabled])";
+
+/**
+ * A modal dialog: Escape or the close button calls `onClose`; focus moves
+ * into it, Tab and Shift+Tab stay in it, and it goes back to where it was
+ * when the dialog closes.
+ */
 export function Dialog(props: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
   const ref = useRef<HTMLDivElement>(null);
   useEscape(true, props.onClose);
   useEffect(() => {
+    const before = document.activeElement;
     const first = ref.current?.querySelector<HTMLElement>("input, textarea, select, button:not(.dialog-close)");
     first?.focus();
+    return () => {
+      if (before instanceof HTMLElement && before.isConnected) before.focus();
+    };
   }, []);
+  const trapTab = (e: KeyboardEvent) => {
+    if (e.key !== "Tab" || ref.current === null) return;
+    const all = [...ref.current.querySelectorAll<HTMLElement>(FOCUSABLE)];
+    const first = all[0];
+    const last = all[all.length - 1];
+    if (first === undefined || last === undefined) return;
+    if (e.shiftKey && document.activeElement === first) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && document.activeElement === last) {
+      e.preventDefault();
+      first.focus();
+    }
+  };
   return (
     <div class="backdrop" onClick={(e) => e.target === e.currentTarget && props.onClose()}>
-      <div class={`dialog${props.wide === true ? " wide" : ""}`} role="dialog" aria-modal="true" aria-labelledby="dialog-title" ref={ref}>
+      <div
+        class={`dialog${props.wide === true ? " wide" : ""}`}
+        role="dialog"
+        aria-modal="true"
+        aria-labelledby="dialog-title"
+        ref={ref}
+        onKeyDown={trapTab}
+      >
         <header class="dialog-head">
           <h2 id="dialog-title">{props.title}</h2>
           <button type="button" class="icon dialog-close" onClick={props.onClose} aria-label="Close">
