@@ -212,6 +212,7 @@ test("two people register, create and join a room, chat both ways, see typing an
   await bob.page.waitForURL(`**/chat/${rooms.general}`);
   await alice.page.getByText("bob joined").waitFor();
   await alice.page.locator('.members [data-user="bob"][data-presence="online"]').waitFor();
+  await bob.page.locator('.members [data-user="alice"][data-presence="online"]').waitFor();
 
   // Typing, both ways.
   await bob.page.getByLabel("Message", { exact: true }).fill("hello al");
@@ -253,6 +254,22 @@ test("two people register, create and join a room, chat both ways, see typing an
   await alice.page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
   await messages(bob.page).filter({ hasText: "This message was deleted." }).waitFor();
   await shoot(bob.page, "chat");
+});
+
+test("presence: someone who closes their browser goes offline in the others' member lists", async () => {
+  const carol = await person();
+  try {
+    await register(carol, "carol");
+    await carol.page.goto(`${server.base}/chat/${rooms.general}`);
+    await carol.page.getByRole("button", { name: "Join", exact: true }).click();
+    await carol.page.getByLabel("Message", { exact: true }).waitFor();
+    await alice.page.locator('.members [data-user="carol"][data-presence="online"]').waitFor();
+    await bob.page.locator('.members [data-user="carol"][data-presence="online"]').waitFor();
+  } finally {
+    await carol.context.close();
+  }
+  await alice.page.locator('.members [data-user="carol"][data-presence="offline"]').waitFor();
+  await bob.page.locator('.members [data-user="carol"][data-presence="offline"]').waitFor();
 });
 
 test("at 375 px the menu and the member list are drawers that Escape closes", async () => {
