@@ -193,7 +193,7 @@ test("two people register, create and join a room, chat both ways, see typing an
   await alice.page.getByRole("button", { name: "+ New room" }).click();
   const dialog = alice.page.getByRole("dialog", { name: "New room" });
   await dialog.waitFor();
-  assert.equal(await dialog.evaluate((d) => d.contains(document.activeElement)), true, "the dialog has the focus");
+  await until("the dialog to take the focus", () => dialog.evaluate((d) => d.contains(document.activeElement)));
   // Tab stays in the dialog: from its last control back to its first.
   await dialog.getByRole("button", { name: "Create room" }).focus();
   await alice.page.keyboard.press("Tab");
@@ -286,8 +286,8 @@ test("at 375 px the menu and the member list are drawers that Escape closes", as
     const members = page.getByRole("complementary", { name: "Members" });
     const toggle = page.getByRole("button", { name: /^Members: \d+/ });
     await toggle.click();
-    assert.equal(await toggle.getAttribute("aria-expanded"), "true");
     await until("the member list to slide in", async () => !(await offscreen(members)));
+    assert.equal(await toggle.getAttribute("aria-expanded"), "true");
     await page.keyboard.press("Escape");
     await until("the member list to close", () => offscreen(members));
     assert.equal(await toggle.getAttribute("aria-expanded"), "false");
@@ -333,7 +333,7 @@ test("a formatted message and a sticker: the other browser renders both", async 
   assert.equal(await palette.getByRole("menuitem").count(), 16, "the 16 colours of the palette");
   // From the keyboard: the first colour has the focus, arrows move it, Escape closes and returns to the button.
   const focused = () => alice.page.evaluate(() => document.activeElement?.getAttribute("aria-label"));
-  assert.equal(await focused(), "Black");
+  await until("the first colour to have the focus", async () => (await focused()) === "Black");
   await alice.page.keyboard.press("ArrowRight");
   assert.equal(await focused(), "Red");
   await alice.page.keyboard.press("ArrowLeft");
