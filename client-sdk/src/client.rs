@@ -425,7 +425,8 @@ impl Client {
     /// Sends a message; resolves on the server's durable acknowledgement.
     /// The message's own [`Event::Room`] usually arrives before this returns.
     pub async fn send_message(&self, room: RoomId, text: &str) -> Result<MessageAck, Error> {
-        self.post(room, text.to_owned(), Vec::new(), None).await
+        self.post(room, text.to_owned(), Vec::new(), None, Vec::new())
+            .await
     }
 
     /// Sends a formatted message (SPEC.md §5.11.1): the text and spans of
@@ -434,7 +435,25 @@ impl Client {
     /// [`RichText::check`] finds before sending.
     pub async fn send_rich(&self, room: RoomId, message: &RichText) -> Result<MessageAck, Error> {
         let (text, spans) = message.clone().into_parts();
-        self.post(room, text, spans, None).await
+        self.post(room, text, spans, None, Vec::new()).await
+    }
+
+    /// Sends a message that carries files uploaded to `room` by this user
+    /// (SPEC.md §13.5; upload them over HTTP first), with `message` as its
+    /// text — which may be empty. Everyone receives each file's id, name,
+    /// type, size and an image's size in pixels. Besides those of
+    /// [`Client::send_rich`], errors: `INVALID_ATTACHMENTS` (more than 10,
+    /// or one twice), `UNKNOWN_FILE` (no such file, or deleted),
+    /// `ATTACHMENT_NOT_YOURS` (someone else's upload, one to another room,
+    /// or one attached already).
+    pub async fn send_files(
+        &self,
+        room: RoomId,
+        message: &RichText,
+        files: &[u64],
+    ) -> Result<MessageAck, Error> {
+        let (text, spans) = message.clone().into_parts();
+        self.post(room, text, spans, None, files.to_vec()).await
     }
 
     /// Sends the sticker `id` of the server's catalogue
@@ -443,7 +462,8 @@ impl Client {
     /// fallback `:id:`. Errors: `UNKNOWN_STICKER`, and those of
     /// [`Client::send_message`] but the text's.
     pub async fn send_sticker(&self, room: RoomId, id: &str) -> Result<MessageAck, Error> {
-        self.post(room, String::new(), Vec::new(), Some(id.to_owned()))
+        let sticker = Some(id.to_owned());
+        self.post(room, String::new(), Vec::new(), sticker, Vec::new())
             .await
     }
 
@@ -454,12 +474,14 @@ impl Client {
         body: String,
         spans: Vec<Span>,
         sticker: Option<String>,
+        attachments: Vec<u64>,
     ) -> Result<MessageAck, Error> {
         let req = Request::SendMessage {
             room,
             body,
             spans,
             sticker,
+            attachments,
         };
         match self.request(req).await? {
             ServerMsg::MessageAck { room, seq, at } => Ok(MessageAck { room, seq, at }),

@@ -132,11 +132,11 @@ pub use rich::RichText;
 pub use tls::TlsTrust;
 
 pub use confab_protocol::{
-    AuditAction, AuditItem, Color, DirectWith, ErrorCode, EventBody, LeaveReason, Member, Millis,
-    Notification, NotificationKind, Presence, Profile, ProfileUpdate, RateLimit, ReadState,
-    Refusal, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, SessionUser, Span,
-    Sticker, Style, UnreadSummary, UserEntry, UserId, UserRef, Visibility, Welcome,
-    PROTOCOL_VERSION,
+    Attachment, AuditAction, AuditItem, Color, DirectWith, ErrorCode, EventBody, LeaveReason,
+    Member, Millis, Notification, NotificationKind, Presence, Profile, ProfileUpdate, RateLimit,
+    ReadState, Refusal, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq,
+    SessionUser, Span, Sticker, Style, UnreadSummary, UserEntry, UserId, UserRef, Visibility,
+    Welcome, PROTOCOL_VERSION,
 };
 
 /// The wire-level escape hatch: raw requests and replies for

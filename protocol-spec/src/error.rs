@@ -179,13 +179,12 @@ error_codes! {
     UnknownSticker = 410, "UNKNOWN_STICKER", "no such sticker";
     /// A sticker message with text or spans of its own, or an EDIT_MESSAGE
     /// of a sticker message (a sticker is sent as it is, or deleted).
-    StickerMessage = 411, "STICKER_MESSAGE", "a sticker message carries no text or spans and cannot be edited";
+    StickerMessage = 411, "STICKER_MESSAGE", "a sticker message carries no text, spans or attachments and cannot be edited";
     /// No file has that id, or it was deleted (its message was, or nothing
     /// referenced it in time). Uploads and downloads: SPEC.md §13.
     UnknownFile = 412, "UNKNOWN_FILE", "no such file";
     /// A message names a file the sender may not attach: another user's
     /// upload, one uploaded to another room, or one already attached.
-    /// Reserved until messages carry attachments (SPEC.md §13.5).
     AttachmentNotYours = 413, "ATTACHMENT_NOT_YOURS", "that file is not yours to attach here";
     /// An upload was refused: too large, empty, a type not allowed, bytes
     /// that are not the declared type, or a bad file name (the HTTP error
@@ -193,6 +192,9 @@ error_codes! {
     FileRefused = 414, "FILE_REFUSED", "the upload was refused";
     /// A signed file link has expired or its signature is wrong.
     FileLinkInvalid = 415, "FILE_LINK_INVALID", "the file link has expired or is not valid";
+    /// SEND_MESSAGE names more than 10 files, or one file twice (SPEC.md
+    /// §13.5).
+    InvalidAttachments = 416, "INVALID_ATTACHMENTS", "a message carries at most 10 attachments, each once";
 
     // 5xx — server side. The request may be retried.
     /// An unexpected server error; details are in the server log.

@@ -8,6 +8,7 @@
 //! - [`reply`]: typed responses and events (server → client).
 //! - [`rich`]: formatting spans, the colour palette and stickers, with
 //!   the rules a server checks.
+//! - [`attach`]: files attached to messages.
 //! - [`codes`]: small enumerations with stable numbers and names (roles,
 //!   visibility, notification kinds, leave reasons, audit actions).
 //! - [`error`]: stable error and close codes.
@@ -19,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod attach;
 #[macro_use]
 pub mod codes;
 pub mod error;
@@ -31,6 +33,7 @@ pub mod request;
 pub mod rich;
 pub mod wire;
 
+pub use attach::Attachment;
 pub use codes::{AuditAction, LeaveReason, NotificationKind, Presence};
 pub use error::ErrorCode;
 pub use frame::{FrameCodec, FrameError, RawFrame};

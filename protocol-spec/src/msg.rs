@@ -4,6 +4,10 @@
 
 use bytes::{BufMut, BytesMut};
 
+use crate::attach::{
+    get_appended_attachments, get_appended_sticker, put_attachments, put_sticker_before_more,
+    Attachment,
+};
 use crate::codes::{LeaveReason, NotificationKind};
 use crate::frame::{begin_frame, end_frame, kind};
 use crate::ids::{Millis, RoomId, Seq, UserId};
@@ -149,12 +153,15 @@ pub enum EventBody {
     /// (§5.11.3), whose `text` is then its fallback `:id:`. All three are
     /// appended fields, absent from the wire when they hold nothing and
     /// nothing follows (§5.5.2); `edited_at` 0 stands for "never edited"
-    /// when later fields follow.
+    /// when later fields follow; `attachments` describes the files it
+    /// carries (§13.5), also appended (`sticker` is then written as the
+    /// empty string when the message is not a sticker).
     Message {
         text: String,
         edited_at: Option<Millis>,
         spans: Vec<Span>,
         sticker: Option<String>,
+        attachments: Vec<Attachment>,
     },
     /// kind 2: `actor` joined.
     MemberJoined,
@@ -221,6 +228,7 @@ impl EventBody {
             edited_at: None,
             spans: Vec::new(),
             sticker: None,
+            attachments: Vec::new(),
         }
     }
 
@@ -250,18 +258,23 @@ impl EventBody {
                 edited_at,
                 spans,
                 sticker,
+                attachments,
             } => {
                 put_str(buf, text);
                 // Appended fields: each written when it or a later one
                 // holds something (SPEC.md §5.5.2).
-                let rich = !spans.is_empty() || sticker.is_some();
+                let files = !attachments.is_empty();
+                let rich = !spans.is_empty() || sticker.is_some() || files;
                 if edited_at.is_some() || rich {
                     put_varint(buf, edited_at.unwrap_or(0));
                 }
                 if rich {
                     put_spans(buf, spans);
                 }
-                if let Some(id) = sticker {
+                if files {
+                    put_sticker_before_more(buf, sticker.as_deref());
+                    put_attachments(buf, attachments);
+                } else if let Some(id) = sticker {
                     put_str(buf, id);
                 }
             }
@@ -322,11 +335,8 @@ impl EventBody {
                     None
                 },
                 spans: get_appended_spans(r)?,
-                sticker: if r.remaining() > 0 {
-                    Some(r.str()?)
-                } else {
-                    None
-                },
+                sticker: get_appended_sticker(r)?,
+                attachments: get_appended_attachments(r)?,
             },
             event_kind::MESSAGE_EDITED => EventBody::MessageEdited {
                 target: Seq(r.varint()?),

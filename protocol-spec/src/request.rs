@@ -3,6 +3,9 @@
 
 use bytes::{BufMut, BytesMut};
 
+use crate::attach::{
+    get_appended_file_ids, get_appended_sticker, put_file_ids, put_sticker_before_more,
+};
 use crate::frame::{begin_frame, end_frame, kind, RawFrame};
 use crate::ids::{RoomId, Seq, UserId};
 use crate::msg::{prealloc, Role, UserRef, Visibility};
@@ -84,13 +87,15 @@ pub enum Request {
         room: RoomId,
     },
     /// A message: `body` formatted by `spans` (SPEC.md §5.11.1), or the
-    /// catalogue's `sticker` with an empty `body` and no spans (§5.11.3).
-    /// Both appended fields: absent means none.
+    /// catalogue's `sticker` with an empty `body` and no spans (§5.11.3);
+    /// `attachments` names uploaded files it carries (§13.5). All three
+    /// are appended fields: absent means none.
     SendMessage {
         room: RoomId,
         body: String,
         spans: Vec<Span>,
         sticker: Option<String>,
+        attachments: Vec<u64>,
     },
     /// Events with `seq < before` (0 = from the newest), newest first.
     History {
@@ -463,15 +468,20 @@ impl Request {
                 body,
                 spans,
                 sticker,
+                attachments,
             } => {
                 put_varint(buf, room.0);
                 put_str(buf, body);
-                // Appended fields, each written when it or the next holds
-                // something, so a plain message keeps its first bytes.
-                if !spans.is_empty() || sticker.is_some() {
+                // Appended fields, each written when it or a later one
+                // holds something, so a plain message keeps its first bytes.
+                let files = !attachments.is_empty();
+                if !spans.is_empty() || sticker.is_some() || files {
                     put_spans(buf, spans);
                 }
-                if let Some(id) = sticker {
+                if files {
+                    put_sticker_before_more(buf, sticker.as_deref());
+                    put_file_ids(buf, attachments);
+                } else if let Some(id) = sticker {
                     put_str(buf, id);
                 }
             }
@@ -562,11 +572,8 @@ impl Request {
                 room: RoomId(r.varint()?),
                 body: r.str()?,
                 spans: get_appended_spans(&mut r)?,
-                sticker: if r.remaining() > 0 {
-                    Some(r.str()?)
-                } else {
-                    None
-                },
+                sticker: get_appended_sticker(&mut r)?,
+                attachments: get_appended_file_ids(&mut r)?,
             },
             kind::HISTORY => Request::History {
                 room: RoomId(r.varint()?),

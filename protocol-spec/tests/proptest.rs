@@ -5,12 +5,12 @@
 
 use bytes::BytesMut;
 use confab_protocol::frame::{kind, FrameCodec, RawFrame};
+use confab_protocol::{Attachment, Color, Span, Sticker, Style};
 use confab_protocol::{
     AuditItem, DirectWith, EventBody, Hello, LeaveReason, Member, Notification, NotificationKind,
     RateLimit, Request, ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq,
     ServerMsg, SessionUser, UserEntry, UserId, UserRef, Visibility, Welcome,
 };
-use confab_protocol::{Color, Span, Sticker, Style};
 use confab_protocol::{PasswordChange, Profile, ProfileUpdate};
 use confab_protocol::{Presence, PresenceChange, ReadState, UnreadSummary};
 use proptest::prelude::*;
@@ -93,6 +93,35 @@ fn spans() -> impl Strategy<Value = Vec<Span>> {
     )
 }
 
+/// A sticker id as a message names it: never empty (an empty one, written
+/// before later fields, stands for none).
+fn sticker_id() -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(text().prop_filter("a sticker id is not empty", |s| !s.is_empty()))
+}
+
+fn attachments() -> impl Strategy<Value = Vec<Attachment>> {
+    let side = proptest::option::of(1..=u32::MAX);
+    proptest::collection::vec(
+        (
+            any::<u64>(),
+            text(),
+            text(),
+            any::<u64>(),
+            side.clone(),
+            side,
+        )
+            .prop_map(|(id, name, content_type, size, width, height)| Attachment {
+                id,
+                name,
+                content_type,
+                size,
+                width,
+                height,
+            }),
+        0..3,
+    )
+}
+
 fn request() -> impl Strategy<Value = Request> {
     let room = any::<u64>().prop_map(RoomId);
     prop_oneof![
@@ -124,14 +153,22 @@ fn request() -> impl Strategy<Value = Request> {
         room.clone().prop_map(|room| Request::JoinRoom { room }),
         room.clone().prop_map(|room| Request::LeaveRoom { room }),
         room.clone().prop_map(|room| Request::ListMembers { room }),
-        (room.clone(), text(), spans(), proptest::option::of(text())).prop_map(
-            |(room, body, spans, sticker)| Request::SendMessage {
-                room,
-                body,
-                spans,
-                sticker
-            }
-        ),
+        (
+            room.clone(),
+            text(),
+            spans(),
+            sticker_id(),
+            proptest::collection::vec(any::<u64>(), 0..4)
+        )
+            .prop_map(
+                |(room, body, spans, sticker, attachments)| Request::SendMessage {
+                    room,
+                    body,
+                    spans,
+                    sticker,
+                    attachments,
+                }
+            ),
         (room.clone(), any::<u64>(), any::<u32>()).prop_map(|(room, before, limit)| {
             Request::History {
                 room,
@@ -313,13 +350,17 @@ fn event_body() -> impl Strategy<Value = EventBody> {
             text(),
             proptest::option::of(1..=u64::MAX),
             spans(),
-            proptest::option::of(text())
+            sticker_id(),
+            attachments()
         )
-            .prop_map(|(text, edited_at, spans, sticker)| EventBody::Message {
-                text,
-                edited_at,
-                spans,
-                sticker
+            .prop_map(|(text, edited_at, spans, sticker, attachments)| {
+                EventBody::Message {
+                    text,
+                    edited_at,
+                    spans,
+                    sticker,
+                    attachments,
+                }
             }),
         (any::<u64>(), text(), spans()).prop_map(|(target, text, spans)| {
             EventBody::MessageEdited {

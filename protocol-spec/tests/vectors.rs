@@ -11,6 +11,8 @@
 //! To (re)write the files after changing `support/vector_set.rs`:
 //! `CONFAB_WRITE_VECTORS=1 cargo test -p confab-protocol --test vectors`.
 
+#[path = "support/attach_set.rs"]
+mod attach_set;
 #[path = "support/canonical.rs"]
 mod canonical;
 #[path = "support/rich_set.rs"]
@@ -187,7 +189,7 @@ fn generated_files() -> Vec<(String, String)> {
         ]);
         files.push((format!("reject/{}", v.file), contents));
     }
-    for v in rich_set::refuse() {
+    for v in rich_set::refuse().into_iter().chain(attach_set::refuse()) {
         let msg = Msg::Client(v.msg);
         let bytes = encode(&msg, v.req_id);
         let mut contents = frame_file(v.name, &msg, &bytes);
@@ -411,8 +413,10 @@ fn refusal(req: &Request) -> Option<ErrorCode> {
             body,
             spans,
             sticker,
+            attachments,
             ..
-        } => confab_protocol::rich::check_content(body, spans, sticker.as_deref()),
+        } => confab_protocol::rich::check_content(body, spans, sticker.as_deref())
+            .and_then(|()| confab_protocol::attach::check_file_ids(attachments, sticker.is_some())),
         Request::EditMessage { text, spans, .. } => {
             confab_protocol::rich::check_content(text, spans, None)
         }
@@ -441,8 +445,11 @@ fn refuse_vectors_round_trip_and_are_refused_with_their_code() {
             "{file}: refusal"
         );
     }
-    // The round-trip vectors of rich messages are accepted.
-    for v in rich_set::round_trip() {
+    // The round-trip vectors of rich messages and files are accepted.
+    for v in rich_set::round_trip()
+        .into_iter()
+        .chain(attach_set::round_trip())
+    {
         if let Msg::Client(req) = &v.msg {
             assert_eq!(refusal(req), None, "{}", v.file);
         }

@@ -936,6 +936,7 @@ fn table() -> Vec<Row> {
                 body: "hello".into(),
                 spans: vec![],
                 sticker: None,
+                attachments: Vec::new(),
             },
             done: |m, c| matches!(m, ServerMsg::MessageAck { room, .. } if *room == c.room),
             expect: |a, s| room(a, s, NOT_FOUND, |a, _| member(a)),
@@ -949,6 +950,7 @@ fn table() -> Vec<Row> {
                 body: String::new(),
                 spans: vec![],
                 sticker: Some("shrug".into()),
+                attachments: Vec::new(),
             },
             done: |m, c| matches!(m, ServerMsg::MessageAck { room, .. } if *room == c.room),
             expect: |a, s| room(a, s, NOT_FOUND, |a, _| member(a)),
@@ -1707,8 +1709,11 @@ fn http_of(req: &Request) -> Vec<Http> {
             body,
             spans,
             sticker,
+            attachments,
         } => {
             assert!(spans.is_empty(), "the matrix sends no spans");
+            // Files are tested by tests/attachments.rs, uploads first.
+            assert!(attachments.is_empty(), "the matrix attaches no files");
             let body = match sticker {
                 Some(id) => json!({ "text": body, "sticker": id }),
                 None => json!({ "text": body }),

@@ -272,6 +272,7 @@ async fn room_and_message_rules_give_specific_errors() {
             body: "  \n ".into(),
             spans: vec![],
             sticker: None,
+            attachments: Vec::new(),
         },
     )
     .await;
@@ -284,6 +285,7 @@ async fn room_and_message_rules_give_specific_errors() {
             body: "\u{200b}\u{feff} \u{2060}".into(),
             spans: vec![],
             sticker: None,
+            attachments: Vec::new(),
         },
     )
     .await;
@@ -296,6 +298,7 @@ async fn room_and_message_rules_give_specific_errors() {
             body: too_long,
             spans: vec![],
             sticker: None,
+            attachments: Vec::new(),
         },
     )
     .await;
@@ -321,6 +324,7 @@ async fn room_and_message_rules_give_specific_errors() {
             body: "hi".into(),
             spans: vec![],
             sticker: None,
+            attachments: Vec::new(),
         },
     )
     .await;
@@ -346,6 +350,7 @@ async fn room_and_message_rules_give_specific_errors() {
             body: "hi".into(),
             spans: vec![],
             sticker: None,
+            attachments: Vec::new(),
         },
     )
     .await;
@@ -413,6 +418,7 @@ async fn message_rate_limit_answers_rate_limited_and_recovers() {
                 body: format!("m{i}"),
                 spans: vec![],
                 sticker: None,
+                attachments: Vec::new(),
             },
         )
         .await;
@@ -439,6 +445,7 @@ async fn message_rate_limit_answers_rate_limited_and_recovers() {
             body: "later".into(),
             spans: vec![],
             sticker: None,
+            attachments: Vec::new(),
         },
     )
     .await;

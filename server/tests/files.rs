@@ -13,23 +13,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::http::{api, exchange, HttpReply};
+use common::http::{api, exchange, png, HttpReply};
 use common::{Backend, TestServer, Transport};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const PASSWORD: &str = "password123";
-
-/// A PNG of `w` × `h` as far as its header goes, padded to `len` bytes.
-fn png(w: u32, h: u32, len: usize) -> Vec<u8> {
-    let mut b = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
-    b.extend(w.to_be_bytes());
-    b.extend(h.to_be_bytes());
-    b.extend([8, 6, 0, 0, 0]);
-    b.resize(len, 0x42);
-    b
-}
 
 async fn register(http: SocketAddr, name: &str) -> String {
     let body = json!({"username": name, "password": PASSWORD});

@@ -666,6 +666,7 @@ async fn a_write_backlog_over_its_bound_pushes_back_on_senders() {
                 body: format!("m{i}"),
                 spans: vec![],
                 sticker: None,
+                attachments: Vec::new(),
             },
         )
         .await;
@@ -714,6 +715,7 @@ async fn a_write_backlog_over_its_bound_pushes_back_on_senders() {
             body: "after".into(),
             spans: vec![],
             sticker: None,
+            attachments: Vec::new(),
         },
     )
     .await;

@@ -60,6 +60,7 @@ async fn edits_and_deletes_are_events_kept_in_history_and_across_a_restart(
                 edited_at: Some(edit.at),
                 spans: vec![],
                 sticker: None,
+                attachments: Vec::new(),
             }
         );
         let gone = event_at(&c, room, spam.seq).await;
@@ -104,6 +105,7 @@ async fn edits_and_deletes_are_events_kept_in_history_and_across_a_restart(
             edited_at: Some(again.at),
             spans: vec![],
             sticker: None,
+            attachments: Vec::new(),
         }
     );
     let refused = bob.edit_message(room, spam.seq, "back").await.unwrap_err();

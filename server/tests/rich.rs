@@ -7,11 +7,10 @@
 mod common;
 
 use common::http::{api, assert_api_err, register_token};
-use common::sdk::{alice_and_bob_in, event_at, room_event, user};
+use common::sdk::{alice_and_bob_in, event_at, resumed, room_event, user};
 use common::{Backend, TestServer, Transport};
 use confab_protocol::{
-    Color, ErrorCode, EventBody, Request, ResumePoint, RoomId, Seq, ServerMsg, Span, Style,
-    Visibility,
+    Color, ErrorCode, EventBody, Request, RoomId, Seq, ServerMsg, Span, Style, Visibility,
 };
 use confab_sdk::{Client, RichText};
 use confab_server::config::Cli;
@@ -45,6 +44,7 @@ fn message(text: &str, edited_at: Option<u64>, spans: &[Span]) -> EventBody {
         edited_at,
         spans: spans.to_vec(),
         sticker: None,
+        attachments: Vec::new(),
     }
 }
 
@@ -54,6 +54,7 @@ fn sticker(id: &str) -> EventBody {
         edited_at: None,
         spans: vec![],
         sticker: Some(id.into()),
+        attachments: Vec::new(),
     }
 }
 
@@ -118,16 +119,7 @@ async fn spans_and_stickers_survive_edits_history_resume_and_a_restart(
     // And a connection resuming after the room's creation is replayed
     // the same forms.
     let token = alice.token().unwrap();
-    let resumed = srv
-        .door(t)
-        .connect_with(|o| {
-            o.with_token(token.clone()).with_resume(vec![ResumePoint {
-                room,
-                after: Seq(sent.seq.0 - 1),
-            }])
-        })
-        .await
-        .unwrap();
+    let resumed = resumed(&srv.door(t), &token, room, Seq(sent.seq.0 - 1)).await;
     let replayed = room_event(&resumed, |b| matches!(b, EventBody::Message { .. })).await;
     assert_eq!((replayed.seq, replayed.body), (sent.seq, edited));
     let replayed = room_event(&resumed, |b| matches!(b, EventBody::Message { .. })).await;
@@ -171,6 +163,7 @@ async fn send_raw(
         body: body.into(),
         spans,
         sticker: sticker.map(str::to_owned),
+        attachments: Vec::new(),
     };
     match c.raw_request(req).await {
         Ok(ServerMsg::MessageAck { .. }) => None,

@@ -124,10 +124,21 @@ impl TestDatabase {
                 return None;
             }
         };
+        // The process id alone repeats: a long run (a cold build spawns
+        // tens of thousands of processes) wraps the pid space, and a test
+        // that panicked leaves its database behind. The start time of this
+        // process makes the name unique across runs.
         static NEXT: AtomicU32 = AtomicU32::new(0);
+        static STARTED: OnceLock<u128> = OnceLock::new();
+        let started = STARTED.get_or_init(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        });
         let name = format!(
-            "confab_test_{}_{}",
+            "confab_test_{}_{:x}_{}",
             std::process::id(),
+            started,
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))

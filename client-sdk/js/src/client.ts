@@ -932,6 +932,23 @@ export class ConfabClient extends EventTarget {
     return { room: r, seq, at };
   }
 
+  /**
+   * Sends a message carrying files this user uploaded to `room` (see
+   * {@link uploadFile}; at most 10, SPEC.md §13.5), with `message` as its
+   * text, which may be empty. Members receive each file's id, name, type,
+   * size and an image's size in pixels.
+   */
+  async sendFiles(room: number, message: MessageContent, files: readonly number[]): Promise<MessageAck> {
+    const { text, spans } = content(message);
+    const { room: r, seq, at } = await this.request("SEND_MESSAGE", {
+      room,
+      body: text,
+      spans,
+      attachments: [...files],
+    });
+    return { room: r, seq, at };
+  }
+
   /** Sends the sticker `id` of the server's catalogue (see {@link listStickers}). */
   async sendSticker(room: number, id: string): Promise<MessageAck> {
     const { room: r, seq, at } = await this.request("SEND_MESSAGE", { room, body: "", sticker: id });

@@ -69,11 +69,12 @@ export const ERROR_CODES = {
   UNKNOWN_COLOR: [408, "unknown colour: the palette has 16 colours, 0-15"],
   INVALID_LINK: [409, "a link must be an http, https or mailto URL"],
   UNKNOWN_STICKER: [410, "no such sticker"],
-  STICKER_MESSAGE: [411, "a sticker message carries no text or spans and cannot be edited"],
+  STICKER_MESSAGE: [411, "a sticker message carries no text, spans or attachments and cannot be edited"],
   UNKNOWN_FILE: [412, "no such file"],
   ATTACHMENT_NOT_YOURS: [413, "that file is not yours to attach here"],
   FILE_REFUSED: [414, "the upload was refused"],
   FILE_LINK_INVALID: [415, "the file link has expired or is not valid"],
+  INVALID_ATTACHMENTS: [416, "a message carries at most 10 attachments, each once"],
   // 5xx: server side; the request may be retried.
   INTERNAL: [500, "internal server error"],
   STORAGE_UNAVAILABLE: [501, "storage is unavailable"],

@@ -229,6 +229,21 @@ const spanCodec: Codec<Span, SpanInput> = {
 /** A message's spans: a list of nested Span items. */
 export const spans = list(nested(spanCodec));
 
+/**
+ * A file a message carries (SPEC.md §13.5), always nested: width and
+ * height are appended, written for images only.
+ */
+export const attachment = nested(
+  struct({
+    id: u64,
+    name: string,
+    contentType: string,
+    size: u64,
+    width: appendedOrEmpty(u32, 0),
+    height: appendedOrEmpty(u32, 0),
+  }),
+);
+
 /** Sticker (SPEC.md §5.11.3), always nested. */
 export const sticker = nested(struct({ id: string, name: string, art: string }));
 
@@ -250,7 +265,8 @@ export const eventBody = kindUnion({
       text: string,
       editedAt: appendedOrEmpty(u64, 0),
       spans: appendedOrEmpty(spans, []),
-      sticker: appended(string),
+      sticker: appendedOrEmpty(string, ""),
+      attachments: appendedOrEmpty(list(attachment), []),
     },
   ],
   member_joined: [2, {}],
@@ -332,7 +348,13 @@ export const REQUESTS = {
   LIST_MEMBERS: request(0x14, { room: u64 }, ["MEMBER_LIST"]),
   SEND_MESSAGE: request(
     0x15,
-    { room: u64, body: string, spans: appendedOrEmpty(spans, []), sticker: appended(string) },
+    {
+      room: u64,
+      body: string,
+      spans: appendedOrEmpty(spans, []),
+      sticker: appendedOrEmpty(string, ""),
+      attachments: appendedOrEmpty(list(u64), []),
+    },
     ["MESSAGE_ACK"],
   ),
   HISTORY: request(0x16, { room: u64, before: u64, limit: u32 }, ["HISTORY_PAGE"]),
@@ -472,6 +494,12 @@ export type Welcome = ServerPayload<"WELCOME">;
 export type UserRef = RequestPayload<"INVITE">["user"];
 export type ResumePoint = RequestPayload<"HELLO">["resume"][number];
 export type Sticker = ServerPayload<"STICKER_LIST">["stickers"][number];
+/** A file a message carries (SPEC.md §13.5). */
+export type Attachment = Extract<EventBody, { kind: "message" }>["attachments"] extends
+  | readonly (infer A)[]
+  | undefined
+  ? A
+  : never;
 export type Profile = ServerPayload<"PROFILE">;
 export type ProfileChanged = ServerPayload<"PROFILE_CHANGED">;
 /** A palette colour's name, or the number of a colour newer than this SDK. */

@@ -167,6 +167,30 @@ export function checkContent(text: string, spans: readonly (Span | SpanInput)[],
   return undefined;
 }
 
+/** At most this many files in one message (SPEC.md §13.5). */
+export const MAX_ATTACHMENTS = 10;
+
+/**
+ * What a server would refuse in SEND_MESSAGE's file ids before it looks
+ * them up (SPEC.md §13.5): files with a sticker (411), more than
+ * {@link MAX_ATTACHMENTS} or one named twice (416).
+ */
+export function checkFileIds(ids: readonly number[], sticker?: string): Refusal | undefined {
+  if (ids.length === 0) return undefined;
+  if (sticker !== undefined) {
+    return { code: ErrorCode.STICKER_MESSAGE, message: "a sticker message carries no attachments" };
+  }
+  if (ids.length > MAX_ATTACHMENTS) {
+    return {
+      code: ErrorCode.INVALID_ATTACHMENTS,
+      message: `${ids.length} attachments: a message carries at most ${MAX_ATTACHMENTS}`,
+    };
+  }
+  const twice = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (twice !== undefined) return { code: ErrorCode.INVALID_ATTACHMENTS, message: `file ${twice} is attached twice` };
+  return undefined;
+}
+
 /** Whether `id` has the form of a sticker id (1–32 bytes of `a-z`, `0-9`, `_`, `-`). */
 export function isStickerId(id: string): boolean {
   return id.length > 0 && id.length <= MAX_STICKER_ID_LEN && /^[a-z0-9_-]+$/.test(id);

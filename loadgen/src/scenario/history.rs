@@ -61,6 +61,7 @@ impl History {
                     body: format!("history filler {i} {}", "x".repeat(64)),
                     spans: vec![],
                     sticker: None,
+                    attachments: Vec::new(),
                 }
                 .encode(10 + i as u32, &mut buf);
             }

@@ -5,6 +5,7 @@
 
 use confab_protocol::frame::kind;
 use confab_protocol::rich::span_kind;
+use confab_protocol::{Attachment, PasswordChange, Profile, ProfileUpdate};
 use confab_protocol::{
     AuditItem, DirectWith, EventBody, Hello, Member, Notification, RateLimit, ReadState,
     ResumePoint, Role, RoomEvent, RoomId, RoomInfo, RoomLogItem, Seq, ServerMsg, SessionUser,
@@ -13,7 +14,6 @@ use confab_protocol::{
 use confab_protocol::{
     Color, LeaveReason, NotificationKind, Presence, PresenceChange, Request, Span, Sticker, Style,
 };
-use confab_protocol::{PasswordChange, Profile, ProfileUpdate};
 use serde_json::Value;
 
 /// A JSON value whose objects keep their keys in the order written, so the
@@ -231,6 +231,22 @@ fn push_spans(fields: &mut Vec<(&'static str, J)>, spans: &[Span]) {
     }
 }
 
+fn attachment(a: &Attachment) -> J {
+    let mut fields = vec![
+        ("id", n(a.id)),
+        ("name", s(&a.name)),
+        ("content_type", s(&a.content_type)),
+        ("size", n(a.size)),
+    ];
+    if let Some(w) = a.width {
+        fields.push(("width", n(w)));
+    }
+    if let Some(h) = a.height {
+        fields.push(("height", n(h)));
+    }
+    J::Obj(fields)
+}
+
 fn sticker(x: &Sticker) -> J {
     J::Obj(vec![
         ("id", s(&x.id)),
@@ -246,6 +262,7 @@ fn body(b: &EventBody) -> J {
             edited_at,
             spans,
             sticker,
+            attachments,
         } => {
             let mut fields = vec![("kind", s("message")), ("text", s(text))];
             // Appended fields: each written only when it holds something.
@@ -255,6 +272,10 @@ fn body(b: &EventBody) -> J {
             push_spans(&mut fields, spans);
             if let Some(id) = sticker {
                 fields.push(("sticker", s(id)));
+            }
+            if !attachments.is_empty() {
+                let files = attachments.iter().map(attachment).collect();
+                fields.push(("attachments", J::Arr(files)));
             }
             J::Obj(fields)
         }
@@ -390,11 +411,16 @@ pub fn request(r: &Request) -> J {
             body,
             spans,
             sticker,
+            attachments,
         } => {
             let mut fields = vec![("room", n(room.0)), ("body", s(body))];
             push_spans(&mut fields, spans);
             if let Some(id) = sticker {
                 fields.push(("sticker", s(id)));
+            }
+            if !attachments.is_empty() {
+                let ids = attachments.iter().map(|&id| n(id)).collect();
+                fields.push(("attachments", J::Arr(ids)));
             }
             J::Obj(fields)
         }
@@ -900,6 +926,17 @@ fn spans_from(v: &Value) -> Vec<Span> {
         .unwrap_or_default()
 }
 
+fn attachment_from(v: &Value) -> Attachment {
+    Attachment {
+        id: num(v, "id"),
+        name: text(v, "name"),
+        content_type: text(v, "content_type"),
+        size: num(v, "size"),
+        width: v.get("width").map(|_| num32(v, "width")),
+        height: v.get("height").map(|_| num32(v, "height")),
+    }
+}
+
 fn body_from(v: &Value) -> EventBody {
     match field(v, "kind") {
         Value::String(k) => match k.as_str() {
@@ -908,6 +945,10 @@ fn body_from(v: &Value) -> EventBody {
                 edited_at: v.get("edited_at").map(|_| num(v, "edited_at")),
                 spans: spans_from(v),
                 sticker: v.get("sticker").map(|_| text(v, "sticker")),
+                attachments: v
+                    .get("attachments")
+                    .map(|_| list(v, "attachments").iter().map(attachment_from).collect())
+                    .unwrap_or_default(),
             },
             "message_edited" => EventBody::MessageEdited {
                 target: Seq(num(v, "target_seq")),
@@ -1052,6 +1093,15 @@ pub fn request_from(t: u8, v: &Value) -> Request {
             body: text(v, "body"),
             spans: spans_from(v),
             sticker: v.get("sticker").map(|_| text(v, "sticker")),
+            attachments: v
+                .get("attachments")
+                .map(|_| {
+                    list(v, "attachments")
+                        .iter()
+                        .map(|id| id.as_u64().expect("a file id"))
+                        .collect()
+                })
+                .unwrap_or_default(),
         },
         kind::HISTORY => Request::History {
             room: RoomId(num(v, "room")),

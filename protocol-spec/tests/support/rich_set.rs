@@ -21,6 +21,24 @@ pub struct Refuse {
     pub error_code: ErrorCode,
 }
 
+impl Refuse {
+    /// A refused request, sent with request id 9.
+    pub fn new(
+        file: &'static str,
+        name: &'static str,
+        msg: Request,
+        error_code: ErrorCode,
+    ) -> Refuse {
+        Refuse {
+            file,
+            name,
+            req_id: 9,
+            msg,
+            error_code,
+        }
+    }
+}
+
 /// A message with every kind of span but the code block.
 const DEPLOY: &str = "Deploy now: see the docs, then run make";
 
@@ -52,6 +70,7 @@ fn formatted_message(edited_at: Option<u64>) -> EventBody {
         edited_at,
         spans: deploy_spans(),
         sticker: None,
+        attachments: Vec::new(),
     }
 }
 
@@ -61,6 +80,7 @@ fn sticker_message() -> EventBody {
         edited_at: None,
         spans: vec![],
         sticker: Some("tableflip".into()),
+        attachments: Vec::new(),
     }
 }
 
@@ -70,6 +90,7 @@ fn send(body: &str, spans: Vec<Span>) -> Request {
         body: body.into(),
         spans,
         sticker: None,
+        attachments: Vec::new(),
     }
 }
 
@@ -98,6 +119,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                 body: String::new(),
                 spans: vec![],
                 sticker: Some("tableflip".into()),
+                attachments: Vec::new(),
             }),
         ),
         v(
@@ -187,6 +209,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
                         Span::new(3..6, Style::Color(Color::from_code(16))),
                     ],
                     sticker: None,
+                    attachments: Vec::new(),
                 },
             ))),
         ),
@@ -221,15 +244,15 @@ pub fn decode_only() -> Vec<DecodeOnly> {
     // A SEND_MESSAGE that writes its empty `spans` list.
     let mut empty_spans = encoded_payload(&C(send("hello", vec![])));
     empty_spans.push(0x00);
-    // A sticker message, every appended field of this version written,
-    // and one more byte after them.
+    // A sticker message, every appended field of this version written
+    // (an empty list of files last), and one more byte after them.
     let mut sticker_plus = encoded_payload(&S(ServerMsg::Event(event(
         134,
         NOW,
         BOB,
         sticker_message(),
     ))));
-    sticker_plus.push(0x07);
+    sticker_plus.extend_from_slice(&[0x00, 0x07]);
     // A bold span whose nested item carries one more byte.
     let bold = || vec![Span::new(0..2, Style::Bold)];
     let plain = encoded_payload(&C(send("hi", vec![])));
@@ -256,7 +279,7 @@ pub fn decode_only() -> Vec<DecodeOnly> {
         },
         DecodeOnly {
             file: "80_event_message_sticker_with_appended_field.json",
-            name: "EVENT kind 1 MESSAGE with every appended field of this version (edited_at 0, no spans, a sticker) and one more, which is ignored",
+            name: "EVENT kind 1 MESSAGE with every appended field of this version (edited_at 0, no spans, a sticker, no files) and one more, which is ignored",
             bytes: frame(kind::EVENT, 0, &sticker_plus),
             msg: S(ServerMsg::Event(event(134, NOW, BOB, sticker_message()))),
         },
@@ -293,13 +316,7 @@ pub fn reject() -> Vec<Reject> {
 }
 
 pub fn refuse() -> Vec<Refuse> {
-    let r = |file, name, msg, error_code| Refuse {
-        file,
-        name,
-        req_id: 9,
-        msg,
-        error_code,
-    };
+    let r = Refuse::new;
     let many: Vec<Span> = (0..65)
         .map(|i| Span::new(i..i + 1, Style::Italic))
         .collect();
@@ -422,6 +439,7 @@ pub fn refuse() -> Vec<Refuse> {
                 body: "look".into(),
                 spans: vec![],
                 sticker: Some("tableflip".into()),
+                attachments: Vec::new(),
             },
             ErrorCode::StickerMessage,
         ),

@@ -249,6 +249,7 @@ fn bob_says_hello_edited() -> RoomEvent {
             edited_at: Some(NOW + 60_000),
             spans: vec![],
             sticker: None,
+            attachments: Vec::new(),
         },
     )
 }
@@ -278,6 +279,7 @@ fn welcome_fields() -> Welcome {
 pub fn round_trip() -> Vec<RoundTrip> {
     let mut all = base_round_trip();
     all.extend(super::rich_set::round_trip());
+    all.extend(super::attach_set::round_trip());
     all
 }
 
@@ -437,6 +439,7 @@ fn base_round_trip() -> Vec<RoundTrip> {
                 body: "hello, world 👋".into(),
                 spans: vec![],
                 sticker: None,
+                attachments: Vec::new(),
             }),
         ),
         v(
@@ -1617,6 +1620,7 @@ fn alice_kicks_bob() -> RoomEvent {
 pub fn decode_only() -> Vec<DecodeOnly> {
     let mut all = base_decode_only();
     all.extend(super::rich_set::decode_only());
+    all.extend(super::attach_set::decode_only());
     all
 }
 
@@ -1736,6 +1740,7 @@ fn base_decode_only() -> Vec<DecodeOnly> {
 pub fn reject() -> Vec<Reject> {
     let mut all = base_reject();
     all.extend(super::rich_set::reject());
+    all.extend(super::attach_set::reject());
     all
 }
 

@@ -19,6 +19,7 @@
 //! only deleted rows use and removes their bytes under the same lock, so
 //! an upload of the same bytes at that moment cannot lose them.
 
+pub mod attach;
 pub mod link;
 pub mod name;
 pub mod sniff;

@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use confab_protocol::{Millis, Seq, UserId};
+use confab_protocol::{Attachment, Millis, Seq, UserId};
 
 /// What the room must know about a message to rule on a change to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +36,8 @@ pub struct MessageFacts {
     pub deleted: bool,
     /// A sticker message, which cannot be edited.
     pub sticker: bool,
+    /// The files it carries: an edit keeps them, a delete deletes them.
+    pub attachments: Vec<Attachment>,
 }
 
 /// What the session read from the store about the event at a seq, and
@@ -173,6 +175,7 @@ mod tests {
             at: 10,
             deleted: false,
             sticker: false,
+            attachments: Vec::new(),
         }
     }
 

@@ -25,8 +25,8 @@
 //! accepts no command.
 
 use confab_protocol::{
-    AuditAction, DirectWith, ErrorCode, EventBody, LeaveReason, Millis, NotificationKind as Notify,
-    Role, RoomEvent, RoomId, RoomInfo, Seq, Span, UserId, Visibility,
+    Attachment, AuditAction, DirectWith, ErrorCode, EventBody, LeaveReason, Millis,
+    NotificationKind as Notify, Role, RoomEvent, RoomId, RoomInfo, Seq, Span, UserId, Visibility,
 };
 use confab_store::WriteOp;
 use std::collections::{BTreeMap, HashMap};
@@ -45,13 +45,22 @@ pub const MAX_MENTIONS: usize = 20;
 /// The actor of system-made changes (succession, termination).
 pub const SYSTEM: UserId = UserId(0);
 
-/// What a message carries beside its text (SPEC.md §5.11), checked by the
-/// session before the room sees it: formatting spans, or the sticker the
-/// message is.
+/// What a message carries beside its text (SPEC.md §5.11, §13.5),
+/// checked by the session before the room sees it: formatting spans, or
+/// the sticker the message is; the files it carries, which the session
+/// has claimed for it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rich {
     pub spans: Vec<Span>,
     pub sticker: Option<String>,
+    pub attachments: Vec<Attachment>,
+}
+
+impl Rich {
+    /// The ids of the files the message claimed.
+    pub fn file_ids(&self) -> Vec<u64> {
+        self.attachments.iter().map(|a| a.id).collect()
+    }
 }
 
 /// One member of a room, in join order.
@@ -932,6 +941,7 @@ impl Room {
             .clone();
         let mentioned = self.mentioned(user, &text);
         let sticker = rich.sticker.is_some();
+        let files = rich.file_ids();
         let ev = self.event(
             user,
             name.clone(),
@@ -941,6 +951,7 @@ impl Room {
                 edited_at: None,
                 spans: rich.spans,
                 sticker: rich.sticker,
+                attachments: rich.attachments.clone(),
             },
         );
         self.messages.posted(
@@ -951,9 +962,19 @@ impl Room {
                 at: now,
                 deleted: false,
                 sticker,
+                attachments: rich.attachments,
             },
         );
         let mut fx = vec![ev];
+        if !files.is_empty() {
+            // In the message's own batch: the files are its once it is
+            // durable, and free again if it never is (SPEC.md §13.5).
+            fx.push(Effect::Persist(WriteOp::AttachFiles {
+                room: self.id,
+                seq: self.last_seq,
+                files,
+            }));
+        }
         fx.extend(mentioned.into_iter().map(|target| Effect::Notify {
             user: target,
             kind: Notify::Mentioned,
@@ -1045,6 +1066,7 @@ impl Room {
                 edited_at: Some(now),
                 spans,
                 sticker: None,
+                attachments: facts.attachments.clone(),
             },
         };
         self.messages.changed(seq, facts, self.last_seq);
@@ -1068,6 +1090,7 @@ impl Room {
             body: EventBody::Tombstone,
         };
         let sender = facts.sender;
+        let had_files = !facts.attachments.is_empty();
         self.messages.changed(
             seq,
             MessageFacts {
@@ -1077,6 +1100,13 @@ impl Room {
             self.last_seq,
         );
         let mut fx = vec![ev, Effect::Rewrite(tombstone)];
+        if had_files {
+            // Its files stop being served at once (SPEC.md §13.5).
+            fx.push(Effect::Persist(WriteOp::DropMessageFiles {
+                room: self.id,
+                seq,
+            }));
+        }
         if sender != user {
             // An admin's moderation is on the record; a sender deleting
             // their own message is not a governance action.

@@ -1471,6 +1471,7 @@ fn spans_travel_with_a_post_and_are_replaced_by_an_edit() {
                 rich: Rich {
                     spans: bold.clone(),
                     sticker: None,
+                    attachments: Vec::new(),
                 },
             },
             100,
@@ -1484,6 +1485,7 @@ fn spans_travel_with_a_post_and_are_replaced_by_an_edit() {
             edited_at: None,
             spans: bold,
             sticker: None,
+            attachments: Vec::new(),
         }
     );
     let red = vec![Span::new(3..8, Style::Color(Color::Red))];
@@ -1510,6 +1512,7 @@ fn spans_travel_with_a_post_and_are_replaced_by_an_edit() {
             edited_at: Some(200),
             spans: red,
             sticker: None,
+            attachments: Vec::new(),
         },
         "the message's latest form carries the edit's spans"
     );
@@ -1525,6 +1528,7 @@ fn a_sticker_message_cannot_be_edited_but_can_be_deleted() {
             rich: Rich {
                 spans: vec![],
                 sticker: Some("cat".into()),
+                attachments: Vec::new(),
             },
         },
         100,
@@ -1590,6 +1594,7 @@ fn the_sender_edits_their_message_which_then_reads_with_the_new_text_and_edited_
             edited_at: Some(160),
             spans: vec![],
             sticker: None,
+            attachments: Vec::new(),
         }
     );
     assert!(audits(&fx).is_empty(), "editing is not audited");
@@ -1730,6 +1735,7 @@ fn a_durable_message_is_ruled_on_from_the_store_copy_the_room_asked_for() {
             at: 100,
             deleted: false,
             sticker: false,
+            attachments: Vec::new(),
         }),
     };
     let cmd = Command::EditMessage {

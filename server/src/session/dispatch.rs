@@ -161,15 +161,29 @@ impl Session {
                 body,
                 spans,
                 sticker,
+                attachments,
             } => {
-                if let Some(go_on) =
-                    self.refuse_message(req_id, user, (&body, &spans, sticker.as_deref()))
-                {
+                let content = (&body[..], &spans[..], sticker.as_deref(), &attachments[..]);
+                if let Some(go_on) = self.refuse_message(req_id, user, content) {
                     return go_on;
                 }
+                let (store, batch) = (&*self.state.store, &self.state.batch);
+                let attachments =
+                    match crate::files::attach::claim(store, batch, room, user, &attachments).await
+                    {
+                        Ok(files) => files,
+                        Err((code, message)) => {
+                            self.conn.error(req_id, code, message);
+                            return true;
+                        }
+                    };
                 // A sticker message's text is its fallback (SPEC.md §5.11.3).
                 let text = sticker.as_deref().map_or(body, sticker_text);
-                let rich = Rich { spans, sticker };
+                let rich = Rich {
+                    spans,
+                    sticker,
+                    attachments,
+                };
                 self.apply(req_id, room, Command::Post { user, text, rich })
                     .await
             }
@@ -263,7 +277,7 @@ impl Session {
             } => {
                 // An edit costs what a message costs: the same checks, the
                 // same limit and the same push-back.
-                if let Some(go_on) = self.refuse_message(req_id, user, (&text, &spans, None)) {
+                if let Some(go_on) = self.refuse_message(req_id, user, (&text, &spans, None, &[])) {
                     return go_on;
                 }
                 let cmd = Command::EditMessage {
@@ -523,12 +537,10 @@ impl Session {
         &mut self,
         req_id: u32,
         user: UserId,
-        (text, spans, sticker): (&str, &[Span], Option<&str>),
+        (text, spans, sticker, files): (&str, &[Span], Option<&str>, &[u64]),
     ) -> Option<bool> {
         let shape = validate::check_content(
-            text,
-            spans,
-            sticker,
+            (text, spans, sticker, files),
             self.state.config.max_message_len,
             &self.state.stickers,
         );
@@ -572,20 +584,22 @@ fn message_facts(ev: &StoredEvent) -> Option<MessageFacts> {
         _ => return None,
     };
     // A stored body the server wrote decodes; one that does not cannot be
-    // a sticker's.
-    let sticker = !deleted
-        && matches!(
-            EventBody::decode_fields(ev.kind, &mut Reader::new(&ev.body)),
-            Ok(EventBody::Message {
-                sticker: Some(_),
-                ..
-            })
-        );
+    // a sticker's, nor carry files.
+    let (sticker, attachments) = match EventBody::decode_fields(ev.kind, &mut Reader::new(&ev.body))
+    {
+        Ok(EventBody::Message {
+            sticker,
+            attachments,
+            ..
+        }) => (sticker.is_some(), attachments),
+        _ => (false, Vec::new()),
+    };
     Some(MessageFacts {
         sender: ev.actor,
         sender_name: ev.actor_name.clone(),
         at: ev.at,
         deleted,
         sticker,
+        attachments,
     })
 }

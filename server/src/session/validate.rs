@@ -2,7 +2,7 @@
 //! (SPEC.md §10.1): names, topics, message bodies, page sizes.
 
 use confab_protocol::profile::{MAX_BIO_CHARS, MAX_DISPLAY_NAME_CHARS, MAX_EMAIL_BYTES};
-use confab_protocol::{rich, ErrorCode, Span};
+use confab_protocol::{attach, rich, ErrorCode, Span};
 
 use crate::stickers::Catalogue;
 
@@ -99,15 +99,16 @@ pub fn check_message(body: &str, max_len: u32) -> Result<(), (ErrorCode, String)
     Ok(())
 }
 
-/// A message's content (SPEC.md §5.4.1, §5.11), in the order a server
-/// checks it. A sticker message: no text or spans of its own
+/// A message's content (SPEC.md §5.4.1, §5.11, §13.5), in the order a
+/// server checks it. A sticker message: no text, spans or files of its own
 /// (`STICKER_MESSAGE`, 411), a sticker of `catalogue` (`UNKNOWN_STICKER`,
-/// 410). Any other: the text ([`check_message`]), then its spans
-/// (`INVALID_SPANS`, `UNKNOWN_COLOR`, `INVALID_LINK`).
+/// 410). Any other: the text ([`check_message`]; empty is allowed when
+/// the message carries files), then its spans (`INVALID_SPANS`,
+/// `UNKNOWN_COLOR`, `INVALID_LINK`), then the file ids
+/// (`INVALID_ATTACHMENTS`, 416). Whether the files may be attached is the
+/// store's to say (`crate::files::attach`).
 pub fn check_content(
-    text: &str,
-    spans: &[Span],
-    sticker: Option<&str>,
+    (text, spans, sticker, files): (&str, &[Span], Option<&str>, &[u64]),
     max_len: u32,
     catalogue: &Catalogue,
 ) -> Result<(), (ErrorCode, String)> {
@@ -115,6 +116,7 @@ pub fn check_content(
     match sticker {
         Some(id) => {
             rich::check_content(text, spans, sticker).map_err(refused)?;
+            attach::check_file_ids(files, true).map_err(refused)?;
             if catalogue.get(id).is_none() {
                 return Err((
                     ErrorCode::UnknownSticker,
@@ -124,8 +126,13 @@ pub fn check_content(
             Ok(())
         }
         None => {
-            check_message(text, max_len)?;
-            rich::check_spans(text, spans).map_err(refused)
+            // A message of files alone has no text at all.
+            let files_alone = text.is_empty() && !files.is_empty();
+            if !files_alone {
+                check_message(text, max_len)?;
+            }
+            rich::check_spans(text, spans).map_err(refused)?;
+            attach::check_file_ids(files, false).map_err(refused)
         }
     }
 }
@@ -285,7 +292,7 @@ mod tests {
         let c = Catalogue::builtin();
         let bold = |r: std::ops::Range<u32>| vec![Span::new(r, Style::Bold)];
         let code = |text, spans: &[Span], sticker| {
-            check_content(text, spans, sticker, 10, &c)
+            check_content((text, spans, sticker, &[]), 10, &c)
                 .err()
                 .map(|e| e.0)
         };
@@ -304,6 +311,34 @@ mod tests {
         );
         assert_eq!(
             code("", &bold(0..1), Some("shrug")),
+            Some(ErrorCode::StickerMessage)
+        );
+    }
+
+    #[test]
+    fn files_allow_an_empty_text_and_are_counted_after_it() {
+        let c = Catalogue::builtin();
+        let code = |text, sticker, files: &[u64]| {
+            check_content((text, &[], sticker, files), 10, &c)
+                .err()
+                .map(|e| e.0)
+        };
+        assert_eq!(code("", None, &[1]), None);
+        assert_eq!(code("", None, &[]), Some(ErrorCode::MessageEmpty));
+        // A text beside the files follows the usual rules.
+        assert_eq!(code("  ", None, &[1]), Some(ErrorCode::MessageEmpty));
+        assert_eq!(
+            code("far too long", None, &[1]),
+            Some(ErrorCode::MessageTooLong)
+        );
+        assert_eq!(code("", None, &[1, 1]), Some(ErrorCode::InvalidAttachments));
+        let eleven: Vec<u64> = (1..=11).collect();
+        assert_eq!(
+            code("hi", None, &eleven),
+            Some(ErrorCode::InvalidAttachments)
+        );
+        assert_eq!(
+            code("", Some("shrug"), &[1]),
             Some(ErrorCode::StickerMessage)
         );
     }

@@ -622,7 +622,13 @@ impl Shard {
             }
             _ => AckKind::Ok,
         };
+        // A refused message gives back the files its session claimed.
+        let claimed = match &cmd {
+            Command::Post { rich, .. } => rich.file_ids(),
+            _ => Vec::new(),
+        };
         let Some(slot) = self.rooms.get_mut(&room) else {
+            crate::files::attach::release(&self.batch, claimed);
             reply.conn.error(
                 reply.req_id,
                 ErrorCode::RoomNotFound,
@@ -640,6 +646,7 @@ impl Shard {
                 self.carry_out(room, effects, reply, ack, Vec::new())
             }
             Err(code) => {
+                crate::files::attach::release(&self.batch, claimed);
                 reply.conn.error(reply.req_id, code, code.default_message());
             }
         }

@@ -389,6 +389,26 @@ pub enum WriteOp {
         low: UserId,
         high: UserId,
     },
+    /// Message `seq` of `room` carries the files `files`, which its sender
+    /// claimed for it ([`FileStore::claim_file`]): each is now referenced
+    /// by that message. In the batch of the message's own `AppendEvent`.
+    /// A file no longer claimed (a replay) is left as it is.
+    AttachFiles {
+        room: RoomId,
+        seq: Seq,
+        files: Vec<u64>,
+    },
+    /// Claims given up: the message that claimed `files` was refused, so
+    /// they may be attached again. A file a message references stays so.
+    ReleaseFiles {
+        files: Vec<u64>,
+    },
+    /// Message `seq` of `room` was deleted: its files are deleted too (no
+    /// longer served; housekeeping removes their bytes).
+    DropMessageFiles {
+        room: RoomId,
+        seq: Seq,
+    },
 }
 
 /// Accounts, sessions and read marks: the lookups that authenticate a
@@ -646,21 +666,18 @@ pub trait FileStore: Send + Sync + 'static {
     async fn file(&self, id: u64) -> StoreResult<Option<FileRecord>>;
     /// Claims file `id` for a message `uploader` is sending in `room`:
     /// only the uploader, only in the file's room, only a live file that
-    /// no message references. Atomic: of two claims one wins.
+    /// no message references. Atomic: of two claims one wins. The claim
+    /// ends with the message's `WriteOp::AttachFiles`, or its
+    /// `WriteOp::ReleaseFiles` when the message is refused.
     async fn claim_file(
         &self,
         id: u64,
         uploader: UserId,
         room: RoomId,
     ) -> StoreResult<Result<(), ClaimRefused>>;
-    /// The claimed file `id` is referenced by message `seq` of its room.
-    async fn bind_file(&self, id: u64, seq: Seq) -> StoreResult<()>;
-    /// Gives up a claim (the message was refused): the file is free again.
-    async fn release_file(&self, id: u64) -> StoreResult<()>;
-    /// Marks the files of message `seq` of `room` deleted; returns how many.
-    async fn delete_message_files(&self, room: RoomId, seq: Seq) -> StoreResult<u64>;
     /// Housekeeping: marks deleted the files whose message is a tombstone
-    /// and those never referenced that were uploaded before `cutoff`.
+    /// and those never referenced that were uploaded before `cutoff` (a
+    /// claim still held then is one whose message never committed).
     /// Returns how many it marked.
     async fn expire_files(&self, cutoff: Millis) -> StoreResult<u64>;
     /// Hashes that only deleted files use: their bytes may go.

@@ -10,6 +10,16 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use super::STEP;
 
+/// A PNG of `w` × `h` as far as its header goes, padded to `len` bytes.
+pub fn png(w: u32, h: u32, len: usize) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
+    b.extend(w.to_be_bytes());
+    b.extend(h.to_be_bytes());
+    b.extend([8, 6, 0, 0, 0]);
+    b.resize(len, 0x42);
+    b
+}
+
 /// One response.
 #[derive(Debug)]
 pub struct HttpReply {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use confab_protocol::{EventBody, RoomEvent, RoomId, Seq, Visibility};
+use confab_protocol::{EventBody, ResumePoint, RoomEvent, RoomId, Seq, Visibility};
 use confab_sdk::{Client, Event};
 
 use super::Door;
@@ -45,4 +45,15 @@ pub async fn alice_and_bob_in(door: &Door, name: &str) -> (Client, Client, RoomI
         .id;
     bob.join_room(room).await.expect("bob joins");
     (alice, bob, room)
+}
+
+/// A new connection on `door` with `token`'s session that resumes `room`
+/// after `after`: it is replayed the room's events from `after + 1`.
+pub async fn resumed(door: &Door, token: &str, room: RoomId, after: Seq) -> Client {
+    door.connect_with(|o| {
+        o.with_token(token.to_owned())
+            .with_resume(vec![ResumePoint { room, after }])
+    })
+    .await
+    .expect("a resumed connection")
 }

@@ -38,6 +38,7 @@ import {
   type Request,
   type ServerMessage,
   checkContent,
+  checkFileIds,
 } from "../../src/index.js";
 
 /**
@@ -163,7 +164,11 @@ describe("refuse vectors", () => {
     const fromJson = fromCanonicalJson(v.direction, v.type, v.decoded);
     expect(encode(v.direction, v.request_id, fromJson), `${file}: encoding the canonical form`).toBe(v.hex);
     let refusal;
-    if (message.type === "SEND_MESSAGE") refusal = checkContent(message.body, message.spans ?? [], message.sticker);
+    if (message.type === "SEND_MESSAGE") {
+      refusal =
+        checkContent(message.body, message.spans ?? [], message.sticker) ??
+        checkFileIds(message.attachments ?? [], message.sticker);
+    }
     else if (message.type === "EDIT_MESSAGE") refusal = checkContent(message.text, message.spans ?? []);
     else expect.fail(`${file}: a refuse vector of ${message.type}, which the SDK does not check`);
     expect(refusal?.code, `${file}: the code the SDK's checks predict`).toBe(v.error_code);

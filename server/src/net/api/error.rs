@@ -101,11 +101,11 @@ pub fn status_for(code: u16) -> StatusCode {
         NotYourMessage => StatusCode::FORBIDDEN,
         // A read marker beyond the room's last event: a bad value.
         InvalidReadMarker => StatusCode::BAD_REQUEST,
-        // A message's content refused (SPEC.md §5.11): bad spans, colour,
-        // link or sticker, or an edit of a sticker message.
-        InvalidSpans | UnknownColor | InvalidLink | UnknownSticker | StickerMessage => {
-            StatusCode::BAD_REQUEST
-        }
+        // A message's content refused (SPEC.md §5.11, §13.5): bad spans,
+        // colour, link or sticker, an edit of a sticker message, or too
+        // many files (or one twice).
+        InvalidSpans | UnknownColor | InvalidLink | UnknownSticker | StickerMessage
+        | InvalidAttachments => StatusCode::BAD_REQUEST,
         // Files (SPEC.md §13): an upload's refusal says its own status by
         // reason (413, 415, else 400); a deleted file answers 410.
         UnknownFile => StatusCode::NOT_FOUND,

@@ -372,9 +372,9 @@ async fn history(
     request_body = PostMessageBody,
     responses(
         (status = 201, description = "Stored durably and broadcast to the room's members on every transport.", body = MessageAckBody),
-        (status = 400, description = "Malformed body, bad room id, MESSAGE_EMPTY, INVALID_SPANS, UNKNOWN_COLOR, INVALID_LINK, UNKNOWN_STICKER, or STICKER_MESSAGE (a sticker with text or spans).", body = ErrorBody),
-        (status = 403, description = "NOT_A_MEMBER.", body = ErrorBody),
-        (status = 404, description = "ROOM_NOT_FOUND.", body = ErrorBody),
+        (status = 400, description = "Malformed body, bad room id, MESSAGE_EMPTY, INVALID_SPANS, UNKNOWN_COLOR, INVALID_LINK, UNKNOWN_STICKER, STICKER_MESSAGE (a sticker with text, spans or attachments), or INVALID_ATTACHMENTS (more than 10, or one twice).", body = ErrorBody),
+        (status = 403, description = "NOT_A_MEMBER, or ATTACHMENT_NOT_YOURS (a file someone else uploaded, uploaded to another room, or attached already).", body = ErrorBody),
+        (status = 404, description = "ROOM_NOT_FOUND, or UNKNOWN_FILE (an attachment that does not exist or was deleted).", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED.", body = ErrorBody),
         RoomErrors, JsonBodyErrors,
         // After the shared rows: this endpoint's 413 says more.
@@ -390,6 +390,7 @@ async fn post_message(
         body: b.text,
         spans: spans_from(b.spans)?,
         sticker: b.sticker,
+        attachments: b.attachments,
     };
     reply!(caller.call(req).await, ServerMsg::MessageAck { room, seq, at } => (
         StatusCode::CREATED,

@@ -7,9 +7,9 @@
 
 use confab_protocol::rich::span_kind;
 use confab_protocol::{
-    AuditItem, Color, DirectWith, ErrorCode, EventBody, LeaveReason, Member, Notification,
-    NotificationKind, Presence, Role, RoomEvent, RoomInfo, RoomLogItem, Span, Sticker, Style,
-    UserEntry, UserId, UserRef, Visibility,
+    Attachment, AuditItem, Color, DirectWith, ErrorCode, EventBody, LeaveReason, Member,
+    Notification, NotificationKind, Presence, Role, RoomEvent, RoomInfo, RoomLogItem, Span,
+    Sticker, Style, UserEntry, UserId, UserRef, Visibility,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -345,6 +345,11 @@ pub struct PostMessageBody {
     #[serde(default)]
     #[schema(example = json!(null))]
     pub sticker: Option<String>,
+    /// Ids of files the sender uploaded to this room (`POST
+    /// /api/rooms/{id}/files`) and attaches, at most 10 (SPEC.md §13.5);
+    /// `text` may then be empty.
+    #[serde(default)]
+    pub attachments: Vec<u64>,
 }
 
 /// `PATCH /api/rooms/{id}/messages/{seq}`: the new text and spans replace
@@ -486,6 +491,37 @@ pub struct MessageAckBody {
     pub at: u64,
 }
 
+/// A file a message carries (SPEC.md §13.5).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttachmentBody {
+    /// The file's id: `GET /api/files/{id}` serves it to the room's
+    /// members, `GET /api/files/{id}/url` gives a signed link.
+    pub id: u64,
+    pub name: String,
+    #[schema(example = "image/png")]
+    pub content_type: String,
+    /// Bytes.
+    pub size: u64,
+    /// Pixels, for images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+}
+
+impl From<Attachment> for AttachmentBody {
+    fn from(a: Attachment) -> Self {
+        AttachmentBody {
+            id: a.id,
+            name: a.name,
+            content_type: a.content_type,
+            size: a.size,
+            width: a.width,
+            height: a.height,
+        }
+    }
+}
+
 /// What happened, by kind (SPEC.md §5.5.2).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -503,6 +539,9 @@ pub enum EventBodyJson {
         /// The sticker the message is; absent for a text message.
         #[serde(skip_serializing_if = "Option::is_none")]
         sticker: Option<String>,
+        /// The files it carries (`GET /api/files/{id}`); absent when none.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<AttachmentBody>,
     },
     /// `actor` (the sender) replaced the text of message `target_seq`
     /// (with `spans`, absent when none). In history `text` is empty and
@@ -565,11 +604,13 @@ impl From<EventBody> for EventBodyJson {
                 edited_at,
                 spans,
                 sticker,
+                attachments,
             } => EventBodyJson::Message {
                 text,
                 edited_at,
                 spans: list(spans),
                 sticker,
+                attachments: list(attachments),
             },
             EventBody::MessageEdited {
                 target,

@@ -34,10 +34,11 @@ pub(super) const RECORD_MAGIC: [u8; 4] = *b"CFSR";
 /// version 1 record is a valid version 2 archive and both are read.
 /// Version 3 appended `SpoolOp::SetDirect` the same way (after
 /// `RewriteEvent`, smaller than `AppendEvent`), so records of versions 1
-/// and 2 are valid version 3 archives.
-pub(super) const RECORD_VERSION: u16 = 3;
+/// and 2 are valid version 3 archives. Version 4 appended the file ops
+/// (`AttachFiles`, `ReleaseFiles`, `DropMessageFiles`) the same way.
+pub(super) const RECORD_VERSION: u16 = 4;
 /// The archive schemas this build reads.
-const READABLE_VERSIONS: [u16; 3] = [1, 2, 3];
+const READABLE_VERSIONS: [u16; 4] = [1, 2, 3, 4];
 pub(super) const RECORD_HEADER_LEN: usize = 16;
 /// A sanity bound on one record's payload, far above any batch (a batch is
 /// at most `batch_max_items` ops of at most one frame each): a corrupt
@@ -58,8 +59,9 @@ pub(super) struct SpoolBatch {
     pub ops: Vec<SpoolOp>,
 }
 
-/// `confab_store::WriteOp`, version 3 (version 2 without `SetDirect`,
-/// version 1 without `RewriteEvent` either). Roles: 0 member, 1 admin, 2 owner;
+/// `confab_store::WriteOp`, version 4 (version 3 without the file ops,
+/// version 2 without `SetDirect` either, version 1 without `RewriteEvent`
+/// either). Roles: 0 member, 1 admin, 2 owner;
 /// visibility: 0 public, 1 private (the wire codes).
 #[derive(Debug, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub(super) enum SpoolOp {
@@ -182,6 +184,20 @@ pub(super) enum SpoolOp {
         room: u64,
         low: u64,
         high: u64,
+    },
+    /// Version 4, like the two after it. Last, so that every earlier
+    /// variant keeps its tag.
+    AttachFiles {
+        room: u64,
+        seq: u64,
+        files: Vec<u64>,
+    },
+    ReleaseFiles {
+        files: Vec<u64>,
+    },
+    DropMessageFiles {
+        room: u64,
+        seq: u64,
     },
 }
 
@@ -476,6 +492,18 @@ impl From<&WriteOp> for SpoolOp {
                 low: low.0,
                 high: high.0,
             },
+            WriteOp::AttachFiles { room, seq, files } => SpoolOp::AttachFiles {
+                room: room.0,
+                seq: seq.0,
+                files: files.clone(),
+            },
+            WriteOp::ReleaseFiles { files } => SpoolOp::ReleaseFiles {
+                files: files.clone(),
+            },
+            WriteOp::DropMessageFiles { room, seq } => SpoolOp::DropMessageFiles {
+                room: room.0,
+                seq: seq.0,
+            },
         }
     }
 }
@@ -655,6 +683,16 @@ impl TryFrom<SpoolOp> for WriteOp {
                 low: UserId(low),
                 high: UserId(high),
             },
+            SpoolOp::AttachFiles { room, seq, files } => WriteOp::AttachFiles {
+                room: RoomId(room),
+                seq: Seq(seq),
+                files,
+            },
+            SpoolOp::ReleaseFiles { files } => WriteOp::ReleaseFiles { files },
+            SpoolOp::DropMessageFiles { room, seq } => WriteOp::DropMessageFiles {
+                room: RoomId(room),
+                seq: Seq(seq),
+            },
         })
     }
 }
@@ -767,6 +805,16 @@ mod tests {
                 low: u,
                 high: v,
             },
+            WriteOp::AttachFiles {
+                room: r,
+                seq: Seq(5),
+                files: vec![7, 8],
+            },
+            WriteOp::ReleaseFiles { files: vec![9] },
+            WriteOp::DropMessageFiles {
+                room: r,
+                seq: Seq(5),
+            },
         ]
     }
 
@@ -791,7 +839,8 @@ mod tests {
 
     #[test]
     fn a_flipped_bit_anywhere_after_the_magic_is_detected() {
-        let record = encode(&every_op(), &[20]).unwrap();
+        let ops = every_op();
+        let record = encode(&ops, &[ops.len()]).unwrap();
         for i in 4..record.len() {
             let mut bad = record.clone();
             bad[i] ^= 0x10;
@@ -807,9 +856,10 @@ mod tests {
     #[test]
     fn unknown_versions_and_absurd_lengths_are_refused_before_reading_the_payload() {
         let mut record = encode(&every_op()[..1], &[1]).unwrap();
-        record[4] = 4;
+        let next = RECORD_VERSION + 1;
+        record[4..6].copy_from_slice(&next.to_le_bytes());
         let header: &[u8; RECORD_HEADER_LEN] = record[..RECORD_HEADER_LEN].try_into().unwrap();
-        assert_eq!(RecordHeader::parse(header), Err(RecordError::Version(4)));
+        assert_eq!(RecordHeader::parse(header), Err(RecordError::Version(next)));
         let mut record = encode(&every_op()[..1], &[1]).unwrap();
         record[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
         let header: &[u8; RECORD_HEADER_LEN] = record[..RECORD_HEADER_LEN].try_into().unwrap();
@@ -828,6 +878,9 @@ mod tests {
             .filter(|op| match op {
                 WriteOp::RewriteEvent(_) => version >= 2,
                 WriteOp::SetDirect { .. } => version >= 3,
+                WriteOp::AttachFiles { .. }
+                | WriteOp::ReleaseFiles { .. }
+                | WriteOp::DropMessageFiles { .. } => version >= 4,
                 _ => true,
             })
             .collect();
@@ -840,8 +893,8 @@ mod tests {
     }
 
     #[test]
-    fn version_1_and_2_records_are_still_read() {
-        for version in [1, 2] {
+    fn version_1_2_and_3_records_are_still_read() {
+        for version in [1, 2, 3] {
             let (ops, record) = old_record(version);
             let (header, payload) = split(&record);
             assert_eq!(header.version, version);
@@ -853,7 +906,7 @@ mod tests {
     #[test]
     fn a_version_2_archive_from_disk_decodes_as_before() {
         let (ops, record) = old_record(2);
-        assert_eq!(RECORD_VERSION, 3, "the current version appends SetDirect");
+        assert_eq!(RECORD_VERSION, 4, "later versions append variants");
         assert!(!ops.iter().any(|op| matches!(op, WriteOp::SetDirect { .. })));
         // The archive of a SetDirect-free batch is the same whether the
         // enum has the variant or not: the variant only adds a tag.

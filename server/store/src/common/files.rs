@@ -118,29 +118,6 @@ impl<B: Backend> FileStore for B {
         }))
     }
 
-    async fn bind_file(&self, id: u64, seq: Seq) -> StoreResult<()> {
-        let args = [Int(to_db(id, "file id")?), Int(to_db(seq.0, "seq")?)];
-        self.writer()
-            .execute("bind_file", sql::BIND_FILE, &args)
-            .await
-            .map(drop)
-    }
-
-    async fn release_file(&self, id: u64) -> StoreResult<()> {
-        let args = [Int(to_db(id, "file id")?)];
-        self.writer()
-            .execute("release_file", sql::RELEASE_FILE, &args)
-            .await
-            .map(drop)
-    }
-
-    async fn delete_message_files(&self, room: RoomId, seq: Seq) -> StoreResult<u64> {
-        let args = [Int(to_db(room.0, "room id")?), Int(to_db(seq.0, "seq")?)];
-        self.writer()
-            .execute("delete_message_files", sql::DELETE_MESSAGE_FILES, &args)
-            .await
-    }
-
     async fn expire_files(&self, cutoff: Millis) -> StoreResult<u64> {
         let cutoff = to_db_opt(cutoff).unwrap_or(i64::MAX);
         let w = self.writer();

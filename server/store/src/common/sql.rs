@@ -389,20 +389,23 @@ pub const CLAIM_FILE: &str = "UPDATE files SET message_seq = 0 \
      WHERE id = $1 AND uploader_id = $2 AND room_id = $3 \
        AND message_seq IS NULL AND NOT deleted";
 
-/// `$1` file, `$2` the message's seq.
-pub const BIND_FILE: &str = "UPDATE files SET message_seq = $2 WHERE id = $1 AND message_seq = 0";
+/// `$1` file, `$2` its room, `$3` the message's seq (`WriteOp::AttachFiles`).
+pub const ATTACH_FILE: &str = "UPDATE files SET message_seq = $3 \
+     WHERE id = $1 AND room_id = $2 AND message_seq = 0";
 
-/// `$1` file.
+/// `$1` file (`WriteOp::ReleaseFiles`).
 pub const RELEASE_FILE: &str =
     "UPDATE files SET message_seq = NULL WHERE id = $1 AND message_seq = 0";
 
-/// `$1` room, `$2` seq.
-pub const DELETE_MESSAGE_FILES: &str = "UPDATE files SET deleted = TRUE \
+/// `$1` room, `$2` seq (`WriteOp::DropMessageFiles`).
+pub const DROP_MESSAGE_FILES: &str = "UPDATE files SET deleted = TRUE \
      WHERE room_id = $1 AND message_seq = $2 AND NOT deleted";
 
-/// `$1` cutoff: uploads no message referenced before it.
+/// `$1` cutoff: uploads no message referenced before it. An upload that
+/// old and still claimed (`message_seq` 0) is one whose message never
+/// committed: a claim lasts as long as the message's batch.
 pub const EXPIRE_UNREFERENCED_FILES: &str = "UPDATE files SET deleted = TRUE \
-     WHERE message_seq IS NULL AND NOT deleted AND created_at < $1";
+     WHERE (message_seq IS NULL OR message_seq = 0) AND NOT deleted AND created_at < $1";
 
 /// Hashes only deleted files use.
 pub const DEAD_HASHES: &str = "SELECT DISTINCT d.sha256 FROM files d WHERE d.deleted \

@@ -71,6 +71,19 @@ const SET_DIRECT: &str = "UPDATE rooms r SET direct_low = t.low, direct_high = t
      FROM unnest($1::int8[], $2::int8[], $3::int8[]) AS t(room_id, low, high) \
      WHERE r.id = t.room_id";
 
+/// Files attached to messages (`WriteOp::AttachFiles`), after the batch
+/// function like the rewrites; then released claims and the files of
+/// deleted messages, so that a message attached and deleted in one batch
+/// ends with its files deleted.
+const ATTACH_FILES: &str = "UPDATE files f SET message_seq = t.seq \
+     FROM unnest($1::int8[], $2::int8[], $3::int8[]) AS t(id, room_id, seq) \
+     WHERE f.id = t.id AND f.room_id = t.room_id AND f.message_seq = 0";
+const RELEASE_FILES: &str =
+    "UPDATE files SET message_seq = NULL WHERE id = ANY($1::int8[]) AND message_seq = 0";
+const DROP_MESSAGE_FILES: &str = "UPDATE files f SET deleted = TRUE \
+     FROM unnest($1::int8[], $2::int8[]) AS t(room_id, seq) \
+     WHERE f.room_id = t.room_id AND f.message_seq = t.seq AND NOT f.deleted";
+
 /// State op kinds, as numbered in `0002_apply_batch.sql`.
 mod kind {
     pub const CREATE_ROOM: i16 = 1;
@@ -185,7 +198,8 @@ fn as_event(op: &WriteOp) -> Option<&StoredEvent> {
 
 /// What a batch applies after the function's call: its `RewriteEvent`s
 /// as the columns of [`REWRITE_EVENTS`], its `SetDirect`s as those of
-/// [`SET_DIRECT`].
+/// [`SET_DIRECT`], its file ops as those of [`ATTACH_FILES`],
+/// [`RELEASE_FILES`] and [`DROP_MESSAGE_FILES`].
 #[derive(Default)]
 struct AfterCall<'a> {
     room: Vec<i64>,
@@ -195,6 +209,12 @@ struct AfterCall<'a> {
     direct_room: Vec<i64>,
     direct_low: Vec<i64>,
     direct_high: Vec<i64>,
+    attach_id: Vec<i64>,
+    attach_room: Vec<i64>,
+    attach_seq: Vec<i64>,
+    release_id: Vec<i64>,
+    drop_room: Vec<i64>,
+    drop_seq: Vec<i64>,
 }
 
 impl<'a> AfterCall<'a> {
@@ -213,6 +233,22 @@ impl<'a> AfterCall<'a> {
                     r.direct_low.push(to_db(low.0, "user id")?);
                     r.direct_high.push(to_db(high.0, "user id")?);
                 }
+                WriteOp::AttachFiles { room, seq, files } => {
+                    for &id in files {
+                        r.attach_id.push(to_db(id, "file id")?);
+                        r.attach_room.push(to_db(room.0, "room id")?);
+                        r.attach_seq.push(to_db(seq.0, "seq")?);
+                    }
+                }
+                WriteOp::ReleaseFiles { files } => {
+                    for &id in files {
+                        r.release_id.push(to_db(id, "file id")?);
+                    }
+                }
+                WriteOp::DropMessageFiles { room, seq } => {
+                    r.drop_room.push(to_db(room.0, "room id")?);
+                    r.drop_seq.push(to_db(seq.0, "seq")?);
+                }
                 _ => {}
             }
         }
@@ -220,10 +256,15 @@ impl<'a> AfterCall<'a> {
     }
 
     fn is_empty(&self) -> bool {
-        self.room.is_empty() && self.direct_room.is_empty()
+        self.room.is_empty()
+            && self.direct_room.is_empty()
+            && self.attach_id.is_empty()
+            && self.release_id.is_empty()
+            && self.drop_room.is_empty()
     }
 
     async fn apply(&self, tx: &mut sqlx::Transaction<'_, Postgres>) -> StoreResult<()> {
+        self.apply_files(tx).await?;
         if !self.direct_room.is_empty() {
             sqlx::query(SET_DIRECT)
                 .bind(&self.direct_room)
@@ -245,6 +286,34 @@ impl<'a> AfterCall<'a> {
             .await
             .map(drop)
             .map_err(|e| Postgres::error("RewriteEvent", e))
+    }
+
+    async fn apply_files(&self, tx: &mut sqlx::Transaction<'_, Postgres>) -> StoreResult<()> {
+        if !self.attach_id.is_empty() {
+            sqlx::query(ATTACH_FILES)
+                .bind(&self.attach_id)
+                .bind(&self.attach_room)
+                .bind(&self.attach_seq)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| Postgres::error("AttachFiles", e))?;
+        }
+        if !self.release_id.is_empty() {
+            sqlx::query(RELEASE_FILES)
+                .bind(&self.release_id)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| Postgres::error("ReleaseFiles", e))?;
+        }
+        if !self.drop_room.is_empty() {
+            sqlx::query(DROP_MESSAGE_FILES)
+                .bind(&self.drop_room)
+                .bind(&self.drop_seq)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| Postgres::error("DropMessageFiles", e))?;
+        }
+        Ok(())
     }
 }
 
@@ -335,7 +404,11 @@ impl<'a> Columns<'a> {
                     continue;
                 }
                 // Applied after the call (`AfterCall`).
-                WriteOp::RewriteEvent(_) | WriteOp::SetDirect { .. } => continue,
+                WriteOp::RewriteEvent(_)
+                | WriteOp::SetDirect { .. }
+                | WriteOp::AttachFiles { .. }
+                | WriteOp::ReleaseFiles { .. }
+                | WriteOp::DropMessageFiles { .. } => continue,
                 WriteOp::AddNotification(n) => {
                     c.nt_id.push(to_db(n.id, "notification id")?);
                     c.nt_user.push(to_db(n.user.0, "user id")?);

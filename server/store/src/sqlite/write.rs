@@ -23,7 +23,7 @@
 use confab_protocol::LeaveReason;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use crate::common::{to_db, Dialect};
+use crate::common::{sql, to_db, Dialect};
 use crate::{StoreError, StoreResult, WriteOp};
 
 /// Applies `ops` in order in one `BEGIN IMMEDIATE` transaction on the
@@ -303,6 +303,34 @@ async fn apply_op(tx: &mut Transaction<'static, Sqlite>, op: &WriteOp) -> StoreR
                 .execute(&mut **tx)
                 .await
                 .map_err(|e| Sqlite::error("SetDirect", e))?;
+        }
+        WriteOp::AttachFiles { room, seq, files } => {
+            for &id in files {
+                sqlx::query(sql::ATTACH_FILE)
+                    .bind(to_db(id, "file id")?)
+                    .bind(to_db(room.0, "room id")?)
+                    .bind(to_db(seq.0, "seq")?)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| Sqlite::error("AttachFiles", e))?;
+            }
+        }
+        WriteOp::ReleaseFiles { files } => {
+            for &id in files {
+                sqlx::query(sql::RELEASE_FILE)
+                    .bind(to_db(id, "file id")?)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| Sqlite::error("ReleaseFiles", e))?;
+            }
+        }
+        WriteOp::DropMessageFiles { room, seq } => {
+            sqlx::query(sql::DROP_MESSAGE_FILES)
+                .bind(to_db(room.0, "room id")?)
+                .bind(to_db(seq.0, "seq")?)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| Sqlite::error("DropMessageFiles", e))?;
         }
     }
     Ok(())

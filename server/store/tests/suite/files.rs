@@ -23,11 +23,26 @@ fn upload(room: u64, uploader: UserId, hash: u8, at: u64) -> NewFile {
     }
 }
 
-/// Claims file `id` for message `seq` of room 1 and binds it there.
+/// The batch op attaching claimed files to message `seq` of room 1.
+fn attach_op(files: &[u64], seq: u64) -> WriteOp {
+    WriteOp::AttachFiles {
+        room: RoomId(1),
+        seq: Seq(seq),
+        files: files.to_vec(),
+    }
+}
+
+fn release_op(files: &[u64]) -> WriteOp {
+    WriteOp::ReleaseFiles {
+        files: files.to_vec(),
+    }
+}
+
+/// Claims file `id` for message `seq` of room 1 and attaches it there.
 async fn attach(store: &dyn Store, id: u64, uploader: UserId, seq: u64) {
     let claim = store.claim_file(id, uploader, RoomId(1)).await;
     claim.expect("claim").expect("claimed");
-    store.bind_file(id, Seq(seq)).await.expect("bind");
+    apply(store, vec![attach_op(&[id], seq)]).await;
 }
 
 pub async fn files_are_recorded_with_every_field_and_ids_are_never_reused(store: &dyn Store) {
@@ -77,27 +92,91 @@ pub async fn a_file_is_claimed_once_by_its_uploader_in_its_room(store: &dyn Stor
         Err(ClaimRefused::AlreadyAttached)
     );
     // A refused message gives its claim back.
-    store.release_file(id).await.unwrap();
+    apply(store, vec![release_op(&[id])]).await;
     assert_eq!(store.file(id).await.unwrap().unwrap().message, None);
     assert_eq!(claim(alice, 1).await.unwrap(), Ok(()));
-    store.bind_file(id, Seq(4)).await.unwrap();
+    // Attaching in another room's name changes nothing.
+    apply(
+        store,
+        vec![WriteOp::AttachFiles {
+            room: RoomId(2),
+            seq: Seq(4),
+            files: vec![id],
+        }],
+    )
+    .await;
+    assert_eq!(store.file(id).await.unwrap().unwrap().message, Some(Seq(0)));
+    apply(store, vec![attach_op(&[id], 4)]).await;
     assert_eq!(store.file(id).await.unwrap().unwrap().message, Some(Seq(4)));
-    // A bound file is not released by a late release.
-    store.release_file(id).await.unwrap();
+    // An attached file is not released by a late release, nor moved to
+    // another message by a replayed attach.
+    apply(store, vec![release_op(&[id]), attach_op(&[id], 5)]).await;
     assert_eq!(store.file(id).await.unwrap().unwrap().message, Some(Seq(4)));
     assert_eq!(
         claim(alice, 1).await.unwrap(),
         Err(ClaimRefused::AlreadyAttached)
     );
 
-    // Deleting the message deletes its files; a deleted file is unknown.
-    assert_eq!(
-        store.delete_message_files(RoomId(1), Seq(4)).await.unwrap(),
-        1
-    );
+    // Deleting the message deletes its files (another message's stay); a
+    // deleted file is unknown.
+    let other = store
+        .insert_file(&upload(1, alice, 2, 5_000))
+        .await
+        .unwrap();
+    attach(store, other, alice, 6).await;
+    let drop_op = WriteOp::DropMessageFiles {
+        room: RoomId(1),
+        seq: Seq(4),
+    };
+    apply(store, vec![drop_op]).await;
     let f = store.file(id).await.unwrap().unwrap();
     assert!(f.deleted);
+    assert!(!store.file(other).await.unwrap().unwrap().deleted);
     assert_eq!(claim(alice, 1).await.unwrap(), Err(ClaimRefused::Unknown));
+}
+
+pub async fn a_message_attached_and_deleted_in_one_batch_ends_with_its_files_deleted(
+    store: &dyn Store,
+) {
+    let alice = user(store, "alice").await;
+    let id = store
+        .insert_file(&upload(1, alice, 3, 5_000))
+        .await
+        .unwrap();
+    store
+        .claim_file(id, alice, RoomId(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let drop_op = WriteOp::DropMessageFiles {
+        room: RoomId(1),
+        seq: Seq(9),
+    };
+    apply(store, vec![attach_op(&[id], 9), drop_op]).await;
+    let f = store.file(id).await.unwrap().unwrap();
+    assert_eq!((f.message, f.deleted), (Some(Seq(9)), true));
+}
+
+pub async fn a_claim_whose_message_never_committed_expires_like_an_unreferenced_upload(
+    store: &dyn Store,
+) {
+    let alice = user(store, "alice").await;
+    let t0 = 1_000 * DAY;
+    let stuck = store.insert_file(&upload(1, alice, 4, t0)).await.unwrap();
+    let fresh = store
+        .insert_file(&upload(1, alice, 5, t0 + DAY))
+        .await
+        .unwrap();
+    for id in [stuck, fresh] {
+        let claim = store.claim_file(id, alice, RoomId(1)).await;
+        claim.unwrap().unwrap();
+    }
+    // A day and a minute after t0 (the cutoff a day before that), the
+    // old claim is a crash's leftover; the new one may be a message
+    // being sent.
+    assert_eq!(store.expire_files(t0 + 60_000).await.unwrap(), 1);
+    assert!(store.file(stuck).await.unwrap().unwrap().deleted);
+    assert!(!store.file(fresh).await.unwrap().unwrap().deleted);
 }
 
 pub async fn housekeeping_expires_files_and_forgets_only_dead_hashes(store: &dyn Store) {

@@ -80,6 +80,8 @@ macro_rules! for_each_scenario {
             profiles_are_replaced_read_back_and_cleared,
             files_are_recorded_with_every_field_and_ids_are_never_reused,
             a_file_is_claimed_once_by_its_uploader_in_its_room,
+            a_message_attached_and_deleted_in_one_batch_ends_with_its_files_deleted,
+            a_claim_whose_message_never_committed_expires_like_an_unreferenced_upload,
             housekeeping_expires_files_and_forgets_only_dead_hashes,
             tombstones_expire_files_in_either_event_table,
         );
