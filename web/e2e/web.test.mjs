@@ -470,8 +470,19 @@ test("attachments: an uploaded image shows inline and a text file as a download 
   const img = messages(bob.page).locator('img[alt="dot.png"]');
   await img.waitFor();
   await until("the image to load", () => img.evaluate((el) => el.complete && el.naturalWidth === 1));
+  // It is a file the message carries on the wire (SPEC.md §13.5), not a link in its text.
+  const { token } = JSON.parse(await alice.page.evaluate(() => localStorage.getItem("confab.session")));
+  const history = await fetch(`${server.base}/api/rooms/${rooms.general}/messages?limit=1`, {
+    headers: { authorization: `Bearer ${token}` },
+  }).then((r) => r.json());
+  const body = history.events[0].body;
+  assert.equal(body.text, "");
+  assert.deepEqual(
+    body.attachments.map((f) => [f.name, f.content_type, f.size, f.width, f.height]),
+    [["dot.png", "image/png", png.length, 1, 1]],
+  );
   await input.setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hello, file\n") });
-  const download = messages(bob.page).getByRole("link", { name: /notes\.txt/ });
+  const download = messages(bob.page).getByRole("link", { name: /notes\.txt \(12 B\)/ });
   await download.waitFor();
   assert.equal(await download.getAttribute("download"), "notes.txt");
   const r = await fetch(new URL(await download.getAttribute("href"), server.base));

@@ -8,6 +8,7 @@
 import {
   ConfabClient,
   ConfabError,
+  type Attachment,
   type ConnectionState,
   type EventBody,
   type Member,
@@ -39,6 +40,8 @@ export interface Item {
   spans?: Span[];
   /** A sticker message's sticker id (then `text` is the fallback `:id:`). */
   sticker?: string;
+  /** The files the message carries (SPEC.md §13.5). */
+  attachments?: Attachment[];
   /** The SDK's event body, for renderers of richer kinds (extensions.ts). */
   raw?: EventBody;
 }
@@ -50,6 +53,7 @@ export interface Outgoing {
   text: string;
   spans?: Span[];
   sticker?: string;
+  attachments?: Attachment[];
   /** `unknown`: the connection dropped in flight; checked against history after reconnecting. */
   status: "sending" | "failed" | "unknown";
   error?: string;
@@ -808,6 +812,7 @@ export class App {
         if (b.editedAt !== undefined) item.editedAt = b.editedAt;
         if (b.spans !== undefined) item.spans = b.spans;
         if (b.sticker !== undefined) item.sticker = b.sticker;
+        if (b.attachments !== undefined) item.attachments = b.attachments;
         rs.items.set(ev.seq, item);
         if (ev.actor === me) this.settleOutgoing(rs, b.text, ev.seq);
         if (live && ev.actor !== me) this.onOthersMessage(rs, ev, b.text);
@@ -1017,6 +1022,17 @@ export class App {
     );
   }
 
+  /** Sends uploaded files (with `text`, which may be empty) as one message. */
+  sendFiles(room: number, text: string, files: Attachment[]): void {
+    this.dispatch(room, { text, attachments: files }, () =>
+      this.client.sendFiles(
+        room,
+        text,
+        files.map((f) => f.id),
+      ),
+    );
+  }
+
   /** Sends sticker `id` of the catalogue. */
   sendSticker(room: number, id: string): void {
     this.dispatch(room, { text: `:${id}:`, sticker: id }, () => this.client.sendSticker(room, id));
@@ -1024,7 +1040,7 @@ export class App {
 
   private dispatch(
     room: number,
-    content: { text: string; spans?: Span[]; sticker?: string },
+    content: { text: string; spans?: Span[]; sticker?: string; attachments?: Attachment[] },
     request: () => ReturnType<ConfabClient["sendMessage"]>,
   ): void {
     const rs = this.room(room);
@@ -1087,6 +1103,7 @@ export class App {
     if (out === undefined) return;
     rs.outgoing = rs.outgoing.filter((o) => o !== out);
     if (out.sticker !== undefined) this.sendSticker(room, out.sticker);
+    else if (out.attachments !== undefined) this.sendFiles(room, out.text, out.attachments);
     else this.send(room, { text: out.text, spans: out.spans ?? [] });
   }
 
