@@ -7,7 +7,7 @@ mod pty;
 
 use std::process::Command;
 
-use confab_sdk::{Event, EventBody, NotificationKind, Visibility};
+use confab_sdk::{Event, EventBody, NotificationKind, Span, Style, Visibility};
 
 use common::{room_event, Home, TestServer, PASSWORD, WAIT};
 use pty::Pty;
@@ -59,6 +59,17 @@ async fn log_in_join_chat_moderate_and_survive_a_tiny_terminal() {
     let ev = room_event(&bob, |b| matches!(b, EventBody::Message { .. })).await;
     assert_eq!(ev.actor_name, "alice");
     assert_eq!(ev.body, EventBody::text("hello from the terminal"));
+
+    // Marks become formatting.
+    ui.send("ship it **today**\r");
+    let ev = room_event(&bob, |b| matches!(b, EventBody::Message { .. })).await;
+    match ev.body {
+        EventBody::Message { text, spans, .. } => {
+            assert_eq!(text, "ship it today");
+            assert_eq!(spans, vec![Span::new(8..13, Style::Bold)]);
+        }
+        other => panic!("{other:?}"),
+    }
 
     // Receiving bob's message.
     bob.send_message(general.id, "hi alice, welcome")

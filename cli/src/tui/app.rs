@@ -138,6 +138,8 @@ pub struct App {
     pub notifications_unread: u32,
     pub editor: Editor,
     pub panel: Option<Panel>,
+    /// Lines of the panel scrolled past (PageDown).
+    pub panel_scroll: usize,
     pub prompt: Option<Prompt>,
     pub outgoing: Vec<Outgoing>,
     pub next_local: u64,
@@ -160,6 +162,7 @@ impl App {
             notifications_unread: 0,
             editor: Editor::default(),
             panel: None,
+            panel_scroll: 0,
             prompt: None,
             outgoing: Vec::new(),
             next_local: 1,
@@ -186,6 +189,12 @@ impl App {
 
     pub fn info(&mut self, text: impl Into<String>) {
         self.status = Some((text.into(), false));
+    }
+
+    /// Shows `panel` from its top.
+    pub fn show_panel(&mut self, panel: Panel) {
+        self.panel = Some(panel);
+        self.panel_scroll = 0;
     }
 
     /// Rooms with unread messages, for the badge.
@@ -559,7 +568,7 @@ impl App {
                 vec![]
             }
             Update::Panel(panel) => {
-                self.panel = Some(panel);
+                self.show_panel(panel);
                 vec![]
             }
             Update::Done(text) => {

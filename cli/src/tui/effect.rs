@@ -120,7 +120,7 @@ async fn run(client: &Client, effect: Effect) -> Result<Vec<Update>, Error> {
             )]
         }
         Effect::LoadMembers(room) => vec![Update::Members(room, client.members(room).await?)],
-        Effect::Send { local, room, text } => match client.send_message(room, &text).await {
+        Effect::Send { local, room, text } => match send(client, room, &text).await {
             Ok(ack) => vec![Update::Sent(local, ack)],
             Err(e) if is_session_gone(&e) => vec![failed(&e)],
             Err(Error::Disconnected) => vec![Update::SendFailed(
@@ -142,6 +142,17 @@ async fn run(client: &Client, effect: Effect) -> Result<Vec<Update>, Error> {
         Effect::Slash(room, cmd) => slash(client, room, cmd).await?,
         Effect::Quit => vec![],
     })
+}
+
+/// Sends `text` with its marks turned into formatting, or as typed
+/// when it has none (or they would not pass the server's span rules).
+async fn send(client: &Client, room: RoomId, text: &str) -> Result<MessageAck, Error> {
+    let rich = super::markup::parse(text);
+    if rich.spans().is_empty() || rich.check().is_err() {
+        client.send_message(room, text).await
+    } else {
+        client.send_rich(room, &rich).await
+    }
 }
 
 fn need(room: Option<RoomId>) -> Result<RoomId, Error> {

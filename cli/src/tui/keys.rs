@@ -54,6 +54,15 @@ impl App {
                 self.editor.newer();
                 vec![]
             }
+            KeyCode::PageUp if self.panel.is_some() => {
+                self.panel_scroll = self.panel_scroll.saturating_sub(self.page);
+                vec![]
+            }
+            KeyCode::PageDown if self.panel.is_some() => {
+                let lines = self.panel.as_ref().map_or(0, |p| p.lines.len());
+                self.panel_scroll = (self.panel_scroll + self.page).min(lines.saturating_sub(1));
+                vec![]
+            }
             KeyCode::PageUp => self.scroll_up(),
             KeyCode::PageDown => {
                 let page = self.page;
@@ -213,7 +222,7 @@ impl App {
                 vec![Effect::Quit]
             }
             Slash::Help => {
-                self.panel = Some(help());
+                self.show_panel(help());
                 vec![]
             }
             Slash::Password => {

@@ -13,6 +13,7 @@ pub mod command;
 pub mod effect;
 pub mod input;
 mod keys;
+pub mod markup;
 pub mod render;
 #[cfg(test)]
 mod tests;

@@ -187,7 +187,10 @@ fn messages_pane(frame: &mut Frame, app: &App, area: Rect) {
     if let Some(panel) = &app.panel {
         frame.render_widget(
             Paragraph::new(Line::styled(
-                fit(&format!("{} (Esc closes)", panel.title), width),
+                fit(
+                    &format!("{} (PageUp/PageDown, Esc closes)", panel.title),
+                    width,
+                ),
                 Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED),
             )),
             header_area,
@@ -195,6 +198,7 @@ fn messages_pane(frame: &mut Frame, app: &App, area: Rect) {
         let lines: Vec<Line> = panel
             .lines
             .iter()
+            .skip(app.panel_scroll)
             .flat_map(|l| wrap(Line::raw(l.clone()), width))
             .collect();
         frame.render_widget(Paragraph::new(lines), body);
@@ -350,6 +354,28 @@ pub fn styled_text(text: &str, spans: &[Format]) -> Vec<Vec<Span<'static>>> {
     lines
 }
 
+/// `parts` with every `needle` (the user's own @name) in bold magenta.
+fn highlight(parts: Vec<Span<'static>>, needle: &str) -> Vec<Span<'static>> {
+    let mut out = Vec::new();
+    for part in parts {
+        let mut rest: &str = &part.content;
+        while let Some(at) = rest.find(needle) {
+            if at > 0 {
+                out.push(Span::styled(rest[..at].to_owned(), part.style));
+            }
+            out.push(Span::styled(
+                needle.to_owned(),
+                part.style.fg(Color::Magenta).add_modifier(Modifier::BOLD),
+            ));
+            rest = &rest[at + needle.len()..];
+        }
+        if !rest.is_empty() {
+            out.push(Span::styled(rest.to_owned(), part.style));
+        }
+    }
+    out
+}
+
 /// The lines of one entry, before wrapping.
 fn entry_lines(app: &App, entry: &Entry) -> Vec<Line<'static>> {
     let prefix = vec![
@@ -408,7 +434,9 @@ fn entry_lines(app: &App, entry: &Entry) -> Vec<Line<'static>> {
             ..
         } => {
             let mut out = Vec::new();
-            for (i, mut parts) in styled_text(text, formats).into_iter().enumerate() {
+            let mention = format!("@{}", app.username);
+            for (i, parts) in styled_text(text, formats).into_iter().enumerate() {
+                let mut parts = highlight(parts, &mention);
                 let mut spans = if i == 0 {
                     let mut s = prefix.clone();
                     s.push(sender.clone());

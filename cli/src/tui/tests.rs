@@ -263,6 +263,17 @@ fn a_message_in_the_current_room_is_shown_and_marked_read() {
     assert_eq!(effects, vec![Effect::MarkRead(GENERAL, Seq(5))]);
     let rows = text_of(&draw(&app, 90, 12));
     assert!(rows[7].contains("#5   09:35 bob: hi all"), "{rows:?}");
+    // The user's own name stands out.
+    app.on_event(Event::Room(event(
+        GENERAL,
+        6,
+        BOB,
+        EventBody::text("ping @alice now"),
+    )));
+    let buffer = draw(&app, 90, 12);
+    let (x, y) = find(&buffer, "@alice now");
+    assert_eq!(buffer[(x, y)].fg, Color::Magenta);
+    assert_ne!(buffer[(x + 7, y)].fg, Color::Magenta, "only the name");
 }
 
 #[test]
@@ -427,6 +438,28 @@ fn the_password_prompt_is_masked_and_kept_out_of_history() {
         app.editor.text(),
         "/password",
         "the passwords are not in the history"
+    );
+}
+
+#[test]
+fn a_long_panel_scrolls_with_page_keys() {
+    let mut app = alice();
+    app.page = 4;
+    enter(&mut app, "/help");
+    let top = text_of(&draw(&app, 90, 12));
+    app.on_key(key(KeyCode::PageDown));
+    assert_eq!(app.panel_scroll, 4);
+    let scrolled = text_of(&draw(&app, 90, 12));
+    let pane = |row: &str| row.split('│').nth(1).unwrap_or("").to_owned();
+    assert!(pane(&top[1]).starts_with("/accept"), "{top:?}");
+    // Sorted: /accept, /approve, /audit, /away, then /ban four entries on.
+    assert!(pane(&scrolled[1]).starts_with("/ban USER"), "{scrolled:?}");
+    app.on_key(key(KeyCode::PageUp));
+    assert_eq!(text_of(&draw(&app, 90, 12)), top);
+    assert_eq!(
+        app.room(GENERAL).map(|r| r.scroll),
+        Some(0),
+        "the room did not move"
     );
 }
 
