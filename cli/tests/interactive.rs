@@ -146,3 +146,51 @@ async fn an_expired_session_asks_to_log_in_again() {
     assert!(ui.wait_exit(WAIT).success());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_typed_during_an_outage_is_sent_after_reconnecting() {
+    let mut server = TestServer::start().await;
+    let bob = server.user("bob").await;
+    let general = bob
+        .create_room("general", "", Visibility::Public)
+        .await
+        .expect("create");
+    server.user("alice").await;
+    let home = Home::new(&server.url);
+    home.login("alice").await;
+    let mut ui = confab_in_pty(&home, 24, 100);
+    ui.wait_for("[connected] alice", WAIT);
+    ui.send("/join general\r");
+    ui.wait_for("#general", WAIT);
+    ui.wait_for("* alice joined", WAIT);
+
+    // The server goes away: the UI says it is reconnecting, and queues
+    // what is typed meanwhile.
+    server.shut_down().await;
+    ui.wait_for("[reconnecting…]", WAIT);
+    ui.send("typed while offline\r");
+    ui.wait_for("alice: typed while offline (queued: offline)", WAIT);
+
+    // It comes back: the UI reconnects and sends the message.
+    server.start_again().await;
+    ui.wait_until(WAIT, "the message stored", |screen| {
+        screen.contains("[connected] alice")
+            && screen
+                .lines()
+                .any(|l| l.contains("alice: typed while offline") && !l.contains(" ("))
+    });
+    let reader = server.user("carol").await;
+    reader.join_room(general.id).await.expect("join");
+    let page = reader.history(general.id, None, 10).await.expect("history");
+    assert!(
+        page.events
+            .iter()
+            .any(|e| e.body == EventBody::text("typed while offline")),
+        "stored once the server was back: {:?}",
+        page.events
+    );
+    ui.send("\u{3}");
+    assert!(ui.wait_exit(WAIT).success());
+    drop(bob);
+    server.stop().await;
+}

@@ -428,6 +428,17 @@ impl App {
             }
             _ => {}
         }
+        if let EventBody::Message { text, .. } = &ev.body {
+            // The user's own message is in: its pending line goes (the
+            // ack that follows finds nothing left to remove).
+            if ev.actor == me {
+                if let Some(i) = self.outgoing.iter().position(|o| {
+                    o.room == ev.room && o.state == OutState::Sending && o.text == *text
+                }) {
+                    self.outgoing.remove(i);
+                }
+            }
+        }
         let Some(view) = self.room_mut(ev.room) else {
             // A room joined elsewhere: list it.
             return vec![Effect::LoadRooms];

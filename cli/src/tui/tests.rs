@@ -366,6 +366,15 @@ fn enter_sends_alt_enter_breaks_the_line() {
             text: "line one\nline two".into()
         }]
     );
+    assert_eq!(app.outgoing.len(), 1, "pending until its event or ack");
+    // Its own event replaces the pending line at once.
+    app.on_event(Event::Room(event(
+        GENERAL,
+        9,
+        ALICE,
+        EventBody::text("line one\nline two"),
+    )));
+    assert!(app.outgoing.is_empty());
     app.apply(Update::Sent(
         1,
         confab_sdk::MessageAck::new(GENERAL, Seq(9), T0),

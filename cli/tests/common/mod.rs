@@ -21,6 +21,8 @@ pub const PASSWORD: &str = "password123";
 pub struct TestServer {
     handle: Option<ServerHandle>,
     _dir: tempfile::TempDir,
+    /// As started, with the port it got, so a restart gets it again.
+    config: Config,
     pub url: String,
 }
 
@@ -34,13 +36,35 @@ impl TestServer {
             rate_limit_per_sec: 0,
             ..Config::embedded(dir.path().to_path_buf())
         };
-        let handle = confab_server::start(config).await.expect("server starts");
+        let handle = confab_server::start(config.clone())
+            .await
+            .expect("server starts");
         let url = format!("confab://{}", handle.tcp_addr());
+        let config = Config {
+            listen: handle.tcp_addr(),
+            ..config
+        };
         TestServer {
             handle: Some(handle),
             _dir: dir,
+            config,
             url,
         }
+    }
+
+    /// Stops the server (its clients see the connection drop).
+    pub async fn shut_down(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+    }
+
+    /// Starts it again on the same port and data.
+    pub async fn start_again(&mut self) {
+        let handle = confab_server::start(self.config.clone())
+            .await
+            .expect("server restarts");
+        self.handle = Some(handle);
     }
 
     /// A new SDK client registered as `name`.
