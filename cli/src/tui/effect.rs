@@ -32,6 +32,8 @@ pub enum Effect {
         text: String,
     },
     MarkRead(RoomId, Seq),
+    /// Started (`true`) or stopped typing a message in the room.
+    Typing(RoomId, bool),
     /// A slash command, in the room that was current (with `/edit` and
     /// `/delete` of "the last message" already turned into a seq).
     Slash(Option<RoomId>, Slash),
@@ -129,6 +131,15 @@ async fn run(client: &Client, effect: Effect) -> Result<Vec<Update>, Error> {
             )],
             Err(e) => vec![Update::SendFailed(local, describe(&e))],
         },
+        Effect::Typing(room, typing) => {
+            // A lost typing notice matters to nobody: no status for it.
+            let _ = if typing {
+                client.typing_start(room).await
+            } else {
+                client.typing_stop(room).await
+            };
+            vec![]
+        }
         Effect::MarkRead(room, seq) => {
             client.set_read_marker(room, seq).await?;
             vec![]

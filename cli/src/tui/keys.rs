@@ -13,6 +13,39 @@ impl App {
         if key.kind == KeyEventKind::Release {
             return vec![];
         }
+        let room = self.current;
+        let before = self.typing_into();
+        let mut effects = self.handle_key(key);
+        // Others see you typing while the input holds a message (the
+        // server forgets it 5 s after the last START).
+        let after = self.typing_into();
+        if let (Some(room), true) = (room, before != after) {
+            if self.conn == Conn::Connected && self.current == Some(room) {
+                effects.insert(0, Effect::Typing(room, after));
+            }
+        }
+        effects
+    }
+
+    /// Every few seconds (the loop's tick): renews the typing notice
+    /// while a message is being typed (SPEC.md §5.5.7: every 2 to 4 s).
+    pub fn on_tick(&mut self) -> Vec<Effect> {
+        match self.current {
+            Some(room) if self.typing_into() && self.conn == Conn::Connected => {
+                vec![Effect::Typing(room, true)]
+            }
+            _ => vec![],
+        }
+    }
+
+    /// Whether the input holds a message being typed (not a command, not
+    /// a password).
+    fn typing_into(&self) -> bool {
+        let text = self.editor.shown();
+        self.prompt.is_none() && !text.trim().is_empty() && !text.starts_with('/')
+    }
+
+    fn handle_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
         match key.code {

@@ -118,6 +118,8 @@ async fn event_loop(
     let mut stream_open = true;
     let _ = work.send(Effect::LoadRooms);
     app.page = page_for(terminal.size()?.height);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         terminal.draw(|frame| render::render(frame, &app))?;
         if app.quit {
@@ -148,6 +150,7 @@ async fn event_loop(
                     vec![]
                 }
             },
+            _ = tick.tick() => app.on_tick(),
             Some(update) = updates.recv() => {
                 if update == Update::LoggedOut {
                     session::remove()?;
@@ -162,6 +165,10 @@ async fn event_loop(
         }
     }
 }
+
+/// How often [`App::on_tick`] runs: within SPEC.md's 2-4 s for renewing
+/// a typing notice.
+const TICK: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// PageUp's step for a terminal `height` rows high.
 fn page_for(height: u16) -> usize {

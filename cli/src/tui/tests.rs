@@ -360,11 +360,14 @@ fn enter_sends_alt_enter_breaks_the_line() {
     let effects = enter(&mut app, "line two");
     assert_eq!(
         effects,
-        vec![Effect::Send {
-            local: 1,
-            room: GENERAL,
-            text: "line one\nline two".into()
-        }]
+        vec![
+            Effect::Typing(GENERAL, false),
+            Effect::Send {
+                local: 1,
+                room: GENERAL,
+                text: "line one\nline two".into()
+            }
+        ]
     );
     assert_eq!(app.outgoing.len(), 1, "pending until its event or ack");
     // Its own event replaces the pending line at once.
@@ -383,6 +386,33 @@ fn enter_sends_alt_enter_breaks_the_line() {
     // Up brings it back.
     app.on_key(key(KeyCode::Up));
     assert_eq!(app.editor.text(), "line one\nline two");
+}
+
+#[test]
+fn typing_is_announced_renewed_and_stopped() {
+    let mut app = alice();
+    assert_eq!(app.on_tick(), vec![], "nothing typed");
+    assert_eq!(
+        type_text(&mut app, "hel"),
+        vec![Effect::Typing(GENERAL, true)]
+    );
+    assert_eq!(
+        app.on_tick(),
+        vec![Effect::Typing(GENERAL, true)],
+        "renewed"
+    );
+    app.on_key(key(KeyCode::Backspace));
+    app.on_key(key(KeyCode::Backspace));
+    assert_eq!(
+        app.on_key(key(KeyCode::Backspace)),
+        vec![Effect::Typing(GENERAL, false)],
+        "emptied"
+    );
+    assert!(
+        type_text(&mut app, "/kick").is_empty(),
+        "a command is not a message"
+    );
+    assert_eq!(app.on_tick(), vec![]);
 }
 
 #[test]
