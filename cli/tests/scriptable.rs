@@ -33,13 +33,7 @@ async fn send_history_and_rooms_as_lines_and_json() {
     let server = TestServer::start().await;
     // Given alice's account, a room she is in with bob, and her login
     // stored by `confab login`.
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let general = alice
-        .create_room("general", "chat", Visibility::Public)
-        .await
-        .expect("create");
-    bob.join_room(general.id).await.expect("join");
+    let (_alice, bob, general) = server.alice_and_bob_in("general").await;
     let home = Home::new(&server.url);
     home.login("alice").await;
     let mode = std::fs::metadata(home.session_file())
@@ -116,13 +110,7 @@ async fn send_history_and_rooms_as_lines_and_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_prints_the_backlog_then_new_messages_as_they_come() {
     let server = TestServer::start().await;
-    let alice = server.user("alice").await;
-    let bob = server.user("bob").await;
-    let room = alice
-        .create_room("ops", "", Visibility::Public)
-        .await
-        .expect("create");
-    bob.join_room(room.id).await.expect("join");
+    let (_alice, bob, room) = server.alice_and_bob_in("ops").await;
     bob.send_message(room.id, "before").await.expect("send");
     let home = Home::new(&server.url);
     home.login("alice").await;

@@ -76,6 +76,18 @@ impl TestServer {
         client
     }
 
+    /// alice, who creates the public room `name`, and bob, who joins it.
+    pub async fn alice_and_bob_in(&self, name: &str) -> (Client, Client, confab_sdk::RoomInfo) {
+        let alice = self.user("alice").await;
+        let bob = self.user("bob").await;
+        let room = alice
+            .create_room(name, "", confab_sdk::Visibility::Public)
+            .await
+            .expect("create the room");
+        bob.join_room(room.id).await.expect("bob joins");
+        (alice, bob, room)
+    }
+
     pub async fn stop(mut self) {
         if let Some(h) = self.handle.take() {
             h.shutdown().await;
