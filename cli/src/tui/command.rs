@@ -138,6 +138,33 @@ pub enum Slash {
     Quit,
 }
 
+impl Slash {
+    /// Whether the command acts on the room being shown.
+    pub fn needs_room(&self) -> bool {
+        matches!(
+            self,
+            Slash::Leave(None)
+                | Slash::Invite(_)
+                | Slash::Requests
+                | Slash::Approve(_)
+                | Slash::Deny(_)
+                | Slash::Kick(_)
+                | Slash::Ban(_)
+                | Slash::Unban(_)
+                | Slash::Bans
+                | Slash::Op(_)
+                | Slash::Deop(_)
+                | Slash::Rename(_)
+                | Slash::Topic(_)
+                | Slash::Edit(..)
+                | Slash::Delete(_)
+                | Slash::Sticker(Some(_))
+                | Slash::Audit
+                | Slash::Profile(Some(_))
+        )
+    }
+}
+
 /// Splits on white space, keeping "double-quoted words" together.
 fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();

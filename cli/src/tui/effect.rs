@@ -167,8 +167,10 @@ async fn send(client: &Client, room: RoomId, text: &str) -> Result<MessageAck, E
 }
 
 fn need(room: Option<RoomId>) -> Result<RoomId, Error> {
+    // The state machine refuses room commands without a room; this is
+    // the backstop.
     room.ok_or_else(|| Error::Server {
-        code: confab_sdk::Code::Unknown(0),
+        code: confab_sdk::ErrorCode::RoomNotFound.into(),
         message: "no room selected".to_owned(),
         retry_after: None,
     })

@@ -97,13 +97,7 @@ impl App {
                 vec![]
             }
             KeyCode::PageUp => self.scroll_up(),
-            KeyCode::PageDown => {
-                let page = self.page;
-                if let Some(view) = self.current.and_then(|id| self.room_mut(id)) {
-                    view.scroll = view.scroll.saturating_sub(page);
-                }
-                vec![]
-            }
+            KeyCode::PageDown => self.scroll_down(),
             KeyCode::Tab => {
                 let names = self.completion_names();
                 self.editor.complete(&command::complete, &names);
@@ -162,6 +156,24 @@ impl App {
                 .filter_map(|r| r.info.direct_with.as_ref().map(|d| d.username.clone())),
         );
         names
+    }
+
+    /// PageDown: scrolls forward; back at the newest, what arrived
+    /// meanwhile counts as read.
+    fn scroll_down(&mut self) -> Vec<Effect> {
+        let page = self.page;
+        let Some(view) = self.current.and_then(|id| self.room_mut(id)) else {
+            return vec![];
+        };
+        view.scroll = view.scroll.saturating_sub(page);
+        if view.scroll > 0 || view.unread == 0 {
+            return vec![];
+        }
+        view.unread = 0;
+        match view.entries.keys().next_back() {
+            Some(seq) => vec![Effect::MarkRead(view.info.id, *seq)],
+            None => vec![],
+        }
     }
 
     /// PageUp: scrolls back, asking for older history when near the top
@@ -271,6 +283,10 @@ impl App {
             Slash::Delete(Which::Last) => {
                 let which = self.my_last_message();
                 vec![Effect::Slash(self.current, Slash::Delete(which))]
+            }
+            other if other.needs_room() && self.current.is_none() => {
+                self.error("no room selected: /join ROOM, /create NAME or /dm USER first");
+                vec![]
             }
             other => vec![Effect::Slash(self.current, other)],
         }

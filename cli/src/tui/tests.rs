@@ -450,6 +450,24 @@ fn slash_commands_become_effects_or_errors() {
     assert!(app.panel.is_some());
     app.on_key(key(KeyCode::Esc));
     assert!(app.panel.is_none());
+    // Room commands need a room.
+    let mut lonely = App::new(ALICE, "alice", "confab://test");
+    assert!(enter(&mut lonely, "/kick bob").is_empty());
+    assert_eq!(
+        lonely.status,
+        Some((
+            "no room selected: /join ROOM, /create NAME or /dm USER first".into(),
+            true
+        ))
+    );
+    assert!(
+        enter(&mut lonely, "hello?").is_empty(),
+        "nowhere to send it"
+    );
+    assert_eq!(
+        enter(&mut lonely, "/join general"),
+        vec![Effect::Slash(None, Slash::Join("general".into()))]
+    );
     assert_eq!(enter(&mut app, "/quit"), vec![Effect::Quit]);
     assert!(app.quit);
 }
@@ -564,6 +582,15 @@ fn page_up_scrolls_back_and_loads_older_history() {
     );
     app.on_key(key(KeyCode::PageDown));
     assert_eq!(app.room(GENERAL).map(|r| r.scroll), Some(24));
+    // A message arriving while scrolled back is unread until the bottom.
+    app.on_event(Event::Room(event(GENERAL, 40, BOB, EventBody::text("new"))));
+    assert_eq!(app.room(GENERAL).map(|r| r.unread), Some(1));
+    let mut effects = Vec::new();
+    for _ in 0..8 {
+        effects.extend(app.on_key(key(KeyCode::PageDown)));
+    }
+    assert_eq!(effects, vec![Effect::MarkRead(GENERAL, Seq(40))]);
+    assert_eq!(app.room(GENERAL).map(|r| r.unread), Some(0));
 }
 
 #[test]
