@@ -1,32 +1,17 @@
-//! `confab`: the terminal client for Confab.
-//!
-//! - With no command: the full-screen UI ([`tui`]), after logging in if
-//!   no session is stored.
-//! - With a command: one scriptable action ([`script`]) whose exit code
-//!   says how it went ([`exit::Kind`]).
-//!
-//! Module map: [`connect`] (URL, TLS trust, stored session, naming rooms),
-//! [`session`] (the token file), [`show`] (events as lines and JSON),
-//! [`tui`] (state machine, rendering, and the loop that joins them to the
-//! SDK and the terminal).
+//! `confab`, the binary: parses the command line and hands over to
+//! `confab_cli` (the library, so that tests drive its parts directly).
 
 #![forbid(unsafe_code)]
-
-mod connect;
-mod exit;
-mod script;
-mod session;
-mod show;
-mod tui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::connect::Target;
-use crate::exit::Failure;
-use crate::script::PasswordFrom;
+use confab_cli::connect::Target;
+use confab_cli::exit::{self, Failure};
+use confab_cli::script::{self, PasswordFrom};
+use confab_cli::tui;
 
 /// Terminal client for the Confab chat server.
 ///

@@ -232,6 +232,14 @@ pub fn parse(line: &str) -> Result<Slash, String> {
             Ok(make(rest.to_owned()))
         }
     };
+    // A room's name: the words, quotes taken off.
+    let room = |make: fn(String) -> Slash| -> Result<Slash, String> {
+        if args.is_empty() {
+            Err(usage(&name))
+        } else {
+            Ok(make(args.join(" ")))
+        }
+    };
     let none = |cmd: Slash| -> Result<Slash, String> {
         if args.is_empty() {
             Ok(cmd)
@@ -240,8 +248,8 @@ pub fn parse(line: &str) -> Result<Slash, String> {
         }
     };
     match name.as_str() {
-        "join" | "j" => text(Slash::Join),
-        "leave" | "part" => Ok(Slash::Leave((!rest.is_empty()).then(|| rest.to_owned()))),
+        "join" | "j" => room(Slash::Join),
+        "leave" | "part" => Ok(Slash::Leave((!args.is_empty()).then(|| args.join(" ")))),
         "create" => {
             let private = args.iter().any(|a| a == "--private" || a == "-p");
             let mut plain = args.iter().filter(|a| *a != "--private" && *a != "-p");
@@ -261,9 +269,9 @@ pub fn parse(line: &str) -> Result<Slash, String> {
         "search" => text(Slash::Search),
         "dm" | "msg" => one(Slash::Dm),
         "invite" => one(Slash::Invite),
-        "accept" => text(Slash::Accept),
-        "decline" => text(Slash::Decline),
-        "request" => text(Slash::Request),
+        "accept" => room(Slash::Accept),
+        "decline" => room(Slash::Decline),
+        "request" => room(Slash::Request),
         "requests" => none(Slash::Requests),
         "approve" => one(Slash::Approve),
         "deny" => one(Slash::Deny),
