@@ -4,8 +4,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::app::{App, Body, Conn, OutState, Outgoing, Prompt};
 use super::command::{self, Slash, Which};
-use super::effect::{help, Effect};
+use super::effect::Effect;
 use super::input::Edit;
+use super::slash::help;
 
 impl App {
     /// One key press.

@@ -3,8 +3,9 @@
 //! - [`app`] and [`keys`]: the state machine — server events, effect
 //!   outcomes and keys in; state and [`effect::Effect`]s out. No I/O.
 //! - [`render`]: the screen as a pure function of the state.
-//! - [`effect`]: the only part that talks to the server, one effect at a
-//!   time in the order asked (so messages keep their order).
+//! - [`room`]: a room's loaded events, edits and deletions applied.
+//! - [`effect`] and [`slash`]: the only parts that talk to the server, one
+//!   effect at a time in the order asked (so messages keep their order).
 //! - this module: the loop that feeds terminal keys, SDK events and effect
 //!   outcomes to the state machine, and draws after each.
 
@@ -15,6 +16,8 @@ pub mod input;
 mod keys;
 pub mod markup;
 pub mod render;
+pub mod room;
+pub mod slash;
 #[cfg(test)]
 mod tests;
 
