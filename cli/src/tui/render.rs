@@ -530,6 +530,9 @@ fn status_line(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 fn input_line(frame: &mut Frame, app: &App, area: Rect) {
+    if area.height == 0 || area.width == 0 {
+        return;
+    }
     let prompt = if app.editor.masked {
         "password> "
     } else {

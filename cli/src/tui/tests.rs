@@ -643,11 +643,78 @@ fn tiny_and_odd_terminal_sizes_draw_without_panicking() {
     app.apply(Update::Failed(
         "an error message longer than twenty columns".into(),
     ));
-    for (w, h) in [(20, 5), (1, 1), (0, 0), (5, 2), (30, 3), (200, 60)] {
+    for (w, h) in [
+        (20, 5),
+        (1, 1),
+        (0, 0),
+        (5, 2),
+        (30, 3),
+        (20, 1),
+        (1, 20),
+        (200, 60),
+    ] {
         let buffer = draw(&app, w, h);
         assert_eq!(buffer.area.width, w);
     }
     let rows = text_of(&draw(&app, 20, 5));
     assert_eq!(rows.len(), 5);
     assert!(rows[0].starts_with("#general"), "{rows:?}");
+}
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_key() -> impl Strategy<Value = KeyEvent> {
+        let plain = prop_oneof![
+            any::<char>().prop_map(KeyCode::Char),
+            Just(KeyCode::Enter),
+            Just(KeyCode::Backspace),
+            Just(KeyCode::Delete),
+            Just(KeyCode::Left),
+            Just(KeyCode::Right),
+            Just(KeyCode::Home),
+            Just(KeyCode::End),
+            Just(KeyCode::Up),
+            Just(KeyCode::Down),
+            Just(KeyCode::Tab),
+            Just(KeyCode::PageUp),
+            Just(KeyCode::PageDown),
+            Just(KeyCode::Esc),
+            Just(KeyCode::Char('/')),
+            Just(KeyCode::Char('@')),
+            Just(KeyCode::Char('é')),
+        ];
+        let modifiers = prop_oneof![
+            4 => Just(KeyModifiers::NONE),
+            1 => Just(KeyModifiers::ALT),
+            1 => Just(KeyModifiers::CONTROL),
+            1 => Just(KeyModifiers::SHIFT),
+        ];
+        (plain, modifiers).prop_map(|(code, m)| KeyEvent::new(code, m))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever is typed, and whatever the terminal's size, the state
+        /// machine and the renderer never panic, and the cursor stays on
+        /// a character boundary of the input.
+        #[test]
+        fn any_keys_at_any_size(
+            keys in proptest::collection::vec(any_key(), 0..60),
+            width in 0u16..120,
+            height in 0u16..40,
+        ) {
+            let mut app = alice();
+            for key in keys {
+                if key.code == KeyCode::Char('c') && key.modifiers == KeyModifiers::CONTROL {
+                    continue;
+                }
+                let _ = app.on_key(key);
+                let _ = draw(&app, width, height);
+            }
+            prop_assert!(app.editor.cursor_position().0 <= app.editor.shown().matches('\n').count());
+        }
+    }
 }
