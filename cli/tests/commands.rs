@@ -62,6 +62,12 @@ impl Headless {
         self.run(effects).await;
     }
 
+    /// Presses `code`, then runs what that asks for.
+    async fn press(&mut self, code: KeyCode) {
+        let effects = self.app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+        self.run(effects).await;
+    }
+
     /// Feeds the client's events to the state machine until `done` holds.
     async fn until(&mut self, what: &str, done: impl Fn(&App) -> bool) {
         while !done(&self.app) {
@@ -359,5 +365,38 @@ async fn governance_commands() {
     // /logout ends the session.
     carol.enter("/logout").await;
     assert!(carol.app.quit);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_up_loads_older_history_from_the_server() {
+    let server = TestServer::start().await;
+    let bob = server.user("bob").await;
+    let room = bob
+        .create_room("busy", "", Visibility::Public)
+        .await
+        .expect("create");
+    for i in 0..80 {
+        bob.send_message(room.id, &format!("message {i}"))
+            .await
+            .expect("send");
+    }
+    let mut alice = Headless::new(&server, "alice").await;
+    alice.enter("/join busy").await;
+    let loaded = |app: &App| app.current_room().map_or(0, |r| r.entries.len());
+    let first = loaded(&alice.app);
+    assert!(first < 80, "one page first: {first}");
+    assert!(alice.app.current_room().is_some_and(|r| r.has_more));
+    for _ in 0..40 {
+        alice.press(KeyCode::PageUp).await;
+    }
+    let view = alice.app.current_room().expect("the room");
+    assert!(!view.has_more, "the start of the room reached");
+    // Created, 80 messages, alice's join.
+    assert_eq!(loaded(&alice.app), 82);
+    assert!(view
+        .entries
+        .values()
+        .any(|e| matches!(&e.body, Body::Message { text, .. } if text == "message 0")));
     server.stop().await;
 }
