@@ -232,7 +232,7 @@ impl App {
             } => {
                 if let Some(view) = self.room_mut(room) {
                     if typing {
-                        view.typing.insert(username);
+                        view.typing.insert(username, 0);
                     } else {
                         view.typing.remove(&username);
                     }

@@ -30,7 +30,14 @@ impl App {
 
     /// Every few seconds (the loop's tick): renews the typing notice
     /// while a message is being typed (SPEC.md §5.5.7: every 2 to 4 s).
+    /// Also forgets typists whose START is two ticks old.
     pub fn on_tick(&mut self) -> Vec<Effect> {
+        for room in &mut self.rooms {
+            room.typing.retain(|_, ticks| {
+                *ticks += 1;
+                *ticks < 2
+            });
+        }
         match self.current {
             Some(room) if self.typing_into() && self.conn == Conn::Connected => {
                 vec![Effect::Typing(room, true)]

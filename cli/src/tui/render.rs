@@ -222,7 +222,7 @@ fn messages_pane(frame: &mut Frame, app: &App, area: Rect) {
         header.push(Span::raw(format!(" — {}", room.info.topic)));
     }
     if !room.typing.is_empty() {
-        let who: Vec<&str> = room.typing.iter().map(String::as_str).collect();
+        let who: Vec<&str> = room.typing.keys().map(String::as_str).collect();
         header.push(Span::styled(
             format!("  {} typing…", who.join(", ")),
             Style::new().fg(Color::Yellow),

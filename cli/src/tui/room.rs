@@ -2,7 +2,7 @@
 //! deletions applied as they arrive ([`RoomView::absorb`]), its members,
 //! and what the rooms pane shows of it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use confab_sdk::{EventBody, Member, Millis, RoomEvent, RoomInfo, Seq, Span, UserId};
 
@@ -47,8 +47,10 @@ pub struct RoomView {
     pub loaded: bool,
     /// Lines scrolled up from the newest.
     pub scroll: usize,
-    /// Who is typing now.
-    pub typing: BTreeSet<String>,
+    /// Who is typing now, with the ticks since their last START: one
+    /// whose START is two ticks (~6 s) old counts as stopped (SPEC.md
+    /// §5.5.7: a STOP may be lost).
+    pub typing: BTreeMap<String, u8>,
 }
 
 impl RoomView {
@@ -62,7 +64,7 @@ impl RoomView {
             has_more: false,
             loaded: false,
             scroll: 0,
-            typing: BTreeSet::new(),
+            typing: BTreeMap::new(),
         }
     }
 

@@ -416,6 +416,34 @@ fn typing_is_announced_renewed_and_stopped() {
 }
 
 #[test]
+fn others_typing_shows_until_they_stop_or_go_quiet() {
+    let mut app = alice();
+    let typing = |typing| Event::Typing {
+        room: GENERAL,
+        user: BOB,
+        username: "bob".into(),
+        typing,
+    };
+    app.on_event(typing(true));
+    assert!(text_of(&draw(&app, 90, 12))[0].contains("bob typing…"));
+    app.on_event(typing(false));
+    assert!(!text_of(&draw(&app, 90, 12))[0].contains("typing"));
+    app.on_event(typing(true));
+    app.on_tick();
+    app.on_event(typing(true));
+    app.on_tick();
+    assert!(
+        text_of(&draw(&app, 90, 12))[0].contains("bob typing…"),
+        "renewed"
+    );
+    app.on_tick();
+    assert!(
+        !text_of(&draw(&app, 90, 12))[0].contains("typing"),
+        "gone quiet"
+    );
+}
+
+#[test]
 fn slash_commands_become_effects_or_errors() {
     let mut app = alice();
     assert_eq!(
