@@ -54,12 +54,57 @@ async function person(permissions = []) {
   return { context, page };
 }
 
-/** Screenshots of the page as it is, at desktop and phone widths. */
+/**
+ * The page's visible controls (links, buttons, fields, menu items,
+ * images by role) that a screen reader could not name: no aria-label,
+ * aria-labelledby, <label>, rendered text, image alt or title.
+ */
+function unnamedControls(page) {
+  return page.evaluate(() => {
+    const shown = (el) => {
+      const r = el.getBoundingClientRect();
+      return getComputedStyle(el).visibility !== "hidden" && (r.width > 0 || r.height > 0);
+    };
+    const text = (el) => (el.innerText ?? "").trim();
+    const fields = ["INPUT", "TEXTAREA", "SELECT"];
+    const unnamed = [];
+    const controls = "a[href], button, input:not([type=hidden]), textarea, select, [role=menuitem], [role=tab], [role=radio], [role=img]";
+    for (const el of document.querySelectorAll(controls)) {
+      if (!shown(el)) continue;
+      let name = (el.getAttribute("aria-label") ?? "").trim();
+      if (name === "" && el.hasAttribute("aria-labelledby")) {
+        name = el
+          .getAttribute("aria-labelledby")
+          .split(/\s+/)
+          .map((id) => document.getElementById(id)?.textContent ?? "")
+          .join(" ")
+          .trim();
+      }
+      if (name === "" && el.labels) name = [...el.labels].map(text).join(" ").trim();
+      if (name === "" && !fields.includes(el.tagName)) {
+        name = text(el) || [...el.querySelectorAll("img[alt]")].map((i) => i.alt).join(" ").trim();
+      }
+      if (name === "") name = (el.getAttribute("title") ?? "").trim();
+      if (name === "") unnamed.push(el.outerHTML.slice(0, 160));
+    }
+    return unnamed;
+  });
+}
+
+/**
+ * Screenshots of the page as it is, at desktop and phone widths; at both,
+ * every control has a name a screen reader can read, and at 375 px
+ * nothing is wider than the screen (no sideways scrolling).
+ */
 async function shoot(page, name) {
   mkdirSync(SHOTS, { recursive: true });
+  assert.deepEqual(await unnamedControls(page), [], `${name} (desktop): controls without an accessible name`);
   await page.screenshot({ path: join(SHOTS, `${name}-desktop.png`) });
   await page.setViewportSize(PHONE);
   await page.waitForTimeout(400);
+  assert.deepEqual(await unnamedControls(page), [], `${name} (phone): controls without an accessible name`);
+  const wider = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(wider <= 0, `${name} (phone): the page is ${wider} px wider than the 375 px screen`);
   await page.screenshot({ path: join(SHOTS, `${name}-phone.png`) });
   await page.setViewportSize(DESKTOP);
 }
@@ -144,6 +189,20 @@ test("two people register, create and join a room, chat both ways, see typing an
   await register(alice, "alice");
   await register(bob, "bob");
 
+  // Dialogs take the focus and close with Escape.
+  await alice.page.getByRole("button", { name: "+ New room" }).click();
+  const dialog = alice.page.getByRole("dialog", { name: "New room" });
+  await dialog.waitFor();
+  await until("the dialog to take the focus", () => dialog.evaluate((d) => d.contains(document.activeElement)));
+  // Tab stays in the dialog: from its last control back to its first.
+  await dialog.getByRole("button", { name: "Create room" }).focus();
+  await alice.page.keyboard.press("Tab");
+  assert.equal(await dialog.evaluate((d) => d.contains(document.activeElement)), true, "Tab stays in the dialog");
+  await alice.page.keyboard.press("Escape");
+  await dialog.waitFor({ state: "detached" });
+  const back = await alice.page.evaluate(() => document.activeElement?.textContent);
+  assert.equal(back, "+ New room", "the focus goes back to the button that opened the dialog");
+
   rooms.general = await createRoom(alice.page, "general", "Anything goes", "public");
   // Bob's list shows the new room live (ROOM_ANNOUNCED), with its member count.
   const card = bob.page.locator(`.room-card[data-room="${rooms.general}"]`);
@@ -153,6 +212,7 @@ test("two people register, create and join a room, chat both ways, see typing an
   await bob.page.waitForURL(`**/chat/${rooms.general}`);
   await alice.page.getByText("bob joined").waitFor();
   await alice.page.locator('.members [data-user="bob"][data-presence="online"]').waitFor();
+  await bob.page.locator('.members [data-user="alice"][data-presence="online"]').waitFor();
 
   // Typing, both ways.
   await bob.page.getByLabel("Message", { exact: true }).fill("hello al");
@@ -196,6 +256,49 @@ test("two people register, create and join a room, chat both ways, see typing an
   await shoot(bob.page, "chat");
 });
 
+test("presence: someone who closes their browser goes offline in the others' member lists", async () => {
+  const carol = await person();
+  try {
+    await register(carol, "carol");
+    await carol.page.goto(`${server.base}/chat/${rooms.general}`);
+    await carol.page.getByRole("button", { name: "Join", exact: true }).click();
+    await carol.page.getByLabel("Message", { exact: true }).waitFor();
+    await alice.page.locator('.members [data-user="carol"][data-presence="online"]').waitFor();
+    await bob.page.locator('.members [data-user="carol"][data-presence="online"]').waitFor();
+  } finally {
+    await carol.context.close();
+  }
+  await alice.page.locator('.members [data-user="carol"][data-presence="offline"]').waitFor();
+  await bob.page.locator('.members [data-user="carol"][data-presence="offline"]').waitFor();
+});
+
+test("at 375 px the menu and the member list are drawers that Escape closes", async () => {
+  const page = bob.page;
+  await page.setViewportSize(PHONE);
+  try {
+    const sidebar = nav(page);
+    const offscreen = (loc) => loc.evaluate((el) => el.getBoundingClientRect().right <= 0 || el.getBoundingClientRect().left >= window.innerWidth);
+    await until("the menu to be out of sight", () => offscreen(sidebar));
+    await page.getByRole("button", { name: "Open the menu" }).click();
+    await until("the menu to slide in", async () => !(await offscreen(sidebar)));
+    await page.keyboard.press("Escape");
+    await until("the menu to close", () => offscreen(sidebar));
+    const members = page.getByRole("complementary", { name: "Members" });
+    const toggle = page.getByRole("button", { name: /^Members: \d+/ });
+    await toggle.click();
+    await until("the member list to slide in", async () => !(await offscreen(members)));
+    assert.equal(await toggle.getAttribute("aria-expanded"), "true");
+    await page.keyboard.press("Escape");
+    await until("the member list to close", () => offscreen(members));
+    assert.equal(await toggle.getAttribute("aria-expanded"), "false");
+    // The composer fits: message box and Send side by side within the screen.
+    const send = await page.getByRole("button", { name: "Send", exact: true }).boundingBox();
+    assert.ok(send.x + send.width <= PHONE.width, "the Send button is on screen");
+  } finally {
+    await page.setViewportSize(DESKTOP);
+  }
+});
+
 test("a formatted message and a sticker: the other browser renders both", async () => {
   await alice.page.goto(server.base + `/chat/${rooms.general}`);
   await alice.page.getByRole("heading", { name: "general", exact: true }).waitFor();
@@ -210,6 +313,53 @@ test("a formatted message and a sticker: the other browser renders both", async 
   assert.equal(await link.getAttribute("rel"), "noopener noreferrer");
   // The markers are gone from the text; the emoji and CJK are intact.
   assert.equal((await msg.locator(".msg-text").innerText()).trim(), "ship it now 🚀 日本 make later https://example.com/docs");
+
+  // The formatting toolbar: Bold with nothing selected puts its markers at the caret (so does Ctrl+I);
+  // a colour goes around the selection.
+  const box = alice.page.getByLabel("Message", { exact: true });
+  const toolbar = alice.page.getByRole("toolbar", { name: "Formatting" });
+  await box.fill("roses are ");
+  await toolbar.getByRole("button", { name: "Bold" }).click();
+  await box.pressSequentially("red");
+  await box.press("End");
+  await box.pressSequentially(" ");
+  await box.press("Control+i");
+  await box.pressSequentially("and");
+  await box.press("End");
+  await box.pressSequentially(" violets");
+  await box.evaluate((el) => el.setSelectionRange(el.value.length - "violets".length, el.value.length));
+  await toolbar.getByRole("button", { name: "Text colour" }).click();
+  const palette = alice.page.getByRole("menu", { name: "Text colour" });
+  assert.equal(await palette.getByRole("menuitem").count(), 16, "the 16 colours of the palette");
+  // From the keyboard: the first colour has the focus, arrows move it, Escape closes and returns to the button.
+  const focused = () => alice.page.evaluate(() => document.activeElement?.getAttribute("aria-label"));
+  await until("the first colour to have the focus", async () => (await focused()) === "Black");
+  await alice.page.keyboard.press("ArrowRight");
+  assert.equal(await focused(), "Red");
+  await alice.page.keyboard.press("ArrowLeft");
+  await alice.page.keyboard.press("ArrowLeft");
+  assert.equal(await focused(), "Bright white");
+  await alice.page.keyboard.press("Escape");
+  await palette.waitFor({ state: "detached" });
+  assert.equal(await focused(), "Text colour");
+  await toolbar.getByRole("button", { name: "Text colour" }).click();
+  await shoot(alice.page, "colours");
+  await palette.getByRole("menuitem", { name: "Bright blue", exact: true }).click();
+  assert.equal(await box.inputValue(), "roses are **red** _and_ [bright_blue]violets[/bright_blue]");
+  await box.press("Enter");
+  const roses = messages(bob.page).filter({ hasText: "roses are red and violets" });
+  await roses.locator("strong", { hasText: "red" }).waitFor();
+  await roses.locator("em", { hasText: "and" }).waitFor();
+  await roses.locator(".color-bright-blue", { hasText: "violets" }).waitFor();
+  assert.equal((await roses.locator(".msg-text").innerText()).trim(), "roses are red and violets");
+  // Editing it starts from the same markup, colour included; Escape cancels the edit.
+  const sent = messages(alice.page).filter({ hasText: "roses are red and violets" });
+  await sent.hover();
+  await sent.getByRole("button", { name: /^Edit message/ }).click();
+  const editBox = alice.page.getByLabel("Edit your message");
+  assert.equal(await editBox.inputValue(), "roses are **red** _and_ [bright_blue]violets[/bright_blue]");
+  await editBox.press("Escape");
+  await editBox.waitFor({ state: "detached" });
 
   await alice.page.getByRole("button", { name: "Stickers" }).click();
   const choice = alice.page.getByRole("menuitem", { name: /^Send sticker / }).first();
@@ -253,6 +403,8 @@ test("profile details and a password change that logs out the user's other sessi
     await page.getByRole("link", { name: /Profile and settings/ }).click();
     await page.getByRole("heading", { name: "Profile and settings" }).waitFor();
   };
+  await alice.page.goto(server.base + `/chat/${rooms.general}`);
+  await alice.page.locator('.members [data-user="bob"] .member-name').filter({ hasText: /^bob$/ }).waitFor();
   await profile(bob.page);
   await bob.page.getByLabel("Display name").fill("Bobby Tables");
   await bob.page.getByLabel("Bio").fill("Drops tables.\nRarely.");
@@ -262,6 +414,11 @@ test("profile details and a password change that logs out the user's other sessi
   await bob.page.getByLabel("Email (only you see it)").fill("bob@example.com");
   await bob.page.getByRole("button", { name: "Save profile" }).click();
   await bob.page.getByText("Profile saved.").waitFor();
+  // Alice sees the display name at once (PROFILE_CHANGED): in the member list, on bob's messages, in the timeline's lines.
+  await alice.page.locator('.members [data-user="bob"] .member-name').filter({ hasText: "Bobby Tables" }).waitFor();
+  await messages(alice.page).filter({ hasText: "hello al" }).locator(".sender").filter({ hasText: "Bobby Tables" }).waitFor();
+  await alice.page.getByText("Bobby Tables joined").first().waitFor();
+  assert.equal(await messages(alice.page).locator('.sender[data-username="bob"]').filter({ hasText: /^bob$/ }).count(), 0);
   await bob.page.reload();
   await bob.page.getByRole("heading", { name: "Profile and settings" }).waitFor();
   await until("the stored profile", async () => (await bob.page.getByLabel("Display name").inputValue()) === "Bobby Tables");
@@ -275,6 +432,13 @@ test("profile details and a password change that logs out the user's other sessi
   await elsewhere.page.getByLabel("Password").fill(PASSWORD);
   await elsewhere.page.getByRole("button", { name: "Log in" }).last().click();
   await elsewhere.page.getByRole("heading", { name: "Rooms", exact: true }).waitFor();
+  // A fresh page reads the display name (GET_PROFILE) where bob is named: members, typing.
+  await elsewhere.page.goto(server.base + `/chat/${rooms.general}`);
+  await elsewhere.page.locator('.members [data-user="bob"] .member-name').filter({ hasText: "Bobby Tables" }).waitFor();
+  await bob.page.goto(server.base + `/chat/${rooms.general}`);
+  await bob.page.getByLabel("Message", { exact: true }).fill("still typing");
+  await elsewhere.page.getByTestId("typing").getByText("Bobby Tables is typing…").waitFor();
+  await bob.page.getByLabel("Message", { exact: true }).fill("");
   await profile(alice.page);
   const form = alice.page.locator("form", { has: alice.page.getByLabel("Current password") });
   await form.getByLabel("Current password").fill("not my password");
@@ -306,8 +470,19 @@ test("attachments: an uploaded image shows inline and a text file as a download 
   const img = messages(bob.page).locator('img[alt="dot.png"]');
   await img.waitFor();
   await until("the image to load", () => img.evaluate((el) => el.complete && el.naturalWidth === 1));
+  // It is a file the message carries on the wire (SPEC.md §13.5), not a link in its text.
+  const { token } = JSON.parse(await alice.page.evaluate(() => localStorage.getItem("confab.session")));
+  const history = await fetch(`${server.base}/api/rooms/${rooms.general}/messages?limit=1`, {
+    headers: { authorization: `Bearer ${token}` },
+  }).then((r) => r.json());
+  const body = history.events[0].body;
+  assert.equal(body.text, "");
+  assert.deepEqual(
+    body.attachments.map((f) => [f.name, f.content_type, f.size, f.width, f.height]),
+    [["dot.png", "image/png", png.length, 1, 1]],
+  );
   await input.setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hello, file\n") });
-  const download = messages(bob.page).getByRole("link", { name: /notes\.txt/ });
+  const download = messages(bob.page).getByRole("link", { name: /notes\.txt \(12 B\)/ });
   await download.waitFor();
   assert.equal(await download.getAttribute("download"), "notes.txt");
   const r = await fetch(new URL(await download.getAttribute("href"), server.base));
@@ -339,7 +514,7 @@ test("an admin invites by username and the invitee accepts", async () => {
   await item.getByRole("button", { name: "Accept" }).click();
   await bob.page.waitForURL(`**/chat/${rooms.secret}`);
   await bob.page.getByRole("heading", { name: "secret", exact: true }).waitFor();
-  await alice.page.getByText("bob joined").waitFor();
+  await alice.page.getByText("Bobby Tables joined").waitFor();
 });
 
 test("a request to join a private room is approved", async () => {
@@ -349,7 +524,7 @@ test("a request to join a private room is approved", async () => {
   await bob.page.getByRole("button", { name: "Request to join" }).click();
   await bob.page.getByText("Request sent").waitFor();
 
-  await alice.page.locator(".toast").filter({ hasText: "bob asks to join vault" }).waitFor();
+  await alice.page.locator(".toast").filter({ hasText: "Bobby Tables asks to join vault" }).waitFor();
   await alice.page.goto(`${server.base}/chat/${rooms.vault}/admin`);
   await alice.page.getByRole("button", { name: "Approve bob" }).click();
   await alice.page.getByRole("dialog").getByText("No pending requests.").waitFor();

@@ -1,18 +1,17 @@
 /**
  * Attachments (SPEC.md §13): an upload button with progress beside the
- * composer, and files shown in messages — images inline, other files as
- * download links.
+ * composer, and the files a message carries (§13.5) shown under its text —
+ * images inline, other files as download links, both through a signed
+ * link (§13.4) fetched with the session's token, because `<img>` cannot
+ * send one.
  *
- * Messages do not reference files on the wire yet (§13.5 reserves it), so
- * until they do the client posts the upload as a message whose text is the
- * file's name under a link span to `/api/files/{id}` on this server; the
- * renderer recognises such a link and shows the file through a signed
- * link (§13.4) fetched with the session's token. Other clients show the
- * name as an ordinary link.
+ * Messages of earlier versions of this client posted an upload as its
+ * name under a link span to `/api/files/{id}` on this server; those are
+ * still shown as files.
  */
 
 import { useEffect, useState } from "preact/hooks";
-import { RichText, fileLink, uploadFile, type Span } from "@confab/sdk";
+import { fileLink, uploadFile, type Span } from "@confab/sdk";
 
 import { extensions } from "./extensions";
 import { app, describe, type Item } from "./model";
@@ -31,10 +30,10 @@ function fileIdOf(url: string): number | undefined {
   }
 }
 
-function FileView(props: { id: number; name: string }) {
+function FileView(props: { id: number; name: string; image?: boolean; size?: number }) {
   const [link, setLink] = useState<string | undefined>(undefined);
   const [failed, setFailed] = useState("");
-  const [notImage, setNotImage] = useState(!IMAGE.test(props.name));
+  const [notImage, setNotImage] = useState(!(props.image ?? IMAGE.test(props.name)));
   useEffect(() => {
     const opts = app.files();
     if (opts === undefined) return;
@@ -55,16 +54,55 @@ function FileView(props: { id: number; name: string }) {
   return (
     <a class="attachment-file" href={link} download={props.name} rel="noopener noreferrer">
       📎 {props.name}
+      {props.size !== undefined ? <span class="muted"> ({humanSize(props.size)})</span> : null}
     </a>
   );
 }
 
-function renderAttachment(item: Item) {
-  if (item.kind !== "message" || item.deleted === true || item.spans?.length !== 1) return undefined;
+/** A message of an earlier version of this client: the file's name under one link span to it. */
+function legacyAttachment(item: Item) {
+  if (item.spans?.length !== 1) return undefined;
   const s = item.spans[0] as Span;
   if (s.kind !== "link" || s.start !== 0) return undefined;
   const id = fileIdOf(s.url);
   return id === undefined ? undefined : <FileView id={id} name={item.text} />;
+}
+
+/** The message's text as the other renderers show it, without its files. */
+function textOf(item: Item) {
+  if (item.text === "") return null;
+  const bare: Item = { ...item, attachments: undefined };
+  for (const r of extensions.messageRenderers) {
+    if (r.render === renderAttachment) continue;
+    const out = r.render(bare, bare.raw);
+    if (out !== undefined) return out;
+  }
+  return <span class="message-text">{item.text}</span>;
+}
+
+function renderAttachment(item: Item) {
+  if (item.kind !== "message" || item.deleted === true) return undefined;
+  const files = item.attachments ?? [];
+  if (files.length === 0) return legacyAttachment(item);
+  return (
+    <>
+      {textOf(item)}
+      <ul class="attachments" aria-label="Attached files">
+        {files.map((f) => (
+          <li key={f.id}>
+            <FileView id={f.id} name={f.name} image={f.width !== undefined} size={f.size} />
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
+/** A size for people: 900 B, 48.2 kB, 3.1 MB. */
+function humanSize(bytes: number): string {
+  if (bytes < 1000) return `${bytes} B`;
+  if (bytes < 1_000_000) return `${(bytes / 1000).toFixed(1)} kB`;
+  return `${(bytes / 1_000_000).toFixed(1)} MB`;
 }
 
 function UploadButton(props: { room: number; disabled: boolean }) {
@@ -88,7 +126,7 @@ function UploadButton(props: { room: number; disabled: boolean }) {
             setProgress(0);
             uploadFile(opts, props.room, file, { onProgress: (sent, total) => setProgress(total > 0 ? sent / total : 0) })
               .then((stored) => {
-                app.send(props.room, new RichText().link(stored.name, `${location.origin}/api/files/${stored.id}`));
+                app.sendFiles(props.room, "", [stored]);
               })
               .catch((err: unknown) => setError(describe(err)))
               .finally(() => {
@@ -112,7 +150,7 @@ function UploadButton(props: { room: number; disabled: boolean }) {
   );
 }
 
-// Before the rich renderer: an attachment is a message with one link span.
+// Before the rich renderer: a message with files shows its text, then them.
 extensions.messageRenderers.unshift({ render: renderAttachment });
 extensions.composerTools.push({
   id: "attach",

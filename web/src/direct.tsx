@@ -21,14 +21,16 @@ function DirectSection() {
   const a = useApp();
   const [name, setName] = useState("");
   const action = useAction();
-  const directs = [...a.myRooms.values()].filter((r) => r.directUser !== undefined).sort((x, y) => x.name.localeCompare(y.name));
+  const directs = [...a.myRooms.values()]
+    .filter((r) => r.directUser !== undefined)
+    .sort((x, y) => a.roomName(x).localeCompare(a.roomName(y)));
   return (
     <div class="direct-section">
       <h2 class="side-title">Direct messages</h2>
       {directs.length === 0 ? <p class="muted side-empty">No direct chats yet.</p> : null}
       <ul class="my-rooms direct-rooms">
         {directs.map((r) => (
-          <SideRoom key={r.id} room={r} label={`Direct chat with ${r.name}`} mark="@" />
+          <SideRoom key={r.id} room={r} label={`Direct chat with ${a.roomName(r)}`} mark="@" />
         ))}
       </ul>
       <form

@@ -4,7 +4,7 @@
  * Each is a registry the rest of the client reads. A feature that lands
  * in SPEC.md (and so in the SDK's frame table) registers here instead of
  * editing the components; registered today (imported by main.tsx):
- * rich.tsx (renderer, sticker picker), attachments.tsx (renderer, upload
+ * rich.tsx (renderer, formatting toolbar, sticker picker), attachments.tsx (renderer, upload
  * button), direct.tsx (member action, sidebar section), profile.tsx
  * (profile sections).
  *
@@ -15,7 +15,8 @@
  *   something wins, the plain-text renderer is the fallback.
  * - `composerTools`: buttons beside the message box — an attachment
  *   button (upload with progress), a sticker picker, a formatting toolbar.
- *   Each gets the room and a `send` callback.
+ *   Each gets the room, a `send` callback and `format`, which puts markup
+ *   around the message box's selection.
  * - `memberActions`: per-member actions in the member list — "Message"
  *   (start a direct chat, OPEN_DIRECT) goes here.
  * - `sidebarSections`: extra sections of the sidebar — the list of direct
@@ -39,7 +40,13 @@ export interface MessageRenderer {
 export interface ComposerTool {
   /** A stable key. */
   id: string;
-  render(props: { room: number; disabled: boolean; send: (text: string) => void }): ComponentChildren;
+  render(props: {
+    room: number;
+    disabled: boolean;
+    send: (text: string) => void;
+    /** Puts `before` and `after` around the message box's selection (or at the caret), and focuses it. */
+    format: (before: string, after: string) => void;
+  }): ComponentChildren;
 }
 
 export interface MemberAction {

@@ -8,6 +8,7 @@
 import {
   ConfabClient,
   ConfabError,
+  type Attachment,
   type ConnectionState,
   type EventBody,
   type Member,
@@ -39,6 +40,8 @@ export interface Item {
   spans?: Span[];
   /** A sticker message's sticker id (then `text` is the fallback `:id:`). */
   sticker?: string;
+  /** The files the message carries (SPEC.md §13.5). */
+  attachments?: Attachment[];
   /** The SDK's event body, for renderers of richer kinds (extensions.ts). */
   raw?: EventBody;
 }
@@ -50,6 +53,7 @@ export interface Outgoing {
   text: string;
   spans?: Span[];
   sticker?: string;
+  attachments?: Attachment[];
   /** `unknown`: the connection dropped in flight; checked against history after reconnecting. */
   status: "sending" | "failed" | "unknown";
   error?: string;
@@ -144,10 +148,16 @@ function roleName(role: unknown): string {
   return typeof role === "string" ? role : "member";
 }
 
-/** How a system event reads in the timeline; `undefined`: not shown on its own. */
-function systemText(ev: RoomEvent): string | undefined {
-  const b = ev.body;
-  const who = ev.actorName !== "" ? ev.actorName : "The server";
+/** Shows user `user` (whose username is `username`): their display name once known. */
+export type NameOf = (user: number, username: string) => string;
+
+/**
+ * How a system event reads in the timeline, with people named by `name`
+ * (display names, SPEC.md §5.2.5); `undefined`: not shown on its own.
+ */
+export function systemText(body: EventBody, actor: number, actorName: string, name: NameOf): string | undefined {
+  const b = body;
+  const who = actorName !== "" ? name(actor, actorName) : "The server";
   switch (b.kind) {
     case "member_joined":
       return `${who} joined`;
@@ -156,11 +166,11 @@ function systemText(ev: RoomEvent): string | undefined {
     case "room_created":
       return `${who} created the room “${b.name}”`;
     case "member_kicked":
-      return `${who} removed ${b.targetName}`;
+      return `${who} removed ${name(b.target, b.targetName)}`;
     case "member_banned":
-      return `${who} banned ${b.targetName}`;
+      return `${who} banned ${name(b.target, b.targetName)}`;
     case "role_changed":
-      return `${b.targetName} is now ${roleName(b.role) === "member" ? "a member" : `the ${roleName(b.role)}`}`;
+      return `${name(b.target, b.targetName)} is now ${roleName(b.role) === "member" ? "a member" : `the ${roleName(b.role)}`}`;
     case "room_updated":
       return `${who} set the name to “${b.name}”${b.topic !== "" ? ` and the topic to “${b.topic}”` : ""}`;
     case "room_terminated":
@@ -184,7 +194,7 @@ export const NOTIFICATION_TEXT: Record<string, (room: string, actor: string) => 
 };
 
 export function notificationText(n: Notification): string {
-  const actor = n.actorName !== "" ? n.actorName : "The server";
+  const actor = n.actorName !== "" ? app.nameOf(n.actor, n.actorName) : "The server";
   const room = n.roomName !== "" ? n.roomName : `room ${n.room}`;
   if (typeof n.kind === "number") return extensions.notificationText.get(n.kind)?.(room, actor) ?? `Something happened in ${room}`;
   return NOTIFICATION_TEXT[n.kind]?.(room, actor) ?? `Something happened in ${room}`;
@@ -240,12 +250,16 @@ export class App {
     return () => this.listeners.delete(listener);
   }
 
+  /** Bumped each time listeners are told of changes (see useApp). */
+  version = 0;
+
   /** Something changed: re-render (once per microtask, however many changes). */
   changed(): void {
     if (this.notifyQueued) return;
     this.notifyQueued = true;
     queueMicrotask(() => {
       this.notifyQueued = false;
+      this.version++;
       this.updateTitle();
       for (const l of this.listeners) l();
     });
@@ -381,6 +395,7 @@ export class App {
     on.push(c.on("roomannounced", (info) => this.onAnnounced(info)));
     on.push(c.on("typing", (t) => this.onTyping(t.room, t.user, t.username, t.typing)));
     on.push(c.on("presence", (p) => this.onPresence(p.room, p.changes)));
+    on.push(c.on("profilechanged", (p) => this.onProfiles(p.changes)));
     on.push(
       c.on("readmarkermoved", (r) => {
         const rs = this.room(r.room);
@@ -430,6 +445,8 @@ export class App {
     this.liveNotifications = false;
     // Nobody is typing until told otherwise (SPEC.md §5.5.7).
     for (const rs of this.rooms.values()) rs.typing.clear();
+    // PROFILE_CHANGED is not replayed (SPEC.md §5.2.5): profiles shown are read again when next shown.
+    this.profileFresh.clear();
     void this.loadAccount();
     if (reconnected) void this.checkUnknown();
     this.changed();
@@ -514,6 +531,8 @@ export class App {
   private reset(): void {
     this.me = undefined;
     this.profile = undefined;
+    this.profiles = new Map();
+    this.profileFresh.clear();
     this.myRooms = new Map();
     this.rooms = new Map();
     this.notifications = [];
@@ -653,11 +672,74 @@ export class App {
   async loadProfile(): Promise<void> {
     if (this.me === undefined) return;
     this.profile = await this.client.getProfile(this.me.user);
+    this.keepProfile(this.profile);
     this.changed();
   }
 
   async updateProfile(p: { displayName?: string; bio?: string; email?: string }): Promise<void> {
     this.profile = await this.client.updateProfile(p);
+    this.keepProfile(this.profile);
+    this.changed();
+  }
+
+  /**
+   * Other users' profiles, by user id: read with GET_PROFILE the first
+   * time someone is shown, kept current by PROFILE_CHANGED (sent for
+   * members of the rooms the user shares with them), read again after a
+   * reconnection (changes during the outage are not replayed).
+   */
+  profiles = new Map<number, Profile>();
+  /** Users whose profile is current (or being read): not asked for again. */
+  private readonly profileFresh = new Set<number>();
+
+  /**
+   * The name to show for `user`: their display name when they set one
+   * (SPEC.md §5.2.5), else `username`. The first call for a user reads
+   * their profile; the view re-renders when it arrives.
+   */
+  nameOf(user: number, username: string): string {
+    const p = this.profiles.get(user);
+    if (!this.profileFresh.has(user)) this.readProfile(user);
+    if (p === undefined) return username;
+    return p.displayName ?? p.username;
+  }
+
+  /** How a room is named to this user: a direct chat by the other person's name. */
+  roomName(info: RoomInfo): string {
+    return info.directUser !== undefined ? this.nameOf(info.directUser, info.directUsername ?? info.name) : info.name;
+  }
+
+  private readProfile(user: number): void {
+    if (user === 0 || this.me === undefined || this.conn !== "connected") return;
+    const c = this.client;
+    this.profileFresh.add(user);
+    c.getProfile(user).then(
+      (p) => {
+        if (this.client !== c) return;
+        this.keepProfile(p);
+        this.changed();
+      },
+      (e: unknown) => {
+        // A user with no account any more keeps their username; otherwise ask again when next shown.
+        if (errorCode(e) !== "NO_SUCH_USER") this.profileFresh.delete(user);
+      },
+    );
+  }
+
+  private keepProfile(p: Profile): void {
+    const { email: _email, ...shown } = p;
+    this.profiles.set(p.user, shown);
+    this.profileFresh.add(p.user);
+  }
+
+  private onProfiles(changes: Profile[]): void {
+    for (const p of changes) {
+      this.keepProfile(p);
+      // The user's own profile changed in another session: the email is not in PROFILE_CHANGED.
+      if (p.user === this.me?.user && this.profile !== undefined) {
+        this.profile = { ...p, ...(this.profile.email !== undefined ? { email: this.profile.email } : {}) };
+      }
+    }
     this.changed();
   }
 
@@ -730,6 +812,7 @@ export class App {
         if (b.editedAt !== undefined) item.editedAt = b.editedAt;
         if (b.spans !== undefined) item.spans = b.spans;
         if (b.sticker !== undefined) item.sticker = b.sticker;
+        if (b.attachments !== undefined) item.attachments = b.attachments;
         rs.items.set(ev.seq, item);
         if (ev.actor === me) this.settleOutgoing(rs, b.text, ev.seq);
         if (live && ev.actor !== me) this.onOthersMessage(rs, ev, b.text);
@@ -758,7 +841,8 @@ export class App {
       default:
         break;
     }
-    const text = systemText(ev);
+    // The line's text is made again when shown (names change: PROFILE_CHANGED); here: whether it has one.
+    const text = systemText(b, ev.actor, ev.actorName, (_, username) => username);
     if (text !== undefined) rs.items.set(ev.seq, { ...base, kind: "system", text });
     if (typeof b.kind === "number") {
       // A kind newer than this client: shown only if a renderer knows it.
@@ -766,19 +850,21 @@ export class App {
       return;
     }
     if (!live) return;
-    const roomName = rs.info?.name ?? `room ${rs.id}`;
+    const roomName = rs.info !== undefined ? this.roomName(rs.info) : `room ${rs.id}`;
     switch (b.kind) {
       case "member_joined":
         if (ev.actor === me) void this.refreshMyRooms();
         else if (this.viewing !== rs.id)
-          this.toast({ title: roomName, body: `${ev.actorName} joined`, href: `/chat/${rs.id}`, tone: "info" });
+          this.toast({ title: roomName, body: `${this.nameOf(ev.actor, ev.actorName)} joined`, href: `/chat/${rs.id}`, tone: "info" });
         if (rs.info !== undefined && ev.actor !== me) rs.info = { ...rs.info, memberCount: rs.info.memberCount + 1 };
         this.membersSoon(rs.id);
         break;
       case "member_left":
         if (ev.actor === me) this.removeMembership(rs.id, "You left this room.");
         else {
-          if (this.viewing !== rs.id) this.toast({ title: roomName, body: `${ev.actorName} left`, href: `/chat/${rs.id}`, tone: "info" });
+          if (this.viewing !== rs.id) {
+            this.toast({ title: roomName, body: `${this.nameOf(ev.actor, ev.actorName)} left`, href: `/chat/${rs.id}`, tone: "info" });
+          }
           if (rs.info !== undefined) rs.info = { ...rs.info, memberCount: Math.max(0, rs.info.memberCount - 1) };
           rs.typing.delete(ev.actor);
         }
@@ -788,7 +874,7 @@ export class App {
       case "member_banned": {
         const verb = b.kind === "member_kicked" ? "removed you from" : "banned you from";
         if (b.target === me) {
-          this.removeMembership(rs.id, `${ev.actorName} ${verb} ${roomName}.`);
+          this.removeMembership(rs.id, `${this.nameOf(ev.actor, ev.actorName)} ${verb} ${roomName}.`);
         } else {
           rs.typing.delete(b.target);
           if (rs.info !== undefined && rs.members.some((m) => m.user === b.target)) {
@@ -822,11 +908,12 @@ export class App {
       return;
     }
     rs.unread++;
-    const roomName = rs.info?.name ?? `room ${rs.id}`;
+    const roomName = rs.info !== undefined ? this.roomName(rs.info) : `room ${rs.id}`;
+    const sender = this.nameOf(ev.actor, ev.actorName);
     if (this.viewing !== rs.id) {
-      this.toast({ title: roomName, body: `${ev.actorName}: ${text.slice(0, 140)}`, href: `/chat/${rs.id}`, tone: "info" });
+      this.toast({ title: roomName, body: `${sender}: ${text.slice(0, 140)}`, href: `/chat/${rs.id}`, tone: "info" });
     }
-    if (document.visibilityState === "hidden") this.systemNotify(`${ev.actorName} in ${roomName}`, text.slice(0, 200), `/chat/${rs.id}`);
+    if (document.visibilityState === "hidden") this.systemNotify(`${sender} in ${roomName}`, text.slice(0, 200), `/chat/${rs.id}`);
   }
 
   private onResumeGap(room: number): void {
@@ -876,7 +963,7 @@ export class App {
           const direct = info.directUser !== undefined;
           this.toast({
             title: direct ? "New direct chat" : "Added to a room",
-            body: direct ? `${info.name} started a direct chat with you` : `You are now a member of ${info.name}`,
+            body: direct ? `${this.roomName(info)} started a direct chat with you` : `You are now a member of ${info.name}`,
             href: `/chat/${info.id}`,
             tone: "info",
           });
@@ -935,6 +1022,17 @@ export class App {
     );
   }
 
+  /** Sends uploaded files (with `text`, which may be empty) as one message. */
+  sendFiles(room: number, text: string, files: Attachment[]): void {
+    this.dispatch(room, { text, attachments: files }, () =>
+      this.client.sendFiles(
+        room,
+        text,
+        files.map((f) => f.id),
+      ),
+    );
+  }
+
   /** Sends sticker `id` of the catalogue. */
   sendSticker(room: number, id: string): void {
     this.dispatch(room, { text: `:${id}:`, sticker: id }, () => this.client.sendSticker(room, id));
@@ -942,7 +1040,7 @@ export class App {
 
   private dispatch(
     room: number,
-    content: { text: string; spans?: Span[]; sticker?: string },
+    content: { text: string; spans?: Span[]; sticker?: string; attachments?: Attachment[] },
     request: () => ReturnType<ConfabClient["sendMessage"]>,
   ): void {
     const rs = this.room(room);
@@ -1005,6 +1103,7 @@ export class App {
     if (out === undefined) return;
     rs.outgoing = rs.outgoing.filter((o) => o !== out);
     if (out.sticker !== undefined) this.sendSticker(room, out.sticker);
+    else if (out.attachments !== undefined) this.sendFiles(room, out.text, out.attachments);
     else this.send(room, { text: out.text, spans: out.spans ?? [] });
   }
 

@@ -167,6 +167,18 @@ function UserForm(props: { title: string; label: string; button: string; danger?
   );
 }
 
+/** A person in the admin lists: display name, and the username (what INVITE and BAN by name use). */
+function PersonName(props: { user: number; username: string; plain?: boolean }) {
+  const name = app.nameOf(props.user, props.username);
+  const shown = props.plain === true ? name : <strong>{name}</strong>;
+  return (
+    <>
+      {shown}
+      {name !== props.username ? <span class="muted"> @{props.username}</span> : null}
+    </>
+  );
+}
+
 function RequestRow(props: { room: number; entry: UserEntry; onDone: () => void }) {
   const action = useAction();
   const decide = async (approve: boolean) => {
@@ -176,7 +188,7 @@ function RequestRow(props: { room: number; entry: UserEntry; onDone: () => void 
   return (
     <li class="row" data-request={props.entry.username}>
       <span class="grow">
-        <strong>{props.entry.username}</strong>{" "}
+        <PersonName user={props.entry.user} username={props.entry.username} />{" "}
         <span class="muted">
           asked <Time at={props.entry.at} />
         </span>
@@ -210,7 +222,7 @@ function MemberAdminRow(props: {
     <li class="row" data-member={props.username}>
       <PresenceDot presence={props.presence} />
       <span class="grow">
-        {props.username}
+        <PersonName user={props.user} username={props.username} plain />
         {self ? <span class="muted"> (you)</span> : null}{" "}
         {props.role !== "member" ? <span class={`tag role-${props.role}`}>{props.role}</span> : null}
       </span>
@@ -239,7 +251,7 @@ function BanRow(props: { room: number; entry: UserEntry; onDone: () => void }) {
   return (
     <li class="row" data-banned={props.entry.username}>
       <span class="grow">
-        <strong>{props.entry.username}</strong>{" "}
+        <PersonName user={props.entry.user} username={props.entry.username} />{" "}
         <span class="muted">
           since <Time at={props.entry.at} />
         </span>

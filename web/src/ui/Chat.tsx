@@ -6,10 +6,10 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 
 import { extensions } from "../extensions";
 import { parseMarkup, toMarkup } from "../markup";
-import { app, describe, errorCode, presenceOf, type Item, type RoomState } from "../model";
+import { app, describe, errorCode, presenceOf, systemText, type Item, type RoomState } from "../model";
 import { navigate } from "../router";
 import { AdminPanel } from "./Admin";
-import { ConfirmDialog, Feedback, Link, PresenceDot, RunButton, Time, useAction, useApp } from "./common";
+import { ConfirmDialog, Feedback, Link, PresenceDot, RunButton, Time, useAction, useApp, useEscape } from "./common";
 import { RoomMark } from "./icons";
 
 export function Chat(props: { room: number; admin: boolean }) {
@@ -17,6 +17,8 @@ export function Chat(props: { room: number; admin: boolean }) {
   const rs = a.room(props.room);
   const [showMembers, setShowMembers] = useState(false);
   const [confirmLeave, setConfirmLeave] = useState(false);
+  // The member list is a drawer on phones: Escape closes it (unless a dialog above it is open).
+  useEscape(showMembers && !props.admin && !confirmLeave, () => setShowMembers(false));
   if (!a.myRooms.has(props.room)) return <NotMember rs={rs} />;
   const info = a.myRooms.get(props.room) ?? rs.info;
   const role = a.roleIn(props.room);
@@ -29,7 +31,7 @@ export function Chat(props: { room: number; admin: boolean }) {
             <span class="mark">
               <RoomMark private={info?.visibility === "private"} />
             </span>
-            {info?.name ?? `Room ${props.room}`}
+            {info !== undefined ? a.roomName(info) : `Room ${props.room}`}
           </h1>
           {info?.topic ? <p class="topic">{info.topic}</p> : null}
         </div>
@@ -56,7 +58,9 @@ export function Chat(props: { room: number; admin: boolean }) {
         <Members rs={rs} open={showMembers} onClose={() => setShowMembers(false)} />
       </div>
       {props.admin ? <AdminPanel room={props.room} onClose={() => navigate(`/chat/${props.room}`)} /> : null}
-      {confirmLeave ? <LeaveDialog room={props.room} name={info?.name ?? ""} onClose={() => setConfirmLeave(false)} /> : null}
+      {confirmLeave ? (
+        <LeaveDialog room={props.room} name={info !== undefined ? a.roomName(info) : ""} onClose={() => setConfirmLeave(false)} />
+      ) : null}
     </main>
   );
 }
@@ -105,6 +109,10 @@ function renderContent(item: Item): ComponentChildren {
     if (out !== undefined) return out;
   }
   if (item.deleted === true) return <em class="muted">This message was deleted.</em>;
+  if (item.kind === "system" && item.raw !== undefined) {
+    // Named as people are named now (display names change live).
+    return systemText(item.raw, item.actor, item.actorName, (u, n) => app.nameOf(u, n)) ?? item.text;
+  }
   return <MessageText text={item.text} />;
 }
 
@@ -181,7 +189,7 @@ function Timeline(props: { rs: RoomState; isAdmin: boolean }) {
             divider,
             <li key={item.seq} class={`msg${mine ? " mine" : ""}${item.deleted === true ? " deleted" : ""}`} data-seq={item.seq}>
               <div class="msg-head">
-                <span class="sender">{item.actorName}</span>
+                <Sender user={item.actor} username={item.actorName} />
                 <Time at={item.at} />
                 {item.editedAt !== undefined && item.deleted !== true ? <span class="edited muted">(edited)</span> : null}
               </div>
@@ -220,7 +228,7 @@ function Timeline(props: { rs: RoomState; isAdmin: boolean }) {
         {rs.outgoing.map((o) => (
           <li key={`out-${o.id}`} class={`msg mine pending ${o.status}`} data-outgoing={o.status}>
             <div class="msg-head">
-              <span class="sender">{a.me?.username}</span>
+              {a.me !== undefined ? <Sender user={a.me.user} username={a.me.username} /> : null}
               <span class="muted">{o.status === "sending" ? "Sending…" : o.status === "unknown" ? "Checking…" : "Not sent"}</span>
             </div>
             <div class="msg-text">{renderContent({ seq: 0, at: 0, actor: 0, actorName: "", kind: "message", ...o })}</div>
@@ -245,6 +253,17 @@ function Timeline(props: { rs: RoomState; isAdmin: boolean }) {
   );
 }
 
+/** A message's sender: their display name, with the username for whoever hovers or reads it out. */
+function Sender(props: { user: number; username: string }) {
+  const name = app.nameOf(props.user, props.username);
+  return (
+    <span class="sender" title={`@${props.username}`} data-username={props.username}>
+      {name}
+      {name !== props.username ? <span class="sr-only"> (@{props.username})</span> : null}
+    </span>
+  );
+}
+
 function DeleteDialog(props: { room: number; item: Item; onClose: () => void }) {
   const theirs = props.item.actor !== app.me?.user;
   return (
@@ -258,7 +277,7 @@ function DeleteDialog(props: { room: number; item: Item; onClose: () => void }) 
       <blockquote class="quote">{props.item.text}</blockquote>
       <p>
         {theirs
-          ? `It was sent by ${props.item.actorName}; as an admin you can delete it (this is recorded in the audit trail).`
+          ? `It was sent by ${app.nameOf(props.item.actor, props.item.actorName)}; as an admin you can delete it (this is recorded in the audit trail).`
           : "Everyone will see that a message was deleted."}
       </p>
     </ConfirmDialog>
@@ -317,7 +336,7 @@ function EditBox(props: { item: Item; room: number; onDone: () => void }) {
 }
 
 function TypingLine(props: { rs: RoomState }) {
-  const names = [...props.rs.typing.values()].map((t) => t.username);
+  const names = [...props.rs.typing].map(([user, t]) => app.nameOf(user, t.username));
   let text = "";
   if (names.length === 1) text = `${names[0]} is typing…`;
   else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
@@ -343,6 +362,17 @@ function Composer(props: { room: number }) {
     setText("");
     ref.current?.focus();
   };
+  const format = (before: string, after: string) => {
+    const el = ref.current;
+    if (el === null) return;
+    const { selectionStart: from, selectionEnd: to, value } = el;
+    const next = value.slice(0, from) + before + value.slice(from, to) + after + value.slice(to);
+    el.value = next;
+    setText(next);
+    el.focus();
+    el.setSelectionRange(from + before.length, to + before.length);
+    app.typing(props.room);
+  };
   const tooLong = new TextEncoder().encode(text).length > max;
   return (
     <form
@@ -353,8 +383,8 @@ function Composer(props: { room: number }) {
       }}
     >
       {extensions.composerTools.map((t) => (
-        <span key={t.id} class="composer-tool">
-          {t.render({ room: props.room, disabled: false, send })}
+        <span key={t.id} class={`composer-tool tool-${t.id}`}>
+          {t.render({ room: props.room, disabled: false, send, format })}
         </span>
       ))}
       <label class="sr-only" for="composer-input">
@@ -377,6 +407,11 @@ function Composer(props: { room: number }) {
           if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
             e.preventDefault();
             if (!tooLong) submit();
+          } else if ((e.ctrlKey || e.metaKey) && !e.altKey && (e.key === "b" || e.key === "i")) {
+            // The toolbar's two most used buttons, from the keyboard.
+            e.preventDefault();
+            if (e.key === "b") format("**", "**");
+            else format("_", "_");
           }
         }}
         aria-invalid={tooLong}
@@ -385,7 +420,7 @@ function Composer(props: { room: number }) {
         Send
       </button>
       <p id="composer-hint" class="hint composer-hint">
-        Enter sends · Shift+Enter starts a new line · **bold** _italic_ ~~struck~~ `code` ```block```
+        Enter sends · Shift+Enter starts a new line · Ctrl+B, Ctrl+I · **bold** _italic_ ~~struck~~ `code` ```block``` [red]colour[/red]
       </p>
       {tooLong ? (
         <p class="feedback error composer-error" role="alert">
@@ -401,7 +436,7 @@ function Members(props: { rs: RoomState; open: boolean; onClose: () => void }) {
   const me = a.me?.user ?? 0;
   const order = { owner: 0, admin: 1, member: 2 } as Record<string, number>;
   const members = [...props.rs.members].sort(
-    (x, y) => (order[String(x.role)] ?? 3) - (order[String(y.role)] ?? 3) || x.username.localeCompare(y.username),
+    (x, y) => (order[String(x.role)] ?? 3) - (order[String(y.role)] ?? 3) || a.nameOf(x.user, x.username).localeCompare(a.nameOf(y.user, y.username)),
   );
   return (
     <aside class={`members${props.open ? " open" : ""}`} aria-label="Members">
@@ -424,17 +459,19 @@ function Members(props: { rs: RoomState; open: boolean; onClose: () => void }) {
 function MemberRow(props: { m: Member; me: number }) {
   const { m, me } = props;
   const p = presenceOf(m);
+  const name = app.nameOf(m.user, m.username);
   const actions = extensions.memberActions.filter((x) => x.applies(m, me));
   return (
     <li class="member" data-user={m.username} data-presence={p}>
       <PresenceDot presence={p} />
-      <span class="member-name">
-        {m.username}
+      <span class="member-name" title={`@${m.username}`}>
+        {name}
+        {name !== m.username ? <span class="muted member-username"> @{m.username}</span> : null}
         {m.user === me ? <span class="muted"> (you)</span> : null}
       </span>
       {m.role !== "member" ? <span class={`tag role-${String(m.role)}`}>{String(m.role)}</span> : null}
       {actions.map((x) => (
-        <button key={x.id} type="button" class="link" onClick={() => void x.run(m)}>
+        <button key={x.id} type="button" class="link" onClick={() => void x.run(m)} aria-label={`${x.label} ${name}`}>
           {x.label}
         </button>
       ))}
@@ -449,7 +486,7 @@ function NotMember(props: { rs: RoomState }) {
   const action = useAction();
   const [privateRoom, setPrivateRoom] = useState(rs.info?.visibility === "private");
   const invited = a.notifications.some((n) => n.kind === "invited" && n.room === rs.id);
-  const name = rs.info?.name ?? `Room ${rs.id}`;
+  const name = rs.info !== undefined ? a.roomName(rs.info) : `Room ${rs.id}`;
   return (
     <main class="center-page" id="main">
       <section class="card not-member" aria-labelledby="nm-title">

@@ -198,11 +198,13 @@ export function ProfilePage() {
       <h1>Profile and settings</h1>
       <section class="card profile">
         <div class="avatar big" aria-hidden="true">
-          {me.username.slice(0, 1).toUpperCase()}
+          {a.nameOf(me.user, me.username).slice(0, 1).toUpperCase()}
         </div>
         <div>
-          <h2>{me.username}</h2>
-          <p class="muted">User #{me.user}</p>
+          <h2>{a.nameOf(me.user, me.username)}</h2>
+          <p class="muted">
+            @{me.username} · User #{me.user}
+          </p>
         </div>
       </section>
       {extensions.profileSections.map((s) => (

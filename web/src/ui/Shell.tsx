@@ -8,7 +8,7 @@ import { extensions } from "../extensions";
 import { app } from "../model";
 import { current, navigate } from "../router";
 import { Chat } from "./Chat";
-import { Link, useApp } from "./common";
+import { Link, useApp, useEscape } from "./common";
 import { Login } from "./Login";
 import { NotificationsPage, ProfilePage, RoomLogPage } from "./Pages";
 import { Rooms } from "./Rooms";
@@ -57,7 +57,7 @@ function TopBar(props: { onMenu: () => void }) {
           ☰
         </button>
       ) : null}
-      <Link href="/" class="brand">
+      <Link href="/" class="brand" aria-label="Confab: browse rooms">
         <img src="/favicon.svg" alt="" width={22} height={22} />
         <span>Confab</span>
       </Link>
@@ -72,11 +72,11 @@ function TopBar(props: { onMenu: () => void }) {
               </span>
             ) : null}
           </Link>
-          <Link href="/profile" class="me" aria-label={`Profile and settings of ${a.me.username}`}>
+          <Link href="/profile" class="me" aria-label={`Profile and settings of ${a.nameOf(a.me.user, a.me.username)}`}>
             <span class="avatar" aria-hidden="true">
-              {a.me.username.slice(0, 1).toUpperCase()}
+              {a.nameOf(a.me.user, a.me.username).slice(0, 1).toUpperCase()}
             </span>
-            <span class="me-name">{a.me.username}</span>
+            <span class="me-name">{a.nameOf(a.me.user, a.me.username)}</span>
           </Link>
           <button type="button" class="ghost" onClick={() => void a.logout()}>
             Log out
@@ -146,7 +146,7 @@ export function SideRoom(props: { room: RoomInfo; label: string; mark: Component
         <span class="hash" aria-hidden="true">
           {props.mark}
         </span>
-        <span class="room-name">{r.name}</span>
+        <span class="room-name">{a.roomName(r)}</span>
         {unread > 0 ? <span class="badge">{unread}</span> : null}
       </Link>
     </li>
@@ -209,6 +209,7 @@ function Page() {
 export function Shell() {
   const a = useApp();
   const [menu, setMenu] = useState(false);
+  useEscape(menu, () => setMenu(false));
   useEffect(() => {
     if (a.phase === "ready" && a.route.name === "login") navigate("/", true);
   }, [a.phase, a.route.name]);

@@ -1,15 +1,26 @@
 /** Small shared pieces: the store hook, links, dialogs, times, presence dots. */
 
 import type { ComponentChildren } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 
 import { app, describe } from "../model";
 import { linkClick } from "../router";
 
-/** Re-renders the component whenever the app's state changes. */
+/**
+ * Re-renders the component whenever the app's state changes. Subscribes
+ * in a layout effect (synchronously after the render), and re-renders at
+ * once if a change came between the render and the subscription: a
+ * plain effect may run a frame later, after the WELCOME that ends the
+ * "Connecting…" screen, and that change would be missed until the next.
+ */
 export function useApp(): typeof app {
   const [, setTick] = useState(0);
-  useEffect(() => app.subscribe(() => setTick((t) => t + 1)), []);
+  const rendered = app.version;
+  useLayoutEffect(() => {
+    const off = app.subscribe(() => setTick((t) => t + 1));
+    if (app.version !== rendered) setTick((t) => t + 1);
+    return off;
+  }, []);
   return app;
 }
 
@@ -27,24 +38,65 @@ export function Link(props: {
   );
 }
 
-/** A modal dialog: Escape or the close button calls `onClose`; focus moves into it. */
-export function Dialog(props: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
-  const ref = useRef<HTMLDivElement>(null);
+/** While `active`, the Escape key calls `onEscape` (dialogs, drawers, pop-up menus). */
+export function useEscape(active: boolean, onEscape: () => void): void {
+  const latest = useRef(onEscape);
+  latest.current = onEscape;
   useEffect(() => {
+    if (!active) return;
     const onKey = (e: KeyboardEvent) => {
-      if (e.key === "Escape") {
+      if (e.key === "Escape" && !e.defaultPrevented) {
         e.preventDefault();
-        props.onClose();
+        latest.current();
       }
     };
     document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  }, [active]);
+}
+
+const FOCUSABLE = "a[href], button:not([disabled]), input:not([disabled]), textarea:not([disabled]), select:not([disabled])";
+
+/**
+ * A modal dialog: Escape or the close button calls `onClose`; focus moves
+ * into it, Tab and Shift+Tab stay in it, and it goes back to where it was
+ * when the dialog closes.
+ */
+export function Dialog(props: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
+  const ref = useRef<HTMLDivElement>(null);
+  useEscape(true, props.onClose);
+  useEffect(() => {
+    const before = document.activeElement;
     const first = ref.current?.querySelector<HTMLElement>("input, textarea, select, button:not(.dialog-close)");
     first?.focus();
-    return () => document.removeEventListener("keydown", onKey);
+    return () => {
+      if (before instanceof HTMLElement && before.isConnected) before.focus();
+    };
   }, []);
+  const trapTab = (e: KeyboardEvent) => {
+    if (e.key !== "Tab" || ref.current === null) return;
+    const all = [...ref.current.querySelectorAll<HTMLElement>(FOCUSABLE)];
+    const first = all[0];
+    const last = all[all.length - 1];
+    if (first === undefined || last === undefined) return;
+    if (e.shiftKey && document.activeElement === first) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && document.activeElement === last) {
+      e.preventDefault();
+      first.focus();
+    }
+  };
   return (
     <div class="backdrop" onClick={(e) => e.target === e.currentTarget && props.onClose()}>
-      <div class={`dialog${props.wide === true ? " wide" : ""}`} role="dialog" aria-modal="true" aria-labelledby="dialog-title" ref={ref}>
+      <div
+        class={`dialog${props.wide === true ? " wide" : ""}`}
+        role="dialog"
+        aria-modal="true"
+        aria-labelledby="dialog-title"
+        ref={ref}
+        onKeyDown={trapTab}
+      >
         <header class="dialog-head">
           <h2 id="dialog-title">{props.title}</h2>
           <button type="button" class="icon dialog-close" onClick={props.onClose} aria-label="Close">

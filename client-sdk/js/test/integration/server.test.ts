@@ -265,6 +265,20 @@ describe("against a real confabd", () => {
     const theirs = { baseUrl: opts.baseUrl, token: outsider.session.token };
     expect((await refused(uploadFile(theirs, room.id, png, { name: "dot.png", contentType: "image/png" })))[0]).toBe(301);
     expect((await refused(fileLink(theirs, file.id)))[0]).toBe(301);
+
+    // Sent in a message (no text), the file's description reaches the
+    // room with it and history keeps it; it goes with one message only.
+    const code = async (p: Promise<unknown>) => ((await p.catch((e: unknown) => e)) as ConfabError).code;
+    const seen: RoomEvent[] = [];
+    alice.c.on("roomevent", (e) => seen.push(e));
+    const ack = await alice.c.sendFiles(room.id, "", [file.id]);
+    const described = { id: file.id, name: "dot.png", contentType: "image/png", size: png.length, width: 1, height: 1 };
+    await until(() => seen.some((e) => e.seq === ack.seq), 5000, "the message with its file");
+    expect(seen.find((e) => e.seq === ack.seq)?.body).toEqual({ kind: "message", text: "", attachments: [described] });
+    const page = await alice.c.history(room.id, { before: ack.seq + 1, limit: 1 });
+    expect(page.events[0]?.body).toMatchObject({ attachments: [described] });
+    expect(await code(alice.c.sendFiles(room.id, "again", [file.id]))).toBe(413);
+    expect(await code(alice.c.sendFiles(room.id, "", [file.id + 1000]))).toBe(412);
   });
 
   it("pages through history, newest first, without gaps", async () => {
