@@ -1,7 +1,7 @@
 //! Room events as text: one line each for `tail` and `history`, or one
 //! JSON object each with `--json`, and the clock times both use (UTC).
 
-use confab_sdk::{EventBody, Millis, Role, RoomEvent, Span, Style};
+use confab_sdk::{Attachment, EventBody, Millis, Role, RoomEvent, Span, Style};
 use serde_json::{json, Value};
 
 /// Days since 1970-01-01 as a civil (year, month, day), proleptic
@@ -109,6 +109,25 @@ pub fn kind_name(body: &EventBody) -> &'static str {
     }
 }
 
+/// A size for people: `900 B`, `48.2 kB`, `3.1 MB`.
+pub fn human_size(bytes: u64) -> String {
+    match bytes {
+        0..=999 => format!("{bytes} B"),
+        1_000..=999_999 => format!("{:.1} kB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
+}
+
+/// A file a message carries, for people: `📎 plan.pdf (70.0 kB, #301)`;
+/// an image adds its pixels.
+pub fn file_label(f: &Attachment) -> String {
+    let pixels = match (f.width, f.height) {
+        (Some(w), Some(h)) => format!(", {w}×{h}"),
+        _ => String::new(),
+    };
+    format!("📎 {} ({}{pixels}, #{})", f.name, human_size(f.size), f.id)
+}
+
 /// One line for people: `2026-11-28T21:50:07Z #5 alice: hello`; other
 /// events as `… #6 * alice joined`. Line breaks in a message become `⏎`
 /// so that each event stays one line.
@@ -116,9 +135,25 @@ pub fn line(ev: &RoomEvent) -> String {
     let when = rfc3339(ev.at);
     let text = describe(ev).replace('\n', " ⏎ ");
     match &ev.body {
-        EventBody::Message { edited_at, .. } => {
+        EventBody::Message {
+            edited_at,
+            attachments,
+            ..
+        } => {
             let edited = if edited_at.is_some() { " (edited)" } else { "" };
-            format!("{when} #{} {}: {text}{edited}", ev.seq.0, ev.actor_name)
+            // The text, then each file, one space apart.
+            let files = attachments.iter().map(file_label);
+            let body: Vec<String> = Some(text)
+                .filter(|t| !t.is_empty())
+                .into_iter()
+                .chain(files)
+                .collect();
+            format!(
+                "{when} #{} {}: {}{edited}",
+                ev.seq.0,
+                ev.actor_name,
+                body.join(" ")
+            )
         }
         EventBody::Tombstone => format!("{when} #{} {}: (deleted)", ev.seq.0, ev.actor_name),
         _ => format!("{when} #{} * {text}", ev.seq.0),
@@ -157,11 +192,27 @@ pub fn json(ev: &RoomEvent) -> Value {
             edited_at,
             spans,
             sticker,
+            attachments,
         } => {
             v["text"] = json!(text);
             v["edited_at"] = json!(edited_at);
             v["spans"] = Value::Array(spans.iter().map(span_json).collect());
             v["sticker"] = json!(sticker);
+            v["attachments"] = Value::Array(
+                attachments
+                    .iter()
+                    .map(|f| {
+                        json!({
+                            "id": f.id,
+                            "name": f.name,
+                            "content_type": f.content_type,
+                            "size": f.size,
+                            "width": f.width,
+                            "height": f.height,
+                        })
+                    })
+                    .collect(),
+            );
         }
         EventBody::MessageEdited {
             target,
@@ -231,5 +282,52 @@ mod tests {
         assert_eq!(v["text"], "two\nlines");
         assert_eq!(v["user"], "alice");
         assert_eq!(v["seq"], 9);
+    }
+
+    #[test]
+    fn files_follow_the_text_with_their_sizes() {
+        let photo = Attachment {
+            id: 7,
+            name: "cat.png".into(),
+            content_type: "image/png".into(),
+            size: 48_213,
+            width: Some(640),
+            height: Some(480),
+        };
+        let notes = Attachment {
+            id: 8,
+            name: "notes.txt".into(),
+            content_type: "text/plain; charset=utf-8".into(),
+            size: 12,
+            width: None,
+            height: None,
+        };
+        let ev = |text: &str| RoomEvent {
+            room: RoomId(3),
+            seq: Seq(9),
+            at: 0,
+            actor: UserId(1),
+            actor_name: "alice".into(),
+            body: EventBody::Message {
+                text: text.into(),
+                edited_at: None,
+                spans: vec![],
+                sticker: None,
+                attachments: vec![photo.clone(), notes.clone()],
+            },
+        };
+        assert_eq!(
+            line(&ev("look")),
+            "1970-01-01T00:00:00Z #9 alice: look 📎 cat.png (48.2 kB, 640×480, #7) 📎 notes.txt (12 B, #8)"
+        );
+        assert_eq!(
+            line(&ev("")),
+            "1970-01-01T00:00:00Z #9 alice: 📎 cat.png (48.2 kB, 640×480, #7) 📎 notes.txt (12 B, #8)"
+        );
+        let v = json(&ev(""));
+        assert_eq!(v["attachments"][0]["width"], 640);
+        assert_eq!(v["attachments"][1]["name"], "notes.txt");
+        assert_eq!(v["attachments"][1]["width"], Value::Null);
+        assert_eq!(human_size(3_100_000), "3.1 MB");
     }
 }

@@ -431,6 +431,7 @@ fn entry_lines(app: &App, entry: &Entry) -> Vec<Line<'static>> {
             text,
             spans: formats,
             edited,
+            files,
             ..
         } => {
             let mut out = Vec::new();
@@ -446,6 +447,20 @@ fn entry_lines(app: &App, entry: &Entry) -> Vec<Line<'static>> {
                 };
                 spans.append(&mut parts);
                 out.push(spans);
+            }
+            // A message of files alone shows its first file on the
+            // sender's line (an empty text makes one empty line).
+            let mut files = files.iter().map(crate::show::file_label);
+            if text.is_empty() {
+                if let (Some(first), Some(label)) = (out.first_mut(), files.next()) {
+                    first.push(Span::styled(label, Style::new().fg(Color::Cyan)));
+                }
+            }
+            for label in files {
+                out.push(vec![
+                    Span::raw("      "),
+                    Span::styled(label, Style::new().fg(Color::Cyan)),
+                ]);
             }
             if *edited {
                 if let Some(last) = out.last_mut() {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use confab_sdk::{EventBody, Member, Millis, RoomEvent, RoomInfo, Seq, Span, UserId};
+use confab_sdk::{Attachment, EventBody, Member, Millis, RoomEvent, RoomInfo, Seq, Span, UserId};
 
 use crate::show;
 
@@ -16,6 +16,8 @@ pub enum Body {
         spans: Vec<Span>,
         edited: bool,
         sticker: Option<String>,
+        /// The files it carries: shown as names with sizes.
+        files: Vec<Attachment>,
     },
     Tombstone,
     /// A membership or room change, described.
@@ -102,6 +104,7 @@ impl RoomView {
                 edited_at,
                 spans,
                 sticker,
+                attachments,
             } => {
                 self.entries.insert(
                     ev.seq,
@@ -110,6 +113,7 @@ impl RoomView {
                         spans: spans.clone(),
                         edited: edited_at.is_some(),
                         sticker: sticker.clone(),
+                        files: attachments.clone(),
                     }),
                 );
             }

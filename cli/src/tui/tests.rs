@@ -3,9 +3,9 @@
 //! ratatui's `TestBackend`.
 
 use confab_sdk::{
-    Color as Palette, DirectWith, Event, EventBody, Member, Notification, NotificationKind,
-    Presence, ReadState, Role, RoomEvent, RoomId, RoomInfo, Seq, Span as Format, Sticker,
-    Style as Format2, UnreadSummary, UserId, Visibility,
+    Attachment, Color as Palette, DirectWith, Event, EventBody, Member, Notification,
+    NotificationKind, Presence, ReadState, Role, RoomEvent, RoomId, RoomInfo, Seq, Span as Format,
+    Sticker, Style as Format2, UnreadSummary, UserId, Visibility,
 };
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
@@ -131,6 +131,7 @@ fn alice() -> App {
                     edited_at: None,
                     spans: vec![],
                     sticker: Some("wave".into()),
+                    attachments: Vec::new(),
                 },
             ),
             event(
@@ -145,6 +146,7 @@ fn alice() -> App {
                         Format::new(10..15, Format2::Color(Palette::Green)),
                     ],
                     sticker: None,
+                    attachments: Vec::new(),
                 },
             ),
             event(GENERAL, 2, BOB, EventBody::Tombstone),
@@ -274,6 +276,41 @@ fn a_message_in_the_current_room_is_shown_and_marked_read() {
     let (x, y) = find(&buffer, "@alice now");
     assert_eq!(buffer[(x, y)].fg, Color::Magenta);
     assert_ne!(buffer[(x + 7, y)].fg, Color::Magenta, "only the name");
+}
+
+#[test]
+fn files_show_as_names_with_sizes_under_their_message() {
+    let mut app = alice();
+    let file = |id, name: &str, size| Attachment {
+        id,
+        name: name.into(),
+        content_type: "application/pdf".into(),
+        size,
+        width: None,
+        height: None,
+    };
+    app.on_event(Event::Room(event(
+        GENERAL,
+        5,
+        BOB,
+        EventBody::Message {
+            text: String::new(),
+            edited_at: None,
+            spans: vec![],
+            sticker: None,
+            attachments: vec![file(41, "plan.pdf", 70_000), file(42, "b.pdf", 900)],
+        },
+    )));
+    let rows = text_of(&draw(&app, 90, 14));
+    // (The buffer holds 📎 in two cells: the text shows a second space.)
+    let first = rows
+        .iter()
+        .position(|r| r.contains("#5   09:35 bob: 📎  plan.pdf (70.0 kB, #41)"));
+    let first = first.unwrap_or_else(|| panic!("{rows:#?}"));
+    assert!(
+        rows[first + 1].contains("│      📎  b.pdf (900 B, #42)"),
+        "{rows:#?}"
+    );
 }
 
 #[test]
