@@ -14,6 +14,7 @@
 
 pub mod connect;
 pub mod exit;
+pub mod files;
 pub mod script;
 pub mod session;
 pub mod show;

@@ -369,6 +369,117 @@ async fn governance_commands() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_uploaded_sent_and_downloaded() {
+    let server = TestServer::start().await;
+    // alice's client speaks confab://, whose port serves no HTTP: the
+    // client finds the API at CONFAB_HTTP_URL (no other test reads it).
+    std::env::set_var("CONFAB_HTTP_URL", server.http_url());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "buy milk\n").unwrap();
+    let bob = server.user("bob").await;
+    let room = bob
+        .create_room("files", "", Visibility::Public)
+        .await
+        .expect("create")
+        .id;
+    let mut alice = Headless::new(&server, "alice").await;
+    alice.enter(&format!("/join {}", room.0)).await;
+
+    // /upload sends the file in a message: bob sees its name and size.
+    alice.enter(&format!("/upload {}", notes.display())).await;
+    assert!(!alice.is_error(), "{}", alice.status());
+    let ev = room_event(&bob, |b| matches!(b, EventBody::Message { .. })).await;
+    let EventBody::Message { attachments, .. } = ev.body else {
+        unreachable!()
+    };
+    assert_eq!(
+        (
+            attachments.len(),
+            attachments[0].name.as_str(),
+            attachments[0].size
+        ),
+        (1, "notes.txt", 9)
+    );
+    let id = attachments[0].id;
+    assert!(
+        alice
+            .status()
+            .contains(&format!("sent notes.txt (9 B) as file #{id}")),
+        "{}",
+        alice.status()
+    );
+
+    // /download ID names the file after the loaded message's file ...
+    alice
+        .until("the message", |app| {
+            app.current_room().is_some_and(|r| {
+                r.entries
+                    .values()
+                    .any(|e| matches!(&e.body, Body::Message { files, .. } if !files.is_empty()))
+            })
+        })
+        .await;
+    let effects = alice
+        .app
+        .on_key(KeyEvent::new(KeyCode::Char('/'), KeyModifiers::NONE));
+    assert!(effects.is_empty());
+    let mut effects = Vec::new();
+    for c in format!("download {id}").chars() {
+        effects.extend(
+            alice
+                .app
+                .on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)),
+        );
+    }
+    effects.extend(
+        alice
+            .app
+            .on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::Slash(
+            Some(room),
+            confab_cli::tui::command::Slash::Download(id, Some("notes.txt".into()))
+        )]
+    );
+    // ... and saves the bytes where it is told.
+    let copy = dir.path().join("copy.txt");
+    alice
+        .enter(&format!("/download {id} {}", copy.display()))
+        .await;
+    assert!(!alice.is_error(), "{}", alice.status());
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "buy milk\n");
+
+    // Refusals show in the status line and leave nothing behind.
+    let exe = dir.path().join("setup.exe");
+    std::fs::write(&exe, "MZ not for you").unwrap();
+    alice.enter(&format!("/upload {}", exe.display())).await;
+    assert!(
+        alice.is_error() && alice.status().contains("FILE_REFUSED"),
+        "{}",
+        alice.status()
+    );
+    let missing = dir.path().join("missing.txt");
+    alice
+        .enter(&format!("/download {} {}", id + 100, missing.display()))
+        .await;
+    assert!(
+        alice.is_error() && alice.status().contains("UNKNOWN_FILE"),
+        "{}",
+        alice.status()
+    );
+    assert!(!missing.exists());
+    alice.enter("/upload").await;
+    assert!(
+        alice.is_error() && alice.status().contains("/upload PATH"),
+        "{}",
+        alice.status()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_up_loads_older_history_from_the_server() {
     let server = TestServer::start().await;
     let bob = server.user("bob").await;

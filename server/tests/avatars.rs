@@ -189,7 +189,11 @@ async fn an_avatar_is_set_read_by_anyone_replaced_cleared_and_removed(b: Backend
     let path = format!("/api/rooms/{}/messages", c.room);
     let body = serde_json::json!({"text": "me", "attachments": [id]});
     let (status, v) = api(c.http, "POST", &path, Some(&alice), Some(body)).await;
-    assert_eq!((status, v["error"]["code"].as_u64()), (403, Some(413)), "{v}");
+    assert_eq!(
+        (status, v["error"]["code"].as_u64()),
+        (403, Some(413)),
+        "{v}"
+    );
 
     // A second avatar replaces the first, which is no longer served.
     clock.advance(Duration::from_millis(1_100));

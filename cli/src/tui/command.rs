@@ -75,6 +75,16 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "rooms whose name or topic contains TEXT",
     ),
     ("sticker", "/sticker [ID]", "send a sticker, or list them"),
+    (
+        "upload",
+        "/upload PATH",
+        "send a file (image, PDF, zip or text)",
+    ),
+    (
+        "download",
+        "/download ID [PATH]",
+        "save a file of a message (#ID after its name)",
+    ),
     ("topic", "/topic TEXT", "set the room's topic (admins)"),
     ("unban", "/unban USER", "lift a ban (admins)"),
 ];
@@ -125,6 +135,11 @@ pub enum Slash {
     Edit(Which, String),
     Delete(Which),
     Sticker(Option<String>),
+    /// Upload the file at this path and send it to the room.
+    Upload(String),
+    /// Save file `id` to a path (the state machine fills in the file's
+    /// own name when none is given and the file is in a loaded message).
+    Download(u64, Option<String>),
     Notifications,
     Read,
     Log,
@@ -159,6 +174,7 @@ impl Slash {
                 | Slash::Edit(..)
                 | Slash::Delete(_)
                 | Slash::Sticker(Some(_))
+                | Slash::Upload(_)
                 | Slash::Audit
                 | Slash::Profile(Some(_))
         )
@@ -309,6 +325,18 @@ pub fn parse(line: &str) -> Result<Slash, String> {
             [id] => Ok(Slash::Sticker(Some(id.trim_matches(':').to_owned()))),
             _ => Err(usage("sticker")),
         },
+        "upload" if rest.is_empty() => Err(usage("upload")),
+        "upload" => Ok(Slash::Upload(rest.trim_matches('"').to_owned())),
+        "download" => {
+            let id = args
+                .first()
+                .and_then(|a| a.trim_start_matches('#').parse::<u64>().ok());
+            match (id, args.len()) {
+                (Some(id), 1) => Ok(Slash::Download(id, None)),
+                (Some(id), 2) => Ok(Slash::Download(id, Some(args[1].clone()))),
+                _ => Err(usage("download")),
+            }
+        }
         "notifications" | "notifs" => none(Slash::Notifications),
         "read" => none(Slash::Read),
         "log" => none(Slash::Log),

@@ -292,12 +292,31 @@ impl App {
                 let which = self.my_last_message();
                 vec![Effect::Slash(self.current, Slash::Delete(which))]
             }
+            Slash::Download(id, None) => {
+                let path = self.file_name(id).unwrap_or_else(|| format!("file-{id}"));
+                vec![Effect::Slash(self.current, Slash::Download(id, Some(path)))]
+            }
             other if other.needs_room() && self.current.is_none() => {
                 self.error("no room selected: /join ROOM, /create NAME or /dm USER first");
                 vec![]
             }
             other => vec![Effect::Slash(self.current, other)],
         }
+    }
+
+    /// The name file `id` was uploaded under, if a loaded message carries
+    /// it — its last path component only, so that a name can never point
+    /// elsewhere.
+    fn file_name(&self, id: u64) -> Option<String> {
+        self.rooms
+            .iter()
+            .flat_map(|view| view.entries.values())
+            .find_map(|e| match &e.body {
+                Body::Message { files, .. } => files.iter().find(|f| f.id == id),
+                _ => None,
+            })
+            .and_then(|f| std::path::Path::new(&f.name).file_name())
+            .map(|n| n.to_string_lossy().into_owned())
     }
 
     /// The user's newest message in the current room, if loaded.

@@ -4,12 +4,15 @@
 //! [`Update`]s.
 
 use confab_sdk::{
-    Client, Error, ProfileUpdate, Role, RoomId, RoomInfo, UserEntry, UserId, UserRef, Visibility,
+    Client, Error, ProfileUpdate, RichText, Role, RoomId, RoomInfo, UserEntry, UserId, UserRef,
+    Visibility,
 };
 
 use super::command::{ProfileField, Slash, Which, COMMANDS};
 use super::effect::{Panel, Update};
 use crate::connect::{parse_room_id, resolve_room};
+use crate::files::{content_type_of, http_api};
+use crate::show::human_size;
 use crate::show::{clock, rfc3339, role_name};
 
 fn need(room: Option<RoomId>) -> Result<RoomId, Error> {
@@ -301,6 +304,42 @@ pub async fn slash(
         Slash::Sticker(Some(id)) => {
             client.send_sticker(need(room)?, &id).await?;
             vec![]
+        }
+        Slash::Upload(path) => {
+            let room = need(room)?;
+            let bytes = tokio::fs::read(&path).await?;
+            let name = std::path::Path::new(&path)
+                .file_name()
+                .map_or_else(|| path.clone(), |n| n.to_string_lossy().into_owned());
+            let stored = http_api(client)?
+                .upload(room, &name, content_type_of(&name), bytes)
+                .await?;
+            client
+                .send_files(room, &RichText::new(), &[stored.id])
+                .await?;
+            vec![Update::Done(format!(
+                "sent {name} ({}) as file #{}",
+                human_size(stored.size),
+                stored.id
+            ))]
+        }
+        Slash::Download(id, path) => {
+            let path = path.unwrap_or_else(|| format!("file-{id}"));
+            let api = http_api(client)?;
+            let mut out = tokio::fs::File::create(&path).await?;
+            let written = match api.download_to(id, &mut out).await {
+                Ok(n) => n,
+                Err(e) => {
+                    // Leave nothing half-written (or empty) behind.
+                    drop(out);
+                    let _ = tokio::fs::remove_file(&path).await;
+                    return Err(e);
+                }
+            };
+            vec![Update::Done(format!(
+                "saved file #{id} to {path} ({})",
+                human_size(written)
+            ))]
         }
         Slash::Notifications => {
             let page = client.notifications(None, 50, false).await?;

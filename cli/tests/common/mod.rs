@@ -34,6 +34,11 @@ impl TestServer {
             kdf_memory_kib: 64,
             kdf_iterations: 1,
             rate_limit_per_sec: 0,
+            // The HTTP API too, for /upload and /download.
+            http_listen: confab_server::config::values::Listen::On(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                0,
+            ))),
             ..Config::embedded(dir.path().to_path_buf())
         };
         let handle = confab_server::start(config.clone())
@@ -50,6 +55,12 @@ impl TestServer {
             config,
             url,
         }
+    }
+
+    /// The HTTP API's URL, `http://127.0.0.1:port`.
+    pub fn http_url(&self) -> String {
+        let handle = self.handle.as_ref().expect("the server runs");
+        format!("http://{}", handle.http_addr().expect("an HTTP listener"))
     }
 
     /// Stops the server (its clients see the connection drop).
