@@ -425,6 +425,21 @@ test("profile details and a password change that logs out the user's other sessi
   assert.equal(await bob.page.getByLabel("Email (only you see it)").inputValue(), "bob@example.com");
   assert.equal(await bob.page.getByLabel("Bio").inputValue(), "Drops tables.\nRarely.");
 
+  // An avatar: refused when it is not an image, then uploaded; alice sees it beside bob in the member list.
+  const avatarInput = bob.page.getByLabel(/Upload an avatar/);
+  await avatarInput.setInputFiles({ name: "evil.png", mimeType: "image/png", buffer: Buffer.from("MZ not an image") });
+  await bob.page.getByRole("alert").filter({ hasText: /type|image/i }).waitFor();
+  const png = Buffer.from(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360f80f0000010100015d5b2c8a0000000049454e44ae426082",
+    "hex",
+  );
+  await avatarInput.setInputFiles({ name: "me.png", mimeType: "image/png", buffer: png });
+  await bob.page.getByText("Avatar updated.").waitFor();
+  await bob.page.locator(".avatar-preview img.avatar-img").waitFor();
+  const bobsAvatar = alice.page.locator('.members [data-user="bob"] img.avatar-img');
+  await bobsAvatar.waitFor();
+  await until("bob's avatar to load", () => bobsAvatar.evaluate((el) => el.complete && el.naturalWidth === 1));
+
   // Alice logs in a second time elsewhere; changing her password here ends that session.
   const elsewhere = await person();
   await elsewhere.page.goto(server.base + "/");

@@ -1,12 +1,13 @@
 /**
  * Profiles and password change (SPEC.md §5.2.4, §5.2.5) as sections of the
  * profile page (extensions.profileSections): display name, bio and email
- * (the email is only ever shown to its owner), and a password change that
- * ends the user's other sessions.
+ * (the email is only ever shown to its owner), the avatar (avatar.tsx),
+ * and a password change that ends the user's other sessions.
  */
 
 import { useEffect, useState } from "preact/hooks";
 
+import { AvatarForm } from "./avatar";
 import { extensions } from "./extensions";
 import { app } from "./model";
 import { Feedback, useAction, useApp } from "./ui/common";
@@ -105,5 +106,6 @@ function PasswordForm() {
 
 extensions.profileSections.push(
   { id: "profile", title: "Profile details", render: () => <ProfileForm /> },
+  { id: "avatar", title: "Avatar", render: () => <AvatarForm /> },
   { id: "password", title: "Password", render: () => <PasswordForm /> },
 );

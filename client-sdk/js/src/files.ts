@@ -41,7 +41,7 @@ export class HttpError extends ConfabError {
     message: string,
     readonly reason: string | undefined,
   ) {
-    super("server", message, { code });
+    super("server", message, { code, serverMessage: message });
   }
 }
 
@@ -147,4 +147,39 @@ export async function fileLink(opts: FilesOptions, id: number): Promise<FileLink
   if (!r.ok) throw await errorOf(r.status, text);
   const j = JSON.parse(text) as { url: string; expires: number };
   return { url: absolute(opts.baseUrl, j.url), expires: j.expires };
+}
+
+/** The caller's avatar as the HTTP API answers a change to it: its file id, none when cleared. */
+export interface AvatarState {
+  /** The avatar's file id (any signed-in user may fetch it: {@link fileLink}); undefined when none. */
+  avatar?: number;
+}
+
+async function avatarRequest(opts: FilesOptions, method: "PUT" | "DELETE", body?: Blob): Promise<AvatarState> {
+  const headers: Record<string, string> = { Authorization: `Bearer ${opts.token}` };
+  if (body !== undefined && body.type !== "") headers["Content-Type"] = body.type;
+  const r = await fetch(absolute(opts.baseUrl, "/api/me/avatar"), { method, headers, ...(body ? { body } : {}) });
+  const text = await r.text();
+  if (!r.ok) throw await errorOf(r.status, text);
+  const j = JSON.parse(text) as { avatar?: number | null };
+  return typeof j.avatar === "number" ? { avatar: j.avatar } : {};
+}
+
+/**
+ * Makes the image `data` the caller's avatar (`PUT /api/me/avatar`,
+ * SPEC.md §13.6): PNG, JPEG, GIF or WebP, declared by `contentType` (else
+ * the Blob's type). Rejects with an {@link HttpError}: `FILE_REFUSED`
+ * (414) with `reason` `not_image`, `too_large`, `too_many_pixels`,
+ * `type_mismatch`, …; `PROFILE_RATE_LIMITED` (211); `UPLOAD_RATE_LIMITED`
+ * (417).
+ */
+export async function setAvatar(opts: FilesOptions, data: Blob | Uint8Array, contentType?: string): Promise<AvatarState> {
+  const type = contentType ?? (data instanceof Blob ? data.type : "");
+  const bytes = data instanceof Uint8Array ? (data as Uint8Array<ArrayBuffer>) : data;
+  return avatarRequest(opts, "PUT", new Blob([bytes], { type }));
+}
+
+/** Removes the caller's avatar (`DELETE /api/me/avatar`). */
+export async function clearAvatar(opts: FilesOptions): Promise<AvatarState> {
+  return avatarRequest(opts, "DELETE");
 }

@@ -4,6 +4,7 @@ import type { Member } from "@confab/sdk";
 import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 
+import { MemberAvatar } from "../avatar";
 import { extensions } from "../extensions";
 import { parseMarkup, toMarkup } from "../markup";
 import { app, describe, errorCode, presenceOf, systemText, type Item, type RoomState } from "../model";
@@ -464,6 +465,7 @@ function MemberRow(props: { m: Member; me: number }) {
   return (
     <li class="member" data-user={m.username} data-presence={p}>
       <PresenceDot presence={p} />
+      <MemberAvatar user={m.user} name={name} />
       <span class="member-name" title={`@${m.username}`}>
         {name}
         {name !== m.username ? <span class="muted member-username"> @{m.username}</span> : null}

@@ -3,6 +3,7 @@
 import type { RoomLogItem } from "@confab/sdk";
 import { useEffect, useState } from "preact/hooks";
 
+import { AvatarImage } from "../avatar";
 import { extensions } from "../extensions";
 import { app, describe, errorCode, notificationText } from "../model";
 import { navigate } from "../router";
@@ -197,9 +198,13 @@ export function ProfilePage() {
     <main class="page narrow" id="main">
       <h1>Profile and settings</h1>
       <section class="card profile">
-        <div class="avatar big" aria-hidden="true">
-          {a.nameOf(me.user, me.username).slice(0, 1).toUpperCase()}
-        </div>
+        {a.profile?.avatar !== undefined ? (
+          <AvatarImage id={a.profile.avatar} name={a.nameOf(me.user, me.username)} size={64} />
+        ) : (
+          <div class="avatar big" aria-hidden="true">
+            {a.nameOf(me.user, me.username).slice(0, 1).toUpperCase()}
+          </div>
+        )}
         <div>
           <h2>{a.nameOf(me.user, me.username)}</h2>
           <p class="muted">

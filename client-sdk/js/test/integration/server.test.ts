@@ -14,6 +14,8 @@ import {
   fileLink,
   httpBaseOf,
   uploadFile,
+  setAvatar,
+  clearAvatar,
   type ConnectionState,
   type RoomEvent,
   type WebSocketConstructor,
@@ -279,6 +281,17 @@ describe("against a real confabd", () => {
     expect(page.events[0]?.body).toMatchObject({ attachments: [described] });
     expect(await code(alice.c.sendFiles(room.id, "again", [file.id]))).toBe(413);
     expect(await code(alice.c.sendFiles(room.id, "", [file.id + 1000]))).toBe(412);
+
+    // An avatar: set from a PNG, shown in the profile, readable by another
+    // signed-in user, refused when it is not an image, cleared.
+    const set = await setAvatar(opts, png, "image/png");
+    expect(set.avatar).toBeGreaterThan(0);
+    expect((await outsider.c.getProfile(alice.session.user)).avatar).toBe(set.avatar);
+    const seenByOutsider = await fileLink({ baseUrl: opts.baseUrl, token: outsider.session.token }, set.avatar ?? 0);
+    expect(new Uint8Array(await (await fetch(seenByOutsider.url)).arrayBuffer())).toEqual(png);
+    expect(await refused(setAvatar(opts, exe, "image/png"))).toEqual([414, "type_mismatch"]);
+    expect(await clearAvatar(opts)).toEqual({});
+    expect((await alice.c.getProfile(alice.session.user)).avatar).toBeUndefined();
   });
 
   it("pages through history, newest first, without gaps", async () => {
