@@ -59,7 +59,7 @@ impl ArbOp {
     fn op(self) -> WriteOp {
         let (room, user, other) = (RoomId(self.a), UserId(self.b), UserId(self.c));
         let role = [Role::Member, Role::Admin, Role::Owner][usize::from(self.small % 3)];
-        match self.tag % 19 {
+        match self.tag % 22 {
             0 => WriteOp::CreateRoom {
                 room,
                 name: self.s1,
@@ -142,6 +142,18 @@ impl ArbOp {
                 room,
                 low: user,
                 high: other,
+            },
+            18 => WriteOp::AttachFiles {
+                room,
+                seq: Seq(self.b),
+                files: self.bytes.iter().map(|&b| u64::from(b) ^ self.c).collect(),
+            },
+            19 => WriteOp::ReleaseFiles {
+                files: self.bytes.iter().map(|&b| u64::from(b) ^ self.a).collect(),
+            },
+            20 => WriteOp::DropMessageFiles {
+                room,
+                seq: Seq(self.c),
             },
             _ => WriteOp::Audit(AuditEntry {
                 at: self.c,
