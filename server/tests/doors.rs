@@ -473,6 +473,18 @@ async fn malformed_upgrades_get_clear_http_statuses() {
     .await;
     let message = assert_api_error(status, &body, 400, ErrorCode::MalformedFrame);
     assert!(message.contains("Sec-WebSocket-Key"), "{message}");
+    // A key that is not 16 bytes in base64.
+    for key in ["not a key", "dGVzdA=="] {
+        let headers = [
+            upgrade[0],
+            upgrade[1],
+            ("sec-websocket-key", key),
+            ("sec-websocket-version", "13"),
+        ];
+        let (status, _, body) = http(addr, "GET", "/ws", &headers, b"").await;
+        let message = assert_api_error(status, &body, 400, ErrorCode::MalformedFrame);
+        assert!(message.contains("Sec-WebSocket-Key"), "{key}: {message}");
+    }
     // A version this server does not speak: 400 naming the one it does.
     let headers = [
         upgrade[0],

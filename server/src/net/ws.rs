@@ -193,6 +193,18 @@ pub(crate) fn accept_upgrade(
             }
         }
     }
+    if let Some(key) = req.headers().get("sec-websocket-key") {
+        if !is_websocket_key(key.as_bytes()) {
+            return Err(Box::new(
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::MalformedFrame,
+                    "bad WebSocket upgrade: Sec-WebSocket-Key must be 16 bytes in base64 (24 characters, RFC 6455 §4.1)",
+                )
+                .into_response(),
+            ));
+        }
+    }
     match fastwebsockets::upgrade::upgrade(req) {
         Ok((response, upgrade)) => Ok((response.map(Body::new), upgrade)),
         Err(e) => {
@@ -211,6 +223,15 @@ pub(crate) fn accept_upgrade(
             Err(Box::new(resp))
         }
     }
+}
+
+/// Whether `key` is what RFC 6455 §4.1 asks a client to send: a 16-byte
+/// value in base64, which is 22 characters of the base64 alphabet and `==`.
+/// fastwebsockets hashes whatever it is given; a client that sends
+/// anything else is not speaking WebSocket.
+fn is_websocket_key(key: &[u8]) -> bool {
+    let b64 = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    key.len() == 24 && key[..22].iter().all(b64) && &key[22..] == b"=="
 }
 
 /// Runs one protocol session over an upgraded connection: takes the raw
@@ -523,6 +544,24 @@ impl FrameSource for WsFrames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_websocket_key_is_sixteen_bytes_in_base64() {
+        // RFC 6455's own example key, and one with `+` and `/`.
+        assert!(is_websocket_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(is_websocket_key(b"AQIDBAUGBwgJCgsMDQ4+/w=="));
+        for bad in [
+            &b""[..],
+            b"dGVzdA==",                  // 4 bytes
+            b"dGhlIHNhbXBsZSBub25jZQ",    // no padding
+            b"dGhlIHNhbXBsZSBub25jZQ=x",  // bad padding
+            b"dGhlIHNhbXBsZSBub25jZ!==",  // not the alphabet
+            b"dGhlIHNhbXBsZSBub25jZQ===", // too long
+            b"dGhlIHNhbXBsZSBub25jZQ-_=", // base64url
+        ] {
+            assert!(!is_websocket_key(bad), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 
     #[test]
     fn close_codes_follow_the_protocol_code() {
