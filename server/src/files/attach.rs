@@ -1,5 +1,6 @@
 //! Attaching uploaded files to a message (SPEC.md §13.5): the session
-//! claims each file the message names before the room sees the message;
+//! claims each file the message names before the room sees the message
+//! (one statement, which also returns the file's description);
 //! the message's batch then attaches them (`WriteOp::AttachFiles`), and a
 //! refused message gives its claims back (`WriteOp::ReleaseFiles`).
 
@@ -49,36 +50,35 @@ async fn claim_one(
     id: u64,
 ) -> Result<Attachment, (ErrorCode, String)> {
     let claim = store.claim_file(id, user, room).await;
-    if let Err(why) = claim.map_err(|_| unavailable())? {
-        let (code, message) = match why {
-            ClaimRefused::Unknown => (ErrorCode::UnknownFile, "does not exist or was deleted"),
-            ClaimRefused::NotUploader => (
-                ErrorCode::AttachmentNotYours,
-                "was uploaded by someone else",
-            ),
-            ClaimRefused::OtherRoom => (
-                ErrorCode::AttachmentNotYours,
-                "was uploaded to another room",
-            ),
-            ClaimRefused::AlreadyAttached => (
-                ErrorCode::AttachmentNotYours,
-                "is attached to another message",
-            ),
-        };
-        return Err((code, format!("file {id} {message}")));
-    }
-    match store.file(id).await {
-        Ok(Some(f)) => Ok(Attachment {
-            id,
-            name: f.file.name,
-            content_type: f.file.content_type,
-            size: f.file.size,
-            width: f.file.width,
-            height: f.file.height,
-        }),
-        // Claimed a moment ago, so it exists: the store cannot answer.
-        Ok(None) | Err(_) => Err(unavailable()),
-    }
+    let why = match claim.map_err(|_| unavailable())? {
+        Ok(f) => {
+            return Ok(Attachment {
+                id,
+                name: f.file.name,
+                content_type: f.file.content_type,
+                size: f.file.size,
+                width: f.file.width,
+                height: f.file.height,
+            })
+        }
+        Err(why) => why,
+    };
+    let (code, message) = match why {
+        ClaimRefused::Unknown => (ErrorCode::UnknownFile, "does not exist or was deleted"),
+        ClaimRefused::NotUploader => (
+            ErrorCode::AttachmentNotYours,
+            "was uploaded by someone else",
+        ),
+        ClaimRefused::OtherRoom => (
+            ErrorCode::AttachmentNotYours,
+            "was uploaded to another room",
+        ),
+        ClaimRefused::AlreadyAttached => (
+            ErrorCode::AttachmentNotYours,
+            "is attached to another message",
+        ),
+    };
+    Err((code, format!("file {id} {message}")))
 }
 
 /// Gives claims back through the batch writer (in order after anything

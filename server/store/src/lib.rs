@@ -679,7 +679,8 @@ pub trait FileStore: Send + Sync + 'static {
     async fn file(&self, id: u64) -> StoreResult<Option<FileRecord>>;
     /// Claims file `id` for a message `uploader` is sending in `room`:
     /// only the uploader, only in the file's room, only a live file that
-    /// no message references. Atomic: of two claims one wins. The claim
+    /// no message references; returns the file as claimed (in one
+    /// statement). Atomic: of two claims one wins. The claim
     /// ends with the message's `WriteOp::AttachFiles`, or its
     /// `WriteOp::ReleaseFiles` when the message is refused.
     async fn claim_file(
@@ -687,7 +688,7 @@ pub trait FileStore: Send + Sync + 'static {
         id: u64,
         uploader: UserId,
         room: RoomId,
-    ) -> StoreResult<Result<(), ClaimRefused>>;
+    ) -> StoreResult<Result<FileRecord, ClaimRefused>>;
     /// Housekeeping: marks deleted the files whose message is a tombstone,
     /// those never referenced that were uploaded before `cutoff` (a claim
     /// still held then is one whose message never committed), and avatars

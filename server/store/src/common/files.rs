@@ -100,7 +100,7 @@ impl<B: Backend> FileStore for B {
         id: u64,
         uploader: UserId,
         room: RoomId,
-    ) -> StoreResult<Result<(), ClaimRefused>> {
+    ) -> StoreResult<Result<FileRecord, ClaimRefused>> {
         let Some(db_id) = to_db_opt(id) else {
             return Ok(Err(ClaimRefused::Unknown));
         };
@@ -111,10 +111,10 @@ impl<B: Backend> FileStore for B {
         ];
         let claimed = self
             .writer()
-            .execute("claim_file", sql::CLAIM_FILE, &args)
+            .row("claim_file", sql::CLAIM_FILE, &args)
             .await?;
-        if claimed == 1 {
-            return Ok(Ok(()));
+        if let Some(row) = claimed {
+            return file(&row).map(Ok);
         }
         // Refused: say why, from the row as it is now (read on the writer,
         // which has seen the claim's snapshot).

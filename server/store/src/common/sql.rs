@@ -381,8 +381,16 @@ pub const INSERT_FILE: &str = "INSERT INTO files (room_id, uploader_id, name, co
      VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, 0), NULLIF($8, 0), $9) RETURNING id";
 
 /// `$1` file id.
-pub const FILE_BY_ID: &str = "SELECT id, room_id, uploader_id, name, content_type, size, \
-     sha256, width, height, created_at, message_seq, deleted, avatar FROM files WHERE id = $1";
+pub const FILE_BY_ID: &str = concat!("SELECT ", file_columns!(), " FROM files WHERE id = $1");
+
+/// A file row's columns, as `common::files` reads them.
+macro_rules! file_columns {
+    () => {
+        "id, room_id, uploader_id, name, content_type, size, \
+         sha256, width, height, created_at, message_seq, deleted, avatar"
+    };
+}
+use file_columns;
 
 /// [`INSERT_FILE`]'s arguments (`$1` room: 0), for an avatar.
 pub const INSERT_AVATAR_FILE: &str = "INSERT INTO files (room_id, uploader_id, name, \
@@ -399,9 +407,13 @@ pub const RETIRE_AVATARS: &str = "UPDATE files SET deleted = TRUE \
      WHERE uploader_id = $1 AND avatar AND NOT deleted AND id <> $2";
 
 /// `$1` file, `$2` uploader, `$3` room: the claim of a message being sent.
-pub const CLAIM_FILE: &str = "UPDATE files SET message_seq = 0 \
+/// Returns the claimed file (`FILE_BY_ID`'s columns), none when refused.
+pub const CLAIM_FILE: &str = concat!(
+    "UPDATE files SET message_seq = 0 \
      WHERE id = $1 AND uploader_id = $2 AND room_id = $3 \
-       AND message_seq IS NULL AND NOT deleted";
+       AND message_seq IS NULL AND NOT deleted RETURNING ",
+    file_columns!()
+);
 
 /// `$1` file, `$2` its room, `$3` the message's seq (`WriteOp::AttachFiles`).
 pub const ATTACH_FILE: &str = "UPDATE files SET message_seq = $3 \
