@@ -278,7 +278,10 @@ impl<K: Hash + Eq> Counter<K> {
 mod tests {
     use super::*;
 
+    /// A guard on `clock`, frozen so that only `advance` moves it (a
+    /// running clock made retry-afters read 999 ms instead of 1 s).
     fn guard(clock: &Clock) -> LoginGuard {
+        clock.freeze();
         LoginGuard::new(
             GuardLimits {
                 per_address: 3,
