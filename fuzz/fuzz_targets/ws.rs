@@ -15,7 +15,8 @@
 //! - *handshake* (mode 2): bytes parsed as an HTTP request (as hyper
 //!   does) and put through the upgrade checks: the answer is 101 with the
 //!   right `Sec-WebSocket-Accept` exactly when the request is an upgrade
-//!   with a key, version 13 and an allowed origin; otherwise an error in
+//!   with a key of 16 bytes in base64, version 13 and an allowed origin;
+//!   otherwise an error in
 //!   the API's JSON shape.
 
 #![no_main]
@@ -286,8 +287,15 @@ fn check_handshake(pick: u8, bytes: &[u8]) {
     let origin_ok =
         origins.is_empty() || first(&headers, "origin").is_none_or(|o| o == ALLOWED.as_bytes());
     let key = first(&headers, "sec-websocket-key");
+    // RFC 6455 §4.1: the key is 16 bytes in base64 (a non-zero remainder in
+    // the last character's unused bits is still base64 of 16 bytes).
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    );
+    let key_ok = key.is_some_and(|k| lenient.decode(k).is_ok_and(|b| b.len() == 16));
     let version_ok = first(&headers, "sec-websocket-version") == Some(&b"13"[..]);
-    let want = match (upgrade, origin_ok, key.is_some() && version_ok) {
+    let want = match (upgrade, origin_ok, key_ok && version_ok) {
         (false, _, _) => 426,
         (true, false, _) => 403,
         (true, true, false) => 400,
