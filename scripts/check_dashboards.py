@@ -10,6 +10,14 @@ Prometheus rejects it, if it returns no series, or if it names a metric
 that Prometheus has never scraped. Bounded: the whole check stops itself
 after CHECK_TIMEOUT seconds.
 
+The cluster dashboard (confab-cluster.json) needs cluster nodes: two
+confabd nodes in cluster mode (a throwaway database on the Postgres of
+DATABASE_URL, else postgres://postgres@127.0.0.1:5432; a nats-server of
+their own on a spare port) with a second confab-loadgen on one of them, so
+that commands are forwarded between them. Without Postgres or nats-server
+that dashboard is skipped and says so; with CONFAB_REQUIRE_POSTGRES=1 it
+fails instead.
+
 Run by scripts/check-dashboards (which installs Prometheus and builds the
 binaries); expects target/debug/confabd and target/debug/confab-loadgen.
 """
@@ -88,6 +96,84 @@ def grafana_vars(expr):
     return expr.replace("$__rate_interval", "30s").replace("$__interval", "5s")
 
 
+def admin_database_url():
+    """The Postgres to create the cluster's throwaway database on."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        url = "postgres://postgres@127.0.0.1:5432/postgres"
+    return urllib.parse.urlsplit(url)._replace(path="/postgres").geturl()
+
+
+def psql(url, sql):
+    return subprocess.run(["psql", url, "-qAtc", sql], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, timeout=20)
+
+
+def partitions_owned(admin):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0
+    m = re.search(r"^confab_cluster_partitions_owned (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0
+
+
+def start_cluster(spawn, tmp, confabd, loadgen):
+    """Two cluster nodes and a load generator on the first; returns the
+    nodes' metrics addresses and the database to drop, or None and why."""
+    nats = shutil.which("nats-server") or ("/usr/sbin/nats-server" if os.access("/usr/sbin/nats-server", os.X_OK) else None)
+    if not nats:
+        return None, "no nats-server binary", None
+    if not shutil.which("psql"):
+        return None, "no psql", None
+    admin_url = admin_database_url()
+    db = f"confab_dashboards_{os.getpid()}"
+    r = psql(admin_url, f"CREATE DATABASE {db}")
+    if r.returncode != 0:
+        return None, f"no Postgres at {admin_url}: {r.stderr.strip()}", None
+    db_url = urllib.parse.urlsplit(admin_url)._replace(path=f"/{db}").geturl()
+    nats_port, a, a_admin, b, b_admin = free_ports(5)
+    spawn("nats-server", [nats, "-a", "127.0.0.1", "-p", str(nats_port)])
+    wait_port(nats_port, 10, "nats-server")
+    env = {**{k: v for k, v in os.environ.items()
+              if k not in ("DATABASE_URL", "CONFAB_DATABASE_URL")}, "RUST_LOG": "warn"}
+    def node(name, port, admin):
+        spawn(f"confabd-{name}", [
+            confabd,
+            "--cluster-nats", f"nats://127.0.0.1:{nats_port}",
+            "--node-id", f"dash-{name}",
+            # Two partitions (room id modulo 2): the rooms alternate
+            # between them, so node b's join moves half of them.
+            "--cluster-partitions", "2",
+            "--database-url", db_url,
+            "--listen", f"127.0.0.1:{port}",
+            "--metrics-listen", f"127.0.0.1:{admin}",
+            "--http-listen", "off",
+            "--data-dir", os.path.join(tmp, f"cluster-{name}"),
+            "--kdf-memory-kib", "8", "--kdf-iterations", "1",
+        ], env=env)
+        wait_port(port, 30, f"cluster node {name}")
+
+    # A node creates rooms in partitions it owns: the load starts on node a
+    # alone, then node b joins and takes half the partitions over, so that
+    # node a forwards the commands for the rooms that moved to b over NATS.
+    node("a", a, a_admin)
+    spawn("loadgen-cluster", [
+        loadgen, "mixed",
+        "--url", f"confab://127.0.0.1:{a}",
+        "--metrics-listen", "off",
+        "--prefix", "dashc",
+        "--rooms", "8", "--members", "3", "--rate", "200",
+        "--churn-rate", "2", "--history-rate", "5",
+        "--warmup", "1", "--duration", str(LOAD_SECONDS), "--drain", "1",
+        "--max-seconds", "100",
+    ])
+    time.sleep(3)
+    node("b", b, b_admin)
+    return [f"127.0.0.1:{a_admin}", f"127.0.0.1:{b_admin}"], None, (admin_url, db)
+
+
 METRIC = re.compile(r"\b((?:confab|process)_[a-z0-9_]+)\b")
 
 
@@ -99,6 +185,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="confab-dashboards-")
     procs = []
     logs = {}
+    database = None
 
     def spawn(name, args, **kw):
         log = open(os.path.join(tmp, f"{name}.log"), "w")
@@ -128,6 +215,12 @@ def main():
         wait_port(server, 30, "confabd")
         wait_port(admin, 10, "confabd's admin listener")
 
+        cluster, skip_cluster, database = start_cluster(spawn, tmp, confabd, loadgen)
+        if skip_cluster:
+            if os.environ.get("CONFAB_REQUIRE_POSTGRES") == "1":
+                raise SystemExit(f"the cluster dashboard needs Postgres and nats-server: {skip_cluster}")
+            print(f"SKIPPED (no cluster: {skip_cluster}): confab-cluster.json")
+
         with open(os.path.join(ROOT, "grafana/prometheus.yml")) as f:
             config = f.read()
         config = (config.replace("127.0.0.1:9464", f"127.0.0.1:{admin}")
@@ -135,6 +228,15 @@ def main():
                   .replace("scrape_interval: 5s", "scrape_interval: 1s"))
         assert f"127.0.0.1:{admin}" in config and f"127.0.0.1:{lg_metrics}" in config, \
             "grafana/prometheus.yml no longer scrapes 127.0.0.1:9464 and 127.0.0.1:9465"
+        # The cluster job's targets (README's three nodes) become this
+        # run's nodes, or go when there is no cluster.
+        readme_nodes = '["127.0.0.1:9466", "127.0.0.1:9467", "127.0.0.1:9468"]'
+        assert readme_nodes in config, \
+            "grafana/prometheus.yml no longer scrapes the cluster nodes 127.0.0.1:9466-9468"
+        if cluster:
+            config = config.replace(readme_nodes, json.dumps(cluster))
+        else:
+            config = config[:config.index("  # One series per node")]
         prom_config = os.path.join(tmp, "prometheus.yml")
         with open(prom_config, "w") as f:
             f.write(config)
@@ -176,6 +278,8 @@ def main():
         checked = 0
         dashboards = sorted(glob.glob(os.path.join(ROOT, "grafana/dashboards/*.json")))
         assert dashboards, "no dashboards found"
+        if not cluster:
+            dashboards = [d for d in dashboards if os.path.basename(d) != "confab-cluster.json"]
         pending = []
         for path in dashboards:
             with open(path) as f:
@@ -227,6 +331,8 @@ def main():
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if database:
+            psql(database[0], f"DROP DATABASE IF EXISTS {database[1]} WITH (FORCE)")
         shutil.rmtree(tmp, ignore_errors=True)
 
 

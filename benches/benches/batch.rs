@@ -29,6 +29,7 @@ fn message(room: RoomId, seq: u64) -> WriteRequest {
         ack: None,
         deliver: Vec::new(),
         notify: None,
+        fence: None,
     }
 }
 
@@ -54,6 +55,7 @@ async fn writer(store: Arc<dyn Store>, room: RoomId) -> BatchHandle {
             max_items: 1024,
             max_delay: Duration::ZERO,
             min_interval: Duration::ZERO,
+            lanes: 1,
         },
     );
     handle

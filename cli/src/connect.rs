@@ -15,7 +15,10 @@ pub const DEFAULT_URL: &str = "confab://127.0.0.1:7400";
 /// Where to connect and how to trust TLS (the global flags).
 #[derive(Debug, Clone, Default)]
 pub struct Target {
-    /// `--url` or `CONFAB_URL`, if given.
+    /// `--url` or `CONFAB_URL`, if given: one server's URL, or the nodes
+    /// of one cluster comma-separated (passed as they are to
+    /// [`Client::connect`], which tries them in order and moves on to the
+    /// next after losing one).
     pub url: Option<String>,
     /// `--ca-cert`: a PEM file to trust instead of the public CAs.
     pub ca_cert: Option<std::path::PathBuf>,
@@ -24,13 +27,16 @@ pub struct Target {
 }
 
 impl Target {
-    /// The URL to use: the flag, else the stored session's server, else
-    /// [`DEFAULT_URL`].
+    /// The URL (or comma-separated URLs) to use: the flag, else the
+    /// stored session's server, else [`DEFAULT_URL`]; a list written
+    /// with spaces after its commas is the same list without them.
     pub fn url(&self, stored: Option<&Stored>) -> String {
-        self.url
+        let url = self
+            .url
             .clone()
             .or_else(|| stored.map(|s| s.url.clone()))
-            .unwrap_or_else(|| DEFAULT_URL.to_owned())
+            .unwrap_or_else(|| DEFAULT_URL.to_owned());
+        normalize(&url)
     }
 
     /// Connect options with the TLS trust asked for.
@@ -55,7 +61,7 @@ impl Target {
     pub async fn connect_stored(&self, follow: bool) -> Result<(Client, Stored), Failure> {
         let stored = session::load().ok_or_else(Failure::not_logged_in)?;
         let url = self.url(Some(&stored));
-        if url != stored.url {
+        if url != normalize(&stored.url) {
             return Err(Failure::new(
                 Kind::Auth,
                 format!(
@@ -71,6 +77,23 @@ impl Target {
         let client = Client::connect(&url, options).await?;
         Ok((client, stored))
     }
+}
+
+/// `urls` with each comma-separated URL trimmed and empty entries left
+/// out, so that `a, b` and `a,b` name the same servers (and the same
+/// stored session). Anything else — order, scheme, host — is left to
+/// [`Client::connect`] to parse and report.
+pub fn normalize(urls: &str) -> String {
+    let list: Vec<&str> = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    if list.is_empty() {
+        // Nothing to connect to: let the SDK say so.
+        return urls.to_owned();
+    }
+    list.join(",")
 }
 
 /// How long-running modes (tail, the UI) reconnect.
@@ -160,5 +183,16 @@ mod tests {
         assert_eq!(flag.url(Some(&stored)), "ws://flag:2/ws");
         assert_eq!(Target::default().url(Some(&stored)), "confab://stored:1");
         assert_eq!(Target::default().url(None), DEFAULT_URL);
+    }
+
+    #[test]
+    fn a_list_of_servers_is_kept_in_order_without_spaces() {
+        let flag = Target {
+            url: Some(" confab://a:1 , confab://b:2,,confab://c:3 ".into()),
+            ..Target::default()
+        };
+        assert_eq!(flag.url(None), "confab://a:1,confab://b:2,confab://c:3");
+        assert_eq!(normalize("confab://a:1"), "confab://a:1");
+        assert_eq!(normalize(" , "), " , ", "left for the SDK to refuse");
     }
 }

@@ -28,8 +28,10 @@ pub fn http_api(client: &Client) -> Result<HttpApi, Error> {
     })
 }
 
-/// `confab://host:port/…` → `http://host:7480`.
+/// `confab://host:port/…` → `http://host:7480`; of a comma-separated
+/// list (a cluster's nodes), the first's host.
 fn default_http_url(url: &str) -> String {
+    let url = url.split(',').map(str::trim).next().unwrap_or(url);
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split('/').next().unwrap_or(rest);
     let host = match authority.rsplit_once(':') {
@@ -77,6 +79,10 @@ mod tests {
             "http://127.0.0.1:7480"
         );
         assert_eq!(default_http_url("confab://[::1]:7400"), "http://[::1]:7480");
+        assert_eq!(
+            default_http_url("confab://node-a:7400,confab://node-b:7400"),
+            "http://node-a:7480"
+        );
     }
 
     #[test]

@@ -22,9 +22,12 @@ use confab_cli::tui;
 #[command(name = "confab", version)]
 struct Cli {
     /// Server URL: confab://host:port, confabs://host:port (TLS),
-    /// ws://host:port/ws or wss://host:port/ws. Defaults to the stored
-    /// session's server, else confab://127.0.0.1:7400.
-    #[arg(long, env = "CONFAB_URL", global = true)]
+    /// ws://host:port/ws or wss://host:port/ws. For a cluster, its nodes
+    /// comma-separated (confab://h:7400,confab://h:7401): the first that
+    /// answers is used; after losing it, the same node is tried first,
+    /// then the next after each failed attempt. Defaults to the stored
+    /// session's server(s), else confab://127.0.0.1:7400.
+    #[arg(long, env = "CONFAB_URL", global = true, value_name = "URL[,URL…]")]
     url: Option<String>,
     /// Trust this PEM certificate (a self-signed server's, or a private
     /// CA) for confabs:// and wss://.

@@ -275,3 +275,77 @@ async fn a_revoked_or_invalid_token_asks_to_log_in_again_and_logout_forgets_it()
     assert_eq!(out.status.code(), Some(4));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_urls_use_the_first_that_answers_and_tail_follows_it_back() {
+    let mut server = TestServer::start().await;
+    let (_alice, bob, room) = server.alice_and_bob_in("general").await;
+    // The first node of the list is down (a port bound, then freed); the
+    // second is the server. Spaces after the comma are allowed.
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let list = format!("confab://127.0.0.1:{down}, {}", server.url);
+    let home = Home::new(&list);
+    home.login("alice").await;
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.session_file()).expect("stored"))
+            .expect("JSON");
+    assert_eq!(
+        stored["url"],
+        format!("confab://127.0.0.1:{down},{}", server.url),
+        "the session is for the whole list"
+    );
+
+    // A command with the list reaches the server through its second URL…
+    let out = home.run(&["send", "general", "via", "the", "second"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let ev = room_event(&bob, |b| matches!(b, EventBody::Message { .. })).await;
+    assert_eq!(ev.body, EventBody::text("via the second"));
+    // …and so does one without --url, from the stored list.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab"))
+        .env_remove("CONFAB_URL")
+        .env("XDG_CONFIG_HOME", home.config())
+        .env("HOME", home.config())
+        .args(["history", "general", "-n", "1"])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(WAIT, out)
+        .await
+        .expect("history in time")
+        .expect("history runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).ends_with("alice: via the second\n"));
+
+    // tail follows: when the server goes away it tries again round the
+    // list (the server, then the dead first URL, then the server) and
+    // prints what was sent once it is back.
+    let mut child = home
+        .command(&["tail", "general", "-n", "1", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn tail");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert_eq!(next(&mut lines).await["text"], "via the second");
+    server.shut_down().await;
+    server.start_again().await;
+    let bob = confab_sdk::Client::connect(&server.url, confab_sdk::ConnectOptions::new())
+        .await
+        .expect("bob connects again");
+    bob.login("bob", common::PASSWORD)
+        .await
+        .expect("bob logs in");
+    bob.send_message(room.id, "after the restart")
+        .await
+        .expect("send");
+    let ev = next(&mut lines).await;
+    assert_eq!(ev["text"], "after the restart", "{ev}");
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "tail runs until interrupted"
+    );
+    child.kill().await.expect("kill tail");
+    server.stop().await;
+}

@@ -15,11 +15,10 @@ use confab_protocol::{
 use confab_protocol::{Profile, ProfileUpdate};
 
 use crate::connection::establish;
-use crate::endpoint::Endpoint;
 use crate::event::{self, Elapsed, Event, Events};
 use crate::options::{redacted, ConnectOptions};
 use crate::rich::RichText;
-use crate::supervisor::{Command, IdGen, State, Supervisor};
+use crate::supervisor::{may_reconnect_after, Command, IdGen, State, Supervisor};
 use crate::tracker::SeqTracker;
 use crate::Error;
 
@@ -173,24 +172,45 @@ impl Client {
     /// Connects to `url` (`confab://host:port`), sends HELLO and waits for
     /// WELCOME, all within [`ConnectOptions::connect_timeout`].
     ///
+    /// `url` may list several servers, comma-separated (the nodes of one
+    /// cluster: `confab://127.0.0.1:7400,confab://127.0.0.1:7401`): they
+    /// are tried in order, each within the connect timeout, until one
+    /// answers WELCOME; the error is the last one's. After a disconnect the
+    /// client reconnects to the same server first and moves on to the next
+    /// one (round the list) after each failed attempt. A server's refusal
+    /// that no retry can mend (a rejected token) ends the tries at once.
+    ///
     /// With [`ConnectOptions::token`] the connection is authenticated at
     /// once; an invalid or expired token fails with [`Error::Server`] code
     /// `INVALID_TOKEN`. Must be called within a Tokio runtime.
     pub async fn connect(url: &str, options: ConnectOptions) -> Result<Client, Error> {
-        let endpoint = Endpoint::parse(url)?;
+        let mut endpoints = crate::endpoint::parse_list(url)?;
         let mut tracker = SeqTracker::new();
         for p in &options.resume {
             tracker.raise(p.room, p.after);
         }
         let mut ids = IdGen::default();
-        let hello = Supervisor::hello(options.token.clone(), tracker.resume_points());
-        let hello_id = ids.next(|_| false);
-        let live = tokio::time::timeout(
-            options.connect_timeout,
-            establish(&endpoint, hello, hello_id, options.dial()),
-        )
-        .await
-        .map_err(|_| Error::Timeout)??;
+        let mut tried = Err(Error::Timeout);
+        let mut current = 0;
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            let hello = Supervisor::hello(options.token.clone(), tracker.resume_points());
+            let hello_id = ids.next(|_| false);
+            tried = tokio::time::timeout(
+                options.connect_timeout,
+                establish(endpoint, hello, hello_id, options.dial()),
+            )
+            .await
+            .unwrap_or(Err(Error::Timeout));
+            current = i;
+            match &tried {
+                Ok(_) => break,
+                Err(e) if e.raw_code().is_some_and(|c| !may_reconnect_after(c)) => break,
+                Err(e) => tracing::debug!(%endpoint, error = %e, "connect failed"),
+            }
+        }
+        let live = tried?;
+        // The list from the server connected to, which reconnects try first.
+        endpoints.rotate_left(current);
 
         let (state_tx, state) =
             watch::channel(State::new(live.welcome.clone(), options.token.clone()));
@@ -202,9 +222,10 @@ impl Client {
         });
         let (events_tx, events_rx) = mpsc::channel(capacity);
         let request_timeout = options.request_timeout;
-        let http = crate::http::HttpApi::for_endpoint(&endpoint, &options).ok_or(url.to_owned());
+        let http =
+            crate::http::HttpApi::for_endpoint(&endpoints[0], &options).ok_or(url.to_owned());
         let supervisor = Supervisor::new(
-            endpoint,
+            endpoints,
             options,
             commands_rx,
             events_tx,
@@ -267,7 +288,7 @@ impl Client {
     pub async fn register(&self, username: &str, password: &str) -> Result<Session, Error> {
         let req = Request::Register {
             username: username.to_owned(),
-            password: password.to_owned(),
+            password: password.into(),
         };
         match self.request(req).await? {
             ServerMsg::Session {
@@ -287,7 +308,7 @@ impl Client {
     pub async fn login(&self, username: &str, password: &str) -> Result<Session, Error> {
         let req = Request::Login {
             username: username.to_owned(),
-            password: password.to_owned(),
+            password: password.into(),
         };
         match self.request(req).await? {
             ServerMsg::Session {

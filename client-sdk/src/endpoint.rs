@@ -99,6 +99,21 @@ impl Endpoint {
     }
 }
 
+/// A comma-separated list of server URLs (the nodes of one cluster), in
+/// the order to try them; one URL is a list of one.
+pub(crate) fn parse_list(urls: &str) -> Result<Vec<Endpoint>, Error> {
+    let endpoints = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(Endpoint::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    if endpoints.is_empty() {
+        return Err(invalid_url(urls, "no URL"));
+    }
+    Ok(endpoints)
+}
+
 /// [`Error::InvalidUrl`] for `url`.
 pub(crate) fn invalid_url(url: &str, reason: &'static str) -> Error {
     Error::InvalidUrl {
@@ -187,6 +202,18 @@ mod tests {
             (Scheme::Tcp, "127.0.0.1", 7400, "/")
         );
         assert_eq!(e.to_string(), "confab://127.0.0.1:7400");
+    }
+
+    #[test]
+    fn a_comma_separated_list_is_parsed_in_order() {
+        let list = parse_list("confab://a:7400, confab://b:7401,").unwrap();
+        assert_eq!(list, vec![ok("confab://a:7400"), ok("confab://b:7401")]);
+        assert_eq!(parse_list("confab://a").unwrap(), vec![ok("confab://a")]);
+        assert!(matches!(parse_list(" , "), Err(Error::InvalidUrl { .. })));
+        assert!(matches!(
+            parse_list("confab://a,http://b"),
+            Err(Error::UnsupportedScheme(_))
+        ));
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub enum Error {
         /// The server's explanation, for humans.
         message: String,
         /// When the server says to try again (TOO_MANY_ATTEMPTS,
-        /// OVERLOADED, RATE_LIMITED), if it says.
+        /// OVERLOADED, RATE_LIMITED, ROOM_MOVING), if it says.
         retry_after: Option<std::time::Duration>,
     },
     /// The server sent CLOSE and closed the connection.
@@ -330,8 +330,11 @@ impl Error {
     }
 
     /// How long the server asked the client to wait before trying again
-    /// ([`Error::Server`] with TOO_MANY_ATTEMPTS, OVERLOADED or
-    /// RATE_LIMITED; [`Error::Http`] with a 429 or 503), when it said.
+    /// ([`Error::Server`] with TOO_MANY_ATTEMPTS, OVERLOADED,
+    /// RATE_LIMITED or ROOM_MOVING — a cluster node's room being handed
+    /// over or owned elsewhere; nothing was applied, so the same request
+    /// may be sent again after it —; [`Error::Http`] with a 429 or 503),
+    /// when it said.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Error::Server { retry_after, .. } | Error::Http { retry_after, .. } => *retry_after,

@@ -149,7 +149,7 @@ enum End {
 /// Not after a logout or a rejected token (the session is gone), nor after a
 /// protocol violation (client and server disagree; retrying repeats it),
 /// except a handshake timeout, which a slow network can cause.
-fn may_reconnect_after(code: Code) -> bool {
+pub(crate) fn may_reconnect_after(code: Code) -> bool {
     match code.known() {
         Some(ErrorCode::LoggedOut | ErrorCode::PasswordChanged | ErrorCode::InvalidToken) => false,
         Some(ErrorCode::HandshakeTimeout) => true,
@@ -159,7 +159,11 @@ fn may_reconnect_after(code: Code) -> bool {
 }
 
 pub(crate) struct Supervisor {
-    endpoint: Endpoint,
+    /// The servers to connect to, in order (several: the nodes of one
+    /// cluster), the first the one connected to at the start; `current` is
+    /// the one connected to or tried next.
+    endpoints: Vec<Endpoint>,
+    current: usize,
     options: ConnectOptions,
     commands: mpsc::Receiver<Command>,
     /// The event buffer the application reads ([`crate::Events`]).
@@ -179,7 +183,7 @@ pub(crate) struct Supervisor {
 
 impl Supervisor {
     pub(crate) fn new(
-        endpoint: Endpoint,
+        endpoints: Vec<Endpoint>,
         options: ConnectOptions,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<Event>,
@@ -188,7 +192,8 @@ impl Supervisor {
         ids: IdGen,
     ) -> Self {
         Supervisor {
-            endpoint,
+            endpoints,
+            current: 0,
             options,
             commands,
             events,
@@ -602,7 +607,7 @@ impl Supervisor {
                 .await
                 .ok_or(Stop::ByClient)?;
 
-            let endpoint = self.endpoint.clone();
+            let endpoint = self.endpoints[self.current].clone();
             let hello = Self::hello(
                 self.state.borrow().token.clone(),
                 self.tracker.resume_points(),
@@ -632,6 +637,8 @@ impl Supervisor {
                 }
                 Err(_elapsed) => tracing::debug!(attempt, "reconnect timed out"),
             }
+            // The next attempt goes to the next server of the list.
+            self.current = (self.current + 1) % self.endpoints.len();
         }
     }
 

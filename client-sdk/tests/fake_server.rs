@@ -360,3 +360,61 @@ async fn a_refused_websocket_upgrade_tells_the_status() {
     assert!(err.to_string().contains("HTTP 404"), "{err}");
     server.await.unwrap();
 }
+
+/// A loopback address nothing listens on (connecting is refused).
+async fn dead_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    format!("confab://{}", listener.local_addr().unwrap())
+}
+
+/// Of a comma-separated list of servers, a client whose first one is
+/// down connects to the next.
+#[tokio::test]
+async fn a_client_whose_first_server_is_down_connects_to_the_next() {
+    let dead = dead_url().await;
+    let (live, server) = fake(|mut peer| async move { peer.pong().await }).await;
+    let client = Client::connect(&format!("{dead},{live}"), ConnectOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(client.welcome().server, "fake");
+    tokio::time::timeout(WAIT, client.ping())
+        .await
+        .unwrap()
+        .unwrap();
+    server.await.unwrap();
+
+    let err = Client::connect(
+        &format!("{dead},{}", dead_url().await),
+        ConnectOptions::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, confab_sdk::Error::Io(_)), "{err:?}");
+}
+
+/// A client that loses its server reconnects to the next one of its list
+/// when the first no longer answers.
+#[tokio::test]
+async fn a_client_that_loses_its_server_reconnects_to_the_next() {
+    let (first, gone) = fake(|_peer| async move {}).await;
+    let (second, server) = fake(|mut peer| async move { peer.pong().await }).await;
+    let policy = confab_sdk::ReconnectPolicy::exponential(
+        Duration::from_millis(10),
+        Duration::from_millis(50),
+    );
+    let client = Client::connect(
+        &format!("{first},{second}"),
+        ConnectOptions::new().with_reconnect(policy),
+    )
+    .await
+    .unwrap();
+    gone.await.unwrap();
+    let mut events = client.events();
+    assert_eq!(next(&mut events).await, Some(Event::Disconnected));
+    assert_eq!(next(&mut events).await, Some(Event::Reconnected));
+    tokio::time::timeout(WAIT, client.ping())
+        .await
+        .unwrap()
+        .unwrap();
+    server.await.unwrap();
+}

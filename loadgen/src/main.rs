@@ -62,7 +62,7 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// Server URL (loopback only): confab://, confabs:// (TLS), ws://HOST:PORT/ws or wss://HOST:PORT/ws; or nats://HOST:PORT, a nats-server to compare with (fanout, big-room, idle).
+    /// Server URL (loopback only): confab://, confabs:// (TLS), ws://HOST:PORT/ws or wss://HOST:PORT/ws; or nats://HOST:PORT, a nats-server to compare with (fanout, big-room, idle). Several Confab URLs, comma-separated (the nodes of one cluster): measured clients are spread over them round-robin (fanout and big-room: the members of each room over every node, so senders and receivers land on different nodes), and a client whose connection ends reopens it on the next node.
     #[arg(long, default_value = "confab://127.0.0.1:7400")]
     url: String,
     /// How the open-loop pacer waits for a send's time.
@@ -74,9 +74,9 @@ struct Common {
     /// confabs:// and wss://: trust exactly the certificate with this SHA-256 fingerprint (64 hex digits, colons optional).
     #[arg(long)]
     tls_fingerprint: Option<String>,
-    /// The server's process id: its CPU and RSS are read from /proc (exact).
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// The server's process id: its CPU and RSS are read from /proc (exact). A cluster's nodes: their ids, comma-separated (summed, and each node's CPU reported on its own).
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// The server's admin address (host:port): CPU and RSS are scraped from /metrics when no --server-pid is given.
     #[arg(long)]
     server_metrics: Option<SocketAddr>,
@@ -92,6 +92,9 @@ struct Common {
     /// Read buffer per receiving connection, in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     read_buf: usize,
+    /// Measured connections opened at once (each a full connect, HELLO and, with resume points, replay): a reconnect storm has many in flight.
+    #[arg(long, default_value_t = crate::setup::SETUP_CONCURRENCY)]
+    connect_concurrency: usize,
     /// Spread connections over this many source addresses 127.0.0.1, 127.0.0.2, …
     #[arg(long, default_value_t = 1)]
     source_ips: usize,
@@ -409,9 +412,9 @@ fn tls_trust(common: &Common) -> anyhow::Result<Option<confab_sdk::TlsTrust>> {
 }
 
 async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
-    let probe = match (common.server_pid, common.server_metrics) {
-        (Some(pid), _) => probe::ServerProbe::Pid(pid),
-        (None, Some(addr)) => {
+    let probe = match (common.server_pid.is_empty(), common.server_metrics) {
+        (false, _) => probe::ServerProbe::Pids(common.server_pid.clone()),
+        (true, Some(addr)) => {
             anyhow::ensure!(
                 addr.ip().is_loopback(),
                 "--server-metrics must be a loopback address"
@@ -435,17 +438,26 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
     let system_start = probe::system_sample();
     let server_start = probe.sample().await;
     let self_start = probe::self_sample();
+    let spread = (0..connector.nodes())
+        .map(|i| scenario::NodeSpread {
+            url: connector.url_of(i).to_owned(),
+            ..Default::default()
+        })
+        .collect();
     let ctx = Rc::new(Ctx {
         connector,
         probe,
         prefix: common.prefix.clone(),
         read_buf: common.read_buf.clamp(4096, 16 << 20),
+        connect_concurrency: common.connect_concurrency.clamp(1, 10_000),
         pacing: common.pacing,
         recorders: RefCell::new(Vec::new()),
         connections: Cell::new(0),
         offered: RefCell::new(Vec::new()),
         phase: RefCell::new("starting".into()),
         stop: Cell::new(false),
+        spread: RefCell::new(spread),
+        late_writers: RefCell::new(Vec::new()),
     });
     if !common.metrics_listen.eq_ignore_ascii_case("off") {
         let addr: SocketAddr = common
@@ -687,6 +699,8 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
     progress.finish_and_clear();
     let mut report = report;
     report.setup = setup;
+    report.nodes = ctx.spread.borrow().clone();
+    report.per_node_efficiency();
     if let (Some(start), Some(end)) = (system_start, probe::system_sample()) {
         let server_cpu = match (server_start, ctx.probe.sample().await) {
             (Some(s), Some(e)) => Some(e.cpu_seconds - s.cpu_seconds),

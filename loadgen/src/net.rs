@@ -69,12 +69,26 @@ impl Protocol {
     }
 }
 
-/// Dials one server address, optionally from several local source
-/// addresses (so that tens of thousands of connections do not exhaust one
-/// source address's ephemeral ports).
+/// Dials the nodes of one server (one address, or the comma-separated
+/// nodes of a cluster, which clients are spread over round-robin),
+/// optionally from several local source addresses (so that tens of
+/// thousands of connections do not exhaust one source address's ephemeral
+/// ports).
 #[derive(Clone)]
 pub struct Connector {
     protocol: Protocol,
+    /// The target's nodes, in the order given: at least one.
+    nodes: Vec<Node>,
+    /// Local addresses to bind before connecting, used round-robin; empty
+    /// lets the kernel choose.
+    sources: Vec<IpAddr>,
+}
+
+/// One node's address, transport and TLS settings.
+#[derive(Clone)]
+struct Node {
+    /// The URL as given (for reports).
+    url: String,
     scheme: Scheme,
     addr: SocketAddr,
     /// The endpoint as parsed (WebSocket host header and path).
@@ -82,22 +96,160 @@ pub struct Connector {
     /// For `confabs://` and `wss://`: the client configuration (with the
     /// ALPN id the scheme needs) and the name the certificate must carry.
     tls: Option<(TlsConnector, ServerName<'static>)>,
-    /// Local addresses to bind before connecting, used round-robin; empty
-    /// lets the kernel choose.
-    sources: Vec<IpAddr>,
+}
+
+/// The comma-separated URLs of `urls`, trimmed, empty ones dropped.
+pub fn split_urls(urls: &str) -> Vec<&str> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect()
 }
 
 impl Connector {
-    /// Parses `url` and resolves it. Refuses anything but a loopback
-    /// address: the load generator never targets another machine.
+    /// Parses `urls` (one URL, or several separated by commas: the nodes
+    /// of one cluster) and resolves them. Refuses anything but loopback
+    /// addresses: the load generator never targets another machine.
     /// `trust` is required for `confabs://` and `wss://` (a PEM or a
     /// fingerprint: a loopback server has no publicly trusted certificate)
     /// and ignored otherwise.
     ///
-    /// `nats://HOST:PORT` targets a `nats-server` instead; it needs an
-    /// explicit port, so that a run never lands on a shared server at
-    /// NATS's default port by accident.
-    pub fn new(url: &str, source_ips: usize, trust: Option<TlsTrust>) -> anyhow::Result<Connector> {
+    /// `nats://HOST:PORT` targets a `nats-server` instead (one URL only);
+    /// it needs an explicit port, so that a run never lands on a shared
+    /// server at NATS's default port by accident.
+    pub fn new(
+        urls: &str,
+        source_ips: usize,
+        trust: Option<TlsTrust>,
+    ) -> anyhow::Result<Connector> {
+        let list = split_urls(urls);
+        anyhow::ensure!(!list.is_empty(), "no server URL given");
+        let mut nodes = Vec::with_capacity(list.len());
+        let mut protocol = None;
+        for url in &list {
+            let (p, node) = Node::new(url, trust.as_ref())?;
+            anyhow::ensure!(
+                protocol.is_none_or(|q| q == p),
+                "{urls}: every URL must speak the same protocol"
+            );
+            protocol = Some(p);
+            nodes.push(node);
+        }
+        let protocol = protocol.expect("at least one URL");
+        anyhow::ensure!(
+            protocol == Protocol::Confab || nodes.len() == 1,
+            "{urls}: nats:// takes one URL (the comparison target is one nats-server)"
+        );
+        let sources = match (nodes[0].addr.ip(), source_ips) {
+            (IpAddr::V4(_), n) if n > 1 => (0..n)
+                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i % 250) as u8)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(Connector {
+            protocol,
+            nodes,
+            sources,
+        })
+    }
+
+    /// What the target speaks.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// How many nodes the target has (1 for a single server).
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Node `i`'s URL as given.
+    pub fn url_of(&self, node: usize) -> &str {
+        &self.nodes[node % self.nodes.len()].url
+    }
+
+    /// The node connection number `n` goes to: round-robin.
+    pub fn node_for(&self, n: usize) -> usize {
+        n % self.nodes.len()
+    }
+
+    /// A plain TCP connection number `n` (which picks its source address
+    /// and, round-robin, its node), `TCP_NODELAY` set.
+    pub async fn tcp(&self, n: usize) -> io::Result<TcpStream> {
+        self.tcp_on(self.node_for(n), n).await
+    }
+
+    /// [`Connector::tcp`] to node `node`.
+    async fn tcp_on(&self, node: usize, n: usize) -> io::Result<TcpStream> {
+        let addr = self.nodes[node % self.nodes.len()].addr;
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        if !self.sources.is_empty() {
+            let ip = self.sources[n % self.sources.len()];
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        let stream = socket.connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    /// Opens connection number `n` (which picks its source address and,
+    /// round-robin, its node) with a read buffer of `buf` bytes, for
+    /// Confab's frames.
+    pub async fn connect(&self, n: usize, buf: usize) -> io::Result<(FrameReader, FrameWriter)> {
+        self.connect_on(self.node_for(n), n, buf).await
+    }
+
+    /// [`Connector::connect`] to node `node` (modulo the node count).
+    pub async fn connect_on(
+        &self,
+        node: usize,
+        n: usize,
+        buf: usize,
+    ) -> io::Result<(FrameReader, FrameWriter)> {
+        if self.protocol != Protocol::Confab {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this target speaks NATS, not Confab's protocol",
+            ));
+        }
+        let stream = self.tcp_on(node, n).await?;
+        let node = &self.nodes[node % self.nodes.len()];
+        let (rd, wr, ws) = match node.scheme {
+            Scheme::Tcp => {
+                let (rd, wr) = stream.into_split();
+                (ReadHalf::Tcp(rd), WriteHalf::Tcp(wr), false)
+            }
+            Scheme::Tls => {
+                let (rd, wr) = tokio::io::split(node.tls(stream).await?);
+                (ReadHalf::Tls(rd), WriteHalf::Tls(wr), false)
+            }
+            Scheme::Ws => {
+                let (rd, wr) = tokio::io::split(node.upgrade(stream).await?);
+                (ReadHalf::Ws(rd), WriteHalf::Ws(wr, Vec::new()), true)
+            }
+            Scheme::Wss => {
+                let tls = node.tls(stream).await?;
+                let (rd, wr) = tokio::io::split(node.upgrade(tls).await?);
+                (ReadHalf::Ws(rd), WriteHalf::Ws(wr, Vec::new()), true)
+            }
+            // Connector::new refuses every other scheme.
+            other => {
+                return Err(io::Error::other(format!(
+                    "{}:// is not supported here",
+                    other.as_str()
+                )))
+            }
+        };
+        Ok((FrameReader::new(rd, buf, ws), FrameWriter { wr }))
+    }
+}
+
+impl Node {
+    /// One URL, parsed and resolved (see [`Connector::new`]).
+    fn new(url: &str, trust: Option<&TlsTrust>) -> anyhow::Result<(Protocol, Node)> {
         let (protocol, ep) = parse_url(url)?;
         let addr = resolve_loopback(&ep)?;
         let tls = match ep.scheme {
@@ -109,54 +261,27 @@ impl Connector {
                     ALPN_HTTP1
                 };
                 let trust = match trust {
-                    Some(t) if t != TlsTrust::PublicRoots => t,
+                    Some(t) if *t != TlsTrust::PublicRoots => t,
                     _ => bail!(
                         "{}:// needs --ca-cert PEM (e.g. DATA_DIR/self-signed-cert.pem) or --tls-fingerprint SHA256",
                         ep.scheme.as_str()
                     ),
                 };
-                let config = tls::client_config(&trust, alpn).context("TLS trust")?;
+                let config = tls::client_config(trust, alpn).context("TLS trust")?;
                 let name = ServerName::try_from(ep.host.clone())
                     .map_err(|_| anyhow::anyhow!("{:?} is not a valid TLS server name", ep.host))?;
                 Some((TlsConnector::from(Arc::new(config)), name))
             }
             other => bail!("{}:// is not supported here", other.as_str()),
         };
-        let sources = match (addr.ip(), source_ips) {
-            (IpAddr::V4(_), n) if n > 1 => (0..n)
-                .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (i % 250) as u8)))
-                .collect(),
-            _ => Vec::new(),
-        };
-        Ok(Connector {
-            protocol,
+        let node = Node {
+            url: url.to_owned(),
             scheme: ep.scheme,
             addr,
             ep,
             tls,
-            sources,
-        })
-    }
-
-    /// What the target speaks.
-    pub fn protocol(&self) -> Protocol {
-        self.protocol
-    }
-
-    /// A plain TCP connection number `n` (which picks its source address),
-    /// `TCP_NODELAY` set.
-    pub async fn tcp(&self, n: usize) -> io::Result<TcpStream> {
-        let socket = match self.addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4()?,
-            SocketAddr::V6(_) => TcpSocket::new_v6()?,
         };
-        if !self.sources.is_empty() {
-            let ip = self.sources[n % self.sources.len()];
-            socket.bind(SocketAddr::new(ip, 0))?;
-        }
-        let stream = socket.connect(self.addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
+        Ok((protocol, node))
     }
 
     async fn tls(&self, stream: TcpStream) -> io::Result<TlsStream<TcpStream>> {
@@ -199,45 +324,6 @@ impl Connector {
                 io::Error::other(format!("WebSocket upgrade at {} failed: {e}", ep.path))
             })?;
         Ok(ws.into_inner())
-    }
-
-    /// Opens connection number `n` (which picks its source address) with a
-    /// read buffer of `buf` bytes, for Confab's frames.
-    pub async fn connect(&self, n: usize, buf: usize) -> io::Result<(FrameReader, FrameWriter)> {
-        if self.protocol != Protocol::Confab {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "this target speaks NATS, not Confab's protocol",
-            ));
-        }
-        let stream = self.tcp(n).await?;
-        let (rd, wr, ws) = match self.scheme {
-            Scheme::Tcp => {
-                let (rd, wr) = stream.into_split();
-                (ReadHalf::Tcp(rd), WriteHalf::Tcp(wr), false)
-            }
-            Scheme::Tls => {
-                let (rd, wr) = tokio::io::split(self.tls(stream).await?);
-                (ReadHalf::Tls(rd), WriteHalf::Tls(wr), false)
-            }
-            Scheme::Ws => {
-                let (rd, wr) = tokio::io::split(self.upgrade(stream).await?);
-                (ReadHalf::Ws(rd), WriteHalf::Ws(wr, Vec::new()), true)
-            }
-            Scheme::Wss => {
-                let tls = self.tls(stream).await?;
-                let (rd, wr) = tokio::io::split(self.upgrade(tls).await?);
-                (ReadHalf::Ws(rd), WriteHalf::Ws(wr, Vec::new()), true)
-            }
-            // Connector::new refuses every other scheme.
-            other => {
-                return Err(io::Error::other(format!(
-                    "{}:// is not supported here",
-                    other.as_str()
-                )))
-            }
-        };
-        Ok((FrameReader::new(rd, buf, ws), FrameWriter { wr }))
     }
 }
 
@@ -715,7 +801,18 @@ pub async fn open(
     buf: usize,
     token: Option<String>,
 ) -> anyhow::Result<(FrameReader, FrameWriter)> {
-    let (rd, wr, _) = open_resuming(connector, n, buf, token, Vec::new(), 0).await?;
+    open_on(connector, connector.node_for(n), n, buf, token).await
+}
+
+/// [`open`] to node `node` of the target.
+pub async fn open_on(
+    connector: &Connector,
+    node: usize,
+    n: usize,
+    buf: usize,
+    token: Option<String>,
+) -> anyhow::Result<(FrameReader, FrameWriter)> {
+    let (rd, wr, _) = open_resuming(connector, node, n, buf, token, Vec::new(), 0).await?;
     Ok((rd, wr))
 }
 
@@ -728,18 +825,20 @@ pub struct Replay {
     pub gaps: usize,
 }
 
-/// Opens a connection with HELLO (`token`, `resume` points) and, when
-/// resuming, waits for the replay: until `expect_events` EVENT frames or
-/// a RESUME_GAP per resume point have arrived.
+/// Opens connection number `n` to node `node` with HELLO (`token`,
+/// `resume` points) and, when resuming, waits for the replay: until
+/// `expect_events` EVENT frames or a RESUME_GAP per resume point have
+/// arrived.
 pub async fn open_resuming(
     connector: &Connector,
+    node: usize,
     n: usize,
     buf: usize,
     token: Option<String>,
     resume: Vec<ResumePoint>,
     expect_events: usize,
 ) -> anyhow::Result<(FrameReader, FrameWriter, Replay)> {
-    let (mut rd, mut wr) = connector.connect(n, buf).await?;
+    let (mut rd, mut wr) = connector.connect_on(node, n, buf).await?;
     let points = resume.len();
     let hello = Request::Hello(Hello {
         version: PROTOCOL_VERSION,
@@ -768,6 +867,26 @@ pub async fn open_resuming(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_urls_are_the_nodes_connections_go_to_round_robin() {
+        let c = Connector::new(
+            " confab://127.0.0.1:7400, confab://127.0.0.1:7401,",
+            1,
+            None,
+        )
+        .expect("two loopback URLs");
+        assert_eq!(c.nodes(), 2);
+        assert_eq!(c.url_of(1), "confab://127.0.0.1:7401");
+        assert_eq!(
+            (0..5).map(|n| c.node_for(n)).collect::<Vec<_>>(),
+            [0, 1, 0, 1, 0]
+        );
+        assert_eq!(split_urls(" , "), Vec::<&str>::new());
+        assert!(Connector::new(" , ", 1, None).is_err());
+        let remote = Connector::new("confab://127.0.0.1:7400,confab://192.0.2.1:7400", 1, None);
+        assert!(remote.is_err(), "every node must be on loopback");
+    }
 
     /// An unmasked (server) WebSocket message.
     fn ws_message(opcode: u8, payload: &[u8]) -> Vec<u8> {

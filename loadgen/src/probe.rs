@@ -23,7 +23,9 @@ pub struct Sample {
 /// Where to read the server's usage from.
 #[derive(Debug, Clone)]
 pub enum ServerProbe {
-    Pid(u32),
+    /// The server's process ids: one, or a cluster's nodes (summed; each
+    /// also on its own in [`UsageWindow::finish`]).
+    Pids(Vec<u32>),
     Metrics(SocketAddr),
     None,
 }
@@ -31,11 +33,36 @@ pub enum ServerProbe {
 impl ServerProbe {
     pub async fn sample(&self) -> Option<Sample> {
         match self {
-            ServerProbe::Pid(pid) => proc_sample(&pid.to_string(), false),
+            ServerProbe::Pids(pids) if !pids.is_empty() => sum(&self.sample_each()),
+            ServerProbe::Pids(_) => None,
             ServerProbe::Metrics(addr) => metrics_sample(*addr).await,
             ServerProbe::None => None,
         }
     }
+
+    /// Each probed process on its own (several `--server-pid`s: a
+    /// cluster's nodes); empty unless probed by pid.
+    pub fn sample_each(&self) -> Vec<Option<Sample>> {
+        match self {
+            ServerProbe::Pids(pids) => pids
+                .iter()
+                .map(|pid| proc_sample(&pid.to_string(), false))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The processes' CPU and RSS together; `None` if any could not be read.
+fn sum(samples: &[Option<Sample>]) -> Option<Sample> {
+    samples.iter().try_fold(Sample::default(), |acc, s| {
+        let s = (*s)?;
+        Some(Sample {
+            cpu_seconds: acc.cpu_seconds + s.cpu_seconds,
+            rss_bytes: acc.rss_bytes + s.rss_bytes,
+            open_fds: None,
+        })
+    })
 }
 
 /// Reads `/proc/<pid>/stat` and `/proc/<pid>/status`, and counts `fd/`
@@ -75,7 +102,9 @@ pub fn self_sample() -> Sample {
 /// Open descriptors of a probed server, for end-of-run reports.
 pub fn fds_of(probe: &ServerProbe) -> Option<u64> {
     match probe {
-        ServerProbe::Pid(pid) => proc_sample(&pid.to_string(), true)?.open_fds,
+        ServerProbe::Pids(pids) => pids.iter().try_fold(0, |acc, pid| {
+            Some(acc + proc_sample(&pid.to_string(), true)?.open_fds?)
+        }),
         _ => None,
     }
 }
@@ -120,16 +149,20 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
 /// RSS in between.
 pub struct UsageWindow {
     start: Option<Sample>,
+    /// Each process's start, when several are probed.
+    start_each: Vec<Option<Sample>>,
     started: std::time::Instant,
     rss_max: u64,
 }
 
 impl UsageWindow {
     pub async fn start(probe: &ServerProbe) -> UsageWindow {
+        let start_each = probe.sample_each();
         let start = probe.sample().await;
         UsageWindow {
             rss_max: start.map(|s| s.rss_bytes).unwrap_or(0),
             start,
+            start_each,
             started: std::time::Instant::now(),
         }
     }
@@ -142,7 +175,20 @@ impl UsageWindow {
 
     pub async fn finish(self, probe: &ServerProbe) -> Option<crate::stats::ServerUsage> {
         let start = self.start?;
+        let end_each = probe.sample_each();
         let mut end = probe.sample().await?;
+        let node_cpu_seconds = match (self.start_each.len(), end_each.len()) {
+            (a, b) if a > 1 && a == b => self
+                .start_each
+                .iter()
+                .zip(&end_each)
+                .map(|(s, e)| match (s, e) {
+                    (Some(s), Some(e)) => e.cpu_seconds - s.cpu_seconds,
+                    _ => 0.0,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         end.open_fds = end.open_fds.or_else(|| fds_of(probe));
         let wall = self.started.elapsed().as_secs_f64();
         let cpu = end.cpu_seconds - start.cpu_seconds;
@@ -153,6 +199,7 @@ impl UsageWindow {
             rss_end_bytes: end.rss_bytes,
             rss_max_bytes: self.rss_max.max(end.rss_bytes),
             open_fds: end.open_fds,
+            node_cpu_seconds,
         })
     }
 }

@@ -303,6 +303,11 @@ pub struct ServerUsage {
     pub rss_end_bytes: u64,
     pub rss_max_bytes: u64,
     pub open_fds: Option<u64>,
+    /// Several server processes (a cluster's nodes, `--server-pid A,B,…`):
+    /// each one's CPU seconds, in the order given; `cpu_seconds` is their
+    /// sum.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_cpu_seconds: Vec<f64>,
 }
 
 /// One measured window of one traffic kind.
@@ -331,6 +336,12 @@ pub struct StepReport {
     pub server: Option<ServerUsage>,
     /// Deliveries per server CPU-second.
     pub deliveries_per_server_cpu_s: Option<f64>,
+    /// Several server processes (a cluster's nodes): deliveries per CPU
+    /// second of each, counting as its deliveries its share of the
+    /// measured connections (the deliveries it made when everything was
+    /// delivered), in the order of `--server-pid`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_deliveries_per_server_cpu_s: Vec<f64>,
     pub connections: usize,
     /// Server RSS per open connection at the end of the window.
     pub server_rss_per_connection_bytes: Option<f64>,
@@ -401,6 +412,9 @@ pub struct RunReport {
     pub best_passing: Option<StepReport>,
     /// Idle runs: server RSS growth per idle connection.
     pub idle: Option<IdleReport>,
+    /// How the measured connections were spread over the target's nodes
+    /// (one entry per URL given), with their disconnects and reconnects.
+    pub nodes: Vec<crate::scenario::NodeSpread>,
     /// Chatter runs: typing and presence forwarded, and their cost.
     pub chatter: Option<crate::scenario::chatter::ChatterReport>,
     /// How long the measured connections took to set up.
@@ -544,6 +558,26 @@ fn kib(b: u64) -> String {
 }
 
 impl RunReport {
+    /// Fills each step's deliveries per CPU second of every node from the
+    /// spread of the connections (`nodes`) and the nodes' CPU seconds.
+    pub fn per_node_efficiency(&mut self) {
+        let conns: Vec<usize> = self.nodes.iter().map(|n| n.connections).collect();
+        let total: usize = conns.iter().sum();
+        let steps = self.steps.iter_mut().chain(self.best_passing.as_mut());
+        for s in steps {
+            let Some(u) = &s.server else { continue };
+            if u.node_cpu_seconds.len() != conns.len() || total == 0 {
+                continue;
+            }
+            s.node_deliveries_per_server_cpu_s = u
+                .node_cpu_seconds
+                .iter()
+                .zip(&conns)
+                .map(|(cpu, c)| s.delivered as f64 * *c as f64 / total as f64 / cpu.max(1e-9))
+                .collect();
+        }
+    }
+
     /// A readable table of the run.
     pub fn table(&self) -> String {
         use std::fmt::Write;
@@ -629,6 +663,25 @@ impl RunReport {
                     per_conn,
                     s.lost
                 );
+                if !u.node_cpu_seconds.is_empty() {
+                    let cpu: Vec<String> = u
+                        .node_cpu_seconds
+                        .iter()
+                        .map(|c| format!("{c:.2}"))
+                        .collect();
+                    let eff: Vec<String> = s
+                        .node_deliveries_per_server_cpu_s
+                        .iter()
+                        .map(|e| format!("{e:.0}"))
+                        .collect();
+                    let _ = writeln!(
+                        out,
+                        "{:<10} per node: CPU-s [{}]; deliveries per CPU-s [{}] (each node's share of the connections)",
+                        "",
+                        cpu.join(", "),
+                        eff.join(", ")
+                    );
+                }
             }
             if let Some(b) = &s.background {
                 let _ = writeln!(out, "{:<10} background: {}", "", b.summary());
@@ -640,6 +693,24 @@ impl RunReport {
                     "", s.error_codes, s.close_codes
                 );
             }
+        }
+        if self.nodes.len() > 1 {
+            let spread: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{} {} (disconnected {}, reconnected {})",
+                        n.url, n.connections, n.disconnected, n.reconnected
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "clients spread over {} nodes: {}",
+                self.nodes.len(),
+                spread.join("; ")
+            );
         }
         if let Some(setup) = &self.setup {
             let _ = writeln!(
@@ -706,6 +777,37 @@ mod tests {
     use super::*;
     use bytes::BytesMut;
     use confab_protocol::{EventBody, RoomEvent, RoomId, Seq, UserId};
+
+    #[test]
+    fn each_nodes_deliveries_per_cpu_second_follow_its_share_of_the_connections() {
+        let node = |connections| crate::scenario::NodeSpread {
+            connections,
+            ..Default::default()
+        };
+        let mut r = RunReport {
+            nodes: vec![node(30), node(10)],
+            steps: vec![StepReport {
+                delivered: 4000,
+                server: Some(ServerUsage {
+                    cpu_seconds: 3.0,
+                    node_cpu_seconds: vec![2.0, 1.0],
+                    ..ServerUsage::default()
+                }),
+                ..StepReport::default()
+            }],
+            ..RunReport::default()
+        };
+        r.per_node_efficiency();
+        // 3,000 deliveries on 2 CPU-s, 1,000 on 1 CPU-s.
+        assert_eq!(
+            r.steps[0].node_deliveries_per_server_cpu_s,
+            [1500.0, 1000.0]
+        );
+        assert!(r
+            .table()
+            .contains("per node: CPU-s [2.00, 1.00]; deliveries per CPU-s [1500, 1000]"));
+        assert!(r.table().contains("clients spread over 2 nodes"));
+    }
 
     #[test]
     fn a_stamp_survives_the_event_encoding() {

@@ -10,16 +10,22 @@ use std::time::{Duration, Instant};
 
 use confab_server::Config;
 
-async fn server(rate_limit: u32) -> (confab_server::ServerHandle, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = Config {
+/// A server's settings for these runs: two shards, a cheap KDF for the
+/// bulk set-up, metrics on an ephemeral port.
+fn config(dir: &std::path::Path, rate_limit: u32) -> Config {
+    Config {
         shards: 2,
         kdf_memory_kib: 8,
         kdf_iterations: 1,
         rate_limit_per_sec: rate_limit,
         metrics_listen: "127.0.0.1:0".parse().expect("address"),
-        ..Config::embedded(dir.path())
-    };
+        ..Config::embedded(dir)
+    }
+}
+
+async fn server(rate_limit: u32) -> (confab_server::ServerHandle, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = config(dir.path(), rate_limit);
     let handle = confab_server::start(config).await.expect("server starts");
     (handle, dir)
 }
@@ -83,6 +89,11 @@ async fn short_fanout_delivers_everything(url: String, extra: Vec<String>) -> se
 
 /// Runs `confab-loadgen ARGS` against `url`; returns its JSON report.
 fn loadgen(url: &str, args: &[&str]) -> serde_json::Value {
+    loadgen_exporting(url, args, "off")
+}
+
+/// [`loadgen`] with its own /metrics at `metrics` (or "off").
+fn loadgen_exporting(url: &str, args: &[&str], metrics: &str) -> serde_json::Value {
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("report.json");
     let out = Command::new(env!("CARGO_BIN_EXE_confab-loadgen"))
@@ -91,7 +102,7 @@ fn loadgen(url: &str, args: &[&str]) -> serde_json::Value {
             "--url",
             url,
             "--metrics-listen",
-            "off",
+            metrics,
             "--max-seconds",
             "60",
         ])
@@ -477,5 +488,207 @@ fn nats_targets_need_an_explicit_port_and_run_only_pub_sub_scenarios() {
         String::from_utf8_lossy(&out.stderr).contains("fanout, big-room and idle only"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ---- several URLs: the nodes of one cluster --------------------------------
+
+/// In-process cluster nodes on one throwaway database and a nats-server of
+/// the test's own (4 partitions, leases of 1.5 s), each serving a share of
+/// the partitions; `None` (skipped) without Postgres or nats-server, a
+/// failure then under `CONFAB_REQUIRE_POSTGRES=1`.
+struct Cluster {
+    db: confab_testkit::postgres::TestDatabase,
+    _nats: NatsServer,
+    nodes: Vec<(confab_server::ServerHandle, tempfile::TempDir)>,
+}
+
+impl Cluster {
+    async fn start(test: &str, count: usize) -> Option<Cluster> {
+        let db = confab_testkit::postgres::TestDatabase::create(test).await?;
+        let Some(nats) = start_nats_server() else {
+            assert!(
+                !confab_testkit::postgres::postgres_required(),
+                "{test}: no nats-server, and CONFAB_REQUIRE_POSTGRES=1 requires the cluster tests to run"
+            );
+            return None;
+        };
+        let mut nodes = Vec::new();
+        for i in 0..count {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut config = config(dir.path(), 0);
+            config.database_url = db.url().parse().expect("a postgres:// URL");
+            config.cluster_nats =
+                confab_server::config::Opt(Some(format!("nats://127.0.0.1:{}", nats.port)));
+            config.node_id = confab_server::config::Opt(Some(format!("n{i}")));
+            config.cluster_partitions = 4;
+            config.lease_ms = confab_server::config::Millis(1_500);
+            let handle = confab_server::start(config).await.expect("node starts");
+            nodes.push((handle, dir));
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let shares: Vec<usize> = nodes
+                .iter()
+                .map(|(h, _)| h.served_partitions().len())
+                .collect();
+            if shares.iter().sum::<usize>() == 4 && shares.iter().all(|&n| n >= 1) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "partitions never spread: {shares:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(Cluster {
+            db,
+            _nats: nats,
+            nodes,
+        })
+    }
+
+    /// The nodes' URLs, comma-separated.
+    fn urls(&self) -> String {
+        let urls: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|(h, _)| format!("confab://{}", h.tcp_addr()))
+            .collect();
+        urls.join(",")
+    }
+
+    async fn stop(self) {
+        for (node, _dir) in self.nodes {
+            node.shutdown().await;
+        }
+        self.db.drop_now().await;
+    }
+}
+
+/// The connections the report says went to each node.
+fn spread(report: &serde_json::Value, field: &str) -> Vec<u64> {
+    report["nodes"]
+        .as_array()
+        .expect("nodes in the report")
+        .iter()
+        .map(|n| n[field].as_u64().expect("a count"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_spreads_every_rooms_members_over_the_nodes_of_a_cluster() {
+    let Some(cluster) = Cluster::start("loadgen_fanout_spreads", 2).await else {
+        return;
+    };
+    // 3 rooms × 4 members: member m of room r on node (r + m) % 2, so
+    // each room has two members on each node.
+    let report = short_fanout_delivers_everything(cluster.urls(), Vec::new()).await;
+    assert_eq!(spread(&report, "connections"), [6, 6], "{report:#}");
+    assert_eq!(spread(&report, "disconnected"), [0, 0]);
+    assert_eq!(report["url"], cluster.urls());
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_clients_whose_node_stops_reconnect_to_the_next_and_traffic_goes_on() {
+    let Some(mut cluster) = Cluster::start("loadgen_fanout_reconnects", 2).await else {
+        return;
+    };
+    let urls = cluster.urls();
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a spare port")
+        .to_string();
+    let exporter = metrics.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        loadgen_exporting(
+            &urls,
+            &[
+                "fanout",
+                "--rooms",
+                "2",
+                "--members",
+                "4",
+                "--rate",
+                "200",
+                "--warmup",
+                "0.5",
+                "--duration",
+                "6",
+                "--drain",
+                "3",
+            ],
+            &exporter,
+        )
+    });
+    // Once messages flow, the second node stops (gracefully: it hands its
+    // partitions over and closes its connections).
+    let addr: std::net::SocketAddr = metrics.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = confab_metrics_text(addr);
+        let received = text
+            .lines()
+            .find(|l| l.starts_with("confab_loadgen_received_total"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if received > 100.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no traffic: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (second, _dir) = cluster.nodes.pop().expect("two nodes");
+    second.shutdown().await;
+    let report = run.await.expect("loadgen task");
+    // Node 1 had half of the 8 connections; each reopened on node 0.
+    assert_eq!(spread(&report, "connections"), [4, 4], "{report:#}");
+    assert_eq!(spread(&report, "disconnected"), [0, 4], "{report:#}");
+    assert_eq!(spread(&report, "reconnected"), [4, 0], "{report:#}");
+    // The rooms' publishers on node 1 send on their new connections: the
+    // window delivered most of what it offered, despite the moves.
+    let step = &report["steps"][0];
+    assert!(
+        step["delivered_ratio"].as_f64().unwrap() > 0.5,
+        "{report:#}"
+    );
+    cluster.stop().await;
+}
+
+/// GET /metrics of a load generator (empty while it is not listening).
+fn confab_metrics_text(addr: std::net::SocketAddr) -> String {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn several_urls_must_all_be_confab_and_nats_takes_one() {
+    let refused = |urls: &str, why: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_confab-loadgen"))
+            .args(["fanout", "--url", urls, "--metrics-listen", "off"])
+            .output()
+            .expect("loadgen runs");
+        assert!(!out.status.success(), "{urls} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{urls}: {err}");
+    };
+    refused(
+        "nats://127.0.0.1:4310,nats://127.0.0.1:4311",
+        "nats:// takes one URL",
+    );
+    refused(
+        "confab://127.0.0.1:7400,nats://127.0.0.1:4310",
+        "the same protocol",
     );
 }

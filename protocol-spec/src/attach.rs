@@ -41,7 +41,7 @@ impl Attachment {
     /// As a nested item: id, name, content type, size; then, appended,
     /// width and height, written for an image only (0 stands for none
     /// when a later field follows).
-    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+    pub fn encode(&self, buf: &mut BytesMut) {
         put_nested(buf, |b| {
             put_varint(b, self.id);
             put_str(b, &self.name);
@@ -56,7 +56,7 @@ impl Attachment {
         });
     }
 
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Attachment, DecodeError> {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Attachment, DecodeError> {
         let mut r = r.nested()?;
         let side = |r: &mut Reader<'_>| -> Result<Option<u32>, DecodeError> {
             if r.remaining() == 0 {
@@ -76,7 +76,7 @@ impl Attachment {
 }
 
 /// Writes a list of attachments (each nested).
-pub(crate) fn put_attachments(buf: &mut BytesMut, files: &[Attachment]) {
+pub fn put_attachments(buf: &mut BytesMut, files: &[Attachment]) {
     put_varint(buf, files.len() as u64);
     for f in files {
         f.encode(buf);

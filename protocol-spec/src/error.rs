@@ -209,6 +209,10 @@ error_codes! {
     Overloaded = 502, "OVERLOADED", "server is overloaded";
     /// The server is shutting down.
     ShuttingDown = 503, "SHUTTING_DOWN", "server is shutting down";
+    /// Cluster mode: the room is owned by another node, or is being
+    /// handed over between nodes; nothing was applied. Retry after the
+    /// error's retry-after (SPEC.md §6).
+    RoomMoving = 504, "ROOM_MOVING", "the room is moving between nodes: retry shortly";
 
     // 6xx — close reasons (sent in CLOSE frames).
     /// The connection's outbound queue overflowed: it did not read fast enough.

@@ -44,6 +44,40 @@ impl std::fmt::Debug for Hello {
     }
 }
 
+/// A password as REGISTER and LOGIN carry it. `Debug` never shows it, so
+/// a logged request cannot leak one; the text is read with
+/// [`Password::as_str`] or [`Password::into_string`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl From<String> for Password {
+    fn from(text: String) -> Self {
+        Password(text)
+    }
+}
+
+impl From<&str> for Password {
+    fn from(text: &str) -> Self {
+        Password(text.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// A request frame from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -53,11 +87,11 @@ pub enum Request {
     },
     Register {
         username: String,
-        password: String,
+        password: Password,
     },
     Login {
         username: String,
-        password: String,
+        password: Password,
     },
     Logout,
     CreateRoom {
@@ -236,6 +270,24 @@ impl std::fmt::Debug for PasswordChange {
 /// more is `TOO_MANY_MEMBERS` (324).
 pub const MAX_INITIAL_MEMBERS: usize = 50;
 
+/// The check of CREATE_ROOM's initial members a server makes before it
+/// looks anyone up (SPEC.md §5.3.2): at most [`MAX_INITIAL_MEMBERS`]
+/// (`TOO_MANY_MEMBERS`, 324). Whether each exists, is the caller or is
+/// named twice (`DUPLICATE_MEMBER`, 323, by id or by username) is known
+/// only once they are resolved.
+pub fn check_initial_members(members: &[UserRef]) -> Result<(), crate::Refusal> {
+    if members.len() > MAX_INITIAL_MEMBERS {
+        return Err(crate::Refusal {
+            code: crate::ErrorCode::TooManyMembers,
+            message: format!(
+                "{} initial members: at most {MAX_INITIAL_MEMBERS}",
+                members.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl Request {
     pub fn kind(&self) -> u8 {
         match self {
@@ -343,7 +395,7 @@ impl Request {
             Request::Ping { nonce } => put_varint(buf, *nonce),
             Request::Register { username, password } | Request::Login { username, password } => {
                 put_str(buf, username);
-                put_str(buf, password);
+                put_str(buf, password.as_str());
             }
             Request::Logout | Request::MyRooms | Request::RoomLog | Request::ListStickers => {}
             Request::Invite { room, user } | Request::Ban { room, user } => {
@@ -525,11 +577,11 @@ impl Request {
             kind::PING => Request::Ping { nonce: r.varint()? },
             kind::REGISTER => Request::Register {
                 username: r.str()?,
-                password: r.str()?,
+                password: r.str()?.into(),
             },
             kind::LOGIN => Request::Login {
                 username: r.str()?,
-                password: r.str()?,
+                password: r.str()?.into(),
             },
             kind::LOGOUT => Request::Logout,
             kind::CREATE_ROOM => {
@@ -680,7 +732,28 @@ impl Request {
 
 #[cfg(test)]
 mod tests {
-    use super::Hello;
+    use super::{Hello, Request};
+
+    #[test]
+    fn register_and_login_debug_hide_the_password() {
+        for req in [
+            Request::Register {
+                username: "alice".into(),
+                password: "hunter2-secret".into(),
+            },
+            Request::Login {
+                username: "alice".into(),
+                password: "hunter2-secret".into(),
+            },
+        ] {
+            let shown = format!("{req:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(
+                shown.contains("<redacted>") && shown.contains("alice"),
+                "{shown}"
+            );
+        }
+    }
 
     #[test]
     fn hello_debug_hides_the_token() {

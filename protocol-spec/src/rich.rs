@@ -152,7 +152,7 @@ impl Span {
     }
 
     /// As a nested item: start, end, kind, the kind's fields.
-    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+    pub fn encode(&self, buf: &mut BytesMut) {
         put_nested(buf, |b| {
             put_varint(b, self.start.into());
             put_varint(b, self.end.into());
@@ -170,7 +170,7 @@ impl Span {
         });
     }
 
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Span, DecodeError> {
+    pub fn decode(r: &mut Reader<'_>) -> Result<Span, DecodeError> {
         let mut r = r.nested()?;
         let start = r.varint_u32()?;
         let end = r.varint_u32()?;
@@ -192,7 +192,7 @@ impl Span {
 }
 
 /// Writes a list of spans (each nested).
-pub(crate) fn put_spans(buf: &mut BytesMut, spans: &[Span]) {
+pub fn put_spans(buf: &mut BytesMut, spans: &[Span]) {
     put_varint(buf, spans.len() as u64);
     for s in spans {
         s.encode(buf);
@@ -200,7 +200,7 @@ pub(crate) fn put_spans(buf: &mut BytesMut, spans: &[Span]) {
 }
 
 /// Reads a list of spans.
-pub(crate) fn get_spans(r: &mut Reader<'_>) -> Result<Vec<Span>, DecodeError> {
+pub fn get_spans(r: &mut Reader<'_>) -> Result<Vec<Span>, DecodeError> {
     crate::reply::list(r, Span::decode)
 }
 
@@ -292,6 +292,19 @@ pub fn check_spans(text: &str, spans: &[Span]) -> Result<(), Refusal> {
         }
     }
     Ok(())
+}
+
+/// Whether `text` shows nothing (SPEC.md §5.4.1), which a message's text
+/// may not (`MESSAGE_EMPTY`, 400): every character is Unicode white space
+/// (the White_Space property) or an invisible format character — U+00AD
+/// SOFT HYPHEN, U+180E MONGOLIAN VOWEL SEPARATOR, U+200B-U+200F
+/// (zero-width space, non-joiner, joiner, direction marks), U+2060-U+2064
+/// (word joiner, invisible operators), U+FEFF (zero-width no-break space).
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| {
+        c.is_whitespace()
+            || matches!(c, '\u{ad}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+    })
 }
 
 /// The rules of a message's content that need no catalogue (SPEC.md

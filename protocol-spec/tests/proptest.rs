@@ -127,8 +127,14 @@ fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         hello().prop_map(Request::Hello),
         any::<u64>().prop_map(|nonce| Request::Ping { nonce }),
-        (text(), text()).prop_map(|(username, password)| Request::Register { username, password }),
-        (text(), text()).prop_map(|(username, password)| Request::Login { username, password }),
+        (text(), text()).prop_map(|(username, password)| Request::Register {
+            username,
+            password: password.into()
+        }),
+        (text(), text()).prop_map(|(username, password)| Request::Login {
+            username,
+            password: password.into()
+        }),
         Just(Request::Logout),
         (
             text(),

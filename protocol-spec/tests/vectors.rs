@@ -15,6 +15,8 @@
 mod attach_set;
 #[path = "support/canonical.rs"]
 mod canonical;
+#[path = "support/conversation_set.rs"]
+mod conversation_set;
 #[path = "support/rich_set.rs"]
 mod rich_set;
 #[path = "support/vector_set.rs"]
@@ -189,7 +191,11 @@ fn generated_files() -> Vec<(String, String)> {
         ]);
         files.push((format!("reject/{}", v.file), contents));
     }
-    for v in rich_set::refuse().into_iter().chain(attach_set::refuse()) {
+    for v in rich_set::refuse()
+        .into_iter()
+        .chain(attach_set::refuse())
+        .chain(conversation_set::refuse())
+    {
         let msg = Msg::Client(v.msg);
         let bytes = encode(&msg, v.req_id);
         let mut contents = frame_file(v.name, &msg, &bytes);
@@ -405,8 +411,10 @@ fn reject_vectors_are_rejected_with_their_code() {
     }
 }
 
-/// The refusal a server answers a well-formed request with because of its
-/// spans or sticker shape (SPEC.md §5.11), if any.
+/// The refusal a server answers a well-formed request with on the request
+/// alone, if any: for its spans or sticker shape (SPEC.md §5.11), its file
+/// ids (§13.5), an edit's blank text (§5.4.1) or too many initial members
+/// (§5.3.2).
 fn refusal(req: &Request) -> Option<ErrorCode> {
     let checked = match req {
         Request::SendMessage {
@@ -417,9 +425,13 @@ fn refusal(req: &Request) -> Option<ErrorCode> {
             ..
         } => confab_protocol::rich::check_content(body, spans, sticker.as_deref())
             .and_then(|()| confab_protocol::attach::check_file_ids(attachments, sticker.is_some())),
+        Request::EditMessage { text, .. } if confab_protocol::rich::is_blank(text) => {
+            return Some(ErrorCode::MessageEmpty);
+        }
         Request::EditMessage { text, spans, .. } => {
             confab_protocol::rich::check_content(text, spans, None)
         }
+        Request::CreateRoom { members, .. } => confab_protocol::check_initial_members(members),
         _ => Ok(()),
     };
     checked.err().map(|r| r.code)
@@ -445,11 +457,8 @@ fn refuse_vectors_round_trip_and_are_refused_with_their_code() {
             "{file}: refusal"
         );
     }
-    // The round-trip vectors of rich messages and files are accepted.
-    for v in rich_set::round_trip()
-        .into_iter()
-        .chain(attach_set::round_trip())
-    {
+    // The round-trip vectors of requests are accepted.
+    for v in vector_set::round_trip() {
         if let Msg::Client(req) = &v.msg {
             assert_eq!(refusal(req), None, "{}", v.file);
         }

@@ -6,27 +6,34 @@
 //! the listeners (`net`) and returns a [`ServerHandle`]. Shutdown runs in
 //! reverse: stop accepting, close every connection (`SHUTTING_DOWN`), stop
 //! the shards, let the batch writer commit what is queued, then return.
+//!
+//! In cluster mode (`--cluster-nats`) [`start`] also joins the cluster and
+//! runs the lease manager (`cluster::lease`) before anything else: the
+//! batch writer fences every batch with the leases its writes carry, the
+//! write spool is off, and shutdown releases the leases after the last
+//! batch committed.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use confab_protocol::{RoomEvent, RoomId};
 use confab_store::sqlite::SqliteStore;
-use confab_store::Store;
+use confab_store::{IdKind, LeaseStore, Store};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{self, GuardLimits, Kdf, KdfLimits, KdfParams, LoginGuard};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::cluster::{
+    Hosted, IdBlocks, IdSource, LeaseConfig, LeaseManager, RoomHost, RoomsHere, Routing, Subjects,
+};
+use crate::config::{ClusterSettings, Config};
 use crate::persist::batch::{self, BatchConfig};
+use crate::persist::restore::Restored;
 use crate::persist::spool::{Spool, SpoolConfig};
-use crate::room::{Direct, MemberState, PendingUser, Room, RoomSnapshot};
-use crate::shard::{spawn_shards, RoomSlot, Router, ShardCmd, ShardConfig};
+use crate::shard::{spawn_shards, Router, ShardCmd, ShardConfig};
 use crate::state::{DirectRooms, ServerState, SessionRegistry};
 
 /// A running server.
@@ -44,9 +51,21 @@ pub struct ServerHandle {
     store: Arc<dyn Store>,
     files: Arc<crate::files::Files>,
     retention: crate::persist::housekeeping::Retention,
+    /// Cluster mode: the partitions this node serves.
+    hosted: Option<Arc<Hosted>>,
+    /// Set by [`ServerHandle::crash`]: shutdown leaves the leases to
+    /// expire instead of releasing them.
+    abandon_leases: Arc<std::sync::atomic::AtomicBool>,
+    parker: Arc<crate::session::park::Parker>,
 }
 
 impl ServerHandle {
+    /// Connections parked now, without a task of their own
+    /// ([`crate::session::park`]).
+    pub fn parked_connections(&self) -> usize {
+        self.parker.parked()
+    }
+
     /// The address the plain TCP listener is bound to.
     pub fn tcp_addr(&self) -> SocketAddr {
         self.addrs.tcp
@@ -112,6 +131,25 @@ impl ServerHandle {
         let _ = self.task.await;
     }
 
+    /// Stops the server as a crash would leave its leases: they are
+    /// neither renewed nor released, so other nodes take its partitions
+    /// only once they expired (tests of a node's death; connections are
+    /// closed and queued writes committed, as after a graceful stop).
+    pub async fn crash(self) {
+        self.abandon_leases
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shutdown().await;
+    }
+
+    /// Cluster mode: the partitions whose rooms this node serves now
+    /// (empty on a single node).
+    pub fn served_partitions(&self) -> Vec<u32> {
+        self.hosted
+            .as_ref()
+            .map(|h| h.serving())
+            .unwrap_or_default()
+    }
+
     /// A token that stops the server when cancelled (e.g. from a signal).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -125,6 +163,8 @@ impl ServerHandle {
 
 /// Opens the store and restores the rooms, then starts serving.
 pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
+    // Refused before anything is opened: cluster mode on SQLite, say.
+    let cluster = config.cluster()?;
     // Postgres when a database URL is configured, else the embedded SQLite
     // file. Errors name the URL without its password.
     let store: Arc<dyn Store> = match config.database_url.as_ref() {
@@ -136,7 +176,12 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
             let store = confab_store::postgres::PgStore::open(url.0.expose(), options)
                 .await
                 .with_context(|| format!("opening the Postgres store at {url}"))?;
-            Arc::new(store)
+            let store = Arc::new(store);
+            if let Some(cluster) = cluster {
+                let node = join_cluster(&config, cluster, store.clone()).await?;
+                return start_inner(config, store, Some(node)).await;
+            }
+            store
         }
         None => {
             let db_path = config.data_dir.join("confab.db");
@@ -149,10 +194,75 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
     start_with_store(config, store).await
 }
 
-/// Starts serving on an already opened store.
+/// Starts serving on an already opened store (a single node: cluster mode
+/// needs [`start`], which opens the Postgres store it keeps leases in).
 pub async fn start_with_store(
     config: Config,
     store: Arc<dyn Store>,
+) -> anyhow::Result<ServerHandle> {
+    if config.cluster()?.is_some() {
+        anyhow::bail!("cluster mode is started by app::start, which opens the Postgres store");
+    }
+    start_inner(config, store, None).await
+}
+
+/// This node's part in a cluster, for [`start_inner`]: joined, its lease
+/// rounds not started yet (they start once the shards can take rooms).
+struct ClusterNode {
+    store: Arc<dyn LeaseStore>,
+    manager: LeaseManager,
+    lease: Duration,
+    /// The connection to the nodes' NATS server.
+    nats: async_nats::Client,
+}
+
+/// Joins the cluster. Refuses a leftover write spool: replaying it would
+/// write without a fence (start once without `--cluster-nats` to replay
+/// it).
+async fn join_cluster(
+    config: &Config,
+    cluster: ClusterSettings,
+    store: Arc<confab_store::postgres::PgStore>,
+) -> anyhow::Result<ClusterNode> {
+    let spool_dir = config.spool_dir();
+    if crate::persist::spool::holds_records(&spool_dir) {
+        anyhow::bail!(
+            "the write spool in {} holds writes that may not be in the database yet, and \
+             cluster mode runs without a spool: start this node once without --cluster-nats \
+             to replay it",
+            spool_dir.display()
+        );
+    }
+    // Reached before joining: a node that cannot route takes no lease.
+    let nats = crate::cluster::routing::connect(&cluster.nats, &cluster.node_id)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to the cluster's NATS server at {}",
+                cluster.nats
+            )
+        })?;
+    let manager = LeaseManager::join(
+        store.clone(),
+        LeaseConfig {
+            node_id: cluster.node_id.clone(),
+            partitions: cluster.partitions,
+            lease: cluster.lease,
+        },
+    )
+    .await?;
+    Ok(ClusterNode {
+        store,
+        manager,
+        lease: cluster.lease,
+        nats,
+    })
+}
+
+async fn start_inner(
+    config: Config,
+    store: Arc<dyn Store>,
+    cluster: Option<ClusterNode>,
 ) -> anyhow::Result<ServerHandle> {
     crate::metrics::install();
     let stickers =
@@ -161,37 +271,144 @@ pub async fn start_with_store(
     tracing::info!(stickers = stickers.len(), "sticker catalogue loaded");
     // Batches an earlier run spooled (acknowledged while the database was
     // unreachable) reach the store before anything is loaded from it.
-    let spool = open_spool(&config, store.as_ref()).await?;
-    let (slots, max_room, directs) = restore(store.as_ref(), config.room_tail_events).await?;
-    tracing::info!(rooms = slots.len(), "rooms restored");
-    let next_notification = store
-        .max_notification_id()
-        .await
-        .context("reading notification ids")?
-        + 1;
+    let spool = match cluster {
+        None => open_spool(&config, store.as_ref()).await?,
+        // An acknowledgement must never rest on a lease the node may have
+        // lost by the time the spool is replayed.
+        Some(_) => None,
+    };
+    // A single node holds every room from the start; a cluster node only
+    // those of the partitions it owns, installed as it gains them.
+    let (restored, room_ids, notification_ids) = match &cluster {
+        None => {
+            let restored = restore(store.as_ref(), config.room_tail_events).await?;
+            let next_notification = store
+                .max_notification_id()
+                .await
+                .context("reading notification ids")?
+                + 1;
+            let next_room = restored.max_room + 1;
+            (
+                restored,
+                IdSource::local(next_room),
+                IdSource::local(next_notification),
+            )
+        }
+        Some(node) => {
+            let blocks = |kind| IdBlocks::open(node.store.clone(), kind);
+            let rooms = blocks(IdKind::Rooms).await.context("taking room ids")?;
+            let notes = blocks(IdKind::Notifications)
+                .await
+                .context("taking notification ids")?;
+            (
+                Restored::default(),
+                IdSource::Blocks(rooms),
+                IdSource::Blocks(notes),
+            )
+        }
+    };
+    tracing::info!(rooms = restored.slots.len(), "rooms restored");
+    let directs = Arc::new(DirectRooms::new(restored.pairs));
 
-    let (batch, batch_task) = batch::spawn_with_spool(
-        store.clone(),
-        BatchConfig {
-            max_items: config.batch_max_items,
-            max_delay: config.batch_max_delay_ms.get(),
-            min_interval: config.batch_min_interval_ms.get(),
-        },
-        spool,
-    );
+    let batch_config = BatchConfig {
+        max_items: config.batch_max_items,
+        max_delay: config.batch_max_delay_ms.get(),
+        min_interval: config.batch_min_interval_ms.get(),
+        lanes: config.write_lanes(),
+    };
+    let (batch, batch_task) = match &cluster {
+        None => batch::spawn_with_spool(store.clone(), batch_config, spool),
+        Some(node) => batch::spawn_cluster(store.clone(), batch_config, node.manager.incarnation()),
+    };
+    let cluster_store = cluster.as_ref().map(|node| node.store.clone());
+    let (ownership, rooms_here, mut routing) = match &cluster {
+        Some(node) => {
+            let hosted = Arc::new(Hosted::new(node.manager.ownership().partitions()));
+            let routing = Routing::new(batch.downgrade());
+            let here = RoomsHere {
+                hosted,
+                remote: routing.remote.clone(),
+                fanout: Some(routing.fanout.clone()),
+            };
+            (Some(node.manager.ownership()), Some(here), Some(routing))
+        }
+        None => (None, None, None),
+    };
+    let hosted = rooms_here.as_ref().map(|r| r.hosted.clone());
     let clock = Clock::default();
     let (router, shard_tasks) = spawn_shards(
         config.shards,
-        slots,
+        restored.slots,
         batch.clone(),
         ShardConfig {
             tail_cap: config.room_tail_events,
             queue_len: 8192,
-            notification_ids: Arc::new(AtomicU64::new(next_notification)),
+            notification_ids: Arc::new(notification_ids),
             clock: clock.clone(),
             presence_max_members: config.presence_max_members,
+            flush_linger_max: config.flush_linger_max_ms.get(),
+            ownership: ownership.clone(),
+            rooms_here,
         },
     );
+    let shutdown = CancellationToken::new();
+    // Cluster mode: the task serving other nodes' commands (it stops at
+    // the start of shutdown; awaited so that it has unsubscribed).
+    let mut serving = None;
+    // Cluster mode: routing over NATS, the first lease round, its
+    // partitions' rooms installed before any door opens, then the rounds
+    // and the room host in the background.
+    let sessions = Arc::new(SessionRegistry::default());
+    let leases = match (cluster, ownership, &hosted) {
+        (Some(mut node), Some(ownership), Some(hosted)) => {
+            let subjects = Subjects::new(ROUTING_PREFIX);
+            if let Some(routing) = &mut routing {
+                routing.spawn(
+                    node.nats.clone(),
+                    subjects.clone(),
+                    hosted.clone(),
+                    batch.downgrade(),
+                    (router.clone(), sessions.clone()),
+                    shutdown.clone(),
+                );
+            }
+            serving = Some(tokio::spawn(crate::cluster::serve::run(
+                node.nats.clone(),
+                subjects,
+                hosted.clone(),
+                router.clone(),
+                shutdown.clone(),
+            )));
+            let host = Arc::new(RoomHost {
+                store: node.store.clone(),
+                router: router.clone(),
+                hosted: hosted.clone(),
+                ownership,
+                batch: batch.downgrade(),
+                directs: directs.clone(),
+                tail: config.room_tail_events as u32,
+                retry: node.lease / 3,
+                turns: Default::default(),
+                relay: routing.as_ref().map(|r| r.handle.clone()),
+            });
+            crate::metrics::cluster_started();
+            let mut events = node.manager.subscribe();
+            node.manager.set_handover(host.clone());
+            if let Err(e) = node.manager.tick().await {
+                tracing::warn!(error = %e, "first lease round failed: retrying in the background");
+            }
+            host.catch_up(&mut events).await;
+            tracing::info!(
+                partitions = hosted.serving().len(),
+                "cluster mode: partitions are leased, writes fenced, rooms follow the leases, \
+                 commands, room events and per-user pushes are routed between nodes over NATS, \
+                 and the write spool is off"
+            );
+            host.spawn(events);
+            Some(node.manager.spawn())
+        }
+        _ => None,
+    };
 
     let kdf = Kdf::new(
         KdfParams {
@@ -227,7 +444,6 @@ pub async fn start_with_store(
     );
     let doors = crate::net::bind(&config).await?;
 
-    let shutdown = CancellationToken::new();
     let metrics_addr = match config.metrics_listen.addr() {
         Some(addr) => Some(
             crate::metrics::admin::serve(addr, shutdown.clone())
@@ -259,15 +475,21 @@ pub async fn start_with_store(
         unreferenced_uploads: config.upload_unreferenced_hours.get(),
     };
     let housekeeping_store = store.clone();
+    let tracker = TaskTracker::new();
+    let parker = Arc::new(crate::session::park::Parker::new(tracker.clone()));
     let state = Arc::new(ServerState {
         config,
         store,
         accounts,
         router: router.clone(),
-        next_room_id: AtomicU64::new(max_room + 1),
+        room_ids,
+        hosted,
+        relay: routing.map(|r| r.handle.clone()),
+        cluster_store,
         next_conn_id: AtomicU64::new(1),
-        sessions: SessionRegistry::default(),
+        sessions,
         shutdown: shutdown.clone(),
+        parker: parker.clone(),
         kdf,
         dummy_hash,
         guard,
@@ -287,11 +509,19 @@ pub async fn start_with_store(
         clock.clone(),
         shutdown.clone(),
     );
-    let tracker = TaskTracker::new();
+    // On the tracker: shutdown's wait for connections lasts until the
+    // parked ones run again (and close).
+    tracker.spawn(parker.clone().sweep(
+        shutdown.clone(),
+        crate::session::park::Parker::tick(state.config.heartbeat()),
+    ));
     let (addrs, accepts) = doors.serve(state.clone(), tracker.clone())?;
 
     let token = shutdown.clone();
     let handle_router = router.clone();
+    let abandon_leases = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let abandon = abandon_leases.clone();
+    let handle_hosted = state.hosted.clone();
     let task = tokio::spawn(async move {
         token.cancelled().await;
         tracing::info!("shutting down: closing connections");
@@ -305,6 +535,9 @@ pub async fn start_with_store(
         {
             tracing::warn!("some connections did not close within 10 s");
         }
+        if let Some(serving) = serving {
+            let _ = serving.await;
+        }
         router.send_all(|| ShardCmd::Stop).await;
         for t in shard_tasks {
             let _ = t.await;
@@ -314,6 +547,14 @@ pub async fn start_with_store(
         // The shards held the last batch handles: the writer commits what is
         // queued and stops.
         let _ = batch_task.await;
+        // Only now, with nothing left to write, hand the partitions over.
+        if let Some(leases) = leases {
+            if abandon.load(std::sync::atomic::Ordering::SeqCst) {
+                leases.abandon();
+            } else {
+                leases.stop().await;
+            }
+        }
         tracing::info!("shutdown complete");
     });
     Ok(ServerHandle {
@@ -326,6 +567,9 @@ pub async fn start_with_store(
         store: housekeeping_store,
         files,
         retention,
+        hosted: handle_hosted,
+        abandon_leases,
+        parker,
     })
 }
 
@@ -362,99 +606,19 @@ async fn open_spool(config: &Config, store: &dyn Store) -> anyhow::Result<Option
     Ok(Some(Arc::new(spool)))
 }
 
+/// The first token of every NATS subject of a deployment's nodes (one
+/// NATS server, or account, per deployment).
+const ROUTING_PREFIX: &str = "confab";
+
 /// How long start-up waits for the store to take a leftover spool.
 const SPOOL_STARTUP_PATIENCE: Duration = Duration::from_secs(60);
 
-/// Loads rooms with their members, bans, invitations, join requests and
-/// recent events into room slots. Returns the slots, the highest room id
-/// seen (terminated rooms included: ids are never reused) and the direct
-/// rooms by pair.
-async fn restore(
-    store: &dyn Store,
-    tail: usize,
-) -> anyhow::Result<(Vec<RoomSlot>, u64, DirectRooms)> {
-    let rooms = store.load_rooms().await.context("loading rooms")?;
-    let mut members: HashMap<RoomId, Vec<MemberState>> = HashMap::new();
-    for m in store.load_members().await.context("loading members")? {
-        members.entry(m.room).or_default().push(MemberState {
-            user: m.user,
-            username: m.username,
-            role: m.role,
-            joined_at: m.joined_at,
-        });
-    }
-    let mut bans: HashMap<RoomId, Vec<PendingUser>> = HashMap::new();
-    for b in store.load_bans().await.context("loading bans")? {
-        bans.entry(b.room).or_default().push(PendingUser {
-            user: b.user,
-            username: b.username,
-            by: b.by,
-            at: b.at,
-        });
-    }
-    let mut invites: HashMap<RoomId, Vec<PendingUser>> = HashMap::new();
-    for i in store.load_invites().await.context("loading invitations")? {
-        invites.entry(i.room).or_default().push(PendingUser {
-            user: i.user,
-            username: i.username,
-            by: i.by,
-            at: i.at,
-        });
-    }
-    let mut requests: HashMap<RoomId, Vec<PendingUser>> = HashMap::new();
-    for r in store
-        .load_join_requests()
+/// Loads every room with its members, bans, invitations, join requests
+/// and recent events into room slots (a single node's start-up).
+async fn restore(store: &dyn Store, tail: usize) -> anyhow::Result<Restored> {
+    let state = store
+        .load_all_rooms(tail as u32)
         .await
-        .context("loading join requests")?
-    {
-        requests.entry(r.room).or_default().push(PendingUser {
-            user: r.user,
-            username: r.username,
-            by: r.user,
-            at: r.at,
-        });
-    }
-    let mut recent: HashMap<RoomId, Vec<RoomEvent>> = HashMap::new();
-    for ev in store
-        .load_recent_events(tail as u32)
-        .await
-        .context("loading recent events")?
-    {
-        let (room, seq) = (ev.room, ev.seq);
-        let ev = ev
-            .to_event()
-            .with_context(|| format!("stored event {room}/{seq} is corrupt"))?;
-        recent.entry(room).or_default().push(ev);
-    }
-    let mut max_room = 0;
-    let mut slots = Vec::with_capacity(rooms.len());
-    let mut pairs = Vec::new();
-    for r in rooms {
-        max_room = max_room.max(r.id.0);
-        let direct = r.direct.map(|[a, b]| Direct::new(a, b));
-        if let Some(d) = &direct {
-            pairs.push((d.pair(), r.id));
-        }
-        let take = |m: &mut HashMap<RoomId, Vec<PendingUser>>| m.remove(&r.id).unwrap_or_default();
-        let room = Room::restore(RoomSnapshot {
-            id: r.id,
-            name: r.name,
-            topic: r.topic,
-            visibility: r.visibility,
-            owner: r.owner,
-            created_at: r.created_at,
-            last_seq: r.last_seq,
-            terminated: r.terminated_at.is_some(),
-            members: members.remove(&r.id).unwrap_or_default(),
-            bans: take(&mut bans),
-            invites: take(&mut invites),
-            requests: take(&mut requests),
-            direct,
-        });
-        slots.push(RoomSlot::restored(
-            room,
-            recent.remove(&r.id).unwrap_or_default(),
-        ));
-    }
-    Ok((slots, max_room, DirectRooms::new(pairs)))
+        .context("loading rooms")?;
+    Restored::build(state)
 }

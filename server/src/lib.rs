@@ -39,6 +39,7 @@
 // the server's own.
 pub mod app;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod outbound;
 pub mod persist;

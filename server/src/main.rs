@@ -9,6 +9,14 @@ use anyhow::Context;
 use confab_server::config::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: after a connection storm, every
+/// connection's handshake task and buffers are freed when it parks, in
+/// between what it keeps; glibc keeps those holes resident, mimalloc's
+/// size-segregated pages are purged once empty (benches/BENCHMARKS.md,
+/// "Idle connections without a task").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let config = Cli::parse_args().resolve()?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

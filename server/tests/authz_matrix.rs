@@ -1626,7 +1626,7 @@ fn http_of(req: &Request) -> Vec<Http> {
                 "POST",
                 "/api/register",
                 "/api/register".into(),
-                Some(json!({ "username": username, "password": password })),
+                Some(json!({ "username": username, "password": password.as_str() })),
                 201,
             )
         }],
@@ -1636,7 +1636,7 @@ fn http_of(req: &Request) -> Vec<Http> {
                 "POST",
                 "/api/login",
                 "/api/login".into(),
-                Some(json!({ "username": username, "password": password })),
+                Some(json!({ "username": username, "password": password.as_str() })),
                 200,
             )
         }],

@@ -317,9 +317,12 @@ over_transports!(
     an_empty_direct_room_waits_for_its_users,
 );
 
-#[tokio::test]
-async fn direct_chats_over_http() {
-    let srv = TestServer::start().await;
+on_both_stores!(direct_chats_over_http);
+
+async fn direct_chats_over_http(backend: Backend) {
+    let Some(srv) = TestServer::start_on(backend, "direct_chats_over_http", |_| {}).await else {
+        return;
+    };
     let addr = srv.addr_for(Transport::Ws);
     let mut tokens = Vec::new();
     let mut ids = Vec::new();

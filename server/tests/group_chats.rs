@@ -165,9 +165,12 @@ async fn initial_members_join_in_one_step_are_announced_and_survive_a_restart(
 
 over_transports!(initial_members_join_in_one_step_are_announced_and_survive_a_restart);
 
-#[tokio::test]
-async fn group_chats_over_http() {
-    let srv = TestServer::start().await;
+on_both_stores!(group_chats_over_http);
+
+async fn group_chats_over_http(backend: Backend) {
+    let Some(srv) = TestServer::start_on(backend, "group_chats_over_http", |_| {}).await else {
+        return;
+    };
     let addr = srv.addr_for(Transport::Ws);
     let mut tokens = Vec::new();
     for name in ["owner", "bob", "carol"] {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::http::{api, assert_api_err, register_token};
+use common::http::{api, assert_api_err, create_room, register_token};
 use common::sdk::{alice_and_bob_in, event_at, room_event, user};
 use common::{Backend, TestServer, Transport};
 use confab_protocol::{AuditItem, ErrorCode, EventBody, RoomId, Seq, Visibility};
@@ -195,21 +195,16 @@ over_transports!(
 
 // --- the HTTP JSON API ------------------------------------------------------------
 
-#[tokio::test]
-async fn edit_and_delete_over_http() {
-    let srv = TestServer::start().await;
+on_both_stores!(edit_and_delete_over_http);
+
+async fn edit_and_delete_over_http(backend: Backend) {
+    let Some(srv) = TestServer::start_on(backend, "edit_and_delete_over_http", |_| {}).await else {
+        return;
+    };
     let addr = srv.addr_for(Transport::Ws);
     let olga = register_token(addr, "olga").await;
     let max = register_token(addr, "max").await;
-    let (_, room) = api(
-        addr,
-        "POST",
-        "/api/rooms",
-        Some(&olga),
-        Some(json!({"name": "plaza"})),
-    )
-    .await;
-    let id = room["id"].as_u64().unwrap();
+    let id = create_room(addr, &olga, "plaza").await;
     let r = |p: &str| format!("/api/rooms/{id}{p}");
     assert_eq!(
         api(addr, "POST", &r("/join"), Some(&max), None).await.0,
@@ -298,4 +293,5 @@ async fn edit_and_delete_over_http() {
         by_seq(second + 2),
         json!({"kind": "message_deleted", "target_seq": second})
     );
+    srv.stop().await;
 }

@@ -1,5 +1,6 @@
 //! Presence (SPEC.md §5.10), end to end: the real server driven through
-//! the Rust SDK on both stores, and through the HTTP JSON API. The 1 s
+//! the Rust SDK over every door and on both stores, and through the HTTP
+//! JSON API on both stores. The 1 s
 //! coalescing interval runs on the server's clock, which the test steps
 //! forward (no sleeps); updates go out on the shards' 250 ms tick, one
 //! PRESENCE frame per room listing every change of the tick, which the SDK
@@ -71,7 +72,7 @@ async fn listed(c: &Client, room: RoomId, user: UserId) -> Option<Presence> {
         .and_then(|m| m.presence)
 }
 
-async fn devices_away_coalescing_and_large_rooms(backend: Backend) {
+async fn devices_away_coalescing_and_large_rooms(t: Transport, backend: Backend) {
     // Presence is pushed in rooms of at most 2 members.
     let Some(srv) = TestServer::start_on(backend, "presence", |c| {
         c.presence_max_members = 2;
@@ -85,7 +86,7 @@ async fn devices_away_coalescing_and_large_rooms(backend: Backend) {
     // take on a loaded machine, each falls in the interval the test means.
     clock.freeze();
     let step = || clock.advance(Duration::from_millis(1_100));
-    let door = srv.door(Transport::Tcp);
+    let door = srv.door(t);
     let bob = door.connect().await;
     let bob_id = bob.register("bob", PASSWORD).await.unwrap().user;
     let alice1 = door.connect().await;
@@ -202,19 +203,14 @@ async fn devices_away_coalescing_and_large_rooms(backend: Backend) {
     srv.stop().await;
 }
 
-#[tokio::test]
-async fn presence_sqlite() {
-    devices_away_coalescing_and_large_rooms(Backend::Sqlite).await
-}
+over_transports!(devices_away_coalescing_and_large_rooms);
 
-#[tokio::test]
-async fn presence_postgres() {
-    devices_away_coalescing_and_large_rooms(Backend::Postgres).await
-}
+on_both_stores!(presence_over_http);
 
-#[tokio::test]
-async fn presence_over_http() {
-    let srv = TestServer::start().await;
+async fn presence_over_http(backend: Backend) {
+    let Some(srv) = TestServer::start_on(backend, "presence_over_http", |_| {}).await else {
+        return;
+    };
     let door = srv.door(Transport::Tcp);
     let owner = door.connect().await;
     owner.register("owner", PASSWORD).await.unwrap();

@@ -150,9 +150,12 @@ async fn markers_count_unread_reach_other_devices_and_survive_a_restart(
 
 over_transports!(markers_count_unread_reach_other_devices_and_survive_a_restart);
 
-#[tokio::test]
-async fn read_markers_over_http() {
-    let srv = TestServer::start().await;
+on_both_stores!(read_markers_over_http);
+
+async fn read_markers_over_http(backend: Backend) {
+    let Some(srv) = TestServer::start_on(backend, "read_markers_over_http", |_| {}).await else {
+        return;
+    };
     let door = srv.door(Transport::Tcp);
     let owner = user(&door, "owner").await;
     let room = owner

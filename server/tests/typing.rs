@@ -146,9 +146,12 @@ async fn typing_is_forwarded_to_the_others_throttled_and_expires(t: Transport, b
 
 over_transports!(typing_is_forwarded_to_the_others_throttled_and_expires);
 
-#[tokio::test]
-async fn typing_over_http() {
-    let srv = TestServer::start().await;
+on_both_stores!(typing_over_http);
+
+async fn typing_over_http(backend: Backend) {
+    let Some(srv) = TestServer::start_on(backend, "typing_over_http", |_| {}).await else {
+        return;
+    };
     let door = srv.door(Transport::Tcp);
     let (owner, _) = user(&door, "owner").await;
     let room = owner

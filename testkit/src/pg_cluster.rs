@@ -125,10 +125,7 @@ impl PgCluster {
             "--no-sync",
         ]);
         run(init, "initdb")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("finding a spare port: {e}"))?
-            .port();
+        let port = crate::spare_port();
         let cluster = PgCluster {
             dir,
             data,

@@ -137,36 +137,37 @@ impl Editor {
         Edit::Changed
     }
 
+    /// Moves the cursor. A completion in progress ends: its word was the
+    /// one before the old cursor.
+    fn move_to(&mut self, cursor: usize) -> Edit {
+        self.cursor = cursor;
+        self.completion = None;
+        Edit::Changed
+    }
+
     pub fn left(&mut self) -> Edit {
         match self.prev_boundary() {
-            Some(i) => {
-                self.cursor = i;
-                Edit::Changed
-            }
+            Some(i) => self.move_to(i),
             None => Edit::Nothing,
         }
     }
 
     pub fn right(&mut self) -> Edit {
         match self.next_boundary() {
-            Some(i) => {
-                self.cursor = i;
-                Edit::Changed
-            }
+            Some(i) => self.move_to(i),
             None => Edit::Nothing,
         }
     }
 
     pub fn home(&mut self) -> Edit {
-        self.cursor = self.text[..self.cursor].rfind('\n').map_or(0, |i| i + 1);
-        Edit::Changed
+        self.move_to(self.text[..self.cursor].rfind('\n').map_or(0, |i| i + 1))
     }
 
     pub fn end(&mut self) -> Edit {
-        self.cursor = self.text[self.cursor..]
+        let end = self.text[self.cursor..]
             .find('\n')
             .map_or(self.text.len(), |i| self.cursor + i);
-        Edit::Changed
+        self.move_to(end)
     }
 
     /// Enter: hands the text over and empties the input.
@@ -235,9 +236,11 @@ impl Editor {
                 return Edit::Changed;
             }
         }
+        // After the last whitespace, which may be wider than one byte.
         let start = self.text[..self.cursor]
-            .rfind(char::is_whitespace)
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rfind(|(_, c)| c.is_whitespace())
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let word = &self.text[start..self.cursor];
         let (start, candidates) = if start == 0 && word.starts_with('/') {
             let found = commands(&word[1..]);
@@ -393,6 +396,29 @@ mod tests {
         assert_eq!(e.text(), "albert");
         let mut e = typed("zed");
         assert_eq!(e.complete(&no_commands, &names), Edit::Nothing);
+    }
+
+    #[test]
+    fn moving_the_cursor_ends_a_completion() {
+        // Found by the random-keys test: Tab, Home, Tab cycled the old
+        // completion with the cursor before its word and panicked.
+        let names = vec!["alice".to_owned(), "albert".to_owned()];
+        let mut e = typed("hi al");
+        e.complete(&no_commands, &names);
+        assert_eq!(e.text(), "hi albert");
+        e.home();
+        e.complete(&no_commands, &names);
+        assert_eq!(e.text(), "alberthi albert");
+        let mut e = typed("x al");
+        e.complete(&no_commands, &names);
+        e.left();
+        // The word before the cursor is now "alber": a fresh completion.
+        e.complete(&no_commands, &names);
+        assert_eq!(e.text(), "x albertt");
+        // A word after a two-byte whitespace (U+0085).
+        let mut e = typed("é\u{85}al");
+        e.complete(&no_commands, &names);
+        assert_eq!(e.text(), "é\u{85}albert");
     }
 
     #[test]

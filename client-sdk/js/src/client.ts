@@ -62,8 +62,16 @@ export interface WebSocketLike {
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
 export interface ConfabClientOptions {
-  /** The server's WebSocket address, e.g. `ws://127.0.0.1:7480/ws` (or `wss://…`). */
-  url: string;
+  /**
+   * The server's WebSocket address, e.g. `ws://127.0.0.1:7480/ws` (or
+   * `wss://…`). Several servers — the nodes of one cluster — as a
+   * comma-separated list or an array: {@link ConfabClient.connect} tries
+   * them in order until one answers WELCOME (a refusal no retry mends, such
+   * as `INVALID_TOKEN`, ends the tries at once); after a disconnect the
+   * client reconnects to the same server first, then to the next of the
+   * list (round it) after each failed attempt.
+   */
+  url: string | readonly string[];
   /** The WebSocket implementation. Default `globalThis.WebSocket` (browsers, Node ≥ 22); on Node 20 pass `ws`'s. */
   WebSocket?: WebSocketConstructor;
   /** A session token from an earlier SESSION: the connection authenticates in HELLO. */
@@ -189,7 +197,12 @@ const NOTIFICATION_MEMORY = 4096;
  * `disconnected` and are never resent (a message may have been stored).
  */
 export class ConfabClient extends EventTarget {
-  private readonly url: string;
+  /** The servers, in order (several: the nodes of one cluster). */
+  private readonly urls: readonly string[];
+  /** The server connected to, or tried next. */
+  private current = 0;
+  /** Servers of the list not yet tried by this {@link connect} (tried at once, without backoff). */
+  private untried = 0;
   private readonly WS: WebSocketConstructor | undefined;
   private readonly clientName: string;
   private readonly requestTimeoutMs: number;
@@ -220,7 +233,7 @@ export class ConfabClient extends EventTarget {
 
   constructor(options: ConfabClientOptions) {
     super();
-    this.url = options.url;
+    this.urls = serverUrls(options.url);
     this.WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     this.clientName = options.clientName ?? CLIENT_NAME;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
@@ -240,6 +253,11 @@ export class ConfabClient extends EventTarget {
   /** The connection's state. */
   get state(): ConnectionState {
     return this.currentState;
+  }
+
+  /** The server connected to (or tried next): one of the `url` option's list. */
+  get url(): string {
+    return this.urls[this.current]!;
   }
 
   /** WELCOME of the current (or last) connection: server name and limits. */
@@ -310,6 +328,8 @@ export class ConfabClient extends EventTarget {
     if (this.currentState === "disconnected") {
       this.mayReconnect = true;
       this.attempt = 0;
+      this.current = 0;
+      this.untried = this.urls.length - 1;
       this.setState("connecting");
       this.open();
     }
@@ -452,8 +472,20 @@ export class ConfabClient extends EventTarget {
     }
   }
 
-  /** A connection attempt failed before WELCOME. */
+  /**
+   * A connection attempt failed before WELCOME. The next attempt goes to
+   * the next server of the list; while {@link connect} has servers it has
+   * not tried, at once.
+   */
   private attemptFailed(why: ConfabError, retryable: boolean): void {
+    if (retryable && this.mayReconnect) {
+      this.current = (this.current + 1) % this.urls.length;
+      if (this.untried > 0 && this.currentState === "connecting") {
+        this.untried--;
+        this.open();
+        return;
+      }
+    }
     if (retryable && this.policy.enabled && this.mayReconnect) {
       this.scheduleRetry(why);
     } else {
@@ -489,6 +521,7 @@ export class ConfabClient extends EventTarget {
     const reconnected = this.everConnected;
     this.everConnected = true;
     this.attempt = 0;
+    this.untried = 0;
     this.currentWelcome = welcome;
     this.currentSession = welcome.session;
     if (welcome.session === undefined) this.currentToken = undefined; // anonymous
@@ -1146,4 +1179,14 @@ export class ConfabClient extends EventTarget {
   async setAway(away: boolean): Promise<void> {
     await this.request("SET_AWAY", { away });
   }
+}
+
+/**
+ * The `url` option as a list: a comma-separated string or an array, each
+ * trimmed, empty entries dropped; at least one.
+ */
+export function serverUrls(url: string | readonly string[]): string[] {
+  const list = (typeof url === "string" ? url.split(",") : [...url]).map((u) => u.trim()).filter((u) => u !== "");
+  if (list.length === 0) throw new TypeError("ConfabClient: no server URL given (options.url)");
+  return list;
 }

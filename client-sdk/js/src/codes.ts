@@ -81,6 +81,7 @@ export const ERROR_CODES = {
   STORAGE_UNAVAILABLE: [501, "storage is unavailable"],
   OVERLOADED: [502, "server is overloaded"],
   SHUTTING_DOWN: [503, "server is shutting down"],
+  ROOM_MOVING: [504, "the room is moving between nodes: retry shortly"],
   // 6xx: close reasons.
   SLOW_CONSUMER: [600, "connection closed: outbound queue overflowed (slow consumer)"],
   IDLE_TIMEOUT: [601, "connection closed: idle timeout"],

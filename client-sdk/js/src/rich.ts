@@ -191,6 +191,43 @@ export function checkFileIds(ids: readonly number[], sticker?: string): Refusal 
   return undefined;
 }
 
+/**
+ * Whether `text` shows nothing (SPEC.md §5.4.1), which a server refuses as
+ * a message's text with MESSAGE_EMPTY (400): every character is white space
+ * (the White_Space property) or an invisible format character (U+00AD,
+ * U+180E, U+200B–U+200F, U+2060–U+2064, U+FEFF). An empty text is blank.
+ */
+export function isBlank(text: string): boolean {
+  return /^[\p{White_Space}\u00AD\u180E\u200B-\u200F\u2060-\u2064\uFEFF]*$/u.test(text);
+}
+
+/**
+ * What a server would refuse in EDIT_MESSAGE's new text and spans, in the
+ * server's order: a blank text (400), then the spans' rules. (A text over
+ * the server's `max_message_len` is refused too, with 401.)
+ */
+export function checkEdit(text: string, spans: readonly (Span | SpanInput)[]): Refusal | undefined {
+  if (isBlank(text)) return { code: ErrorCode.MESSAGE_EMPTY, message: "message is empty" };
+  return checkSpans(text, spans);
+}
+
+/** The most initial members CREATE_ROOM may name (SPEC.md §5.3.2). */
+export const MAX_INITIAL_MEMBERS = 50;
+
+/**
+ * What a server would refuse in CREATE_ROOM's initial members before it
+ * looks them up: more than {@link MAX_INITIAL_MEMBERS} (324). A user named
+ * twice (323), the caller (313) or an unknown user (311) it finds only
+ * when it resolves them.
+ */
+export function checkInitialMembers(members: readonly unknown[]): Refusal | undefined {
+  if (members.length <= MAX_INITIAL_MEMBERS) return undefined;
+  return {
+    code: ErrorCode.TOO_MANY_MEMBERS,
+    message: `${members.length} initial members: at most ${MAX_INITIAL_MEMBERS}`,
+  };
+}
+
 /** Whether `id` has the form of a sticker id (1–32 bytes of `a-z`, `0-9`, `_`, `-`). */
 export function isStickerId(id: string): boolean {
   return id.length > 0 && id.length <= MAX_STICKER_ID_LEN && /^[a-z0-9_-]+$/.test(id);

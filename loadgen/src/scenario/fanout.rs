@@ -18,7 +18,7 @@ use confab_protocol::frame::{begin_frame, end_frame, kind};
 use confab_protocol::wire::put_varint;
 use confab_protocol::RoomId;
 
-use super::{wait_until, Ctx, OpenLoop, Receiver, Timing};
+use super::{wait_until, Ctx, OpenLoop, Receiver, Redial, Timing};
 use crate::nats;
 use crate::net::{FrameWriter, Protocol};
 use crate::setup;
@@ -30,6 +30,9 @@ pub struct Fanout {
     pub members: usize,
     /// The owner's connection in each room: the publisher.
     publishers: Vec<FrameWriter>,
+    /// A publisher's connection reopened on another node after a
+    /// disconnect (several nodes only), taken before the next send.
+    reopened: Vec<Rc<RefCell<Option<FrameWriter>>>>,
     /// One encoded publication per room, patched per message.
     templates: Vec<Template>,
     /// Per-room output buffers, reused.
@@ -103,6 +106,11 @@ impl Fanout {
     /// NATS, every member connects and subscribes to its room's subject.
     /// Member `u` is in room `u % rooms`; member `r < rooms` publishes
     /// into room `r` (and receives its own messages, as every member does).
+    /// Against several nodes, member `m` of room `r` (user `r + m·rooms`)
+    /// connects to node `(r + m) % nodes`: every room has members on every
+    /// node (given as many members as nodes) and its publisher on node
+    /// `r % nodes`, so most deliveries cross from the room's owner to
+    /// another node, and the publishers spread evenly.
     pub async fn prepare(
         ctx: &Rc<Ctx>,
         name: &'static str,
@@ -127,6 +135,7 @@ impl Fanout {
             ..SetupReport::default()
         };
         let mut server_version = None;
+        let reopened: Vec<_> = (0..rooms).map(|_| Rc::new(RefCell::new(None))).collect();
         let templates = match ctx.connector.protocol() {
             Protocol::Confab => {
                 ctx.set_phase(format!("{name}: creating {n} users in {rooms} rooms"));
@@ -135,10 +144,18 @@ impl Fanout {
                 setup.population_seconds = started.elapsed().as_secs_f64();
                 ctx.set_phase(format!("{name}: opening {n} connections"));
                 let started = Instant::now();
-                let conns = ctx.open_all(&pop.users, n, ctx.read_buf).await?;
+                let nodes = ctx.connector.nodes();
+                let node = |u: usize| (u % rooms + u / rooms) % nodes;
+                let conns = ctx.open_all_on(&pop.users, n, ctx.read_buf, node).await?;
                 setup.connect_seconds = started.elapsed().as_secs_f64();
-                for (rd, wr) in conns {
-                    ctx.spawn_reader(Receiver::Confab(rd), rec.clone());
+                for (u, (rd, wr)) in conns.into_iter().enumerate() {
+                    let redial = Redial {
+                        token: pop.users[u].token.clone(),
+                        node: node(u),
+                        n: n + u,
+                        writer: reopened.get(u).cloned(),
+                    };
+                    ctx.spawn_reader_redialing(Receiver::Confab(rd), rec.clone(), Some(redial));
                     writers.push(wr);
                 }
                 pop.rooms
@@ -168,6 +185,7 @@ impl Fanout {
             rooms,
             members,
             publishers: writers,
+            reopened,
             templates,
             out: vec![Vec::new(); rooms],
             rec,
@@ -201,6 +219,9 @@ impl Fanout {
                 self.templates[room].emit(&mut self.out[room], id as u32, run.intended(k));
             }
             for (room, buf) in self.out.iter_mut().enumerate() {
+                if let Some(w) = self.reopened[room].borrow_mut().take() {
+                    self.publishers[room] = w;
+                }
                 if !buf.is_empty() {
                     let _ = self.publishers[room].write_all(buf).await;
                     buf.clear();

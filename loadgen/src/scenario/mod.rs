@@ -37,6 +37,8 @@ pub struct Ctx {
     pub prefix: String,
     /// Read buffer per receiving connection.
     pub read_buf: usize,
+    /// Measured connections opened at once (`--connect-concurrency`).
+    pub connect_concurrency: usize,
     /// How the open-loop pacers wait (`--pacing`).
     pub pacing: Pacing,
     /// Recorders shown by the progress line and `/metrics`, by traffic kind.
@@ -49,6 +51,39 @@ pub struct Ctx {
     pub phase: RefCell<String>,
     /// Set when the run ends: reader and keep-alive tasks stop.
     pub stop: Cell<bool>,
+    /// Measured connections per node of the target (one entry per URL).
+    pub spread: RefCell<Vec<NodeSpread>>,
+    /// Writers of connections reopened after a disconnect, for the
+    /// keep-alive task to adopt.
+    pub late_writers: RefCell<Vec<FrameWriter>>,
+}
+
+/// How a run's measured connections were spread over one node.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct NodeSpread {
+    pub url: String,
+    /// Measured connections opened to it at set-up.
+    pub connections: usize,
+    /// Connections to it that ended while the run went on.
+    pub disconnected: u64,
+    /// Connections reopened on it after a disconnect from another (or,
+    /// when every other refused, the same) node.
+    pub reconnected: u64,
+}
+
+/// What a reader needs to reopen its connection on the next node after a
+/// disconnect (a target of several nodes only).
+pub struct Redial {
+    /// The user's session token (valid on every node of a cluster).
+    pub token: String,
+    /// The node the connection is on now.
+    pub node: usize,
+    /// The connection's number (its source address).
+    pub n: usize,
+    /// A publisher's slot: the reopened writer goes there, for the sending
+    /// loop to take; `None` hands it to the keep-alive task.
+    pub writer: Option<Rc<RefCell<Option<FrameWriter>>>>,
 }
 
 /// The receiving side of a measured connection, whatever the target speaks.
@@ -94,17 +129,31 @@ impl Ctx {
     }
 
     /// Opens one authenticated connection per user (HELLO with the user's
-    /// token), [`crate::setup::SETUP_CONCURRENCY`] at a time.
+    /// token), `connect_concurrency` at a time.
     pub async fn open_all(
         self: &Rc<Self>,
         users: &[User],
         conn_base: usize,
         buf: usize,
     ) -> anyhow::Result<Vec<(FrameReader, FrameWriter)>> {
-        self.open_many(users.len(), |i| {
+        let c = &self.connector;
+        self.open_all_on(users, conn_base, buf, |i| c.node_for(conn_base + i))
+            .await
+    }
+
+    /// [`Ctx::open_all`], user `i` on node `node(i)` of the target.
+    pub async fn open_all_on(
+        self: &Rc<Self>,
+        users: &[User],
+        conn_base: usize,
+        buf: usize,
+        node: impl Fn(usize) -> usize,
+    ) -> anyhow::Result<Vec<(FrameReader, FrameWriter)>> {
+        let node = &node;
+        self.open_many(users.len(), node, |i| {
             let c = self.connector.clone();
             let token = users[i].token.clone();
-            async move { net::open(&c, conn_base + i, buf, Some(token)).await }
+            async move { net::open_on(&c, node(i), conn_base + i, buf, Some(token)).await }
         })
         .await
     }
@@ -120,19 +169,22 @@ impl Ctx {
         resume: impl Fn(usize) -> Vec<ResumePoint>,
         expect_events: usize,
     ) -> anyhow::Result<Vec<(FrameReader, FrameWriter, net::Replay)>> {
-        self.open_many(users.len(), |i| {
+        let c = &self.connector;
+        let node = |i: usize| c.node_for(conn_base + i);
+        self.open_many(users.len(), node, |i| {
             let c = self.connector.clone();
             let token = users[i].token.clone();
             let points = resume(i);
             async move {
-                net::open_resuming(&c, conn_base + i, buf, Some(token), points, expect_events).await
+                let n = conn_base + i;
+                net::open_resuming(&c, node(i), n, buf, Some(token), points, expect_events).await
             }
         })
         .await
     }
 
     /// Opens `count` NATS connections, connection `i` subscribed to
-    /// `subject(i)`, [`crate::setup::SETUP_CONCURRENCY`] at a time; also
+    /// `subject(i)`, `connect_concurrency` at a time; also
     /// returns the server's version.
     pub async fn open_all_nats(
         self: &Rc<Self>,
@@ -143,11 +195,15 @@ impl Ctx {
     ) -> anyhow::Result<(Vec<(NatsReader, FrameWriter)>, String)> {
         let mut version = String::new();
         let conns = self
-            .open_many(count, |i| {
-                let c = self.connector.clone();
-                let subjects = [subject(i)];
-                async move { nats::open(&c, conn_base + i, buf, &subjects).await }
-            })
+            .open_many(
+                count,
+                |_| 0,
+                |i| {
+                    let c = self.connector.clone();
+                    let subjects = [subject(i)];
+                    async move { nats::open(&c, conn_base + i, buf, &subjects).await }
+                },
+            )
             .await?
             .into_iter()
             .map(|c| {
@@ -158,11 +214,13 @@ impl Ctx {
         Ok((conns, version))
     }
 
-    /// Runs `open(i)` for `0..count`, [`crate::setup::SETUP_CONCURRENCY`]
-    /// at a time, each within 30 s, counting open connections.
+    /// Runs `open(i)` for `0..count`, `connect_concurrency`
+    /// at a time, each within 30 s, counting open connections (connection
+    /// `i` on node `node(i)`).
     async fn open_many<T, F>(
         &self,
         count: usize,
+        node: impl Fn(usize) -> usize,
         open: impl Fn(usize) -> F,
     ) -> anyhow::Result<Vec<T>>
     where
@@ -174,37 +232,101 @@ impl Ctx {
             .map(|i| {
                 let f = open(i);
                 async move {
-                    tokio::time::timeout(Duration::from_secs(30), f)
+                    let c = tokio::time::timeout(Duration::from_secs(30), f)
                         .await
-                        .unwrap_or_else(|_| anyhow::bail!("connect timed out"))
+                        .unwrap_or_else(|_| anyhow::bail!("connect timed out"));
+                    (i, c)
                 }
             })
-            .buffered(crate::setup::SETUP_CONCURRENCY);
-        while let Some(c) = s.next().await {
+            .buffered(self.connect_concurrency);
+        while let Some((i, c)) = s.next().await {
             out.push(c?);
             self.connections.set(self.connections.get() + 1);
+            self.node_counts(node(i), |n| n.connections += 1);
         }
         Ok(out)
     }
 
+    /// Changes node `node`'s counts.
+    pub fn node_counts(&self, node: usize, f: impl FnOnce(&mut NodeSpread)) {
+        let mut spread = self.spread.borrow_mut();
+        let len = spread.len().max(1);
+        if let Some(n) = spread.get_mut(node % len) {
+            f(n);
+        }
+    }
+
     /// Spawns a task that feeds `rd`'s traffic to `rec` until the run
     /// stops or the connection ends.
-    pub fn spawn_reader(self: &Rc<Self>, mut rd: Receiver, rec: Rc<RefCell<Recorder>>) {
+    pub fn spawn_reader(self: &Rc<Self>, rd: Receiver, rec: Rc<RefCell<Recorder>>) {
+        self.spawn_reader_redialing(rd, rec, None);
+    }
+
+    /// [`Ctx::spawn_reader`] that, on a target of several nodes, reopens
+    /// a connection that ended on the next node (then the one after, each
+    /// try within 5 s, at most three rounds over the nodes) and reads on.
+    pub fn spawn_reader_redialing(
+        self: &Rc<Self>,
+        mut rd: Receiver,
+        rec: Rc<RefCell<Recorder>>,
+        mut redial: Option<Redial>,
+    ) {
+        if self.connector.nodes() < 2 {
+            redial = None;
+        }
         let ctx = self.clone();
         tokio::task::spawn_local(async move {
             loop {
                 match rd.record(&rec).await {
-                    Ok(true) => {}
+                    Ok(true) => continue,
+                    _ if ctx.stop.get() => {}
                     _ => {
-                        if !ctx.stop.get() {
-                            rec.borrow_mut().disconnects += 1;
+                        rec.borrow_mut().disconnects += 1;
+                        if let Some(r) = redial.as_mut() {
+                            ctx.node_counts(r.node, |n| n.disconnected += 1);
+                            if let Some(next) = ctx.redial(r).await {
+                                rd = next;
+                                continue;
+                            }
                         }
-                        ctx.connections.set(ctx.connections.get().saturating_sub(1));
-                        return;
                     }
                 }
+                ctx.connections.set(ctx.connections.get().saturating_sub(1));
+                return;
             }
         });
+    }
+
+    /// Reopens `r`'s connection on the nodes after its own, in turn;
+    /// `None` once every try failed or the run stopped.
+    async fn redial(&self, r: &mut Redial) -> Option<Receiver> {
+        let nodes = self.connector.nodes();
+        for attempt in 1..=3 * nodes {
+            if self.stop.get() {
+                return None;
+            }
+            let node = (r.node + attempt) % nodes;
+            let token = Some(r.token.clone());
+            let open = net::open_on(&self.connector, node, r.n, self.read_buf, token);
+            match tokio::time::timeout(Duration::from_secs(5), open).await {
+                Ok(Ok((rd, wr))) => {
+                    r.node = node;
+                    self.node_counts(node, |n| n.reconnected += 1);
+                    match &r.writer {
+                        Some(slot) => *slot.borrow_mut() = Some(wr),
+                        None => self.late_writers.borrow_mut().push(wr),
+                    }
+                    return Some(Receiver::Confab(rd));
+                }
+                // A node that is down refuses at once: pause a little
+                // before the next, more after each full round.
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(50 * (attempt / nodes + 1) as u64))
+                        .await
+                }
+            }
+        }
+        None
     }
 
     /// Spawns a task that PINGs on every writer every `every`, so that
@@ -225,6 +347,7 @@ impl Ctx {
             tick.tick().await;
             while !ctx.stop.get() {
                 tick.tick().await;
+                writers.extend(ctx.late_writers.borrow_mut().drain(..));
                 for w in writers.iter_mut() {
                     let _ = w.write_all(&ping).await;
                 }
@@ -324,11 +447,18 @@ pub fn ours(ctx: &Ctx, server_cpu: Option<f64>, self_cpu: f64) -> Vec<Ours> {
         cpu_seconds: self_cpu,
         core: probe::pinned_core("self"),
     }];
-    if let (ServerProbe::Pid(pid), Some(cpu)) = (&ctx.probe, server_cpu) {
+    if let (ServerProbe::Pids(pids), Some(cpu)) = (&ctx.probe, server_cpu) {
+        // Several nodes: their CPU together, on the core they are all
+        // pinned to (none if they differ).
+        let cores: Vec<Option<usize>> = pids
+            .iter()
+            .map(|p| probe::pinned_core(&p.to_string()))
+            .collect();
+        let core = cores[0].filter(|c| cores.iter().all(|d| *d == Some(*c)));
         ours.push(Ours {
             name: "server",
             cpu_seconds: cpu,
-            core: probe::pinned_core(&pid.to_string()),
+            core,
         });
     }
     ours

@@ -372,7 +372,10 @@ pub fn request(r: &Request) -> J {
         ]),
         Request::Ping { nonce } => J::Obj(vec![("nonce", n(*nonce))]),
         Request::Register { username, password } | Request::Login { username, password } => {
-            J::Obj(vec![("username", s(username)), ("password", s(password))])
+            J::Obj(vec![
+                ("username", s(username)),
+                ("password", s(password.as_str())),
+            ])
         }
         Request::Logout | Request::MyRooms | Request::RoomLog => J::Obj(vec![]),
         Request::CreateRoom {
@@ -1057,11 +1060,11 @@ pub fn request_from(t: u8, v: &Value) -> Request {
         },
         kind::REGISTER => Request::Register {
             username: text(v, "username"),
-            password: text(v, "password"),
+            password: text(v, "password").into(),
         },
         kind::LOGIN => Request::Login {
             username: text(v, "username"),
-            password: text(v, "password"),
+            password: text(v, "password").into(),
         },
         kind::LOGOUT => Request::Logout,
         kind::CREATE_ROOM => Request::CreateRoom {

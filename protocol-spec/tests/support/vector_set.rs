@@ -280,6 +280,7 @@ pub fn round_trip() -> Vec<RoundTrip> {
     let mut all = base_round_trip();
     all.extend(super::rich_set::round_trip());
     all.extend(super::attach_set::round_trip());
+    all.extend(super::conversation_set::round_trip());
     all
 }
 

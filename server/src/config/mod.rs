@@ -35,6 +35,19 @@ pub enum TlsSource {
     SelfSigned,
 }
 
+/// Cluster mode's settings, validated ([`Config::cluster`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// The NATS server the nodes share: commands for rooms another node
+    /// serves, and rooms' events, go through it.
+    pub nats: String,
+    pub node_id: String,
+    /// Partitions rooms are grouped into; fixed per deployment.
+    pub partitions: u32,
+    /// How long a lease lasts without renewal.
+    pub lease: Duration,
+}
+
 /// Generates [`Config`], [`Flags`], [`FileSettings`] and their fold from
 /// one line per setting.
 macro_rules! settings {
@@ -107,12 +120,16 @@ settings! {
     pg_batch_mode: PgBatchMode = PgBatchMode::Unnest, env "CONFAB_PG_BATCH_MODE";
     /// Number of room shards (tasks that own rooms); the default is the number of CPU cores.
     shards: usize = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), env "CONFAB_SHARDS";
+    /// Longest a busy shard holds its writes back to send more frames per write (flush pacing: only while the shard works at least 80 % of the time; an idle shard writes after every pass); 0 never holds them.
+    flush_linger_max_ms: Millis = Millis(8), env "CONFAB_FLUSH_LINGER_MAX_MS";
     /// Maximum frame length in bytes (the length field of client frames).
     max_frame_len: u32 = DEFAULT_MAX_FRAME_LEN, env "CONFAB_MAX_FRAME_LEN";
     /// Maximum message body in bytes.
     max_message_len: u32 = 4096, env "CONFAB_MAX_MESSAGE_LEN";
     /// Heartbeat interval in milliseconds announced to clients; silent connections are closed after 3 intervals.
     heartbeat_ms: Millis = Millis(30_000), env "CONFAB_HEARTBEAT_MS";
+    /// Milliseconds of silence after which a connection with nothing half-read gives up its task (parks) until its client sends again, its writer fails, its idle timeout or shutdown; 0 (the default) parks as soon as it waits for its client.
+    park_after_ms: Millis = Millis(0), env "CONFAB_PARK_AFTER_MS";
     /// Milliseconds a new connection has to send HELLO.
     handshake_timeout_ms: Millis = Millis(10_000), env "CONFAB_HANDSHAKE_TIMEOUT_MS";
     /// Per-connection outbound queue bound in bytes; a connection that falls this far behind is closed.
@@ -123,6 +140,8 @@ settings! {
     batch_max_delay_ms: Millis = Millis(0), env "CONFAB_BATCH_MAX_DELAY_MS";
     /// Milliseconds between the starts of two commits while commits are frequent (the next gathers requests meanwhile); at low rates nothing waits. Bounds what persistence costs under load; 0 commits back to back.
     batch_min_interval_ms: Millis = Millis(2), env "CONFAB_BATCH_MIN_INTERVAL_MS";
+    /// Batch writer lanes committing at once, each for its share of the rooms (room id mod lanes), on its own database connection: more sustained writes when Postgres is the limit, smaller batches and more commits below it; Postgres only (SQLite has a single writer and allows 1).
+    write_lanes: usize = 1, env "CONFAB_WRITE_LANES";
     /// Write operations that may wait for the batch writer; above it SEND_MESSAGE and CREATE_ROOM are refused with OVERLOADED and a retry-after until it drains. 0: no bound.
     write_backlog_max: usize = 65_536, env "CONFAB_WRITE_BACKLOG_MAX";
     /// Recent events kept in memory per room for resume and fast history.
@@ -198,6 +217,17 @@ settings! {
     tls_listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 7443)), env "CONFAB_TLS_LISTEN";
     /// Address of the plain HTTP listener (JSON API, ws:// at /ws, /healthz, /readyz), or "off".
     http_listen: Listen = Listen::On(SocketAddr::from(([127, 0, 0, 1], 7480))), env "CONFAB_HTTP_LISTEN";
+    /// Cluster mode: the NATS server (nats://host:port) the nodes of one deployment share. Needs --node-id and a shared Postgres (--database-url); none runs a single node.
+    cluster_nats: Opt<String> = Opt(None), env "CONFAB_CLUSTER_NATS";
+    /// This node's name in the cluster (letters, digits, '.', '_', '-'; at most 64), unique among live nodes.
+    node_id: Opt<String> = Opt(None), env "CONFAB_NODE_ID";
+    /// Partitions rooms are grouped into (room id modulo this), each owned by one node at a time. Fixed per deployment: the first node stores it in the database and a node with another value refuses to start.
+    cluster_partitions: u32 = 64, env "CONFAB_CLUSTER_PARTITIONS";
+    /// Milliseconds a node's partition leases last without renewal (renewed every third of it): how long a dead node's rooms wait before another node takes them.
+    lease_ms: Millis = Millis(5_000), env "CONFAB_LEASE_MS";
+    /// No longer needed: cluster mode was refused without it while incomplete. Accepted and ignored, so that older command lines, env and TOML still start.
+    #[arg(num_args = 0..=1, default_missing_value = "true")]
+    cluster_experimental: bool = false, env "CONFAB_CLUSTER_EXPERIMENTAL";
     /// Comma-separated Origins allowed to open WebSocket connections, e.g. "https://chat.example"; empty allows every origin (clients that send no Origin, which are not browsers, are always allowed).
     allowed_origins: Origins = Origins::default(), env "CONFAB_ALLOWED_ORIGINS";
 }
@@ -309,7 +339,17 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// The most batch writer lanes (`write_lanes`) a server runs.
+pub const MAX_WRITE_LANES: usize = 16;
+
 impl Config {
+    /// Batch writer lanes to run: `write_lanes` (0 counts as 1). One by
+    /// default: more lanes pay only when Postgres is the limit (measured in
+    /// BENCHMARKS.md "Write lanes").
+    pub fn write_lanes(&self) -> usize {
+        self.write_lanes.max(1)
+    }
+
     /// A configuration for a server embedded in another program or a test:
     /// the defaults, with every listener on an ephemeral loopback port (TCP)
     /// or off (HTTP, metrics), and data in `data_dir`.
@@ -364,6 +404,55 @@ impl Config {
         self.heartbeat_ms.get()
     }
 
+    /// Cluster mode's settings, or `None` for a single node (no
+    /// `cluster_nats`); an error when cluster mode is asked for but cannot
+    /// run as configured (checked by [`Config::validate`] and again by
+    /// [`crate::app::start`], for configurations built in code).
+    pub fn cluster(&self) -> Result<Option<ClusterSettings>, ConfigError> {
+        let Some(nats) = self.cluster_nats.as_ref() else {
+            return Ok(None);
+        };
+        let bad = |name, reason: String| Err(ConfigError::Invalid { name, reason });
+        if !nats.starts_with("nats://") && !nats.starts_with("tls://") {
+            return bad("cluster_nats", format!("{nats:?} is not a nats:// URL"));
+        }
+        let Some(node_id) = self.node_id.as_ref() else {
+            return bad(
+                "node_id",
+                "cluster mode (--cluster-nats) needs --node-id NAME, unique among the nodes".into(),
+            );
+        };
+        let name_ok = (1..=64).contains(&node_id.len())
+            && node_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !name_ok {
+            return bad(
+                "node_id",
+                format!("{node_id:?}: 1-64 letters, digits, '.', '_' or '-'"),
+            );
+        }
+        if self.database_url.as_ref().is_none() {
+            return bad(
+                "cluster_nats",
+                "cluster mode needs the nodes' shared Postgres store; the embedded SQLite store is single-node only: add --database-url postgres://user:password@host/db"
+                    .into(),
+            );
+        }
+        if !(1..=4096).contains(&self.cluster_partitions) {
+            return bad("cluster_partitions", "must be 1-4096".into());
+        }
+        if !(100..=600_000).contains(&self.lease_ms.0) {
+            return bad("lease_ms", "must be 100 ms - 10 minutes".into());
+        }
+        Ok(Some(ClusterSettings {
+            nats: nats.clone(),
+            node_id: node_id.clone(),
+            partitions: self.cluster_partitions,
+            lease: self.lease_ms.get(),
+        }))
+    }
+
     /// Rejects settings that cannot work, with the reason.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |name, reason: &str| {
@@ -391,6 +480,9 @@ impl Config {
         if !(100..=3_600_000).contains(&self.heartbeat_ms.0) {
             return bad("heartbeat_ms", "must be 100 ms - 1 hour");
         }
+        if self.park_after_ms.0 > 3_600_000 {
+            return bad("park_after_ms", "must be 0 - 1 hour");
+        }
         if self.handshake_timeout_ms.0 == 0 || self.handshake_timeout_ms.0 > 3_600_000 {
             return bad("handshake_timeout_ms", "must be 1 ms - 1 hour");
         }
@@ -405,6 +497,16 @@ impl Config {
         }
         if self.batch_min_interval_ms.0 > 1_000 {
             return bad("batch_min_interval_ms", "must be at most 1000");
+        }
+        if self.write_lanes > MAX_WRITE_LANES {
+            return bad("write_lanes", "must be at most 16");
+        }
+        if self.write_lanes > 1 && self.database_url.as_ref().is_none() {
+            return bad(
+                "write_lanes",
+                "the embedded SQLite store has a single writer: more than 1 lane needs \
+                 --database-url (Postgres)",
+            );
         }
         if self.room_tail_events == 0 {
             return bad("room_tail_events", "must be at least 1");
@@ -460,6 +562,7 @@ impl Config {
         if !(1..=7 * 86_400).contains(&self.login_window_secs.0) {
             return bad("login_window_secs", "must be 1 s - 1 week");
         }
+        self.cluster()?;
         match (
             self.tls_cert.as_ref(),
             self.tls_key.as_ref(),
@@ -668,6 +771,112 @@ mod tests {
             let err = resolve(flags).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn write_lanes_default_to_one_and_sqlite_allows_only_one() {
+        let sqlite = Config::default();
+        assert_eq!((sqlite.write_lanes, sqlite.write_lanes()), (1, 1));
+        let pg = Config {
+            database_url: Opt(Some("postgres://u@db/confab".parse().unwrap())),
+            ..Config::default()
+        };
+        assert_eq!(pg.write_lanes(), 1);
+        let two = Config {
+            write_lanes: 2,
+            ..pg.clone()
+        };
+        assert_eq!(two.write_lanes(), 2);
+        two.validate().unwrap();
+        let err = Config {
+            write_lanes: 2,
+            ..Config::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("single writer"), "{err}");
+        let err = Config {
+            write_lanes: 17,
+            ..pg
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("at most 16"), "{err}");
+    }
+
+    #[test]
+    fn cluster_mode_needs_a_node_id_and_postgres() {
+        let d = Config::default();
+        assert_eq!(d.cluster().unwrap(), None, "no --cluster-nats: one node");
+        assert_eq!((d.cluster_partitions, d.lease_ms), (64, Millis(5_000)));
+        let refused = |cfg: &Config| cfg.validate().unwrap_err().to_string();
+
+        let nats = Config {
+            cluster_nats: Opt(Some("nats://127.0.0.1:4222".into())),
+            ..Config::default()
+        };
+        assert!(refused(&nats).contains("--node-id"), "{}", refused(&nats));
+
+        // SQLite is single-node only: the message names the fix.
+        let sqlite = Config {
+            node_id: Opt(Some("a".into())),
+            cluster_experimental: true,
+            ..nats
+        };
+        let err = refused(&sqlite);
+        assert!(
+            err.contains("SQLite") && err.contains("--database-url postgres://"),
+            "{err}"
+        );
+
+        // With Postgres it runs; the old switch is no longer needed.
+        let postgres = Config {
+            database_url: Opt(Some("postgres://u:pw@db/confab".parse().unwrap())),
+            cluster_experimental: false,
+            ..sqlite
+        };
+        assert!(postgres.cluster().unwrap().is_some());
+
+        let bad_id = Config {
+            node_id: Opt(Some("a b".into())),
+            ..postgres.clone()
+        };
+        assert!(refused(&bad_id).contains("node_id"));
+
+        // Flags, with their names as documented.
+        let cli = Cli::try_parse_from([
+            "confabd",
+            "--cluster-nats",
+            "nats://127.0.0.1:4222",
+            "--node-id",
+            "a",
+            "--database-url",
+            "postgres://u:pw@db/confab",
+            "--cluster-experimental",
+            "--cluster-partitions",
+            "16",
+            "--lease-ms",
+            "900",
+        ])
+        .unwrap();
+        let cluster = cli.resolve().unwrap().cluster().unwrap().unwrap();
+        assert_eq!(
+            cluster,
+            ClusterSettings {
+                nats: "nats://127.0.0.1:4222".into(),
+                node_id: "a".into(),
+                partitions: 16,
+                lease: Duration::from_millis(900),
+            }
+        );
+        let no_parts = Config {
+            cluster_partitions: 0,
+            cluster_experimental: true,
+            ..postgres
+        };
+        assert!(refused(&no_parts).contains("cluster_partitions"));
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub async fn claim(
                     // It may have been claimed before the store failed.
                     given_back.push(id);
                 }
-                release(batch, given_back);
+                release(batch, room, given_back);
                 return Err(refused);
             }
         }
@@ -81,10 +81,14 @@ async fn claim_one(
     Err((code, format!("file {id} {message}")))
 }
 
-/// Gives claims back through the batch writer (in order after anything
-/// the claims' message may have queued; no reply waits on it).
-pub fn release(batch: &BatchHandle, files: Vec<u64>) {
+/// Gives claims back through the batch writer, on the lane of `room`, the
+/// claims' message's room (in order after anything the message may have
+/// queued and before the room's next writes; no reply waits on it).
+pub fn release(batch: &BatchHandle, room: RoomId, files: Vec<u64>) {
     if !files.is_empty() {
-        batch.submit(WriteRequest::new(vec![WriteOp::ReleaseFiles { files }]));
+        batch.submit_for(
+            room,
+            WriteRequest::new(vec![WriteOp::ReleaseFiles { files }]),
+        );
     }
 }

@@ -30,7 +30,7 @@ pub mod admin;
 mod requests;
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ::metrics::{
@@ -99,6 +99,7 @@ pub mod name {
     pub const BROADCAST_DURATION: &str = "confab_broadcast_duration_seconds";
     pub const DELIVERIES: &str = "confab_deliveries_total";
     pub const SHARD_QUEUE_DEPTH: &str = "confab_shard_queue_depth";
+    pub const SHARD_LINGER: &str = "confab_shard_flush_linger_seconds";
     pub const SHARD_COMMANDS: &str = "confab_shard_commands_total";
     pub const SHARD_PASS: &str = "confab_shard_pass_commands";
     pub const OUTBOUND_QUEUED: &str = "confab_outbound_queued_bytes";
@@ -122,6 +123,7 @@ pub mod name {
     pub const ROOMS: &str = "confab_rooms";
     pub const MEMBERSHIPS: &str = "confab_room_memberships";
     pub const ONLINE_USERS: &str = "confab_online_users";
+    pub const PARKED_CONNECTIONS: &str = "confab_parked_connections";
     pub const BUILD_INFO: &str = "confab_build_info";
     pub const TYPING_FORWARDED: &str = "confab_typing_forwarded_total";
     pub const TYPING_DELIVERIES: &str = "confab_typing_deliveries_total";
@@ -140,6 +142,20 @@ pub mod name {
     pub const FILE_REFUSED: &str = "confab_file_uploads_refused_total";
     pub const FILE_DOWNLOADS: &str = "confab_file_downloads_total";
     pub const FILE_DOWNLOAD_BYTES: &str = "confab_file_download_bytes_total";
+    pub const CLUSTER_PARTITIONS_OWNED: &str = "confab_cluster_partitions_owned";
+    pub const CLUSTER_LIVE_NODES: &str = "confab_cluster_live_nodes";
+    pub const CLUSTER_LEASE_ACQUISITIONS: &str = "confab_cluster_lease_acquisitions_total";
+    pub const CLUSTER_LEASE_RENEWALS: &str = "confab_cluster_lease_renewals_total";
+    pub const CLUSTER_LEASE_LOSSES: &str = "confab_cluster_lease_losses_total";
+    pub const CLUSTER_FENCED_BATCHES: &str = "confab_cluster_fenced_batches_total";
+    pub const CLUSTER_ROOM_MOVING: &str = "confab_cluster_room_moving_total";
+    pub const CLUSTER_HANDOVERS: &str = "confab_cluster_handovers_total";
+    pub const CLUSTER_FORWARDED: &str = "confab_cluster_forwarded_total";
+    pub const CLUSTER_FORWARD_DURATION: &str = "confab_cluster_forward_seconds";
+    pub const CLUSTER_SERVED: &str = "confab_cluster_served_total";
+    pub const CLUSTER_SERVE_DURATION: &str = "confab_cluster_serve_seconds";
+    pub const CLUSTER_NATS_BYTES: &str = "confab_cluster_nats_bytes_total";
+    pub const CLUSTER_USER_PUSHES: &str = "confab_cluster_user_pushes_total";
 }
 
 /// The handles the hot path uses, created once after the recorder exists.
@@ -161,7 +177,6 @@ pub struct Metrics {
     pub account_batch: Histogram,
     pub shard_pass: Histogram,
     pub batch_commit: Histogram,
-    pub batch_pending: Gauge,
     pub write_backlog: Gauge,
     pub write_pushback: Counter,
     pub batch_errors: Counter,
@@ -169,6 +184,7 @@ pub struct Metrics {
     pub rooms: Gauge,
     pub memberships: Gauge,
     pub online_users: Gauge,
+    pub parked_connections: Gauge,
     pub typing_started: Counter,
     pub typing_stopped: Counter,
     pub typing_expired: Counter,
@@ -317,6 +333,10 @@ fn describe() {
         "Commands waiting in a shard's queue, by shard."
     );
     describe_counter!(SHARD_COMMANDS, "Commands processed, by shard.");
+    describe_gauge!(
+        SHARD_LINGER,
+        "How long a busy shard currently holds its writes back to send more frames per write (flush pacing), by shard; 0 while it is not busy."
+    );
     describe_histogram!(
         SHARD_PASS,
         "Commands a shard applied in one pass before writing to the connections they touched."
@@ -338,7 +358,7 @@ fn describe() {
     );
     describe_gauge!(
         BATCH_PENDING,
-        "Write requests waiting for the batch writer after it took a batch."
+        "Write requests waiting for a batch writer lane after it took a batch (label lane; one lane unless write_lanes > 1)."
     );
     describe_gauge!(
         WRITE_BACKLOG,
@@ -388,6 +408,65 @@ fn describe() {
         Unit::Bytes,
         "Bytes of the files uploaded and kept."
     );
+    describe_gauge!(
+        CLUSTER_PARTITIONS_OWNED,
+        "Partitions this node holds the lease of (cluster mode)."
+    );
+    describe_gauge!(
+        CLUSTER_LIVE_NODES,
+        "Nodes whose heartbeat has not expired, as this node last read them (cluster mode)."
+    );
+    describe_counter!(
+        CLUSTER_LEASE_ACQUISITIONS,
+        "Partition leases this node acquired (each at a new epoch)."
+    );
+    describe_counter!(
+        CLUSTER_LEASE_RENEWALS,
+        "Partition leases this node renewed (one per partition per renewal round)."
+    );
+    describe_counter!(
+        CLUSTER_LEASE_LOSSES,
+        "Partition leases this node stopped holding, by reason (`expired`: not renewed in time; `released`: given up to balance or at shutdown)."
+    );
+    describe_counter!(
+        CLUSTER_FENCED_BATCHES,
+        "Write batches the store refused because this node no longer held a lease they carried (nothing of them committed)."
+    );
+    describe_counter!(
+        CLUSTER_ROOM_MOVING,
+        "Commands for rooms this node does not serve (owned by another node, or moving), answered ROOM_MOVING."
+    );
+    describe_counter!(
+        CLUSTER_HANDOVERS,
+        "Partitions this node loaded (`gained`), let go after a lease loss (`lost`), or drained before a release (`drained`; `drain_timeout` when the wait for the batch writer ran out)."
+    );
+    describe_counter!(
+        CLUSTER_FORWARDED,
+        "Commands for rooms another node serves, sent to it over NATS, by result (`answered`; `no_responders`, `timeout`, `error`, `unreadable`: answered ROOM_MOVING here; `overloaded`: the forwarding queue was full, answered OVERLOADED)."
+    );
+    describe_histogram!(
+        CLUSTER_FORWARD_DURATION,
+        Unit::Seconds,
+        "From sending a command to the node serving its room to its answer (after the owner's commit, for a write)."
+    );
+    describe_counter!(
+        CLUSTER_SERVED,
+        "Commands other nodes forwarded that this node answered."
+    );
+    describe_histogram!(
+        CLUSTER_SERVE_DURATION,
+        Unit::Seconds,
+        "From receiving a forwarded command to publishing its answer, on the node serving the room."
+    );
+    describe_counter!(
+        CLUSTER_NATS_BYTES,
+        Unit::Bytes,
+        "Payload bytes this node published to (`published`) and received from (`received`) NATS: forwarded commands, their answers, rooms' events and per-user pushes."
+    );
+    describe_counter!(
+        CLUSTER_USER_PUSHES,
+        "Per-user pushes (notifications, room announcements, read markers, users added to rooms, connections and presence, profile changes) this node published for the other nodes (`published`) or received from them (`received`)."
+    );
     describe_counter!(
         FILE_REFUSED,
         "Uploads refused, by reason (`too_large`, `empty`, `type_not_allowed`, `type_mismatch`, `name_*`, `not_member`)."
@@ -418,6 +497,10 @@ fn describe() {
     describe_gauge!(
         ONLINE_USERS,
         "Users with at least one authenticated connection."
+    );
+    describe_gauge!(
+        PARKED_CONNECTIONS,
+        "Connections parked without a task of their own (quiet, nothing half-read)."
     );
     describe_gauge!(BUILD_INFO, "Always 1; labels carry the server version.");
     describe_counter!(
@@ -493,7 +576,6 @@ impl Metrics {
             account_batch: histogram!(ACCOUNT_BATCH),
             shard_pass: histogram!(SHARD_PASS),
             batch_commit: histogram!(BATCH_COMMIT),
-            batch_pending: gauge!(BATCH_PENDING),
             write_backlog: gauge!(WRITE_BACKLOG),
             write_pushback: counter!(WRITE_PUSHBACK),
             batch_errors: counter!(DB_ERRORS, "source" => "batch"),
@@ -501,6 +583,7 @@ impl Metrics {
             rooms: gauge!(ROOMS),
             memberships: gauge!(MEMBERSHIPS),
             online_users: gauge!(ONLINE_USERS),
+            parked_connections: gauge!(PARKED_CONNECTIONS),
             typing_started: counter!(TYPING_FORWARDED, "kind" => "start"),
             typing_stopped: counter!(TYPING_FORWARDED, "kind" => "stop"),
             typing_expired: counter!(TYPING_FORWARDED, "kind" => "expired"),
@@ -523,16 +606,34 @@ impl Metrics {
 
 /// Counts one open connection of a transport (`"tcp"`, `"tls"`, `"ws"` …)
 /// for as long as it lives. Listeners create one per accepted connection.
+/// Holds a handle shared by every connection of its transport: a gauge
+/// registered per connection kept ~130 bytes of the recorder's per
+/// connection.
 #[must_use = "the connection counts as open while the guard lives"]
 pub struct ConnectionGuard {
-    open: Gauge,
+    open: &'static Gauge,
 }
+
+/// The open-connection gauge of each transport, registered once.
+static OPEN_GAUGES: Mutex<Vec<(&'static str, &'static Gauge)>> = Mutex::new(Vec::new());
 
 /// A connection of `transport` was accepted.
 pub fn connection_opened(transport: &'static str) -> ConnectionGuard {
     get();
     counter!(name::CONNECTIONS_OPENED, "transport" => transport).increment(1);
-    let open = gauge!(name::CONNECTIONS, "transport" => transport);
+    let open = {
+        let mut gauges = OPEN_GAUGES.lock().unwrap_or_else(|e| e.into_inner());
+        match gauges.iter().find(|(t, _)| *t == transport) {
+            Some((_, g)) => *g,
+            None => {
+                let g: &'static Gauge = Box::leak(Box::new(
+                    gauge!(name::CONNECTIONS, "transport" => transport),
+                ));
+                gauges.push((transport, g));
+                g
+            }
+        }
+    };
     open.increment(1.0);
     ConnectionGuard { open }
 }
@@ -656,6 +757,11 @@ pub struct ShardMetrics {
     queue_depth: Gauge,
 }
 
+/// Shard `index`'s flush pacing now holds writes back up to `linger`.
+pub fn shard_linger(index: usize, linger: std::time::Duration) {
+    gauge!(name::SHARD_LINGER, "shard" => index.to_string()).set(linger.as_secs_f64());
+}
+
 /// Shards are at most 1024 (`config::validate`).
 static SHARDS: [OnceLock<ShardMetrics>; 1024] = [const { OnceLock::new() }; 1024];
 
@@ -689,15 +795,26 @@ pub fn slow_consumer() {
 
 /// The batch writer committed `ops` operations in `took`, leaving `pending`
 /// requests queued.
-pub fn batch_committed(ops: usize, took: Duration, pending: usize, backlog_ops: usize) {
+pub fn batch_committed(
+    lane: &Gauge,
+    ops: usize,
+    took: Duration,
+    pending: usize,
+    backlog_ops: usize,
+) {
     let m = get();
-    m.batch_pending.set(pending as f64);
+    lane.set(pending as f64);
     m.write_backlog.set(backlog_ops as f64);
     if ops == 0 {
         return; // a flush marker: nothing was written
     }
     m.batch_ops.record(ops as f64);
     m.batch_commit.record(took.as_secs_f64());
+}
+
+/// The gauge of batch writer lane `lane`'s queued requests.
+pub fn batch_lane(lane: usize) -> Gauge {
+    gauge!(name::BATCH_PENDING, "lane" => lane.to_string())
 }
 
 /// The account writer commits `writes` registrations and logins together.
@@ -744,6 +861,92 @@ pub fn restored(rooms: usize, memberships: usize) {
     let m = get();
     m.rooms.increment(rooms as f64);
     m.memberships.increment(memberships as f64);
+}
+
+// ---------------------------------------------------------------------------
+// Cluster (rare: once per lease round or per fenced batch)
+
+/// Cluster mode started: its counters of rare events are exported at 0
+/// from now on, so a dashboard's rate of them is 0 rather than no data
+/// until the first one happens.
+pub fn cluster_started() {
+    for reason in ["expired", "released"] {
+        counter!(name::CLUSTER_LEASE_LOSSES, "reason" => reason).increment(0);
+    }
+    counter!(name::CLUSTER_FENCED_BATCHES).increment(0);
+    counter!(name::CLUSTER_ROOM_MOVING).increment(0);
+    counter!(name::CLUSTER_SERVED).increment(0);
+    counter!(name::CLUSTER_FORWARDED, "result" => "answered").increment(0);
+    for direction in ["published", "received"] {
+        counter!(name::CLUSTER_USER_PUSHES, "direction" => direction).increment(0);
+    }
+}
+
+/// The node holds `n` partitions.
+pub fn cluster_partitions_owned(n: usize) {
+    gauge!(name::CLUSTER_PARTITIONS_OWNED).set(n as f64);
+}
+
+/// `n` nodes are live.
+pub fn cluster_live_nodes(n: u32) {
+    gauge!(name::CLUSTER_LIVE_NODES).set(f64::from(n));
+}
+
+/// A lease was acquired.
+pub fn cluster_lease_acquired() {
+    counter!(name::CLUSTER_LEASE_ACQUISITIONS).increment(1);
+}
+
+/// `n` leases were renewed.
+pub fn cluster_leases_renewed(n: usize) {
+    counter!(name::CLUSTER_LEASE_RENEWALS).increment(n as u64);
+}
+
+/// A lease stopped being held (`reason`: `expired`, `released`).
+pub fn cluster_lease_lost(reason: &'static str) {
+    counter!(name::CLUSTER_LEASE_LOSSES, "reason" => reason).increment(1);
+}
+
+/// The store refused a batch as fenced.
+pub fn cluster_fenced_batch() {
+    counter!(name::CLUSTER_FENCED_BATCHES).increment(1);
+}
+
+/// A command for a room this node does not serve was refused.
+pub fn cluster_room_moving() {
+    counter!(name::CLUSTER_ROOM_MOVING).increment(1);
+}
+
+/// A partition's rooms changed hands here (`what`: `gained`, `lost`,
+/// `drained`, `drain_timeout`).
+pub fn cluster_handover(what: &'static str) {
+    counter!(name::CLUSTER_HANDOVERS, "what" => what).increment(1);
+}
+
+/// A forwarded command ended with `result`; `started`: when it was sent
+/// (none if it never was).
+pub fn cluster_forwarded(result: &'static str, started: Option<Instant>) {
+    counter!(name::CLUSTER_FORWARDED, "result" => result).increment(1);
+    if let Some(started) = started {
+        histogram!(name::CLUSTER_FORWARD_DURATION).record(started.elapsed().as_secs_f64());
+    }
+}
+
+/// A forwarded command received at `started` was answered.
+pub fn cluster_served(started: Instant) {
+    counter!(name::CLUSTER_SERVED).increment(1);
+    histogram!(name::CLUSTER_SERVE_DURATION).record(started.elapsed().as_secs_f64());
+}
+
+/// `n` payload bytes went to (`published`) or came from (`received`) NATS.
+pub fn cluster_nats_bytes(direction: &'static str, n: usize) {
+    counter!(name::CLUSTER_NATS_BYTES, "direction" => direction).increment(n as u64);
+}
+
+/// A per-user push was `published` for the other nodes or `received`
+/// from one.
+pub fn cluster_user_push(direction: &'static str) {
+    counter!(name::CLUSTER_USER_PUSHES, "direction" => direction).increment(1);
 }
 
 // ---------------------------------------------------------------------------

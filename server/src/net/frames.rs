@@ -17,6 +17,7 @@
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use confab_protocol::frame::split_frame;
@@ -63,6 +64,14 @@ impl Channel {
         match self {
             Channel::Plain(tcp) | Channel::Tls(tcp, _) => tcp,
         }
+    }
+
+    /// Polls the socket's read readiness without reading (a parked
+    /// connection's wait). For TLS the socket is what counts: every read
+    /// moves all the plaintext rustls decrypted into the reader's buffer,
+    /// so rustls holds none that would not be announced by more bytes.
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.tcp().poll_read_ready(cx).map(|_| ())
     }
 
     /// Appends what the peer sent to `buf` (plaintext, for TLS); `Ok(0)`
@@ -208,8 +217,11 @@ impl FrameSource for ProtocolFrames {
         loop {
             match split_frame(&mut self.buf, self.max_frame_len) {
                 Ok(Some(frame)) => {
-                    if self.buf.is_empty() && self.buf.capacity() > 0 {
-                        // Idle connections keep no read buffer.
+                    if self.buf.is_empty() {
+                        // Idle connections keep no read buffer. Even with
+                        // no capacity left, the empty buffer shares the
+                        // allocation the frame was split from, and kept
+                        // it (and its shared header, ~140 bytes) alive.
                         self.buf = BytesMut::new();
                     }
                     return Some(Ok(frame));
@@ -223,6 +235,14 @@ impl FrameSource for ProtocolFrames {
                 Err(e) => return Some(Err(FrameError::Io(e))),
             }
         }
+    }
+
+    fn mid_frame(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.channel.poll_readable(cx)
     }
 }
 
@@ -377,6 +397,10 @@ impl Sink for ChannelSink {
             std::net::Shutdown::Write
         };
         let _ = socket2::SockRef::from(self.channel.tcp().as_ref()).shutdown(how);
+        self.release();
+    }
+
+    fn release(&mut self) {
         self.out = Vec::new();
         self.pos = 0;
     }
@@ -390,5 +414,139 @@ pub fn prepend(buf: &mut BytesMut, ahead: impl Buf) {
         joined.extend_from_slice(ahead.chunk());
         joined.extend_from_slice(buf);
         *buf = joined;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Wake, Waker};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::outbound::{ConnId, Ending, Writer};
+
+    struct Flag(AtomicBool);
+
+    /// A connected pair over loopback: (client, server).
+    async fn socket_pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, server)
+    }
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Once a frame is read whole, the reader keeps nothing of it: the
+    /// frame's bytes are the frame's alone (an empty buffer that still
+    /// shared their allocation kept ~140 bytes per idle connection).
+    #[tokio::test]
+    async fn a_frame_read_whole_leaves_no_buffer_behind() {
+        let (mut client, server) = socket_pair().await;
+        let channel = Channel::plain(server);
+        let (conn, _rx) = OutboundQueue::detached(ConnId(1), 1 << 20);
+        let mut frames = ProtocolFrames::new(channel, 1 << 20);
+        // PING (kind 3) with an 8-byte nonce; later, half of another.
+        let ping = b"\0\0\0\x0d\x03\0\0\0\x01\0\0\0\0\0\0\0\x07";
+        tokio::io::AsyncWriteExt::write_all(&mut client, ping)
+            .await
+            .unwrap();
+        let frame = frames.next_frame(&conn).await.unwrap().unwrap();
+        assert!(!frames.mid_frame());
+        assert!(
+            frame.payload.is_unique(),
+            "the reader still holds the frame's bytes"
+        );
+        tokio::io::AsyncWriteExt::write_all(&mut client, &ping[..3])
+            .await
+            .unwrap();
+        while !frames.mid_frame() {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_millis(10),
+                frames.next_frame(&conn),
+            )
+            .await;
+        }
+        // Half a frame: no parking (no readiness would say the rest came).
+        assert!(frames.mid_frame());
+    }
+
+    /// Pushes to a parked connection are written by their pusher, and the
+    /// queue keeps no memory after them; a running session's keeps a few
+    /// slots (it gives them back itself when it waits for the client).
+    #[tokio::test]
+    async fn pushes_to_a_parked_connection_leave_no_queue_memory() {
+        let (mut client, server) = socket_pair().await;
+        let writer = Writer::new(ChannelSink::new(Channel::plain(server), Framing::Raw));
+        let conn = OutboundQueue::new(ConnId(1), 1 << 20, writer);
+        let frame = Bytes::from_static(b"\0\0\0\x05\x01\0\0\0\0");
+        let burst = |conn: &Arc<OutboundQueue>| {
+            for _ in 0..3 {
+                assert!(conn.push(frame.clone()));
+            }
+            conn.flush();
+        };
+        burst(&conn);
+        assert!(
+            conn.queue_capacity() > 0,
+            "a running session's queue keeps its slots"
+        );
+        let woken = Arc::new(Flag(AtomicBool::new(false)));
+        conn.wake_on_finish(Some(Waker::from(woken.clone())));
+        burst(&conn);
+        assert_eq!(
+            conn.queue_capacity(),
+            0,
+            "a parked connection's queue keeps nothing"
+        );
+        let mut got = vec![0; 6 * frame.len()];
+        tokio::io::AsyncReadExt::read_exact(&mut client, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(got, frame.repeat(6), "every frame was written");
+        assert!(!woken.0.load(Ordering::SeqCst));
+    }
+
+    /// A parked connection has no task waiting for its writer: a write
+    /// that fails (the peer reset the connection) must wake what it left
+    /// with the queue, so the session resumes and cleans up.
+    #[tokio::test]
+    async fn a_failed_write_wakes_the_parked_session() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        // Closed with a reset: the server's next write fails.
+        socket2::SockRef::from(&client)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
+        drop(client);
+        let channel = Channel::plain(server);
+        let writer = Writer::new(ChannelSink::new(channel, Framing::Raw));
+        let conn = OutboundQueue::new(ConnId(1), 1 << 20, writer);
+        let woken = Arc::new(Flag(AtomicBool::new(false)));
+        conn.wake_on_finish(Some(Waker::from(woken.clone())));
+        for _ in 0..100 {
+            if conn.is_finished() {
+                break;
+            }
+            // Until the kernel has seen the reset, writes succeed.
+            conn.push(Bytes::from_static(b"\0\0\0\x05\x01\0\0\0\0"));
+            conn.flush();
+            tokio::task::yield_now().await;
+        }
+        assert!(conn.is_finished(), "the write did not fail");
+        assert_eq!(conn.ending(), Some(Ending::WriteFailed));
+        assert!(
+            woken.0.load(Ordering::SeqCst),
+            "the parked session was not woken"
+        );
     }
 }

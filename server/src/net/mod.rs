@@ -67,28 +67,45 @@ pub struct Addrs {
 /// the TCP, HTTP and TLS listeners.
 pub async fn bind(config: &Config) -> anyhow::Result<Doors> {
     tls::install_crypto_provider();
-    let tcp = TcpListener::bind(config.listen)
-        .await
+    let tcp = listen(config.listen)
         .with_context(|| format!("binding the TCP listener to {}", config.listen))?;
     let http = match config.http_listen.addr() {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding the HTTP listener to {addr}"))?,
-        ),
+        Some(addr) => {
+            Some(listen(addr).with_context(|| format!("binding the HTTP listener to {addr}"))?)
+        }
         None => None,
     };
     let tls = match config.tls() {
         Some(source) => {
             let setup = tls::TlsSetup::load(&source, &config.data_dir)?;
-            let listener = TcpListener::bind(config.tls_listen)
-                .await
+            let listener = listen(config.tls_listen)
                 .with_context(|| format!("binding the TLS listener to {}", config.tls_listen))?;
             Some((listener, setup))
         }
         None => None,
     };
     Ok(Doors { tcp, http, tls })
+}
+
+/// Connections the kernel holds completed for `accept` (the kernel caps
+/// it at `net.core.somaxconn`). tokio's `TcpListener::bind` asks for 128:
+/// a reconnect storm of a few hundred clients at once overflowed that
+/// queue, and each dropped handshake cost its client a 1 s SYN
+/// retransmission (10,000 clients resuming 512 at a time took 7.95 s
+/// instead of ~2 s; benches/BENCHMARKS.md, "Connection storms").
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` with [`ACCEPT_BACKLOG`] (and
+/// `SO_REUSEADDR`, as the standard library's bind sets it).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 impl Doors {

@@ -517,8 +517,9 @@ impl FrameSource for WsFrames {
                     return None;
                 }
             };
-            if reader.buf.is_empty() && reader.buf.capacity() > 0 {
-                // Idle connections keep no read buffer.
+            if reader.buf.is_empty() {
+                // Idle connections keep no read buffer (an empty one may
+                // still share the allocation the message came from).
                 reader.buf = BytesMut::new();
             }
             return match message_frame(message, reader.max_frame_len) {
@@ -538,6 +539,14 @@ impl FrameSource for WsFrames {
                 }
             };
         }
+    }
+
+    fn mid_frame(&self) -> bool {
+        !self.reader.buf.is_empty() || self.reader.message.is_some()
+    }
+
+    fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.channel.poll_readable(cx)
     }
 }
 

@@ -29,6 +29,7 @@ pub(crate) mod writer;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Waker;
 
 use bytes::{Bytes, BytesMut};
 use confab_protocol::{ErrorCode, ServerMsg};
@@ -118,31 +119,45 @@ impl Outbound {
     }
 }
 
-/// A one-way flag that tasks can wait for: a `CancellationToken` without
-/// its allocation (two of them were ~224 bytes per connection).
+/// The writer is done (socket closed or failed): the session stops reading.
+const FINISHED: u8 = 1;
+/// Aborted: a drain task waiting for the socket gives up waiting.
+const ABORTING: u8 = 2;
+
+/// A connection's one-way flags and the one `Notify` that wakes whoever
+/// waits for any change (a flag, the last reply written, a detached
+/// queue's push): each waiter checks its own condition again, so sharing
+/// costs a spurious wake-up at worst, where a `Notify` per condition was
+/// ~32 bytes per connection each (cancellation tokens before them, ~112).
 #[derive(Default)]
-pub(crate) struct Signal {
-    fired: AtomicBool,
+pub(crate) struct Signals {
+    fired: AtomicU8,
     notify: Notify,
 }
 
-impl Signal {
-    /// Sets the flag and wakes every waiter; later waiters return at once.
-    pub(crate) fn fire(&self) {
-        self.fired.store(true, Ordering::SeqCst);
+impl Signals {
+    /// Sets `flag` and wakes every waiter; later waiters return at once.
+    fn fire(&self, flag: u8) {
+        self.fired.fetch_or(flag, Ordering::SeqCst);
         self.notify.notify_waiters();
     }
 
-    pub(crate) fn is_fired(&self) -> bool {
-        self.fired.load(Ordering::SeqCst)
+    fn is_fired(&self, flag: u8) -> bool {
+        self.fired.load(Ordering::SeqCst) & flag != 0
     }
 
-    /// Resolves once the flag is set. Cancel-safe.
-    pub(crate) async fn wait(&self) {
+    /// Wakes every waiter to check its condition again.
+    fn changed(&self) {
+        self.notify.notify_waiters();
+    }
+
+    /// Resolves once `ready` holds; `ready` is checked again after every
+    /// change. Cancel-safe.
+    async fn until(&self, ready: impl Fn() -> bool) {
         loop {
-            // Registered before the check, so a `fire` in between is seen.
+            // Registered before the check, so a change in between is seen.
             let notified = self.notify.notified();
-            if self.is_fired() {
+            if ready() {
                 return;
             }
             notified.await;
@@ -234,18 +249,20 @@ pub struct OutboundQueue {
     /// The transport's write side; `None` for a detached queue (one-shot
     /// calls, tests) or once the connection is finished.
     writer: Mutex<Option<Writer>>,
-    /// Wakes a detached queue's receiver.
-    detached: Option<Notify>,
+    /// No transport: a receiver takes the items (woken by `signals`).
+    detached: bool,
+    /// Its session is parked (`wake_on_finish` holds its waker): buffers
+    /// go back as soon as they are drained.
+    parked: AtomicBool,
     /// Requests received whose reply is not written yet (a client that
     /// half-closes still gets them).
     unanswered: AtomicU32,
-    /// Notified when `unanswered` drops to zero.
-    answered: Notify,
-    /// Cancelled by an abort: wakes a drain task waiting for the socket.
-    aborting: Signal,
-    /// Cancelled when the writer is done (socket closed or failed): the
-    /// session stops reading.
-    finished: Signal,
+    /// [`FINISHED`] and [`ABORTING`]; notified as well when `unanswered`
+    /// drops to zero and when a detached queue gets an item.
+    signals: Signals,
+    /// Woken when the writer is done: a parked session (which has no task
+    /// waiting on `finished`) is resumed to end the connection.
+    on_finish: Mutex<Option<Waker>>,
     ending: OnceLock<Ending>,
     /// Requests awaiting responses and other per-connection metric state.
     pub(crate) stats: crate::metrics::ConnStats,
@@ -267,9 +284,11 @@ impl OutboundRx {
     /// The next item.
     pub async fn recv(&mut self) -> Option<Outbound> {
         let conn = self.conn.clone();
-        let notify = conn.detached.as_ref()?;
+        if !conn.detached {
+            return None;
+        }
         loop {
-            let notified = notify.notified();
+            let notified = conn.signals.notify.notified();
             if let Some(item) = self.try_recv() {
                 return Some(item);
             }
@@ -289,12 +308,12 @@ impl OutboundQueue {
             reason: OnceLock::new(),
             scheduled: AtomicBool::new(false),
             again: AtomicBool::new(false),
-            detached: writer.is_none().then(Notify::new),
+            detached: writer.is_none(),
+            parked: AtomicBool::new(false),
             writer: Mutex::new(writer),
             unanswered: AtomicU32::new(0),
-            answered: Notify::new(),
-            aborting: Signal::default(),
-            finished: Signal::default(),
+            signals: Signals::default(),
+            on_finish: Mutex::new(None),
             ending: OnceLock::new(),
             stats: crate::metrics::ConnStats::default(),
         }
@@ -329,6 +348,17 @@ impl OutboundQueue {
         })
     }
 
+    /// Queues a response to `req_id` encoded elsewhere — by the node
+    /// serving the room, in cluster mode — whose ERROR code, if it is
+    /// one, is `error`.
+    pub fn push_encoded_reply(&self, req_id: u32, error: Option<ErrorCode>, frame: Bytes) -> bool {
+        self.push_item(Outbound::Reply {
+            req_id,
+            error,
+            frame,
+        })
+    }
+
     /// Queues transport bytes (a WebSocket control frame) to be written
     /// as they are, ahead of nothing and behind what is queued.
     pub fn push_wire(&self, bytes: Bytes) -> bool {
@@ -348,8 +378,8 @@ impl OutboundQueue {
             return false;
         }
         self.items.push(item);
-        if let Some(n) = &self.detached {
-            n.notify_one();
+        if self.detached {
+            self.signals.changed();
         }
         true
     }
@@ -363,6 +393,10 @@ impl OutboundQueue {
 
     /// Queues an ERROR reply for `req_id`. Does not write: flush.
     pub fn error(&self, req_id: u32, code: ErrorCode, message: impl Into<String>) -> bool {
+        if code == ErrorCode::RoomMoving {
+            // Always with its retry hint (SPEC.md §6), whoever refuses.
+            return self.error_retry(req_id, code, crate::cluster::ROOM_MOVING_RETRY);
+        }
         self.reply(req_id, &ServerMsg::error(code, message))
     }
 
@@ -436,8 +470,8 @@ impl OutboundQueue {
         }
         self.backlog.fetch_add(item.frame().len(), Ordering::AcqRel);
         self.items.push(item);
-        if let Some(n) = &self.detached {
-            n.notify_one();
+        if self.detached {
+            self.signals.changed();
         }
         self.flush();
     }
@@ -458,7 +492,7 @@ impl OutboundQueue {
         // Whoever writes next (the pusher's flush, or a drain task waiting
         // for the socket, woken here) sees ABORTED and finishes.
         self.again.store(true, Ordering::SeqCst);
-        self.aborting.fire();
+        self.signals.fire(ABORTING);
     }
 
     /// Gives back the queue's memory if nothing is queued: the session
@@ -468,6 +502,24 @@ impl OutboundQueue {
     /// nothing per delivery).
     pub fn release_idle(&self) {
         self.items.release_if_empty();
+    }
+
+    /// [`OutboundQueue::release_idle`], and the writer's staging buffer
+    /// and reply list too if everything is written (a parked connection's
+    /// queue: it may stay quiet for hours). Skipped while someone writes.
+    pub(crate) fn release_buffers(&self) {
+        self.items.release_if_empty();
+        if let Ok(mut w) = self.writer.try_lock() {
+            if let Some(w) = w.as_mut() {
+                w.release_buffers();
+            }
+        }
+    }
+
+    /// Deque slots held (tests: what a quiet connection keeps).
+    #[cfg(test)]
+    pub(crate) fn queue_capacity(&self) -> usize {
+        self.items.lock().capacity()
     }
 
     /// Writes what is queued, if the transport takes it now. Cheap when
@@ -491,6 +543,11 @@ impl OutboundQueue {
             match progress {
                 Progress::Idle => {
                     if !self.again.load(Ordering::SeqCst) && self.items.drained() {
+                        if self.parked.load(Ordering::SeqCst) {
+                            // Pushes to a parked connection leave no
+                            // buffers behind them.
+                            self.release_buffers();
+                        }
                         return;
                     }
                 }
@@ -513,7 +570,25 @@ impl OutboundQueue {
             w.take();
         }
         self.items.clear();
-        self.finished.fire();
+        self.signals.fire(FINISHED);
+        let parked = self.lock_on_finish().take();
+        if let Some(waker) = parked {
+            waker.wake();
+        }
+    }
+
+    fn lock_on_finish(&self) -> std::sync::MutexGuard<'_, Option<Waker>> {
+        self.on_finish.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes `waker` when the writer is done (a parked session has no
+    /// task waiting on [`OutboundQueue::finished`]); `None` forgets it.
+    /// Check [`OutboundQueue::is_finished`] after setting it: a writer
+    /// that finished before did not see it.
+    pub(crate) fn wake_on_finish(&self, waker: Option<Waker>) {
+        self.parked.store(waker.is_some(), Ordering::SeqCst);
+        let old = std::mem::replace(&mut *self.lock_on_finish(), waker);
+        drop(old); // outside the lock
     }
 
     /// Ends a connection whose reader is done (end of stream, a read
@@ -524,8 +599,8 @@ impl OutboundQueue {
         self.state
             .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire)
             .ok();
-        if self.detached.is_some() {
-            self.finished.fire();
+        if self.detached {
+            self.signals.fire(FINISHED);
             return;
         }
         if let Ok(mut w) = self.writer.lock() {
@@ -542,7 +617,7 @@ impl OutboundQueue {
             self.reason
                 .get()
                 .map(|c| Ending::Server(*c))
-                .filter(|_| self.finished.is_fired())
+                .filter(|_| self.is_finished())
         })
     }
 
@@ -578,7 +653,7 @@ impl OutboundQueue {
             .unanswered
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
         if left == Ok(1) {
-            self.answered.notify_waiters();
+            self.signals.changed();
         }
     }
 
@@ -592,7 +667,7 @@ impl OutboundQueue {
     pub async fn all_answered(&self, patience: std::time::Duration) -> bool {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
-            let answered = self.answered.notified();
+            let answered = self.signals.notify.notified();
             if self.unanswered() == 0 {
                 return true;
             }
@@ -604,17 +679,29 @@ impl OutboundQueue {
 
     /// Resolves once the writer has finished (socket closed or failed).
     pub async fn finished(&self) {
-        self.finished.wait().await
+        self.signals.until(|| self.is_finished()).await
     }
 
     pub fn is_finished(&self) -> bool {
-        self.finished.is_fired()
+        self.signals.is_fired(FINISHED)
+    }
+
+    /// Resolves once the connection is aborted (a drain task's cue to
+    /// stop waiting for the socket).
+    pub(crate) async fn aborting(&self) {
+        self.signals.until(|| self.signals.is_fired(ABORTING)).await
     }
 }
 
 /// The connections a pusher touched in its current batch of work, each
 /// listed once (across pushers too: a connection another pusher already
 /// listed is flushed by that one). Flushing writes each once.
+///
+/// **Push, then note.** A pusher that finds a connection already listed
+/// leaves the write to the lister, which clears the flag and then writes
+/// everything queued; so a frame must be queued before its pusher notes
+/// the connection, or the lister may write just before it arrives and
+/// leave it behind.
 #[derive(Default)]
 pub struct Touched {
     conns: Vec<Arc<OutboundQueue>>,
@@ -755,6 +842,32 @@ mod tests {
             })
         ));
         assert!(matches!(rx.try_recv(), Some(Outbound::Event(_))));
+    }
+
+    /// Every connection holds one queue for its whole life, parked or not
+    /// (benches/BENCHMARKS.md, "Idle connections without a task").
+    #[test]
+    fn a_queue_stays_small() {
+        let size = std::mem::size_of::<OutboundQueue>();
+        assert!(size <= 288, "OutboundQueue is {size} bytes");
+    }
+
+    #[tokio::test]
+    async fn one_notify_wakes_each_waiter_for_its_own_condition() {
+        let (conn, mut rx) = OutboundQueue::detached(ConnId(1), 1000);
+        let waiting = {
+            let conn = conn.clone();
+            tokio::spawn(async move { conn.finished().await })
+        };
+        let receiving = tokio::spawn(async move { rx.recv().await.map(|i| i.frame().clone()) });
+        tokio::task::yield_now().await;
+        // A push wakes the receiver, and the finish waiter only to check.
+        assert!(conn.push(Bytes::from_static(b"x")));
+        assert_eq!(receiving.await.unwrap(), Some(Bytes::from_static(b"x")));
+        assert!(!waiting.is_finished());
+        conn.end_reading();
+        waiting.await.unwrap();
+        assert!(conn.is_finished());
     }
 
     #[test]

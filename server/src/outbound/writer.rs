@@ -45,6 +45,8 @@ pub trait Sink: Send + 'static {
     /// Ends the stream: after the last frame (`abortive` false: a graceful
     /// shutdown of the write side), or at once (`abortive` true).
     fn shutdown(&mut self, abortive: bool);
+    /// Gives back the staging memory; only called with nothing staged.
+    fn release(&mut self);
 }
 
 /// What a write achieved.
@@ -85,6 +87,15 @@ impl Writer {
             frames: 0,
             bytes: 0,
             replies: Vec::new(),
+        }
+    }
+
+    /// Gives back the staging buffer and the reply list if nothing is
+    /// staged (a parked connection's writer).
+    pub(super) fn release_buffers(&mut self) {
+        if !self.blocked && self.sink.staged() == 0 {
+            self.sink.release();
+            self.replies = Vec::new();
         }
     }
 
@@ -186,7 +197,7 @@ pub(super) async fn drain(q: Arc<OutboundQueue>, mut writable: Writable) {
             r = &mut writable => r.is_ok(),
             // An abort (slow consumer) must not wait for a reader that may
             // never read again.
-            _ = q.aborting.wait() => true,
+            _ = q.aborting() => true,
             _ = tokio::time::sleep(DRAIN_PATIENCE), if !q.is_open() => false,
         };
         let mut guard = match q.writer.lock() {

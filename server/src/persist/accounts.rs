@@ -97,6 +97,9 @@ fn copy_of(e: &StoreError) -> StoreError {
             message: e.to_string(),
             source: None,
         },
+        StoreError::Fenced { message } => StoreError::Fenced {
+            message: message.clone(),
+        },
     }
 }
 

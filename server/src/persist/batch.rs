@@ -24,14 +24,36 @@
 //! stored watermarks are handed to the spool, which raises them once the
 //! replay has applied the batch: until then the rooms' tails keep its
 //! events, so HISTORY never has a hole between tail and database.
+//!
+//! **Lanes.** With `lanes` > 1 (Postgres only: it commits transactions
+//! concurrently; SQLite has one writer) the writer is that many
+//! independent writer loops, each with its own queue and its own store
+//! connection, and a request goes to the lane of its room (`room id mod
+//! lanes`, room-less requests to lane 0). Every write of a room is made
+//! by its one shard in order and goes to its one lane, which commits in
+//! order, so a room's writes still commit in the order they were made;
+//! writes of different rooms were never ordered with each other. While
+//! one lane waits for its commit's fsync the others commit theirs: group
+//! commit across connections, which is how Postgres itself scales commits.
+//!
+//! In cluster mode ([`spawn_cluster`]) each request carries the lease its
+//! shard held for the room when it produced the write (`fence`: partition
+//! and epoch), and every batch carries its requests' leases to the store,
+//! which commits it only if this node still holds every one of them
+//! (`BatchSink::apply_fenced_batch`). A fenced batch is not retried (the
+//! lease will not come back at that epoch) and not spooled: its requests
+//! are committed one by one under their own leases, and those whose lease
+//! is gone get `STORAGE_UNAVAILABLE`, never an acknowledgement. Cluster
+//! mode runs without a spool: an acknowledgement must never rest on a
+//! lease the node may already have lost.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use confab_protocol::{ErrorCode, Seq};
-use confab_store::{BatchSink, WriteOp};
+use confab_protocol::{ErrorCode, RoomId, Seq};
+use confab_store::{BatchSink, Fence, Incarnation, Lease, WriteOp};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::outbound::{OutboundQueue, Touched};
@@ -60,6 +82,11 @@ pub struct WriteRequest {
     pub deliver: Vec<(Arc<OutboundQueue>, Bytes)>,
     /// For callers that wait on the commit themselves (tests, shutdown).
     pub notify: Option<oneshot::Sender<Result<(), ErrorCode>>>,
+    /// Cluster mode: the lease under which the shard produced these
+    /// operations (its room's partition, at the epoch the node held);
+    /// the write commits only if the node still holds it. `None` on a
+    /// single node, and for writes that belong to no room.
+    pub fence: Option<Lease>,
 }
 
 impl WriteRequest {
@@ -71,6 +98,7 @@ impl WriteRequest {
             ack: None,
             deliver: Vec::new(),
             notify: None,
+            fence: None,
         }
     }
 }
@@ -78,10 +106,27 @@ impl WriteRequest {
 /// The handle shards use to submit writes.
 #[derive(Clone)]
 pub struct BatchHandle {
-    tx: mpsc::UnboundedSender<WriteRequest>,
+    /// One queue per lane (see the module doc).
+    lanes: Arc<[mpsc::UnboundedSender<WriteRequest>]>,
     /// Operations submitted and not yet taken by the writer: what sessions
     /// compare with `write_backlog_max` to push back on senders.
     backlog: Arc<AtomicUsize>,
+}
+
+/// The lane of `room`'s writes among `lanes`.
+fn room_lane(room: RoomId, lanes: usize) -> usize {
+    (room.0 % lanes.max(1) as u64) as usize
+}
+
+/// The lane of a request among `lanes`: its room's, room-less ones on 0.
+fn lane_of(req: &WriteRequest, lanes: usize) -> usize {
+    if lanes <= 1 {
+        return 0;
+    }
+    req.ops
+        .iter()
+        .find_map(WriteOp::room)
+        .map_or(0, |room| room_lane(room, lanes))
 }
 
 impl BatchHandle {
@@ -89,9 +134,19 @@ impl BatchHandle {
     /// writer task (tests that drive shards directly).
     #[cfg(test)]
     pub(crate) fn detached() -> (BatchHandle, mpsc::UnboundedReceiver<WriteRequest>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let backlog = Arc::default();
-        (BatchHandle { tx, backlog }, rx)
+        let (handle, mut rxs) = BatchHandle::with_lanes(1);
+        (handle, rxs.pop().expect("one lane"))
+    }
+
+    /// A handle with `lanes` queues (at least one), and their receivers.
+    fn with_lanes(lanes: usize) -> (BatchHandle, Vec<mpsc::UnboundedReceiver<WriteRequest>>) {
+        let (txs, rxs): (Vec<_>, Vec<_>) =
+            (0..lanes.max(1)).map(|_| mpsc::unbounded_channel()).unzip();
+        let handle = BatchHandle {
+            lanes: txs.into(),
+            backlog: Arc::default(),
+        };
+        (handle, rxs)
     }
 
     /// Queues a write. Returns `false` if the writer has stopped. Never
@@ -99,9 +154,21 @@ impl BatchHandle {
     /// bound is enforced where requests enter (the session's push-back,
     /// [`BatchHandle::backlog`]).
     pub fn submit(&self, req: WriteRequest) -> bool {
+        let lane = lane_of(&req, self.lanes.len());
+        self.submit_to(lane, req)
+    }
+
+    /// Queues a write whose operations name no room but that belongs with
+    /// `room`'s writes: it commits in order with them (a refused message's
+    /// released file claims, before the room's next writes).
+    pub fn submit_for(&self, room: RoomId, req: WriteRequest) -> bool {
+        self.submit_to(room_lane(room, self.lanes.len()), req)
+    }
+
+    fn submit_to(&self, lane: usize, req: WriteRequest) -> bool {
         let n = req.ops.len();
         self.backlog.fetch_add(n, Ordering::Relaxed);
-        if self.tx.send(req).is_ok() {
+        if self.lanes[lane].send(req).is_ok() {
             true
         } else {
             self.backlog.fetch_sub(n, Ordering::Relaxed);
@@ -114,20 +181,51 @@ impl BatchHandle {
         self.backlog.load(Ordering::Relaxed)
     }
 
-    /// Resolves once everything submitted before this call has committed.
-    pub async fn flush(&self) -> Result<(), ErrorCode> {
-        let (tx, rx) = oneshot::channel();
-        let req = WriteRequest {
-            ops: Vec::new(),
-            stored: None,
-            ack: None,
-            deliver: Vec::new(),
-            notify: Some(tx),
-        };
-        if !self.submit(req) {
-            return Err(ErrorCode::ShuttingDown);
+    /// A handle that does not keep the writer running: for parts that live
+    /// as long as the server's tasks but must not delay the writer's stop
+    /// at shutdown (cluster mode's room host and ROOM_MOVING refusals).
+    pub fn downgrade(&self) -> WeakBatchHandle {
+        WeakBatchHandle {
+            lanes: self.lanes.iter().map(|tx| tx.downgrade()).collect(),
+            backlog: self.backlog.clone(),
         }
-        rx.await.unwrap_or(Err(ErrorCode::ShuttingDown))
+    }
+
+    /// Resolves once everything submitted before this call has committed
+    /// (on every lane).
+    pub async fn flush(&self) -> Result<(), ErrorCode> {
+        let mut waits = Vec::with_capacity(self.lanes.len());
+        for lane in 0..self.lanes.len() {
+            let (tx, rx) = oneshot::channel();
+            let mut marker = WriteRequest::new(Vec::new());
+            marker.notify = Some(tx);
+            if !self.submit_to(lane, marker) {
+                return Err(ErrorCode::ShuttingDown);
+            }
+            waits.push(rx);
+        }
+        for rx in waits {
+            rx.await.unwrap_or(Err(ErrorCode::ShuttingDown))?;
+        }
+        Ok(())
+    }
+}
+
+/// A [`BatchHandle`] that does not keep the writer running.
+#[derive(Clone)]
+pub struct WeakBatchHandle {
+    lanes: Arc<[mpsc::WeakUnboundedSender<WriteRequest>]>,
+    backlog: Arc<AtomicUsize>,
+}
+
+impl WeakBatchHandle {
+    /// The handle, while the writer still runs.
+    pub fn upgrade(&self) -> Option<BatchHandle> {
+        let lanes: Option<Vec<_>> = self.lanes.iter().map(|tx| tx.upgrade()).collect();
+        Some(BatchHandle {
+            lanes: lanes?.into(),
+            backlog: self.backlog.clone(),
+        })
     }
 }
 
@@ -143,6 +241,9 @@ pub struct BatchConfig {
     /// this bounds what persistence costs under load at the price of at
     /// most this much acknowledgement latency.
     pub min_interval: Duration,
+    /// Independent writer loops, each committing the writes of its share
+    /// of the rooms (module doc); 1 for SQLite.
+    pub lanes: usize,
 }
 
 /// Starts the writer task. It runs until every [`BatchHandle`] is dropped,
@@ -162,26 +263,85 @@ pub fn spawn_with_spool(
     cfg: BatchConfig,
     spool: Option<Arc<Spool>>,
 ) -> (BatchHandle, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let backlog = Arc::new(AtomicUsize::new(0));
-    let taken = backlog.clone();
+    let (handle, rxs) = BatchHandle::with_lanes(cfg.lanes);
+    let taken = handle.backlog.clone();
     let task = tokio::spawn(async move {
         let replayer = spool.as_ref().map(|s| s.spawn_replayer(store.clone()));
-        writer_loop(store, cfg, spool, rx, taken).await;
+        run_lanes(store, cfg, spool, rxs, taken, None).await;
         if let Some(replayer) = replayer {
             replayer.stop().await;
         }
     });
-    (BatchHandle { tx, backlog }, task)
+    (handle, task)
+}
+
+/// [`spawn`] for cluster mode: every batch is fenced by the leases its
+/// requests carry, held by `owner` (this process's incarnation). No
+/// spool (see the module doc).
+pub fn spawn_cluster(
+    store: Arc<dyn BatchSink>,
+    cfg: BatchConfig,
+    owner: Incarnation,
+) -> (BatchHandle, tokio::task::JoinHandle<()>) {
+    let (handle, rxs) = BatchHandle::with_lanes(cfg.lanes);
+    let taken = handle.backlog.clone();
+    let task = tokio::spawn(run_lanes(store, cfg, None, rxs, taken, Some(owner)));
+    (handle, task)
+}
+
+/// Runs one writer loop per lane, each its own task (their commits
+/// overlap), until all have stopped.
+async fn run_lanes(
+    store: Arc<dyn BatchSink>,
+    cfg: BatchConfig,
+    spool: Option<Arc<Spool>>,
+    rxs: Vec<mpsc::UnboundedReceiver<WriteRequest>>,
+    backlog: Arc<AtomicUsize>,
+    owner: Option<Incarnation>,
+) {
+    let mut rxs = rxs;
+    if rxs.len() == 1 {
+        let rx = rxs.pop().expect("one lane");
+        return writer_loop(store, cfg, spool, (0, rx), backlog, owner).await;
+    }
+    let lanes: Vec<_> = rxs
+        .into_iter()
+        .enumerate()
+        .map(|lane| {
+            tokio::spawn(writer_loop(
+                store.clone(),
+                cfg,
+                spool.clone(),
+                lane,
+                backlog.clone(),
+                owner,
+            ))
+        })
+        .collect();
+    for lane in lanes {
+        if let Err(e) = lane.await {
+            tracing::error!(error = %e, "a batch writer lane failed");
+        }
+    }
+}
+
+/// The fence of `requests` for `owner`: their leases, distinct.
+fn fence_of<'a>(owner: Incarnation, requests: impl Iterator<Item = &'a WriteRequest>) -> Fence {
+    let mut leases: Vec<Lease> = requests.filter_map(|r| r.fence).collect();
+    leases.sort_unstable();
+    leases.dedup();
+    Fence { owner, leases }
 }
 
 async fn writer_loop(
     store: Arc<dyn BatchSink>,
     cfg: BatchConfig,
     spool: Option<Arc<Spool>>,
-    mut rx: mpsc::UnboundedReceiver<WriteRequest>,
+    (lane, mut rx): (usize, mpsc::UnboundedReceiver<WriteRequest>),
     backlog: Arc<AtomicUsize>,
+    owner: Option<Incarnation>,
 ) {
+    let queued = crate::metrics::batch_lane(lane);
     let mut pending: Vec<WriteRequest> = Vec::new();
     let mut ops: Vec<WriteOp> = Vec::new();
     // The connections a commit's acknowledgements and deliveries went to:
@@ -228,8 +388,9 @@ async fn writer_loop(
         let started = std::time::Instant::now();
         last_start = Some(tokio::time::Instant::now());
         let spool = spool.as_deref();
-        let landed = persist(store.as_ref(), spool, &ops, &ends, RETRIES).await;
-        crate::metrics::batch_committed(ops.len(), started.elapsed(), rx.len(), waiting);
+        let fence = owner.map(|o| fence_of(o, pending.iter()));
+        let landed = persist(store.as_ref(), spool, &ops, &ends, RETRIES, fence.as_ref()).await;
+        crate::metrics::batch_committed(&queued, ops.len(), started.elapsed(), rx.len(), waiting);
         let result = landed.clone().map(|_| ());
         if let (Ok(Landed::Spool(record)), Some(spool)) = (&landed, spool) {
             // Durable, not yet in the database: the rooms' tails keep the
@@ -238,7 +399,8 @@ async fn writer_loop(
             let marks = pending.iter_mut().filter_map(|r| r.stored.take()).collect();
             spool.defer_marks(*record, marks);
         }
-        if result == Err(Failure::Store) && pending.len() > 1 {
+        let isolate = matches!(result, Err(Failure::Store | Failure::Fenced));
+        if isolate && pending.len() > 1 {
             // Isolate the failure: one bad request must not cost every other
             // request of the batch its write. Commit each on its own, once
             // (the batch already spent the retries).
@@ -252,18 +414,21 @@ async fn writer_loop(
                 // Only without a spool, or with the store reachable: a
                 // request that lands in the spool here keeps its mark
                 // until replayed, like a whole spooled batch.
-                let result = match persist(store.as_ref(), spool, one, &[end - start], 1).await {
-                    Ok(Landed::Spool(record)) => {
-                        let mut req = req;
-                        if let (Some(mark), Some(spool)) = (req.stored.take(), spool) {
-                            spool.defer_marks(record, vec![mark]);
+                let fence = owner.map(|o| fence_of(o, std::iter::once(&req)));
+                let one_end = [end - start];
+                let result =
+                    match persist(store.as_ref(), spool, one, &one_end, 1, fence.as_ref()).await {
+                        Ok(Landed::Spool(record)) => {
+                            let mut req = req;
+                            if let (Some(mark), Some(spool)) = (req.stored.take(), spool) {
+                                spool.defer_marks(record, vec![mark]);
+                            }
+                            start = end;
+                            complete(req, Ok(()), &mut touched);
+                            continue;
                         }
-                        start = end;
-                        complete(req, Ok(()), &mut touched);
-                        continue;
-                    }
-                    other => other.map(|_| ()),
-                };
+                        other => other.map(|_| ()),
+                    };
                 start = end;
                 complete(req, result, &mut touched);
             }
@@ -294,6 +459,9 @@ enum Failure {
     Store,
     /// The store is unreachable and the spool could not take it either.
     Spool(String),
+    /// Cluster mode: the node no longer holds the lease of a room the
+    /// write is for (another node owns it now).
+    Fenced,
 }
 
 impl Failure {
@@ -303,6 +471,9 @@ impl Failure {
             Failure::Spool(why) => {
                 format!("the database is unreachable and {why}: the write was not stored")
             }
+            Failure::Fenced => "this node no longer owns the room (its partition's lease has \
+                                moved): the write was not stored"
+                .to_owned(),
         }
     }
 }
@@ -327,6 +498,7 @@ async fn persist(
     ops: &[WriteOp],
     ends: &[usize],
     attempts: u32,
+    fence: Option<&Fence>,
 ) -> Result<Landed, Failure> {
     if ops.is_empty() {
         return Ok(Landed::Store);
@@ -337,9 +509,13 @@ async fn persist(
             return Ok(Landed::Spool(record));
         }
     }
-    match (commit(store, ops, attempts, spool.is_some()).await, spool) {
+    match (
+        commit(store, ops, attempts, spool.is_some(), fence).await,
+        spool,
+    ) {
         (Ok(()), _) => Ok(Landed::Store),
-        (Err(NotCommitted { unreachable: true }), Some(spool)) => spool
+        (Err(NotCommitted::Fenced), _) => Err(Failure::Fenced),
+        (Err(NotCommitted::Unreachable), Some(spool)) => spool
             .append(ops, ends)
             .await
             .map(Landed::Spool)
@@ -348,10 +524,14 @@ async fn persist(
     }
 }
 
-/// The store did not commit the batch; `unreachable`: because it could not
-/// be reached (so nothing says the operations are bad).
-struct NotCommitted {
-    unreachable: bool,
+/// Why the store did not commit the batch.
+enum NotCommitted {
+    /// It could not be reached (so nothing says the operations are bad).
+    Unreachable,
+    /// The fence did not hold: a lease moved to another node.
+    Fenced,
+    /// It refused the batch, or stayed unreachable through the retries.
+    Failed,
 }
 
 async fn commit(
@@ -359,18 +539,29 @@ async fn commit(
     ops: &[WriteOp],
     attempts: u32,
     spool_takes_unreachable: bool,
+    fence: Option<&Fence>,
 ) -> Result<(), NotCommitted> {
     let mut delay = Duration::from_millis(10);
     for attempt in 1..=attempts {
-        match store.apply_batch(ops).await {
+        let applied = match fence {
+            Some(fence) => store.apply_fenced_batch(ops, fence).await,
+            None => store.apply_batch(ops).await,
+        };
+        match applied {
             Ok(()) => return Ok(()),
             Err(e) => {
                 crate::metrics::batch_error();
+                // The lease will not come back at that epoch: no retry.
+                if e.is_fenced() {
+                    crate::metrics::cluster_fenced_batch();
+                    tracing::warn!(ops = ops.len(), error = %e, "batch fenced: not committed");
+                    return Err(NotCommitted::Fenced);
+                }
                 tracing::warn!(attempt, ops = ops.len(), error = %e, "batch commit failed");
                 // The spool is the retry for an unreachable store: waiting
                 // here would hold every acknowledgement back.
                 if spool_takes_unreachable && e.is_unavailable() {
-                    return Err(NotCommitted { unreachable: true });
+                    return Err(NotCommitted::Unreachable);
                 }
                 if attempt < attempts {
                     tokio::time::sleep(delay).await;
@@ -383,7 +574,7 @@ async fn commit(
         ops = ops.len(),
         "batch dropped after retries: requesters get STORAGE_UNAVAILABLE"
     );
-    Err(NotCommitted { unreachable: false })
+    Err(NotCommitted::Failed)
 }
 
 fn complete(req: WriteRequest, result: Result<(), Failure>, touched: &mut Touched) {
@@ -397,7 +588,6 @@ fn complete(req: WriteRequest, result: Result<(), Failure>, touched: &mut Touche
         }
     }
     if let Some(ack) = req.ack {
-        touched.note(&ack.conn);
         match result {
             Ok(()) => {
                 ack.conn.push_reply(ack.req_id, ack.frame);
@@ -407,6 +597,12 @@ fn complete(req: WriteRequest, result: Result<(), Failure>, touched: &mut Touche
                     .error(ack.req_id, ErrorCode::StorageUnavailable, failure.message());
             }
         }
+        // Noted after the push, never before: a connection another pusher
+        // has noted is written by that pusher after it clears the flag, so
+        // only a frame already queued when we see the flag set is sure to
+        // go out (noting first left a reply queued and unwritten when the
+        // other pusher flushed in between).
+        touched.note(&ack.conn);
     }
     if let Some(tx) = req.notify {
         let _ = tx.send(result.map_err(|_| ErrorCode::StorageUnavailable));
@@ -441,6 +637,7 @@ mod tests {
                 ack: None,
                 deliver: Vec::new(),
                 notify: Some(tx),
+                fence: None,
             },
             rx,
         )
@@ -469,6 +666,7 @@ mod tests {
                 max_items: 100,
                 max_delay: Duration::ZERO,
                 min_interval: Duration::ZERO,
+                lanes: 1,
             },
         );
         // On this single-threaded runtime the writer cannot run before all
@@ -498,6 +696,135 @@ mod tests {
         task.await.unwrap();
     }
 
+    #[test]
+    fn a_request_goes_to_its_rooms_lane() {
+        let at = |ops: Vec<WriteOp>, lanes| lane_of(&WriteRequest::new(ops), lanes);
+        assert_eq!(at(vec![event(RoomId(7), 1)], 1), 0);
+        assert_eq!(at(vec![event(RoomId(7), 1)], 4), 3);
+        assert_eq!(at(vec![event(RoomId(8), 1)], 4), 0);
+        // The first op naming a room decides; room-less requests go to 0.
+        let release = WriteOp::ReleaseFiles { files: vec![1] };
+        assert_eq!(at(vec![release.clone(), event(RoomId(6), 1)], 4), 2);
+        assert_eq!(at(vec![release], 4), 0);
+        assert_eq!(at(Vec::new(), 4), 0);
+    }
+
+    /// Every request of a room reaches one lane's queue, in the order it
+    /// was submitted, whatever else is submitted in between.
+    #[test]
+    fn a_rooms_requests_queue_on_one_lane_in_order() {
+        let (batch, mut lanes) = BatchHandle::with_lanes(4);
+        for seq in 1..=5 {
+            for room in 1..=7 {
+                assert!(batch.submit(WriteRequest::new(vec![event(RoomId(room), seq)])));
+            }
+        }
+        // A write that names no room but belongs with room 3's goes behind
+        // room 3's writes on its lane.
+        let release = WriteOp::ReleaseFiles { files: vec![1] };
+        assert!(batch.submit_for(RoomId(3), WriteRequest::new(vec![release])));
+        let mut seen: std::collections::HashMap<u64, (usize, Vec<u64>)> = Default::default();
+        for (lane, rx) in lanes.iter_mut().enumerate() {
+            while let Ok(req) = rx.try_recv() {
+                let WriteOp::AppendEvent(ev) = &req.ops[0] else {
+                    // The release, last on room 3's lane.
+                    assert_eq!(lane, 3);
+                    assert!(rx.is_empty());
+                    assert_eq!(seen[&3].1.len(), 5);
+                    continue;
+                };
+                let entry = seen.entry(ev.room.0).or_insert((lane, Vec::new()));
+                assert_eq!(entry.0, lane, "room {} on two lanes", ev.room.0);
+                entry.1.push(ev.seq.0);
+            }
+        }
+        assert_eq!(seen.len(), 7);
+        assert!(seen.values().all(|(_, seqs)| *seqs == [1, 2, 3, 4, 5]));
+        assert_eq!(batch.backlog(), 36);
+    }
+
+    /// Four lanes on a real Postgres commit concurrently: each room's
+    /// writes are separate requests that depend on the ones before (the
+    /// room must exist, the member must have joined), submitted without
+    /// waiting and interleaved across rooms; all commit, and each room
+    /// ends as its writes, in order, leave it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lanes_keep_each_rooms_writes_in_order_on_postgres() {
+        use confab_store::postgres::{PgStore, PgStoreOptions};
+        const TEST: &str = "lanes_keep_each_rooms_writes_in_order_on_postgres";
+        let Some(db) = confab_testkit::postgres::TestDatabase::create(TEST).await else {
+            return;
+        };
+        let pg = PgStore::open(db.url(), PgStoreOptions::default())
+            .await
+            .unwrap();
+        let store: Arc<dyn Store> = Arc::new(pg.clone());
+        let alice = store.create_user("alice", "x", 0).await.unwrap();
+        let bob = store.create_user("bob", "x", 0).await.unwrap();
+        let (batch, task) = spawn(
+            store.clone(),
+            BatchConfig {
+                max_items: 4,
+                max_delay: Duration::ZERO,
+                min_interval: Duration::ZERO,
+                lanes: 4,
+            },
+        );
+        let rooms: Vec<RoomId> = (1..=13).map(RoomId).collect();
+        let mut waits = Vec::new();
+        let mut submit = |ops| {
+            let (req, rx) = request(ops);
+            assert!(batch.submit(req));
+            waits.push(rx);
+        };
+        for &room in &rooms {
+            submit(vec![WriteOp::CreateRoom {
+                room,
+                name: format!("r{}", room.0),
+                topic: String::new(),
+                visibility: Visibility::Public,
+                owner: alice,
+                created_at: 0,
+            }]);
+        }
+        for &room in &rooms {
+            submit(vec![WriteOp::AddMember {
+                room,
+                user: bob,
+                role: Role::Member,
+                joined_at: 1,
+            }]);
+        }
+        for seq in 1..=30 {
+            for &room in &rooms {
+                submit(vec![event(room, seq)]);
+            }
+        }
+        for &room in &rooms {
+            submit(vec![WriteOp::RemoveMember { room, user: bob }]);
+        }
+        for rx in waits {
+            assert_eq!(rx.await.unwrap(), Ok(()));
+        }
+        batch.flush().await.unwrap();
+        for &room in &rooms {
+            let seqs: Vec<u64> = store
+                .history(room, Seq(0), 100)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.seq.0)
+                .collect();
+            assert_eq!(seqs, (1..=30).rev().collect::<Vec<_>>(), "room {}", room.0);
+        }
+        // Every leave committed after its join.
+        assert_eq!(store.rooms_of_user(bob).await.unwrap().len(), 0);
+        drop(batch);
+        task.await.unwrap();
+        pg.close().await;
+        db.drop_now().await;
+    }
+
     #[tokio::test]
     async fn the_stored_watermark_rises_only_after_commit() {
         let dir = tempfile::tempdir().unwrap();
@@ -509,6 +836,7 @@ mod tests {
                 max_items: 100,
                 max_delay: Duration::ZERO,
                 min_interval: Duration::ZERO,
+                lanes: 1,
             },
         );
         let mark = Arc::new(AtomicU64::new(0));
@@ -543,6 +871,7 @@ mod tests {
                 max_items: 100,
                 max_delay: Duration::ZERO,
                 min_interval: interval,
+                lanes: 1,
             },
         );
         let start = tokio::time::Instant::now();

@@ -9,8 +9,11 @@
 //!   room-log entries and expired sessions.
 //! - [`accounts`]: group commit for registrations and logins (accounts
 //!   and session tokens, which belong to no room).
+//! - [`restore`]: rooms as the shards hold them, built from their stored
+//!   state (every room at start-up; in cluster mode, a gained partition's).
 
 pub mod accounts;
 pub mod batch;
 pub(crate) mod housekeeping;
+pub(crate) mod restore;
 pub(crate) mod spool;

@@ -3,12 +3,13 @@
 //! after the brute-force limits have let the attempt through
 //! (`crate::auth::guard`).
 
-use confab_protocol::{AuditAction, ErrorCode, ServerMsg, UserId, UserRef, MAX_INITIAL_MEMBERS};
+use confab_protocol::{check_initial_members, AuditAction, ErrorCode, ServerMsg, UserId, UserRef};
 use confab_store::{AccountOutcome, AccountWrite, AuditEntry, StoreError, WriteOp};
 
 use super::{storage_error, Auth, Session};
 use crate::auth::{self, KdfError};
 use crate::persist::batch::WriteRequest;
+use crate::state::{Ended, Ticket};
 
 impl Session {
     pub(super) async fn register(&mut self, req_id: u32, username: String, password: String) {
@@ -31,6 +32,7 @@ impl Session {
         };
         // The account and its first session in one durable write, committed
         // together with every other registration and login waiting.
+        let ticket = self.state.sessions.ticket();
         let (token, token_hash) = auth::new_token();
         let (now, expires_at) = self.session_times();
         let write = AccountWrite::Register {
@@ -47,7 +49,7 @@ impl Session {
                     username = username.as_str(),
                     "account registered"
                 );
-                self.welcome(req_id, user, username, token, token_hash)
+                self.welcome(req_id, user, username, token, token_hash, ticket)
                     .await
             }
             Ok(AccountOutcome::UsernameTaken) | Err(StoreError::Conflict(_)) => {
@@ -159,6 +161,9 @@ impl Session {
     /// Creates a session token (committed with the other account writes
     /// waiting), answers SESSION and attaches the connection.
     async fn start_session(&mut self, req_id: u32, user: UserId, username: String) {
+        // Before the session exists: a CHANGE_PASSWORD of the same user
+        // committing after it deletes it (SessionRegistry, "Revocation races").
+        let ticket = self.state.sessions.ticket();
         let (token, token_hash) = auth::new_token();
         let (now, expires_at) = self.session_times();
         let write = AccountWrite::Session {
@@ -170,7 +175,7 @@ impl Session {
         if let Err(e) = self.state.accounts.write(write).await {
             return storage_error(&self.conn, req_id, e);
         }
-        self.welcome(req_id, user, username, token, token_hash)
+        self.welcome(req_id, user, username, token, token_hash, ticket)
             .await
     }
 
@@ -182,6 +187,7 @@ impl Session {
         username: String,
         token: String,
         token_hash: [u8; 32],
+        ticket: Ticket,
     ) {
         self.conn.reply(
             req_id,
@@ -196,7 +202,7 @@ impl Session {
             username,
             token_hash,
         });
-        self.attach(std::sync::Arc::from(Vec::new())).await;
+        self.attach(std::sync::Arc::from(Vec::new()), ticket).await;
     }
 
     /// Ends the session everywhere: every connection using its token
@@ -210,12 +216,25 @@ impl Session {
         }
         tracing::info!(user = auth.user.0, "logout");
         self.conn.reply(req_id, &ServerMsg::Ok);
-        for c in self.state.sessions.take(auth.user, &auth.token_hash) {
-            c.close(ErrorCode::LoggedOut, "the session was logged out");
-        }
+        self.end_sessions(auth.user, auth.token_hash, Ended::This);
         self.conn
             .close(ErrorCode::LoggedOut, "the session was logged out");
         false
+    }
+
+    /// Closes the connections of the sessions `which` names (their rows
+    /// already deleted from the store) on this node and, in cluster mode,
+    /// on every other (`UserPush::Revoke`); how many closed here.
+    pub(super) fn end_sessions(&self, user: UserId, token_hash: [u8; 32], which: Ended) -> usize {
+        let closed = self.state.sessions.end(user, &token_hash, which);
+        if let Some(relay) = &self.state.relay {
+            relay.push(crate::cluster::wire::UserPush::Revoke {
+                user,
+                token_hash,
+                others: which == Ended::AllBut,
+            });
+        }
+        closed
     }
 
     /// Resolves a user named by id or username to (id, username), for
@@ -229,9 +248,7 @@ impl Session {
         caller: UserId,
         named: &[UserRef],
     ) -> Result<Vec<(UserId, String)>, ErrorCode> {
-        if named.len() > MAX_INITIAL_MEMBERS {
-            return Err(ErrorCode::TooManyMembers);
-        }
+        check_initial_members(named).map_err(|r| r.code)?;
         let mut members: Vec<(UserId, String)> = Vec::with_capacity(named.len());
         for who in named {
             let (id, username) = self.resolve(who).await?;

@@ -6,8 +6,6 @@
 //! anything is routed (`validate`); rules are the room's. Nothing is routed
 //! or stored for a refused request.
 
-use std::sync::atomic::Ordering;
-
 use confab_protocol::frame::{kind, HEADER_LEN};
 use confab_protocol::rich::sticker_text;
 use confab_protocol::wire::Reader;
@@ -73,11 +71,12 @@ impl Session {
                 return true;
             }
             Request::Register { username, password } => {
-                self.register(req_id, username, password).await;
+                self.register(req_id, username, password.into_string())
+                    .await;
                 return true;
             }
             Request::Login { username, password } => {
-                self.login(req_id, username, password).await;
+                self.login(req_id, username, password.into_string()).await;
                 return true;
             }
             other => other,
@@ -112,7 +111,10 @@ impl Session {
                 if self.pushed_back(req_id) {
                     return true;
                 }
-                let room = RoomId(self.state.next_room_id.fetch_add(1, Ordering::Relaxed));
+                let room = match self.fresh_room_id().await {
+                    Ok(room) => room,
+                    Err(code) => return self.reject(req_id, code),
+                };
                 let cmd = ShardCmd::Create {
                     room,
                     name,
@@ -136,11 +138,17 @@ impl Session {
                     } else {
                         (other, user)
                     };
-                    let next = &self.state.next_room_id;
-                    let room = self
-                        .state
-                        .directs
-                        .room_for(pair, || RoomId(next.fetch_add(1, Ordering::Relaxed)));
+                    let room = if self.state.hosted.is_none() {
+                        let ids = &self.state.room_ids;
+                        self.state.directs.room_for(pair, || {
+                            RoomId(ids.take().expect("a single node's ids never run out"))
+                        })
+                    } else {
+                        match self.cluster_direct_room(pair).await {
+                            Ok(room) => room,
+                            Err(code) => return self.reject(req_id, code),
+                        }
+                    };
                     let cmd = ShardCmd::OpenDirect {
                         room,
                         opener: (user, username),
@@ -349,12 +357,16 @@ impl Session {
                     .reply(req_id, &ServerMsg::StickerList { stickers });
                 Ok(())
             }
-            // Presence: every shard keeps it (SPEC.md §5.10.1).
+            // Presence: every shard keeps it (SPEC.md §5.10.1), and in
+            // cluster mode every node's.
             Request::SetAway { away } => {
                 self.state
                     .router
                     .send_all(|| ShardCmd::SetAway { user, away })
                     .await;
+                if let Some(relay) = &self.state.relay {
+                    relay.push(crate::cluster::wire::UserPush::Away { user, away });
+                }
                 self.conn.reply(req_id, &ServerMsg::Ok);
                 Ok(())
             }
@@ -394,6 +406,49 @@ impl Session {
     pub(super) fn reject(&self, req_id: u32, code: ErrorCode) -> bool {
         self.error(req_id, code);
         true
+    }
+
+    /// A new room's id: a single node's next; a cluster node's next in a
+    /// partition it serves (`ROOM_MOVING` while it serves none).
+    async fn fresh_room_id(&self) -> Result<RoomId, ErrorCode> {
+        let hosted = self.state.hosted.as_deref();
+        self.state
+            .room_ids
+            .take_fitting(|id| hosted.is_none_or(|h| h.serves(RoomId(id))))
+            .await
+            .map(RoomId)
+            .ok_or(ErrorCode::RoomMoving)
+    }
+
+    /// Cluster mode: the direct room of `pair`. The pair map holds the
+    /// direct rooms this node has served or looked up (a pair's room never
+    /// changes); any other pair is claimed in the store with a fresh id of
+    /// a partition served here, and whichever node's claim came first
+    /// decides the room for both (`LeaseStore::direct_room`): the room may
+    /// then be another node's, where the OPEN_DIRECT is forwarded.
+    async fn cluster_direct_room(&self, pair: (UserId, UserId)) -> Result<RoomId, ErrorCode> {
+        if let Some(room) = self.state.directs.get(pair) {
+            return Ok(room);
+        }
+        let store = self
+            .state
+            .cluster_store
+            .as_ref()
+            .ok_or(ErrorCode::Internal)?;
+        // An id left unused if the pair has its room already.
+        let fresh = self.fresh_room_id().await?;
+        let claimed = store.direct_room(pair, fresh);
+        match crate::metrics::query("direct_room", claimed).await {
+            Ok(room) => {
+                self.state.directs.learn([(pair, room)]);
+                Ok(room)
+            }
+            Err(e) => {
+                crate::metrics::query_error();
+                tracing::warn!(error = %e, "claiming a direct room failed");
+                Err(ErrorCode::StorageUnavailable)
+            }
+        }
     }
 
     /// Where the shard or the batch writer sends this request's answer.

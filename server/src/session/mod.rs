@@ -20,6 +20,7 @@
 mod accounts;
 mod dispatch;
 mod oneshot;
+pub mod park;
 mod profile;
 mod reads;
 pub(crate) mod validate;
@@ -28,7 +29,10 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use confab_protocol::frame::kind;
 use confab_protocol::{
@@ -40,13 +44,13 @@ use confab_store::StoreError;
 use crate::auth;
 use crate::outbound::{ConnId, OutboundQueue, Writer};
 use crate::shard::ShardCmd;
-use crate::state::ServerState;
+use crate::state::{ServerState, Ticket};
 
 pub use oneshot::{authenticate, call, check_member};
 pub(crate) use profile::announce_profile;
 
 /// Frames in: what a session reads.
-pub trait FrameSource: Send {
+pub trait FrameSource: Send + 'static {
     /// The next frame; `None` at the end of the stream. Cancel-safe: all
     /// state lives in `self`. `conn` is the connection's own queue, for
     /// what the transport must answer by itself (TLS alerts, WebSocket
@@ -55,6 +59,17 @@ pub trait FrameSource: Send {
         &mut self,
         conn: &Arc<OutboundQueue>,
     ) -> impl Future<Output = Option<Result<RawFrame, FrameError>>> + Send;
+
+    /// Whether part of a frame (or of a message) is buffered: such a
+    /// connection does not park, since no socket readiness would say that
+    /// the rest is due.
+    fn mid_frame(&self) -> bool;
+
+    /// Polls the socket for bytes to read (or the end of the stream, or an
+    /// error) without reading: when not ready, `cx`'s waker is woken once
+    /// they arrive. What a parked connection waits on
+    /// ([`park`](self::park)).
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()>;
 }
 
 /// The authenticated identity of a session.
@@ -82,6 +97,9 @@ struct Session {
 /// answer the requests it had already sent.
 const ANSWER_PATIENCE: Duration = Duration::from_secs(5);
 
+/// How often a connection that could not park looks again.
+const PARK_RETRY: Duration = Duration::from_secs(1);
+
 /// How long the writer is given to send the last frames of a connection.
 const CLOSE_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -90,10 +108,12 @@ const CLOSE_PATIENCE: Duration = Duration::from_secs(5);
 /// connection's outbound queue drives; `open` counts the connection as open
 /// until the end. Doors spawn this future as the connection's task itself
 /// (not nested in their own): what a connection's task holds while it
-/// waits is what an idle connection costs.
+/// waits is what a connection that has not parked yet costs. After
+/// `park_after_ms` of silence the task ends and the connection waits
+/// without one ([`park`]).
 pub async fn serve<S: FrameSource>(
     state: Arc<ServerState>,
-    frames: S,
+    mut frames: S,
     writer: Writer,
     peer: SocketAddr,
     open: crate::metrics::ConnectionGuard,
@@ -102,35 +122,161 @@ pub async fn serve<S: FrameSource>(
     let conn = OutboundQueue::new(id, state.config.outbound_queue_bytes, writer);
     let mut session = Session {
         state,
-        conn: conn.clone(),
+        conn,
         auth: None,
         one_shot: false,
         peer: peer.ip(),
     };
     tracing::debug!(conn = id.0, %peer, "connection opened");
-    // Boxed apart from this future: held inline, the compiler's layout of
-    // the two nested state machines costs every connection ~800 bytes
-    // more than the two boxes together (measured with size_of_val).
-    Box::pin(session.run(frames)).await;
-    if conn.is_open() && !conn.is_finished() {
-        // The client stopped sending (it closed its side, or went away):
-        // what it asked before is still answered, where it can be.
-        Box::pin(conn.all_answered(ANSWER_PATIENCE)).await;
+    // The handshake is boxed: a transient phase must not size the
+    // connection's long-lived future.
+    let welcomed = Box::pin(session.open(&mut frames)).await;
+    session.conn.flush();
+    let deadline = Instant::now() + session.state.config.heartbeat() * 3;
+    let live = Live {
+        session,
+        frames,
+        port: peer.port(),
+        open,
+        deadline,
+    };
+    if welcomed {
+        live.session.conn.release_idle();
+        // Boxed apart from this future: held inline, the compiler's
+        // layout of the two nested state machines costs every connection
+        // more than the two boxes together (measured with size_of_val).
+        Box::pin(live.run()).await;
+    } else {
+        Box::pin(live.close()).await;
     }
-    Box::pin(session.detach()).await;
-    // Ends once what is queued is written (a CLOSE, if one was sent).
-    conn.end_reading();
-    if Box::pin(tokio::time::timeout(CLOSE_PATIENCE, conn.finished()))
-        .await
-        .is_err()
-    {
-        conn.abort_with(ErrorCode::Internal);
-        conn.flush();
+}
+
+/// A welcomed connection: its session, what it reads from, and the
+/// connection's place in the metrics. What a connection's task runs, and
+/// all that a parked connection keeps ([`park`]).
+pub(crate) struct Live<S> {
+    session: Session,
+    frames: S,
+    /// The client's port (its address is the session's), for the log.
+    port: u16,
+    open: crate::metrics::ConnectionGuard,
+    /// When the connection is closed with IDLE_TIMEOUT unless a frame
+    /// arrives first (3 × `heartbeat_ms` after the last one).
+    deadline: Instant,
+}
+
+impl<S: FrameSource> Live<S> {
+    /// Reads and answers frames until the connection ends — or until it
+    /// parks: after `park_after_ms` without a frame, with nothing
+    /// half-read and nothing queued, the connection leaves this task
+    /// ([`park::park`]); whatever wakes it runs this again on a new task.
+    async fn run(mut self) {
+        let idle = self.session.state.config.heartbeat() * 3;
+        let quiet = self.session.state.config.park_after_ms.get();
+        loop {
+            // A connection that cannot park now (half a frame read, frames
+            // queued behind a full socket) looks again a while later: no
+            // spinning when `quiet` is 0.
+            let wait = if self.may_park() {
+                quiet
+            } else {
+                quiet.max(PARK_RETRY)
+            };
+            let park_at = Instant::now() + wait;
+            let conn = &self.session.conn;
+            let next = tokio::select! {
+                biased;
+                _ = conn.finished() => break,
+                _ = self.session.state.shutdown.cancelled() => {
+                    self.session.fatal(ErrorCode::ShuttingDown, ErrorCode::ShuttingDown.default_message());
+                    break;
+                }
+                r = tokio::time::timeout_at(park_at.min(self.deadline), self.frames.next_frame(conn)) => r,
+            };
+            match next {
+                Err(_) if Instant::now() >= self.deadline => {
+                    self.session.fatal(
+                        ErrorCode::IdleTimeout,
+                        "nothing received within three heartbeat intervals",
+                    );
+                    break;
+                }
+                Err(_) => {
+                    if self.may_park() {
+                        match park::park(self) {
+                            Some(back) => self = back,
+                            // Parked: this task ends; the connection
+                            // lives on in the parker.
+                            None => return,
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    self.session.frame_error(e);
+                    break;
+                }
+                Ok(Some(Ok(frame))) => {
+                    // Boxed: the dispatch future nests every request's
+                    // state; held inline it would make every connection's
+                    // long-lived future that large.
+                    let go_on = Box::pin(self.session.handle(frame)).await;
+                    // What the session answered itself goes out now;
+                    // then, if that emptied the queue, its memory goes
+                    // back while the client is quiet.
+                    self.session.conn.flush();
+                    self.session.conn.release_idle();
+                    self.deadline = Instant::now() + idle;
+                    if !go_on {
+                        break;
+                    }
+                }
+            }
+        }
+        Box::pin(self.close()).await
     }
-    let ending = conn.ending();
-    drop(open);
-    crate::metrics::connection_ended(&conn.stats, ending);
-    tracing::debug!(conn = id.0, %peer, ending = crate::metrics::ending_label(ending), "connection closed");
+
+    /// Whether the connection may leave its task: nothing half-read (no
+    /// readiness would announce the rest), nothing queued to write, still
+    /// open.
+    fn may_park(&self) -> bool {
+        let conn = &self.session.conn;
+        !self.frames.mid_frame() && conn.is_open() && conn.queued_bytes() == 0
+    }
+
+    /// Ends the connection: answers what was asked (where it can),
+    /// detaches from the shards and the registry, writes what is queued.
+    async fn close(self) {
+        let Live {
+            mut session,
+            frames,
+            port,
+            open,
+            ..
+        } = self;
+        let peer = SocketAddr::new(session.peer, port);
+        drop(frames);
+        let conn = session.conn.clone();
+        if conn.is_open() && !conn.is_finished() {
+            // The client stopped sending (it closed its side, or went away):
+            // what it asked before is still answered, where it can be.
+            Box::pin(conn.all_answered(ANSWER_PATIENCE)).await;
+        }
+        Box::pin(session.detach()).await;
+        // Ends once what is queued is written (a CLOSE, if one was sent).
+        conn.end_reading();
+        if Box::pin(tokio::time::timeout(CLOSE_PATIENCE, conn.finished()))
+            .await
+            .is_err()
+        {
+            conn.abort_with(ErrorCode::Internal);
+            conn.flush();
+        }
+        let ending = conn.ending();
+        drop(open);
+        crate::metrics::connection_ended(&conn.stats, ending);
+        tracing::debug!(conn = conn.id.0, %peer, ending = crate::metrics::ending_label(ending), "connection closed");
+    }
 }
 
 impl Session {
@@ -173,53 +319,6 @@ impl Session {
             Err(e) => return self.fatal_false(e.code(), &format!("bad HELLO: {e}")),
         };
         self.handshake(first.req_id, hello).await
-    }
-
-    async fn run<S: FrameSource>(&mut self, mut frames: S) {
-        // The handshake is boxed: a transient phase must not size the
-        // connection's long-lived future (what an idle connection costs).
-        let welcomed = Box::pin(self.open(&mut frames)).await;
-        self.conn.flush();
-        if !welcomed {
-            return;
-        }
-        self.conn.release_idle();
-
-        let idle = self.state.config.heartbeat() * 3;
-        loop {
-            let next = tokio::select! {
-                biased;
-                _ = self.conn.finished() => return,
-                _ = self.state.shutdown.cancelled() => {
-                    return self.fatal(ErrorCode::ShuttingDown, ErrorCode::ShuttingDown.default_message());
-                }
-                r = tokio::time::timeout(idle, frames.next_frame(&self.conn)) => r,
-            };
-            match next {
-                Err(_) => {
-                    return self.fatal(
-                        ErrorCode::IdleTimeout,
-                        "nothing received within three heartbeat intervals",
-                    )
-                }
-                Ok(None) => return,
-                Ok(Some(Err(e))) => return self.frame_error(e),
-                Ok(Some(Ok(frame))) => {
-                    // Boxed: the dispatch future nests every request's
-                    // state; held inline it would make every idle
-                    // connection's long-lived future that large.
-                    let go_on = Box::pin(self.handle(frame)).await;
-                    // What the session answered itself goes out now;
-                    // then, if that emptied the queue, its memory goes
-                    // back while the client is quiet.
-                    self.conn.flush();
-                    self.conn.release_idle();
-                    if !go_on {
-                        return;
-                    }
-                }
-            }
-        }
     }
 
     /// [`Session::fatal`], for a caller that answers `false`.
@@ -267,6 +366,8 @@ impl Session {
             return false;
         }
         let mut session = None;
+        // Before the token is checked (SessionRegistry, "Revocation races").
+        let ticket = self.state.sessions.ticket();
         if let Some(token) = &hello.token {
             let hash = auth::token_hash(token);
             let lookup = self
@@ -319,22 +420,49 @@ impl Session {
         self.conn.reply(req_id, &ServerMsg::Welcome(welcome));
         crate::metrics::handshake_ok(&self.conn.stats);
         if self.auth.is_some() {
-            self.attach(hello.resume.into()).await;
+            return self.attach(hello.resume.into(), ticket).await;
         }
         true
     }
 
     /// Registers the authenticated connection and subscribes it to its
     /// rooms on every shard (replaying from its resume points first).
-    async fn attach(&self, resume: Arc<[ResumePoint]>) {
-        let Some(auth) = &self.auth else { return };
+    /// `ticket` was read before the session was checked or created; if a
+    /// session was revoked since, the token is checked again, and a token
+    /// no longer valid ends the connection (`false`).
+    async fn attach(&self, resume: Arc<[ResumePoint]>, mut ticket: Ticket) -> bool {
+        let Some(auth) = &self.auth else { return true };
         if self.one_shot {
-            return;
+            return true;
         }
-        self.state
-            .sessions
-            .register(auth.user, auth.token_hash, self.conn.clone());
+        let sessions = &self.state.sessions;
+        while !sessions.register_if(ticket, auth.user, auth.token_hash, self.conn.clone()) {
+            ticket = sessions.ticket();
+            let lookup = self
+                .state
+                .store
+                .session_user(&auth.token_hash, self.state.clock.now_ms());
+            match crate::metrics::query("session_user", lookup).await {
+                Ok(Some(user)) if user.id == auth.user => continue,
+                Ok(_) => {
+                    crate::metrics::auth_failed("invalid_token");
+                    let why = "the session ended while this connection authenticated";
+                    self.conn.close(ErrorCode::InvalidToken, why);
+                    return false;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "session lookup failed");
+                    let why = "cannot check the session token now; retry";
+                    self.conn.close(ErrorCode::StorageUnavailable, why);
+                    return false;
+                }
+            }
+        }
         let (user, conn) = (auth.user, self.conn.clone());
+        // Before the shards: they flush this connection (the WELCOME or
+        // SESSION queued before this), and once the client has its answer,
+        // the remote rooms' events must reach it too.
+        self.attach_remote(user, &resume).await;
         self.state
             .router
             .send_all(|| ShardCmd::Attach {
@@ -344,12 +472,42 @@ impl Session {
             })
             .await;
         self.push_unread_notifications(user);
-        tracing::info!(
+        // Debug, not info: a reconnect storm attaches thousands of sessions
+        // a second, and each info line is a formatted write to the log.
+        tracing::debug!(
             user = auth.user.0,
             username = auth.username.as_str(),
             conn = self.conn.id.0,
             "session attached"
         );
+        true
+    }
+
+    /// Cluster mode: subscribes the connection to the user's rooms that
+    /// other nodes serve (their events arrive over NATS); returns once
+    /// they are subscribed (a room with a resume point is replayed what
+    /// the connection missed first, SPEC.md §9). Nothing on a single node.
+    async fn attach_remote(&self, user: UserId, resume: &[ResumePoint]) {
+        let (Some(relay), Some(hosted)) = (&self.state.relay, &self.state.hosted) else {
+            return;
+        };
+        let rooms = self.state.store.rooms_of_user(user);
+        let rooms = match crate::metrics::query("rooms_of_user", rooms).await {
+            Ok(rooms) => rooms,
+            Err(e) => {
+                // The rooms served here are attached; the others reach
+                // this connection from the next join or reconnect on.
+                tracing::warn!(error = %e, user = user.0, "reading a user's rooms at attach failed");
+                Vec::new()
+            }
+        };
+        let remote = rooms
+            .into_iter()
+            .map(|r| r.id)
+            .filter(|r| !hosted.serves(*r))
+            .map(|r| (r, resume.iter().find(|p| p.room == r).map(|p| p.after)))
+            .collect();
+        relay.attach(user, self.conn.clone(), remote).await;
     }
 
     /// Undoes [`Session::attach`] when the connection ends.
@@ -362,6 +520,9 @@ impl Session {
             .sessions
             .unregister(auth.user, &auth.token_hash, self.conn.id);
         let (user, conn) = (auth.user, self.conn.id);
+        if let Some(relay) = &self.state.relay {
+            relay.detach(user, conn);
+        }
         self.state
             .router
             .send_all(|| ShardCmd::Detach { user, conn })

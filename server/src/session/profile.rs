@@ -13,7 +13,7 @@ use super::{storage_error, Session};
 use crate::auth;
 use crate::limit::LimitKind;
 use crate::shard::ShardCmd;
-use crate::state::ServerState;
+use crate::state::{Ended, ServerState};
 
 /// After a change of `user`'s profile (UPDATE_PROFILE, or an avatar set or
 /// cleared over HTTP): reads it as stored and has the shards tell the
@@ -29,6 +29,10 @@ pub(crate) async fn announce_profile(
         return Ok(None);
     };
     let public = Arc::new(profile.public());
+    // Cluster mode: the other nodes' shards tell the rooms they serve.
+    if let Some(relay) = &state.relay {
+        relay.push(crate::cluster::wire::UserPush::Profile(profile.public()));
+    }
     state
         .router
         .send_all(|| ShardCmd::ProfileChanged {
@@ -147,18 +151,12 @@ impl Session {
             Err(e) => return storage_error(&self.conn, req_id, e),
         }
         crate::metrics::password_change(true);
-        let ended = self.state.sessions.take_others(user, &keep);
+        self.conn.reply(req_id, &ServerMsg::Ok);
+        let closed = self.end_sessions(user, keep, Ended::AllBut);
         tracing::info!(
             user = user.0,
-            connections_closed = ended.len(),
+            connections_closed = closed,
             "password changed; other sessions ended"
         );
-        self.conn.reply(req_id, &ServerMsg::Ok);
-        for c in ended {
-            c.close(
-                ErrorCode::PasswordChanged,
-                ErrorCode::PasswordChanged.default_message(),
-            );
-        }
     }
 }

@@ -221,10 +221,18 @@ impl Session {
             if moved {
                 let mut frame = BytesMut::with_capacity(24);
                 ServerMsg::ReadMarkerMoved(now).encode(0, &mut frame);
+                let frame = frame.freeze();
+                // Cluster mode: the user's connections on the other nodes.
+                if let Some(relay) = &state.relay {
+                    relay.push(crate::cluster::wire::UserPush::ToUser {
+                        user,
+                        frame: frame.clone(),
+                    });
+                }
                 let others = ShardCmd::ToUser {
                     user,
                     except: conn.id,
-                    frame: frame.freeze(),
+                    frame,
                 };
                 // Only at shutdown can this fail; the marker is stored.
                 let _ = state.router.send(room, others).await;

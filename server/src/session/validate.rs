@@ -2,6 +2,7 @@
 //! (SPEC.md §10.1): names, topics, message bodies, page sizes.
 
 use confab_protocol::profile::{MAX_BIO_CHARS, MAX_DISPLAY_NAME_CHARS, MAX_EMAIL_BYTES};
+use confab_protocol::rich::is_blank;
 use confab_protocol::{attach, rich, ErrorCode, Span};
 
 use crate::stickers::Catalogue;
@@ -148,19 +149,6 @@ pub fn check_page_limit(limit: u32) -> Result<(), ErrorCode> {
 
 fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
-}
-
-/// Whether `text` shows nothing (SPEC.md §5.4.1): every character is
-/// Unicode white space (the White_Space property) or an invisible format
-/// character — U+00AD SOFT HYPHEN, U+180E MONGOLIAN VOWEL SEPARATOR,
-/// U+200B-U+200F (zero-width space, non-joiner, joiner, direction
-/// marks), U+2060-U+2064 (word joiner, invisible operators), U+FEFF
-/// (zero-width no-break space).
-pub fn is_blank(text: &str) -> bool {
-    text.chars().all(|c| {
-        c.is_whitespace()
-            || matches!(c, '\u{ad}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
-    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! on its own command channel; replies are pushed, writes are queued.
 
 pub mod coalesce;
+mod pacing;
 pub mod presence;
 mod router;
 mod subscribers;
@@ -31,8 +32,10 @@ use confab_protocol::{
 };
 use confab_store::{AuditEntry, NotificationRecord, StoredEvent, WriteOp};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::clock::Clock;
+use crate::cluster::wire::{RoomOp, RoomOps, UserPush};
 use crate::outbound::{ConnId, OutboundQueue, Touched};
 use crate::persist::batch::{Ack, BatchHandle, WriteRequest};
 use crate::room::typing::TypingOutcome;
@@ -52,7 +55,7 @@ pub struct ReplyTo {
 
 impl ShardCmd {
     /// Where the command's answer goes, if it has one on a connection.
-    fn reply_to(&self) -> Option<&ReplyTo> {
+    pub(crate) fn reply_to(&self) -> Option<&ReplyTo> {
         match self {
             ShardCmd::Create { reply, .. }
             | ShardCmd::OpenDirect { reply, .. }
@@ -64,6 +67,7 @@ impl ShardCmd {
             ShardCmd::Tail { .. }
             | ShardCmd::Tick(_)
             | ShardCmd::SetAway { .. }
+            | ShardCmd::RemoteConnection { .. }
             | ShardCmd::ProfileChanged { .. }
             | ShardCmd::CheckReadMarker { .. }
             | ShardCmd::ToUser { .. }
@@ -71,7 +75,70 @@ impl ShardCmd {
             | ShardCmd::Detach { .. }
             | ShardCmd::CheckAdmin { .. }
             | ShardCmd::CheckMember { .. }
+            | ShardCmd::Install { .. }
+            | ShardCmd::Evict { .. }
             | ShardCmd::Stop => None,
+        }
+    }
+
+    /// The room a command names: the commands that cluster mode applies
+    /// only on the node serving the room (`cluster::Hosted`).
+    pub fn room(&self) -> Option<RoomId> {
+        match self {
+            ShardCmd::Create { room, .. }
+            | ShardCmd::OpenDirect { room, .. }
+            | ShardCmd::Apply { room, .. }
+            | ShardCmd::ChangeMessage { room, .. }
+            | ShardCmd::Members { room, .. }
+            | ShardCmd::Tail { room, .. }
+            | ShardCmd::Roster { room, .. }
+            | ShardCmd::CheckAdmin { room, .. }
+            | ShardCmd::CheckMember { room, .. }
+            | ShardCmd::Typing { room, .. }
+            | ShardCmd::CheckReadMarker { room, .. } => Some(*room),
+            ShardCmd::Attach { .. }
+            | ShardCmd::Detach { .. }
+            | ShardCmd::Tick(_)
+            | ShardCmd::SetAway { .. }
+            | ShardCmd::RemoteConnection { .. }
+            | ShardCmd::ProfileChanged { .. }
+            | ShardCmd::ToUser { .. }
+            | ShardCmd::Install { .. }
+            | ShardCmd::Evict { .. }
+            | ShardCmd::Stop => None,
+        }
+    }
+
+    /// Answers the command with `code` without applying it (cluster mode:
+    /// a room this node does not serve), giving back the files a refused
+    /// message had claimed.
+    pub fn refuse(self, code: ErrorCode, batch: Option<&BatchHandle>) {
+        if let (
+            ShardCmd::Apply {
+                room,
+                cmd: Command::Post { rich, .. },
+                ..
+            },
+            Some(batch),
+        ) = (&self, batch)
+        {
+            crate::files::attach::release(batch, *room, rich.file_ids());
+        }
+        if let Some(reply) = self.reply_to() {
+            reply.conn.error(reply.req_id, code, code.default_message());
+            reply.conn.flush();
+            return;
+        }
+        match self {
+            ShardCmd::Tail { reply, .. } => {
+                let _ = reply.send(Err(code));
+            }
+            ShardCmd::CheckAdmin { reply, .. }
+            | ShardCmd::CheckMember { reply, .. }
+            | ShardCmd::CheckReadMarker { reply, .. } => {
+                let _ = reply.send(Err(code));
+            }
+            _ => {}
         }
     }
 }
@@ -174,6 +241,10 @@ pub enum ShardCmd {
     /// SET_AWAY by `user` (every shard hears it, as every shard hears
     /// every connection; SPEC.md §5.10).
     SetAway { user: UserId, away: bool },
+    /// Cluster mode: a connection of `user` opened (`open`) or closed on
+    /// another node — it counts for the user's presence as this node's
+    /// own connections do (every shard hears it).
+    RemoteConnection { user: UserId, open: bool },
     /// `user` updated their profile (every shard hears it and tells the
     /// rooms it owns, coalesced on the tick; SPEC.md §5.2.5). `profile`
     /// is the public one: no email.
@@ -195,6 +266,25 @@ pub enum ShardCmd {
         user: UserId,
         except: ConnId,
         frame: Bytes,
+    },
+    /// Cluster mode: rooms of a partition this node gained, loaded from
+    /// the store, to hold from now on (replacing any copy held). `done`
+    /// hears when they are installed.
+    Install {
+        slots: Vec<RoomSlot>,
+        /// What this node's connections saw of these rooms while another
+        /// node served them: replayed from there as they subscribe.
+        seen: Arc<crate::cluster::routing::SeenRooms>,
+        done: oneshot::Sender<()>,
+    },
+    /// Cluster mode: let go of every room of `partitions` (of `of`
+    /// partitions). Commands for them that arrive later are refused. `done`
+    /// hears when they are gone; everything applied before has been queued
+    /// to the batch writer.
+    Evict {
+        partitions: Vec<u32>,
+        of: u32,
+        done: oneshot::Sender<()>,
     },
     /// Finish: the shard task returns after this.
     Stop,
@@ -252,13 +342,22 @@ fn encode_event(ev: &RoomEvent) -> Bytes {
 pub struct ShardConfig {
     pub tail_cap: usize,
     pub queue_len: usize,
-    /// The next notification id (shared by every shard).
-    pub notification_ids: Arc<AtomicU64>,
+    /// Notification ids (shared by every shard).
+    pub notification_ids: Arc<crate::cluster::IdSource>,
     /// The server's clock: the `now` of every room command.
     pub clock: Clock,
     /// Presence updates are pushed only in rooms of at most this many
     /// members (SPEC.md §5.10.2).
     pub presence_max_members: usize,
+    /// Cluster mode: the partitions this node owns, whose lease every
+    /// write is stamped with (`None` on a single node: no stamp).
+    /// Longest a busy shard holds its writes back (flush pacing,
+    /// `pacing.rs`); zero: it writes after every pass.
+    pub flush_linger_max: std::time::Duration,
+    pub ownership: Option<Arc<crate::cluster::Ownership>>,
+    /// Cluster mode: which partitions' rooms this node serves, and where
+    /// commands for the others go (`None` on a single node).
+    pub rooms_here: Option<crate::cluster::RoomsHere>,
 }
 
 /// Most commands a shard applies before it writes to the connections they
@@ -275,8 +374,8 @@ struct Shard {
     online: HashMap<UserId, Vec<Arc<OutboundQueue>>>,
     batch: BatchHandle,
     tail_cap: usize,
-    /// Next notification id, shared by all shards (ids are global).
-    notification_ids: Arc<AtomicU64>,
+    /// Notification ids, shared by all shards (ids are global).
+    notification_ids: Arc<crate::cluster::IdSource>,
     clock: Clock,
     /// The connections this batch of commands pushed frames to, written
     /// once each when the batch is done.
@@ -290,6 +389,12 @@ struct Shard {
     /// Profile changes waiting for their user's interval (every shard
     /// keeps the same, and pushes to the rooms it owns).
     profiles: coalesce::Coalescer<Arc<confab_protocol::Profile>>,
+    /// Cluster mode: what this node owns (see [`ShardConfig::ownership`]).
+    /// When the connections this shard touched are written.
+    pacing: pacing::Pacing,
+    ownership: Option<Arc<crate::cluster::Ownership>>,
+    /// Cluster mode: see [`ShardConfig::rooms_here`].
+    rooms_here: Option<crate::cluster::RoomsHere>,
 }
 
 impl Shard {
@@ -321,6 +426,9 @@ impl Shard {
             presence: presence::Presences::default(),
             presence_max_members: cfg.presence_max_members,
             profiles: coalesce::Coalescer::new(None),
+            pacing: pacing::Pacing::new(cfg.flush_linger_max),
+            ownership: cfg.ownership.clone(),
+            rooms_here: cfg.rooms_here.clone(),
         }
     }
 
@@ -333,8 +441,24 @@ impl Shard {
         // Each pass takes every command queued (up to a bound), then
         // writes each connection it touched once: under load a pass grows,
         // and so does what one write to a connection carries.
-        'run: while let Some(first) = rx.recv().await {
-            let mut cmd = first;
+        // While the shard is busy, flush pacing (`pacing.rs`) lets it take
+        // further passes before it writes, up to the pacing's deadline.
+        'run: loop {
+            let first = match self.pacing.due() {
+                None => rx.recv().await,
+                Some(due) => match tokio::time::timeout_at(due, rx.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        let started = Instant::now();
+                        self.touched.flush_all();
+                        self.pacing.wrote();
+                        self.pacing.worked(started, Instant::now());
+                        continue;
+                    }
+                },
+            };
+            let Some(mut cmd) = first else { break };
+            let started = Instant::now();
             let mut taken = 0;
             loop {
                 if let ShardCmd::Stop = cmd {
@@ -352,17 +476,46 @@ impl Shard {
                 }
             }
             crate::metrics::shard_pass(self.index, taken, rx.len());
-            self.touched.flush_all();
+            if self.touched.is_empty() {
+                self.pacing.wrote();
+            } else if self.pacing.write_now(Instant::now()) {
+                self.touched.flush_all();
+            }
+            let linger = self.pacing.linger();
+            self.pacing.worked(started, Instant::now());
+            if linger != self.pacing.linger() {
+                crate::metrics::shard_linger(self.index, self.pacing.linger());
+            }
         }
+        self.touched.flush_all();
         tracing::debug!(shard = self.index, "shard stopped");
     }
 
     fn handle(&mut self, cmd: ShardCmd) {
         // The requester is flushed with the batch whether the shard
         // answers now (an error, a list) or the batch writer does later
-        // (then there is nothing to write yet, which costs nothing).
-        if let Some(reply) = cmd.reply_to() {
-            self.touched.note(&reply.conn);
+        // (then there is nothing to write yet, which costs nothing). It is
+        // noted after the command pushed its answer, never before: a
+        // connection another pusher has noted is written by that pusher
+        // after it clears the flag, so noting first could leave this
+        // answer queued and unwritten (see `Touched`).
+        let requester = cmd.reply_to().map(|reply| reply.conn.clone());
+        self.apply_command(cmd);
+        if let Some(conn) = requester {
+            self.touched.note(&conn);
+        }
+    }
+
+    fn apply_command(&mut self, cmd: ShardCmd) {
+        // Cluster mode: a room whose partition this node does not serve
+        // (a command that raced a hand-over) is never applied here.
+        if let Some(here) = &self.rooms_here {
+            if let Some(room) = cmd.room() {
+                if !here.hosted.serves(room) {
+                    here.remote.forward(room, cmd);
+                    return;
+                }
+            }
         }
         match cmd {
             ShardCmd::Create {
@@ -402,11 +555,25 @@ impl Shard {
                         .cloned()
                         .collect()
                 };
+                // The other nodes' connections, through NATS.
+                let remote = match self.fanout() {
+                    None => Vec::new(),
+                    Some(_) if visibility == Visibility::Public => vec![UserPush::ToEveryone {
+                        frame: announce.clone(),
+                    }],
+                    Some(_) => concerned
+                        .iter()
+                        .map(|&user| UserPush::ToUser {
+                            user,
+                            frame: announce.clone(),
+                        })
+                        .collect(),
+                };
                 let deliver = audience
                     .into_iter()
                     .map(|c| (c, announce.clone()))
                     .collect();
-                self.install(new_room, effects, reply, user, deliver);
+                self.install(new_room, effects, reply, user, (deliver, remote));
             }
             ShardCmd::OpenDirect {
                 room,
@@ -428,14 +595,22 @@ impl Shard {
                 // Each of the two is announced the room as they see it:
                 // named after the other.
                 let mut deliver = Vec::new();
+                let mut remote = Vec::new();
+                let clustered = self.fanout().is_some();
                 for viewer in viewers {
                     let announce =
                         encode_reply(0, &ServerMsg::RoomAnnounced(new_room.info_for(viewer)));
                     for conn in self.online.get(&viewer).into_iter().flatten() {
                         deliver.push((conn.clone(), announce.clone()));
                     }
+                    if clustered {
+                        remote.push(UserPush::ToUser {
+                            user: viewer,
+                            frame: announce,
+                        });
+                    }
                 }
-                self.install(new_room, effects, reply, viewers[0], deliver);
+                self.install(new_room, effects, reply, viewers[0], (deliver, remote));
             }
             ShardCmd::Apply { room, cmd, reply } => self.apply(room, cmd, reply),
             ShardCmd::ChangeMessage {
@@ -464,13 +639,19 @@ impl Shard {
                         .room
                         .members()
                         .iter()
-                        .map(|m| confab_protocol::Member {
-                            user: m.user,
-                            username: m.username.clone(),
-                            role: m.role,
-                            online: self.online.contains_key(&m.user),
-                            joined_at: m.joined_at,
-                            presence: Some(self.presence.state(m.user)),
+                        .map(|m| {
+                            // Presence counts every connection (in cluster
+                            // mode, the other nodes' too): online unless
+                            // offline.
+                            let presence = self.presence.state(m.user);
+                            confab_protocol::Member {
+                                user: m.user,
+                                username: m.username.clone(),
+                                role: m.role,
+                                online: presence != confab_protocol::Presence::Offline,
+                                joined_at: m.joined_at,
+                                presence: Some(presence),
+                            }
                         })
                         .collect();
                     reply
@@ -551,6 +732,8 @@ impl Shard {
             }
             // Pushed on the next Tick, with the other changes of the tick.
             ShardCmd::SetAway { user, away } => self.presence.set_away(user, away),
+            ShardCmd::RemoteConnection { user, open: true } => self.presence.connect(user),
+            ShardCmd::RemoteConnection { user, open: false } => self.presence.disconnect(user),
             ShardCmd::ProfileChanged { user, profile } => self.profiles.change(user, profile),
             ShardCmd::CheckReadMarker {
                 room,
@@ -577,24 +760,41 @@ impl Shard {
                     }
                 }
             }
+            ShardCmd::Install { slots, seen, done } => {
+                self.install_rooms(slots, &seen);
+                let _ = done.send(());
+            }
+            ShardCmd::Evict {
+                partitions,
+                of,
+                done,
+            } => {
+                self.evict(&partitions, of);
+                let _ = done.send(());
+            }
             ShardCmd::Attach { user, conn, resume } => self.attach(user, conn, &resume),
             ShardCmd::Detach { user, conn } => self.detach(user, conn),
             ShardCmd::Stop => {}
         }
     }
 
+    /// Cluster mode: where this shard publishes for the other nodes.
+    fn fanout(&self) -> Option<&crate::cluster::Fanout> {
+        self.rooms_here.as_ref().and_then(|h| h.fanout.as_ref())
+    }
+
     /// Puts a room just created on this shard and carries out the
     /// effects of its creation: ROOM (as `requester` sees it) goes to the
-    /// requester and `deliver` (its announcements) to their connections
-    /// once the room is durable — its id must never be seen before it is
-    /// stored.
+    /// requester and `deliver` (its announcements: to connections here,
+    /// and in cluster mode for the other nodes') once the room is durable
+    /// — its id must never be seen before it is stored.
     fn install(
         &mut self,
         new_room: Room,
         effects: Vec<Effect>,
         reply: ReplyTo,
         requester: UserId,
-        deliver: Vec<(Arc<OutboundQueue>, Bytes)>,
+        deliver: (Vec<(Arc<OutboundQueue>, Bytes)>, Vec<UserPush>),
     ) {
         let room = new_room.id;
         let slot = RoomSlot {
@@ -606,6 +806,79 @@ impl Shard {
         self.rooms.insert(room, slot);
         crate::metrics::get().rooms.increment(1.0);
         self.carry_out(room, effects, reply, AckKind::Room(requester), deliver);
+    }
+
+    /// Holds rooms loaded after start-up (cluster mode: a gained
+    /// partition's), replacing any copy held, and subscribes the
+    /// connections of their members that are online here — each first
+    /// replayed what it missed after what it saw of the room from its
+    /// previous owner (`seen`, from the relay), as a resume would.
+    fn install_rooms(&mut self, slots: Vec<RoomSlot>, seen: &crate::cluster::routing::SeenRooms) {
+        let (mut live, mut memberships) = (0, 0);
+        for mut slot in slots {
+            let id = slot.room.id;
+            if let Some(old) = self.rooms.remove(&id) {
+                self.forget_room(&old);
+            }
+            live += usize::from(!slot.room.terminated);
+            let seen = seen.get(&id);
+            for m in slot.room.members() {
+                memberships += 1;
+                self.user_rooms.entry(m.user).or_default().push(id);
+                for conn in self.online.get(&m.user).into_iter().flatten() {
+                    if let Some(after) = seen.and_then(|s| s.after(conn.id)) {
+                        replay(&slot, conn, after);
+                        self.touched.note(conn);
+                    }
+                    slot.subscribers.add(conn);
+                }
+            }
+            self.rooms.insert(id, slot);
+        }
+        crate::metrics::restored(live, memberships);
+    }
+
+    /// Lets go of every room of `partitions` (of `of`): cluster mode, the
+    /// partitions were lost or are being handed over.
+    fn evict(&mut self, partitions: &[u32], of: u32) {
+        let gone: Vec<RoomId> = self
+            .rooms
+            .keys()
+            .filter(|r| partitions.contains(&crate::cluster::partition_of(**r, of)))
+            .copied()
+            .collect();
+        let fanout = self.rooms_here.as_ref().and_then(|h| h.fanout.clone());
+        for id in gone {
+            if let Some(slot) = self.rooms.remove(&id) {
+                if let Some(fanout) = &fanout {
+                    // Its members connected here receive it from its next
+                    // owner from now on.
+                    let here = slot.room.members().iter().map(|m| m.user);
+                    let here = here.filter(|u| self.online.contains_key(u)).collect();
+                    fanout.adopt(id, here, slot.room.last_seq);
+                }
+                self.forget_room(&slot);
+            }
+        }
+    }
+
+    /// Drops what refers to a room just removed from `rooms`.
+    fn forget_room(&mut self, slot: &RoomSlot) {
+        let id = slot.room.id;
+        for m in slot.room.members() {
+            if let Some(list) = self.user_rooms.get_mut(&m.user) {
+                list.retain(|r| *r != id);
+                if list.is_empty() {
+                    self.user_rooms.remove(&m.user);
+                }
+            }
+        }
+        self.typing_rooms.remove(&id);
+        let m = crate::metrics::get();
+        if !slot.room.terminated {
+            m.rooms.decrement(1.0);
+        }
+        m.memberships.decrement(slot.room.members().len() as f64);
     }
 
     /// Applies a room command; refusals are answered at once, successes
@@ -628,7 +901,7 @@ impl Shard {
             _ => Vec::new(),
         };
         let Some(slot) = self.rooms.get_mut(&room) else {
-            crate::files::attach::release(&self.batch, claimed);
+            crate::files::attach::release(&self.batch, room, claimed);
             reply.conn.error(
                 reply.req_id,
                 ErrorCode::RoomNotFound,
@@ -643,24 +916,26 @@ impl Shard {
                     // terminated just now.
                     crate::metrics::get().rooms.decrement(1.0);
                 }
-                self.carry_out(room, effects, reply, ack, Vec::new())
+                self.carry_out(room, effects, reply, ack, (Vec::new(), Vec::new()))
             }
             Err(code) => {
-                crate::files::attach::release(&self.batch, claimed);
+                crate::files::attach::release(&self.batch, room, claimed);
                 reply.conn.error(reply.req_id, code, code.default_message());
             }
         }
     }
 
     /// Carries out a room's effects in order and queues its writes with the
-    /// acknowledgement to send after commit.
+    /// acknowledgement to send after commit. `deliver`: frames to push
+    /// after commit to connections here and (cluster mode) per-user pushes
+    /// to publish after commit for the other nodes.
     fn carry_out(
         &mut self,
         room: RoomId,
         effects: Vec<Effect>,
         reply: ReplyTo,
         ack_kind: AckKind,
-        mut deliver: Vec<(Arc<OutboundQueue>, Bytes)>,
+        (mut deliver, mut remote_after): (Vec<(Arc<OutboundQueue>, Bytes)>, Vec<UserPush>),
     ) {
         let Shard {
             rooms,
@@ -671,17 +946,38 @@ impl Shard {
             notification_ids,
             clock,
             touched,
+            ownership,
+            rooms_here,
             ..
         } = self;
         let Some(slot) = rooms.get_mut(&room) else {
             return;
         };
+        // Cluster mode: the same steps, published once for the other
+        // nodes' connections of the room's members.
+        let fanout = rooms_here.as_ref().and_then(|h| h.fanout.as_ref());
+        let mut remote = fanout.map(|_| {
+            // Receivers tell a new owner's events from a fenced one's.
+            let mut ops = RoomOps::default();
+            let epoch = ownership.as_ref().map_or(0, |o| o.claim(room).epoch);
+            ops.push(&RoomOp::Epoch(epoch));
+            ops
+        });
         let mut ops = Vec::with_capacity(effects.len());
         let mut last_event: Option<(Seq, u64)> = None;
+        // Cluster mode: users just subscribed, told to the other nodes
+        // with the event before the next one (the first they receive).
+        let mut joined: Vec<UserId> = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Persist(op) => ops.push(op),
                 Effect::Event(ev) => {
+                    if let Some(fanout) = fanout {
+                        let after = Seq(ev.seq.0.saturating_sub(1));
+                        for user in joined.drain(..) {
+                            fanout.user(UserPush::Joined { user, room, after });
+                        }
+                    }
                     let frame = encode_event(&ev);
                     let started = std::time::Instant::now();
                     for conn in &slot.subscribers {
@@ -689,6 +985,9 @@ impl Shard {
                         touched.note(conn);
                     }
                     crate::metrics::broadcast(slot.subscribers.len(), started);
+                    if let Some(remote) = &mut remote {
+                        remote.push(&RoomOp::Event(ev.seq, frame.clone()));
+                    }
                     last_event = Some((ev.seq, ev.at));
                     // HISTORY and resume keep some events in another form
                     // than the live one (an edit without its text).
@@ -707,6 +1006,13 @@ impl Shard {
                     ops.push(WriteOp::RewriteEvent(StoredEvent::from_event(ev)));
                 }
                 Effect::Subscribe(user) => {
+                    if let Some(remote) = &mut remote {
+                        remote.push(&RoomOp::Subscribe(user));
+                        // The user's connections on nodes that do not
+                        // receive this room yet (UserPush::Joined, above
+                        // and below).
+                        joined.push(user);
+                    }
                     crate::metrics::get().memberships.increment(1.0);
                     if let Some(conns) = online.get(&user) {
                         for conn in conns {
@@ -725,8 +1031,14 @@ impl Shard {
                     actor_name,
                     at,
                 } => {
+                    let Some(id) = notification_ids.take() else {
+                        // Cluster mode, the id blocks ran dry faster than
+                        // one could be fetched: a shard never waits.
+                        tracing::error!(%room, user = user.0, "no notification id ready: notification dropped");
+                        continue;
+                    };
                     let note = NotificationRecord {
-                        id: notification_ids.fetch_add(1, Ordering::Relaxed),
+                        id,
                         user,
                         kind,
                         room,
@@ -738,9 +1050,15 @@ impl Shard {
                     };
                     // Delivered after commit: an id seen before it is stored
                     // could be handed out again after a crash.
-                    if let Some(conns) = online.get(&user) {
+                    let here = online.get(&user);
+                    if here.is_some() || fanout.is_some() {
                         let frame = encode_reply(0, &ServerMsg::Notification((&note).into()));
-                        deliver.extend(conns.iter().map(|c| (c.clone(), frame.clone())));
+                        for conn in here.into_iter().flatten() {
+                            deliver.push((conn.clone(), frame.clone()));
+                        }
+                        if fanout.is_some() {
+                            remote_after.push(UserPush::ToUser { user, frame });
+                        }
                     }
                     ops.push(WriteOp::AddNotification(note));
                 }
@@ -770,6 +1088,9 @@ impl Shard {
                     }));
                 }
                 Effect::Unsubscribe(user) => {
+                    if let Some(remote) = &mut remote {
+                        remote.push(&RoomOp::Unsubscribe(user));
+                    }
                     crate::metrics::get().memberships.decrement(1.0);
                     if let Some(conns) = online.get(&user) {
                         for conn in conns {
@@ -785,6 +1106,15 @@ impl Shard {
                 }
             }
         }
+        if let Some(fanout) = fanout {
+            let after = slot.room.last_seq;
+            for user in joined {
+                fanout.user(UserPush::Joined { user, room, after });
+            }
+        }
+        if let (Some(fanout), Some(remote)) = (fanout, remote) {
+            fanout.publish(room, remote);
+        }
         let stored_seq = Seq(slot.stored.load(Ordering::Acquire));
         slot.tail.trim(*tail_cap, stored_seq);
         slot.room.forget_durable(stored_seq);
@@ -799,6 +1129,16 @@ impl Shard {
             }
         };
         let stored = last_event.map(|(seq, _)| (slot.stored.clone(), seq));
+        // Cluster mode: what the other nodes' connections get after
+        // commit, published once the batch writer says it is durable.
+        let notify = match fanout {
+            Some(fanout) if !remote_after.is_empty() => {
+                let (committed, rx) = oneshot::channel();
+                fanout.after_commit(rx, remote_after);
+                Some(committed)
+            }
+            _ => None,
+        };
         let ack = Ack {
             conn: reply.conn,
             req_id: reply.req_id,
@@ -809,7 +1149,8 @@ impl Shard {
             stored,
             ack: Some(ack),
             deliver,
-            notify: None,
+            notify,
+            fence: ownership.as_ref().map(|o| o.claim(room)),
         }) {
             tracing::error!(%room, "batch writer is gone; write not persisted");
         }
@@ -835,7 +1176,9 @@ impl Shard {
                     .map(|m| m.username.clone())
                     .unwrap_or_default();
                 let own = self.online.get(&user);
-                let sent = forward_typing(slot, own, &mut self.touched, user, username, typing);
+                let fanout = self.rooms_here.as_ref().and_then(|h| h.fanout.as_ref());
+                let touched = &mut self.touched;
+                let sent = forward_typing(slot, own, touched, fanout, (user, username), typing);
                 let why = if typing {
                     crate::metrics::TypingForward::Start
                 } else {
@@ -864,14 +1207,17 @@ impl Shard {
             online,
             touched,
             typing_rooms,
+            rooms_here,
             ..
         } = self;
+        let fanout = rooms_here.as_ref().and_then(|h| h.fanout.as_ref());
         typing_rooms.retain(|room| {
             let Some(slot) = rooms.get_mut(room) else {
                 return false;
             };
             for (user, username) in slot.room.expire_typing(now) {
-                let sent = forward_typing(slot, online.get(&user), touched, user, username, false);
+                let own = online.get(&user);
+                let sent = forward_typing(slot, own, touched, fanout, (user, username), false);
                 crate::metrics::typing_forwarded(crate::metrics::TypingForward::Expired, sent);
             }
             slot.room.has_typing()
@@ -899,25 +1245,29 @@ impl Shard {
     fn attach(&mut self, user: UserId, conn: Arc<OutboundQueue>, resume: &[ResumePoint]) {
         // Pushed on the next Tick, with the other changes of the tick.
         self.presence.connect(user);
-        let conns = self.online.entry(user).or_default();
+        // Most users have one connection: no room reserved for more.
+        let conns = self
+            .online
+            .entry(user)
+            .or_insert_with(|| Vec::with_capacity(1));
         if conns.is_empty() && self.index == 0 {
             crate::metrics::get().online_users.increment(1.0);
         }
         conns.push(conn.clone());
-        // Replayed events and resume notices go out with this batch.
-        self.touched.note(&conn);
-        let Some(room_ids) = self.user_rooms.get(&user) else {
-            return;
-        };
-        for room_id in room_ids {
-            let Some(slot) = self.rooms.get_mut(room_id) else {
-                continue;
-            };
-            if let Some(point) = resume.iter().find(|p| p.room == *room_id) {
-                replay(slot, &conn, point.after);
+        if let Some(room_ids) = self.user_rooms.get(&user) {
+            for room_id in room_ids {
+                let Some(slot) = self.rooms.get_mut(room_id) else {
+                    continue;
+                };
+                if let Some(point) = resume.iter().find(|p| p.room == *room_id) {
+                    replay(slot, &conn, point.after);
+                }
+                slot.subscribers.add(&conn);
             }
-            slot.subscribers.add(&conn);
         }
+        // Replayed events and resume notices go out with this batch: noted
+        // after they were pushed (see `Touched`).
+        self.touched.note(&conn);
     }
 
     fn detach(&mut self, user: UserId, conn_id: ConnId) {
@@ -1047,6 +1397,7 @@ impl Shard {
             }
         }
         let mut pushed = Vec::new();
+        let fanout = self.rooms_here.as_ref().and_then(|h| h.fanout.as_ref());
         for (room_id, entries) in batches.into_frames(presence::MAX_FRAME_PAYLOAD) {
             let Some(slot) = self.rooms.get(&room_id) else {
                 continue;
@@ -1058,6 +1409,13 @@ impl Shard {
                 conn.push(bytes.clone());
                 self.touched.note(conn);
                 sent += 1;
+            }
+            // Cluster mode: the room's members on the other nodes get the
+            // same frame, as one of the room's events.
+            if let Some(fanout) = fanout {
+                let mut ops = RoomOps::default();
+                ops.push(&RoomOp::Frame(bytes));
+                fanout.publish(room_id, ops);
             }
             pushed.push((carried, sent));
         }
@@ -1074,13 +1432,15 @@ enum AckKind {
 }
 
 /// Queues a TYPING event about `user` to every connection receiving the
-/// room except `own` (the typist's connections); returns how many.
+/// room except `own` (the typist's connections); returns how many. In
+/// cluster mode the same frame goes to `fanout`, for the other nodes'
+/// connections but the typist's.
 fn forward_typing(
     slot: &RoomSlot,
     own: Option<&Vec<Arc<OutboundQueue>>>,
     touched: &mut Touched,
-    user: UserId,
-    username: String,
+    fanout: Option<&crate::cluster::Fanout>,
+    (user, username): (UserId, String),
     typing: bool,
 ) -> usize {
     let frame = encode_reply(
@@ -1100,6 +1460,11 @@ fn forward_typing(
         conn.push(frame.clone());
         touched.note(conn);
         sent += 1;
+    }
+    if let Some(fanout) = fanout {
+        let mut ops = RoomOps::default();
+        ops.push(&RoomOp::FrameExcept(user, frame));
+        fanout.publish(slot.room.id, ops);
     }
     sent
 }

@@ -12,12 +12,22 @@ use crate::persist::batch::BatchHandle;
 #[derive(Clone)]
 pub struct Router {
     shards: Arc<[mpsc::Sender<ShardCmd>]>,
+    /// Cluster mode: which rooms this node serves; `None` on a single node.
+    rooms_here: Option<crate::cluster::RoomsHere>,
 }
 
 impl Router {
     /// Sends `cmd` to the shard owning `room`. Waits if that shard is
-    /// backlogged (backpressure on the sending connection).
+    /// backlogged (backpressure on the sending connection). In cluster
+    /// mode a room this node does not serve goes to `RemoteRooms` instead,
+    /// which answers it.
     pub async fn send(&self, room: RoomId, cmd: ShardCmd) -> Result<(), ErrorCode> {
+        if let Some(here) = &self.rooms_here {
+            if !here.hosted.serves(room) {
+                here.remote.forward(room, cmd);
+                return Ok(());
+            }
+        }
         let idx = shard_of(room, self.shards.len());
         self.shards[idx]
             .send(cmd)
@@ -27,16 +37,54 @@ impl Router {
 
     /// Sends every shard a `Tick` and waits until each has handled it.
     pub async fn tick_all(&self) {
+        self.each_and_wait(|_, done| ShardCmd::Tick(Some(done)))
+            .await;
+    }
+
+    /// Sends shard `i` the command `make(i, done)` for every shard, then
+    /// waits until each has sent `done`.
+    async fn each_and_wait(
+        &self,
+        mut make: impl FnMut(usize, tokio::sync::oneshot::Sender<()>) -> ShardCmd,
+    ) {
         let mut waits = Vec::with_capacity(self.shards.len());
-        for tx in self.shards.iter() {
+        for (i, tx) in self.shards.iter().enumerate() {
             let (done, wait) = tokio::sync::oneshot::channel();
-            if tx.send(ShardCmd::Tick(Some(done))).await.is_ok() {
+            if tx.send(make(i, done)).await.is_ok() {
                 waits.push(wait);
             }
         }
         for wait in waits {
             let _ = wait.await;
         }
+    }
+
+    /// Cluster mode: installs rooms loaded from the store in their shards
+    /// and waits until every shard holds its share.
+    /// `seen`: what this node's connections saw of them before (the
+    /// relay's), replayed from as they subscribe.
+    pub async fn install(&self, rooms: Vec<RoomSlot>, seen: crate::cluster::routing::SeenRooms) {
+        let n = self.shards.len();
+        let mut per_shard = by_shard(rooms, n);
+        let seen = Arc::new(seen);
+        self.each_and_wait(|i, done| ShardCmd::Install {
+            slots: std::mem::take(&mut per_shard[i]),
+            seen: seen.clone(),
+            done,
+        })
+        .await;
+    }
+
+    /// Cluster mode: every shard lets go of the rooms of `partitions` (of
+    /// `of`); returns once each has (so every command it applied for them
+    /// before has been queued to the batch writer).
+    pub async fn evict(&self, partitions: &[u32], of: u32) {
+        self.each_and_wait(|_, done| ShardCmd::Evict {
+            partitions: partitions.to_vec(),
+            of,
+            done,
+        })
+        .await;
     }
 
     /// Sends a command built by `make` to every shard.
@@ -73,6 +121,15 @@ pub fn shard_of(room: RoomId, shards: usize) -> usize {
     ((room.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % shards as u64) as usize
 }
 
+/// `rooms` split by the shard of `n` each belongs to.
+fn by_shard(rooms: Vec<RoomSlot>, n: usize) -> Vec<Vec<RoomSlot>> {
+    let mut per_shard: Vec<Vec<RoomSlot>> = (0..n).map(|_| Vec::new()).collect();
+    for slot in rooms {
+        per_shard[shard_of(slot.id(), n)].push(slot);
+    }
+    per_shard
+}
+
 /// Starts `n` shards, giving each the restored rooms it owns.
 pub fn spawn_shards(
     n: usize,
@@ -80,10 +137,7 @@ pub fn spawn_shards(
     batch: BatchHandle,
     cfg: ShardConfig,
 ) -> (Router, Vec<tokio::task::JoinHandle<()>>) {
-    let mut per_shard: Vec<Vec<RoomSlot>> = (0..n).map(|_| Vec::new()).collect();
-    for slot in rooms {
-        per_shard[shard_of(slot.id(), n)].push(slot);
-    }
+    let per_shard = by_shard(rooms, n);
     let mut senders = Vec::with_capacity(n);
     let mut tasks = Vec::with_capacity(n);
     for (index, slots) in per_shard.into_iter().enumerate() {
@@ -96,6 +150,7 @@ pub fn spawn_shards(
     (
         Router {
             shards: senders.into(),
+            rooms_here: cfg.rooms_here,
         },
         tasks,
     )

@@ -25,7 +25,7 @@ pub struct TailEntry {
 }
 
 /// Recent events of a room, for HISTORY.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TailSlice {
     /// EVENT frames with `seq < before`, newest first.
     pub frames: Vec<Bytes>,

@@ -2,7 +2,7 @@
 //! frames out of in-memory outbound queues, writes out of a detached batch
 //! handle (completed by hand, so the tests decide what is durable).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use confab_protocol::frame::split_frame;
@@ -62,9 +62,12 @@ impl Harness {
         let cfg = ShardConfig {
             tail_cap,
             queue_len: 16,
-            notification_ids: Arc::new(AtomicU64::new(1)),
+            notification_ids: Arc::new(crate::cluster::IdSource::local(1)),
             clock: crate::clock::Clock::default(),
             presence_max_members: 1_000,
+            flush_linger_max: std::time::Duration::ZERO,
+            ownership: None,
+            rooms_here: None,
         };
         Harness {
             shard: Shard::new(0, Vec::new(), batch, &cfg),

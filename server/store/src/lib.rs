@@ -17,6 +17,11 @@
 //!   under its data directory), written directly by the HTTP door and
 //!   housekeeping, each call its own transaction.
 //!
+//! Cluster mode adds [`LeaseStore`] (partition leases and node
+//! heartbeats) and [`BatchSink::apply_fenced_batch`] (a batch that commits
+//! only while its writer holds the leases it carries), both only on
+//! Postgres and outside [`Store`] (`cluster.rs`).
+//!
 //! [`Store`] is all five, implemented for anything that implements them,
 //! so the runtime keeps holding one `Arc<dyn Store>` (and hands the batch
 //! writer that same store as an `Arc<dyn BatchSink>`). The runtime never
@@ -50,9 +55,11 @@ use confab_protocol::{
     Visibility,
 };
 
+pub mod cluster;
 mod common;
 pub mod postgres;
 mod search;
+pub use cluster::{Fence, IdKind, Incarnation, JoinRefused, Lease, LeaseStore};
 pub use search::RoomFilter;
 pub mod sqlite;
 mod views;
@@ -91,6 +98,12 @@ pub enum StoreError {
         #[source]
         source: Option<Source>,
     },
+    /// A fenced batch ([`BatchSink::apply_fenced_batch`]) whose writer no
+    /// longer holds the lease of one of its partitions at the epoch it
+    /// carried: nothing of the batch was committed, and retrying it
+    /// cannot help (another node owns the rooms now).
+    #[error("fenced: {message}")]
+    Fenced { message: String },
 }
 
 impl StoreError {
@@ -114,6 +127,11 @@ impl StoreError {
     /// True for [`StoreError::Unavailable`].
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable { .. })
+    }
+
+    /// True for [`StoreError::Fenced`].
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced { .. })
     }
 }
 
@@ -146,6 +164,21 @@ pub struct RoomRecord {
     /// For a direct room (OPEN_DIRECT): its two users with their names,
     /// the lower id first (whether or not they are members now).
     pub direct: Option<[(UserId, String); 2]>,
+}
+
+/// The stored state of some rooms, as the shards load it: every room at
+/// start-up ([`RoomReads::load_all_rooms`]), or in cluster mode the rooms
+/// of the partitions a node owns ([`LeaseStore::load_partitions`]). Each
+/// list is ordered as the `RoomReads::load_*` read that fills it.
+#[derive(Debug, Default)]
+pub struct RoomsState {
+    pub rooms: Vec<RoomRecord>,
+    pub members: Vec<MemberRecord>,
+    pub bans: Vec<BanRecord>,
+    pub invites: Vec<InviteRecord>,
+    pub requests: Vec<JoinRequestRecord>,
+    /// Up to the requested number of newest events per room.
+    pub recent: Vec<StoredEvent>,
 }
 
 /// A ban: `user` may not join, request or be invited to `room`, and does
@@ -411,6 +444,38 @@ pub enum WriteOp {
     },
 }
 
+impl WriteOp {
+    /// The room whose state this operation changes, if any: the writes of
+    /// one room must commit in the order they were made, so a batch writer
+    /// with several lanes keeps each room on one lane.
+    pub fn room(&self) -> Option<RoomId> {
+        match self {
+            WriteOp::CreateRoom { room, .. }
+            | WriteOp::AddMember { room, .. }
+            | WriteOp::RemoveMember { room, .. }
+            | WriteOp::SetRole { room, .. }
+            | WriteOp::UpdateRoom { room, .. }
+            | WriteOp::SetOwner { room, .. }
+            | WriteOp::TerminateRoom { room, .. }
+            | WriteOp::Ban { room, .. }
+            | WriteOp::Unban { room, .. }
+            | WriteOp::PutInvite { room, .. }
+            | WriteOp::DeleteInvite { room, .. }
+            | WriteOp::PutJoinRequest { room, .. }
+            | WriteOp::DeleteJoinRequest { room, .. }
+            | WriteOp::LogJoin { room, .. }
+            | WriteOp::LogLeave { room, .. }
+            | WriteOp::SetDirect { room, .. }
+            | WriteOp::AttachFiles { room, .. }
+            | WriteOp::DropMessageFiles { room, .. } => Some(*room),
+            WriteOp::AppendEvent(ev) | WriteOp::RewriteEvent(ev) => Some(ev.room),
+            WriteOp::AddNotification(n) => Some(n.room),
+            WriteOp::Audit(a) => a.room,
+            WriteOp::ReleaseFiles { .. } => None,
+        }
+    }
+}
+
 /// Accounts, sessions and read marks: the lookups that authenticate a
 /// session and the writes a session makes itself rather than through the
 /// batch writer.
@@ -540,6 +605,18 @@ pub trait RoomReads: Send + Sync + 'static {
     async fn load_invites(&self) -> StoreResult<Vec<InviteRecord>>;
     /// Every pending join request, oldest first per room, with names.
     async fn load_join_requests(&self) -> StoreResult<Vec<JoinRequestRecord>>;
+    /// Every room's state with up to `per_room` recent events: what a
+    /// single node loads at start-up.
+    async fn load_all_rooms(&self, per_room: u32) -> StoreResult<RoomsState> {
+        Ok(RoomsState {
+            rooms: self.load_rooms().await?,
+            members: self.load_members().await?,
+            bans: self.load_bans().await?,
+            invites: self.load_invites().await?,
+            requests: self.load_join_requests().await?,
+            recent: self.load_recent_events(per_room).await?,
+        })
+    }
     /// Highest notification id stored (0 if none), so the server can keep
     /// assigning increasing ids after a restart.
     async fn max_notification_id(&self) -> StoreResult<u64>;
@@ -595,6 +672,19 @@ pub trait RoomReads: Send + Sync + 'static {
 pub trait BatchSink: Send + Sync + 'static {
     /// Applies `ops` in order in one transaction and makes them durable.
     async fn apply_batch(&self, ops: &[WriteOp]) -> StoreResult<()>;
+
+    /// [`BatchSink::apply_batch`] in cluster mode: in the same transaction,
+    /// checks that `fence.owner` holds every lease of `fence` unexpired at
+    /// its epoch (locking them until the commit, so no takeover can slip
+    /// in between), and fails with [`StoreError::Fenced`], committing
+    /// nothing, if not. Only a store that keeps leases can check: the
+    /// default refuses every fenced batch.
+    async fn apply_fenced_batch(&self, ops: &[WriteOp], fence: &Fence) -> StoreResult<()> {
+        let _ = (ops, fence);
+        Err(StoreError::Fenced {
+            message: "this store keeps no partition leases (cluster mode needs Postgres)".into(),
+        })
+    }
 
     /// Upkeep the store does between batches, once the acknowledgements
     /// of the last one are out (SQLite folds its event log into `events`

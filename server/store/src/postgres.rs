@@ -52,6 +52,7 @@
 //! migrate once.
 
 mod batch;
+mod cluster;
 mod copy;
 
 use std::fmt;
@@ -64,7 +65,7 @@ use sqlx::{Connection, Executor, Postgres};
 
 use crate::common::breaker::Guarded;
 use crate::common::{self, sql as shared, Arg, Backend, Columns, Dialect, Sql};
-use crate::{BatchSink, StoreError, StoreResult, WriteOp};
+use crate::{BatchSink, Fence, StoreError, StoreResult, WriteOp};
 
 /// How `apply_batch` sends a batch's events (see `postgres/batch.rs`).
 /// Both are idempotent and atomic; they differ only in speed, measured in
@@ -187,6 +188,21 @@ fn migrator() -> Migrator {
             10,
             "avatars",
             include_str!("../migrations/postgres/0010_avatars.sql"),
+        ),
+        (
+            11,
+            "cluster leases",
+            include_str!("../migrations/postgres/0011_cluster.sql"),
+        ),
+        (
+            12,
+            "cluster id blocks",
+            include_str!("../migrations/postgres/0012_cluster_ids.sql"),
+        ),
+        (
+            13,
+            "cluster direct pairs",
+            include_str!("../migrations/postgres/0013_cluster_direct_pairs.sql"),
         ),
     ])
 }
@@ -346,6 +362,22 @@ fn cannot_connect(shown: &str, e: sqlx::Error) -> StoreError {
 /// The statements of the main read paths, public (but hidden) so that
 /// `examples/explain.rs` shows the plans of exactly what the store runs.
 /// All but the start-up tail are shared with SQLite (`common/sql.rs`).
+/// The newest `$1` events of each room of `rooms r` that `$where`
+/// (empty, or a `WHERE` clause on `r`) keeps (see `sql::RECENT_EVENTS`).
+macro_rules! recent_events {
+    ($where:literal) => {
+        concat!(
+            "SELECT e.room_id, e.seq, e.at, e.actor_id, e.actor_name, e.kind, e.body \
+     FROM rooms r CROSS JOIN LATERAL ( \
+         SELECT x.room_id, x.seq, x.at, x.actor_id, x.actor_name, x.kind, x.body \
+         FROM events x WHERE x.room_id = r.id \
+         ORDER BY x.seq DESC LIMIT $1) e ",
+            $where,
+            "ORDER BY r.id, e.seq"
+        )
+    };
+}
+
 #[doc(hidden)]
 pub mod sql {
     use crate::common::sql::EVENTS_TABLE;
@@ -360,13 +392,11 @@ pub mod sql {
     /// table's size. Ordered by `r.id` (not `e.room_id`) so that the
     /// planner sees the rooms' index order and sorts each room's few rows
     /// (incremental sort) instead of the whole result.
-    pub const RECENT_EVENTS: &str =
-        "SELECT e.room_id, e.seq, e.at, e.actor_id, e.actor_name, e.kind, e.body \
-     FROM rooms r CROSS JOIN LATERAL ( \
-         SELECT x.room_id, x.seq, x.at, x.actor_id, x.actor_name, x.kind, x.body \
-         FROM events x WHERE x.room_id = r.id \
-         ORDER BY x.seq DESC LIMIT $1) e \
-     ORDER BY r.id, e.seq";
+    pub const RECENT_EVENTS: &str = recent_events!("");
+    /// [`RECENT_EVENTS`] of the rooms in partitions `$3` (a comma-separated
+    /// list) of `$2` (cluster mode: a partition's rooms on takeover).
+    pub const RECENT_EVENTS_OF_PARTITIONS: &str =
+        recent_events!("WHERE r.id % $2 = ANY(string_to_array($3, ',')::bigint[]) ");
 }
 
 impl Dialect for Postgres {
@@ -442,7 +472,12 @@ impl Backend for PgStore {
 #[async_trait::async_trait]
 impl BatchSink for PgStore {
     async fn apply_batch(&self, ops: &[WriteOp]) -> StoreResult<()> {
-        let apply = batch::apply(&self.pool.inner, self.batch_mode, ops);
+        let apply = batch::apply(&self.pool.inner, self.batch_mode, ops, None);
+        self.pool.breaker.call(apply).await
+    }
+
+    async fn apply_fenced_batch(&self, ops: &[WriteOp], fence: &Fence) -> StoreResult<()> {
+        let apply = batch::apply(&self.pool.inner, self.batch_mode, ops, Some(fence));
         self.pool.breaker.call(apply).await
     }
 }

@@ -205,7 +205,11 @@ impl SqliteStore {
         // The writer opens (and creates) the file and switches it to WAL
         // before any reader connects; readers leave journal_mode alone
         // because changing it needs an exclusive lock.
+        // No ping before each acquire (sqlx's default): the database is in
+        // this process, and a ping is a round trip to the connection's
+        // worker thread — two context switches per batch for nothing.
         let writer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
@@ -227,6 +231,7 @@ impl SqliteStore {
             })?;
 
         let readers = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(READER_CONNECTIONS)
             .connect_with(base.pragma("query_only", "ON"))
             .await

@@ -7,13 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free port on 127.0.0.1 (free when asked).
-pub fn spare_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("spare port")
-        .port()
-}
+pub use confab_testkit::spare_port;
 
 /// A `confabd` child process.
 pub struct Confabd {
@@ -34,7 +28,30 @@ impl Confabd {
 
     /// [`Confabd::start`] with more flags (which come last, so they win);
     /// its HTTP listener is on too, at [`Confabd::http`].
+    ///
+    /// A spare port may still be taken between choosing and binding it:
+    /// a start that fails with "Address already in use" is retried with
+    /// fresh ports for the listeners it chooses itself.
     pub fn start_with(data_dir: &Path, database_url: Option<&str>, extra: &[&str]) -> Confabd {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Confabd::try_start(data_dir, database_url, extra) {
+                Ok(server) => return server,
+                Err(log) if attempts < 5 && log.contains("Address already in use") => {
+                    eprintln!("confabd: a port was taken before it bound, retrying");
+                }
+                Err(log) => panic!("confabd exited at start-up:\n{log}"),
+            }
+        }
+    }
+
+    /// One start: the log of a process that exited before listening.
+    fn try_start(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        extra: &[&str],
+    ) -> Result<Confabd, String> {
         let port = spare_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let http: SocketAddr = ([127, 0, 0, 1], spare_port()).into();
@@ -83,10 +100,7 @@ impl Confabd {
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(addr).is_err() {
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "confabd exited at start-up ({status}):\n{}",
-                    server.log_text()
-                );
+                return Err(format!("({status})\n{}", server.log_text()));
             }
             assert!(
                 Instant::now() < deadline,
@@ -95,7 +109,7 @@ impl Confabd {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        server
+        Ok(server)
     }
 
     pub fn url(&self) -> String {
@@ -109,6 +123,31 @@ impl Confabd {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `sig` (`"STOP"`, `"CONT"`, `"TERM"`, …) and returns at once.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{sig}");
+    }
+
+    /// Waits (bounded) for the process to exit, after a signal.
+    pub fn wait_exit(mut self, within: Duration) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < within,
+                "confabd did not exit within {within:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGKILL: no shutdown of any kind.

@@ -170,6 +170,15 @@ pub async fn api_from(
     exchange(addr, from, method, path, &headers, body.as_bytes()).await
 }
 
+/// Creates a room named `name` over the JSON API as the user of `token`
+/// (asserting 201 Created); its id.
+pub async fn create_room(addr: SocketAddr, token: &str, name: &str) -> u64 {
+    let body = serde_json::json!({ "name": name });
+    let (status, v) = api(addr, "POST", "/api/rooms", Some(token), Some(body)).await;
+    assert_eq!(status, 201, "{v}");
+    v["id"].as_u64().expect("a room id")
+}
+
 /// Registers `name` (password `password123`) over the JSON API; its token.
 pub async fn register_token(addr: SocketAddr, name: &str) -> String {
     let (status, v) = api(

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod doors;
 pub mod files;
 pub mod http;
+pub mod nats;
 pub mod sdk;
 
 use std::net::SocketAddr;

@@ -344,6 +344,22 @@ describe("against a real confabd", () => {
     expect(unreadTotal).toBe(0);
   });
 
+  it("with several URLs, skips a server that is down and connects to the next", async () => {
+    // A port nothing listens on: bound, then closed.
+    const net = await import("node:net");
+    const dead = await new Promise<number>((resolve) => {
+      const l = net.createServer().listen(0, "127.0.0.1", () => {
+        const port = (l.address() as { port: number }).port;
+        l.close(() => resolve(port));
+      });
+    });
+    const c = client({ url: `ws://127.0.0.1:${dead}/ws,${server.url}` });
+    await c.connect();
+    expect(c.url).toBe(server.url);
+    const session = await c.register(name("multi"), "correct horse");
+    expect(session.username).toMatch(/^multi/);
+  });
+
   it("resumes after a dropped connection and loses no message", async () => {
     const alice = await newUser("ra");
     const bob = await newUser("rb", {

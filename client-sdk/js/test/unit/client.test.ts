@@ -14,6 +14,7 @@ import {
   type ConfabEventType,
   type ConnectionState,
   type ServerMessageInput,
+  serverUrls,
 } from "../../src/index.js";
 import { FakeClock, FakeWebSocket, WELCOME, flush, sockets } from "../support/fakes.js";
 
@@ -160,6 +161,92 @@ describe("connecting", () => {
     expect(e.kind).toBe("connect_failed");
     expect(e.message).toMatch(/no WELCOME within 2000/);
     expect(socket().closedByClient).toBeDefined();
+  });
+});
+
+describe("several servers (the nodes of one cluster)", () => {
+  it("parses a comma-separated list or an array, and refuses an empty one", () => {
+    expect(serverUrls("ws://a/ws, ws://b/ws,")).toEqual(["ws://a/ws", "ws://b/ws"]);
+    expect(serverUrls(["ws://a/ws", " ws://b/ws "])).toEqual(["ws://a/ws", "ws://b/ws"]);
+    expect(serverUrls("ws://a/ws")).toEqual(["ws://a/ws"]);
+    expect(() => serverUrls(" , ")).toThrow(/no server URL/);
+    expect(() => setup({ url: [] })).toThrow(/no server URL/);
+  });
+
+  it("connects to the first that answers, trying the next at once when one is down", async () => {
+    const { client, states } = setup({ url: "ws://a/ws,ws://b/ws,ws://c/ws" });
+    const connected = client.connect();
+    expect(socket().url).toBe("ws://a/ws");
+    socket().drop();
+    expect(sockets.length).toBe(2); // no backoff while some server is untried
+    expect(socket().url).toBe("ws://b/ws");
+    expect(client.url).toBe("ws://b/ws");
+    await welcome();
+    await connected;
+    expect(states).toEqual(["connecting", "connected"]);
+  });
+
+  it("after every server failed once, backs off as with one (and without reconnection, fails with the last error)", async () => {
+    {
+      const { client, clock, states } = setup({ url: ["ws://a/ws", "ws://b/ws"], reconnect: { initialDelayMs: 1000 } });
+      const connected = client.connect();
+      socket().drop();
+      socket().drop();
+      expect(sockets.length).toBe(2);
+      expect(client.state).toBe("reconnecting");
+      await clock.advance(500);
+      expect(socket().url).toBe("ws://a/ws"); // round the list
+      await welcome();
+      await connected;
+      expect(states).toEqual(["connecting", "reconnecting", "connected"]);
+    }
+    sockets.length = 0;
+    {
+      const { client } = setup({ url: ["ws://a/ws", "ws://b/ws"], reconnect: false });
+      const failed = rejection(client.connect());
+      socket().drop(4001);
+      socket().drop(4002);
+      const e = await failed;
+      expect(e.kind).toBe("connect_failed");
+      expect(e.message).toMatch(/4002/);
+      expect(sockets.map((w) => w.url)).toEqual(["ws://a/ws", "ws://b/ws"]);
+    }
+  });
+
+  it("after a disconnect, reconnects to the same server first, then to the next after each failed attempt", async () => {
+    const { client, clock } = setup({ url: "ws://a/ws,ws://b/ws,ws://c/ws", reconnect: { initialDelayMs: 100, maxDelayMs: 100 } });
+    const connected = client.connect();
+    socket().drop();
+    await welcome(); // on b
+    await connected;
+    socket().drop();
+    expect(client.state).toBe("reconnecting");
+    await clock.advance(100);
+    expect(socket().url).toBe("ws://b/ws");
+    socket().drop();
+    await clock.advance(100);
+    expect(socket().url).toBe("ws://c/ws");
+    socket().drop();
+    await clock.advance(100);
+    expect(socket().url).toBe("ws://a/ws");
+    await welcome();
+    expect(client.state).toBe("connected");
+    expect(client.url).toBe("ws://a/ws");
+    expect(sockets.map((w) => w.url)).toEqual(["ws://a/ws", "ws://b/ws", "ws://b/ws", "ws://c/ws", "ws://a/ws"]);
+  });
+
+  it("a refusal no retry mends (a rejected token) ends the tries: the other servers are not asked", async () => {
+    const { client, clock } = setup({ url: "ws://a/ws,ws://b/ws", token: "stale" });
+    const connected = client.connect();
+    const ws = socket();
+    ws.open();
+    ws.deliver(ws.last().requestId, { type: "ERROR", code: 201, message: "invalid token" });
+    ws.deliver(0, { type: "CLOSE", code: 201, message: "invalid token" });
+    const e = await rejection(connected);
+    expect(e.codeName).toBe("INVALID_TOKEN");
+    await clock.advance(60_000);
+    expect(sockets.length).toBe(1);
+    expect(client.state).toBe("disconnected");
   });
 });
 

@@ -7,7 +7,8 @@
  * - decode-only files decode to their canonical JSON form;
  * - reject files are rejected with their error code (a typed DecodeError);
  * - refuse files (well-formed requests a server answers with ERROR) are
- *   round trips, and the SDK's own checks (src/rich.ts) predict their code.
+ *   round trips, and the SDK's own checks (src/rich.ts) predict their code;
+ *   the request files the server accepts, it predicts none for.
  *
  * A vector of a frame type that the SDK's frame table (src/frames.ts) does
  * not know fails here, naming the type: a frame added to SPEC.md forces an
@@ -38,7 +39,9 @@ import {
   type Request,
   type ServerMessage,
   checkContent,
+  checkEdit,
   checkFileIds,
+  checkInitialMembers,
 } from "../../src/index.js";
 
 /**
@@ -155,6 +158,26 @@ describe("round-trip vectors", () => {
   });
 });
 
+/**
+ * The refusal the SDK's checks predict for `message` on the request alone
+ * (`undefined`: none), or `null` for a request type they do not check.
+ */
+function predicted(message: Request): { code: number } | undefined | null {
+  switch (message.type) {
+    case "SEND_MESSAGE":
+      return (
+        checkContent(message.body, message.spans ?? [], message.sticker) ??
+        checkFileIds(message.attachments ?? [], message.sticker)
+      );
+    case "EDIT_MESSAGE":
+      return checkEdit(message.text, message.spans ?? []);
+    case "CREATE_ROOM":
+      return checkInitialMembers(message.members ?? []);
+    default:
+      return null;
+  }
+}
+
 describe("refuse vectors", () => {
   it("there are some", () => expect(refuse.length).toBeGreaterThan(0));
 
@@ -163,15 +186,18 @@ describe("refuse vectors", () => {
     expect(encode(v.direction, requestId, message), `${file}: re-encoding the decoded frame`).toBe(v.hex);
     const fromJson = fromCanonicalJson(v.direction, v.type, v.decoded);
     expect(encode(v.direction, v.request_id, fromJson), `${file}: encoding the canonical form`).toBe(v.hex);
-    let refusal;
-    if (message.type === "SEND_MESSAGE") {
-      refusal =
-        checkContent(message.body, message.spans ?? [], message.sticker) ??
-        checkFileIds(message.attachments ?? [], message.sticker);
-    }
-    else if (message.type === "EDIT_MESSAGE") refusal = checkContent(message.text, message.spans ?? []);
-    else expect.fail(`${file}: a refuse vector of ${message.type}, which the SDK does not check`);
-    expect(refusal?.code, `${file}: the code the SDK's checks predict`).toBe(v.error_code);
+    const checked = predicted(message as Request);
+    if (checked === null) expect.fail(`${file}: a refuse vector of ${message.type}, which the SDK does not check`);
+    expect(checked?.code, `${file}: the code the SDK's checks predict`).toBe(v.error_code);
+  });
+
+  it("the SDK's checks refuse none of the round-trip requests", () => {
+    const refused = roundTrip
+      .filter(([, v]) => v.direction === "client_to_server" && known(v))
+      .map(([file, v]) => [file, predicted(decode(v).message as Request)] as const)
+      .filter(([, r]) => r !== undefined && r !== null)
+      .map(([file, r]) => `${file}: ${r?.code}`);
+    expect(refused).toEqual([]);
   });
 });
 

@@ -120,7 +120,7 @@ pub fn status_for(code: u16) -> StatusCode {
             StatusCode::TOO_MANY_REQUESTS
         }
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        StorageUnavailable | Overloaded | ShuttingDown | SlowConsumer => {
+        StorageUnavailable | Overloaded | ShuttingDown | RoomMoving | SlowConsumer => {
             StatusCode::SERVICE_UNAVAILABLE
         }
     }

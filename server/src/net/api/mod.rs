@@ -163,7 +163,7 @@ async fn register(
 ) -> ApiResult<(StatusCode, Json<SessionBody>)> {
     let req = Request::Register {
         username: c.username,
-        password: c.password,
+        password: c.password.into(),
     };
     Ok((
         StatusCode::CREATED,
@@ -188,7 +188,7 @@ async fn login(
 ) -> ApiResult<Json<SessionBody>> {
     let req = Request::Login {
         username: c.username,
-        password: c.password,
+        password: c.password.into(),
     };
     session(call(&st, peer, None, req).await)
 }

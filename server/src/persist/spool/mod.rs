@@ -66,6 +66,13 @@ mod log;
 mod record;
 mod replay;
 
+/// Whether `dir` holds a spool file with records in it, replayed or not
+/// (read from its length alone): cluster mode, which runs without a
+/// spool, refuses to start over one.
+pub fn holds_records(dir: &std::path::Path) -> bool {
+    std::fs::metadata(dir.join(log::FILE_NAME)).is_ok_and(|m| m.len() > log::HEADER_LEN)
+}
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

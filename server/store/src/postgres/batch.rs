@@ -28,7 +28,7 @@ use sqlx::Postgres;
 use super::copy::EventCopyEncoder;
 use super::PgBatchMode;
 use crate::common::{to_db, Dialect};
-use crate::{StoreError, StoreResult, StoredEvent, WriteOp};
+use crate::{Fence, StoreError, StoreResult, StoredEvent, WriteOp};
 
 /// The statement that fills the staging table (created by
 /// [`STAGING_TABLE_DDL`] on every connection in COPY mode).
@@ -49,6 +49,68 @@ const CALL: &str = "SELECT confab_apply_batch(\
      $12, $13, $14, $15, $16, $17, $18, $19, \
      $20, $21, $22, $23, $24, $25, $26, $27, $28, \
      $29, $30, $31, $32, $33, $34)";
+
+/// [`CALL`] in cluster mode: the same call, behind the fence check
+/// (`confab_check_fence`, migration 0011) in the same statement. The
+/// materialized CTE is scanned before the call is evaluated for its one
+/// row, so a failed check raises before anything is written, and the
+/// lease rows it locks FOR SHARE stay locked until the batch's
+/// transaction ends. Still one round trip.
+const FENCED_CALL: &str = "WITH fence AS MATERIALIZED (\
+     SELECT confab_check_fence($35, $36, $37)) \
+     SELECT confab_apply_batch(\
+     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     $12, $13, $14, $15, $16, $17, $18, $19, \
+     $20, $21, $22, $23, $24, $25, $26, $27, $28, \
+     $29, $30, $31, $32, $33, $34) FROM fence";
+
+/// The SQLSTATE `confab_check_fence` raises.
+const FENCED: &str = "CF001";
+
+/// A batch's fence as the check's arguments: the owner, and the
+/// partitions with their epochs (distinct pairs, sorted).
+struct FenceArgs {
+    owner: i64,
+    parts: Vec<i32>,
+    epochs: Vec<i64>,
+}
+
+impl FenceArgs {
+    /// `None` when there is nothing to check (no fence, or one without
+    /// leases: a batch that writes for no room).
+    fn build(fence: Option<&Fence>) -> StoreResult<Option<FenceArgs>> {
+        let Some(fence) = fence.filter(|f| !f.leases.is_empty()) else {
+            return Ok(None);
+        };
+        let mut leases = fence.leases.clone();
+        leases.sort_unstable();
+        leases.dedup();
+        let mut args = FenceArgs {
+            owner: to_db(fence.owner.0, "incarnation")?,
+            parts: Vec::with_capacity(leases.len()),
+            epochs: Vec::with_capacity(leases.len()),
+        };
+        for lease in leases {
+            args.parts.push(
+                i32::try_from(lease.partition)
+                    .map_err(|_| StoreError::database("partition out of range"))?,
+            );
+            args.epochs.push(to_db(lease.epoch, "epoch")?);
+        }
+        Ok(Some(args))
+    }
+}
+
+/// The call's failure: [`StoreError::Fenced`] when the fence check
+/// refused the batch, as [`Dialect::error`] classifies it otherwise.
+fn call_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some(FENCED) => StoreError::Fenced {
+            message: d.message().to_owned(),
+        },
+        _ => Postgres::error("apply_batch", e),
+    }
+}
 
 /// Rewritten events (`WriteOp::RewriteEvent`), applied after the batch
 /// function in the same transaction: the function appends a batch's
@@ -104,12 +166,21 @@ mod kind {
 }
 
 /// Applies `ops` atomically, in as few round trips as `mode` allows.
-pub(super) async fn apply(pool: &PgPool, mode: PgBatchMode, ops: &[WriteOp]) -> StoreResult<()> {
+/// With a `fence`, the batch commits only if the fence holds (see
+/// [`FENCED_CALL`]); without, the statements are those of a single node.
+pub(super) async fn apply(
+    pool: &PgPool,
+    mode: PgBatchMode,
+    ops: &[WriteOp],
+    fence: Option<&Fence>,
+) -> StoreResult<()> {
     if ops.is_empty() {
         return Ok(());
     }
+    let fence = FenceArgs::build(fence)?;
     let copy_events = mode == PgBatchMode::Copy && ops.iter().any(is_event);
-    let cols = Columns::build(ops, !copy_events)?;
+    let mut cols = Columns::build(ops, !copy_events)?;
+    cols.fence = fence;
     let rewrites = AfterCall::build(ops)?;
     if !copy_events && rewrites.is_empty() {
         return cols
@@ -117,7 +188,7 @@ pub(super) async fn apply(pool: &PgPool, mode: PgBatchMode, ops: &[WriteOp]) -> 
             .execute(pool)
             .await
             .map(drop)
-            .map_err(|e| Postgres::error("apply_batch", e));
+            .map_err(call_error);
     }
     if !copy_events {
         // Rare (an edit, a delete, a new direct room): BEGIN, the call,
@@ -129,7 +200,7 @@ pub(super) async fn apply(pool: &PgPool, mode: PgBatchMode, ops: &[WriteOp]) -> 
         cols.call(false)
             .execute(&mut *tx)
             .await
-            .map_err(|e| Postgres::error("apply_batch", e))?;
+            .map_err(call_error)?;
         rewrites.apply(&mut tx).await?;
         return tx
             .commit()
@@ -178,7 +249,7 @@ async fn copy_and_call(
     cols.call(true)
         .execute(&mut *tx)
         .await
-        .map_err(|e| Postgres::error("apply_batch", e))?;
+        .map_err(call_error)?;
     rewrites.apply(&mut tx).await?;
     tx.commit()
         .await
@@ -355,6 +426,8 @@ struct Columns<'a> {
     au_room: Vec<Option<i64>>,
     au_target: Vec<Option<i64>>,
     au_detail: Vec<&'a str>,
+    /// Cluster mode's lease check, made by the same statement.
+    fence: Option<FenceArgs>,
 }
 
 /// One state op's fields, before they are spread over the columns.
@@ -535,7 +608,12 @@ impl<'a> Columns<'a> {
 
     /// The call of `confab_apply_batch` with these columns.
     fn call(&self, events_staged: bool) -> sqlx::query::Query<'_, Postgres, PgArguments> {
-        sqlx::query(CALL)
+        let sql = if self.fence.is_some() {
+            FENCED_CALL
+        } else {
+            CALL
+        };
+        let call = sqlx::query(sql)
             .bind(&self.op_kind)
             .bind(&self.op_pos)
             .bind(&self.op_room)
@@ -569,6 +647,10 @@ impl<'a> Columns<'a> {
             .bind(&self.au_action)
             .bind(&self.au_room)
             .bind(&self.au_target)
-            .bind(&self.au_detail)
+            .bind(&self.au_detail);
+        match &self.fence {
+            Some(f) => call.bind(f.owner).bind(&f.parts).bind(&f.epochs),
+            None => call,
+        }
     }
 }

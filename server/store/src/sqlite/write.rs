@@ -21,7 +21,7 @@
 //! fold moves and deletes in one transaction.
 
 use confab_protocol::LeaveReason;
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use crate::common::{sql, to_db, Dialect};
 use crate::{StoreError, StoreResult, WriteOp};
@@ -31,6 +31,20 @@ use crate::{StoreError, StoreResult, WriteOp};
 pub(super) async fn apply_batch(writer: &SqlitePool, ops: &[WriteOp]) -> StoreResult<()> {
     if ops.is_empty() {
         return Ok(());
+    }
+    // The common batch at chat rates: a few events, one statement. A
+    // single statement is atomic and durable on its own (autocommit, with
+    // the connection's `synchronous = FULL`), so it needs no BEGIN and no
+    // COMMIT: each of those is a round trip to sqlx's worker thread, two
+    // context switches, on the core the shards run on.
+    if ops.iter().all(|op| matches!(op, WriteOp::AppendEvent(_)))
+        && chunk_len(ops.len()) == ops.len()
+    {
+        let mut conn = writer
+            .acquire()
+            .await
+            .map_err(|e| Sqlite::error("apply_batch acquire", e))?;
+        return append_events(&mut conn, ops).await;
     }
     let mut tx = writer
         .begin_with("BEGIN IMMEDIATE")
@@ -337,10 +351,26 @@ async fn apply_op(tx: &mut Transaction<'static, Sqlite>, op: &WriteOp) -> StoreR
 }
 
 /// Rows per multi-row statement, largest first: a run of events is cut
-/// into chunks of these sizes, so that only a handful of distinct
-/// statements reach sqlx's per-connection statement cache. 7 binds per row
-/// stays far below SQLite's limit of 32 766 binds per statement.
-const EVENT_CHUNKS: [usize; 4] = [256, 32, 4, 1];
+/// into chunks: a run of at most [`SMALL_RUN`] events is one statement of
+/// exactly that many rows, a longer one is cut into the largest of
+/// [`EVENT_CHUNKS`] that fit, then the rest. So a batch takes few
+/// statements (each a round trip to sqlx's worker thread), and only 20
+/// distinct statements reach sqlx's per-connection statement cache (100).
+/// 7 binds per row stays far below SQLite's limit of 32 766 binds per
+/// statement.
+const EVENT_CHUNKS: [usize; 4] = [256, 128, 64, 32];
+const SMALL_RUN: usize = 16;
+
+/// How many of `rest` events the next statement takes.
+fn chunk_len(rest: usize) -> usize {
+    if rest <= SMALL_RUN {
+        return rest;
+    }
+    EVENT_CHUNKS
+        .into_iter()
+        .find(|&n| n <= rest)
+        .unwrap_or(SMALL_RUN)
+}
 
 /// Appends a run of consecutive `AppendEvent`s (anything else in `ops` is
 /// a bug of the caller and is refused) to the event log: multi-row
@@ -348,7 +378,7 @@ const EVENT_CHUNKS: [usize; 4] = [256, 32, 4, 1];
 /// two events with the same `(room, seq)` wins, a statement per 256
 /// events. No `rooms.last_seq` update: a room's last seq is its newest
 /// event (`common::sql::EVENTS_AND_LOG`).
-async fn append_events(tx: &mut Transaction<'static, Sqlite>, ops: &[WriteOp]) -> StoreResult<()> {
+async fn append_events(conn: &mut SqliteConnection, ops: &[WriteOp]) -> StoreResult<()> {
     let mut events = Vec::with_capacity(ops.len());
     for op in ops {
         match op {
@@ -359,10 +389,7 @@ async fn append_events(tx: &mut Transaction<'static, Sqlite>, ops: &[WriteOp]) -
 
     let mut rest = &events[..];
     while !rest.is_empty() {
-        let n = EVENT_CHUNKS
-            .into_iter()
-            .find(|&n| n <= rest.len())
-            .unwrap_or(1);
+        let n = chunk_len(rest.len());
         let (chunk, tail) = rest.split_at(n);
         // Into the log (see "The event log" above), skipping an event
         // that is already in `events` (a replayed batch folded earlier) or
@@ -398,7 +425,7 @@ async fn append_events(tx: &mut Transaction<'static, Sqlite>, ops: &[WriteOp]) -
                 .bind(&ev.body[..]);
         }
         query
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await
             .map_err(|e| Sqlite::error("AppendEvent", e))?;
         rest = tail;
@@ -489,4 +516,33 @@ pub(super) async fn fold_log(writer: &SqlitePool) -> StoreResult<u64> {
         .await
         .map_err(|e| Sqlite::error("fold_log commit", e))?;
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_of_events_takes_few_statements_of_few_shapes() {
+        let mut shapes = std::collections::BTreeSet::new();
+        for len in 1..=2_000 {
+            let (mut rest, mut statements) = (len, 0);
+            while rest > 0 {
+                let n = chunk_len(rest);
+                assert!((1..=rest).contains(&n), "{len}: took {n} of {rest}");
+                shapes.insert(n);
+                rest -= n;
+                statements += 1;
+            }
+            // A small batch is one statement; a large one about one per
+            // 256 events plus at most four for its tail.
+            let most = if len <= SMALL_RUN { 1 } else { len / 256 + 5 };
+            assert!(
+                statements <= most,
+                "{len} events took {statements} statements"
+            );
+        }
+        // Every shape is a cached statement: 1..=16 rows, 32, 64, 128, 256.
+        assert_eq!(shapes.len(), SMALL_RUN + EVENT_CHUNKS.len());
+    }
 }
