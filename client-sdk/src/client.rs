@@ -298,7 +298,7 @@ impl Client {
             } => Ok(Session {
                 user,
                 username,
-                token,
+                token: token.into_string(),
             }),
             other => Err(unexpected("register", &other)),
         }
@@ -318,7 +318,7 @@ impl Client {
             } => Ok(Session {
                 user,
                 username,
-                token,
+                token: token.into_string(),
             }),
             other => Err(unexpected("login", &other)),
         }

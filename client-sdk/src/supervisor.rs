@@ -530,7 +530,7 @@ impl Supervisor {
                 },
             ) => {
                 self.state.send_modify(|s| {
-                    s.token = Some(token.clone());
+                    s.token = Some(token.as_str().to_owned());
                     s.session = Some(SessionUser {
                         user: *user,
                         username: username.clone(),

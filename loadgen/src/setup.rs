@@ -171,7 +171,12 @@ async fn user_step(
             Some(room)
         }
     };
-    Ok((User { token }, room))
+    Ok((
+        User {
+            token: token.into_string(),
+        },
+        room,
+    ))
 }
 
 /// JOIN_ROOM; already being a member is fine.

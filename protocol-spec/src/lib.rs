@@ -31,6 +31,7 @@ pub mod profile;
 pub mod reply;
 pub mod request;
 pub mod rich;
+pub mod secret;
 pub mod wire;
 
 pub use attach::Attachment;
@@ -43,6 +44,7 @@ pub use profile::{Profile, ProfileUpdate};
 pub use reply::*;
 pub use request::*;
 pub use rich::{Color, Refusal, Span, Sticker, Style};
+pub use secret::{Password, Secret, SessionToken};
 
 /// Why a frame's payload could not be decoded. All are protocol errors
 /// (`MALFORMED_FRAME`), except [`DecodeError::UnknownFrameType`]

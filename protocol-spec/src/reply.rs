@@ -9,6 +9,7 @@ use crate::msg::{
     get_room, prealloc, put_room, AuditItem, Member, Notification, ReadState, Role, RoomEvent,
     RoomInfo, RoomLogItem, UnreadSummary, UserEntry,
 };
+use crate::secret::SessionToken;
 use crate::wire::{put_bool, put_nested, put_str, put_varint, Reader};
 use crate::DecodeError;
 
@@ -68,7 +69,8 @@ pub enum ServerMsg {
     Session {
         user: UserId,
         username: String,
-        token: String,
+        /// `Debug` shows `<redacted>`.
+        token: SessionToken,
     },
     Room(RoomInfo),
     RoomList {
@@ -264,7 +266,7 @@ impl ServerMsg {
             } => {
                 put_varint(buf, user.0);
                 put_str(buf, username);
-                put_str(buf, token);
+                put_str(buf, token.as_str());
             }
             ServerMsg::Room(r) => put_room(buf, r),
             ServerMsg::RoomList {
@@ -459,7 +461,7 @@ impl ServerMsg {
             kind::SESSION => ServerMsg::Session {
                 user: UserId(r.varint()?),
                 username: r.str()?,
-                token: r.str()?,
+                token: r.str()?.into(),
             },
             kind::ROOM => ServerMsg::Room(get_room(&mut r)?),
             kind::ROOM_LIST => {

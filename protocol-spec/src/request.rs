@@ -10,6 +10,7 @@ use crate::frame::{begin_frame, end_frame, kind, RawFrame};
 use crate::ids::{RoomId, Seq, UserId};
 use crate::msg::{prealloc, Role, UserRef, Visibility};
 use crate::rich::{get_appended_spans, put_spans, Span};
+use crate::secret::Password;
 use crate::wire::{put_bool, put_opt_str, put_str, put_varint, Reader};
 use crate::DecodeError;
 
@@ -41,40 +42,6 @@ impl std::fmt::Debug for Hello {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("resume", &self.resume)
             .finish()
-    }
-}
-
-/// A password as REGISTER and LOGIN carry it. `Debug` never shows it, so
-/// a logged request cannot leak one; the text is read with
-/// [`Password::as_str`] or [`Password::into_string`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl From<String> for Password {
-    fn from(text: String) -> Self {
-        Password(text)
-    }
-}
-
-impl From<&str> for Password {
-    fn from(text: &str) -> Self {
-        Password(text.to_owned())
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
     }
 }
 

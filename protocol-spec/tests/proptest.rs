@@ -551,7 +551,7 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         (any::<u64>(), text(), text()).prop_map(|(user, username, token)| ServerMsg::Session {
             user: UserId(user),
             username,
-            token
+            token: token.into(),
         }),
         room_info().prop_map(ServerMsg::Room),
         (

@@ -40,7 +40,7 @@ async fn raw_login(srv: &TestServer, user: &str, password: &str) -> (RawClient, 
     )
     .await;
     match c.reply_to(2).await {
-        ServerMsg::Session { token, .. } => (c, token),
+        ServerMsg::Session { token, .. } => (c, token.into_string()),
         other => panic!("login: {other:?}"),
     }
 }

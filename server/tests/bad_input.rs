@@ -153,6 +153,7 @@ async fn expired_tokens_are_refused_with_invalid_token() {
     let ServerMsg::Session { token, .. } = c.register(2, "shortlived").await else {
         panic!("registered")
     };
+    let token = token.into_string();
     // Still valid right away.
     let mut again = RawClient::connect(srv.addr).await;
     assert!(

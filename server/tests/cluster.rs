@@ -1922,7 +1922,7 @@ async fn logout_and_password_change_on_one_node_close_the_sessions_connections_o
         ServerMsg::Session { token, .. } => token,
         reply => panic!("login: {reply:?}"),
     };
-    let mut second_a = with(a, &second).await;
+    let mut second_a = with(a, second.as_str()).await;
 
     // CHANGE_PASSWORD from the second session on b ends the first one on
     // both nodes; the second stays.

@@ -38,7 +38,7 @@ async fn registered(srv: &TestServer, t: Transport, name: &str) -> (RawClient, S
     let mut c = RawClient::connect_via(srv, t).await;
     assert!(matches!(c.hello(None).await, ServerMsg::Welcome(_)));
     match c.register(2, name).await {
-        ServerMsg::Session { token, .. } => (c, token),
+        ServerMsg::Session { token, .. } => (c, token.into_string()),
         other => panic!("{other:?}"),
     }
 }

@@ -581,7 +581,7 @@ pub fn server_msg(m: &ServerMsg) -> J {
         } => J::Obj(vec![
             ("user", n(user.0)),
             ("username", s(username)),
-            ("token", s(token)),
+            ("token", s(token.as_str())),
         ]),
         ServerMsg::Room(info) => J::Obj(vec![("info", room_info(info))]),
         ServerMsg::RoomList {
@@ -1249,7 +1249,7 @@ pub fn server_msg_from(t: u8, v: &Value) -> ServerMsg {
         kind::SESSION => ServerMsg::Session {
             user: UserId(num(v, "user")),
             username: text(v, "username"),
-            token: text(v, "token"),
+            token: text(v, "token").into(),
         },
         kind::ROOM => ServerMsg::Room(room_info_from(field(v, "info"))),
         kind::ROOM_LIST => ServerMsg::RoomList {

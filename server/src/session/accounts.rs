@@ -194,7 +194,7 @@ impl Session {
             &ServerMsg::Session {
                 user,
                 username: username.clone(),
-                token,
+                token: token.into(),
             },
         );
         self.auth = Some(Auth {

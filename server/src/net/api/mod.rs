@@ -198,7 +198,7 @@ fn session(reply: ServerMsg) -> ApiResult<Json<SessionBody>> {
     reply!(reply, ServerMsg::Session { user, username, token } => Json(SessionBody {
         user: user.0,
         username,
-        token,
+        token: token.into_string(),
     }))
 }
 
