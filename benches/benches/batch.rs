@@ -55,6 +55,7 @@ async fn writer(store: Arc<dyn Store>, room: RoomId) -> BatchHandle {
             max_items: 1024,
             max_delay: Duration::ZERO,
             min_interval: Duration::ZERO,
+            window_max: Duration::ZERO,
             lanes: 1,
         },
     );

@@ -314,6 +314,7 @@ async fn start_inner(
         max_items: config.batch_max_items,
         max_delay: config.batch_max_delay_ms.get(),
         min_interval: config.batch_min_interval_ms.get(),
+        window_max: config.batch_window_max_ms.get(),
         lanes: config.write_lanes(),
     };
     let (batch, batch_task) = match &cluster {

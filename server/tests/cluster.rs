@@ -375,6 +375,7 @@ fn batch_config() -> BatchConfig {
         max_items: 100,
         max_delay: Duration::ZERO,
         min_interval: Duration::ZERO,
+        window_max: Duration::ZERO,
         lanes: 1,
     }
 }

@@ -140,6 +140,8 @@ settings! {
     batch_max_delay_ms: Millis = Millis(0), env "CONFAB_BATCH_MAX_DELAY_MS";
     /// Milliseconds between the starts of two commits while commits are frequent (the next gathers requests meanwhile); at low rates nothing waits. Bounds what persistence costs under load; 0 commits back to back.
     batch_min_interval_ms: Millis = Millis(2), env "CONFAB_BATCH_MIN_INTERVAL_MS";
+    /// Milliseconds that interval may widen to while commits are frequent and small (fewer than 8 operations: a low steady rate), so that each commit gathers more; bounds the extra acknowledgement latency. Not above batch_min_interval_ms: no widening.
+    batch_window_max_ms: Millis = Millis(4), env "CONFAB_BATCH_WINDOW_MAX_MS";
     /// Batch writer lanes committing at once, each for its share of the rooms (room id mod lanes), on its own database connection: more sustained writes when Postgres is the limit, smaller batches and more commits below it; Postgres only (SQLite has a single writer and allows 1).
     write_lanes: usize = 1, env "CONFAB_WRITE_LANES";
     /// Write operations that may wait for the batch writer; above it SEND_MESSAGE and CREATE_ROOM are refused with OVERLOADED and a retry-after until it drains. 0: no bound.
@@ -497,6 +499,9 @@ impl Config {
         }
         if self.batch_min_interval_ms.0 > 1_000 {
             return bad("batch_min_interval_ms", "must be at most 1000");
+        }
+        if self.batch_window_max_ms.0 > 1_000 {
+            return bad("batch_window_max_ms", "must be at most 1000");
         }
         if self.write_lanes > MAX_WRITE_LANES {
             return bad("write_lanes", "must be at most 16");

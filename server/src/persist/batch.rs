@@ -241,6 +241,12 @@ pub struct BatchConfig {
     /// this bounds what persistence costs under load at the price of at
     /// most this much acknowledgement latency.
     pub min_interval: Duration,
+    /// How far the interval may widen while commits are frequent *and
+    /// small* ([`CommitWindow`]): at a steady low rate each commit would
+    /// carry a request or two, and its fixed cost would be most of what
+    /// persistence costs per message. Not above `min_interval`: no
+    /// widening.
+    pub window_max: Duration,
     /// Independent writer loops, each committing the writes of its share
     /// of the rooms (module doc); 1 for SQLite.
     pub lanes: usize,
@@ -348,6 +354,9 @@ async fn writer_loop(
     // written once each when the commit's requests are all completed.
     let mut touched = Touched::default();
     let mut last_start: Option<tokio::time::Instant> = None;
+    let mut window = CommitWindow::new(cfg.min_interval, cfg.window_max);
+    let window_end = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(window_end);
     loop {
         let Some(first) = rx.recv().await else { break };
         let mut n_ops = first.ops.len();
@@ -355,8 +364,11 @@ async fn writer_loop(
         let now = tokio::time::Instant::now();
         let mut deadline = now + cfg.max_delay;
         if let Some(last) = last_start {
-            deadline = deadline.max(last + cfg.min_interval);
+            deadline = deadline.max(last + window.get());
         }
+        // One timer for the whole window, however many requests arrive in
+        // it (not one per request).
+        let mut armed = false;
         while n_ops < cfg.max_items {
             match rx.try_recv() {
                 Ok(req) => {
@@ -364,12 +376,20 @@ async fn writer_loop(
                     pending.push(req);
                 }
                 Err(mpsc::error::TryRecvError::Empty) if deadline > now => {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(req)) => {
-                            n_ops += req.ops.len();
-                            pending.push(req);
-                        }
-                        _ => break,
+                    if !armed {
+                        window_end.as_mut().reset(deadline);
+                        armed = true;
+                    }
+                    tokio::select! {
+                        biased;
+                        req = rx.recv() => match req {
+                            Some(req) => {
+                                n_ops += req.ops.len();
+                                pending.push(req);
+                            }
+                            None => break,
+                        },
+                        _ = window_end.as_mut() => break,
                     }
                 }
                 Err(_) => break,
@@ -386,7 +406,14 @@ async fn writer_loop(
             .fetch_sub(n_ops, Ordering::Relaxed)
             .saturating_sub(n_ops);
         let started = std::time::Instant::now();
-        last_start = Some(tokio::time::Instant::now());
+        let start = tokio::time::Instant::now();
+        // Did this batch's first request come while the window was still
+        // open (commits frequent), and how much did the window gather?
+        match last_start {
+            Some(last) => window.committed(now < last + window.get(), n_ops, start - last),
+            None => window.committed(false, n_ops, Duration::ZERO),
+        }
+        last_start = Some(start);
         let spool = spool.as_deref();
         let fence = owner.map(|o| fence_of(o, pending.iter()));
         let landed = persist(store.as_ref(), spool, &ops, &ends, RETRIES, fence.as_ref()).await;
@@ -446,6 +473,53 @@ async fn writer_loop(
         }
     }
     tracing::debug!("batch writer stopped");
+}
+
+/// Operations a commit should carry for its fixed cost (a round trip to
+/// the store's thread, an fsync) not to be most of what persisting them
+/// costs: while commits are frequent and smaller than this, the window
+/// widens.
+const SMALL_BATCH: u32 = 8;
+
+/// The interval between the starts of two frequent commits. At least
+/// `floor` (`min_interval`); while commits are frequent (a batch's first
+/// request came before the window closed), as wide as it takes to gather
+/// [`SMALL_BATCH`] operations at the rate the last interval saw, up to
+/// `max` (`window_max`). So at a low steady rate, where each commit would
+/// carry a request or two, commits are fewer and fuller; at a high rate
+/// batches fill within `floor` and the window stays there (it would only
+/// add latency); after a pause a request commits at once. A request waits
+/// at most `max`, plus a commit, for its acknowledgement.
+#[derive(Debug, Clone, Copy)]
+struct CommitWindow {
+    floor: Duration,
+    max: Duration,
+    now: Duration,
+}
+
+impl CommitWindow {
+    fn new(floor: Duration, max: Duration) -> CommitWindow {
+        CommitWindow {
+            floor,
+            max: max.max(floor),
+            now: floor,
+        }
+    }
+
+    /// How long after the last commit's start the next may start.
+    fn get(&self) -> Duration {
+        self.now
+    }
+
+    /// A batch of `ops` operations is being committed, `since` after the
+    /// previous commit started; its first request came while the window
+    /// was open (`frequent`) or not.
+    fn committed(&mut self, frequent: bool, ops: usize, since: Duration) {
+        self.now = match u32::try_from(ops) {
+            Ok(n) if frequent && n > 0 => (since * SMALL_BATCH / n).clamp(self.floor, self.max),
+            _ => self.floor,
+        };
+    }
 }
 
 /// Attempts per batch before its requests are tried one by one.
@@ -666,6 +740,7 @@ mod tests {
                 max_items: 100,
                 max_delay: Duration::ZERO,
                 min_interval: Duration::ZERO,
+                window_max: Duration::ZERO,
                 lanes: 1,
             },
         );
@@ -767,6 +842,7 @@ mod tests {
                 max_items: 4,
                 max_delay: Duration::ZERO,
                 min_interval: Duration::ZERO,
+                window_max: Duration::ZERO,
                 lanes: 4,
             },
         );
@@ -836,6 +912,7 @@ mod tests {
                 max_items: 100,
                 max_delay: Duration::ZERO,
                 min_interval: Duration::ZERO,
+                window_max: Duration::ZERO,
                 lanes: 1,
             },
         );
@@ -871,6 +948,7 @@ mod tests {
                 max_items: 100,
                 max_delay: Duration::ZERO,
                 min_interval: interval,
+                window_max: Duration::ZERO,
                 lanes: 1,
             },
         );
@@ -906,6 +984,85 @@ mod tests {
         assert_eq!(d_rx.await.unwrap(), Ok(()));
         assert_eq!(later.elapsed(), Duration::ZERO);
         assert_eq!(*sink.0.lock().unwrap(), vec![1, 2, 1]);
+        drop(batch);
+        task.await.unwrap();
+    }
+
+    #[test]
+    fn the_window_widens_only_while_commits_are_frequent_and_small() {
+        let ms = Duration::from_millis;
+        let mut w = CommitWindow::new(ms(2), ms(4));
+        assert_eq!(w.get(), ms(2));
+        // 2 ops in 2 ms while the window was open: 8 ops would take 8 ms,
+        // more than the bound.
+        w.committed(true, 2, ms(2));
+        assert_eq!(w.get(), ms(4));
+        // 4 in 4 ms: still small, the window stays at its bound.
+        w.committed(true, 4, ms(4));
+        assert_eq!(w.get(), ms(4));
+        // 12 in 4 ms: 8 take 2.67 ms.
+        w.committed(true, 12, ms(4));
+        assert_eq!(
+            w.get(),
+            Duration::from_micros(2666) + Duration::from_nanos(666)
+        );
+        // 24 in 4 ms: a high rate fills batches by itself.
+        w.committed(true, 24, ms(4));
+        assert_eq!(w.get(), ms(2));
+        // 5 in 2 ms: 8 would take 3.2 ms.
+        w.committed(true, 5, ms(2));
+        assert_eq!(w.get(), Duration::from_micros(3200));
+        // A request after a pause (the window had closed): back to the
+        // floor, however small the batch.
+        w.committed(false, 1, ms(900));
+        assert_eq!(w.get(), ms(2));
+        // A flush marker carries no ops.
+        w.committed(true, 0, ms(1));
+        assert_eq!(w.get(), ms(2));
+        // A bound below the floor never widens it.
+        let mut fixed = CommitWindow::new(ms(2), ms(1));
+        fixed.committed(true, 1, ms(2));
+        assert_eq!(fixed.get(), ms(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_a_low_steady_rate_commits_gather_more_within_the_bound() {
+        let sink = Arc::new(Recording::default());
+        let ms = Duration::from_millis;
+        let (batch, task) = spawn(
+            sink.clone(),
+            BatchConfig {
+                max_items: 100,
+                max_delay: Duration::ZERO,
+                min_interval: ms(2),
+                window_max: ms(4),
+                lanes: 1,
+            },
+        );
+        // A request every 0.9 ms (never on a window's edge), each
+        // acknowledgement timed when it arrives.
+        let start = tokio::time::Instant::now();
+        let mut acks = Vec::new();
+        for i in 0..20u32 {
+            tokio::time::sleep_until(start + Duration::from_micros(900) * i).await;
+            let (req, rx) = request(vec![event(RoomId(1), u64::from(i) + 1)]);
+            assert!(batch.submit(req));
+            let sent = tokio::time::Instant::now();
+            acks.push(tokio::spawn(async move {
+                assert_eq!(rx.await.unwrap(), Ok(()));
+                sent.elapsed()
+            }));
+        }
+        let mut latest = Duration::ZERO;
+        for ack in acks {
+            latest = latest.max(ack.await.unwrap());
+        }
+        let sizes = sink.0.lock().unwrap().clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 20);
+        // The first commits at once, the next 2 ms later (two requests),
+        // then every 4 ms (four or five each) instead of every 2 ms (two).
+        assert_eq!(sizes, [1, 2, 4, 5, 4, 4]);
+        assert!(latest <= ms(4), "an acknowledgement waited {latest:?}");
         drop(batch);
         task.await.unwrap();
     }

@@ -107,6 +107,7 @@ fn writer(
             max_items: 100,
             max_delay: Duration::ZERO,
             min_interval: Duration::ZERO,
+            window_max: Duration::ZERO,
             lanes: 1,
         },
         Some(spool.clone()),
