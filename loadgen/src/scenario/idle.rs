@@ -3,9 +3,10 @@
 //! connection.
 //!
 //! Users and memberships are created first (on short-lived set-up
-//! connections), the server's RSS is read once it settles ([`SETTLE`]), then the idle
-//! connections authenticate by token alone and the RSS is read again: the
-//! difference is what idle connections cost, not what registration cost.
+//! connections), the server's RSS is read once it settles ([`SETTLE`]),
+//! then the idle connections authenticate by token alone and the RSS is
+//! read again: the difference is what idle connections cost, not what
+//! registration cost.
 //!
 //! Against NATS (`nats://`) there are no users: each idle connection
 //! connects and subscribes to one of the rooms' subjects (`room.<r>`),
@@ -34,8 +35,8 @@ use confab_protocol::{ResumePoint, Seq};
 /// and with a shorter wait they were still alive at the first reading
 /// and exited before the second, so the memory they gave back was
 /// subtracted from what the connections cost, a different amount each
-/// run (benches/BENCHMARKS.md, "Idle connections: where the spread came
-/// from").
+/// run (benches/BENCHMARKS.md, "Idle connections: the allocator's share
+/// and the spread").
 const SETTLE: Duration = Duration::from_secs(12);
 
 pub struct IdleArgs {
