@@ -3,9 +3,10 @@
 //! connection.
 //!
 //! Users and memberships are created first (on short-lived set-up
-//! connections), the server's RSS is read once it settles, then the idle
-//! connections authenticate by token alone and the RSS is read again: the
-//! difference is what idle connections cost, not what registration cost.
+//! connections), the server's RSS is read once it settles ([`SETTLE`]),
+//! then the idle connections authenticate by token alone and the RSS is
+//! read again: the difference is what idle connections cost, not what
+//! registration cost.
 //!
 //! Against NATS (`nats://`) there are no users: each idle connection
 //! connects and subscribes to one of the rooms' subjects (`room.<r>`),
@@ -26,6 +27,17 @@ use crate::probe;
 use crate::setup;
 use crate::stats::IdleReport;
 use confab_protocol::{ResumePoint, Seq};
+
+/// How long the server is left alone between the set-up and the reading
+/// before the connections. Longer than tokio's keep-alive of idle
+/// blocking-pool threads (10 s): the set-up hashes every password on
+/// those threads (how many the storm spawned varies from run to run),
+/// and with a shorter wait they were still alive at the first reading
+/// and exited before the second, so the memory they gave back was
+/// subtracted from what the connections cost, a different amount each
+/// run (benches/BENCHMARKS.md, "Idle connections: the allocator's share
+/// and the spread").
+const SETTLE: Duration = Duration::from_secs(12);
 
 pub struct IdleArgs {
     pub connections: usize,
@@ -67,7 +79,7 @@ pub async fn run(ctx: &Rc<Ctx>, args: &IdleArgs) -> anyhow::Result<IdleReport> {
     }
     let (mut replayed_events, mut resume_gaps) = (0u64, 0u64);
     ctx.set_phase("idle: letting the server settle");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(SETTLE).await;
     let before = ctx.probe.sample().await;
 
     ctx.set_phase(format!("idle: opening {n} connections"));

@@ -5,7 +5,7 @@
 //! reading frame bytes.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
@@ -35,7 +35,9 @@ pub enum Ending {
 pub struct ConnStats {
     in_flight: Mutex<VecDeque<Pending>>,
     handshaken: AtomicBool,
-    observed_queue: AtomicUsize,
+    /// The backlog last observed (bounded by `outbound_queue_bytes`, a
+    /// `u32`): 32 bits keep the queue that embeds this small.
+    observed_queue: AtomicU32,
 }
 
 /// A request waiting for its response.
@@ -56,6 +58,7 @@ pub fn observe_queue(stats: &ConnStats, queued: usize) {
 
 impl ConnStats {
     fn observe_queue(&self, queued: usize) {
+        let queued = queued.min(u32::MAX as usize) as u32;
         let before = self.observed_queue.swap(queued, Ordering::Relaxed);
         if before != queued {
             get()

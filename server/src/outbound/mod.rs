@@ -27,7 +27,7 @@
 pub(crate) mod writer;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Waker;
 
@@ -124,47 +124,6 @@ const FINISHED: u8 = 1;
 /// Aborted: a drain task waiting for the socket gives up waiting.
 const ABORTING: u8 = 2;
 
-/// A connection's one-way flags and the one `Notify` that wakes whoever
-/// waits for any change (a flag, the last reply written, a detached
-/// queue's push): each waiter checks its own condition again, so sharing
-/// costs a spurious wake-up at worst, where a `Notify` per condition was
-/// ~32 bytes per connection each (cancellation tokens before them, ~112).
-#[derive(Default)]
-pub(crate) struct Signals {
-    fired: AtomicU8,
-    notify: Notify,
-}
-
-impl Signals {
-    /// Sets `flag` and wakes every waiter; later waiters return at once.
-    fn fire(&self, flag: u8) {
-        self.fired.fetch_or(flag, Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-
-    fn is_fired(&self, flag: u8) -> bool {
-        self.fired.load(Ordering::SeqCst) & flag != 0
-    }
-
-    /// Wakes every waiter to check its condition again.
-    fn changed(&self) {
-        self.notify.notify_waiters();
-    }
-
-    /// Resolves once `ready` holds; `ready` is checked again after every
-    /// change. Cancel-safe.
-    async fn until(&self, ready: impl Fn() -> bool) {
-        loop {
-            // Registered before the check, so a change in between is seen.
-            let notified = self.notify.notified();
-            if ready() {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
 /// A connection's queued items: a deque behind a lock that is only ever
 /// held for one push or one pop (never across staging or I/O; the lock is
 /// the connection's own, so pushers for different connections never
@@ -173,24 +132,36 @@ impl Signals {
 /// the connection is quiet, so an idle connection keeps no queue memory
 /// (a lock-free segment queue kept its first ~2 KiB block for the
 /// connection's life).
+///
+/// The same lock keeps the waker of a parked session
+/// ([`OutboundQueue::wake_on_finish`]): one lock fewer in every
+/// connection's queue.
 #[derive(Default)]
-pub(crate) struct Items(Mutex<VecDeque<Outbound>>);
+pub(crate) struct Items(Mutex<Queued>);
+
+#[derive(Default)]
+pub(crate) struct Queued {
+    pub(crate) deque: VecDeque<Outbound>,
+    /// Woken when the writer is done: a parked session (which has no task
+    /// waiting on `finished`) is resumed to end the connection.
+    on_finish: Option<Waker>,
+}
 
 /// Deque slots a drained queue keeps between bursts (8 × 64 bytes).
 const KEEP_ITEMS: usize = 8;
 
 impl Items {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Outbound>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queued> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn push(&self, item: Outbound) {
-        self.lock().push_back(item);
+        self.lock().deque.push_back(item);
     }
 
     /// The oldest item.
     pub(crate) fn pop(&self) -> Option<Outbound> {
-        self.lock().pop_front()
+        self.lock().deque.pop_front()
     }
 
     /// Whether nothing is queued; if so, and the deque grew past
@@ -199,7 +170,8 @@ impl Items {
     /// sending does not keep the burst's memory (one reallocation per
     /// bursty flush, never one per delivery).
     fn drained(&self) -> bool {
-        let mut q = self.lock();
+        let mut queued = self.lock();
+        let q = &mut queued.deque;
         if !q.is_empty() {
             return false;
         }
@@ -211,20 +183,26 @@ impl Items {
 
     /// Gives the deque's memory back if nothing is queued.
     fn release_if_empty(&self) {
-        let mut q = self.lock();
+        let mut queued = self.lock();
+        let q = &mut queued.deque;
         if q.is_empty() && q.capacity() > 0 {
             *q = VecDeque::new();
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().deque.is_empty()
     }
 
     /// Drops everything queued.
     pub(crate) fn clear(&self) {
-        let dropped = std::mem::take(&mut *self.lock());
+        let dropped = std::mem::take(&mut self.lock().deque);
         drop(dropped);
+    }
+
+    /// Sets the waker of a parked session; returns the one it replaces.
+    fn set_on_finish(&self, waker: Option<Waker>) -> Option<Waker> {
+        std::mem::replace(&mut self.lock().on_finish, waker)
     }
 }
 
@@ -236,11 +214,13 @@ pub struct OutboundQueue {
     /// Bytes pushed and not yet written (queued or staged in the writer);
     /// bounded by `limit`.
     backlog: AtomicUsize,
-    /// The outbound byte bound (`outbound_queue_bytes`).
-    limit: usize,
+    /// The outbound byte bound (`outbound_queue_bytes`, at most
+    /// `u32::MAX`).
+    limit: u32,
     state: AtomicU8,
-    /// Why the connection was aborted or closed, for the CLOSE frame and logs.
-    reason: OnceLock<ErrorCode>,
+    /// Why the connection was aborted or closed, for the CLOSE frame and
+    /// logs: an [`ErrorCode`]'s number, 0 until set (set once).
+    reason: AtomicU16,
     /// Whether a [`Touched`] list holds this connection for its next flush.
     scheduled: AtomicBool,
     /// A flush was asked for while someone else held the writer: they write
@@ -249,7 +229,7 @@ pub struct OutboundQueue {
     /// The transport's write side; `None` for a detached queue (one-shot
     /// calls, tests) or once the connection is finished.
     writer: Mutex<Option<Writer>>,
-    /// No transport: a receiver takes the items (woken by `signals`).
+    /// No transport: a receiver takes the items (woken by `notify`).
     detached: bool,
     /// Its session is parked (`wake_on_finish` holds its waker): buffers
     /// go back as soon as they are drained.
@@ -257,12 +237,14 @@ pub struct OutboundQueue {
     /// Requests received whose reply is not written yet (a client that
     /// half-closes still gets them).
     unanswered: AtomicU32,
-    /// [`FINISHED`] and [`ABORTING`]; notified as well when `unanswered`
-    /// drops to zero and when a detached queue gets an item.
-    signals: Signals,
-    /// Woken when the writer is done: a parked session (which has no task
-    /// waiting on `finished`) is resumed to end the connection.
-    on_finish: Mutex<Option<Waker>>,
+    /// One-way flags: [`FINISHED`] and [`ABORTING`].
+    fired: AtomicU8,
+    /// The one `Notify` that wakes whoever waits for any change (a flag,
+    /// the last reply written, a detached queue's push): each waiter
+    /// checks its own condition again, so sharing costs a spurious
+    /// wake-up at worst, where a `Notify` per condition was ~32 bytes per
+    /// connection each (cancellation tokens before them, ~112).
+    notify: Notify,
     ending: OnceLock<Ending>,
     /// Requests awaiting responses and other per-connection metric state.
     pub(crate) stats: crate::metrics::ConnStats,
@@ -288,7 +270,7 @@ impl OutboundRx {
             return None;
         }
         loop {
-            let notified = conn.signals.notify.notified();
+            let notified = conn.notify.notified();
             if let Some(item) = self.try_recv() {
                 return Some(item);
             }
@@ -303,17 +285,17 @@ impl OutboundQueue {
             id,
             items: Items::default(),
             backlog: AtomicUsize::new(0),
-            limit,
+            limit: limit.min(u32::MAX as usize) as u32,
             state: AtomicU8::new(OPEN),
-            reason: OnceLock::new(),
+            reason: AtomicU16::new(0),
             scheduled: AtomicBool::new(false),
             again: AtomicBool::new(false),
             detached: writer.is_none(),
             parked: AtomicBool::new(false),
             writer: Mutex::new(writer),
             unanswered: AtomicU32::new(0),
-            signals: Signals::default(),
-            on_finish: Mutex::new(None),
+            fired: AtomicU8::new(0),
+            notify: Notify::new(),
             ending: OnceLock::new(),
             stats: crate::metrics::ConnStats::default(),
         }
@@ -372,14 +354,14 @@ impl OutboundQueue {
         }
         let len = item.frame().len();
         let before = self.backlog.fetch_add(len, Ordering::AcqRel);
-        if before + len > self.limit {
+        if before + len > self.limit as usize {
             self.backlog.fetch_sub(len, Ordering::AcqRel);
             self.abort_with(ErrorCode::SlowConsumer);
             return false;
         }
         self.items.push(item);
         if self.detached {
-            self.signals.changed();
+            self.changed();
         }
         true
     }
@@ -455,7 +437,7 @@ impl OutboundQueue {
         {
             return;
         }
-        let _ = self.reason.set(code);
+        self.set_reason(code);
         let close = ServerMsg::Close {
             code: code as u16,
             message: message.into(),
@@ -471,7 +453,7 @@ impl OutboundQueue {
         self.backlog.fetch_add(item.frame().len(), Ordering::AcqRel);
         self.items.push(item);
         if self.detached {
-            self.signals.changed();
+            self.changed();
         }
         self.flush();
     }
@@ -485,14 +467,14 @@ impl OutboundQueue {
         if prev == ABORTED {
             return;
         }
-        let _ = self.reason.set(code);
+        self.set_reason(code);
         if code == ErrorCode::SlowConsumer {
             crate::metrics::slow_consumer();
         }
         // Whoever writes next (the pusher's flush, or a drain task waiting
         // for the socket, woken here) sees ABORTED and finishes.
         self.again.store(true, Ordering::SeqCst);
-        self.signals.fire(ABORTING);
+        self.fire(ABORTING);
     }
 
     /// Gives back the queue's memory if nothing is queued: the session
@@ -519,7 +501,7 @@ impl OutboundQueue {
     /// Deque slots held (tests: what a quiet connection keeps).
     #[cfg(test)]
     pub(crate) fn queue_capacity(&self) -> usize {
-        self.items.lock().capacity()
+        self.items.lock().deque.capacity()
     }
 
     /// Writes what is queued, if the transport takes it now. Cheap when
@@ -570,15 +552,19 @@ impl OutboundQueue {
             w.take();
         }
         self.items.clear();
-        self.signals.fire(FINISHED);
-        let parked = self.lock_on_finish().take();
+        self.fire(FINISHED);
+        let parked = self.items.set_on_finish(None);
         if let Some(waker) = parked {
             waker.wake();
         }
     }
 
-    fn lock_on_finish(&self) -> std::sync::MutexGuard<'_, Option<Waker>> {
-        self.on_finish.lock().unwrap_or_else(|e| e.into_inner())
+    /// Records why the connection is closed or aborted, unless a reason
+    /// is recorded already (the first one stays).
+    fn set_reason(&self, code: ErrorCode) {
+        let _ = self
+            .reason
+            .compare_exchange(0, code as u16, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// Wakes `waker` when the writer is done (a parked session has no
@@ -587,7 +573,7 @@ impl OutboundQueue {
     /// that finished before did not see it.
     pub(crate) fn wake_on_finish(&self, waker: Option<Waker>) {
         self.parked.store(waker.is_some(), Ordering::SeqCst);
-        let old = std::mem::replace(&mut *self.lock_on_finish(), waker);
+        let old = self.items.set_on_finish(waker);
         drop(old); // outside the lock
     }
 
@@ -600,7 +586,7 @@ impl OutboundQueue {
             .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire)
             .ok();
         if self.detached {
-            self.signals.fire(FINISHED);
+            self.fire(FINISHED);
             return;
         }
         if let Ok(mut w) = self.writer.lock() {
@@ -614,16 +600,18 @@ impl OutboundQueue {
     /// How the connection ended (once it has).
     pub fn ending(&self) -> Option<Ending> {
         self.ending.get().copied().or_else(|| {
-            self.reason
-                .get()
-                .map(|c| Ending::Server(*c))
+            self.close_reason()
+                .map(Ending::Server)
                 .filter(|_| self.is_finished())
         })
     }
 
     /// The reason given to `close` or `abort_with`, if any.
     pub fn close_reason(&self) -> Option<ErrorCode> {
-        self.reason.get().copied()
+        match self.reason.load(Ordering::Acquire) {
+            0 => None,
+            code => ErrorCode::from_u16(code),
+        }
     }
 
     pub fn is_open(&self) -> bool {
@@ -653,7 +641,7 @@ impl OutboundQueue {
             .unanswered
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
         if left == Ok(1) {
-            self.signals.changed();
+            self.changed();
         }
     }
 
@@ -667,7 +655,7 @@ impl OutboundQueue {
     pub async fn all_answered(&self, patience: std::time::Duration) -> bool {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
-            let answered = self.signals.notify.notified();
+            let answered = self.notify.notified();
             if self.unanswered() == 0 {
                 return true;
             }
@@ -677,19 +665,47 @@ impl OutboundQueue {
         }
     }
 
+    /// Sets `flag` and wakes every waiter; later waiters return at once.
+    fn fire(&self, flag: u8) {
+        self.fired.fetch_or(flag, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    fn is_fired(&self, flag: u8) -> bool {
+        self.fired.load(Ordering::SeqCst) & flag != 0
+    }
+
+    /// Wakes every waiter to check its condition again.
+    fn changed(&self) {
+        self.notify.notify_waiters();
+    }
+
+    /// Resolves once `ready` holds; `ready` is checked again after every
+    /// change. Cancel-safe.
+    async fn until(&self, ready: impl Fn() -> bool) {
+        loop {
+            // Registered before the check, so a change in between is seen.
+            let notified = self.notify.notified();
+            if ready() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Resolves once the writer has finished (socket closed or failed).
     pub async fn finished(&self) {
-        self.signals.until(|| self.is_finished()).await
+        self.until(|| self.is_finished()).await
     }
 
     pub fn is_finished(&self) -> bool {
-        self.signals.is_fired(FINISHED)
+        self.is_fired(FINISHED)
     }
 
     /// Resolves once the connection is aborted (a drain task's cue to
     /// stop waiting for the socket).
     pub(crate) async fn aborting(&self) {
-        self.signals.until(|| self.signals.is_fired(ABORTING)).await
+        self.until(|| self.is_fired(ABORTING)).await
     }
 }
 
@@ -752,15 +768,15 @@ mod tests {
         }
         // Not drained while anything is queued; its memory stays.
         assert!(!items.drained());
-        assert!(items.lock().capacity() >= 100);
+        assert!(items.lock().deque.capacity() >= 100);
         while items.pop().is_some() {}
         // Drained after a burst: back to a few slots.
         assert!(items.drained());
-        let kept = items.lock().capacity();
+        let kept = items.lock().deque.capacity();
         assert!((1..=KEEP_ITEMS).contains(&kept), "{kept}");
         // Quiet (the session found it empty): nothing at all.
         items.release_if_empty();
-        assert_eq!(items.lock().capacity(), 0);
+        assert_eq!(items.lock().deque.capacity(), 0);
         // A release with something queued keeps it.
         items.push(Outbound::Event(Bytes::from_static(b"y")));
         items.release_if_empty();
@@ -844,12 +860,25 @@ mod tests {
         assert!(matches!(rx.try_recv(), Some(Outbound::Event(_))));
     }
 
+    /// The close reason is set once: an abort after a CLOSE (the socket
+    /// failing under it) does not change why the connection was closed.
+    #[test]
+    fn the_first_close_reason_stays() {
+        let (conn, _rx) = OutboundQueue::detached(ConnId(1), 1 << 16);
+        assert_eq!(conn.close_reason(), None);
+        conn.close(ErrorCode::LoggedOut, "bye");
+        conn.abort_with(ErrorCode::SlowConsumer);
+        assert_eq!(conn.close_reason(), Some(ErrorCode::LoggedOut));
+    }
+
     /// Every connection holds one queue for its whole life, parked or not
-    /// (benches/BENCHMARKS.md, "Idle connections without a task").
+    /// (benches/BENCHMARKS.md, "Idle connections without a task"). In its
+    /// `Arc` (16 bytes more) it must fit mimalloc's 256-byte size class:
+    /// at 241 bytes it would take a 320-byte block.
     #[test]
     fn a_queue_stays_small() {
         let size = std::mem::size_of::<OutboundQueue>();
-        assert!(size <= 288, "OutboundQueue is {size} bytes");
+        assert!(size <= 240, "OutboundQueue is {size} bytes");
     }
 
     #[tokio::test]

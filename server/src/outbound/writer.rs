@@ -71,9 +71,11 @@ pub struct Writer {
     last: Option<Ending>,
     /// The reader is done: shut once everything queued is written.
     shut_when_drained: bool,
-    /// What was staged since the last write, for the metrics.
-    frames: usize,
-    bytes: usize,
+    /// What was staged since the last write, for the metrics (at most
+    /// one stage's worth: 32 bits, so that the writer, held in every
+    /// connection's queue, stays small).
+    frames: u32,
+    bytes: u32,
     replies: Vec<(u32, Option<ErrorCode>)>,
 }
 
@@ -145,7 +147,7 @@ impl Writer {
         while self.last.is_none() && self.sink.staged() < MAX_STAGE {
             let Some(item) = q.items.pop() else { break };
             self.frames += 1;
-            self.bytes += item.frame().len();
+            self.bytes += item.frame().len() as u32;
             match item {
                 Outbound::Reply { req_id, error, .. } => self.replies.push((req_id, error)),
                 Outbound::Close { code, .. } => self.last = Some(Ending::Server(code)),
@@ -157,11 +159,16 @@ impl Writer {
 
     /// Everything staged reached the socket: account for it.
     fn written(&mut self, q: &OutboundQueue) {
-        q.written(self.bytes);
+        q.written(self.bytes as usize);
         for _ in 0..self.replies.len() {
             q.reply_written();
         }
-        crate::metrics::frames_written(&q.stats, self.frames, self.bytes, &self.replies);
+        crate::metrics::frames_written(
+            &q.stats,
+            self.frames as usize,
+            self.bytes as usize,
+            &self.replies,
+        );
         crate::metrics::observe_queue(&q.stats, q.queued_bytes());
         self.frames = 0;
         self.bytes = 0;
