@@ -493,8 +493,9 @@ pub(super) const FOLD_ROWS: u64 = 4096;
 
 /// Moves every event of the log into `events`, in one transaction; returns
 /// how many it moved.
-pub(super) async fn fold_log(conn: &mut SqliteConnection) -> StoreResult<u64> {
-    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
+pub(super) async fn fold_log(writer: &SqlitePool) -> StoreResult<u64> {
+    let mut tx = writer
+        .begin_with("BEGIN IMMEDIATE")
         .await
         .map_err(|e| Sqlite::error("fold_log begin", e))?;
     let moved = sqlx::query(
@@ -515,100 +516,6 @@ pub(super) async fn fold_log(conn: &mut SqliteConnection) -> StoreResult<u64> {
         .await
         .map_err(|e| Sqlite::error("fold_log commit", e))?;
     Ok(moved)
-}
-
-/// The log's `rows` oldest events (by arrival), or the whole log if it
-/// holds fewer: `WHERE` of the chunk's move and delete.
-const OLDEST_CHUNK: &str = "id <= coalesce((SELECT id FROM event_log ORDER BY id \
-     LIMIT 1 OFFSET ?1 - 1), 9223372036854775807)";
-
-/// Moves the log's `rows` oldest events into `events`, in one
-/// transaction; returns how many rows left the log.
-pub(super) async fn fold_oldest(conn: &mut SqliteConnection, rows: u64) -> StoreResult<u64> {
-    let rows = to_db(rows.max(1), "fold rows")?;
-    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
-        .await
-        .map_err(|e| Sqlite::error("fold_oldest begin", e))?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO events (room_id, seq, at, actor_id, actor_name, kind, body) \
-         SELECT room_id, seq, at, actor_id, actor_name, kind, body FROM event_log \
-         WHERE {OLDEST_CHUNK} ORDER BY room_id, seq \
-         ON CONFLICT (room_id, seq) DO NOTHING"
-    )))
-    .bind(rows)
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| Sqlite::error("fold_oldest insert", e))?;
-    let left = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM event_log WHERE {OLDEST_CHUNK}"
-    )))
-    .bind(rows)
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| Sqlite::error("fold_oldest delete", e))?
-    .rows_affected();
-    tx.commit()
-        .await
-        .map_err(|e| Sqlite::error("fold_oldest commit", e))?;
-    Ok(left)
-}
-
-/// Moves the log's next `rows` events in `(room_id, seq)` order from
-/// `from` (whole rooms' runs, a slice of the rooms), in one transaction.
-/// Returns how many rows left the log and where the next chunk starts
-/// (`(0, 0)` after the last room).
-pub(super) async fn fold_keys(
-    conn: &mut SqliteConnection,
-    rows: u64,
-    from: (i64, i64),
-) -> StoreResult<(u64, (i64, i64))> {
-    let rows = to_db(rows.max(1), "fold rows")?;
-    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
-        .await
-        .map_err(|e| Sqlite::error("fold_keys begin", e))?;
-    let end: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT room_id, seq FROM event_log WHERE (room_id, seq) >= (?1, ?2) \
-         ORDER BY room_id, seq LIMIT 1 OFFSET ?3",
-    )
-    .bind(from.0)
-    .bind(from.1)
-    .bind(rows)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(|e| Sqlite::error("fold_keys end", e))?;
-    let (to, next) = match end {
-        Some(end) => (end, end),
-        None => ((i64::MAX, i64::MAX), (0, 0)),
-    };
-    let range = "(room_id, seq) >= (?1, ?2) AND (room_id, seq) < (?3, ?4)";
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO events (room_id, seq, at, actor_id, actor_name, kind, body) \
-         SELECT room_id, seq, at, actor_id, actor_name, kind, body FROM event_log \
-         WHERE {range} ORDER BY room_id, seq \
-         ON CONFLICT (room_id, seq) DO NOTHING"
-    )))
-    .bind(from.0)
-    .bind(from.1)
-    .bind(to.0)
-    .bind(to.1)
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| Sqlite::error("fold_keys insert", e))?;
-    let left = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM event_log WHERE {range}"
-    )))
-    .bind(from.0)
-    .bind(from.1)
-    .bind(to.0)
-    .bind(to.1)
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| Sqlite::error("fold_keys delete", e))?
-    .rows_affected();
-    tx.commit()
-        .await
-        .map_err(|e| Sqlite::error("fold_keys commit", e))?;
-    Ok((left, next))
 }
 
 #[cfg(test)]
