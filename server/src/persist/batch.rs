@@ -468,7 +468,7 @@ async fn writer_loop(
         ops.clear();
         // Upkeep after the acknowledgements are out: it delays only the
         // next batch, which gathers requests meanwhile.
-        if let Err(e) = store.tidy(false).await {
+        if let Err(e) = store.tidy_between(rx.is_empty()).await {
             tracing::warn!(error = %e, "store upkeep between batches failed");
         }
     }

@@ -695,6 +695,13 @@ pub trait BatchSink: Send + Sync + 'static {
         let _ = all;
         Ok(())
     }
+
+    /// [`BatchSink::tidy`] between batches (`all` false); `idle`: no
+    /// request waits for the writer.
+    async fn tidy_between(&self, idle: bool) -> StoreResult<()> {
+        let _ = idle;
+        self.tidy(false).await
+    }
 }
 
 /// The periodic clean-up (`confab_server::housekeeping`).

@@ -34,7 +34,11 @@
 //! **PRAGMAs** (set on every connection by [`SqliteConnectOptions`])
 //! - `journal_mode = WAL` (writer only; the mode is persistent in the file):
 //!   concurrent readers during writes, and one fsync per commit.
-//! - `synchronous = FULL`: durability of every commit (see above).
+//! - `synchronous = FULL`: durability of every commit (see above). The
+//!   one exception: a fold of the event log between batches commits with
+//!   `NORMAL` (it only moves events that are already durable; the next
+//!   batch's commit syncs the WAL past it), on the writer connection held
+//!   until `FULL` is back (`SqliteStore::fold_log`).
 //! - `foreign_keys = ON`: memberships, events and sessions must point at
 //!   rows that exist; a shard bug surfaces as a failed batch, not as orphans.
 //! - `busy_timeout` = [`BUSY_TIMEOUT`]: wait, don't fail, when another
@@ -59,7 +63,7 @@
 //!   B-tree, so history pages and the start-up tail are primary-key range
 //!   scans.
 //! - Version 4: `event_log`, where new events land before they are folded
-//!   into `events` in bulk (`sqlite/write.rs`, "The event log"); reads
+//!   into `events` (`sqlite/write.rs`, "The event log"); reads
 //!   take both (`common::sql::EVENTS_AND_LOG`). `rooms.last_seq` is no
 //!   longer raised per event: a room's last seq is its newest event in
 //!   either table, the column only the floor for a room without events.
@@ -104,8 +108,8 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteQueryResult, SqliteSynchronous,
 };
 use sqlx::Sqlite;
 
@@ -129,6 +133,87 @@ pub struct SqliteStore {
     /// Events written to the event log since it was last folded
     /// (`sqlite/write.rs`, "The event log").
     log_rows: Arc<AtomicU64>,
+    /// When and how much a tidy folds.
+    fold: FoldPolicy,
+    /// Where the next key-order chunk starts.
+    fold_from: Arc<std::sync::Mutex<(i64, i64)>>,
+}
+
+/// When and how much of the event log a tidy between batches folds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FoldPolicy {
+    /// Fold once the log holds this many events.
+    pub start: u64,
+    /// Events per fold; 0: the whole log.
+    pub chunk: u64,
+    /// The whole log once it holds this many, whatever else.
+    pub backstop: u64,
+    /// Only while no request waits for the writer (backstop aside).
+    pub idle_only: bool,
+    /// Chunks in `(room_id, seq)` order from a cursor (slices of rooms)
+    /// rather than the oldest events.
+    pub by_key: bool,
+    /// Commit folds without an fsync of their own (the next batch's
+    /// commit syncs the WAL up to and past them).
+    pub no_sync: bool,
+}
+
+/// What one tidy folds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fold {
+    Nothing,
+    Chunk(u64),
+    All,
+}
+
+impl FoldPolicy {
+    /// The built-in policy (chunks of [`write::FOLD_CHUNK`] in key order
+    /// once the log holds [`write::FOLD_ROWS`], no fsync of their own, the
+    /// whole log past [`write::FOLD_BACKSTOP`]), or as changed by the
+    /// experiment switch `CONFAB_SQLITE_FOLD` (`start=N,chunk=N,
+    /// backstop=N,idle=0|1,order=id|key,sync=0|1`; benches/BENCHMARKS.md,
+    /// "Folding in chunks or when idle, measured").
+    fn from_env() -> FoldPolicy {
+        let mut p = FoldPolicy {
+            start: write::FOLD_ROWS,
+            chunk: write::FOLD_CHUNK,
+            backstop: write::FOLD_BACKSTOP,
+            idle_only: false,
+            by_key: true,
+            no_sync: true,
+        };
+        if let Ok(spec) = std::env::var("CONFAB_SQLITE_FOLD") {
+            for kv in spec.split(',') {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                let n = v.parse::<u64>().unwrap_or(0);
+                match k {
+                    "start" => p.start = n,
+                    "chunk" => p.chunk = n,
+                    "backstop" => p.backstop = n,
+                    "idle" => p.idle_only = n != 0,
+                    "order" => p.by_key = v == "key",
+                    "sync" => p.no_sync = n == 0,
+                    _ => {}
+                }
+            }
+            tracing::info!(?p, "fold policy");
+        }
+        p
+    }
+
+    /// What a tidy between batches folds with `pending` events logged,
+    /// `idle` when no request waits for the writer.
+    pub(crate) fn plan(&self, pending: u64, idle: bool) -> Fold {
+        if pending >= self.backstop {
+            Fold::All
+        } else if pending < self.start || (self.idle_only && !idle) {
+            Fold::Nothing
+        } else if self.chunk == 0 {
+            Fold::All
+        } else {
+            Fold::Chunk(self.chunk)
+        }
+    }
 }
 
 /// The embedded migrations, in version order. See the module doc for why
@@ -241,6 +326,8 @@ impl SqliteStore {
             writer,
             readers,
             log_rows: Arc::default(),
+            fold: FoldPolicy::from_env(),
+            fold_from: Arc::default(),
         };
         store.tidy(true).await?;
         tracing::info!(path = %path.display(), "sqlite store open");
@@ -402,15 +489,94 @@ impl BatchSink for SqliteStore {
     }
 
     async fn tidy(&self, all: bool) -> StoreResult<()> {
-        let pending = self.log_rows.load(Ordering::Relaxed);
-        if !all && pending < write::FOLD_ROWS {
+        if all {
+            return self.fold_log(Fold::All).await;
+        }
+        self.tidy_between(true).await
+    }
+
+    async fn tidy_between(&self, idle: bool) -> StoreResult<()> {
+        let plan = self.fold.plan(self.log_rows.load(Ordering::Relaxed), idle);
+        self.fold_log(plan).await
+    }
+}
+
+impl SqliteStore {
+    async fn fold_log(&self, fold: Fold) -> StoreResult<()> {
+        if fold == Fold::Nothing {
             return Ok(());
         }
-        let moved = write::fold_log(&self.writer).await?;
-        // Events logged meanwhile (by a concurrent replay) were folded too
-        // but stay counted: the next fold merely comes a little early.
-        self.log_rows.fetch_sub(pending, Ordering::Relaxed);
-        tracing::debug!(moved, "event log folded");
+        // The writer connection held throughout: no other write may run
+        // on it while its commits skip the fsync.
+        let mut conn = self
+            .writer
+            .acquire()
+            .await
+            .map_err(|e| Sqlite::error("fold acquire", e))?;
+        if !self.fold.no_sync {
+            return self.fold_now(&mut conn, fold).await;
+        }
+        let sync = |value: &'static str| format!("PRAGMA synchronous = {value}");
+        let err = |e| Sqlite::error("fold synchronous", e);
+        sqlx::query(sqlx::AssertSqlSafe(sync("NORMAL")))
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        let folded = self.fold_now(&mut conn, fold).await;
+        // Every batch after this must be durable at its commit again: a
+        // connection that cannot say so is closed (the pool opens a new
+        // one, `FULL` from its options).
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sync("FULL")))
+            .execute(&mut *conn)
+            .await
+        {
+            conn.close_on_drop();
+            return Err(err(e));
+        }
+        folded
+    }
+
+    async fn fold_now(&self, conn: &mut SqliteConnection, fold: Fold) -> StoreResult<()> {
+        let pending = self.log_rows.load(Ordering::Relaxed);
+        let t = std::time::Instant::now();
+        match fold {
+            Fold::Nothing => return Ok(()),
+            Fold::All => {
+                let moved = write::fold_log(conn).await?;
+                // Events logged meanwhile (by a concurrent replay) were
+                // folded too but stay counted: the next fold merely comes
+                // a little early.
+                self.log_rows.fetch_sub(pending, Ordering::Relaxed);
+                tracing::debug!(
+                    moved,
+                    us = t.elapsed().as_micros() as u64,
+                    "event log folded"
+                );
+            }
+            Fold::Chunk(rows) => {
+                let left = if self.fold.by_key {
+                    let from = *self.fold_from.lock().unwrap_or_else(|p| p.into_inner());
+                    let (left, next) = write::fold_keys(conn, rows, from).await?;
+                    *self.fold_from.lock().unwrap_or_else(|p| p.into_inner()) = next;
+                    left
+                } else {
+                    write::fold_oldest(conn, rows).await?
+                };
+                // The count is of events written; some of them may not
+                // have entered the log (replays): an empty chunk clears it.
+                let less = if left == 0 {
+                    pending
+                } else {
+                    left.min(pending)
+                };
+                self.log_rows.fetch_sub(less, Ordering::Relaxed);
+                tracing::debug!(
+                    left,
+                    us = t.elapsed().as_micros() as u64,
+                    "event log chunk folded"
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -430,6 +596,121 @@ mod tests {
             assert!(!Sqlite::unavailable_code(&code.to_string()), "{code}");
         }
         assert!(!Sqlite::unavailable_code("not a number"));
+    }
+
+    #[test]
+    fn folds_wait_for_the_start_and_idleness_but_never_past_the_backstop() {
+        let p = FoldPolicy {
+            start: 100,
+            chunk: 10,
+            backstop: 1_000,
+            idle_only: true,
+            by_key: false,
+            no_sync: false,
+        };
+        assert_eq!(p.plan(99, true), Fold::Nothing);
+        assert_eq!(p.plan(100, true), Fold::Chunk(10));
+        assert_eq!(p.plan(999, false), Fold::Nothing);
+        assert_eq!(p.plan(1_000, false), Fold::All);
+        assert_eq!(p.plan(1_000, true), Fold::All);
+        let busy_too = FoldPolicy {
+            idle_only: false,
+            ..p
+        };
+        assert_eq!(busy_too.plan(500, false), Fold::Chunk(10));
+        let bulk = FoldPolicy { chunk: 0, ..p };
+        assert_eq!(bulk.plan(100, true), Fold::All);
+    }
+
+    /// Chunked folds, in either order, move the log a part at a time:
+    /// every event stays readable exactly once throughout, and repeated
+    /// chunks empty the log.
+    #[tokio::test]
+    async fn chunked_folds_keep_every_event_readable_once_and_empty_the_log() {
+        use crate::{AccountStore, RoomReads, StoredEvent};
+        use confab_protocol::{RoomId, Seq, Visibility};
+        for by_key in [false, true] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut store = SqliteStore::open(&dir.path().join("c.db"))
+                .await
+                .expect("open");
+            store.fold = FoldPolicy {
+                start: 1,
+                chunk: 7,
+                backstop: u64::MAX,
+                idle_only: false,
+                by_key,
+                no_sync: by_key,
+            };
+            let alice = store.create_user("alice", "h", 1).await.expect("user");
+            let rooms: Vec<WriteOp> = (1..=3)
+                .map(|r| WriteOp::CreateRoom {
+                    room: RoomId(r),
+                    name: format!("r{r}"),
+                    topic: String::new(),
+                    visibility: Visibility::Public,
+                    owner: alice,
+                    created_at: 1,
+                })
+                .collect();
+            store.apply_batch(&rooms).await.expect("rooms");
+            let mut written = 0;
+            let log_len = |store: &SqliteStore| {
+                let readers = store.readers.clone();
+                async move {
+                    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM event_log")
+                        .fetch_one(&readers)
+                        .await
+                        .expect("count")
+                }
+            };
+            for round in 1..=12u64 {
+                // Rounds of events in all three rooms, interleaved, then a
+                // tidy: the log gains 9 and loses at most 7 each time.
+                let ops: Vec<WriteOp> = (1..=3)
+                    .flat_map(|seq| {
+                        (1..=3).map(move |r| {
+                            WriteOp::AppendEvent(StoredEvent {
+                                room: RoomId(r),
+                                seq: Seq((round - 1) * 3 + seq),
+                                at: 1,
+                                actor: alice,
+                                actor_name: "alice".into(),
+                                kind: 1,
+                                body: vec![r as u8],
+                            })
+                        })
+                    })
+                    .collect();
+                store.apply_batch(&ops).await.expect("events");
+                written += 3;
+                let before = log_len(&store).await;
+                store.tidy_between(true).await.expect("tidy");
+                let after = log_len(&store).await;
+                assert!(
+                    before - after == 7 || (after == 0 && before < 7) || (by_key && after < before),
+                    "{by_key} {round}: {before} -> {after}"
+                );
+                for r in 1..=3 {
+                    let h = store
+                        .history(RoomId(r), Seq(0), 1_000)
+                        .await
+                        .expect("history");
+                    let seqs: Vec<u64> = h.iter().map(|e| e.seq.0).collect();
+                    let all: Vec<u64> = (1..=written).rev().collect();
+                    assert_eq!(seqs, all, "{by_key} round {round} room {r}");
+                }
+            }
+            for _ in 0..20 {
+                store.tidy_between(true).await.expect("tidy");
+            }
+            assert_eq!(log_len(&store).await, 0, "{by_key}: the log empties");
+            let h = store
+                .history(RoomId(2), Seq(0), 1_000)
+                .await
+                .expect("history");
+            assert_eq!(h.len() as u64, written, "{by_key}");
+        }
     }
 
     /// The shared statements (`common::sql`) use `$N`; sqlx's SQLite

@@ -12,11 +12,17 @@
 //! of messages), and a steady load paid that at every commit. The log is
 //! clustered by arrival, so a commit's events share a few pages, and its
 //! `(room_id, seq)` index only holds the rows not yet folded, a few pages
-//! in all. [`fold_log`] moves the log into `events` in bulk — thousands of
-//! events per transaction, a page or two per room — once the log holds
-//! [`FOLD_ROWS`] events, after the batch writer has sent the
-//! acknowledgements of the batch that filled it (`BatchSink::tidy`), and
-//! at start-up. Reads take both tables (`common::sql::EVENTS_AND_LOG`); an
+//! in all. Once the log holds [`FOLD_ROWS`] events, every tidy between
+//! batches (`BatchSink::tidy`, after the batch writer has sent the
+//! acknowledgements of a batch) moves the next [`FOLD_CHUNK`] of them in
+//! `(room_id, seq)` order into `events` ([`fold_keys`]: a slice of the
+//! rooms, each room's run a page or two, the slices taken round the rooms
+//! by a cursor), committed without an fsync of its own (the next batch's
+//! commit syncs the WAL past it; a crash before rolls the chunk back
+//! whole). A bulk fold of the whole log ([`fold_log`]) runs at start-up
+//! and once the log holds [`FOLD_BACKSTOP`] events. One bulk fold of
+//! 4,096 events stalled the writer for 25-75 ms, five times a second at
+//! 20,000 messages/s (benches/BENCHMARKS.md). Reads take both tables (`common::sql::EVENTS_AND_LOG`); an
 //! event is never in both: the log skips events already in `events`, and a
 //! fold moves and deletes in one transaction.
 
@@ -488,14 +494,21 @@ async fn delete_pair(
     Ok(())
 }
 
-/// Events the log may hold before a fold is due.
+/// Events the log may hold before folds are due.
 pub(super) const FOLD_ROWS: u64 = 4096;
+
+/// Events one fold between batches moves: the next this many in
+/// `(room_id, seq)` order, a slice of the rooms ([`fold_keys`]).
+pub(super) const FOLD_CHUNK: u64 = 256;
+
+/// Past this many events in the log the whole of it is folded at once,
+/// so that it cannot grow without bound when chunks fall behind.
+pub(super) const FOLD_BACKSTOP: u64 = 65_536;
 
 /// Moves every event of the log into `events`, in one transaction; returns
 /// how many it moved.
-pub(super) async fn fold_log(writer: &SqlitePool) -> StoreResult<u64> {
-    let mut tx = writer
-        .begin_with("BEGIN IMMEDIATE")
+pub(super) async fn fold_log(conn: &mut SqliteConnection) -> StoreResult<u64> {
+    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
         .await
         .map_err(|e| Sqlite::error("fold_log begin", e))?;
     let moved = sqlx::query(
@@ -516,6 +529,89 @@ pub(super) async fn fold_log(writer: &SqlitePool) -> StoreResult<u64> {
         .await
         .map_err(|e| Sqlite::error("fold_log commit", e))?;
     Ok(moved)
+}
+
+/// The log's `rows` oldest events (by arrival), or the whole log if it
+/// holds fewer: `WHERE` of the chunk's move and delete.
+const OLDEST_CHUNK: &str = "id <= coalesce((SELECT id FROM event_log ORDER BY id \
+     LIMIT 1 OFFSET ?1 - 1), 9223372036854775807)";
+
+/// Moves the log's `rows` oldest events into `events`, in one
+/// transaction; returns how many rows left the log.
+pub(super) async fn fold_oldest(conn: &mut SqliteConnection, rows: u64) -> StoreResult<u64> {
+    let rows = to_db(rows.max(1), "fold rows")?;
+    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
+        .await
+        .map_err(|e| Sqlite::error("fold_oldest begin", e))?;
+    let left = move_rows(&mut tx, OLDEST_CHUNK, &[rows]).await?;
+    tx.commit()
+        .await
+        .map_err(|e| Sqlite::error("fold_oldest commit", e))?;
+    Ok(left)
+}
+
+/// Moves the log's next `rows` events in `(room_id, seq)` order from
+/// `from` (whole rooms' runs, a slice of the rooms), in one transaction.
+/// Returns how many rows left the log and where the next chunk starts
+/// (`(0, 0)` after the last room).
+pub(super) async fn fold_keys(
+    conn: &mut SqliteConnection,
+    rows: u64,
+    from: (i64, i64),
+) -> StoreResult<(u64, (i64, i64))> {
+    let rows = to_db(rows.max(1), "fold rows")?;
+    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
+        .await
+        .map_err(|e| Sqlite::error("fold_keys begin", e))?;
+    let end: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT room_id, seq FROM event_log WHERE (room_id, seq) >= (?1, ?2) \
+         ORDER BY room_id, seq LIMIT 1 OFFSET ?3",
+    )
+    .bind(from.0)
+    .bind(from.1)
+    .bind(rows)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(|e| Sqlite::error("fold_keys end", e))?;
+    let (to, next) = match end {
+        Some(end) => (end, end),
+        None => ((i64::MAX, i64::MAX), (0, 0)),
+    };
+    let range = "(room_id, seq) >= (?1, ?2) AND (room_id, seq) < (?3, ?4)";
+    let left = move_rows(&mut tx, range, &[from.0, from.1, to.0, to.1]).await?;
+    tx.commit()
+        .await
+        .map_err(|e| Sqlite::error("fold_keys commit", e))?;
+    Ok((left, next))
+}
+
+/// Moves the log's rows matching `filter` (with `args` bound as `?1`…)
+/// into `events` and deletes them from the log; returns how many left it.
+async fn move_rows(
+    tx: &mut Transaction<'_, Sqlite>,
+    filter: &str,
+    args: &[i64],
+) -> StoreResult<u64> {
+    let insert = format!(
+        "INSERT INTO events (room_id, seq, at, actor_id, actor_name, kind, body) \
+         SELECT room_id, seq, at, actor_id, actor_name, kind, body FROM event_log \
+         WHERE {filter} ORDER BY room_id, seq \
+         ON CONFLICT (room_id, seq) DO NOTHING"
+    );
+    let delete = format!("DELETE FROM event_log WHERE {filter}");
+    let mut left = 0;
+    for (sql, context) in [(insert, "fold insert"), (delete, "fold delete")] {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for &arg in args {
+            query = query.bind(arg);
+        }
+        left = query
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| Sqlite::error(context, e))?
+            .rows_affected();
+    }
+    Ok(left)
 }
 
 #[cfg(test)]
