@@ -40,6 +40,7 @@ pub async fn call(
         auth: None,
         one_shot: true,
         peer,
+        port: 0,
     };
     if let Some(token) = token {
         match authenticate(&state, token).await {
