@@ -66,12 +66,6 @@ impl ServerHandle {
         self.parker.parked()
     }
 
-    /// Parked connections whose sockets are off tokio's reactor, watched
-    /// by the parker's own epoll set (deep parking, Linux).
-    pub fn deep_parked_connections(&self) -> usize {
-        self.parker.deep_parked()
-    }
-
     /// The address the plain TCP listener is bound to.
     pub fn tcp_addr(&self) -> SocketAddr {
         self.addrs.tcp
@@ -483,10 +477,7 @@ async fn start_inner(
     };
     let housekeeping_store = store.clone();
     let tracker = TaskTracker::new();
-    let parker = Arc::new(crate::session::park::Parker::new(
-        tracker.clone(),
-        config.deep_park_after_ms.get(),
-    ));
+    let parker = Arc::new(crate::session::park::Parker::new(tracker.clone()));
     let state = Arc::new(ServerState {
         config,
         store,
@@ -523,10 +514,7 @@ async fn start_inner(
     // parked ones run again (and close).
     tracker.spawn(parker.clone().sweep(
         shutdown.clone(),
-        crate::session::park::Parker::tick(
-            state.config.heartbeat(),
-            state.config.deep_park_after_ms.get(),
-        ),
+        crate::session::park::Parker::tick(state.config.heartbeat()),
     ));
     let (addrs, accepts) = doors.serve(state.clone(), tracker.clone())?;
 

@@ -33,9 +33,7 @@
 //! Storage lives in the `confab-store` crate; the wire format in
 //! `confab-protocol`.
 
-// Denied, not forbidden: `session/deep.rs` (the deep-parking epoll set's
-// system calls) is the one module allowed it.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 // Public: what embedding programs, tests and benches use. The rest is
 // the server's own.

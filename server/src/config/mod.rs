@@ -130,8 +130,6 @@ settings! {
     heartbeat_ms: Millis = Millis(30_000), env "CONFAB_HEARTBEAT_MS";
     /// Milliseconds of silence after which a connection with nothing half-read gives up its task (parks) until its client sends again, its writer fails, its idle timeout or shutdown; 0 (the default) parks as soon as it waits for its client.
     park_after_ms: Millis = Millis(0), env "CONFAB_PARK_AFTER_MS";
-    /// Milliseconds a parked connection stays parked with nothing queued before it also gives its socket back from tokio's reactor and is watched by the server's own epoll set (deep parking: ~360 bytes less per idle connection; Linux only); 0 turns deep parking off.
-    deep_park_after_ms: Millis = Millis(3000), env "CONFAB_DEEP_PARK_AFTER_MS";
     /// Milliseconds a new connection has to send HELLO.
     handshake_timeout_ms: Millis = Millis(10_000), env "CONFAB_HANDSHAKE_TIMEOUT_MS";
     /// Per-connection outbound queue bound in bytes; a connection that falls this far behind is closed.
@@ -486,9 +484,6 @@ impl Config {
         }
         if self.park_after_ms.0 > 3_600_000 {
             return bad("park_after_ms", "must be 0 - 1 hour");
-        }
-        if self.deep_park_after_ms.0 > 3_600_000 {
-            return bad("deep_park_after_ms", "must be 0 - 1 hour");
         }
         if self.handshake_timeout_ms.0 == 0 || self.handshake_timeout_ms.0 > 3_600_000 {
             return bad("handshake_timeout_ms", "must be 1 ms - 1 hour");

@@ -124,7 +124,6 @@ pub mod name {
     pub const MEMBERSHIPS: &str = "confab_room_memberships";
     pub const ONLINE_USERS: &str = "confab_online_users";
     pub const PARKED_CONNECTIONS: &str = "confab_parked_connections";
-    pub const DEEP_PARKED_CONNECTIONS: &str = "confab_deep_parked_connections";
     pub const BUILD_INFO: &str = "confab_build_info";
     pub const TYPING_FORWARDED: &str = "confab_typing_forwarded_total";
     pub const TYPING_DELIVERIES: &str = "confab_typing_deliveries_total";
@@ -186,7 +185,6 @@ pub struct Metrics {
     pub memberships: Gauge,
     pub online_users: Gauge,
     pub parked_connections: Gauge,
-    pub deep_parked_connections: Gauge,
     pub typing_started: Counter,
     pub typing_stopped: Counter,
     pub typing_expired: Counter,
@@ -504,10 +502,6 @@ fn describe() {
         PARKED_CONNECTIONS,
         "Connections parked without a task of their own (quiet, nothing half-read)."
     );
-    describe_gauge!(
-        DEEP_PARKED_CONNECTIONS,
-        "Parked connections whose sockets are off tokio's reactor, watched by the server's own epoll set (parked for deep_park_after_ms with nothing queued); included in confab_parked_connections."
-    );
     describe_gauge!(BUILD_INFO, "Always 1; labels carry the server version.");
     describe_counter!(
         TYPING_FORWARDED,
@@ -590,7 +584,6 @@ impl Metrics {
             memberships: gauge!(MEMBERSHIPS),
             online_users: gauge!(ONLINE_USERS),
             parked_connections: gauge!(PARKED_CONNECTIONS),
-            deep_parked_connections: gauge!(DEEP_PARKED_CONNECTIONS),
             typing_started: counter!(TYPING_FORWARDED, "kind" => "start"),
             typing_stopped: counter!(TYPING_FORWARDED, "kind" => "stop"),
             typing_expired: counter!(TYPING_FORWARDED, "kind" => "expired"),

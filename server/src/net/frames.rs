@@ -28,8 +28,6 @@ use tokio::net::TcpStream;
 use super::ws;
 use crate::outbound::writer::{Sink, Writable};
 use crate::outbound::{Outbound, OutboundQueue};
-#[cfg(target_os = "linux")]
-use crate::session::Detach;
 use crate::session::FrameSource;
 
 /// A connection's bytes: plain TCP, or TLS over it.
@@ -194,7 +192,7 @@ fn take_plaintext(tls: &mut ServerConnection, buf: &mut BytesMut) -> io::Result<
 
 /// Protocol frames back to back (TCP, TLS with ALPN `confab/1`).
 pub struct ProtocolFrames {
-    socket: Socket,
+    channel: Channel,
     /// Bytes read and not yet framed. Empty (no allocation) on an idle
     /// connection.
     buf: BytesMut,
@@ -204,145 +202,10 @@ pub struct ProtocolFrames {
 impl ProtocolFrames {
     pub fn new(channel: Channel, max_frame_len: u32) -> ProtocolFrames {
         ProtocolFrames {
-            socket: Socket::Live(channel),
+            channel,
             buf: BytesMut::new(),
             max_frame_len,
         }
-    }
-}
-
-/// The [`FrameSource`] methods of a source whose socket is its `socket`
-/// field (a [`Socket`]) and whose writer writes `$framing`: readiness, and
-/// deep parking's detach and attach.
-macro_rules! socket_methods {
-    ($framing:expr) => {
-        fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-            self.socket.poll_readable(cx)
-        }
-
-        #[cfg(target_os = "linux")]
-        fn detachable(&self) -> bool {
-            self.socket.detachable()
-        }
-
-        #[cfg(target_os = "linux")]
-        fn detached(&self) -> Option<std::os::fd::RawFd> {
-            self.socket.detached()
-        }
-
-        #[cfg(target_os = "linux")]
-        fn detach(
-            &mut self,
-            sink: Box<dyn $crate::outbound::writer::Sink>,
-        ) -> $crate::session::Detach {
-            self.socket.detach(sink, $framing)
-        }
-
-        #[cfg(target_os = "linux")]
-        fn attach(&mut self) -> std::io::Result<Box<dyn $crate::outbound::writer::Sink>> {
-            self.socket.attach($framing)
-        }
-    };
-}
-pub(crate) use socket_methods;
-
-/// A frame source's socket: registered with tokio, or given back from it
-/// while deep-parked (`session/park.rs`).
-pub(crate) enum Socket {
-    Live(Channel),
-    /// Deep-parked: the bare socket (non-blocking, watched by the
-    /// parker's epoll set), and the TLS state, which stays as it was.
-    #[cfg(target_os = "linux")]
-    Deep(std::net::TcpStream, Option<Arc<Mutex<ServerConnection>>>),
-    /// Lost: giving it back from tokio or registering it again failed (the
-    /// connection is aborted); reads see the end of the stream.
-    Gone,
-}
-
-impl Socket {
-    /// The channel to read from; `None` when not registered (a session
-    /// attaches a deep-parked source before it reads: `Live::run`).
-    pub(crate) fn channel(&self) -> Option<&Channel> {
-        match self {
-            Socket::Live(channel) => Some(channel),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
-        match self {
-            Socket::Live(channel) => channel.poll_readable(cx),
-            // Not registered: the session must run (and find out).
-            _ => Poll::Ready(()),
-        }
-    }
-
-    #[cfg(target_os = "linux")]
-    pub(crate) fn detachable(&self) -> bool {
-        matches!(self, Socket::Live(_))
-    }
-
-    #[cfg(target_os = "linux")]
-    pub(crate) fn detached(&self) -> Option<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
-        match self {
-            Socket::Deep(tcp, _) => Some(tcp.as_raw_fd()),
-            _ => None,
-        }
-    }
-
-    /// [`FrameSource::detach`] for a source whose writer writes `framing`.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn detach(&mut self, sink: Box<dyn Sink>, framing: Framing) -> Detach {
-        use std::os::fd::AsRawFd;
-        // The writer's sink holds the socket's other reference.
-        drop(sink);
-        let Socket::Live(channel) = std::mem::replace(self, Socket::Gone) else {
-            return Detach::Lost;
-        };
-        let (tcp, tls) = match channel {
-            Channel::Plain(tcp) => (tcp, None),
-            Channel::Tls(tcp, tls) => (tcp, Some(tls)),
-        };
-        let tcp = match Arc::try_unwrap(tcp) {
-            Ok(tcp) => tcp,
-            Err(tcp) => {
-                // Shared still (a drain task's wait): stays registered.
-                let channel = match tls {
-                    None => Channel::Plain(tcp),
-                    Some(tls) => Channel::Tls(tcp, tls),
-                };
-                let sink = ChannelSink::new(channel.clone(), framing);
-                *self = Socket::Live(channel);
-                return Detach::Kept(Box::new(sink));
-            }
-        };
-        // Deregisters from tokio's reactor (which frees the socket's
-        // readiness entry); the socket stays non-blocking.
-        match tcp.into_std() {
-            Ok(tcp) => {
-                let fd = tcp.as_raw_fd();
-                *self = Socket::Deep(tcp, tls);
-                Detach::Detached(fd)
-            }
-            Err(_) => Detach::Lost,
-        }
-    }
-
-    /// [`FrameSource::attach`] for a source whose writer writes `framing`.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn attach(&mut self, framing: Framing) -> io::Result<Box<dyn Sink>> {
-        let Socket::Deep(tcp, tls) = std::mem::replace(self, Socket::Gone) else {
-            return Err(io::ErrorKind::NotConnected.into());
-        };
-        let tcp = Arc::new(TcpStream::from_std(tcp)?);
-        let channel = match tls {
-            None => Channel::Plain(tcp),
-            Some(tls) => Channel::Tls(tcp, tls),
-        };
-        let sink = ChannelSink::new(channel.clone(), framing);
-        *self = Socket::Live(channel);
-        Ok(Box::new(sink))
     }
 }
 
@@ -366,10 +229,7 @@ impl FrameSource for ProtocolFrames {
                 Ok(None) => {}
                 Err(e) => return Some(Err(e)),
             }
-            // A deep-parked source is attached again before its session
-            // reads (`Live::run`): anything else is a lost socket.
-            let channel = self.socket.channel()?;
-            match channel.read(&mut self.buf, conn).await {
+            match self.channel.read(&mut self.buf, conn).await {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(e) => return Some(Err(FrameError::Io(e))),
@@ -381,7 +241,9 @@ impl FrameSource for ProtocolFrames {
         !self.buf.is_empty()
     }
 
-    socket_methods!(Framing::Raw);
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.channel.poll_readable(cx)
+    }
 }
 
 /// How frames are laid out on the wire.

@@ -46,7 +46,7 @@ use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 
 use super::api::ApiError;
-use super::frames::{prepend, Channel, ChannelSink, Framing, Socket};
+use super::frames::{prepend, Channel, ChannelSink, Framing};
 use super::http::{ConnInfo, HttpState};
 use crate::outbound::{OutboundQueue, Writer};
 use crate::session;
@@ -274,7 +274,7 @@ fn max_message_len(max_frame_len: u32) -> usize {
 
 /// Protocol frames read from WebSocket binary messages.
 pub struct WsFrames {
-    socket: Socket,
+    channel: Channel,
     reader: WsReader,
 }
 
@@ -310,7 +310,7 @@ fn broken(what: &str) -> Refusal {
 impl WsFrames {
     pub fn new(channel: Channel, max_frame_len: u32) -> WsFrames {
         WsFrames {
-            socket: Socket::Live(channel),
+            channel,
             reader: WsReader::new(max_frame_len),
         }
     }
@@ -500,16 +500,11 @@ impl FrameSource for WsFrames {
         loop {
             let step = match reader.parse() {
                 Ok(Some(frame)) => reader.take(frame, conn),
-                Ok(None) => {
-                    // Attached again before its session reads
-                    // (`Live::run`): anything else is a lost socket.
-                    let channel = self.socket.channel()?;
-                    match channel.read(&mut reader.buf, conn).await {
-                        Ok(0) => return None,
-                        Ok(_) => continue,
-                        Err(e) => return Some(Err(FrameError::Io(e))),
-                    }
-                }
+                Ok(None) => match self.channel.read(&mut reader.buf, conn).await {
+                    Ok(0) => return None,
+                    Ok(_) => continue,
+                    Err(e) => return Some(Err(FrameError::Io(e))),
+                },
                 Err(refusal) => Err(refusal),
             };
             let message = match step {
@@ -550,7 +545,9 @@ impl FrameSource for WsFrames {
         !self.reader.buf.is_empty() || self.reader.message.is_some()
     }
 
-    super::frames::socket_methods!(Framing::WebSocket);
+    fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.channel.poll_readable(cx)
+    }
 }
 
 #[cfg(test)]

@@ -540,71 +540,8 @@ impl OutboundQueue {
                 }
                 Progress::Blocked(None) => return,
                 Progress::Done(ending) => return self.finish(ending),
-                Progress::Detached => {
-                    // Deep-parked: the frames stay queued, and the parked
-                    // session is woken to put a sink back and write them
-                    // (in order: nothing else can write them meanwhile).
-                    if let Some(waker) = self.items.set_on_finish(None) {
-                        waker.wake();
-                    }
-                    return;
-                }
             }
         }
-    }
-
-    /// Deep parking: takes the transport's sink out of the writer if
-    /// nothing is queued, staged or blocked and the connection is open
-    /// (`None` otherwise, or while someone writes). Until
-    /// [`OutboundQueue::put_sink`], flushes leave pushes queued and wake
-    /// the parked session. The caller checks for pushes that raced with
-    /// this (`has_queued`) once it holds no lock a wake-up takes.
-    pub(crate) fn take_sink(&self) -> Option<Box<dyn writer::Sink>> {
-        let mut guard = self.writer.try_lock().ok()?;
-        let w = guard.as_mut()?;
-        if !self.is_open()
-            || self.is_finished()
-            || self.queued_bytes() > 0
-            || !self.items.is_empty()
-        {
-            return None;
-        }
-        w.take_sink()
-    }
-
-    /// Puts a sink back without writing (see [`OutboundQueue::put_sink`]);
-    /// `Err`: the socket could not be registered again, so the connection
-    /// is aborted and the next flush finishes it.
-    pub(crate) fn restore_sink(&self, sink: std::io::Result<Box<dyn writer::Sink>>) {
-        match sink {
-            Ok(sink) => {
-                let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(w) = guard.as_mut() {
-                    w.put_sink(sink);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(conn = self.id.0, error = %e, "re-registering a deep-parked socket failed");
-                let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(w) = guard.as_mut() {
-                    w.lose_sink();
-                }
-                drop(guard);
-                self.abort_with(ErrorCode::Internal);
-            }
-        }
-    }
-
-    /// Puts a sink back into the writer of a connection resuming from deep
-    /// parking, and writes what was queued meanwhile.
-    pub(crate) fn put_sink(self: &Arc<Self>, sink: std::io::Result<Box<dyn writer::Sink>>) {
-        self.restore_sink(sink);
-        self.flush();
-    }
-
-    /// Whether items are queued (pushes that raced with deep parking).
-    pub(crate) fn has_queued(&self) -> bool {
-        !self.items.is_empty()
     }
 
     /// The writer is done for good: drop it (closing the socket once the

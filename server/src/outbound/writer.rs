@@ -58,17 +58,11 @@ pub(super) enum Progress {
     Blocked(Option<Writable>),
     /// The connection is over.
     Done(Ending),
-    /// No sink (the connection is deep-parked): what is queued stays
-    /// queued until the session puts one back.
-    Detached,
 }
 
 /// The writer of one connection.
 pub struct Writer {
-    /// `None` while the connection is deep-parked (`session/park.rs`): its
-    /// socket is not registered with tokio, and a flush that finds frames
-    /// queued wakes the parked session to put a sink back.
-    sink: Option<Box<dyn Sink>>,
+    sink: Box<dyn Sink>,
     /// The socket took only part of the staging: flushes wait for the
     /// drain task.
     blocked: bool,
@@ -77,9 +71,6 @@ pub struct Writer {
     last: Option<Ending>,
     /// The reader is done: shut once everything queued is written.
     shut_when_drained: bool,
-    /// No sink will come back: the deep-parked socket could not be
-    /// registered again (the connection is aborted).
-    lost: bool,
     /// What was staged since the last write, for the metrics (at most
     /// one stage's worth: 32 bits, so that the writer, held in every
     /// connection's queue, stays small).
@@ -91,11 +82,10 @@ pub struct Writer {
 impl Writer {
     pub fn new(sink: impl Sink) -> Writer {
         Writer {
-            sink: Some(Box::new(sink)),
+            sink: Box::new(sink),
             blocked: false,
             last: None,
             shut_when_drained: false,
-            lost: false,
             frames: 0,
             bytes: 0,
             replies: Vec::new(),
@@ -105,34 +95,10 @@ impl Writer {
     /// Gives back the staging buffer and the reply list if nothing is
     /// staged (a parked connection's writer).
     pub(super) fn release_buffers(&mut self) {
-        if let Some(sink) = self.sink.as_mut() {
-            if !self.blocked && sink.staged() == 0 {
-                sink.release();
-                self.replies = Vec::new();
-            }
+        if !self.blocked && self.sink.staged() == 0 {
+            self.sink.release();
+            self.replies = Vec::new();
         }
-    }
-
-    /// Takes the sink out if nothing is staged, blocked or ending (deep
-    /// parking: the caller checked that nothing is queued).
-    pub(super) fn take_sink(&mut self) -> Option<Box<dyn Sink>> {
-        let sink = self.sink.as_ref()?;
-        if self.blocked || self.last.is_some() || self.shut_when_drained || sink.staged() > 0 {
-            return None;
-        }
-        self.replies = Vec::new();
-        self.sink.take()
-    }
-
-    /// Puts a sink back (the connection resumes from deep parking).
-    pub(super) fn put_sink(&mut self, sink: Box<dyn Sink>) {
-        debug_assert!(self.sink.is_none());
-        self.sink = Some(sink);
-    }
-
-    /// No sink will come back: the next write ends the connection.
-    pub(super) fn lose_sink(&mut self) {
-        self.lost = true;
     }
 
     /// Shut down (without a CLOSE frame, unless one is queued) once what
@@ -144,15 +110,6 @@ impl Writer {
     /// Writes what is queued: stages up to [`MAX_STAGE`] bytes, writes,
     /// and goes on until the queue is empty or the socket would block.
     pub(super) fn write(&mut self, q: &Arc<OutboundQueue>) -> Progress {
-        if self.sink.is_none() {
-            if self.lost {
-                // No socket to say goodbye on (its re-registration failed).
-                q.items.clear();
-                let code = q.close_reason().unwrap_or(ErrorCode::Internal);
-                return Progress::Done(Ending::Server(code));
-            }
-            return Progress::Detached;
-        }
         if q.is_aborted() {
             return self.abort(q);
         }
@@ -161,28 +118,22 @@ impl Writer {
         }
         loop {
             self.stage(q);
-            let Some(sink) = self.sink.as_mut() else {
-                return Progress::Detached;
-            };
-            if sink.staged() > 0 {
-                match sink.write() {
+            if self.sink.staged() > 0 {
+                match self.sink.write() {
                     Ok(true) => self.written(q),
                     Ok(false) => {
                         self.blocked = true;
-                        return Progress::Blocked(Some(sink.writable()));
+                        return Progress::Blocked(Some(self.sink.writable()));
                     }
                     Err(_) => {
-                        sink.shutdown(true);
+                        self.sink.shutdown(true);
                         return Progress::Done(Ending::WriteFailed);
                     }
                 }
             }
-            let Some(sink) = self.sink.as_mut() else {
-                return Progress::Detached;
-            };
-            if sink.staged() == 0 && (self.last.is_some() || q.items.is_empty()) {
+            if self.sink.staged() == 0 && (self.last.is_some() || q.items.is_empty()) {
                 if self.last.is_some() || self.shut_when_drained {
-                    sink.shutdown(false);
+                    self.sink.shutdown(false);
                     return Progress::Done(self.last.unwrap_or(Ending::ClientClosed));
                 }
                 return Progress::Idle;
@@ -193,10 +144,7 @@ impl Writer {
     /// Moves queued items into the sink's staging, up to the bound; a
     /// staged CLOSE is the last.
     fn stage(&mut self, q: &OutboundQueue) {
-        let Some(sink) = self.sink.as_mut() else {
-            return;
-        };
-        while self.last.is_none() && sink.staged() < MAX_STAGE {
+        while self.last.is_none() && self.sink.staged() < MAX_STAGE {
             let Some(item) = q.items.pop() else { break };
             self.frames += 1;
             self.bytes += item.frame().len() as u32;
@@ -205,7 +153,7 @@ impl Writer {
                 Outbound::Close { code, .. } => self.last = Some(Ending::Server(code)),
                 Outbound::Event(_) | Outbound::Wire(_) => {}
             }
-            sink.stage(&item);
+            self.sink.stage(&item);
         }
     }
 
@@ -235,17 +183,15 @@ impl Writer {
     fn abort(&mut self, q: &OutboundQueue) -> Progress {
         q.items.clear();
         let code = q.close_reason().unwrap_or(ErrorCode::Internal);
-        if let Some(sink) = self.sink.as_mut() {
-            if sink.staged() == 0 && !self.blocked {
-                let close = ServerMsg::Close {
-                    code: code as u16,
-                    message: code.default_message().into(),
-                };
-                sink.stage(&Outbound::encode(0, &close));
-                let _ = sink.write();
-            }
-            sink.shutdown(true);
+        if self.sink.staged() == 0 && !self.blocked {
+            let close = ServerMsg::Close {
+                code: code as u16,
+                message: code.default_message().into(),
+            };
+            self.sink.stage(&Outbound::encode(0, &close));
+            let _ = self.sink.write();
         }
+        self.sink.shutdown(true);
         Progress::Done(Ending::Server(code))
     }
 }
@@ -267,9 +213,7 @@ pub(super) async fn drain(q: Arc<OutboundQueue>, mut writable: Writable) {
         };
         let Some(w) = guard.as_mut() else { return };
         if !ready {
-            if let Some(sink) = w.sink.as_mut() {
-                sink.shutdown(true);
-            }
+            w.sink.shutdown(true);
             drop(guard);
             return q.finish(Ending::WriteFailed);
         }
@@ -286,8 +230,6 @@ pub(super) async fn drain(q: Arc<OutboundQueue>, mut writable: Writable) {
             Progress::Blocked(Some(next)) => writable = next,
             Progress::Blocked(None) => {}
             Progress::Done(ending) => return q.finish(ending),
-            // A blocked writer keeps its sink: not deep-parked.
-            Progress::Detached => return,
         }
     }
 }

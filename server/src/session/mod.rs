@@ -18,8 +18,6 @@
 //! - `validate`: the shape rules checked before anything is routed.
 
 mod accounts;
-#[cfg(target_os = "linux")]
-mod deep;
 mod dispatch;
 mod oneshot;
 pub mod park;
@@ -44,8 +42,6 @@ use confab_protocol::{
 use confab_store::StoreError;
 
 use crate::auth;
-#[cfg(target_os = "linux")]
-use crate::outbound::writer::Sink;
 use crate::outbound::{ConnId, OutboundQueue, Writer};
 use crate::shard::ShardCmd;
 use crate::state::{ServerState, Ticket};
@@ -74,45 +70,6 @@ pub trait FrameSource: Send + 'static {
     /// they arrive. What a parked connection waits on
     /// ([`park`](self::park)).
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()>;
-
-    /// Whether the source can give its socket back from tokio while its
-    /// connection is deep-parked ([`park`]); `false` for one that has
-    /// already, or that cannot.
-    #[cfg(target_os = "linux")]
-    fn detachable(&self) -> bool {
-        false
-    }
-
-    /// The bare socket's descriptor while deep-parked.
-    #[cfg(target_os = "linux")]
-    fn detached(&self) -> Option<std::os::fd::RawFd> {
-        None
-    }
-
-    /// Deep parking: drops `sink` (the writer's, the socket's other
-    /// holder) and deregisters the socket from tokio's reactor.
-    #[cfg(target_os = "linux")]
-    fn detach(&mut self, sink: Box<dyn Sink>) -> Detach {
-        Detach::Kept(sink)
-    }
-
-    /// Registers a deep-parked socket with tokio again (on a runtime's
-    /// thread or inside its context); the writer's new sink.
-    #[cfg(target_os = "linux")]
-    fn attach(&mut self) -> std::io::Result<Box<dyn Sink>> {
-        Err(std::io::ErrorKind::Unsupported.into())
-    }
-}
-
-/// What [`FrameSource::detach`] did.
-#[cfg(target_os = "linux")]
-pub enum Detach {
-    /// The socket is off tokio's reactor: watch this descriptor.
-    Detached(std::os::fd::RawFd),
-    /// The socket stays registered (still shared): the writer's sink back.
-    Kept(Box<dyn Sink>),
-    /// Deregistering failed, and the socket with it: abort the connection.
-    Lost,
 }
 
 /// The authenticated identity of a session.
@@ -134,9 +91,6 @@ struct Session {
     one_shot: bool,
     /// Where the client connects from (login and registration limits).
     peer: IpAddr,
-    /// The client's port, for the log (here, not in `Live`: it fits this
-    /// struct's padding, and a parked connection's slot stays small).
-    port: u16,
 }
 
 /// How long a connection whose client stopped sending is kept open to
@@ -172,7 +126,6 @@ pub async fn serve<S: FrameSource>(
         auth: None,
         one_shot: false,
         peer: peer.ip(),
-        port: peer.port(),
     };
     tracing::debug!(conn = id.0, %peer, "connection opened");
     // The handshake is boxed: a transient phase must not size the
@@ -183,6 +136,7 @@ pub async fn serve<S: FrameSource>(
     let live = Live {
         session,
         frames,
+        port: peer.port(),
         open,
         deadline,
     };
@@ -203,6 +157,8 @@ pub async fn serve<S: FrameSource>(
 pub(crate) struct Live<S> {
     session: Session,
     frames: S,
+    /// The client's port (its address is the session's), for the log.
+    port: u16,
     open: crate::metrics::ConnectionGuard,
     /// When the connection is closed with IDLE_TIMEOUT unless a frame
     /// arrives first (3 × `heartbeat_ms` after the last one).
@@ -215,11 +171,6 @@ impl<S: FrameSource> Live<S> {
     /// half-read and nothing queued, the connection leaves this task
     /// ([`park::park`]); whatever wakes it runs this again on a new task.
     async fn run(mut self) {
-        // Deep-parked: the socket goes back to tokio and the writer gets
-        // a sink again (writing what was queued meanwhile) before anything
-        // else — reads, the idle deadline, shutdown's CLOSE.
-        #[cfg(target_os = "linux")]
-        park::attach(&mut self);
         let idle = self.session.state.config.heartbeat() * 3;
         let quiet = self.session.state.config.park_after_ms.get();
         loop {
@@ -299,10 +250,11 @@ impl<S: FrameSource> Live<S> {
         let Live {
             mut session,
             frames,
+            port,
             open,
             ..
         } = self;
-        let peer = SocketAddr::new(session.peer, session.port);
+        let peer = SocketAddr::new(session.peer, port);
         drop(frames);
         let conn = session.conn.clone();
         if conn.is_open() && !conn.is_finished() {

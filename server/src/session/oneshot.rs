@@ -40,7 +40,6 @@ pub async fn call(
         auth: None,
         one_shot: true,
         peer,
-        port: 0,
     };
     if let Some(token) = token {
         match authenticate(&state, token).await {

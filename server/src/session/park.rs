@@ -22,24 +22,8 @@
 //! The resumed session finds out for itself what happened (it reads, sees
 //! the writer finished, the deadline passed or the server shutting down),
 //! so a wake-up for nothing costs one spawn and one parking again.
-//!
-//! **Deep parking** (Linux, `deep_park_after_ms`): a connection parked that
-//! long with nothing queued also gives its socket back from tokio, whose
-//! readiness entry (256 bytes) is the largest thing a parked connection
-//! still held. The sweep takes the sink out of the connection's writer
-//! (under the writer's lock, only with nothing queued, staged or blocked),
-//! so that the reader holds the socket's last reference, deregisters it
-//! (`into_std`) and watches the bare descriptor in the parker's own epoll
-//! set (`deep.rs`: one-shot, the slot's place as the token), which the
-//! sweep's task drains. Whatever resumes the slot — that readiness, a push
-//! (the writer has no sink, keeps the frame queued and wakes the slot),
-//! the writer ending, the idle sweep, shutdown — runs the session, which
-//! first registers the socket with tokio again and puts a sink back in the
-//! writer, which writes what was queued meanwhile, in order (nothing else
-//! could write it). Every door: plain TCP, TLS (the rustls state stays in
-//! its `Arc<Mutex>`) and WebSocket (`net/frames.rs`, `Socket`).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
@@ -48,17 +32,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-#[cfg(target_os = "linux")]
-use super::deep::Watch;
 use super::{FrameSource, Live};
 
 /// Shelves of parked connections, by connection id: parking and resuming
 /// lock one shelf, never all.
 const SHELVES: usize = 16;
-/// Bits of a deep-parked slot's epoll token that name its shelf (the rest
-/// is its place on the shelf).
-#[cfg(target_os = "linux")]
-const SHELF_BITS: u32 = SHELVES.trailing_zeros();
 
 /// Where parked connections wait, and what resumes them when nothing
 /// else does: their idle deadlines and shutdown.
@@ -70,16 +48,6 @@ pub struct Parker {
     /// Where they run: wake-ups may come from any thread.
     runtime: tokio::runtime::Handle,
     parked: AtomicUsize,
-    /// How long a connection stays parked before it goes deep (zero: never).
-    deep_after: Duration,
-    /// Deep-parked connections' sockets (`None`: deep parking is off).
-    #[cfg(target_os = "linux")]
-    watch: Option<Watch>,
-    /// Where the slots' parking times count from.
-    epoch: Instant,
-    deep: AtomicUsize,
-    /// The epoll set failed: nothing goes deep any more.
-    watch_failed: AtomicBool,
 }
 
 /// One shelf: a slab of parked connections.
@@ -94,25 +62,10 @@ struct Shelf {
 
 /// A parked connection, as the parker sees it.
 trait Parked: Send + Sync {
-    /// What the sweep does with it at `now` (`clock` in the parker's
-    /// milliseconds), when slots go deep after `deep_after` of them (0:
-    /// never; `u32::MAX`: deep ones are resumed).
-    fn look(&self, now: Instant, clock: u32, deep_after: u32) -> Look;
+    /// When its idle timeout falls due (`None`: resumed already).
+    fn deadline(&self) -> Option<Instant>;
     /// Resumes it (if nothing has yet).
     fn resume(self: Arc<Self>);
-    /// Gives its socket back from tokio (deep parking), if it still may.
-    #[cfg(target_os = "linux")]
-    fn deepen(&self);
-}
-
-/// What the sweep does with a parked connection.
-#[derive(PartialEq, Eq)]
-enum Look {
-    Leave,
-    /// Its idle deadline passed (or, `deep_after` being `u32::MAX`, it is
-    /// deep-parked and must come back): resume it.
-    Resume,
-    Deepen,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -121,55 +74,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Parker {
     /// A parker whose resumed sessions run on `tracker`, on the current
-    /// runtime; connections parked for `deep_after` go deep (Linux; zero:
-    /// never).
-    pub fn new(tracker: TaskTracker, deep_after: Duration) -> Parker {
-        #[cfg(target_os = "linux")]
-        let watch = if deep_after.is_zero() {
-            None
-        } else {
-            Watch::new()
-                .inspect_err(|e| tracing::warn!(error = %e, "no epoll set for deep parking"))
-                .ok()
-        };
+    /// runtime.
+    pub fn new(tracker: TaskTracker) -> Parker {
         Parker {
             shelves: (0..SHELVES).map(|_| Mutex::default()).collect(),
             tracker,
             runtime: tokio::runtime::Handle::current(),
             parked: AtomicUsize::new(0),
-            deep_after,
-            #[cfg(target_os = "linux")]
-            watch,
-            epoch: Instant::now(),
-            deep: AtomicUsize::new(0),
-            watch_failed: AtomicBool::new(false),
         }
     }
 
-    /// Connections parked now (deep-parked ones included).
+    /// Connections parked now.
     pub fn parked(&self) -> usize {
         self.parked.load(Ordering::Relaxed)
-    }
-
-    /// Connections deep-parked now: their sockets off tokio's reactor.
-    pub fn deep_parked(&self) -> usize {
-        self.deep.load(Ordering::Relaxed)
-    }
-
-    /// Milliseconds since the parker started, wrapping (every 49 days:
-    /// a slot is parked for less, its idle deadline sees to that).
-    fn clock_ms(&self, now: Instant) -> u32 {
-        now.saturating_duration_since(self.epoch).as_millis() as u32
-    }
-
-    /// Milliseconds a slot stays parked before it goes deep; 0: never.
-    fn deep_after_ms(&self) -> u32 {
-        #[cfg(target_os = "linux")]
-        if self.watch.is_some() {
-            // At most an hour (the configuration's bound).
-            return self.deep_after.as_millis().min(u32::MAX as u128 / 2) as u32;
-        }
-        0
     }
 
     /// Puts `slot` on shelf `shelf`; `false` once the server is shutting
@@ -212,62 +129,22 @@ impl Parker {
     }
 
     /// Resumes every parked connection whose idle deadline is `now` or
-    /// earlier (each closes itself with IDLE_TIMEOUT), and deep-parks those
-    /// parked for `deep_after` milliseconds (0: none; `u32::MAX`: resumes
-    /// the deep-parked ones instead).
-    fn resume_due(&self, now: Instant, deep_after: u32, due: &mut Vec<(Arc<dyn Parked>, Look)>) {
-        let clock = self.clock_ms(now);
+    /// earlier (each closes itself with IDLE_TIMEOUT).
+    fn resume_due(&self, now: Instant, due: &mut Vec<Arc<dyn Parked>>) {
         for shelf in self.shelves.iter() {
-            due.extend(lock(shelf).slots.iter().flatten().filter_map(|p| {
-                match p.look(now, clock, deep_after) {
-                    Look::Leave => None,
-                    look => Some((p.clone(), look)),
-                }
-            }));
-            // Outside the shelf's lock: resuming takes it, and deep
-            // parking makes system calls.
-            for (p, look) in due.drain(..) {
-                match look {
-                    Look::Resume => p.resume(),
-                    #[cfg(target_os = "linux")]
-                    Look::Deepen => p.deepen(),
-                    _ => {}
-                }
+            due.extend(
+                lock(shelf)
+                    .slots
+                    .iter()
+                    .flatten()
+                    .filter(|p| p.deadline().is_some_and(|d| d <= now))
+                    .cloned(),
+            );
+            // Outside the shelf's lock: resuming takes it.
+            for p in due.drain(..) {
+                p.resume();
             }
         }
-        if due.capacity() > 4096 {
-            *due = Vec::new();
-        }
-    }
-
-    /// Resumes the slot an epoll token names (a deep-parked socket is
-    /// ready). A stale token (its slot resumed meanwhile, its place
-    /// reused) resumes another connection for nothing: it parks again.
-    #[cfg(target_os = "linux")]
-    fn wake_token(&self, token: u64) {
-        let shelf = (token & (SHELVES as u64 - 1)) as usize;
-        let at = (token >> SHELF_BITS) as usize;
-        let slot = lock(&self.shelves[shelf]).slots.get(at).cloned().flatten();
-        if let Some(slot) = slot {
-            slot.resume();
-        }
-    }
-
-    /// A connection went deep.
-    #[cfg(target_os = "linux")]
-    fn deepened(&self) {
-        self.deep.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::get().deep_parked_connections.increment(1.0);
-    }
-
-    /// Waits for deep-parked sockets to be ready; their tokens.
-    async fn watched(&self, tokens: &mut Vec<u64>) -> std::io::Result<()> {
-        #[cfg(target_os = "linux")]
-        if let Some(watch) = &self.watch {
-            return watch.ready(tokens).await;
-        }
-        let _ = tokens;
-        std::future::pending().await
     }
 
     /// Closes every shelf and resumes everything on them (shutdown).
@@ -288,73 +165,33 @@ impl Parker {
     /// idle deadline passed; at shutdown, resumes them all and ends. Runs
     /// on the server's task tracker, so shutdown's wait for connections
     /// cannot end before the parked ones are running again.
-    /// The same task drains the epoll set of deep-parked sockets.
     pub async fn sweep(self: Arc<Self>, shutdown: CancellationToken, tick: Duration) {
-        let mut deep_after = self.deep_after_ms();
         let mut ticks = tokio::time::interval(tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut due = Vec::new();
-        let mut tokens = Vec::new();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = ticks.tick() => {
-                    self.resume_due(Instant::now(), deep_after, &mut due);
-                }
-                ready = self.watched(&mut tokens), if !self.watch_failed.load(Ordering::Relaxed) => {
-                    match ready {
-                        #[cfg(target_os = "linux")]
-                        Ok(()) => {
-                            for token in tokens.drain(..) {
-                                self.wake_token(token);
-                            }
-                        }
-                        #[cfg(not(target_os = "linux"))]
-                        Ok(()) => {}
-                        Err(e) => {
-                            // Nothing would wake deep-parked sockets:
-                            // bring them all back, and park none deep.
-                            tracing::error!(error = %e, "the deep-parking epoll set failed");
-                            self.watch_failed.store(true, Ordering::Relaxed);
-                            deep_after = 0;
-                            self.resume_due(Instant::now(), u32::MAX, &mut due);
-                        }
-                    }
-                    if tokens.capacity() > 4096 {
-                        tokens = Vec::new();
-                    }
-                }
+                _ = ticks.tick() => self.resume_due(Instant::now(), &mut due),
             }
         }
         self.resume_all();
     }
 
-    /// The sweep's tick for a heartbeat interval: a quarter of it (and at
-    /// most half of `deep_after`, unless that is zero), at most a second
-    /// (so an idle timeout is at most that late), at least 10 ms.
-    pub fn tick(heartbeat: Duration, deep_after: Duration) -> Duration {
-        let mut tick = heartbeat / 4;
-        if !deep_after.is_zero() {
-            tick = tick.min(deep_after / 2);
-        }
-        tick.clamp(Duration::from_millis(10), Duration::from_secs(1))
+    /// The sweep's tick for a heartbeat interval: a quarter of it, at most
+    /// a second (so an idle timeout is at most that late), at least 10 ms.
+    pub fn tick(heartbeat: Duration) -> Duration {
+        (heartbeat / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
-}
-
-/// The shelf of a connection's slot.
-fn shelf_of<S>(live: &Live<S>) -> usize {
-    (live.session.conn.id.0 % SHELVES as u64) as usize
 }
 
 /// A parked connection: its session's state until something resumes it,
 /// and the waker that does.
 struct Slot<S: FrameSource> {
     live: Mutex<Option<Live<S>>>,
-    /// Its place on its shelf (set under the shelf's lock; the shelf is
-    /// the connection id's, [`shelf_of`]).
+    shelf: u32,
+    /// Its place on the shelf (set under the shelf's lock).
     at: AtomicU32,
-    /// When it parked, in the parker's milliseconds.
-    since: u32,
 }
 
 impl<S: FrameSource> Slot<S> {
@@ -365,7 +202,7 @@ impl<S: FrameSource> Slot<S> {
         live.session
             .state
             .parker
-            .remove(shelf_of(&live), self.at.load(Ordering::Acquire));
+            .remove(self.shelf as usize, self.at.load(Ordering::Acquire));
         // Cleared before the session runs again (and so before it can
         // park again and set a waker of its own).
         live.session.conn.wake_on_finish(None);
@@ -374,67 +211,10 @@ impl<S: FrameSource> Slot<S> {
 }
 
 impl<S: FrameSource> Parked for Slot<S> {
-    fn look(&self, now: Instant, clock: u32, deep_after: u32) -> Look {
+    fn deadline(&self) -> Option<Instant> {
         // The sweep's look, once a tick: nothing else holds this lock for
-        // longer than a readiness poll (or than deep parking).
-        let live = lock(&self.live);
-        let Some(live) = live.as_ref() else {
-            return Look::Leave;
-        };
-        if live.deadline <= now {
-            return Look::Resume;
-        }
-        #[cfg(target_os = "linux")]
-        if deep_after == u32::MAX {
-            if live.frames.detached().is_some() {
-                return Look::Resume;
-            }
-        } else if deep_after > 0
-            && clock.wrapping_sub(self.since) >= deep_after
-            && live.frames.detachable()
-        {
-            return Look::Deepen;
-        }
-        let _ = (clock, deep_after);
-        Look::Leave
-    }
-
-    #[cfg(target_os = "linux")]
-    fn deepen(&self) {
-        use super::Detach;
-        let mut live = lock(&self.live);
-        let Some(l) = live.as_mut() else { return };
-        let (state, conn) = (l.session.state.clone(), l.session.conn.clone());
-        let Some(watch) = state.parker.watch.as_ref() else {
-            return;
-        };
-        if !l.frames.detachable() {
-            return;
-        }
-        // `None` with anything queued, staged, blocked or closing, or
-        // while someone writes: it stays as it is until the next tick.
-        let Some(sink) = conn.take_sink() else { return };
-        match l.frames.detach(sink) {
-            Detach::Kept(sink) => conn.restore_sink(Ok(sink)),
-            Detach::Lost => conn.restore_sink(Err(std::io::ErrorKind::NotConnected.into())),
-            Detach::Detached(fd) => {
-                let place = self.at.load(Ordering::Acquire) as u64;
-                match watch.add(fd, (place << SHELF_BITS) | shelf_of(l) as u64) {
-                    Ok(()) => state.parker.deepened(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "watching a deep-parked socket failed");
-                        conn.restore_sink(l.frames.attach());
-                    }
-                }
-            }
-        }
-        drop(live);
-        // A push that came while the sink was being taken (its flush found
-        // the writer busy and left it queued), or an abort: flushed here,
-        // outside the slot's lock, which the wake-up takes.
-        if conn.has_queued() || !conn.is_open() {
-            conn.flush();
-        }
+        // longer than a readiness poll.
+        lock(&self.live).as_ref().map(|live| live.deadline)
     }
 
     fn resume(self: Arc<Self>) {
@@ -458,13 +238,13 @@ impl<S: FrameSource> Wake for Slot<S> {
 pub(super) fn park<S: FrameSource>(live: Live<S>) -> Option<Live<S>> {
     let state = live.session.state.clone();
     let conn = live.session.conn.clone();
-    let shelf = shelf_of(&live);
+    let shelf = (conn.id.0 % SHELVES as u64) as u32;
     let slot = Arc::new(Slot {
         live: Mutex::new(Some(live)),
+        shelf,
         at: AtomicU32::new(0),
-        since: state.parker.clock_ms(Instant::now()),
     });
-    if !state.parker.insert(shelf, slot.clone(), &slot.at) {
+    if !state.parker.insert(shelf as usize, slot.clone(), &slot.at) {
         return lock(&slot.live).take();
     }
     let waker = Waker::from(slot.clone());
@@ -497,24 +277,6 @@ pub(super) fn park<S: FrameSource>(live: Live<S>) -> Option<Live<S>> {
     None
 }
 
-/// A session resuming from deep parking: its socket back on tokio's
-/// reactor (off the parker's epoll set), a sink back in its writer, and
-/// what was queued meanwhile written. Nothing for a session not deep.
-#[cfg(target_os = "linux")]
-pub(super) fn attach<S: FrameSource>(live: &mut Live<S>) {
-    let Some(fd) = live.frames.detached() else {
-        return;
-    };
-    let parker = &live.session.state.parker;
-    if let Some(watch) = &parker.watch {
-        watch.remove(fd);
-    }
-    parker.deep.fetch_sub(1, Ordering::Relaxed);
-    crate::metrics::get().deep_parked_connections.decrement(1.0);
-    let sink = live.frames.attach();
-    live.session.conn.put_sink(sink);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,27 +291,17 @@ mod tests {
 
     #[test]
     fn the_sweep_ticks_a_quarter_heartbeat_within_bounds() {
-        let off = Duration::ZERO;
         assert_eq!(
-            Parker::tick(Duration::from_secs(30), off),
+            Parker::tick(Duration::from_secs(30)),
             Duration::from_secs(1)
         );
         assert_eq!(
-            Parker::tick(Duration::from_millis(200), off),
+            Parker::tick(Duration::from_millis(200)),
             Duration::from_millis(50)
         );
         assert_eq!(
-            Parker::tick(Duration::from_millis(20), off),
+            Parker::tick(Duration::from_millis(20)),
             Duration::from_millis(10)
-        );
-        // Deep parking: at most half its delay, so it is at most 50 % late.
-        assert_eq!(
-            Parker::tick(Duration::from_secs(30), Duration::from_secs(3)),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            Parker::tick(Duration::from_secs(30), Duration::from_millis(100)),
-            Duration::from_millis(50)
         );
     }
 }
