@@ -467,8 +467,10 @@ async fn writer_loop(
         touched.flush_all();
         ops.clear();
         // Upkeep after the acknowledgements are out: it delays only the
-        // next batch, which gathers requests meanwhile.
-        if let Err(e) = store.tidy_between(rx.is_empty()).await {
+        // next batch, which gathers requests meanwhile. Its budget: the
+        // time until the window lets the next batch start.
+        let budget = (start + window.get()).saturating_duration_since(tokio::time::Instant::now());
+        if let Err(e) = store.tidy_between(rx.is_empty(), Some(budget)).await {
             tracing::warn!(error = %e, "store upkeep between batches failed");
         }
     }

@@ -697,9 +697,15 @@ pub trait BatchSink: Send + Sync + 'static {
     }
 
     /// [`BatchSink::tidy`] between batches (`all` false); `idle`: no
-    /// request waits for the writer.
-    async fn tidy_between(&self, idle: bool) -> StoreResult<()> {
-        let _ = idle;
+    /// request waits for the writer; `budget`: the time until the next
+    /// batch may start, if the caller knows it (a tidy that can be cut to
+    /// size keeps to about that).
+    async fn tidy_between(
+        &self,
+        idle: bool,
+        budget: Option<std::time::Duration>,
+    ) -> StoreResult<()> {
+        let _ = (idle, budget);
         self.tidy(false).await
     }
 }

@@ -102,7 +102,7 @@
 mod write;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,13 +130,18 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// `query_only` connections for the query methods.
     readers: SqlitePool,
-    /// Events written to the event log since it was last folded
+    /// Events written to the event log and not folded yet
     /// (`sqlite/write.rs`, "The event log").
     log_rows: Arc<AtomicU64>,
+    /// Folded events still in the log (lazy deletion).
+    log_folded: Arc<AtomicU64>,
     /// When and how much a tidy folds.
     fold: FoldPolicy,
-    /// Where the next key-order chunk starts.
-    fold_from: Arc<std::sync::Mutex<(i64, i64)>>,
+    /// The room the next key-order chunk starts at.
+    fold_from: Arc<AtomicI64>,
+    /// What a chunk has been costing, per event, in nanoseconds (an
+    /// average of the last chunks'; sizes a chunk to a time budget).
+    fold_ns_per_row: Arc<AtomicU64>,
 }
 
 /// When and how much of the event log a tidy between batches folds.
@@ -150,37 +155,62 @@ pub(crate) struct FoldPolicy {
     pub backstop: u64,
     /// Only while no request waits for the writer (backstop aside).
     pub idle_only: bool,
-    /// Chunks in `(room_id, seq)` order from a cursor (slices of rooms)
-    /// rather than the oldest events.
-    pub by_key: bool,
     /// Commit folds without an fsync of their own (the next batch's
     /// commit syncs the WAL up to and past them).
     pub no_sync: bool,
+    /// Folded rows the log keeps before a tidy deletes that many of the
+    /// oldest (0: never between batches; start-up empties the log).
+    pub truncate: u64,
+    /// Size a chunk to the time before the next batch is due plus this
+    /// many microseconds (when the batch writer says when that is);
+    /// `None`: always `chunk` events.
+    pub fit_slack_us: Option<u64>,
 }
 
-/// What one tidy folds.
+/// What one tidy does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fold {
     Nothing,
+    /// Copy this many unfolded events (`write::fold_keys`).
     Chunk(u64),
+    /// Delete the folded among this many oldest log rows
+    /// (`write::truncate_folded`).
+    Truncate(u64),
+    /// Fold and empty the whole log (`write::fold_log`).
     All,
 }
 
+/// The fewest events a chunk sized to a time budget copies; a budget too
+/// small for them folds nothing (unless the log is far behind).
+const FIT_MIN_ROWS: u64 = 16;
+
+/// A chunk's fixed cost (its transaction and statements' round trips to
+/// the connection's thread), assumed when sizing one to a budget.
+const FIT_FIXED_NS: u64 = 150_000;
+
+/// What a chunk is assumed to cost per event before one has been timed.
+const FIT_FIRST_NS_PER_ROW: u64 = 8_000;
+
 impl FoldPolicy {
-    /// The built-in policy (chunks of [`write::FOLD_CHUNK`] in key order
-    /// once the log holds [`write::FOLD_ROWS`], no fsync of their own, the
-    /// whole log past [`write::FOLD_BACKSTOP`]), or as changed by the
-    /// experiment switch `CONFAB_SQLITE_FOLD` (`start=N,chunk=N,
-    /// backstop=N,idle=0|1,order=id|key,sync=0|1`; benches/BENCHMARKS.md,
-    /// "Folding in chunks or when idle, measured").
+    /// The built-in policy (chunks of up to [`write::FOLD_CHUNK`] in key
+    /// order once the log holds [`write::FOLD_ROWS`] unfolded events, each
+    /// sized to the time before the next batch is due plus
+    /// [`write::FIT_SLACK_US`], no fsync of their own, the whole log past
+    /// [`write::FOLD_BACKSTOP`], folded rows deleted
+    /// [`write::TRUNCATE_ROWS`] at a time), or as changed by
+    /// the experiment switch `CONFAB_SQLITE_FOLD` (`start=N,chunk=N,
+    /// backstop=N,idle=0|1,sync=0|1,trunc=N,fit=SLACK_US|off`;
+    /// benches/BENCHMARKS.md, "Folding in chunks or when idle, measured"
+    /// and "Lazy deletion from the event log").
     fn from_env() -> FoldPolicy {
         let mut p = FoldPolicy {
             start: write::FOLD_ROWS,
             chunk: write::FOLD_CHUNK,
             backstop: write::FOLD_BACKSTOP,
             idle_only: false,
-            by_key: true,
             no_sync: true,
+            truncate: write::TRUNCATE_ROWS,
+            fit_slack_us: Some(write::FIT_SLACK_US),
         };
         if let Ok(spec) = std::env::var("CONFAB_SQLITE_FOLD") {
             for kv in spec.split(',') {
@@ -191,8 +221,9 @@ impl FoldPolicy {
                     "chunk" => p.chunk = n,
                     "backstop" => p.backstop = n,
                     "idle" => p.idle_only = n != 0,
-                    "order" => p.by_key = v == "key",
                     "sync" => p.no_sync = n == 0,
+                    "trunc" => p.truncate = n,
+                    "fit" => p.fit_slack_us = v.parse().ok(),
                     _ => {}
                 }
             }
@@ -201,17 +232,47 @@ impl FoldPolicy {
         p
     }
 
-    /// What a tidy between batches folds with `pending` events logged,
-    /// `idle` when no request waits for the writer.
-    pub(crate) fn plan(&self, pending: u64, idle: bool) -> Fold {
+    /// What a tidy between batches does with `pending` unfolded events
+    /// and `folded` folded ones in the log, `idle` when no request waits
+    /// for the writer, `budget` the time before the next batch is due (if
+    /// known), a chunk costing about `ns_per_row` per event.
+    pub(crate) fn plan(
+        &self,
+        pending: u64,
+        folded: u64,
+        idle: bool,
+        budget: Option<Duration>,
+        ns_per_row: u64,
+    ) -> Fold {
         if pending >= self.backstop {
-            Fold::All
-        } else if pending < self.start || (self.idle_only && !idle) {
+            return Fold::All;
+        }
+        if self.truncate > 0 && folded >= self.truncate {
+            return Fold::Truncate(self.truncate);
+        }
+        if pending < self.start || (self.idle_only && !idle) {
+            return Fold::Nothing;
+        }
+        if self.chunk == 0 {
+            return Fold::All;
+        }
+        let (Some(slack), Some(budget)) = (self.fit_slack_us, budget) else {
+            return Fold::Chunk(self.chunk);
+        };
+        // Far behind (four times the start): a whole chunk whatever the
+        // budget, so the log never drifts to the backstop's bulk fold.
+        if pending >= self.start.saturating_mul(4) {
+            return Fold::Chunk(self.chunk);
+        }
+        let allowed = u64::try_from(budget.as_nanos())
+            .unwrap_or(u64::MAX)
+            .saturating_add(slack.saturating_mul(1_000))
+            .saturating_sub(FIT_FIXED_NS);
+        let rows = (allowed / ns_per_row.max(1)).min(self.chunk);
+        if rows < FIT_MIN_ROWS {
             Fold::Nothing
-        } else if self.chunk == 0 {
-            Fold::All
         } else {
-            Fold::Chunk(self.chunk)
+            Fold::Chunk(rows)
         }
     }
 }
@@ -264,6 +325,12 @@ fn migrator() -> Migrator {
             10,
             "avatars",
             include_str!("../migrations/sqlite/0010_avatars.sql"),
+        ),
+        // 11-13 are Postgres' own (cluster).
+        (
+            14,
+            "event log folded",
+            include_str!("../migrations/sqlite/0014_event_log_folded.sql"),
         ),
     ])
 }
@@ -326,8 +393,10 @@ impl SqliteStore {
             writer,
             readers,
             log_rows: Arc::default(),
+            log_folded: Arc::default(),
             fold: FoldPolicy::from_env(),
             fold_from: Arc::default(),
+            fold_ns_per_row: Arc::new(AtomicU64::new(FIT_FIRST_NS_PER_ROW)),
         };
         store.tidy(true).await?;
         tracing::info!(path = %path.display(), "sqlite store open");
@@ -362,19 +431,23 @@ impl Dialect for Sqlite {
     }
 }
 
-/// The newest `$1` events of each room in `$table` (see `RECENT_EVENTS`).
+/// The newest `$1` events of each room in `$table` above `$floor` (an
+/// expression on room `r`; see `RECENT_EVENTS`).
 macro_rules! recent_in {
-    ($table:literal) => {
+    ($table:literal, $floor:literal) => {
         concat!(
             "SELECT e.room_id, e.seq, e.at, e.actor_id, e.actor_name, e.kind, e.body \
              FROM rooms r CROSS JOIN ",
             $table,
             " e ON e.room_id = r.id \
-             WHERE e.seq >= coalesce( \
+             WHERE e.seq > ",
+            $floor,
+            " AND e.seq >= coalesce( \
                  (SELECT x.seq FROM ",
             $table,
-            " x WHERE x.room_id = r.id \
-                  ORDER BY x.seq DESC LIMIT 1 OFFSET $1 - 1), 0)"
+            " x WHERE x.room_id = r.id AND x.seq > ",
+            $floor,
+            " ORDER BY x.seq DESC LIMIT 1 OFFSET $1 - 1), 0)"
         )
     };
 }
@@ -399,9 +472,13 @@ impl Backend for SqliteStore {
         "SELECT room_id, seq, at, actor_id, actor_name, kind, body FROM ( \
              SELECT u.*, row_number() OVER (PARTITION BY room_id ORDER BY seq DESC) AS rn \
              FROM (",
-        recent_in!("events"),
+        recent_in!("events", "0"),
         " UNION ALL ",
-        recent_in!("event_log"),
+        // The log's rows above the room's fold bound (the rest are copies).
+        recent_in!(
+            "event_log",
+            "coalesce((SELECT f.seq FROM event_log_folded f WHERE f.room_id = r.id), 0)"
+        ),
         ") u) WHERE rn <= $1 ORDER BY room_id, seq"
     );
     /// `read = 0`, literally the predicate of the `notifications_unread`
@@ -492,11 +569,17 @@ impl BatchSink for SqliteStore {
         if all {
             return self.fold_log(Fold::All).await;
         }
-        self.tidy_between(true).await
+        self.tidy_between(true, None).await
     }
 
-    async fn tidy_between(&self, idle: bool) -> StoreResult<()> {
-        let plan = self.fold.plan(self.log_rows.load(Ordering::Relaxed), idle);
+    async fn tidy_between(&self, idle: bool, budget: Option<Duration>) -> StoreResult<()> {
+        let plan = self.fold.plan(
+            self.log_rows.load(Ordering::Relaxed),
+            self.log_folded.load(Ordering::Relaxed),
+            idle,
+            budget,
+            self.fold_ns_per_row.load(Ordering::Relaxed),
+        );
         self.fold_log(plan).await
     }
 }
@@ -547,34 +630,58 @@ impl SqliteStore {
                 // folded too but stay counted: the next fold merely comes
                 // a little early.
                 self.log_rows.fetch_sub(pending, Ordering::Relaxed);
+                self.log_folded.store(0, Ordering::Relaxed);
                 tracing::debug!(
                     moved,
                     us = t.elapsed().as_micros() as u64,
                     "event log folded"
                 );
             }
-            Fold::Chunk(rows) => {
-                let left = if self.fold.by_key {
-                    let from = *self.fold_from.lock().unwrap_or_else(|p| p.into_inner());
-                    let (left, next) = write::fold_keys(conn, rows, from).await?;
-                    *self.fold_from.lock().unwrap_or_else(|p| p.into_inner()) = next;
-                    left
+            Fold::Truncate(rows) => {
+                let deleted = write::truncate_folded(conn, rows).await?;
+                // Fewer than asked (unfolded rows among the oldest, or the
+                // count off after a replay): the count is what is left
+                // when nothing was, so it cannot stick above the mark.
+                let left = if deleted == 0 {
+                    0
                 } else {
-                    write::fold_oldest(conn, rows).await?
+                    self.log_folded
+                        .load(Ordering::Relaxed)
+                        .saturating_sub(deleted)
                 };
+                self.log_folded.store(left, Ordering::Relaxed);
+                tracing::debug!(
+                    deleted,
+                    us = t.elapsed().as_micros() as u64,
+                    "event log truncated"
+                );
+            }
+            Fold::Chunk(rows) => {
+                let from = self.fold_from.load(Ordering::Relaxed);
+                let (mut copied, mut next) = write::fold_keys(conn, rows, from).await?;
+                if copied == 0 && from != 0 {
+                    // Past the last room: round to the first at once.
+                    (copied, next) = write::fold_keys(conn, rows, 0).await?;
+                }
+                self.fold_from.store(next, Ordering::Relaxed);
                 // The count is of events written; some of them may not
                 // have entered the log (replays): an empty chunk clears it.
-                let less = if left == 0 {
+                let less = if copied == 0 {
                     pending
                 } else {
-                    left.min(pending)
+                    copied.min(pending)
                 };
                 self.log_rows.fetch_sub(less, Ordering::Relaxed);
-                tracing::debug!(
-                    left,
-                    us = t.elapsed().as_micros() as u64,
-                    "event log chunk folded"
-                );
+                self.log_folded.fetch_add(copied, Ordering::Relaxed);
+                let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                if copied >= FIT_MIN_ROWS {
+                    // A moving average (1/4 weight to the newest).
+                    let this = ns.saturating_sub(FIT_FIXED_NS) / copied;
+                    let old = self.fold_ns_per_row.load(Ordering::Relaxed);
+                    self.fold_ns_per_row
+                        .store((old * 3 + this) / 4, Ordering::Relaxed);
+                }
+                tracing::debug!(copied, us = ns / 1_000, "event log chunk folded");
             }
         }
         Ok(())
@@ -605,111 +712,289 @@ mod tests {
             chunk: 10,
             backstop: 1_000,
             idle_only: true,
-            by_key: false,
             no_sync: false,
+            truncate: 50,
+            fit_slack_us: None,
         };
-        assert_eq!(p.plan(99, true), Fold::Nothing);
-        assert_eq!(p.plan(100, true), Fold::Chunk(10));
-        assert_eq!(p.plan(999, false), Fold::Nothing);
-        assert_eq!(p.plan(1_000, false), Fold::All);
-        assert_eq!(p.plan(1_000, true), Fold::All);
+        let plan = |p: &FoldPolicy, pending, folded, idle| p.plan(pending, folded, idle, None, 1);
+        assert_eq!(plan(&p, 99, 0, true), Fold::Nothing);
+        assert_eq!(plan(&p, 100, 0, true), Fold::Chunk(10));
+        assert_eq!(plan(&p, 999, 0, false), Fold::Nothing);
+        assert_eq!(plan(&p, 1_000, 0, false), Fold::All);
+        assert_eq!(plan(&p, 1_000, 60, true), Fold::All);
+        // Folded rows past the mark go first, busy or not.
+        assert_eq!(plan(&p, 100, 50, true), Fold::Truncate(50));
+        assert_eq!(plan(&p, 0, 50, false), Fold::Truncate(50));
+        let never = FoldPolicy { truncate: 0, ..p };
+        assert_eq!(plan(&never, 100, 5_000, true), Fold::Chunk(10));
         let busy_too = FoldPolicy {
             idle_only: false,
             ..p
         };
-        assert_eq!(busy_too.plan(500, false), Fold::Chunk(10));
+        assert_eq!(plan(&busy_too, 500, 0, false), Fold::Chunk(10));
         let bulk = FoldPolicy { chunk: 0, ..p };
-        assert_eq!(bulk.plan(100, true), Fold::All);
+        assert_eq!(plan(&bulk, 100, 0, true), Fold::All);
     }
 
-    /// Chunked folds, in either order, move the log a part at a time:
-    /// every event stays readable exactly once throughout, and repeated
-    /// chunks empty the log.
-    #[tokio::test]
-    async fn chunked_folds_keep_every_event_readable_once_and_empty_the_log() {
-        use crate::{AccountStore, RoomReads, StoredEvent};
-        use confab_protocol::{RoomId, Seq, Visibility};
-        for by_key in [false, true] {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let mut store = SqliteStore::open(&dir.path().join("c.db"))
+    #[test]
+    fn a_fitted_chunk_takes_what_the_budget_pays_for() {
+        let p = FoldPolicy {
+            start: 100,
+            chunk: 256,
+            backstop: 10_000,
+            idle_only: false,
+            no_sync: true,
+            truncate: 0,
+            fit_slack_us: Some(500),
+        };
+        let ms = Duration::from_millis;
+        // 1 ms + 0.5 ms slack - the fixed cost, at 10 µs an event.
+        let rows = (1_500_000 - FIT_FIXED_NS) / 10_000;
+        assert_eq!(
+            p.plan(100, 0, false, Some(ms(1)), 10_000),
+            Fold::Chunk(rows)
+        );
+        // Capped at a chunk; nothing when the budget pays for too few.
+        assert_eq!(
+            p.plan(100, 0, false, Some(ms(100)), 10_000),
+            Fold::Chunk(256)
+        );
+        assert_eq!(p.plan(100, 0, false, Some(ms(0)), 50_000), Fold::Nothing);
+        // Far behind: a whole chunk whatever the budget; no budget known:
+        // a whole chunk too.
+        assert_eq!(p.plan(400, 0, false, Some(ms(0)), 50_000), Fold::Chunk(256));
+        assert_eq!(p.plan(100, 0, false, None, 50_000), Fold::Chunk(256));
+        let fixed = FoldPolicy {
+            fit_slack_us: None,
+            ..p
+        };
+        assert_eq!(
+            fixed.plan(100, 0, false, Some(ms(0)), 50_000),
+            Fold::Chunk(256)
+        );
+    }
+
+    /// Three rooms, `per_room` events each in `round` (seqs continuing the
+    /// earlier rounds), interleaved as they would arrive.
+    fn round_of_events(alice: confab_protocol::UserId, round: u64, per_room: u64) -> Vec<WriteOp> {
+        use crate::StoredEvent;
+        use confab_protocol::{RoomId, Seq};
+        (1..=per_room)
+            .flat_map(|seq| {
+                (1..=3).map(move |r| {
+                    WriteOp::AppendEvent(StoredEvent {
+                        room: RoomId(r),
+                        seq: Seq((round - 1) * per_room + seq),
+                        at: 1,
+                        actor: alice,
+                        actor_name: "alice".into(),
+                        kind: 1,
+                        body: vec![r as u8],
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// A store at `path` with three rooms and the user who made them.
+    async fn three_rooms(path: &Path) -> (SqliteStore, confab_protocol::UserId) {
+        use crate::AccountStore;
+        use confab_protocol::{RoomId, Visibility};
+        let store = SqliteStore::open(path).await.expect("open");
+        let alice = match store.user_by_name("alice").await.expect("user") {
+            Some(u) => u.id,
+            None => store.create_user("alice", "h", 1).await.expect("user"),
+        };
+        let rooms: Vec<WriteOp> = (1..=3)
+            .map(|r| WriteOp::CreateRoom {
+                room: RoomId(r),
+                name: format!("r{r}"),
+                topic: String::new(),
+                visibility: Visibility::Public,
+                owner: alice,
+                created_at: 1,
+            })
+            .collect();
+        store.apply_batch(&rooms).await.expect("rooms");
+        (store, alice)
+    }
+
+    /// Every room's history is exactly seqs `written..=1`, once each; so
+    /// are the start-up tails, and the unread counts see each event once.
+    async fn assert_every_event_once(store: &SqliteStore, written: u64, what: &str) {
+        use crate::RoomReads;
+        use confab_protocol::{RoomId, Seq};
+        let all: Vec<u64> = (1..=written).rev().collect();
+        for r in 1..=3 {
+            let h = store
+                .history(RoomId(r), Seq(u64::MAX >> 2), 1_000)
                 .await
-                .expect("open");
+                .expect("history");
+            let seqs: Vec<u64> = h.iter().map(|e| e.seq.0).collect();
+            assert_eq!(seqs, all, "{what}: room {r}");
+        }
+        let tails = store.load_recent_events(1_000).await.expect("tails");
+        for r in 1..=3 {
+            let seqs: Vec<u64> = tails
+                .iter()
+                .filter(|e| e.room == RoomId(r))
+                .map(|e| e.seq.0)
+                .collect();
+            let ascending: Vec<u64> = (1..=written).collect();
+            assert_eq!(seqs, ascending, "{what}: tail of room {r}");
+        }
+        let last = store.load_rooms().await.expect("rooms");
+        assert!(
+            last.iter().all(|r| r.last_seq.0 == written),
+            "{what}: last seqs"
+        );
+    }
+
+    async fn count(store: &SqliteStore, sql: &'static str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&store.readers)
+            .await
+            .expect("count")
+    }
+
+    /// Chunked folds copy the log a part at a time and leave what they
+    /// copied in it (lazy deletion): every event stays readable exactly
+    /// once throughout, truncation removes only folded rows, and a replay
+    /// of events already folded (still in the log, or deleted from it)
+    /// stores nothing twice.
+    #[tokio::test]
+    async fn chunked_folds_keep_every_event_readable_once_and_truncate_only_folded_rows() {
+        for no_sync in [false, true] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let (mut store, alice) = three_rooms(&dir.path().join("c.db")).await;
             store.fold = FoldPolicy {
                 start: 1,
                 chunk: 7,
                 backstop: u64::MAX,
                 idle_only: false,
-                by_key,
-                no_sync: by_key,
+                no_sync,
+                truncate: 20,
+                fit_slack_us: None,
             };
-            let alice = store.create_user("alice", "h", 1).await.expect("user");
-            let rooms: Vec<WriteOp> = (1..=3)
-                .map(|r| WriteOp::CreateRoom {
-                    room: RoomId(r),
-                    name: format!("r{r}"),
-                    topic: String::new(),
-                    visibility: Visibility::Public,
-                    owner: alice,
-                    created_at: 1,
-                })
-                .collect();
-            store.apply_batch(&rooms).await.expect("rooms");
+            let unfolded = "SELECT count(*) FROM event_log l WHERE l.seq > coalesce( \
+                 (SELECT f.seq FROM event_log_folded f WHERE f.room_id = l.room_id), 0)";
             let mut written = 0;
-            let log_len = |store: &SqliteStore| {
-                let readers = store.readers.clone();
-                async move {
-                    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM event_log")
-                        .fetch_one(&readers)
-                        .await
-                        .expect("count")
-                }
-            };
+            let (mut truncated, mut folded) = (false, false);
             for round in 1..=12u64 {
-                // Rounds of events in all three rooms, interleaved, then a
-                // tidy: the log gains 9 and loses at most 7 each time.
-                let ops: Vec<WriteOp> = (1..=3)
-                    .flat_map(|seq| {
-                        (1..=3).map(move |r| {
-                            WriteOp::AppendEvent(StoredEvent {
-                                room: RoomId(r),
-                                seq: Seq((round - 1) * 3 + seq),
-                                at: 1,
-                                actor: alice,
-                                actor_name: "alice".into(),
-                                kind: 1,
-                                body: vec![r as u8],
-                            })
-                        })
-                    })
-                    .collect();
+                // Rounds of events in all three rooms, then two tidies:
+                // each folds at most 7 or deletes folded rows only.
+                let ops = round_of_events(alice, round, 3);
                 store.apply_batch(&ops).await.expect("events");
                 written += 3;
-                let before = log_len(&store).await;
-                store.tidy_between(true).await.expect("tidy");
-                let after = log_len(&store).await;
-                assert!(
-                    before - after == 7 || (after == 0 && before < 7) || (by_key && after < before),
-                    "{by_key} {round}: {before} -> {after}"
-                );
-                for r in 1..=3 {
-                    let h = store
-                        .history(RoomId(r), Seq(0), 1_000)
-                        .await
-                        .expect("history");
-                    let seqs: Vec<u64> = h.iter().map(|e| e.seq.0).collect();
-                    let all: Vec<u64> = (1..=written).rev().collect();
-                    assert_eq!(seqs, all, "{by_key} round {round} room {r}");
+                for _ in 0..2 {
+                    let (before, log_before) = (
+                        count(&store, unfolded).await,
+                        count(&store, "SELECT count(*) FROM event_log").await,
+                    );
+                    store.tidy_between(true, None).await.expect("tidy");
+                    let (after, log_after) = (
+                        count(&store, unfolded).await,
+                        count(&store, "SELECT count(*) FROM event_log").await,
+                    );
+                    let what =
+                        format!("{no_sync} {round}: {before}/{log_before} -> {after}/{log_after}");
+                    if log_after < log_before {
+                        truncated = true;
+                        assert_eq!(after, before, "{what}: a truncation folds nothing");
+                    } else {
+                        folded |= after < before;
+                        assert_eq!(log_after, log_before, "{what}: a chunk deletes nothing");
+                        assert!(after <= before && before - after <= 7, "{what}");
+                    }
                 }
+                assert_every_event_once(&store, written, &format!("{no_sync} round {round}")).await;
+                // A replay of the whole round: nothing stored twice.
+                store.apply_batch(&ops).await.expect("replay");
+                assert_every_event_once(&store, written, "after a replay").await;
             }
+            assert!(folded, "{no_sync}: chunks folded");
+            assert!(truncated, "{no_sync}: folded rows were deleted");
             for _ in 0..20 {
-                store.tidy_between(true).await.expect("tidy");
+                store.tidy_between(true, None).await.expect("tidy");
             }
-            assert_eq!(log_len(&store).await, 0, "{by_key}: the log empties");
-            let h = store
-                .history(RoomId(2), Seq(0), 1_000)
-                .await
-                .expect("history");
-            assert_eq!(h.len() as u64, written, "{by_key}");
+            assert_eq!(count(&store, unfolded).await, 0, "{no_sync}: all folded");
+            assert!(
+                count(&store, "SELECT count(*) FROM event_log").await < 20,
+                "{no_sync}: fewer folded rows left than a truncation takes"
+            );
+            assert_every_event_once(&store, written, "at the end").await;
+            store.tidy(true).await.expect("fold all");
+            assert_eq!(count(&store, "SELECT count(*) FROM event_log").await, 0);
+            assert_eq!(
+                count(&store, "SELECT count(*) FROM event_log_folded").await,
+                0
+            );
+            assert_every_event_once(&store, written, "after the bulk fold").await;
+        }
+    }
+
+    /// The database as a crash would leave it: its files copied while the
+    /// store is open between two of its transactions.
+    fn crash_copy(from: &Path, to: &Path) {
+        for ext in ["", "-wal"] {
+            let src = format!("{}{ext}", from.display());
+            if Path::new(&src).exists() {
+                std::fs::copy(&src, format!("{}{ext}", to.display())).expect("copy");
+            }
+        }
+    }
+
+    /// A crash after a fold chunk committed (without its fsync) and before
+    /// its rows were deleted from the log, or one that rolled the chunk
+    /// back (the state before it): either way the reopened store reads
+    /// every event exactly once, its log folded and emptied at start-up,
+    /// and takes a replay of the last batch without storing it twice.
+    #[tokio::test]
+    async fn a_crash_between_fold_and_truncate_loses_and_repeats_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("live.db");
+        let (mut store, alice) = three_rooms(&path).await;
+        store.fold = FoldPolicy {
+            start: 1,
+            chunk: 5,
+            backstop: u64::MAX,
+            idle_only: false,
+            no_sync: true,
+            truncate: 0,
+            fit_slack_us: None,
+        };
+        let mut written = 0;
+        let mut last = Vec::new();
+        for round in 1..=4 {
+            last = round_of_events(alice, round, 4);
+            store.apply_batch(&last).await.expect("events");
+            written += 4;
+            store.tidy_between(true, None).await.expect("tidy");
+        }
+        let before_fold = dir.path().join("before.db");
+        crash_copy(&path, &before_fold);
+        store.tidy_between(true, None).await.expect("tidy");
+        let after_fold = dir.path().join("after.db");
+        crash_copy(&path, &after_fold);
+        // Folded rows are in the log and below their bounds: the state a
+        // crash before the truncation leaves.
+        let folded = count(&store, "SELECT count(*) FROM event_log_folded").await;
+        assert!(folded > 0, "bounds raised");
+        assert_eq!(
+            count(&store, "SELECT count(*) FROM event_log").await,
+            (3 * written) as i64,
+            "nothing deleted from the log yet"
+        );
+        assert_every_event_once(&store, written, "live").await;
+        store.close().await;
+        for copy in [before_fold, after_fold] {
+            let (reopened, _) = three_rooms(&copy).await;
+            let what = copy.display().to_string();
+            assert_every_event_once(&reopened, written, &what).await;
+            assert_eq!(count(&reopened, "SELECT count(*) FROM event_log").await, 0);
+            reopened.apply_batch(&last).await.expect("replay");
+            assert_every_event_once(&reopened, written, &what).await;
+            reopened.close().await;
         }
     }
 

@@ -270,9 +270,12 @@ pub const EVENTS_TABLE: RoomSql = room_sql!(
          AND e.seq = files.message_seq AND e.kind = 12)"
 );
 
-/// Events in `events` and in `event_log` (SQLite): an event is in exactly
-/// one of them (the log's inserts skip events already folded), so history
-/// is the newest `$3` of the two ranges, each a key range scan.
+/// Events in `events` and in `event_log` (SQLite). A log row at or below
+/// its room's fold bound (`event_log_folded`, migration 14) is a copy of an
+/// event in `events` and is skipped; one above it is in the log only (the
+/// log's inserts skip events already in `events`). So history is the
+/// newest `$3` of the two ranges, each a key range scan. A room's last seq
+/// is a max, which copies do not change, so it takes the log unfiltered.
 pub const EVENTS_AND_LOG: RoomSql = room_sql!(
     "(SELECT coalesce(max(s), r.last_seq) FROM ( \
          SELECT max(e.seq) AS s FROM events e WHERE e.room_id = r.id \
@@ -282,11 +285,16 @@ pub const EVENTS_AND_LOG: RoomSql = room_sql!(
              FROM events WHERE room_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT $3) \
          UNION ALL \
          SELECT * FROM (SELECT room_id, seq, at, actor_id, actor_name, kind, body \
-             FROM event_log WHERE room_id = $1 AND seq <= $2 ORDER BY seq DESC LIMIT $3)) \
+             FROM event_log WHERE room_id = $1 AND seq <= $2 \
+                 AND seq > coalesce((SELECT f.seq FROM event_log_folded f \
+                                     WHERE f.room_id = $1), 0) \
+             ORDER BY seq DESC LIMIT $3)) \
      ORDER BY seq DESC LIMIT $3",
     "(SELECT count(*) FROM events e WHERE e.room_id = k.room_id AND e.seq > k.s \
          AND e.kind = 1 AND e.actor_id <> k.user_id) \
-     + (SELECT count(*) FROM event_log e WHERE e.room_id = k.room_id AND e.seq > k.s \
+     + (SELECT count(*) FROM event_log e WHERE e.room_id = k.room_id \
+         AND e.seq > max(k.s, coalesce((SELECT f.seq FROM event_log_folded f \
+                                        WHERE f.room_id = k.room_id), 0)) \
          AND e.kind = 1 AND e.actor_id <> k.user_id)",
     "EXISTS (SELECT 1 FROM events e WHERE e.room_id = files.room_id \
          AND e.seq = files.message_seq AND e.kind = 12) \

@@ -14,17 +14,26 @@
 //! `(room_id, seq)` index only holds the rows not yet folded, a few pages
 //! in all. Once the log holds [`FOLD_ROWS`] events, every tidy between
 //! batches (`BatchSink::tidy`, after the batch writer has sent the
-//! acknowledgements of a batch) moves the next [`FOLD_CHUNK`] of them in
+//! acknowledgements of a batch) copies the next [`FOLD_CHUNK`] of them in
 //! `(room_id, seq)` order into `events` ([`fold_keys`]: a slice of the
 //! rooms, each room's run a page or two, the slices taken round the rooms
 //! by a cursor), committed without an fsync of its own (the next batch's
 //! commit syncs the WAL past it; a crash before rolls the chunk back
-//! whole). A bulk fold of the whole log ([`fold_log`]) runs at start-up
-//! and once the log holds [`FOLD_BACKSTOP`] events. One bulk fold of
-//! 4,096 events stalled the writer for 25-75 ms, five times a second at
-//! 20,000 messages/s (benches/BENCHMARKS.md). Reads take both tables (`common::sql::EVENTS_AND_LOG`); an
-//! event is never in both: the log skips events already in `events`, and a
-//! fold moves and deletes in one transaction.
+//! whole). **Lazy deletion**: a chunk does not delete what it copied (the
+//! log is in arrival order, so a room slice's rows sit on log pages all
+//! over, and deleting them dirtied most of the log); it raises its rooms'
+//! fold bounds (`event_log_folded`, in the same transaction), and reads
+//! skip the log's rows at or below their room's bound. Folded rows leave
+//! the log [`TRUNCATE_ROWS`] oldest at a time ([`truncate_folded`]: a
+//! range of whole pages), a tidy of its own. A bulk fold of the whole log
+//! ([`fold_log`], which also empties it and the bounds) runs at start-up
+//! and once the log holds [`FOLD_BACKSTOP`] unfolded events. One bulk
+//! fold of 4,096 events stalled the writer for 25-75 ms, five times a
+//! second at 20,000 messages/s (benches/BENCHMARKS.md). Reads take both
+//! tables (`common::sql::EVENTS_AND_LOG`); an event is in exactly one of
+//! `events` and the log above its room's bound: the log skips events
+//! already in `events`, and a fold copies and raises the bound in one
+//! transaction (a crash rolls both back, or neither).
 
 use confab_protocol::LeaveReason;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
@@ -494,124 +503,147 @@ async fn delete_pair(
     Ok(())
 }
 
-/// Events the log may hold before folds are due.
+/// Unfolded events the log may hold before folds are due.
 pub(super) const FOLD_ROWS: u64 = 4096;
 
-/// Events one fold between batches moves: the next this many in
-/// `(room_id, seq)` order, a slice of the rooms ([`fold_keys`]).
+/// Events one fold between batches copies at most: the next this many
+/// unfolded in `(room_id, seq)` order, a slice of the rooms
+/// ([`fold_keys`]). A chunk is sized to the time until the next batch is
+/// due plus [`FIT_SLACK_US`], up to this.
 pub(super) const FOLD_CHUNK: u64 = 256;
 
-/// Past this many events in the log the whole of it is folded at once,
-/// so that it cannot grow without bound when chunks fall behind.
+/// Past this many unfolded events the whole log is folded at once, so
+/// that it cannot grow without bound when chunks fall behind.
 pub(super) const FOLD_BACKSTOP: u64 = 65_536;
 
-/// Moves every event of the log into `events`, in one transaction; returns
-/// how many it moved.
+/// Folded rows the log may keep before the oldest of them are deleted
+/// ([`truncate_folded`]), and how many one deletion takes: 1,024 took
+/// 0.6 ms at the median, 4,096 took 2.3-2.6 ms (benches/BENCHMARKS.md,
+/// "Lazy deletion from the event log").
+pub(super) const TRUNCATE_ROWS: u64 = 1024;
+
+/// How long past the time the next batch is due a chunk sized to its
+/// budget may run, in microseconds.
+pub(super) const FIT_SLACK_US: u64 = 500;
+
+/// A log row's room's fold bound: rows at or below it are copies of
+/// events in `events` (migration 14).
+const BOUND: &str =
+    "coalesce((SELECT f.seq FROM event_log_folded f WHERE f.room_id = l.room_id), 0)";
+
+/// Moves every event of the log into `events` and empties the log and the
+/// fold bounds, in one transaction; returns how many it copied.
 pub(super) async fn fold_log(conn: &mut SqliteConnection) -> StoreResult<u64> {
     let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
         .await
         .map_err(|e| Sqlite::error("fold_log begin", e))?;
-    let moved = sqlx::query(
+    let moved = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO events (room_id, seq, at, actor_id, actor_name, kind, body) \
-         SELECT room_id, seq, at, actor_id, actor_name, kind, body FROM event_log \
-         WHERE true ORDER BY room_id, seq \
-         ON CONFLICT (room_id, seq) DO NOTHING",
-    )
+         SELECT room_id, seq, at, actor_id, actor_name, kind, body FROM event_log l \
+         WHERE l.seq > {BOUND} ORDER BY room_id, seq \
+         ON CONFLICT (room_id, seq) DO NOTHING"
+    )))
     .execute(&mut *tx)
     .await
     .map_err(|e| Sqlite::error("fold_log insert", e))?
     .rows_affected();
-    sqlx::query("DELETE FROM event_log")
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| Sqlite::error("fold_log delete", e))?;
+    for (sql, context) in [
+        ("DELETE FROM event_log", "fold_log delete"),
+        ("DELETE FROM event_log_folded", "fold_log bounds"),
+    ] {
+        sqlx::query(sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Sqlite::error(context, e))?;
+    }
     tx.commit()
         .await
         .map_err(|e| Sqlite::error("fold_log commit", e))?;
     Ok(moved)
 }
 
-/// The log's `rows` oldest events (by arrival), or the whole log if it
-/// holds fewer: `WHERE` of the chunk's move and delete.
-const OLDEST_CHUNK: &str = "id <= coalesce((SELECT id FROM event_log ORDER BY id \
-     LIMIT 1 OFFSET ?1 - 1), 9223372036854775807)";
-
-/// Moves the log's `rows` oldest events into `events`, in one
-/// transaction; returns how many rows left the log.
-pub(super) async fn fold_oldest(conn: &mut SqliteConnection, rows: u64) -> StoreResult<u64> {
-    let rows = to_db(rows.max(1), "fold rows")?;
-    let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
-        .await
-        .map_err(|e| Sqlite::error("fold_oldest begin", e))?;
-    let left = move_rows(&mut tx, OLDEST_CHUNK, &[rows]).await?;
-    tx.commit()
-        .await
-        .map_err(|e| Sqlite::error("fold_oldest commit", e))?;
-    Ok(left)
-}
-
-/// Moves the log's next `rows` events in `(room_id, seq)` order from
-/// `from` (whole rooms' runs, a slice of the rooms), in one transaction.
-/// Returns how many rows left the log and where the next chunk starts
-/// (`(0, 0)` after the last room).
+/// Copies the log's next `rows` unfolded events in `(room_id, seq)` order
+/// from room `from` (whole rooms' runs, a slice of the rooms) into
+/// `events` and raises their rooms' fold bounds over them, in one
+/// transaction; the log rows stay (lazy deletion: [`truncate_folded`]).
+/// Returns how many it copied and the room the next chunk starts at (0
+/// after the last room).
 pub(super) async fn fold_keys(
     conn: &mut SqliteConnection,
     rows: u64,
-    from: (i64, i64),
-) -> StoreResult<(u64, (i64, i64))> {
+    from: i64,
+) -> StoreResult<(u64, i64)> {
     let rows = to_db(rows.max(1), "fold rows")?;
     let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
         .await
         .map_err(|e| Sqlite::error("fold_keys begin", e))?;
-    let end: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT room_id, seq FROM event_log WHERE (room_id, seq) >= (?1, ?2) \
-         ORDER BY room_id, seq LIMIT 1 OFFSET ?3",
-    )
-    .bind(from.0)
-    .bind(from.1)
+    // Where the chunk ends: the first unfolded key after `rows` of them.
+    let end: Option<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT room_id, seq FROM event_log l WHERE room_id >= ?1 AND l.seq > {BOUND} \
+         ORDER BY room_id, seq LIMIT 1 OFFSET ?2"
+    )))
+    .bind(from)
     .bind(rows)
     .fetch_optional(&mut *tx)
     .await
     .map_err(|e| Sqlite::error("fold_keys end", e))?;
     let (to, next) = match end {
-        Some(end) => (end, end),
-        None => ((i64::MAX, i64::MAX), (0, 0)),
+        Some(end) => (end, end.0),
+        None => ((i64::MAX, i64::MAX), 0),
     };
-    let range = "(room_id, seq) >= (?1, ?2) AND (room_id, seq) < (?3, ?4)";
-    let left = move_rows(&mut tx, range, &[from.0, from.1, to.0, to.1]).await?;
+    let range = "room_id >= ?1 AND (room_id, seq) < (?2, ?3)";
+    // The copy: the range's rows above their bounds. Then the bounds: each
+    // room's highest seq in the range (every row of the range is folded
+    // now); a bound never goes down.
+    let copy = format!(
+        "INSERT INTO events (room_id, seq, at, actor_id, actor_name, kind, body) \
+         SELECT room_id, seq, at, actor_id, actor_name, kind, body FROM event_log l \
+         WHERE {range} AND l.seq > {BOUND} ORDER BY room_id, seq \
+         ON CONFLICT (room_id, seq) DO NOTHING"
+    );
+    let bounds = format!(
+        "INSERT INTO event_log_folded (room_id, seq) \
+         SELECT room_id, max(seq) FROM event_log WHERE {range} GROUP BY room_id \
+         ON CONFLICT (room_id) DO UPDATE SET seq = max(seq, excluded.seq)"
+    );
+    let mut copied = 0;
+    for (i, (sql, context)) in [(copy, "fold copy"), (bounds, "fold bounds")]
+        .into_iter()
+        .enumerate()
+    {
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(from)
+            .bind(to.0)
+            .bind(to.1)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Sqlite::error(context, e))?;
+        if i == 0 {
+            copied = done.rows_affected();
+        }
+    }
     tx.commit()
         .await
         .map_err(|e| Sqlite::error("fold_keys commit", e))?;
-    Ok((left, next))
+    Ok((copied, next))
 }
 
-/// Moves the log's rows matching `filter` (with `args` bound as `?1`…)
-/// into `events` and deletes them from the log; returns how many left it.
-async fn move_rows(
-    tx: &mut Transaction<'_, Sqlite>,
-    filter: &str,
-    args: &[i64],
-) -> StoreResult<u64> {
-    let insert = format!(
-        "INSERT INTO events (room_id, seq, at, actor_id, actor_name, kind, body) \
-         SELECT room_id, seq, at, actor_id, actor_name, kind, body FROM event_log \
-         WHERE {filter} ORDER BY room_id, seq \
-         ON CONFLICT (room_id, seq) DO NOTHING"
-    );
-    let delete = format!("DELETE FROM event_log WHERE {filter}");
-    let mut left = 0;
-    for (sql, context) in [(insert, "fold insert"), (delete, "fold delete")] {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for &arg in args {
-            query = query.bind(arg);
-        }
-        left = query
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| Sqlite::error(context, e))?
-            .rows_affected();
-    }
-    Ok(left)
+/// Deletes the folded rows among the log's `rows` oldest (by arrival, so
+/// a range of whole pages); returns how many left. The unfolded rows of
+/// the range stay (a room the chunks have not reached yet).
+pub(super) async fn truncate_folded(conn: &mut SqliteConnection, rows: u64) -> StoreResult<u64> {
+    let rows = to_db(rows.max(1), "truncate rows")?;
+    let deleted = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM event_log AS l WHERE l.id <= coalesce((SELECT id FROM event_log \
+             ORDER BY id LIMIT 1 OFFSET ?1 - 1), 9223372036854775807) \
+         AND l.seq <= {BOUND}"
+    )))
+    .bind(rows)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| Sqlite::error("truncate_folded", e))?
+    .rows_affected();
+    Ok(deleted)
 }
 
 #[cfg(test)]
