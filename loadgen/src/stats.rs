@@ -6,7 +6,7 @@
 //! generator shows up as latency instead of silently lowering the offered
 //! rate (no coordinated omission).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use confab_protocol::frame::kind;
 use confab_protocol::wire::Reader;
@@ -97,6 +97,12 @@ pub struct Recorder {
     pub send_lateness: Histogram<u64>,
     /// Every latency since start (for the /metrics endpoint).
     pub latency_total: Histogram<u64>,
+    /// When each request of the window whose intended time is the key
+    /// was actually sent, so that a delivery can also be timed from its
+    /// send: `latency` without the load generator's send lateness.
+    pub sent_at: HashMap<u64, u64>,
+    /// Latency of the window's deliveries from their actual send.
+    pub latency_from_send: Histogram<u64>,
     pub received_in_window: u64,
     pub received_total: u64,
     pub sent_in_window: u64,
@@ -122,6 +128,8 @@ impl Default for Recorder {
             ack_latency: new_hist(),
             send_lateness: new_hist(),
             latency_total: new_hist(),
+            sent_at: HashMap::new(),
+            latency_from_send: new_hist(),
             received_in_window: 0,
             received_total: 0,
             sent_in_window: 0,
@@ -142,6 +150,8 @@ impl Recorder {
     pub fn start_window(&mut self, from: u64, to: u64, schedule: Option<Schedule>) {
         self.window = (from, to);
         self.latency.reset();
+        self.latency_from_send.reset();
+        self.sent_at.clear();
         self.ack_latency.reset();
         self.send_lateness.reset();
         self.received_in_window = 0;
@@ -164,6 +174,7 @@ impl Recorder {
         self.sent_total += 1;
         if self.in_window(intended) {
             self.sent_in_window += 1;
+            self.sent_at.insert(intended, now);
             self.send_lateness
                 .saturating_record(now.saturating_sub(intended).max(1));
         }
@@ -178,6 +189,10 @@ impl Recorder {
         if self.in_window(intended) {
             self.received_in_window += 1;
             self.latency.saturating_record(lat);
+            if let Some(&sent) = self.sent_at.get(&intended) {
+                self.latency_from_send
+                    .saturating_record(now.saturating_sub(sent).max(1));
+            }
         }
     }
 
@@ -331,6 +346,9 @@ pub struct StepReport {
     pub close_codes: BTreeMap<u16, u64>,
     pub latency: Percentiles,
     pub ack_latency: Option<Percentiles>,
+    /// Delivery latency from each message's actual send (scenarios with a
+    /// schedule): `latency` less the load generator's send lateness.
+    pub latency_from_send: Option<Percentiles>,
     /// How late the load generator sent (part of `latency`).
     pub send_lateness: Percentiles,
     pub server: Option<ServerUsage>,
@@ -375,6 +393,8 @@ impl StepReport {
             close_codes: r.closes.clone(),
             latency: Percentiles::of(&r.latency),
             ack_latency: (!r.ack_latency.is_empty()).then(|| Percentiles::of(&r.ack_latency)),
+            latency_from_send: (!r.latency_from_send.is_empty())
+                .then(|| Percentiles::of(&r.latency_from_send)),
             send_lateness: Percentiles::of(&r.send_lateness),
             ..StepReport::default()
         }
@@ -647,6 +667,13 @@ impl RunReport {
                     "", l.p50_ms, l.p99_ms, l.max_ms
                 );
             }
+            if let Some(l) = &s.latency_from_send {
+                let _ = writeln!(
+                    out,
+                    "{:<10} from the actual send (lateness left out) p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
+                    "", l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+                );
+            }
             if let Some(u) = &s.server {
                 let per_conn = s
                     .server_rss_per_connection_bytes
@@ -777,6 +804,27 @@ mod tests {
     use super::*;
     use bytes::BytesMut;
     use confab_protocol::{EventBody, RoomEvent, RoomId, Seq, UserId};
+
+    /// A delivery is timed from its intended send (lateness included) and
+    /// from its actual send (lateness left out); outside the window, not
+    /// at all.
+    #[test]
+    fn deliveries_are_timed_from_the_intended_and_from_the_actual_send() {
+        let mut r = Recorder::default();
+        r.start_window(1_000, 2_000, None);
+        r.sent(1_000, 1_400); // 0.4 µs late
+        r.sent(3_000, 3_000); // outside the window
+        r.received(1_000, 1_900);
+        r.received(3_000, 3_500);
+        let s = StepReport::from_recorder("t", &r, 1.0, 1);
+        assert_eq!(s.latency.count, 1);
+        assert_eq!(s.latency.max_ms, 900.0 / 1e6);
+        let from_send = s.latency_from_send.expect("timed from the send");
+        assert_eq!(from_send.count, 1);
+        assert_eq!(from_send.max_ms, 500.0 / 1e6);
+        r.start_window(2_000, 3_000, None);
+        assert!(r.sent_at.is_empty(), "a new window forgets the old sends");
+    }
 
     #[test]
     fn each_nodes_deliveries_per_cpu_second_follow_its_share_of_the_connections() {

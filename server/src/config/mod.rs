@@ -120,6 +120,8 @@ settings! {
     pg_batch_mode: PgBatchMode = PgBatchMode::Unnest, env "CONFAB_PG_BATCH_MODE";
     /// Number of room shards (tasks that own rooms); the default is the number of CPU cores.
     shards: usize = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), env "CONFAB_SHARDS";
+    /// Scheduler time slice in microseconds that the runtime's threads (the event loop and its blocking pool) ask Linux for (sched_setattr; kernels from 6.12 honour it, clamped to 100-100,000): a thread with a shorter slice than the one running preempts it when it wakes, so a message waits for no SQLite commit or other process's slice (1.4 ms on 2 cores, more on larger machines, and up to a 4 ms tick); 0 leaves the kernel's default.
+    runtime_slice_us: u32 = 100, env "CONFAB_RUNTIME_SLICE_US";
     /// Longest a busy shard holds its writes back to send more frames per write (flush pacing: only while the shard works at least 80 % of the time; an idle shard writes after every pass); 0 never holds them.
     flush_linger_max_ms: Millis = Millis(8), env "CONFAB_FLUSH_LINGER_MAX_MS";
     /// Maximum frame length in bytes (the length field of client frames).
