@@ -38,7 +38,7 @@
 //!   one exception: a fold of the event log between batches commits with
 //!   `NORMAL` (it only moves events that are already durable; the next
 //!   batch's commit syncs the WAL past it), on the writer connection held
-//!   until `FULL` is back (`SqliteStore::fold_log`).
+//!   until `FULL` is back (`SqliteStore::fold_step`).
 //! - `foreign_keys = ON`: memberships, events and sessions must point at
 //!   rows that exist; a shard bug surfaces as a failed batch, not as orphans.
 //! - `busy_timeout` = [`BUSY_TIMEOUT`]: wait, don't fail, when another
@@ -567,7 +567,7 @@ impl BatchSink for SqliteStore {
 
     async fn tidy(&self, all: bool) -> StoreResult<()> {
         if all {
-            return self.fold_log(Fold::All).await;
+            return self.fold_step(Fold::All).await;
         }
         self.tidy_between(true, None).await
     }
@@ -580,12 +580,13 @@ impl BatchSink for SqliteStore {
             budget,
             self.fold_ns_per_row.load(Ordering::Relaxed),
         );
-        self.fold_log(plan).await
+        self.fold_step(plan).await
     }
 }
 
 impl SqliteStore {
-    async fn fold_log(&self, fold: Fold) -> StoreResult<()> {
+    /// One tidy's fold step (`fold`), on the writer connection.
+    async fn fold_step(&self, fold: Fold) -> StoreResult<()> {
         if fold == Fold::Nothing {
             return Ok(());
         }

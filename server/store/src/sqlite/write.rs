@@ -606,26 +606,31 @@ pub(super) async fn fold_keys(
          SELECT room_id, max(seq) FROM event_log WHERE {range} GROUP BY room_id \
          ON CONFLICT (room_id) DO UPDATE SET seq = max(seq, excluded.seq)"
     );
-    let mut copied = 0;
-    for (i, (sql, context)) in [(copy, "fold copy"), (bounds, "fold bounds")]
-        .into_iter()
-        .enumerate()
-    {
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(from)
-            .bind(to.0)
-            .bind(to.1)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| Sqlite::error(context, e))?;
-        if i == 0 {
-            copied = done.rows_affected();
-        }
-    }
+    let copied = exec_range(&mut tx, copy, "fold copy", from, to).await?;
+    exec_range(&mut tx, bounds, "fold bounds", from, to).await?;
     tx.commit()
         .await
         .map_err(|e| Sqlite::error("fold_keys commit", e))?;
     Ok((copied, next))
+}
+
+/// Runs one of [`fold_keys`]' statements over the key range from room
+/// `from` up to (not including) `to`; returns the rows it changed.
+async fn exec_range(
+    conn: &mut SqliteConnection,
+    sql: String,
+    context: &'static str,
+    from: i64,
+    to: (i64, i64),
+) -> StoreResult<u64> {
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(from)
+        .bind(to.0)
+        .bind(to.1)
+        .execute(conn)
+        .await
+        .map_err(|e| Sqlite::error(context, e))?;
+    Ok(done.rows_affected())
 }
 
 /// Deletes the folded rows among the log's `rows` oldest (by arrival, so
