@@ -34,6 +34,7 @@ mod net;
 mod pacer;
 mod probe;
 mod scenario;
+mod sender;
 mod setup;
 mod stats;
 
@@ -66,7 +67,7 @@ struct Common {
     #[arg(long, default_value = "confab://127.0.0.1:7400")]
     url: String,
     /// How the open-loop pacer waits for a send's time.
-    #[arg(long, value_enum, default_value_t = pacer::Pacing::Timerfd)]
+    #[arg(long, value_enum, default_value_t = pacer::Pacing::Thread)]
     pacing: pacer::Pacing,
     /// confabs:// and wss://: trust this PEM certificate (e.g. the server's DATA_DIR/self-signed-cert.pem).
     #[arg(long, conflicts_with = "tls_fingerprint")]
@@ -323,6 +324,16 @@ enum Cmd {
     },
 }
 
+/// The pacing a run used, for its report: `--pacing thread` sends from a
+/// thread of its own only in `fanout` and `big-room` over plain TCP to one
+/// server, and elsewhere waits on a timerfd in the event loop.
+fn pacing_name(pacing: pacer::Pacing, from_thread: bool) -> String {
+    match pacing {
+        pacer::Pacing::Thread if !from_thread => "timerfd (no sending thread here)".into(),
+        p => format!("{p:?}").to_lowercase(),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Cmd::Soak(args) = cli.cmd {
@@ -486,7 +497,7 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
                 scenario: scenario.into(),
                 url: url.clone(),
                 target: target.as_str().into(),
-                pacing: format!("{:?}", common.pacing).to_lowercase(),
+                pacing: pacing_name(common.pacing, false),
                 params,
                 steps,
                 best_passing: best,
@@ -521,7 +532,9 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
                     .as_ref()
                     .map(|v| format!("nats-server {v}")),
             );
-            out("fanout", params, steps, best, None, notes)
+            let mut r = out("fanout", params, steps, best, None, notes);
+            r.pacing = pacing_name(common.pacing, f.from_thread);
+            r
         }
         Cmd::BigRoom {
             members,
@@ -541,7 +554,9 @@ async fn run(cmd: Cmd, common: &Common) -> anyhow::Result<Output> {
                     .as_ref()
                     .map(|v| format!("nats-server {v}")),
             );
-            out("big-room", params, steps, best, None, notes)
+            let mut r = out("big-room", params, steps, best, None, notes);
+            r.pacing = pacing_name(common.pacing, f.from_thread);
+            r
         }
         Cmd::Idle {
             connections,

@@ -734,6 +734,24 @@ impl FrameWriter {
         }
     }
 
+    /// A second descriptor of a plain TCP connection's socket (Confab or
+    /// NATS), for the sending thread (`crate::sender`); `None` on TLS and
+    /// WebSocket, whose writes need their stream's state. On NATS the
+    /// PONGs owed so far are written first: the thread writes operations
+    /// only.
+    pub async fn dup_tcp_socket(&mut self) -> Option<io::Result<std::os::fd::OwnedFd>> {
+        if matches!(self.wr, WriteHalf::Nats(..)) {
+            if let Err(e) = self.write_all(&[]).await {
+                return Some(Err(e));
+            }
+        }
+        let stream = match &self.wr {
+            WriteHalf::Tcp(wr) | WriteHalf::Nats(wr, _) => wr.as_ref(),
+            WriteHalf::Tls(_) | WriteHalf::Ws(..) => return None,
+        };
+        Some(rustix::io::dup(stream).map_err(io::Error::from))
+    }
+
     /// Writes `bytes`, whole encoded frames (one or a coalesced batch):
     /// one write (and, with TLS, one flush); on WebSocket each frame
     /// becomes one masked binary message.

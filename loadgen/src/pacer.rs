@@ -7,7 +7,7 @@
 //! it, a send is up to a millisecond late before any load, which hides a
 //! sub-millisecond server. Three ways to wait, chosen by `--pacing`:
 //!
-//! - `timerfd` (the default): a `timerfd` armed at the exact deadline
+//! - `timerfd`: a `timerfd` armed at the exact deadline
 //!   (`TFD_TIMER_ABSTIME` on `CLOCK_MONOTONIC`, the clock every timestamp
 //!   comes from) and awaited through the event loop like any socket. The
 //!   kernel's high-resolution timer wakes the thread; while it sleeps the
@@ -18,8 +18,13 @@
 //!   core: the CPU figure then counts the spinning too.
 //! - `tokio`: `tokio::time::sleep` (millisecond granularity), as before,
 //!   for comparison.
+//! - `thread` (the default; where a scenario has no sending thread, the
+//!   same as `timerfd`): a thread of its own follows the schedule
+//!   ([`Pacer::next_blocking`], an absolute `clock_nanosleep` per
+//!   deadline) and writes the requests itself (`crate::sender`), so a send
+//!   is never late because the event loop was busy reading.
 //!
-//! Whichever is chosen, the event loop is single-threaded: a send can also
+//! With the first three the event loop is single-threaded: a send can also
 //! be late because the thread was busy reading. The report's send
 //! lateness shows both.
 
@@ -49,6 +54,10 @@ pub enum Pacing {
     Spin,
     /// tokio::time::sleep (1 ms granularity).
     Tokio,
+    /// A sending thread of its own, sleeping until each deadline
+    /// (`fanout` and `big-room` over plain TCP to one server; elsewhere
+    /// `timerfd`).
+    Thread,
 }
 
 /// Requests due now that were not sent yet, and when that was decided.
@@ -58,32 +67,19 @@ pub struct Due {
     pub now: u64,
 }
 
-/// An open-loop schedule of `total` requests at `rate` per second.
-pub struct Pacer {
+/// An open-loop schedule of `total` requests at `rate` per second, and
+/// how far along it is: the part a thread of its own can follow.
+#[derive(Debug, Clone)]
+pub struct Plan {
     /// Intended time of request 0.
     pub start: u64,
     pub rate: f64,
     pub total: u64,
     /// Requests handed out so far (`0..sent`).
     sent: u64,
-    timer: Waiter,
-    /// Whether the last [`Pacer::next`] returned without waiting.
-    behind: bool,
 }
 
-impl Pacer {
-    /// `total` requests at `rate` per second, the first 5 ms from now.
-    pub fn new(rate: f64, total: u64, pacing: Pacing) -> io::Result<Pacer> {
-        Ok(Pacer {
-            start: now_ns() + 5_000_000,
-            rate,
-            total,
-            sent: 0,
-            timer: Waiter::new(pacing)?,
-            behind: false,
-        })
-    }
-
+impl Plan {
     /// When request `k` is due.
     #[inline]
     pub fn intended(&self, k: u64) -> u64 {
@@ -99,10 +95,69 @@ impl Pacer {
         due.min(self.total)
     }
 
+    /// Hands out every request due by `now`, if any is.
+    fn take_due(&mut self, now: u64) -> Option<Due> {
+        let due = self.due(now);
+        if due <= self.sent {
+            return None;
+        }
+        let range = self.sent..due;
+        self.sent = due;
+        Some(Due { range, now })
+    }
+
+    /// [`Pacer::next`] for a thread of its own: sleeps (`clock_nanosleep`
+    /// to the absolute deadline on [`now_ns`]'s clock) instead of awaiting
+    /// the event loop. It never needs to yield: the thread does nothing
+    /// else.
+    pub fn next_blocking(&mut self) -> Option<Due> {
+        while self.sent < self.total {
+            if let Some(due) = self.take_due(now_ns()) {
+                return Some(due);
+            }
+            // Interrupted (EINTR) or not, the loop looks at the clock again.
+            let _ = rustix::thread::clock_nanosleep_absolute(
+                rustix::thread::ClockId::Monotonic,
+                &timespec(self.intended(self.sent)),
+            );
+        }
+        None
+    }
+}
+
+/// A [`Plan`] followed on the event loop, waiting as `--pacing` says.
+pub struct Pacer {
+    pub plan: Plan,
+    timer: Waiter,
+    /// Whether the last [`Pacer::next`] returned without waiting.
+    behind: bool,
+}
+
+impl Pacer {
+    /// `total` requests at `rate` per second, the first 5 ms from now.
+    pub fn new(rate: f64, total: u64, pacing: Pacing) -> io::Result<Pacer> {
+        Ok(Pacer {
+            plan: Plan {
+                start: now_ns() + 5_000_000,
+                rate,
+                total,
+                sent: 0,
+            },
+            timer: Waiter::new(pacing)?,
+            behind: false,
+        })
+    }
+
+    /// When request `k` is due.
+    #[inline]
+    pub fn intended(&self, k: u64) -> u64 {
+        self.plan.intended(k)
+    }
+
     /// Waits until at least one request is due and hands out every request
     /// due by then; `None` once all `total` were handed out.
     pub async fn next(&mut self) -> Option<Due> {
-        if self.sent >= self.total {
+        if self.plan.sent >= self.plan.total {
             return None;
         }
         if self.behind {
@@ -111,15 +166,11 @@ impl Pacer {
         }
         let mut waited = false;
         loop {
-            let now = now_ns();
-            let due = self.due(now);
-            if due > self.sent {
+            if let Some(due) = self.plan.take_due(now_ns()) {
                 self.behind = !waited;
-                let range = self.sent..due;
-                self.sent = due;
-                return Some(Due { range, now });
+                return Some(due);
             }
-            self.timer.until(self.intended(self.sent)).await;
+            self.timer.until(self.intended(self.plan.sent)).await;
             waited = true;
         }
     }
@@ -147,7 +198,7 @@ impl Waiter {
             Ok(fd)
         };
         Ok(match pacing {
-            Pacing::Timerfd => Waiter::Timerfd(timerfd()?),
+            Pacing::Timerfd | Pacing::Thread => Waiter::Timerfd(timerfd()?),
             Pacing::Spin => Waiter::Spin(timerfd()?),
             Pacing::Tokio => Waiter::Tokio,
         })
@@ -234,6 +285,35 @@ mod tests {
             }
             assert_eq!(next, 50, "{pacing:?}");
         }
+    }
+
+    /// The thread's pacer keeps the same schedule: every request once, in
+    /// order, never early, and a run of `rate` × seconds takes about that
+    /// long rather than going out at once.
+    #[tokio::test]
+    async fn the_blocking_pacer_hands_out_every_request_once_and_not_early() {
+        let mut p = Pacer::new(2000.0, 40, Pacing::Thread).expect("pacer").plan;
+        let started = now_ns();
+        let handed = std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut next = 0;
+                while let Some(due) = p.next_blocking() {
+                    assert_eq!(due.range.start, next);
+                    assert!(due.range.end > due.range.start);
+                    for k in due.range.clone() {
+                        assert!(p.intended(k) <= due.now, "request {k} early");
+                    }
+                    next = due.range.end;
+                }
+                next
+            })
+            .join()
+            .expect("pacer thread")
+        });
+        assert_eq!(handed, 40);
+        // 40 requests at 2,000/s: the last is due 19.5 ms after the first,
+        // which is due 5 ms after the pacer was made.
+        assert!(now_ns() - started >= 24_000_000);
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! rate (no coordinated omission).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use confab_protocol::frame::kind;
 use confab_protocol::wire::Reader;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::nats::Op;
 use crate::net::Frame;
+use crate::sender::SentLog;
 
 /// Bytes of a message body that carry its intended send time (hex).
 pub const STAMP_LEN: usize = 16;
@@ -118,6 +120,11 @@ pub struct Recorder {
     pub frames_total: u64,
     /// The schedule that request ids of acknowledgements refer to.
     pub schedule: Option<Schedule>,
+    /// While a sending thread runs (`--pacing thread`): the sends it
+    /// logged, which [`Recorder::take_sent`] records.
+    pub sends: Option<Arc<SentLog>>,
+    /// [`Recorder::take_sent`]'s buffer, kept between takes.
+    taken: Vec<(u64, u64)>,
 }
 
 impl Default for Recorder {
@@ -141,6 +148,8 @@ impl Default for Recorder {
             errors_total: 0,
             frames_total: 0,
             schedule: None,
+            sends: None,
+            taken: Vec::new(),
         }
     }
 }
@@ -180,6 +189,19 @@ impl Recorder {
         }
     }
 
+    /// Records the sends the sending thread logged since the last take.
+    pub fn take_sent(&mut self) {
+        let Some(log) = self.sends.clone() else {
+            return;
+        };
+        let mut taken = std::mem::take(&mut self.taken);
+        log.take(&mut taken);
+        for &(intended, at) in &taken {
+            self.sent(intended, at);
+        }
+        self.taken = taken;
+    }
+
     /// Something meant for `intended` arrived at `now`.
     #[inline]
     pub fn received(&mut self, intended: u64, now: u64) {
@@ -189,7 +211,14 @@ impl Recorder {
         if self.in_window(intended) {
             self.received_in_window += 1;
             self.latency.saturating_record(lat);
-            if let Some(&sent) = self.sent_at.get(&intended) {
+            let mut sent = self.sent_at.get(&intended).copied();
+            if sent.is_none() && self.sends.is_some() {
+                // Sent by the sending thread and not taken yet: it logs
+                // a send before it writes it, so the log has it now.
+                self.take_sent();
+                sent = self.sent_at.get(&intended).copied();
+            }
+            if let Some(sent) = sent {
                 self.latency_from_send
                     .saturating_record(now.saturating_sub(sent).max(1));
             }
@@ -824,6 +853,29 @@ mod tests {
         assert_eq!(from_send.max_ms, 500.0 / 1e6);
         r.start_window(2_000, 3_000, None);
         assert!(r.sent_at.is_empty(), "a new window forgets the old sends");
+    }
+
+    /// With a sending thread, a delivery whose send the recorder has not
+    /// taken from the thread's log yet takes it then: it is still timed
+    /// from its send, and the send is counted once.
+    #[test]
+    fn a_delivery_takes_its_send_from_the_sending_threads_log() {
+        let mut r = Recorder::default();
+        r.start_window(1_000, 2_000, None);
+        let log = Arc::new(SentLog::default());
+        r.sends = Some(log.clone());
+        log.log(1_000, 1_300);
+        log.log(1_500, 1_500);
+        r.received(1_000, 1_900);
+        assert_eq!(r.sent_in_window, 2, "both logged sends were taken");
+        r.take_sent();
+        assert_eq!(r.sent_in_window, 2, "and not counted again");
+        r.received(1_500, 1_700);
+        let s = StepReport::from_recorder("t", &r, 1.0, 1);
+        let from_send = s.latency_from_send.expect("timed from the send");
+        assert_eq!(from_send.count, 2);
+        assert_eq!(from_send.max_ms, 600.0 / 1e6);
+        assert_eq!(s.send_lateness.max_ms, 300.0 / 1e6);
     }
 
     #[test]

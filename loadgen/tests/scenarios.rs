@@ -75,6 +75,10 @@ async fn short_fanout_delivers_everything(url: String, extra: Vec<String>) -> se
     let step = &report["steps"][0];
     assert_eq!(step["errors"], 0, "{report:#}");
     assert!(step["sent"].as_u64().unwrap() > 300, "{report:#}");
+    assert!(
+        step["latency_from_send"]["count"].as_u64().unwrap() > 0,
+        "deliveries are timed from the thread's sends: {report:#}"
+    );
     assert_eq!(
         step["expected"].as_u64().unwrap(),
         step["sent"].as_u64().unwrap() * 4
@@ -149,9 +153,15 @@ async fn fanout_delivers_every_message_to_every_member_and_reports_it() {
     })
     .await
     .expect("loadgen task");
+    // Plain TCP to one server: the default pacing sends from its thread.
+    assert_eq!(report["pacing"], "thread", "{report:#}");
     let step = &report["steps"][0];
     assert_eq!(step["errors"], 0, "{report:#}");
     assert!(step["sent"].as_u64().unwrap() > 300, "{report:#}");
+    assert!(
+        step["latency_from_send"]["count"].as_u64().unwrap() > 0,
+        "deliveries are timed from the thread's sends: {report:#}"
+    );
     assert_eq!(
         step["expected"].as_u64().unwrap(),
         step["sent"].as_u64().unwrap() * 4
@@ -278,7 +288,13 @@ async fn fanout_over_tls_delivers_everything_with_a_pinned_fingerprint() {
     let (server, _dir) = server_all_transports().await;
     let url = format!("confabs://{}", server.tls_addr().expect("TLS listener"));
     let fingerprint = server.tls_fingerprint().expect("fingerprint").to_owned();
-    short_fanout_delivers_everything(url, vec!["--tls-fingerprint".into(), fingerprint]).await;
+    let report =
+        short_fanout_delivers_everything(url, vec!["--tls-fingerprint".into(), fingerprint]).await;
+    // The default pacing has no sending thread on TLS (nor on WebSocket).
+    assert_eq!(
+        report["pacing"], "timerfd (no sending thread here)",
+        "{report:#}"
+    );
     server.shutdown().await;
 }
 
@@ -420,6 +436,7 @@ async fn fanout_against_nats_delivers_every_message_to_every_member() {
         short_fanout_delivers_everything(url.clone(), vec!["--server-pid".into(), pid.clone()])
             .await;
     assert_eq!(report["target"], "nats", "{report:#}");
+    assert_eq!(report["pacing"], "thread", "{report:#}");
     let step = &report["steps"][0];
     // Sane latencies: measured, ordered, and within what the window and the
     // drain allow (deliveries later than that are not counted at all).

@@ -12,6 +12,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use confab_protocol::frame::{begin_frame, end_frame, kind};
@@ -21,6 +22,7 @@ use confab_protocol::RoomId;
 use super::{wait_until, Ctx, OpenLoop, Receiver, Redial, Timing};
 use crate::nats;
 use crate::net::{FrameWriter, Protocol};
+use crate::pacer::Pacing;
 use crate::setup;
 use crate::stats::{stamp, Recorder, SetupReport, StepReport, STAMP_LEN};
 
@@ -33,8 +35,9 @@ pub struct Fanout {
     /// A publisher's connection reopened on another node after a
     /// disconnect (several nodes only), taken before the next send.
     reopened: Vec<Rc<RefCell<Option<FrameWriter>>>>,
-    /// One encoded publication per room, patched per message.
-    templates: Vec<Template>,
+    /// One encoded publication per room, patched per message (shared
+    /// with the sending thread).
+    templates: Arc<Vec<Template>>,
     /// Per-room output buffers, reused.
     out: Vec<Vec<u8>>,
     pub rec: Rc<RefCell<Recorder>>,
@@ -48,6 +51,9 @@ pub struct Fanout {
     pub setup: SetupReport,
     /// What the server said it is (NATS's INFO), for the report.
     pub server_version: Option<String>,
+    /// Whether a sending thread sent the steps' messages (`--pacing
+    /// thread` where it applies).
+    pub from_thread: bool,
 }
 
 /// One room's publication, encoded once: each message copies it, patches
@@ -136,7 +142,7 @@ impl Fanout {
         };
         let mut server_version = None;
         let reopened: Vec<_> = (0..rooms).map(|_| Rc::new(RefCell::new(None))).collect();
-        let templates = match ctx.connector.protocol() {
+        let templates: Vec<Template> = match ctx.connector.protocol() {
             Protocol::Confab => {
                 ctx.set_phase(format!("{name}: creating {n} users in {rooms} rooms"));
                 let started = Instant::now();
@@ -186,7 +192,7 @@ impl Fanout {
             members,
             publishers: writers,
             reopened,
-            templates,
+            templates: Arc::new(templates),
             out: vec![Vec::new(); rooms],
             rec,
             next_k: 1,
@@ -194,6 +200,7 @@ impl Fanout {
             acked: ctx.connector.protocol() == Protocol::Confab,
             setup,
             server_version,
+            from_thread: false,
         })
     }
 
@@ -212,19 +219,38 @@ impl Fanout {
             "{label}: {rate:.0} msgs/s = {:.0} deliveries/s",
             rate * self.members as f64
         ));
-        while let Some(due) = run.next(ctx).await {
-            for k in due.range {
-                let id = first + k;
-                let room = (id % self.rooms as u64) as usize;
-                self.templates[room].emit(&mut self.out[room], id as u32, run.intended(k));
-            }
-            for (room, buf) in self.out.iter_mut().enumerate() {
-                if let Some(w) = self.reopened[room].borrow_mut().take() {
-                    self.publishers[room] = w;
+        match self.sockets_for_thread(ctx).await? {
+            Some(sockets) => {
+                self.from_thread = true;
+                let (rooms, templates) = (self.rooms as u64, self.templates.clone());
+                let failed = run
+                    .send_from_thread(ctx, sockets, move |k, intended, out| {
+                        let id = first + k;
+                        let room = (id % rooms) as usize;
+                        templates[room].emit(&mut out[room], id as u32, intended);
+                    })
+                    .await?;
+                if failed > 0 {
+                    // The readers count the connections that ended.
+                    eprintln!("{label}: {failed} publishers' connections could not be written to");
                 }
-                if !buf.is_empty() {
-                    let _ = self.publishers[room].write_all(buf).await;
-                    buf.clear();
+            }
+            None => {
+                while let Some(due) = run.next(ctx).await {
+                    for k in due.range {
+                        let id = first + k;
+                        let room = (id % self.rooms as u64) as usize;
+                        self.templates[room].emit(&mut self.out[room], id as u32, run.intended(k));
+                    }
+                    for (room, buf) in self.out.iter_mut().enumerate() {
+                        if let Some(w) = self.reopened[room].borrow_mut().take() {
+                            self.publishers[room] = w;
+                        }
+                        if !buf.is_empty() {
+                            let _ = self.publishers[room].write_all(buf).await;
+                            buf.clear();
+                        }
+                    }
                 }
             }
         }
@@ -245,6 +271,28 @@ impl Fanout {
             .await;
         report.connections = ctx.connections.get();
         Ok(report)
+    }
+}
+
+impl Fanout {
+    /// The publishers' sockets for a sending thread (`--pacing thread`):
+    /// only to a single server (several nodes reopen connections, which
+    /// the event loop's writers follow) and over plain TCP.
+    async fn sockets_for_thread(
+        &mut self,
+        ctx: &Ctx,
+    ) -> anyhow::Result<Option<Vec<std::os::fd::OwnedFd>>> {
+        if ctx.pacing != Pacing::Thread || ctx.connector.nodes() > 1 {
+            return Ok(None);
+        }
+        let mut sockets = Vec::with_capacity(self.publishers.len());
+        for w in &mut self.publishers {
+            match w.dup_tcp_socket().await {
+                Some(socket) => sockets.push(socket?),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(sockets))
     }
 }
 

@@ -502,13 +502,13 @@ impl OpenLoop {
         let secs = (timing.warmup + timing.duration).as_secs_f64();
         let total = (secs * rate).ceil() as u64;
         let pacer = Pacer::new(rate, total, ctx.pacing)?;
-        let from = pacer.start + timing.warmup.as_nanos() as u64;
+        let from = pacer.plan.start + timing.warmup.as_nanos() as u64;
         let window = (from, from + timing.duration.as_nanos() as u64);
         rec.borrow_mut().start_window(
             window.0,
             window.1,
             first.map(|first| Schedule {
-                start_ns: pacer.start,
+                start_ns: pacer.plan.start,
                 first,
                 rate,
             }),
@@ -544,6 +544,51 @@ impl OpenLoop {
         Some(due)
     }
 
+    /// Runs the whole schedule on a sending thread (`--pacing thread`,
+    /// `crate::sender`): `emit(k, intended, out)` appends request `k` to
+    /// the buffer of the socket it goes to. Meanwhile the event loop
+    /// records the thread's sends (every millisecond, and on a delivery
+    /// whose send it has not taken yet) and measures the server and the
+    /// machine as [`OpenLoop::next`] does. Returns how many sockets the
+    /// thread could not write to.
+    pub async fn send_from_thread(
+        &mut self,
+        ctx: &Ctx,
+        sockets: Vec<std::os::fd::OwnedFd>,
+        emit: impl FnMut(u64, u64, &mut [Vec<u8>]) + Send + 'static,
+    ) -> std::io::Result<u64> {
+        let sending = crate::sender::Sending::spawn(self.pacer.plan.clone(), sockets, emit)?;
+        self.rec.borrow_mut().sends = Some(sending.log.clone());
+        loop {
+            let done = sending.log.done();
+            self.rec.borrow_mut().take_sent();
+            let now = now_ns();
+            if self.usage.is_none() && now >= self.window.0 {
+                self.usage = Some(StepUsage::start(ctx).await);
+            }
+            if let Some(u) = self.usage.as_mut() {
+                if now - self.last_tick > 1_000_000_000 {
+                    self.last_tick = now;
+                    u.tick(ctx).await;
+                }
+            }
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // The thread has logged its last send: this join does not wait.
+        let errors = sending.join();
+        let mut rec = self.rec.borrow_mut();
+        rec.take_sent();
+        rec.sends = None;
+        if let Some(u) = self.usage.as_mut() {
+            // The window's sends, as `next` would have seen them.
+            u.max_lag_ns = u.max_lag_ns.max(rec.send_lateness.max());
+        }
+        Ok(errors)
+    }
+
     /// When request `k` is due.
     #[inline]
     pub fn intended(&self, k: u64) -> u64 {
@@ -552,7 +597,7 @@ impl OpenLoop {
 
     /// Requests in the whole step.
     pub fn total(&self) -> u64 {
-        self.pacer.total
+        self.pacer.plan.total
     }
 
     /// The usage measured since the window began.
