@@ -53,6 +53,7 @@ async fn writer(store: Arc<dyn Store>, room: RoomId) -> BatchHandle {
         store,
         BatchConfig {
             max_items: 1024,
+            max_items_deep: 1024,
             max_delay: Duration::ZERO,
             min_interval: Duration::ZERO,
             window_max: Duration::ZERO,

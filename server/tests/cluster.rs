@@ -373,6 +373,7 @@ async fn a_batch_carrying_a_lost_epoch_is_refused_and_commits_nothing() {
 fn batch_config() -> BatchConfig {
     BatchConfig {
         max_items: 100,
+        max_items_deep: 100,
         max_delay: Duration::ZERO,
         min_interval: Duration::ZERO,
         window_max: Duration::ZERO,

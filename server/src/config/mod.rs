@@ -116,8 +116,8 @@ settings! {
     data_dir: Path = Path(PathBuf::from("confab-data")), env "CONFAB_DATA_DIR";
     /// Postgres database (postgres://user:password@host:port/db) instead of the embedded SQLite file; DATABASE_URL is read too when it names a Postgres database.
     database_url: Opt<PostgresUrl> = Opt(None), env "CONFAB_DATABASE_URL";
-    /// How each batch sends its events to Postgres: unnest (INSERT … SELECT FROM unnest) or copy (COPY … FROM STDIN binary).
-    pg_batch_mode: PgBatchMode = PgBatchMode::Unnest, env "CONFAB_PG_BATCH_MODE";
+    /// How each batch sends its events to Postgres: unnest (INSERT … SELECT FROM unnest), copy (COPY … FROM STDIN binary straight into events) or auto (the default: unnest below 2,048 events per batch, copy from there; batches reach that only while the backlog is deep, see batch_max_items_deep).
+    pg_batch_mode: PgBatchMode = PgBatchMode::Auto, env "CONFAB_PG_BATCH_MODE";
     /// Number of room shards (tasks that own rooms); the default is the number of CPU cores.
     shards: usize = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), env "CONFAB_SHARDS";
     /// Scheduler time slice in microseconds that the runtime's threads (the event loop and its blocking pool) ask Linux for (sched_setattr; kernels from 6.12 honour it, clamped to 100-100,000): a thread with a shorter slice than the one running preempts it when it wakes, so a message waits for no SQLite commit or other process's slice (1.4 ms on 2 cores, more on larger machines, and up to a 4 ms tick); 0 leaves the kernel's default.
@@ -138,6 +138,8 @@ settings! {
     outbound_queue_bytes: usize = 4 * 1024 * 1024, env "CONFAB_OUTBOUND_QUEUE_BYTES";
     /// Maximum operations per storage commit (group commit).
     batch_max_items: usize = 1024, env "CONFAB_BATCH_MAX_ITEMS";
+    /// Maximum operations per commit while the write backlog is deep: a batch that reaches batch_max_items with more requests already queued takes them too, up to this many (fewer, bigger commits when the store is the limit); not above batch_max_items: a fixed bound.
+    batch_max_items_deep: usize = 16_384, env "CONFAB_BATCH_MAX_ITEMS_DEEP";
     /// Milliseconds the batch writer may wait to fill a batch; 0 commits as soon as the writer is free.
     batch_max_delay_ms: Millis = Millis(0), env "CONFAB_BATCH_MAX_DELAY_MS";
     /// Milliseconds between the starts of two commits while commits are frequent (the next gathers requests meanwhile); at low rates nothing waits. Bounds what persistence costs under load; 0 commits back to back.

@@ -3,7 +3,8 @@
 //!
 //! Shards hand [`WriteRequest`]s to one writer task, in order. The writer
 //! takes everything queued (up to `batch_max_items` operations, waiting at
-//! most `batch_max_delay` for more), applies it with one
+//! most `batch_max_delay` for more — and, while the backlog is deep, what
+//! is already queued up to `batch_max_items_deep`), applies it with one
 //! `BatchSink::apply_batch` call — one transaction, one fsync — and only then
 //! carries out each request's completion: raise the room's stored
 //! watermark and send the acknowledgement frame to the requesting
@@ -233,6 +234,15 @@ impl WeakBatchHandle {
 #[derive(Debug, Clone, Copy)]
 pub struct BatchConfig {
     pub max_items: usize,
+    /// The bound while the backlog is deep: once a batch holds `max_items`
+    /// operations and more requests are already queued, it takes them too
+    /// (without waiting for any) up to this many. A commit costs a fixed
+    /// part (an fsync) and a per-row part that falls with the batch's size
+    /// (Postgres' COPY), so when the store is the limit, bigger batches
+    /// raise the rate it sustains; requests already queued wait for a
+    /// commit either way. At chat rates batches never reach `max_items`
+    /// and nothing changes. Not above `max_items`: a fixed bound.
+    pub max_items_deep: usize,
     pub max_delay: Duration,
     /// Commits start at least this far apart: while commits are frequent,
     /// the next waits out the rest of the interval gathering requests; at
@@ -393,6 +403,15 @@ async fn writer_loop(
                     }
                 }
                 Err(_) => break,
+            }
+        }
+        // The backlog is deep: take what is queued already, up to the
+        // deeper bound, waiting for nothing.
+        if n_ops >= cfg.max_items {
+            while n_ops < cfg.max_items_deep {
+                let Ok(req) = rx.try_recv() else { break };
+                n_ops += req.ops.len();
+                pending.push(req);
             }
         }
         // Move every request's ops into one batch, remembering where each
@@ -740,6 +759,7 @@ mod tests {
             store.clone(),
             BatchConfig {
                 max_items: 100,
+                max_items_deep: 100,
                 max_delay: Duration::ZERO,
                 min_interval: Duration::ZERO,
                 window_max: Duration::ZERO,
@@ -842,6 +862,7 @@ mod tests {
             store.clone(),
             BatchConfig {
                 max_items: 4,
+                max_items_deep: 4,
                 max_delay: Duration::ZERO,
                 min_interval: Duration::ZERO,
                 window_max: Duration::ZERO,
@@ -912,6 +933,7 @@ mod tests {
             store,
             BatchConfig {
                 max_items: 100,
+                max_items_deep: 100,
                 max_delay: Duration::ZERO,
                 min_interval: Duration::ZERO,
                 window_max: Duration::ZERO,
@@ -948,6 +970,7 @@ mod tests {
             sink.clone(),
             BatchConfig {
                 max_items: 100,
+                max_items_deep: 100,
                 max_delay: Duration::ZERO,
                 min_interval: interval,
                 window_max: Duration::ZERO,
@@ -988,6 +1011,47 @@ mod tests {
         assert_eq!(*sink.0.lock().unwrap(), vec![1, 2, 1]);
         drop(batch);
         task.await.unwrap();
+    }
+
+    /// Ten one-op requests queued before the writer runs, with
+    /// `max_items` 2: batch sizes.
+    async fn batches_of_a_deep_backlog(max_items_deep: usize) -> Vec<usize> {
+        let sink = Arc::new(Recording::default());
+        let (batch, task) = spawn(
+            sink.clone(),
+            BatchConfig {
+                max_items: 2,
+                max_items_deep,
+                max_delay: Duration::ZERO,
+                min_interval: Duration::ZERO,
+                window_max: Duration::ZERO,
+                lanes: 1,
+            },
+        );
+        // On this single-threaded runtime the writer cannot run before all
+        // ten are queued.
+        let mut acks = Vec::new();
+        for seq in 1..=10 {
+            let (req, rx) = request(vec![event(RoomId(1), seq)]);
+            assert!(batch.submit(req));
+            acks.push(rx);
+        }
+        for rx in acks {
+            assert_eq!(rx.await.unwrap(), Ok(()));
+        }
+        drop(batch);
+        task.await.unwrap();
+        let sizes = sink.0.lock().unwrap().clone();
+        sizes
+    }
+
+    #[tokio::test]
+    async fn a_deep_backlog_commits_in_batches_up_to_the_deep_bound() {
+        assert_eq!(batches_of_a_deep_backlog(4).await, [4, 4, 2]);
+        assert_eq!(batches_of_a_deep_backlog(100).await, [10]);
+        // Not above max_items: a fixed bound.
+        assert_eq!(batches_of_a_deep_backlog(2).await, [2, 2, 2, 2, 2]);
+        assert_eq!(batches_of_a_deep_backlog(0).await, [2, 2, 2, 2, 2]);
     }
 
     #[test]
@@ -1035,6 +1099,7 @@ mod tests {
             sink.clone(),
             BatchConfig {
                 max_items: 100,
+                max_items_deep: 100,
                 max_delay: Duration::ZERO,
                 min_interval: ms(2),
                 window_max: ms(4),

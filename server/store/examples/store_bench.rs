@@ -73,11 +73,16 @@ struct Args {
     #[arg(long)]
     sqlite_dir: Option<std::path::PathBuf>,
     /// Rows of the raw `COPY` baseline on Postgres (0: none): the same
-    /// message rows copied into a plain table without indexes in one
-    /// transaction, committed once — the ceiling the batch modes are
-    /// compared with (issue 10: sustained acknowledged writes ≥ 75 % of it).
+    /// message rows copied into a fresh table in one transaction, committed
+    /// once — in text and binary format, with and without the events
+    /// table's key — the ceiling the batch modes are compared with (issue
+    /// 10: sustained acknowledged writes ≥ 75 % of it).
     #[arg(long, default_value_t = 200_000)]
     raw_copy_rows: usize,
+    /// Prefix of the databases the bench creates (and drops) on
+    /// `--database-url`'s server.
+    #[arg(long, default_value = "confab_bench")]
+    database_prefix: String,
     /// Concurrent writers per store, each committing its own batches for
     /// its own share of the rooms (room id mod writers) on its own
     /// connection: what a batch writer with several lanes, each owning a
@@ -98,6 +103,7 @@ enum Backend {
 enum Modes {
     Unnest,
     Copy,
+    Auto,
     Both,
 }
 
@@ -272,41 +278,179 @@ fn messages_per_second(batch: usize, samples: &Samples) -> f64 {
     (samples.latencies.len() * batch) as f64 / samples.busy.as_secs_f64()
 }
 
-/// Copies `rows` message rows (room, seq, time, sender, body) into a fresh
-/// plain table (with `key` appended to its columns: a primary key, or
-/// nothing) in one transaction and commits: rows per second.
+/// The tables and formats of the raw `COPY` baseline.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Baseline {
+    /// Text format, five columns (room, seq, time, sender, body), no
+    /// index: the 2026-11-28 baseline.
+    TextPlain,
+    /// The same with the events table's key `(room_id, seq)`.
+    TextKeyed,
+    /// Binary format, a table `LIKE events` (its seven columns and `NOT
+    /// NULL`s, no key): the rows the store writes, in the format it writes.
+    BinaryPlain,
+    /// Binary format, a table `LIKE events INCLUDING ALL`: the events table
+    /// itself (key and `CHECK`s), empty.
+    BinaryEvents,
+}
+
+impl Baseline {
+    const ALL: [Baseline; 4] = [
+        Baseline::TextPlain,
+        Baseline::TextKeyed,
+        Baseline::BinaryPlain,
+        Baseline::BinaryEvents,
+    ];
+
+    fn keyed(self) -> bool {
+        matches!(self, Baseline::TextKeyed | Baseline::BinaryEvents)
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Baseline::TextPlain => "text, 5 columns, no index",
+            Baseline::TextKeyed => "text, 5 columns, key (room_id, seq)",
+            Baseline::BinaryPlain => "binary, LIKE events (7 columns), no index",
+            Baseline::BinaryEvents => "binary, LIKE events INCLUDING ALL (key, CHECKs)",
+        }
+    }
+}
+
+/// Copies `rows` message rows into a fresh table shaped as `baseline`
+/// says, in one transaction, and commits: rows per second (the payload
+/// is built before the clock starts). The rows are the bench's own: the
+/// same rooms round robin, 100-byte bodies, per-room seqs.
 async fn raw_copy(
     url: &str,
     rows: usize,
+    rooms: u64,
     body_bytes: usize,
-    key: &str,
+    baseline: Baseline,
 ) -> Result<f64, Box<dyn std::error::Error>> {
     let mut conn = PgConnectOptions::from_str(url)?.connect().await?;
-    conn.execute(sqlx::AssertSqlSafe(format!(
-        "CREATE TABLE raw_copy_baseline (room_id bigint, seq bigint, at bigint, \
-         actor_id bigint, body bytea{key})"
-    )))
-    .await?;
-    let body: String = (0..body_bytes)
-        .map(|i| format!("{:02x}", (i * 31 % 251) as u8))
-        .collect();
-    let mut data = String::with_capacity(rows * (body.len() + 48));
-    for n in 0..rows {
-        use std::fmt::Write;
-        let _ = writeln!(data, "{}\t{}\t{}\t1\t\\\\x{body}", n % 100, n / 100 + 1, n);
-    }
+    let rooms = rooms.max(1) as usize;
+    let body: Vec<u8> = (0..body_bytes).map(|i| (i * 31 % 251) as u8).collect();
+    let (ddl, copy, data) = match baseline {
+        Baseline::TextPlain | Baseline::TextKeyed => {
+            let key = if baseline.keyed() {
+                ", PRIMARY KEY (room_id, seq)"
+            } else {
+                ""
+            };
+            let hex: String = body.iter().map(|b| format!("{b:02x}")).collect();
+            let mut data = String::with_capacity(rows * (hex.len() + 48));
+            for n in 0..rows {
+                use std::fmt::Write;
+                let _ = writeln!(
+                    data,
+                    "{}\t{}\t{}\t1\t\\\\x{hex}",
+                    n % rooms,
+                    n / rooms + 1,
+                    n
+                );
+            }
+            (
+                format!(
+                    "CREATE TABLE raw_copy_baseline (room_id bigint, seq bigint, at bigint, \
+                     actor_id bigint, body bytea{key})"
+                ),
+                "COPY raw_copy_baseline (room_id, seq, at, actor_id, body) FROM STDIN",
+                data.into_bytes(),
+            )
+        }
+        Baseline::BinaryPlain | Baseline::BinaryEvents => {
+            let like = if baseline.keyed() {
+                "LIKE events INCLUDING ALL"
+            } else {
+                "LIKE events"
+            };
+            let mut data = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0".to_vec();
+            let field = |data: &mut Vec<u8>, v: &[u8]| {
+                data.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                data.extend_from_slice(v);
+            };
+            for n in 0..rows {
+                data.extend_from_slice(&7i16.to_be_bytes());
+                field(&mut data, &((n % rooms) as i64).to_be_bytes());
+                field(&mut data, &((n / rooms + 1) as i64).to_be_bytes());
+                field(&mut data, &(n as i64).to_be_bytes());
+                field(&mut data, &1i64.to_be_bytes());
+                field(&mut data, format!("user{}", n % 50).as_bytes());
+                field(&mut data, &1i16.to_be_bytes());
+                field(&mut data, &body);
+            }
+            data.extend_from_slice(&(-1i16).to_be_bytes());
+            (
+                format!("CREATE TABLE raw_copy_baseline ({like})"),
+                "COPY raw_copy_baseline (room_id, seq, at, actor_id, actor_name, kind, body) \
+                 FROM STDIN (FORMAT binary)",
+                data,
+            )
+        }
+    };
+    conn.execute(sqlx::AssertSqlSafe(ddl)).await?;
     let started = Instant::now();
     let mut tx = conn.begin().await?;
-    let mut copy = tx
-        .copy_in_raw("COPY raw_copy_baseline (room_id, seq, at, actor_id, body) FROM STDIN")
-        .await?;
-    copy.send(data.into_bytes()).await?;
+    let mut copy = tx.copy_in_raw(copy).await?;
+    copy.send(data).await?;
     copy.finish().await?;
     tx.commit().await?;
     let secs = started.elapsed().as_secs_f64();
     conn.execute("DROP TABLE raw_copy_baseline").await?;
     let _ = conn.close().await;
     Ok(rows as f64 / secs)
+}
+
+/// Raw COPY rates per baseline, over rounds.
+#[derive(Default)]
+struct Baselines {
+    rates: Vec<(Baseline, f64)>,
+}
+
+impl Baselines {
+    /// One round: each baseline once.
+    async fn round(&mut self, url: &str, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+        for baseline in Baseline::ALL {
+            let rate = raw_copy(
+                url,
+                args.raw_copy_rows,
+                args.rooms,
+                args.body_bytes,
+                baseline,
+            )
+            .await?;
+            self.rates.push((baseline, rate));
+        }
+        Ok(())
+    }
+
+    fn of(&self, baseline: Baseline) -> Vec<f64> {
+        let mut r: Vec<f64> = self
+            .rates
+            .iter()
+            .filter(|(b, _)| *b == baseline)
+            .map(|(_, r)| *r)
+            .collect();
+        r.sort_by(f64::total_cmp);
+        r
+    }
+
+    /// The median round of `baseline`.
+    fn median(&self, baseline: Baseline) -> f64 {
+        let r = self.of(baseline);
+        r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
+    /// The fastest round of the fastest keyed (or index-free) baseline:
+    /// the ceiling a store is compared with.
+    fn best(&self, keyed: bool) -> (Baseline, f64) {
+        self.rates
+            .iter()
+            .filter(|(b, _)| b.keyed() == keyed)
+            .copied()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((Baseline::TextPlain, f64::NAN))
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -370,6 +514,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let modes: &[PgBatchMode] = match args.pg_batch_mode {
             Modes::Unnest => &[PgBatchMode::Unnest],
             Modes::Copy => &[PgBatchMode::Copy],
+            Modes::Auto => &[PgBatchMode::Auto],
             Modes::Both => &[PgBatchMode::Unnest, PgBatchMode::Copy],
         };
         let mut conn = admin.connect().await?;
@@ -379,13 +524,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let fsync: String = sqlx::query_scalar("SHOW fsync")
             .fetch_one(&mut conn)
             .await?;
-        let via = if args.database_url.contains("host=/") {
+        let via = if args.database_url.contains("host=/") || args.database_url.contains("@%2F") {
             "Unix socket"
         } else {
             "TCP"
         };
         for &mode in modes {
-            let name = format!("confab_bench_{}_{mode}", std::process::id());
+            let name = format!("{}_{}_{mode}", args.database_prefix, std::process::id());
             conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .await?;
             pg_databases.push(name.clone());
@@ -400,6 +545,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             pg_stores.push(store);
         }
         let _ = conn.close().await;
+    }
+
+    // Raw COPY rounds (every baseline table once each) before the stores
+    // and after each batch size: interleaved with them, so that the
+    // machine's other load falls on both alike.
+    let mut baselines = Baselines::default();
+    let baseline_url = match (pg_databases.first(), args.raw_copy_rows > 0) {
+        (Some(db), true) => Some(with_database(&args.database_url, db)),
+        _ => None,
+    };
+    if let Some(url) = &baseline_url {
+        baselines.round(url, &args).await?;
     }
 
     // Each batch size: a warm-up, then `rounds` slices per subject, the
@@ -427,30 +584,49 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (result, samples) in results.iter_mut().zip(samples) {
             result.push((batch, samples));
         }
+        if let Some(url) = &baseline_url {
+            baselines.round(url, &args).await?;
+        }
     }
     for (subject, rows) in subjects.iter().zip(&results) {
         print_table(&subject.label, args.workload, args.body_bytes, rows);
     }
-    if let (Some(db), true) = (pg_databases.first(), args.raw_copy_rows > 0) {
-        let url = with_database(&args.database_url, db);
-        let copied = raw_copy(&url, args.raw_copy_rows, args.body_bytes, "").await?;
-        let keyed = raw_copy(
-            &url,
+    if baseline_url.is_some() {
+        println!(
+            "\n### Raw COPY baseline — {} message rows, one transaction, {} rounds \
+             (before the stores and after each batch size)\n",
             args.raw_copy_rows,
-            args.body_bytes,
-            ", PRIMARY KEY (room_id, seq)",
-        )
-        .await?;
-        println!(
-            "\n### Raw COPY baseline — {} message rows, one transaction\n",
-            args.raw_copy_rows
+            args.batch_sizes.len() + 1
         );
-        println!("- no index: {copied:.0} rows/s (COPY and commit)");
-        println!("- with the events table's key (room_id, seq): {keyed:.0} rows/s\n");
+        println!("| table and format | rows/s min | median | max |");
+        println!("|---|---:|---:|---:|");
+        for baseline in Baseline::ALL {
+            let r = baselines.of(baseline);
+            if let (Some(min), Some(max)) = (r.first(), r.last()) {
+                println!(
+                    "| {} | {min:.0} | {:.0} | {max:.0} |",
+                    baseline.describe(),
+                    r[r.len() / 2]
+                );
+            }
+        }
+        let (plain, copied) = baselines.best(false);
+        let (key, keyed) = baselines.best(true);
+        let keyed_median = baselines.median(key);
         println!(
-            "| store | best sustained messages/s | batch size | of raw COPY (no index) | of raw COPY (with the key) |"
+            "\nKeyed against index-free (best rounds): {keyed:.0} / {copied:.0} = {:.0} %",
+            100.0 * keyed / copied
         );
-        println!("|---|---:|---:|---:|---:|");
+        println!(
+            "\nAgainst the fastest keyed and index-free baselines ({} / {}):\n",
+            key.describe(),
+            plain.describe()
+        );
+        println!(
+            "| store | best sustained messages/s | batch size | of keyed COPY, median round \
+             | of keyed COPY, best round | of index-free COPY, best round |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|");
         for (subject, rows) in subjects.iter().zip(&results) {
             if let Some((batch, rate)) = rows
                 .iter()
@@ -458,10 +634,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .max_by(|a, b| a.1.total_cmp(&b.1))
             {
                 println!(
-                    "| {} | {rate:.0} | {batch} | {:.0} % | {:.0} % |",
+                    "| {} | {rate:.0} | {batch} | {:.0} % | {:.0} % | {:.0} % |",
                     subject.label,
-                    100.0 * rate / copied,
-                    100.0 * rate / keyed
+                    100.0 * rate / keyed_median,
+                    100.0 * rate / keyed,
+                    100.0 * rate / copied
                 );
             }
         }

@@ -68,18 +68,40 @@ use crate::common::{self, sql as shared, Arg, Backend, Columns, Dialect, Sql};
 use crate::{BatchSink, Fence, StoreError, StoreResult, WriteOp};
 
 /// How `apply_batch` sends a batch's events (see `postgres/batch.rs`).
-/// Both are idempotent and atomic; they differ only in speed, measured in
-/// `benches/BENCHMARKS.md` ("Storage").
+/// All are idempotent and atomic; they differ only in speed, measured in
+/// `benches/BENCHMARKS.md` ("Storage", "COPY straight into events").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PgBatchMode {
     /// Events as arrays in the batch function's one call:
     /// `INSERT … SELECT FROM unnest(…)`. One round trip per batch.
-    #[default]
     Unnest,
-    /// Events streamed with `COPY … FROM STDIN (FORMAT binary)` into a
-    /// temporary staging table, then inserted by the batch function with
-    /// `ON CONFLICT DO NOTHING`. Five round trips per batch.
+    /// Events streamed with `COPY … FROM STDIN (FORMAT binary)` straight
+    /// into `events`, then the batch function's call; a batch whose events
+    /// are partly stored already (a replay) is rolled back and applied
+    /// again through a temporary staging table, inserted from with `ON
+    /// CONFLICT DO NOTHING`. Five round trips per batch.
     Copy,
+    /// UNNEST for batches of fewer than [`PgBatchMode::AUTO_COPY_EVENTS`]
+    /// events, COPY for bigger ones: the one round trip where a batch is
+    /// small (chat rates: the server commits at most `batch_max_items`,
+    /// 1 024 by default), COPY's cheaper rows where it is big (a deep
+    /// backlog, `batch_max_items_deep`).
+    #[default]
+    Auto,
+}
+
+impl PgBatchMode {
+    /// The events per batch from which [`PgBatchMode::Auto`] COPYs.
+    pub const AUTO_COPY_EVENTS: usize = 2_048;
+
+    /// Whether a batch of `events` events goes by COPY.
+    pub(crate) fn copies(self, events: usize) -> bool {
+        match self {
+            PgBatchMode::Unnest => false,
+            PgBatchMode::Copy => events > 0,
+            PgBatchMode::Auto => events >= PgBatchMode::AUTO_COPY_EVENTS,
+        }
+    }
 }
 
 impl FromStr for PgBatchMode {
@@ -89,7 +111,8 @@ impl FromStr for PgBatchMode {
         match s.to_ascii_lowercase().as_str() {
             "unnest" => Ok(PgBatchMode::Unnest),
             "copy" => Ok(PgBatchMode::Copy),
-            _ => Err(format!("{s:?} is not a batch mode (unnest or copy)")),
+            "auto" => Ok(PgBatchMode::Auto),
+            _ => Err(format!("{s:?} is not a batch mode (unnest, copy or auto)")),
         }
     }
 }
@@ -99,6 +122,7 @@ impl fmt::Display for PgBatchMode {
         f.write_str(match self {
             PgBatchMode::Unnest => "unnest",
             PgBatchMode::Copy => "copy",
+            PgBatchMode::Auto => "auto",
         })
     }
 }
@@ -204,6 +228,11 @@ fn migrator() -> Migrator {
             "cluster direct pairs",
             include_str!("../migrations/postgres/0013_cluster_direct_pairs.sql"),
         ),
+        (
+            14,
+            "copied events",
+            include_str!("../migrations/postgres/0014_copied_events.sql"),
+        ),
     ])
 }
 
@@ -247,7 +276,7 @@ impl PgStore {
         }
         let _ = conn.close().await;
 
-        let copy = options.batch_mode == PgBatchMode::Copy;
+        let copy = options.batch_mode != PgBatchMode::Unnest;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
@@ -538,7 +567,19 @@ mod tests {
     fn batch_mode_parses_case_insensitively() {
         assert_eq!("COPY".parse(), Ok(PgBatchMode::Copy));
         assert_eq!("unnest".parse(), Ok(PgBatchMode::Unnest));
+        assert_eq!("Auto".parse(), Ok(PgBatchMode::Auto));
         assert!("bulk".parse::<PgBatchMode>().is_err());
         assert_eq!(PgBatchMode::Copy.to_string(), "copy");
+        assert_eq!(PgBatchMode::Auto.to_string(), "auto");
+    }
+
+    #[test]
+    fn auto_copies_only_big_batches() {
+        let big = PgBatchMode::AUTO_COPY_EVENTS;
+        assert!(!PgBatchMode::Auto.copies(big - 1));
+        assert!(PgBatchMode::Auto.copies(big));
+        assert!(PgBatchMode::Copy.copies(1));
+        assert!(!PgBatchMode::Copy.copies(0), "no events: nothing to COPY");
+        assert!(!PgBatchMode::Unnest.copies(big * 10));
     }
 }

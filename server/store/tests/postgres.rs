@@ -1,5 +1,5 @@
-//! The shared store suite (`suite/`) against [`PgStore`], in both batch
-//! modes (`unnest::*` and `copy::*`), each test on a database of its own
+//! The shared store suite (`suite/`) against [`PgStore`], in every batch
+//! mode (`unnest::*`, `copy::*` and `auto::*`), each test on a database of its own
 //! that it creates and drops, so tests run in parallel.
 //!
 //! Which Postgres, and what a test does without one, is
@@ -71,6 +71,11 @@ mod copy {
     crate::suite::for_each_scenario!(postgres_suite);
 }
 
+mod auto {
+    const MODE: confab_store::postgres::PgBatchMode = confab_store::postgres::PgBatchMode::Auto;
+    crate::suite::for_each_scenario!(postgres_suite);
+}
+
 #[tokio::test]
 async fn data_survives_reopening() {
     let Some(db) = TestDatabase::create("data_survives_reopening").await else {
@@ -129,6 +134,72 @@ async fn an_event_for_a_missing_room_fails_the_batch() {
                 assert!(err.to_string().contains("room 42"), "{err}");
                 // And nothing of the batch is stored
                 assert!(store.load_rooms().await.expect("rooms").is_empty());
+            },
+        )
+        .await;
+    }
+}
+
+/// COPY'd events go into `events` before the batch's call, which raises
+/// `last_seq` after the batch's state ops: a room created in the same
+/// batch gets its events' highest seq, and a replay of the batch (COPY
+/// breaks the key; applied again through the staging table) together with
+/// new events stores each event once and never lowers `last_seq`.
+#[tokio::test]
+async fn copied_events_of_a_room_created_in_their_batch_raise_its_last_seq() {
+    use confab_protocol::{RoomId, Seq, Visibility};
+    use confab_store::{StoredEvent, WriteOp};
+    let big = PgBatchMode::AUTO_COPY_EVENTS as u64;
+    for mode in [PgBatchMode::Copy, PgBatchMode::Auto] {
+        with_store(
+            "copied_events_raise_last_seq",
+            mode,
+            move |store| async move {
+                let alice = store.create_user("alice", "h", 1).await.expect("user");
+                let event = |room, seq| {
+                    WriteOp::AppendEvent(StoredEvent {
+                        room: RoomId(room),
+                        seq: Seq(seq),
+                        at: seq,
+                        actor: alice,
+                        actor_name: "alice".into(),
+                        kind: 1,
+                        body: seq.to_be_bytes().to_vec(),
+                    })
+                };
+                let create = |room| WriteOp::CreateRoom {
+                    room: RoomId(room),
+                    name: format!("r{room}"),
+                    topic: String::new(),
+                    visibility: Visibility::Public,
+                    owner: alice,
+                    created_at: 1,
+                };
+                // Room 1's events out of order within the batch: last_seq is
+                // the highest, not the last.
+                let mut first = vec![create(1), create(2)];
+                first.extend((1..=big).rev().map(|s| event(1, s)));
+                first.extend((1..=10).map(|s| event(2, s)));
+                store.apply_batch(&first).await.expect("first batch");
+
+                let mut replay = first[2..].to_vec();
+                replay.extend((big + 1..=big + 5).map(|s| event(1, s)));
+                replay.push(event(2, 3));
+                store.apply_batch(&replay).await.expect("replay");
+
+                let rooms = store.load_rooms().await.expect("rooms");
+                let last: Vec<_> = rooms.iter().map(|r| (r.id, r.last_seq)).collect();
+                assert_eq!(last, [(RoomId(1), Seq(big + 5)), (RoomId(2), Seq(10))]);
+                let one = store
+                    .history(RoomId(1), Seq(0), 10_000)
+                    .await
+                    .expect("history");
+                assert_eq!(one.len() as u64, big + 5);
+                let two = store
+                    .history(RoomId(2), Seq(0), 100)
+                    .await
+                    .expect("history");
+                assert_eq!(two.len(), 10);
             },
         )
         .await;

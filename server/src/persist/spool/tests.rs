@@ -105,6 +105,7 @@ fn writer(
         store.clone(),
         BatchConfig {
             max_items: 100,
+            max_items_deep: 100,
             max_delay: Duration::ZERO,
             min_interval: Duration::ZERO,
             window_max: Duration::ZERO,

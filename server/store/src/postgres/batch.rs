@@ -9,18 +9,22 @@
 //!   function;
 //! - *events*: the bulk, either as arrays inserted with
 //!   `INSERT … SELECT FROM unnest(…)` ([`PgBatchMode::Unnest`]) or streamed
-//!   with `COPY … FROM STDIN (FORMAT binary)` into a per-connection
-//!   temporary staging table that the function then inserts from
-//!   ([`PgBatchMode::Copy`]); either way `ON CONFLICT (room_id, seq) DO
-//!   NOTHING` keeps replays idempotent;
+//!   with `COPY … FROM STDIN (FORMAT binary)` ([`PgBatchMode::Copy`])
+//!   straight into `events`, before the call, which then only raises the
+//!   rooms' `last_seq` and checks that they exist (`confab_copied_events`,
+//!   migration 0014). UNNEST's insert says `ON CONFLICT (room_id, seq) DO
+//!   NOTHING`, which keeps replays idempotent; COPY cannot, so a batch
+//!   whose COPY breaks the key (a replay, a key twice in the batch) is
+//!   rolled back and applied again with its events COPY'd into a
+//!   per-connection temporary staging table that the function inserts
+//!   from with that `ON CONFLICT` ([`copy_staged`]);
 //! - *notifications* and *audit entries*: arrays, inserted in bulk.
 //!
 //! Round trips per batch: UNNEST mode sends one statement, which commits
 //! on its own (autocommit: one statement is one transaction). COPY mode
-//! needs an explicit transaction around the COPY and the call (the staging
-//! rows must survive until the call): BEGIN, COPY, COPY's end, the call,
-//! COMMIT — five. Batches without events take the one-statement path in
-//! both modes.
+//! needs an explicit transaction around the COPY and the call: BEGIN,
+//! COPY, COPY's end, the call, COMMIT — five. Batches without events take
+//! the one-statement path in every mode.
 
 use sqlx::postgres::{PgArguments, PgConnection, PgPool};
 use sqlx::Postgres;
@@ -30,8 +34,14 @@ use super::PgBatchMode;
 use crate::common::{to_db, Dialect};
 use crate::{Fence, StoreError, StoreResult, StoredEvent, WriteOp};
 
+/// The statement that appends a batch's events in COPY mode
+/// ([`EventCopyEncoder`] without `ord`).
+const COPY_INTO_EVENTS: &str = "COPY events \
+     (room_id, seq, at, actor_id, actor_name, kind, body) FROM STDIN (FORMAT binary)";
+
 /// The statement that fills the staging table (created by
-/// [`STAGING_TABLE_DDL`] on every connection in COPY mode).
+/// [`STAGING_TABLE_DDL`] on every connection in COPY mode), when a batch's
+/// events cannot go straight into `events`.
 const COPY_EVENTS: &str = "COPY confab_events_staging \
      (ord, room_id, seq, at, actor_id, actor_name, kind, body) FROM STDIN (FORMAT binary)";
 
@@ -63,6 +73,32 @@ const FENCED_CALL: &str = "WITH fence AS MATERIALIZED (\
      $12, $13, $14, $15, $16, $17, $18, $19, \
      $20, $21, $22, $23, $24, $25, $26, $27, $28, \
      $29, $30, $31, $32, $33, $34) FROM fence";
+
+/// [`CALL`] after the batch's events were COPY'd into `events`: the
+/// batch's other ops, then (the materialized CTE is evaluated first, so
+/// after the batch's `CreateRoom`s) the rooms' `last_seq` and their check,
+/// from one element per room. Still one round trip.
+const CALL_COPIED: &str = "WITH batch AS MATERIALIZED (\
+     SELECT confab_apply_batch(\
+     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     $12, $13, $14, $15, $16, $17, $18, $19, \
+     $20, $21, $22, $23, $24, $25, $26, $27, $28, \
+     $29, $30, $31, $32, $33, $34)) \
+     SELECT confab_copied_events($35, $36) FROM batch";
+
+/// [`CALL_COPIED`] behind the fence check, as [`FENCED_CALL`].
+const FENCED_CALL_COPIED: &str = "WITH fence AS MATERIALIZED (\
+     SELECT confab_check_fence($37, $38, $39)), \
+     batch AS MATERIALIZED (\
+     SELECT confab_apply_batch(\
+     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     $12, $13, $14, $15, $16, $17, $18, $19, \
+     $20, $21, $22, $23, $24, $25, $26, $27, $28, \
+     $29, $30, $31, $32, $33, $34) FROM fence) \
+     SELECT confab_copied_events($35, $36) FROM batch";
+
+/// The SQLSTATE of a broken unique key: a COPY'd event already stored.
+const UNIQUE_VIOLATION: &str = "23505";
 
 /// The SQLSTATE `confab_check_fence` raises.
 const FENCED: &str = "CF001";
@@ -178,13 +214,13 @@ pub(super) async fn apply(
         return Ok(());
     }
     let fence = FenceArgs::build(fence)?;
-    let copy_events = mode == PgBatchMode::Copy && ops.iter().any(is_event);
+    let copy_events = mode.copies(ops.iter().filter(|op| is_event(op)).count());
     let mut cols = Columns::build(ops, !copy_events)?;
     cols.fence = fence;
     let rewrites = AfterCall::build(ops)?;
     if !copy_events && rewrites.is_empty() {
         return cols
-            .call(false)
+            .call(Events::Arrays)
             .execute(pool)
             .await
             .map(drop)
@@ -197,7 +233,7 @@ pub(super) async fn apply(
             .begin()
             .await
             .map_err(|e| Postgres::error("apply_batch begin", e))?;
-        cols.call(false)
+        cols.call(Events::Arrays)
             .execute(&mut *tx)
             .await
             .map_err(call_error)?;
@@ -208,7 +244,47 @@ pub(super) async fn apply(
             .map_err(|e| Postgres::error("apply_batch commit", e));
     }
 
-    let mut data = EventCopyEncoder::new();
+    let events = CopiedEvents::build(ops)?;
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| Postgres::error("apply_batch", e))?;
+    let direct = Events::Copied(&events.rooms);
+    let copied = copy_and_call(
+        &mut conn,
+        COPY_INTO_EVENTS,
+        events.data,
+        direct,
+        &cols,
+        &rewrites,
+    )
+    .await;
+    // A COPY interrupted half-way can leave the connection mid-protocol:
+    // never hand it to the next batch.
+    if copied.is_err() {
+        conn.close_on_drop();
+    }
+    drop(conn);
+    match copied {
+        Ok(()) => Ok(()),
+        // Some of the events are stored already (a replay) or the batch
+        // names a key twice: nothing was written (the transaction rolled
+        // back); apply it again through the staging table.
+        Err(Copied::Conflict) => copy_staged(pool, ops, &cols, &rewrites).await,
+        Err(Copied::Failed(e)) => Err(e),
+    }
+}
+
+/// COPY mode's path for a batch whose events may be stored already: the
+/// events COPY'd into the staging table, which the call inserts from `ON
+/// CONFLICT DO NOTHING`.
+async fn copy_staged(
+    pool: &PgPool,
+    ops: &[WriteOp],
+    cols: &Columns<'_>,
+    rewrites: &AfterCall<'_>,
+) -> StoreResult<()> {
+    let mut data = EventCopyEncoder::new(true);
     for (ord, ev) in ops.iter().filter_map(as_event).enumerate() {
         data.push(ord, ev)?;
     }
@@ -216,44 +292,102 @@ pub(super) async fn apply(
         .acquire()
         .await
         .map_err(|e| Postgres::error("apply_batch", e))?;
-    let result = copy_and_call(&mut conn, data.finish(), &cols, &rewrites).await;
-    if result.is_err() {
-        // A COPY interrupted half-way can leave the connection mid-protocol:
-        // never hand it to the next batch.
-        conn.close_on_drop();
+    let staged = copy_and_call(
+        &mut conn,
+        COPY_EVENTS,
+        data.finish(),
+        Events::Staged,
+        cols,
+        rewrites,
+    )
+    .await;
+    match staged {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            conn.close_on_drop();
+            Err(match e {
+                Copied::Failed(e) => e,
+                // The staging table has no key.
+                Copied::Conflict => {
+                    StoreError::database("apply_batch: COPY into the staging table broke a key")
+                }
+            })
+        }
     }
-    result
 }
 
+/// Why [`copy_and_call`] did not commit.
+enum Copied {
+    /// The COPY broke `events`' key: apply the batch through the staging
+    /// table.
+    Conflict,
+    Failed(StoreError),
+}
+
+impl From<StoreError> for Copied {
+    fn from(e: StoreError) -> Copied {
+        Copied::Failed(e)
+    }
+}
+
+/// A batch's events as a COPY payload for the events table, and the rooms
+/// they are in: distinct, each with the highest seq the batch writes.
+struct CopiedEvents {
+    data: Vec<u8>,
+    rooms: (Vec<i64>, Vec<i64>),
+}
+
+impl CopiedEvents {
+    fn build(ops: &[WriteOp]) -> StoreResult<CopiedEvents> {
+        let mut data = EventCopyEncoder::new(false);
+        let mut rooms = std::collections::BTreeMap::<i64, i64>::new();
+        for (ord, ev) in ops.iter().filter_map(as_event).enumerate() {
+            data.push(ord, ev)?;
+            let seq = to_db(ev.seq.0, "seq")?;
+            let max = rooms.entry(to_db(ev.room.0, "room id")?).or_insert(seq);
+            *max = (*max).max(seq);
+        }
+        Ok(CopiedEvents {
+            data: data.finish(),
+            rooms: rooms.into_iter().unzip(),
+        })
+    }
+}
+
+/// BEGIN, `data` COPY'd by `copy` (into `events`, or into the staging
+/// table), the call with `events` saying where they went, the statements
+/// after it, COMMIT. A COPY that breaks a unique key (only `events` has
+/// one) is [`Copied::Conflict`].
 async fn copy_and_call(
     conn: &mut PgConnection,
+    copy: &'static str,
     data: Vec<u8>,
+    events: Events<'_>,
     cols: &Columns<'_>,
     rewrites: &AfterCall<'_>,
-) -> StoreResult<()> {
+) -> Result<(), Copied> {
     use sqlx::Connection;
     let mut tx = conn
         .begin()
         .await
         .map_err(|e| Postgres::error("apply_batch begin", e))?;
-    let mut copy = tx
-        .copy_in_raw(COPY_EVENTS)
-        .await
-        .map_err(|e| Postgres::error("apply_batch COPY", e))?;
-    copy.send(data)
-        .await
-        .map_err(|e| Postgres::error("apply_batch COPY", e))?;
-    copy.finish()
-        .await
-        .map_err(|e| Postgres::error("apply_batch COPY", e))?;
-    cols.call(true)
+    let copy_error = |e: sqlx::Error| match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some(UNIQUE_VIOLATION) => {
+            Copied::Conflict
+        }
+        _ => Copied::Failed(Postgres::error("apply_batch COPY", e)),
+    };
+    let mut copy = tx.copy_in_raw(copy).await.map_err(copy_error)?;
+    copy.send(data).await.map_err(copy_error)?;
+    copy.finish().await.map_err(copy_error)?;
+    cols.call(events)
         .execute(&mut *tx)
         .await
         .map_err(call_error)?;
     rewrites.apply(&mut tx).await?;
     tx.commit()
         .await
-        .map_err(|e| Postgres::error("apply_batch commit", e))
+        .map_err(|e| Copied::Failed(Postgres::error("apply_batch commit", e)))
 }
 
 fn is_event(op: &WriteOp) -> bool {
@@ -386,6 +520,17 @@ impl<'a> AfterCall<'a> {
         }
         Ok(())
     }
+}
+
+/// Where the call finds the batch's events.
+enum Events<'a> {
+    /// In its event columns (empty when the batch has none).
+    Arrays,
+    /// In the staging table.
+    Staged,
+    /// Already in `events`: these rooms (distinct), each with the highest
+    /// seq the batch wrote for it.
+    Copied(&'a (Vec<i64>, Vec<i64>)),
 }
 
 /// The batch as the function's parameters: one `Vec` per array argument.
@@ -606,12 +751,14 @@ impl<'a> Columns<'a> {
         Ok(())
     }
 
-    /// The call of `confab_apply_batch` with these columns.
-    fn call(&self, events_staged: bool) -> sqlx::query::Query<'_, Postgres, PgArguments> {
-        let sql = if self.fence.is_some() {
-            FENCED_CALL
-        } else {
-            CALL
+    /// The call of `confab_apply_batch` with these columns, the batch's
+    /// events sent as `events` says.
+    fn call<'q>(&'q self, events: Events<'q>) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+        let sql = match (&events, self.fence.is_some()) {
+            (Events::Copied(_), false) => CALL_COPIED,
+            (Events::Copied(_), true) => FENCED_CALL_COPIED,
+            (_, false) => CALL,
+            (_, true) => FENCED_CALL,
         };
         let call = sqlx::query(sql)
             .bind(&self.op_kind)
@@ -632,7 +779,7 @@ impl<'a> Columns<'a> {
             .bind(&self.ev_actor_name)
             .bind(&self.ev_kind)
             .bind(&self.ev_body)
-            .bind(events_staged)
+            .bind(matches!(events, Events::Staged))
             .bind(&self.nt_id)
             .bind(&self.nt_user)
             .bind(&self.nt_kind)
@@ -648,6 +795,10 @@ impl<'a> Columns<'a> {
             .bind(&self.au_room)
             .bind(&self.au_target)
             .bind(&self.au_detail);
+        let call = match events {
+            Events::Copied((rooms, max_seqs)) => call.bind(rooms).bind(max_seqs),
+            Events::Arrays | Events::Staged => call,
+        };
         match &self.fence {
             Some(f) => call.bind(f.owner).bind(&f.parts).bind(&f.epochs),
             None => call,
