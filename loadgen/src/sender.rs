@@ -77,6 +77,10 @@ impl Sending {
         let thread = std::thread::Builder::new()
             .name("loadgen-send".into())
             .spawn(move || {
+                // A sleeping thread's wake-up may come up to its timer
+                // slack late (50 µs by default); a send's deadline should
+                // not. (A failure leaves the default: sends a little later.)
+                let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
                 let mut out = vec![Vec::new(); sockets.len()];
                 let mut broken = vec![false; sockets.len()];
                 let mut errors = 0;
