@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 
 use rustix::event::{poll, PollFd, PollFlags};
 
-use crate::clock::timespec;
+use crate::clock::{now_ns, timespec};
 use crate::pacer::Plan;
 
 /// Sends logged by the thread, not yet taken by the event loop:
@@ -65,45 +65,63 @@ pub struct Sending {
 impl Sending {
     /// Starts a thread that follows `plan` and, for each request `k` due,
     /// lets `emit(k, intended, out)` append it to `out[i]` (the buffer of
-    /// the connection `sockets[i]`), then writes every non-empty buffer
-    /// with one write each.
+    /// the connection `sockets[i]`) and return `i`; then writes every
+    /// non-empty buffer with one write each, logging its requests as sent
+    /// just before that write.
     pub fn spawn(
         mut plan: Plan,
         sockets: Vec<OwnedFd>,
-        mut emit: impl FnMut(u64, u64, &mut [Vec<u8>]) + Send + 'static,
+        mut emit: impl FnMut(u64, u64, &mut [Vec<u8>]) -> usize + Send + 'static,
     ) -> io::Result<Sending> {
         let log = Arc::new(SentLog::default());
         let thread_log = log.clone();
         let thread = std::thread::Builder::new()
             .name("loadgen-send".into())
             .spawn(move || {
+                // Whatever ends the thread (a panic too), the event loop
+                // must see it done, or it would wait for it forever.
+                let _done = Done(&thread_log);
                 // A sleeping thread's wake-up may come up to its timer
                 // slack late (50 µs by default); a send's deadline should
                 // not. (A failure leaves the default: sends a little later.)
                 let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
                 let mut out = vec![Vec::new(); sockets.len()];
+                // The intended times of what each buffer holds.
+                let mut held: Vec<Vec<u64>> = vec![Vec::new(); sockets.len()];
                 let mut broken = vec![false; sockets.len()];
                 let mut errors = 0;
                 while let Some(due) = plan.next_blocking() {
-                    {
-                        let mut sent = thread_log.sent.lock().unwrap_or_else(|e| e.into_inner());
-                        for k in due.range {
-                            let intended = plan.intended(k);
-                            emit(k, intended, &mut out);
-                            sent.push((intended, due.now));
-                        }
+                    for k in due.range {
+                        let intended = plan.intended(k);
+                        let i = emit(k, intended, &mut out);
+                        held[i].push(intended);
                     }
-                    for ((buf, socket), broken) in out.iter_mut().zip(&sockets).zip(&mut broken) {
-                        if !buf.is_empty() && !*broken && write_all(socket, buf).is_err() {
-                            // The event loop's reader sees the connection
-                            // end and counts it; nothing more goes there.
-                            *broken = true;
-                            errors += 1;
+                    for (i, socket) in sockets.iter().enumerate() {
+                        if out[i].is_empty() {
+                            continue;
                         }
-                        buf.clear();
+                        if !broken[i] {
+                            // Logged before the write: a delivery cannot
+                            // arrive before its send is in the log.
+                            let now = now_ns();
+                            let mut sent =
+                                thread_log.sent.lock().unwrap_or_else(|e| e.into_inner());
+                            sent.extend(held[i].iter().map(|&intended| (intended, now)));
+                            drop(sent);
+                            if write_all(socket, &out[i]).is_err() {
+                                // Part of a frame may be on the wire: end
+                                // the connection, so that its reader sees
+                                // it end and counts it, and send nothing
+                                // more there (nor log it as sent).
+                                let _ = rustix::net::shutdown(socket, rustix::net::Shutdown::Both);
+                                broken[i] = true;
+                                errors += 1;
+                            }
+                        }
+                        out[i].clear();
+                        held[i].clear();
                     }
                 }
-                thread_log.done.store(true, Ordering::Release);
                 errors
             })?;
         Ok(Sending { log, thread })
@@ -111,7 +129,19 @@ impl Sending {
 
     /// Waits for the thread; the connections it could not write to.
     pub fn join(self) -> u64 {
-        self.thread.join().unwrap_or(0)
+        match self.thread.join() {
+            Ok(errors) => errors,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+/// Marks the log done when the sending thread ends, however it ends.
+struct Done<'a>(&'a SentLog);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.done.store(true, Ordering::Release);
     }
 }
 
@@ -168,7 +198,9 @@ mod tests {
         let plan = Pacer::new(5000.0, 20, Pacing::Thread).expect("pacer").plan;
         // Request k goes to connection k % 2 as one byte: k.
         let sending = Sending::spawn(plan.clone(), sockets, |k, _, out| {
-            out[(k % 2) as usize].push(k as u8)
+            let i = (k % 2) as usize;
+            out[i].push(k as u8);
+            i
         })
         .expect("spawn");
         let log = sending.log.clone();
@@ -177,6 +209,9 @@ mod tests {
         let mut sent = Vec::new();
         log.take(&mut sent);
         assert_eq!(sent.len(), 20);
+        // Logged socket by socket: requests due together are in the log by
+        // connection, not by schedule (the recorder's log takes either).
+        sent.sort_unstable();
         for (k, (intended, at)) in sent.iter().enumerate() {
             assert_eq!(*intended, plan.intended(k as u64));
             assert!(at >= intended, "request {k} logged before it was due");
@@ -188,5 +223,49 @@ mod tests {
             let want: Vec<u8> = (0..20u8).filter(|k| (*k as usize) % 2 == i).collect();
             assert_eq!(got, want, "connection {i}");
         }
+    }
+
+    /// A connection the server reset: the failed write ends it (so its
+    /// reader would see it end), counts once, and nothing more is sent
+    /// there or logged as sent.
+    #[tokio::test]
+    async fn a_reset_connection_is_shut_counted_once_and_sent_nothing_more() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        rustix::net::sockopt::set_socket_linger(&server, Some(std::time::Duration::ZERO))
+            .expect("linger");
+        drop(server); // an RST, not a FIN
+        client.set_nonblocking(true).expect("nonblocking");
+        let socket = rustix::io::dup(&client).expect("dup");
+        let plan = Pacer::new(2000.0, 3, Pacing::Thread).expect("pacer").plan;
+        let sending = Sending::spawn(plan, vec![socket], |k, _, out| {
+            out[0].push(k as u8);
+            0
+        })
+        .expect("spawn");
+        let log = sending.log.clone();
+        assert_eq!(sending.join(), 1, "one connection failed");
+        let mut sent = Vec::new();
+        log.take(&mut sent);
+        assert_eq!(
+            sent.len(),
+            1,
+            "only the request of the failed write: {sent:?}"
+        );
+    }
+
+    /// However the thread ends, the log says it is done (the event loop
+    /// waits for that), and a panic reaches whoever joins it.
+    #[tokio::test]
+    async fn a_panicking_thread_is_done_and_its_panic_reaches_the_join() {
+        let plan = Pacer::new(1000.0, 3, Pacing::Thread).expect("pacer").plan;
+        let sending =
+            Sending::spawn(plan, Vec::new(), |_, _, _| panic!("emit failed")).expect("spawn");
+        let log = sending.log.clone();
+        let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sending.join()));
+        assert!(joined.is_err(), "the panic is not swallowed");
+        assert!(log.done());
     }
 }

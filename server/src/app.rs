@@ -312,7 +312,7 @@ async fn start_inner(
 
     let batch_config = BatchConfig {
         max_items: config.batch_max_items,
-        max_items_deep: config.batch_max_items_deep,
+        max_items_deep: config.batch_items_deep(),
         max_delay: config.batch_max_delay_ms.get(),
         min_interval: config.batch_min_interval_ms.get(),
         window_max: config.batch_window_max_ms.get(),

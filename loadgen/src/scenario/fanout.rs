@@ -228,6 +228,7 @@ impl Fanout {
                         let id = first + k;
                         let room = (id % rooms) as usize;
                         templates[room].emit(&mut out[room], id as u32, intended);
+                        room
                     })
                     .await?;
                 if failed > 0 {

@@ -546,7 +546,7 @@ impl OpenLoop {
 
     /// Runs the whole schedule on a sending thread (`--pacing thread`,
     /// `crate::sender`): `emit(k, intended, out)` appends request `k` to
-    /// the buffer of the socket it goes to. Meanwhile the event loop
+    /// the buffer of the socket it goes to and returns that socket's index. Meanwhile the event loop
     /// records the thread's sends (every millisecond, and on a delivery
     /// whose send it has not taken yet) and measures the server and the
     /// machine as [`OpenLoop::next`] does. Returns how many sockets the
@@ -555,7 +555,7 @@ impl OpenLoop {
         &mut self,
         ctx: &Ctx,
         sockets: Vec<std::os::fd::OwnedFd>,
-        emit: impl FnMut(u64, u64, &mut [Vec<u8>]) + Send + 'static,
+        emit: impl FnMut(u64, u64, &mut [Vec<u8>]) -> usize + Send + 'static,
     ) -> std::io::Result<u64> {
         let sending = crate::sender::Sending::spawn(self.pacer.plan.clone(), sockets, emit)?;
         self.rec.borrow_mut().sends = Some(sending.log.clone());

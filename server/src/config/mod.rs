@@ -356,6 +356,17 @@ impl Config {
         self.write_lanes.max(1)
     }
 
+    /// The batch bound while the backlog is deep: `batch_max_items_deep`
+    /// on Postgres; on SQLite `batch_max_items` (deeper batches were
+    /// measured on Postgres only, and the SQLite event log's fold paces
+    /// itself by commits of at most `batch_max_items`).
+    pub fn batch_items_deep(&self) -> usize {
+        match self.database_url.0 {
+            Some(_) => self.batch_max_items_deep,
+            None => self.batch_max_items,
+        }
+    }
+
     /// A configuration for a server embedded in another program or a test:
     /// the defaults, with every listener on an ephemeral loopback port (TCP)
     /// or off (HTTP, metrics), and data in `data_dir`.
@@ -780,6 +791,17 @@ mod tests {
             let err = resolve(flags).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn deep_batches_grow_on_postgres_only() {
+        let sqlite = Config::default();
+        assert_eq!(sqlite.batch_items_deep(), sqlite.batch_max_items);
+        let pg = Config {
+            database_url: Opt(Some("postgres://u@db/confab".parse().unwrap())),
+            ..Config::default()
+        };
+        assert_eq!(pg.batch_items_deep(), 16_384);
     }
 
     #[test]
