@@ -28,7 +28,6 @@ use crate::stats::{stamp, Recorder, SetupReport, StepReport, STAMP_LEN};
 
 /// A prepared fan-out population.
 pub struct Fanout {
-    pub rooms: usize,
     pub members: usize,
     /// The owner's connection in each room: the publisher.
     publishers: Vec<FrameWriter>,
@@ -188,7 +187,6 @@ impl Fanout {
         let others = writers.split_off(rooms);
         ctx.spawn_keepalive(others, Duration::from_secs(20));
         Ok(Fanout {
-            rooms,
             members,
             publishers: writers,
             reopened,
@@ -222,13 +220,10 @@ impl Fanout {
         match self.sockets_for_thread(ctx).await? {
             Some(sockets) => {
                 self.from_thread = true;
-                let (rooms, templates) = (self.rooms as u64, self.templates.clone());
+                let templates = self.templates.clone();
                 let failed = run
                     .send_from_thread(ctx, sockets, move |k, intended, out| {
-                        let id = first + k;
-                        let room = (id % rooms) as usize;
-                        templates[room].emit(&mut out[room], id as u32, intended);
-                        room
+                        emit(&templates, first + k, intended, out)
                     })
                     .await?;
                 if failed > 0 {
@@ -239,9 +234,7 @@ impl Fanout {
             None => {
                 while let Some(due) = run.next(ctx).await {
                     for k in due.range {
-                        let id = first + k;
-                        let room = (id % self.rooms as u64) as usize;
-                        self.templates[room].emit(&mut self.out[room], id as u32, run.intended(k));
+                        emit(&self.templates, first + k, run.intended(k), &mut self.out);
                     }
                     for (room, buf) in self.out.iter_mut().enumerate() {
                         if let Some(w) = self.reopened[room].borrow_mut().take() {
@@ -273,9 +266,7 @@ impl Fanout {
         report.connections = ctx.connections.get();
         Ok(report)
     }
-}
 
-impl Fanout {
     /// The publishers' sockets for a sending thread (`--pacing thread`):
     /// only to a single server (several nodes reopen connections, which
     /// the event loop's writers follow) and over plain TCP.
@@ -295,6 +286,14 @@ impl Fanout {
         }
         Ok(Some(sockets))
     }
+}
+
+/// Appends message `id` (request id `id`, meant for `intended`) to its
+/// room's buffer in `out` — room `id` mod the rooms — and returns the room.
+fn emit(templates: &[Template], id: u64, intended: u64, out: &mut [Vec<u8>]) -> usize {
+    let room = (id % templates.len() as u64) as usize;
+    templates[room].emit(&mut out[room], id as u32, intended);
+    room
 }
 
 /// Sweep settings: geometric rate steps until two steps in a row miss the

@@ -527,15 +527,9 @@ impl OpenLoop {
     /// caller sends them at once); `None` when the schedule is done.
     pub async fn next(&mut self, ctx: &Ctx) -> Option<Due> {
         let due = self.pacer.next().await?;
-        if self.usage.is_none() && due.now >= self.window.0 {
-            self.usage = Some(StepUsage::start(ctx).await);
-        }
+        self.measure(ctx, due.now).await;
         if let Some(u) = self.usage.as_mut() {
             u.lag(self.pacer.intended(due.range.start), due.now);
-            if due.now - self.last_tick > 1_000_000_000 {
-                self.last_tick = due.now;
-                u.tick(ctx).await;
-            }
         }
         let mut rec = self.rec.borrow_mut();
         for k in due.range.clone() {
@@ -544,10 +538,24 @@ impl OpenLoop {
         Some(due)
     }
 
+    /// Starts measuring the server and the machine once the window has
+    /// begun (`now`), and samples the server once a second.
+    async fn measure(&mut self, ctx: &Ctx, now: u64) {
+        if self.usage.is_none() && now >= self.window.0 {
+            self.usage = Some(StepUsage::start(ctx).await);
+        }
+        if let Some(u) = self.usage.as_mut() {
+            if now - self.last_tick > 1_000_000_000 {
+                self.last_tick = now;
+                u.tick(ctx).await;
+            }
+        }
+    }
+
     /// Runs the whole schedule on a sending thread (`--pacing thread`,
     /// `crate::sender`): `emit(k, intended, out)` appends request `k` to
-    /// the buffer of the socket it goes to and returns that socket's index. Meanwhile the event loop
-    /// records the thread's sends (every millisecond, and on a delivery
+    /// the buffer of the socket it goes to and returns that socket's
+    /// index. Meanwhile the event loop records the thread's sends (every millisecond, and on a delivery
     /// whose send it has not taken yet) and measures the server and the
     /// machine as [`OpenLoop::next`] does. Returns how many sockets the
     /// thread could not write to.
@@ -562,16 +570,7 @@ impl OpenLoop {
         loop {
             let done = sending.log.done();
             self.rec.borrow_mut().take_sent();
-            let now = now_ns();
-            if self.usage.is_none() && now >= self.window.0 {
-                self.usage = Some(StepUsage::start(ctx).await);
-            }
-            if let Some(u) = self.usage.as_mut() {
-                if now - self.last_tick > 1_000_000_000 {
-                    self.last_tick = now;
-                    u.tick(ctx).await;
-                }
-            }
+            self.measure(ctx, now_ns()).await;
             if done {
                 break;
             }
