@@ -58,6 +58,7 @@ async fn writer(store: Arc<dyn Store>, room: RoomId) -> BatchHandle {
             min_interval: Duration::ZERO,
             window_max: Duration::ZERO,
             lanes: 1,
+            deep_parts: 1,
         },
     );
     handle

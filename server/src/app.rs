@@ -317,6 +317,7 @@ async fn start_inner(
         min_interval: config.batch_min_interval_ms.get(),
         window_max: config.batch_window_max_ms.get(),
         lanes: config.write_lanes(),
+        deep_parts: config.deep_parts(),
     };
     let (batch, batch_task) = match &cluster {
         None => batch::spawn_with_spool(store.clone(), batch_config, spool),

@@ -378,6 +378,7 @@ fn batch_config() -> BatchConfig {
         min_interval: Duration::ZERO,
         window_max: Duration::ZERO,
         lanes: 1,
+        deep_parts: 1,
     }
 }
 

@@ -148,6 +148,8 @@ settings! {
     batch_window_max_ms: Millis = Millis(4), env "CONFAB_BATCH_WINDOW_MAX_MS";
     /// Batch writer lanes committing at once, each for its share of the rooms (room id mod lanes), on its own database connection: more sustained writes when Postgres is the limit, smaller batches and more commits below it; Postgres only (SQLite has a single writer and allows 1).
     write_lanes: usize = 1, env "CONFAB_WRITE_LANES";
+    /// Parts a deep write backlog commits in at once: while a batch would hold 2 × batch_max_items operations or more, the rooms are split into this many stripes, each committing its rooms' writes in order on its own database connection, so commits overlap while the backlog lasts; at chat rates batches stay whole. Postgres only (SQLite has a single writer: always 1); 1 turns it off.
+    batch_deep_parts: usize = 4, env "CONFAB_BATCH_DEEP_PARTS";
     /// Write operations that may wait for the batch writer; above it SEND_MESSAGE and CREATE_ROOM are refused with OVERLOADED and a retry-after until it drains. 0: no bound.
     write_backlog_max: usize = 65_536, env "CONFAB_WRITE_BACKLOG_MAX";
     /// Recent events kept in memory per room for resume and fast history.
@@ -356,6 +358,15 @@ impl Config {
         self.write_lanes.max(1)
     }
 
+    /// The parts a deep batch commits in at once: `batch_deep_parts` (0
+    /// counts as 1) on Postgres; on SQLite 1 (a single writer).
+    pub fn deep_parts(&self) -> usize {
+        match self.database_url.0 {
+            Some(_) => self.batch_deep_parts.max(1),
+            None => 1,
+        }
+    }
+
     /// The batch bound while the backlog is deep: `batch_max_items_deep`
     /// on Postgres; on SQLite `batch_max_items` (deeper batches were
     /// measured on Postgres only, and the SQLite event log's fold paces
@@ -520,6 +531,9 @@ impl Config {
         }
         if self.write_lanes > MAX_WRITE_LANES {
             return bad("write_lanes", "must be at most 16");
+        }
+        if self.batch_deep_parts > MAX_WRITE_LANES {
+            return bad("batch_deep_parts", "must be at most 16");
         }
         if self.write_lanes > 1 && self.database_url.as_ref().is_none() {
             return bad(
@@ -802,6 +816,33 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(pg.batch_items_deep(), 16_384);
+    }
+
+    #[test]
+    fn deep_batches_commit_in_parts_on_postgres_only() {
+        let sqlite = Config::default();
+        assert_eq!((sqlite.batch_deep_parts, sqlite.deep_parts()), (4, 1));
+        let pg = Config {
+            database_url: Opt(Some("postgres://u@db/confab".parse().unwrap())),
+            ..Config::default()
+        };
+        assert_eq!(pg.deep_parts(), 4);
+        let off = Config {
+            batch_deep_parts: 0,
+            ..pg.clone()
+        };
+        assert_eq!(off.deep_parts(), 1);
+        let err = Config {
+            batch_deep_parts: 17,
+            ..pg
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("batch_deep_parts") && err.contains("at most 16"),
+            "{err}"
+        );
     }
 
     #[test]

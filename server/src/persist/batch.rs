@@ -37,6 +37,20 @@
 //! one lane waits for its commit's fsync the others commit theirs: group
 //! commit across connections, which is how Postgres itself scales commits.
 //!
+//! **A deep backlog commits in parts.** Lanes split every batch, and at
+//! chat rates that only adds commits. A writer loop instead splits only
+//! while the backlog is deep ([`InParts`]): once a batch holds at least
+//! `2 × max_items` operations (and `deep_parts` > 1: Postgres only), the
+//! lane's rooms are split into `deep_parts` stripes, each queueing its
+//! rooms' requests and committing them in order, one commit landing at a
+//! time on its own connection, up to `max_items_deep` operations each —
+//! the lane works as that many lanes. When fewer than `max_items`
+//! operations wait and every stripe has landed, the rest commits whole
+//! and the loop is back to whole batches. A room's writes still commit in
+//! order, with no hand-over between connections. A flush marker completes
+//! once every stripe has landed what came before it. Each part lands on
+//! its own (committed, spooled, or isolated request by request).
+//!
 //! In cluster mode ([`spawn_cluster`]) each request carries the lease its
 //! shard held for the room when it produced the write (`fence`: partition
 //! and epoch), and every batch carries its requests' leases to the store,
@@ -260,6 +274,10 @@ pub struct BatchConfig {
     /// Independent writer loops, each committing the writes of its share
     /// of the rooms (module doc); 1 for SQLite.
     pub lanes: usize,
+    /// The most parts a deep batch commits in at once, each for its share
+    /// of the batch's rooms, with at least `max_items` operations per part
+    /// (module doc); 1 for SQLite.
+    pub deep_parts: usize,
 }
 
 /// Starts the writer task. It runs until every [`BatchHandle`] is dropped,
@@ -359,7 +377,12 @@ async fn writer_loop(
 ) {
     let queued = crate::metrics::batch_lane(lane);
     let mut pending: Vec<WriteRequest> = Vec::new();
-    let mut ops: Vec<WriteOp> = Vec::new();
+    let mut whole = Part::default();
+    let landing = Landing {
+        store: store.clone(),
+        spool: spool.clone(),
+        owner,
+    };
     // The connections a commit's acknowledgements and deliveries went to:
     // written once each when the commit's requests are all completed.
     let mut touched = Touched::default();
@@ -414,13 +437,6 @@ async fn writer_loop(
                 pending.push(req);
             }
         }
-        // Move every request's ops into one batch, remembering where each
-        // request's ops end so a failed batch can be split without copies.
-        let mut ends = Vec::with_capacity(pending.len());
-        for req in pending.iter_mut() {
-            ops.append(&mut req.ops);
-            ends.push(ops.len());
-        }
         let waiting = backlog
             .fetch_sub(n_ops, Ordering::Relaxed)
             .saturating_sub(n_ops);
@@ -433,10 +449,228 @@ async fn writer_loop(
             None => window.committed(false, n_ops, Duration::ZERO),
         }
         last_start = Some(start);
-        let spool = spool.as_deref();
-        let fence = owner.map(|o| fence_of(o, pending.iter()));
-        let landed = persist(store.as_ref(), spool, &ops, &ends, RETRIES, fence.as_ref()).await;
-        crate::metrics::batch_committed(&queued, ops.len(), started.elapsed(), rx.len(), waiting);
+        // The backlog is deep: commit in parts until it is not (module
+        // doc); what is left then is shallow and commits whole below. A
+        // flush marker (no operations) goes whole, after everything before.
+        let marker = pending.iter().any(|r| r.ops.is_empty());
+        if !marker && is_deep(n_ops, cfg.max_items, cfg.deep_parts) {
+            let parts = InParts {
+                cfg: &cfg,
+                landing: &landing,
+                queued: &queued,
+                backlog: &backlog,
+            };
+            parts.run(&mut pending, &mut rx).await;
+        }
+        if !pending.is_empty() {
+            for req in pending.drain(..) {
+                whole.take(req);
+            }
+            let landed = whole.persist(&landing).await;
+            let carried = whole.ops.len();
+            crate::metrics::batch_committed(&queued, carried, started.elapsed(), rx.len(), waiting);
+            whole.finish(&landing, landed, &mut touched).await;
+        }
+        touched.flush_all();
+        // Upkeep after the acknowledgements are out: it delays only the
+        // next batch, which gathers requests meanwhile. Its budget: the
+        // time until the window lets the next batch start.
+        let budget = (start + window.get()).saturating_duration_since(tokio::time::Instant::now());
+        if let Err(e) = store.tidy_between(rx.is_empty(), Some(budget)).await {
+            tracing::warn!(error = %e, "store upkeep between batches failed");
+        }
+    }
+    tracing::debug!("batch writer stopped");
+}
+
+/// What every batch of a writer loop lands through.
+#[derive(Clone)]
+struct Landing {
+    store: Arc<dyn BatchSink>,
+    spool: Option<Arc<Spool>>,
+    /// Cluster mode: this process's incarnation, which fences each batch.
+    owner: Option<Incarnation>,
+}
+
+/// The writer while the backlog is deep (module doc, "Deep batches commit
+/// in parts"): the lane's rooms split into `deep_parts` stripes, each
+/// with its own waiting requests and at most one commit landing, started
+/// whenever it has requests and its last commit has landed — as if the
+/// lane were that many lanes while the backlog lasts.
+struct InParts<'a> {
+    cfg: &'a BatchConfig,
+    landing: &'a Landing,
+    queued: &'a metrics::Gauge,
+    backlog: &'a AtomicUsize,
+}
+
+/// One stripe of the rooms while the backlog is deep.
+#[derive(Default)]
+struct Stripe {
+    waiting: std::collections::VecDeque<WriteRequest>,
+    ops: usize,
+    landing: bool,
+}
+
+impl InParts<'_> {
+    /// Commits `pending` (a deep batch) and what follows it in stripes
+    /// until the backlog is shallow again (fewer than `max_items`
+    /// operations waiting) and every stripe's commit has landed; what is
+    /// left waiting is handed back in `pending`, in order, to commit
+    /// whole. A flush marker waits for every stripe to land, and what
+    /// comes after it waits for the marker.
+    async fn run(
+        &self,
+        pending: &mut Vec<WriteRequest>,
+        rx: &mut mpsc::UnboundedReceiver<WriteRequest>,
+    ) {
+        let count = self.cfg.deep_parts.max(1);
+        let mut stripes: Vec<Stripe> = (0..count).map(|_| Stripe::default()).collect();
+        let mut held: Vec<WriteRequest> = Vec::new();
+        let mut marker: Option<WriteRequest> = None;
+        let route = |stripes: &mut Vec<Stripe>, req: WriteRequest| {
+            let stripe = &mut stripes[part_of(&req, self.cfg.lanes, count)];
+            stripe.ops += req.ops.len();
+            stripe.waiting.push_back(req);
+        };
+        for req in pending.drain(..) {
+            route(&mut stripes, req);
+        }
+        let mut landing = tokio::task::JoinSet::new();
+        let mut slots = std::collections::HashMap::new();
+        let mut open = true;
+        let mut received = Vec::new();
+        loop {
+            let waiting: usize = stripes.iter().map(|s| s.ops).sum();
+            // Deep, or a marker waiting for what is before it: start every
+            // free stripe that has requests.
+            if waiting >= self.cfg.max_items || marker.is_some() {
+                for (i, stripe) in stripes.iter_mut().enumerate() {
+                    if stripe.landing || stripe.waiting.is_empty() {
+                        continue;
+                    }
+                    let mut part = Part::default();
+                    while part.ops.len() < self.cfg.max_items_deep.max(1) {
+                        let Some(req) = stripe.waiting.pop_front() else {
+                            break;
+                        };
+                        stripe.ops -= req.ops.len();
+                        part.take(req);
+                    }
+                    stripe.landing = true;
+                    let task = landing.spawn(self.land(part, rx.len()));
+                    slots.insert(task.id(), i);
+                }
+            }
+            if landing.is_empty() {
+                let Some(marker) = marker.take() else { break };
+                // Everything before the marker has landed: it completes,
+                // and what came after it is routed.
+                complete(marker, Ok(()), &mut Touched::default());
+                for req in held.drain(..) {
+                    route(&mut stripes, req);
+                }
+                continue;
+            }
+            tokio::select! {
+                biased;
+                done = landing.join_next_with_id() => match done {
+                    Some(Ok((id, ()))) => {
+                        let i = slots.remove(&id).expect("a started stripe");
+                        stripes[i].landing = false;
+                    }
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "a batch writer part failed");
+                        let i = slots.remove(&e.id()).expect("a started stripe");
+                        stripes[i].landing = false;
+                    }
+                    None => {}
+                },
+                n = rx.recv_many(&mut received, 4096), if open => {
+                    if n == 0 {
+                        open = false;
+                    }
+                    let ops: usize = received.iter().map(|r| r.ops.len()).sum();
+                    self.backlog.fetch_sub(ops, Ordering::Relaxed);
+                    for req in received.drain(..) {
+                        if marker.is_some() {
+                            held.push(req);
+                        } else if req.ops.is_empty() {
+                            marker = Some(req);
+                        } else {
+                            route(&mut stripes, req);
+                        }
+                    }
+                }
+            }
+        }
+        // Shallow, and every stripe landed: the rest commits whole, in
+        // each room's order.
+        for stripe in stripes {
+            pending.extend(stripe.waiting);
+        }
+        pending.append(&mut held);
+    }
+
+    /// Lands one stripe's part and completes its requests.
+    fn land(&self, part: Part, queue: usize) -> impl std::future::Future<Output = ()> + 'static {
+        let landing = self.landing.clone();
+        let (lane, backlog) = (self.queued.clone(), self.backlog.load(Ordering::Relaxed));
+        async move {
+            let began = std::time::Instant::now();
+            let landed = part.persist(&landing).await;
+            let (ops, took) = (part.ops.len(), began.elapsed());
+            crate::metrics::batch_committed(&lane, ops, took, queue, backlog);
+            let mut part = part;
+            let mut touched = Touched::default();
+            part.finish(&landing, landed, &mut touched).await;
+            touched.flush_all();
+        }
+    }
+}
+
+/// Requests committed together as one transaction: their operations
+/// moved into one batch, remembering where each request's end so that a
+/// failed batch can be split without copies.
+#[derive(Default)]
+struct Part {
+    pending: Vec<WriteRequest>,
+    ops: Vec<WriteOp>,
+    ends: Vec<usize>,
+}
+
+impl Part {
+    fn take(&mut self, mut req: WriteRequest) {
+        self.ops.append(&mut req.ops);
+        self.ends.push(self.ops.len());
+        self.pending.push(req);
+    }
+
+    /// Makes the batch durable: committed, or spooled (see [`persist`]).
+    async fn persist(&self, landing: &Landing) -> Result<Landed, Failure> {
+        let fence = landing.owner.map(|o| fence_of(o, self.pending.iter()));
+        persist(
+            landing.store.as_ref(),
+            landing.spool.as_deref(),
+            &self.ops,
+            &self.ends,
+            RETRIES,
+            fence.as_ref(),
+        )
+        .await
+    }
+
+    /// Completes every request once the batch has `landed` (or not), and
+    /// empties the part for the next batch: a batch that failed in the
+    /// store is committed request by request, so one bad request fails
+    /// alone.
+    async fn finish(
+        &mut self,
+        landing: &Landing,
+        landed: Result<Landed, Failure>,
+        touched: &mut Touched,
+    ) {
+        let (spool, pending) = (landing.spool.as_deref(), &mut self.pending);
         let result = landed.clone().map(|_| ());
         if let (Ok(Landed::Spool(record)), Some(spool)) = (&landed, spool) {
             // Durable, not yet in the database: the rooms' tails keep the
@@ -455,45 +689,61 @@ async fn writer_loop(
                 "batch failed: committing its requests one by one"
             );
             let mut start = 0;
-            for (req, end) in pending.drain(..).zip(ends) {
-                let one = &ops[start..end];
+            for (req, &end) in pending.drain(..).zip(&self.ends) {
+                let one = &self.ops[start..end];
                 // Only without a spool, or with the store reachable: a
                 // request that lands in the spool here keeps its mark
                 // until replayed, like a whole spooled batch.
-                let fence = owner.map(|o| fence_of(o, std::iter::once(&req)));
+                let fence = landing.owner.map(|o| fence_of(o, std::iter::once(&req)));
                 let one_end = [end - start];
-                let result =
-                    match persist(store.as_ref(), spool, one, &one_end, 1, fence.as_ref()).await {
-                        Ok(Landed::Spool(record)) => {
-                            let mut req = req;
-                            if let (Some(mark), Some(spool)) = (req.stored.take(), spool) {
-                                spool.defer_marks(record, vec![mark]);
-                            }
-                            start = end;
-                            complete(req, Ok(()), &mut touched);
-                            continue;
-                        }
-                        other => other.map(|_| ()),
-                    };
                 start = end;
-                complete(req, result, &mut touched);
+                let result = match persist(
+                    landing.store.as_ref(),
+                    spool,
+                    one,
+                    &one_end,
+                    1,
+                    fence.as_ref(),
+                )
+                .await
+                {
+                    Ok(Landed::Spool(record)) => {
+                        let mut req = req;
+                        if let (Some(mark), Some(spool)) = (req.stored.take(), spool) {
+                            spool.defer_marks(record, vec![mark]);
+                        }
+                        complete(req, Ok(()), touched);
+                        continue;
+                    }
+                    other => other.map(|_| ()),
+                };
+                complete(req, result, touched);
             }
         } else {
             for req in pending.drain(..) {
-                complete(req, result.clone(), &mut touched);
+                complete(req, result.clone(), touched);
             }
         }
-        touched.flush_all();
-        ops.clear();
-        // Upkeep after the acknowledgements are out: it delays only the
-        // next batch, which gathers requests meanwhile. Its budget: the
-        // time until the window lets the next batch start.
-        let budget = (start + window.get()).saturating_duration_since(tokio::time::Instant::now());
-        if let Err(e) = store.tidy_between(rx.is_empty(), Some(budget)).await {
-            tracing::warn!(error = %e, "store upkeep between batches failed");
-        }
+        self.ops.clear();
+        self.ends.clear();
     }
-    tracing::debug!("batch writer stopped");
+}
+
+/// The stripe `req` goes to among `parts` while the backlog is deep, in a
+/// lane that holds every `lanes`-th room: its room's (counted among the
+/// lane's rooms, so that they spread over every stripe), room-less ones
+/// to 0.
+fn part_of(req: &WriteRequest, lanes: usize, parts: usize) -> usize {
+    req.ops.iter().find_map(WriteOp::room).map_or(0, |room| {
+        room_lane(RoomId(room.0 / lanes.max(1) as u64), parts)
+    })
+}
+
+/// Whether a batch of `ops` operations is deep enough to commit in
+/// parts: at least two full batches (`max_items` each), with more than
+/// one part allowed.
+fn is_deep(ops: usize, max_items: usize, deep_parts: usize) -> bool {
+    deep_parts > 1 && ops >= 2 * max_items.max(1)
 }
 
 /// Operations a commit should carry for its fixed cost (a round trip to
@@ -764,6 +1014,7 @@ mod tests {
                 min_interval: Duration::ZERO,
                 window_max: Duration::ZERO,
                 lanes: 1,
+                deep_parts: 1,
             },
         );
         // On this single-threaded runtime the writer cannot run before all
@@ -847,9 +1098,27 @@ mod tests {
     /// ends as its writes, in order, leave it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn lanes_keep_each_rooms_writes_in_order_on_postgres() {
-        use confab_store::postgres::{PgStore, PgStoreOptions};
         const TEST: &str = "lanes_keep_each_rooms_writes_in_order_on_postgres";
-        let Some(db) = confab_testkit::postgres::TestDatabase::create(TEST).await else {
+        each_rooms_writes_commit_in_order_on_postgres(TEST, 4, 4, 4, 1).await;
+    }
+
+    /// The same with one lane whose deep batches commit in four parts at
+    /// once (`max_items` 4: a backlog of 16 operations or more splits).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deep_parts_keep_each_rooms_writes_in_order_on_postgres() {
+        const TEST: &str = "deep_parts_keep_each_rooms_writes_in_order_on_postgres";
+        each_rooms_writes_commit_in_order_on_postgres(TEST, 1, 4, 256, 4).await;
+    }
+
+    async fn each_rooms_writes_commit_in_order_on_postgres(
+        test: &str,
+        lanes: usize,
+        max_items: usize,
+        max_items_deep: usize,
+        deep_parts: usize,
+    ) {
+        use confab_store::postgres::{PgStore, PgStoreOptions};
+        let Some(db) = confab_testkit::postgres::TestDatabase::create(test).await else {
             return;
         };
         let pg = PgStore::open(db.url(), PgStoreOptions::default())
@@ -861,12 +1130,13 @@ mod tests {
         let (batch, task) = spawn(
             store.clone(),
             BatchConfig {
-                max_items: 4,
-                max_items_deep: 4,
+                max_items,
+                max_items_deep,
                 max_delay: Duration::ZERO,
                 min_interval: Duration::ZERO,
                 window_max: Duration::ZERO,
-                lanes: 4,
+                lanes,
+                deep_parts,
             },
         );
         let rooms: Vec<RoomId> = (1..=13).map(RoomId).collect();
@@ -938,6 +1208,7 @@ mod tests {
                 min_interval: Duration::ZERO,
                 window_max: Duration::ZERO,
                 lanes: 1,
+                deep_parts: 1,
             },
         );
         let mark = Arc::new(AtomicU64::new(0));
@@ -975,6 +1246,7 @@ mod tests {
                 min_interval: interval,
                 window_max: Duration::ZERO,
                 lanes: 1,
+                deep_parts: 1,
             },
         );
         let start = tokio::time::Instant::now();
@@ -1026,6 +1298,7 @@ mod tests {
                 min_interval: Duration::ZERO,
                 window_max: Duration::ZERO,
                 lanes: 1,
+                deep_parts: 1,
             },
         );
         // On this single-threaded runtime the writer cannot run before all
@@ -1052,6 +1325,303 @@ mod tests {
         // Not above max_items: a fixed bound.
         assert_eq!(batches_of_a_deep_backlog(2).await, [2, 2, 2, 2, 2]);
         assert_eq!(batches_of_a_deep_backlog(0).await, [2, 2, 2, 2, 2]);
+    }
+
+    #[test]
+    fn a_batch_splits_only_when_it_holds_two_full_batches() {
+        assert!(!is_deep(0, 1024, 4));
+        assert!(!is_deep(2047, 1024, 4));
+        assert!(is_deep(2048, 1024, 4));
+        assert!(is_deep(16_384, 1024, 2));
+        assert!(!is_deep(16_384, 1024, 1));
+        assert!(!is_deep(16_384, 1024, 0));
+        assert!(is_deep(2, 0, 4));
+    }
+
+    #[test]
+    fn a_lanes_rooms_spread_over_every_part() {
+        let part =
+            |room: u64, lanes| part_of(&WriteRequest::new(vec![event(RoomId(room), 1)]), lanes, 4);
+        // One lane: room id mod parts.
+        assert_eq!(
+            (1..=5).map(|r| part(r, 1)).collect::<Vec<_>>(),
+            [1, 2, 3, 0, 1]
+        );
+        // Lane 1 of 4 holds rooms 1, 5, 9, 13: one in each part.
+        assert_eq!([1, 5, 9, 13].map(|r| part(r, 4)), [0, 1, 2, 3]);
+        // Room-less writes to part 0.
+        let none = WriteRequest::new(vec![WriteOp::ReleaseFiles { files: vec![] }]);
+        assert_eq!(part_of(&none, 1, 4), 0);
+    }
+
+    /// Records every batch it is given (each event's room and seq) and
+    /// how many were being applied at once; refuses a batch that holds
+    /// the poisoned event.
+    #[derive(Default)]
+    struct Overlapping {
+        batches: std::sync::Mutex<Vec<Vec<(u64, u64)>>>,
+        in_flight: AtomicUsize,
+        most_at_once: AtomicUsize,
+        poison: Option<(u64, u64)>,
+        /// Batches of this room take 100 ms.
+        slow_room: Option<u64>,
+    }
+
+    impl Overlapping {
+        /// Every event landed so far, batch after batch.
+        fn landed(&self) -> Vec<(u64, u64)> {
+            self.batches
+                .lock()
+                .unwrap()
+                .iter()
+                .flatten()
+                .copied()
+                .collect()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl BatchSink for Overlapping {
+        async fn apply_batch(&self, ops: &[WriteOp]) -> confab_store::StoreResult<()> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_at_once.fetch_max(now, Ordering::SeqCst);
+            // Let any other part start before this one ends.
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
+            let events: Vec<(u64, u64)> = ops
+                .iter()
+                .map(|op| match op {
+                    WriteOp::AppendEvent(ev) => (ev.room.0, ev.seq.0),
+                    _ => unreachable!("events only"),
+                })
+                .collect();
+            if self
+                .slow_room
+                .is_some_and(|room| events.iter().any(|e| e.0 == room))
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if self.poison.is_some_and(|p| events.contains(&p)) {
+                return Err(confab_store::StoreError::Database {
+                    message: "refused".into(),
+                    source: None,
+                });
+            }
+            self.batches.lock().unwrap().push(events);
+            Ok(())
+        }
+    }
+
+    /// One lane, commits back to back, `max_items` 2 (a batch of 4 or more
+    /// operations is deep), up to 100 per batch, in up to `deep_parts`.
+    fn deep(deep_parts: usize) -> BatchConfig {
+        BatchConfig {
+            max_items: 2,
+            max_items_deep: 100,
+            max_delay: Duration::ZERO,
+            min_interval: Duration::ZERO,
+            window_max: Duration::ZERO,
+            lanes: 1,
+            deep_parts,
+        }
+    }
+
+    /// Ten events in each of rooms 1-4, queued before the writer runs
+    /// (`max_items` 2, one deep batch of all 40), committed with
+    /// `deep_parts`: every request's result, in submission order.
+    async fn a_deep_batch_in_parts(
+        sink: Arc<Overlapping>,
+        deep_parts: usize,
+    ) -> Vec<Result<(), ErrorCode>> {
+        let (batch, task) = spawn(sink, deep(deep_parts));
+        // On this single-threaded runtime the writer cannot run before all
+        // forty are queued.
+        let mut acks = Vec::new();
+        for seq in 1..=10 {
+            for room in 1..=4 {
+                let (req, rx) = request(vec![event(RoomId(room), seq)]);
+                assert!(batch.submit(req));
+                acks.push(rx);
+            }
+        }
+        let mut results = Vec::new();
+        for rx in acks {
+            results.push(rx.await.unwrap());
+        }
+        drop(batch);
+        task.await.unwrap();
+        results
+    }
+
+    /// Room `room`'s ten events, in order.
+    fn rooms_events(room: u64) -> Vec<(u64, u64)> {
+        (1..=10).map(|seq| (room, seq)).collect()
+    }
+
+    #[tokio::test]
+    async fn a_deep_batch_commits_its_rooms_shares_at_once() {
+        let sink = Arc::new(Overlapping::default());
+        let results = a_deep_batch_in_parts(sink.clone(), 4).await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let mut batches = sink.batches.lock().unwrap().clone();
+        batches.sort();
+        // Four parts, one room each, its events in order; all four
+        // applied at once.
+        assert_eq!(batches, (1..=4).map(rooms_events).collect::<Vec<_>>());
+        assert_eq!(sink.most_at_once.load(Ordering::SeqCst), 4);
+
+        // With one part: the same forty events in one batch.
+        let sink = Arc::new(Overlapping::default());
+        let results = a_deep_batch_in_parts(sink.clone(), 1).await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let batches = sink.batches.lock().unwrap().clone();
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].len(), 40);
+        assert_eq!(sink.most_at_once.load(Ordering::SeqCst), 1);
+    }
+
+    /// A part of the next deep batch starts as soon as the same part of the
+    /// last one has landed, while a slow part still commits; every room's
+    /// batches still land in order.
+    #[tokio::test(start_paused = true)]
+    async fn the_next_deep_batch_overtakes_a_slow_part_of_the_last_on_other_rooms() {
+        let sink = Arc::new(Overlapping {
+            slow_room: Some(1),
+            ..Overlapping::default()
+        });
+        let (batch, task) = spawn(sink.clone(), deep(4));
+        let mut acks = Vec::new();
+        for round in 0..2 {
+            for seq in 1..=10 {
+                for room in 1..=4 {
+                    let (req, rx) = request(vec![event(RoomId(room), round * 10 + seq)]);
+                    assert!(batch.submit(req));
+                    acks.push(rx);
+                }
+            }
+            // The writer takes the forty as one deep batch and starts its
+            // parts before the next forty come.
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+        }
+        for rx in acks {
+            assert_eq!(rx.await.unwrap(), Ok(()));
+        }
+        drop(batch);
+        task.await.unwrap();
+        let batches = sink.batches.lock().unwrap().clone();
+        let first_of = |room, seq| batches.iter().position(|b| b[0] == (room, seq)).unwrap();
+        // Rooms 2-4 (parts 2, 3 and 0) of the second batch landed before
+        // room 1 (part 1) of the first.
+        for room in [2, 3, 4] {
+            assert!(first_of(room, 11) < first_of(1, 1), "{batches:?}");
+        }
+        // Each room's batches in order, each its ten events.
+        for room in 1..=4 {
+            assert!(first_of(room, 1) < first_of(room, 11), "{batches:?}");
+            let events: Vec<_> = batches
+                .iter()
+                .filter(|b| b[0].0 == room)
+                .flatten()
+                .copied()
+                .collect();
+            assert_eq!(events, (1..=20).map(|seq| (room, seq)).collect::<Vec<_>>());
+        }
+    }
+
+    /// A flush while the backlog is deep returns once everything submitted
+    /// before it has landed in every stripe (a slow one included), and
+    /// what comes after it still lands.
+    #[tokio::test(start_paused = true)]
+    async fn a_flush_while_deep_waits_for_every_stripe() {
+        let sink = Arc::new(Overlapping {
+            slow_room: Some(1),
+            ..Overlapping::default()
+        });
+        let (batch, task) = spawn(sink.clone(), deep(4));
+        let mut acks = Vec::new();
+        let mut submit = |room, seq| {
+            let (req, rx) = request(vec![event(RoomId(room), seq)]);
+            assert!(batch.submit(req));
+            acks.push(rx);
+        };
+        for seq in 1..=10 {
+            for room in 1..=4 {
+                submit(room, seq);
+            }
+        }
+        // The writer takes the forty and starts its stripes.
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        for seq in 11..=20 {
+            for room in 1..=4 {
+                submit(room, seq);
+            }
+        }
+        let flusher = batch.clone();
+        let flushed = tokio::spawn(async move { flusher.flush().await });
+        tokio::task::yield_now().await;
+        for room in 1..=4 {
+            submit(room, 21);
+        }
+        assert_eq!(flushed.await.unwrap(), Ok(()));
+        let landed = sink.landed();
+        for room in 1..=4 {
+            for seq in 1..=20 {
+                assert!(
+                    landed.contains(&(room, seq)),
+                    "({room}, {seq}) before the flush: {landed:?}"
+                );
+            }
+        }
+        for rx in acks {
+            assert_eq!(rx.await.unwrap(), Ok(()));
+        }
+        drop(batch);
+        task.await.unwrap();
+        let landed = sink.landed();
+        for room in 1..=4 {
+            let seqs: Vec<u64> = landed.iter().filter(|e| e.0 == room).map(|e| e.1).collect();
+            assert_eq!(seqs, (1..=21).collect::<Vec<_>>(), "room {room}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_part_fails_alone_and_the_other_parts_commit_whole() {
+        let sink = Arc::new(Overlapping {
+            poison: Some((3, 5)),
+            ..Overlapping::default()
+        });
+        let results = a_deep_batch_in_parts(sink.clone(), 4).await;
+        // Only the poisoned request failed (room 3's fifth event).
+        for (i, result) in results.iter().enumerate() {
+            let (seq, room) = (i / 4 + 1, i % 4 + 1);
+            let expected = if (room, seq) == (3, 5) {
+                Err(ErrorCode::StorageUnavailable)
+            } else {
+                Ok(())
+            };
+            assert_eq!(*result, expected, "room {room} seq {seq}");
+        }
+        let batches = sink.batches.lock().unwrap().clone();
+        // Rooms 1, 2 and 4 committed whole, room 3 one event at a time.
+        for room in [1, 2, 4] {
+            assert!(
+                batches.contains(&rooms_events(room)),
+                "room {room}: {batches:?}"
+            );
+        }
+        let room3: Vec<_> = batches.iter().filter(|b| b[0].0 == 3).cloned().collect();
+        let mut singles = rooms_events(3);
+        singles.retain(|&e| e != (3, 5));
+        assert_eq!(
+            room3,
+            singles.into_iter().map(|e| vec![e]).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -1104,6 +1674,7 @@ mod tests {
                 min_interval: ms(2),
                 window_max: ms(4),
                 lanes: 1,
+                deep_parts: 1,
             },
         );
         // A request every 0.9 ms (never on a window's edge), each

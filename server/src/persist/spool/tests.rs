@@ -110,6 +110,7 @@ fn writer(
             min_interval: Duration::ZERO,
             window_max: Duration::ZERO,
             lanes: 1,
+            deep_parts: 1,
         },
         Some(spool.clone()),
     )
