@@ -533,6 +533,20 @@ impl InParts<'_> {
             stripe.ops += req.ops.len();
             stripe.waiting.push_back(req);
         };
+        // A request that arrives: held behind a marker waiting for the
+        // stripes, the marker itself, or routed to its stripe.
+        let admit = |stripes: &mut Vec<Stripe>,
+                     marker: &mut Option<WriteRequest>,
+                     held: &mut Vec<WriteRequest>,
+                     req: WriteRequest| {
+            if marker.is_some() {
+                held.push(req);
+            } else if req.ops.is_empty() {
+                *marker = Some(req);
+            } else {
+                route(stripes, req);
+            }
+        };
         for req in pending.drain(..) {
             route(&mut stripes, req);
         }
@@ -563,12 +577,12 @@ impl InParts<'_> {
                 }
             }
             if landing.is_empty() {
-                let Some(marker) = marker.take() else { break };
+                let Some(flushed) = marker.take() else { break };
                 // Everything before the marker has landed: it completes,
                 // and what came after it is routed.
-                complete(marker, Ok(()), &mut Touched::default());
-                for req in held.drain(..) {
-                    route(&mut stripes, req);
+                complete(flushed, Ok(()), &mut Touched::default());
+                for req in std::mem::take(&mut held) {
+                    admit(&mut stripes, &mut marker, &mut held, req);
                 }
                 continue;
             }
@@ -593,13 +607,7 @@ impl InParts<'_> {
                     let ops: usize = received.iter().map(|r| r.ops.len()).sum();
                     self.backlog.fetch_sub(ops, Ordering::Relaxed);
                     for req in received.drain(..) {
-                        if marker.is_some() {
-                            held.push(req);
-                        } else if req.ops.is_empty() {
-                            marker = Some(req);
-                        } else {
-                            route(&mut stripes, req);
-                        }
+                        admit(&mut stripes, &mut marker, &mut held, req);
                     }
                 }
             }
@@ -1568,6 +1576,14 @@ mod tests {
         for room in 1..=4 {
             submit(room, 21);
         }
+        // A second flush, queued behind the first: it too waits for
+        // everything before it, in every stripe.
+        let flusher = batch.clone();
+        let flushed_again = tokio::spawn(async move { flusher.flush().await });
+        tokio::task::yield_now().await;
+        for room in 1..=4 {
+            submit(room, 22);
+        }
         assert_eq!(flushed.await.unwrap(), Ok(()));
         let landed = sink.landed();
         for room in 1..=4 {
@@ -1578,6 +1594,14 @@ mod tests {
                 );
             }
         }
+        assert_eq!(flushed_again.await.unwrap(), Ok(()));
+        let landed = sink.landed();
+        for room in 1..=4 {
+            assert!(
+                landed.contains(&(room, 21)),
+                "({room}, 21) before the second flush: {landed:?}"
+            );
+        }
         for rx in acks {
             assert_eq!(rx.await.unwrap(), Ok(()));
         }
@@ -1586,7 +1610,7 @@ mod tests {
         let landed = sink.landed();
         for room in 1..=4 {
             let seqs: Vec<u64> = landed.iter().filter(|e| e.0 == room).map(|e| e.1).collect();
-            assert_eq!(seqs, (1..=21).collect::<Vec<_>>(), "room {room}");
+            assert_eq!(seqs, (1..=22).collect::<Vec<_>>(), "room {room}");
         }
     }
 
