@@ -30,6 +30,7 @@ fn message(room: RoomId, seq: u64) -> WriteRequest {
         deliver: Vec::new(),
         notify: None,
         fence: None,
+        room: None,
     }
 }
 

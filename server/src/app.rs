@@ -171,6 +171,7 @@ pub async fn start(config: Config) -> anyhow::Result<ServerHandle> {
         Some(url) => {
             let options = confab_store::postgres::PgStoreOptions {
                 batch_mode: config.pg_batch_mode,
+                max_connections: config.pg_connections(),
                 ..Default::default()
             };
             let store = confab_store::postgres::PgStore::open(url.0.expose(), options)

@@ -350,6 +350,10 @@ pub enum ConfigError {
 /// The most batch writer lanes (`write_lanes`) a server runs.
 pub const MAX_WRITE_LANES: usize = 16;
 
+/// The most commits the batch writer may have landing at once
+/// (`write_lanes` × `batch_deep_parts`), each on its own connection.
+pub const MAX_COMMITS_AT_ONCE: usize = 64;
+
 impl Config {
     /// Batch writer lanes to run: `write_lanes` (0 counts as 1). One by
     /// default: more lanes pay only when Postgres is the limit (measured in
@@ -365,6 +369,14 @@ impl Config {
             Some(_) => self.batch_deep_parts.max(1),
             None => 1,
         }
+    }
+
+    /// Connections in the Postgres pool: one for each commit the batch
+    /// writer may have landing at once (`write_lanes` × the deep parts),
+    /// and four more for reads and the spool's replay; at least 8.
+    pub fn pg_connections(&self) -> u32 {
+        let commits = self.write_lanes() * self.deep_parts();
+        u32::try_from(commits + 4).unwrap_or(u32::MAX).max(8)
     }
 
     /// The batch bound while the backlog is deep: `batch_max_items_deep`
@@ -534,6 +546,12 @@ impl Config {
         }
         if self.batch_deep_parts > MAX_WRITE_LANES {
             return bad("batch_deep_parts", "must be at most 16");
+        }
+        if self.write_lanes() * self.deep_parts() > MAX_COMMITS_AT_ONCE {
+            return bad(
+                "batch_deep_parts",
+                "write_lanes × batch_deep_parts must be at most 64 (each is a Postgres connection)",
+            );
         }
         if self.write_lanes > 1 && self.database_url.as_ref().is_none() {
             return bad(
@@ -827,6 +845,22 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(pg.deep_parts(), 4);
+        assert_eq!(pg.pg_connections(), 8);
+        let wide = Config {
+            write_lanes: 4,
+            ..pg.clone()
+        };
+        assert_eq!(wide.pg_connections(), 20);
+        wide.validate().unwrap();
+        let err = Config {
+            write_lanes: 16,
+            batch_deep_parts: 8,
+            ..pg.clone()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("at most 64"), "{err}");
         let off = Config {
             batch_deep_parts: 0,
             ..pg.clone()

@@ -102,6 +102,11 @@ pub struct WriteRequest {
     /// the write commits only if the node still holds it. `None` on a
     /// single node, and for writes that belong to no room.
     pub fence: Option<Lease>,
+    /// The room these writes go in order with when their operations name
+    /// none (a command that wrote nothing, released file claims): its
+    /// lane's and stripe's. `None` and no operations: a flush marker,
+    /// which waits for every write before it.
+    pub room: Option<RoomId>,
 }
 
 impl WriteRequest {
@@ -114,7 +119,20 @@ impl WriteRequest {
             deliver: Vec::new(),
             notify: None,
             fence: None,
+            room: None,
         }
+    }
+
+    /// The room whose writes this one commits in order with: the first
+    /// its operations name, else `room`.
+    fn routing_room(&self) -> Option<RoomId> {
+        self.ops.iter().find_map(WriteOp::room).or(self.room)
+    }
+
+    /// A flush marker ([`BatchHandle::flush`]): no operations and no
+    /// room; it completes once every write before it has landed.
+    fn is_marker(&self) -> bool {
+        self.ops.is_empty() && self.room.is_none()
     }
 }
 
@@ -138,10 +156,7 @@ fn lane_of(req: &WriteRequest, lanes: usize) -> usize {
     if lanes <= 1 {
         return 0;
     }
-    req.ops
-        .iter()
-        .find_map(WriteOp::room)
-        .map_or(0, |room| room_lane(room, lanes))
+    req.routing_room().map_or(0, |room| room_lane(room, lanes))
 }
 
 impl BatchHandle {
@@ -176,7 +191,8 @@ impl BatchHandle {
     /// Queues a write whose operations name no room but that belongs with
     /// `room`'s writes: it commits in order with them (a refused message's
     /// released file claims, before the room's next writes).
-    pub fn submit_for(&self, room: RoomId, req: WriteRequest) -> bool {
+    pub fn submit_for(&self, room: RoomId, mut req: WriteRequest) -> bool {
+        req.room = Some(room);
         self.submit_to(room_lane(room, self.lanes.len()), req)
     }
 
@@ -452,7 +468,8 @@ async fn writer_loop(
         // The backlog is deep: commit in parts until it is not (module
         // doc); what is left then is shallow and commits whole below. A
         // flush marker (no operations) goes whole, after everything before.
-        let marker = pending.iter().any(|r| r.ops.is_empty());
+        let marker = pending.iter().any(WriteRequest::is_marker);
+        let (mut started, mut waiting) = (started, waiting);
         if !marker && is_deep(n_ops, cfg.max_items, cfg.deep_parts) {
             let parts = InParts {
                 cfg: &cfg,
@@ -461,6 +478,9 @@ async fn writer_loop(
                 backlog: &backlog,
             };
             parts.run(&mut pending, &mut rx).await;
+            // What is left is taken now.
+            started = std::time::Instant::now();
+            waiting = backlog.load(Ordering::Relaxed);
         }
         if !pending.is_empty() {
             for req in pending.drain(..) {
@@ -541,15 +561,22 @@ impl InParts<'_> {
                      req: WriteRequest| {
             if marker.is_some() {
                 held.push(req);
-            } else if req.ops.is_empty() {
+            } else if req.is_marker() {
                 *marker = Some(req);
             } else {
                 route(stripes, req);
             }
         };
+        // Taken requests wait again: counted in the backlog (which pushes
+        // back on senders) until their part starts, like the channel's.
+        let taken: usize = pending.iter().map(|r| r.ops.len()).sum();
+        self.backlog.fetch_add(taken, Ordering::Relaxed);
         for req in pending.drain(..) {
             route(&mut stripes, req);
         }
+        // Received at most this far ahead of the stripes' commits; the
+        // rest waits in the channel.
+        let ahead = count * self.cfg.max_items_deep.max(self.cfg.max_items).max(1);
         let mut landing = tokio::task::JoinSet::new();
         let mut slots = std::collections::HashMap::new();
         let mut open = true;
@@ -571,6 +598,7 @@ impl InParts<'_> {
                         stripe.ops -= req.ops.len();
                         part.take(req);
                     }
+                    self.backlog.fetch_sub(part.ops.len(), Ordering::Relaxed);
                     stripe.landing = true;
                     let task = landing.spawn(self.land(part, rx.len()));
                     slots.insert(task.id(), i);
@@ -586,6 +614,8 @@ impl InParts<'_> {
                 }
                 continue;
             }
+            let held_ops: usize = held.iter().map(|r| r.ops.len()).sum();
+            let room = waiting + held_ops < ahead;
             tokio::select! {
                 biased;
                 done = landing.join_next_with_id() => match done {
@@ -593,6 +623,10 @@ impl InParts<'_> {
                         let i = slots.remove(&id).expect("a started stripe");
                         stripes[i].landing = false;
                     }
+                    // A panic stops the writer, as it did the whole loop:
+                    // the part's requests can no longer be completed, and
+                    // the room's later writes must not commit past them.
+                    Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     Some(Err(e)) => {
                         tracing::error!(error = %e, "a batch writer part failed");
                         let i = slots.remove(&e.id()).expect("a started stripe");
@@ -600,12 +634,10 @@ impl InParts<'_> {
                     }
                     None => {}
                 },
-                n = rx.recv_many(&mut received, 4096), if open => {
+                n = rx.recv_many(&mut received, 4096), if open && room => {
                     if n == 0 {
                         open = false;
                     }
-                    let ops: usize = received.iter().map(|r| r.ops.len()).sum();
-                    self.backlog.fetch_sub(ops, Ordering::Relaxed);
                     for req in received.drain(..) {
                         admit(&mut stripes, &mut marker, &mut held, req);
                     }
@@ -618,6 +650,8 @@ impl InParts<'_> {
             pending.extend(stripe.waiting);
         }
         pending.append(&mut held);
+        let left: usize = pending.iter().map(|r| r.ops.len()).sum();
+        self.backlog.fetch_sub(left, Ordering::Relaxed);
     }
 
     /// Lands one stripe's part and completes its requests.
@@ -742,7 +776,7 @@ impl Part {
 /// lane's rooms, so that they spread over every stripe), room-less ones
 /// to 0.
 fn part_of(req: &WriteRequest, lanes: usize, parts: usize) -> usize {
-    req.ops.iter().find_map(WriteOp::room).map_or(0, |room| {
+    req.routing_room().map_or(0, |room| {
         room_lane(RoomId(room.0 / lanes.max(1) as u64), parts)
     })
 }
@@ -985,12 +1019,8 @@ mod tests {
         let (tx, rx) = oneshot::channel();
         (
             WriteRequest {
-                ops,
-                stored: None,
-                ack: None,
-                deliver: Vec::new(),
                 notify: Some(tx),
-                fence: None,
+                ..WriteRequest::new(ops)
             },
             rx,
         )
@@ -1357,9 +1387,73 @@ mod tests {
         );
         // Lane 1 of 4 holds rooms 1, 5, 9, 13: one in each part.
         assert_eq!([1, 5, 9, 13].map(|r| part(r, 4)), [0, 1, 2, 3]);
-        // Room-less writes to part 0.
+        // Room-less writes to part 0, unless they go with a room's
+        // (`submit_for`, a command that wrote nothing): to its part, and
+        // not a flush marker.
         let none = WriteRequest::new(vec![WriteOp::ReleaseFiles { files: vec![] }]);
         assert_eq!(part_of(&none, 1, 4), 0);
+        let with_room = |ops| WriteRequest {
+            room: Some(RoomId(7)),
+            ..WriteRequest::new(ops)
+        };
+        let release = with_room(vec![WriteOp::ReleaseFiles { files: vec![] }]);
+        assert_eq!((part_of(&release, 1, 4), lane_of(&release, 2)), (3, 1));
+        let nothing = with_room(vec![]);
+        assert_eq!(part_of(&nothing, 1, 4), 3);
+        assert!(!nothing.is_marker());
+        assert!(WriteRequest::new(vec![]).is_marker());
+    }
+
+    /// Forty one-event requests over rooms 1-4 (`deep(4)`: one deep
+    /// batch), then `yields` turns for the writer, twice; room 1's
+    /// batches take 100 ms. The sink, the writer, and every request's
+    /// result.
+    async fn two_rounds_with_room_one_slow(
+        yields: usize,
+    ) -> (
+        Arc<Overlapping>,
+        BatchHandle,
+        tokio::task::JoinHandle<()>,
+        Vec<oneshot::Receiver<Result<(), ErrorCode>>>,
+    ) {
+        let sink = Arc::new(Overlapping {
+            slow_room: Some(1),
+            ..Overlapping::default()
+        });
+        let (batch, task) = spawn(sink.clone(), deep(4));
+        let mut acks = Vec::new();
+        for round in 0..2 {
+            for seq in 1..=10 {
+                for room in 1..=4 {
+                    let (req, rx) = request(vec![event(RoomId(room), round * 10 + seq)]);
+                    assert!(batch.submit(req));
+                    acks.push(rx);
+                }
+            }
+            // The writer takes the forty as one deep batch and starts its
+            // parts before the next forty come.
+            for _ in 0..yields {
+                tokio::task::yield_now().await;
+            }
+        }
+        (sink, batch, task, acks)
+    }
+
+    /// While stripes commit, what waits in them counts in the backlog
+    /// that pushes back on senders, as it did in the queue.
+    #[tokio::test(start_paused = true)]
+    async fn requests_waiting_in_a_stripe_count_in_the_backlog() {
+        let (sink, batch, task, acks) = two_rounds_with_room_one_slow(50).await;
+        // Rooms 2-4 of both forties have landed; room 1's second ten wait
+        // behind its stripe's slow commit of the first ten.
+        assert_eq!(sink.landed().len(), 60);
+        assert_eq!(batch.backlog(), 10);
+        for rx in acks {
+            assert_eq!(rx.await.unwrap(), Ok(()));
+        }
+        assert_eq!(batch.backlog(), 0);
+        drop(batch);
+        task.await.unwrap();
     }
 
     /// Records every batch it is given (each event's room and seq) and
@@ -1495,26 +1589,7 @@ mod tests {
     /// batches still land in order.
     #[tokio::test(start_paused = true)]
     async fn the_next_deep_batch_overtakes_a_slow_part_of_the_last_on_other_rooms() {
-        let sink = Arc::new(Overlapping {
-            slow_room: Some(1),
-            ..Overlapping::default()
-        });
-        let (batch, task) = spawn(sink.clone(), deep(4));
-        let mut acks = Vec::new();
-        for round in 0..2 {
-            for seq in 1..=10 {
-                for room in 1..=4 {
-                    let (req, rx) = request(vec![event(RoomId(room), round * 10 + seq)]);
-                    assert!(batch.submit(req));
-                    acks.push(rx);
-                }
-            }
-            // The writer takes the forty as one deep batch and starts its
-            // parts before the next forty come.
-            for _ in 0..4 {
-                tokio::task::yield_now().await;
-            }
-        }
+        let (sink, batch, task, acks) = two_rounds_with_room_one_slow(4).await;
         for rx in acks {
             assert_eq!(rx.await.unwrap(), Ok(()));
         }

@@ -1151,6 +1151,9 @@ impl Shard {
             deliver,
             notify,
             fence: ownership.as_ref().map(|o| o.claim(room)),
+            // A command that wrote nothing still answers in order with the
+            // room's writes.
+            room: Some(room),
         }) {
             tracing::error!(%room, "batch writer is gone; write not persisted");
         }

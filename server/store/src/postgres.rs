@@ -132,7 +132,8 @@ impl fmt::Display for PgBatchMode {
 pub struct PgStoreOptions {
     pub batch_mode: PgBatchMode,
     /// Connections in the pool (reads run concurrently; the batch writer
-    /// uses one at a time).
+    /// uses one per commit it has landing: one per lane, and one per
+    /// stripe while its backlog is deep — the server sizes it so).
     pub max_connections: u32,
     /// How long to wait for the database at start-up.
     pub connect_timeout: Duration,
