@@ -296,6 +296,23 @@ pub struct BatchConfig {
     pub deep_parts: usize,
 }
 
+#[cfg(test)]
+impl BatchConfig {
+    /// For tests: one lane, commits back to back, batches of `max_items`
+    /// (`max_items_deep` while deep) in up to `deep_parts`.
+    pub(crate) fn at_once(max_items: usize, max_items_deep: usize, deep_parts: usize) -> Self {
+        BatchConfig {
+            max_items,
+            max_items_deep,
+            max_delay: Duration::ZERO,
+            min_interval: Duration::ZERO,
+            window_max: Duration::ZERO,
+            lanes: 1,
+            deep_parts,
+        }
+    }
+}
+
 /// Starts the writer task. It runs until every [`BatchHandle`] is dropped,
 /// committing whatever is still queued before it returns.
 pub fn spawn(
@@ -1168,13 +1185,8 @@ mod tests {
         let (batch, task) = spawn(
             store.clone(),
             BatchConfig {
-                max_items,
-                max_items_deep,
-                max_delay: Duration::ZERO,
-                min_interval: Duration::ZERO,
-                window_max: Duration::ZERO,
                 lanes,
-                deep_parts,
+                ..BatchConfig::at_once(max_items, max_items_deep, deep_parts)
             },
         );
         let rooms: Vec<RoomId> = (1..=13).map(RoomId).collect();
@@ -1519,15 +1531,7 @@ mod tests {
     /// One lane, commits back to back, `max_items` 2 (a batch of 4 or more
     /// operations is deep), up to 100 per batch, in up to `deep_parts`.
     fn deep(deep_parts: usize) -> BatchConfig {
-        BatchConfig {
-            max_items: 2,
-            max_items_deep: 100,
-            max_delay: Duration::ZERO,
-            min_interval: Duration::ZERO,
-            window_max: Duration::ZERO,
-            lanes: 1,
-            deep_parts,
-        }
+        BatchConfig::at_once(2, 100, deep_parts)
     }
 
     /// Ten events in each of rooms 1-4, queued before the writer runs

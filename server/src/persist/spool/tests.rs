@@ -103,15 +103,7 @@ fn writer(
 ) -> (BatchHandle, tokio::task::JoinHandle<()>) {
     batch::spawn_with_spool(
         store.clone(),
-        BatchConfig {
-            max_items: 100,
-            max_items_deep: 100,
-            max_delay: Duration::ZERO,
-            min_interval: Duration::ZERO,
-            window_max: Duration::ZERO,
-            lanes: 1,
-            deep_parts: 1,
-        },
+        BatchConfig::at_once(100, 100, 1),
         Some(spool.clone()),
     )
 }
@@ -126,9 +118,14 @@ async fn write(batch: &BatchHandle, ops: Vec<WriteOp>) -> Result<(), ErrorCode> 
 }
 
 async fn stored_seqs(store: &Switchable) -> Vec<u64> {
+    stored_seqs_in(store, ROOM).await
+}
+
+/// `room`'s stored event seqs, oldest first.
+async fn stored_seqs_in(store: &Switchable, room: RoomId) -> Vec<u64> {
     let mut seqs: Vec<u64> = store
         .inner
-        .history(ROOM, Seq(0), 1000)
+        .history(room, Seq(0), 1000)
         .await
         .unwrap()
         .iter()
@@ -405,6 +402,75 @@ async fn a_spooled_event_counts_as_stored_only_once_the_replay_has_put_it_in_the
     assert_eq!(stored_seqs(&store).await, (1..=5).collect::<Vec<_>>());
     write_marked(&batch, 6, &mark).await;
     assert_eq!(mark.load(Ordering::SeqCst), 6);
+    drop(batch);
+    task.await.unwrap();
+}
+
+/// An event of `room` numbered `seq`.
+fn event_in(room: u64, seq: u64) -> WriteOp {
+    match event(seq) {
+        WriteOp::AppendEvent(mut e) => {
+            e.room = RoomId(room);
+            WriteOp::AppendEvent(e)
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn a_deep_backlog_in_stripes_is_spooled_and_replayed_in_each_rooms_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    for room in 2..=4 {
+        store
+            .inner
+            .apply_batch(&[WriteOp::CreateRoom {
+                room: RoomId(room),
+                name: format!("r{room}"),
+                topic: String::new(),
+                visibility: Visibility::Public,
+                owner: UserId(1),
+                created_at: 0,
+            }])
+            .await
+            .unwrap();
+    }
+    let spool = open(dir.path(), 1 << 20).await;
+    // Deep from four operations on, in four stripes.
+    let (batch, task) = batch::spawn_with_spool(
+        store.clone(),
+        BatchConfig::at_once(2, 100, 4),
+        Some(spool.clone()),
+    );
+    store.set_down(true);
+    let mut acks = Vec::new();
+    for round in 0..2 {
+        // On this single-threaded runtime the writer takes each forty at
+        // once: a deep batch, in stripes.
+        for seq in 1..=10 {
+            for room in 1..=4 {
+                let (tx, rx) = oneshot::channel();
+                let mut req = WriteRequest::new(vec![event_in(room, round * 10 + seq)]);
+                req.notify = Some(tx);
+                assert!(batch.submit(req));
+                acks.push(rx);
+            }
+        }
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // Acknowledged from the spool while the store is down.
+    for rx in acks {
+        assert_eq!(rx.await.unwrap(), Ok(()));
+    }
+    assert!(store.committed().is_empty());
+    store.set_down(false);
+    drained(&spool).await;
+    for room in 1..=4 {
+        let seqs = stored_seqs_in(&store, RoomId(room)).await;
+        assert_eq!(seqs, (1..=20).collect::<Vec<_>>(), "room {room}");
+    }
     drop(batch);
     task.await.unwrap();
 }
