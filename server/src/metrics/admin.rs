@@ -43,7 +43,7 @@ pub async fn serve(addr: SocketAddr, shutdown: CancellationToken) -> std::io::Re
 
 async fn metrics(State(collector): State<Arc<metrics_process::Collector>>) -> impl IntoResponse {
     collector.collect();
-    let body = super::handle().map(|h| h.render()).unwrap_or_default();
+    let body = super::render();
     (
         [(
             header::CONTENT_TYPE,

@@ -162,6 +162,59 @@ pub fn request_received(
     }
 }
 
+/// Writes counted on this thread while a [`WriteTally`] is open, added to
+/// the shared metrics when the outermost one closes.
+#[derive(Default)]
+struct Tally {
+    open: u32,
+    frames: u64,
+    bytes: u64,
+    /// Writes by the frames they carried: index `n - 1` for `n` up to its
+    /// length (longer writes are recorded at once).
+    writes: [u32; TALLY_WRITES],
+}
+
+const TALLY_WRITES: usize = 16;
+
+thread_local! {
+    static TALLY: std::cell::RefCell<Tally> = std::cell::RefCell::default();
+}
+
+/// While one is open on a thread, the frames and bytes that thread's
+/// writes carry (and the writes' sizes) are summed there and added to the
+/// shared counters and histogram once, when it closes: a shard's or the
+/// batch writer's flush of every connection it touched makes many writes
+/// in a row, and a shared counter's add is an atomic read-modify-write
+/// on a line every thread writes. Request latencies are not deferred.
+pub struct WriteTally(());
+
+impl WriteTally {
+    pub fn open() -> WriteTally {
+        TALLY.with(|t| t.borrow_mut().open += 1);
+        WriteTally(())
+    }
+}
+
+impl Drop for WriteTally {
+    fn drop(&mut self) {
+        let done = TALLY.with(|t| {
+            let mut t = t.borrow_mut();
+            t.open -= 1;
+            (t.open == 0).then(|| std::mem::take(&mut *t))
+        });
+        let Some(done) = done else { return };
+        if done.frames == 0 {
+            return;
+        }
+        let m = get();
+        m.frames_sent.increment(done.frames);
+        m.bytes_sent.increment(done.bytes);
+        for (i, &n) in done.writes.iter().enumerate() {
+            m.write_frames.record_n(i as u64 + 1, u64::from(n));
+        }
+    }
+}
+
 /// One write carried `frames` frames of `bytes` bytes, among them the
 /// replies to `replies` (request id, error code if any): counts them and
 /// completes those requests.
@@ -171,10 +224,22 @@ pub fn frames_written(
     bytes: usize,
     replies: &[(u32, Option<ErrorCode>)],
 ) {
+    let tallied = TALLY.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.open == 0 || frames == 0 || frames > TALLY_WRITES {
+            return false;
+        }
+        t.frames += frames as u64;
+        t.bytes += bytes as u64;
+        t.writes[frames - 1] += 1;
+        true
+    });
     let m = get();
-    m.frames_sent.increment(frames as u64);
-    m.bytes_sent.increment(bytes as u64);
-    m.write_frames.record(frames as f64);
+    if !tallied {
+        m.frames_sent.increment(frames as u64);
+        m.bytes_sent.increment(bytes as u64);
+        m.write_frames.record_n(frames as u64, 1);
+    }
     if replies.is_empty() {
         return;
     }
@@ -203,6 +268,66 @@ pub fn frames_written(
 mod tests {
     use super::*;
     use confab_protocol::frame::kind;
+
+    fn tallied() -> (u32, u64, u64, [u32; TALLY_WRITES]) {
+        TALLY.with(|t| {
+            let t = t.borrow();
+            (t.open, t.frames, t.bytes, t.writes)
+        })
+    }
+
+    /// Writes made while a tally is open are summed on the thread and
+    /// handed on once, when the outermost tally closes; writes made
+    /// outside one, or too long to tally, are counted at once.
+    #[test]
+    fn writes_are_tallied_until_the_outermost_tally_closes() {
+        let _ = super::super::install_for_tests();
+        let stats = ConnStats::default();
+        let outer = WriteTally::open();
+        {
+            let _inner = WriteTally::open();
+            frames_written(&stats, 1, 10, &[]);
+            frames_written(&stats, 3, 30, &[]);
+        }
+        frames_written(&stats, 1, 12, &[]);
+        // Longer than the tally keeps: not tallied.
+        frames_written(&stats, TALLY_WRITES + 1, 100, &[]);
+        let (open, frames, bytes, writes) = tallied();
+        assert_eq!(
+            (open, frames, bytes),
+            (1, 5, 52),
+            "still open after the inner one"
+        );
+        assert_eq!((writes[0], writes[2]), (2, 1));
+        drop(outer);
+        assert_eq!(
+            tallied(),
+            (0, 0, 0, [0; TALLY_WRITES]),
+            "handed on at the close"
+        );
+        frames_written(&stats, 2, 20, &[]);
+        assert_eq!(tallied().1, 0, "no tally open: counted at once");
+    }
+
+    /// The server's own histogram renders as the exporter renders one:
+    /// cumulative buckets, `+Inf`, sum and count.
+    #[test]
+    fn a_count_histogram_renders_cumulative_buckets() {
+        let h = super::super::CountHistogram::new(&[1.0, 2.0, 4.0]);
+        h.record_n(1, 3);
+        h.record_n(3, 2);
+        h.record_n(9, 1);
+        h.record_n(2, 0);
+        let mut text = String::new();
+        h.render(&mut text, "x_frames", "Frames.");
+        assert_eq!(
+            text,
+            "# HELP x_frames Frames.\n# TYPE x_frames histogram\n\
+             x_frames_bucket{le=\"1\"} 3\nx_frames_bucket{le=\"2\"} 3\n\
+             x_frames_bucket{le=\"4\"} 5\nx_frames_bucket{le=\"+Inf\"} 6\n\
+             x_frames_sum 18\nx_frames_count 6\n\n"
+        );
+    }
 
     #[test]
     fn responses_complete_their_requests_in_any_order() {

@@ -164,18 +164,44 @@ impl Items {
         self.lock().deque.pop_front()
     }
 
+    /// Takes the oldest items into `batch`, in order, under one lock: as
+    /// many as it holds, until they reach `max_bytes`, and none after a
+    /// CLOSE. Returns how many it took.
+    pub(crate) fn pop_into(&self, batch: &mut [Option<Outbound>], max_bytes: usize) -> usize {
+        let mut queued = self.lock();
+        let (mut taken, mut bytes) = (0, 0);
+        while taken < batch.len() && bytes < max_bytes {
+            let Some(item) = queued.deque.pop_front() else {
+                break;
+            };
+            bytes += item.frame().len();
+            let last = matches!(item, Outbound::Close { .. });
+            batch[taken] = Some(item);
+            taken += 1;
+            if last {
+                break;
+            }
+        }
+        taken
+    }
+
     /// Whether nothing is queued; if so, and the deque grew past
     /// [`KEEP_ITEMS`] slots in a burst, it shrinks back to that, so that a
     /// connection that received a burst and then goes quiet without ever
     /// sending does not keep the burst's memory (one reallocation per
-    /// bursty flush, never one per delivery).
-    fn drained(&self) -> bool {
+    /// bursty flush, never one per delivery). `release`: give all of it
+    /// back (a parked connection's).
+    fn drained(&self, release: bool) -> bool {
         let mut queued = self.lock();
         let q = &mut queued.deque;
         if !q.is_empty() {
             return false;
         }
-        if q.capacity() > KEEP_ITEMS {
+        if release {
+            if q.capacity() > 0 {
+                *q = VecDeque::new();
+            }
+        } else if q.capacity() > KEEP_ITEMS {
             q.shrink_to(KEEP_ITEMS);
         }
         true
@@ -521,15 +547,17 @@ impl OutboundQueue {
             self.again.store(false, Ordering::SeqCst);
             let Some(w) = guard.as_mut() else { return };
             let progress = w.write(self);
+            // Pushes to a parked connection leave no buffers behind them
+            // (its writer's now, under the lock already held; its queue's
+            // below, if nothing came in meanwhile).
+            let parked = matches!(progress, Progress::Idle) && self.parked.load(Ordering::SeqCst);
+            if parked {
+                w.release_buffers();
+            }
             drop(guard);
             match progress {
                 Progress::Idle => {
-                    if !self.again.load(Ordering::SeqCst) && self.items.drained() {
-                        if self.parked.load(Ordering::SeqCst) {
-                            // Pushes to a parked connection leave no
-                            // buffers behind them.
-                            self.release_buffers();
-                        }
+                    if !self.again.load(Ordering::SeqCst) && self.items.drained(parked) {
                         return;
                     }
                 }
@@ -738,6 +766,7 @@ impl Touched {
 
     /// Writes every noted connection once.
     pub fn flush_all(&mut self) {
+        let _tally = crate::metrics::WriteTally::open();
         for conn in self.conns.drain(..) {
             // Cleared before writing: a push after this point is either
             // written now or noted (and flushed) by its own pusher.
@@ -767,11 +796,11 @@ mod tests {
             items.push(Outbound::Event(Bytes::from_static(b"x")));
         }
         // Not drained while anything is queued; its memory stays.
-        assert!(!items.drained());
+        assert!(!items.drained(false));
         assert!(items.lock().deque.capacity() >= 100);
         while items.pop().is_some() {}
         // Drained after a burst: back to a few slots.
-        assert!(items.drained());
+        assert!(items.drained(false));
         let kept = items.lock().deque.capacity();
         assert!((1..=KEEP_ITEMS).contains(&kept), "{kept}");
         // Quiet (the session found it empty): nothing at all.

@@ -47,6 +47,39 @@ pub trait Sink: Send + 'static {
     fn shutdown(&mut self, abortive: bool);
     /// Gives back the staging memory; only called with nothing staged.
     fn release(&mut self);
+    /// Whether frames go on the wire exactly as encoded (plain TCP,
+    /// frames back to back), so that [`Sink::write_frames`] and
+    /// [`Sink::stage_bytes`] may be used instead of staging.
+    fn writes_frames_as_is(&self) -> bool {
+        false
+    }
+    /// Writes `frames` straight from their buffers, in one vectored
+    /// non-blocking write, with nothing staged: the bytes the socket took
+    /// (`WouldBlock` when it took none). Only called when
+    /// [`Sink::writes_frames_as_is`].
+    fn write_frames(&mut self, _frames: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    /// Stages `bytes` as they are (the part of a frame a direct write did
+    /// not take). Only called when [`Sink::writes_frames_as_is`].
+    fn stage_bytes(&mut self, _bytes: &[u8]) {
+        unreachable!("stage_bytes on a sink that stages frames its own way")
+    }
+}
+
+/// Most frames one direct write takes from the queue.
+const DIRECT_FRAMES: usize = 16;
+
+/// What a direct write ([`Writer::write_direct`]) achieved.
+enum Direct {
+    /// Nothing was queued.
+    Empty,
+    /// Everything taken from the queue was written.
+    Wrote,
+    /// The socket took part of it; the rest is staged.
+    Partial,
+    /// The socket failed.
+    Failed,
 }
 
 /// What a write achieved.
@@ -117,6 +150,26 @@ impl Writer {
             return Progress::Blocked(None);
         }
         loop {
+            if self.last.is_none() && self.sink.staged() == 0 && self.sink.writes_frames_as_is() {
+                match self.write_direct(q) {
+                    // All of it went out: look for more.
+                    Direct::Wrote => continue,
+                    Direct::Empty => {
+                        if self.shut_when_drained {
+                            self.sink.shutdown(false);
+                            return Progress::Done(Ending::ClientClosed);
+                        }
+                        return Progress::Idle;
+                    }
+                    // The socket took part of it: the rest is staged, and
+                    // written (or waited for) below as any staging is.
+                    Direct::Partial => {}
+                    Direct::Failed => {
+                        self.sink.shutdown(true);
+                        return Progress::Done(Ending::WriteFailed);
+                    }
+                }
+            }
             self.stage(q);
             if self.sink.staged() > 0 {
                 match self.sink.write() {
@@ -139,6 +192,57 @@ impl Writer {
                 return Progress::Idle;
             }
         }
+    }
+
+    /// Writes queued frames straight from their shared buffers (no copy
+    /// into a staging buffer, no staging memory): up to [`DIRECT_FRAMES`]
+    /// frames or [`MAX_STAGE`] bytes, taken from the queue under one lock
+    /// and handed to the socket in one vectored write. Whatever the socket
+    /// does not take is staged (copied) as before. Only with nothing
+    /// staged, no CLOSE staged, and a sink that writes frames as they are.
+    fn write_direct(&mut self, q: &OutboundQueue) -> Direct {
+        let mut batch: [Option<Outbound>; DIRECT_FRAMES] = Default::default();
+        let taken = q.items.pop_into(&mut batch, MAX_STAGE);
+        if taken == 0 {
+            return Direct::Empty;
+        }
+        let batch = &batch[..taken];
+        let mut slices = [io::IoSlice::new(&[]); DIRECT_FRAMES];
+        let mut total = 0;
+        for (slot, item) in slices.iter_mut().zip(batch.iter().flatten()) {
+            let frame = item.frame();
+            *slot = io::IoSlice::new(frame);
+            total += frame.len();
+            self.frames += 1;
+            self.bytes += frame.len() as u32;
+            match item {
+                Outbound::Reply { req_id, error, .. } => self.replies.push((*req_id, *error)),
+                Outbound::Close { code, .. } => self.last = Some(Ending::Server(*code)),
+                Outbound::Event(_) | Outbound::Wire(_) => {}
+            }
+        }
+        let wrote = match self.sink.write_frames(&slices[..taken]) {
+            Ok(0) if total > 0 => return Direct::Failed,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(_) => return Direct::Failed,
+        };
+        if wrote == total {
+            self.written(q);
+            return Direct::Wrote;
+        }
+        // Stage what the socket did not take, in order.
+        let mut skip = wrote;
+        for item in batch.iter().flatten() {
+            let frame = item.frame();
+            if skip >= frame.len() {
+                skip -= frame.len();
+                continue;
+            }
+            self.sink.stage_bytes(&frame[skip..]);
+            skip = 0;
+        }
+        Direct::Partial
     }
 
     /// Moves queued items into the sink's staging, up to the bound; a

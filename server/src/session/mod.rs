@@ -151,6 +151,14 @@ pub async fn serve<S: FrameSource>(
     }
 }
 
+/// What a connection's wait for its client ended with.
+enum Next {
+    /// The next frame, the end of the stream, or a broken frame.
+    Frame(Option<Result<RawFrame, FrameError>>),
+    /// Nothing arrived in time (to park, or for the idle deadline).
+    Quiet,
+}
+
 /// A welcomed connection: its session, what it reads from, and the
 /// connection's place in the metrics. What a connection's task runs, and
 /// all that a parked connection keeps ([`park`]).
@@ -182,26 +190,50 @@ impl<S: FrameSource> Live<S> {
             } else {
                 quiet.max(PARK_RETRY)
             };
-            let park_at = Instant::now() + wait;
             let conn = &self.session.conn;
-            let next = tokio::select! {
-                biased;
-                _ = conn.finished() => break,
-                _ = self.session.state.shutdown.cancelled() => {
-                    self.session.fatal(ErrorCode::ShuttingDown, ErrorCode::ShuttingDown.default_message());
+            let next = if wait.is_zero() {
+                // Parking at once (the default): one look at the socket,
+                // and the connection parks if nothing is there — without
+                // arming the waits below (a timer and two wake-up
+                // registrations), which would be dropped unused.
+                if conn.is_finished() {
                     break;
                 }
-                r = tokio::time::timeout_at(park_at.min(self.deadline), self.frames.next_frame(conn)) => r,
+                if self.session.state.shutdown.is_cancelled() {
+                    self.session.fatal(
+                        ErrorCode::ShuttingDown,
+                        ErrorCode::ShuttingDown.default_message(),
+                    );
+                    break;
+                }
+                let mut read = std::pin::pin!(self.frames.next_frame(conn));
+                match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
+                    Poll::Ready(frame) => Next::Frame(frame),
+                    Poll::Pending => Next::Quiet,
+                }
+            } else {
+                let park_at = Instant::now() + wait;
+                tokio::select! {
+                    biased;
+                    _ = conn.finished() => break,
+                    _ = self.session.state.shutdown.cancelled() => {
+                        self.session.fatal(ErrorCode::ShuttingDown, ErrorCode::ShuttingDown.default_message());
+                        break;
+                    }
+                    r = tokio::time::timeout_at(park_at.min(self.deadline), self.frames.next_frame(conn)) => {
+                        r.map_or(Next::Quiet, Next::Frame)
+                    }
+                }
             };
             match next {
-                Err(_) if Instant::now() >= self.deadline => {
+                Next::Quiet if Instant::now() >= self.deadline => {
                     self.session.fatal(
                         ErrorCode::IdleTimeout,
                         "nothing received within three heartbeat intervals",
                     );
                     break;
                 }
-                Err(_) => {
+                Next::Quiet => {
                     if self.may_park() {
                         match park::park(self) {
                             Some(back) => self = back,
@@ -211,12 +243,12 @@ impl<S: FrameSource> Live<S> {
                         }
                     }
                 }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
+                Next::Frame(None) => break,
+                Next::Frame(Some(Err(e))) => {
                     self.session.frame_error(e);
                     break;
                 }
-                Ok(Some(Ok(frame))) => {
+                Next::Frame(Some(Ok(frame))) => {
                     // Boxed: the dispatch future nests every request's
                     // state; held inline it would make every connection's
                     // long-lived future that large.
