@@ -825,54 +825,54 @@ mod tests {
         }
     }
 
+    /// The defaults with a Postgres database.
+    fn on_postgres() -> Config {
+        Config {
+            database_url: Opt(Some("postgres://u@db/confab".parse().unwrap())),
+            ..Config::default()
+        }
+    }
+
+    /// Why `cfg` does not validate.
+    fn refusal(cfg: Config) -> String {
+        cfg.validate().unwrap_err().to_string()
+    }
+
     #[test]
     fn deep_batches_grow_on_postgres_only() {
         let sqlite = Config::default();
         assert_eq!(sqlite.batch_items_deep(), sqlite.batch_max_items);
-        let pg = Config {
-            database_url: Opt(Some("postgres://u@db/confab".parse().unwrap())),
-            ..Config::default()
-        };
-        assert_eq!(pg.batch_items_deep(), 16_384);
+        assert_eq!(on_postgres().batch_items_deep(), 16_384);
     }
 
     #[test]
     fn deep_batches_commit_in_parts_on_postgres_only() {
         let sqlite = Config::default();
         assert_eq!((sqlite.batch_deep_parts, sqlite.deep_parts()), (4, 1));
-        let pg = Config {
-            database_url: Opt(Some("postgres://u@db/confab".parse().unwrap())),
-            ..Config::default()
-        };
+        let pg = on_postgres();
         assert_eq!(pg.deep_parts(), 4);
         assert_eq!(pg.pg_connections(), 8);
         let wide = Config {
             write_lanes: 4,
-            ..pg.clone()
+            ..on_postgres()
         };
         assert_eq!(wide.pg_connections(), 20);
         wide.validate().unwrap();
-        let err = Config {
+        let err = refusal(Config {
             write_lanes: 16,
             batch_deep_parts: 8,
-            ..pg.clone()
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
+            ..on_postgres()
+        });
         assert!(err.contains("at most 64"), "{err}");
         let off = Config {
             batch_deep_parts: 0,
-            ..pg.clone()
+            ..on_postgres()
         };
         assert_eq!(off.deep_parts(), 1);
-        let err = Config {
+        let err = refusal(Config {
             batch_deep_parts: 17,
-            ..pg
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
+            ..on_postgres()
+        });
         assert!(
             err.contains("batch_deep_parts") && err.contains("at most 16"),
             "{err}"
@@ -883,32 +883,22 @@ mod tests {
     fn write_lanes_default_to_one_and_sqlite_allows_only_one() {
         let sqlite = Config::default();
         assert_eq!((sqlite.write_lanes, sqlite.write_lanes()), (1, 1));
-        let pg = Config {
-            database_url: Opt(Some("postgres://u@db/confab".parse().unwrap())),
-            ..Config::default()
-        };
-        assert_eq!(pg.write_lanes(), 1);
+        assert_eq!(on_postgres().write_lanes(), 1);
         let two = Config {
             write_lanes: 2,
-            ..pg.clone()
+            ..on_postgres()
         };
         assert_eq!(two.write_lanes(), 2);
         two.validate().unwrap();
-        let err = Config {
+        let err = refusal(Config {
             write_lanes: 2,
             ..Config::default()
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
+        });
         assert!(err.contains("single writer"), "{err}");
-        let err = Config {
+        let err = refusal(Config {
             write_lanes: 17,
-            ..pg
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
+            ..on_postgres()
+        });
         assert!(err.contains("at most 16"), "{err}");
     }
 

@@ -412,8 +412,8 @@ async fn writer_loop(
     let mut pending: Vec<WriteRequest> = Vec::new();
     let mut whole = Part::default();
     let landing = Landing {
-        store: store.clone(),
-        spool: spool.clone(),
+        store,
+        spool,
         owner,
     };
     // The connections a commit's acknowledgements and deliveries went to:
@@ -470,10 +470,10 @@ async fn writer_loop(
                 pending.push(req);
             }
         }
-        let waiting = backlog
+        let mut waiting = backlog
             .fetch_sub(n_ops, Ordering::Relaxed)
             .saturating_sub(n_ops);
-        let started = std::time::Instant::now();
+        let mut started = std::time::Instant::now();
         let start = tokio::time::Instant::now();
         // Did this batch's first request come while the window was still
         // open (commits frequent), and how much did the window gather?
@@ -486,7 +486,6 @@ async fn writer_loop(
         // doc); what is left then is shallow and commits whole below. A
         // flush marker (no operations) goes whole, after everything before.
         let marker = pending.iter().any(WriteRequest::is_marker);
-        let (mut started, mut waiting) = (started, waiting);
         if !marker && is_deep(n_ops, cfg.max_items, cfg.deep_parts) {
             let parts = InParts {
                 cfg: &cfg,
@@ -513,7 +512,11 @@ async fn writer_loop(
         // next batch, which gathers requests meanwhile. Its budget: the
         // time until the window lets the next batch start.
         let budget = (start + window.get()).saturating_duration_since(tokio::time::Instant::now());
-        if let Err(e) = store.tidy_between(rx.is_empty(), Some(budget)).await {
+        if let Err(e) = landing
+            .store
+            .tidy_between(rx.is_empty(), Some(budget))
+            .await
+        {
             tracing::warn!(error = %e, "store upkeep between batches failed");
         }
     }
@@ -529,8 +532,8 @@ struct Landing {
     owner: Option<Incarnation>,
 }
 
-/// The writer while the backlog is deep (module doc, "Deep batches commit
-/// in parts"): the lane's rooms split into `deep_parts` stripes, each
+/// The writer while the backlog is deep (module doc, "A deep backlog
+/// commits in parts"): the lane's rooms split into `deep_parts` stripes, each
 /// with its own waiting requests and at most one commit landing, started
 /// whenever it has requests and its last commit has landed — as if the
 /// lane were that many lanes while the backlog lasts.
@@ -546,7 +549,8 @@ struct InParts<'a> {
 struct Stripe {
     waiting: std::collections::VecDeque<WriteRequest>,
     ops: usize,
-    landing: bool,
+    /// A part of it is being committed.
+    committing: bool,
 }
 
 impl InParts<'_> {
@@ -594,7 +598,7 @@ impl InParts<'_> {
         // Received at most this far ahead of the stripes' commits; the
         // rest waits in the channel.
         let ahead = count * self.cfg.max_items_deep.max(self.cfg.max_items).max(1);
-        let mut landing = tokio::task::JoinSet::new();
+        let mut commits = tokio::task::JoinSet::new();
         let mut slots = std::collections::HashMap::new();
         let mut open = true;
         let mut received = Vec::new();
@@ -604,7 +608,7 @@ impl InParts<'_> {
             // free stripe that has requests.
             if waiting >= self.cfg.max_items || marker.is_some() {
                 for (i, stripe) in stripes.iter_mut().enumerate() {
-                    if stripe.landing || stripe.waiting.is_empty() {
+                    if stripe.committing || stripe.waiting.is_empty() {
                         continue;
                     }
                     let mut part = Part::default();
@@ -616,16 +620,18 @@ impl InParts<'_> {
                         part.take(req);
                     }
                     self.backlog.fetch_sub(part.ops.len(), Ordering::Relaxed);
-                    stripe.landing = true;
-                    let task = landing.spawn(self.land(part, rx.len()));
+                    stripe.committing = true;
+                    let task = commits.spawn(self.land(part, rx.len()));
                     slots.insert(task.id(), i);
                 }
             }
-            if landing.is_empty() {
+            if commits.is_empty() {
                 let Some(flushed) = marker.take() else { break };
                 // Everything before the marker has landed: it completes,
                 // and what came after it is routed.
-                complete(flushed, Ok(()), &mut Touched::default());
+                let mut touched = Touched::default();
+                complete(flushed, Ok(()), &mut touched);
+                touched.flush_all();
                 for req in std::mem::take(&mut held) {
                     admit(&mut stripes, &mut marker, &mut held, req);
                 }
@@ -635,10 +641,10 @@ impl InParts<'_> {
             let room = waiting + held_ops < ahead;
             tokio::select! {
                 biased;
-                done = landing.join_next_with_id() => match done {
+                done = commits.join_next_with_id() => match done {
                     Some(Ok((id, ()))) => {
                         let i = slots.remove(&id).expect("a started stripe");
-                        stripes[i].landing = false;
+                        stripes[i].committing = false;
                     }
                     // A panic stops the writer, as it did the whole loop:
                     // the part's requests can no longer be completed, and
@@ -647,7 +653,7 @@ impl InParts<'_> {
                     Some(Err(e)) => {
                         tracing::error!(error = %e, "a batch writer part failed");
                         let i = slots.remove(&e.id()).expect("a started stripe");
-                        stripes[i].landing = false;
+                        stripes[i].committing = false;
                     }
                     None => {}
                 },
