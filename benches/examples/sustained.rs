@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use confab_protocol::{RoomId, Seq, Visibility};
 use confab_server::persist::batch::{self, BatchConfig, WriteRequest};
-use confab_store::postgres::{PgStore, PgStoreOptions};
+use confab_store::postgres::{url_with_database, PgStore, PgStoreOptions};
 use confab_store::{Store, StoredEvent, WriteOp};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor};
@@ -85,16 +85,6 @@ fn parse() -> Result<Args, String> {
     Ok(args)
 }
 
-/// `url` with its database replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let server = base.rsplit_once('/').map_or(base, |(s, _)| s);
-    match query {
-        "" => format!("{server}/{name}"),
-        q => format!("{server}/{name}?{q}"),
-    }
-}
-
 /// One run: a fresh database, the rooms, a batch writer with `deep_parts`,
 /// and requests submitted as fast as they are acknowledged. Acknowledged
 /// messages per second over the measured window.
@@ -106,7 +96,12 @@ async fn run(args: &Args, deep_parts: usize) -> Result<f64, Box<dyn std::error::
     admin
         .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .await?;
-    let result = measure(args, deep_parts, &with_database(&args.database_url, &name)).await;
+    let result = measure(
+        args,
+        deep_parts,
+        &url_with_database(&args.database_url, &name),
+    )
+    .await;
     admin
         .execute(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {name} WITH (FORCE)"

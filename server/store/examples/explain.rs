@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use confab_protocol::{RoomId, Seq, UserId};
-use confab_store::postgres::{sql, PgStore, PgStoreOptions};
+use confab_store::postgres::{sql, url_with_database, PgStore, PgStoreOptions};
 use confab_store::RoomFilter;
 use confab_store::RoomReads;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -100,7 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = admin.clone().database(&name);
     println!("database {name}");
 
-    let result = run(&with_database(&args.database_url, &name), db).await;
+    let result = run(&url_with_database(&args.database_url, &name), db).await;
 
     if args.keep {
         println!("kept database {name}");
@@ -112,17 +112,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     }
     result
-}
-
-/// `url` with its database replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
-    let server = base.rsplit_once('/').map_or(base, |(s, _)| s);
-    if query.is_empty() {
-        format!("{server}/{name}")
-    } else {
-        format!("{server}/{name}?{query}")
-    }
 }
 
 async fn run(url: &str, db: PgConnectOptions) -> Result<(), Box<dyn std::error::Error>> {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use confab_protocol::{Role, RoomId, Seq, UserId, Visibility};
-use confab_store::postgres::{PgBatchMode, PgStore, PgStoreOptions};
+use confab_store::postgres::{url_with_database, PgBatchMode, PgStore, PgStoreOptions};
 use confab_store::sqlite::SqliteStore;
 use confab_store::{AuditEntry, Store, StoredEvent, WriteOp};
 use sqlx::postgres::PgConnectOptions;
@@ -538,7 +538,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 batch_mode: mode,
                 ..PgStoreOptions::default()
             };
-            let store = PgStore::open(&with_database(&args.database_url, &name), options).await?;
+            let store =
+                PgStore::open(&url_with_database(&args.database_url, &name), options).await?;
             let label =
                 format!("Postgres {version} ({mode}, {via}, synchronous_commit=on, fsync={fsync})");
             subjects.push(subject(label, Arc::new(store.clone()), &args).await?);
@@ -552,7 +553,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // machine's other load falls on both alike.
     let mut baselines = Baselines::default();
     let baseline_url = match (pg_databases.first(), args.raw_copy_rows > 0) {
-        (Some(db), true) => Some(with_database(&args.database_url, db)),
+        (Some(db), true) => Some(url_with_database(&args.database_url, db)),
         _ => None,
     };
     if let Some(url) = &baseline_url {
@@ -690,15 +691,4 @@ async fn subject(
         label
     };
     Ok(Subject { label, store, gens })
-}
-
-/// `url` with its database replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
-    let server = base.rsplit_once('/').map_or(base, |(s, _)| s);
-    if query.is_empty() {
-        format!("{server}/{name}")
-    } else {
-        format!("{server}/{name}?{query}")
-    }
 }

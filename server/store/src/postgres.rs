@@ -350,6 +350,18 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
+/// `url` with its database replaced by `name`, its query kept: the URL
+/// of another database on the same server (the benches' and tools'
+/// throwaway databases).
+pub fn url_with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let server = base.rsplit_once('/').map_or(base, |(s, _)| s);
+    match query {
+        "" => format!("{server}/{name}"),
+        q => format!("{server}/{name}?{q}"),
+    }
+}
+
 /// `url` with its password (in the user-info part or a `password=` query
 /// parameter) replaced by `***`, for logs and error messages.
 pub fn redact_url(url: &str) -> String {
@@ -529,6 +541,18 @@ mod tests {
         }
         assert!(Postgres::error("x", sqlx::Error::PoolTimedOut).is_unavailable());
         assert!(!Postgres::error("x", sqlx::Error::RowNotFound).is_unavailable());
+    }
+
+    #[test]
+    fn url_with_database_replaces_only_the_database() {
+        assert_eq!(
+            url_with_database("postgres://u:p@h:5432/test", "other"),
+            "postgres://u:p@h:5432/other"
+        );
+        assert_eq!(
+            url_with_database("postgres://u@h/test?sslmode=disable", "other"),
+            "postgres://u@h/other?sslmode=disable"
+        );
     }
 
     #[test]
